@@ -1,0 +1,188 @@
+/*
+ * config: the validated model of proxies and registries.
+ *
+ * This module holds the rules (key syntax, URL forms, auth combinations,
+ * type compatibility) and the one JSON schema that the CLI's --json output
+ * and the HTTP API share. It does no I/O: persistence is configdb's job, so
+ * the same validation serves the CLI now and the API later.
+ *
+ * Every validation failure fills a struct config_error with the field name
+ * (the CLI's long option name, snake_case in JSON) and a message that states
+ * the rule, and returns -EINVAL. Strings in the structs are heap-owned and
+ * released with config_proxy_clear / config_registry_clear.
+ */
+#ifndef UPSTREAMFS_CONFIG_H
+#define UPSTREAMFS_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_KEY_MAX            64
+#define CONFIG_DEFAULT_META_TTL   600
+#define CONFIG_DEFAULT_NEG_TTL    300
+#define CONFIG_SECRET_MAX         (64 * 1024)
+
+enum proxy_type {
+    PROXY_DOCKER,
+    PROXY_ECR,
+    PROXY_HELM,
+    PROXY_MAVEN,
+    PROXY_NPM,
+    PROXY_PYPI,
+    PROXY_GENERIC,
+    PROXY_TYPE_COUNT
+};
+
+enum proxy_auth { AUTH_ANONYMOUS, AUTH_ACCESS_KEY, AUTH_AWS_CHAIN };
+
+/* docker only: where the registry is. */
+enum proxy_source { SOURCE_NONE, SOURCE_DOCKERHUB, SOURCE_CUSTOM };
+
+/* What an ECR url normalises to (DESIGN 2.1, protocols.md 2.6). */
+struct ecr_target {
+    bool is_public;
+    char *host;       /* "<acct>.dkr.ecr.<region>.amazonaws.com" or "public.ecr.aws" */
+    char *region;     /* private: from host or console; public: NULL */
+    char *account;    /* private: 12 digits; public console form: the account id */
+    char *alias;      /* public registry form: the registry alias; NULL if unknown */
+    char *repository; /* scope: the one repository the proxy serves, or NULL for all */
+};
+
+struct config_error {
+    char field[32];
+    char message[256];
+};
+
+struct proxy {
+    char key[CONFIG_KEY_MAX + 1];
+    enum proxy_type type;
+    enum proxy_source source;
+    char *url; /* normalised; ends with '/'; for ecr the canonical registry URL */
+    enum proxy_auth auth;
+    char *access_key;
+    bool secret_set; /* read-only: a secret file exists */
+    char *aws_endpoint;
+    char *ca_file;
+    char *client_cert;
+    char *client_key;
+    char *http_proxy;
+    long metadata_ttl; /* seconds */
+    long negative_ttl; /* seconds */
+    bool offline;
+    char **include; /* NULL-terminated globs; may be NULL */
+    char **exclude;
+    struct ecr_target ecr; /* filled by validation for type ecr */
+};
+
+struct registry {
+    char name[CONFIG_KEY_MAX + 1];
+    enum proxy_type type;
+    char **upstreams; /* ordered proxy keys, NULL-terminated; may be NULL */
+};
+
+const char *config_type_name(enum proxy_type t);
+const char *config_auth_name(enum proxy_auth a);
+const char *config_source_name(enum proxy_source s);
+/* Parse names; -EINVAL with a message in err for unknown or not-yet-supported ones. */
+int config_type_parse(const char *s, enum proxy_type *out, struct config_error *err);
+int config_auth_parse(const char *s, enum proxy_auth *out, struct config_error *err);
+int config_source_parse(const char *s, enum proxy_source *out, struct config_error *err);
+
+/* The key rule of DESIGN 2.1 (syntax and reserved names; uniqueness is configdb's). */
+int config_key_validate(const char *field, const char *key, struct config_error *err);
+
+/* Fills defaults (TTLs) for a new proxy of this key and type. */
+void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type);
+
+/*
+ * Checks every field and normalises url (and derives ecr). has_secret says
+ * whether a secret will exist after the operation (new one given, or kept).
+ */
+int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error *err);
+
+/* Registry: key rule, type, each upstream's type compatible (proxies looked up by caller). */
+int config_registry_validate(const struct registry *r, struct config_error *err);
+/* Whether a proxy of type pt may be an upstream of a registry of type rt. */
+bool config_registry_accepts(enum proxy_type rt, enum proxy_type pt);
+
+/* One schema for --json and /api (DESIGN 2.3). Never contains a secret. */
+json_t *config_proxy_to_json(const struct proxy *p);
+json_t *config_registry_to_json(const struct registry *r);
+
+/*
+ * Applies the fields of a JSON object (API create/PUT) onto p. Unknown fields
+ * are an error. *secret receives a malloc'd secret_key if one was given.
+ */
+int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char **secret,
+                            struct config_error *err);
+
+/* Strips one trailing LF or CRLF in place; -EINVAL if the result is empty. */
+int config_secret_normalise(char *secret, size_t *len, struct config_error *err);
+
+void config_proxy_clear(struct proxy *p);
+void config_registry_clear(struct registry *r);
+int config_proxy_copy(struct proxy *dst, const struct proxy *src);
+
+void config_error_set(struct config_error *err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Additions beyond the first draft of this header.
+ */
+
+#define CONFIG_URL_MAX       2048 /* any URL field */
+#define CONFIG_GLOB_MAX      1024 /* one include/exclude pattern */
+#define CONFIG_GLOBS_MAX     256  /* patterns per list */
+#define CONFIG_ACCESS_KEY_MAX 256
+#define CONFIG_UPSTREAMS_MAX 64  /* upstreams per registry */
+#define CONFIG_TTL_MAX       2147483647L
+#define CONFIG_QUOTE_MAX     96 /* buffer for config_quote */
+
+/* Type lookup without the "not supported yet" gate, for names read back from storage. */
+int config_type_lookup(const char *s, enum proxy_type *out);
+
+/*
+ * Field setters shared by the CLI and config_proxy_apply_json, so that both
+ * front doors give an update the same meaning:
+ *  - set_auth: an auth that takes no access key drops the stored one (the
+ *    secret file follows in configdb);
+ *  - set_source: a different source drops the url (the old one belonged to
+ *    the old source) and the derived ecr target;
+ *  - set_url: a new url drops the derived ecr target, so validation parses it
+ *    (returns 0 or -ENOMEM).
+ */
+void config_proxy_set_auth(struct proxy *p, enum proxy_auth a);
+void config_proxy_set_source(struct proxy *p, enum proxy_source s);
+int config_proxy_set_url(struct proxy *p, const char *url);
+/* Replaces *field with a copy of value (NULL or "" clears). 0 or -ENOMEM. */
+int config_set_string(char **field, const char *value);
+
+/*
+ * Normalises a URL that is always treated as a directory: http(s) only, no
+ * credentials, query or fragment, host in lower case, default port dropped,
+ * path ending with '/'. *out is malloc'd.
+ */
+int config_url_normalise_dir(const char *field, const char *url, char **out,
+                             struct config_error *err);
+/* The same for an endpoint (aws_endpoint, http_proxy): the path is kept as given. */
+int config_url_normalise_endpoint(const char *field, const char *url, char **out,
+                                  struct config_error *err);
+
+/*
+ * Writes s into buf as a double-quoted string for an error message: control
+ * and non-ASCII bytes escaped as \xNN (so a message stays one line of valid
+ * UTF-8), long input cut with "...". Returns buf.
+ */
+const char *config_quote(char *buf, size_t n, const char *s);
+
+/* NULL-terminated string vectors (include, exclude, upstreams). */
+size_t config_strv_len(char *const *v);
+int config_strv_push(char ***v, const char *s);
+int config_strv_dup(char ***dst, char *const *src);
+void config_strv_free(char **v);
+/* JSON array of strings <-> vector; from_json: -EINVAL (err filled) on a non-string. */
+json_t *config_strv_to_json(char *const *v);
+int config_strv_from_json(const char *field, json_t *arr, char ***out, struct config_error *err);
+
+#endif

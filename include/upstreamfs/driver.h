@@ -1,0 +1,72 @@
+/*
+ * driver: the one interface every upstream type implements. A driver is the
+ * only place a remote protocol lives: it maps a path inside a proxy to a
+ * directory, a file (where its bytes come from, how to verify them, whether
+ * they can change), or nothing. The engine does caching, freshness,
+ * single flight and error policy around it.
+ *
+ * Return conventions for every op: 0 success; -ENOENT the remote says the
+ * thing does not exist (cached as absence for --negative-ttl); -EREMOTEIO the
+ * remote failed (5xx, 429, timeout, refused: never remembered as absence);
+ * -EIO the remote answered something malformed; -ENOTSUP the op does not
+ * apply. Paths are relative to the proxy root, no leading '/', "" for root.
+ */
+#ifndef UPSTREAMFS_DRIVER_H
+#define UPSTREAMFS_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct curl_slist;
+
+struct upstream;
+
+struct drv_entry {
+    char *name;   /* listings only */
+    int kind;     /* NODE_DIR or NODE_FILE */
+    int64_t size; /* -1 unknown */
+    int64_t mtime;
+    char *url;    /* files: where the bytes come from */
+    char *expect; /* files: checksum the bytes must have ("algo:hex"), or NULL */
+    bool is_mutable;
+    bool generated; /* files: bytes come from driver->generate, not from url */
+    char *content_type; /* files: media type, when the protocol names one */
+};
+
+struct drv_listing {
+    struct drv_entry *items;
+    size_t n;
+};
+
+struct driver_ops {
+    const char *type;
+    /* What is at path. */
+    int (*lookup)(struct upstream *u, const char *path, struct drv_entry *out);
+    /* The remote's listing of a directory; -ENOTSUP when the remote has none. */
+    int (*list)(struct upstream *u, const char *dir, struct drv_listing *out);
+    /* Bytes of a generated file (e.g. a rewritten index); *stale when from a stale copy. */
+    int (*generate)(struct upstream *u, const char *path, char **body, size_t *len, bool *stale);
+    /* Checksum a file must match, found just before download (e.g. a sidecar); may be NULL. */
+    int (*expectation)(struct upstream *u, const char *path, const struct drv_entry *e,
+                       char **expect);
+    /*
+     * Extra request headers for downloading url (e.g. a registry's Bearer
+     * token), appended to *headers; may be NULL. libcurl drops Authorization
+     * when a redirect leaves the host.
+     */
+    int (*request_headers)(struct upstream *u, const char *url, struct curl_slist **headers);
+};
+
+void drv_entry_clear(struct drv_entry *e);
+void drv_listing_clear(struct drv_listing *l);
+/* Appends a copy of e (name included) to l. */
+int drv_listing_add(struct drv_listing *l, const char *name, const struct drv_entry *e);
+
+const struct driver_ops *driver_for_type(int proxy_type);
+
+extern const struct driver_ops driver_generic;
+extern const struct driver_ops driver_maven;
+extern const struct driver_ops driver_helm;
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * engine: the one core behind both front doors (FUSE and the HTTP shim).
+ *
+ * It resolves names to nodes (inode numbers are index row ids), opens files
+ * as readers that stream from the store or from a running download, and
+ * keeps the DESIGN §3 policies: freshness by TTL, negative caching,
+ * stale-if-error, per-proxy back-off, include/exclude, offline proxies,
+ * registries (local content, then each upstream in order), quota and LRU
+ * eviction. Front doors translate requests into these calls and replies;
+ * they know no protocol.
+ *
+ * Every function returns 0 (or a count) or a negative errno that a front
+ * door can pass on unchanged: ENOENT, EIO (remote failed and nothing is
+ * cached), ENETUNREACH (offline proxy, nothing cached), EROFS (write to a
+ * proxy tree), ENOSPC, EINTR (the caller gave up), ETIMEDOUT.
+ */
+#ifndef UPSTREAMFS_ENGINE_H
+#define UPSTREAMFS_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct engine;
+struct engine_file;
+
+struct engine_opts {
+    const char *state_dir;
+    int64_t quota_bytes; /* 0: default (min(10 GiB, half the free space)) */
+    const char *platforms; /* docker: "os/arch[/variant][:os/arch...]" to show, or NULL for all */
+};
+
+/* Attributes a front door needs; timeouts tell the kernel how long to trust them. */
+struct engine_attr {
+    int64_t ino;
+    int kind; /* NODE_DIR or NODE_FILE */
+    int64_t size;
+    int64_t mtime;
+    bool writable;   /* registry local content: the node may be changed */
+    bool is_mutable; /* content may change: short kernel timeouts */
+    double timeout;  /* seconds the kernel may cache entry and attributes */
+};
+
+struct engine_dirent {
+    char *name;
+    struct engine_attr attr;
+};
+
+/* Lets a long wait end early (an interrupted FUSE request, a closed client). */
+struct engine_wait {
+    bool (*cancelled)(void *arg);
+    void *arg;
+};
+
+int engine_open(const struct engine_opts *opts, struct engine **out);
+/* Stops downloads and background threads; open files must be closed first. */
+void engine_close(struct engine *e);
+
+/* The -o platform= filter ("linux/amd64:linux/arm64"), or NULL when every platform shows. */
+const char *engine_platform_filter(const struct engine *e);
+
+/* Re-reads proxies and registries if they changed (also done every second by a thread). */
+int engine_reload(struct engine *e);
+/* Called after a reload changed the top-level names (so a front door can invalidate). */
+void engine_on_reload(struct engine *e, void (*cb)(void *arg), void *arg);
+
+int engine_lookup(struct engine *e, int64_t parent, const char *name, struct engine_attr *out);
+int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out);
+int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, size_t *n);
+void engine_dirents_free(struct engine_dirent *list, size_t n);
+/* Resolves "key/a/b" from the mount root, component by component. */
+int engine_resolve(struct engine *e, const char *path, struct engine_attr *out);
+
+/*
+ * Opens a file for reading. *keep_cache says the kernel may keep its pages
+ * from an earlier open (the content did not change); *changed says this
+ * open found new content, so the front door should invalidate the inode.
+ */
+int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
+                     struct engine_file **out, bool *keep_cache, bool *changed);
+ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off,
+                         const struct engine_wait *w);
+/* An fd with the complete content, or -EAGAIN while it is still arriving. */
+int engine_file_fd(struct engine_file *f);
+int64_t engine_file_size(struct engine_file *f);
+/* Waits until the whole content is in the store (prefetch). */
+int engine_file_wait(struct engine_file *f, const struct engine_wait *w);
+int engine_file_close(struct engine_file *f);
+
+/* Extended attributes (user.upstreamfs.digest|source|cached|stale). */
+int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, size_t len);
+int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len);
+
+/* Registry local content. */
+int engine_create(struct engine *e, int64_t parent, const char *name, struct engine_file **out,
+                  struct engine_attr *attr);
+int engine_file_open_write(struct engine *e, int64_t ino, bool truncate, struct engine_file **out);
+ssize_t engine_file_write(struct engine_file *f, const void *buf, size_t len, off_t off);
+/* Stores what was written so far (close(2) returns after this); later writes continue. */
+int engine_file_flush(struct engine_file *f);
+int engine_truncate(struct engine *e, int64_t ino, int64_t size, struct engine_file *f);
+int engine_mkdir(struct engine *e, int64_t parent, const char *name, struct engine_attr *attr);
+int engine_unlink(struct engine *e, int64_t parent, const char *name);
+int engine_rmdir(struct engine *e, int64_t parent, const char *name);
+int engine_rename(struct engine *e, int64_t parent, const char *name, int64_t newparent,
+                  const char *newname);
+
+struct engine_stats {
+    int64_t cache_bytes, cache_objects;
+    int64_t local_bytes, local_objects;
+    int64_t quota_bytes;
+    int64_t hits, misses, upstream_requests, evictions, stale_serves;
+    int inflight;
+};
+int engine_stats(struct engine *e, struct engine_stats *out);
+
+/* Cache management on a mount path ("key/a/b"). */
+int engine_pin(struct engine *e, const char *path, bool pin);
+int engine_evict_path(struct engine *e, const char *path);
+/* Evicts LRU objects until the cache is under target bytes; returns the count. */
+int engine_evict_to(struct engine *e, int64_t target);
+/* Re-hashes every object; counts bad ones (removed) into *bad. */
+int engine_verify(struct engine *e, int64_t *checked, int64_t *bad);
+/* Removes objects no node refers to and leftovers in tmp/. */
+int engine_gc(struct engine *e, int64_t *removed);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * fetch: one HTTP request over libcurl, with the deadlines of DESIGN §3.
+ *
+ * Connections, DNS answers and TLS sessions are shared between all requests
+ * through one CURLSH, so consecutive requests to a remote reuse a connection.
+ * Every request has a deadline: connect 5 s; a transfer slower than 1 KiB/s
+ * for 15 s is abandoned; requests with timeout_ms also end at that total.
+ * Bodies read into memory are capped by max_body (-EFBIG beyond it).
+ * Redirects are followed (http/https only, at most 10); libcurl drops
+ * credentials and a custom Authorization header when a redirect leaves the
+ * original host. libcurl's standard proxy variables apply unless the
+ * endpoint names its own proxy.
+ *
+ * Returns 0 when an HTTP response arrived (any status), or a negative errno:
+ * -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -ELOOP (redirect loop), -EFBIG,
+ * -ECANCELED (should_abort said so), -EIO (anything else), or the error an
+ * on_data callback returned.
+ */
+#ifndef UPSTREAMFS_FETCH_H
+#define UPSTREAMFS_FETCH_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FETCH_CONNECT_TIMEOUT_S 5
+#define FETCH_LOW_SPEED_BPS     1024
+#define FETCH_LOW_SPEED_TIME_S  15
+#define FETCH_META_TIMEOUT_MS   10000
+
+/* Per-proxy connection settings; every pointer may be NULL. */
+struct fetch_endpoint {
+    const char *ca_file;
+    const char *client_cert;
+    const char *client_key;
+    const char *http_proxy;
+    const char *username; /* Basic credentials, sent only to the request's own host */
+    const char *password;
+};
+
+struct fetch_response {
+    long status;
+    int64_t content_length; /* -1 unknown */
+    long retry_after;       /* seconds, 0 if absent */
+    char *content_type;
+    char *etag;
+    char *last_modified;
+    char *location;
+    char *www_authenticate;
+    char *docker_digest;
+    char *effective_url;
+    char *body; /* memory mode: NUL-terminated */
+    size_t body_len;
+};
+
+struct fetch_request {
+    const char *url;
+    const struct fetch_endpoint *ep;
+    bool head;
+    bool no_redirects; /* report 3xx instead of following it */
+    const struct curl_slist *headers;
+    long timeout_ms; /* 0: only the low-speed deadline */
+    size_t max_body; /* memory mode cap; 0 means 1 MiB */
+    /*
+     * Streaming mode when on_data is set: on_headers runs once the final
+     * response's headers are in (before any body), on_data for each chunk.
+     * A negative return aborts the transfer with that error.
+     */
+    int (*on_headers)(void *arg, const struct fetch_response *resp);
+    int (*on_data)(void *arg, const void *data, size_t len);
+    bool (*should_abort)(void *arg);
+    void *arg;
+};
+
+int fetch_global_init(void);
+void fetch_global_cleanup(void);
+
+int fetch_perform(const struct fetch_request *req, struct fetch_response *resp);
+void fetch_response_clear(struct fetch_response *r);
+
+/* GET into memory with the metadata deadline. */
+int fetch_get(const char *url, const struct fetch_endpoint *ep, const struct curl_slist *headers,
+              size_t max_body, struct fetch_response *resp);
+
+/* Resolves ref against base (RFC 3986) with libcurl's URL API; malloc'd or NULL. */
+char *fetch_url_resolve(const char *base, const char *ref);
+/* scheme://host[:port] of a URL, lower-case host; malloc'd or NULL. */
+char *fetch_url_origin(const char *url);
+/* Percent-encodes one path segment (keeps unreserved characters); malloc'd. */
+char *fetch_url_escape(const char *s);
+
+/* Whether a failure (rc, status) means "the remote is unwell" as opposed to "absent". */
+bool fetch_is_remote_failure(int rc, long status);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * flight: single-flight downloads into the store, readable while they run.
+ *
+ * A flight downloads one object (one key) into a temp file in its own
+ * thread. Every opener of the same key while it runs joins the same flight,
+ * so N concurrent readers cause one upstream request. Readers read the temp
+ * file as bytes arrive: flight_read waits only until the range it wants is
+ * written (or the download ends), never for the whole object.
+ *
+ * When the body is complete it is verified (sha256, and the expectation if
+ * any) and committed to the store by the owner's commit callback; only then
+ * does the flight count as done. A verification failure, a network error
+ * or a short body fails the flight: its readers get -EIO (or the network
+ * error), and nothing reaches the store.
+ *
+ * Invariant: the table lock is never held while waiting on the network; a
+ * flight's own lock is held only to update or read its counters.
+ */
+#ifndef UPSTREAMFS_FLIGHT_H
+#define UPSTREAMFS_FLIGHT_H
+
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/hash.h"
+#include "upstreamfs/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum flight_state {
+    FLIGHT_CONNECTING, /* no response yet */
+    FLIGHT_STREAMING,  /* 2xx: body arriving */
+    FLIGHT_DONE,       /* committed; digest and size set */
+    FLIGHT_NOT_MODIFIED,
+    FLIGHT_HTTP_ERROR, /* final non-2xx status; status set */
+    FLIGHT_FAILED      /* network or verification error; err set */
+};
+
+struct flight;
+struct flight_table;
+
+/* What to download. Strings are copied by flight_join. */
+struct flight_source {
+    const char *url;
+    const struct fetch_endpoint *ep; /* copied deeply */
+    const struct curl_slist *headers;
+    struct hash_expect expect; /* HASH_NONE: only hashed */
+    int64_t expect_size;       /* -1 unknown; a different length fails the flight */
+    /*
+     * Called in the download thread once the object is in the store (hex is
+     * its sha256), before readers see FLIGHT_DONE. Must not block on the
+     * network. The response carries the final headers (etag, ...).
+     */
+    void (*on_done)(void *arg, const char *hex, int64_t size, const struct fetch_response *resp);
+    /* Called for every other outcome (status or error), same thread. */
+    void (*on_fail)(void *arg, int err, const struct fetch_response *resp);
+    void (*free_arg)(void *arg);
+    void *arg;
+};
+
+struct flight_table *flight_table_new(struct store *store);
+/* Cancels running flights and waits for their threads. */
+void flight_table_free(struct flight_table *t);
+
+/*
+ * Joins the flight for key, starting it from src if none runs. *out holds a
+ * reference; release it with flight_release. *started says whether this
+ * call started it (useful for counting).
+ */
+int flight_join(struct flight_table *t, const char *key, const struct flight_source *src,
+                struct flight **out, bool *started);
+void flight_release(struct flight *f);
+
+/* Whether a flight for key is running now. */
+bool flight_table_has(struct flight_table *t, const char *key);
+
+/* Number of flights running now. */
+int flight_table_active(struct flight_table *t);
+
+/* Callback a waiter polls to stop waiting (an interrupted FUSE request). */
+typedef bool (*flight_cancel_fn)(void *arg);
+
+/*
+ * Waits until the response status is known (or the flight ended). Returns the
+ * state; *status gets the HTTP status, *err the error of a failed flight.
+ * Gives up with -ETIMEDOUT after timeout_ms, -EINTR if cancel says so.
+ */
+int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn cancel, void *carg,
+                         long *status, int *err);
+
+/*
+ * Reads up to len bytes at off: waits until they are written, the body ends
+ * or the flight fails. Returns bytes read (0 at the end), -EIO after a
+ * failure, -ETIMEDOUT if no byte arrived for stall_ms, -EINTR if cancelled.
+ */
+ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long stall_ms,
+                    flight_cancel_fn cancel, void *carg);
+
+/* Waits for the end of the flight; returns its final state. */
+int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, void *carg);
+
+/* After FLIGHT_DONE: the committed object's sha256 and size. */
+const char *flight_digest(const struct flight *f);
+int64_t flight_size(const struct flight *f);
+/* Bytes received so far and the expected total (-1 unknown). */
+void flight_progress(struct flight *f, int64_t *have, int64_t *total);
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * index: the cache's SQLite tables — nodes (what the mount shows) and
+ * objects (what the store holds).
+ *
+ * A node is one name under a parent directory; its rowid is its FUSE inode
+ * number, so inodes are stable across restarts and no inode holds an fd.
+ * Root is inode 1. Each proxy or registry is a top-level node whose "top"
+ * column is its key; every node below carries the same top and its path
+ * relative to it. A node of kind NODE_ABSENT remembers a 404 until neg_until.
+ *
+ * An object is one file in the store, by sha256: size, last access, pin,
+ * and whether it is local content (never evicted, not counted in the quota).
+ * A file node points at its content through digest; the object may have
+ * been evicted since, and is then fetched again.
+ *
+ * The index does no locking of its own: the caller serialises access to one
+ * struct index (one connection).
+ */
+#ifndef UPSTREAMFS_INDEX_H
+#define UPSTREAMFS_INDEX_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define INDEX_ROOT_INO 1
+
+enum node_kind { NODE_ABSENT = 0, NODE_DIR = 1, NODE_FILE = 2 };
+
+struct node {
+    int64_t ino;
+    int64_t parent;
+    char *name;
+    char *top;  /* proxy key or registry name; "" for the root */
+    char *path; /* below top, "" for the top node itself */
+    int kind;
+    int64_t size; /* -1 unknown */
+    int64_t mtime;
+    char digest[65]; /* sha256 hex of the content, "" unknown */
+    char *expect;    /* expected checksum "algo:hex" from upstream metadata, or NULL */
+    char *url;       /* where the content comes from */
+    bool is_mutable;
+    char *etag;
+    char *last_modified;
+    int64_t checked;   /* when the remote last confirmed it (epoch s) */
+    int64_t neg_until; /* NODE_ABSENT: remembered until */
+    int64_t listed;    /* directories: when the remote listing was last read */
+    bool stale;
+    bool local;  /* registry local content */
+    char *via;   /* registry: the upstream proxy that provides this node */
+    char *ctype; /* media type of the content when the remote names one (manifests) */
+};
+
+struct index;
+
+/* The SQL of the cache tables, applied as a state migration. */
+extern const char index_schema_sql[];
+
+int index_open(sqlite3 *db, struct index **out);
+void index_close(struct index *ix);
+sqlite3 *index_db(struct index *ix);
+
+void node_clear(struct node *n);
+int node_copy(struct node *dst, const struct node *src);
+
+int index_get(struct index *ix, int64_t ino, struct node *out);
+/* -ENOENT when no row. */
+int index_child(struct index *ix, int64_t parent, const char *name, struct node *out);
+/* Children except NODE_ABSENT ones, ordered by name. */
+int index_children(struct index *ix, int64_t parent, struct node **out, size_t *n);
+void index_nodes_free(struct node *list, size_t n);
+
+/* Inserts, or updates the row with the same (parent, name); sets n->ino. */
+int index_put(struct index *ix, struct node *n);
+/* Removes a node and everything below it. */
+int index_remove(struct index *ix, int64_t ino);
+/* Renames/moves a node (local content). Replaces an existing target row. */
+int index_move(struct index *ix, int64_t ino, int64_t new_parent, const char *new_name,
+               const char *new_path);
+/* Removes every node of a top-level key except the top node when keep_top. */
+int index_remove_top(struct index *ix, const char *top, bool keep_top);
+/* Top-level keys present in the index. */
+int index_tops(struct index *ix, char ***keys, size_t *n);
+/* Finds a node by (top, path); -ENOENT when none. */
+int index_find(struct index *ix, const char *top, const char *path, struct node *out);
+
+struct object_info {
+    char digest[65];
+    int64_t size;
+    int64_t atime;
+    bool pinned;
+    bool local;
+};
+
+int index_object_put(struct index *ix, const char *digest, int64_t size, bool local);
+int index_object_get(struct index *ix, const char *digest, struct object_info *out);
+int index_object_touch(struct index *ix, const char *digest, int64_t now);
+int index_object_pin(struct index *ix, const char *digest, bool pinned);
+int index_object_delete(struct index *ix, const char *digest);
+/* Cache totals, local content excluded. */
+int index_object_totals(struct index *ix, int64_t *bytes, int64_t *count);
+int index_local_totals(struct index *ix, int64_t *bytes, int64_t *count);
+/* Evictable objects in LRU order (not pinned, not local), at most max. */
+int index_object_lru(struct index *ix, struct object_info **out, size_t *n, size_t max);
+/* Every object (for verify/gc). */
+int index_object_all(struct index *ix, struct object_info **out, size_t *n);
+/* Whether any node still points at a digest. */
+int index_digest_referenced(struct index *ix, const char *digest);
+
+#endif

@@ -1,0 +1,251 @@
+/*
+ * cli_cache: "upstreamfs cache stats|gc|verify|pin PATH|unpin PATH|evict PATH [--json]"
+ * and "upstreamfs prefetch PATH...". Both open the engine on the state dir
+ * directly; a running mount shares the same index and store (SQLite WAL,
+ * content-addressed files), so they can run beside it.
+ */
+#include "upstreamfs/cli.h"
+#include "upstreamfs/engine.h"
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/index.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char cache_usage[] =
+    "usage: upstreamfs cache COMMAND [--json]\n"
+    "\n"
+    "  stats          cache size, object counts, local content, hit and request counters\n"
+    "  gc             remove objects no path refers to, and unfinished downloads\n"
+    "  verify         re-hash every object; remove (and report) any that do not match\n"
+    "  pin PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction\n"
+    "  unpin PATH     let it be evicted again\n"
+    "  evict PATH     remove what is cached under PATH now (local content is never evicted)\n";
+
+static const char prefetch_usage[] =
+    "usage: upstreamfs prefetch PATH...\n"
+    "\n"
+    "Fetches every file under each PATH (as in the mount: KEY/<artifact path>) into the\n"
+    "cache, so it can be read later without the remote. Shows progress on a terminal.\n";
+
+static int open_engine(const struct cli_globals *g, struct engine **e)
+{
+    int rc = fetch_global_init();
+    struct engine_opts eo = {.state_dir = g->state_dir};
+    if (rc == 0)
+        rc = engine_open(&eo, e);
+    if (rc < 0) {
+        cli_errorf("cannot open the cache in %s: %s", g->state_dir, strerror(-rc));
+        return CLI_EXIT_FAIL;
+    }
+    return 0;
+}
+
+static void close_engine(struct engine *e)
+{
+    engine_close(e);
+    fetch_global_cleanup();
+}
+
+static int path_error(const char *cmd, const char *path, int rc)
+{
+    cli_errorf("%s: %s: %s", cmd, path,
+               rc == -ENODATA ? "nothing cached there" : strerror(-rc));
+    return rc == -ENOENT ? CLI_EXIT_FAIL : CLI_EXIT_FAIL;
+}
+
+int cli_cache_main(struct cli_globals *g, int argc, char **argv)
+{
+    static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    bool json = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:jh", longopts, NULL)) != -1) {
+        if (c == 'j')
+            json = true;
+        else if (c == 'h') {
+            fputs(cache_usage, stdout);
+            return CLI_EXIT_OK;
+        } else
+            return cli_bad_option("cache", c, argv);
+    }
+    if (optind >= argc) {
+        fputs(cache_usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[optind++];
+    /* Options may also follow the subcommand. */
+    char *rest[64];
+    int nrest = 0;
+    for (int i = optind; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(cache_usage, stdout);
+            return CLI_EXIT_OK;
+        } else if (nrest < 64)
+            rest[nrest++] = argv[i];
+    }
+    bool needs_path = !strcmp(cmd, "pin") || !strcmp(cmd, "unpin") || !strcmp(cmd, "evict");
+    bool known = needs_path || !strcmp(cmd, "stats") || !strcmp(cmd, "gc") ||
+                 !strcmp(cmd, "verify");
+    if (!known) {
+        cli_errorf("cache: unknown command \"%s\" (stats, gc, verify, pin, unpin, evict)", cmd);
+        return CLI_EXIT_USAGE;
+    }
+    if (needs_path && nrest != 1) {
+        cli_errorf("cache %s: PATH: exactly one path is required", cmd);
+        return CLI_EXIT_USAGE;
+    }
+    if (!needs_path && nrest != 0) {
+        cli_errorf("cache %s: takes no arguments (got \"%s\")", cmd, rest[0]);
+        return CLI_EXIT_USAGE;
+    }
+    struct engine *e;
+    if (open_engine(g, &e))
+        return CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_OK;
+    json_t *out = json_object();
+    if (!strcmp(cmd, "stats")) {
+        struct engine_stats s;
+        if (engine_stats(e, &s) < 0) {
+            rc = CLI_EXIT_FAIL;
+        } else {
+            json_object_set_new(out, "cache_bytes", json_integer(s.cache_bytes));
+            json_object_set_new(out, "cache_objects", json_integer(s.cache_objects));
+            json_object_set_new(out, "local_bytes", json_integer(s.local_bytes));
+            json_object_set_new(out, "local_objects", json_integer(s.local_objects));
+            json_object_set_new(out, "quota_bytes", json_integer(s.quota_bytes));
+            if (!json)
+                printf("cache: %lld bytes in %lld objects (quota %lld bytes)\n"
+                       "local content: %lld bytes in %lld objects (never evicted)\n",
+                       (long long)s.cache_bytes, (long long)s.cache_objects,
+                       (long long)s.quota_bytes, (long long)s.local_bytes,
+                       (long long)s.local_objects);
+        }
+    } else if (!strcmp(cmd, "gc")) {
+        int64_t removed = 0;
+        if (engine_gc(e, &removed) < 0)
+            rc = CLI_EXIT_FAIL;
+        json_object_set_new(out, "removed", json_integer(removed));
+        if (!json && rc == 0)
+            printf("removed %lld unreferenced object(s)\n", (long long)removed);
+    } else if (!strcmp(cmd, "verify")) {
+        int64_t checked = 0, bad = 0;
+        if (engine_verify(e, &checked, &bad) < 0)
+            rc = CLI_EXIT_FAIL;
+        json_object_set_new(out, "checked", json_integer(checked));
+        json_object_set_new(out, "bad", json_integer(bad));
+        if (!json)
+            printf("verified %lld object(s): %lld bad (removed)\n", (long long)checked,
+                   (long long)bad);
+        if (bad > 0)
+            rc = CLI_EXIT_FAIL;
+    } else {
+        int n = !strcmp(cmd, "evict") ? engine_evict_path(e, rest[0])
+                                      : engine_pin(e, rest[0], !strcmp(cmd, "pin"));
+        if (n < 0) {
+            rc = path_error(cmd, rest[0], n);
+        } else {
+            json_object_set_new(out, "objects", json_integer(n));
+            if (!json)
+                printf("%s: %d object(s)\n", cmd, n);
+        }
+    }
+    close_engine(e);
+    if (json && rc == CLI_EXIT_OK)
+        return cli_print_json(out);
+    json_decref(out);
+    return rc;
+}
+
+struct prefetch {
+    struct engine *e;
+    bool tty;
+    int64_t files, bytes, failed;
+};
+
+static void progress(struct prefetch *p, const char *path)
+{
+    if (p->tty)
+        fprintf(stderr, "\r\033[K%lld files, %lld bytes: %.60s", (long long)p->files,
+                (long long)p->bytes, path);
+}
+
+static int prefetch_path(struct prefetch *p, const char *path, int depth)
+{
+    struct engine_attr a;
+    int rc = engine_resolve(p->e, path, &a);
+    if (rc < 0) {
+        cli_errorf("prefetch: %s: %s", path, strerror(-rc));
+        p->failed++;
+        return rc;
+    }
+    if (a.kind == NODE_DIR) {
+        struct engine_dirent *ents = NULL;
+        size_t n = 0;
+        if (depth > 64)
+            return -ELOOP;
+        rc = engine_readdir(p->e, a.ino, &ents, &n);
+        if (rc < 0) {
+            cli_errorf("prefetch: %s: %s", path, strerror(-rc));
+            p->failed++;
+            return rc;
+        }
+        for (size_t i = 0; i < n; i++) {
+            char child[4200];
+            snprintf(child, sizeof(child), "%s/%s", path, ents[i].name);
+            prefetch_path(p, child, depth + 1);
+        }
+        engine_dirents_free(ents, n);
+        return 0;
+    }
+    struct engine_file *f = NULL;
+    bool keep, changed;
+    progress(p, path);
+    rc = engine_file_open(p->e, a.ino, NULL, &f, &keep, &changed);
+    if (rc == 0)
+        rc = engine_file_wait(f, NULL);
+    if (rc == 0) {
+        p->files++;
+        p->bytes += engine_file_size(f);
+    }
+    engine_file_close(f);
+    if (rc < 0) {
+        if (p->tty)
+            fputc('\n', stderr);
+        cli_errorf("prefetch: %s: %s", path, strerror(-rc));
+        p->failed++;
+    }
+    return rc;
+}
+
+int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(prefetch_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    struct prefetch p = {.tty = isatty(STDERR_FILENO)};
+    if (open_engine(g, &p.e))
+        return CLI_EXIT_FAIL;
+    for (int i = 1; i < argc; i++) {
+        const char *path = argv[i];
+        while (*path == '/')
+            path++;
+        prefetch_path(&p, path, 0);
+    }
+    if (p.tty)
+        fputc('\n', stderr);
+    printf("prefetched %lld file(s), %lld bytes; %lld failed\n", (long long)p.files,
+           (long long)p.bytes, (long long)p.failed);
+    close_engine(p.e);
+    return p.failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}

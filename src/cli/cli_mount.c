@@ -1,0 +1,363 @@
+/*
+ * cli_mount: "upstreamfs mount MOUNTPOINT [-f] [-o OPT[,OPT]...]" and the
+ * mount.fuse3 form "upstreamfs STATEDIR MOUNTPOINT -o OPTS".
+ *
+ * Without -f the command returns only once the mount is live: the parent
+ * forks before any thread exists, and the child reports through a pipe
+ * either "mounted" or the one-line reason it could not mount. A mount
+ * point left dead by a crashed daemon ("Transport endpoint is not
+ * connected") is detached first, so a restart after kill -9 just works.
+ */
+#include "upstreamfs/cli.h"
+#include "upstreamfs/engine.h"
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/fs.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MOUNT_THREADS 64
+
+struct mount_opts {
+    const char *state_dir;
+    const char *mountpoint;
+    bool foreground;
+    char *log_path;
+    char *listen;
+    char *platform;
+    int64_t quota;
+    bool private_mount; /* do not add allow_other/default_permissions as root */
+    char fuse_opts[4096];
+};
+
+static const char usage[] =
+    "usage: upstreamfs mount MOUNTPOINT [-f] [-o OPT[,OPT]...]\n"
+    "\n"
+    "Mounts every proxy and registry as a directory of MOUNTPOINT. Returns once the mount\n"
+    "is live; the daemon logs to STATEDIR/upstreamfs.log.\n"
+    "\n"
+    "  -f, --foreground   stay in the foreground and log to stderr\n"
+    "  -o OPT[,OPT]...    options:\n"
+    "       log=PATH            log file of the daemon\n"
+    "       quota=SIZE          cache size limit (bytes, or with K, M, G); default the smaller\n"
+    "                           of 10G and half the free space of the state dir's filesystem\n"
+    "       private             as root, do not turn on allow_other and default_permissions\n"
+    "       listen=HOST:PORT    also serve the HTTP shim (not available yet)\n"
+    "       platform=OS/ARCH[:OS/ARCH...]  docker and ecr proxies: show only these platforms\n"
+    "       any FUSE mount option (allow_other, default_permissions, ro, max_read=N, ...)\n"
+    "\n"
+    "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n"
+    "fstab: STATEDIR MOUNTPOINT fuse.upstreamfs defaults 0 0\n";
+
+static int parse_size(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -EINVAL;
+    int64_t mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1024, end++;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1024 * 1024, end++;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1024LL * 1024 * 1024, end++;
+    if (*end)
+        return -EINVAL;
+    *out = v * mult;
+    return 0;
+}
+
+static void add_fuse_opt(struct mount_opts *mo, const char *o)
+{
+    size_t n = strlen(mo->fuse_opts);
+    snprintf(mo->fuse_opts + n, sizeof(mo->fuse_opts) - n, "%s%s", n ? "," : "", o);
+}
+
+/* Splits -o lists: the program's own options are taken out, the rest goes to FUSE. */
+static int take_opts(struct mount_opts *mo, const char *list)
+{
+    char *copy = strdup(list), *save = NULL;
+    int rc = 0;
+    if (!copy)
+        return -ENOMEM;
+    for (char *o = strtok_r(copy, ",", &save); o && rc == 0; o = strtok_r(NULL, ",", &save)) {
+        if (strncmp(o, "log=", 4) == 0) {
+            free(mo->log_path);
+            mo->log_path = strdup(o + 4);
+        } else if (strncmp(o, "listen=", 7) == 0) {
+            free(mo->listen);
+            mo->listen = strdup(o + 7);
+        } else if (strncmp(o, "platform=", 9) == 0) {
+            free(mo->platform);
+            mo->platform = strdup(o + 9);
+        } else if (strncmp(o, "quota=", 6) == 0) {
+            if (parse_size(o + 6, &mo->quota) < 0) {
+                cli_errorf("mount: quota: must be a size in bytes, optionally with K, M or G "
+                           "(got \"%s\")",
+                           o + 6);
+                rc = -EINVAL;
+            }
+        } else if (strcmp(o, "private") == 0) {
+            mo->private_mount = true;
+        } else if (strcmp(o, "rw") == 0 || strcmp(o, "defaults") == 0) {
+            /* mount(8) adds these; the mount is as writable as its registries allow anyway */
+        } else {
+            add_fuse_opt(mo, o);
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+/* Detaches a mount point whose daemon died; leaves healthy ones alone. */
+static int clean_stale_mount(const char *mnt)
+{
+    struct stat st;
+    if (stat(mnt, &st) == 0 || errno != ENOTCONN)
+        return 0;
+    log_warn("%s: the previous daemon is gone (transport endpoint not connected); detaching",
+             mnt);
+    if (geteuid() == 0 && umount2(mnt, MNT_DETACH) == 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("fusermount3", "fusermount3", "-uz", mnt, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EBUSY;
+}
+
+/* Child side of the startup pipe: one line, empty when mounted. */
+static void report(int fd, const char *msg)
+{
+    if (fd < 0)
+        return;
+    ssize_t w = write(fd, msg, strlen(msg) + 1);
+    (void)w;
+    close(fd);
+}
+
+static int run_mount(struct mount_opts *mo)
+{
+    char mnt[PATH_MAX], msg[PATH_MAX + 700];
+    int pipefd[2] = {-1, -1};
+    int rc = CLI_EXIT_FAIL;
+    struct engine *e = NULL;
+    struct fuse_session *se = NULL;
+    bool mounted = false;
+
+    if (mo->listen) {
+        cli_errorf("mount: listen: the HTTP shim is not available yet");
+        return CLI_EXIT_USAGE;
+    }
+    if (clean_stale_mount(mo->mountpoint) < 0) {
+        cli_errorf("mount: %s: a stale mount is in the way and could not be detached",
+                   mo->mountpoint);
+        return CLI_EXIT_FAIL;
+    }
+    if (!realpath(mo->mountpoint, mnt)) {
+        cli_errorf("mount: %s: %s", mo->mountpoint, strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    struct stat st;
+    if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        cli_errorf("mount: %s: not a directory", mo->mountpoint);
+        return CLI_EXIT_USAGE;
+    }
+    /* Validate the state before detaching, so errors reach the terminal. */
+    struct state *check = NULL;
+    int src = state_open(mo->state_dir, &check);
+    if (src < 0) {
+        cli_errorf("mount: state dir %s: %s", mo->state_dir, strerror(-src));
+        return CLI_EXIT_FAIL;
+    }
+    state_close(check);
+
+    if (!mo->foreground) {
+        if (pipe2(pipefd, O_CLOEXEC) < 0) {
+            cli_errorf("mount: pipe: %s", strerror(errno));
+            return CLI_EXIT_FAIL;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            cli_errorf("mount: fork: %s", strerror(errno));
+            return CLI_EXIT_FAIL;
+        }
+        if (pid > 0) {
+            close(pipefd[1]);
+            char buf[600] = {0};
+            size_t got = 0;
+            ssize_t r;
+            while (got < sizeof(buf) - 1 && (r = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+                got += (size_t)r;
+            close(pipefd[0]);
+            if (got > 0 && buf[0] == '\0')
+                return CLI_EXIT_OK;
+            cli_errorf("mount: %s", got > 0 ? buf : "the daemon exited before mounting");
+            return CLI_EXIT_FAIL;
+        }
+        close(pipefd[0]);
+        pipefd[0] = -1;
+        setsid();
+        char logp[PATH_MAX];
+        snprintf(logp, sizeof(logp), "%s/upstreamfs.log", mo->state_dir);
+        if (log_open_file(mo->log_path ? mo->log_path : logp) < 0) {
+            snprintf(msg, sizeof(msg), "log: cannot open %s: %s",
+                     mo->log_path ? mo->log_path : logp, strerror(errno));
+            report(pipefd[1], msg);
+            _exit(CLI_EXIT_FAIL);
+        }
+    }
+
+    int frc = fetch_global_init();
+    struct engine_opts eo = {
+        .state_dir = mo->state_dir, .quota_bytes = mo->quota, .platforms = mo->platform};
+    int erc = frc < 0 ? frc : engine_open(&eo, &e);
+    if (erc < 0) {
+        snprintf(msg, sizeof(msg), "engine: %s", strerror(-erc));
+        goto fail;
+    }
+    if (geteuid() == 0 && !mo->private_mount) {
+        /* Builds running as other users must be able to read a root-made mount. */
+        if (!strstr(mo->fuse_opts, "allow_other"))
+            add_fuse_opt(mo, "allow_other");
+        if (!strstr(mo->fuse_opts, "default_permissions"))
+            add_fuse_opt(mo, "default_permissions");
+    }
+    add_fuse_opt(mo, "fsname=upstreamfs");
+    add_fuse_opt(mo, "subtype=upstreamfs");
+    char *fargv[] = {(char *)"upstreamfs", (char *)"-o", mo->fuse_opts, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+    se = fs_session_new(&args, e);
+    if (!se) {
+        snprintf(msg, sizeof(msg), "FUSE: invalid options \"%s\"", mo->fuse_opts);
+        goto fail;
+    }
+    if (fuse_set_signal_handlers(se) < 0 || fuse_session_mount(se, mnt) < 0) {
+        snprintf(msg, sizeof(msg), "%s: could not mount (is /dev/fuse available?)", mnt);
+        goto fail;
+    }
+    mounted = true;
+    log_info("mounted %s (state %s)", mnt, mo->state_dir);
+    if (!mo->foreground) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            close(devnull);
+        }
+        if (chdir("/") < 0)
+            log_warn("chdir /: %s", strerror(errno));
+        report(pipefd[1], "");
+        pipefd[1] = -1;
+    }
+    rc = fs_session_loop(se, MOUNT_THREADS) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    log_info("unmounting %s", mnt);
+    goto out;
+fail:
+    log_error("mount: %s", msg);
+    if (pipefd[1] >= 0)
+        report(pipefd[1], msg);
+    else
+        cli_errorf("mount: %s", msg);
+    rc = CLI_EXIT_FAIL;
+out:
+    if (se) {
+        if (mounted)
+            fuse_session_unmount(se);
+        fuse_remove_signal_handlers(se);
+        fuse_session_destroy(se);
+    }
+    engine_close(e);
+    fetch_global_cleanup();
+    return rc;
+}
+
+int cli_mount_main(struct cli_globals *g, int argc, char **argv)
+{
+    struct mount_opts mo = {.state_dir = g->state_dir};
+    static const struct option longopts[] = {{"foreground", no_argument, NULL, 'f'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int c, rc;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":fho:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            mo.foreground = true;
+            break;
+        case 'o':
+            if (take_opts(&mo, optarg) < 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("mount", c, argv);
+        }
+    }
+    if (optind != argc - 1) {
+        cli_errorf("mount: MOUNTPOINT: exactly one mount point is required (see upstreamfs "
+                   "mount --help)");
+        return CLI_EXIT_USAGE;
+    }
+    mo.mountpoint = argv[optind];
+    rc = run_mount(&mo);
+    free(mo.log_path);
+    free(mo.listen);
+    free(mo.platform);
+    return rc;
+}
+
+int cli_mount_fstab_main(struct cli_globals *g, int argc, char **argv)
+{
+    struct mount_opts mo = {.state_dir = argv[0]};
+    (void)g;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+            if (take_opts(&mo, argv[++i]) < 0)
+                return CLI_EXIT_USAGE;
+        } else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2]) {
+            if (take_opts(&mo, argv[i] + 2) < 0)
+                return CLI_EXIT_USAGE;
+        } else if (strcmp(argv[i], "-f") == 0) {
+            mo.foreground = true;
+        } else if (!mo.mountpoint && argv[i][0] != '-') {
+            mo.mountpoint = argv[i];
+        } else {
+            cli_errorf("mount: unexpected argument \"%s\" (usage: upstreamfs STATEDIR MOUNTPOINT "
+                       "[-o OPTS])",
+                       argv[i]);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!mo.mountpoint) {
+        cli_errorf("mount: MOUNTPOINT: required (usage: upstreamfs STATEDIR MOUNTPOINT [-o OPTS])");
+        return CLI_EXIT_USAGE;
+    }
+    int rc = run_mount(&mo);
+    free(mo.log_path);
+    free(mo.listen);
+    free(mo.platform);
+    return rc;
+}

@@ -1,0 +1,306 @@
+/*
+ * cli_registry: "upstreamfs registry create|set-upstreams|list|show|delete".
+ *
+ * A registry is a name, a type and an ordered list of upstream proxies; the
+ * order given on the command line is the order stored and the order of
+ * resolution (after the registry's own local content). configdb checks that
+ * every upstream exists and fits the registry's type.
+ */
+#include "upstreamfs/cli.h"
+#include "upstreamfs/configdb.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_TYPE = 256, OPT_UPSTREAM, OPT_JSON };
+
+static const char usage_top[] =
+    "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]...\n"
+    "       upstreamfs registry set-upstreams NAME [KEY]...\n"
+    "       upstreamfs registry list [--json]\n"
+    "       upstreamfs registry show NAME [--json]\n"
+    "       upstreamfs registry delete NAME\n"
+    "\n"
+    "A registry groups proxies in an order: a path in it resolves to the registry's\n"
+    "local content first, then to each upstream proxy, top to bottom.\n"
+    "\n"
+    "TYPE is docker (takes docker and ecr proxies), helm, maven or generic (each takes\n"
+    "proxies of its own type); npm and pypi are not supported yet. NAME follows the\n"
+    "proxy KEY rule and shares one name space with the proxies.\n";
+
+static const char usage_create[] =
+    "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]...\n"
+    "\n"
+    "Creates a registry. Each --upstream names a proxy, in resolution order; a proxy\n"
+    "may appear once.\n"
+    "\n"
+    "Options:\n"
+    "  --type TYPE       docker, helm, maven or generic\n"
+    "  --upstream KEY    an upstream proxy (repeatable; order kept)\n"
+    "  -h, --help        show this help\n";
+
+static const char usage_set[] = "Usage: upstreamfs registry set-upstreams NAME [KEY]...\n"
+                                "\n"
+                                "Replaces the registry's upstream list with KEY..., in that\n"
+                                "order. No KEY leaves the registry with local content only.\n";
+
+static const char usage_list[] = "Usage: upstreamfs registry list [--json]\n"
+                                 "\n"
+                                 "Lists the registries: a table, or with --json an array of\n"
+                                 "{name, type, upstreams} objects.\n";
+
+static const char usage_show[] = "Usage: upstreamfs registry show NAME [--json]\n"
+                                 "\n"
+                                 "Shows one registry as \"field: value\" lines, or with --json\n"
+                                 "as {name, type, upstreams}.\n";
+
+static const char usage_delete[] = "Usage: upstreamfs registry delete NAME\n"
+                                   "\n"
+                                   "Deletes a registry. Its upstream proxies stay.\n";
+
+/*
+ * Parses the options of one subcommand: --type and --upstream where types
+ * is non-NULL, --json where json is non-NULL. Returns -1 after printing
+ * help, an exit status on error, else 0 with positionals at argv[optind..].
+ */
+static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
+                      const char **type, char ***upstreams, bool *json)
+{
+    static const struct option opts[] = {
+        {"type", required_argument, NULL, OPT_TYPE},
+        {"upstream", required_argument, NULL, OPT_UPSTREAM},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return -1;
+        } else if (c == OPT_TYPE && type) {
+            *type = optarg;
+        } else if (c == OPT_UPSTREAM && type) {
+            if (config_strv_push(upstreams, optarg) < 0) {
+                cli_errorf("%s: %s", cmd, strerror(ENOMEM));
+                return CLI_EXIT_FAIL;
+            }
+        } else if (c == OPT_JSON && json) {
+            *json = true;
+        } else {
+            return cli_bad_option(cmd, c, argv);
+        }
+    }
+    return 0;
+}
+
+/* The NAME positional (argv[optind]), checked against the key rule; min/max positionals. */
+static int name_arg(const char *cmd, int argc, char **argv, int max, const char **name)
+{
+    struct config_error err = {0};
+    int n = argc - optind;
+    if (n < 1 || (max >= 0 && n > max)) {
+        cli_errorf("%s: expects %s (see upstreamfs %s --help)", cmd,
+                   max == 1 ? "one NAME" : "NAME and then proxy KEYs", cmd);
+        return CLI_EXIT_USAGE;
+    }
+    *name = argv[optind];
+    if (config_key_validate("name", *name, &err) < 0)
+        return cli_report(cmd, -EINVAL, &err);
+    return 0;
+}
+
+static int cmd_create(struct cli_globals *g, int argc, char **argv)
+{
+    const char *cmd = "registry create";
+    struct config_error err = {0};
+    struct registry r = {0};
+    struct state *st = NULL;
+    const char *type = NULL, *name;
+    int rc = parse_args(cmd, usage_create, argc, argv, &type, &r.upstreams, NULL);
+
+    if (rc != 0 || (rc = name_arg(cmd, argc, argv, 1, &name)) != 0)
+        goto out;
+    if (!type) {
+        config_error_set(&err, "type", "is required (docker, helm, maven or generic)");
+        rc = cli_report(cmd, -EINVAL, &err);
+        goto out;
+    }
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    if ((rc = config_type_parse(type, &r.type, &err)) < 0 ||
+        (rc = config_registry_validate(&r, &err)) < 0) {
+        rc = cli_report(cmd, rc, &err);
+        goto out;
+    }
+    cli_quiet_logs(g);
+    if ((rc = cli_open_state(g, &st)) != 0)
+        goto out;
+    if ((rc = configdb_registry_create(st, &r, &err)) < 0) {
+        rc = cli_report(cmd, rc, &err);
+        goto out;
+    }
+    printf("created registry %s (%s)\n", r.name, config_type_name(r.type));
+    rc = CLI_EXIT_OK;
+out:
+    config_registry_clear(&r);
+    state_close(st);
+    return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
+static void print_upstreams(char *const *ups)
+{
+    if (!ups || !ups[0])
+        fputs("-", stdout);
+    for (size_t i = 0; ups && ups[i]; i++)
+        printf("%s%s", i ? ", " : "", ups[i]);
+    putchar('\n');
+}
+
+static int cmd_set_upstreams(struct cli_globals *g, int argc, char **argv)
+{
+    const char *cmd = "registry set-upstreams";
+    struct config_error err = {0};
+    struct state *st = NULL;
+    char **ups = NULL;
+    const char *name;
+    int rc = parse_args(cmd, usage_set, argc, argv, NULL, NULL, NULL);
+
+    if (rc != 0 || (rc = name_arg(cmd, argc, argv, -1, &name)) != 0)
+        goto out;
+    for (int i = optind + 1; i < argc; i++) {
+        if (config_strv_push(&ups, argv[i]) < 0) {
+            rc = cli_report(cmd, -ENOMEM, NULL);
+            goto out;
+        }
+    }
+    cli_quiet_logs(g);
+    if ((rc = cli_open_state(g, &st)) != 0)
+        goto out;
+    if ((rc = configdb_registry_set_upstreams(st, name, ups, &err)) < 0) {
+        rc = cli_report(cmd, rc, &err);
+        goto out;
+    }
+    printf("registry %s upstreams: ", name);
+    print_upstreams(ups);
+    rc = CLI_EXIT_OK;
+out:
+    config_strv_free(ups);
+    state_close(st);
+    return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
+static int cmd_list(struct cli_globals *g, int argc, char **argv)
+{
+    const char *cmd = "registry list";
+    struct state *st = NULL;
+    struct registry *list = NULL;
+    size_t n = 0;
+    bool json = false;
+    int rc = parse_args(cmd, usage_list, argc, argv, NULL, NULL, &json);
+
+    if (rc != 0)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (argc - optind != 0) {
+        cli_errorf("%s: takes no arguments", cmd);
+        return CLI_EXIT_USAGE;
+    }
+    if ((rc = cli_open_state(g, &st)) != 0)
+        return rc;
+    if ((rc = configdb_registry_list(st, &list, &n)) < 0) {
+        rc = cli_report(cmd, rc, NULL);
+        goto out;
+    }
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < n; i++)
+            if (json_array_append_new(arr, config_registry_to_json(&list[i])) < 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        rc = cli_print_json(arr);
+        goto out;
+    }
+    int w = 4;
+    for (size_t i = 0; i < n; i++)
+        if ((int)strlen(list[i].name) > w)
+            w = (int)strlen(list[i].name);
+    printf("%-*s  %-8s  %s\n", w, "NAME", "TYPE", "UPSTREAMS");
+    for (size_t i = 0; i < n; i++) {
+        printf("%-*s  %-8s  ", w, list[i].name, config_type_name(list[i].type));
+        print_upstreams(list[i].upstreams);
+    }
+    rc = CLI_EXIT_OK;
+out:
+    configdb_registry_list_free(list, n);
+    state_close(st);
+    return rc;
+}
+
+static int cmd_show(struct cli_globals *g, int argc, char **argv)
+{
+    const char *cmd = "registry show";
+    struct config_error err = {0};
+    struct state *st = NULL;
+    struct registry r = {0};
+    const char *name;
+    bool json = false;
+    int rc = parse_args(cmd, usage_show, argc, argv, NULL, NULL, &json);
+
+    if (rc != 0)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if ((rc = name_arg(cmd, argc, argv, 1, &name)) != 0)
+        return rc;
+    if ((rc = cli_open_state(g, &st)) != 0)
+        return rc;
+    if ((rc = configdb_registry_get(st, name, &r, &err)) < 0) {
+        rc = cli_report(cmd, rc, &err);
+    } else if (json) {
+        rc = cli_print_json(config_registry_to_json(&r));
+    } else {
+        printf("name: %s\ntype: %s\nupstreams: ", r.name, config_type_name(r.type));
+        print_upstreams(r.upstreams);
+        rc = CLI_EXIT_OK;
+    }
+    config_registry_clear(&r);
+    state_close(st);
+    return rc;
+}
+
+static int cmd_delete(struct cli_globals *g, int argc, char **argv)
+{
+    const char *cmd = "registry delete";
+    struct config_error err = {0};
+    struct state *st = NULL;
+    const char *name;
+    int rc = parse_args(cmd, usage_delete, argc, argv, NULL, NULL, NULL);
+
+    if (rc != 0)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if ((rc = name_arg(cmd, argc, argv, 1, &name)) != 0)
+        return rc;
+    cli_quiet_logs(g);
+    if ((rc = cli_open_state(g, &st)) != 0)
+        return rc;
+    if ((rc = configdb_registry_delete(st, name, &err)) < 0) {
+        rc = cli_report(cmd, rc, &err);
+    } else {
+        printf("deleted registry %s\n", name);
+        rc = CLI_EXIT_OK;
+    }
+    state_close(st);
+    return rc;
+}
+
+int cli_registry_main(struct cli_globals *g, int argc, char **argv)
+{
+    static const struct cli_subcommand subs[] = {
+        {"create", cmd_create}, {"set-upstreams", cmd_set_upstreams}, {"list", cmd_list},
+        {"show", cmd_show},     {"delete", cmd_delete},
+    };
+    return cli_dispatch(g, "registry", subs, sizeof(subs) / sizeof(subs[0]), usage_top, argc, argv);
+}

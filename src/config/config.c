@@ -1,0 +1,1189 @@
+/*
+ * config: the rules of DESIGN 2.1 for proxies and registries, and the JSON
+ * schema of DESIGN 2.3.
+ *
+ * Invariants kept here:
+ *  - after config_proxy_validate returns 0, url is normalised (http/https,
+ *    lower-case host, ends with '/'), every optional field is either NULL or
+ *    valid, and for ecr the ecr target is derived from url and url is the
+ *    target's canonical "https://{host}/";
+ *  - a validation failure changes nothing the caller can observe except err
+ *    (normalisation happens into temporaries and is committed at the end);
+ *  - no function here formats a secret: the JSON writer never sees one, and
+ *    config_secret_normalise reports only lengths.
+ * The module does no I/O; checks on files named by a proxy (ca_file and the
+ * client pair) are configdb's, since they need the filesystem.
+ */
+#include "upstreamfs/config.h"
+#include "upstreamfs/defaults.h"
+#include "upstreamfs/ecr_url.h"
+#include "config_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const type_names[PROXY_TYPE_COUNT] = {
+    [PROXY_DOCKER] = "docker", [PROXY_ECR] = "ecr",   [PROXY_HELM] = "helm",
+    [PROXY_MAVEN] = "maven",   [PROXY_NPM] = "npm",   [PROXY_PYPI] = "pypi",
+    [PROXY_GENERIC] = "generic",
+};
+
+/*
+ * The one gate for types whose drivers do not exist yet: the names parse (so
+ * messages can say "not supported yet" rather than "unknown"), but no proxy or
+ * registry of these types can be created. Enabling a type is deleting its line.
+ */
+static const bool type_not_yet[PROXY_TYPE_COUNT] = {
+    [PROXY_NPM] = true,
+    [PROXY_PYPI] = true,
+};
+
+static const char *const auth_names[] = {
+    [AUTH_ANONYMOUS] = "anonymous",
+    [AUTH_ACCESS_KEY] = "access-key",
+    [AUTH_AWS_CHAIN] = "aws-chain",
+};
+
+static const char *const source_names[] = {
+    [SOURCE_NONE] = "none",
+    [SOURCE_DOCKERHUB] = "dockerhub",
+    [SOURCE_CUSTOM] = "custom",
+};
+
+/* Names the shim routes itself (DESIGN 2.1); no proxy or registry may take them. */
+static const char *const reserved_keys[] = {"v2", "api", "metrics", "healthz", "ui", "static"};
+
+void config_error_set(struct config_error *err, const char *field, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    snprintf(err->field, sizeof(err->field), "%s", field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+}
+
+const char *config_quote(char *buf, size_t n, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    if (n < 8) {
+        if (n)
+            buf[0] = '\0';
+        return buf;
+    }
+    buf[o++] = '"';
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        /* Room for the widest escape, the ellipsis, the closing quote and NUL. */
+        if (o + 4 + 3 + 2 > n) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (*p == '"' || *p == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)*p;
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[*p >> 4];
+            buf[o++] = hex[*p & 15];
+        } else {
+            buf[o++] = (char)*p;
+        }
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+void config__lower(char *s)
+{
+    for (; s && *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* ---- names ----------------------------------------------------------------------------- */
+
+const char *config_type_name(enum proxy_type t)
+{
+    return (int)t >= 0 && t < PROXY_TYPE_COUNT ? type_names[t] : "?";
+}
+
+const char *config_auth_name(enum proxy_auth a)
+{
+    return (int)a >= AUTH_ANONYMOUS && a <= AUTH_AWS_CHAIN ? auth_names[a] : "?";
+}
+
+const char *config_source_name(enum proxy_source s)
+{
+    return (int)s >= SOURCE_NONE && s <= SOURCE_CUSTOM ? source_names[s] : "?";
+}
+
+int config_type_lookup(const char *s, enum proxy_type *out)
+{
+    for (int i = 0; i < PROXY_TYPE_COUNT; i++) {
+        if (s && strcmp(s, type_names[i]) == 0) {
+            *out = (enum proxy_type)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int type_check_supported(enum proxy_type t, struct config_error *err)
+{
+    if ((int)t < 0 || t >= PROXY_TYPE_COUNT) {
+        config_error_set(err, "type", "unknown type %d", (int)t);
+        return -EINVAL;
+    }
+    if (type_not_yet[t]) {
+        config_error_set(err, "type", "%s proxies and registries are not supported yet",
+                         type_names[t]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_type_parse(const char *s, enum proxy_type *out, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    enum proxy_type t;
+    if (config_type_lookup(s, &t) < 0) {
+        config_error_set(err, "type",
+                         "must be one of docker, ecr, helm, maven, npm, pypi, generic (got %s)",
+                         config_quote(q, sizeof(q), s));
+        return -EINVAL;
+    }
+    int rc = type_check_supported(t, err);
+    if (rc == 0)
+        *out = t;
+    return rc;
+}
+
+int config_auth_parse(const char *s, enum proxy_auth *out, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    for (int i = AUTH_ANONYMOUS; i <= AUTH_AWS_CHAIN; i++) {
+        if (s && strcmp(s, auth_names[i]) == 0) {
+            *out = (enum proxy_auth)i;
+            return 0;
+        }
+    }
+    config_error_set(err, "auth", "must be one of anonymous, access-key, aws-chain (got %s)",
+                     config_quote(q, sizeof(q), s));
+    return -EINVAL;
+}
+
+int config_source_parse(const char *s, enum proxy_source *out, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    for (int i = SOURCE_DOCKERHUB; i <= SOURCE_CUSTOM; i++) {
+        if (s && strcmp(s, source_names[i]) == 0) {
+            *out = (enum proxy_source)i;
+            return 0;
+        }
+    }
+    config_error_set(err, "source", "must be one of dockerhub, custom (got %s)",
+                     config_quote(q, sizeof(q), s));
+    return -EINVAL;
+}
+
+int config_key_validate(const char *field, const char *key, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    if (!key || !*key) {
+        config_error_set(err, field, "must not be empty");
+        return -EINVAL;
+    }
+    size_t len = strlen(key);
+    if (len > CONFIG_KEY_MAX) {
+        config_error_set(err, field, "must be at most %d characters (got %zu)", CONFIG_KEY_MAX,
+                         len);
+        return -EINVAL;
+    }
+    if (!isalpha((unsigned char)key[0])) {
+        config_error_set(err, field, "must start with a letter (got %s)",
+                         config_quote(q, sizeof(q), key));
+        return -EINVAL;
+    }
+    for (const char *p = key; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '-')) {
+            config_error_set(err, field,
+                             "may contain only lowercase letters, digits, '_', '.' and '-' "
+                             "(got %s)",
+                             config_quote(q, sizeof(q), key));
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < sizeof(reserved_keys) / sizeof(reserved_keys[0]); i++) {
+        if (strcmp(key, reserved_keys[i]) == 0) {
+            config_error_set(err, field,
+                             "%s is reserved (v2, api, metrics, healthz, ui, static are the "
+                             "shim's own routes)",
+                             config_quote(q, sizeof(q), key));
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* ---- string helpers -------------------------------------------------------------------- */
+
+int config_set_string(char **field, const char *value)
+{
+    char *copy = NULL;
+    if (value && *value) {
+        copy = strdup(value);
+        if (!copy)
+            return -ENOMEM;
+    }
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+size_t config_strv_len(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+int config_strv_push(char ***v, const char *s)
+{
+    size_t n = config_strv_len(*v);
+    char *copy = strdup(s);
+    if (!copy)
+        return -ENOMEM;
+    char **nv = realloc(*v, (n + 2) * sizeof(*nv));
+    if (!nv) {
+        free(copy);
+        return -ENOMEM;
+    }
+    nv[n] = copy;
+    nv[n + 1] = NULL;
+    *v = nv;
+    return 0;
+}
+
+void config_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+int config_strv_dup(char ***dst, char *const *src)
+{
+    char **v = NULL;
+    for (size_t i = 0; src && src[i]; i++) {
+        if (config_strv_push(&v, src[i]) < 0) {
+            config_strv_free(v);
+            return -ENOMEM;
+        }
+    }
+    *dst = v;
+    return 0;
+}
+
+json_t *config_strv_to_json(char *const *v)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && v && v[i]; i++) {
+        if (json_array_append_new(arr, json_string(v[i])) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+int config_strv_from_json(const char *field, json_t *arr, char ***out, struct config_error *err)
+{
+    char **v = NULL;
+    size_t i;
+    json_t *item;
+    if (json_is_null(arr)) {
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_array(arr)) {
+        config_error_set(err, field, "must be an array of strings");
+        return -EINVAL;
+    }
+    json_array_foreach(arr, i, item)
+    {
+        if (!json_is_string(item)) {
+            config_error_set(err, field, "must be an array of strings");
+            config_strv_free(v);
+            return -EINVAL;
+        }
+        if (config_strv_push(&v, json_string_value(item)) < 0) {
+            config_strv_free(v);
+            return -ENOMEM;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- URLs ------------------------------------------------------------------------------ */
+
+int config__url_get(CURLU *h, CURLUPart part, unsigned int flags, char **out)
+{
+    char *s = NULL;
+    *out = NULL;
+    CURLUcode uc = curl_url_get(h, part, &s, flags);
+    if (uc == CURLUE_OUT_OF_MEMORY)
+        return -ENOMEM;
+    if (uc != CURLUE_OK)
+        return uc == CURLUE_NO_SCHEME || uc == CURLUE_NO_USER || uc == CURLUE_NO_PASSWORD ||
+                       uc == CURLUE_NO_OPTIONS || uc == CURLUE_NO_HOST || uc == CURLUE_NO_PORT ||
+                       uc == CURLUE_NO_QUERY || uc == CURLUE_NO_FRAGMENT
+                   ? 0
+                   : -EINVAL;
+    /* Hand out memory the caller frees with free(), not curl_free(). */
+    *out = strdup(s);
+    curl_free(s);
+    return *out ? 0 : -ENOMEM;
+}
+
+int config__url_open(const char *field, const char *s, unsigned int flags, CURLU **out,
+                     struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    char *part = NULL;
+    CURLU *h = NULL;
+    int rc = -EINVAL;
+
+    *out = NULL;
+    if (!s || !*s) {
+        config_error_set(err, field, "must not be empty");
+        return -EINVAL;
+    }
+    if (strlen(s) > CONFIG_URL_MAX) {
+        config_error_set(err, field, "must be at most %d characters", CONFIG_URL_MAX);
+        return -EINVAL;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7f) {
+            config_error_set(err, field,
+                             "must not contain spaces, control or non-ASCII characters "
+                             "(percent-encode them) (got %s)",
+                             config_quote(q, sizeof(q), s));
+            return -EINVAL;
+        }
+    }
+    h = curl_url();
+    if (!h)
+        return -ENOMEM;
+    CURLUcode uc = curl_url_set(h, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME | flags);
+    if (uc == CURLUE_OUT_OF_MEMORY) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (uc != CURLUE_OK) {
+        if (!strstr(s, "://") && !(flags & CURLU_DEFAULT_SCHEME))
+            config_error_set(err, field, "must be an http or https URL with its scheme (got %s)",
+                             config_quote(q, sizeof(q), s));
+        else
+            config_error_set(err, field, "is not a valid URL: %s (got %s)", curl_url_strerror(uc),
+                             config_quote(q, sizeof(q), s));
+        goto out;
+    }
+    if ((rc = config__url_get(h, CURLUPART_SCHEME, 0, &part)) < 0)
+        goto out;
+    if (!part || (strcmp(part, "http") != 0 && strcmp(part, "https") != 0)) {
+        config_error_set(err, field, "scheme must be http or https (got %s)",
+                         config_quote(q, sizeof(q), s));
+        rc = -EINVAL;
+        goto out;
+    }
+    free(part);
+    part = NULL;
+    static const CURLUPart cred_parts[] = {CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_OPTIONS};
+    for (size_t i = 0; i < sizeof(cred_parts) / sizeof(cred_parts[0]); i++) {
+        if ((rc = config__url_get(h, cred_parts[i], 0, &part)) < 0)
+            goto out;
+        if (part) {
+            /* Quoting the URL here would print the password it carries. */
+            config_error_set(err, field,
+                             "must not contain a user name or password (use --access-key and "
+                             "--secret-key-file)");
+            rc = -EINVAL;
+            goto out;
+        }
+    }
+    if ((rc = config__url_get(h, CURLUPART_HOST, 0, &part)) < 0)
+        goto out;
+    if (!part || !*part) {
+        config_error_set(err, field, "has no host (got %s)", config_quote(q, sizeof(q), s));
+        rc = -EINVAL;
+        goto out;
+    }
+    *out = h;
+    h = NULL;
+    rc = 0;
+out:
+    free(part);
+    curl_url_cleanup(h);
+    return rc;
+}
+
+/*
+ * Shared tail of the two normalisers: refuses query and fragment, lower-cases
+ * the host, optionally makes the path a directory, and prints the URL back.
+ */
+static int url_normalise(const char *field, const char *url, bool dir, char **out,
+                         struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    CURLU *h = NULL;
+    char *part = NULL, *path = NULL, *res = NULL;
+    int rc = config__url_open(field, url, 0, &h, err);
+    if (rc < 0)
+        return rc;
+    static const CURLUPart extra[] = {CURLUPART_QUERY, CURLUPART_FRAGMENT};
+    for (size_t i = 0; i < 2; i++) {
+        if ((rc = config__url_get(h, extra[i], 0, &part)) < 0)
+            goto out;
+        if (part) {
+            config_error_set(err, field, "must not have a query or fragment (got %s)",
+                             config_quote(q, sizeof(q), url));
+            rc = -EINVAL;
+            goto out;
+        }
+    }
+    if ((rc = config__url_get(h, CURLUPART_HOST, 0, &part)) < 0)
+        goto out;
+    config__lower(part);
+    if (curl_url_set(h, CURLUPART_HOST, part, 0) != CURLUE_OK) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (dir) {
+        if ((rc = config__url_get(h, CURLUPART_PATH, 0, &path)) < 0)
+            goto out;
+        size_t len = path ? strlen(path) : 0;
+        if (len == 0 || path[len - 1] != '/') {
+            char *np = malloc(len + 2);
+            if (!np) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            memcpy(np, path ? path : "", len);
+            np[len] = '/';
+            np[len + 1] = '\0';
+            free(path);
+            path = np;
+            if (curl_url_set(h, CURLUPART_PATH, path, 0) != CURLUE_OK) {
+                rc = -ENOMEM;
+                goto out;
+            }
+        }
+    }
+    if ((rc = config__url_get(h, CURLUPART_URL, CURLU_NO_DEFAULT_PORT, &res)) < 0)
+        goto out;
+    if (!res || strlen(res) > CONFIG_URL_MAX) {
+        config_error_set(err, field, "must be at most %d characters", CONFIG_URL_MAX);
+        rc = -EINVAL;
+        goto out;
+    }
+    *out = res;
+    res = NULL;
+    rc = 0;
+out:
+    free(part);
+    free(path);
+    free(res);
+    curl_url_cleanup(h);
+    return rc;
+}
+
+int config_url_normalise_dir(const char *field, const char *url, char **out,
+                             struct config_error *err)
+{
+    return url_normalise(field, url, true, out, err);
+}
+
+int config_url_normalise_endpoint(const char *field, const char *url, char **out,
+                                  struct config_error *err)
+{
+    return url_normalise(field, url, false, out, err);
+}
+
+/* ---- proxies --------------------------------------------------------------------------- */
+
+void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type)
+{
+    memset(p, 0, sizeof(*p));
+    /* Callers validate the key first; an overlong one is cut here, never overrun. */
+    snprintf(p->key, sizeof(p->key), "%s", key ? key : "");
+    p->type = type;
+    p->source = type == PROXY_DOCKER ? SOURCE_DOCKERHUB : SOURCE_NONE;
+    p->auth = AUTH_ANONYMOUS;
+    p->metadata_ttl = CONFIG_DEFAULT_META_TTL;
+    p->negative_ttl = CONFIG_DEFAULT_NEG_TTL;
+}
+
+void config_proxy_set_auth(struct proxy *p, enum proxy_auth a)
+{
+    if (a != AUTH_ACCESS_KEY) {
+        free(p->access_key);
+        p->access_key = NULL;
+    }
+    p->auth = a;
+}
+
+void config_proxy_set_source(struct proxy *p, enum proxy_source s)
+{
+    if (s != p->source) {
+        free(p->url);
+        p->url = NULL;
+        ecr_target_clear(&p->ecr);
+    }
+    p->source = s;
+}
+
+int config_proxy_set_url(struct proxy *p, const char *url)
+{
+    ecr_target_clear(&p->ecr);
+    return config_set_string(&p->url, url);
+}
+
+/* Whether s is well-formed UTF-8 (no overlong forms or surrogates): JSON carries only that. */
+static bool utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned int c = *s++;
+        int more;
+        unsigned int min;
+        if (c < 0x80)
+            continue;
+        if ((c & 0xe0) == 0xc0) {
+            more = 1, min = 0x80, c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            more = 2, min = 0x800, c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            more = 3, min = 0x10000, c &= 0x07;
+        } else {
+            return false;
+        }
+        while (more--) {
+            if ((*s & 0xc0) != 0x80)
+                return false;
+            c = (c << 6) | (*s++ & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return false;
+    }
+    return true;
+}
+
+static int check_text(const char *field, const char *s, size_t max, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    if (!*s) {
+        config_error_set(err, field, "must not be empty");
+        return -EINVAL;
+    }
+    if (strlen(s) > max) {
+        config_error_set(err, field, "must be at most %zu characters", max);
+        return -EINVAL;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            config_error_set(err, field, "must not contain control characters (got %s)",
+                             config_quote(q, sizeof(q), s));
+            return -EINVAL;
+        }
+    }
+    if (!utf8_valid((const unsigned char *)s)) {
+        config_error_set(err, field, "must be valid UTF-8");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_globs(const char *field, char *const *v, struct config_error *err)
+{
+    size_t n = config_strv_len(v);
+    if (n > CONFIG_GLOBS_MAX) {
+        config_error_set(err, field, "at most %d patterns (got %zu)", CONFIG_GLOBS_MAX, n);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_text(field, v[i], CONFIG_GLOB_MAX, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int check_ttl(const char *field, long v, struct config_error *err)
+{
+    if (v < 0 || v > CONFIG_TTL_MAX) {
+        config_error_set(err, field, "must be a whole number of seconds from 0 to %ld (got %ld)",
+                         CONFIG_TTL_MAX, v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The auth rules of DESIGN 2.1, before anything ECR-specific. */
+static int check_auth(const struct proxy *p, bool has_secret, struct config_error *err)
+{
+    switch (p->auth) {
+    case AUTH_ANONYMOUS:
+        if (p->access_key) {
+            config_error_set(err, "access_key", "anonymous auth takes no access key");
+            return -EINVAL;
+        }
+        if (has_secret) {
+            config_error_set(err, "secret_key", "anonymous auth takes no secret");
+            return -EINVAL;
+        }
+        return 0;
+    case AUTH_ACCESS_KEY:
+        if (!p->access_key) {
+            config_error_set(err, "access_key", "access-key auth needs --access-key");
+            return -EINVAL;
+        }
+        if (!has_secret) {
+            config_error_set(err, "secret_key",
+                             "access-key auth needs a secret (--secret-key-file or "
+                             "--secret-key-stdin)");
+            return -EINVAL;
+        }
+        return check_text("access_key", p->access_key, CONFIG_ACCESS_KEY_MAX, err);
+    case AUTH_AWS_CHAIN:
+        if (p->type != PROXY_ECR) {
+            config_error_set(err, "auth", "aws-chain is for ecr proxies only");
+            return -EINVAL;
+        }
+        if (p->access_key) {
+            config_error_set(err, "access_key",
+                             "aws-chain auth takes no access key (it reads the AWS credential "
+                             "chain)");
+            return -EINVAL;
+        }
+        if (has_secret) {
+            config_error_set(err, "secret_key", "aws-chain auth takes no secret");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    config_error_set(err, "auth", "unknown auth %d", (int)p->auth);
+    return -EINVAL;
+}
+
+/*
+ * Works out the ecr target for p into *t and the canonical url into *url.
+ * A target that already matches url (read back from storage, or kept by an
+ * update that did not touch url) is kept: re-parsing "https://{host}/" would
+ * lose the repository scope and alias that the original URL carried.
+ */
+static int derive_ecr(const struct proxy *p, struct ecr_target *t, char **url,
+                      struct config_error *err)
+{
+    int rc;
+    if (p->ecr.host) {
+        char *canon = ecr_target_url(&p->ecr);
+        if (!canon)
+            return -ENOMEM;
+        bool same = strcmp(canon, p->url) == 0;
+        free(canon);
+        if (same) {
+            if ((rc = ecr_target_validate(&p->ecr, err)) < 0)
+                return rc;
+            if ((rc = ecr_target_copy(t, &p->ecr)) < 0)
+                return rc;
+            goto canon;
+        }
+    }
+    if ((rc = ecr_url_parse(p->url, t, err)) < 0)
+        return rc;
+canon:
+    *url = ecr_target_url(t);
+    return *url ? 0 : -ENOMEM;
+}
+
+int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    struct ecr_target ecr = {0};
+    char *url = NULL, *aws_endpoint = NULL, *http_proxy = NULL;
+    enum proxy_source source = p->source;
+    int rc;
+
+    if ((rc = config_key_validate("key", p->key, err)) < 0)
+        goto out;
+    if ((rc = type_check_supported(p->type, err)) < 0)
+        goto out;
+
+    rc = -EINVAL;
+    if (p->type == PROXY_DOCKER) {
+        if (source == SOURCE_NONE)
+            source = SOURCE_DOCKERHUB;
+    } else if (source != SOURCE_NONE) {
+        config_error_set(err, "source", "only docker proxies take --source (this is %s)",
+                         type_names[p->type]);
+        goto out;
+    }
+
+    if (source == SOURCE_DOCKERHUB) {
+        const char *hub = upstream_defaults.dockerhub_registry;
+        if (p->url) {
+            if ((rc = config_url_normalise_dir("url", p->url, &url, err)) < 0)
+                goto out;
+            rc = -EINVAL;
+            if (strcmp(url, hub) != 0) {
+                config_error_set(err, "url",
+                                 "not used with --source dockerhub; use --source custom for "
+                                 "another registry (got %s)",
+                                 config_quote(q, sizeof(q), p->url));
+                goto out;
+            }
+        } else if (!(url = strdup(hub))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    } else if (!p->url) {
+        if (p->type == PROXY_DOCKER)
+            config_error_set(err, "url", "--source custom needs --url");
+        else
+            config_error_set(err, "url", "%s proxies need --url", type_names[p->type]);
+        goto out;
+    } else if (p->type == PROXY_ECR) {
+        if ((rc = derive_ecr(p, &ecr, &url, err)) < 0)
+            goto out;
+    } else if ((rc = config_url_normalise_dir("url", p->url, &url, err)) < 0) {
+        goto out;
+    }
+
+    if ((rc = check_auth(p, has_secret, err)) < 0)
+        goto out;
+    rc = -EINVAL;
+    if (p->type == PROXY_ECR && p->auth == AUTH_ANONYMOUS) {
+        if (!ecr.is_public) {
+            config_error_set(err, "auth",
+                             "a private ECR registry needs credentials: --auth access-key or "
+                             "aws-chain");
+            goto out;
+        }
+        if (!ecr.alias) {
+            config_error_set(err, "url",
+                             "a public ECR console URL names the account, not the registry "
+                             "alias: use %s/<alias>/<repo>, or give credentials (--auth "
+                             "access-key or aws-chain)",
+                             upstream_defaults.ecr_public_host);
+            goto out;
+        }
+    }
+
+    if (p->aws_endpoint) {
+        if (p->type != PROXY_ECR) {
+            config_error_set(err, "aws_endpoint", "only ecr proxies take --aws-endpoint");
+            goto out;
+        }
+        if ((rc = config_url_normalise_endpoint("aws_endpoint", p->aws_endpoint, &aws_endpoint,
+                                                err)) < 0)
+            goto out;
+    }
+    if (p->http_proxy &&
+        (rc = config_url_normalise_endpoint("http_proxy", p->http_proxy, &http_proxy, err)) < 0)
+        goto out;
+
+    rc = -EINVAL;
+    if (p->ca_file && (rc = check_text("ca_file", p->ca_file, CONFIG_URL_MAX, err)) < 0)
+        goto out;
+    if (!p->client_cert != !p->client_key) {
+        config_error_set(err, p->client_cert ? "client_key" : "client_cert",
+                         "--client-cert and --client-key go together");
+        rc = -EINVAL;
+        goto out;
+    }
+    if (p->client_cert &&
+        ((rc = check_text("client_cert", p->client_cert, CONFIG_URL_MAX, err)) < 0 ||
+         (rc = check_text("client_key", p->client_key, CONFIG_URL_MAX, err)) < 0))
+        goto out;
+    if ((rc = check_ttl("metadata_ttl", p->metadata_ttl, err)) < 0 ||
+        (rc = check_ttl("negative_ttl", p->negative_ttl, err)) < 0)
+        goto out;
+    if ((rc = check_globs("include", p->include, err)) < 0 ||
+        (rc = check_globs("exclude", p->exclude, err)) < 0)
+        goto out;
+
+    /* Everything holds: commit the normalised values. */
+    p->source = source;
+    free(p->url);
+    p->url = url;
+    url = NULL;
+    if (aws_endpoint) {
+        free(p->aws_endpoint);
+        p->aws_endpoint = aws_endpoint;
+        aws_endpoint = NULL;
+    }
+    if (http_proxy) {
+        free(p->http_proxy);
+        p->http_proxy = http_proxy;
+        http_proxy = NULL;
+    }
+    ecr_target_clear(&p->ecr);
+    p->ecr = ecr;
+    memset(&ecr, 0, sizeof(ecr));
+    rc = 0;
+out:
+    free(url);
+    free(aws_endpoint);
+    free(http_proxy);
+    ecr_target_clear(&ecr);
+    return rc;
+}
+
+void config_proxy_clear(struct proxy *p)
+{
+    if (!p)
+        return;
+    free(p->url);
+    free(p->access_key);
+    free(p->aws_endpoint);
+    free(p->ca_file);
+    free(p->client_cert);
+    free(p->client_key);
+    free(p->http_proxy);
+    config_strv_free(p->include);
+    config_strv_free(p->exclude);
+    ecr_target_clear(&p->ecr);
+    memset(p, 0, sizeof(*p));
+}
+
+int config_proxy_copy(struct proxy *dst, const struct proxy *src)
+{
+    struct proxy c = *src;
+    c.url = c.access_key = c.aws_endpoint = c.ca_file = NULL;
+    c.client_cert = c.client_key = c.http_proxy = NULL;
+    c.include = c.exclude = NULL;
+    memset(&c.ecr, 0, sizeof(c.ecr));
+    struct {
+        char **dst;
+        const char *src;
+    } s[] = {
+        {&c.url, src->url},
+        {&c.access_key, src->access_key},
+        {&c.aws_endpoint, src->aws_endpoint},
+        {&c.ca_file, src->ca_file},
+        {&c.client_cert, src->client_cert},
+        {&c.client_key, src->client_key},
+        {&c.http_proxy, src->http_proxy},
+    };
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+        if (s[i].src && !(*s[i].dst = strdup(s[i].src)))
+            goto nomem;
+    if (config_strv_dup(&c.include, src->include) < 0 ||
+        config_strv_dup(&c.exclude, src->exclude) < 0 || ecr_target_copy(&c.ecr, &src->ecr) < 0)
+        goto nomem;
+    *dst = c;
+    return 0;
+nomem:
+    config_proxy_clear(&c);
+    return -ENOMEM;
+}
+
+/* ---- registries ------------------------------------------------------------------------ */
+
+bool config_registry_accepts(enum proxy_type rt, enum proxy_type pt)
+{
+    if (rt == PROXY_DOCKER)
+        return pt == PROXY_DOCKER || pt == PROXY_ECR;
+    /* An ecr registry is not a thing: ECR proxies join docker registries. */
+    return rt != PROXY_ECR && rt == pt;
+}
+
+int config_registry_validate(const struct registry *r, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    int rc;
+    if ((rc = config_key_validate("name", r->name, err)) < 0)
+        return rc;
+    if ((rc = type_check_supported(r->type, err)) < 0)
+        return rc;
+    if (r->type == PROXY_ECR) {
+        config_error_set(err, "type",
+                         "there are no ecr registries; a docker registry takes ecr proxies");
+        return -EINVAL;
+    }
+    size_t n = config_strv_len(r->upstreams);
+    if (n > CONFIG_UPSTREAMS_MAX) {
+        config_error_set(err, "upstreams", "at most %d upstreams (got %zu)", CONFIG_UPSTREAMS_MAX,
+                         n);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = config_key_validate("upstreams", r->upstreams[i], err)) < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(r->upstreams[i], r->upstreams[j]) == 0) {
+                config_error_set(err, "upstreams", "%s is listed twice",
+                                 config_quote(q, sizeof(q), r->upstreams[i]));
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+void config_registry_clear(struct registry *r)
+{
+    if (!r)
+        return;
+    config_strv_free(r->upstreams);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+
+static json_t *json_string_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *ecr_to_json(const struct ecr_target *t)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:b}", "host", json_string_or_null(t->host),
+                     "region", json_string_or_null(t->region), "account",
+                     json_string_or_null(t->account), "alias", json_string_or_null(t->alias),
+                     "repository", json_string_or_null(t->repository), "public", t->is_public);
+}
+
+json_t *config_proxy_to_json(const struct proxy *p)
+{
+    /* Built field by field from the struct: there is no secret in it to leak. */
+    json_t *o = json_pack(
+        "{s:s, s:s, s:o, s:o, s:s, s:o, s:b, s:o, s:I, s:I, s:b, s:o, s:o, s:o, s:o, s:o, s:o}",
+        "key", p->key, "type", config_type_name(p->type), "source",
+        p->type == PROXY_DOCKER ? json_string(config_source_name(p->source)) : json_null(), "url",
+        json_string_or_null(p->url), "auth", config_auth_name(p->auth), "access_key",
+        json_string_or_null(p->access_key), "secret_set", p->secret_set, "aws_endpoint",
+        json_string_or_null(p->aws_endpoint), "metadata_ttl", (json_int_t)p->metadata_ttl,
+        "negative_ttl", (json_int_t)p->negative_ttl, "offline", p->offline, "include",
+        config_strv_to_json(p->include), "exclude", config_strv_to_json(p->exclude), "ca_file",
+        json_string_or_null(p->ca_file), "client_cert", json_string_or_null(p->client_cert),
+        "client_key", json_string_or_null(p->client_key), "http_proxy",
+        json_string_or_null(p->http_proxy));
+    if (o && p->type == PROXY_ECR && json_object_set_new(o, "ecr", ecr_to_json(&p->ecr)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *config_registry_to_json(const struct registry *r)
+{
+    return json_pack("{s:s, s:s, s:o}", "name", r->name, "type", config_type_name(r->type),
+                     "upstreams", config_strv_to_json(r->upstreams));
+}
+
+static int json_opt_string(const char *field, json_t *v, char **dst, struct config_error *err)
+{
+    if (json_is_null(v))
+        return config_set_string(dst, NULL);
+    if (!json_is_string(v)) {
+        config_error_set(err, field, "must be a string or null");
+        return -EINVAL;
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        config_error_set(err, field, "must not contain a NUL character");
+        return -EINVAL;
+    }
+    return config_set_string(dst, json_string_value(v));
+}
+
+static int json_ttl(const char *field, json_t *v, long *dst, struct config_error *err)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > CONFIG_TTL_MAX) {
+        config_error_set(err, field, "must be a whole number of seconds from 0 to %ld",
+                         CONFIG_TTL_MAX);
+        return -EINVAL;
+    }
+    *dst = (long)json_integer_value(v);
+    return 0;
+}
+
+/* The "key" and "type" members: required on create, unchangeable on update. */
+static int json_identity(struct proxy *p, json_t *obj, bool is_create, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    json_t *k = json_object_get(obj, "key");
+    json_t *t = json_object_get(obj, "type");
+    enum proxy_type type;
+    int rc;
+
+    if (is_create) {
+        if (!json_is_string(k)) {
+            config_error_set(err, "key", "must be given as a string");
+            return -EINVAL;
+        }
+        if ((rc = config_key_validate("key", json_string_value(k), err)) < 0)
+            return rc;
+        if (!json_is_string(t)) {
+            config_error_set(err, "type", "must be given as a string");
+            return -EINVAL;
+        }
+        if ((rc = config_type_parse(json_string_value(t), &type, err)) < 0)
+            return rc;
+        config_proxy_init(p, json_string_value(k), type);
+        return 0;
+    }
+    if (k && (!json_is_string(k) || strcmp(json_string_value(k), p->key) != 0)) {
+        config_error_set(err, "key", "cannot be changed (this is %s)",
+                         config_quote(q, sizeof(q), p->key));
+        return -EINVAL;
+    }
+    if (t && (!json_is_string(t) || strcmp(json_string_value(t), type_names[p->type]) != 0)) {
+        config_error_set(err, "type", "cannot be changed (this is a %s proxy)",
+                         type_names[p->type]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char **secret,
+                            struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    const char *name;
+    json_t *v;
+    int rc;
+
+    *secret = NULL;
+    if (!json_is_object(obj)) {
+        config_error_set(err, "body", "must be a JSON object");
+        return -EINVAL;
+    }
+    if ((rc = json_identity(p, obj, is_create, err)) < 0)
+        return rc;
+
+    /* auth and source first: changing them drops fields that later members may set again. */
+    if ((v = json_object_get(obj, "auth"))) {
+        enum proxy_auth a;
+        if ((rc = config_auth_parse(json_string_value(v), &a, err)) < 0)
+            goto fail;
+        config_proxy_set_auth(p, a);
+    }
+    if ((v = json_object_get(obj, "source")) && !json_is_null(v)) {
+        enum proxy_source s;
+        if ((rc = config_source_parse(json_string_value(v), &s, err)) < 0)
+            goto fail;
+        config_proxy_set_source(p, s);
+    }
+
+    json_object_foreach(obj, name, v)
+    {
+        rc = 0;
+        if (!strcmp(name, "key") || !strcmp(name, "type") || !strcmp(name, "auth") ||
+            !strcmp(name, "source") || !strcmp(name, "secret_set") || !strcmp(name, "ecr")) {
+            /* Handled above, or read-only (accepted so a GET body can be PUT back). */
+        } else if (!strcmp(name, "url")) {
+            char *url = NULL;
+            if ((rc = json_opt_string(name, v, &url, err)) == 0) {
+                rc = config_proxy_set_url(p, url);
+                free(url);
+            }
+        } else if (!strcmp(name, "access_key")) {
+            rc = json_opt_string(name, v, &p->access_key, err);
+        } else if (!strcmp(name, "secret_key")) {
+            if (json_is_null(v))
+                continue;
+            if (!json_is_string(v)) {
+                config_error_set(err, name, "must be a string");
+                rc = -EINVAL;
+                goto fail;
+            }
+            size_t len = json_string_length(v);
+            free(*secret);
+            if (!(*secret = malloc(len + 1))) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            memcpy(*secret, json_string_value(v), len + 1);
+            rc = config_secret_normalise(*secret, &len, err);
+        } else if (!strcmp(name, "aws_endpoint")) {
+            rc = json_opt_string(name, v, &p->aws_endpoint, err);
+        } else if (!strcmp(name, "ca_file")) {
+            rc = json_opt_string(name, v, &p->ca_file, err);
+        } else if (!strcmp(name, "client_cert")) {
+            rc = json_opt_string(name, v, &p->client_cert, err);
+        } else if (!strcmp(name, "client_key")) {
+            rc = json_opt_string(name, v, &p->client_key, err);
+        } else if (!strcmp(name, "http_proxy")) {
+            rc = json_opt_string(name, v, &p->http_proxy, err);
+        } else if (!strcmp(name, "metadata_ttl")) {
+            rc = json_ttl(name, v, &p->metadata_ttl, err);
+        } else if (!strcmp(name, "negative_ttl")) {
+            rc = json_ttl(name, v, &p->negative_ttl, err);
+        } else if (!strcmp(name, "offline")) {
+            if (!json_is_boolean(v)) {
+                config_error_set(err, name, "must be true or false");
+                rc = -EINVAL;
+            } else {
+                p->offline = json_is_true(v);
+            }
+        } else if (!strcmp(name, "include") || !strcmp(name, "exclude")) {
+            char **list = NULL;
+            char ***dst = !strcmp(name, "include") ? &p->include : &p->exclude;
+            if ((rc = config_strv_from_json(name, v, &list, err)) == 0) {
+                config_strv_free(*dst);
+                *dst = list;
+            }
+        } else {
+            config_error_set(err, name, "unknown field %s", config_quote(q, sizeof(q), name));
+            rc = -EINVAL;
+        }
+        if (rc < 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    if (*secret) {
+        explicit_bzero(*secret, strlen(*secret));
+        free(*secret);
+        *secret = NULL;
+    }
+    return rc;
+}
+
+int config_secret_normalise(char *secret, size_t *len, struct config_error *err)
+{
+    size_t n = *len;
+    if (n > 0 && secret[n - 1] == '\n') {
+        n--;
+        if (n > 0 && secret[n - 1] == '\r')
+            n--;
+    }
+    secret[n] = '\0';
+    *len = n;
+    if (n == 0) {
+        config_error_set(err, "secret_key", "must not be empty");
+        return -EINVAL;
+    }
+    if (n > CONFIG_SECRET_MAX) {
+        config_error_set(err, "secret_key", "must be at most %d bytes", CONFIG_SECRET_MAX);
+        return -EINVAL;
+    }
+    if (memchr(secret, '\0', n)) {
+        config_error_set(err, "secret_key", "must not contain a NUL byte");
+        return -EINVAL;
+    }
+    return 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * config_int: helpers shared by the files of the config module only
+ * (config.c, ecr_url.c). Not part of any public header.
+ */
+#ifndef UPSTREAMFS_CONFIG_INT_H
+#define UPSTREAMFS_CONFIG_INT_H
+
+#include "upstreamfs/config.h"
+
+#include <curl/curl.h>
+
+/*
+ * Parses s with libcurl's URL API (extra curl_url_set flags in flags) and
+ * applies the rules every URL field shares: bounded length, no spaces or
+ * control characters, scheme http or https, a host, no user name or
+ * password (a secret must never sit in a URL). *out is the handle, freed by
+ * the caller with curl_url_cleanup. -EINVAL (err filled) or -ENOMEM.
+ */
+int config__url_open(const char *field, const char *s, unsigned int flags, CURLU **out,
+                     struct config_error *err);
+
+/* Gets a part as a malloc'd string; NULL when absent. -ENOMEM, or -EINVAL on a curl error. */
+int config__url_get(CURLU *h, CURLUPart part, unsigned int flags, char **out);
+
+/* Lower-cases s in place (ASCII). */
+void config__lower(char *s);
+
+#endif

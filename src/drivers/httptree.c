@@ -1,0 +1,222 @@
+/*
+ * httptree: plain HTTP file trees (see httptree.h).
+ */
+#include "upstreamfs/httptree.h"
+#include "upstreamfs/index.h"
+#include "upstreamfs/log.h"
+#include "upstreamfs/upstream.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <libxml/HTMLparser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool is_html(const struct fetch_response *r)
+{
+    return r->content_type && strncasecmp(r->content_type, "text/html", 9) == 0;
+}
+
+/* HEAD without following redirects: a redirect to name/ is how servers say "directory". */
+static int head(struct upstream *u, const char *url, bool follow, struct fetch_response *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (u->cfg.offline)
+        return -ENETUNREACH;
+    if (upstream_backing_off(u))
+        return -EREMOTEIO;
+    struct fetch_request req = {.url = url,
+                                .ep = &u->ep,
+                                .head = true,
+                                .no_redirects = !follow,
+                                .timeout_ms = FETCH_META_TIMEOUT_MS};
+    int rc = fetch_perform(&req, r);
+    if (fetch_is_remote_failure(rc, r->status)) {
+        upstream_note_failure(u);
+        return rc == -ELOOP ? -EIO : -EREMOTEIO;
+    }
+    upstream_note_success(u);
+    return 0;
+}
+
+static int status_error(long status)
+{
+    if (status == 404 || status == 410)
+        return -ENOENT;
+    if (status == 401 || status == 403)
+        return -EACCES;
+    return -EIO;
+}
+
+int httptree_lookup(struct upstream *u, const char *path, bool is_mutable, struct drv_entry *out)
+{
+    struct fetch_response r, rd;
+    char *url = upstream_url(u, path);
+    char *durl = NULL;
+    int rc;
+    memset(&rd, 0, sizeof(rd));
+    if (!url)
+        return -ENOMEM;
+    rc = head(u, url, false, &r);
+    if (rc < 0)
+        goto out;
+    bool redirect = r.status >= 300 && r.status < 400 && r.location;
+    if (redirect) {
+        char *target = fetch_url_resolve(url, r.location);
+        size_t ul = strlen(url);
+        bool to_dir = target && strncmp(target, url, ul) == 0 && strcmp(target + ul, "/") == 0;
+        free(target);
+        if (to_dir) {
+            out->kind = NODE_DIR;
+            goto out;
+        }
+        /* Any other redirect: follow it and describe the file at its end. */
+        fetch_response_clear(&r);
+        rc = head(u, url, true, &r);
+        if (rc < 0)
+            goto out;
+    }
+    if (r.status == 200 && !is_html(&r)) {
+        out->kind = NODE_FILE;
+        out->size = r.content_length;
+        out->url = url;
+        url = NULL;
+        out->is_mutable = is_mutable;
+        if (r.last_modified)
+            out->mtime = (int64_t)curl_getdate(r.last_modified, NULL);
+        if (out->mtime < 0)
+            out->mtime = 0;
+        goto out;
+    }
+    if (r.status != 200 && r.status != 404 && r.status != 410) {
+        rc = status_error(r.status);
+        goto out;
+    }
+    /* An HTML answer or a 404: a directory shows itself at name/. */
+    durl = malloc(strlen(url) + 2);
+    if (!durl) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    sprintf(durl, "%s/", url);
+    rc = head(u, durl, true, &rd);
+    if (rc < 0)
+        goto out;
+    if (rd.status == 200) {
+        out->kind = NODE_DIR;
+    } else if (r.status == 200) {
+        out->kind = NODE_FILE; /* an HTML file that is not a directory */
+        out->size = r.content_length;
+        out->url = url;
+        url = NULL;
+        out->is_mutable = is_mutable;
+    } else {
+        rc = status_error(r.status);
+    }
+out:
+    fetch_response_clear(&r);
+    fetch_response_clear(&rd);
+    free(url);
+    free(durl);
+    return rc;
+}
+
+static int64_t size_after(xmlNode *a)
+{
+    xmlNode *t = a->next;
+    if (!t || t->type != XML_TEXT_NODE || !t->content)
+        return -1;
+    const char *s = (const char *)t->content;
+    const char *end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\r' || end[-1] == '\n' || end[-1] == '\t'))
+        end--;
+    const char *start = end;
+    while (start > s && start[-1] >= '0' && start[-1] <= '9')
+        start--;
+    if (start == end || (start > s && start[-1] != ' ' && start[-1] != '\t'))
+        return -1;
+    return strtoll(start, NULL, 10);
+}
+
+static void collect(xmlNode *node, const char *base, size_t blen, struct drv_listing *out)
+{
+    for (xmlNode *n = node; n; n = n->next) {
+        if (n->type == XML_ELEMENT_NODE && strcasecmp((const char *)n->name, "a") == 0) {
+            xmlChar *href = xmlGetProp(n, (const xmlChar *)"href");
+            char *abs = href ? fetch_url_resolve(base, (const char *)href) : NULL;
+            if (abs && strncmp(abs, base, blen) == 0 && abs[blen] && !strchr(abs + blen, '?') &&
+                !strchr(abs + blen, '#')) {
+                char *rest = abs + blen;
+                size_t rl = strlen(rest);
+                bool dir = rest[rl - 1] == '/';
+                if (dir)
+                    rest[--rl] = '\0';
+                int dl = 0;
+                char *name = rl && !strchr(rest, '/') ? curl_easy_unescape(NULL, rest, 0, &dl)
+                                                      : NULL;
+                if (name && dl > 0 && (size_t)dl == strlen(name) && strcmp(name, ".") &&
+                    strcmp(name, "..")) {
+                    struct drv_entry e = {.kind = dir ? NODE_DIR : NODE_FILE,
+                                          .size = dir ? 0 : size_after(n),
+                                          .url = dir ? NULL : abs};
+                    bool dup = false;
+                    for (size_t i = 0; i < out->n && !dup; i++)
+                        dup = strcmp(out->items[i].name, name) == 0;
+                    if (!dup)
+                        drv_listing_add(out, name, &e);
+                }
+                curl_free(name);
+            }
+            free(abs);
+            xmlFree(href);
+        }
+        collect(n->children, base, blen, out);
+    }
+}
+
+int httptree_parse_index(const char *html, size_t len, const char *base_url,
+                         struct drv_listing *out)
+{
+    if (len > (size_t)INT32_MAX)
+        return -EFBIG;
+    htmlDocPtr doc = htmlReadMemory(html, (int)len, base_url, NULL,
+                                    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+                                        HTML_PARSE_RECOVER);
+    if (!doc)
+        return -EIO;
+    collect(xmlDocGetRootElement(doc), base_url, strlen(base_url), out);
+    xmlFreeDoc(doc);
+    return 0;
+}
+
+int httptree_list(struct upstream *u, const char *dir, struct drv_listing *out)
+{
+    char *base = upstream_url(u, dir);
+    char *body = NULL;
+    size_t len = 0;
+    bool stale = false;
+    int rc;
+    if (!base)
+        return -ENOMEM;
+    if (dir[0]) {
+        char *b2 = realloc(base, strlen(base) + 2);
+        if (!b2) {
+            free(base);
+            return -ENOMEM;
+        }
+        base = b2;
+        strcat(base, "/");
+    }
+    rc = upstream_doc_get(u, base, &body, &len, &stale);
+    if (rc == -ENOENT || rc == -EACCES)
+        rc = -ENOTSUP; /* no index page: the directory shows what is cached */
+    if (rc == 0)
+        rc = httptree_parse_index(body, len, base, out);
+    for (size_t i = 0; rc == 0 && i < out->n; i++)
+        out->items[i].is_mutable = u->cfg.type == PROXY_GENERIC;
+    free(body);
+    free(base);
+    return rc;
+}

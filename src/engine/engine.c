@@ -1,0 +1,951 @@
+/*
+ * engine: names, attributes and listings (see engine.h).
+ *
+ * Lookups are answered from the index whenever it knows the name: a file or
+ * directory once seen, or a 404 remembered until its negative TTL. Only an
+ * unknown name (or an expired absence) asks the driver, which may contact
+ * the remote; the answer is written back so the next lookup is local. The
+ * root holds one directory per proxy and per registry, kept in step with the
+ * config by a watcher thread that polls the config generation every 500 ms.
+ */
+#include "engine_i.h"
+#include "upstreamfs/configdb.h"
+#include "upstreamfs/hash.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+int64_t engine__now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+char *engine__join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s%s", dir, dir[0] ? "/" : "", name);
+    return p;
+}
+
+struct upstream *engine__upstream(struct engine *e, const char *key)
+{
+    struct upstream *u = NULL;
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    for (size_t i = 0; i < e->n_ups; i++) {
+        if (strcmp(e->ups[i]->cfg.key, key) == 0) {
+            u = e->ups[i];
+            upstream_ref(u);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&e->cfg_lock);
+    return u;
+}
+
+int engine__registry(struct engine *e, const char *name, struct registry *out)
+{
+    int rc = -ENOENT;
+    memset(out, 0, sizeof(*out));
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    for (size_t i = 0; i < e->n_regs; i++) {
+        const struct registry *r = &e->regs[i];
+        if (strcmp(r->name, name) != 0)
+            continue;
+        snprintf(out->name, sizeof(out->name), "%s", r->name);
+        out->type = r->type;
+        size_t n = 0;
+        while (r->upstreams && r->upstreams[n])
+            n++;
+        out->upstreams = calloc(n + 1, sizeof(char *));
+        for (size_t j = 0; out->upstreams && j < n; j++)
+            out->upstreams[j] = strdup(r->upstreams[j]);
+        rc = out->upstreams ? 0 : -ENOMEM;
+        break;
+    }
+    pthread_rwlock_unlock(&e->cfg_lock);
+    return rc;
+}
+
+bool engine__is_registry(struct engine *e, const char *name)
+{
+    bool found = false;
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    for (size_t i = 0; i < e->n_regs && !found; i++)
+        found = strcmp(e->regs[i].name, name) == 0;
+    pthread_rwlock_unlock(&e->cfg_lock);
+    return found;
+}
+
+/* Matches path against a glob component by component, so a directory on the way to an include
+ * passes. "**" matches any number of components. */
+static bool glob_prefix_match(const char *pattern, const char *path)
+{
+    char pat[4096], pth[4096];
+    snprintf(pat, sizeof(pat), "%s", pattern);
+    snprintf(pth, sizeof(pth), "%s", path);
+    char *ps = NULL, *qs = NULL;
+    char *pc = strtok_r(pat, "/", &ps);
+    char *qc = strtok_r(pth, "/", &qs);
+    while (pc && qc) {
+        if (strcmp(pc, "**") == 0)
+            return true;
+        if (fnmatch(pc, qc, 0) != 0)
+            return false;
+        pc = strtok_r(NULL, "/", &ps);
+        qc = strtok_r(NULL, "/", &qs);
+    }
+    return qc == NULL; /* path exhausted: it is the pattern or a directory leading to it */
+}
+
+bool engine__path_allowed(const struct proxy *p, const char *path)
+{
+    if (!path[0])
+        return true;
+    for (char **x = p->exclude; x && *x; x++)
+        if (fnmatch(*x, path, 0) == 0)
+            return false;
+    if (!p->include || !p->include[0])
+        return true;
+    for (char **x = p->include; *x; x++)
+        if (fnmatch(*x, path, 0) == 0 || glob_prefix_match(*x, path))
+            return true;
+    return false;
+}
+
+void engine__attr_from_node(struct engine *e, const struct node *n, struct engine_attr *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->ino = n->ino;
+    a->kind = n->kind;
+    a->size = n->kind == NODE_FILE ? (n->size < 0 ? 0 : n->size) : 0;
+    a->mtime = n->mtime ? n->mtime : e->started;
+    a->writable = n->local || (n->kind == NODE_DIR && n->path && !n->path[0] && n->top[0] &&
+                               engine__is_registry(e, n->top));
+    a->is_mutable = n->is_mutable || n->local;
+    if (n->kind == NODE_DIR) {
+        a->timeout = ENGINE_DIR_TIMEOUT;
+    } else if (n->size < 0 && !n->local) {
+        a->timeout = 0.0; /* not known yet: the kernel must ask again */
+    } else if (a->is_mutable) {
+        double ttl = CONFIG_DEFAULT_META_TTL;
+        struct upstream *u = n->top ? engine__upstream(e, n->top) : NULL;
+        if (u) {
+            ttl = (double)u->cfg.metadata_ttl;
+            upstream_unref(u);
+        }
+        a->timeout = n->local ? 0.0 : (ttl < 60.0 ? ttl : 60.0);
+    } else {
+        a->timeout = ENGINE_IMMUTABLE_TIMEOUT;
+    }
+}
+
+/* Keeps one top-level node per proxy and registry; removes the trees of deleted ones. */
+static int sync_tops(struct engine *e)
+{
+    char **tops = NULL;
+    size_t ntops = 0;
+    int64_t now = engine__now();
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    pthread_mutex_lock(&e->mu);
+    int rc = index_tops(e->ix, &tops, &ntops);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < ntops; i++) {
+        bool keep = false;
+        for (size_t j = 0; j < e->n_ups && !keep; j++)
+            keep = strcmp(e->ups[j]->cfg.key, tops[i]) == 0;
+        for (size_t j = 0; j < e->n_regs && !keep; j++)
+            keep = strcmp(e->regs[j].name, tops[i]) == 0;
+        if (!keep) {
+            log_info("%s was deleted; forgetting its tree", tops[i]);
+            index_remove_top(e->ix, tops[i], false);
+        }
+    }
+    size_t total = e->n_ups + e->n_regs;
+    for (size_t k = 0; k < total; k++) {
+        const char *name = k < e->n_ups ? e->ups[k]->cfg.key : e->regs[k - e->n_ups].name;
+        struct node n = {0};
+        if (index_child(e->ix, INDEX_ROOT_INO, name, &n) == 0) {
+            node_clear(&n);
+            continue;
+        }
+        n.parent = INDEX_ROOT_INO;
+        n.name = (char *)name;
+        n.top = (char *)name;
+        n.path = (char *)"";
+        n.kind = NODE_DIR;
+        n.mtime = now;
+        rc = index_put(e->ix, &n);
+        if (rc < 0)
+            break;
+    }
+out:
+    pthread_mutex_unlock(&e->mu);
+    pthread_rwlock_unlock(&e->cfg_lock);
+    for (size_t i = 0; i < ntops; i++)
+        free(tops[i]);
+    free(tops);
+    return rc;
+}
+
+/* If a proxy's source changed, what the index learned from the old remote is wrong now. */
+static bool proxy_source_changed(const struct proxy *a, const struct proxy *b)
+{
+    return strcmp(a->url ? a->url : "", b->url ? b->url : "") != 0 || a->type != b->type;
+}
+
+int engine_reload(struct engine *e)
+{
+    long long gen = 0;
+    struct proxy *plist = NULL;
+    struct registry *rlist = NULL;
+    size_t np = 0, nr = 0;
+    int rc;
+    pthread_mutex_lock(&e->mu);
+    rc = configdb_generation(e->st, &gen);
+    if (rc == 0 && gen == e->generation && e->ups) {
+        pthread_mutex_unlock(&e->mu);
+        return 0;
+    }
+    if (rc == 0)
+        rc = configdb_proxy_list(e->st, &plist, &np);
+    if (rc == 0)
+        rc = configdb_registry_list(e->st, &rlist, &nr);
+    struct upstream **ups = calloc(np + 1, sizeof(*ups));
+    for (size_t i = 0; rc == 0 && ups && i < np; i++) {
+        char *secret = NULL;
+        if (plist[i].secret_set)
+            configdb_secret_read(e->st, plist[i].key, &secret);
+        ups[i] = upstream_new(e, &plist[i], secret);
+        if (secret) {
+            explicit_bzero(secret, strlen(secret));
+            free(secret);
+        }
+        if (!ups[i])
+            rc = -ENOMEM;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0 || !ups) {
+        for (size_t i = 0; ups && i < np; i++)
+            upstream_unref(ups[i]);
+        free(ups);
+        configdb_proxy_list_free(plist, np);
+        configdb_registry_list_free(rlist, nr);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    pthread_rwlock_wrlock(&e->cfg_lock);
+    struct upstream **old = e->ups;
+    size_t nold = e->n_ups;
+    struct registry *oldregs = e->regs;
+    size_t noldregs = e->n_regs;
+    e->ups = ups;
+    e->n_ups = np;
+    e->regs = rlist;
+    e->n_regs = nr;
+    e->generation = gen;
+    pthread_rwlock_unlock(&e->cfg_lock);
+    for (size_t i = 0; i < nold; i++) {
+        for (size_t j = 0; j < np; j++) {
+            if (strcmp(old[i]->cfg.key, ups[j]->cfg.key) == 0 &&
+                proxy_source_changed(&old[i]->cfg, &ups[j]->cfg)) {
+                log_info("proxy %s: remote changed; forgetting what the old one listed",
+                         ups[j]->cfg.key);
+                pthread_mutex_lock(&e->mu);
+                index_remove_top(e->ix, ups[j]->cfg.key, true);
+                pthread_mutex_unlock(&e->mu);
+            }
+        }
+        upstream_unref(old[i]);
+    }
+    free(old);
+    configdb_registry_list_free(oldregs, noldregs);
+    configdb_proxy_list_free(plist, np);
+    rc = sync_tops(e);
+    if (e->reload_cb)
+        e->reload_cb(e->reload_arg);
+    return rc;
+}
+
+void engine_on_reload(struct engine *e, void (*cb)(void *arg), void *arg)
+{
+    e->reload_cb = cb;
+    e->reload_arg = arg;
+}
+
+static void *watcher_main(void *arg)
+{
+    struct engine *e = arg;
+    pthread_mutex_lock(&e->stop_mu);
+    while (!e->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&e->stop_cv, &e->stop_mu, &ts);
+        if (e->stopping)
+            break;
+        pthread_mutex_unlock(&e->stop_mu);
+        int rc = engine_reload(e);
+        if (rc < 0)
+            log_warn("reloading the config failed: %s", strerror(-rc));
+        pthread_mutex_lock(&e->stop_mu);
+    }
+    pthread_mutex_unlock(&e->stop_mu);
+    return NULL;
+}
+
+int engine_open(const struct engine_opts *opts, struct engine **out)
+{
+    struct engine *e = calloc(1, sizeof(*e));
+    int rc;
+    if (!e)
+        return -ENOMEM;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_rwlock_init(&e->cfg_lock, NULL);
+    pthread_mutex_init(&e->stop_mu, NULL);
+    pthread_cond_init(&e->stop_cv, NULL);
+    e->generation = -1;
+    e->started = engine__now();
+    e->state_dir = strdup(opts->state_dir);
+    e->platforms = opts->platforms ? strdup(opts->platforms) : NULL;
+    rc = state_open(opts->state_dir, &e->st);
+    if (rc < 0)
+        goto fail;
+    rc = index_open(e->st->db, &e->ix);
+    if (rc < 0)
+        goto fail;
+    rc = store_init(&e->store, opts->state_dir);
+    if (rc < 0)
+        goto fail;
+    /*
+     * Every engine on this state dir holds a shared lock; only one that finds
+     * itself alone may clear tmp/, where another's downloads could be running.
+     */
+    char lockp[4200];
+    snprintf(lockp, sizeof(lockp), "%s/engine.lock", opts->state_dir);
+    e->lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (e->lock_fd >= 0 && flock(e->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+        int cleaned = store_clean_tmp(&e->store);
+        if (cleaned > 0)
+            log_info("removed %d unfinished download(s) left in tmp/", cleaned);
+    }
+    if (e->lock_fd >= 0)
+        flock(e->lock_fd, LOCK_SH);
+    e->flights = flight_table_new(&e->store);
+    if (!e->flights) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    e->quota = opts->quota_bytes > 0 ? opts->quota_bytes : engine__default_quota(opts->state_dir);
+    rc = engine_reload(e);
+    if (rc < 0)
+        goto fail;
+    if (pthread_create(&e->watcher, NULL, watcher_main, e) == 0)
+        e->watcher_running = true;
+    *out = e;
+    return 0;
+fail:
+    engine_close(e);
+    return rc;
+}
+
+void engine_close(struct engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->stop_mu);
+    e->stopping = true;
+    pthread_cond_broadcast(&e->stop_cv);
+    pthread_mutex_unlock(&e->stop_mu);
+    if (e->watcher_running)
+        pthread_join(e->watcher, NULL);
+    flight_table_free(e->flights);
+    for (size_t i = 0; i < e->n_ups; i++)
+        upstream_unref(e->ups[i]);
+    free(e->ups);
+    configdb_registry_list_free(e->regs, e->n_regs);
+    index_close(e->ix);
+    if (e->st)
+        state_close(e->st);
+    store_fini(&e->store);
+    while (e->open_objs) {
+        struct open_obj *o = e->open_objs;
+        e->open_objs = o->next;
+        free(o);
+    }
+    if (e->lock_fd > 0)
+        close(e->lock_fd);
+    free(e->state_dir);
+    free(e->platforms);
+    free(e);
+}
+
+const char *engine_platform_filter(const struct engine *e)
+{
+    return e->platforms;
+}
+
+static bool name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= 255 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+           !strchr(name, '/');
+}
+
+/* Records what the remote said about a name below parent. */
+static int remember(struct engine *e, const struct node *parent, const char *name,
+                    const char *path, const struct drv_entry *de, int64_t neg_until,
+                    struct node *out)
+{
+    struct node n = {0};
+    int64_t now = engine__now();
+    int rc;
+    pthread_mutex_lock(&e->mu);
+    if (index_child(e->ix, parent->ino, name, &n) < 0)
+        memset(&n, 0, sizeof(n));
+    free(n.name);
+    n.name = strdup(name);
+    free(n.top);
+    n.top = strdup(parent->top);
+    free(n.path);
+    n.path = strdup(path);
+    n.parent = parent->ino;
+    if (!de) {
+        n.kind = NODE_ABSENT;
+        n.neg_until = neg_until;
+        n.digest[0] = '\0';
+    } else {
+        bool same_content = n.kind == NODE_FILE && de->kind == NODE_FILE && n.url && de->url &&
+                            strcmp(n.url, de->url) == 0 &&
+                            (!de->expect || (n.expect && strcmp(n.expect, de->expect) == 0));
+        if (!same_content)
+            n.digest[0] = '\0';
+        n.kind = de->kind;
+        n.size = de->size;
+        n.mtime = de->mtime > 0 ? de->mtime : (n.mtime ? n.mtime : now);
+        free(n.url);
+        n.url = de->url ? strdup(de->url) : NULL;
+        free(n.expect);
+        n.expect = de->expect ? strdup(de->expect) : NULL;
+        n.is_mutable = de->is_mutable;
+        free(n.ctype);
+        n.ctype = de->content_type ? strdup(de->content_type) : NULL;
+        n.neg_until = 0;
+        if (!same_content)
+            n.checked = 0;
+    }
+    rc = index_put(e->ix, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc == 0 && out) {
+        *out = n;
+        return 0;
+    }
+    node_clear(&n);
+    return rc;
+}
+
+static int proxy_lookup(struct engine *e, const struct node *parent, const char *name,
+                        struct node *out)
+{
+    char *path = engine__join(parent->path, name);
+    struct upstream *u = engine__upstream(e, parent->top);
+    struct drv_entry de = {0};
+    int rc;
+    if (!path || !u) {
+        rc = path ? -ENOENT : -ENOMEM;
+        goto out;
+    }
+    if (strlen(path) > 4000) {
+        rc = -ENAMETOOLONG;
+        goto out;
+    }
+    if (!engine__path_allowed(&u->cfg, path)) {
+        rc = -ENOENT;
+        goto out;
+    }
+    if (u->cfg.offline) {
+        rc = -ENOENT;
+        goto out;
+    }
+    if (upstream_backing_off(u)) {
+        rc = -EIO;
+        goto out;
+    }
+    rc = u->drv->lookup(u, path, &de);
+    if (rc == -ENOENT) {
+        remember(e, parent, name, path, NULL, engine__now() + u->cfg.negative_ttl, NULL);
+    } else if (rc == 0) {
+        rc = remember(e, parent, name, path, &de, 0, out);
+    } else if (rc == -EREMOTEIO || rc == -EACCES) {
+        rc = -EIO;
+    }
+out:
+    drv_entry_clear(&de);
+    upstream_unref(u);
+    free(path);
+    return rc;
+}
+
+/*
+ * A registry name: its local content is in the index already; otherwise each
+ * upstream in order. 404 moves on; any other failure ends the search, so a
+ * lower upstream never silently stands in for a failing higher one.
+ */
+static int registry_lookup(struct engine *e, const struct node *parent, const char *name,
+                           struct node *out)
+{
+    struct registry r;
+    char *path = engine__join(parent->path, name);
+    int rc = engine__registry(e, parent->top, &r);
+    if (rc < 0 || !path) {
+        free(path);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    rc = -ENOENT;
+    for (char **k = r.upstreams; k && *k; k++) {
+        struct node un;
+        rc = engine__resolve_node(e, *k, path, &un);
+        if (rc == -ENOENT)
+            continue;
+        if (rc < 0)
+            break;
+        struct drv_entry de = {.kind = un.kind,
+                               .size = un.size,
+                               .mtime = un.mtime,
+                               .url = un.url,
+                               .expect = un.expect,
+                               .is_mutable = un.is_mutable};
+        rc = remember(e, parent, name, path, &de, 0, out);
+        if (rc == 0) {
+            pthread_mutex_lock(&e->mu);
+            free(out->via);
+            out->via = strdup(*k);
+            index_put(e->ix, out);
+            pthread_mutex_unlock(&e->mu);
+        }
+        node_clear(&un);
+        break;
+    }
+    if (rc == -ENOENT)
+        remember(e, parent, name, path, NULL, engine__now() + CONFIG_DEFAULT_NEG_TTL / 10, NULL);
+    config_registry_clear(&r);
+    free(path);
+    return rc;
+}
+
+/* Resolves one name under a known parent node into *out. */
+static int lookup_node(struct engine *e, int64_t parent_ino, const char *name, struct node *out)
+{
+    struct node p, c;
+    int rc;
+    if (!name_ok(name))
+        return strlen(name) > 255 ? -ENAMETOOLONG : -ENOENT;
+    pthread_mutex_lock(&e->mu);
+    rc = index_get(e->ix, parent_ino, &p);
+    if (rc == 0 && p.kind != NODE_DIR)
+        rc = -ENOTDIR;
+    int crc = rc == 0 ? index_child(e->ix, parent_ino, name, &c) : -ENOENT;
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    if (crc == 0) {
+        /* A file known only from a listing has no size yet: ask the remote, so ls -l is true. */
+        bool sizeless = c.kind == NODE_FILE && c.size < 0 && !c.local && !c.via;
+        if (c.kind != NODE_ABSENT && !sizeless) {
+            *out = c;
+            node_clear(&p);
+            return 0;
+        }
+        if (sizeless) {
+            rc = proxy_lookup(e, &p, name, out);
+            if (rc == 0 || rc == -ENOENT) {
+                node_clear(&c);
+            } else {
+                *out = c; /* the remote failed: what the listing said is all we know */
+                rc = 0;
+            }
+            node_clear(&p);
+            return rc;
+        }
+        bool still_absent = c.neg_until > engine__now();
+        node_clear(&c);
+        if (still_absent || parent_ino == INDEX_ROOT_INO) {
+            node_clear(&p);
+            return -ENOENT;
+        }
+    }
+    if (parent_ino == INDEX_ROOT_INO) {
+        node_clear(&p);
+        return -ENOENT;
+    }
+    if (engine__is_registry(e, p.top))
+        rc = registry_lookup(e, &p, name, out);
+    else
+        rc = proxy_lookup(e, &p, name, out);
+    node_clear(&p);
+    return rc;
+}
+
+int engine__resolve_node(struct engine *e, const char *top, const char *path, struct node *out)
+{
+    struct node cur;
+    int rc = lookup_node(e, INDEX_ROOT_INO, top, &cur);
+    if (rc < 0)
+        return rc;
+    char buf[4096];
+    if (strlen(path) >= sizeof(buf)) {
+        node_clear(&cur);
+        return -ENAMETOOLONG;
+    }
+    snprintf(buf, sizeof(buf), "%s", path);
+    char *save = NULL;
+    for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        struct node next;
+        rc = lookup_node(e, cur.ino, c, &next);
+        node_clear(&cur);
+        if (rc < 0)
+            return rc;
+        cur = next;
+    }
+    *out = cur;
+    return 0;
+}
+
+int engine_resolve(struct engine *e, const char *path, struct engine_attr *out)
+{
+    while (*path == '/')
+        path++;
+    char top[CONFIG_KEY_MAX + 2];
+    size_t n = strcspn(path, "/");
+    if (n == 0) {
+        return engine_getattr(e, INDEX_ROOT_INO, out);
+    }
+    if (n > CONFIG_KEY_MAX)
+        return -ENOENT;
+    memcpy(top, path, n);
+    top[n] = '\0';
+    const char *rest = path[n] ? path + n + 1 : "";
+    struct node node;
+    int rc = engine__resolve_node(e, top, rest, &node);
+    if (rc < 0)
+        return rc;
+    engine__attr_from_node(e, &node, out);
+    node_clear(&node);
+    return 0;
+}
+
+/* A registry's non-local node shows what its upstream's node shows now. */
+static void follow_via(struct engine *e, struct node *n)
+{
+    if (!n->via || n->local)
+        return;
+    struct node un;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_find(e->ix, n->via, n->path, &un);
+    pthread_mutex_unlock(&e->mu);
+    if (rc == 0) {
+        n->size = un.size;
+        n->mtime = un.mtime;
+        n->is_mutable = un.is_mutable;
+        memcpy(n->digest, un.digest, sizeof(n->digest));
+        n->stale = un.stale;
+        node_clear(&un);
+    }
+}
+
+int engine_lookup(struct engine *e, int64_t parent, const char *name, struct engine_attr *out)
+{
+    struct node n;
+    int rc = lookup_node(e, parent, name, &n);
+    if (rc < 0)
+        return rc;
+    follow_via(e, &n);
+    engine__attr_from_node(e, &n, out);
+    node_clear(&n);
+    return 0;
+}
+
+int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out)
+{
+    struct node n;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_get(e->ix, ino, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    if (n.kind == NODE_ABSENT) {
+        node_clear(&n);
+        return -ENOENT;
+    }
+    follow_via(e, &n);
+    engine__attr_from_node(e, &n, out);
+    node_clear(&n);
+    return 0;
+}
+
+/* Merges the remote's listing of a proxy directory into the index, at most once per TTL. */
+static void refresh_listing(struct engine *e, struct node *dir)
+{
+    struct upstream *u = engine__upstream(e, dir->top);
+    if (!u)
+        return;
+    int64_t now = engine__now();
+    if (u->cfg.offline || !u->drv->list || now < dir->listed + u->cfg.metadata_ttl ||
+        upstream_backing_off(u)) {
+        upstream_unref(u);
+        return;
+    }
+    struct drv_listing l = {0};
+    int rc = u->drv->list(u, dir->path, &l);
+    if (rc == 0) {
+        for (size_t i = 0; i < l.n; i++) {
+            struct node c;
+            char *path = engine__join(dir->path, l.items[i].name);
+            if (!path || !name_ok(l.items[i].name) || !engine__path_allowed(&u->cfg, path)) {
+                free(path);
+                continue;
+            }
+            pthread_mutex_lock(&e->mu);
+            int have = index_child(e->ix, dir->ino, l.items[i].name, &c);
+            pthread_mutex_unlock(&e->mu);
+            /* A name the index knows keeps what it learned (its digest, its exact size). */
+            if (have == 0 && c.kind != NODE_ABSENT) {
+                node_clear(&c);
+                free(path);
+                continue;
+            }
+            if (have == 0)
+                node_clear(&c);
+            remember(e, dir, l.items[i].name, path, &l.items[i], 0, NULL);
+            free(path);
+        }
+        dir->listed = now;
+        pthread_mutex_lock(&e->mu);
+        struct node d;
+        if (index_get(e->ix, dir->ino, &d) == 0) {
+            d.listed = now;
+            index_put(e->ix, &d);
+            node_clear(&d);
+        }
+        pthread_mutex_unlock(&e->mu);
+    }
+    drv_listing_clear(&l);
+    upstream_unref(u);
+}
+
+static int add_dirent(struct engine_dirent **list, size_t *n, size_t *cap, const char *name,
+                      const struct engine_attr *a)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*list)[i].name, name) == 0)
+            return 0; /* the first source of a name wins (local, then upstreams in order) */
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 32;
+        struct engine_dirent *nl = realloc(*list, *cap * sizeof(**list));
+        if (!nl)
+            return -ENOMEM;
+        *list = nl;
+    }
+    (*list)[*n].name = strdup(name);
+    (*list)[*n].attr = *a;
+    (*n)++;
+    return 0;
+}
+
+static int list_children(struct engine *e, int64_t ino, struct engine_dirent **list, size_t *n,
+                         size_t *cap, bool local_only)
+{
+    struct node *kids = NULL;
+    size_t nk = 0;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_children(e->ix, ino, &kids, &nk);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < nk && rc == 0; i++) {
+        if (local_only && !kids[i].local)
+            continue;
+        struct engine_attr a;
+        if (kids[i].kind == NODE_FILE && kids[i].size < 0 && !kids[i].local && !kids[i].via) {
+            struct node fresh;
+            if (lookup_node(e, ino, kids[i].name, &fresh) == 0) {
+                node_clear(&kids[i]);
+                kids[i] = fresh;
+            }
+        }
+        follow_via(e, &kids[i]);
+        engine__attr_from_node(e, &kids[i], &a);
+        rc = add_dirent(list, n, cap, kids[i].name, &a);
+    }
+    index_nodes_free(kids, nk);
+    return rc;
+}
+
+int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, size_t *n)
+{
+    struct node d;
+    struct engine_dirent *list = NULL;
+    size_t cnt = 0, cap = 0;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_get(e->ix, ino, &d);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    if (d.kind != NODE_DIR) {
+        node_clear(&d);
+        return -ENOTDIR;
+    }
+    if (ino != INDEX_ROOT_INO && engine__is_registry(e, d.top)) {
+        struct registry r;
+        rc = list_children(e, ino, &list, &cnt, &cap, true);
+        if (rc == 0 && engine__registry(e, d.top, &r) == 0) {
+            for (char **k = r.upstreams; k && *k && rc == 0; k++) {
+                struct node un;
+                if (engine__resolve_node(e, *k, d.path, &un) < 0)
+                    continue;
+                struct engine_dirent *ul = NULL;
+                size_t un_n = 0;
+                if (un.kind == NODE_DIR && engine_readdir(e, un.ino, &ul, &un_n) == 0) {
+                    for (size_t i = 0; i < un_n && rc == 0; i++) {
+                        /* Give the registry its own inode for the name, resolved lazily. */
+                        struct engine_attr a;
+                        if (engine_lookup(e, ino, ul[i].name, &a) == 0)
+                            rc = add_dirent(&list, &cnt, &cap, ul[i].name, &a);
+                    }
+                    engine_dirents_free(ul, un_n);
+                }
+                node_clear(&un);
+            }
+            config_registry_clear(&r);
+        }
+    } else {
+        if (ino != INDEX_ROOT_INO)
+            refresh_listing(e, &d);
+        rc = list_children(e, ino, &list, &cnt, &cap, false);
+    }
+    node_clear(&d);
+    if (rc < 0) {
+        engine_dirents_free(list, cnt);
+        return rc;
+    }
+    *out = list;
+    *n = cnt;
+    return 0;
+}
+
+void engine_dirents_free(struct engine_dirent *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i].name);
+    free(list);
+}
+
+int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, size_t len)
+{
+    struct node n;
+    char val[4200];
+    pthread_mutex_lock(&e->mu);
+    int rc = index_get(e->ix, ino, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    if (n.kind != NODE_FILE) {
+        node_clear(&n);
+        return -ENODATA;
+    }
+    if (n.via && !n.local) {
+        struct node un;
+        pthread_mutex_lock(&e->mu);
+        rc = index_find(e->ix, n.via, n.path, &un);
+        pthread_mutex_unlock(&e->mu);
+        if (rc == 0) {
+            node_clear(&n);
+            n = un;
+        }
+    }
+    rc = 0;
+    if (strcmp(name, "user.upstreamfs.digest") == 0) {
+        if (!n.digest[0])
+            rc = -ENODATA;
+        else
+            snprintf(val, sizeof(val), "sha256:%s", n.digest);
+    } else if (strcmp(name, "user.upstreamfs.source") == 0) {
+        snprintf(val, sizeof(val), "%s", n.local ? "local" : n.url ? n.url : "");
+    } else if (strcmp(name, "user.upstreamfs.cached") == 0) {
+        const char *st = "none";
+        if (n.digest[0] && store_blob_size(&e->store, n.digest) >= 0)
+            st = "complete";
+        else if (n.url && !n.local) {
+            /* A download of this file under way counts as partial. */
+            char key[4400];
+            engine__flight_key(n.top, n.path, n.expect, key, sizeof(key));
+            if (flight_table_has(e->flights, key))
+                st = "partial";
+        }
+        snprintf(val, sizeof(val), "%s", st);
+    } else if (strcmp(name, "user.upstreamfs.stale") == 0) {
+        snprintf(val, sizeof(val), "%d", n.stale ? 1 : 0);
+    } else {
+        rc = -ENODATA;
+    }
+    node_clear(&n);
+    if (rc < 0)
+        return rc;
+    size_t vl = strlen(val);
+    if (len == 0)
+        return (int)vl;
+    if (len < vl)
+        return -ERANGE;
+    memcpy(buf, val, vl);
+    return (int)vl;
+}
+
+int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len)
+{
+    static const char names[] = "user.upstreamfs.digest\0user.upstreamfs.source\0"
+                                "user.upstreamfs.cached\0user.upstreamfs.stale\0";
+    struct engine_attr a;
+    int rc = engine_getattr(e, ino, &a);
+    if (rc < 0)
+        return rc;
+    if (a.kind != NODE_FILE)
+        return 0;
+    if (len == 0)
+        return (int)sizeof(names) - 1;
+    if (len < sizeof(names) - 1)
+        return -ERANGE;
+    memcpy(buf, names, sizeof(names) - 1);
+    return (int)sizeof(names) - 1;
+}
+
+int engine_stats(struct engine *e, struct engine_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&e->mu);
+    int rc = index_object_totals(e->ix, &out->cache_bytes, &out->cache_objects);
+    if (rc == 0)
+        rc = index_local_totals(e->ix, &out->local_bytes, &out->local_objects);
+    pthread_mutex_unlock(&e->mu);
+    out->quota_bytes = e->quota;
+    out->hits = atomic_load(&e->hits);
+    out->misses = atomic_load(&e->misses);
+    out->upstream_requests = atomic_load(&e->upstream_requests);
+    out->evictions = atomic_load(&e->evictions);
+    out->stale_serves = atomic_load(&e->stale_serves);
+    out->inflight = flight_table_active(e->flights);
+    return rc;
+}

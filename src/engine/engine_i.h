@@ -1,0 +1,120 @@
+/*
+ * engine_i.h: the engine's private state, shared by the files of src/engine/
+ * (engine.c names and attributes, reader.c opening and reading, local.c
+ * registry local content, evict.c quota and cache management, upstream.c
+ * per-proxy runtime). Nothing outside src/engine includes it.
+ *
+ * Locking: e->mu guards the index connection and the open-object table. It
+ * is never held across network I/O or a wait on a download. e->cfg_lock
+ * guards the upstream and registry tables, which a reload swaps.
+ */
+#ifndef UPSTREAMFS_ENGINE_I_H
+#define UPSTREAMFS_ENGINE_I_H
+
+#include "upstreamfs/config.h"
+#include "upstreamfs/engine.h"
+#include "upstreamfs/flight.h"
+#include "upstreamfs/index.h"
+#include "upstreamfs/state.h"
+#include "upstreamfs/store.h"
+#include "upstreamfs/upstream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define ENGINE_IMMUTABLE_TIMEOUT 86400.0
+#define ENGINE_DIR_TIMEOUT       1.0
+#define ENGINE_OPEN_TIMEOUT_MS   20000 /* connect + response headers */
+#define ENGINE_STALL_MS          20000 /* no byte for this long: give up */
+
+/* An open file: a stored object, a running download, or local content being written. */
+struct engine_file {
+    struct engine *e;
+    int fd; /* complete content, or -1 while streaming */
+    struct flight *flight;
+    char digest[65]; /* object held open, protected from eviction */
+    int64_t size;
+    /* local content being written (local.c) */
+    bool writable;
+    int64_t ino;
+    char *tmp_path;
+    bool dirty;
+    bool shared; /* the temp file's inode is also the stored object: copy before writing */
+};
+
+struct open_obj {
+    char digest[65];
+    int count;
+    struct open_obj *next;
+};
+
+struct engine {
+    char *state_dir;
+    struct state *st; /* the connection the index also uses, under mu */
+    struct index *ix;
+    pthread_mutex_t mu;
+    struct store store;
+    struct flight_table *flights;
+    struct open_obj *open_objs; /* under mu: objects that eviction must skip */
+
+    pthread_rwlock_t cfg_lock;
+    struct upstream **ups;
+    size_t n_ups;
+    struct registry *regs;
+    size_t n_regs;
+    long long generation;
+    void (*reload_cb)(void *);
+    void *reload_arg;
+
+    pthread_t watcher;
+    bool watcher_running;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool stopping;
+
+    int64_t quota;
+    int64_t started; /* mtime of nodes that have none (the root) */
+    char *platforms;
+    int lock_fd; /* shared flock on STATEDIR/engine.lock while open */
+    atomic_llong hits, misses, upstream_requests, evictions, stale_serves;
+};
+
+int64_t engine__now(void);
+
+/* A referenced upstream by key, or NULL. */
+struct upstream *engine__upstream(struct engine *e, const char *key);
+/* Copy of a registry's config (caller clears), or -ENOENT. */
+int engine__registry(struct engine *e, const char *name, struct registry *out);
+bool engine__is_registry(struct engine *e, const char *name);
+
+void engine__attr_from_node(struct engine *e, const struct node *n, struct engine_attr *a);
+/* Resolves a path below a top-level key into its node (caller clears). */
+int engine__resolve_node(struct engine *e, const char *top, const char *path, struct node *out);
+/* "dir/name" or "name" when dir is empty; malloc'd. */
+char *engine__join(const char *dir, const char *name);
+
+void engine__obj_open(struct engine *e, const char *digest);
+void engine__obj_close(struct engine *e, const char *digest);
+bool engine__obj_is_open(struct engine *e, const char *digest);
+
+/* Records a committed object and evicts if the quota is exceeded (takes mu). */
+void engine__object_added(struct engine *e, const char *digest, int64_t size, bool local);
+int64_t engine__default_quota(const char *state_dir);
+
+/* Whether include/exclude let this path through (directories leading to an include pass). */
+bool engine__path_allowed(const struct proxy *p, const char *path);
+
+/*
+ * The single-flight key of a download: content named by a sha256 is shared
+ * by every path and proxy that names it; anything else is per path.
+ */
+void engine__flight_key(const char *top, const char *path, const char *expect, char *buf,
+                        size_t len);
+
+/* Registry local content (local.c). */
+struct engine_file *engine__local_open_read(struct engine *e, const struct node *n, int *err);
+/* Stores a written local file on close: hash, commit, point the node at it. */
+int engine__local_commit(struct engine_file *f);
+struct engine_file *engine__file_new(struct engine *e);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * evict: the cache quota and cache management.
+ *
+ * The quota counts cached objects only; local content is outside it. When
+ * an object is added and the total passes the quota, least recently used
+ * objects are removed until the total is at 90 % of it (a low-water mark, so
+ * eviction does not run on every insert). Pinned objects, local objects and
+ * objects held open by a reader are never removed. Rows are deleted before
+ * files are unlinked, so the index never points at a missing object.
+ */
+#include "engine_i.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+
+#define GIB (1024LL * 1024 * 1024)
+
+int64_t engine__default_quota(const char *state_dir)
+{
+    struct statvfs sv;
+    int64_t q = 10 * GIB;
+    if (statvfs(state_dir, &sv) == 0) {
+        int64_t half_free = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize / 2;
+        if (half_free < q)
+            q = half_free;
+    }
+    return q;
+}
+
+void engine__obj_open(struct engine *e, const char *digest)
+{
+    pthread_mutex_lock(&e->mu);
+    struct open_obj *o = e->open_objs;
+    while (o && strcmp(o->digest, digest) != 0)
+        o = o->next;
+    if (!o) {
+        o = calloc(1, sizeof(*o));
+        if (o) {
+            snprintf(o->digest, sizeof(o->digest), "%s", digest);
+            o->next = e->open_objs;
+            e->open_objs = o;
+        }
+    }
+    if (o)
+        o->count++;
+    pthread_mutex_unlock(&e->mu);
+}
+
+void engine__obj_close(struct engine *e, const char *digest)
+{
+    pthread_mutex_lock(&e->mu);
+    for (struct open_obj **pp = &e->open_objs; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->digest, digest) == 0) {
+            if (--(*pp)->count == 0) {
+                struct open_obj *o = *pp;
+                *pp = o->next;
+                free(o);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Caller holds e->mu. */
+static bool obj_is_open_locked(struct engine *e, const char *digest)
+{
+    for (struct open_obj *o = e->open_objs; o; o = o->next)
+        if (strcmp(o->digest, digest) == 0)
+            return true;
+    return false;
+}
+
+bool engine__obj_is_open(struct engine *e, const char *digest)
+{
+    pthread_mutex_lock(&e->mu);
+    bool r = obj_is_open_locked(e, digest);
+    pthread_mutex_unlock(&e->mu);
+    return r;
+}
+
+int engine_evict_to(struct engine *e, int64_t target)
+{
+    int64_t bytes = 0, count = 0;
+    int evicted = 0;
+    struct object_info *lru = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_object_totals(e->ix, &bytes, &count);
+    if (rc == 0 && bytes > target)
+        rc = index_object_lru(e->ix, &lru, &n, 100000);
+    char (*gone)[65] = n ? calloc(n, sizeof(*gone)) : NULL;
+    for (size_t i = 0; rc == 0 && gone && i < n && bytes > target; i++) {
+        if (obj_is_open_locked(e, lru[i].digest))
+            continue;
+        if (index_object_delete(e->ix, lru[i].digest) == 0) {
+            memcpy(gone[evicted++], lru[i].digest, 65);
+            bytes -= lru[i].size;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < evicted; i++)
+        store_remove(&e->store, gone[i]);
+    if (evicted) {
+        atomic_fetch_add(&e->evictions, evicted);
+        log_info("evicted %d object(s); cache now %lld bytes of %lld", evicted, (long long)bytes,
+                 (long long)e->quota);
+    }
+    free(gone);
+    free(lru);
+    return rc < 0 ? rc : evicted;
+}
+
+void engine__object_added(struct engine *e, const char *digest, int64_t size, bool local)
+{
+    int64_t bytes = 0, count = 0;
+    pthread_mutex_lock(&e->mu);
+    index_object_put(e->ix, digest, size, local);
+    index_object_touch(e->ix, digest, engine__now());
+    index_object_totals(e->ix, &bytes, &count);
+    pthread_mutex_unlock(&e->mu);
+    if (bytes > e->quota)
+        engine_evict_to(e, e->quota / 10 * 9);
+}
+
+/* The digests under a mount path: one file, or every file below a directory. */
+static int digests_under(struct engine *e, const char *path, char ***out, size_t *n)
+{
+    struct engine_attr a;
+    int rc = engine_resolve(e, path, &a);
+    if (rc < 0)
+        return rc;
+    size_t cnt = 0, cap = 16;
+    char **list = calloc(cap + 1, sizeof(char *));
+    if (!list)
+        return -ENOMEM;
+    pthread_mutex_lock(&e->mu);
+    sqlite3_stmt *s;
+    rc = sqlite3_prepare_v2(index_db(e->ix),
+                            "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL SELECT n.ino FROM node "
+                            "n, sub WHERE n.parent = sub.i) SELECT DISTINCT n.digest FROM node n "
+                            "WHERE n.ino IN sub AND n.digest IS NOT NULL",
+                            -1, &s, NULL) == SQLITE_OK
+             ? 0
+             : -EIO;
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 1, a.ino);
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            if (cnt == cap) {
+                char **nl = realloc(list, (cap * 2 + 1) * sizeof(char *));
+                if (!nl)
+                    break;
+                list = nl;
+                cap *= 2;
+            }
+            list[cnt++] = strdup((const char *)sqlite3_column_text(s, 0));
+            list[cnt] = NULL;
+        }
+        sqlite3_finalize(s);
+    }
+    pthread_mutex_unlock(&e->mu);
+    *out = list;
+    *n = cnt;
+    return rc;
+}
+
+static void free_list(char **l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(l[i]);
+    free(l);
+}
+
+int engine_pin(struct engine *e, const char *path, bool pin)
+{
+    char **d = NULL;
+    size_t n = 0;
+    int rc = digests_under(e, path, &d, &n);
+    int done = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        pthread_mutex_lock(&e->mu);
+        if (index_object_pin(e->ix, d[i], pin) == 0)
+            done++;
+        pthread_mutex_unlock(&e->mu);
+    }
+    free_list(d, n);
+    if (rc == 0 && done == 0)
+        return -ENODATA; /* nothing cached there to pin */
+    return rc < 0 ? rc : done;
+}
+
+int engine_evict_path(struct engine *e, const char *path)
+{
+    char **d = NULL;
+    size_t n = 0;
+    int rc = digests_under(e, path, &d, &n);
+    int done = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct object_info o;
+        pthread_mutex_lock(&e->mu);
+        bool ok = index_object_get(e->ix, d[i], &o) == 0 && !o.local &&
+                  !obj_is_open_locked(e, d[i]) && index_object_delete(e->ix, d[i]) == 0;
+        pthread_mutex_unlock(&e->mu);
+        if (ok) {
+            store_remove(&e->store, d[i]);
+            done++;
+        }
+    }
+    free_list(d, n);
+    if (done)
+        atomic_fetch_add(&e->evictions, done);
+    return rc < 0 ? rc : done;
+}
+
+int engine_verify(struct engine *e, int64_t *checked, int64_t *bad)
+{
+    struct object_info *all = NULL;
+    size_t n = 0;
+    *checked = *bad = 0;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_object_all(e->ix, &all, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        int v = store_verify(&e->store, all[i].digest);
+        (*checked)++;
+        if (v == 0)
+            continue;
+        (*bad)++;
+        log_error("object sha256:%s %s; removing it", all[i].digest,
+                  v == -ENOENT ? "is missing" : "does not match its digest");
+        pthread_mutex_lock(&e->mu);
+        index_object_delete(e->ix, all[i].digest);
+        pthread_mutex_unlock(&e->mu);
+        store_remove(&e->store, all[i].digest);
+    }
+    free(all);
+    return 0;
+}
+
+int engine_gc(struct engine *e, int64_t *removed)
+{
+    struct object_info *all = NULL;
+    size_t n = 0;
+    *removed = 0;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_object_all(e->ix, &all, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&e->mu);
+        bool drop = !all[i].pinned && index_digest_referenced(e->ix, all[i].digest) == 0 &&
+                    !obj_is_open_locked(e, all[i].digest) &&
+                    index_object_delete(e->ix, all[i].digest) == 0;
+        pthread_mutex_unlock(&e->mu);
+        if (drop) {
+            store_remove(&e->store, all[i].digest);
+            (*removed)++;
+        }
+    }
+    free(all);
+    /* tmp/ may hold another process's downloads: clear it only when this engine is alone. */
+    if (flight_table_active(e->flights) == 0 && e->lock_fd >= 0 &&
+        flock(e->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+        store_clean_tmp(&e->store);
+        flock(e->lock_fd, LOCK_SH);
+    }
+    return 0;
+}

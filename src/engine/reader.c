@@ -1,0 +1,482 @@
+/*
+ * reader: opening and reading files (see engine.h).
+ *
+ * An open decides between three sources: the store (content cached and
+ * fresh, or the remote failing and a stale copy existing), a generated body
+ * (drivers that rewrite documents), or a download shared through the flight
+ * table. Mutable content past its TTL is revalidated here with a conditional
+ * request; a 304 keeps the cached object, a 200 streams the new one, and a
+ * failure serves the old one marked stale. Only 404 is remembered as
+ * absence; 401, 403, 5xx, 429 and timeouts never are.
+ */
+#include "engine_i.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+
+/* Context a download carries to its completion callbacks. */
+struct dl_ctx {
+    struct engine *e;
+    struct upstream *u;
+    char *top;
+    char *path;
+};
+
+void engine__flight_key(const char *top, const char *path, const char *expect, char *buf,
+                        size_t len)
+{
+    struct hash_expect ex;
+    if (expect && hash_expect_parse(expect, &ex) == 0 && ex.algo == HASH_SHA256)
+        snprintf(buf, len, "sha256:%s", ex.hex);
+    else
+        snprintf(buf, len, "url:%s/%s", top, path);
+}
+
+static void dl_free(void *arg)
+{
+    struct dl_ctx *c = arg;
+    upstream_unref(c->u);
+    free(c->top);
+    free(c->path);
+    free(c);
+}
+
+static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch_response *resp)
+{
+    struct dl_ctx *c = arg;
+    struct engine *e = c->e;
+    struct node n;
+    upstream_note_success(c->u);
+    engine__object_added(e, hex, size, false);
+    pthread_mutex_lock(&e->mu);
+    if (index_find(e->ix, c->top, c->path, &n) == 0) {
+        snprintf(n.digest, sizeof(n.digest), "%s", hex);
+        n.size = size;
+        n.checked = engine__now();
+        n.stale = false;
+        free(n.etag);
+        n.etag = resp->etag ? strdup(resp->etag) : NULL;
+        free(n.last_modified);
+        n.last_modified = resp->last_modified ? strdup(resp->last_modified) : NULL;
+        index_put(e->ix, &n);
+        node_clear(&n);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void dl_fail(void *arg, int err, const struct fetch_response *resp)
+{
+    struct dl_ctx *c = arg;
+    if (fetch_is_remote_failure(err, resp ? resp->status : 0) && err != -EIO && err != -ENOSPC)
+        upstream_note_failure(c->u);
+    else
+        upstream_note_success(c->u); /* the remote answered; the answer was the problem */
+}
+
+struct engine_file *engine__file_new(struct engine *e)
+{
+    struct engine_file *f = calloc(1, sizeof(*f));
+    if (f) {
+        f->e = e;
+        f->fd = -1;
+    }
+    return f;
+}
+
+/* Opens a stored object as a complete file. */
+static int open_blob(struct engine *e, const char *hex, struct engine_file **out)
+{
+    int fd = store_open_blob(&e->store, hex);
+    if (fd < 0)
+        return fd;
+    struct engine_file *f = engine__file_new(e);
+    if (!f) {
+        close(fd);
+        return -ENOMEM;
+    }
+    f->fd = fd;
+    f->size = lseek(fd, 0, SEEK_END);
+    snprintf(f->digest, sizeof(f->digest), "%s", hex);
+    engine__obj_open(e, hex);
+    pthread_mutex_lock(&e->mu);
+    index_object_touch(e->ix, hex, engine__now());
+    pthread_mutex_unlock(&e->mu);
+    *out = f;
+    return 0;
+}
+
+static void mark(struct engine *e, const struct node *n, bool stale, bool checked)
+{
+    struct node cur;
+    pthread_mutex_lock(&e->mu);
+    if (index_get(e->ix, n->ino, &cur) == 0) {
+        cur.stale = stale;
+        if (checked)
+            cur.checked = engine__now();
+        index_put(e->ix, &cur);
+        node_clear(&cur);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The remote failed: serve the last good copy marked stale, or fail. */
+static int serve_stale(struct engine *e, const struct node *n, bool have, int err,
+                       struct engine_file **out)
+{
+    if (have && open_blob(e, n->digest, out) == 0) {
+        atomic_fetch_add(&e->stale_serves, 1);
+        mark(e, n, true, false);
+        log_info("%s/%s: remote failed (%s); serving the cached copy as stale", n->top, n->path,
+                 strerror(-err));
+        return 0;
+    }
+    return err == -ENOSPC || err == -EINTR || err == -EACCES || err == -ENETUNREACH ? err : -EIO;
+}
+
+static void remember_absent(struct engine *e, const struct node *n, int64_t neg_ttl)
+{
+    struct node cur;
+    pthread_mutex_lock(&e->mu);
+    if (index_get(e->ix, n->ino, &cur) == 0) {
+        cur.kind = NODE_ABSENT;
+        cur.neg_until = engine__now() + neg_ttl;
+        cur.digest[0] = '\0';
+        index_put(e->ix, &cur);
+        node_clear(&cur);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+static int open_generated(struct engine *e, struct upstream *u, struct node *n, bool have,
+                          struct engine_file **out, bool *changed)
+{
+    char *body = NULL;
+    size_t len = 0;
+    bool stale = false;
+    char hex[65];
+    int rc = u->drv->generate(u, n->path, &body, &len, &stale);
+    if (rc == -ENOENT) {
+        remember_absent(e, n, u->cfg.negative_ttl);
+        return -ENOENT;
+    }
+    if (rc < 0)
+        return serve_stale(e, n, have, rc, out);
+    rc = store_put_bytes(&e->store, body, len, hex);
+    free(body);
+    if (rc < 0)
+        return serve_stale(e, n, have, rc, out);
+    engine__object_added(e, hex, (int64_t)len, false);
+    *changed = strcmp(hex, n->digest) != 0;
+    pthread_mutex_lock(&e->mu);
+    struct node cur;
+    if (index_get(e->ix, n->ino, &cur) == 0) {
+        snprintf(cur.digest, sizeof(cur.digest), "%s", hex);
+        cur.size = (int64_t)len;
+        cur.checked = engine__now();
+        cur.stale = stale;
+        index_put(e->ix, &cur);
+        node_clear(&cur);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (stale)
+        atomic_fetch_add(&e->stale_serves, 1);
+    return open_blob(e, hex, out);
+}
+
+static int open_download(struct engine *e, struct upstream *u, struct node *n, bool have,
+                         const struct engine_wait *w, struct engine_file **out, bool *changed)
+{
+    char *expect_s = n->expect ? strdup(n->expect) : NULL;
+    struct hash_expect expect = {0};
+    struct curl_slist *hdrs = NULL;
+    struct flight *f = NULL;
+    bool started = false;
+    char key[4400], hb[600];
+    int rc = 0;
+
+    if (!expect_s && u->drv->expectation) {
+        struct drv_entry de = {.kind = NODE_FILE, .size = n->size, .url = n->url};
+        rc = u->drv->expectation(u, n->path, &de, &expect_s);
+        if (rc == -EREMOTEIO || rc == -ETIMEDOUT) {
+            rc = serve_stale(e, n, have, rc, out);
+            goto out;
+        }
+        if (rc < 0 && rc != -ENOENT)
+            goto out;
+        rc = 0;
+    }
+    if (expect_s && hash_expect_parse(expect_s, &expect) < 0) {
+        log_warn("%s/%s: unusable checksum \"%.80s\" from the remote", n->top, n->path, expect_s);
+        rc = -EIO;
+        goto out;
+    }
+    if (expect.algo == HASH_SHA256) {
+        /* Content named by digest may already be here, fetched through another path or proxy. */
+        if (store_blob_size(&e->store, expect.hex) >= 0) {
+            struct node cur;
+            pthread_mutex_lock(&e->mu);
+            if (index_get(e->ix, n->ino, &cur) == 0) {
+                snprintf(cur.digest, sizeof(cur.digest), "%.64s", expect.hex);
+                cur.checked = engine__now();
+                index_put(e->ix, &cur);
+                node_clear(&cur);
+            }
+            pthread_mutex_unlock(&e->mu);
+            atomic_fetch_add(&e->hits, 1);
+            rc = open_blob(e, expect.hex, out);
+            goto out;
+        }
+    }
+    engine__flight_key(n->top, n->path, expect_s, key, sizeof(key));
+    if (have && n->is_mutable && n->etag) {
+        snprintf(hb, sizeof(hb), "If-None-Match: %s", n->etag);
+        hdrs = curl_slist_append(hdrs, hb);
+    } else if (have && n->is_mutable && n->last_modified) {
+        snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n->last_modified);
+        hdrs = curl_slist_append(hdrs, hb);
+    }
+    if (u->drv->request_headers) {
+        rc = u->drv->request_headers(u, n->url, &hdrs);
+        if (rc < 0) {
+            rc = serve_stale(e, n, have, rc == -ENOENT ? -EIO : rc, out);
+            goto out;
+        }
+    }
+    struct dl_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    ctx->e = e;
+    ctx->u = u;
+    upstream_ref(u);
+    ctx->top = strdup(n->top);
+    ctx->path = strdup(n->path);
+    struct flight_source src = {.url = n->url,
+                                .ep = &u->ep,
+                                .headers = hdrs,
+                                .expect = expect,
+                                .expect_size = -1,
+                                .on_done = dl_done,
+                                .on_fail = dl_fail,
+                                .free_arg = dl_free,
+                                .arg = ctx};
+    rc = flight_join(e->flights, key, &src, &f, &started);
+    if (rc < 0) {
+        dl_free(ctx);
+        rc = serve_stale(e, n, have, rc, out);
+        goto out;
+    }
+    if (!started)
+        dl_free(ctx); /* joined someone else's download; their context does the bookkeeping */
+    else
+        atomic_fetch_add(&e->upstream_requests, 1);
+    long status = 0;
+    int ferr = 0;
+    int st = flight_wait_response(f, ENGINE_OPEN_TIMEOUT_MS, w ? w->cancelled : NULL,
+                                  w ? w->arg : NULL, &status, &ferr);
+    switch (st) {
+    case FLIGHT_STREAMING:
+    case FLIGHT_DONE: {
+        struct engine_file *fh = engine__file_new(e);
+        if (!fh) {
+            rc = -ENOMEM;
+            break;
+        }
+        atomic_fetch_add(&e->misses, 1);
+        fh->flight = f;
+        f = NULL;
+        int64_t have_b, total;
+        flight_progress(fh->flight, &have_b, &total);
+        fh->size = total >= 0 ? total : n->size;
+        *changed = have;
+        *out = fh;
+        rc = 0;
+        break;
+    }
+    case FLIGHT_NOT_MODIFIED:
+        if (have) {
+            mark(e, n, false, true);
+            atomic_fetch_add(&e->hits, 1);
+            rc = open_blob(e, n->digest, out);
+        } else {
+            rc = -EIO;
+        }
+        break;
+    case FLIGHT_HTTP_ERROR:
+        if (status == 404 || status == 410) {
+            remember_absent(e, n, u->cfg.negative_ttl);
+            rc = -ENOENT;
+        } else {
+            log_warn("%s/%s: remote answered HTTP %ld", n->top, n->path, status);
+            rc = serve_stale(e, n, have, status == 401 || status == 403 ? -EACCES : -EREMOTEIO,
+                             out);
+        }
+        break;
+    case FLIGHT_FAILED:
+        rc = serve_stale(e, n, have, ferr, out);
+        break;
+    default: /* the wait itself ended: -ETIMEDOUT or -EINTR */
+        rc = serve_stale(e, n, have, st, out);
+        break;
+    }
+out:
+    flight_release(f);
+    curl_slist_free_all(hdrs);
+    free(expect_s);
+    return rc;
+}
+
+int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
+                     struct engine_file **out, bool *keep_cache, bool *changed)
+{
+    struct node n;
+    struct upstream *u = NULL;
+    int rc;
+    *keep_cache = false;
+    *changed = false;
+    pthread_mutex_lock(&e->mu);
+    rc = index_get(e->ix, ino, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    if (n.kind != NODE_FILE) {
+        rc = n.kind == NODE_DIR ? -EISDIR : -ENOENT;
+        goto out;
+    }
+    if (n.local) {
+        *out = engine__local_open_read(e, &n, &rc);
+        goto out;
+    }
+    if (n.via) {
+        /* A registry entry reads through the upstream that provides it. */
+        struct node un;
+        char *via = strdup(n.via), *path = strdup(n.path);
+        node_clear(&n);
+        rc = via && path ? engine__resolve_node(e, via, path, &un) : -ENOMEM;
+        free(via);
+        free(path);
+        if (rc < 0)
+            return rc;
+        n = un;
+        if (n.kind != NODE_FILE) {
+            rc = -ENOENT;
+            goto out;
+        }
+    }
+    u = engine__upstream(e, n.top);
+    if (!u) {
+        rc = -ENOENT;
+        goto out;
+    }
+    bool have = n.digest[0] && store_blob_size(&e->store, n.digest) >= 0;
+    bool fresh = have && (!n.is_mutable || engine__now() < n.checked + u->cfg.metadata_ttl);
+    if (fresh || (have && u->cfg.offline)) {
+        atomic_fetch_add(&e->hits, 1);
+        rc = open_blob(e, n.digest, out);
+        if (rc == 0) {
+            *keep_cache = true;
+            goto out;
+        }
+        have = false;
+    }
+    if (u->cfg.offline) {
+        rc = -ENETUNREACH;
+        goto out;
+    }
+    if (upstream_backing_off(u)) {
+        rc = serve_stale(e, &n, have, -EREMOTEIO, out);
+        goto out;
+    }
+    if (!n.url && u->drv->generate)
+        rc = open_generated(e, u, &n, have, out, changed);
+    else if (n.url)
+        rc = open_download(e, u, &n, have, w, out, changed);
+    else
+        rc = -EIO;
+    if (rc == 0 && !*changed && (*out)->fd >= 0)
+        *keep_cache = true;
+out:
+    upstream_unref(u);
+    node_clear(&n);
+    return rc;
+}
+
+ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off,
+                         const struct engine_wait *w)
+{
+    if (f->fd >= 0) {
+        ssize_t r = pread(f->fd, buf, len, off);
+        return r < 0 ? -errno : r;
+    }
+    if (f->flight)
+        return flight_read(f->flight, buf, len, off, ENGINE_STALL_MS, w ? w->cancelled : NULL,
+                           w ? w->arg : NULL);
+    return -EBADF;
+}
+
+/* Switches a finished download over to the stored object, so eviction sees it open. */
+static void settle(struct engine_file *f)
+{
+    if (f->fd >= 0 || !f->flight)
+        return;
+    if (flight_wait_done(f->flight, 0, NULL, NULL) != FLIGHT_DONE)
+        return;
+    int fd = store_open_blob(&f->e->store, flight_digest(f->flight));
+    if (fd < 0)
+        return;
+    snprintf(f->digest, sizeof(f->digest), "%s", flight_digest(f->flight));
+    engine__obj_open(f->e, f->digest);
+    f->fd = fd;
+    f->size = flight_size(f->flight);
+    flight_release(f->flight);
+    f->flight = NULL;
+}
+
+int engine_file_fd(struct engine_file *f)
+{
+    settle(f);
+    return f->fd >= 0 ? f->fd : -EAGAIN;
+}
+
+int64_t engine_file_size(struct engine_file *f)
+{
+    settle(f);
+    return f->size;
+}
+
+int engine_file_wait(struct engine_file *f, const struct engine_wait *w)
+{
+    if (f->fd >= 0 || !f->flight)
+        return 0;
+    int st = flight_wait_done(f->flight, ENGINE_STALL_MS, w ? w->cancelled : NULL,
+                              w ? w->arg : NULL);
+    if (st < 0)
+        return st;
+    if (st != FLIGHT_DONE)
+        return -EIO;
+    settle(f);
+    return 0;
+}
+
+int engine_file_close(struct engine_file *f)
+{
+    if (!f)
+        return 0;
+    int rc = 0;
+    if (f->writable)
+        rc = engine__local_commit(f);
+    if (f->digest[0])
+        engine__obj_close(f->e, f->digest);
+    if (f->fd >= 0)
+        close(f->fd);
+    flight_release(f->flight);
+    free(f->tmp_path);
+    free(f);
+    return rc;
+}

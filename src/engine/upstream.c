@@ -1,0 +1,356 @@
+/*
+ * upstream: per-proxy runtime state — credentials, health and back-off, and
+ * the cached-document helper that drivers use for index pages and metadata.
+ *
+ * Documents are stored in the content-addressed store like any object and
+ * recorded as hidden rows (kind NODE_FILE, parent 0, name "doc:<url>") so
+ * they survive restarts and stay readable when the remote is down.
+ */
+#include "engine_i.h"
+#include "upstreamfs/hash.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const char *secret)
+{
+    struct upstream *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    if (config_proxy_copy(&u->cfg, cfg) < 0) {
+        free(u);
+        return NULL;
+    }
+    u->eng = eng;
+    u->refs = 1;
+    u->backoff_ms = UPSTREAM_BACKOFF_START_MS;
+    pthread_mutex_init(&u->mu, NULL);
+    u->drv = driver_for_type(cfg->type);
+    if (secret)
+        u->secret = strdup(secret);
+    u->ep.ca_file = u->cfg.ca_file;
+    u->ep.client_cert = u->cfg.client_cert;
+    u->ep.client_key = u->cfg.client_key;
+    u->ep.http_proxy = u->cfg.http_proxy;
+    if (u->cfg.auth == AUTH_ACCESS_KEY && u->secret) {
+        u->ep.username = u->cfg.access_key;
+        u->ep.password = u->secret;
+    }
+    return u;
+}
+
+void upstream_ref(struct upstream *u)
+{
+    pthread_mutex_lock(&u->mu);
+    u->refs++;
+    pthread_mutex_unlock(&u->mu);
+}
+
+void upstream_unref(struct upstream *u)
+{
+    if (!u)
+        return;
+    pthread_mutex_lock(&u->mu);
+    bool last = --u->refs == 0;
+    pthread_mutex_unlock(&u->mu);
+    if (!last)
+        return;
+    if (u->drv_state && u->drv_state_free)
+        u->drv_state_free(u->drv_state);
+    if (u->secret) {
+        explicit_bzero(u->secret, strlen(u->secret));
+        free(u->secret);
+    }
+    config_proxy_clear(&u->cfg);
+    pthread_mutex_destroy(&u->mu);
+    free(u);
+}
+
+bool upstream_backing_off(struct upstream *u)
+{
+    pthread_mutex_lock(&u->mu);
+    bool off = u->offline_until_ms > now_ms();
+    pthread_mutex_unlock(&u->mu);
+    return off;
+}
+
+void upstream_note_success(struct upstream *u)
+{
+    pthread_mutex_lock(&u->mu);
+    if (u->failures >= UPSTREAM_FAILS_BEFORE_OFFLINE)
+        log_info("proxy %s: remote answers again", u->cfg.key);
+    u->failures = 0;
+    u->offline_until_ms = 0;
+    u->backoff_ms = UPSTREAM_BACKOFF_START_MS;
+    pthread_mutex_unlock(&u->mu);
+}
+
+void upstream_note_failure(struct upstream *u)
+{
+    pthread_mutex_lock(&u->mu);
+    u->failures++;
+    if (u->failures >= UPSTREAM_FAILS_BEFORE_OFFLINE) {
+        u->offline_until_ms = now_ms() + u->backoff_ms;
+        log_warn("proxy %s: %d consecutive failures; not contacting the remote for %d ms",
+                 u->cfg.key, u->failures, u->backoff_ms);
+        u->backoff_ms = u->backoff_ms * 2 > UPSTREAM_BACKOFF_MAX_MS ? UPSTREAM_BACKOFF_MAX_MS
+                                                                    : u->backoff_ms * 2;
+    }
+    pthread_mutex_unlock(&u->mu);
+}
+
+char *upstream_url(const struct upstream *u, const char *path)
+{
+    size_t cap = strlen(u->cfg.url) + strlen(path) * 3 + 1;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    strcpy(out, u->cfg.url);
+    char *w = out + strlen(out);
+    /* Escape each segment but keep the separators: remote paths map 1:1 onto mount paths. */
+    static const char keep[] = "-._~!$&'()*+,;=:@/";
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr(keep, *p)) {
+            *w++ = (char)*p;
+        } else {
+            w += sprintf(w, "%%%02X", *p);
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
+                     struct fetch_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    if (u->cfg.offline)
+        return -ENETUNREACH;
+    if (upstream_backing_off(u))
+        return -EREMOTEIO;
+    struct fetch_request req = {.url = url,
+                                .ep = &u->ep,
+                                .head = head,
+                                .timeout_ms = FETCH_META_TIMEOUT_MS,
+                                .max_body = max_body};
+    atomic_fetch_add(&u->eng->upstream_requests, 1);
+    int rc = fetch_perform(&req, resp);
+    if (fetch_is_remote_failure(rc, resp->status)) {
+        upstream_note_failure(u);
+        if (rc == 0)
+            rc = -EREMOTEIO;
+        else if (rc != -EFBIG && rc != -ELOOP)
+            rc = -EREMOTEIO;
+        return rc;
+    }
+    upstream_note_success(u);
+    return 0;
+}
+
+/* Reads a whole stored object into memory (documents are capped at UPSTREAM_DOC_MAX). */
+static int read_object(struct engine *e, const char *hex, char **body, size_t *len)
+{
+    int fd = store_open_blob(&e->store, hex);
+    if (fd < 0)
+        return fd;
+    off_t sz = lseek(fd, 0, SEEK_END);
+    if (sz < 0 || sz > (off_t)UPSTREAM_DOC_MAX) {
+        close(fd);
+        return -EFBIG;
+    }
+    char *b = malloc((size_t)sz + 1);
+    if (!b) {
+        close(fd);
+        return -ENOMEM;
+    }
+    ssize_t r = pread(fd, b, (size_t)sz, 0);
+    close(fd);
+    if (r != sz) {
+        free(b);
+        return -EIO;
+    }
+    b[sz] = '\0';
+    *body = b;
+    *len = (size_t)sz;
+    return 0;
+}
+
+void upstream_doc_clear(struct upstream_doc *d)
+{
+    free(d->body);
+    free(d->content_type);
+    free(d->www_authenticate);
+    memset(d, 0, sizeof(*d));
+}
+
+/* Serves the stored copy of a document row. */
+static int doc_from_store(struct engine *e, const struct node *n, struct upstream_doc *out)
+{
+    int rc = read_object(e, n->digest, &out->body, &out->len);
+    if (rc == 0) {
+        snprintf(out->sha256, sizeof(out->sha256), "%s", n->digest);
+        out->content_type = n->ctype ? strdup(n->ctype) : NULL;
+    }
+    return rc;
+}
+
+int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
+                       struct upstream_doc *out)
+{
+    struct engine *e = u->eng;
+    struct node n = {0};
+    char name[4200];
+    int rc;
+    bool have = false;
+    memset(out, 0, sizeof(*out));
+    snprintf(name, sizeof(name), "doc:%s %s", u->cfg.key, dr->url);
+    pthread_mutex_lock(&e->mu);
+    rc = index_child(e->ix, 0, name, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc == 0 && n.digest[0])
+        have = true;
+    else if (rc != 0)
+        memset(&n, 0, sizeof(n));
+    int64_t now = engine__now();
+    if (have && (dr->immutable || u->cfg.offline || now < n.checked + u->cfg.metadata_ttl)) {
+        if (doc_from_store(e, &n, out) == 0) {
+            atomic_fetch_add(&e->hits, 1);
+            node_clear(&n);
+            return 0;
+        }
+        have = false;
+    }
+    if (u->cfg.offline) {
+        node_clear(&n);
+        return -ENETUNREACH;
+    }
+    struct curl_slist *hdrs = NULL;
+    for (const struct curl_slist *h = dr->headers; h; h = h->next)
+        hdrs = curl_slist_append(hdrs, h->data);
+    char hb[600];
+    if (have && n.etag) {
+        snprintf(hb, sizeof(hb), "If-None-Match: %s", n.etag);
+        hdrs = curl_slist_append(hdrs, hb);
+    } else if (have && n.last_modified) {
+        snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n.last_modified);
+        hdrs = curl_slist_append(hdrs, hb);
+    }
+    struct fetch_response r;
+    memset(&r, 0, sizeof(r));
+    struct fetch_request req = {.url = dr->url,
+                                .ep = &u->ep,
+                                .headers = hdrs,
+                                .timeout_ms = FETCH_META_TIMEOUT_MS,
+                                .max_body = dr->max ? dr->max : UPSTREAM_DOC_MAX};
+    if (upstream_backing_off(u)) {
+        rc = -EREMOTEIO;
+    } else {
+        atomic_fetch_add(&e->upstream_requests, 1);
+        atomic_fetch_add(&e->misses, 1);
+        rc = fetch_perform(&req, &r);
+        if (fetch_is_remote_failure(rc, r.status) && rc != -EFBIG && rc != -ELOOP) {
+            upstream_note_failure(u);
+            rc = -EREMOTEIO;
+        } else {
+            upstream_note_success(u);
+        }
+    }
+    curl_slist_free_all(hdrs);
+    if (rc == 0 && r.status == 304 && have) {
+        rc = doc_from_store(e, &n, out);
+        if (rc == 0) {
+            n.checked = now;
+            n.stale = false;
+            pthread_mutex_lock(&e->mu);
+            index_put(e->ix, &n);
+            pthread_mutex_unlock(&e->mu);
+        }
+    } else if (rc == 0 && r.status == 200) {
+        char hex[65];
+        struct hash_expect ex;
+        hash_sha256_hex(r.body, r.body_len, hex);
+        if (dr->expect && hash_expect_parse(dr->expect, &ex) == 0 && ex.algo == HASH_SHA256 &&
+            strcmp(ex.hex, hex) != 0) {
+            log_error("%s: content does not match %s; discarded", dr->url, dr->expect);
+            rc = -EIO;
+        }
+        if (rc == 0)
+            rc = store_put_bytes(&e->store, r.body, r.body_len, hex);
+        if (rc == 0) {
+            engine__object_added(e, hex, (int64_t)r.body_len, false);
+            free(n.name);
+            n.name = strdup(name);
+            free(n.top);
+            n.top = strdup(u->cfg.key);
+            free(n.path);
+            n.path = strdup("");
+            free(n.url);
+            n.url = strdup(dr->url);
+            n.parent = 0;
+            n.kind = NODE_FILE;
+            n.size = (int64_t)r.body_len;
+            snprintf(n.digest, sizeof(n.digest), "%s", hex);
+            free(n.etag);
+            n.etag = r.etag ? strdup(r.etag) : NULL;
+            free(n.last_modified);
+            n.last_modified = r.last_modified ? strdup(r.last_modified) : NULL;
+            free(n.ctype);
+            n.ctype = r.content_type ? strdup(r.content_type) : NULL;
+            n.checked = now;
+            n.is_mutable = !dr->immutable;
+            n.stale = false;
+            pthread_mutex_lock(&e->mu);
+            index_put(e->ix, &n);
+            pthread_mutex_unlock(&e->mu);
+            out->body = r.body;
+            out->len = r.body_len;
+            out->content_type = r.content_type ? strdup(r.content_type) : NULL;
+            memcpy(out->sha256, hex, sizeof(hex));
+            r.body = NULL;
+        }
+    } else if (rc == 0 && (r.status == 404 || r.status == 410)) {
+        rc = -ENOENT;
+    } else if (rc == 0 && (r.status == 401 || r.status == 403)) {
+        out->www_authenticate = r.www_authenticate ? strdup(r.www_authenticate) : NULL;
+        rc = -EACCES;
+    } else if (rc == 0) {
+        rc = -EIO;
+    }
+    if (rc == -EREMOTEIO && have && doc_from_store(e, &n, out) == 0) {
+        /* stale-if-error: the last good copy beats no answer. */
+        out->stale = true;
+        atomic_fetch_add(&e->stale_serves, 1);
+        rc = 0;
+    }
+    fetch_response_clear(&r);
+    node_clear(&n);
+    return rc;
+}
+
+int upstream_doc_get(struct upstream *u, const char *url, char **body, size_t *len, bool *stale)
+{
+    struct upstream_doc d;
+    struct upstream_doc_req req = {.url = url};
+    int rc = upstream_doc_fetch(u, &req, &d);
+    if (rc == 0) {
+        *body = d.body;
+        *len = d.len;
+        *stale = d.stale;
+        d.body = NULL;
+    }
+    upstream_doc_clear(&d);
+    return rc;
+}

@@ -1,0 +1,354 @@
+/*
+ * fetch: libcurl easy transfers sharing one connection cache.
+ *
+ * A request gets a fresh easy handle bound to the global share; the share
+ * keeps connections alive between requests, so reuse does not depend on
+ * which thread asks. Deadlines are libcurl's own (connect timeout, low-speed
+ * limit, total timeout), so no thread ever waits on a socket without one.
+ */
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <strings.h>
+
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *u)
+{
+    (void)h, (void)access, (void)u;
+    pthread_mutex_lock(&share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *u)
+{
+    (void)h, (void)u;
+    pthread_mutex_unlock(&share_locks[data]);
+}
+
+int fetch_global_init(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -EIO;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_locks[i], NULL);
+    share = curl_share_init();
+    if (!share)
+        return -ENOMEM;
+    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return 0;
+}
+
+void fetch_global_cleanup(void)
+{
+    if (share)
+        curl_share_cleanup(share);
+    share = NULL;
+    curl_global_cleanup();
+}
+
+struct xfer {
+    const struct fetch_request *req;
+    struct fetch_response *resp;
+    CURL *h;
+    bool headers_done;
+    int cb_err;
+    size_t cap;
+    size_t body_cap_alloc;
+};
+
+static char *header_dup(CURL *h, const char *name)
+{
+    struct curl_header *hd = NULL;
+    if (curl_easy_header(h, name, 0, CURLH_HEADER, -1, &hd) != CURLHE_OK || !hd)
+        return NULL;
+    return strdup(hd->value);
+}
+
+/* Collects the final response's status and headers (called once, before the body). */
+static int collect_headers(struct xfer *x)
+{
+    struct fetch_response *r = x->resp;
+    char *s;
+    curl_off_t cl = -1;
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    r->content_length = cl;
+    r->content_type = header_dup(x->h, "Content-Type");
+    r->etag = header_dup(x->h, "ETag");
+    r->last_modified = header_dup(x->h, "Last-Modified");
+    r->location = header_dup(x->h, "Location");
+    r->www_authenticate = header_dup(x->h, "WWW-Authenticate");
+    r->docker_digest = header_dup(x->h, "Docker-Content-Digest");
+    if (curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &s) == CURLE_OK && s)
+        r->effective_url = strdup(s);
+    char *ra = header_dup(x->h, "Retry-After");
+    if (ra) {
+        long v = strtol(ra, NULL, 10);
+        r->retry_after = v > 0 && v < 3600 ? v : 0;
+        free(ra);
+    }
+    x->headers_done = true;
+    if (x->req->on_headers)
+        return x->req->on_headers(x->req->arg, r);
+    return 0;
+}
+
+static size_t on_header_line(char *buf, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n;
+    long code = 0;
+    /* The blank line ends a header block; only a final (non-1xx, non-followed-3xx) one counts. */
+    if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n') && !x->headers_done) {
+        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+        struct curl_header *loc = NULL;
+        bool redirect = code >= 300 && code < 400 && code != 304 && !x->req->no_redirects &&
+                        curl_easy_header(x->h, "Location", 0, CURLH_HEADER, -1, &loc) == CURLHE_OK;
+        if (code >= 200 && !redirect) {
+            int rc = collect_headers(x);
+            if (rc < 0) {
+                x->cb_err = rc;
+                return 0;
+            }
+        }
+    }
+    return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n;
+    int rc;
+    if (!x->headers_done && (rc = collect_headers(x)) < 0) {
+        x->cb_err = rc;
+        return 0;
+    }
+    if (x->req->on_data) {
+        rc = x->req->on_data(x->req->arg, buf, len);
+        if (rc < 0) {
+            x->cb_err = rc;
+            return 0;
+        }
+        return len;
+    }
+    struct fetch_response *r = x->resp;
+    if (r->body_len + len > x->cap) {
+        x->cb_err = -EFBIG;
+        return 0;
+    }
+    if (r->body_len + len + 1 > x->body_cap_alloc) {
+        size_t want = x->body_cap_alloc ? x->body_cap_alloc * 2 : 16384;
+        while (want < r->body_len + len + 1)
+            want *= 2;
+        char *nb = realloc(r->body, want);
+        if (!nb) {
+            x->cb_err = -ENOMEM;
+            return 0;
+        }
+        r->body = nb;
+        x->body_cap_alloc = want;
+    }
+    memcpy(r->body + r->body_len, buf, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    return len;
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    struct xfer *x = arg;
+    if (x->req->should_abort && x->req->should_abort(x->req->arg)) {
+        x->cb_err = -ECANCELED;
+        return 1;
+    }
+    return 0;
+}
+
+static int map_curl_error(CURLcode c)
+{
+    switch (c) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_COULDNT_CONNECT:
+        return -ECONNREFUSED;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return -EHOSTUNREACH;
+    case CURLE_TOO_MANY_REDIRECTS:
+        return -ELOOP;
+    case CURLE_FILESIZE_EXCEEDED:
+        return -EFBIG;
+    case CURLE_ABORTED_BY_CALLBACK:
+        return -ECANCELED;
+    default:
+        return -EIO;
+    }
+}
+
+int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
+{
+    struct xfer x = {.req = req, .resp = resp};
+    int rc = 0;
+    memset(resp, 0, sizeof(*resp));
+    resp->content_length = -1;
+    x.cap = req->max_body ? req->max_body : (1u << 20);
+    CURL *h = curl_easy_init();
+    if (!h)
+        return -ENOMEM;
+    x.h = h;
+    const struct fetch_endpoint *ep = req->ep;
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_SHARE, share);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "upstreamfs/" UPSTREAMFS_VERSION);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, req->no_redirects ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)FETCH_CONNECT_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)FETCH_LOW_SPEED_BPS);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)FETCH_LOW_SPEED_TIME_S);
+    if (req->timeout_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    if (req->should_abort) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
+    if (req->head)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    if (req->headers)
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, req->headers);
+    if (ep) {
+        if (ep->ca_file)
+            curl_easy_setopt(h, CURLOPT_CAINFO, ep->ca_file);
+        if (ep->client_cert)
+            curl_easy_setopt(h, CURLOPT_SSLCERT, ep->client_cert);
+        if (ep->client_key)
+            curl_easy_setopt(h, CURLOPT_SSLKEY, ep->client_key);
+        if (ep->http_proxy)
+            curl_easy_setopt(h, CURLOPT_PROXY, ep->http_proxy);
+        if (ep->username && ep->password) {
+            curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+            curl_easy_setopt(h, CURLOPT_USERNAME, ep->username);
+            curl_easy_setopt(h, CURLOPT_PASSWORD, ep->password);
+        }
+    }
+    CURLcode c = curl_easy_perform(h);
+    if (c == CURLE_OK && !x.headers_done)
+        rc = collect_headers(&x);
+    if (c != CURLE_OK)
+        rc = x.cb_err ? x.cb_err : map_curl_error(c);
+    if (rc == 0 && !req->on_data && !resp->body) {
+        resp->body = calloc(1, 1);
+        if (!resp->body)
+            rc = -ENOMEM;
+    }
+    curl_easy_cleanup(h);
+    if (rc < 0)
+        log_debug("fetch %s: %s", req->url, c != CURLE_OK ? curl_easy_strerror(c) : "aborted");
+    return rc;
+}
+
+void fetch_response_clear(struct fetch_response *r)
+{
+    free(r->content_type);
+    free(r->etag);
+    free(r->last_modified);
+    free(r->location);
+    free(r->www_authenticate);
+    free(r->docker_digest);
+    free(r->effective_url);
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+    r->content_length = -1;
+}
+
+int fetch_get(const char *url, const struct fetch_endpoint *ep, const struct curl_slist *headers,
+              size_t max_body, struct fetch_response *resp)
+{
+    struct fetch_request req = {.url = url,
+                                .ep = ep,
+                                .headers = headers,
+                                .timeout_ms = FETCH_META_TIMEOUT_MS,
+                                .max_body = max_body};
+    return fetch_perform(&req, resp);
+}
+
+char *fetch_url_resolve(const char *base, const char *ref)
+{
+    CURLU *u = curl_url();
+    char *out = NULL;
+    if (!u)
+        return NULL;
+    if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK) {
+        char *s = NULL;
+        if (curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) {
+            out = strdup(s);
+            curl_free(s);
+        }
+    }
+    curl_url_cleanup(u);
+    return out;
+}
+
+char *fetch_url_origin(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
+    if (!u)
+        return NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        goto out;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        goto out;
+    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    size_t n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + 8;
+    out = malloc(n);
+    if (out) {
+        snprintf(out, n, "%s://%s:%s", scheme, host, port ? port : "");
+        for (char *p = out; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    }
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out;
+}
+
+char *fetch_url_escape(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    char *out = e ? strdup(e) : NULL;
+    curl_free(e);
+    return out;
+}
+
+bool fetch_is_remote_failure(int rc, long status)
+{
+    if (rc < 0)
+        return true;
+    return status == 429 || status >= 500 || status == 0;
+}

@@ -1,0 +1,492 @@
+/*
+ * flight: single-flight downloads (see flight.h for the contract).
+ *
+ * Design, after CernVM-FS's fetcher: a table maps keys to running flights.
+ * The first joiner starts a thread that streams the body into a temp file
+ * while hashing it; later joiners take a reference to the same flight.
+ * Readers block on the flight's condition variable until the bytes they want
+ * are written, then pread the temp file: its fd stays valid after the commit
+ * renames the file into the store. A flight leaves the table when it ends,
+ * so the next open after a failure starts a fresh download.
+ */
+#include "upstreamfs/flight.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Internal sentinel: the response was final and not a body we store. */
+#define FLIGHT_ESTOP (-10001)
+
+struct flight {
+    struct flight_table *t;
+    struct flight *next; /* table list, under t->mu */
+    char *key;
+    int refs; /* under t->mu */
+    bool in_table;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    enum flight_state state;
+    long status;
+    int err;
+    int64_t written;
+    int64_t total;
+    char hex[65];
+
+    int fd;
+    char *tmp_path;
+    struct hash_ctx *hash;
+
+    char *url;
+    struct fetch_endpoint ep;
+    struct curl_slist *headers;
+    struct hash_expect expect;
+    int64_t expect_size;
+    void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
+    void (*on_fail)(void *, int, const struct fetch_response *);
+    void (*free_arg)(void *);
+    void *arg;
+};
+
+struct flight_table {
+    struct store *store;
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    struct flight *list;
+    int active;
+    bool closing;
+};
+
+struct flight_table *flight_table_new(struct store *store)
+{
+    struct flight_table *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->store = store;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->idle, NULL);
+    return t;
+}
+
+void flight_table_free(struct flight_table *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->closing = true;
+    while (t->active > 0)
+        pthread_cond_wait(&t->idle, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->idle);
+    free(t);
+}
+
+int flight_table_active(struct flight_table *t)
+{
+    pthread_mutex_lock(&t->mu);
+    int n = t->active;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+bool flight_table_has(struct flight_table *t, const char *key)
+{
+    bool found = false;
+    pthread_mutex_lock(&t->mu);
+    for (struct flight *f = t->list; f && !found; f = f->next)
+        found = strcmp(f->key, key) == 0;
+    pthread_mutex_unlock(&t->mu);
+    return found;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void flight_destroy(struct flight *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->tmp_path && f->state != FLIGHT_DONE)
+        unlink(f->tmp_path);
+    free(f->tmp_path);
+    hash_abort(f->hash);
+    free(f->key);
+    free(f->url);
+    free((char *)f->ep.ca_file);
+    free((char *)f->ep.client_cert);
+    free((char *)f->ep.client_key);
+    free((char *)f->ep.http_proxy);
+    free((char *)f->ep.username);
+    if (f->ep.password) {
+        explicit_bzero((char *)f->ep.password, strlen(f->ep.password));
+        free((char *)f->ep.password);
+    }
+    curl_slist_free_all(f->headers);
+    if (f->free_arg)
+        f->free_arg(f->arg);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f);
+}
+
+void flight_release(struct flight *f)
+{
+    if (!f)
+        return;
+    struct flight_table *t = f->t;
+    pthread_mutex_lock(&t->mu);
+    bool last = --f->refs == 0;
+    pthread_mutex_unlock(&t->mu);
+    if (last)
+        flight_destroy(f);
+}
+
+static void set_state(struct flight *f, enum flight_state st, long status, int err)
+{
+    pthread_mutex_lock(&f->mu);
+    f->state = st;
+    f->status = status;
+    f->err = err;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int on_headers(void *arg, const struct fetch_response *r)
+{
+    struct flight *f = arg;
+    if (r->status >= 200 && r->status < 300) {
+        pthread_mutex_lock(&f->mu);
+        f->state = FLIGHT_STREAMING;
+        f->status = r->status;
+        f->total = r->content_length;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        if (f->expect_size >= 0 && r->content_length >= 0 && r->content_length != f->expect_size)
+            return -EBADMSG;
+        return 0;
+    }
+    return FLIGHT_ESTOP;
+}
+
+static int on_data(void *arg, const void *data, size_t len)
+{
+    struct flight *f = arg;
+    const char *p = data;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = pwrite(f->fd, p + off, len - off, (off_t)(f->written + (int64_t)off));
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        off += (size_t)w;
+    }
+    hash_update(f->hash, data, len);
+    pthread_mutex_lock(&f->mu);
+    f->written += (int64_t)len;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static bool should_abort(void *arg)
+{
+    struct flight *f = arg;
+    return __atomic_load_n(&f->t->closing, __ATOMIC_RELAXED);
+}
+
+static void *flight_run(void *arg)
+{
+    struct flight *f = arg;
+    struct flight_table *t = f->t;
+    struct fetch_response resp;
+    struct fetch_request req = {.url = f->url,
+                                .ep = &f->ep,
+                                .headers = f->headers,
+                                .on_headers = on_headers,
+                                .on_data = on_data,
+                                .should_abort = should_abort,
+                                .arg = f};
+    int rc = fetch_perform(&req, &resp);
+    if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
+        enum flight_state st = resp.status == 304 ? FLIGHT_NOT_MODIFIED : FLIGHT_HTTP_ERROR;
+        if (f->on_fail)
+            f->on_fail(f->arg, 0, &resp);
+        set_state(f, st, resp.status, 0);
+        goto out;
+    }
+    if (rc == 0 && f->expect_size >= 0 && f->written != f->expect_size)
+        rc = -EBADMSG;
+    if (rc == 0) {
+        char hex[65];
+        struct hash_ctx *h = f->hash;
+        f->hash = NULL;
+        rc = hash_end(h, hex);
+        if (rc == -EBADMSG)
+            log_error("download %s: content does not match its checksum; discarded", f->url);
+        if (rc == 0)
+            rc = store_commit(t->store, f->tmp_path, hex);
+        if (rc == 0) {
+            memcpy(f->hex, hex, sizeof(hex));
+            if (f->on_done)
+                f->on_done(f->arg, hex, f->written, &resp);
+            set_state(f, FLIGHT_DONE, resp.status, 0);
+            goto out;
+        }
+    }
+    if (rc == -EBADMSG)
+        rc = -EIO;
+    log_warn("download %s failed: %s", f->url, strerror(-rc));
+    if (f->on_fail)
+        f->on_fail(f->arg, rc, &resp);
+    set_state(f, FLIGHT_FAILED, resp.status, rc);
+out:
+    fetch_response_clear(&resp);
+    pthread_mutex_lock(&t->mu);
+    /* Leave the table so the next opener starts afresh. */
+    for (struct flight **pp = &t->list; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    f->in_table = false;
+    t->active--;
+    if (t->active == 0)
+        pthread_cond_broadcast(&t->idle);
+    pthread_mutex_unlock(&t->mu);
+    flight_release(f);
+    return NULL;
+}
+
+int flight_join(struct flight_table *t, const char *key, const struct flight_source *src,
+                struct flight **out, bool *started)
+{
+    int rc = 0;
+    *started = false;
+    pthread_mutex_lock(&t->mu);
+    if (t->closing) {
+        pthread_mutex_unlock(&t->mu);
+        return -ESHUTDOWN;
+    }
+    for (struct flight *f = t->list; f; f = f->next) {
+        if (strcmp(f->key, key) == 0) {
+            f->refs++;
+            pthread_mutex_unlock(&t->mu);
+            *out = f;
+            return 0;
+        }
+    }
+    struct flight *f = calloc(1, sizeof(*f));
+    if (!f) {
+        pthread_mutex_unlock(&t->mu);
+        return -ENOMEM;
+    }
+    f->t = t;
+    f->fd = -1;
+    f->total = -1;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->key = strdup(key);
+    f->url = strdup(src->url);
+    if (src->ep) {
+        f->ep.ca_file = dup_or_null(src->ep->ca_file);
+        f->ep.client_cert = dup_or_null(src->ep->client_cert);
+        f->ep.client_key = dup_or_null(src->ep->client_key);
+        f->ep.http_proxy = dup_or_null(src->ep->http_proxy);
+        f->ep.username = dup_or_null(src->ep->username);
+        f->ep.password = dup_or_null(src->ep->password);
+    }
+    for (const struct curl_slist *h = src->headers; h; h = h->next)
+        f->headers = curl_slist_append(f->headers, h->data);
+    f->expect = src->expect;
+    f->expect_size = src->expect_size;
+    f->on_done = src->on_done;
+    f->on_fail = src->on_fail;
+    f->free_arg = src->free_arg;
+    f->arg = src->arg;
+    f->hash = hash_begin(&f->expect);
+    if (!f->key || !f->url || !f->hash) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = store_tmp_create(t->store, &f->fd, &f->tmp_path);
+    if (rc < 0)
+        goto fail;
+    f->refs = 2; /* the caller's and the thread's */
+    f->in_table = true;
+    f->next = t->list;
+    t->list = f;
+    t->active++;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = -pthread_create(&th, &attr, flight_run, f);
+    pthread_attr_destroy(&attr);
+    if (rc < 0) {
+        t->list = f->next;
+        t->active--;
+        goto fail;
+    }
+    pthread_mutex_unlock(&t->mu);
+    *out = f;
+    *started = true;
+    return 0;
+fail:
+    pthread_mutex_unlock(&t->mu);
+    f->free_arg = NULL; /* the caller keeps ownership of arg on failure */
+    flight_destroy(f);
+    return rc;
+}
+
+static void deadline_in(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static long ms_until(const struct timespec *dl)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (dl->tv_sec - now.tv_sec) * 1000 + (dl->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* Waits on f->cv (f->mu held) for at most 100 ms, so cancellation is noticed promptly. */
+static void wait_tick(struct flight *f)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+}
+
+int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn cancel, void *carg,
+                         long *status, int *err)
+{
+    struct timespec dl;
+    deadline_in(&dl, timeout_ms);
+    pthread_mutex_lock(&f->mu);
+    while (f->state == FLIGHT_CONNECTING) {
+        if (ms_until(&dl) <= 0) {
+            pthread_mutex_unlock(&f->mu);
+            return -ETIMEDOUT;
+        }
+        if (cancel && cancel(carg)) {
+            pthread_mutex_unlock(&f->mu);
+            return -EINTR;
+        }
+        wait_tick(f);
+    }
+    int st = f->state;
+    if (status)
+        *status = f->status;
+    if (err)
+        *err = f->err;
+    pthread_mutex_unlock(&f->mu);
+    return st;
+}
+
+ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long stall_ms,
+                    flight_cancel_fn cancel, void *carg)
+{
+    struct timespec dl;
+    int64_t seen;
+    pthread_mutex_lock(&f->mu);
+    seen = f->written;
+    deadline_in(&dl, stall_ms);
+    for (;;) {
+        if (f->state == FLIGHT_FAILED || f->state == FLIGHT_HTTP_ERROR ||
+            f->state == FLIGHT_NOT_MODIFIED) {
+            int e = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
+            pthread_mutex_unlock(&f->mu);
+            return e;
+        }
+        bool ended = f->state == FLIGHT_DONE;
+        if (ended || f->written >= (int64_t)off + (int64_t)len)
+            break;
+        if (f->written != seen) {
+            seen = f->written;
+            deadline_in(&dl, stall_ms);
+        }
+        if (ms_until(&dl) <= 0) {
+            pthread_mutex_unlock(&f->mu);
+            return -ETIMEDOUT;
+        }
+        if (cancel && cancel(carg)) {
+            pthread_mutex_unlock(&f->mu);
+            return -EINTR;
+        }
+        wait_tick(f);
+    }
+    int64_t avail = f->written - (int64_t)off;
+    pthread_mutex_unlock(&f->mu);
+    if (avail <= 0)
+        return 0;
+    size_t n = (size_t)avail < len ? (size_t)avail : len;
+    ssize_t r = pread(f->fd, buf, n, off);
+    return r < 0 ? -errno : r;
+}
+
+int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, void *carg)
+{
+    struct timespec dl;
+    pthread_mutex_lock(&f->mu);
+    int64_t seen = f->written;
+    deadline_in(&dl, stall_ms);
+    while (f->state == FLIGHT_CONNECTING || f->state == FLIGHT_STREAMING) {
+        if (f->written != seen) {
+            seen = f->written;
+            deadline_in(&dl, stall_ms);
+        }
+        if (ms_until(&dl) <= 0) {
+            pthread_mutex_unlock(&f->mu);
+            return -ETIMEDOUT;
+        }
+        if (cancel && cancel(carg)) {
+            pthread_mutex_unlock(&f->mu);
+            return -EINTR;
+        }
+        wait_tick(f);
+    }
+    int st = f->state;
+    pthread_mutex_unlock(&f->mu);
+    return st;
+}
+
+const char *flight_digest(const struct flight *f)
+{
+    return f->hex;
+}
+
+int64_t flight_size(const struct flight *f)
+{
+    return f->written;
+}
+
+void flight_progress(struct flight *f, int64_t *have, int64_t *total)
+{
+    pthread_mutex_lock(&f->mu);
+    *have = f->written;
+    *total = f->total;
+    pthread_mutex_unlock(&f->mu);
+}

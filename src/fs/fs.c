@@ -1,0 +1,475 @@
+/*
+ * fs: FUSE low-level handlers over the engine (see fs.h).
+ *
+ * Kernel caching follows DESIGN §3: entries and attributes carry the
+ * engine's timeouts (a day for immutable files, no more than the TTL for
+ * mutable ones, 1 s for directories); files open with keep_cache unless the
+ * open found new content, in which case the open uses direct I/O and the
+ * inode is invalidated from a separate thread (libfuse's notify calls must
+ * not run inside a handler that holds kernel locks). Reads go through a
+ * reused per-thread buffer and fuse_reply_buf, which on libfuse 3.14 beats
+ * fd-backed fuse_reply_data without splice by an order of magnitude.
+ */
+#include "upstreamfs/fs.h"
+#include "upstreamfs/engine.h"
+#include "upstreamfs/index.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FS_READ_BUF   (1u << 20)
+#define FS_NEG_TIMEOUT 1.0
+
+/* The session this process serves; notify calls need it and requests do not carry it. */
+static struct fuse_session *fs_current;
+
+struct fs_dir {
+    struct engine_dirent *ents;
+    size_t n;
+};
+
+static struct engine *eng(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* A wait ends when its caller gave up, or when the mount is going away (unmount, SIGTERM). */
+static bool req_cancelled(void *arg)
+{
+    return fuse_req_interrupted((fuse_req_t)arg) || (fs_current && fuse_session_exited(fs_current));
+}
+
+static void to_stat(const struct engine_attr *a, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = (ino_t)a->ino;
+    if (a->kind == NODE_DIR) {
+        st->st_mode = S_IFDIR | (a->writable ? 0755 : 0555);
+        st->st_nlink = 2;
+        st->st_size = 4096;
+    } else {
+        st->st_mode = S_IFREG | (a->writable ? 0644 : 0444);
+        st->st_nlink = 1;
+        st->st_size = a->size;
+    }
+    st->st_blksize = 4096;
+    st->st_blocks = (st->st_size + 511) / 512;
+    st->st_mtime = st->st_ctime = st->st_atime = (time_t)a->mtime;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+}
+
+static void to_entry(const struct engine_attr *a, struct fuse_entry_param *ep)
+{
+    memset(ep, 0, sizeof(*ep));
+    ep->ino = (fuse_ino_t)a->ino;
+    ep->generation = 1;
+    to_stat(a, &ep->attr);
+    ep->attr_timeout = a->timeout;
+    ep->entry_timeout = a->timeout;
+}
+
+static void reply_entry_or_err(fuse_req_t req, int rc, const struct engine_attr *a)
+{
+    struct fuse_entry_param ep;
+    if (rc == -ENOENT) {
+        /* A negative entry the kernel may keep briefly, so repeated misses stay local. */
+        memset(&ep, 0, sizeof(ep));
+        ep.entry_timeout = FS_NEG_TIMEOUT;
+        fuse_reply_entry(req, &ep);
+        return;
+    }
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    to_entry(a, &ep);
+    fuse_reply_entry(req, &ep);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+        conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+    /* The engine decides page-cache reuse per open (keep_cache); mtime changes must not. */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+    conn->max_readahead = conn->max_readahead < (1u << 20) ? conn->max_readahead : (1u << 20);
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct engine_attr a;
+    int rc = engine_lookup(eng(req), (int64_t)parent, name, &a);
+    reply_entry_or_err(req, rc, &a);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct engine_attr a;
+    struct stat st;
+    int rc = engine_getattr(eng(req), (int64_t)ino, &a);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    to_stat(&a, &st);
+    fuse_reply_attr(req, &st, a.timeout);
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    struct engine_attr a;
+    struct stat st;
+    int rc = engine_getattr(eng(req), (int64_t)ino, &a);
+    if (rc == 0 && !a.writable)
+        rc = -EROFS;
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
+        struct engine_file *f = fi ? (struct engine_file *)(uintptr_t)fi->fh : NULL;
+        rc = engine_truncate(eng(req), (int64_t)ino, attr->st_size, f);
+        if (rc == 0)
+            rc = engine_getattr(eng(req), (int64_t)ino, &a);
+        if (rc == 0)
+            a.size = attr->st_size;
+    }
+    /* Modes, owners and times of local content are not stored; accepting them keeps cp -p working. */
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    to_stat(&a, &st);
+    fuse_reply_attr(req, &st, a.timeout);
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs_dir *d = calloc(1, sizeof(*d));
+    if (!d) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    int rc = engine_readdir(eng(req), (int64_t)ino, &d->ents, &d->n);
+    if (rc < 0) {
+        free(d);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)d;
+    fuse_reply_open(req, fi);
+}
+
+static void dir_reply(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      struct fuse_file_info *fi, bool plus)
+{
+    struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+    char *buf = malloc(size);
+    size_t used = 0;
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    /* Offsets: 0 ".", 1 "..", then entry i at i + 2. */
+    for (off_t i = off; i < (off_t)d->n + 2; i++) {
+        struct stat st;
+        struct fuse_entry_param ep;
+        const char *name;
+        memset(&st, 0, sizeof(st));
+        memset(&ep, 0, sizeof(ep));
+        if (i < 2) {
+            name = i == 0 ? "." : "..";
+            st.st_ino = i == 0 ? ino : FUSE_ROOT_ID;
+            st.st_mode = S_IFDIR;
+            ep.attr = st;
+        } else {
+            const struct engine_dirent *de = &d->ents[i - 2];
+            name = de->name;
+            to_entry(&de->attr, &ep);
+            st = ep.attr;
+        }
+        size_t need;
+        if (plus && i >= 2)
+            need = fuse_add_direntry_plus(req, buf + used, size - used, name, &ep, i + 1);
+        else if (plus)
+            need = fuse_add_direntry_plus(req, buf + used, size - used, name, &ep, i + 1);
+        else
+            need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+        if (need > size - used)
+            break;
+        used += need;
+    }
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    dir_reply(req, ino, size, off, fi, false);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    dir_reply(req, ino, size, off, fi, true);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+    if (d) {
+        engine_dirents_free(d->ents, d->n);
+        free(d);
+    }
+    fuse_reply_err(req, 0);
+}
+
+struct inval {
+    struct fuse_session *se;
+    fuse_ino_t ino;
+};
+
+static void *inval_main(void *arg)
+{
+    struct inval *iv = arg;
+    fuse_lowlevel_notify_inval_inode(iv->se, iv->ino, 0, 0);
+    free(iv);
+    return NULL;
+}
+
+/* Drops the kernel's pages and attributes of an inode whose content changed, off this thread. */
+static void invalidate_later(fuse_req_t req, fuse_ino_t ino)
+{
+    struct inval *iv = malloc(sizeof(*iv));
+    pthread_t th;
+    if (!iv)
+        return;
+    (void)req;
+    iv->se = fs_current;
+    iv->ino = ino;
+    if (pthread_create(&th, NULL, inval_main, iv) == 0)
+        pthread_detach(th);
+    else
+        free(iv);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct engine_file *f = NULL;
+    struct engine_wait w = {.cancelled = req_cancelled, .arg = req};
+    bool keep = false, changed = false;
+    int rc;
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+        rc = engine_file_open_write(eng(req), (int64_t)ino, (fi->flags & O_TRUNC) != 0, &f);
+    } else {
+        rc = engine_file_open(eng(req), (int64_t)ino, &w, &f, &keep, &changed);
+    }
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)f;
+    fi->keep_cache = keep;
+    fi->direct_io = changed;
+    if (fuse_reply_open(req, fi) == -ENOENT) {
+        engine_file_close(f); /* the opener went away before the reply */
+        return;
+    }
+    if (changed)
+        invalidate_later(req, ino);
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    (void)mode;
+    struct engine_file *f = NULL;
+    struct engine_attr a;
+    struct fuse_entry_param ep;
+    int rc = engine_create(eng(req), (int64_t)parent, name, &f, &a);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    to_entry(&a, &ep);
+    fi->fh = (uint64_t)(uintptr_t)f;
+    if (fuse_reply_create(req, &ep, fi) == -ENOENT)
+        engine_file_close(f);
+}
+
+static __thread char *read_buf;
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct engine_file *f = (struct engine_file *)(uintptr_t)fi->fh;
+    struct engine_wait w = {.cancelled = req_cancelled, .arg = req};
+    if (!read_buf && !(read_buf = malloc(FS_READ_BUF))) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (size > FS_READ_BUF)
+        size = FS_READ_BUF;
+    ssize_t n = engine_file_read(f, read_buf, size, off, &w);
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_buf(req, read_buf, (size_t)n);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct engine_file *f = (struct engine_file *)(uintptr_t)fi->fh;
+    ssize_t n = engine_file_write(f, buf, size, off);
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    /* close() waits for FLUSH, not RELEASE: store written content now, so it is visible on return. */
+    int rc = engine_file_flush((struct engine_file *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    int rc = engine_file_close((struct engine_file *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    (void)mode;
+    struct engine_attr a;
+    int rc = engine_mkdir(eng(req), (int64_t)parent, name, &a);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        reply_entry_or_err(req, 0, &a);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, -engine_unlink(eng(req), (int64_t)parent, name));
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, -engine_rmdir(eng(req), (int64_t)parent, name));
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    if (flags) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    fuse_reply_err(req, -engine_rename(eng(req), (int64_t)parent, name, (int64_t)newparent,
+                                       newname));
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    (void)ino;
+    struct engine_stats s;
+    struct statvfs sv;
+    memset(&sv, 0, sizeof(sv));
+    if (engine_stats(eng(req), &s) == 0) {
+        uint64_t bs = 4096;
+        uint64_t total = (uint64_t)(s.quota_bytes + s.local_bytes) / bs;
+        uint64_t used = (uint64_t)(s.cache_bytes + s.local_bytes) / bs;
+        sv.f_bsize = sv.f_frsize = bs;
+        sv.f_blocks = total;
+        sv.f_bfree = sv.f_bavail = used < total ? total - used : 0;
+        sv.f_files = (fsfilcnt_t)(s.cache_objects + s.local_objects);
+        sv.f_namemax = 255;
+    }
+    fuse_reply_statfs(req, &sv);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    char buf[4300];
+    int n = engine_getxattr(eng(req), (int64_t)ino, name, buf, size ? sizeof(buf) : 0);
+    if (n < 0)
+        fuse_reply_err(req, -n);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else if ((size_t)n > size)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    char buf[256];
+    int n = engine_listxattr(eng(req), (int64_t)ino, buf, size ? sizeof(buf) : 0);
+    if (n < 0)
+        fuse_reply_err(req, -n);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else if ((size_t)n > size)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+    .init = fs_init,
+    .lookup = fs_lookup,
+    .getattr = fs_getattr,
+    .setattr = fs_setattr,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .readdirplus = fs_readdirplus,
+    .releasedir = fs_releasedir,
+    .open = fs_open,
+    .create = fs_create,
+    .read = fs_read,
+    .write = fs_write,
+    .flush = fs_flush,
+    .release = fs_release,
+    .mkdir = fs_mkdir,
+    .unlink = fs_unlink,
+    .rmdir = fs_rmdir,
+    .rename = fs_rename,
+    .statfs = fs_statfs,
+    .getxattr = fs_getxattr,
+    .listxattr = fs_listxattr,
+};
+
+struct fuse_session *fs_session_new(struct fuse_args *args, struct engine *e)
+{
+    fs_current = fuse_session_new(args, &fs_ops, sizeof(fs_ops), e);
+    return fs_current;
+}
+
+int fs_session_loop(struct fuse_session *se, int max_threads)
+{
+    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+    if (!cfg)
+        return -ENOMEM;
+    fuse_loop_cfg_set_max_threads(cfg, (unsigned)max_threads);
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    int rc = fuse_session_loop_mt(se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+    return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * schema: the SQL of every schema version (see schema.h).
+ *
+ * Version 1 holds the configuration. Proxies and registries share one name
+ * space (DESIGN 2.1); configdb checks that inside its write transaction and
+ * the triggers below refuse a clash from any other writer too. Secrets are
+ * never stored here (configdb keeps them in files), so no column holds one.
+ * config_generation is bumped by triggers on every change of the config
+ * tables, so a reader in another process can tell that something changed
+ * with one cheap SELECT.
+ *
+ * To add a version, append a string to the array; the count follows.
+ */
+#include "upstreamfs/schema.h"
+#include "upstreamfs/index.h"
+
+const char *const state_migrations[] = {
+    /* 0 -> 1: configuration. */
+    "CREATE TABLE proxies ("
+    "  id INTEGER PRIMARY KEY,"
+    "  key TEXT NOT NULL UNIQUE,"
+    "  type TEXT NOT NULL CHECK (type IN "
+    "    ('docker','ecr','helm','maven','npm','pypi','generic')),"
+    "  source TEXT CHECK (source IN ('dockerhub','custom')),"
+    "  url TEXT NOT NULL,"
+    "  auth TEXT NOT NULL CHECK (auth IN ('anonymous','access-key','aws-chain')),"
+    "  access_key TEXT,"
+    "  aws_endpoint TEXT,"
+    "  ca_file TEXT,"
+    "  client_cert TEXT,"
+    "  client_key TEXT,"
+    "  http_proxy TEXT,"
+    "  metadata_ttl INTEGER NOT NULL CHECK (metadata_ttl >= 0),"
+    "  negative_ttl INTEGER NOT NULL CHECK (negative_ttl >= 0),"
+    "  offline INTEGER NOT NULL DEFAULT 0 CHECK (offline IN (0, 1)),"
+    "  include_json TEXT NOT NULL DEFAULT '[]',"
+    "  exclude_json TEXT NOT NULL DEFAULT '[]',"
+    "  ecr_host TEXT,"
+    "  ecr_region TEXT,"
+    "  ecr_account TEXT,"
+    "  ecr_alias TEXT,"
+    "  ecr_repository TEXT,"
+    "  ecr_public INTEGER NOT NULL DEFAULT 0 CHECK (ecr_public IN (0, 1))"
+    ");"
+    "CREATE TABLE registries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  type TEXT NOT NULL CHECK (type IN "
+    "    ('docker','helm','maven','npm','pypi','generic'))"
+    ");"
+    "CREATE TABLE registry_upstreams ("
+    "  registry TEXT NOT NULL REFERENCES registries(name) ON DELETE CASCADE ON UPDATE CASCADE,"
+    "  position INTEGER NOT NULL CHECK (position >= 0),"
+    "  proxy TEXT NOT NULL REFERENCES proxies(key) ON DELETE RESTRICT ON UPDATE CASCADE,"
+    "  PRIMARY KEY (registry, position),"
+    "  UNIQUE (registry, proxy)"
+    ");"
+    "CREATE INDEX registry_upstreams_proxy ON registry_upstreams(proxy);"
+    "CREATE TABLE config_generation ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  value INTEGER NOT NULL"
+    ");"
+    "INSERT INTO config_generation (id, value) VALUES (1, 0);"
+    "CREATE TRIGGER proxies_name_clash BEFORE INSERT ON proxies"
+    "  WHEN EXISTS (SELECT 1 FROM registries WHERE name = NEW.key)"
+    "  BEGIN SELECT RAISE(ABORT, 'name is taken by a registry'); END;"
+    "CREATE TRIGGER registries_name_clash BEFORE INSERT ON registries"
+    "  WHEN EXISTS (SELECT 1 FROM proxies WHERE key = NEW.name)"
+    "  BEGIN SELECT RAISE(ABORT, 'name is taken by a proxy'); END;"
+    "CREATE TRIGGER proxies_gen_i AFTER INSERT ON proxies"
+    "  BEGIN UPDATE config_generation SET value = value + 1; END;"
+    "CREATE TRIGGER proxies_gen_u AFTER UPDATE ON proxies"
+    "  BEGIN UPDATE config_generation SET value = value + 1; END;"
+    "CREATE TRIGGER proxies_gen_d AFTER DELETE ON proxies"
+    "  BEGIN UPDATE config_generation SET value = value + 1; END;"
+    "CREATE TRIGGER registries_gen_i AFTER INSERT ON registries"
+    "  BEGIN UPDATE config_generation SET value = value + 1; END;"
+    "CREATE TRIGGER registries_gen_u AFTER UPDATE ON registries"
+    "  BEGIN UPDATE config_generation SET value = value + 1; END;"
+    "CREATE TRIGGER registries_gen_d AFTER DELETE ON registries"
+    "  BEGIN UPDATE config_generation SET value = value + 1; END;"
+    "CREATE TRIGGER upstreams_gen_i AFTER INSERT ON registry_upstreams"
+    "  BEGIN UPDATE config_generation SET value = value + 1; END;"
+    "CREATE TRIGGER upstreams_gen_d AFTER DELETE ON registry_upstreams"
+    "  BEGIN UPDATE config_generation SET value = value + 1; END;",
+    /* 1 -> 2: the cache: nodes of the mount and objects of the store (index.c). */
+    index_schema_sql,
+};
+
+const int state_migration_count = (int)(sizeof(state_migrations) / sizeof(state_migrations[0]));

@@ -1,0 +1,185 @@
+/*
+ * hash: EVP-based streaming digests. The sha256 context is always live; a
+ * second context runs only when the expectation is another algorithm.
+ */
+#include "upstreamfs/hash.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hash_ctx {
+    EVP_MD_CTX *sha256;
+    EVP_MD_CTX *other; /* expectation's algorithm when not sha256 */
+    struct hash_expect expect;
+};
+
+static const EVP_MD *algo_md(enum hash_algo a)
+{
+    switch (a) {
+    case HASH_SHA1:
+        return EVP_sha1();
+    case HASH_SHA256:
+        return EVP_sha256();
+    case HASH_SHA512:
+        return EVP_sha512();
+    default:
+        return NULL;
+    }
+}
+
+static void to_hex(const unsigned char *d, unsigned n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (unsigned i = 0; i < n; i++) {
+        out[2 * i] = hx[d[i] >> 4];
+        out[2 * i + 1] = hx[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+struct hash_ctx *hash_begin(const struct hash_expect *expect)
+{
+    struct hash_ctx *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    if (expect)
+        h->expect = *expect;
+    h->sha256 = EVP_MD_CTX_new();
+    if (!h->sha256 || !EVP_DigestInit_ex(h->sha256, EVP_sha256(), NULL))
+        goto fail;
+    if (h->expect.algo != HASH_NONE && h->expect.algo != HASH_SHA256) {
+        h->other = EVP_MD_CTX_new();
+        if (!h->other || !EVP_DigestInit_ex(h->other, algo_md(h->expect.algo), NULL))
+            goto fail;
+    }
+    return h;
+fail:
+    hash_abort(h);
+    return NULL;
+}
+
+void hash_update(struct hash_ctx *h, const void *data, size_t len)
+{
+    EVP_DigestUpdate(h->sha256, data, len);
+    if (h->other)
+        EVP_DigestUpdate(h->other, data, len);
+}
+
+int hash_end(struct hash_ctx *h, char sha256_hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    char hex[HASH_HEX_MAX];
+    int rc = 0;
+    EVP_DigestFinal_ex(h->sha256, md, &n);
+    to_hex(md, n, sha256_hex);
+    if (h->expect.algo == HASH_SHA256) {
+        if (strcmp(sha256_hex, h->expect.hex) != 0)
+            rc = -EBADMSG;
+    } else if (h->other) {
+        EVP_DigestFinal_ex(h->other, md, &n);
+        to_hex(md, n, hex);
+        if (strcmp(hex, h->expect.hex) != 0)
+            rc = -EBADMSG;
+    }
+    hash_abort(h);
+    return rc;
+}
+
+void hash_abort(struct hash_ctx *h)
+{
+    if (!h)
+        return;
+    EVP_MD_CTX_free(h->sha256);
+    EVP_MD_CTX_free(h->other);
+    free(h);
+}
+
+void hash_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    to_hex(md, n, out);
+}
+
+static bool all_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+static int set_hex(struct hash_expect *out, enum hash_algo a, const char *s, size_t n)
+{
+    size_t want = a == HASH_SHA1 ? 40 : a == HASH_SHA256 ? 64 : 128;
+    if (n != want || !all_hex(s, n))
+        return -EINVAL;
+    out->algo = a;
+    for (size_t i = 0; i < n; i++)
+        out->hex[i] = (char)tolower((unsigned char)s[i]);
+    out->hex[n] = '\0';
+    return 0;
+}
+
+int hash_expect_parse(const char *s, struct hash_expect *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return -EINVAL;
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strcspn(s, " \t\r\n");
+    if (strncmp(s, "sha512-", 7) == 0) {
+        unsigned char raw[80];
+        if (n - 7 > 100)
+            return -EINVAL;
+        int len = EVP_DecodeBlock(raw, (const unsigned char *)s + 7, (int)(n - 7));
+        /* EVP_DecodeBlock counts '=' padding as zero bytes; sha512 is 64 bytes. */
+        if (len < 64)
+            return -EINVAL;
+        to_hex(raw, 64, out->hex);
+        out->algo = HASH_SHA512;
+        return 0;
+    }
+    static const struct {
+        const char *prefix;
+        enum hash_algo algo;
+    } forms[] = {{"sha1:", HASH_SHA1}, {"sha256:", HASH_SHA256}, {"sha512:", HASH_SHA512}};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        size_t pl = strlen(forms[i].prefix);
+        if (strncmp(s, forms[i].prefix, pl) == 0)
+            return set_hex(out, forms[i].algo, s + pl, n - pl);
+    }
+    if (n == 40)
+        return set_hex(out, HASH_SHA1, s, n);
+    if (n == 64)
+        return set_hex(out, HASH_SHA256, s, n);
+    if (n == 128)
+        return set_hex(out, HASH_SHA512, s, n);
+    return -EINVAL;
+}
+
+void hash_expect_format(const struct hash_expect *e, char *buf, size_t len)
+{
+    const char *name = e->algo == HASH_SHA1     ? "sha1"
+                       : e->algo == HASH_SHA256 ? "sha256"
+                       : e->algo == HASH_SHA512 ? "sha512"
+                                                : "none";
+    snprintf(buf, len, "%s:%s", name, e->hex);
+}
+
+bool hash_is_sha256_hex(const char *s)
+{
+    if (!s || strlen(s) != 64)
+        return false;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}

@@ -1,0 +1,285 @@
+/*
+ * test_flight: single-flight downloads against an in-process HTTP server
+ * (libmicrohttpd on 127.0.0.1): many joiners make one request; a reader gets
+ * the first bytes while the rest is still held back by the server; a body
+ * that does not match its expected digest fails every reader and leaves
+ * nothing in the store; a 404 is reported as such.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/flight.h"
+#include "upstreamfs/hash.h"
+#include "upstreamfs/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BODY_SIZE (1 << 20)
+#define FIRST_PART (64 << 10)
+
+static unsigned char body[BODY_SIZE];
+static char body_hex[65];
+static atomic_int requests;
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static struct MHD_Daemon *httpd;
+static char base[64];
+static char dir[64];
+static struct store st;
+
+static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    if (pos >= FIRST_PART) {
+        /* Hold the rest back until the test opens the gate. */
+        pthread_mutex_lock(&gate_mu);
+        while (!gate_open)
+            pthread_cond_wait(&gate_cv, &gate_mu);
+        pthread_mutex_unlock(&gate_mu);
+    }
+    size_t limit = pos < FIRST_PART ? FIRST_PART : BODY_SIZE;
+    size_t n = limit - pos < max ? limit - pos : max;
+    memcpy(buf, body + pos, n);
+    return (ssize_t)n;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **ctx)
+{
+    (void)cls, (void)method, (void)version, (void)upload, (void)upload_size;
+    if (*ctx == NULL) {
+        *ctx = c;
+        return MHD_YES;
+    }
+    atomic_fetch_add(&requests, 1);
+    struct MHD_Response *r;
+    unsigned status = 200;
+    if (strcmp(url, "/blob") == 0) {
+        r = MHD_create_response_from_callback(BODY_SIZE, 32 * 1024, reader, NULL, NULL);
+    } else {
+        status = 404;
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void open_gate(bool open)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = open;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static int count_blobs(void)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "find %s/blobs -type f | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1)
+            n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < BODY_SIZE; i++)
+        body[i] = (unsigned char)((i * 2654435761u) >> 13);
+    hash_sha256_hex(body, BODY_SIZE, body_hex);
+    snprintf(dir, sizeof(dir), "/tmp/upfs-test-flight.XXXXXX");
+    if (!mkdtemp(dir) || store_init(&st, dir) < 0 || fetch_global_init() < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    httpd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+                             NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
+    if (!httpd)
+        return -1;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(httpd, MHD_DAEMON_INFO_BIND_PORT);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", info->port);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    open_gate(true);
+    MHD_stop_daemon(httpd);
+    fetch_global_cleanup();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+struct reader_arg {
+    struct flight_table *t;
+    const char *url;
+    struct hash_expect expect;
+    int result; /* 0 all bytes matched; negative errno */
+};
+
+static void *read_all(void *p)
+{
+    struct reader_arg *a = p;
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = a->url, .expect = a->expect, .expect_size = -1};
+    a->result = flight_join(a->t, "key", &src, &f, &started);
+    if (a->result < 0)
+        return NULL;
+    static __thread unsigned char buf[BODY_SIZE];
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = flight_read(f, buf + off, 65536, off, 10000, NULL, NULL);
+        if (n < 0) {
+            a->result = (int)n;
+            break;
+        }
+        if (n == 0) {
+            a->result = off == BODY_SIZE && memcmp(buf, body, BODY_SIZE) == 0 ? 0 : -EBADMSG;
+            break;
+        }
+        off += n;
+    }
+    flight_release(f);
+    return NULL;
+}
+
+static void one_request_for_many_readers(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/blob", base);
+    struct flight_table *t = flight_table_new(&st);
+    atomic_store(&requests, 0);
+    open_gate(false);
+    pthread_t th[16];
+    struct reader_arg args[16];
+    for (int i = 0; i < 16; i++) {
+        args[i] = (struct reader_arg){.t = t, .url = url};
+        hash_expect_parse(body_hex, &args[i].expect);
+        pthread_create(&th[i], NULL, read_all, &args[i]);
+    }
+    usleep(300 * 1000);
+    open_gate(true);
+    for (int i = 0; i < 16; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].result, 0);
+    }
+    assert_int_equal(atomic_load(&requests), 1);
+    flight_table_free(t);
+    assert_int_equal(store_blob_size(&st, body_hex), BODY_SIZE);
+    store_remove(&st, body_hex);
+}
+
+static void first_bytes_before_the_rest(void **state)
+{
+    (void)state;
+    char url[128];
+    unsigned char buf[FIRST_PART];
+    snprintf(url, sizeof(url), "%s/blob", base);
+    struct flight_table *t = flight_table_new(&st);
+    open_gate(false);
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = url, .expect_size = -1};
+    assert_int_equal(flight_join(t, "first", &src, &f, &started), 0);
+    assert_true(started);
+    long status;
+    int err;
+    assert_int_equal(flight_wait_response(f, 5000, NULL, NULL, &status, &err), FLIGHT_STREAMING);
+    /* The server holds everything past 64 KiB, yet the first 64 KiB read completes. */
+    assert_int_equal(flight_read(f, buf, sizeof(buf), 0, 5000, NULL, NULL), FIRST_PART);
+    assert_memory_equal(buf, body, FIRST_PART);
+    open_gate(true);
+    assert_int_equal(flight_wait_done(f, 10000, NULL, NULL), FLIGHT_DONE);
+    assert_string_equal(flight_digest(f), body_hex);
+    flight_release(f);
+    flight_table_free(t);
+    store_remove(&st, body_hex);
+}
+
+static void wrong_digest_fails_and_stores_nothing(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/blob", base);
+    struct flight_table *t = flight_table_new(&st);
+    open_gate(true);
+    struct reader_arg a = {.t = t, .url = url};
+    hash_expect_parse("sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                      &a.expect);
+    read_all(&a);
+    assert_int_equal(a.result, -EIO);
+    flight_table_free(t);
+    assert_int_equal(count_blobs(), 0);
+    assert_int_equal(store_clean_tmp(&st), 0); /* the failed download left no temp file */
+}
+
+static void not_found_is_reported(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/missing", base);
+    struct flight_table *t = flight_table_new(&st);
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = url, .expect_size = -1};
+    assert_int_equal(flight_join(t, "missing", &src, &f, &started), 0);
+    long status = 0;
+    int err = 0;
+    assert_int_equal(flight_wait_response(f, 5000, NULL, NULL, &status, &err), FLIGHT_HTTP_ERROR);
+    assert_int_equal(status, 404);
+    flight_release(f);
+    flight_table_free(t);
+}
+
+static void refused_connection_fails_fast(void **state)
+{
+    (void)state;
+    struct flight_table *t = flight_table_new(&st);
+    struct flight *f;
+    bool started;
+    /* Port 1 on loopback: nothing listens there. */
+    struct flight_source src = {.url = "http://127.0.0.1:1/x", .expect_size = -1};
+    assert_int_equal(flight_join(t, "refused", &src, &f, &started), 0);
+    long status = 0;
+    int err = 0;
+    assert_int_equal(flight_wait_response(f, 5000, NULL, NULL, &status, &err), FLIGHT_FAILED);
+    assert_int_equal(err, -ECONNREFUSED);
+    flight_release(f);
+    flight_table_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_request_for_many_readers),
+        cmocka_unit_test(first_bytes_before_the_rest),
+        cmocka_unit_test(wrong_digest_fails_and_stores_nothing),
+        cmocka_unit_test(not_found_is_reported),
+        cmocka_unit_test(refused_connection_fails_fast),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
