@@ -63,8 +63,8 @@ void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * Reports getopt_long's '?' or ':' for command cmd (e.g. "proxy create", or
- * "" for the global options); returns CLI_EXIT_USAGE. Call with opterr = 0 and an optstring starting
- * with ':' (after any '+').
+ * "" for the global options); returns CLI_EXIT_USAGE. Call with opterr = 0 and an optstring
+ * starting with ':' (after any '+').
  */
 int cli_bad_option(const char *cmd, int c, char **argv);
 
@@ -81,6 +81,9 @@ int cli_open_state(const struct cli_globals *g, struct state **out);
 
 /* Prints j (reference stolen) indented, with a newline; CLI_EXIT_FAIL if it cannot. */
 int cli_print_json(json_t *j);
+/* Prints a JSON array of n items, item i being to_json(list, i) (a new reference). */
+int cli_print_json_array(const void *list, size_t n,
+                         json_t *(*to_json)(const void *list, size_t i));
 
 /*
  * Commands that change configuration log each change at info; a user who

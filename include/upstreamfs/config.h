@@ -113,11 +113,15 @@ json_t *config_registry_to_json(const struct registry *r);
 /*
  * Applies the fields of a JSON object (API create/PUT) onto p. Unknown fields
  * are an error. *secret receives a malloc'd secret_key if one was given.
+ * On create, p must be empty: key and type come from obj (both required).
  */
 int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char **secret,
                             struct config_error *err);
 
-/* Strips one trailing LF or CRLF in place; -EINVAL if the result is empty. */
+/*
+ * Strips one trailing LF or CRLF in place; -EINVAL if the result is empty.
+ * secret must have room for *len + 1 bytes (a NUL is written at the end).
+ */
 int config_secret_normalise(char *secret, size_t *len, struct config_error *err);
 
 void config_proxy_clear(struct proxy *p);
@@ -131,13 +135,13 @@ void config_error_set(struct config_error *err, const char *field, const char *f
  * Additions beyond the first draft of this header.
  */
 
-#define CONFIG_URL_MAX       2048 /* any URL field */
-#define CONFIG_GLOB_MAX      1024 /* one include/exclude pattern */
-#define CONFIG_GLOBS_MAX     256  /* patterns per list */
+#define CONFIG_URL_MAX        2048 /* any URL field */
+#define CONFIG_GLOB_MAX       1024 /* one include/exclude pattern */
+#define CONFIG_GLOBS_MAX      256  /* patterns per list */
 #define CONFIG_ACCESS_KEY_MAX 256
-#define CONFIG_UPSTREAMS_MAX 64  /* upstreams per registry */
-#define CONFIG_TTL_MAX       2147483647L
-#define CONFIG_QUOTE_MAX     96 /* buffer for config_quote */
+#define CONFIG_UPSTREAMS_MAX  64 /* upstreams per registry */
+#define CONFIG_TTL_MAX        2147483647L
+#define CONFIG_QUOTE_MAX      96 /* buffer for config_quote */
 
 /* Type lookup without the "not supported yet" gate, for names read back from storage. */
 int config_type_lookup(const char *s, enum proxy_type *out);

@@ -68,5 +68,6 @@ const struct driver_ops *driver_for_type(int proxy_type);
 extern const struct driver_ops driver_generic;
 extern const struct driver_ops driver_maven;
 extern const struct driver_ops driver_helm;
+extern const struct driver_ops driver_docker;
 
 #endif

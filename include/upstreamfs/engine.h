@@ -111,6 +111,7 @@ struct engine_stats {
     int64_t local_bytes, local_objects;
     int64_t quota_bytes;
     int64_t hits, misses, upstream_requests, evictions, stale_serves;
+    int64_t upstream_bytes; /* bytes of completed downloads */
     int inflight;
 };
 int engine_stats(struct engine *e, struct engine_stats *out);

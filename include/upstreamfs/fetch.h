@@ -47,9 +47,10 @@ struct fetch_response {
     char *etag;
     char *last_modified;
     char *location;
-    char *www_authenticate;
+    char *www_authenticate; /* every challenge, lines joined with ", " (capped) */
     char *docker_digest;
     char *effective_url;
+    char *link; /* every Link header of the response, joined with ", " (capped), or NULL */
     char *body; /* memory mode: NUL-terminated */
     size_t body_len;
 };

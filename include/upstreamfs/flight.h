@@ -13,6 +13,11 @@
  * or a short body fails the flight: its readers get -EIO (or the network
  * error), and nothing reaches the store.
  *
+ * Across processes sharing a state dir, a flight holds an flock on
+ * STATEDIR/locks/<sha256 of key> while it downloads; a flight in another
+ * process that finds the lock taken waits for it, then asks its owner
+ * (recheck) whether the object arrived meanwhile, and only downloads if not.
+ *
  * Invariant: the table lock is never held while waiting on the network; a
  * flight's own lock is held only to update or read its counters.
  */
@@ -52,6 +57,11 @@ struct flight_source {
      * network. The response carries the final headers (etag, ...).
      */
     void (*on_done)(void *arg, const char *hex, int64_t size, const struct fetch_response *resp);
+    /*
+     * Called after waiting for another process's download of the same key:
+     * returns true and fills hex if the object is in the store now. May be NULL.
+     */
+    bool (*recheck)(void *arg, char hex[65]);
     /* Called for every other outcome (status or error), same thread. */
     void (*on_fail)(void *arg, int err, const struct fetch_response *resp);
     void (*free_arg)(void *arg);

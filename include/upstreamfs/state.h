@@ -20,7 +20,10 @@ struct state {
     sqlite3 *db;
 };
 
-/* The state dir from --state, $UPSTREAMFS_STATE, or the default of DESIGN 2.1. Malloc'd. */
+/*
+ * The state dir from --state, $UPSTREAMFS_STATE, or the default of DESIGN 2.1.
+ * Malloc'd; a relative path is made absolute against the working directory.
+ */
 char *state_default_dir(const char *opt);
 
 int state_open(const char *dir, struct state **out);

@@ -93,5 +93,9 @@ int upstream_doc_get(struct upstream *u, const char *url, char **body, size_t *l
 /* GET/HEAD with the proxy's endpoint and the metadata deadline; records health. */
 int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
                      struct fetch_response *resp);
+/* The same with extra request headers (e.g. a registry's Accept and Authorization). */
+int upstream_request_headers(struct upstream *u, const char *url, bool head,
+                             const struct curl_slist *headers, size_t max_body,
+                             struct fetch_response *resp);
 
 #endif

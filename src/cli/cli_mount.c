@@ -13,6 +13,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/fs.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/shim.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +54,8 @@ static const char usage[] =
     "       quota=SIZE          cache size limit (bytes, or with K, M, G); default the smaller\n"
     "                           of 10G and half the free space of the state dir's filesystem\n"
     "       private             as root, do not turn on allow_other and default_permissions\n"
-    "       listen=HOST:PORT    also serve the HTTP shim (not available yet)\n"
+    "       listen=HOST:PORT    also serve the HTTP shim there, on this mount's engine\n"
+    "                           (see upstreamfs serve --help; loopback addresses only)\n"
     "       platform=OS/ARCH[:OS/ARCH...]  docker and ecr proxies: show only these platforms\n"
     "       any FUSE mount option (allow_other, default_permissions, ro, max_read=N, ...)\n"
     "\n"
@@ -160,12 +162,14 @@ static int run_mount(struct mount_opts *mo)
     int rc = CLI_EXIT_FAIL;
     struct engine *e = NULL;
     struct fuse_session *se = NULL;
+    struct shim *shim = NULL;
+    struct shim_opts so = {.listen = mo->listen};
+    struct config_error serr = {0};
     bool mounted = false;
 
-    if (mo->listen) {
-        cli_errorf("mount: listen: the HTTP shim is not available yet");
-        return CLI_EXIT_USAGE;
-    }
+    /* Checked here, before the fork, so a bad listen= reaches the terminal (exit 2). */
+    if (mo->listen && shim_opts_check(&so, &serr) < 0)
+        return cli_report("mount", -EINVAL, &serr);
     if (clean_stale_mount(mo->mountpoint) < 0) {
         cli_errorf("mount: %s: a stale mount is in the way and could not be detached",
                    mo->mountpoint);
@@ -233,6 +237,11 @@ static int run_mount(struct mount_opts *mo)
         snprintf(msg, sizeof(msg), "engine: %s", strerror(-erc));
         goto fail;
     }
+    /* The shim serves this engine, so FUSE readers and HTTP clients share every download. */
+    if (mo->listen && shim_start(e, mo->state_dir, &so, &shim, &serr) < 0) {
+        snprintf(msg, sizeof(msg), "%s: %s", serr.field, serr.message);
+        goto fail;
+    }
     if (geteuid() == 0 && !mo->private_mount) {
         /* Builds running as other users must be able to read a root-made mount. */
         if (!strstr(mo->fuse_opts, "allow_other"))
@@ -279,6 +288,7 @@ fail:
         cli_errorf("mount: %s", msg);
     rc = CLI_EXIT_FAIL;
 out:
+    shim_stop(shim); /* before the engine closes; ends the waits of requests in flight */
     if (se) {
         if (mounted)
             fuse_session_unmount(se);
@@ -297,7 +307,7 @@ int cli_mount_main(struct cli_globals *g, int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int c, rc;
-    optind = 1;
+    optind = 0; /* 0 re-initialises getopt: cli_main scanned in REQUIRE_ORDER ("+") */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":fho:", longopts, NULL)) != -1) {
         switch (c) {

@@ -16,6 +16,7 @@
  */
 #include "upstreamfs/cli.h"
 #include "upstreamfs/configdb.h"
+#include "upstreamfs/defaults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +95,7 @@ static const char usage_top[] =
     "\n"
     "Run \"upstreamfs proxy create --help\" for the options.\n";
 
+/* A printf format: the ECR host forms come from the defaults table. */
 static const char usage_edit_options[] =
     "Options:\n"
     "  --type TYPE               docker, ecr, helm, maven or generic (npm and pypi are\n"
@@ -102,9 +104,9 @@ static const char usage_edit_options[] =
     "                            in); custom needs --url\n"
     "  --url URL                 the remote, always treated as a directory; http or https;\n"
     "                            required except for docker with --source dockerhub.\n"
-    "                            ecr takes {account}.dkr.ecr.{region}.amazonaws.com[/REPO],\n"
-    "                            public.ecr.aws/ALIAS[/REPO] or the AWS console URL\n"
-    "                            https://{region}.console.aws.amazon.com/ecr/repositories/\n"
+    "                            ecr takes %s[/REPO],\n"
+    "                            %s/ALIAS[/REPO] or the AWS console URL\n"
+    "                            https://{region}.%s/ecr/repositories/\n"
     "                            {private|public}/{account}/REPO?region={region}\n"
     "  --auth anonymous|access-key|aws-chain\n"
     "                            default anonymous; aws-chain (ecr only) reads the AWS\n"
@@ -119,7 +121,8 @@ static const char usage_edit_options[] =
     "  --http-proxy URL          HTTP proxy for requests to the remote\n"
     "  --metadata-ttl SECONDS    how long tags and indexes stay fresh (default 600)\n"
     "  --negative-ttl SECONDS    how long a \"not found\" is remembered (default 300)\n"
-    "  --offline / --no-offline  never / again contact the remote\n"
+    "  --offline                 never contact the remote: serve what is cached\n"
+    "  --no-offline              contact the remote again (update)\n"
     "  --include GLOB            serve only paths matching GLOB (repeatable)\n"
     "  --exclude GLOB            hide paths matching GLOB (repeatable)\n"
     "  --no-include, --no-exclude   clear the lists (update; before any new GLOBs)\n"
@@ -231,8 +234,8 @@ static int apply_args(struct proxy *p, const struct edit_args *a, struct config_
         (a->client_key && (rc = config_set_string(&p->client_key, a->client_key)) < 0) ||
         (a->http_proxy && (rc = config_set_string(&p->http_proxy, a->http_proxy)) < 0))
         return rc;
-    if ((a->metadata_ttl && (rc = parse_ttl("metadata_ttl", a->metadata_ttl, &p->metadata_ttl,
-                                            err)) < 0) ||
+    if ((a->metadata_ttl &&
+         (rc = parse_ttl("metadata_ttl", a->metadata_ttl, &p->metadata_ttl, err)) < 0) ||
         (a->negative_ttl &&
          (rc = parse_ttl("negative_ttl", a->negative_ttl, &p->negative_ttl, err)) < 0))
         return rc;
@@ -330,8 +333,8 @@ static int read_secret(const struct edit_args *a, char **out, struct config_erro
         n = read_up_to(STDIN_FILENO, buf, cap);
     }
     if (n < 0) {
-        config_error_set(err, a->secret_file ? "secret_key_file" : "secret_key",
-                         "cannot read: %s", strerror((int)-n));
+        config_error_set(err, a->secret_file ? "secret_key_file" : "secret_key", "cannot read: %s",
+                         strerror((int)-n));
         rc = -EINVAL;
         goto out;
     }
@@ -356,7 +359,11 @@ static void secret_free(char *s)
     }
 }
 
-/* Parses the create/update options; positional words are left at argv[optind..]. */
+/*
+ * Parses the create/update options; positional words are left at
+ * argv[optind..]. Returns 0, -1 after printing help (the caller exits 0), or
+ * an exit status after printing an error.
+ */
 static int parse_edit_args(const char *cmd, const char *usage, int argc, char **argv,
                            struct edit_args *a)
 {
@@ -368,7 +375,8 @@ static int parse_edit_args(const char *cmd, const char *usage, int argc, char **
         switch (c) {
         case 'h':
             fputs(usage, stdout);
-            fputs(usage_edit_options, stdout);
+            printf(usage_edit_options, upstream_defaults.ecr_private_host,
+                   upstream_defaults.ecr_public_host, upstream_defaults.ecr_console_host);
             return -1;
         case OPT_TYPE:
             a->type = optarg;
@@ -591,6 +599,11 @@ static void print_row(const struct proxy *p, int wkey)
     putchar('\n');
 }
 
+static json_t *proxy_json_at(const void *list, size_t i)
+{
+    return config_proxy_to_json(&((const struct proxy *)list)[i]);
+}
+
 static int cmd_list(struct cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "proxy list";
@@ -613,13 +626,7 @@ static int cmd_list(struct cli_globals *g, int argc, char **argv)
         goto out;
     }
     if (json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr && i < n; i++)
-            if (json_array_append_new(arr, config_proxy_to_json(&list[i])) < 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        rc = cli_print_json(arr);
+        rc = cli_print_json_array(list, n, proxy_json_at);
         goto out;
     }
     int wkey = 3;

@@ -66,8 +66,8 @@ static const char usage_delete[] = "Usage: upstreamfs registry delete NAME\n"
  * is non-NULL, --json where json is non-NULL. Returns -1 after printing
  * help, an exit status on error, else 0 with positionals at argv[optind..].
  */
-static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
-                      const char **type, char ***upstreams, bool *json)
+static int parse_args(const char *cmd, const char *usage, int argc, char **argv, const char **type,
+                      char ***upstreams, bool *json)
 {
     static const struct option opts[] = {
         {"type", required_argument, NULL, OPT_TYPE},
@@ -194,6 +194,11 @@ out:
     return rc < 0 ? CLI_EXIT_OK : rc;
 }
 
+static json_t *registry_json_at(const void *list, size_t i)
+{
+    return config_registry_to_json(&((const struct registry *)list)[i]);
+}
+
 static int cmd_list(struct cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "registry list";
@@ -216,13 +221,7 @@ static int cmd_list(struct cli_globals *g, int argc, char **argv)
         goto out;
     }
     if (json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr && i < n; i++)
-            if (json_array_append_new(arr, config_registry_to_json(&list[i])) < 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        rc = cli_print_json(arr);
+        rc = cli_print_json_array(list, n, registry_json_at);
         goto out;
     }
     int w = 4;
@@ -299,8 +298,9 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
 int cli_registry_main(struct cli_globals *g, int argc, char **argv)
 {
     static const struct cli_subcommand subs[] = {
-        {"create", cmd_create}, {"set-upstreams", cmd_set_upstreams}, {"list", cmd_list},
-        {"show", cmd_show},     {"delete", cmd_delete},
+        {"create", cmd_create}, {"set-upstreams", cmd_set_upstreams},
+        {"list", cmd_list},     {"show", cmd_show},
+        {"delete", cmd_delete},
     };
     return cli_dispatch(g, "registry", subs, sizeof(subs) / sizeof(subs[0]), usage_top, argc, argv);
 }

@@ -76,6 +76,18 @@ int cli_print_json(json_t *j)
     return rc;
 }
 
+int cli_print_json_array(const void *list, size_t n, json_t *(*to_json)(const void *list, size_t i))
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        if (json_array_append_new(arr, to_json(list, i)) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return cli_print_json(arr);
+}
+
 void cli_quiet_logs(const struct cli_globals *g)
 {
     if (!g->level_explicit && g->level > LOG_WARN)

@@ -27,8 +27,8 @@
 #include <string.h>
 
 static const char *const type_names[PROXY_TYPE_COUNT] = {
-    [PROXY_DOCKER] = "docker", [PROXY_ECR] = "ecr",   [PROXY_HELM] = "helm",
-    [PROXY_MAVEN] = "maven",   [PROXY_NPM] = "npm",   [PROXY_PYPI] = "pypi",
+    [PROXY_DOCKER] = "docker",   [PROXY_ECR] = "ecr", [PROXY_HELM] = "helm",
+    [PROXY_MAVEN] = "maven",     [PROXY_NPM] = "npm", [PROXY_PYPI] = "pypi",
     [PROXY_GENERIC] = "generic",
 };
 
@@ -452,6 +452,16 @@ static int url_normalise(const char *field, const char *url, bool dir, char **ou
     int rc = config__url_open(field, url, 0, &h, err);
     if (rc < 0)
         return rc;
+    if ((rc = config__url_get(h, CURLUPART_PORT, 0, &part)) < 0)
+        goto out;
+    if (part && strtol(part, NULL, 10) == 0) {
+        config_error_set(err, field, "port must be from 1 to 65535 (got %s)",
+                         config_quote(q, sizeof(q), url));
+        rc = -EINVAL;
+        goto out;
+    }
+    free(part);
+    part = NULL;
     static const CURLUPart extra[] = {CURLUPART_QUERY, CURLUPART_FRAGMENT};
     for (size_t i = 0; i < 2; i++) {
         if ((rc = config__url_get(h, extra[i], 0, &part)) < 0)
@@ -664,6 +674,12 @@ static int check_auth(const struct proxy *p, bool has_secret, struct config_erro
                              "--secret-key-stdin)");
             return -EINVAL;
         }
+        /* HTTP Basic joins user and password with ':' (RFC 7617), so a user name cannot hold one.
+         */
+        if (p->type != PROXY_ECR && strchr(p->access_key, ':')) {
+            config_error_set(err, "access_key", "must not contain ':' (HTTP Basic auth)");
+            return -EINVAL;
+        }
         return check_text("access_key", p->access_key, CONFIG_ACCESS_KEY_MAX, err);
     case AUTH_AWS_CHAIN:
         if (p->type != PROXY_ECR) {
@@ -695,24 +711,19 @@ static int check_auth(const struct proxy *p, bool has_secret, struct config_erro
 static int derive_ecr(const struct proxy *p, struct ecr_target *t, char **url,
                       struct config_error *err)
 {
-    int rc;
+    bool keep = false;
     if (p->ecr.host) {
         char *canon = ecr_target_url(&p->ecr);
         if (!canon)
             return -ENOMEM;
-        bool same = strcmp(canon, p->url) == 0;
+        keep = strcmp(canon, p->url) == 0;
         free(canon);
-        if (same) {
-            if ((rc = ecr_target_validate(&p->ecr, err)) < 0)
-                return rc;
-            if ((rc = ecr_target_copy(t, &p->ecr)) < 0)
-                return rc;
-            goto canon;
-        }
     }
-    if ((rc = ecr_url_parse(p->url, t, err)) < 0)
+    int rc = keep ? ecr_target_validate(&p->ecr, err) : ecr_url_parse(p->url, t, err);
+    if (rc == 0 && keep)
+        rc = ecr_target_copy(t, &p->ecr);
+    if (rc < 0)
         return rc;
-canon:
     *url = ecr_target_url(t);
     return *url ? 0 : -ENOMEM;
 }

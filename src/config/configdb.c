@@ -190,8 +190,7 @@ static int secret_write(struct state *st, const char *key, const char *secret)
             goto out;
         }
     }
-    if (fchmod(fd, 0600) < 0 || (rc = write_all(fd, secret, strlen(secret))) < 0 ||
-        fsync(fd) < 0) {
+    if (fchmod(fd, 0600) < 0 || (rc = write_all(fd, secret, strlen(secret))) < 0 || fsync(fd) < 0) {
         rc = rc < 0 ? rc : -errno;
         goto fail;
     }
@@ -444,8 +443,7 @@ int configdb_proxy_create(struct state *st, struct proxy *p, const char *secret,
     sqlite3_stmt *s = NULL;
     int rc;
 
-    if ((rc = config_proxy_validate(p, secret != NULL, err)) < 0 ||
-        (rc = check_files(p, err)) < 0)
+    if ((rc = config_proxy_validate(p, secret != NULL, err)) < 0 || (rc = check_files(p, err)) < 0)
         return rc;
     if ((rc = state_begin(st->db)) < 0)
         return rc;
@@ -692,8 +690,8 @@ static int check_upstreams(struct state *st, enum proxy_type rt, char *const *up
 static int insert_upstreams(struct state *st, const char *name, char *const *ups)
 {
     sqlite3_stmt *s = NULL;
-    int rc = prepare(st, "INSERT INTO registry_upstreams (registry, position, proxy) VALUES (?1, ?2, ?3)",
-                     &s);
+    int rc = prepare(
+        st, "INSERT INTO registry_upstreams (registry, position, proxy) VALUES (?1, ?2, ?3)", &s);
     for (size_t i = 0; rc == 0 && ups && ups[i]; i++) {
         sqlite3_reset(s);
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);

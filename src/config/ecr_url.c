@@ -22,16 +22,15 @@
 #include <string.h>
 
 /* protocols.md 2.1 [BOTO]: repository names, and 2.6: public registry aliases. */
-#define REPO_RE                                                                                    \
-    "^[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*$"
-#define REPO_MIN    2
-#define REPO_MAX    256
-#define ALIAS_RE    "^[a-z][a-z0-9]+([._-][a-z0-9]+)*$"
-#define ALIAS_MIN   2
-#define ALIAS_MAX   50
-#define ACCOUNT_RE  "^[0-9]{12}$"
-#define REGION_RE   "^[a-z]{2}(-[a-z]+)+-[0-9]+$"
-#define REGION_MAX  32
+#define REPO_RE    "^[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*$"
+#define REPO_MIN   2
+#define REPO_MAX   256
+#define ALIAS_RE   "^[a-z][a-z0-9]+([._-][a-z0-9]+)*$"
+#define ALIAS_MIN  2
+#define ALIAS_MAX  50
+#define ACCOUNT_RE "^[0-9]{12}$"
+#define REGION_RE  "^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+#define REGION_MAX 32
 
 static bool matches(const char *re, const char *s)
 {
@@ -256,8 +255,7 @@ static int parse_console(const char *url, const char *host, const char *path, co
     char *seg[4] = {0}, *repo = NULL, *qregion = NULL, *hregion = NULL;
     int rc;
 
-    if (hl > cl + 1 && host[hl - cl - 1] == '.' &&
-        !(hregion = strndup(host, hl - cl - 1))) {
+    if (hl > cl + 1 && host[hl - cl - 1] == '.' && !(hregion = strndup(host, hl - cl - 1))) {
         rc = -ENOMEM;
         goto out;
     }
@@ -362,8 +360,8 @@ out:
     return rc;
 }
 
-static int parse_private(const char *url, const char *host, const char *path,
-                         struct ecr_target *t, struct config_error *err)
+static int parse_private(const char *url, const char *host, const char *path, struct ecr_target *t,
+                         struct config_error *err)
 {
     char *region = NULL, *account = NULL, *repo = NULL;
     int rc = defaults_match(upstream_defaults.ecr_private_host, host, &region, &account);
@@ -443,7 +441,8 @@ int ecr_url_parse(const char *url, struct ecr_target *out, struct config_error *
     }
     rc = parse_private(url, host, path ? path : "", &t, err);
     if (rc == -ENOENT) {
-        config_error_set(err, "url", "not an ECR URL: use %s[/repo], %s/{alias}[/repo] or the "
+        config_error_set(err, "url",
+                         "not an ECR URL: use %s[/repo], %s/{alias}[/repo] or the "
                          "console URL (got %s)",
                          upstream_defaults.ecr_private_host, upstream_defaults.ecr_public_host,
                          config_quote(q, sizeof(q), url));

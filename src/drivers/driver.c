@@ -49,6 +49,8 @@ int drv_listing_add(struct drv_listing *l, const char *name, const struct drv_en
 const struct driver_ops *driver_for_type(int proxy_type)
 {
     switch (proxy_type) {
+    case PROXY_DOCKER:
+        return &driver_docker;
     case PROXY_MAVEN:
         return &driver_maven;
     case PROXY_HELM:

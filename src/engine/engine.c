@@ -946,6 +946,7 @@ int engine_stats(struct engine *e, struct engine_stats *out)
     out->upstream_requests = atomic_load(&e->upstream_requests);
     out->evictions = atomic_load(&e->evictions);
     out->stale_serves = atomic_load(&e->stale_serves);
+    out->upstream_bytes = atomic_load(&e->upstream_bytes);
     out->inflight = flight_table_active(e->flights);
     return rc;
 }

@@ -77,6 +77,7 @@ struct engine {
     char *platforms;
     int lock_fd; /* shared flock on STATEDIR/engine.lock while open */
     atomic_llong hits, misses, upstream_requests, evictions, stale_serves;
+    atomic_llong upstream_bytes; /* bytes of downloads committed to the store */
 };
 
 int64_t engine__now(void);

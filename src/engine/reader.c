@@ -25,7 +25,31 @@ struct dl_ctx {
     struct upstream *u;
     char *top;
     char *path;
+    char expect_sha256[65]; /* content named by digest, or "" */
+    int64_t started;
 };
+
+/* After another process's download of the same key: is the object here now? */
+static bool dl_recheck(void *arg, char hex[65])
+{
+    struct dl_ctx *c = arg;
+    struct engine *e = c->e;
+    if (c->expect_sha256[0]) {
+        snprintf(hex, 65, "%s", c->expect_sha256);
+        return store_blob_size(&e->store, hex) >= 0;
+    }
+    struct node n;
+    bool ok = false;
+    pthread_mutex_lock(&e->mu);
+    if (index_find(e->ix, c->top, c->path, &n) == 0) {
+        ok = n.digest[0] && n.checked >= c->started;
+        if (ok)
+            snprintf(hex, 65, "%s", n.digest);
+        node_clear(&n);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return ok && store_blob_size(&e->store, hex) >= 0;
+}
 
 void engine__flight_key(const char *top, const char *path, const char *expect, char *buf,
                         size_t len)
@@ -52,6 +76,7 @@ static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch
     struct engine *e = c->e;
     struct node n;
     upstream_note_success(c->u);
+    atomic_fetch_add(&e->upstream_bytes, size);
     engine__object_added(e, hex, size, false);
     pthread_mutex_lock(&e->mu);
     if (index_find(e->ix, c->top, c->path, &n) == 0) {
@@ -257,6 +282,9 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
     upstream_ref(u);
     ctx->top = strdup(n->top);
     ctx->path = strdup(n->path);
+    ctx->started = engine__now();
+    if (expect.algo == HASH_SHA256)
+        snprintf(ctx->expect_sha256, sizeof(ctx->expect_sha256), "%.64s", expect.hex);
     struct flight_source src = {.url = n->url,
                                 .ep = &u->ep,
                                 .headers = hdrs,
@@ -264,6 +292,7 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
                                 .expect_size = -1,
                                 .on_done = dl_done,
                                 .on_fail = dl_fail,
+                                .recheck = dl_recheck,
                                 .free_arg = dl_free,
                                 .arg = ctx};
     rc = flight_join(e->flights, key, &src, &f, &started);

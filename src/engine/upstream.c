@@ -136,6 +136,13 @@ char *upstream_url(const struct upstream *u, const char *path)
 int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
                      struct fetch_response *resp)
 {
+    return upstream_request_headers(u, url, head, NULL, max_body, resp);
+}
+
+int upstream_request_headers(struct upstream *u, const char *url, bool head,
+                             const struct curl_slist *headers, size_t max_body,
+                             struct fetch_response *resp)
+{
     memset(resp, 0, sizeof(*resp));
     if (u->cfg.offline)
         return -ENETUNREACH;
@@ -144,6 +151,7 @@ int upstream_request(struct upstream *u, const char *url, bool head, size_t max_
     struct fetch_request req = {.url = url,
                                 .ep = &u->ep,
                                 .head = head,
+                                .headers = headers,
                                 .timeout_ms = FETCH_META_TIMEOUT_MS,
                                 .max_body = max_body};
     atomic_fetch_add(&u->eng->upstream_requests, 1);

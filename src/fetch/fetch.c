@@ -74,6 +74,35 @@ static char *header_dup(CURL *h, const char *name)
     return strdup(hd->value);
 }
 
+#define FETCH_HEADER_LIST_MAX 16384
+
+/*
+ * Every instance of a list-valued header joined with ", " (RFC 9110 5.3), so
+ * that a challenge or link sent on a second line is not lost; capped.
+ */
+static char *header_join(CURL *h, const char *name)
+{
+    struct curl_header *hd = NULL;
+    size_t amount = 0, len = 0;
+    char *out = NULL;
+    if (curl_easy_header(h, name, 0, CURLH_HEADER, -1, &hd) != CURLHE_OK || !hd)
+        return NULL;
+    amount = hd->amount;
+    for (size_t i = 0; i < amount; i++) {
+        if (i > 0 && curl_easy_header(h, name, i, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+            break;
+        size_t vl = strlen(hd->value);
+        if (len + vl + 3 > FETCH_HEADER_LIST_MAX)
+            break;
+        char *n = realloc(out, len + vl + 3);
+        if (!n)
+            break;
+        out = n;
+        len += (size_t)sprintf(out + len, "%s%s", len ? ", " : "", hd->value);
+    }
+    return out;
+}
+
 /* Collects the final response's status and headers (called once, before the body). */
 static int collect_headers(struct xfer *x)
 {
@@ -87,8 +116,9 @@ static int collect_headers(struct xfer *x)
     r->etag = header_dup(x->h, "ETag");
     r->last_modified = header_dup(x->h, "Last-Modified");
     r->location = header_dup(x->h, "Location");
-    r->www_authenticate = header_dup(x->h, "WWW-Authenticate");
+    r->www_authenticate = header_join(x->h, "WWW-Authenticate");
     r->docker_digest = header_dup(x->h, "Docker-Content-Digest");
+    r->link = header_join(x->h, "Link");
     if (curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &s) == CURLE_OK && s)
         r->effective_url = strdup(s);
     char *ra = header_dup(x->h, "Retry-After");
@@ -276,6 +306,7 @@ void fetch_response_clear(struct fetch_response *r)
     free(r->www_authenticate);
     free(r->docker_digest);
     free(r->effective_url);
+    free(r->link);
     free(r->body);
     memset(r, 0, sizeof(*r));
     r->content_length = -1;

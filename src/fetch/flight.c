@@ -13,6 +13,10 @@
 #include "upstreamfs/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,8 @@ struct flight {
     int64_t expect_size;
     void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
     void (*on_fail)(void *, int, const struct fetch_response *);
+    bool (*recheck)(void *, char *);
+    bool peer_busy; /* another process is downloading this key; readers keep waiting */
     void (*free_arg)(void *);
     void *arg;
 };
@@ -204,11 +210,76 @@ static bool should_abort(void *arg)
     return __atomic_load_n(&f->t->closing, __ATOMIC_RELAXED);
 }
 
+/*
+ * Takes the cross-process lock of f's key. Returns the lock fd (or -1 when
+ * locking is unavailable: the download then simply goes ahead), and sets
+ * *waited when another process held it first.
+ */
+static int peer_lock(struct flight *f, bool *waited)
+{
+    char dir[4200], path[4300], hex[65];
+    *waited = false;
+    snprintf(dir, sizeof(dir), "%s/locks", f->t->store->dir);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return -1;
+    hash_sha256_hex(f->key, strlen(f->key), hex);
+    snprintf(path, sizeof(path), "%s/%s", dir, hex);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK || should_abort(f)) {
+            close(fd);
+            return -1;
+        }
+        if (!*waited) {
+            *waited = true;
+            pthread_mutex_lock(&f->mu);
+            f->peer_busy = true;
+            pthread_mutex_unlock(&f->mu);
+        }
+        usleep(50 * 1000);
+    }
+    return fd;
+}
+
+/* The object arrived through another process: serve it from the store. */
+static bool adopt_peer_result(struct flight *f)
+{
+    char hex[65];
+    if (!f->recheck || !f->recheck(f->arg, hex))
+        return false;
+    int fd = store_open_blob(f->t->store, hex);
+    if (fd < 0)
+        return false;
+    off_t size = lseek(fd, 0, SEEK_END);
+    struct fetch_response none;
+    memset(&none, 0, sizeof(none));
+    none.status = 200;
+    pthread_mutex_lock(&f->mu);
+    close(f->fd);
+    unlink(f->tmp_path);
+    f->fd = fd;
+    f->written = size;
+    f->total = size;
+    memcpy(f->hex, hex, sizeof(f->hex));
+    pthread_mutex_unlock(&f->mu);
+    if (f->on_done)
+        f->on_done(f->arg, hex, size, &none);
+    set_state(f, FLIGHT_DONE, 200, 0);
+    return true;
+}
+
 static void *flight_run(void *arg)
 {
     struct flight *f = arg;
     struct flight_table *t = f->t;
     struct fetch_response resp;
+    bool waited = false;
+    int lock_fd = peer_lock(f, &waited);
+    memset(&resp, 0, sizeof(resp));
+    if (waited && adopt_peer_result(f))
+        goto out;
     struct fetch_request req = {.url = f->url,
                                 .ep = &f->ep,
                                 .headers = f->headers,
@@ -250,6 +321,8 @@ static void *flight_run(void *arg)
         f->on_fail(f->arg, rc, &resp);
     set_state(f, FLIGHT_FAILED, resp.status, rc);
 out:
+    if (lock_fd >= 0)
+        close(lock_fd); /* releases the flock: a waiting process rechecks now */
     fetch_response_clear(&resp);
     pthread_mutex_lock(&t->mu);
     /* Leave the table so the next opener starts afresh. */
@@ -312,6 +385,7 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
     f->expect_size = src->expect_size;
     f->on_done = src->on_done;
     f->on_fail = src->on_fail;
+    f->recheck = src->recheck;
     f->free_arg = src->free_arg;
     f->arg = src->arg;
     f->hash = hash_begin(&f->expect);
@@ -387,6 +461,8 @@ int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn can
     deadline_in(&dl, timeout_ms);
     pthread_mutex_lock(&f->mu);
     while (f->state == FLIGHT_CONNECTING) {
+        if (f->peer_busy)
+            deadline_in(&dl, timeout_ms); /* another process is making progress for us */
         if (ms_until(&dl) <= 0) {
             pthread_mutex_unlock(&f->mu);
             return -ETIMEDOUT;

@@ -62,10 +62,10 @@ enum {
 };
 
 static const char *const sqls[S_COUNT] = {
-    [S_GET] = "SELECT " NODE_COLS " FROM node WHERE ino = ?1",
-    [S_CHILD] = "SELECT " NODE_COLS " FROM node WHERE parent = ?1 AND name = ?2",
-    [S_CHILDREN] = "SELECT " NODE_COLS " FROM node WHERE parent = ?1 AND kind != 0 ORDER BY name",
-    [S_FIND] = "SELECT " NODE_COLS " FROM node WHERE top = ?1 AND path = ?2",
+    [S_GET] = ("SELECT " NODE_COLS " FROM node WHERE ino = ?1"),
+    [S_CHILD] = ("SELECT " NODE_COLS " FROM node WHERE parent = ?1 AND name = ?2"),
+    [S_CHILDREN] = ("SELECT " NODE_COLS " FROM node WHERE parent = ?1 AND kind != 0 ORDER BY name"),
+    [S_FIND] = ("SELECT " NODE_COLS " FROM node WHERE top = ?1 AND path = ?2"),
     [S_INSERT] = "INSERT INTO node(parent, name, top, path, kind, size, mtime, digest, expect, "
                  "url, mutable, etag, last_modified, checked, neg_until, listed, stale, local, via, ctype)"
                  " VALUES (?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"

@@ -67,14 +67,28 @@ int state_sqlite_errno(int rc)
     }
 }
 
+/* path as given when absolute, else against the working directory: a daemon may chdir("/"). */
+static char *absolute(const char *path)
+{
+    char *cwd, *s = NULL;
+    if (path[0] == '/')
+        return strdup(path);
+    if (!(cwd = getcwd(NULL, 0)))
+        return NULL;
+    if (asprintf(&s, "%s/%s", cwd, path) < 0)
+        s = NULL;
+    free(cwd);
+    return s;
+}
+
 char *state_default_dir(const char *opt)
 {
     char *s = NULL;
     const char *env = getenv("UPSTREAMFS_STATE");
     if (opt && *opt)
-        return strdup(opt);
+        return absolute(opt);
     if (env && *env)
-        return strdup(env);
+        return absolute(env);
     if (geteuid() == 0)
         return strdup("/var/lib/upstreamfs");
     /* XDG: a relative XDG_DATA_HOME is invalid and must be ignored. */

@@ -71,7 +71,7 @@ for args in "--help" "proxy --help" "proxy create --help" "proxy update --help" 
     assert_contains "$OUT" "Usage: upstreamfs" "$args"
 done
 ok --version
-assert_eq "$OUT" "upstreamfs 0.1.0" "--version"
+[[ "$OUT" =~ ^upstreamfs\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || die "--version printed '$OUT'"
 
 # ---- proxies: create, list, show ---------------------------------------------------------------
 log "proxy create/list/show"
@@ -122,6 +122,14 @@ assert_eq "$(json '(d["metadata_ttl"], d["negative_ttl"], d["offline"], d["inclu
 ok proxy update central --no-include --no-exclude
 ok proxy show central --json
 assert_eq "$(json '(d["include"], d["exclude"], d["url"])')" "([], [], 'https://repo.example.com/maven2/')" "lists cleared"
+printf -- '-----BEGIN CERTIFICATE-----\n' >"$T/ca.pem"
+(cd "$T" && "$BIN" --state "$STATE" proxy update charts --ca-file ca.pem --http-proxy http://Proxy.Local:3128 \
+    >"$LOGDIR/ca.out" 2>"$LOGDIR/ca.err") || die "update --ca-file failed: $(cat "$LOGDIR/ca.err")"
+ok proxy show charts --json
+assert_eq "$(json '(d["ca_file"], d["http_proxy"])')" "('$T/ca.pem', 'http://proxy.local:3128/')" "files stored absolute"
+ok proxy update charts --ca-file '' --http-proxy ''
+ok proxy show charts --json
+assert_eq "$(json '(d["ca_file"], d["http_proxy"])')" "(None, None)" "an empty value removes a setting"
 ok proxy update ghcr --source dockerhub
 ok proxy show ghcr --json
 assert_eq "$(json 'd["url"]')" "https://registry-1.docker.io/" "back to docker hub"

@@ -13,6 +13,8 @@
 #     upfs ARGS...              "$UPFS" --state "$STATE" ARGS...
 #     upfs_mount MNT [ARGS...]  upfs mount MNT ARGS... (within 30 s); registers the cleanup
 #                               `fusermount3 -uz MNT` (+ wait for the daemon to exit) once per MNT
+#     upfs_register_mount MNT   just that registration (in the main shell, before a `check`
+#                               that mounts)
 #     upfs_unmount MNT          fusermount3 -u MNT and wait (10 s) until its daemon has exited
 #     upfs_daemon_pids MNT      pids of upstreamfs processes serving MNT (this binary, this state)
 #     xattr NAME FILE           value of user.upstreamfs.NAME on FILE (status 1 if unreadable)
@@ -80,8 +82,13 @@ upfs_unmount() {
 # Cleanup for one mount point: lazy unmount, then give the daemon a moment to exit so the
 # temp dir is not removed under it; a daemon that does not exit is killed by its pid.
 _upfs_cleanup_mount() {
-    local mnt="$1" p
-    fusermount3 -uz "$mnt" 2>/dev/null || true
+    local mnt="$1" p i
+    # more than one mount may be stacked on MNT (e.g. a remount over a dead one)
+    for i in 1 2 3 4 5; do
+        grep -qF " $mnt fuse" /proc/self/mounts || break
+        ((i == 1)) || log "cleanup: $mnt is still mounted after fusermount3 -uz; unmounting again"
+        fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+    done
     if ! wait_until 10 _upfs_no_daemon "$mnt"; then
         for p in $(upfs_daemon_pids "$mnt"); do
             log "cleanup: daemon $p for $mnt did not exit after unmount; killing it"
@@ -90,20 +97,26 @@ _upfs_cleanup_mount() {
     fi
 }
 
+# upfs_register_mount MNT: register MNT's cleanup (and the failure diagnostics) once. Must run
+# in the test's main shell: upfs_mount calls it, so call this first when upfs_mount itself
+# runs inside a `check` (a subshell).
+upfs_register_mount() {
+    local mnt="$1" m
+    for m in "${_UPFS_MOUNTS[@]}"; do [[ "$m" == "$mnt" ]] && return 0; done
+    _UPFS_MOUNTS+=("$mnt")
+    if ((!_UPFS_DIAG_REGISTERED)); then
+        # runs after the unmounts but before the servers' log dirs are removed
+        on_exit _upfs_diag
+        _UPFS_DIAG_REGISTERED=1
+    fi
+    on_exit _upfs_cleanup_mount "$mnt"
+}
+
 upfs_mount() {
-    local mnt="$1" m rc=0 seen=0
+    local mnt="$1" rc=0
     shift
     mkdir -p -- "$mnt"
-    for m in "${_UPFS_MOUNTS[@]}"; do [[ "$m" == "$mnt" ]] && seen=1; done
-    if ((!seen)); then
-        _UPFS_MOUNTS+=("$mnt")
-        if ((!_UPFS_DIAG_REGISTERED)); then
-            # runs after the unmounts but before the servers' log dirs are removed
-            on_exit _upfs_diag
-            _UPFS_DIAG_REGISTERED=1
-        fi
-        on_exit _upfs_cleanup_mount "$mnt"
-    fi
+    upfs_register_mount "$mnt"
     with_timeout 30 "$UPFS" --state "$STATE" mount "$mnt" "$@" || rc=$?
     ((rc == 0)) || die "upstreamfs mount $mnt $* failed (status $rc)"
     grep -qF " $mnt fuse" /proc/self/mounts || die "mount returned 0 but $mnt is not in /proc/self/mounts"

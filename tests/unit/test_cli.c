@@ -130,10 +130,26 @@ static void test_help_everywhere(void **state)
 static void test_help_is_complete(void **state)
 {
     static const char *const opts[] = {
-        "--type",         "--source",       "--url",          "--auth",       "--access-key",
-        "--secret-key-file", "--secret-key-stdin", "--aws-endpoint", "--ca-file", "--client-cert",
-        "--client-key",   "--http-proxy",   "--metadata-ttl", "--negative-ttl", "--offline",
-        "--no-offline",   "--include",      "--exclude",      "--no-include", "--no-exclude",
+        "--type",
+        "--source",
+        "--url",
+        "--auth",
+        "--access-key",
+        "--secret-key-file",
+        "--secret-key-stdin",
+        "--aws-endpoint",
+        "--ca-file",
+        "--client-cert",
+        "--client-key",
+        "--http-proxy",
+        "--metadata-ttl",
+        "--negative-ttl",
+        "--offline",
+        "--no-offline",
+        "--include",
+        "--exclude",
+        "--no-include",
+        "--no-exclude",
     };
     struct run r = run_cli((const char *[]){"upstreamfs", "proxy", "create", "--help", NULL}, NULL);
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
@@ -142,8 +158,8 @@ static void test_help_is_complete(void **state)
     run_free(&r);
 
     r = run_cli((const char *[]){"upstreamfs", "--help", NULL}, NULL);
-    const char *cmds[] = {"proxy", "registry", "mount", "serve", "prefetch", "cache", "--state",
-                          "--log-level", "--version"};
+    const char *cmds[] = {"proxy", "registry", "mount",       "serve",    "prefetch",
+                          "cache", "--state",  "--log-level", "--version"};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strstr(r.out, cmds[i]))
             fail_msg("--help does not mention %s", cmds[i]);
@@ -190,8 +206,8 @@ static void test_version_and_usage_errors(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r = run_cli(bad[i].argv, (const char *[]){"UPSTREAMFS_STATE=/nonexistent/x", NULL});
         if (r.code != 2)
-            fail_msg("%s %s: code %d, err [%s]", bad[i].argv[1], bad[i].argv[2] ? bad[i].argv[2] : "",
-                     r.code, r.err);
+            fail_msg("%s %s: code %d, err [%s]", bad[i].argv[1],
+                     bad[i].argv[2] ? bad[i].argv[2] : "", r.code, r.err);
         expect_one_error_line(&r, bad[i].needle);
         run_free(&r);
     }
@@ -220,9 +236,8 @@ static void test_state_dir_choice(void **state)
     assert_true(asprintf(&env, "UPSTREAMFS_STATE=%s", env_dir) > 0);
     const char *envs[] = {env, "UPSTREAMFS_LOG", NULL};
 
-    struct run r = run_cli((const char *[]){"upstreamfs", "proxy", "create", "hub", "--type",
-                                            "docker", NULL},
-                           envs);
+    struct run r = run_cli(
+        (const char *[]){"upstreamfs", "proxy", "create", "hub", "--type", "docker", NULL}, envs);
     assert_int_equal(r.code, 0);
     assert_string_equal(r.out, "created proxy hub (docker)\n");
     assert_string_equal(r.err, ""); /* config changes are logged only when a level is asked */

@@ -153,6 +153,10 @@ static void test_url_rules(void **state)
     config_proxy_clear(&p);
     expect_err(make(&p, PROXY_GENERIC, "http://[::1/", &err), &err, "url", "not a valid URL");
     config_proxy_clear(&p);
+    expect_err(make(&p, PROXY_GENERIC, "http://h:0/", &err), &err, "url", "port must be from 1");
+    config_proxy_clear(&p);
+    expect_err(make(&p, PROXY_GENERIC, "http://h:70000/", &err), &err, "url", "not a valid URL");
+    config_proxy_clear(&p);
     expect_err(make(&p, PROXY_GENERIC, "http://h/?q=1", &err), &err, "url", "query or fragment");
     config_proxy_clear(&p);
     expect_err(make(&p, PROXY_GENERIC, "http://h/#x", &err), &err, "url", "query or fragment");
@@ -242,6 +246,8 @@ static void test_auth_combinations(void **state)
     assert_int_equal(config_set_string(&p.access_key, NULL), 0);
     expect_err(config_proxy_validate(&p, true, &err), &err, "access_key",
                "access-key auth needs --access-key");
+    assert_int_equal(config_set_string(&p.access_key, "a:b"), 0);
+    expect_err(config_proxy_validate(&p, true, &err), &err, "access_key", "must not contain ':'");
     assert_int_equal(config_set_string(&p.access_key, "a\tb"), 0);
     expect_err(config_proxy_validate(&p, true, &err), &err, "access_key", "control characters");
 
@@ -259,8 +265,7 @@ static void test_auth_combinations(void **state)
     config_proxy_clear(&p);
 
     config_proxy_init(&p, "p", PROXY_ECR);
-    assert_int_equal(config_proxy_set_url(&p, "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
-                     0);
+    assert_int_equal(config_proxy_set_url(&p, "123456789012.dkr.ecr.us-east-1.amazonaws.com"), 0);
     p.auth = AUTH_AWS_CHAIN;
     assert_int_equal(config_proxy_validate(&p, false, &err), 0);
     expect_err(config_proxy_validate(&p, true, &err), &err, "secret_key",
@@ -405,7 +410,7 @@ static void test_secret_normalise(void **state)
         size_t len;
         const char *out;
     } good[] = {
-        {"s3cret", 6, "s3cret"},     {"s3cret\n", 7, "s3cret"},   {"s3cret\r\n", 8, "s3cret"},
+        {"s3cret", 6, "s3cret"},       {"s3cret\n", 7, "s3cret"},   {"s3cret\r\n", 8, "s3cret"},
         {"s3cret\n\n", 8, "s3cret\n"}, {"s3cret\r", 7, "s3cret\r"}, {" x ", 3, " x "},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -446,9 +451,9 @@ static void test_secret_normalise(void **state)
 /* ---- JSON ------------------------------------------------------------------------------ */
 
 static const char *const proxy_fields[] = {
-    "key",          "type",         "source",  "url",     "auth",    "access_key",
-    "secret_set",   "aws_endpoint", "metadata_ttl", "negative_ttl", "offline", "include",
-    "exclude",      "ca_file",      "client_cert",  "client_key",   "http_proxy",
+    "key",        "type",         "source",       "url",          "auth",       "access_key",
+    "secret_set", "aws_endpoint", "metadata_ttl", "negative_ttl", "offline",    "include",
+    "exclude",    "ca_file",      "client_cert",  "client_key",   "http_proxy",
 };
 
 static void test_proxy_json_shape(void **state)
@@ -526,8 +531,7 @@ static void test_proxy_apply_json(void **state)
     json_decref(o);
 
     /* Update: auth anonymous drops the key; read-only members are accepted and ignored. */
-    o = json_loads("{\"auth\":\"anonymous\",\"secret_set\":true,\"type\":\"generic\"}", 0,
-                   &jerr);
+    o = json_loads("{\"auth\":\"anonymous\",\"secret_set\":true,\"type\":\"generic\"}", 0, &jerr);
     assert_int_equal(config_proxy_apply_json(&p, o, false, &secret, &err), 0);
     assert_null(secret);
     assert_null(p.access_key);
@@ -644,9 +648,8 @@ static void test_quote_and_defaults(void **state)
     assert_true(strlen(q) < sizeof(q));
     assert_non_null(strstr(q, "...\""));
 
-    assert_int_equal(defaults_expand(upstream_defaults.ecr_api, "eu-west-1", NULL, buf,
-                                     sizeof(buf)),
-                     0);
+    assert_int_equal(
+        defaults_expand(upstream_defaults.ecr_api, "eu-west-1", NULL, buf, sizeof(buf)), 0);
     assert_string_equal(buf, "https://api.ecr.eu-west-1.amazonaws.com");
     assert_int_equal(defaults_expand(upstream_defaults.ecr_private_host, "us-east-1",
                                      "123456789012", buf, sizeof(buf)),
@@ -679,20 +682,13 @@ static void test_quote_and_defaults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_rule),
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_url_rules),
-        cmocka_unit_test(test_docker_source),
-        cmocka_unit_test(test_auth_combinations),
-        cmocka_unit_test(test_ecr_proxies),
-        cmocka_unit_test(test_other_fields),
-        cmocka_unit_test(test_validate_is_atomic),
-        cmocka_unit_test(test_secret_normalise),
-        cmocka_unit_test(test_proxy_json_shape),
-        cmocka_unit_test(test_proxy_apply_json),
-        cmocka_unit_test(test_copy),
-        cmocka_unit_test(test_registry_rules),
-        cmocka_unit_test(test_quote_and_defaults),
+        cmocka_unit_test(test_key_rule),          cmocka_unit_test(test_names),
+        cmocka_unit_test(test_url_rules),         cmocka_unit_test(test_docker_source),
+        cmocka_unit_test(test_auth_combinations), cmocka_unit_test(test_ecr_proxies),
+        cmocka_unit_test(test_other_fields),      cmocka_unit_test(test_validate_is_atomic),
+        cmocka_unit_test(test_secret_normalise),  cmocka_unit_test(test_proxy_json_shape),
+        cmocka_unit_test(test_proxy_apply_json),  cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_registry_rules),    cmocka_unit_test(test_quote_and_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,8 +85,8 @@ static void expect_err(int rc, int want, const struct config_error *err, const c
                        const char *needle)
 {
     if (rc != want || strcmp(err->field, field) != 0 || !strstr(err->message, needle))
-        fail_msg("rc=%d field=%s message=%s; wanted %d, %s, \"%s\"", rc, err->field,
-                 err->message, want, field, needle);
+        fail_msg("rc=%d field=%s message=%s; wanted %d, %s, \"%s\"", rc, err->field, err->message,
+                 want, field, needle);
 }
 
 static char *secret_file(struct fixture *f, const char *key)
@@ -167,13 +167,11 @@ static void test_proxy_crud(void **state)
     struct config_error err = {0};
     struct proxy p;
 
-    assert_int_equal(create_proxy(f->st, "zeta", PROXY_GENERIC, "https://z.example/", NULL, NULL,
-                                  &err),
-                     0);
+    assert_int_equal(
+        create_proxy(f->st, "zeta", PROXY_GENERIC, "https://z.example/", NULL, NULL, &err), 0);
     assert_int_equal(create_proxy(f->st, "hub", PROXY_DOCKER, NULL, NULL, NULL, &err), 0);
     assert_int_equal(
-        create_proxy(f->st, "charts", PROXY_HELM, "https://charts.example/x", NULL, NULL, &err),
-        0);
+        create_proxy(f->st, "charts", PROXY_HELM, "https://charts.example/x", NULL, NULL, &err), 0);
 
     assert_int_equal(configdb_proxy_get(f->st, "charts", &p, &err), 0);
     assert_string_equal(p.key, "charts");
@@ -237,9 +235,8 @@ static void test_secrets(void **state)
     struct stat sb;
     char *path = secret_file(f, "priv"), *got = NULL;
 
-    assert_int_equal(create_proxy(f->st, "priv", PROXY_GENERIC, "https://h/", "bob",
-                                  "correct horse", &err),
-                     0);
+    assert_int_equal(
+        create_proxy(f->st, "priv", PROXY_GENERIC, "https://h/", "bob", "correct horse", &err), 0);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
     assert_int_equal(configdb_secret_read(f->st, "priv", &got), 0);
@@ -288,8 +285,8 @@ static void test_secrets(void **state)
     config_proxy_clear(&p);
 
     /* Delete removes the secret. */
-    assert_int_equal(
-        create_proxy(f->st, "priv2", PROXY_MAVEN, "https://m/", "alice", "pw", &err), 0);
+    assert_int_equal(create_proxy(f->st, "priv2", PROXY_MAVEN, "https://m/", "alice", "pw", &err),
+                     0);
     char *path2 = secret_file(f, "priv2");
     assert_int_equal(access(path2, F_OK), 0);
     assert_int_equal(configdb_proxy_delete(f->st, "priv2", &err), 0);
@@ -300,8 +297,7 @@ static void test_secrets(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "old", 3), 3);
     close(fd);
-    assert_int_equal(create_proxy(f->st, "priv2", PROXY_MAVEN, "https://m/", NULL, NULL, &err),
-                     0);
+    assert_int_equal(create_proxy(f->st, "priv2", PROXY_MAVEN, "https://m/", NULL, NULL, &err), 0);
     assert_int_equal(access(path2, F_OK), -1);
 
     /* Keys are checked before they become file names. */
@@ -314,20 +310,19 @@ static void test_nothing_written_on_invalid(void **state)
 {
     struct fixture *f = *state;
     struct config_error err = {0};
-    assert_int_equal(create_proxy(f->st, "base", PROXY_GENERIC, "https://b/", "u", "pw1", &err),
-                     0);
+    assert_int_equal(create_proxy(f->st, "base", PROXY_GENERIC, "https://b/", "u", "pw1", &err), 0);
     struct snapshot before = snap(f);
 
-    expect_err(create_proxy(f->st, "1bad", PROXY_GENERIC, "https://h/", "u", "pw", &err),
-               -EINVAL, &err, "key", "start with a letter");
-    expect_err(create_proxy(f->st, "ok", PROXY_GENERIC, "ftp://h/", "u", "pw", &err), -EINVAL,
-               &err, "url", "http or https");
+    expect_err(create_proxy(f->st, "1bad", PROXY_GENERIC, "https://h/", "u", "pw", &err), -EINVAL,
+               &err, "key", "start with a letter");
+    expect_err(create_proxy(f->st, "ok", PROXY_GENERIC, "ftp://h/", "u", "pw", &err), -EINVAL, &err,
+               "url", "http or https");
     expect_err(create_proxy(f->st, "ok", PROXY_GENERIC, "https://h/", NULL, "pw", &err), -EINVAL,
                &err, "secret_key", "anonymous");
-    expect_err(create_proxy(f->st, "base", PROXY_GENERIC, "https://h/", "u", "pw", &err),
-               -EEXIST, &err, "key", "already exists");
-    expect_err(create_proxy(f->st, "ok", PROXY_HELM, NULL, NULL, NULL, &err), -EINVAL, &err,
-               "url", "need --url");
+    expect_err(create_proxy(f->st, "base", PROXY_GENERIC, "https://h/", "u", "pw", &err), -EEXIST,
+               &err, "key", "already exists");
+    expect_err(create_proxy(f->st, "ok", PROXY_HELM, NULL, NULL, NULL, &err), -EINVAL, &err, "url",
+               "need --url");
     struct proxy p;
     config_proxy_init(&p, "ok", PROXY_GENERIC);
     assert_int_equal(config_proxy_set_url(&p, "https://h/"), 0);
@@ -427,20 +422,18 @@ static void test_registries(void **state)
     struct registry r;
 
     assert_int_equal(create_proxy(f->st, "hub", PROXY_DOCKER, NULL, NULL, NULL, &err), 0);
-    assert_int_equal(create_proxy(f->st, "ghcr", PROXY_DOCKER, "https://ghcr.io/", NULL, NULL,
-                                  &err),
-                     -EINVAL); /* docker with a url needs --source custom */
+    assert_int_equal(
+        create_proxy(f->st, "ghcr", PROXY_DOCKER, "https://ghcr.io/", NULL, NULL, &err),
+        -EINVAL); /* docker with a url needs --source custom */
     struct proxy p;
     config_proxy_init(&p, "ghcr", PROXY_DOCKER);
     config_proxy_set_source(&p, SOURCE_CUSTOM);
     assert_int_equal(config_proxy_set_url(&p, "https://ghcr.io/"), 0);
     assert_int_equal(configdb_proxy_create(f->st, &p, NULL, &err), 0);
     config_proxy_clear(&p);
-    assert_int_equal(create_proxy(f->st, "pub", PROXY_ECR, "public.ecr.aws/docker", NULL, NULL,
-                                  &err),
-                     0);
-    assert_int_equal(create_proxy(f->st, "charts", PROXY_HELM, "https://c/", NULL, NULL, &err),
-                     0);
+    assert_int_equal(
+        create_proxy(f->st, "pub", PROXY_ECR, "public.ecr.aws/docker", NULL, NULL, &err), 0);
+    assert_int_equal(create_proxy(f->st, "charts", PROXY_HELM, "https://c/", NULL, NULL, &err), 0);
 
     /* Order is kept, whatever the names' order. */
     char *ups[] = {"pub", "hub", "ghcr", NULL};
@@ -551,8 +544,7 @@ static void test_generation(void **state)
     config_proxy_clear(&p);
     long long g2 = generation(other);
     assert_true(g2 > g1);
-    assert_int_equal(create_registry(other, "rg", PROXY_GENERIC, (char *[]){"g1", NULL}, &err),
-                     0);
+    assert_int_equal(create_registry(other, "rg", PROXY_GENERIC, (char *[]){"g1", NULL}, &err), 0);
     long long g3 = generation(f->st);
     assert_true(g3 > g2);
     assert_int_equal(configdb_registry_set_upstreams(f->st, "rg", NULL, &err), 0);

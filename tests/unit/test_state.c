@@ -230,6 +230,13 @@ static void test_default_dir(void **state)
     char *d = state_default_dir("/opt/x");
     assert_string_equal(d, "/opt/x");
     free(d);
+    char cwd[4096], *want = NULL;
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_true(asprintf(&want, "%s/rel/dir", cwd) > 0);
+    d = state_default_dir("rel/dir");
+    assert_string_equal(d, want);
+    free(d);
+    free(want);
 
     setenv("UPSTREAMFS_STATE", "/srv/upfs", 1);
     d = state_default_dir(NULL);

@@ -1,0 +1,67 @@
+/*
+ * shim: the HTTP front door (DESIGN 2.3), the second one over the engine.
+ *
+ * A shim serves one engine with libmicrohttpd, a thread per connection, in
+ * the background: `upstreamfs serve` runs one on its own engine, and
+ * `upstreamfs mount -o listen=HOST:PORT` runs one on the engine the FUSE
+ * mount uses, so a download started by either door is shared by both.
+ * Handlers translate a request into engine calls and a reply and know no
+ * registry protocol; the engine takes its locks only inside its calls, so a
+ * slow client holds nothing but its own connection thread.
+ *
+ * Routes: GET|HEAD /<key-or-registry>/<path> (files, and HTML index pages
+ * for directories), /api/v1/proxies[/KEY] and /api/v1/registries[/NAME]
+ * (the CLI's JSON objects and validation), /metrics, /healthz, and /v2/
+ * (the registry API; only the version check is answered until the docker
+ * driver lands).
+ *
+ * Exposure (DESIGN 2.3): the default address is 127.0.0.1:5000; any
+ * address that is not loopback needs TLS and --htpasswd, or --open.
+ */
+#ifndef UPSTREAMFS_SHIM_H
+#define UPSTREAMFS_SHIM_H
+
+#include "upstreamfs/config.h"
+
+#include <stdbool.h>
+
+#define SHIM_DEFAULT_LISTEN "127.0.0.1:5000"
+
+struct engine;
+struct shim;
+
+struct shim_opts {
+    const char *listen;       /* "HOST:PORT"; NULL for SHIM_DEFAULT_LISTEN */
+    const char *default_name; /* --default: where /v2/<repository> without a known key goes */
+    const char *tls_cert;     /* PEM files; both or neither */
+    const char *tls_key;
+    const char *htpasswd; /* Basic auth for every route but /healthz */
+    bool open;            /* the operator accepts an open cache on a non-loopback address */
+};
+
+/*
+ * Checks the options as shim_start would (address syntax and resolution,
+ * the exposure rule, readable certificate, key and htpasswd files) without
+ * binding. Returns 0, or -EINVAL with err naming the option and the rule.
+ */
+int shim_opts_check(const struct shim_opts *o, struct config_error *err);
+
+/*
+ * Starts serving e in background threads; state_dir is the engine's (the
+ * /api routes edit its configuration). Returns 0; -EINVAL (err filled) for
+ * options shim_opts_check refuses; another negative errno (err filled) when
+ * the address cannot be bound or the server cannot start.
+ */
+int shim_start(struct engine *e, const char *state_dir, const struct shim_opts *o,
+               struct shim **out, struct config_error *err);
+
+/* The port the shim listens on (useful with port 0). */
+unsigned shim_port(const struct shim *s);
+
+/*
+ * Stops accepting, ends waits of requests in flight, waits for the
+ * connection threads and frees s. Call before engine_close.
+ */
+void shim_stop(struct shim *s);
+
+#endif

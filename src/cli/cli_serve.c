@@ -1,0 +1,142 @@
+/*
+ * cli_serve: "upstreamfs serve", the HTTP shim in the foreground on its own
+ * engine (the mount runs the same shim with -o listen=).
+ *
+ * Options are checked (address, exposure rule, files) before the engine
+ * opens, so bad usage exits 2 without touching the state. SIGINT, SIGTERM
+ * and SIGHUP are blocked before any thread exists, so every thread the
+ * engine and libmicrohttpd start inherits the mask and the main thread alone
+ * receives them, in sigwait; it then stops the shim (ending waits of
+ * requests in flight) and closes the engine. SIGPIPE is ignored: a client
+ * that hangs up mid-reply is an error on that connection, not the process.
+ */
+#include "upstreamfs/cli.h"
+#include "upstreamfs/engine.h"
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/log.h"
+#include "upstreamfs/shim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "Usage: upstreamfs serve [--listen HOST:PORT] [--default NAME]\n"
+    "                        [--tls-cert FILE --tls-key FILE] [--htpasswd FILE | --open]\n"
+    "\n"
+    "Serves the cache over HTTP in the foreground (logs, one line per request, to stderr)\n"
+    "until SIGINT or SIGTERM. It shares the state dir, and every download, with mounts\n"
+    "and other servers on it. Routes:\n"
+    "  GET|HEAD /KEY/PATH             files of helm, maven and generic proxies and of\n"
+    "                                 registries (Range, ETag); directories as HTML index\n"
+    "                                 pages; a Helm index.yaml's chart URLs lead back here\n"
+    "  /api/v1/proxies[/KEY]          GET, POST, PUT, DELETE: the objects of\n"
+    "  /api/v1/registries[/NAME]      \"proxy show --json\" and \"registry show --json\"\n"
+    "  GET /metrics                   Prometheus text\n"
+    "  GET /healthz                   200 when the engine answers (never needs credentials)\n"
+    "  GET /v2/                       the registry API version check; pulling images\n"
+    "                                 (/v2/KEY/REPO/manifests|blobs|tags) is not served yet\n"
+    "\n"
+    "Options:\n"
+    "  --listen HOST:PORT   address to serve; default " SHIM_DEFAULT_LISTEN " ([ADDR]:PORT\n"
+    "                       for IPv6). An address that is not loopback needs --tls-cert,\n"
+    "                       --tls-key and --htpasswd, or --open\n"
+    "  --default NAME       the proxy or registry for /v2/REPO paths whose first component\n"
+    "                       is none (what Docker registry-mirrors send)\n"
+    "  --tls-cert FILE      serve HTTPS with this PEM certificate (chain) ...\n"
+    "  --tls-key FILE       ... and this PEM private key\n"
+    "  --htpasswd FILE      require HTTP Basic authentication for every route but /healthz;\n"
+    "                       FILE holds USER:HASH lines with bcrypt ($2y$, $2b$; htpasswd -B)\n"
+    "                       or SHA-crypt ($5$, $6$) hashes\n"
+    "  --open               serve a non-loopback address without TLS and authentication:\n"
+    "                       anyone who can reach it can read the cache and change proxies\n"
+    "  -h, --help           show this help\n";
+
+int cli_serve_main(struct cli_globals *g, int argc, char **argv)
+{
+    enum { OPT_LISTEN = 256, OPT_DEFAULT, OPT_TLS_CERT, OPT_TLS_KEY, OPT_HTPASSWD, OPT_OPEN };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"default", required_argument, NULL, OPT_DEFAULT},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"htpasswd", required_argument, NULL, OPT_HTPASSWD},
+        {"open", no_argument, NULL, OPT_OPEN},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct shim_opts so = {0};
+    struct config_error err = {0};
+    struct engine *e = NULL;
+    struct shim *s = NULL;
+    sigset_t sigs;
+    int c, rc, sig = 0;
+
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            so.listen = optarg;
+            break;
+        case OPT_DEFAULT:
+            so.default_name = optarg;
+            break;
+        case OPT_TLS_CERT:
+            so.tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            so.tls_key = optarg;
+            break;
+        case OPT_HTPASSWD:
+            so.htpasswd = optarg;
+            break;
+        case OPT_OPEN:
+            so.open = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("serve", c, argv);
+        }
+    }
+    if (optind != argc) {
+        cli_errorf("serve: takes no arguments (see upstreamfs serve --help)");
+        return CLI_EXIT_USAGE;
+    }
+    if ((rc = shim_opts_check(&so, &err)) < 0)
+        return cli_report("serve", rc, &err);
+
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct engine_opts eo = {.state_dir = g->state_dir};
+    if ((rc = fetch_global_init()) < 0 || (rc = engine_open(&eo, &e)) < 0) {
+        char q[CONFIG_QUOTE_MAX];
+        cli_errorf("serve: state dir %s: %s", config_quote(q, sizeof(q), g->state_dir),
+                   strerror(-rc));
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if ((rc = shim_start(e, g->state_dir, &so, &s, &err)) < 0) {
+        rc = cli_report("serve", rc, &err); /* -EINVAL exits 2; a failed bind 1 */
+        goto out;
+    }
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    log_info("serve: %s, stopping", strsignal(sig));
+    rc = CLI_EXIT_OK;
+out:
+    shim_stop(s);
+    engine_close(e);
+    fetch_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,1374 @@
+/*
+ * docker: a Docker/OCI registry (the pull side of the distribution API) as
+ * a tree of OCI image layouts (DESIGN 2.2):
+ *
+ *   <repository>/                      lists tags (tags/list, Link pagination)
+ *   <repository>/<tag>/                an OCI image layout of what the tag names now
+ *   <repository>/sha256:<hex>/         the same, by digest
+ *       oci-layout                     generated, {"imageLayoutVersion":"1.0.0"}
+ *       index.json                     generated, one descriptor annotated with the tag
+ *       blobs/sha256/<hex>             the manifest or index, each platform's manifest and
+ *                                      config, each layer; sizes from descriptors
+ *   <namespace>/                       a directory on the way to repositories (catalog)
+ *
+ * Repository names contain '/', so a path has several readings (oci.h
+ * oci_path_parse); the registry decides between them, asked only when a
+ * reading needs it: a name inside a layout needs its repository:reference
+ * to exist; a directory that may be a namespace is answered without a
+ * request unless the registry's catalog says there is no such namespace.
+ *
+ * Freshness. Tag -> digest is mutable metadata: it is kept in memory per
+ * proxy and revalidated after --metadata-ttl with a HEAD on the manifest
+ * (free on Docker Hub); when the remote fails (5xx, 429, timeout, refused)
+ * the last digest is used and reported stale. Manifests are fetched by
+ * digest through upstream_doc_fetch (immutable, verified against the
+ * digest), so they are asked for once and survive restarts. Blobs are
+ * downloaded by the engine from the URLs given here and verified against
+ * their digests; manifests under blobs/ are usually in the store already.
+ *
+ * Auth. Basic credentials are libcurl's (the proxy's endpoint, sent only to
+ * the registry's own host). A Bearer challenge is learned from any 401 (or
+ * a /v2/ probe before a download) and tokens come from token.h's cache,
+ * one scope per repository. A 429's Retry-After holds metadata requests
+ * back for that long (at most 5 min) while cached answers are served.
+ *
+ * Locking: per-proxy state hangs off u->drv_state; its fields are guarded
+ * by u->mu, which is never held across a request. The token cache has its
+ * own lock; probe_mu serialises /v2/ probes so that concurrent first
+ * downloads do not race past an unknown auth scheme.
+ */
+#include "upstreamfs/config.h"
+#include "upstreamfs/driver.h"
+#include "upstreamfs/engine.h"
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/index.h"
+#include "upstreamfs/log.h"
+#include "upstreamfs/oci.h"
+#include "upstreamfs/token.h"
+#include "upstreamfs/upstream.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DK_MANIFEST_MAX      (4u << 20) /* registries refuse bigger manifests too */
+#define DK_PAGE_MAX          (4u << 20) /* one tags/list or _catalog page */
+#define DK_PAGES_MAX         200
+#define DK_LIST_ENTRIES_MAX  100000
+#define DK_TAG_CACHE_MAX     2048
+#define DK_RETRY_AFTER_MAX_S 300
+#define DK_URL_MAX           4096
+
+static const char oci_layout_body[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+
+enum dk_auth { DK_AUTH_UNKNOWN, DK_AUTH_NONE, DK_AUTH_BASIC, DK_AUTH_BEARER };
+enum dk_catalog { DK_CAT_UNKNOWN, DK_CAT_HAVE, DK_CAT_NONE };
+
+/* What a repository:tag resolved to, or that it does not exist. */
+struct dk_tag {
+    char *repo, *ref;
+    bool absent;
+    char digest[OCI_DIGEST_LEN + 1];
+    char mt[OCI_MEDIA_TYPE_MAX + 1]; /* "" unknown */
+    int64_t size;                    /* -1 unknown */
+    int64_t checked;                 /* monotonic ms */
+};
+
+struct dk_state {
+    pthread_mutex_t probe_mu;
+    struct token_cache *tokens;
+    /* under u->mu: */
+    enum dk_auth auth;
+    char *realm, *service;
+    struct dk_tag *tags;
+    size_t ntags, captags;
+    enum dk_catalog cat;
+    char **catalog; /* sorted */
+    size_t ncatalog;
+    int64_t cat_checked;
+    int64_t hold_until; /* Retry-After: no metadata requests before this (monotonic ms) */
+};
+
+/* A reference resolved to a manifest. */
+struct dk_resolved {
+    char digest[OCI_DIGEST_LEN + 1];
+    char mt[OCI_MEDIA_TYPE_MAX + 1];
+    int64_t size;
+    bool stale;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static void catalog_free(char **cat, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(cat[i]);
+    free(cat);
+}
+
+static void state_free(void *p)
+{
+    struct dk_state *s = p;
+    if (!s)
+        return;
+    token_cache_free(s->tokens);
+    free(s->realm);
+    free(s->service);
+    for (size_t i = 0; i < s->ntags; i++) {
+        free(s->tags[i].repo);
+        free(s->tags[i].ref);
+    }
+    free(s->tags);
+    catalog_free(s->catalog, s->ncatalog);
+    pthread_mutex_destroy(&s->probe_mu);
+    free(s);
+}
+
+/* The proxy's state, created on first use; it lives as long as u. */
+static struct dk_state *dk_state(struct upstream *u)
+{
+    pthread_mutex_lock(&u->mu);
+    struct dk_state *s = u->drv_state;
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (s) {
+            s->tokens = token_cache_new();
+            pthread_mutex_init(&s->probe_mu, NULL);
+            if (!s->tokens) {
+                state_free(s);
+                s = NULL;
+            }
+        }
+        if (s) {
+            u->drv_state = s;
+            u->drv_state_free = state_free;
+        }
+    }
+    pthread_mutex_unlock(&u->mu);
+    return s;
+}
+
+static bool is_hub(const struct upstream *u)
+{
+    return u->cfg.source == SOURCE_DOCKERHUB;
+}
+
+/* <registry>/v2/<formatted>; NULL when too long or out of memory. */
+static char *reg_url(const struct upstream *u, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static char *reg_url(const struct upstream *u, const char *fmt, ...)
+{
+    char buf[DK_URL_MAX];
+    int n = snprintf(buf, sizeof(buf), "%sv2/", u->cfg.url ? u->cfg.url : "");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = n >= 0 && (size_t)n < sizeof(buf) ? vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap)
+                                              : -1;
+    va_end(ap);
+    if (m < 0 || (size_t)(n + m) >= sizeof(buf))
+        return NULL;
+    return strdup(buf);
+}
+
+static int status_rc(long status)
+{
+    if (status >= 200 && status < 300)
+        return 0;
+    if (status == 404 || status == 410)
+        return -ENOENT;
+    if (status == 401 || status == 403)
+        return -EACCES;
+    if (fetch_is_remote_failure(0, status))
+        return -EREMOTEIO;
+    return -EIO;
+}
+
+static void scope_for(const char *repo, char *buf, size_t n)
+{
+    snprintf(buf, n, "repository:%s:pull", repo);
+}
+
+/* ---- auth -------------------------------------------------------------------------------- */
+
+/*
+ * Adds Authorization: Bearer for scope when the registry asked for tokens.
+ * *used receives the token sent (to forget it if the registry refuses it).
+ */
+static int auth_add(struct upstream *u, struct dk_state *s, const char *scope,
+                    struct curl_slist **hdrs, char **used)
+{
+    char *realm = NULL, *service = NULL, *tok = NULL;
+    int rc = 0;
+    *used = NULL;
+    pthread_mutex_lock(&u->mu);
+    bool bearer = s->auth == DK_AUTH_BEARER && s->realm;
+    if (bearer) {
+        realm = strdup(s->realm);
+        service = s->service ? strdup(s->service) : NULL;
+    }
+    pthread_mutex_unlock(&u->mu);
+    if (!bearer)
+        return 0;
+    if (!realm) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = token_get(s->tokens, &u->ep, realm, service, scope, &tok);
+    if (rc < 0) {
+        log_warn("proxy %s: no registry token for %s: %s", u->cfg.key, scope, strerror(-rc));
+        goto out;
+    }
+    size_t hl = strlen(tok) + 32;
+    char *h = malloc(hl);
+    if (!h) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    snprintf(h, hl, "Authorization: Bearer %s", tok);
+    struct curl_slist *nl = curl_slist_append(*hdrs, h);
+    wipe_free(h);
+    if (!nl) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    *hdrs = nl;
+    *used = tok;
+    tok = NULL;
+out:
+    wipe_free(tok);
+    free(realm);
+    free(service);
+    return rc;
+}
+
+/*
+ * Learns from a 401's challenge. Returns true when asking again may
+ * succeed: a Bearer challenge that is new, or one that refused the token we
+ * sent (which is then forgotten). A Basic challenge means the credentials
+ * libcurl sent (if any) were refused: retrying would not help.
+ */
+static bool learn(struct upstream *u, struct dk_state *s, const char *www, const char *scope,
+                  const char *used)
+{
+    struct token_challenge ch;
+    bool retry = false;
+    int rc = token_challenge_parse(www, &ch);
+    if (rc < 0) {
+        log_warn("proxy %s: the registry answered 401 with %s challenge", u->cfg.key,
+                 rc == -ENOENT ? "no usable" : "a malformed");
+        return false;
+    }
+    pthread_mutex_lock(&u->mu);
+    if (ch.scheme == TOKEN_SCHEME_BEARER) {
+        bool same = s->auth == DK_AUTH_BEARER && s->realm && strcmp(s->realm, ch.realm) == 0 &&
+                    strcmp(s->service ? s->service : "", ch.service ? ch.service : "") == 0;
+        if (!same) {
+            free(s->realm);
+            free(s->service);
+            s->realm = ch.realm;
+            s->service = ch.service;
+            ch.realm = ch.service = NULL;
+            s->auth = DK_AUTH_BEARER;
+        }
+        retry = !same || used;
+    } else {
+        s->auth = DK_AUTH_BASIC;
+    }
+    char *realm = s->realm ? strdup(s->realm) : NULL;
+    char *service = s->service ? strdup(s->service) : NULL;
+    pthread_mutex_unlock(&u->mu);
+    if (ch.scheme == TOKEN_SCHEME_BEARER && used && realm)
+        token_invalidate(s->tokens, realm, service, scope, used);
+    if (ch.scheme == TOKEN_SCHEME_BASIC)
+        log_warn("proxy %s: the registry wants Basic credentials%s", u->cfg.key,
+                 u->ep.username ? " and refused the configured ones" : "; none are configured");
+    free(realm);
+    free(service);
+    token_challenge_clear(&ch);
+    return retry;
+}
+
+/* Finds out once which auth the registry wants, with a GET /v2/ (before a download). */
+static void probe_auth(struct upstream *u, struct dk_state *s)
+{
+    pthread_mutex_lock(&s->probe_mu);
+    pthread_mutex_lock(&u->mu);
+    bool known = s->auth != DK_AUTH_UNKNOWN;
+    pthread_mutex_unlock(&u->mu);
+    if (!known) {
+        char *url = reg_url(u, "%s", "");
+        struct fetch_response r;
+        memset(&r, 0, sizeof(r));
+        if (url && upstream_request(u, url, false, 64 << 10, &r) == 0) {
+            if (r.status == 401) {
+                learn(u, s, r.www_authenticate, "", NULL);
+            } else if (r.status == 200) {
+                pthread_mutex_lock(&u->mu);
+                if (s->auth == DK_AUTH_UNKNOWN)
+                    s->auth = DK_AUTH_NONE;
+                pthread_mutex_unlock(&u->mu);
+            }
+        }
+        fetch_response_clear(&r);
+        free(url);
+    }
+    pthread_mutex_unlock(&s->probe_mu);
+}
+
+static bool held_back(struct upstream *u, struct dk_state *s)
+{
+    pthread_mutex_lock(&u->mu);
+    bool held = mono_ms() < s->hold_until;
+    pthread_mutex_unlock(&u->mu);
+    return held;
+}
+
+static void hold_back(struct upstream *u, struct dk_state *s, long retry_after)
+{
+    if (retry_after <= 0)
+        return;
+    if (retry_after > DK_RETRY_AFTER_MAX_S)
+        retry_after = DK_RETRY_AFTER_MAX_S;
+    pthread_mutex_lock(&u->mu);
+    s->hold_until = mono_ms() + retry_after * 1000;
+    pthread_mutex_unlock(&u->mu);
+    log_info("proxy %s: the registry asks to wait %ld s (429); serving cached answers", u->cfg.key,
+             retry_after);
+}
+
+/*
+ * A metadata request (HEAD or GET into memory) in a scope, with Accept for
+ * manifests and a Bearer token when needed; a 401 with a new challenge is
+ * answered once. Returns upstream_request's code; r holds the response.
+ */
+static int reg_request(struct upstream *u, const char *scope, const char *url, bool head,
+                       bool manifest, size_t max, struct fetch_response *r)
+{
+    struct dk_state *s = dk_state(u);
+    int rc;
+    memset(r, 0, sizeof(*r));
+    if (!s)
+        return -ENOMEM;
+    if (held_back(u, s))
+        return -EREMOTEIO;
+    for (int attempt = 0;; attempt++) {
+        struct curl_slist *h = NULL;
+        char *used = NULL;
+        if (manifest)
+            h = curl_slist_append(h, OCI_ACCEPT_HEADER);
+        rc = manifest && !h ? -ENOMEM : auth_add(u, s, scope, &h, &used);
+        if (rc == 0)
+            rc = upstream_request_headers(u, url, head, h, max, r);
+        curl_slist_free_all(h);
+        bool again = rc == 0 && r->status == 401 && attempt == 0 &&
+                     learn(u, s, r->www_authenticate, scope, used);
+        wipe_free(used);
+        if (!again)
+            break;
+        fetch_response_clear(r);
+    }
+    if (rc == -EREMOTEIO && r->status == 429)
+        hold_back(u, s, r->retry_after);
+    if (rc == 0 && r->status >= 200 && r->status < 300) {
+        pthread_mutex_lock(&u->mu);
+        if (s->auth == DK_AUTH_UNKNOWN)
+            s->auth = DK_AUTH_NONE;
+        pthread_mutex_unlock(&u->mu);
+    }
+    return rc;
+}
+
+/* ---- manifests and tags ------------------------------------------------------------------ */
+
+/* A manifest by digest: cached for good, verified against the digest. */
+static int fetch_manifest(struct upstream *u, const char *repo, const char *digest,
+                          struct upstream_doc *d)
+{
+    struct dk_state *s = dk_state(u);
+    char scope[OCI_NAME_MAX + 32];
+    char *url = reg_url(u, "%s/manifests/%s", repo, digest);
+    int rc = -ENOMEM;
+    memset(d, 0, sizeof(*d));
+    if (!s || !url)
+        goto out;
+    scope_for(repo, scope, sizeof(scope));
+    for (int attempt = 0;; attempt++) {
+        struct curl_slist *h = curl_slist_append(NULL, OCI_ACCEPT_HEADER);
+        char *used = NULL;
+        rc = h ? auth_add(u, s, scope, &h, &used) : -ENOMEM;
+        if (rc == 0) {
+            struct upstream_doc_req req = {.url = url,
+                                           .headers = h,
+                                           .immutable = true,
+                                           .expect = digest,
+                                           .max = DK_MANIFEST_MAX};
+            rc = upstream_doc_fetch(u, &req, d);
+        }
+        curl_slist_free_all(h);
+        bool again = rc == -EACCES && attempt == 0 && d->www_authenticate &&
+                     learn(u, s, d->www_authenticate, scope, used);
+        wipe_free(used);
+        if (!again)
+            break;
+        upstream_doc_clear(d);
+    }
+out:
+    free(url);
+    return rc;
+}
+
+/* Fetches and parses a manifest or index by digest; *size and mt get what the bytes say. */
+static int load_manifest(struct upstream *u, const char *repo, const char *digest,
+                         const char *mt_hint, struct oci_manifest *m, int64_t *size)
+{
+    struct upstream_doc d;
+    char err[200];
+    int rc = fetch_manifest(u, repo, digest, &d);
+    if (rc == 0) {
+        rc = oci_manifest_parse(d.body, d.len, d.content_type ? d.content_type : mt_hint, m, err,
+                                sizeof(err));
+        if (rc == -EIO)
+            log_warn("proxy %s: manifest %s@%s: %s", u->cfg.key, repo, digest, err);
+        if (size)
+            *size = (int64_t)d.len;
+    }
+    upstream_doc_clear(&d);
+    return rc;
+}
+
+static struct dk_tag *tag_find(struct dk_state *s, const char *repo, const char *ref)
+{
+    for (size_t i = 0; i < s->ntags; i++)
+        if (strcmp(s->tags[i].repo, repo) == 0 && strcmp(s->tags[i].ref, ref) == 0)
+            return &s->tags[i];
+    return NULL;
+}
+
+/* Records what a tag resolved to (under u->mu); the oldest entry makes room. */
+static void tag_put(struct dk_state *s, const char *repo, const char *ref, const struct dk_tag *v)
+{
+    struct dk_tag *t = tag_find(s, repo, ref);
+    if (!t && s->ntags == DK_TAG_CACHE_MAX) {
+        size_t old = 0;
+        for (size_t i = 1; i < s->ntags; i++)
+            if (s->tags[i].checked < s->tags[old].checked)
+                old = i;
+        free(s->tags[old].repo);
+        free(s->tags[old].ref);
+        s->tags[old] = s->tags[--s->ntags];
+    }
+    if (!t) {
+        if (s->ntags == s->captags) {
+            size_t cap = s->captags ? s->captags * 2 : 16;
+            struct dk_tag *nt = realloc(s->tags, cap * sizeof(*nt));
+            if (!nt)
+                return;
+            s->tags = nt;
+            s->captags = cap;
+        }
+        t = &s->tags[s->ntags];
+        memset(t, 0, sizeof(*t));
+        t->repo = strdup(repo);
+        t->ref = strdup(ref);
+        if (!t->repo || !t->ref) {
+            free(t->repo);
+            free(t->ref);
+            return;
+        }
+        s->ntags++;
+    }
+    t->absent = v->absent;
+    memcpy(t->digest, v->digest, sizeof(t->digest));
+    memcpy(t->mt, v->mt, sizeof(t->mt));
+    t->size = v->size;
+    t->checked = v->checked;
+}
+
+/* A tag whose HEAD gave no usable digest: GET it (a mutable document) and hash the bytes. */
+static int resolve_by_get(struct upstream *u, const char *repo, const char *ref, struct dk_tag *v)
+{
+    struct dk_state *s = dk_state(u);
+    char scope[OCI_NAME_MAX + 32];
+    char *url = reg_url(u, "%s/manifests/%s", repo, ref);
+    struct upstream_doc d;
+    int rc = -ENOMEM;
+    memset(&d, 0, sizeof(d));
+    if (!s || !url)
+        goto out;
+    scope_for(repo, scope, sizeof(scope));
+    for (int attempt = 0;; attempt++) {
+        struct curl_slist *h = curl_slist_append(NULL, OCI_ACCEPT_HEADER);
+        char *used = NULL;
+        rc = h ? auth_add(u, s, scope, &h, &used) : -ENOMEM;
+        if (rc == 0) {
+            struct upstream_doc_req req = {.url = url, .headers = h, .max = DK_MANIFEST_MAX};
+            rc = upstream_doc_fetch(u, &req, &d);
+        }
+        curl_slist_free_all(h);
+        bool again = rc == -EACCES && attempt == 0 && d.www_authenticate &&
+                     learn(u, s, d.www_authenticate, scope, used);
+        wipe_free(used);
+        if (!again)
+            break;
+        upstream_doc_clear(&d);
+    }
+    if (rc == 0) {
+        snprintf(v->digest, sizeof(v->digest), "sha256:%s", d.sha256);
+        oci_media_type_base(d.content_type, v->mt, sizeof(v->mt));
+        v->size = (int64_t)d.len;
+    }
+out:
+    upstream_doc_clear(&d);
+    free(url);
+    return rc;
+}
+
+/*
+ * What repo:ref names now. A digest names itself (its existence is checked
+ * when the manifest is fetched). A tag is answered from memory within the
+ * TTL, else by a HEAD; when the remote fails, the last answer is used and
+ * marked stale.
+ */
+static void resolved_from(struct dk_resolved *out, const struct dk_tag *t, bool stale)
+{
+    memcpy(out->digest, t->digest, sizeof(out->digest));
+    memcpy(out->mt, t->mt, sizeof(out->mt));
+    out->size = t->size;
+    out->stale = stale;
+}
+
+/* Asks the registry what a tag names now (HEAD, or GET where HEAD gives no digest). */
+static int ask_tag(struct upstream *u, const char *repo, const char *ref, struct dk_tag *v)
+{
+    struct fetch_response r;
+    char scope[OCI_NAME_MAX + 32];
+    char *url = reg_url(u, "%s/manifests/%s", repo, ref);
+    if (!url)
+        return -ENOMEM;
+    scope_for(repo, scope, sizeof(scope));
+    int rc = reg_request(u, scope, url, true, true, 0, &r);
+    free(url);
+    v->size = -1;
+    v->checked = mono_ms();
+    if (rc == 0 && r.status == 200 && r.docker_digest && oci_digest_valid(r.docker_digest)) {
+        snprintf(v->digest, sizeof(v->digest), "%s", r.docker_digest);
+        oci_media_type_base(r.content_type, v->mt, sizeof(v->mt));
+        v->size = r.content_length;
+    } else if (rc == 0 && (r.status == 200 || r.status == 405 || r.status == 501)) {
+        rc = resolve_by_get(u, repo, ref, v); /* no digest header, or no HEAD at all */
+    } else if (rc == 0) {
+        rc = status_rc(r.status);
+        if (rc == -EACCES)
+            log_warn("proxy %s: %s:%s: access denied (HTTP %ld)", u->cfg.key, repo, ref, r.status);
+    }
+    fetch_response_clear(&r);
+    if (rc == -ENOENT)
+        v->absent = true;
+    return rc;
+}
+
+/*
+ * What repo:ref names now. A digest names itself (its existence is checked
+ * when the manifest is fetched). A tag is answered from memory within the
+ * TTL, else by asking; when the remote fails, the last answer is used and
+ * marked stale.
+ */
+static int resolve(struct upstream *u, const char *repo, const char *ref, struct dk_resolved *out)
+{
+    struct dk_state *s = dk_state(u);
+    struct dk_tag cached = {0}, v = {0};
+    bool have = false;
+    memset(out, 0, sizeof(*out));
+    out->size = -1;
+    if (oci_digest_valid(ref)) {
+        snprintf(out->digest, sizeof(out->digest), "%s", ref);
+        return 0;
+    }
+    if (!s)
+        return -ENOMEM;
+    pthread_mutex_lock(&u->mu);
+    struct dk_tag *t = tag_find(s, repo, ref);
+    if (t) {
+        cached = *t;
+        cached.repo = cached.ref = NULL;
+        have = true;
+    }
+    pthread_mutex_unlock(&u->mu);
+    if (have) {
+        int64_t ttl = (cached.absent ? u->cfg.negative_ttl : u->cfg.metadata_ttl) * 1000;
+        if (mono_ms() < cached.checked + ttl || u->cfg.offline) {
+            if (cached.absent)
+                return -ENOENT;
+            resolved_from(out, &cached, false);
+            return 0;
+        }
+    }
+    int rc = ask_tag(u, repo, ref, &v);
+    if (rc == 0 || v.absent) {
+        pthread_mutex_lock(&u->mu);
+        tag_put(s, repo, ref, &v);
+        pthread_mutex_unlock(&u->mu);
+        if (rc == 0)
+            resolved_from(out, &v, false);
+        return rc;
+    }
+    if (rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -ENETUNREACH)
+        rc = -EREMOTEIO;
+    if (rc == -EREMOTEIO && have && !cached.absent) {
+        log_info("proxy %s: %s:%s: the remote failed; using the last digest (stale)", u->cfg.key,
+                 repo, ref);
+        resolved_from(out, &cached, true);
+        return 0;
+    }
+    return rc;
+}
+
+/*
+ * Whether repo:ref exists; fills res. A digest reference is checked by
+ * fetching its manifest (needed next anyway, and cached for good).
+ */
+static int image_check(struct upstream *u, const char *repo, const char *ref,
+                       struct dk_resolved *res)
+{
+    int rc = resolve(u, repo, ref, res);
+    if (rc < 0 || (res->size >= 0 && res->mt[0]))
+        return rc;
+    struct upstream_doc d;
+    char err[200];
+    rc = fetch_manifest(u, repo, res->digest, &d);
+    if (rc == 0) {
+        struct oci_manifest m;
+        rc = oci_manifest_parse(d.body, d.len, d.content_type, &m, err, sizeof(err));
+        if (rc == 0) {
+            snprintf(res->mt, sizeof(res->mt), "%s", m.media_type);
+            res->size = (int64_t)d.len;
+            oci_manifest_clear(&m);
+        } else if (rc == -EIO) {
+            log_warn("proxy %s: manifest %s@%s: %s", u->cfg.key, repo, res->digest, err);
+        }
+    }
+    upstream_doc_clear(&d);
+    return rc;
+}
+
+/* ---- walking an image --------------------------------------------------------------------- */
+
+/* Either finds one blob (want) or collects all of them (list). */
+struct walk {
+    const char *want;
+    struct drv_entry *found;
+    struct drv_listing *list;
+};
+
+/* Visits one blob of the layout. Returns 1 when the search is over, 0 to go on, or -errno. */
+static int visit(struct upstream *u, const char *repo, const char *digest, int64_t size,
+                 const char *mt, bool manifest, struct walk *w)
+{
+    const char *hex = digest + 7;
+    if (w->want && strcmp(hex, w->want) != 0)
+        return 0;
+    for (size_t i = 0; w->list && i < w->list->n; i++)
+        if (strcmp(w->list->items[i].name, hex) == 0)
+            return 0; /* layers shared between platforms are listed once */
+    struct drv_entry e = {.kind = NODE_FILE,
+                          .size = size,
+                          .expect = (char *)digest,
+                          .content_type = (char *)mt,
+                          .is_mutable = false};
+    e.url = manifest ? reg_url(u, "%s/manifests/%s", repo, digest)
+                     : reg_url(u, "%s/blobs/%s", repo, digest);
+    if (!e.url)
+        return -ENOMEM;
+    int rc = 0;
+    if (w->want) {
+        w->found->kind = NODE_FILE;
+        w->found->size = size;
+        w->found->url = e.url;
+        w->found->expect = strdup(digest);
+        w->found->content_type = mt ? strdup(mt) : NULL;
+        w->found->is_mutable = false;
+        rc = w->found->expect ? 1 : -ENOMEM;
+    } else {
+        rc = drv_listing_add(w->list, hex, &e);
+        free(e.url);
+    }
+    return rc;
+}
+
+static int visit_desc(struct upstream *u, const char *repo, const struct oci_desc *d, bool manifest,
+                      struct walk *w)
+{
+    return visit(u, repo, d->digest, d->size, d->media_type, manifest, w);
+}
+
+/* The config and layers of an image manifest. */
+static int visit_image(struct upstream *u, const char *repo, const struct oci_manifest *m,
+                       struct walk *w)
+{
+    int rc = visit_desc(u, repo, &m->config, false, w);
+    for (size_t i = 0; rc == 0 && i < m->n_layers; i++)
+        rc = visit_desc(u, repo, &m->layers[i], false, w);
+    return rc;
+}
+
+/*
+ * Visits every blob of repo:ref's layout, fetching manifests only as far as
+ * the search needs: the top document first (from the HEAD's answer when
+ * that says enough), then each (platform-filtered) child and its blobs.
+ * Nested indexes are listed but not expanded. Returns 0 (found or all
+ * visited) or -errno.
+ */
+static int walk_image(struct upstream *u, const char *repo, const char *ref,
+                      const struct dk_resolved *res, struct walk *w)
+{
+    const char *filter = engine_platform_filter(u->eng);
+    struct oci_manifest m;
+    int64_t size = -1;
+    int rc = 0;
+    bool top_done = false;
+    if (res->size >= 0 && res->mt[0] && (!filter || oci_media_type_is_manifest(res->mt))) {
+        rc = visit(u, repo, res->digest, res->size, res->mt, true, w);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+        top_done = true;
+    }
+    rc = load_manifest(u, repo, res->digest, res->mt[0] ? res->mt : NULL, &m, &size);
+    if (rc < 0)
+        return rc;
+    if (!top_done && (!filter || m.kind == OCI_KIND_MANIFEST))
+        rc = visit(u, repo, res->digest, size, m.media_type, true, w);
+    if (rc == 0 && m.kind == OCI_KIND_MANIFEST)
+        rc = visit_image(u, repo, &m, w);
+    for (size_t i = 0; rc == 0 && m.kind == OCI_KIND_INDEX && i < m.n_manifests; i++) {
+        const struct oci_desc *c = &m.manifests[i];
+        if (filter && !(c->has_platform && oci_platform_match(filter, &c->platform)))
+            continue;
+        rc = visit_desc(u, repo, c, true, w);
+        if (rc != 0 || oci_media_type_is_index(c->media_type))
+            continue;
+        struct oci_manifest cm;
+        rc = load_manifest(u, repo, c->digest, c->media_type, &cm, NULL);
+        if (rc < 0)
+            break;
+        if (cm.kind == OCI_KIND_MANIFEST)
+            rc = visit_image(u, repo, &cm, w);
+        oci_manifest_clear(&cm);
+    }
+    oci_manifest_clear(&m);
+    (void)ref;
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- index.json ---------------------------------------------------------------------------- */
+
+static json_t *desc_json(const char *mt, const char *digest, int64_t size,
+                         const struct oci_platform *pl, const char *tag)
+{
+    json_t *d = json_object();
+    if (!d)
+        return NULL;
+    json_object_set_new(d, "mediaType", json_string(mt && mt[0] ? mt : OCI_MT_OCI_MANIFEST));
+    json_object_set_new(d, "digest", json_string(digest));
+    json_object_set_new(d, "size", json_integer((json_int_t)size));
+    if (pl) {
+        json_t *p = json_object();
+        json_object_set_new(p, "architecture", json_string(pl->arch));
+        json_object_set_new(p, "os", json_string(pl->os));
+        if (pl->variant)
+            json_object_set_new(p, "variant", json_string(pl->variant));
+        json_object_set_new(d, "platform", p);
+    }
+    if (tag) {
+        json_t *a = json_object();
+        json_object_set_new(a, "org.opencontainers.image.ref.name", json_string(tag));
+        json_object_set_new(d, "annotations", a);
+    }
+    return d;
+}
+
+/*
+ * The layout's index.json: the tag's manifest or index, or, with a platform
+ * filter and an index upstream, the matching platforms' manifests.
+ */
+static int make_index_json(struct upstream *u, const char *repo, const char *ref, char **body,
+                           size_t *len, bool *stale)
+{
+    const char *filter = engine_platform_filter(u->eng);
+    const char *tag = oci_digest_valid(ref) ? NULL : ref;
+    struct dk_resolved res;
+    struct oci_manifest m;
+    bool loaded = false;
+    int rc = image_check(u, repo, ref, &res);
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_array();
+    json_t *root = json_object();
+    if (!arr || !root) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (!filter || oci_media_type_is_manifest(res.mt)) {
+        json_array_append_new(arr, desc_json(res.mt, res.digest, res.size, NULL, tag));
+    } else {
+        int64_t size = -1;
+        rc = load_manifest(u, repo, res.digest, res.mt, &m, &size);
+        if (rc < 0)
+            goto out;
+        loaded = true;
+        if (m.kind == OCI_KIND_MANIFEST) {
+            json_array_append_new(arr, desc_json(m.media_type, res.digest, size, NULL, tag));
+        } else {
+            for (size_t i = 0; i < m.n_manifests; i++) {
+                const struct oci_desc *c = &m.manifests[i];
+                if (c->has_platform && oci_platform_match(filter, &c->platform))
+                    json_array_append_new(
+                        arr, desc_json(c->media_type, c->digest, c->size, &c->platform, tag));
+            }
+        }
+    }
+    json_object_set_new(root, "schemaVersion", json_integer(2));
+    json_object_set_new(root, "mediaType", json_string(OCI_MT_OCI_INDEX));
+    json_object_set(root, "manifests", arr);
+    *body = json_dumps(root, JSON_COMPACT);
+    if (!*body) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    *len = strlen(*body);
+    *stale = res.stale;
+out:
+    if (loaded)
+        oci_manifest_clear(&m);
+    json_decref(arr);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- listings ------------------------------------------------------------------------------ */
+
+/* Follows Link rel="next" from a page, only on the registry's own origin. */
+static char *next_page(struct upstream *u, const char *link, const char *url)
+{
+    char *next = NULL;
+    if (!link || oci_link_next(link, url, &next) < 0)
+        return NULL;
+    char *a = fetch_url_origin(next), *b = fetch_url_origin(u->cfg.url);
+    bool same = a && b && strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    if (!same) {
+        log_warn("proxy %s: ignoring a pagination link to another origin", u->cfg.key);
+        free(next);
+        return NULL;
+    }
+    return next;
+}
+
+/*
+ * Reads every page of a paginated list (tags/list, _catalog), calling add
+ * for each string of the array named key. Returns 0 or -errno.
+ */
+static int read_pages(struct upstream *u, const char *scope, const char *first, const char *key,
+                      int (*add)(void *arg, const char *s), void *arg)
+{
+    char *url = strdup(first);
+    size_t total = 0;
+    int rc = url ? 0 : -ENOMEM;
+    for (int page = 0; rc == 0 && url && page < DK_PAGES_MAX; page++) {
+        struct fetch_response r;
+        json_error_t jerr;
+        rc = reg_request(u, scope, url, false, false, DK_PAGE_MAX, &r);
+        if (rc == 0)
+            rc = status_rc(r.status);
+        json_t *root = rc == 0 ? json_loadb(r.body, r.body_len, 0, &jerr) : NULL;
+        json_t *list = json_object_get(root, key);
+        if (rc == 0 &&
+            (!json_is_object(root) || (list && !json_is_array(list) && !json_is_null(list)))) {
+            log_warn("proxy %s: %s: not a list answer", u->cfg.key, url);
+            rc = -EIO;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_is_array(list) ? list : NULL, i, v)
+        {
+            if (rc != 0 || total >= DK_LIST_ENTRIES_MAX)
+                break;
+            if (json_is_string(v)) {
+                rc = add(arg, json_string_value(v));
+                total++;
+            }
+        }
+        char *next = rc == 0 && total < DK_LIST_ENTRIES_MAX ? next_page(u, r.link, url) : NULL;
+        json_decref(root);
+        fetch_response_clear(&r);
+        free(url);
+        url = next;
+    }
+    free(url);
+    return rc;
+}
+
+static int add_tag(void *arg, const char *tag)
+{
+    struct drv_entry e = {.kind = NODE_DIR, .size = 0};
+    return oci_tag_valid(tag) ? drv_listing_add(arg, tag, &e) : 0;
+}
+
+static int list_tags(struct upstream *u, const char *repo, struct drv_listing *out)
+{
+    char scope[OCI_NAME_MAX + 32];
+    char *url = reg_url(u, "%s/tags/list", repo);
+    if (!url)
+        return -ENOMEM;
+    scope_for(repo, scope, sizeof(scope));
+    int rc = read_pages(u, scope, url, "tags", add_tag, out);
+    free(url);
+    return rc;
+}
+
+struct strv {
+    char **v;
+    size_t n, cap;
+};
+
+static int strv_add(void *arg, const char *s)
+{
+    struct strv *sv = arg;
+    if (!oci_name_valid(s))
+        return 0;
+    if (sv->n == sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 64;
+        char **nv = realloc(sv->v, cap * sizeof(*nv));
+        if (!nv)
+            return -ENOMEM;
+        sv->v = nv;
+        sv->cap = cap;
+    }
+    sv->v[sv->n] = strdup(s);
+    return sv->v[sv->n++] ? 0 : -ENOMEM;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Refreshes the catalog when it is older than the TTL. A registry that
+ * does not serve one (Docker Hub, denied scope) is remembered as such for
+ * the TTL; a failing one keeps the last answer.
+ */
+static void catalog_refresh(struct upstream *u, struct dk_state *s)
+{
+    if (is_hub(u))
+        return; /* Docker Hub has no catalog */
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&u->mu);
+    bool fresh = s->cat != DK_CAT_UNKNOWN && now < s->cat_checked + u->cfg.metadata_ttl * 1000;
+    pthread_mutex_unlock(&u->mu);
+    if (fresh || u->cfg.offline)
+        return;
+    struct strv sv = {0};
+    char *url = reg_url(u, "_catalog?n=1000");
+    int rc =
+        url ? read_pages(u, "registry:catalog:*", url, "repositories", strv_add, &sv) : -ENOMEM;
+    free(url);
+    if (rc == 0)
+        qsort(sv.v, sv.n, sizeof(*sv.v), cmp_str);
+    pthread_mutex_lock(&u->mu);
+    if (rc == 0) {
+        catalog_free(s->catalog, s->ncatalog);
+        s->catalog = sv.v;
+        s->ncatalog = sv.n;
+        s->cat = DK_CAT_HAVE;
+        s->cat_checked = now;
+        sv.v = NULL;
+        sv.n = 0;
+    } else if (rc == -ENOENT || rc == -EACCES || rc == -EIO) {
+        catalog_free(s->catalog, s->ncatalog);
+        s->catalog = NULL;
+        s->ncatalog = 0;
+        s->cat = DK_CAT_NONE;
+        s->cat_checked = now;
+    }
+    pthread_mutex_unlock(&u->mu);
+    catalog_free(sv.v, sv.n);
+}
+
+/* First index in the sorted catalog not less than key (under u->mu). */
+static size_t lower_bound(struct dk_state *s, const char *key)
+{
+    size_t lo = 0, hi = s->ncatalog;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(s->catalog[mid], key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * What the catalog says about a directory path: whether it may be a
+ * namespace or repository (true when there is no catalog), and whether it
+ * is exactly a repository.
+ */
+static void catalog_knows(struct upstream *u, const char *path, bool *possible, bool *is_repo)
+{
+    struct dk_state *s = dk_state(u);
+    char prefix[OCI_NAME_MAX + 2];
+    *possible = true;
+    *is_repo = false;
+    if (!s || is_hub(u))
+        return;
+    catalog_refresh(u, s);
+    snprintf(prefix, sizeof(prefix), "%s/", path);
+    pthread_mutex_lock(&u->mu);
+    if (s->cat == DK_CAT_HAVE) {
+        size_t i = lower_bound(s, path);
+        *is_repo = i < s->ncatalog && strcmp(s->catalog[i], path) == 0;
+        size_t j = lower_bound(s, prefix);
+        bool below = j < s->ncatalog && strncmp(s->catalog[j], prefix, strlen(prefix)) == 0;
+        *possible = *is_repo || below;
+    } else {
+        *is_repo = true; /* unknown: worth asking */
+    }
+    pthread_mutex_unlock(&u->mu);
+}
+
+/* The catalog's next components below dir ("" for the root), as directories. */
+static int catalog_children(struct upstream *u, const char *dir, struct drv_listing *out,
+                            bool *have)
+{
+    struct dk_state *s = dk_state(u);
+    char prefix[OCI_NAME_MAX + 2];
+    struct strv names = {0};
+    int rc = 0;
+    *have = false;
+    if (!s || is_hub(u))
+        return 0;
+    catalog_refresh(u, s);
+    snprintf(prefix, sizeof(prefix), "%s%s", dir, dir[0] ? "/" : "");
+    size_t pl = strlen(prefix);
+    pthread_mutex_lock(&u->mu);
+    if (s->cat == DK_CAT_HAVE) {
+        *have = true;
+        for (size_t i = lower_bound(s, prefix);
+             rc == 0 && i < s->ncatalog && strncmp(s->catalog[i], prefix, pl) == 0; i++) {
+            const char *rest = s->catalog[i] + pl;
+            char comp[OCI_NAME_MAX + 1];
+            size_t n = strcspn(rest, "/");
+            if (n == 0 || n > OCI_NAME_MAX)
+                continue;
+            memcpy(comp, rest, n);
+            comp[n] = '\0';
+            if (names.n == 0 || strcmp(names.v[names.n - 1], comp) != 0)
+                rc = strv_add(&names, comp);
+        }
+    }
+    pthread_mutex_unlock(&u->mu);
+    /* Below one prefix, names sharing a first component are adjacent only after sorting. */
+    qsort(names.v, names.n, sizeof(*names.v), cmp_str);
+    struct drv_entry e = {.kind = NODE_DIR};
+    for (size_t i = 0; rc == 0 && i < names.n; i++)
+        if (i == 0 || strcmp(names.v[i], names.v[i - 1]) != 0)
+            rc = drv_listing_add(out, names.v[i], &e);
+    catalog_free(names.v, names.n);
+    return rc;
+}
+
+/* ---- driver ops -------------------------------------------------------------------------- */
+
+/* A name inside repo:ref's layout, once the image is known to exist. */
+static int layout_entry(struct upstream *u, const struct oci_path *p, const struct dk_resolved *res,
+                        struct drv_entry *out)
+{
+    switch (p->part) {
+    case OCI_PART_OCI_LAYOUT:
+        out->kind = NODE_FILE;
+        out->generated = true;
+        out->size = (int64_t)strlen(oci_layout_body);
+        return 0;
+    case OCI_PART_INDEX_JSON: {
+        char *body = NULL;
+        size_t len = 0;
+        bool stale = false;
+        int rc = make_index_json(u, p->repo, p->ref, &body, &len, &stale);
+        free(body);
+        if (rc < 0)
+            return rc;
+        out->kind = NODE_FILE;
+        out->generated = true;
+        out->size = (int64_t)len;
+        out->is_mutable = !oci_digest_valid(p->ref);
+        out->content_type = strdup(OCI_MT_OCI_INDEX);
+        return out->content_type ? 0 : -ENOMEM;
+    }
+    case OCI_PART_BLOBS:
+    case OCI_PART_BLOBS_SHA256:
+        out->kind = NODE_DIR;
+        return 0;
+    case OCI_PART_BLOB: {
+        struct walk w = {.want = p->hex, .found = out};
+        int rc = walk_image(u, p->repo, p->ref, res, &w);
+        if (rc == 0 && !out->url)
+            rc = -ENOENT; /* not part of this image */
+        return rc;
+    }
+    default:
+        return -ENOENT;
+    }
+}
+
+/*
+ * Whether path lies below the blobs/ directory of an image already known to
+ * exist (memory only, no request): there only layout names are valid, so
+ * any other reading (a repository named .../blobs/sha256) is not looked for.
+ */
+static bool below_known_layout(struct upstream *u, const char *path)
+{
+    struct dk_state *s = dk_state(u);
+    char prefix[OCI_NAME_MAX + OCI_REF_MAX + 16];
+    bool known = false;
+    if (!s)
+        return false;
+    for (const char *b = strstr(path, "/blobs/"); b && !known; b = strstr(b + 1, "/blobs/")) {
+        struct oci_path p;
+        size_t n = (size_t)(b - path) + 6; /* up to and including "/blobs" */
+        if (n >= sizeof(prefix))
+            break;
+        memcpy(prefix, path, n);
+        prefix[n] = '\0';
+        if (oci_path_parse(prefix, is_hub(u), &p) < 0 || !p.layout || p.part != OCI_PART_BLOBS ||
+            oci_digest_valid(p.ref))
+            continue;
+        pthread_mutex_lock(&u->mu);
+        struct dk_tag *t = tag_find(s, p.repo, p.ref);
+        known = t && !t->absent;
+        pthread_mutex_unlock(&u->mu);
+    }
+    return known;
+}
+
+static int dk_lookup(struct upstream *u, const char *path, struct drv_entry *out)
+{
+    struct oci_path p;
+    struct dk_resolved res;
+    int rc;
+    if (!path[0]) {
+        out->kind = NODE_DIR;
+        return 0;
+    }
+    if (oci_path_parse(path, is_hub(u), &p) < 0)
+        return -ENOENT;
+    if (p.layout) {
+        rc = image_check(u, p.repo, p.ref, &res);
+        if (rc == 0)
+            return layout_entry(u, &p, &res, out);
+        if (rc != -ENOENT)
+            return rc;
+    }
+    if (below_known_layout(u, path))
+        return -ENOENT;
+    bool ns = false, ns_repo = false;
+    if (p.nsdir)
+        catalog_knows(u, path, &ns, &ns_repo);
+    if (p.tagdir) {
+        /*
+         * Where a namespace is possible, a plain tag name is answered
+         * without asking; a digest, a reserved layout name or a name that
+         * can only be a tag directory is checked.
+         */
+        if (ns && !p.layout && !oci_digest_valid(p.td_ref)) {
+            out->kind = NODE_DIR;
+            return 0;
+        }
+        rc = image_check(u, p.td_repo, p.td_ref, &res);
+        if (rc == 0 || ns) {
+            out->kind = NODE_DIR;
+            return 0;
+        }
+        return rc;
+    }
+    if (ns) {
+        out->kind = NODE_DIR;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+static int add_layout_entries(struct upstream *u, const char *repo, const char *ref,
+                              struct drv_listing *out)
+{
+    struct drv_entry e = {
+        .kind = NODE_FILE, .generated = true, .size = (int64_t)strlen(oci_layout_body)};
+    int rc = drv_listing_add(out, "oci-layout", &e);
+    if (rc < 0)
+        return rc;
+    char *body = NULL;
+    size_t len = 0;
+    bool stale = false;
+    rc = make_index_json(u, repo, ref, &body, &len, &stale);
+    free(body);
+    if (rc < 0)
+        return rc;
+    e.size = (int64_t)len;
+    e.is_mutable = !oci_digest_valid(ref);
+    e.content_type = (char *)OCI_MT_OCI_INDEX;
+    rc = drv_listing_add(out, "index.json", &e);
+    if (rc < 0)
+        return rc;
+    struct drv_entry d = {.kind = NODE_DIR};
+    return drv_listing_add(out, "blobs", &d);
+}
+
+static int dk_list(struct upstream *u, const char *dir, struct drv_listing *out)
+{
+    struct oci_path p;
+    struct dk_resolved res;
+    bool have = false;
+    int rc = 0, err = -ENOTSUP;
+    if (!dir[0]) {
+        rc = catalog_children(u, "", out, &have);
+        return rc < 0 ? rc : have ? 0 : -ENOTSUP;
+    }
+    if (oci_path_parse(dir, is_hub(u), &p) < 0)
+        return -ENOENT;
+    if (p.layout && (p.part == OCI_PART_BLOBS || p.part == OCI_PART_BLOBS_SHA256)) {
+        rc = image_check(u, p.repo, p.ref, &res);
+        if (rc == 0 && p.part == OCI_PART_BLOBS) {
+            struct drv_entry d = {.kind = NODE_DIR};
+            return drv_listing_add(out, "sha256", &d);
+        }
+        if (rc == 0) {
+            struct walk w = {.list = out};
+            return walk_image(u, p.repo, p.ref, &res, &w);
+        }
+        if (rc != -ENOENT)
+            return rc;
+    }
+    bool is_repo = false;
+    if (p.nsdir) {
+        bool ns = false, maybe_repo = false;
+        catalog_knows(u, dir, &ns, &maybe_repo);
+        if (ns) {
+            bool cat = false;
+            rc = catalog_children(u, dir, out, &cat);
+            if (rc < 0)
+                return rc;
+            have = cat && out->n > 0;
+        }
+        if (p.ns_repo && maybe_repo) {
+            size_t before = out->n;
+            rc = list_tags(u, p.ns_name, out);
+            if (rc == 0) {
+                is_repo = true;
+                have = true;
+            } else {
+                /* Not a repository after all: drop what a partial read added. */
+                while (out->n > before)
+                    drv_entry_clear(&out->items[--out->n]);
+                err = rc == -ENOENT || rc == -EACCES ? err : rc;
+            }
+        }
+    }
+    if (p.tagdir && !is_repo) {
+        rc = image_check(u, p.td_repo, p.td_ref, &res);
+        if (rc == 0) {
+            rc = add_layout_entries(u, p.td_repo, p.td_ref, out);
+            if (rc < 0)
+                return rc;
+            have = true;
+        } else if (rc != -ENOENT) {
+            err = rc;
+        }
+    }
+    return have ? 0 : err;
+}
+
+static int dk_generate(struct upstream *u, const char *path, char **body, size_t *len, bool *stale)
+{
+    struct oci_path p;
+    *stale = false;
+    if (oci_path_parse(path, is_hub(u), &p) < 0 || !p.layout)
+        return -ENOENT;
+    if (p.part == OCI_PART_OCI_LAYOUT) {
+        *body = strdup(oci_layout_body);
+        *len = strlen(oci_layout_body);
+        return *body ? 0 : -ENOMEM;
+    }
+    if (p.part == OCI_PART_INDEX_JSON)
+        return make_index_json(u, p.repo, p.ref, body, len, stale);
+    return -ENOENT;
+}
+
+/*
+ * Headers for downloading a registry URL: Accept for manifests, and a
+ * Bearer token for the repository the URL names. Other URLs get nothing.
+ */
+static int dk_request_headers(struct upstream *u, const char *url, struct curl_slist **headers)
+{
+    char base[DK_URL_MAX], repo[OCI_NAME_MAX + 1], scope[OCI_NAME_MAX + 32];
+    struct dk_state *s = dk_state(u);
+    char *used = NULL;
+    if (!s)
+        return -ENOMEM;
+    int n = snprintf(base, sizeof(base), "%sv2/", u->cfg.url ? u->cfg.url : "");
+    if (n < 0 || (size_t)n >= sizeof(base) || strncmp(url, base, (size_t)n) != 0)
+        return 0;
+    const char *rest = url + n;
+    const char *m = NULL, *b = NULL;
+    for (const char *q = strstr(rest, "/manifests/"); q; q = strstr(q + 1, "/manifests/"))
+        m = q;
+    for (const char *q = strstr(rest, "/blobs/"); q; q = strstr(q + 1, "/blobs/"))
+        b = q;
+    const char *cut = m && (!b || m > b) ? m : b;
+    if (!cut || (size_t)(cut - rest) > OCI_NAME_MAX)
+        return 0;
+    memcpy(repo, rest, (size_t)(cut - rest));
+    repo[cut - rest] = '\0';
+    if (!oci_name_valid(repo))
+        return 0;
+    if (cut == m) {
+        struct curl_slist *nl = curl_slist_append(*headers, OCI_ACCEPT_HEADER);
+        if (!nl)
+            return -ENOMEM;
+        *headers = nl;
+    }
+    pthread_mutex_lock(&u->mu);
+    bool unknown = s->auth == DK_AUTH_UNKNOWN;
+    pthread_mutex_unlock(&u->mu);
+    if (unknown)
+        probe_auth(u, s);
+    scope_for(repo, scope, sizeof(scope));
+    int rc = auth_add(u, s, scope, headers, &used);
+    wipe_free(used);
+    return rc;
+}
+
+const struct driver_ops driver_docker = {
+    .type = "docker",
+    .lookup = dk_lookup,
+    .list = dk_list,
+    .generate = dk_generate,
+    .request_headers = dk_request_headers,
+};

@@ -1,0 +1,419 @@
+/*
+ * api: /api/v1/proxies[/KEY] and /api/v1/registries[/NAME] (DESIGN 2.3).
+ *
+ * The objects are exactly the CLI's --json objects (config_proxy_to_json,
+ * config_registry_to_json), and every rule is the config module's: a body is
+ * applied with config_proxy_apply_json and written with configdb, which
+ * validates again under its write lock, as the CLI's commands do. So the
+ * API accepts what the CLI accepts and refuses what it refuses, with the
+ * same field and message; this file only maps results to statuses:
+ * -EINVAL 400, -ENOENT 404, -EEXIST and -EBUSY (a proxy still used by a
+ * registry; the message names them) 409. A secret_key is accepted on
+ * create and update and never returned (objects carry secret_set); secrets
+ * are wiped from memory once configdb has written them.
+ *
+ * One sqlite connection serves the API, under a mutex held only while the
+ * request's body is already in memory, so no client I/O happens under it.
+ * After a change the engine reloads at once, so the change shows in the
+ * mount and on the path routes of this shim immediately.
+ */
+#include "shim_i.h"
+#include "upstreamfs/configdb.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum api_kind { API_PROXIES, API_REGISTRIES };
+
+static enum MHD_Result reply_json(struct shim_req *r, unsigned status, json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!text)
+        return shim__reply_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot encode the answer");
+    size_t len = strlen(text);
+    char *body = realloc(text, len + 2);
+    if (!body) {
+        free(text);
+        return MHD_NO;
+    }
+    memcpy(body + len, "\n", 2);
+    enum MHD_Result ok = shim__reply_data(r, status, "application/json", body, len + 1);
+    free(body);
+    return ok;
+}
+
+static enum MHD_Result reply_error(struct shim_req *r, unsigned status, const char *field,
+                                   const char *message)
+{
+    return reply_json(r, status,
+                      json_pack("{s:{s:s, s:s}}", "error", "field", field, "message", message));
+}
+
+/* A config/configdb result (rc < 0) as the API's error answer. */
+static enum MHD_Result reply_config_error(struct shim_req *r, int rc,
+                                          const struct config_error *err)
+{
+    unsigned status = rc == -EINVAL                   ? MHD_HTTP_BAD_REQUEST
+                      : rc == -ENOENT                 ? MHD_HTTP_NOT_FOUND
+                      : rc == -EEXIST || rc == -EBUSY ? MHD_HTTP_CONFLICT
+                                                      : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    if (err && err->field[0])
+        return reply_error(r, status, err->field, err->message);
+    if (rc == -EBUSY)
+        status = MHD_HTTP_SERVICE_UNAVAILABLE; /* the database stayed locked */
+    return reply_error(r, status, "state", strerror(-rc));
+}
+
+static void secret_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/* Parses the request body as one JSON object; replies (and returns NULL) if it is not one. */
+static json_t *body_object(struct shim_req *r, enum MHD_Result *reply)
+{
+    json_error_t je;
+    char msg[300];
+    json_t *j =
+        json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        snprintf(msg, sizeof(msg), "is not valid JSON: %s (line %d, column %d)", je.text, je.line,
+                 je.column);
+        *reply = reply_error(r, MHD_HTTP_BAD_REQUEST, "body", msg);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        *reply = reply_error(r, MHD_HTTP_BAD_REQUEST, "body", "must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+static void changed(struct shim_req *r, const char *what)
+{
+    int rc = engine_reload(r->s->e);
+    if (rc < 0)
+        log_warn("shim: api: %s saved, but the engine did not reload: %s", what, strerror(-rc));
+}
+
+/* ---- proxies ---------------------------------------------------------------------------- */
+
+static enum MHD_Result proxy_reply(struct shim_req *r, unsigned status, const char *key)
+{
+    struct config_error err = {0};
+    struct proxy p = {0};
+    int rc = configdb_proxy_get(r->s->st, key, &p, &err);
+    enum MHD_Result ok =
+        rc < 0 ? reply_config_error(r, rc, &err) : reply_json(r, status, config_proxy_to_json(&p));
+    config_proxy_clear(&p);
+    return ok;
+}
+
+static enum MHD_Result proxies_list(struct shim_req *r)
+{
+    struct proxy *list = NULL;
+    size_t n = 0;
+    int rc = configdb_proxy_list(r->s->st, &list, &n);
+    if (rc < 0)
+        return reply_config_error(r, rc, NULL);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, config_proxy_to_json(&list[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    configdb_proxy_list_free(list, n);
+    return reply_json(r, MHD_HTTP_OK, arr);
+}
+
+static enum MHD_Result proxy_create(struct shim_req *r)
+{
+    struct config_error err = {0};
+    struct proxy p = {0};
+    char *secret = NULL;
+    enum MHD_Result ok;
+    json_t *obj = body_object(r, &ok);
+    if (!obj)
+        return ok;
+    int rc = config_proxy_apply_json(&p, obj, true, &secret, &err);
+    if (rc == 0)
+        rc = configdb_proxy_create(r->s->st, &p, secret, &err);
+    secret_free(secret);
+    json_decref(obj);
+    if (rc < 0) {
+        ok = reply_config_error(r, rc, &err);
+    } else {
+        log_info("shim: api: created proxy %s (%s)", p.key, config_type_name(p.type));
+        changed(r, "proxy");
+        ok = proxy_reply(r, MHD_HTTP_CREATED, p.key);
+    }
+    config_proxy_clear(&p);
+    return ok;
+}
+
+static enum MHD_Result proxy_update(struct shim_req *r, const char *key)
+{
+    struct config_error err = {0};
+    struct proxy p = {0};
+    char *secret = NULL;
+    enum MHD_Result ok;
+    json_t *obj = body_object(r, &ok);
+    if (!obj)
+        return ok;
+    int rc = configdb_proxy_get(r->s->st, key, &p, &err);
+    if (rc == 0)
+        rc = config_proxy_apply_json(&p, obj, false, &secret, &err);
+    if (rc == 0)
+        rc = configdb_proxy_update(r->s->st, &p, secret, &err);
+    secret_free(secret);
+    json_decref(obj);
+    if (rc < 0) {
+        ok = reply_config_error(r, rc, &err);
+    } else {
+        log_info("shim: api: updated proxy %s", p.key);
+        changed(r, "proxy");
+        ok = proxy_reply(r, MHD_HTTP_OK, p.key);
+    }
+    config_proxy_clear(&p);
+    return ok;
+}
+
+static enum MHD_Result proxy_delete(struct shim_req *r, const char *key)
+{
+    struct config_error err = {0};
+    int rc = configdb_proxy_delete(r->s->st, key, &err);
+    if (rc < 0)
+        return reply_config_error(r, rc, &err);
+    log_info("shim: api: deleted proxy %s", key);
+    changed(r, "proxy");
+    return shim__reply(r, MHD_HTTP_NO_CONTENT,
+                       MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+}
+
+/* ---- registries ------------------------------------------------------------------------- */
+
+static enum MHD_Result registry_reply(struct shim_req *r, unsigned status, const char *name)
+{
+    struct config_error err = {0};
+    struct registry g = {0};
+    int rc = configdb_registry_get(r->s->st, name, &g, &err);
+    enum MHD_Result ok = rc < 0 ? reply_config_error(r, rc, &err)
+                                : reply_json(r, status, config_registry_to_json(&g));
+    config_registry_clear(&g);
+    return ok;
+}
+
+static enum MHD_Result registries_list(struct shim_req *r)
+{
+    struct registry *list = NULL;
+    size_t n = 0;
+    int rc = configdb_registry_list(r->s->st, &list, &n);
+    if (rc < 0)
+        return reply_config_error(r, rc, NULL);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, config_registry_to_json(&list[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    configdb_registry_list_free(list, n);
+    return reply_json(r, MHD_HTTP_OK, arr);
+}
+
+/*
+ * Reads a registry object's members onto g. On create, name and type are
+ * required; on update they may be given but must not change (so a GET body
+ * can be PUT back). *has_upstreams says whether "upstreams" was given.
+ */
+static int registry_apply_json(struct registry *g, json_t *obj, bool is_create, bool *has_upstreams,
+                               struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    const char *name;
+    json_t *v;
+    int rc;
+    *has_upstreams = false;
+    json_object_foreach(obj, name, v)
+    {
+        if (!strcmp(name, "name")) {
+            if (!json_is_string(v)) {
+                config_error_set(err, "name", "must be given as a string");
+                return -EINVAL;
+            }
+            if (is_create) {
+                if ((rc = config_key_validate("name", json_string_value(v), err)) < 0)
+                    return rc;
+                snprintf(g->name, sizeof(g->name), "%s", json_string_value(v));
+            } else if (strcmp(json_string_value(v), g->name) != 0) {
+                config_error_set(err, "name", "cannot be changed (this is %s)",
+                                 config_quote(q, sizeof(q), g->name));
+                return -EINVAL;
+            }
+        } else if (!strcmp(name, "type")) {
+            enum proxy_type t;
+            if (!json_is_string(v)) {
+                config_error_set(err, "type", "must be given as a string");
+                return -EINVAL;
+            }
+            if ((rc = config_type_parse(json_string_value(v), &t, err)) < 0)
+                return rc;
+            if (is_create) {
+                g->type = t;
+            } else if (t != g->type) {
+                config_error_set(err, "type", "cannot be changed (this is a %s registry)",
+                                 config_type_name(g->type));
+                return -EINVAL;
+            }
+        } else if (!strcmp(name, "upstreams")) {
+            char **ups = NULL;
+            if (!json_is_null(v) && (rc = config_strv_from_json(name, v, &ups, err)) < 0)
+                return rc;
+            config_strv_free(g->upstreams);
+            g->upstreams = ups;
+            *has_upstreams = true;
+        } else {
+            config_error_set(err, name, "unknown field %s", config_quote(q, sizeof(q), name));
+            return -EINVAL;
+        }
+    }
+    if (is_create && !g->name[0]) {
+        config_error_set(err, "name", "must be given as a string");
+        return -EINVAL;
+    }
+    if (is_create && !json_is_string(json_object_get(obj, "type"))) {
+        config_error_set(err, "type", "must be given as a string");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static enum MHD_Result registry_create(struct shim_req *r)
+{
+    struct config_error err = {0};
+    struct registry g = {0};
+    bool has_ups;
+    enum MHD_Result ok;
+    json_t *obj = body_object(r, &ok);
+    if (!obj)
+        return ok;
+    int rc = registry_apply_json(&g, obj, true, &has_ups, &err);
+    if (rc == 0)
+        rc = config_registry_validate(&g, &err);
+    if (rc == 0)
+        rc = configdb_registry_create(r->s->st, &g, &err);
+    json_decref(obj);
+    if (rc < 0) {
+        ok = reply_config_error(r, rc, &err);
+    } else {
+        log_info("shim: api: created registry %s (%s)", g.name, config_type_name(g.type));
+        changed(r, "registry");
+        ok = registry_reply(r, MHD_HTTP_CREATED, g.name);
+    }
+    config_registry_clear(&g);
+    return ok;
+}
+
+static enum MHD_Result registry_update(struct shim_req *r, const char *name)
+{
+    struct config_error err = {0};
+    struct registry g = {0};
+    bool has_ups = false;
+    enum MHD_Result ok;
+    json_t *obj = body_object(r, &ok);
+    if (!obj)
+        return ok;
+    int rc = configdb_registry_get(r->s->st, name, &g, &err);
+    if (rc == 0)
+        rc = registry_apply_json(&g, obj, false, &has_ups, &err);
+    if (rc == 0 && has_ups)
+        rc = configdb_registry_set_upstreams(r->s->st, g.name, g.upstreams, &err);
+    json_decref(obj);
+    if (rc < 0) {
+        ok = reply_config_error(r, rc, &err);
+    } else {
+        if (has_ups) {
+            log_info("shim: api: updated registry %s", g.name);
+            changed(r, "registry");
+        }
+        ok = registry_reply(r, MHD_HTTP_OK, g.name);
+    }
+    config_registry_clear(&g);
+    return ok;
+}
+
+static enum MHD_Result registry_delete(struct shim_req *r, const char *name)
+{
+    struct config_error err = {0};
+    int rc = configdb_registry_delete(r->s->st, name, &err);
+    if (rc < 0)
+        return reply_config_error(r, rc, &err);
+    log_info("shim: api: deleted registry %s", name);
+    changed(r, "registry");
+    return shim__reply(r, MHD_HTTP_NO_CONTENT,
+                       MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+}
+
+/* ---- routing ---------------------------------------------------------------------------- */
+
+static enum MHD_Result collection(struct shim_req *r, enum api_kind kind)
+{
+    bool get = !strcmp(r->method, "GET") || r->head, post = !strcmp(r->method, "POST");
+    if (get)
+        return kind == API_PROXIES ? proxies_list(r) : registries_list(r);
+    if (post)
+        return kind == API_PROXIES ? proxy_create(r) : registry_create(r);
+    return shim__reply_method(r, "GET, HEAD, POST");
+}
+
+static enum MHD_Result member(struct shim_req *r, enum api_kind kind, const char *id)
+{
+    struct config_error err = {0};
+    /* The CLI checks a KEY or NAME argument against the key rule before anything else. */
+    if (config_key_validate(kind == API_PROXIES ? "key" : "name", id, &err) < 0)
+        return reply_config_error(r, -EINVAL, &err);
+    if (!strcmp(r->method, "GET") || r->head)
+        return kind == API_PROXIES ? proxy_reply(r, MHD_HTTP_OK, id)
+                                   : registry_reply(r, MHD_HTTP_OK, id);
+    if (!strcmp(r->method, "PUT"))
+        return kind == API_PROXIES ? proxy_update(r, id) : registry_update(r, id);
+    if (!strcmp(r->method, "DELETE"))
+        return kind == API_PROXIES ? proxy_delete(r, id) : registry_delete(r, id);
+    return shim__reply_method(r, "GET, HEAD, PUT, DELETE");
+}
+
+enum MHD_Result shim__api(struct shim_req *r)
+{
+    char parts[4][SHIM_COMPONENT_MAX + 1];
+    size_t n = 0;
+    const char *p = r->path;
+    /* "api/v1/<collection>[/<id>]": split into at most four components. */
+    while (*p && n < 4) {
+        size_t len = strcspn(p, "/");
+        memcpy(parts[n], p, len);
+        parts[n++][len] = '\0';
+        p += len + (p[len] == '/');
+    }
+    enum api_kind kind;
+    if (*p || n < 3 || strcmp(parts[1], "v1") != 0)
+        return reply_error(r, MHD_HTTP_NOT_FOUND, "path",
+                           "no such API route (see /api/v1/proxies and /api/v1/registries)");
+    if (!strcmp(parts[2], "proxies"))
+        kind = API_PROXIES;
+    else if (!strcmp(parts[2], "registries"))
+        kind = API_REGISTRIES;
+    else
+        return reply_error(r, MHD_HTTP_NOT_FOUND, "path",
+                           "no such API route (see /api/v1/proxies and /api/v1/registries)");
+    pthread_mutex_lock(&r->s->st_mu);
+    enum MHD_Result ok = n == 3 ? collection(r, kind) : member(r, kind, parts[3]);
+    pthread_mutex_unlock(&r->s->st_mu);
+    return ok;
+}

@@ -1,0 +1,358 @@
+/*
+ * files: the path-mirroring routes, GET|HEAD /<key-or-registry>/<path>,
+ * and the file replies other routes reuse (shim__serve_file).
+ *
+ * A path is resolved with engine_resolve exactly as the mount resolves it
+ * and opened with engine_file_open, so a shim request and a FUSE read of the
+ * same uncached file join one download. Bytes go out one of two ways:
+ *  - complete content (engine_file_fd succeeds) as an fd response on a dup
+ *    of the store's fd, which MHD sends with sendfile(2) (zero-copy) on
+ *    plain HTTP; the engine_file stays open until the reply completes, so
+ *    eviction leaves the object alone meanwhile;
+ *  - content still arriving as a callback response that reads
+ *    engine_file_read at increasing offsets, each read waiting only for the
+ *    bytes it needs, except the last, which waits for the download to be
+ *    verified. If the download fails after the headers went out, the
+ *    connection is closed short, so a client never mistakes a partial or
+ *    unverified body for a whole one. Content up to SHIM_WAIT_SMALL is
+ *    awaited whole before the headers instead, so that a failed
+ *    verification of a small file is an honest 502.
+ * HEAD answers from the node's attributes and never opens (never starts a
+ * download). The ETag is the content's sha256 from user.upstreamfs.digest,
+ * when the engine knows it.
+ *
+ * A directory asked for without its trailing slash is redirected to it, so
+ * the relative links of its index page (and of Helm's rewritten index.yaml,
+ * "charts/<name>-<version>.tgz" against "/<key>/index.yaml") resolve below
+ * it, back to the shim.
+ */
+#include "shim_i.h"
+#include "upstreamfs/index.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A reply body read from an engine file that may still be downloading. */
+struct stream {
+    struct engine_file *f;
+    int64_t start;     /* file offset of the first byte sent */
+    int64_t len;       /* bytes to send, or -1 until the end of the file */
+    bool to_end;       /* the reply ends where the file ends */
+    uint64_t *counter; /* the request's byte count (only touched while the request lives) */
+    struct shim_waiter w;
+    char what[128];
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *st = cls;
+    struct engine_wait w = {.cancelled = shim__cancelled, .arg = &st->w};
+    size_t want = max;
+    if (st->len >= 0) {
+        if ((int64_t)pos >= st->len)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        /*
+         * A read past the end of a download returns only once the download is
+         * verified (or failed), so asking for a whole buffer at the tail keeps
+         * the last bytes back until the content is known good; a failure then
+         * cuts the reply short instead of completing it with bad bytes.
+         */
+        if ((int64_t)want > st->len - (int64_t)pos && !st->to_end)
+            want = (size_t)(st->len - (int64_t)pos);
+    }
+    ssize_t n = engine_file_read(st->f, buf, want, (off_t)(st->start + (int64_t)pos), &w);
+    if (n < 0) {
+        log_warn("shim: %s: read failed after %llu bytes: %s", st->what, (unsigned long long)pos,
+                 strerror((int)-n));
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (n == 0) {
+        if (st->len < 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        log_warn("shim: %s: content ended after %llu of %lld bytes", st->what,
+                 (unsigned long long)pos, (long long)st->len);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (st->len >= 0 && n > st->len - (int64_t)pos)
+        n = (ssize_t)(st->len - (int64_t)pos);
+    *st->counter += (uint64_t)n;
+    return n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *st = cls;
+    engine_file_close(st->f);
+    free(st);
+}
+
+/* HEAD bodies are never read; MHD needs a size to announce, so this reader only refuses. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls, (void)pos, (void)buf, (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* The strong ETag "sha256:<hex>" of a file, or "" when the engine does not know it yet. */
+static void etag_of(struct engine *e, int64_t ino, char *etag, size_t len)
+{
+    char v[100];
+    int n = engine_getxattr(e, ino, "user.upstreamfs.digest", v, sizeof(v));
+    etag[0] = '\0';
+    if (n > 0 && (size_t)n + 3 <= len) {
+        etag[0] = '"';
+        memcpy(etag + 1, v, (size_t)n);
+        memcpy(etag + 1 + n, "\"", 2);
+    }
+}
+
+/* If-None-Match against our ETag: "*" or any listed tag equal to it (weak comparison). */
+static bool none_match(const char *header, const char *etag)
+{
+    if (!header || !etag[0])
+        return false;
+    size_t el = strlen(etag);
+    for (const char *p = header; *p;) {
+        p += strspn(p, " \t,");
+        if (*p == '*')
+            return true;
+        if (!strncmp(p, "W/", 2))
+            p += 2;
+        if (!strncmp(p, etag, el) && (p[el] == '\0' || p[el] == ',' || p[el] == ' '))
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
+static void add_headers(struct MHD_Response *resp, const char *type, const char *etag,
+                        int64_t mtime, const char *const *extra)
+{
+    char date[40];
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (etag[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    if (mtime > 0) {
+        shim_http_date((time_t)mtime, date, sizeof(date));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+    }
+    for (size_t i = 0; extra && extra[i] && extra[i + 1]; i += 2)
+        MHD_add_response_header(resp, extra[i], extra[i + 1]);
+}
+
+static enum MHD_Result not_modified(struct shim_req *r, const char *etag)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (resp)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    return shim__reply(r, MHD_HTTP_NOT_MODIFIED, resp);
+}
+
+static enum MHD_Result head_reply(struct shim_req *r, const struct engine_attr *a, const char *type,
+                                  const char *etag, const char *const *extra)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        a->size >= 0 ? (uint64_t)a->size : MHD_SIZE_UNKNOWN, 1024, no_body, NULL, NULL);
+    if (resp)
+        add_headers(resp, type, etag, a->mtime, extra);
+    return shim__reply(r, MHD_HTTP_OK, resp);
+}
+
+enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a, const char *name,
+                                 const char *type, const char *const *extra)
+{
+    struct engine *e = r->s->e;
+    struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
+    struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
+    struct engine_file *f = NULL;
+    struct MHD_Response *resp = NULL;
+    char etag[128], cached[16] = "";
+    bool keep = false, changed = false;
+    int64_t start = 0, len;
+
+    if (!type)
+        type = shim_http_content_type(name);
+    etag_of(e, a->ino, etag, sizeof(etag));
+    if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag))
+        return not_modified(r, etag);
+    if (r->head)
+        return head_reply(r, a, type, etag, extra);
+
+    int n = engine_getxattr(e, a->ino, "user.upstreamfs.cached", cached, sizeof(cached) - 1);
+    cached[n > 0 ? n : 0] = '\0';
+    int rc = engine_file_open(e, a->ino, &w, &f, &keep, &changed);
+    if (rc < 0)
+        return shim__reply_errno(r, rc, r->path);
+    int fd = engine_file_fd(f);
+    int64_t size = engine_file_size(f);
+    if (fd < 0 && size >= 0 && size <= SHIM_WAIT_SMALL) {
+        /* Small content: wait for it whole, so a failed verification is a 502, not a cut. */
+        if ((rc = engine_file_wait(f, &w)) < 0) {
+            engine_file_close(f);
+            return shim__reply_errno(r, rc, r->path);
+        }
+        fd = engine_file_fd(f);
+        size = engine_file_size(f);
+    }
+    r->cache =
+        fd >= 0 && !changed && !strcmp(cached, "complete") ? SHIM_CACHE_HIT : SHIM_CACHE_MISS;
+    if (changed || !etag[0])
+        etag_of(e, a->ino, etag, sizeof(etag)); /* the open may have found new content */
+
+    const char *range = shim__header(r, MHD_HTTP_HEADER_RANGE);
+    const char *if_range = shim__header(r, MHD_HTTP_HEADER_IF_RANGE);
+    if (range && if_range && (!etag[0] || strcmp(if_range, etag) != 0))
+        range = NULL; /* the client's copy is another version: send the whole new one */
+    int pr = shim_http_range(range, size, &start, &len);
+    if (pr == -ERANGE) {
+        char cr[48];
+        engine_file_close(f);
+        snprintf(cr, sizeof(cr), "bytes */%lld", (long long)size);
+        resp = MHD_create_response_from_buffer(strlen("range not satisfiable\n"),
+                                               (void *)"range not satisfiable\n",
+                                               MHD_RESPMEM_PERSISTENT);
+        if (resp) {
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+        }
+        r->bytes += strlen("range not satisfiable\n");
+        return shim__reply(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+    }
+    if (pr == 0) {
+        start = 0;
+        len = size;
+    }
+    if (fd >= 0) {
+        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (dfd < 0) {
+            rc = -errno;
+            engine_file_close(f);
+            return shim__reply_errno(r, rc, r->path);
+        }
+        resp = MHD_create_response_from_fd_at_offset64((uint64_t)len, dfd, (uint64_t)start);
+        if (!resp)
+            close(dfd);
+        r->file = f; /* closed when the reply completes */
+        r->bytes += (uint64_t)len;
+    } else {
+        struct stream *st = calloc(1, sizeof(*st));
+        if (!st) {
+            engine_file_close(f);
+            return shim__reply_errno(r, -ENOMEM, r->path);
+        }
+        st->f = f;
+        st->start = start;
+        st->len = len;
+        st->to_end = len < 0 || start + len == size;
+        st->counter = &r->bytes;
+        st->w = waiter;
+        snprintf(st->what, sizeof(st->what), "%.120s", r->path);
+        resp = MHD_create_response_from_callback(len >= 0 ? (uint64_t)len : MHD_SIZE_UNKNOWN,
+                                                 SHIM_STREAM_BLOCK, stream_read, st, stream_free);
+        if (!resp)
+            stream_free(st);
+    }
+    if (!resp)
+        return MHD_NO;
+    add_headers(resp, type, etag, a->mtime, extra);
+    MHD_add_response_header(resp, "X-Upstreamfs-Cache",
+                            r->cache == SHIM_CACHE_HIT ? "hit" : "miss");
+    if (pr == 1) {
+        char cr[80];
+        snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)start,
+                 (long long)(start + len - 1), (long long)size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+    }
+    return shim__reply(r, pr == 1 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
+}
+
+/* An HTML index of a directory: one relative link per entry, directories ending in '/'. */
+static enum MHD_Result listing(struct shim_req *r, const struct engine_attr *a)
+{
+    struct engine_dirent *ents = NULL;
+    size_t n = 0;
+    struct shim_buf b;
+    char title[SHIM_PATH_MAX * 6 + 8], href[SHIM_COMPONENT_MAX * 3 + 2];
+    char label[SHIM_COMPONENT_MAX * 6 + 2], date[40];
+    int rc = engine_readdir(r->s->e, a->ino, &ents, &n);
+    if (rc < 0)
+        return shim__reply_errno(r, rc, r->path);
+    shim_buf_init(&b, SHIM_INDEX_MAX);
+    shim_http_html_escape(r->path, title, sizeof(title));
+    rc = shim_buf_printf(&b,
+                         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                         "<title>Index of /%s%s</title></head>\n<body><h1>Index of /%s%s</h1>\n"
+                         "<pre>\n",
+                         title, r->path[0] ? "/" : "", title, r->path[0] ? "/" : "");
+    if (rc == 0 && r->path[0])
+        rc = shim_buf_puts(&b, "<a href=\"../\">../</a>\n");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool dir = ents[i].attr.kind == NODE_DIR;
+        if (shim_http_href_escape(ents[i].name, href, sizeof(href)) < 0 ||
+            shim_http_html_escape(ents[i].name, label, sizeof(label)) < 0)
+            continue;
+        rc = shim_buf_printf(&b, "<a href=\"%s%s\">%s%s</a>", href, dir ? "/" : "", label,
+                             dir ? "/" : "");
+        if (rc == 0 && ents[i].attr.mtime > 0) {
+            shim_http_date((time_t)ents[i].attr.mtime, date, sizeof(date));
+            rc = shim_buf_printf(&b, "  %s", date);
+        }
+        if (rc == 0 && !dir && ents[i].attr.size >= 0)
+            rc = shim_buf_printf(&b, "  %lld", (long long)ents[i].attr.size);
+        if (rc == 0)
+            rc = shim_buf_puts(&b, "\n");
+    }
+    if (rc == 0)
+        rc = shim_buf_puts(&b, "</pre>\n</body></html>\n");
+    engine_dirents_free(ents, n);
+    enum MHD_Result ok =
+        rc < 0 ? shim__reply_errno(r, rc == -EFBIG ? -ENOMEM : rc, r->path)
+               : shim__reply_data(r, MHD_HTTP_OK, "text/html; charset=utf-8", b.data, b.len);
+    shim_buf_free(&b);
+    return ok;
+}
+
+static enum MHD_Result redirect_to_dir(struct shim_req *r)
+{
+    static const char body[] = "moved: the directory's address ends with '/'\n";
+    size_t n = strlen(r->target);
+    char *loc = malloc(n + 2);
+    struct MHD_Response *resp = NULL;
+    if (loc) {
+        memcpy(loc, r->target, n);
+        memcpy(loc + n, "/", 2);
+        resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+        if (resp) {
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+        }
+        free(loc);
+    }
+    r->bytes += r->head ? 0 : strlen(body);
+    return shim__reply(r, MHD_HTTP_MOVED_PERMANENTLY, resp);
+}
+
+enum MHD_Result shim__files(struct shim_req *r)
+{
+    struct engine_attr a;
+    if (strcmp(r->method, "GET") != 0 && !r->head)
+        return shim__reply_method(r, "GET, HEAD");
+    int rc = engine_resolve(r->s->e, r->path, &a);
+    if (rc < 0)
+        return shim__reply_errno(r, rc, r->path);
+    if (a.kind == NODE_DIR) {
+        if (r->path[0] && !r->slash)
+            return redirect_to_dir(r);
+        return listing(r, &a);
+    }
+    if (r->slash)
+        return shim__reply_errno(r, -ENOTDIR, r->path);
+    const char *base = strrchr(r->path, '/');
+    return shim__serve_file(r, &a, base ? base + 1 : r->path, NULL, NULL);
+}

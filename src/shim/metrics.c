@@ -1,0 +1,149 @@
+/*
+ * metrics: the shim's counters and the /metrics page (see shim_metrics.h).
+ *
+ * The page is built into a bounded buffer: its size depends only on how
+ * many (route, status) pairs have been seen, at most 7 x 500 short lines.
+ */
+#include "upstreamfs/shim_metrics.h"
+#include "upstreamfs/shim_buf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGE_MAX (1024 * 1024)
+
+void shim_metrics_init(struct shim_metrics *m)
+{
+    for (int r = 0; r < SHIM_ROUTE_COUNT; r++) {
+        for (int s = 0; s <= SHIM_STATUS_MAX - SHIM_STATUS_MIN; s++)
+            atomic_init(&m->requests[r][s], 0);
+        atomic_init(&m->bytes[r], 0);
+    }
+    atomic_init(&m->hits, 0);
+    atomic_init(&m->misses, 0);
+    atomic_init(&m->active, 0);
+}
+
+void shim_metrics_request(struct shim_metrics *m, enum shim_route route, int status, uint64_t bytes,
+                          enum shim_cache_result cache)
+{
+    if ((unsigned)route >= SHIM_ROUTE_COUNT)
+        route = SHIM_ROUTE_OTHER;
+    if (status < SHIM_STATUS_MIN || status > SHIM_STATUS_MAX)
+        status = 500;
+    atomic_fetch_add(&m->requests[route][status - SHIM_STATUS_MIN], 1);
+    atomic_fetch_add(&m->bytes[route], bytes);
+    if (cache == SHIM_CACHE_HIT)
+        atomic_fetch_add(&m->hits, 1);
+    else if (cache == SHIM_CACHE_MISS)
+        atomic_fetch_add(&m->misses, 1);
+}
+
+/* "# HELP" and "# TYPE" lines of one metric family. */
+static int family(struct shim_buf *b, const char *name, const char *type, const char *help)
+{
+    return shim_buf_printf(b, "# HELP upstreamfs_%s %s\n# TYPE upstreamfs_%s %s\n", name, help,
+                           name, type);
+}
+
+static int single(struct shim_buf *b, const char *name, const char *type, const char *help,
+                  int64_t v)
+{
+    int rc = family(b, name, type, help);
+    return rc < 0 ? rc : shim_buf_printf(b, "upstreamfs_%s %" PRId64 "\n", name, v);
+}
+
+static int shim_part(struct shim_buf *b, const struct shim_metrics *m)
+{
+    int rc = family(b, "http_requests_total", "counter",
+                    "HTTP requests answered by the shim, by route and status code.");
+    for (int r = 0; rc == 0 && r < SHIM_ROUTE_COUNT; r++) {
+        for (int s = 0; rc == 0 && s <= SHIM_STATUS_MAX - SHIM_STATUS_MIN; s++) {
+            unsigned long long v = atomic_load(&m->requests[r][s]);
+            if (v)
+                rc = shim_buf_printf(b,
+                                     "upstreamfs_http_requests_total{route=\"%s\",code=\"%d\"} "
+                                     "%llu\n",
+                                     shim_http_route_name(r), s + SHIM_STATUS_MIN, v);
+        }
+    }
+    if (rc == 0)
+        rc = family(b, "http_response_bytes_total", "counter",
+                    "Response body bytes the shim handed to clients, by route.");
+    for (int r = 0; rc == 0 && r < SHIM_ROUTE_COUNT; r++)
+        rc = shim_buf_printf(b, "upstreamfs_http_response_bytes_total{route=\"%s\"} %llu\n",
+                             shim_http_route_name(r), atomic_load(&m->bytes[r]));
+    if (rc == 0)
+        rc = family(b, "http_cache_requests_total", "counter",
+                    "File requests the shim served from the cache (hit) or from the upstream "
+                    "(miss).");
+    if (rc == 0)
+        rc = shim_buf_printf(b,
+                             "upstreamfs_http_cache_requests_total{result=\"hit\"} %llu\n"
+                             "upstreamfs_http_cache_requests_total{result=\"miss\"} %llu\n",
+                             atomic_load(&m->hits), atomic_load(&m->misses));
+    if (rc == 0)
+        rc = single(b, "http_requests_in_progress", "gauge", "Requests the shim is answering now.",
+                    (int64_t)atomic_load(&m->active));
+    return rc;
+}
+
+static int engine_part(struct shim_buf *b, const struct engine_stats *st)
+{
+    int rc = 0;
+    if (rc == 0)
+        rc = single(b, "cache_hits_total", "counter",
+                    "Opens served from the cache (FUSE and HTTP).", st->hits);
+    if (rc == 0)
+        rc = single(b, "cache_misses_total", "counter",
+                    "Opens that streamed from a download (FUSE and HTTP).", st->misses);
+    if (rc == 0)
+        rc = single(b, "upstream_requests_total", "counter",
+                    "Downloads started from upstreams (each shared by all its readers).",
+                    st->upstream_requests);
+    if (rc == 0)
+        rc = single(b, "upstream_bytes_total", "counter",
+                    "Bytes of downloads completed and stored.", st->upstream_bytes);
+    if (rc == 0)
+        rc = single(b, "inflight_fetches", "gauge", "Downloads running now.", st->inflight);
+    if (rc == 0)
+        rc =
+            single(b, "cache_bytes", "gauge", "Bytes of cached upstream content.", st->cache_bytes);
+    if (rc == 0)
+        rc = single(b, "cache_objects", "gauge", "Objects of cached upstream content.",
+                    st->cache_objects);
+    if (rc == 0)
+        rc = single(b, "cache_quota_bytes", "gauge", "The cache's size limit.", st->quota_bytes);
+    if (rc == 0)
+        rc = single(b, "local_bytes", "gauge",
+                    "Bytes of registries' local content (never evicted).", st->local_bytes);
+    if (rc == 0)
+        rc = single(b, "local_objects", "gauge", "Objects of registries' local content.",
+                    st->local_objects);
+    if (rc == 0)
+        rc = single(b, "evictions_total", "counter", "Objects evicted to keep to the quota.",
+                    st->evictions);
+    if (rc == 0)
+        rc = single(b, "stale_serves_total", "counter",
+                    "Cached copies served because the upstream failed.", st->stale_serves);
+    return rc;
+}
+
+int shim_metrics_format(const struct shim_metrics *m, const struct engine_stats *st, char **out,
+                        size_t *len)
+{
+    struct shim_buf b;
+    shim_buf_init(&b, PAGE_MAX);
+    int rc =
+        single(&b, "engine_up", "gauge", "1 when the engine answered for this page.", st ? 1 : 0);
+    if (rc == 0)
+        rc = shim_part(&b, m);
+    if (rc == 0 && st)
+        rc = engine_part(&b, st);
+    if (rc == 0 && !(*out = shim_buf_steal(&b, len)))
+        rc = -ENOMEM;
+    shim_buf_free(&b);
+    return rc == -EFBIG ? -ENOMEM : rc;
+}

@@ -1,0 +1,693 @@
+/*
+ * shim: the HTTP daemon, its routing and its access log (see shim.h).
+ *
+ * libmicrohttpd runs a thread per connection (poll-based, so no FD_SETSIZE
+ * limit). That model lets a handler block in an engine call (a lookup that
+ * asks the remote, a read waiting for bytes of a running download) without
+ * stalling anyone else, and lets every wait be cut short: the engine polls
+ * shim__cancelled, which says yes once the client has hung up or the shim
+ * is stopping. The engine takes its locks only inside its calls, so a slow
+ * client never holds one; it holds its own thread and nothing more.
+ *
+ * Request targets reach the handler still escaped: MHD's unescaping is
+ * replaced by the identity, so that shim_http_path_normalise sees "%2f" and
+ * "%00" as written and can refuse them (MHD would turn them into a
+ * separator and a string terminator). Connections are capped in number,
+ * per client address, in idle time and in memory (which bounds the request
+ * line and headers); request bodies are read only by /api, up to 1 MiB.
+ *
+ * Authentication (--htpasswd) is checked on the first call for a request,
+ * before any body is read, for every route but /healthz. The access log
+ * line is written when MHD reports the request complete: client, method,
+ * path (escaped, without the query, which may carry tokens), route,
+ * status, body bytes, and whether a file came from the cache.
+ */
+#include "shim_i.h"
+#include "upstreamfs/configdb.h"
+#include "upstreamfs/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PEM_MAX (1024 * 1024)
+
+/* The options, checked and loaded: what shim_start needs to bind and serve. */
+struct prep {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char host[256];
+    unsigned port;
+    bool loopback;
+    char *cert, *key;
+    size_t key_len;
+    struct shim_htpasswd *auth;
+};
+
+static void prep_clear(struct prep *p)
+{
+    free(p->cert);
+    if (p->key) {
+        explicit_bzero(p->key, p->key_len);
+        free(p->key);
+    }
+    shim_htpasswd_free(p->auth);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Reads a whole small file, NUL-terminated; 0 or a negative errno. */
+static int read_small(const char *path, size_t max, char **out, size_t *len)
+{
+    struct stat st;
+    int rc = 0;
+    size_t got = 0;
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > (off_t)max) {
+        rc = -EFBIG;
+        goto out;
+    }
+    if (!(buf = malloc((size_t)st.st_size + 1))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : -EIO;
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    buf = NULL;
+out:
+    if (buf) {
+        explicit_bzero(buf, got);
+        free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+static int load_pem(const char *field, const char *path, char **out, size_t *len,
+                    struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    int rc = read_small(path, PEM_MAX, out, len);
+    if (rc == -EFBIG)
+        config_error_set(err, field, "%s must be a regular file of at most %d bytes",
+                         config_quote(q, sizeof(q), path), PEM_MAX);
+    else if (rc < 0)
+        config_error_set(err, field, "cannot read %s: %s", config_quote(q, sizeof(q), path),
+                         strerror(-rc));
+    else if (!strstr(*out, "-----BEGIN "))
+        config_error_set(err, field, "%s is not a PEM file", config_quote(q, sizeof(q), path)),
+            rc = -EINVAL;
+    return rc < 0 ? -EINVAL : 0;
+}
+
+/* Checks every option and loads the files; -EINVAL with err on the first problem. */
+static int prepare(const struct shim_opts *o, struct prep *p, struct config_error *err)
+{
+    const char *listen = o->listen ? o->listen : SHIM_DEFAULT_LISTEN;
+    char q[CONFIG_QUOTE_MAX], why[160], portstr[8];
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int rc = -EINVAL;
+
+    memset(p, 0, sizeof(*p));
+    if (shim_http_listen_parse(listen, p->host, sizeof(p->host), &p->port, why, sizeof(why)) < 0) {
+        config_error_set(err, "listen", "%s (got %s)", why, config_quote(q, sizeof(q), listen));
+        goto out;
+    }
+    snprintf(portstr, sizeof(portstr), "%u", p->port);
+    int g = getaddrinfo(p->host, portstr, &hints, &ai);
+    if (g != 0 || !ai) {
+        config_error_set(err, "listen", "cannot resolve %s: %s",
+                         config_quote(q, sizeof(q), p->host), gai_strerror(g));
+        goto out;
+    }
+    memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
+    p->addr_len = ai->ai_addrlen;
+    p->loopback = is_loopback(ai->ai_addr);
+    if (o->default_name && config_key_validate("default", o->default_name, err) < 0)
+        goto out;
+    if (!o->tls_cert != !o->tls_key) {
+        config_error_set(err, o->tls_cert ? "tls_key" : "tls_cert",
+                         "give --tls-cert and --tls-key together");
+        goto out;
+    }
+    if (o->htpasswd && o->open) {
+        config_error_set(err, "open", "give --htpasswd or --open, not both");
+        goto out;
+    }
+    if (!p->loopback && !o->open && !(o->tls_cert && o->htpasswd)) {
+        config_error_set(err, "listen",
+                         "%s is not a loopback address: serving it needs TLS and client "
+                         "authentication (--tls-cert, --tls-key and --htpasswd), or --open to "
+                         "accept an open cache",
+                         config_quote(q, sizeof(q), p->host));
+        goto out;
+    }
+    size_t cert_len = 0;
+    if (o->tls_cert && ((rc = load_pem("tls_cert", o->tls_cert, &p->cert, &cert_len, err)) < 0 ||
+                        (rc = load_pem("tls_key", o->tls_key, &p->key, &p->key_len, err)) < 0))
+        goto out;
+    if (o->tls_cert && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        config_error_set(err, "tls_cert", "this libmicrohttpd was built without TLS");
+        rc = -EINVAL;
+        goto out;
+    }
+    if (o->htpasswd && shim_htpasswd_load(o->htpasswd, &p->auth, why, sizeof(why)) < 0) {
+        config_error_set(err, "htpasswd", "%s: %s", config_quote(q, sizeof(q), o->htpasswd), why);
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = 0;
+out:
+    if (ai)
+        freeaddrinfo(ai);
+    if (rc < 0)
+        prep_clear(p);
+    return rc;
+}
+
+int shim_opts_check(const struct shim_opts *o, struct config_error *err)
+{
+    struct prep p;
+    int rc = prepare(o, &p, err);
+    if (rc == 0)
+        prep_clear(&p);
+    return rc;
+}
+
+/* ---- replies -------------------------------------------------------------------------- */
+
+enum MHD_Result shim__reply(struct shim_req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp)
+        return MHD_NO;
+    if (r->s->tls_cert)
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ok = MHD_queue_response(r->c, status, resp);
+    MHD_destroy_response(resp);
+    if (ok == MHD_YES) {
+        r->replied = true;
+        r->status = (int)status;
+    }
+    return ok;
+}
+
+enum MHD_Result shim__reply_data(struct shim_req *r, unsigned status, const char *type,
+                                 const void *data, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (resp && type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (!r->head)
+        r->bytes += len;
+    return shim__reply(r, status, resp);
+}
+
+enum MHD_Result shim__reply_text(struct shim_req *r, unsigned status, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    line[n] = '\0';
+    return shim__reply_data(r, status, "text/plain; charset=utf-8", line, (size_t)n);
+}
+
+enum MHD_Result shim__reply_method(struct shim_req *r, const char *allow)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        strlen("method not allowed\n"), (void *)"method not allowed\n", MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    }
+    r->bytes += strlen("method not allowed\n");
+    return shim__reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+}
+
+enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what)
+{
+    char w[300];
+    shim_http_log_escape(what && *what ? what : "/", w, sizeof(w));
+    switch (rc) {
+    case -ENOENT:
+    case -ENOTDIR:
+        return shim__reply_text(r, MHD_HTTP_NOT_FOUND, "not found: %s", w);
+    case -EACCES:
+    case -EPERM:
+        return shim__reply_text(r, MHD_HTTP_FORBIDDEN, "forbidden: %s: the upstream refused access",
+                                w);
+    case -ENAMETOOLONG:
+        return shim__reply_text(r, MHD_HTTP_URI_TOO_LONG, "path too long: %s", w);
+    case -ETIMEDOUT:
+        return shim__reply_text(r, MHD_HTTP_GATEWAY_TIMEOUT,
+                                "gateway timeout: %s: the upstream did not answer in time and "
+                                "nothing is cached",
+                                w);
+    case -ENETUNREACH:
+        return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY,
+                                "bad gateway: %s: the upstream is unreachable (offline or "
+                                "backing off) and nothing is cached",
+                                w);
+    case -EIO:
+    case -EREMOTEIO:
+    case -ECONNREFUSED:
+    case -EHOSTUNREACH:
+    case -EBADMSG:
+        return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY,
+                                "bad gateway: %s: the upstream failed or sent bad content, and "
+                                "nothing good is cached (%s)",
+                                w, strerror(-rc));
+    case -ENOSPC:
+        return shim__reply_text(r, MHD_HTTP_INSUFFICIENT_STORAGE,
+                                "insufficient storage: %s: the cache's disk is full", w);
+    case -EINTR:
+    case -ECANCELED:
+        return shim__reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cancelled: %s", w);
+    default:
+        return shim__reply_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: %s: %s", w,
+                                strerror(rc < 0 ? -rc : rc));
+    }
+}
+
+const char *shim__header(struct shim_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
+}
+
+bool shim__cancelled(void *arg)
+{
+    const struct shim_waiter *w = arg;
+    if (atomic_load(&w->s->stopping))
+        return true;
+    if (w->sock < 0)
+        return false;
+    struct pollfd pfd = {.fd = w->sock, .events = POLLRDHUP};
+    /* Only a hang-up counts: a pipelined next request makes the socket readable, not gone. */
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* ---- small routes ----------------------------------------------------------------------- */
+
+static enum MHD_Result healthz(struct shim_req *r)
+{
+    struct engine_stats st;
+    if (strcmp(r->method, "GET") && !r->head)
+        return shim__reply_method(r, "GET, HEAD");
+    if (engine_stats(r->s->e, &st) < 0)
+        return shim__reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "engine not answering");
+    return shim__reply_text(r, MHD_HTTP_OK, "ok");
+}
+
+static enum MHD_Result metrics(struct shim_req *r)
+{
+    struct engine_stats st;
+    char *page = NULL;
+    size_t len = 0;
+    if (strcmp(r->method, "GET") && !r->head)
+        return shim__reply_method(r, "GET, HEAD");
+    bool up = engine_stats(r->s->e, &st) == 0;
+    if (shim_metrics_format(&r->s->metrics, up ? &st : NULL, &page, &len) < 0)
+        return shim__reply_errno(r, -ENOMEM, "metrics");
+    enum MHD_Result ok = shim__reply_data(r, MHD_HTTP_OK, "text/plain; version=0.0.4", page, len);
+    free(page);
+    return ok;
+}
+
+static enum MHD_Result dispatch(struct shim_req *r)
+{
+    switch (r->route) {
+    case SHIM_ROUTE_ROOT:
+    case SHIM_ROUTE_PATH:
+        return shim__files(r);
+    case SHIM_ROUTE_V2:
+        return shim__v2(r);
+    case SHIM_ROUTE_API:
+        return shim__api(r);
+    case SHIM_ROUTE_METRICS:
+        return metrics(r);
+    case SHIM_ROUTE_HEALTHZ:
+        return healthz(r);
+    default:
+        return shim__reply_text(r, MHD_HTTP_NOT_FOUND, "not found");
+    }
+}
+
+/* ---- MHD callbacks ---------------------------------------------------------------------- */
+
+/* Leaves targets escaped, so normalisation sees them as sent (see the file comment). */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    (void)cls;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_warn("shim: %s", line);
+}
+
+static struct shim_req *req_new(struct shim *s, struct MHD_Connection *c, const char *url,
+                                const char *method)
+{
+    struct shim_req *r = calloc(1, sizeof(*r));
+    if (!r || !(r->target = strdup(url))) {
+        free(r);
+        return NULL;
+    }
+    r->s = s;
+    r->c = c;
+    r->method = method;
+    r->head = !strcmp(method, "HEAD");
+    r->sock = -1;
+    r->route = SHIM_ROUTE_OTHER;
+    clock_gettime(CLOCK_MONOTONIC, &r->started);
+    shim_buf_init(&r->body, SHIM_API_BODY_MAX);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(r->client, sizeof(r->client), "-");
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client,
+                      sizeof(r->client));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client,
+                      sizeof(r->client));
+    }
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+        r->sock = ci->connect_fd;
+    atomic_fetch_add(&s->metrics.active, 1);
+    return r;
+}
+
+static bool authorised(struct shim_req *r)
+{
+    char *pass = NULL;
+    char *user = MHD_basic_auth_get_username_password(r->c, &pass);
+    bool ok = user && pass && shim_htpasswd_check(r->s->auth, user, pass);
+    if (pass) {
+        explicit_bzero(pass, strlen(pass));
+        MHD_free(pass);
+    }
+    if (user)
+        MHD_free(user);
+    return ok;
+}
+
+/* 401 with the Basic challenge (WWW-Authenticate: Basic realm="upstreamfs"). */
+static enum MHD_Result reply_unauthorised(struct shim_req *r)
+{
+    static const char body[] = "authentication required\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    enum MHD_Result q = MHD_queue_basic_auth_fail_response(r->c, "upstreamfs", resp);
+    MHD_destroy_response(resp);
+    if (q == MHD_YES) {
+        r->replied = true;
+        r->status = MHD_HTTP_UNAUTHORIZED;
+        r->bytes = r->head ? 0 : strlen(body);
+    }
+    return q;
+}
+
+/* The first call for a request: route, authenticate, and answer or wait for the body. */
+static enum MHD_Result first_call(struct shim_req *r)
+{
+    int rc = shim_http_path_normalise(r->target, r->path, sizeof(r->path), &r->slash);
+    if (rc < 0) {
+        return shim__reply_text(r,
+                                rc == -ENAMETOOLONG ? MHD_HTTP_URI_TOO_LONG : MHD_HTTP_BAD_REQUEST,
+                                rc == -ENAMETOOLONG ? "request path too long"
+                                                    : "bad request path: escaped '/', NUL or "
+                                                      "control byte, '.' or '..' component, or "
+                                                      "malformed escape");
+    }
+    r->path_ok = true;
+    r->route = shim_http_route(r->path);
+    if (r->s->auth && r->route != SHIM_ROUTE_HEALTHZ && !authorised(r))
+        return reply_unauthorised(r);
+    if (r->route == SHIM_ROUTE_API && (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT"))) {
+        const char *cl = shim__header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        static const char too_big[] =
+            "{\"error\":{\"field\":\"body\",\"message\":\"must be at most 1 MiB\"}}\n";
+        if (cl && strtoull(cl, NULL, 10) > SHIM_API_BODY_MAX)
+            return shim__reply_data(r, MHD_HTTP_CONTENT_TOO_LARGE, "application/json", too_big,
+                                    strlen(too_big));
+        r->wants_body = true;
+    }
+    /*
+     * Answer on the next call, once MHD has the whole request: a reply queued
+     * on the first call counts as early and costs the connection its
+     * keep-alive.
+     */
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct shim *s = cls;
+    struct shim_req *r = *con_cls;
+    (void)version;
+    if (!r) {
+        if (!(r = req_new(s, c, url, method)))
+            return MHD_NO;
+        *con_cls = r;
+        return first_call(r);
+    }
+    if (*upload_data_size) {
+        /* A body nobody reads (the reply went out first) is drained; /api's is kept, capped. */
+        if (r->wants_body && !r->replied &&
+            shim_buf_append(&r->body, upload_data, *upload_data_size) < 0)
+            return MHD_NO; /* a chunked body past the cap: drop the connection */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->replied)
+        return MHD_YES;
+    return dispatch(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct shim *s = cls;
+    struct shim_req *r = *con_cls;
+    struct timespec now;
+    char path[300];
+    (void)c;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (long)((now.tv_sec - r->started.tv_sec) * 1000 +
+                     (now.tv_nsec - r->started.tv_nsec) / 1000000);
+    shim_http_log_escape(r->target, path, sizeof(path));
+    if (r->status)
+        shim_metrics_request(&s->metrics, r->route, r->status, r->bytes, r->cache);
+    log_info("http %s \"%s %s\" route=%s status=%d bytes=%llu cache=%s %ldms%s", r->client,
+             r->method, path, shim_http_route_name(r->route), r->status,
+             (unsigned long long)r->bytes,
+             r->cache == SHIM_CACHE_HIT    ? "hit"
+             : r->cache == SHIM_CACHE_MISS ? "miss"
+                                           : "-",
+             ms, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    atomic_fetch_sub(&s->metrics.active, 1);
+    engine_file_close(r->file);
+    shim_buf_free(&r->body);
+    free(r->target);
+    free(r);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+/* The listening socket, made here so a failure has an errno to report. */
+static int listen_socket(const struct prep *p, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    int one = 1;
+    int fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)&p->addr, p->addr_len) < 0 || listen(fd, 128) < 0) {
+        int rc = -errno;
+        config_error_set(err, "listen", "cannot listen on %s port %u: %s",
+                         config_quote(q, sizeof(q), p->host), p->port, strerror(-rc));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int shim_start(struct engine *e, const char *state_dir, const struct shim_opts *o,
+               struct shim **out, struct config_error *err)
+{
+    struct prep p;
+    struct shim *s = NULL;
+    int fd = -1, rc;
+
+    *out = NULL;
+    if ((rc = prepare(o, &p, err)) < 0)
+        return rc;
+    if (!(s = calloc(1, sizeof(*s)))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    s->e = e;
+    pthread_mutex_init(&s->st_mu, NULL);
+    shim_metrics_init(&s->metrics);
+    atomic_init(&s->stopping, false);
+    if ((rc = state_open(state_dir, &s->st)) < 0) {
+        config_error_set(err, "state", "cannot open the state dir: %s", strerror(-rc));
+        goto fail;
+    }
+    if (o->default_name && !(s->default_name = strdup(o->default_name))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    s->auth = p.auth;
+    s->tls_cert = p.cert;
+    s->tls_key = p.key;
+    s->tls_key_len = p.key_len;
+    p.auth = NULL;
+    p.cert = p.key = NULL;
+    if ((fd = listen_socket(&p, err)) < 0) {
+        rc = fd;
+        goto fail;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (p.addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (s->tls_cert)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem ops[16];
+    size_t n = 0;
+    /* The logger first, so MHD reports problems with the options after it through it. */
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)(void *)mhd_log, s};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, SHIM_CONN_LIMIT, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, SHIM_CONN_PER_IP, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, SHIM_IDLE_TIMEOUT, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, SHIM_CONN_MEMORY, NULL};
+    ops[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)(void *)on_completed, s};
+    ops[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)(void *)keep_escaped, s};
+    if (s->tls_cert) {
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+    }
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        config_error_set(err, s->tls_cert ? "tls_cert" : "listen",
+                         s->tls_cert ? "cannot start the HTTPS server (do the certificate and "
+                                       "the key belong together?)"
+                                     : "cannot start the HTTP server");
+        rc = s->tls_cert ? -EINVAL : -EIO;
+        goto fail;
+    }
+    fd = -1; /* MHD owns the socket now */
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di && di->port ? di->port : p.port;
+    log_info("shim: listening on %s://%s%s%s:%u/%s%s", s->tls_cert ? "https" : "http",
+             p.addr.ss_family == AF_INET6 ? "[" : "", p.host,
+             p.addr.ss_family == AF_INET6 ? "]" : "", s->port,
+             s->auth ? " (htpasswd authentication)" : "", p.loopback ? "" : " (not loopback)");
+    prep_clear(&p);
+    *out = s;
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    prep_clear(&p);
+    shim_stop(s);
+    return rc;
+}
+
+unsigned shim_port(const struct shim *s)
+{
+    return s->port;
+}
+
+void shim_stop(struct shim *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, true);
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    state_close(s->st);
+    pthread_mutex_destroy(&s->st_mu);
+    shim_htpasswd_free(s->auth);
+    free(s->tls_cert);
+    if (s->tls_key) {
+        explicit_bzero(s->tls_key, s->tls_key_len);
+        free(s->tls_key);
+    }
+    free(s->default_name);
+    free(s);
+}

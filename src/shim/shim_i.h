@@ -1,0 +1,113 @@
+/*
+ * shim_i.h: the shim's private state, shared by the files of src/shim/
+ * (shim.c the daemon, routing and access log; files.c the path routes;
+ * api.c /api/v1; v2.c the registry API). Nothing outside src/shim includes it.
+ *
+ * A request is one struct shim_req, created on MHD's first call for it and
+ * freed by the completion callback, which also writes the access-log line
+ * and counts it. Every reply goes through shim__reply, so status and bytes
+ * are always known there. Replies are queued once; a handler returns what
+ * shim__reply returned.
+ */
+#ifndef UPSTREAMFS_SHIM_I_H
+#define UPSTREAMFS_SHIM_I_H
+
+#include "upstreamfs/engine.h"
+#include "upstreamfs/shim.h"
+#include "upstreamfs/shim_buf.h"
+#include "upstreamfs/shim_htpasswd.h"
+#include "upstreamfs/shim_http.h"
+#include "upstreamfs/shim_metrics.h"
+#include "upstreamfs/state.h"
+
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define SHIM_API_BODY_MAX (1024 * 1024)      /* request bodies (the API's JSON) */
+#define SHIM_INDEX_MAX    (16 * 1024 * 1024) /* one generated index page */
+#define SHIM_STREAM_BLOCK (64 * 1024)
+#define SHIM_WAIT_SMALL   (1024 * 1024) /* downloads up to this size are awaited whole */
+#define SHIM_CONN_MEMORY  (64 * 1024)   /* per connection: caps request line and headers */
+#define SHIM_CONN_LIMIT   512
+#define SHIM_CONN_PER_IP  128
+#define SHIM_IDLE_TIMEOUT 60 /* seconds without traffic before a connection is closed */
+
+struct shim {
+    struct engine *e;
+    struct MHD_Daemon *d;
+    struct state *st; /* configuration for /api; one sqlite connection, under st_mu */
+    pthread_mutex_t st_mu;
+    struct shim_metrics metrics;
+    struct shim_htpasswd *auth; /* NULL: no authentication */
+    char *default_name;
+    char *tls_cert, *tls_key; /* PEM, kept (and wiped at stop) while MHD may use them */
+    size_t tls_key_len;
+    atomic_bool stopping;
+    unsigned port;
+};
+
+struct shim_req {
+    struct shim *s;
+    struct MHD_Connection *c;
+    const char *method; /* MHD's string, valid for the request */
+    bool head;
+    char *target; /* the request path as received (still escaped), for redirects and logs */
+    char path[SHIM_PATH_MAX + 1]; /* normalised: "key/a/b", "" for "/" */
+    bool slash;                   /* the target ended with '/' */
+    bool path_ok;
+    enum shim_route route;
+    int sock;
+    char client[INET6_ADDRSTRLEN + 2];
+    struct shim_buf body;
+    bool wants_body;
+    bool replied;
+    int status;
+    uint64_t bytes; /* body bytes handed to MHD (planned for fd responses) */
+    enum shim_cache_result cache;
+    struct engine_file *file; /* held open until the reply is complete */
+    struct timespec started;
+};
+
+/* What an engine wait polls: the shim stopping, or the client gone. */
+struct shim_waiter {
+    struct shim *s;
+    int sock;
+};
+bool shim__cancelled(void *arg);
+
+/* Queues resp with status (taking resp; NULL fails the connection) and records the status. */
+enum MHD_Result shim__reply(struct shim_req *r, unsigned status, struct MHD_Response *resp);
+/* A copied body with a Content-Type. */
+enum MHD_Result shim__reply_data(struct shim_req *r, unsigned status, const char *type,
+                                 const void *data, size_t len);
+/* A one-line text/plain body (a newline is added). */
+enum MHD_Result shim__reply_text(struct shim_req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 405 with an Allow header. */
+enum MHD_Result shim__reply_method(struct shim_req *r, const char *allow);
+/* An engine error as a status and a one-line body naming the cause (what: the path). */
+enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what);
+/* A header of the request, or NULL. */
+const char *shim__header(struct shim_req *r, const char *name);
+
+/*
+ * Serves the file at engine node a (a->kind NODE_FILE) named name: Range,
+ * ETag (the content's sha256), Last-Modified, HEAD without opening, bytes
+ * zero-copy from the store or streamed from a running download. type NULL
+ * picks one from the name. extra (NULL-terminated name/value pairs, may be
+ * NULL) is added to a successful answer, e.g. Docker-Content-Digest.
+ */
+enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a, const char *name,
+                                 const char *type, const char *const *extra);
+
+/* Route handlers. */
+enum MHD_Result shim__files(struct shim_req *r);
+enum MHD_Result shim__api(struct shim_req *r);
+enum MHD_Result shim__v2(struct shim_req *r);
+
+#endif

@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+"""tests/integration/docker/regproxy.py -- a counting reverse proxy in front of docker-registry.
+
+    /usr/bin/python3 regproxy.py --backend http://127.0.0.1:PORT [--port 0] [--port-file F]
+                                 [--redirect-blobs-to BASE_URL]
+
+Standard library only; listens on 127.0.0.1. Every request except /_control/ ones is forwarded
+to the backend (method, path and query, headers, body; the Host header is kept so the registry
+builds its URLs for this proxy) and the answer is streamed back. Each request is counted as
+"METHOD /path" (no query) when its request line has been read.
+
+--redirect-blobs-to BASE: a GET of /v2/<name>/blobs/<digest> is not forwarded but answered
+"307 Temporary Redirect" to BASE + the same path (as object stores and CDNs do). Run a second
+regproxy at BASE (another origin: another port, or "localhost" instead of "127.0.0.1") to serve
+it; its request log shows whether an Authorization header followed the redirect (it must not).
+
+Control API (JSON; never counted):
+  GET  /_control/counts    -> {"GET /v2/...": 2, ...}
+  GET  /_control/requests  -> [{"method", "path", "auth": "bearer"|"basic"|"", "status"}, ...]
+  POST /_control/reset     -> zero the counts and the log
+  POST /_control/down      -> answer every request with 503 until /_control/up
+  POST /_control/ratelimit?seconds=N
+                           -> answer every manifest request with 429 and "Retry-After: N" (and
+                              Docker Hub's body text) until /_control/up
+  POST /_control/up
+"""
+import argparse
+import http.client
+import http.server
+import json
+import os
+import socketserver
+import sys
+import threading
+import urllib.parse
+
+HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+       "transfer-encoding", "upgrade"}
+
+
+class State:
+    lock = threading.Lock()
+    counts = {}
+    log = []
+    down = False
+    ratelimit = 0
+    backend = None
+    redirect = None
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _json(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _control(self):
+        path = urllib.parse.urlsplit(self.path).path
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        with State.lock:
+            if path == "/_control/counts":
+                return self._json(200, State.counts)
+            if path == "/_control/requests":
+                return self._json(200, State.log)
+            if path == "/_control/reset":
+                State.counts = {}
+                State.log = []
+                return self._json(200, {"ok": True})
+            if path == "/_control/down":
+                State.down = True
+                return self._json(200, {"ok": True})
+            if path == "/_control/ratelimit":
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                State.ratelimit = int(q.get("seconds", ["60"])[0])
+                return self._json(200, {"ok": True})
+            if path == "/_control/up":
+                State.down = False
+                State.ratelimit = 0
+                return self._json(200, {"ok": True})
+        return self._json(404, {"error": "unknown control path"})
+
+    def _record(self, status):
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        auth = (self.headers.get("Authorization") or "").split(" ")[0].lower()
+        with State.lock:
+            State.log.append({"method": self.command, "path": path, "auth": auth,
+                              "status": status})
+
+    def _count(self):
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        key = "%s %s" % (self.command, path)
+        with State.lock:
+            State.counts[key] = State.counts.get(key, 0) + 1
+
+    def _forward(self):
+        if self.path.startswith("/_control/"):
+            return self._control()
+        self._count()
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        if State.down:
+            self._record(503)
+            msg = b'{"errors":[{"code":"UNAVAILABLE","message":"down for the test"}]}'
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(msg)
+            return
+        path = urllib.parse.urlsplit(self.path).path
+        if State.ratelimit and "/manifests/" in path:
+            self._record(429)
+            msg = (b"You have reached your pull rate limit. You may increase the limit by "
+                   b"authenticating and upgrading: https://www.docker.com/increase-rate-limits")
+            self.send_response(429)
+            self.send_header("Retry-After", str(State.ratelimit))
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(msg)
+            return
+        if State.redirect and self.command == "GET" and "/blobs/sha256:" in path and \
+                path.startswith("/v2/"):
+            self._record(307)
+            self.send_response(307)
+            self.send_header("Location", State.redirect.rstrip("/") + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        b = urllib.parse.urlsplit(State.backend)
+        conn = http.client.HTTPConnection(b.hostname, b.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in headers.items():
+                conn.putheader(k, v)
+            if body is not None and "content-length" not in {k.lower() for k in headers}:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            r = conn.getresponse()
+        except OSError:
+            self._record(502)
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._record(r.status)
+        data = None
+        length = r.getheader("Content-Length")
+        if length is None and self.command != "HEAD" and r.status not in (204, 304):
+            data = r.read()
+            length = str(len(data))
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        if length is not None:
+            self.send_header("Content-Length", length)
+        self.end_headers()
+        if self.command != "HEAD":
+            if data is not None:
+                self.wfile.write(data)
+            else:
+                while True:
+                    chunk = r.read(65536)
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+        conn.close()
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--redirect-blobs-to")
+    a = ap.parse_args()
+    State.backend = a.backend
+    State.redirect = a.redirect_blobs_to
+    srv = Server(("127.0.0.1", a.port), Handler)
+    port = srv.server_address[1]
+    print(port, flush=True)
+    if a.port_file:
+        tmp = a.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.replace(tmp, a.port_file)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

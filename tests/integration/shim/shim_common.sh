@@ -1,0 +1,102 @@
+# shellcheck shell=bash
+# tests/integration/shim/shim_common.sh -- helpers for the shim_*_test.sh integration tests.
+#
+# Usage (after sourcing ../mount_common.sh, which provides UPFS, STATE, T, upfs, die, ...):
+#     source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
+#
+# Provides:
+#     serve_start NAME [ARGS...]   start "upstreamfs --state $STATE serve --listen 127.0.0.1:PORT
+#                                  ARGS..." in the background on a free port (retried on a port
+#                                  race); sets SERVE_PORT_<NAME>, SERVE_PID_<NAME> and
+#                                  SERVE_LOG_<NAME> ($T/serve-NAME.log, the access log); stopped
+#                                  (SIGTERM, then waited for) on exit
+#     serve_stop NAME              SIGTERM and wait; dies unless it exits 0 within 10 s (call it
+#                                  from the main shell: only the parent can read the status)
+#     http_get URL [CURL_ARGS...]  GET URL into $T/body; sets HTTP_STATUS, BODY (first 64 KiB as
+#                                  text), HEADERS (the response headers, CR stripped)
+#     http_req METHOD URL [DATA]   the same for any method; DATA (JSON) is sent as the body
+#                                  (HEAD: $T/body stays empty; curl reads no body after a HEAD)
+#     header_of NAME               the value of response header NAME from the last http_* call
+#     json_field EXPR              evaluate EXPR (Python, the parsed BODY is `j`) and print it
+#     json_eq A B                  status 0 when the JSON texts A and B are equal as values
+
+_SHIM_COMMON_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+serve_start() {
+    local name="$1" port pid log attempt
+    shift
+    log="$T/serve-$name.log"
+    for attempt in 1 2 3 4 5; do
+        port="$(free_port)"
+        "${DIE_WITH_PARENT[@]}" "$UPFS" --state "$STATE" serve --listen "127.0.0.1:$port" "$@" \
+            </dev/null >"$log" 2>&1 &
+        pid=$!
+        if wait_until 10 port_is_open "$port"; then
+            break
+        fi
+        if pid_alive "$pid"; then
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+        pid=""
+        if ! grep -q "Address already in use" "$log"; then
+            cat "$log" >&2
+            die "serve $name did not start"
+        fi
+        log "serve $name: port $port taken, retrying ($attempt)"
+    done
+    [[ -n "$pid" ]] || die "serve $name: no free port"
+    printf -v "SERVE_PORT_$name" '%s' "$port"
+    printf -v "SERVE_PID_$name" '%s' "$pid"
+    printf -v "SERVE_LOG_$name" '%s' "$log"
+    on_exit "_serve_cleanup $pid"
+}
+
+_serve_cleanup() {
+    local pid="$1"
+    if pid_alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_until 10 _upfs_pid_dead "$pid" || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+serve_stop() {
+    local name="$1" pidvar="SERVE_PID_$1" rc=0
+    local pid="${!pidvar}"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_until 10 _upfs_pid_dead "$pid" || die "serve $name did not stop within 10 s of SIGTERM"
+    wait "$pid" 2>/dev/null || rc=$?
+    ((rc == 0)) || die "serve $name exited with status $rc after SIGTERM"
+}
+
+http_req() {
+    local method="$1" url="$2" data="${3-}" args=()
+    shift 3 2>/dev/null || shift $#
+    args=(-X "$method" -o "$T/body" -D "$T/headers" -w '%{http_code}')
+    # curl -I writes the headers where the body would go; only -D keeps them here
+    if [[ "$method" == HEAD ]]; then args=(-I -o /dev/null -D "$T/headers" -w '%{http_code}'); fi
+    : >"$T/body"
+    if [[ -n "$data" ]]; then args+=(-H 'Content-Type: application/json' --data-binary "$data"); fi
+    HTTP_STATUS="$("${CURL[@]}" --max-time 60 "${args[@]}" "$@" "$url" 2>"$T/curl.err")" || true
+    HEADERS="$(tr -d '\r' <"$T/headers" 2>/dev/null || true)"
+    BODY="$(head -c 65536 "$T/body" 2>/dev/null | tr -d '\0' || true)"
+}
+
+http_get() {
+    local url="$1"
+    shift
+    http_req GET "$url" "" "$@"
+}
+
+header_of() {
+    awk -v n="$1" 'BEGIN { n = tolower(n) } { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v); print v } }' <<<"$HEADERS" | tail -n 1
+}
+
+json_field() {
+    "$PYTHON" -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$BODY" "$1"
+}
+
+json_eq() {
+    "$PYTHON" -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1]) == json.loads(sys.argv[2]) else 1)' "$1" "$2"
+}

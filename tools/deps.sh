@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# deps.sh: installs what upstreamfs needs from Debian's packages.
+#   tools/deps.sh          build and run (libraries, compiler, FUSE)
+#   tools/deps.sh --test   also what the tests start and drive (nginx, attr, ...)
+# Run as root on Debian bookworm. Safe to run again: apt-get skips what is there.
+set -euo pipefail
+
+build=(build-essential cmake pkg-config ca-certificates
+       libfuse3-dev fuse3 libcurl4-openssl-dev libsqlite3-dev libjansson-dev libssl-dev
+       libmicrohttpd-dev libyaml-dev libxml2-dev libcmocka-dev)
+testing=(nginx-light curl attr openssl python3 python3-yaml sqlite3 psmisc procps util-linux
+         docker-registry skopeo)
+
+want=("${build[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+    want+=("${testing[@]}")
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "deps.sh: run as root (it installs packages with apt-get)" >&2
+    exit 1
+fi
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "deps.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Package scripts must not start system services (nginx on :80) during the install.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+fi

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# quickstart.sh [MOUNTPOINT]: from a fresh clone to a live mount, as root.
+# Installs the packages, builds and installs upstreamfs, creates a Docker Hub
+# proxy named "dockerhub" if the state has no proxy yet, and mounts every
+# proxy and registry at MOUNTPOINT (default /mnt/upstreamfs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mnt="${1:-/mnt/upstreamfs}"
+
+tools/deps.sh
+tools/build.sh
+cmake --install build >/dev/null
+bin=$(command -v upstreamfs)
+echo "installed $bin"
+
+if [[ "$("$bin" proxy list --json)" == "[]" ]]; then
+    "$bin" proxy create dockerhub --type docker --source dockerhub
+fi
+"$bin" proxy list
+
+mkdir -p "$mnt"
+if mountpoint -q "$mnt"; then
+    echo "$mnt is already mounted; unmount it first with: fusermount3 -u $mnt" >&2
+    exit 1
+fi
+"$bin" mount "$mnt"
+echo "mounted at $mnt; the daemon logs to ${UPSTREAMFS_STATE:-/var/lib/upstreamfs}/upstreamfs.log"
+echo "unmount with: fusermount3 -u $mnt"
+ls -l "$mnt"
