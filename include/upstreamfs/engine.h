@@ -29,6 +29,11 @@ struct engine_opts {
     const char *state_dir;
     int64_t quota_bytes; /* 0: default (min(10 GiB, half the free space)) */
     const char *platforms; /* docker: "os/arch[/variant][:os/arch...]" to show, or NULL for all */
+    /*
+     * A mount (or serve) owns the cache's quota and publishes it in the state;
+     * other engines on the state dir (cache, prefetch) use the published one.
+     */
+    bool owns_quota;
 };
 
 /* Attributes a front door needs; timeouts tell the kernel how long to trust them. */

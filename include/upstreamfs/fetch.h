@@ -58,6 +58,10 @@ struct fetch_response {
 struct fetch_request {
     const char *url;
     const struct fetch_endpoint *ep;
+    const char *method;   /* NULL: GET (or HEAD with head); else e.g. "POST", "PUT" */
+    const void *body;     /* request body for method; copied by libcurl's POSTFIELDS */
+    size_t body_len;
+    long connect_timeout_ms; /* 0: FETCH_CONNECT_TIMEOUT_S */
     bool head;
     bool no_redirects; /* report 3xx instead of following it */
     const struct curl_slist *headers;

@@ -105,6 +105,10 @@ int index_local_totals(struct index *ix, int64_t *bytes, int64_t *count);
 int index_object_lru(struct index *ix, struct object_info **out, size_t *n, size_t max);
 /* Every object (for verify/gc). */
 int index_object_all(struct index *ix, struct object_info **out, size_t *n);
+/* Settings shared between processes on one state dir (e.g. "quota"). -ENOENT when unset. */
+int index_setting_get(struct index *ix, const char *key, char *buf, size_t len);
+int index_setting_set(struct index *ix, const char *key, const char *value);
+
 /* Whether any node still points at a digest. */
 int index_digest_referenced(struct index *ix, const char *digest);
 

@@ -673,123 +673,25 @@ int sigv4_sign_headers(const struct sigv4_request *req, struct curl_slist **list
     return 0;
 }
 
-/* Transfer state of sigv4_http_perform. */
-struct body_sink {
-    struct fetch_response *resp;
-    size_t cap, alloc;
-    int err;
-};
-
-static size_t sink_write(char *buf, size_t size, size_t n, void *arg)
-{
-    struct body_sink *s = arg;
-    struct fetch_response *r = s->resp;
-    size_t len = size * n;
-    if (r->body_len + len > s->cap) {
-        s->err = -EFBIG;
-        return 0;
-    }
-    if (r->body_len + len + 1 > s->alloc) {
-        size_t want = s->alloc ? s->alloc * 2 : 4096;
-        while (want < r->body_len + len + 1)
-            want *= 2;
-        char *nb = realloc(r->body, want);
-        if (!nb) {
-            s->err = -ENOMEM;
-            return 0;
-        }
-        r->body = nb;
-        s->alloc = want;
-    }
-    memcpy(r->body + r->body_len, buf, len);
-    r->body_len += len;
-    r->body[r->body_len] = '\0';
-    return len;
-}
-
-/* The same mapping as fetch_perform's, so callers see one set of errors. */
-static int map_curl_error(CURLcode c)
-{
-    switch (c) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return -ETIMEDOUT;
-    case CURLE_COULDNT_CONNECT:
-        return -ECONNREFUSED;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return -EHOSTUNREACH;
-    case CURLE_FILESIZE_EXCEEDED:
-        return -EFBIG;
-    default:
-        return -EIO;
-    }
-}
-
 int sigv4_http_perform(const struct sigv4_http_request *req, struct fetch_response *resp)
 {
-    struct body_sink sink = {.resp = resp};
-    struct curl_slist *hdrs = NULL;
-    struct curl_header *ct = NULL;
-    int rc = 0;
     memset(resp, 0, sizeof(*resp));
     resp->content_length = -1;
     if (!req->method || !req->url || (req->body_len && !req->body))
         return -EINVAL;
-    sink.cap = req->max_body ? req->max_body : (1u << 20);
-    CURL *h = curl_easy_init();
-    if (!h)
-        return -ENOMEM;
-    for (const struct curl_slist *l = req->headers; l; l = l->next) {
-        struct curl_slist *nl = curl_slist_append(hdrs, l->data);
-        if (!nl) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        hdrs = nl;
-    }
-    /* No "Expect: 100-continue" round trip for a body of a few bytes. */
-    struct curl_slist *nl = curl_slist_append(hdrs, "Expect:");
-    if (!nl) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    hdrs = nl;
-    curl_easy_setopt(h, CURLOPT_URL, req->url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "upstreamfs/" UPSTREAMFS_VERSION);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     req->connect_timeout_ms > 0 ? req->connect_timeout_ms
-                                                 : (long)FETCH_CONNECT_TIMEOUT_S * 1000);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)FETCH_LOW_SPEED_BPS);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)FETCH_LOW_SPEED_TIME_S);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-                     req->timeout_ms > 0 ? req->timeout_ms : (long)FETCH_META_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body_len ? (const char *)req->body : "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    if (strcmp(req->method, "POST") != 0)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    if (req->ep && req->ep->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, req->ep->ca_file);
-    if (req->ep && req->ep->http_proxy)
-        curl_easy_setopt(h, CURLOPT_PROXY, req->ep->http_proxy);
-    CURLcode c = curl_easy_perform(h);
-    if (c != CURLE_OK) {
-        rc = sink.err ? sink.err : map_curl_error(c);
-        goto out;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-    if (curl_easy_header(h, "Content-Type", 0, CURLH_HEADER, -1, &ct) == CURLHE_OK && ct)
-        resp->content_type = strdup(ct->value);
-    if (!resp->body && !(resp->body = calloc(1, 1)))
-        rc = -ENOMEM;
-out:
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
+    /* AWS APIs answer where they are asked; a redirect would only move a signed request. */
+    struct fetch_request fr = {.url = req->url,
+                               .ep = req->ep,
+                               .method = req->method,
+                               .body = req->body,
+                               .body_len = req->body_len,
+                               .connect_timeout_ms = req->connect_timeout_ms,
+                               .no_redirects = true,
+                               .headers = req->headers,
+                               .timeout_ms = req->timeout_ms > 0 ? req->timeout_ms
+                                                                 : FETCH_META_TIMEOUT_MS,
+                               .max_body = req->max_body};
+    int rc = fetch_perform(&fr, resp);
     if (rc < 0)
         fetch_response_clear(resp);
     return rc;

@@ -160,8 +160,11 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         }
     }
     close_engine(e);
-    if (json && rc == CLI_EXIT_OK)
-        return cli_print_json(out);
+    /* A failed verify still reports what it found. */
+    if (json && (rc == CLI_EXIT_OK || !strcmp(cmd, "verify"))) {
+        int prc = cli_print_json(out);
+        return rc != CLI_EXIT_OK ? rc : prc;
+    }
     json_decref(out);
     return rc;
 }

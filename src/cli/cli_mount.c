@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,8 +128,12 @@ static int take_opts(struct mount_opts *mo, const char *list)
 /* Detaches a mount point whose daemon died; leaves healthy ones alone. */
 static int clean_stale_mount(const char *mnt)
 {
-    struct stat st;
-    if (stat(mnt, &st) == 0 || errno != ENOTCONN)
+    /*
+     * statfs always reaches the file system's daemon, while stat may be
+     * answered from the kernel's cached attributes of a dead mount's root.
+     */
+    struct statfs sf;
+    if (statfs(mnt, &sf) == 0 || errno != ENOTCONN)
         return 0;
     log_warn("%s: the previous daemon is gone (transport endpoint not connected); detaching",
              mnt);
@@ -231,7 +236,10 @@ static int run_mount(struct mount_opts *mo)
 
     int frc = fetch_global_init();
     struct engine_opts eo = {
-        .state_dir = mo->state_dir, .quota_bytes = mo->quota, .platforms = mo->platform};
+        .state_dir = mo->state_dir,
+        .quota_bytes = mo->quota,
+        .platforms = mo->platform,
+        .owns_quota = true};
     int erc = frc < 0 ? frc : engine_open(&eo, &e);
     if (erc < 0) {
         snprintf(msg, sizeof(msg), "engine: %s", strerror(-erc));

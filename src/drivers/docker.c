@@ -987,11 +987,12 @@ static void catalog_refresh(struct upstream *u, struct dk_state *s)
     if (fresh || u->cfg.offline)
         return;
     struct strv sv = {0};
-    char *url = reg_url(u, "_catalog?n=1000");
+    /* No n=: registry 2.8 refuses one above its maxentries; its own page size and Links do. */
+    char *url = reg_url(u, "_catalog");
     int rc =
         url ? read_pages(u, "registry:catalog:*", url, "repositories", strv_add, &sv) : -ENOMEM;
     free(url);
-    if (rc == 0)
+    if (rc == 0 && sv.n > 1)
         qsort(sv.v, sv.n, sizeof(*sv.v), cmp_str);
     pthread_mutex_lock(&u->mu);
     if (rc == 0) {
@@ -1087,7 +1088,8 @@ static int catalog_children(struct upstream *u, const char *dir, struct drv_list
     }
     pthread_mutex_unlock(&u->mu);
     /* Below one prefix, names sharing a first component are adjacent only after sorting. */
-    qsort(names.v, names.n, sizeof(*names.v), cmp_str);
+    if (names.n > 1)
+        qsort(names.v, names.n, sizeof(*names.v), cmp_str);
     struct drv_entry e = {.kind = NODE_DIR};
     for (size_t i = 0; rc == 0 && i < names.n; i++)
         if (i == 0 || strcmp(names.v[i], names.v[i - 1]) != 0)

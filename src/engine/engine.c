@@ -148,6 +148,9 @@ void engine__attr_from_node(struct engine *e, const struct node *n, struct engin
     } else {
         a->timeout = ENGINE_IMMUTABLE_TIMEOUT;
     }
+    /* A registry entry may be re-bound to another upstream when the order changes. */
+    if (n->via && !n->local && a->timeout > ENGINE_DIR_TIMEOUT)
+        a->timeout = ENGINE_DIR_TIMEOUT;
 }
 
 /* Keeps one top-level node per proxy and registry; removes the trees of deleted ones. */
@@ -205,17 +208,61 @@ static bool proxy_source_changed(const struct proxy *a, const struct proxy *b)
     return strcmp(a->url ? a->url : "", b->url ? b->url : "") != 0 || a->type != b->type;
 }
 
+/* The running upstreams, each referenced (NULL when there are none or on ENOMEM). */
+static struct upstream **upstreams_snapshot(struct engine *e, size_t *n)
+{
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    struct upstream **cur = e->n_ups ? calloc(e->n_ups, sizeof(*cur)) : NULL;
+    *n = cur ? e->n_ups : 0;
+    for (size_t i = 0; i < *n; i++) {
+        cur[i] = e->ups[i];
+        upstream_ref(cur[i]);
+    }
+    pthread_rwlock_unlock(&e->cfg_lock);
+    return cur;
+}
+
+/*
+ * The running upstream of a proxy whose config and secret did not change,
+ * referenced, or NULL. Keeping it across a reload that changed something
+ * else keeps its health and its driver's caches (registry tokens, tag
+ * resolutions, parsed indexes), which a new object would have to relearn.
+ */
+static struct upstream *upstream_unchanged(struct upstream **cur, size_t n, const struct proxy *p,
+                                           const char *secret)
+{
+    json_t *want = config_proxy_to_json(p);
+    struct upstream *found = NULL;
+    for (size_t i = 0; want && i < n && !found; i++) {
+        if (strcmp(cur[i]->cfg.key, p->key) != 0)
+            continue;
+        json_t *have = config_proxy_to_json(&cur[i]->cfg);
+        if (have && json_equal(have, want) &&
+            strcmp(cur[i]->secret ? cur[i]->secret : "", secret ? secret : "") == 0) {
+            upstream_ref(cur[i]);
+            found = cur[i];
+        }
+        json_decref(have);
+    }
+    json_decref(want);
+    return found;
+}
+
 int engine_reload(struct engine *e)
 {
     long long gen = 0;
     struct proxy *plist = NULL;
     struct registry *rlist = NULL;
-    size_t np = 0, nr = 0;
+    size_t np = 0, nr = 0, ncur = 0;
     int rc;
+    struct upstream **cur = upstreams_snapshot(e, &ncur);
     pthread_mutex_lock(&e->mu);
     rc = configdb_generation(e->st, &gen);
     if (rc == 0 && gen == e->generation && e->ups) {
         pthread_mutex_unlock(&e->mu);
+        for (size_t i = 0; i < ncur; i++)
+            upstream_unref(cur[i]);
+        free(cur);
         return 0;
     }
     if (rc == 0)
@@ -227,7 +274,9 @@ int engine_reload(struct engine *e)
         char *secret = NULL;
         if (plist[i].secret_set)
             configdb_secret_read(e->st, plist[i].key, &secret);
-        ups[i] = upstream_new(e, &plist[i], secret);
+        ups[i] = upstream_unchanged(cur, ncur, &plist[i], secret);
+        if (!ups[i])
+            ups[i] = upstream_new(e, &plist[i], secret);
         if (secret) {
             explicit_bzero(secret, strlen(secret));
             free(secret);
@@ -236,6 +285,9 @@ int engine_reload(struct engine *e)
             rc = -ENOMEM;
     }
     pthread_mutex_unlock(&e->mu);
+    for (size_t i = 0; i < ncur; i++)
+        upstream_unref(cur[i]);
+    free(cur);
     if (rc < 0 || !ups) {
         for (size_t i = 0; ups && i < np; i++)
             upstream_unref(ups[i]);
@@ -281,6 +333,33 @@ void engine_on_reload(struct engine *e, void (*cb)(void *arg), void *arg)
 {
     e->reload_cb = cb;
     e->reload_arg = arg;
+}
+
+bool engine__bg_begin(struct engine *e, int64_t ino)
+{
+    bool ok = true;
+    pthread_mutex_lock(&e->stop_mu);
+    for (size_t i = 0; i < e->n_bg && ok; i++)
+        ok = e->bg[i] != ino;
+    if (ok && (e->stopping || e->n_bg == sizeof(e->bg) / sizeof(e->bg[0])))
+        ok = false;
+    if (ok)
+        e->bg[e->n_bg++] = ino;
+    pthread_mutex_unlock(&e->stop_mu);
+    return ok;
+}
+
+void engine__bg_end(struct engine *e, int64_t ino)
+{
+    pthread_mutex_lock(&e->stop_mu);
+    for (size_t i = 0; i < e->n_bg; i++) {
+        if (e->bg[i] == ino) {
+            e->bg[i] = e->bg[--e->n_bg];
+            break;
+        }
+    }
+    pthread_cond_broadcast(&e->stop_cv);
+    pthread_mutex_unlock(&e->stop_mu);
 }
 
 static void *watcher_main(void *arg)
@@ -351,6 +430,14 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
         goto fail;
     }
     e->quota = opts->quota_bytes > 0 ? opts->quota_bytes : engine__default_quota(opts->state_dir);
+    char qbuf[32];
+    if (opts->owns_quota) {
+        snprintf(qbuf, sizeof(qbuf), "%lld", (long long)e->quota);
+        index_setting_set(e->ix, "quota", qbuf);
+    } else if (opts->quota_bytes <= 0 && index_setting_get(e->ix, "quota", qbuf, sizeof(qbuf)) == 0 &&
+               atoll(qbuf) > 0) {
+        e->quota = atoll(qbuf);
+    }
     rc = engine_reload(e);
     if (rc < 0)
         goto fail;
@@ -373,6 +460,10 @@ void engine_close(struct engine *e)
     pthread_mutex_unlock(&e->stop_mu);
     if (e->watcher_running)
         pthread_join(e->watcher, NULL);
+    pthread_mutex_lock(&e->stop_mu);
+    while (e->n_bg > 0) /* background listings hold upstreams and the index */
+        pthread_cond_wait(&e->stop_cv, &e->stop_mu);
+    pthread_mutex_unlock(&e->stop_mu);
     flight_table_free(e->flights);
     for (size_t i = 0; i < e->n_ups; i++)
         upstream_unref(e->ups[i]);
@@ -565,6 +656,17 @@ static int lookup_node(struct engine *e, int64_t parent_ino, const char *name, s
     if (crc == 0) {
         /* A file known only from a listing has no size yet: ask the remote, so ls -l is true. */
         bool sizeless = c.kind == NODE_FILE && c.size < 0 && !c.local && !c.via;
+        if (c.via && !c.local && c.kind != NODE_ABSENT) {
+            /*
+             * A registry name is bound to the upstream that provided it; the order
+             * may have changed since, so resolve it again (from the upstreams'
+             * index entries: no network for names they know).
+             */
+            node_clear(&c);
+            rc = registry_lookup(e, &p, name, out);
+            node_clear(&p);
+            return rc;
+        }
         if (c.kind != NODE_ABSENT && !sizeless) {
             *out = c;
             node_clear(&p);
@@ -697,18 +799,10 @@ int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out)
     return 0;
 }
 
-/* Merges the remote's listing of a proxy directory into the index, at most once per TTL. */
-static void refresh_listing(struct engine *e, struct node *dir)
+/* Merges the remote's listing of a proxy directory into the index. */
+static void merge_listing(struct engine *e, struct upstream *u, struct node *dir)
 {
-    struct upstream *u = engine__upstream(e, dir->top);
-    if (!u)
-        return;
     int64_t now = engine__now();
-    if (u->cfg.offline || !u->drv->list || now < dir->listed + u->cfg.metadata_ttl ||
-        upstream_backing_off(u)) {
-        upstream_unref(u);
-        return;
-    }
     struct drv_listing l = {0};
     int rc = u->drv->list(u, dir->path, &l);
     if (rc == 0) {
@@ -733,18 +827,76 @@ static void refresh_listing(struct engine *e, struct node *dir)
             remember(e, dir, l.items[i].name, path, &l.items[i], 0, NULL);
             free(path);
         }
-        dir->listed = now;
-        pthread_mutex_lock(&e->mu);
-        struct node d;
-        if (index_get(e->ix, dir->ino, &d) == 0) {
-            d.listed = now;
-            index_put(e->ix, &d);
-            node_clear(&d);
-        }
-        pthread_mutex_unlock(&e->mu);
     }
+    /* Tried, whatever the outcome: the next attempt waits for the TTL (or the back-off). */
+    pthread_mutex_lock(&e->mu);
+    struct node d;
+    if (index_get(e->ix, dir->ino, &d) == 0) {
+        d.listed = rc == 0 ? now : now - u->cfg.metadata_ttl + 5;
+        index_put(e->ix, &d);
+        node_clear(&d);
+    }
+    pthread_mutex_unlock(&e->mu);
     drv_listing_clear(&l);
+}
+
+struct relist {
+    struct engine *e;
+    struct upstream *u;
+    struct node dir;
+};
+
+static void *relist_main(void *arg)
+{
+    struct relist *r = arg;
+    merge_listing(r->e, r->u, &r->dir);
+    engine__bg_end(r->e, r->dir.ino);
+    upstream_unref(r->u);
+    node_clear(&r->dir);
+    free(r);
+    return NULL;
+}
+
+/*
+ * Keeps a directory's listing fresh, at most once per TTL. A directory
+ * never listed is listed now (there is nothing else to show); one listed
+ * before is answered from the index while a background thread asks the
+ * remote, so ls never waits on the network for what is already known.
+ */
+static void refresh_listing(struct engine *e, struct node *dir)
+{
+    struct upstream *u = engine__upstream(e, dir->top);
+    if (!u)
+        return;
+    int64_t now = engine__now();
+    if (u->cfg.offline || !u->drv->list || now < dir->listed + u->cfg.metadata_ttl ||
+        upstream_backing_off(u)) {
+        upstream_unref(u);
+        return;
+    }
+    if (dir->listed == 0) {
+        merge_listing(e, u, dir);
+        upstream_unref(u);
+        return;
+    }
+    struct relist *r = calloc(1, sizeof(*r));
+    pthread_t th;
+    if (!r || !engine__bg_begin(e, dir->ino)) {
+        free(r);
+        upstream_unref(u);
+        return;
+    }
+    r->e = e;
+    r->u = u;
+    node_copy(&r->dir, dir);
+    if (pthread_create(&th, NULL, relist_main, r) == 0) {
+        pthread_detach(th);
+        return;
+    }
+    engine__bg_end(e, dir->ino);
     upstream_unref(u);
+    node_clear(&r->dir);
+    free(r);
 }
 
 static int add_dirent(struct engine_dirent **list, size_t *n, size_t *cap, const char *name,

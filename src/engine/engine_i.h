@@ -71,6 +71,8 @@ struct engine {
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     bool stopping;
+    int64_t bg[64]; /* directories being re-listed in the background, under stop_mu */
+    size_t n_bg;
 
     int64_t quota;
     int64_t started; /* mtime of nodes that have none (the root) */
@@ -111,6 +113,10 @@ bool engine__path_allowed(const struct proxy *p, const char *path);
  */
 void engine__flight_key(const char *top, const char *path, const char *expect, char *buf,
                         size_t len);
+
+/* Background work on a directory: at most one at a time per inode; close waits for all. */
+bool engine__bg_begin(struct engine *e, int64_t ino);
+void engine__bg_end(struct engine *e, int64_t ino);
 
 /* Registry local content (local.c). */
 struct engine_file *engine__local_open_read(struct engine *e, const struct node *n, int *err);

@@ -97,6 +97,16 @@ static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch
 static void dl_fail(void *arg, int err, const struct fetch_response *resp)
 {
     struct dl_ctx *c = arg;
+    if (err == -ENOSPC) {
+        /* The disk filled up under the quota: make room so the next attempt can succeed. */
+        struct engine_stats s;
+        if (engine_stats(c->e, &s) == 0) {
+            log_warn("no space left for a download; evicting half of the cache (%lld bytes)",
+                     (long long)s.cache_bytes);
+            engine_evict_to(c->e, s.cache_bytes / 2);
+        }
+        return;
+    }
     if (fetch_is_remote_failure(err, resp ? resp->status : 0) && err != -EIO && err != -ENOSPC)
         upstream_note_failure(c->u);
     else
@@ -366,6 +376,8 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
 {
     struct node n;
     struct upstream *u = NULL;
+    int64_t reg_ino = 0; /* a registry entry being read through its upstream */
+    char reg_digest[65] = "";
     int rc;
     *keep_cache = false;
     *changed = false;
@@ -385,6 +397,8 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
     if (n.via) {
         /* A registry entry reads through the upstream that provides it. */
         struct node un;
+        reg_ino = n.ino;
+        memcpy(reg_digest, n.digest, sizeof(reg_digest));
         char *via = strdup(n.via), *path = strdup(n.path);
         node_clear(&n);
         rc = via && path ? engine__resolve_node(e, via, path, &un) : -ENOMEM;
@@ -431,6 +445,24 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
     if (rc == 0 && !*changed && (*out)->fd >= 0)
         *keep_cache = true;
 out:
+    if (rc == 0 && reg_ino) {
+        /*
+         * The registry inode shows whichever upstream provides the name now; its
+         * pages may be kept only while that is the same content as last time.
+         */
+        const char *now_digest = (*out)->digest;
+        if (strcmp(reg_digest, now_digest) != 0) {
+            *keep_cache = false;
+            struct node rn;
+            pthread_mutex_lock(&e->mu);
+            if (index_get(e->ix, reg_ino, &rn) == 0) {
+                memcpy(rn.digest, now_digest, sizeof(rn.digest));
+                index_put(e->ix, &rn);
+                node_clear(&rn);
+            }
+            pthread_mutex_unlock(&e->mu);
+        }
+    }
     upstream_unref(u);
     node_clear(&n);
     return rc;

@@ -247,7 +247,9 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, req->no_redirects ? 0L : 1L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)FETCH_CONNECT_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms > 0
+                                                       ? req->connect_timeout_ms
+                                                       : (long)FETCH_CONNECT_TIMEOUT_S * 1000);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)FETCH_LOW_SPEED_BPS);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)FETCH_LOW_SPEED_TIME_S);
     if (req->timeout_ms > 0)
@@ -264,8 +266,19 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
     }
     if (req->head)
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    if (req->headers)
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, req->headers);
+    struct curl_slist *hdrs = NULL;
+    for (const struct curl_slist *l = req->headers; l; l = l->next)
+        hdrs = curl_slist_append(hdrs, l->data);
+    if (req->method) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body_len ? (const char *)req->body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        if (strcmp(req->method, "POST") != 0)
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+        /* No "Expect: 100-continue" round trip for the small bodies this sends. */
+        hdrs = curl_slist_append(hdrs, "Expect:");
+    }
+    if (hdrs)
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     if (ep) {
         if (ep->ca_file)
             curl_easy_setopt(h, CURLOPT_CAINFO, ep->ca_file);
@@ -292,6 +305,7 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
             rc = -ENOMEM;
     }
     curl_easy_cleanup(h);
+    curl_slist_free_all(hdrs);
     if (rc < 0)
         log_debug("fetch %s: %s", req->url, c != CURLE_OK ? curl_easy_strerror(c) : "aborted");
     return rc;

@@ -554,3 +554,32 @@ int index_digest_referenced(struct index *ix, const char *digest)
     sqlite3_finalize(s);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -EIO;
 }
+
+int index_setting_get(struct index *ix, const char *key, char *buf, size_t len)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(ix->db, "SELECT value FROM setting WHERE key = ?1", -1, &s, NULL) !=
+        SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        snprintf(buf, len, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+int index_setting_set(struct index *ix, const char *key, const char *value)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(ix->db,
+                           "INSERT INTO setting(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO "
+                           "UPDATE SET value = ?2",
+                           -1, &s, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}

@@ -66,6 +66,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             want = (size_t)(st->len - (int64_t)pos);
     }
     ssize_t n = engine_file_read(st->f, buf, want, (off_t)(st->start + (int64_t)pos), &w);
+    if (n == -EINTR) {
+        log_debug("shim: %s: client gone or shim stopping after %llu bytes", st->what,
+                  (unsigned long long)pos);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     if (n < 0) {
         log_warn("shim: %s: read failed after %llu bytes: %s", st->what, (unsigned long long)pos,
                  strerror((int)-n));

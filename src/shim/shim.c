@@ -482,12 +482,22 @@ static enum MHD_Result first_call(struct shim_req *r)
                                                       "control byte, '.' or '..' component, or "
                                                       "malformed escape");
     }
-    r->path_ok = true;
     r->route = shim_http_route(r->path);
     if (r->s->auth && r->route != SHIM_ROUTE_HEALTHZ && !authorised(r))
         return reply_unauthorised(r);
-    if (r->route == SHIM_ROUTE_API && (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT"))) {
-        const char *cl = shim__header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = shim__header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    bool has_body =
+        (cl && strcmp(cl, "0") != 0) || shim__header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    bool takes_body =
+        r->route == SHIM_ROUTE_API && (!strcmp(r->method, "POST") || !strcmp(r->method, "PUT"));
+    /*
+     * Only /api's POST and PUT read a body. Any other request is answered at
+     * once: MHD then never reads its body (and closes the connection after
+     * the reply), so nobody can keep a thread busy feeding an endless one.
+     */
+    if (has_body && !takes_body)
+        return dispatch(r);
+    if (takes_body) {
         static const char too_big[] =
             "{\"error\":{\"field\":\"body\",\"message\":\"must be at most 1 MiB\"}}\n";
         if (cl && strtoull(cl, NULL, 10) > SHIM_API_BODY_MAX)
@@ -517,10 +527,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return first_call(r);
     }
     if (*upload_data_size) {
-        /* A body nobody reads (the reply went out first) is drained; /api's is kept, capped. */
-        if (r->wants_body && !r->replied &&
-            shim_buf_append(&r->body, upload_data, *upload_data_size) < 0)
-            return MHD_NO; /* a chunked body past the cap: drop the connection */
+        /* Bodies of requests answered early are dropped; /api's is kept, up to the cap (a
+         * chunked one past it drops the connection). first_call refused all others. */
+        if (!r->replied &&
+            (!r->wants_body || shim_buf_append(&r->body, upload_data, *upload_data_size) < 0))
+            return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }

@@ -59,7 +59,6 @@ struct shim_req {
     char *target; /* the request path as received (still escaped), for redirects and logs */
     char path[SHIM_PATH_MAX + 1]; /* normalised: "key/a/b", "" for "/" */
     bool slash;                   /* the target ended with '/' */
-    bool path_ok;
     enum shim_route route;
     int sock;
     char client[INET6_ADDRSTRLEN + 2];

@@ -85,6 +85,8 @@ const char *const state_migrations[] = {
     "  BEGIN UPDATE config_generation SET value = value + 1; END;",
     /* 1 -> 2: the cache: nodes of the mount and objects of the store (index.c). */
     index_schema_sql,
+    /* 2 -> 3: settings a running daemon publishes for other processes (its quota). */
+    "CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 const int state_migration_count = (int)(sizeof(state_migrations) / sizeof(state_migrations[0]));

@@ -4,18 +4,22 @@
 #     bash tests/integration/mount_cache_test.sh build/upstreamfs
 #
 # Asserts:
-#   * mounted with -o quota=25M, reading five 10 MiB files keeps `cache stats --json` cache_bytes
-#     <= 25 MiB + one object after every read, quota_bytes = 25 MiB; the file pinned first
-#     (`cache pin gen/big/f1.bin`) stays cached (no second GET); evicted files re-read correctly;
-#   * `cache verify` reports 0 bad; a corrupted blob is reported, removed, and the file then
-#     reads its true bytes again;
+#   * `upstreamfs mount MNT -o quota=25M` (options after the mount point, as documented) mounts;
+#   * reading five 10 MiB files keeps `cache stats --json` cache_bytes <= 25 MiB + one object after
+#     every read; the file pinned first (`cache pin gen/big/f1.bin`) stays cached (no second GET);
+#     an evicted file re-reads its true bytes with a new GET; `cache stats` reports quota_bytes
+#     = 25 MiB next to that mount;
+#   * `cache verify` reports 0 bad; a corrupted blob is reported ("1 bad", non-zero exit),
+#     removed, and the file then reads its true bytes again; `cache verify --json` prints
+#     {"bad": 1, ...} in that case too;
 #   * `mount -t fuse.upstreamfs STATEDIR MNT2` works through mount.fuse3 (skipped, with the
-#     reason, if /sbin/mount.fuse3 is missing);
-#   * `prefetch gen/tree` fetches a whole directory tree; its files then read (and list) with
-#     nginx stopped;
+#     reason, if /sbin/mount.fuse3 is missing; run in a private mount namespace, see t_mount_t);
+#   * `prefetch gen/tree` fetches a whole directory tree with one GET per file; its files then
+#     read (and list) with nginx stopped;
 #   * after `kill -9` of the daemon the mount point reports ENOTCONN, STATEDIR/index.db passes
-#     PRAGMA integrity_check, `upstreamfs mount` on the same mount point succeeds, and cached
-#     files read with the same sha256 while nginx is still stopped.
+#     PRAGMA integrity_check (Python's sqlite3), `upstreamfs mount` on the same mount point
+#     succeeds, cached files read with the same sha256 while nginx is still stopped, and the
+#     dead mount was detached (exactly one mount on MNT, not a new one stacked on the dead one).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 
@@ -166,6 +170,7 @@ t_mount_t() {
     mkdir -p "$T/sbin" "$m2"
     ln -sf "$UPFS" "$T/sbin/upstreamfs"
     inner='set -euo pipefail
+        trap "fusermount3 -uz \"\$M2\" 2>/dev/null || true" EXIT
         if [[ "$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v upstreamfs || true)" != /usr/local/sbin/upstreamfs ]] ||
            [[ "$(readlink -f /usr/local/sbin/upstreamfs)" != "$(readlink -f "$UPFS")" ]]; then
             mount --bind "$SBIN" /usr/local/sbin
@@ -241,6 +246,8 @@ t_kill9() {
     done
     assert_eq "$(integrity)" ok "PRAGMA integrity_check after the remount"
     expect_ok upfs cache verify --json
+    # the dead mount was detached, not buried under the new one
+    assert_eq "$(grep -cF " $MNT fuse" /proc/self/mounts)" 1 "mounts on $MNT after the remount over the dead one ($(grep -F " $MNT " /proc/self/mounts | tr '\n' ';'))"
 }
 check "kill -9 the daemon, mount again on the same mount point, cached files read offline" t_kill9
 

@@ -42,6 +42,7 @@ t_sizes() {
     local f perm links user group size stamp name
     declare -A seen=()
     with_timeout 20 ls -l --time-style=+@ "$G/" >"$T/ls.txt" || die "ls -l $G failed"
+    # shellcheck disable=SC2034  # only size and name are used
     while read -r perm links user group size stamp name; do
         [[ "$perm" == total ]] && continue
         seen["$name"]="$size"

@@ -13,7 +13,10 @@
 #     file revalidates to user.upstreamfs.stale=0;
 #   * a 5xx is never remembered as absence: a 503 on the GET gives EIO, then (after the
 #     back-off) the file reads; a 503 at lookup time gives EIO, not ENOENT, and the name then
-#     resolves and reads.
+#     resolves and reads;
+#   * a remote that accepts connections but never answers (upstream.py "delay" 60 s): an
+#     uncached file fails with EIO within 30 s; with the metadata past its TTL, ls, stat and df
+#     of known paths still answer within 1 s (DESIGN 3: ls and df never wait on the network).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 

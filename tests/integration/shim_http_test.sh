@@ -154,9 +154,12 @@ t_listing() {
     assert_eq "$HTTP_STATUS" 404 "a file asked for as a directory"
     http_get "$S/nosuchkey/x"
     assert_eq "$HTTP_STATUS" 404 "unknown key"
-    http_req POST "$S/gen/hello.txt" '{}'
-    assert_eq "$HTTP_STATUS" 405 "POST to a file"
+    http_req DELETE "$S/gen/hello.txt"
+    assert_eq "$HTTP_STATUS" 405 "DELETE of a file"
     assert_contains "$(header_of Allow)" GET "Allow header"
+    http_req GET "$S/gen/hello.txt" 'x'
+    assert_eq "$HTTP_STATUS" 200 "a GET with a body (the body is not read)"
+    assert_eq "$BODY" "hello, upstreamfs" "body of a GET that carried one"
 }
 check "directories: HTML index pages with relative links, 301 to the slash" t_listing
 

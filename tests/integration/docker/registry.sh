@@ -11,7 +11,8 @@
 #                                       STORAGE (default $T/NAME/storage). MODE: open | htpasswd
 #                                       (file $T/NAME/htpasswd must exist) | token (needs
 #                                       TOKEN_REALM TOKEN_SERVICE TOKEN_ISSUER TOKEN_CERT).
-#                                       Sets REG_PORT_<NAME>. Stopped on exit.
+#                                       Sets REG_PORT_<NAME>. Stopped on exit. REG_CATALOG_MAX
+#                                       caps a _catalog page (so that pagination happens).
 #     registry_stop NAME                stop it (the port then refuses connections)
 #     registry_restart NAME             start it again, same port, same storage
 #     regproxy_start NAME BACKEND_URL [--redirect-blobs-to URL]
@@ -38,9 +39,21 @@ docker_need_tools() {
     "$PYTHON" -c 'import cryptography' 2>/dev/null || missing+=(python3-cryptography)
     ((${#missing[@]} == 0)) && return 0
     if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        # As tools/deps.sh --test does (which installs these too): no service may start.
         log "installing ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >"$T/apt.log" 2>&1 ||
+        local guard=0
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            guard=1
+        fi
+        { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "${missing[@]}"; } >"$T/apt.log" 2>&1 || {
+            ((guard)) && rm -f /usr/sbin/policy-rc.d
             die "apt-get install ${missing[*]} failed: $(tail -n 5 "$T/apt.log")"
+        }
+        ((guard)) && rm -f /usr/sbin/policy-rc.d
     else
         die "missing ${missing[*]} (apt-get install ${missing[*]})"
     fi
@@ -72,6 +85,8 @@ storage:
 http:
   addr: 127.0.0.1:$port
   secret: upstreamfs-test-secret
+catalog:
+  maxentries: ${REG_CATALOG_MAX:-1000}
 EOF
     case "$mode" in
     open) ;;

@@ -16,7 +16,7 @@ it; its request log shows whether an Authorization header followed the redirect 
 
 Control API (JSON; never counted):
   GET  /_control/counts    -> {"GET /v2/...": 2, ...}
-  GET  /_control/requests  -> [{"method", "path", "auth": "bearer"|"basic"|"", "status"}, ...]
+  GET  /_control/requests  -> [{"method", "path", "auth": "bearer"|"basic"|"", "status", "time"}]
   POST /_control/reset     -> zero the counts and the log
   POST /_control/down      -> answer every request with 503 until /_control/up
   POST /_control/ratelimit?seconds=N
@@ -32,6 +32,7 @@ import os
 import socketserver
 import sys
 import threading
+import time
 import urllib.parse
 
 HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -94,7 +95,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         auth = (self.headers.get("Authorization") or "").split(" ")[0].lower()
         with State.lock:
             State.log.append({"method": self.command, "path": path, "auth": auth,
-                              "status": status})
+                              "status": status, "time": time.time()})
 
     def _count(self):
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)

@@ -1,0 +1,42 @@
+/*
+ * fuzz_oci_link: oci_link_next on a paginated answer's Link header
+ * (tags/list, _catalog).
+ *
+ * Properties: a next link is an absolute URL (resolved against the page it
+ * came from) with no spaces or control characters; otherwise nothing is
+ * returned.
+ */
+#include "fuzz.h"
+
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/oci.h"
+
+#include <errno.h>
+
+static const char base_url[] = "https://registry.example.com/v2/library/alpine/tags/list?n=100";
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    fuzz_quiet();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *link = fuzz_cstr(data, size);
+    char *next = (char *)"unset";
+    int rc = oci_link_next(link, base_url, &next);
+    FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL || rc == -ENOMEM);
+    if (rc == 0) {
+        FUZZ_CHECK(next != NULL);
+        FUZZ_CHECK(fuzz_printable(next) && !strchr(next, ' '));
+        char *origin = fetch_url_origin(next);
+        FUZZ_CHECK(origin != NULL);
+        free(origin);
+        free(next);
+    } else {
+        FUZZ_CHECK(next == NULL);
+    }
+    free(link);
+    return 0;
+}

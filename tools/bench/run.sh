@@ -1,0 +1,534 @@
+#!/usr/bin/env bash
+# tools/bench/run.sh -- upstreamfs benchmarks: ratios measured side by side in one run.
+#
+#   tools/bench/run.sh [--quick] [--runs N] [--only P1,P2,...] [--bin PATH] [--out FILE]
+#                      [--profile DIR] [--no-install] [--strict]
+#
+# Run as root on Debian bookworm, from a clone after tools/quickstart.sh (or tools/deps.sh and
+# tools/build.sh). It installs the peers it compares against from Debian's packages (nginx-light,
+# rclone, wrk, docker-registry, skopeo, ...), starts every server on 127.0.0.1 only, mounts in
+# private temp dirs, cleans everything up on exit, and prints one table: measure, ratio, target,
+# pass/miss. Every ratio is upstreamfs against a peer measured in the same run, interleaved, as
+# the median of --runs runs (default 5). docs/BENCHMARKS.md explains each row.
+#
+#   --quick        small sizes, one run each: a smoke test of the whole harness (ctest bench_smoke,
+#                  under 2 minutes). Its ratios mean little; it fails only when something breaks.
+#   --runs N       runs per measurement (default 5; --quick: 1)
+#   --only LIST    only these rows (comma-separated, e.g. P1,P2,P9); setup runs as needed
+#   --bin PATH     the upstreamfs binary (default: $UPSTREAMFS_BIN, build/upstreamfs, then PATH)
+#   --out FILE     also write the result table (markdown, with machine and date) to FILE
+#   --profile DIR  also record `perf record -e cpu-clock -g` of one cold read, one warm read and
+#                  one `ls -l` of the big directory, summarised per thread in DIR/*.txt
+#   --no-install   do not apt-get anything; rows whose tools are missing say "not run"
+#   --strict       exit 3 when a row misses its target (default: exit 0 unless something broke)
+# Environment: BENCH_TMPDIR (default /var/tmp) holds fixtures, state dirs and caches; it must be
+# a real disk file system (not tmpfs) with ~4 GiB free for a full run.
+set -euo pipefail
+export LC_ALL=C
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BENCH_DIR="$ROOT/tools/bench"
+LIB="$ROOT/tests/integration/lib"
+TEST_NAME=bench
+# shellcheck source=../../tests/integration/lib/common.sh
+source "$LIB/common.sh"
+# shellcheck source=../../tests/integration/lib/nginx.sh
+source "$LIB/nginx.sh"
+# shellcheck source=../../tests/integration/lib/fixtures.sh
+source "$LIB/fixtures.sh"
+
+QUICK=0 RUNS="" ONLY="" BIN="${UPSTREAMFS_BIN:-}" OUT="" PROFILE="" INSTALL=1 STRICT=0
+while (($#)); do
+    case "$1" in
+    --quick) QUICK=1; shift ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    --only) ONLY=",${2^^},"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --profile) PROFILE="$2"; shift 2 ;;
+    --no-install) INSTALL=0; shift ;;
+    --strict) STRICT=1; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+((EUID == 0)) || { echo "run.sh: run as root (it mounts, installs packages and drops the page cache)" >&2; exit 2; }
+[[ -e /dev/fuse ]] || { echo "run.sh: /dev/fuse is missing" >&2; exit 1; }
+((BASH_VERSINFO[0] >= 5)) || { echo "run.sh: needs bash 5 (EPOCHREALTIME)" >&2; exit 2; }
+
+if ((QUICK)); then
+    : "${RUNS:=1}"
+    BIG=$((32 << 20)) P8SIZE=$((8 << 20)) NFILES=200 LAYERS=(8M 1M 4K) WRK_SECS=1 LS_REPS=2
+else
+    : "${RUNS:=5}"
+    BIG=$((1 << 30)) P8SIZE=$((256 << 20)) NFILES=2000 LAYERS=(256M 16M 4K) WRK_SECS=4 LS_REPS=5
+fi
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive number" >&2; exit 2; }
+READERS=32
+FIRST=65536
+
+want() { [[ -z "$ONLY" || "$ONLY" == *",$1,"* ]]; }
+want_any() { local r; for r in "$@"; do want "$r" && return 0; done; return 1; }
+
+# ---- results --------------------------------------------------------------------------------
+ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 I1 I2 I3)
+declare -A R_LABEL=(
+    [P1]=P1 [P2]=P2 [P3]=P3 [P4]=P4 [P5]=P5 [P6]=P6 [P7]=P7 [P8m]="P8 mount" [P8s]="P8 shim"
+    [P9]=P9 [P10]=P10 [P11]=P11 [I1]=i1 [I2]=i2 [I3]=i3)
+declare -A R_MEASURE R_RATIO R_TARGET R_RESULT R_DETAIL
+ERRORS=0
+
+# row ID MEASURE RATIO TARGET RESULT DETAIL
+row() {
+    R_MEASURE[$1]="$2" R_RATIO[$1]="$3" R_TARGET[$1]="$4" R_RESULT[$1]="$5" R_DETAIL[$1]="$6"
+    log "$1: $2: ratio $3 (target $4) $5 -- $6"
+}
+row_not_run() {
+    local id="$1" measure="$2" target="$3" why="$4"
+    row "$id" "$measure" "-" "$target" "not run" "$why"
+}
+row_error() {
+    ERRORS=$((ERRORS + 1))
+    row "$1" "$2" "-" "$3" "ERROR" "$4"
+}
+
+# judge VALUE OP LIMIT -> pass|miss (OP: ge, le, eq)
+judge() {
+    awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+        ok = (op == "ge") ? (v + 0 >= l + 0) : (op == "le") ? (v + 0 <= l + 0) : (v + 0 == l + 0)
+        print ok ? "pass" : "miss" }'
+}
+
+# ---- timing ---------------------------------------------------------------------------------
+# tmeas ARRAY CMD...: run CMD (output discarded; stderr kept in $W/last.err) and append its
+# wall time in microseconds to ARRAY. Fails (and logs) when CMD fails.
+tmeas() {
+    local -n _acc="$1"
+    shift
+    local t0 t1
+    t0=${EPOCHREALTIME/./}
+    if ! "$@" >/dev/null 2>"$W/last.err"; then
+        log "command failed: $* -- $(tail -n 3 "$W/last.err" | tr '\n' ' ')"
+        return 1
+    fi
+    t1=${EPOCHREALTIME/./}
+    _acc+=($((t1 - t0)))
+}
+
+median() {
+    (($#)) || { echo 0; return; }
+    printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END {
+        if (NR % 2) printf "%d\n", a[(NR + 1) / 2]; else printf "%d\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+maxof() { printf '%s\n' "$@" | sort -n | tail -n 1; }
+# fmt_s US -> "1.234 s"; fmt_ms US -> "12.3 ms"; rate BYTES US -> "123 MB/s"
+fmt_s() { awk -v u="$1" 'BEGIN { printf "%.3f s", u / 1e6 }'; }
+fmt_ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1e3 }'; }
+rate() { awk -v b="$1" -v u="$2" 'BEGIN { if (u <= 0) print "-"; else if (b / u >= 1000) printf "%.2f GB/s", b / u / 1000; else printf "%.0f MB/s", b / u }'; }
+# ratio A B -> A/B with 2 decimals (3 when small)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "inf"; else { r = a / b; printf (r < 0.1 ? "%.3f\n" : "%.2f\n"), r } }'; }
+list_s() { local x out=""; for x in "$@"; do out+="$(awk -v u="$x" 'BEGIN { printf "%.3f", u / 1e6 }') "; done; echo "${out% }"; }
+human() { awk -v b="$1" 'BEGIN { if (b >= 1073741824) printf "%g GiB", b / 1073741824; else if (b >= 1048576) printf "%g MiB", b / 1048576; else printf "%g KiB", b / 1024 }'; }
+
+drop_caches() {
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
+# ---- packages -------------------------------------------------------------------------------
+# Installs the Debian packages the peers need (as tools/deps.sh does: no service starts).
+need_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    if ((!INSTALL)); then
+        log "missing packages (--no-install): ${missing[*]}"
+        return 1
+    fi
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >"$W/apt.log" 2>&1 || true
+    local had_policy=0
+    [[ -e /usr/sbin/policy-rc.d ]] && had_policy=1
+    ((had_policy)) || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
+    local rc=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$W/apt.log" 2>&1 || rc=$?
+    ((had_policy)) || rm -f /usr/sbin/policy-rc.d
+    ((rc == 0)) || log "apt-get install ${missing[*]} failed: $(tail -n 3 "$W/apt.log" | tr '\n' ' ')"
+    return "$rc"
+}
+
+# ---- setup ----------------------------------------------------------------------------------
+BASE="${BENCH_TMPDIR:-/var/tmp}"
+mkdir -p "$BASE"
+W="$(mktemp -d "$BASE/upfs-bench.XXXXXX")"
+on_exit rm -rf -- "$W"
+export TMPDIR="$W"   # nginx's private dir and mktemp go here too
+
+if [[ -z "$BIN" ]]; then
+    if [[ -x "$ROOT/build/upstreamfs" ]]; then BIN="$ROOT/build/upstreamfs"
+    else BIN="$(command -v upstreamfs || true)"; fi
+fi
+[[ -n "$BIN" && -x "$BIN" ]] || die "no upstreamfs binary: build it (tools/build.sh) or pass --bin PATH"
+UPFS="$(cd "$(dirname "$BIN")" && pwd -P)/$(basename "$BIN")"
+log "binary $UPFS, work dir $W, runs $RUNS$( ((QUICK)) && echo ', quick')"
+
+need_packages nginx-light curl attr fuse3 openssl python3 procps util-linux ||
+    die "the base packages are missing (tools/deps.sh --test installs them)"
+HAVE_RCLONE=1 HAVE_WRK=1 HAVE_REGISTRY=1
+need_packages rclone || HAVE_RCLONE=0
+need_packages wrk || HAVE_WRK=0
+need_packages docker-registry skopeo || HAVE_REGISTRY=0
+command -v rclone >/dev/null || HAVE_RCLONE=0
+command -v wrk >/dev/null || HAVE_WRK=0
+command -v docker-registry >/dev/null && command -v skopeo >/dev/null || HAVE_REGISTRY=0
+
+# Fixtures: one big file, the P8 file, a directory of NFILES small files.
+WWW="$W/www"
+mkdir -p "$WWW/many"
+log "writing fixtures ($(human "$BIG") + $(human "$P8SIZE") + $NFILES small files)"
+fixture_bytes big.bin "$BIG" "$WWW/big.bin"
+fixture_bytes p8.bin "$P8SIZE" "$WWW/p8.bin"
+for ((i = 0; i < NFILES; i++)); do printf 'file %d\n' "$i" >"$WWW/many/f$(printf '%05d' "$i").txt"; done
+BIG_SHA="$(sha256_of "$WWW/big.bin")"
+P8_SHA="$(sha256_of "$WWW/p8.bin")"
+nginx_start "$WWW"
+
+STATE="$W/state"
+MNT="$W/mnt"
+mkdir -p "$MNT"
+upfs() { "$UPFS" --state "$STATE" "$@"; }
+upfs proxy create files --type generic --url "$NGINX_URL" >/dev/null
+upfs mount "$MNT" || die "upstreamfs mount failed"
+on_exit _unmount "$MNT"
+_unmount() {
+    local m="$1"
+    if grep -qF " $m " /proc/self/mounts; then
+        fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true
+    fi
+}
+DPID=""
+for p in $(pgrep -f -- "$MNT" || true); do
+    [[ "$(readlink "/proc/$p/exe" 2>/dev/null)" == "$UPFS" ]] || continue
+    tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF -- "$STATE" && DPID="$p"
+done
+[[ -n "$DPID" ]] || die "cannot find the daemon serving $MNT"
+F="$MNT/files"
+ls -l "$F" >/dev/null
+ls -l "$F/many" >/dev/null
+[[ "$(stat -c %s "$F/big.bin")" == "$BIG" ]] || die "ls -l shows a wrong size for big.bin"
+
+cached_state() { getfattr --only-values -n user.upstreamfs.cached "$1" 2>/dev/null || echo "?"; }
+is_complete() { [[ "$(cached_state "$1")" == complete ]]; }
+wait_complete() { wait_until 300 is_complete "$1" || { log "$1 never became complete"; return 1; }; }
+evict() {
+    local name="$1"
+    is_complete "$F/$name" || wait_until 300 _not_partial "$F/$name" || true
+    upfs cache evict "files/$name" >/dev/null 2>"$W/evict.err" || { log "cache evict files/$name: $(cat "$W/evict.err")"; return 1; }
+    [[ "$(cached_state "$F/$name")" == none ]] || { log "files/$name still cached after evict ($(cached_state "$F/$name"))"; return 1; }
+}
+_not_partial() { [[ "$(cached_state "$1")" != partial ]]; }
+blob_of() {
+    local d
+    d="$(getfattr --only-values -n user.upstreamfs.digest "$1" 2>/dev/null)" || return 1
+    d="${d#sha256:}"
+    printf '%s/blobs/sha256/%s/%s\n' "$STATE" "${d:0:2}" "$d"
+}
+hwm_reset() { echo 5 >"/proc/$DPID/clear_refs"; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$DPID/status"; }
+read_file() { dd if="$1" of=/dev/null bs=1M status=none; }
+read_first() { dd if="$1" of=/dev/null bs="$FIRST" count=1 status=none; }
+
+# rclone mount of the same nginx tree (http backend, --vfs-cache-mode full, rclone's defaults).
+RMNT="$W/rclone-mnt"
+RCACHE="$W/rclone-cache"
+RCONF="$W/rclone.conf"
+: >"$RCONF"
+mkdir -p "$RMNT"
+rclone_up() {
+    rclone_down
+    rm -rf -- "$RCACHE"
+    rclone mount ":http:" "$RMNT" --http-url "$NGINX_URL" --vfs-cache-mode full \
+        --cache-dir "$RCACHE" --config "$RCONF" --log-file "$W/rclone.log" --daemon ||
+        { log "rclone mount failed: $(tail -n 3 "$W/rclone.log")"; return 1; }
+    wait_until 30 mountpoint -q "$RMNT" || { log "rclone mount did not come up"; return 1; }
+    stat "$RMNT/big.bin" >/dev/null
+}
+_rclone_pids() {
+    local p
+    for p in $(pgrep -x rclone || true); do
+        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- " $RMNT " && echo "$p"
+    done
+}
+_rclone_gone() { [[ -z "$(_rclone_pids)" ]]; }
+rclone_down() {
+    if grep -qF " $RMNT " /proc/self/mounts; then
+        fusermount3 -u "$RMNT" 2>/dev/null || fusermount3 -uz "$RMNT" 2>/dev/null || true
+    fi
+    wait_until 20 _rclone_gone || { local p; for p in $(_rclone_pids); do kill "$p" 2>/dev/null || true; done; }
+}
+((HAVE_RCLONE)) && on_exit rclone_down
+
+# ---- P2 P3 P5 P10 i2: cold reads ------------------------------------------------------------
+M_BIG="$(human "$BIG")"
+T_CURL=() T_CURLNULL=() T_COLD=() T_FIRST=() T_RCOLD=() HWM=()
+cold_rows=(P2 P3 P5 P10 I2)
+if want_any "${cold_rows[@]}"; then
+    do_rclone=0
+    ((HAVE_RCLONE)) && want P5 && do_rclone=1
+    log "cold reads of big.bin ($M_BIG), $RUNS run(s)"
+    for ((run = 1; run <= RUNS; run++)); do
+        # curl of the same URL, saved on the same file system as the cache (what the mount does)
+        rm -f "$W/curl.out"; drop_caches
+        tmeas T_CURL curl --noproxy '*' -sf -o "$W/curl.out" "${NGINX_URL}big.bin" || break
+        rm -f "$W/curl.out"
+        drop_caches
+        tmeas T_CURLNULL curl --noproxy '*' -sf -o /dev/null "${NGINX_URL}big.bin" || break
+        # upstreamfs: evicted, page cache dropped, then one read of the whole file
+        evict big.bin || break
+        drop_caches
+        hwm_reset
+        tmeas T_COLD read_file "$F/big.bin" || break
+        wait_complete "$F/big.bin" || break
+        HWM+=("$(hwm_kib)")
+        # upstreamfs: evicted, page cache dropped, then the first 64 KiB only
+        evict big.bin || break
+        drop_caches
+        tmeas T_FIRST read_first "$F/big.bin" || break
+        wait_complete "$F/big.bin" || break
+        # rclone: a fresh mount with an empty cache (its listing fetched before the clock starts)
+        if ((do_rclone)); then
+            rclone_up || { HAVE_RCLONE=0; do_rclone=0; continue; }
+            drop_caches
+            tmeas T_RCOLD read_file "$RMNT/big.bin" || { do_rclone=0; continue; }
+        fi
+    done
+    # the cached copy is what the mount returned: check it once, outside the clock
+    COLD_OK=1
+    got="$(sha256_of "$(blob_of "$F/big.bin")" 2>/dev/null || true)"
+    [[ "$got" == "$BIG_SHA" ]] || { COLD_OK=0; log "sha256 of the cached big.bin is '$got', want $BIG_SHA"; }
+    mount_sha="$(openssl dgst -sha256 -r <"$F/big.bin" | cut -d' ' -f1)"
+    [[ "$mount_sha" == "$BIG_SHA" ]] || { COLD_OK=0; log "sha256 through the mount is $mount_sha, want $BIG_SHA"; }
+
+    n=${#T_COLD[@]}
+    if ((n < RUNS || !COLD_OK)); then
+        for r in P2 P3 P10; do row_error "$r" "cold read" "-" "cold runs failed ($n of $RUNS done; content ok=$COLD_OK); see the log above"; done
+    else
+        mc="$(median "${T_COLD[@]}")" mcurl="$(median "${T_CURL[@]}")" mfirst="$(median "${T_FIRST[@]}")"
+        r="$(ratio "$mcurl" "$mc")"
+        want P2 && row P2 "cold read of $M_BIG (first open), mount / curl -o file, same nginx" "$r" "≥ 0.8" \
+            "$(judge "$r" ge 0.8)" "mount $(fmt_s "$mc") ($(rate "$BIG" "$mc")), curl $(fmt_s "$mcurl") ($(rate "$BIG" "$mcurl")); runs mount [$(list_s "${T_COLD[@]}")] curl [$(list_s "${T_CURL[@]}")]"
+        r="$(ratio "$mfirst" "$mc")"
+        want P3 && row P3 "first 64 KiB of an uncached $M_BIG file / whole file cold (time)" "$r" "≤ 0.05" \
+            "$(judge "$r" le 0.05)" "first 64 KiB $(fmt_ms "$mfirst"), whole $(fmt_s "$mc"); runs [$(list_s "${T_FIRST[@]}")]"
+        peak="$(maxof "${HWM[@]}")"
+        pm="$(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }')"
+        want P10 && row P10 "peak RSS (VmHWM) of the daemon while streaming $M_BIG cold" "$pm MiB" "≤ 64 MiB" \
+            "$(judge "$pm" le 64)" "max over $RUNS runs; per run KiB [${HWM[*]}]"
+        mnull="$(median "${T_CURLNULL[@]}")"
+        r="$(ratio "$mnull" "$mc")"
+        want I2 && row I2 "cold read, mount / curl -o /dev/null (info: curl stores nothing)" "$r" "-" "info" \
+            "curl to /dev/null $(fmt_s "$mnull") ($(rate "$BIG" "$mnull"))"
+        if want P5; then
+            if ((${#T_RCOLD[@]} == RUNS)); then
+                mr="$(median "${T_RCOLD[@]}")"
+                r="$(ratio "$mr" "$mc")"
+                row P5 "cold read of $M_BIG, mount / rclone mount (http, --vfs-cache-mode full)" "$r" "≥ 2" \
+                    "$(judge "$r" ge 2)" "mount $(fmt_s "$mc"), rclone $(fmt_s "$mr") ($(rate "$BIG" "$mr")); rclone runs [$(list_s "${T_RCOLD[@]}")]"
+            elif ((!HAVE_RCLONE)); then
+                row_not_run P5 "cold read, mount / rclone mount" "≥ 2" "rclone unavailable (package rclone; see $W/rclone.log)"
+            else
+                row_error P5 "cold read, mount / rclone mount" "≥ 2" "rclone cold runs failed: $(tail -n 2 "$W/rclone.log" 2>/dev/null | tr '\n' ' ')"
+            fi
+        fi
+    fi
+fi
+
+# ---- P1 P4 i1: warm reads -------------------------------------------------------------------
+if want_any P1 P4 I1; then
+    log "warm reads of big.bin, $RUNS run(s)"
+    read_file "$F/big.bin"   # fills the store (if an earlier row did not) and the page cache
+    wait_complete "$F/big.bin"
+    BLOB="$(blob_of "$F/big.bin")"
+    read_file "$F/big.bin"; read_file "$BLOB"
+    do_rclone=0
+    if ((HAVE_RCLONE)) && want P4; then
+        { mountpoint -q "$RMNT" || rclone_up; } && read_file "$RMNT/big.bin" && read_file "$RMNT/big.bin" && do_rclone=1
+    fi
+    T_WARM=() T_FILE=() T_RWARM=() T_DWARM=() T_DFILE=()
+    for ((run = 1; run <= RUNS; run++)); do
+        tmeas T_WARM read_file "$F/big.bin" || break
+        tmeas T_FILE read_file "$BLOB" || break
+        if ((do_rclone)); then tmeas T_RWARM read_file "$RMNT/big.bin" || do_rclone=0; fi
+    done
+    if want I1; then
+        for ((run = 1; run <= RUNS; run++)); do
+            drop_caches; tmeas T_DWARM read_file "$F/big.bin" || break
+            drop_caches; tmeas T_DFILE read_file "$BLOB" || break
+        done
+    fi
+    if ((${#T_WARM[@]} == RUNS)); then
+        mw="$(median "${T_WARM[@]}")" mf="$(median "${T_FILE[@]}")"
+        r="$(ratio "$mf" "$mw")"
+        want P1 && row P1 "warm read of a cached $M_BIG file, mount / the cache file itself" "$r" "≥ 0.9" \
+            "$(judge "$r" ge 0.9)" "mount $(fmt_s "$mw") ($(rate "$BIG" "$mw")), file $(fmt_s "$mf") ($(rate "$BIG" "$mf")); runs mount [$(list_s "${T_WARM[@]}")] file [$(list_s "${T_FILE[@]}")]"
+        if want P4; then
+            if ((${#T_RWARM[@]} == RUNS)); then
+                mr="$(median "${T_RWARM[@]}")"
+                r="$(ratio "$mr" "$mw")"
+                row P4 "warm read of $M_BIG, mount / rclone mount (same file, cached by both)" "$r" "≥ 5" \
+                    "$(judge "$r" ge 5)" "mount $(fmt_s "$mw"), rclone $(fmt_s "$mr") ($(rate "$BIG" "$mr")); rclone runs [$(list_s "${T_RWARM[@]}")]"
+            else
+                row_not_run P4 "warm read, mount / rclone mount" "≥ 5" "rclone unavailable or its reads failed (see $W/rclone.log)"
+            fi
+        fi
+        if want I1 && ((${#T_DWARM[@]} == RUNS)); then
+            md="$(median "${T_DWARM[@]}")" mdf="$(median "${T_DFILE[@]}")"
+            r="$(ratio "$mdf" "$md")"
+            row I1 "cached in the store, page cache dropped: mount / the cache file (info)" "$r" "-" "info" \
+                "mount $(fmt_s "$md") ($(rate "$BIG" "$md")), file $(fmt_s "$mdf") ($(rate "$BIG" "$mdf")); read_ahead_kb of the mount $(cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb" 2>/dev/null || echo '?')"
+        fi
+    else
+        row_error P1 "warm read" "≥ 0.9" "warm runs failed"
+    fi
+fi
+
+# ---- P8 (mount): concurrent cold readers ----------------------------------------------------
+if want P8m; then
+    log "$READERS concurrent cold readers of p8.bin ($(human "$P8SIZE")), $RUNS run(s)"
+    GETS=() T_P8=() P8_OK=1
+    for ((run = 1; run <= RUNS; run++)); do
+        if [[ "$(cached_state "$F/p8.bin")" != none ]]; then evict p8.bin || { P8_OK=0; break; }; fi
+        drop_caches
+        n0="$(nginx_count GET '^/p8\.bin$')"
+        pids=()
+        t0=${EPOCHREALTIME/./}
+        for ((k = 0; k < READERS; k++)); do
+            (openssl dgst -sha256 -r <"$F/p8.bin" | cut -d' ' -f1 >"$W/p8.$k") &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || P8_OK=0; done
+        t1=${EPOCHREALTIME/./}
+        T_P8+=($((t1 - t0)))
+        for ((k = 0; k < READERS; k++)); do
+            [[ "$(cat "$W/p8.$k")" == "$P8_SHA" ]] || { P8_OK=0; log "reader $k of run $run read wrong bytes"; }
+        done
+        wait_complete "$F/p8.bin" || P8_OK=0
+        sleep 0.3   # nginx logs a request when its response is done
+        GETS+=($(($(nginx_count GET '^/p8\.bin$') - n0)))
+    done
+    if ((P8_OK && ${#GETS[@]} == RUNS)); then
+        g="$(maxof "${GETS[@]}")"
+        row P8m "$READERS concurrent cold readers of one $(human "$P8SIZE") file (mount): upstream GETs" "$g" "1" \
+            "$(judge "$g" eq 1)" "GETs per run [${GETS[*]}] (the worst is shown); all readers got the right sha256; wall $(fmt_s "$(median "${T_P8[@]}")")"
+    else
+        row_error P8m "$READERS concurrent cold readers (mount)" "1" "readers failed or read wrong bytes (GETs per run [${GETS[*]}])"
+    fi
+fi
+
+# ---- P9: ls -l of a cached directory --------------------------------------------------------
+if want P9; then
+    log "ls -l of $NFILES files, $RUNS run(s) of $LS_REPS"
+    lsrep() { local i; for ((i = 0; i < LS_REPS; i++)); do ls -l "$1" >/dev/null; done; }
+    [[ "$(ls "$F/many" | wc -l)" == "$NFILES" ]] || log "the mount lists $(ls "$F/many" | wc -l) files in many/, want $NFILES"
+    lsrep "$F/many"; lsrep "$WWW/many"
+    T_LS=() T_LSL=()
+    for ((run = 1; run <= RUNS; run++)); do
+        tmeas T_LS lsrep "$F/many" || break
+        tmeas T_LSL lsrep "$WWW/many" || break
+    done
+    if ((${#T_LS[@]} == RUNS)); then
+        ml="$(median "${T_LS[@]}")" mll="$(median "${T_LSL[@]}")"
+        r="$(ratio "$ml" "$mll")"
+        row P9 "ls -l of a cached directory of $NFILES files, mount / local disk (time)" "$r" "≤ 3" \
+            "$(judge "$r" le 3)" "mount $(fmt_ms $((ml / LS_REPS))), local $(fmt_ms $((mll / LS_REPS))) per ls -l"
+    else
+        row_error P9 "ls -l" "≤ 3" "ls -l failed"
+    fi
+fi
+
+# ---- profiles (optional) --------------------------------------------------------------------
+if [[ -n "$PROFILE" ]]; then
+    mkdir -p "$PROFILE"
+    if command -v perf >/dev/null && perf record -e cpu-clock -o "$W/probe.data" true >/dev/null 2>&1; then
+        profile() {
+            local name="$1"
+            shift
+            perf record -a -g -e cpu-clock -o "$W/$name.data" -- "$@" >/dev/null 2>"$W/perf.err" || { log "perf record $name failed: $(tail -n 2 "$W/perf.err")"; return 0; }
+            perf script -i "$W/$name.data" -F comm,pid,tid,ip,sym,dso 2>/dev/null |
+                /usr/bin/python3 "$BENCH_DIR/perf_threads.py" --pid "$DPID" >"$PROFILE/$name.txt"
+            log "profile of $name: $PROFILE/$name.txt"
+        }
+        evict big.bin && drop_caches && profile cold-read read_file "$F/big.bin"
+        wait_complete "$F/big.bin"
+        read_file "$F/big.bin"
+        profile warm-read read_file "$F/big.bin"
+        profile ls-l lsrep "$F/many"
+    else
+        log "--profile: perf is missing or cannot record cpu-clock; skipped"
+    fi
+fi
+
+# ---- shim: P6 P7 P8 (shim) P11 ---------------------------------------------------------------
+shim_rows=(P6 P7 P8s P11)
+m_p6="shim: warm GET of a ${LAYERS[0]}iB blob / docker-registry pull-through (throughput)"
+m_p7="skopeo copy of a 3-layer image through the shim, cold / directly from the upstream (time)"
+m_p8s="$READERS concurrent clients of one blob (shim): upstream GETs"
+m_p11="cached manifest GET, wrk -c64: shim / docker-registry pull-through (requests/s)"
+shim_not_run() {
+    local why="$1"
+    want P6 && row_not_run P6 "$m_p6" "≥ 1.0" "$why"
+    want P7 && row_not_run P7 "$m_p7" "≤ 1.2" "$why"
+    want P8s && row_not_run P8s "$m_p8s" "1" "$why"
+    want P11 && row_not_run P11 "$m_p11" "≥ 1.0" "$why"
+    return 0
+}
+
+if want_any "${shim_rows[@]}"; then
+    if ((!HAVE_REGISTRY)); then
+        shim_not_run "docker-registry or skopeo unavailable (Debian packages docker-registry, skopeo)"
+    else
+        # shellcheck source=shim.sh
+        source "$BENCH_DIR/shim.sh"
+        shim_bench || true
+    fi
+fi
+
+# ---- table ----------------------------------------------------------------------------------
+machine() {
+    local model cores mem kernel fuse
+    model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+    cores="$(grep -c '^processor' /proc/cpuinfo)"
+    mem="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    kernel="$(cat /proc/sys/kernel/osrelease)"
+    fuse="$(dpkg-query -W -f='${Version}' libfuse3-3 2>/dev/null || echo '?')"
+    printf '%s cores (%s), %s RAM, kernel %s, libfuse3 %s' "$cores" "$model" "$mem" "$kernel" "$fuse"
+}
+
+print_table() {
+    local id misses=0
+    echo "upstreamfs benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'); $(machine)"
+    echo "runs per measurement: $RUNS (median)$( ((QUICK)) && echo '; --quick: small sizes, ratios are not meaningful')"
+    echo
+    echo "| # | measure | ratio | target | result | measured |"
+    echo "|---|---|---|---|---|---|"
+    for id in "${ORDER[@]}"; do
+        [[ -n "${R_MEASURE[$id]:-}" ]] || continue
+        printf '| %s | %s | %s | %s | %s | %s |\n' "${R_LABEL[$id]}" "${R_MEASURE[$id]}" "${R_RATIO[$id]}" \
+            "${R_TARGET[$id]}" "${R_RESULT[$id]}" "${R_DETAIL[$id]}"
+    done
+}
+
+echo
+print_table | tee "$W/table.md"
+[[ -z "$OUT" ]] || cp "$W/table.md" "$OUT"
+misses=0
+for id in "${ORDER[@]}"; do [[ "${R_RESULT[$id]:-}" == miss ]] && misses=$((misses + 1)); done
+echo
+echo "$((${#R_MEASURE[@]})) rows: $misses missed, $ERRORS errors"
+if ((ERRORS)); then exit 1; fi
+if ((STRICT && misses && !QUICK)); then exit 3; fi
+exit 0
