@@ -2,13 +2,14 @@
 # quickstart.sh [MOUNTPOINT]: from a fresh clone to a live mount, as root.
 # Installs the packages, builds and installs upstreamfs, creates a Docker Hub
 # proxy named "dockerhub" if the state has no proxy yet, and mounts every
-# proxy and registry at MOUNTPOINT (default /mnt/upstreamfs).
+# proxy and registry at MOUNTPOINT (default /mnt/upstreamfs), with the HTTP
+# shim serving the same cache on 127.0.0.1:5000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mnt="${1:-/mnt/upstreamfs}"
 
 tools/deps.sh
-tools/build.sh
+tools/build.sh -DUPSTREAMFS_TESTS=OFF
 cmake --install build >/dev/null
 bin=$(command -v upstreamfs)
 echo "installed $bin"
@@ -23,7 +24,7 @@ if mountpoint -q "$mnt"; then
     echo "$mnt is already mounted; unmount it first with: fusermount3 -u $mnt" >&2
     exit 1
 fi
-"$bin" mount "$mnt"
-echo "mounted at $mnt; the daemon logs to ${UPSTREAMFS_STATE:-/var/lib/upstreamfs}/upstreamfs.log"
+"$bin" mount -o listen=127.0.0.1:5000 "$mnt"
+echo "mounted at $mnt, HTTP shim on http://127.0.0.1:5000/; the daemon logs to ${UPSTREAMFS_STATE:-/var/lib/upstreamfs}/upstreamfs.log"
 echo "unmount with: fusermount3 -u $mnt"
 ls -l "$mnt"

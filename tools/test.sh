@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh --test
-tools/build.sh
+tools/build.sh -DUPSTREAMFS_TESTS=ON
 cd build
 exec ctest --output-on-failure --timeout 900 "$@"
