@@ -25,6 +25,7 @@
 #define UPSTREAM_BACKOFF_START_MS     1000
 #define UPSTREAM_BACKOFF_MAX_MS       30000
 #define UPSTREAM_DOC_MAX              (64u << 20) /* cap on an index document */
+#define UPSTREAM_HOLD_MAX_S           300
 
 struct engine;
 
@@ -52,6 +53,14 @@ void upstream_unref(struct upstream *u);
 bool upstream_backing_off(struct upstream *u);
 void upstream_note_success(struct upstream *u);
 void upstream_note_failure(struct upstream *u);
+/*
+ * The remote asked for a pause (429 or 503 with Retry-After): no request goes
+ * to it for that long (capped at UPSTREAM_HOLD_MAX_S); cached answers are
+ * served meanwhile.
+ */
+void upstream_hold(struct upstream *u, long seconds);
+/* Applies a response's Retry-After when its status asks for one. */
+void upstream_note_response(struct upstream *u, const struct fetch_response *r);
 
 /* The remote URL of a path below the proxy root (url + escaped path). Malloc'd. */
 char *upstream_url(const struct upstream *u, const char *path);
@@ -92,6 +101,14 @@ int upstream_doc_get(struct upstream *u, const char *url, char **body, size_t *l
 
 /* GET/HEAD with the proxy's endpoint and the metadata deadline; records health. */
 int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
+                     struct fetch_response *resp);
+/*
+ * Any request to the remote, with the proxy's policies around it: refused
+ * with -ENETUNREACH when offline and -EREMOTEIO while backing off; the
+ * outcome counts for the back-off and Retry-After is honoured. The
+ * endpoint (req->ep) is the proxy's when NULL. A 5xx or 429 gives -EREMOTEIO.
+ */
+int upstream_perform(struct upstream *u, const struct fetch_request *req,
                      struct fetch_response *resp);
 /* The same with extra request headers (e.g. a registry's Accept and Authorization). */
 int upstream_request_headers(struct upstream *u, const char *url, bool head,

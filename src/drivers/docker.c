@@ -29,8 +29,9 @@
  * Auth. Basic credentials are libcurl's (the proxy's endpoint, sent only to
  * the registry's own host). A Bearer challenge is learned from any 401 (or
  * a /v2/ probe before a download) and tokens come from token.h's cache,
- * one scope per repository. A 429's Retry-After holds metadata requests
- * back for that long (at most 5 min) while cached answers are served.
+ * one scope per repository. Every request goes through upstream_perform,
+ * so the proxy's back-off and a 429's Retry-After hold apply, and cached
+ * answers are served meanwhile.
  *
  * Locking: per-proxy state hangs off u->drv_state; its fields are guarded
  * by u->mu, which is never held across a request. The token cache has its
@@ -55,13 +56,12 @@
 #include <string.h>
 #include <time.h>
 
-#define DK_MANIFEST_MAX      (4u << 20) /* registries refuse bigger manifests too */
-#define DK_PAGE_MAX          (4u << 20) /* one tags/list or _catalog page */
-#define DK_PAGES_MAX         200
-#define DK_LIST_ENTRIES_MAX  100000
-#define DK_TAG_CACHE_MAX     2048
-#define DK_RETRY_AFTER_MAX_S 300
-#define DK_URL_MAX           4096
+#define DK_MANIFEST_MAX     (4u << 20) /* registries refuse bigger manifests too */
+#define DK_PAGE_MAX         (4u << 20) /* one tags/list or _catalog page */
+#define DK_PAGES_MAX        200
+#define DK_LIST_ENTRIES_MAX 100000
+#define DK_TAG_CACHE_MAX    2048
+#define DK_URL_MAX          4096
 
 static const char oci_layout_body[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
@@ -90,7 +90,6 @@ struct dk_state {
     char **catalog; /* sorted */
     size_t ncatalog;
     int64_t cat_checked;
-    int64_t hold_until; /* Retry-After: no metadata requests before this (monotonic ms) */
 };
 
 /* A reference resolved to a manifest. */
@@ -333,31 +332,11 @@ static void probe_auth(struct upstream *u, struct dk_state *s)
     pthread_mutex_unlock(&s->probe_mu);
 }
 
-static bool held_back(struct upstream *u, struct dk_state *s)
-{
-    pthread_mutex_lock(&u->mu);
-    bool held = mono_ms() < s->hold_until;
-    pthread_mutex_unlock(&u->mu);
-    return held;
-}
-
-static void hold_back(struct upstream *u, struct dk_state *s, long retry_after)
-{
-    if (retry_after <= 0)
-        return;
-    if (retry_after > DK_RETRY_AFTER_MAX_S)
-        retry_after = DK_RETRY_AFTER_MAX_S;
-    pthread_mutex_lock(&u->mu);
-    s->hold_until = mono_ms() + retry_after * 1000;
-    pthread_mutex_unlock(&u->mu);
-    log_info("proxy %s: the registry asks to wait %ld s (429); serving cached answers", u->cfg.key,
-             retry_after);
-}
-
 /*
  * A metadata request (HEAD or GET into memory) in a scope, with Accept for
  * manifests and a Bearer token when needed; a 401 with a new challenge is
- * answered once. Returns upstream_request's code; r holds the response.
+ * answered once. Returns upstream_perform's code (which also honours a
+ * 429's Retry-After for the whole proxy); r holds the response.
  */
 static int reg_request(struct upstream *u, const char *scope, const char *url, bool head,
                        bool manifest, size_t max, struct fetch_response *r)
@@ -367,16 +346,20 @@ static int reg_request(struct upstream *u, const char *scope, const char *url, b
     memset(r, 0, sizeof(*r));
     if (!s)
         return -ENOMEM;
-    if (held_back(u, s))
-        return -EREMOTEIO;
     for (int attempt = 0;; attempt++) {
         struct curl_slist *h = NULL;
         char *used = NULL;
         if (manifest)
             h = curl_slist_append(h, OCI_ACCEPT_HEADER);
         rc = manifest && !h ? -ENOMEM : auth_add(u, s, scope, &h, &used);
-        if (rc == 0)
-            rc = upstream_request_headers(u, url, head, h, max, r);
+        if (rc == 0) {
+            struct fetch_request req = {.url = url,
+                                        .head = head,
+                                        .headers = h,
+                                        .timeout_ms = FETCH_META_TIMEOUT_MS,
+                                        .max_body = max};
+            rc = upstream_perform(u, &req, r);
+        }
         curl_slist_free_all(h);
         bool again = rc == 0 && r->status == 401 && attempt == 0 &&
                      learn(u, s, r->www_authenticate, scope, used);
@@ -385,8 +368,6 @@ static int reg_request(struct upstream *u, const char *scope, const char *url, b
             break;
         fetch_response_clear(r);
     }
-    if (rc == -EREMOTEIO && r->status == 429)
-        hold_back(u, s, r->retry_after);
     if (rc == 0 && r->status >= 200 && r->status < 300) {
         pthread_mutex_lock(&u->mu);
         if (s->auth == DK_AUTH_UNKNOWN)
@@ -441,6 +422,7 @@ static int load_manifest(struct upstream *u, const char *repo, const char *diges
 {
     struct upstream_doc d;
     char err[200];
+    memset(m, 0, sizeof(*m));
     int rc = fetch_manifest(u, repo, digest, &d);
     if (rc == 0) {
         rc = oci_manifest_parse(d.body, d.len, d.content_type ? d.content_type : mt_hint, m, err,
@@ -643,13 +625,15 @@ static int resolve(struct upstream *u, const char *repo, const char *ref, struct
 
 /*
  * Whether repo:ref exists; fills res. A digest reference is checked by
- * fetching its manifest (needed next anyway, and cached for good).
+ * fetching its manifest (needed next anyway, and cached for good), and so
+ * is a tag whose HEAD did not name a manifest type and size.
  */
 static int image_check(struct upstream *u, const char *repo, const char *ref,
                        struct dk_resolved *res)
 {
     int rc = resolve(u, repo, ref, res);
-    if (rc < 0 || (res->size >= 0 && res->mt[0]))
+    if (rc < 0 || (res->size >= 0 &&
+                   (oci_media_type_is_manifest(res->mt) || oci_media_type_is_index(res->mt))))
         return rc;
     struct upstream_doc d;
     char err[200];

@@ -22,23 +22,10 @@ static bool is_html(const struct fetch_response *r)
 /* HEAD without following redirects: a redirect to name/ is how servers say "directory". */
 static int head(struct upstream *u, const char *url, bool follow, struct fetch_response *r)
 {
-    memset(r, 0, sizeof(*r));
-    if (u->cfg.offline)
-        return -ENETUNREACH;
-    if (upstream_backing_off(u))
-        return -EREMOTEIO;
-    struct fetch_request req = {.url = url,
-                                .ep = &u->ep,
-                                .head = true,
-                                .no_redirects = !follow,
-                                .timeout_ms = FETCH_META_TIMEOUT_MS};
-    int rc = fetch_perform(&req, r);
-    if (fetch_is_remote_failure(rc, r->status)) {
-        upstream_note_failure(u);
-        return rc == -ELOOP ? -EIO : -EREMOTEIO;
-    }
-    upstream_note_success(u);
-    return 0;
+    struct fetch_request req = {
+        .url = url, .head = true, .no_redirects = !follow, .timeout_ms = FETCH_META_TIMEOUT_MS};
+    int rc = upstream_perform(u, &req, r);
+    return rc == -ELOOP ? -EIO : rc;
 }
 
 static int status_error(long status)

@@ -107,6 +107,7 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
         }
         return;
     }
+    upstream_note_response(c->u, resp);
     if (fetch_is_remote_failure(err, resp ? resp->status : 0) && err != -EIO && err != -ENOSPC)
         upstream_note_failure(c->u);
     else

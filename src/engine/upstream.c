@@ -111,6 +111,27 @@ void upstream_note_failure(struct upstream *u)
     pthread_mutex_unlock(&u->mu);
 }
 
+void upstream_hold(struct upstream *u, long seconds)
+{
+    if (seconds <= 0)
+        return;
+    if (seconds > UPSTREAM_HOLD_MAX_S)
+        seconds = UPSTREAM_HOLD_MAX_S;
+    int64_t until = now_ms() + seconds * 1000;
+    pthread_mutex_lock(&u->mu);
+    if (until > u->offline_until_ms)
+        u->offline_until_ms = until;
+    pthread_mutex_unlock(&u->mu);
+    log_info("proxy %s: the remote asks to wait %ld s (Retry-After); serving cached copies",
+             u->cfg.key, seconds);
+}
+
+void upstream_note_response(struct upstream *u, const struct fetch_response *r)
+{
+    if (r && (r->status == 429 || r->status == 503) && r->retry_after > 0)
+        upstream_hold(u, r->retry_after);
+}
+
 char *upstream_url(const struct upstream *u, const char *path)
 {
     size_t cap = strlen(u->cfg.url) + strlen(path) * 3 + 1;
@@ -133,39 +154,48 @@ char *upstream_url(const struct upstream *u, const char *path)
     return out;
 }
 
-int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
+int upstream_perform(struct upstream *u, const struct fetch_request *req,
                      struct fetch_response *resp)
-{
-    return upstream_request_headers(u, url, head, NULL, max_body, resp);
-}
-
-int upstream_request_headers(struct upstream *u, const char *url, bool head,
-                             const struct curl_slist *headers, size_t max_body,
-                             struct fetch_response *resp)
 {
     memset(resp, 0, sizeof(*resp));
     if (u->cfg.offline)
         return -ENETUNREACH;
     if (upstream_backing_off(u))
         return -EREMOTEIO;
+    struct fetch_request r = *req;
+    if (!r.ep)
+        r.ep = &u->ep;
+    atomic_fetch_add(&u->eng->upstream_requests, 1);
+    int rc = fetch_perform(&r, resp);
+    if (rc == 0)
+        upstream_note_response(u, resp);
+    if (fetch_is_remote_failure(rc, resp->status) && rc != -EFBIG && rc != -ELOOP) {
+        upstream_note_failure(u);
+        return -EREMOTEIO;
+    }
+    if (rc == 0)
+        upstream_note_success(u);
+    return rc;
+}
+
+int upstream_request_headers(struct upstream *u, const char *url, bool head,
+                             const struct curl_slist *headers, size_t max_body,
+                             struct fetch_response *resp)
+{
     struct fetch_request req = {.url = url,
-                                .ep = &u->ep,
                                 .head = head,
                                 .headers = headers,
                                 .timeout_ms = FETCH_META_TIMEOUT_MS,
                                 .max_body = max_body};
-    atomic_fetch_add(&u->eng->upstream_requests, 1);
-    int rc = fetch_perform(&req, resp);
-    if (fetch_is_remote_failure(rc, resp->status)) {
-        upstream_note_failure(u);
-        if (rc == 0)
-            rc = -EREMOTEIO;
-        else if (rc != -EFBIG && rc != -ELOOP)
-            rc = -EREMOTEIO;
-        return rc;
-    }
-    upstream_note_success(u);
-    return 0;
+    return upstream_perform(u, &req, resp);
+}
+
+int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
+                     struct fetch_response *resp)
+{
+    struct fetch_request req = {
+        .url = url, .head = head, .timeout_ms = FETCH_META_TIMEOUT_MS, .max_body = max_body};
+    return upstream_perform(u, &req, resp);
 }
 
 /* Reads a whole stored object into memory (documents are capped at UPSTREAM_DOC_MAX). */
@@ -269,6 +299,8 @@ int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
         atomic_fetch_add(&e->upstream_requests, 1);
         atomic_fetch_add(&e->misses, 1);
         rc = fetch_perform(&req, &r);
+        if (rc == 0)
+            upstream_note_response(u, &r);
         if (fetch_is_remote_failure(rc, r.status) && rc != -EFBIG && rc != -ELOOP) {
             upstream_note_failure(u);
             rc = -EREMOTEIO;

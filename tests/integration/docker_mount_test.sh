@@ -215,7 +215,7 @@ check "a tag moved upstream shows after the TTL" t_tag_move
 
 t_rate_limited() {
     regproxy_reset pa
-    regproxy_control pa 'ratelimit?seconds=30'
+    regproxy_control pa 'ratelimit?seconds=5'
     sleep 2.5
     assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$H/test/hello/moving/index.json")" \
         "$D_V2" "moving while rate-limited"
