@@ -47,6 +47,11 @@ int hash_expect_parse(const char *s, struct hash_expect *out);
 /* Formats as "algo:hex" into buf. */
 void hash_expect_format(const struct hash_expect *e, char *buf, size_t len);
 
+/* Lower-case hex of n bytes into out (2n + 1 bytes). */
+void hash_hex_encode(const unsigned char *in, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int hash_hex_value(char c);
+
 /* True for 64 lower-case hex characters. */
 bool hash_is_sha256_hex(const char *s);
 

@@ -13,6 +13,7 @@
  * OPENSSL_cleanse before they are freed or go out of scope. Nothing here
  * logs.
  */
+#include "upstreamfs/hash.h"
 #include "upstreamfs/sigv4.h"
 
 #include <ctype.h>
@@ -108,17 +109,6 @@ static void put_encoded(struct sbuf *b, const char *s, size_t n)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Percent-decodes s[0..n) into a new string, then re-encodes it. A '%' not
  * followed by two hex digits stands for itself. Decoded bytes may be NUL,
@@ -133,8 +123,8 @@ static int reencode(const char *s, size_t n, char **out)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = hash_hex_value(s[i + 1])) >= 0 &&
+            (lo = hash_hex_value(s[i + 2])) >= 0) {
             dec[dn++] = (char)(hi << 4 | lo);
             i += 2;
         } else {
@@ -397,26 +387,6 @@ static int check_request(const struct sigv4_request *req)
     return 0;
 }
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[in[i] >> 4];
-        out[2 * i + 1] = hex[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int sha256_hex(const void *data, size_t n, char out[2 * SHA256_LEN + 1])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(n ? data : "", n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != SHA256_LEN)
-        return -EIO;
-    hex_encode(md, SHA256_LEN, out);
-    return 0;
-}
-
 static int hmac(const void *key, size_t klen, const void *data, size_t n,
                 unsigned char out[SHA256_LEN])
 {
@@ -508,8 +478,7 @@ static int build_canonical(const struct sigv4_request *req, const char *amz_date
     if (sh.p)
         sbuf_puts(&b, sh.p);
     sbuf_putc(&b, '\n');
-    if ((rc = sha256_hex(req->payload, req->payload_len, payload_hash)) < 0)
-        goto out;
+    hash_sha256_hex(req->payload ? (const void *)req->payload : "", req->payload_len, payload_hash);
     sbuf_puts(&b, payload_hash);
     if ((rc = sbuf_take(&sh, signed_out)) < 0)
         goto out;
@@ -587,8 +556,7 @@ int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
     rc = build_canonical(req, out->amz_date, &creq, &out->signed_headers, &out->host);
     if (rc < 0)
         goto out;
-    if ((rc = sha256_hex(creq, strlen(creq), creq_hash)) < 0)
-        goto out;
+    hash_sha256_hex(creq, strlen(creq), creq_hash);
     if (asprintf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", out->amz_date, date8,
                  req->region, req->service, creq_hash) < 0) {
         sts = NULL;
@@ -601,7 +569,7 @@ int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
     OPENSSL_cleanse(key, sizeof(key));
     if (rc < 0)
         goto out;
-    hex_encode(sig, sizeof(sig), sig_hex);
+    hash_hex_encode(sig, sizeof(sig), sig_hex);
     if (asprintf(&out->authorization,
                  "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
                  "Signature=%s",

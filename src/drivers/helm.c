@@ -272,30 +272,37 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
     return rc;
 }
 
-/* The current chart table (parsing the index when it changed); *stale from the document. */
-static int load_table(struct upstream *u, char **body, size_t *len, bool *stale,
-                      struct chart_table **out)
+/*
+ * Makes u->drv_state the chart table of the current index (parsing it only
+ * when it changed). Callers then read the table under u->mu.
+ */
+static int load_table(struct upstream *u)
 {
-    char url[4200];
+    char url[4200], *raw = NULL;
+    size_t rlen = 0;
+    bool stale;
     snprintf(url, sizeof(url), "%sindex.yaml", u->cfg.url);
-    int rc = upstream_doc_get(u, url, body, len, stale);
+    int rc = upstream_doc_get(u, url, &raw, &rlen, &stale);
     if (rc < 0)
         return rc;
     char sha[65];
-    hash_sha256_hex(*body, *len, sha);
+    hash_sha256_hex(raw, rlen, sha);
     pthread_mutex_lock(&u->mu);
     struct chart_table *t = u->drv_state;
-    if (t && strcmp(t->index_sha, sha) == 0) {
-        *out = t;
-        pthread_mutex_unlock(&u->mu);
+    bool current = t && strcmp(t->index_sha, sha) == 0;
+    pthread_mutex_unlock(&u->mu);
+    if (current) {
+        free(raw);
         return 0;
     }
-    pthread_mutex_unlock(&u->mu);
     t = calloc(1, sizeof(*t));
-    if (!t)
+    if (!t) {
+        free(raw);
         return -ENOMEM;
+    }
     memcpy(t->index_sha, sha, sizeof(sha));
-    rc = helm_walk(*body, *len, u->cfg.url, t, NULL);
+    rc = helm_walk(raw, rlen, u->cfg.url, t, NULL);
+    free(raw);
     if (rc < 0) {
         table_free(t);
         return rc;
@@ -305,7 +312,6 @@ static int load_table(struct upstream *u, char **body, size_t *len, bool *stale,
     table_free(u->drv_state);
     u->drv_state = t;
     u->drv_state_free = table_free;
-    *out = t;
     pthread_mutex_unlock(&u->mu);
     return 0;
 }
@@ -332,12 +338,8 @@ static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *o
     }
     if (strncmp(path, "charts/", 7) != 0 || strchr(path + 7, '/'))
         return -ENOENT;
-    char *body = NULL;
-    size_t len = 0;
-    bool stale = false;
     struct chart_table *t;
-    int rc = load_table(u, &body, &len, &stale, &t);
-    free(body);
+    int rc = load_table(u);
     if (rc < 0)
         return rc;
     rc = -ENOENT;
@@ -385,12 +387,8 @@ static int helm_list(struct upstream *u, const char *dir, struct drv_listing *ou
     }
     if (strcmp(dir, "charts") != 0)
         return -ENOTSUP;
-    char *body = NULL;
-    size_t len = 0;
-    bool stale = false;
     struct chart_table *t;
-    int rc = load_table(u, &body, &len, &stale, &t);
-    free(body);
+    int rc = load_table(u);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&u->mu);

@@ -217,14 +217,20 @@ int engine_evict_path(struct engine *e, const char *path)
     return rc < 0 ? rc : done;
 }
 
+static int all_objects(struct engine *e, struct object_info **all, size_t *n)
+{
+    pthread_mutex_lock(&e->mu);
+    int rc = index_object_all(e->ix, all, n);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
 int engine_verify(struct engine *e, int64_t *checked, int64_t *bad)
 {
     struct object_info *all = NULL;
     size_t n = 0;
     *checked = *bad = 0;
-    pthread_mutex_lock(&e->mu);
-    int rc = index_object_all(e->ix, &all, &n);
-    pthread_mutex_unlock(&e->mu);
+    int rc = all_objects(e, &all, &n);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -249,9 +255,7 @@ int engine_gc(struct engine *e, int64_t *removed)
     struct object_info *all = NULL;
     size_t n = 0;
     *removed = 0;
-    pthread_mutex_lock(&e->mu);
-    int rc = index_object_all(e->ix, &all, &n);
-    pthread_mutex_unlock(&e->mu);
+    int rc = all_objects(e, &all, &n);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {

@@ -454,29 +454,59 @@ static void wait_tick(struct flight *f)
     pthread_cond_timedwait(&f->cv, &f->mu, &ts);
 }
 
+/* Conditions a waiter waits for (f->mu held). */
+static bool has_response(struct flight *f, const void *arg)
+{
+    (void)arg;
+    return f->state != FLIGHT_CONNECTING;
+}
+
+static bool has_range_or_end(struct flight *f, const void *arg)
+{
+    int64_t want = *(const int64_t *)arg;
+    return f->state != FLIGHT_CONNECTING && (f->state != FLIGHT_STREAMING || f->written >= want);
+}
+
+static bool has_ended(struct flight *f, const void *arg)
+{
+    (void)arg;
+    return f->state != FLIGHT_CONNECTING && f->state != FLIGHT_STREAMING;
+}
+
+/*
+ * Waits (f->mu held) until ready(f) holds. The deadline is timeout_ms from
+ * the last sign of life: a new byte, or another process working on the
+ * same key, moves it. Returns 0, -ETIMEDOUT, or -EINTR when cancel says so.
+ */
+static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void *),
+                    const void *rarg, long timeout_ms, flight_cancel_fn cancel, void *carg)
+{
+    struct timespec dl;
+    int64_t seen = f->written;
+    deadline_in(&dl, timeout_ms);
+    while (!ready(f, rarg)) {
+        if (f->written != seen || f->peer_busy) {
+            seen = f->written;
+            deadline_in(&dl, timeout_ms);
+        }
+        if (ms_until(&dl) <= 0)
+            return -ETIMEDOUT;
+        if (cancel && cancel(carg))
+            return -EINTR;
+        wait_tick(f);
+    }
+    return 0;
+}
+
 int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn cancel, void *carg,
                          long *status, int *err)
 {
-    struct timespec dl;
-    deadline_in(&dl, timeout_ms);
     pthread_mutex_lock(&f->mu);
-    while (f->state == FLIGHT_CONNECTING) {
-        if (f->peer_busy)
-            deadline_in(&dl, timeout_ms); /* another process is making progress for us */
-        if (ms_until(&dl) <= 0) {
-            pthread_mutex_unlock(&f->mu);
-            return -ETIMEDOUT;
-        }
-        if (cancel && cancel(carg)) {
-            pthread_mutex_unlock(&f->mu);
-            return -EINTR;
-        }
-        wait_tick(f);
-    }
-    int st = f->state;
-    if (status)
+    int rc = wait_for(f, has_response, NULL, timeout_ms, cancel, carg);
+    int st = rc < 0 ? rc : (int)f->state;
+    if (rc == 0 && status)
         *status = f->status;
-    if (err)
+    if (rc == 0 && err)
         *err = f->err;
     pthread_mutex_unlock(&f->mu);
     return st;
@@ -485,37 +515,15 @@ int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn can
 ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long stall_ms,
                     flight_cancel_fn cancel, void *carg)
 {
-    struct timespec dl;
-    int64_t seen;
+    int64_t want = (int64_t)off + (int64_t)len;
     pthread_mutex_lock(&f->mu);
-    seen = f->written;
-    deadline_in(&dl, stall_ms);
-    for (;;) {
-        if (f->state == FLIGHT_FAILED || f->state == FLIGHT_HTTP_ERROR ||
-            f->state == FLIGHT_NOT_MODIFIED) {
-            int e = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
-            pthread_mutex_unlock(&f->mu);
-            return e;
-        }
-        bool ended = f->state == FLIGHT_DONE;
-        if (ended || f->written >= (int64_t)off + (int64_t)len)
-            break;
-        if (f->written != seen) {
-            seen = f->written;
-            deadline_in(&dl, stall_ms);
-        }
-        if (ms_until(&dl) <= 0) {
-            pthread_mutex_unlock(&f->mu);
-            return -ETIMEDOUT;
-        }
-        if (cancel && cancel(carg)) {
-            pthread_mutex_unlock(&f->mu);
-            return -EINTR;
-        }
-        wait_tick(f);
-    }
+    int rc = wait_for(f, has_range_or_end, &want, stall_ms, cancel, carg);
+    if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
+        rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
     int64_t avail = f->written - (int64_t)off;
     pthread_mutex_unlock(&f->mu);
+    if (rc < 0)
+        return rc;
     if (avail <= 0)
         return 0;
     size_t n = (size_t)avail < len ? (size_t)avail : len;
@@ -525,26 +533,9 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
 
 int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, void *carg)
 {
-    struct timespec dl;
     pthread_mutex_lock(&f->mu);
-    int64_t seen = f->written;
-    deadline_in(&dl, stall_ms);
-    while (f->state == FLIGHT_CONNECTING || f->state == FLIGHT_STREAMING) {
-        if (f->written != seen) {
-            seen = f->written;
-            deadline_in(&dl, stall_ms);
-        }
-        if (ms_until(&dl) <= 0) {
-            pthread_mutex_unlock(&f->mu);
-            return -ETIMEDOUT;
-        }
-        if (cancel && cancel(carg)) {
-            pthread_mutex_unlock(&f->mu);
-            return -EINTR;
-        }
-        wait_tick(f);
-    }
-    int st = f->state;
+    int rc = wait_for(f, has_ended, NULL, stall_ms, cancel, carg);
+    int st = rc < 0 ? rc : (int)f->state;
     pthread_mutex_unlock(&f->mu);
     return st;
 }

@@ -404,10 +404,9 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &sv);
 }
 
-static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* Replies to a getxattr/listxattr whose engine answer (n bytes, or -errno) is in buf. */
+static void reply_xattr(fuse_req_t req, int n, const char *buf, size_t size)
 {
-    char buf[4300];
-    int n = engine_getxattr(eng(req), (int64_t)ino, name, buf, size ? sizeof(buf) : 0);
     if (n < 0)
         fuse_reply_err(req, -n);
     else if (size == 0)
@@ -418,18 +417,18 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         fuse_reply_buf(req, buf, (size_t)n);
 }
 
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    char buf[4300];
+    reply_xattr(req, engine_getxattr(eng(req), (int64_t)ino, name, buf, size ? sizeof(buf) : 0),
+                buf, size);
+}
+
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     char buf[256];
-    int n = engine_listxattr(eng(req), (int64_t)ino, buf, size ? sizeof(buf) : 0);
-    if (n < 0)
-        fuse_reply_err(req, -n);
-    else if (size == 0)
-        fuse_reply_xattr(req, (size_t)n);
-    else if ((size_t)n > size)
-        fuse_reply_err(req, ERANGE);
-    else
-        fuse_reply_buf(req, buf, (size_t)n);
+    reply_xattr(req, engine_listxattr(eng(req), (int64_t)ino, buf, size ? sizeof(buf) : 0), buf,
+                size);
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {

@@ -8,6 +8,7 @@
  * outright because an escaped slash would make one component name two
  * levels. Nothing here repairs a path; it accepts it as written or not.
  */
+#include "upstreamfs/hash.h"
 #include "upstreamfs/shim_http.h"
 
 #include <ctype.h>
@@ -16,17 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decodes raw[0..n) (one component) into comp; the decoded length or a negative errno. */
 static int decode_component(const char *raw, size_t n, char *comp)
@@ -38,7 +28,7 @@ static int decode_component(const char *raw, size_t n, char *comp)
             int hi, lo;
             if (i + 2 >= n)
                 return -EINVAL;
-            if ((hi = hexval(raw[i + 1])) < 0 || (lo = hexval(raw[i + 2])) < 0)
+            if ((hi = hash_hex_value(raw[i + 1])) < 0 || (lo = hash_hex_value(raw[i + 2])) < 0)
                 return -EINVAL;
             c = (unsigned char)(hi * 16 + lo);
             i += 2;

@@ -31,14 +31,25 @@ static const EVP_MD *algo_md(enum hash_algo a)
     }
 }
 
-static void to_hex(const unsigned char *d, unsigned n, char *out)
+void hash_hex_encode(const unsigned char *d, size_t n, char *out)
 {
     static const char hx[] = "0123456789abcdef";
-    for (unsigned i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         out[2 * i] = hx[d[i] >> 4];
         out[2 * i + 1] = hx[d[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+int hash_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 struct hash_ctx *hash_begin(const struct hash_expect *expect)
@@ -76,13 +87,13 @@ int hash_end(struct hash_ctx *h, char sha256_hex[65])
     char hex[HASH_HEX_MAX];
     int rc = 0;
     EVP_DigestFinal_ex(h->sha256, md, &n);
-    to_hex(md, n, sha256_hex);
+    hash_hex_encode(md, n, sha256_hex);
     if (h->expect.algo == HASH_SHA256) {
         if (strcmp(sha256_hex, h->expect.hex) != 0)
             rc = -EBADMSG;
     } else if (h->other) {
         EVP_DigestFinal_ex(h->other, md, &n);
-        to_hex(md, n, hex);
+        hash_hex_encode(md, n, hex);
         if (strcmp(hex, h->expect.hex) != 0)
             rc = -EBADMSG;
     }
@@ -104,7 +115,7 @@ void hash_sha256_hex(const void *data, size_t len, char out[65])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-    to_hex(md, n, out);
+    hash_hex_encode(md, n, out);
 }
 
 static bool all_hex(const char *s, size_t n)
@@ -143,7 +154,7 @@ int hash_expect_parse(const char *s, struct hash_expect *out)
         /* EVP_DecodeBlock counts '=' padding as zero bytes; sha512 is 64 bytes. */
         if (len < 64)
             return -EINVAL;
-        to_hex(raw, 64, out->hex);
+        hash_hex_encode(raw, 64, out->hex);
         out->algo = HASH_SHA512;
         return 0;
     }
