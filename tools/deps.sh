@@ -9,7 +9,7 @@ build=(build-essential cmake pkg-config ca-certificates
        libfuse3-dev fuse3 libcurl4-openssl-dev libsqlite3-dev libjansson-dev libssl-dev
        libmicrohttpd-dev libyaml-dev libxml2-dev libcmocka-dev)
 testing=(nginx-light curl attr openssl python3 python3-yaml sqlite3 psmisc procps util-linux
-         docker-registry skopeo)
+         docker-registry skopeo apache2-utils python3-cryptography)
 
 want=("${build[@]}")
 if [[ "${1:-}" == "--test" ]]; then

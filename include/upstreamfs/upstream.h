@@ -110,9 +110,5 @@ int upstream_request(struct upstream *u, const char *url, bool head, size_t max_
  */
 int upstream_perform(struct upstream *u, const struct fetch_request *req,
                      struct fetch_response *resp);
-/* The same with extra request headers (e.g. a registry's Accept and Authorization). */
-int upstream_request_headers(struct upstream *u, const char *url, bool head,
-                             const struct curl_slist *headers, size_t max_body,
-                             struct fetch_response *resp);
 
 #endif

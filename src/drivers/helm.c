@@ -121,7 +121,41 @@ static int table_add(struct chart_table *t, const struct version_fields *v, cons
     return c->file ? 0 : -ENOMEM;
 }
 
-#define HELM_MAX_DEPTH 32
+#define HELM_MAX_DEPTH   32
+#define HELM_MAX_ANCHORS 256
+
+/* Scalar anchors seen so far, so an alias in a urls list resolves to its URL. */
+struct anchors {
+    char *name[HELM_MAX_ANCHORS];
+    char *value[HELM_MAX_ANCHORS];
+    size_t n;
+};
+
+static void anchors_add(struct anchors *a, const char *name, const char *value)
+{
+    if (a->n < HELM_MAX_ANCHORS) {
+        a->name[a->n] = strdup(name);
+        a->value[a->n] = strdup(value);
+        a->n++;
+    }
+}
+
+static const char *anchors_find(const struct anchors *a, const char *name)
+{
+    for (size_t i = a->n; i > 0; i--) /* the latest definition of a name wins */
+        if (a->name[i - 1] && a->value[i - 1] && strcmp(a->name[i - 1], name) == 0)
+            return a->value[i - 1];
+    return NULL;
+}
+
+static void anchors_clear(struct anchors *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->name[i]);
+        free(a->value[i]);
+    }
+    a->n = 0;
+}
 
 struct frame {
     bool is_map;
@@ -148,6 +182,7 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
     bool entries = false; /* depth 2 is the entries mapping */
     size_t version = 0;   /* index of the current version mapping, plus one */
     struct version_fields v = {0};
+    struct anchors anchors = {.n = 0};
 
     memset(st, 0, sizeof(st));
     if (!yaml_parser_initialize(&parser))
@@ -219,20 +254,30 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
         case YAML_SCALAR_EVENT:
         case YAML_ALIAS_EVENT: {
             const char *s = type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "";
+            if (type == YAML_SCALAR_EVENT && ev.data.scalar.anchor)
+                anchors_add(&anchors, (const char *)ev.data.scalar.anchor, s);
+            if (type == YAML_ALIAS_EVENT) {
+                const char *target = anchors_find(&anchors, (const char *)ev.data.alias.anchor);
+                s = target ? target : "";
+            }
             if (is_key) {
                 free(top->key);
                 top->key = strdup(s);
                 top->want_key = false;
                 break;
             }
-            if (in_urls && type == YAML_SCALAR_EVENT) {
-                if (!v.url0)
+            if (in_urls) {
+                if (!v.url0 && s[0])
                     v.url0 = strdup(s);
                 const struct chart *c = version && version <= t->n ? &t->charts[version - 1] : NULL;
                 if (out && c && c->file) {
+                    /* An anchored URL keeps its anchor (aliases elsewhere still resolve); an
+                     * alias in urls becomes the rewritten URL itself. */
                     char rel[700];
+                    yaml_char_t *anchor =
+                        type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor : NULL;
                     snprintf(rel, sizeof(rel), "charts/%s", c->file);
-                    yaml_scalar_event_initialize(&rep, NULL, NULL, (yaml_char_t *)rel,
+                    yaml_scalar_event_initialize(&rep, anchor, NULL, (yaml_char_t *)rel,
                                                  (int)strlen(rel), 1, 1, YAML_ANY_SCALAR_STYLE);
                     replaced = true;
                 }
@@ -269,6 +314,7 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
         yaml_emitter_delete(&emitter);
     yaml_parser_delete(&parser);
     fields_clear(&v);
+    anchors_clear(&anchors);
     return rc;
 }
 

@@ -178,18 +178,6 @@ int upstream_perform(struct upstream *u, const struct fetch_request *req,
     return rc;
 }
 
-int upstream_request_headers(struct upstream *u, const char *url, bool head,
-                             const struct curl_slist *headers, size_t max_body,
-                             struct fetch_response *resp)
-{
-    struct fetch_request req = {.url = url,
-                                .head = head,
-                                .headers = headers,
-                                .timeout_ms = FETCH_META_TIMEOUT_MS,
-                                .max_body = max_body};
-    return upstream_perform(u, &req, resp);
-}
-
 int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
                      struct fetch_response *resp)
 {

@@ -50,6 +50,28 @@ static void helm_rewrites_every_url(void **state)
     free(out);
 }
 
+static void helm_resolves_aliases_in_urls(void **state)
+{
+    (void)state;
+    /* Found by fuzzing: an alias in a urls list must not point at a rewritten anchor. */
+    const char idx[] = "apiVersion: v1\n"
+                       "entries:\n"
+                       "  a:\n"
+                       "  - name: a\n"
+                       "    version: \"1\"\n"
+                       "    urls: [&u https://cdn.example/a-1.tgz]\n"
+                       "  - name: a\n"
+                       "    version: \"2\"\n"
+                       "    urls: [*u]\n";
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(helm_rewrite_index(idx, strlen(idx), "http://r/", &out, &len), 0);
+    assert_non_null(strstr(out, "charts/a-1.tgz"));
+    assert_non_null(strstr(out, "charts/a-2.tgz"));
+    assert_null(strstr(out, "https://"));
+    free(out);
+}
+
 static void helm_refuses_garbage(void **state)
 {
     (void)state;
@@ -94,6 +116,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(helm_rewrites_every_url),
+        cmocka_unit_test(helm_resolves_aliases_in_urls),
         cmocka_unit_test(helm_refuses_garbage),
         cmocka_unit_test(html_index_children),
     };
