@@ -52,6 +52,12 @@ struct flight_source {
     struct hash_expect expect; /* HASH_NONE: only hashed */
     int64_t expect_size;       /* -1 unknown; a different length fails the flight */
     /*
+     * Called in the download thread when a 2xx response starts, with its
+     * Content-Length (-1 unknown), before any byte is written: the owner can
+     * make room on disk. May be NULL.
+     */
+    void (*on_start)(void *arg, int64_t length);
+    /*
      * Called in the download thread once the object is in the store (hex is
      * its sha256), before readers see FLIGHT_DONE. Must not block on the
      * network. The response carries the final headers (etag, ...).

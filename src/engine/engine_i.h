@@ -103,6 +103,12 @@ bool engine__obj_is_open(struct engine *e, const char *digest);
 /* Records a committed object and evicts if the quota is exceeded (takes mu). */
 void engine__object_added(struct engine *e, const char *digest, int64_t size, bool local);
 int64_t engine__default_quota(const char *state_dir);
+/*
+ * Evicts until the state dir's filesystem has room for length more bytes
+ * plus a margin (the quota counts what the cache holds; this watches the
+ * disk itself, which other files share). length -1: just the margin.
+ */
+void engine__ensure_room(struct engine *e, int64_t length);
 
 /* Whether include/exclude let this path through (directories leading to an include pass). */
 bool engine__path_allowed(const struct proxy *p, const char *path);

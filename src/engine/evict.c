@@ -32,6 +32,27 @@ int64_t engine__default_quota(const char *state_dir)
     return q;
 }
 
+#define ROOM_MARGIN (4LL * 1024 * 1024)
+
+void engine__ensure_room(struct engine *e, int64_t length)
+{
+    struct statvfs sv;
+    if (statvfs(e->state_dir, &sv) < 0)
+        return;
+    int64_t free_bytes = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+    int64_t need = (length > 0 ? length : 0) + ROOM_MARGIN;
+    if (free_bytes >= need)
+        return;
+    int64_t bytes = 0, count = 0;
+    pthread_mutex_lock(&e->mu);
+    index_object_totals(e->ix, &bytes, &count);
+    pthread_mutex_unlock(&e->mu);
+    int64_t target = bytes - (need - free_bytes);
+    log_info("disk nearly full (%lld bytes free, %lld needed); evicting", (long long)free_bytes,
+             (long long)need);
+    engine_evict_to(e, target > 0 ? target : 0);
+}
+
 void engine__obj_open(struct engine *e, const char *digest)
 {
     pthread_mutex_lock(&e->mu);

@@ -94,6 +94,13 @@ static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch
     pthread_mutex_unlock(&e->mu);
 }
 
+/* Before a body is written: make room on the cache's disk for it (and a margin). */
+static void dl_start(void *arg, int64_t length)
+{
+    struct dl_ctx *c = arg;
+    engine__ensure_room(c->e, length);
+}
+
 static void dl_fail(void *arg, int err, const struct fetch_response *resp)
 {
     struct dl_ctx *c = arg;
@@ -304,6 +311,7 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
                                 .on_done = dl_done,
                                 .on_fail = dl_fail,
                                 .recheck = dl_recheck,
+                                .on_start = dl_start,
                                 .free_arg = dl_free,
                                 .arg = ctx};
     rc = flight_join(e->flights, key, &src, &f, &started);

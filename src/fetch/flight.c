@@ -54,6 +54,7 @@ struct flight {
     void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
     void (*on_fail)(void *, int, const struct fetch_response *);
     bool (*recheck)(void *, char *);
+    void (*on_start)(void *, int64_t);
     bool peer_busy; /* another process is downloading this key; readers keep waiting */
     void (*free_arg)(void *);
     void *arg;
@@ -177,6 +178,8 @@ static int on_headers(void *arg, const struct fetch_response *r)
         pthread_mutex_unlock(&f->mu);
         if (f->expect_size >= 0 && r->content_length >= 0 && r->content_length != f->expect_size)
             return -EBADMSG;
+        if (f->on_start)
+            f->on_start(f->arg, r->content_length);
         return 0;
     }
     return FLIGHT_ESTOP;
@@ -290,6 +293,7 @@ static void *flight_run(void *arg)
     int rc = fetch_perform(&req, &resp);
     if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
         enum flight_state st = resp.status == 304 ? FLIGHT_NOT_MODIFIED : FLIGHT_HTTP_ERROR;
+        unlink(f->tmp_path); /* no body of this answer is kept */
         if (f->on_fail)
             f->on_fail(f->arg, 0, &resp);
         set_state(f, st, resp.status, 0);
@@ -317,9 +321,19 @@ static void *flight_run(void *arg)
     if (rc == -EBADMSG)
         rc = -EIO;
     log_warn("download %s failed: %s", f->url, strerror(-rc));
+    /*
+     * Readers learn of the failure first; only then is the body given back,
+     * so a read that raced with the truncation sees FLIGHT_FAILED when it
+     * re-checks (flight_read) instead of a short file. The space matters on
+     * a full disk, where the owner's eviction runs next, and a shutdown must
+     * not leave the body in tmp/.
+     */
+    set_state(f, FLIGHT_FAILED, resp.status, rc);
+    if (ftruncate(f->fd, 0) < 0)
+        log_debug("truncating %s: %s", f->tmp_path, strerror(errno));
+    unlink(f->tmp_path);
     if (f->on_fail)
         f->on_fail(f->arg, rc, &resp);
-    set_state(f, FLIGHT_FAILED, resp.status, rc);
 out:
     if (lock_fd >= 0)
         close(lock_fd); /* releases the flock: a waiting process rechecks now */
@@ -386,6 +400,7 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
     f->on_done = src->on_done;
     f->on_fail = src->on_fail;
     f->recheck = src->recheck;
+    f->on_start = src->on_start;
     f->free_arg = src->free_arg;
     f->arg = src->arg;
     f->hash = hash_begin(&f->expect);
@@ -528,7 +543,16 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
         return 0;
     size_t n = (size_t)avail < len ? (size_t)avail : len;
     ssize_t r = pread(f->fd, buf, n, off);
-    return r < 0 ? -errno : r;
+    if (r < 0)
+        return -errno;
+    /* The body may have been given back after a failure while we read: never pass that on. */
+    pthread_mutex_lock(&f->mu);
+    bool failed = f->state == FLIGHT_FAILED;
+    int err = f->err;
+    pthread_mutex_unlock(&f->mu);
+    if (failed && (size_t)r < n)
+        return err == -ENOSPC ? -ENOSPC : -EIO;
+    return r;
 }
 
 int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, void *carg)
