@@ -10,6 +10,15 @@ build=(build-essential cmake pkg-config ca-certificates
        libmicrohttpd-dev libyaml-dev libxml2-dev libcmocka-dev)
 testing=(nginx-light curl attr openssl python3 python3-yaml sqlite3 psmisc procps util-linux
          docker-registry skopeo apache2-utils python3-cryptography)
+# the web page's browser test (tests/integration/ui_browser_test.sh): headless Chromium over WebDriver
+testing+=(chromium chromium-driver fonts-dejavu-core)
+# npm_test and pypi_test: node and npm, Debian's pip, and what pip needs to prepare an sdist's
+# metadata with --no-build-isolation. A nodejs from elsewhere (nodesource) bundles its own npm
+# and conflicts with Debian's npm package, which is therefore only wanted when no npm is there.
+testing+=(nodejs python3-pip python3-setuptools python3-wheel)
+command -v npm >/dev/null 2>&1 || testing+=(npm)
+# shim_v2_test: podman pulls through the shim's registry API (as root, no systemd)
+testing+=(podman)
 
 want=("${build[@]}")
 if [[ "${1:-}" == "--test" ]]; then

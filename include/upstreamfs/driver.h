@@ -39,6 +39,16 @@ struct drv_listing {
     size_t n;
 };
 
+#define DRV_SHIM_PATH_MAX 4096
+
+/* How the HTTP shim answers one request of a path route (driver_ops.shim_route). */
+struct drv_shim_route {
+    char path[DRV_SHIM_PATH_MAX]; /* engine path below the proxy or registry, "" for its root */
+    bool want_slash; /* a page that lives at a '/'-terminated URL: redirect a target without one */
+    bool render;     /* path is a document: the reply is shim_render's rewrite of its bytes */
+    int variant;     /* render: which representation the client asked for (driver-defined) */
+};
+
 struct driver_ops {
     const char *type;
     /* What is at path. */
@@ -56,6 +66,29 @@ struct driver_ops {
      * when a redirect leaves the host.
      */
     int (*request_headers)(struct upstream *u, const char *url, struct curl_slist **headers);
+    /*
+     * For protocols whose client routes differ from the mount layout (npm,
+     * pypi); NULL for the others, whose routes mirror the mount. Maps a
+     * request to the shim below /<key-or-registry>/ — path normalised ("" for
+     * the top itself), slash when the target ended with '/', escaped_slash
+     * when the client wrote a '/' as %2f (npm's "@scope%2fname"; path then
+     * holds it as a separator), accept the Accept header or NULL — to *out.
+     * No I/O. Returns 0; -ENOTSUP: not a route of the protocol, serve path as
+     * the mount shows it (refused with 400 when escaped_slash); -ENOENT: 404;
+     * -EINVAL: 400.
+     */
+    int (*shim_route)(const char *path, bool slash, bool escaped_slash, const char *accept,
+                      struct drv_shim_route *out);
+    /*
+     * The reply body of a render route: doc (len bytes) is what the engine
+     * file at route->path holds; base is the absolute URL the shim serves
+     * that engine path at (scheme://host/<key-or-registry>/<path, escaped>),
+     * against which the relative URLs the driver stored in doc resolve, so
+     * every URL in the reply points back at the shim. Sets a malloc'd *out,
+     * *out_len and a static *ctype. No I/O. -EIO for a document it cannot read.
+     */
+    int (*shim_render)(const char *doc, size_t len, const char *base, int variant, char **out,
+                       size_t *out_len, const char **ctype);
 };
 
 void drv_entry_clear(struct drv_entry *e);
@@ -69,5 +102,8 @@ extern const struct driver_ops driver_generic;
 extern const struct driver_ops driver_maven;
 extern const struct driver_ops driver_helm;
 extern const struct driver_ops driver_docker;
+extern const struct driver_ops driver_ecr;
+extern const struct driver_ops driver_npm;
+extern const struct driver_ops driver_pypi;
 
 #endif

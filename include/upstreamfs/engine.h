@@ -78,6 +78,18 @@ void engine_dirents_free(struct engine_dirent *list, size_t n);
 int engine_resolve(struct engine *e, const char *path, struct engine_attr *out);
 
 /*
+ * Finds, from the index alone (never the network, never a download), a file
+ * already shown (listed or looked up) at "<dir>/<one name>/<tail>": with dir
+ * "hub/library/alpine" and tail "blobs/sha256/<hex>", a blob that some tag or
+ * digest directory of that repository has listed. dir names a proxy or
+ * registry and a path below it ("key/a/b"); the one name between dir and tail
+ * holds no '/'. Fills *out as engine_getattr would. Returns 0; -ENOENT when
+ * no such file is known; -EINVAL for a dir without a path below its key or
+ * an empty tail.
+ */
+int engine_find_below(struct engine *e, const char *dir, const char *tail, struct engine_attr *out);
+
+/*
  * Opens a file for reading. *keep_cache says the kernel may keep its pages
  * from an earlier open (the content did not change); *changed says this
  * open found new content, so the front door should invalidate the inode.

@@ -43,4 +43,14 @@ int shim_v2_route_parse(const char *path, const char *default_name,
                         bool (*is_top)(void *arg, const char *name), void *arg,
                         struct shim_v2_route *out);
 
+/*
+ * Whether media_type is acceptable to accept, the request's Accept header
+ * lines merged with ", " (RFC 9110 12.5.1: a comma-separated list; each
+ * entry's parameters are ignored except q=0, which refuses it). NULL or an
+ * empty list accepts everything, as does a wildcard entry (any type, or any
+ * application type).
+ * Media types compare case-insensitively, without their parameters.
+ */
+bool shim_v2_accepts(const char *accept, const char *media_type);
+
 #endif

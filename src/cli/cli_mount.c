@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -37,6 +38,7 @@ struct mount_opts {
     bool foreground;
     char *log_path;
     char *listen;
+    char *default_name; /* default=NAME: the shim's --default */
     char *platform;
     int64_t quota;
     bool private_mount; /* do not add allow_other/default_permissions as root */
@@ -57,6 +59,8 @@ static const char usage[] =
     "       private             as root, do not turn on allow_other and default_permissions\n"
     "       listen=HOST:PORT    also serve the HTTP shim there, on this mount's engine\n"
     "                           (see upstreamfs serve --help; loopback addresses only)\n"
+    "       default=NAME        with listen=: the proxy or registry for /v2/REPO paths whose\n"
+    "                           first component is none (registry mirrors; serve --default)\n"
     "       platform=OS/ARCH[:OS/ARCH...]  docker and ecr proxies: show only these platforms\n"
     "       any FUSE mount option (allow_other, default_permissions, ro, max_read=N, ...)\n"
     "\n"
@@ -103,6 +107,9 @@ static int take_opts(struct mount_opts *mo, const char *list)
         } else if (strncmp(o, "listen=", 7) == 0) {
             free(mo->listen);
             mo->listen = strdup(o + 7);
+        } else if (strncmp(o, "default=", 8) == 0) {
+            free(mo->default_name);
+            mo->default_name = strdup(o + 8);
         } else if (strncmp(o, "platform=", 9) == 0) {
             free(mo->platform);
             mo->platform = strdup(o + 9);
@@ -168,13 +175,17 @@ static int run_mount(struct mount_opts *mo)
     struct engine *e = NULL;
     struct fuse_session *se = NULL;
     struct shim *shim = NULL;
-    struct shim_opts so = {.listen = mo->listen};
+    struct shim_opts so = {.listen = mo->listen, .default_name = mo->default_name};
     struct config_error serr = {0};
     bool mounted = false;
 
     /* Checked here, before the fork, so a bad listen= reaches the terminal (exit 2). */
     if (mo->listen && shim_opts_check(&so, &serr) < 0)
         return cli_report("mount", -EINVAL, &serr);
+    if (mo->default_name && !mo->listen) {
+        cli_errorf("mount: default: needs listen=HOST:PORT (it is the shim's --default)");
+        return CLI_EXIT_USAGE;
+    }
     if (clean_stale_mount(mo->mountpoint) < 0) {
         cli_errorf("mount: %s: a stale mount is in the way and could not be detached",
                    mo->mountpoint);
@@ -234,6 +245,8 @@ static int run_mount(struct mount_opts *mo)
         }
     }
 
+    /* A core file of the daemon would hold the proxies' credentials. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     int frc = fetch_global_init();
     struct engine_opts eo = {
         .state_dir = mo->state_dir,
@@ -342,6 +355,7 @@ int cli_mount_main(struct cli_globals *g, int argc, char **argv)
     rc = run_mount(&mo);
     free(mo.log_path);
     free(mo.listen);
+    free(mo.default_name);
     free(mo.platform);
     return rc;
 }
@@ -376,6 +390,7 @@ int cli_mount_fstab_main(struct cli_globals *g, int argc, char **argv)
     int rc = run_mount(&mo);
     free(mo.log_path);
     free(mo.listen);
+    free(mo.default_name);
     free(mo.platform);
     return rc;
 }

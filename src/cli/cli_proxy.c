@@ -14,6 +14,7 @@
  * write lock. The secret lives in one heap buffer that is wiped before it
  * is freed; it is never printed, logged or put in argv.
  */
+#include "cli_wizard.h"
 #include "upstreamfs/cli.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/defaults.h"
@@ -98,8 +99,8 @@ static const char usage_top[] =
 /* A printf format: the ECR host forms come from the defaults table. */
 static const char usage_edit_options[] =
     "Options:\n"
-    "  --type TYPE               docker, ecr, helm, maven or generic (npm and pypi are\n"
-    "                            not supported yet); create only\n"
+    "  --type TYPE               docker, ecr, helm, maven, npm, pypi or generic; create\n"
+    "                            only\n"
     "  --source dockerhub|custom docker only; default dockerhub (Docker Hub's URL is built\n"
     "                            in); custom needs --url\n"
     "  --url URL                 the remote, always treated as a directory; http or https;\n"
@@ -107,7 +108,8 @@ static const char usage_edit_options[] =
     "                            ecr takes %s[/REPO],\n"
     "                            %s/ALIAS[/REPO] or the AWS console URL\n"
     "                            https://{region}.%s/ecr/repositories/\n"
-    "                            {private|public}/{account}/REPO?region={region}\n"
+    "                            {private|public}/{account}/REPO?region={region};\n"
+    "                            pypi takes the repository root (simple/ is appended)\n"
     "  --auth anonymous|access-key|aws-chain\n"
     "                            default anonymous; aws-chain (ecr only) reads the AWS\n"
     "                            credential chain; private ECR needs access-key or aws-chain\n"
@@ -136,6 +138,7 @@ static const char usage_create[] =
     "Usage: upstreamfs proxy create KEY --type TYPE [OPTIONS]\n"
     "\n"
     "Creates a proxy. Nothing is contacted: an unreachable remote is accepted.\n"
+    "Without arguments, on a terminal, asks for each setting in turn instead.\n"
     "\n";
 
 static const char usage_update[] =
@@ -477,6 +480,15 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     char *secret = NULL;
     const char *key;
     enum proxy_type type;
+    /* No arguments: the guided questions on a terminal; never a prompt without one. */
+    if (argc == 1) {
+        if (isatty(STDIN_FILENO))
+            return cli_proxy_wizard(g);
+        cli_errorf("%s: expects one KEY; usage: upstreamfs proxy create KEY --type TYPE "
+                   "[OPTIONS] (with no arguments it asks for each setting, on a terminal only)",
+                   cmd);
+        return CLI_EXIT_USAGE;
+    }
     int rc = parse_edit_args(cmd, usage_create, argc, argv, &a);
 
     if (rc != 0)

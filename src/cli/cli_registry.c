@@ -27,9 +27,9 @@ static const char usage_top[] =
     "A registry groups proxies in an order: a path in it resolves to the registry's\n"
     "local content first, then to each upstream proxy, top to bottom.\n"
     "\n"
-    "TYPE is docker (takes docker and ecr proxies), helm, maven or generic (each takes\n"
-    "proxies of its own type); npm and pypi are not supported yet. NAME follows the\n"
-    "proxy KEY rule and shares one name space with the proxies.\n";
+    "TYPE is docker (takes docker and ecr proxies), helm, maven, npm, pypi or generic\n"
+    "(each takes proxies of its own type). NAME follows the proxy KEY rule and shares\n"
+    "one name space with the proxies.\n";
 
 static const char usage_create[] =
     "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]...\n"

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 static const char usage[] =
     "Usage: upstreamfs serve [--listen HOST:PORT] [--default NAME]\n"
@@ -119,6 +120,8 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct engine_opts eo = {.state_dir = g->state_dir};
+    /* A core file of the server would hold the proxies' credentials. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if ((rc = fetch_global_init()) < 0 || (rc = engine_open(&eo, &e)) < 0) {
         char q[CONFIG_QUOTE_MAX];
         cli_errorf("serve: state dir %s: %s", config_quote(q, sizeof(q), g->state_dir),

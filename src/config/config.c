@@ -35,12 +35,10 @@ static const char *const type_names[PROXY_TYPE_COUNT] = {
 /*
  * The one gate for types whose drivers do not exist yet: the names parse (so
  * messages can say "not supported yet" rather than "unknown"), but no proxy or
- * registry of these types can be created. Enabling a type is deleting its line.
+ * registry of these types can be created. Enabling a type is deleting its line;
+ * every type has its driver today, so the table is empty.
  */
-static const bool type_not_yet[PROXY_TYPE_COUNT] = {
-    [PROXY_NPM] = true,
-    [PROXY_PYPI] = true,
-};
+static const bool type_not_yet[PROXY_TYPE_COUNT] = {0};
 
 static const char *const auth_names[] = {
     [AUTH_ANONYMOUS] = "anonymous",

@@ -33,6 +33,14 @@
  * so the proxy's back-off and a 429's Retry-After hold apply, and cached
  * answers are served meanwhile.
  *
+ * Variants (docker_i.h). The ecr driver is this driver with a variant that
+ * names the registry's base URL and the Authorization to send (ECR tokens,
+ * refreshed by ecr_auth), maps the proxy root to a namespace (ECR Public's
+ * alias) and may limit the proxy to one repository. Names inside the
+ * driver are the registry's (the variant's prefix is put on when a mount
+ * path is parsed), so URLs, token scopes and the tag cache need nothing
+ * else; a scoped proxy answers every other name -ENOENT without a request.
+ *
  * Locking: per-proxy state hangs off u->drv_state; its fields are guarded
  * by u->mu, which is never held across a request. The token cache has its
  * own lock; probe_mu serialises /v2/ probes so that concurrent first
@@ -47,6 +55,8 @@
 #include "upstreamfs/oci.h"
 #include "upstreamfs/token.h"
 #include "upstreamfs/upstream.h"
+
+#include "docker_i.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -81,6 +91,10 @@ struct dk_tag {
 struct dk_state {
     pthread_mutex_t probe_mu;
     struct token_cache *tokens;
+    const struct dk_variant *var; /* NULL for a plain registry */
+    void *var_st;
+    struct dk_variant_info info;
+    bool cat_fixed; /* the catalog is decided (one scoped repository, or none): never asked */
     /* under u->mu: */
     enum dk_auth auth;
     char *realm, *service;
@@ -90,6 +104,7 @@ struct dk_state {
     char **catalog; /* sorted */
     size_t ncatalog;
     int64_t cat_checked;
+    char *prefix; /* the variant's namespace, "" for none; NULL until asked */
 };
 
 /* A reference resolved to a manifest. */
@@ -128,6 +143,9 @@ static void state_free(void *p)
     if (!s)
         return;
     token_cache_free(s->tokens);
+    if (s->var && s->var_st)
+        s->var->close(s->var_st);
+    free(s->prefix);
     free(s->realm);
     free(s->service);
     for (size_t i = 0; i < s->ntags; i++) {
@@ -140,6 +158,32 @@ static void state_free(void *p)
     free(s);
 }
 
+/* The variant of a proxy's driver, or NULL for a plain Docker/OCI registry. */
+static const struct dk_variant *variant_of(const struct upstream *u)
+{
+    return u->drv == &driver_ecr ? &dk_variant_ecr : NULL;
+}
+
+/*
+ * A variant's fixed catalog: the one repository of a scoped proxy (the
+ * root lists the way to it, and nothing else is a namespace), or none.
+ */
+static int fixed_catalog(struct dk_state *s)
+{
+    if (s->info.only_repository) {
+        if (!(s->catalog = calloc(1, sizeof(*s->catalog))) ||
+            !(s->catalog[0] = strdup(s->info.only_repository)))
+            return -ENOMEM;
+        s->ncatalog = 1;
+        s->cat = DK_CAT_HAVE;
+        s->cat_fixed = true;
+    } else if (s->info.no_catalog) {
+        s->cat = DK_CAT_NONE;
+        s->cat_fixed = true;
+    }
+    return 0;
+}
+
 /* The proxy's state, created on first use; it lives as long as u. */
 static struct dk_state *dk_state(struct upstream *u)
 {
@@ -150,7 +194,10 @@ static struct dk_state *dk_state(struct upstream *u)
         if (s) {
             s->tokens = token_cache_new();
             pthread_mutex_init(&s->probe_mu, NULL);
-            if (!s->tokens) {
+            s->var = variant_of(u);
+            if (s->var)
+                s->var_st = s->var->open(u, &s->info);
+            if (!s->tokens || (s->var && !s->var_st) || fixed_catalog(s) < 0) {
                 state_free(s);
                 s = NULL;
             }
@@ -169,22 +216,48 @@ static bool is_hub(const struct upstream *u)
     return u->cfg.source == SOURCE_DOCKERHUB;
 }
 
-/* <registry>/v2/<formatted>; NULL when too long or out of memory. */
-static char *reg_url(const struct upstream *u, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static char *reg_url(const struct upstream *u, const char *fmt, ...)
+/* The registry's base URL (ends with '/'): the variant's, else the proxy's url. malloc'd. */
+static int reg_base(struct upstream *u, struct dk_state *s, char **base)
 {
-    char buf[DK_URL_MAX];
-    int n = snprintf(buf, sizeof(buf), "%sv2/", u->cfg.url ? u->cfg.url : "");
+    *base = NULL;
+    if (!s)
+        return -ENOMEM;
+    if (s->var) {
+        struct dk_access a = {0};
+        int rc = s->var->access(s->var_st, &a);
+        if (rc == 0) {
+            *base = a.base;
+            a.base = NULL;
+        }
+        dk_access_clear(&a);
+        return rc < 0 ? rc : *base ? 0 : -EIO;
+    }
+    *base = strdup(u->cfg.url ? u->cfg.url : "");
+    return *base ? 0 : -ENOMEM;
+}
+
+/* *out = <registry>/v2/<formatted>. 0, -ENAMETOOLONG, -ENOMEM or the variant's error. */
+static int reg_url(struct upstream *u, char **out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int reg_url(struct upstream *u, char **out, const char *fmt, ...)
+{
+    char buf[DK_URL_MAX], *base = NULL;
+    *out = NULL;
+    int rc = reg_base(u, dk_state(u), &base);
+    if (rc < 0)
+        return rc;
+    int n = snprintf(buf, sizeof(buf), "%sv2/", base);
+    free(base);
     va_list ap;
     va_start(ap, fmt);
     int m = n >= 0 && (size_t)n < sizeof(buf) ? vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap)
                                               : -1;
     va_end(ap);
     if (m < 0 || (size_t)(n + m) >= sizeof(buf))
-        return NULL;
-    return strdup(buf);
+        return -ENAMETOOLONG;
+    *out = strdup(buf);
+    return *out ? 0 : -ENOMEM;
 }
 
 static int status_rc(long status)
@@ -207,16 +280,82 @@ static void scope_for(const char *repo, char *buf, size_t n)
 
 /* ---- auth -------------------------------------------------------------------------------- */
 
+/* The credential a request carried, to forget it if the registry refuses it. */
+struct dk_cred {
+    char *token; /* a Bearer token of the registry's token flow */
+    char *authz; /* the variant's Authorization value */
+};
+
+static void cred_clear(struct dk_cred *c)
+{
+    wipe_free(c->token);
+    wipe_free(c->authz);
+    c->token = c->authz = NULL;
+}
+
+/* Appends "Authorization: <value>" to *hdrs. */
+static int add_authorization(struct curl_slist **hdrs, const char *scheme, const char *value)
+{
+    size_t hl = strlen(value) + 32;
+    char *h = malloc(hl);
+    if (!h)
+        return -ENOMEM;
+    snprintf(h, hl, "Authorization: %s%s", scheme, value);
+    struct curl_slist *nl = curl_slist_append(*hdrs, h);
+    wipe_free(h);
+    if (!nl)
+        return -ENOMEM;
+    *hdrs = nl;
+    return 0;
+}
+
 /*
- * Adds Authorization: Bearer for scope when the registry asked for tokens.
- * *used receives the token sent (to forget it if the registry refuses it).
+ * The variant's Authorization, when it has one: added to *hdrs and kept in
+ * used->authz. *done says whether the registry's own auth is to be skipped.
+ */
+static int variant_auth(struct dk_state *s, struct curl_slist **hdrs, struct dk_cred *used,
+                        bool *done)
+{
+    struct dk_access a = {0};
+    *done = false;
+    if (!s->var)
+        return 0;
+    int rc = s->var->access(s->var_st, &a);
+    if (rc == 0 && a.authorization) {
+        rc = add_authorization(hdrs, "", a.authorization);
+        if (rc == 0) {
+            used->authz = a.authorization;
+            a.authorization = NULL;
+            *done = true;
+        }
+    }
+    dk_access_clear(&a);
+    return rc;
+}
+
+static void probe_auth(struct upstream *u, struct dk_state *s);
+
+/*
+ * Adds the Authorization a request in scope needs: the variant's, else
+ * Bearer when the registry asked for tokens (found out first with a /v2/
+ * probe when probe is set and nothing is known yet). used receives what
+ * was sent.
  */
 static int auth_add(struct upstream *u, struct dk_state *s, const char *scope,
-                    struct curl_slist **hdrs, char **used)
+                    struct curl_slist **hdrs, struct dk_cred *used, bool probe)
 {
     char *realm = NULL, *service = NULL, *tok = NULL;
-    int rc = 0;
-    *used = NULL;
+    bool done = false;
+    int rc = variant_auth(s, hdrs, used, &done);
+    if (rc < 0 || done)
+        return rc;
+    if (probe) {
+        pthread_mutex_lock(&u->mu);
+        bool unknown = s->auth == DK_AUTH_UNKNOWN;
+        pthread_mutex_unlock(&u->mu);
+        if (unknown)
+            probe_auth(u, s);
+    }
     pthread_mutex_lock(&u->mu);
     bool bearer = s->auth == DK_AUTH_BEARER && s->realm;
     if (bearer) {
@@ -235,21 +374,10 @@ static int auth_add(struct upstream *u, struct dk_state *s, const char *scope,
         log_warn("proxy %s: no registry token for %s: %s", u->cfg.key, scope, strerror(-rc));
         goto out;
     }
-    size_t hl = strlen(tok) + 32;
-    char *h = malloc(hl);
-    if (!h) {
-        rc = -ENOMEM;
+    rc = add_authorization(hdrs, "Bearer ", tok);
+    if (rc < 0)
         goto out;
-    }
-    snprintf(h, hl, "Authorization: Bearer %s", tok);
-    struct curl_slist *nl = curl_slist_append(*hdrs, h);
-    wipe_free(h);
-    if (!nl) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    *hdrs = nl;
-    *used = tok;
+    used->token = tok;
     tok = NULL;
 out:
     wipe_free(tok);
@@ -305,6 +433,58 @@ static bool learn(struct upstream *u, struct dk_state *s, const char *www, const
     return retry;
 }
 
+/* Forgets a Bearer token the registry refused. */
+static void forget_token(struct upstream *u, struct dk_state *s, const char *scope,
+                         const char *token)
+{
+    pthread_mutex_lock(&u->mu);
+    char *realm = s->realm ? strdup(s->realm) : NULL;
+    char *service = s->service ? strdup(s->service) : NULL;
+    pthread_mutex_unlock(&u->mu);
+    if (realm)
+        token_invalidate(s->tokens, realm, service, scope, token);
+    free(realm);
+    free(service);
+}
+
+/*
+ * A request that carried used was answered status (www: its challenge).
+ * Returns true when asking once more may succeed: the variant's credential
+ * or a token was refused (401, or 400 from a registry that means that by
+ * it) and is forgotten now, or learn() says so.
+ */
+static bool refused(struct upstream *u, struct dk_state *s, long status, const char *www,
+                    const char *scope, const struct dk_cred *used)
+{
+    bool deny = status == 400 && s->info.deny_400;
+    if (used->authz && (status == 401 || deny)) {
+        log_info("proxy %s: the registry refused the credentials (HTTP %ld); renewing them",
+                 u->cfg.key, status);
+        s->var->refused(s->var_st, used->authz);
+        return true;
+    }
+    if (deny && used->token) {
+        log_info("proxy %s: the registry refused its token (HTTP 400); asking for a new one",
+                 u->cfg.key);
+        forget_token(u, s, scope, used->token);
+        return true;
+    }
+    return status == 401 && learn(u, s, www, scope, used->token);
+}
+
+/*
+ * The status a document request's outcome stands for, for refused(): a
+ * 401 when a challenge came with -EACCES, a 400 (the only status that
+ * refused() cares about among those upstream_doc_fetch calls -EIO) for
+ * -EIO, 0 otherwise.
+ */
+static long doc_status(int rc, const struct upstream_doc *d)
+{
+    if (rc == -EACCES && d->www_authenticate)
+        return 401;
+    return rc == -EIO ? 400 : 0;
+}
+
 /* Finds out once which auth the registry wants, with a GET /v2/ (before a download). */
 static void probe_auth(struct upstream *u, struct dk_state *s)
 {
@@ -313,10 +493,10 @@ static void probe_auth(struct upstream *u, struct dk_state *s)
     bool known = s->auth != DK_AUTH_UNKNOWN;
     pthread_mutex_unlock(&u->mu);
     if (!known) {
-        char *url = reg_url(u, "%s", "");
+        char *url = NULL;
         struct fetch_response r;
         memset(&r, 0, sizeof(r));
-        if (url && upstream_request(u, url, false, 64 << 10, &r) == 0) {
+        if (reg_url(u, &url, "%s", "") == 0 && upstream_request(u, url, false, 64 << 10, &r) == 0) {
             if (r.status == 401) {
                 learn(u, s, r.www_authenticate, "", NULL);
             } else if (r.status == 200) {
@@ -348,10 +528,10 @@ static int reg_request(struct upstream *u, const char *scope, const char *url, b
         return -ENOMEM;
     for (int attempt = 0;; attempt++) {
         struct curl_slist *h = NULL;
-        char *used = NULL;
+        struct dk_cred used = {0};
         if (manifest)
             h = curl_slist_append(h, OCI_ACCEPT_HEADER);
-        rc = manifest && !h ? -ENOMEM : auth_add(u, s, scope, &h, &used);
+        rc = manifest && !h ? -ENOMEM : auth_add(u, s, scope, &h, &used, false);
         if (rc == 0) {
             struct fetch_request req = {.url = url,
                                         .head = head,
@@ -361,9 +541,9 @@ static int reg_request(struct upstream *u, const char *scope, const char *url, b
             rc = upstream_perform(u, &req, r);
         }
         curl_slist_free_all(h);
-        bool again = rc == 0 && r->status == 401 && attempt == 0 &&
-                     learn(u, s, r->www_authenticate, scope, used);
-        wipe_free(used);
+        bool again =
+            rc == 0 && attempt == 0 && refused(u, s, r->status, r->www_authenticate, scope, &used);
+        cred_clear(&used);
         if (!again)
             break;
         fetch_response_clear(r);
@@ -385,16 +565,16 @@ static int fetch_manifest(struct upstream *u, const char *repo, const char *dige
 {
     struct dk_state *s = dk_state(u);
     char scope[OCI_NAME_MAX + 32];
-    char *url = reg_url(u, "%s/manifests/%s", repo, digest);
-    int rc = -ENOMEM;
+    char *url = NULL;
     memset(d, 0, sizeof(*d));
-    if (!s || !url)
+    int rc = s ? reg_url(u, &url, "%s/manifests/%s", repo, digest) : -ENOMEM;
+    if (rc < 0)
         goto out;
     scope_for(repo, scope, sizeof(scope));
     for (int attempt = 0;; attempt++) {
         struct curl_slist *h = curl_slist_append(NULL, OCI_ACCEPT_HEADER);
-        char *used = NULL;
-        rc = h ? auth_add(u, s, scope, &h, &used) : -ENOMEM;
+        struct dk_cred used = {0};
+        rc = h ? auth_add(u, s, scope, &h, &used, false) : -ENOMEM;
         if (rc == 0) {
             struct upstream_doc_req req = {.url = url,
                                            .headers = h,
@@ -404,9 +584,9 @@ static int fetch_manifest(struct upstream *u, const char *repo, const char *dige
             rc = upstream_doc_fetch(u, &req, d);
         }
         curl_slist_free_all(h);
-        bool again = rc == -EACCES && attempt == 0 && d->www_authenticate &&
-                     learn(u, s, d->www_authenticate, scope, used);
-        wipe_free(used);
+        bool again =
+            attempt == 0 && refused(u, s, doc_status(rc, d), d->www_authenticate, scope, &used);
+        cred_clear(&used);
         if (!again)
             break;
         upstream_doc_clear(d);
@@ -489,25 +669,25 @@ static int resolve_by_get(struct upstream *u, const char *repo, const char *ref,
 {
     struct dk_state *s = dk_state(u);
     char scope[OCI_NAME_MAX + 32];
-    char *url = reg_url(u, "%s/manifests/%s", repo, ref);
+    char *url = NULL;
     struct upstream_doc d;
-    int rc = -ENOMEM;
     memset(&d, 0, sizeof(d));
-    if (!s || !url)
+    int rc = s ? reg_url(u, &url, "%s/manifests/%s", repo, ref) : -ENOMEM;
+    if (rc < 0)
         goto out;
     scope_for(repo, scope, sizeof(scope));
     for (int attempt = 0;; attempt++) {
         struct curl_slist *h = curl_slist_append(NULL, OCI_ACCEPT_HEADER);
-        char *used = NULL;
-        rc = h ? auth_add(u, s, scope, &h, &used) : -ENOMEM;
+        struct dk_cred used = {0};
+        rc = h ? auth_add(u, s, scope, &h, &used, false) : -ENOMEM;
         if (rc == 0) {
             struct upstream_doc_req req = {.url = url, .headers = h, .max = DK_MANIFEST_MAX};
             rc = upstream_doc_fetch(u, &req, &d);
         }
         curl_slist_free_all(h);
-        bool again = rc == -EACCES && attempt == 0 && d.www_authenticate &&
-                     learn(u, s, d.www_authenticate, scope, used);
-        wipe_free(used);
+        bool again =
+            attempt == 0 && refused(u, s, doc_status(rc, &d), d.www_authenticate, scope, &used);
+        cred_clear(&used);
         if (!again)
             break;
         upstream_doc_clear(&d);
@@ -542,11 +722,12 @@ static int ask_tag(struct upstream *u, const char *repo, const char *ref, struct
 {
     struct fetch_response r;
     char scope[OCI_NAME_MAX + 32];
-    char *url = reg_url(u, "%s/manifests/%s", repo, ref);
-    if (!url)
-        return -ENOMEM;
+    char *url = NULL;
+    int rc = reg_url(u, &url, "%s/manifests/%s", repo, ref);
+    if (rc < 0)
+        return rc;
     scope_for(repo, scope, sizeof(scope));
-    int rc = reg_request(u, scope, url, true, true, 0, &r);
+    rc = reg_request(u, scope, url, true, true, 0, &r);
     free(url);
     v->size = -1;
     v->checked = mono_ms();
@@ -677,11 +858,9 @@ static int visit(struct upstream *u, const char *repo, const char *digest, int64
                           .expect = (char *)digest,
                           .content_type = (char *)mt,
                           .is_mutable = false};
-    e.url = manifest ? reg_url(u, "%s/manifests/%s", repo, digest)
-                     : reg_url(u, "%s/blobs/%s", repo, digest);
-    if (!e.url)
-        return -ENOMEM;
-    int rc = 0;
+    int rc = reg_url(u, &e.url, "%s/%s/%s", repo, manifest ? "manifests" : "blobs", digest);
+    if (rc < 0)
+        return rc;
     if (w->want) {
         w->found->kind = NODE_FILE;
         w->found->size = size;
@@ -851,13 +1030,15 @@ out:
 /* Follows Link rel="next" from a page, only on the registry's own origin. */
 static char *next_page(struct upstream *u, const char *link, const char *url)
 {
-    char *next = NULL;
+    char *next = NULL, *base = NULL;
     if (!link || oci_link_next(link, url, &next) < 0)
         return NULL;
-    char *a = fetch_url_origin(next), *b = fetch_url_origin(u->cfg.url);
+    char *a = fetch_url_origin(next);
+    char *b = reg_base(u, dk_state(u), &base) == 0 ? fetch_url_origin(base) : NULL;
     bool same = a && b && strcmp(a, b) == 0;
     free(a);
     free(b);
+    free(base);
     if (!same) {
         log_warn("proxy %s: ignoring a pagination link to another origin", u->cfg.key);
         free(next);
@@ -919,11 +1100,12 @@ static int add_tag(void *arg, const char *tag)
 static int list_tags(struct upstream *u, const char *repo, struct drv_listing *out)
 {
     char scope[OCI_NAME_MAX + 32];
-    char *url = reg_url(u, "%s/tags/list", repo);
-    if (!url)
-        return -ENOMEM;
+    char *url = NULL;
+    int rc = reg_url(u, &url, "%s/tags/list", repo);
+    if (rc < 0)
+        return rc;
     scope_for(repo, scope, sizeof(scope));
-    int rc = read_pages(u, scope, url, "tags", add_tag, out);
+    rc = read_pages(u, scope, url, "tags", add_tag, out);
     free(url);
     return rc;
 }
@@ -966,15 +1148,17 @@ static void catalog_refresh(struct upstream *u, struct dk_state *s)
         return; /* Docker Hub has no catalog */
     int64_t now = mono_ms();
     pthread_mutex_lock(&u->mu);
-    bool fresh = s->cat != DK_CAT_UNKNOWN && now < s->cat_checked + u->cfg.metadata_ttl * 1000;
+    bool fresh = s->cat_fixed ||
+                 (s->cat != DK_CAT_UNKNOWN && now < s->cat_checked + u->cfg.metadata_ttl * 1000);
     pthread_mutex_unlock(&u->mu);
     if (fresh || u->cfg.offline)
         return;
     struct strv sv = {0};
     /* No n=: registry 2.8 refuses one above its maxentries; its own page size and Links do. */
-    char *url = reg_url(u, "_catalog");
-    int rc =
-        url ? read_pages(u, "registry:catalog:*", url, "repositories", strv_add, &sv) : -ENOMEM;
+    char *url = NULL;
+    int rc = reg_url(u, &url, "_catalog");
+    if (rc == 0)
+        rc = read_pages(u, "registry:catalog:*", url, "repositories", strv_add, &sv);
     free(url);
     if (rc == 0 && sv.n > 1)
         qsort(sv.v, sv.n, sizeof(*sv.v), cmp_str);
@@ -1082,6 +1266,110 @@ static int catalog_children(struct upstream *u, const char *dir, struct drv_list
     return rc;
 }
 
+/* ---- names ----------------------------------------------------------------------------- */
+
+void dk_access_clear(struct dk_access *a)
+{
+    wipe_free(a->authorization);
+    free(a->base);
+    a->authorization = a->base = NULL;
+}
+
+/* Whether dir is name or a directory on the way to it. */
+static bool on_the_way(const char *dir, const char *name)
+{
+    size_t n = strlen(dir);
+    return strncmp(name, dir, n) == 0 && (name[n] == '\0' || name[n] == '/');
+}
+
+int dk_path_limit(struct oci_path *p, const char *only)
+{
+    if (!only)
+        return p->layout || p->tagdir || p->nsdir ? 0 : -ENOENT;
+    if (p->layout && strcmp(p->repo, only) != 0)
+        p->layout = false;
+    if (p->tagdir && strcmp(p->td_repo, only) != 0)
+        p->tagdir = false;
+    if (p->nsdir && !on_the_way(p->ns_name, only))
+        p->nsdir = false;
+    if (p->nsdir)
+        p->ns_repo = strcmp(p->ns_name, only) == 0;
+    return p->layout || p->tagdir || p->nsdir ? 0 : -ENOENT;
+}
+
+/* buf = prefix + buf (size OCI_NAME_MAX + 1); false when it does not fit. */
+static bool prefix_name(char *buf, const char *prefix)
+{
+    size_t pl = strlen(prefix), bl = strlen(buf);
+    if (pl + bl > OCI_NAME_MAX)
+        return false;
+    memmove(buf + pl, buf, bl + 1);
+    memcpy(buf, prefix, pl);
+    return true;
+}
+
+int dk_path_prefix(struct oci_path *p, const char *prefix)
+{
+    if (prefix && *prefix) {
+        if (p->layout && !prefix_name(p->repo, prefix))
+            p->layout = false;
+        if (p->tagdir && !prefix_name(p->td_repo, prefix))
+            p->tagdir = false;
+        if (p->nsdir && !prefix_name(p->ns_name, prefix))
+            p->nsdir = false;
+    }
+    return p->layout || p->tagdir || p->nsdir ? 0 : -ENOENT;
+}
+
+/* The variant's namespace ("" for none), asked once; copied into buf (OCI_NAME_MAX + 1). */
+static int name_prefix(struct upstream *u, struct dk_state *s, char *buf)
+{
+    buf[0] = '\0';
+    if (!s->var || !s->var->prefix)
+        return 0;
+    pthread_mutex_lock(&u->mu);
+    bool have = s->prefix != NULL;
+    if (have)
+        snprintf(buf, OCI_NAME_MAX + 1, "%s", s->prefix);
+    pthread_mutex_unlock(&u->mu);
+    if (have)
+        return 0;
+    char *got = NULL;
+    int rc = s->var->prefix(s->var_st, &got);
+    if (rc < 0)
+        return rc;
+    if (got && strlen(got) > OCI_NAME_MAX) {
+        free(got);
+        return -ENAMETOOLONG;
+    }
+    snprintf(buf, OCI_NAME_MAX + 1, "%s", got ? got : "");
+    pthread_mutex_lock(&u->mu);
+    if (!s->prefix) {
+        s->prefix = got ? got : strdup("");
+        got = NULL;
+    }
+    pthread_mutex_unlock(&u->mu);
+    free(got);
+    return 0;
+}
+
+/*
+ * The readings of a mount path, in the registry's names: those outside a
+ * scoped proxy's repository are dropped (no request), the variant's
+ * namespace is put before the rest. -ENOENT when none is left.
+ */
+static int dk_parse(struct upstream *u, const char *path, struct oci_path *p)
+{
+    struct dk_state *s = dk_state(u);
+    char prefix[OCI_NAME_MAX + 1];
+    if (!s)
+        return -ENOMEM;
+    if (oci_path_parse(path, is_hub(u), p) < 0 || dk_path_limit(p, s->info.only_repository) < 0)
+        return -ENOENT;
+    int rc = name_prefix(u, s, prefix);
+    return rc < 0 ? rc : dk_path_prefix(p, prefix);
+}
+
 /* ---- driver ops -------------------------------------------------------------------------- */
 
 /* A name inside repo:ref's layout, once the image is known to exist. */
@@ -1144,7 +1432,7 @@ static bool below_known_layout(struct upstream *u, const char *path)
             break;
         memcpy(prefix, path, n);
         prefix[n] = '\0';
-        if (oci_path_parse(prefix, is_hub(u), &p) < 0 || !p.layout || p.part != OCI_PART_BLOBS ||
+        if (dk_parse(u, prefix, &p) < 0 || !p.layout || p.part != OCI_PART_BLOBS ||
             oci_digest_valid(p.ref))
             continue;
         pthread_mutex_lock(&u->mu);
@@ -1164,8 +1452,8 @@ static int dk_lookup(struct upstream *u, const char *path, struct drv_entry *out
         out->kind = NODE_DIR;
         return 0;
     }
-    if (oci_path_parse(path, is_hub(u), &p) < 0)
-        return -ENOENT;
+    if ((rc = dk_parse(u, path, &p)) < 0)
+        return rc;
     if (p.layout) {
         rc = image_check(u, p.repo, p.ref, &res);
         if (rc == 0)
@@ -1237,8 +1525,8 @@ static int dk_list(struct upstream *u, const char *dir, struct drv_listing *out)
         rc = catalog_children(u, "", out, &have);
         return rc < 0 ? rc : have ? 0 : -ENOTSUP;
     }
-    if (oci_path_parse(dir, is_hub(u), &p) < 0)
-        return -ENOENT;
+    if ((rc = dk_parse(u, dir, &p)) < 0)
+        return rc;
     if (p.layout && (p.part == OCI_PART_BLOBS || p.part == OCI_PART_BLOBS_SHA256)) {
         rc = image_check(u, p.repo, p.ref, &res);
         if (rc == 0 && p.part == OCI_PART_BLOBS) {
@@ -1295,8 +1583,9 @@ static int dk_generate(struct upstream *u, const char *path, char **body, size_t
 {
     struct oci_path p;
     *stale = false;
-    if (oci_path_parse(path, is_hub(u), &p) < 0 || !p.layout)
-        return -ENOENT;
+    int rc = dk_parse(u, path, &p);
+    if (rc < 0 || !p.layout)
+        return rc < 0 ? rc : -ENOENT;
     if (p.part == OCI_PART_OCI_LAYOUT) {
         *body = strdup(oci_layout_body);
         *len = strlen(oci_layout_body);
@@ -1315,10 +1604,13 @@ static int dk_request_headers(struct upstream *u, const char *url, struct curl_s
 {
     char base[DK_URL_MAX], repo[OCI_NAME_MAX + 1], scope[OCI_NAME_MAX + 32];
     struct dk_state *s = dk_state(u);
-    char *used = NULL;
-    if (!s)
-        return -ENOMEM;
-    int n = snprintf(base, sizeof(base), "%sv2/", u->cfg.url ? u->cfg.url : "");
+    struct dk_cred used = {0};
+    char *reg = NULL;
+    int rc = reg_base(u, s, &reg);
+    if (rc < 0)
+        return rc;
+    int n = snprintf(base, sizeof(base), "%sv2/", reg);
+    free(reg);
     if (n < 0 || (size_t)n >= sizeof(base) || strncmp(url, base, (size_t)n) != 0)
         return 0;
     const char *rest = url + n;
@@ -1340,19 +1632,23 @@ static int dk_request_headers(struct upstream *u, const char *url, struct curl_s
             return -ENOMEM;
         *headers = nl;
     }
-    pthread_mutex_lock(&u->mu);
-    bool unknown = s->auth == DK_AUTH_UNKNOWN;
-    pthread_mutex_unlock(&u->mu);
-    if (unknown)
-        probe_auth(u, s);
     scope_for(repo, scope, sizeof(scope));
-    int rc = auth_add(u, s, scope, headers, &used);
-    wipe_free(used);
+    rc = auth_add(u, s, scope, headers, &used, true);
+    cred_clear(&used);
     return rc;
 }
 
 const struct driver_ops driver_docker = {
     .type = "docker",
+    .lookup = dk_lookup,
+    .list = dk_list,
+    .generate = dk_generate,
+    .request_headers = dk_request_headers,
+};
+
+/* AWS ECR, private and public: this driver with the ECR variant of ecr.c. */
+const struct driver_ops driver_ecr = {
+    .type = "ecr",
     .lookup = dk_lookup,
     .list = dk_list,
     .generate = dk_generate,

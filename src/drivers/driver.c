@@ -51,12 +51,18 @@ const struct driver_ops *driver_for_type(int proxy_type)
     switch (proxy_type) {
     case PROXY_DOCKER:
         return &driver_docker;
+    case PROXY_ECR:
+        return &driver_ecr;
     case PROXY_MAVEN:
         return &driver_maven;
     case PROXY_HELM:
         return &driver_helm;
     case PROXY_GENERIC:
         return &driver_generic;
+    case PROXY_NPM:
+        return &driver_npm;
+    case PROXY_PYPI:
+        return &driver_pypi;
     default:
         /* Types whose driver is not built yet behave as empty trees. */
         return &driver_generic;

@@ -44,7 +44,8 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
     u->ep.client_cert = u->cfg.client_cert;
     u->ep.client_key = u->cfg.client_key;
     u->ep.http_proxy = u->cfg.http_proxy;
-    if (u->cfg.auth == AUTH_ACCESS_KEY && u->secret) {
+    /* ECR keys sign AWS API calls; they must never be offered to a registry as Basic. */
+    if (u->cfg.auth == AUTH_ACCESS_KEY && u->secret && u->cfg.type != PROXY_ECR) {
         u->ep.username = u->cfg.access_key;
         u->ep.password = u->secret;
     }

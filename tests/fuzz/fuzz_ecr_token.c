@@ -3,8 +3,8 @@
  * first input byte's low bit selects the ECR Public shape.
  *
  * Properties: an accepted token decodes to "user:password" with a non-empty
- * user and no CR, LF or NUL (it becomes a header), expires at a positive
- * time, and has an http(s) proxyEndpoint when it has one; a refusal
+ * user and no CR, LF or NUL (it becomes a header), expires at a time >= 0
+ * (a past one is accepted: install() warns about clock skew), and has an http(s) proxyEndpoint when it has one; a refusal
  * leaves the struct empty.
  */
 #include "fuzz.h"
@@ -30,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(t.authorization_token && t.username && t.password);
         FUZZ_CHECK(t.username[0] && !strchr(t.username, ':'));
         FUZZ_CHECK(!strpbrk(t.username, "\r\n") && !strpbrk(t.password, "\r\n"));
-        FUZZ_CHECK(t.expires_at_ms > 0);
+        /* A time in the past is accepted (install() warns about clock skew); a negative one not. */
+        FUZZ_CHECK(t.expires_at_ms >= 0);
         if (t.proxy_endpoint)
             FUZZ_CHECK(strncasecmp(t.proxy_endpoint, "http://", 7) == 0 ||
                        strncasecmp(t.proxy_endpoint, "https://", 8) == 0);

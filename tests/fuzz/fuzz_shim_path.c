@@ -109,9 +109,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = shim_http_path_normalise(target, out, sizeof(out), &slash);
     FUZZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENAMETOOLONG);
     int src = shim_http_path_normalise(target, small, sizeof(small), &small_slash);
-    FUZZ_CHECK(src == rc || (src == -ENAMETOOLONG && rc == 0));
+    /* A smaller buffer may run out before a later bad byte is seen, never the reverse. */
+    FUZZ_CHECK(src == rc || src == -ENAMETOOLONG);
     if (src == 0)
-        FUZZ_CHECK(strcmp(small, out) == 0 && small_slash == slash);
+        FUZZ_CHECK(rc == 0 && strcmp(small, out) == 0 && small_slash == slash);
     if (rc == 0) {
         check_relative(out, true);
         enum shim_route route = shim_http_route(out);

@@ -144,8 +144,8 @@ fails 2 'upstreamfs: key: must be at most 64 characters (got 65)' \
 fails 2 'upstreamfs: key: "metrics" is reserved (v2, api, metrics, healthz, ui, static are the shim'"'"'s own routes)' \
     proxy create metrics --type docker
 fails 2 'upstreamfs: key: a proxy named "hub" already exists' proxy create hub --type docker
-fails 2 'upstreamfs: type: npm proxies and registries are not supported yet' proxy create n --type npm --url https://registry.npmjs.org/
-fails 2 'upstreamfs: type: pypi proxies and registries are not supported yet' proxy create p --type pypi
+fails 2 'upstreamfs: url: npm proxies need --url' proxy create n --type npm
+fails 2 'upstreamfs: url: pypi proxies need --url' proxy create p --type pypi
 fails 2 'upstreamfs: type: must be one of docker, ecr, helm, maven, npm, pypi, generic (got "rpm")' proxy create r --type rpm
 fails 2 'upstreamfs: url: scheme must be http or https (got "ftp://files.example.com/")' \
     proxy create f --type generic --url ftp://files.example.com/
@@ -185,6 +185,15 @@ fails 2 'upstreamfs: command: unknown command "frobnicate" (see upstreamfs --hel
 ok proxy list --json
 assert_eq "$(json 'len(d)')" 5 "no proxy from invalid input"
 [[ -z "$(ls -A "$STATE/secrets")" ]] || die "a secret file appeared: $(ls -A "$STATE/secrets")"
+# npm and pypi have no default remote; given one, they are created like any other type.
+ok proxy create n --type npm --url http://127.0.0.1:9/npm
+ok proxy show n --json
+assert_eq "$(json '(d["type"], d["url"])')" "('npm', 'http://127.0.0.1:9/npm/')" "npm proxy"
+ok proxy create p --type pypi --url http://127.0.0.1:9/
+ok proxy show p --json
+assert_eq "$(json '(d["type"], d["url"])')" "('pypi', 'http://127.0.0.1:9/')" "pypi proxy"
+ok proxy delete n
+ok proxy delete p
 
 # ---- secrets -----------------------------------------------------------------------------------
 log "secrets"
@@ -322,7 +331,11 @@ fails 2 'upstreamfs: upstreams: "hub" is a docker proxy; a maven registry takes 
     registry create r2 --type maven --upstream hub
 fails 2 'upstreamfs: name: a proxy named "hub" already exists' registry create hub --type docker
 fails 2 'upstreamfs: key: a registry named "all" already exists' proxy create all --type docker
-fails 2 'upstreamfs: type: npm proxies and registries are not supported yet' registry create n --type npm
+ok registry create n --type npm
+assert_eq "$OUT" "created registry n (npm)" "npm registry create output"
+ok registry create p --type pypi
+ok registry delete n
+ok registry delete p
 fails 2 'upstreamfs: type: there are no ecr registries; a docker registry takes ecr proxies' registry create n --type ecr
 fails 2 'upstreamfs: key: proxy "hub" is an upstream of registry all; remove it there first' proxy delete hub
 fails 1 'upstreamfs: name: no registry named "nope"' registry show nope

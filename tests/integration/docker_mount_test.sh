@@ -168,7 +168,7 @@ t_names() {
 check "hostile names fail without a request; unknown names are ENOENT" t_names
 
 # A second mount with its own state dir: the index of a state dir records the layouts one
-# platform filter showed. (mount's options go before MOUNTPOINT: see the report on cli_mount.)
+# platform filter showed.
 M2="$T/mnt2"
 mkdir -p "$M2"
 "$UPFS" --state "$T/state2" proxy create hub --type docker --source custom \

@@ -93,14 +93,11 @@ static void test_names(void **state)
     enum proxy_type t;
     enum proxy_auth a;
     enum proxy_source s;
-    const char *types[] = {"docker", "ecr", "helm", "maven", "generic"};
-    for (size_t i = 0; i < 5; i++) {
+    const char *types[] = {"docker", "ecr", "helm", "maven", "npm", "pypi", "generic"};
+    for (size_t i = 0; i < 7; i++) {
         assert_int_equal(config_type_parse(types[i], &t, &err), 0);
         assert_string_equal(config_type_name(t), types[i]);
     }
-    expect_err(config_type_parse("npm", &t, &err), &err, "type", "npm proxies");
-    expect_err(config_type_parse("npm", &t, &err), &err, "type", "not supported yet");
-    expect_err(config_type_parse("pypi", &t, &err), &err, "type", "not supported yet");
     expect_err(config_type_parse("rpm", &t, &err), &err, "type", "must be one of");
     expect_err(config_type_parse("Docker", &t, &err), &err, "type", "must be one of");
     assert_int_equal(config_type_lookup("npm", &t), 0);
@@ -565,9 +562,11 @@ static void test_proxy_apply_json(void **state)
     expect_err(config_proxy_apply_json(&p, o, true, &secret, &err), &err, "key", "must be given");
     json_decref(o);
     o = json_loads("{\"key\":\"x\",\"type\":\"npm\"}", 0, &jerr);
-    expect_err(config_proxy_apply_json(&p, o, true, &secret, &err), &err, "type",
-               "not supported yet");
+    assert_int_equal(config_proxy_apply_json(&p, o, true, &secret, &err), 0);
+    assert_int_equal(p.type, PROXY_NPM);
+    expect_err(config_proxy_validate(&p, false, &err), &err, "url", "npm proxies need --url");
     json_decref(o);
+    config_proxy_clear(&p);
 }
 
 static void test_copy(void **state)
@@ -608,7 +607,9 @@ static void test_registry_rules(void **state)
     expect_err(config_registry_validate(&r, &err), &err, "name", "start with a letter");
     strcpy(r.name, "ok");
     r.type = PROXY_NPM;
-    expect_err(config_registry_validate(&r, &err), &err, "type", "not supported yet");
+    assert_int_equal(config_registry_validate(&r, &err), 0);
+    r.type = PROXY_PYPI;
+    assert_int_equal(config_registry_validate(&r, &err), 0);
     r.type = PROXY_ECR;
     expect_err(config_registry_validate(&r, &err), &err, "type", "no ecr registries");
 

@@ -1,7 +1,7 @@
 /*
  * test_shim_v2: routing of /v2/ paths: the last route segment wins, the
  * first name component is the proxy or registry, --default catches names
- * whose first component is none.
+ * whose first component is none; Accept lists as merged from several lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -84,11 +84,52 @@ static void defaults_and_refusals(void **state)
             fail_msg("\"%s\" should not route", bad[i]);
 }
 
+static void accept_lists(void **state)
+{
+    (void)state;
+    const char *oci = "application/vnd.oci.image.manifest.v1+json";
+    const char *docker = "application/vnd.docker.distribution.manifest.v2+json";
+    const char *index = "application/vnd.oci.image.index.v1+json";
+    /* No preference: anything goes. */
+    assert_true(shim_v2_accepts(NULL, oci));
+    assert_true(shim_v2_accepts("", oci));
+    assert_true(shim_v2_accepts(" , ", oci));
+    /* skopeo's six lines, merged. */
+    const char *six = "application/vnd.oci.image.manifest.v1+json, "
+                      "application/vnd.docker.distribution.manifest.v2+json, "
+                      "application/vnd.docker.distribution.manifest.v1+prettyjws, "
+                      "application/vnd.docker.distribution.manifest.v1+json, "
+                      "application/vnd.docker.distribution.manifest.list.v2+json, "
+                      "application/vnd.oci.image.index.v1+json";
+    assert_true(shim_v2_accepts(six, oci));
+    assert_true(shim_v2_accepts(six, docker));
+    assert_true(shim_v2_accepts(six, index));
+    assert_true(shim_v2_accepts(six, "application/vnd.oci.image.index.v1+json; charset=x"));
+    /* A Docker-only client does not take OCI types. */
+    assert_false(shim_v2_accepts(docker, oci));
+    assert_false(
+        shim_v2_accepts("application/vnd.docker.distribution.manifest.v2+json;q=0.5", index));
+    assert_true(
+        shim_v2_accepts("application/vnd.docker.distribution.manifest.v2+json;q=0.5", docker));
+    /* Wildcards, case, parameters, q=0. */
+    assert_true(shim_v2_accepts("text/html, */*;q=0.1", oci));
+    assert_true(shim_v2_accepts("Application/*", oci));
+    assert_true(shim_v2_accepts("APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON", oci));
+    assert_false(shim_v2_accepts("application/vnd.oci.image.manifest.v1+json; q=0", oci));
+    assert_false(shim_v2_accepts("application/vnd.oci.image.manifest.v1+json;q=0.000", oci));
+    assert_true(shim_v2_accepts("application/vnd.oci.image.manifest.v1+json;q=0.01", oci));
+    assert_false(shim_v2_accepts("application/json", oci));
+    assert_false(shim_v2_accepts("application/vnd.oci.image.manifest.v1+jsonx", oci));
+    assert_false(shim_v2_accepts("application/vnd.oci.image.manifest.v1", oci));
+    assert_false(shim_v2_accepts(six, ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_routes),
         cmocka_unit_test(defaults_and_refusals),
+        cmocka_unit_test(accept_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

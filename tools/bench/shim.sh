@@ -11,7 +11,7 @@
 # Upstream requests are counted in the upstream registry's access log.
 
 declare -gA _BREG_PID=() _BREG_PORT=() _BREG_LOG=()
-SHIM_PID="" SHIM_PORT="" SSTATE=""
+SHIM_PID="" SHIM_PORT="" SSTATE="" SHIM_PREFIX="hub/"
 MT_OCI="application/vnd.oci.image.manifest.v1+json"
 ACCEPT="Accept: $MT_OCI, application/vnd.docker.distribution.manifest.v2+json"
 
@@ -79,6 +79,13 @@ upstream_gets() {
 # shim_start: `upstreamfs serve` on a fresh state dir whose docker proxy "hub" is the upstream.
 shim_start() {
     shim_stop
+    if [[ "${BENCH_FAKE_SHIM:-0}" == 1 ]]; then
+        # Harness self-test only: a second pull-through docker-registry stands in for the shim.
+        breg_start fake "http://127.0.0.1:${_BREG_PORT[up]}" || return 1
+        SHIM_PORT="${_BREG_PORT[fake]}" SHIM_PREFIX="" SHIM_PID="fake"
+        return 0
+    fi
+    SHIM_PREFIX="hub/"
     SSTATE="$(mktemp -d "$W/shim-state.XXXXXX")"
     "$UPFS" --state "$SSTATE" proxy create hub --type docker --source custom \
         --url "http://127.0.0.1:${_BREG_PORT[up]}/" >/dev/null || { log "proxy create hub failed"; return 1; }
@@ -99,13 +106,20 @@ shim_start() {
 
 shim_stop() {
     [[ -n "$SHIM_PID" ]] || return 0
+    if [[ "$SHIM_PID" == fake ]]; then breg_stop fake; SHIM_PID=""; return 0; fi
     kill "$SHIM_PID" 2>/dev/null || true
     wait "$SHIM_PID" 2>/dev/null || true
     SHIM_PID=""
     if [[ -n "$SSTATE" ]]; then rm -rf -- "$SSTATE"; SSTATE=""; fi
 }
 
-shim_url() { printf 'http://127.0.0.1:%s/v2/hub/bench/img/%s' "$SHIM_PORT" "$1"; }
+# proc_cpu_ms PID: user + system CPU time of PID (all threads) in ms; 0 when unknown
+proc_cpu_ms() {
+    [[ "$1" =~ ^[0-9]+$ && -r "/proc/$1/stat" ]] || { echo 0; return; }
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
+shim_url() { printf 'http://127.0.0.1:%s/v2/%sbench/img/%s' "$SHIM_PORT" "$SHIM_PREFIX" "$1"; }
 px_url() { printf 'http://127.0.0.1:%s/v2/bench/img/%s' "${_BREG_PORT[px]}" "$1"; }
 
 # http_get URL [OUT]: status code of a GET (body to OUT, default /dev/null)
@@ -155,7 +169,7 @@ shim_bench() {
     local code
     code="$(http_get "$(shim_url manifests/v1)" "$W/probe.body")"
     if [[ "$code" != 200 ]]; then
-        shim_not_run "the shim's /v2 routes are not ready: GET /v2/hub/bench/img/manifests/v1 answered HTTP $code $(head -c 160 "$W/probe.body" | tr -d '\n')"
+        shim_not_run "the shim's /v2 routes are not ready: GET /v2/${SHIM_PREFIX}bench/img/manifests/v1 answered HTTP $code $(head -c 160 "$W/probe.body" | tr -d '\n')"
         return 0
     fi
 
@@ -168,12 +182,14 @@ shim_bench() {
         [[ "$(sha_of_url "$(px_url "blobs/$BDIG")")" == "$bhex" ]] || { log "pull-through: wrong bytes for $BDIG"; ok=0; }
         sleep 1   # the pull-through registry commits its copy after the first response
         get_ok "$(shim_url "blobs/$BDIG")" && get_ok "$(px_url "blobs/$BDIG")" || ok=0
-        local n0
+        local n0 cs0 cp0 cs1 cp1
         n0="$(upstream_gets "blobs/$BDIG")"
+        cs0="$(proc_cpu_ms "$SHIM_PID")" cp0="$(proc_cpu_ms "${_BREG_PID[px]}")"
         for ((run = 1; ok && run <= RUNS; run++)); do
-            tmeas T_S curl --noproxy '*' -sf -o /dev/null "$(shim_url "blobs/$BDIG")" || ok=0
-            tmeas T_P curl --noproxy '*' -sf -o /dev/null "$(px_url "blobs/$BDIG")" || ok=0
+            tmeas T_S "${RT[@]}" curl --noproxy '*' -sf -o /dev/null "$(shim_url "blobs/$BDIG")" || ok=0
+            tmeas T_P "${RT[@]}" curl --noproxy '*' -sf -o /dev/null "$(px_url "blobs/$BDIG")" || ok=0
         done
+        cs1="$(proc_cpu_ms "$SHIM_PID")" cp1="$(proc_cpu_ms "${_BREG_PID[px]}")"
         local n1
         n1="$(upstream_gets "blobs/$BDIG")"
         if ((ok && ${#T_S[@]} == RUNS)); then
@@ -181,7 +197,7 @@ shim_bench() {
             ms="$(median "${T_S[@]}")" mp="$(median "${T_P[@]}")"
             r="$(ratio "$mp" "$ms")"
             row P6 "$m_p6" "$r" "≥ 1.0" "$(judge "$r" ge 1.0)" \
-                "shim $(fmt_s "$ms") ($(rate "$BSIZE" "$ms")), docker-registry $(fmt_s "$mp") ($(rate "$BSIZE" "$mp")); upstream GETs during the timed runs: $((n1 - n0))"
+                "shim $(fmt_s "$ms") ($(rate "$BSIZE" "$ms")), docker-registry $(fmt_s "$mp") ($(rate "$BSIZE" "$mp")); server CPU per GET: shim $(((cs1 - cs0) / RUNS)) ms, docker-registry $(((cp1 - cp0) / RUNS)) ms; clients at ${RT[*]:-normal priority}; upstream GETs during the timed runs: $((n1 - n0)); runs shim [$(list_s "${T_S[@]}")] registry [$(list_s "${T_P[@]}")]"
         else
             row_error P6 "$m_p6" "≥ 1.0" "blob GETs failed or returned wrong bytes"
         fi
@@ -216,7 +232,7 @@ shim_bench() {
         for ((run = 1; ok && run <= RUNS; run++)); do
             shim_start || { ok=0; break; }
             drop_caches
-            tmeas T_S skopeo_copy "127.0.0.1:$SHIM_PORT/hub/bench/img:v1" || { ok=0; break; }
+            tmeas T_S skopeo_copy "127.0.0.1:$SHIM_PORT/${SHIM_PREFIX}bench/img:v1" || { ok=0; break; }
             if ((run == 1)); then
                 [[ "$(sha256_of "$W/skopeo-out/$bhex")" == "$bhex" ]] || { log "skopeo through the shim: wrong layer bytes"; ok=0; }
             fi

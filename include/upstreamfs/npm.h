@@ -1,0 +1,68 @@
+/*
+ * npm: the npm registry's document handling, exposed for tests and fuzzing.
+ * The driver itself is driver_npm (driver.h); its design is described at the
+ * top of src/drivers/npm.c.
+ *
+ * A package is named "name" or "@scope/name"; its tarballs are files named
+ * "<name>-<version>.tgz" (the scope is not part of the file name, as on the
+ * registry) in the package's "-/" directory.
+ */
+#ifndef UPSTREAMFS_NPM_H
+#define UPSTREAMFS_NPM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define NPM_NAME_MAX 214 /* the registry's limit on a whole package name */
+
+/* One tarball a package document names. */
+struct npm_tarball {
+    char *file;   /* "<name>-<version>.tgz" */
+    char *url;    /* absolute http(s) URL on the upstream */
+    char *expect; /* "sha512:<hex>", "sha256:<hex>" or "sha1:<hex>", or NULL */
+};
+
+struct npm_tarballs {
+    struct npm_tarball *items;
+    size_t n;
+};
+
+/*
+ * Whether s is a valid package name, "name" or "@scope/name": each part 1 to
+ * 214 bytes of [A-Za-z0-9-._~!*'()], not starting with '.' or '_', not "-".
+ */
+bool npm_name_valid(const char *s);
+
+/*
+ * The tarballs of a package document (full or abbreviated), one per version
+ * whose file name is usable and whose dist.tarball resolves (against
+ * doc_url) to an http(s) URL; the first version wins a file name. The
+ * expectation is dist.integrity's strongest usable SRI hash, else
+ * dist.shasum. name is the package ("@scope/name" or "name"). Returns 0,
+ * -EIO for a document that is not a JSON object, -ENOMEM.
+ */
+int npm_packument_tarballs(const char *body, size_t len, const char *name, const char *doc_url,
+                           struct npm_tarballs *out);
+void npm_tarballs_clear(struct npm_tarballs *t);
+
+/*
+ * The document as the mount shows it: every version's dist.tarball is
+ * "-/<name>-<version>.tgz", relative to the document's own place in the
+ * package directory; a tarball whose file name would be unusable is removed.
+ * Everything else passes through. Returns 0 with a malloc'd body, -EIO.
+ */
+int npm_packument_rewrite(const char *body, size_t len, const char *name, char **out,
+                          size_t *out_len);
+
+/*
+ * The rewritten document for a client: every dist.tarball resolved against
+ * base, the absolute URL of the document as the shim serves its engine path.
+ * Returns 0 with a malloc'd body, -EIO.
+ */
+int npm_packument_render(const char *doc, size_t len, const char *base, char **out,
+                         size_t *out_len);
+
+/* Whether an Accept header asks for the abbreviated ("corgi") document. */
+bool npm_accept_abbreviated(const char *accept);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * pypi: the PyPI simple repository API's documents, exposed for tests and
+ * fuzzing. The driver itself is driver_pypi (driver.h); its design is
+ * described at the top of src/drivers/pypi.c.
+ *
+ * Every index page, HTML (PEP 503) or JSON (PEP 691), is read into one
+ * canonical form, a PEP 691 project object:
+ *   {"meta": {"api-version": "1.0"}, "name": <normalised name>,
+ *    "files": [{"filename", "url", "hashes": {alg: hex}, and when given
+ *               "requires-python", "yanked" (true or a reason),
+ *               "core-metadata" (true or hashes), "size", "upload-time"}]}
+ * with every filename usable as a file name and every hash lower-case hex.
+ */
+#ifndef UPSTREAMFS_PYPI_H
+#define UPSTREAMFS_PYPI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PYPI_NAME_MAX 255
+
+/* The representations of an index page the shim can answer with. */
+enum pypi_variant {
+    PYPI_JSON,      /* application/vnd.pypi.simple.v1+json */
+    PYPI_HTML,      /* application/vnd.pypi.simple.v1+html */
+    PYPI_TEXT_HTML, /* text/html, the same page under its older name */
+};
+
+/*
+ * The PEP 503 normalised form of a project name (lower case, each run of
+ * '-', '_', '.' one '-') into out. -EINVAL for a string that is not a
+ * project name (PEP 508: ASCII letters and digits, with '-', '_', '.'
+ * inside), -ENAMETOOLONG when out is too small.
+ */
+int pypi_normalise(const char *name, char *out, size_t outlen);
+
+/*
+ * Reads an index page into the canonical form (*out, owned by the caller):
+ * JSON when content_type names a JSON type (or, without one, the body
+ * starts with '{'), else HTML. File URLs are resolved against page_url
+ * (HTML: its <base href>) and must be http(s); files with an unusable name
+ * are left out and a repeated name keeps its first entry. name is the
+ * normalised project name. Returns 0, -EIO for a page that cannot be read
+ * (including a JSON api-version whose major is not 1), -ENOMEM.
+ */
+int pypi_index_parse(const char *body, size_t len, const char *content_type, const char *page_url,
+                     const char *name, json_t **out);
+
+/*
+ * What a file of the project is: the distribution "filename", or
+ * "<filename>.metadata" of one that has core metadata (PEP 658). Sets
+ * malloc'd *url and *expect ("sha256:<hex>", else sha512, else sha1; NULL
+ * without a usable hash) and *size (-1 unknown). -ENOENT if there is none.
+ */
+int pypi_index_find(const json_t *index, const char *file, char **url, char **expect,
+                    int64_t *size);
+
+/*
+ * The document the mount keeps (and the shim renders from): the canonical
+ * form with each url relative, the escaped filename, so it resolves against
+ * the document's own place in the project's directory. Malloc'd.
+ */
+int pypi_index_emit(const json_t *index, char **out, size_t *out_len);
+
+/*
+ * A client's reply from that document: URLs resolved against base (the
+ * document's absolute URL on the shim), as PEP 691 JSON or a PEP 503 page
+ * with each file's hash in its URL's fragment. *ctype is the content type
+ * of the variant. -EIO for a document that is not an index.
+ */
+int pypi_index_render(const char *doc, size_t len, const char *base, enum pypi_variant v,
+                      char **out, size_t *out_len, const char **ctype);
+
+/*
+ * The variant an Accept header asks for (PEP 691 negotiation: highest q,
+ * explicit types before wildcards, JSON first on a tie); text/html when it
+ * names nothing the index serves (or is NULL).
+ */
+enum pypi_variant pypi_accept_variant(const char *accept);
+
+#endif

@@ -1,0 +1,393 @@
+/*
+ * ui_api: the API routes the web page needs beyond api.c's proxies and
+ * registries (declared in ui.h): the cache report, pin/unpin/evict of a
+ * mount path, and a dry run of proxy creation for checking as you type.
+ *
+ * The report reads the cache's own tables (node, object) through the
+ * shim's state connection, under st_mu like api.c's reads, and only reads:
+ * per name, the distinct objects its files point at and whether any of its
+ * files was last served stale; overall, the largest cached objects with one
+ * mount path each (the one pin and evict take). Counters (hits, misses, ...)
+ * are the serving engine's, since its start. A name's state is what the
+ * configuration and the index can tell: "offline" (the proxy is set never to
+ * contact its remote; a registry all of whose upstreams are), "stale" (a file
+ * of it, or of an upstream, was served past its freshness because the remote
+ * failed), else "online". The engine's in-memory back-off is not visible here.
+ *
+ * The dry run applies a body exactly as POST /api/v1/proxies does
+ * (config_proxy_apply_json, config_proxy_validate, then the name's
+ * uniqueness, in configdb's order and with its message) and writes nothing;
+ * a secret_key in it is only looked at for being given, and wiped.
+ *
+ * The POST routes change the cache or answer questions about the config,
+ * so they refuse what a browser sends cross-site without asking: a body
+ * that is not declared application/json (other types need a CORS preflight,
+ * which this shim never grants), and an Origin other than this server's.
+ */
+#include "ui.h"
+#include "upstreamfs/configdb.h"
+#include "upstreamfs/index.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Rows of the largest-artifacts table (a string: it goes into the SQL). */
+#define UI_ARTIFACTS_MAX "50"
+
+_Static_assert(NODE_FILE == 2, "the SQL below names file nodes as kind = 2");
+
+/* Per name: distinct objects its files point at, split by local content. */
+static const char sql_objects[] =
+    "SELECT t.top, o.local, COUNT(*), COALESCE(SUM(o.size), 0) FROM (SELECT DISTINCT top, "
+    "digest FROM node WHERE kind = 2 AND digest IS NOT NULL AND digest != '') t JOIN object o "
+    "ON o.digest = t.digest GROUP BY t.top, o.local";
+/* Per name: nodes last served stale. */
+static const char sql_stale[] =
+    "SELECT top, COUNT(*) FROM node WHERE stale != 0 AND kind != 0 GROUP BY top";
+/* The largest cached objects, each with the mount path of the oldest file that names it. */
+static const char sql_artifacts[] =
+    "SELECT o.digest, o.size, o.atime, o.pinned, (SELECT CASE WHEN n.path = '' THEN n.top ELSE "
+    "n.top || '/' || n.path END FROM node n WHERE n.digest = o.digest AND n.kind = 2 ORDER BY "
+    "n.ino LIMIT 1) FROM object o WHERE o.local = 0 ORDER BY o.size DESC, o.digest "
+    "LIMIT " UI_ARTIFACTS_MAX;
+
+bool shim__ui_api_owns(const char *path)
+{
+    return !strcmp(path, "api/v1/cache") || !strncmp(path, "api/v1/cache/", 13) ||
+           !strncmp(path, "api/v1/validate/", 16);
+}
+
+/* ---- the cache report ------------------------------------------------------------------- */
+
+/* Use of one top-level name, gathered from the index. */
+struct use {
+    const char *name;
+    int64_t objects, bytes, local_objects, local_bytes, stale;
+};
+
+struct uses {
+    struct use *u;
+    size_t n;
+};
+
+static struct use *use_find(const struct uses *us, const char *name)
+{
+    for (size_t i = 0; name && i < us->n; i++)
+        if (!strcmp(us->u[i].name, name))
+            return &us->u[i];
+    return NULL;
+}
+
+/* Runs sql (no parameters) and hands each row to fn; 0 or a negative errno. */
+static int each_row(sqlite3 *db, const char *sql, void (*fn)(sqlite3_stmt *s, void *arg), void *arg)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            fn(s, arg);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : state_sqlite_errno(rc);
+}
+
+static void add_objects(sqlite3_stmt *s, void *arg)
+{
+    struct use *u = use_find(arg, (const char *)sqlite3_column_text(s, 0));
+    if (!u)
+        return; /* a name deleted since its files were cached */
+    if (sqlite3_column_int(s, 1)) {
+        u->local_objects += sqlite3_column_int64(s, 2);
+        u->local_bytes += sqlite3_column_int64(s, 3);
+    } else {
+        u->objects += sqlite3_column_int64(s, 2);
+        u->bytes += sqlite3_column_int64(s, 3);
+    }
+}
+
+static void add_stale(sqlite3_stmt *s, void *arg)
+{
+    struct use *u = use_find(arg, (const char *)sqlite3_column_text(s, 0));
+    if (u)
+        u->stale += sqlite3_column_int64(s, 1);
+}
+
+static void add_artifact(sqlite3_stmt *s, void *arg)
+{
+    char digest[80];
+    const char *path = (const char *)sqlite3_column_text(s, 4);
+    json_t *jpath = path ? json_string(path) : NULL; /* NULL too for a path not in UTF-8 */
+    const char *hex = (const char *)sqlite3_column_text(s, 0);
+    snprintf(digest, sizeof(digest), "sha256:%s", hex ? hex : "");
+    json_array_append_new(arg, json_pack("{s:o, s:s, s:I, s:I, s:b}", "path",
+                                         jpath ? jpath : json_null(), "digest", digest, "size",
+                                         (json_int_t)sqlite3_column_int64(s, 1), "atime",
+                                         (json_int_t)sqlite3_column_int64(s, 2), "pinned",
+                                         sqlite3_column_int(s, 3) != 0));
+}
+
+static void add_count(sqlite3_stmt *s, void *arg)
+{
+    *(int64_t *)arg = sqlite3_column_int64(s, 0);
+}
+
+static const char *proxy_state(const struct proxy *p, const struct use *u)
+{
+    return p->offline ? "offline" : u && u->stale ? "stale" : "online";
+}
+
+/* A registry: stale if it or an upstream is; offline if it has upstreams and all are. */
+static const char *registry_state(const struct registry *g, const struct uses *us,
+                                  const struct proxy *px, size_t npx)
+{
+    const struct use *own = use_find(us, g->name);
+    size_t n = 0, offline = 0;
+    bool stale = own && own->stale;
+    for (char **k = g->upstreams; k && *k; k++, n++) {
+        for (size_t i = 0; i < npx; i++) {
+            if (strcmp(px[i].key, *k) != 0)
+                continue;
+            const char *st = proxy_state(&px[i], use_find(us, *k));
+            offline += !strcmp(st, "offline");
+            stale = stale || !strcmp(st, "stale");
+        }
+    }
+    return stale ? "stale" : n && offline == n ? "offline" : "online";
+}
+
+static json_t *use_json(const struct use *u, const char *kind, const char *type, const char *state)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name", u->name, "kind", kind,
+                     "type", type, "state", state, "objects", (json_int_t)u->objects, "bytes",
+                     (json_int_t)u->bytes, "local_objects", (json_int_t)u->local_objects,
+                     "local_bytes", (json_int_t)u->local_bytes, "stale", (json_int_t)u->stale);
+}
+
+static enum MHD_Result cache_report(struct shim_req *r)
+{
+    struct engine_stats es;
+    struct proxy *px = NULL;
+    struct registry *rg = NULL;
+    size_t npx = 0, nrg = 0;
+    struct uses us = {0};
+    int64_t pinned = 0;
+    json_t *arts = json_array(), *names = json_array(), *out = NULL;
+    enum MHD_Result ok;
+
+    int rc = engine_stats(r->s->e, &es);
+    if (rc < 0) {
+        ok = shim__api_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "engine", strerror(-rc));
+        goto out;
+    }
+    pthread_mutex_lock(&r->s->st_mu);
+    sqlite3 *db = r->s->st->db;
+    if ((rc = configdb_proxy_list(r->s->st, &px, &npx)) == 0 &&
+        (rc = configdb_registry_list(r->s->st, &rg, &nrg)) == 0 &&
+        !(us.u = calloc(npx + nrg + 1, sizeof(*us.u))))
+        rc = -ENOMEM;
+    if (rc == 0) {
+        for (size_t i = 0; i < npx; i++)
+            us.u[us.n++].name = px[i].key;
+        for (size_t i = 0; i < nrg; i++)
+            us.u[us.n++].name = rg[i].name;
+        if ((rc = each_row(db, sql_objects, add_objects, &us)) == 0 &&
+            (rc = each_row(db, sql_stale, add_stale, &us)) == 0 &&
+            (rc = each_row(db, sql_artifacts, add_artifact, arts)) == 0)
+            rc = each_row(db, "SELECT COUNT(*) FROM object WHERE pinned != 0 AND local = 0",
+                          add_count, &pinned);
+    }
+    pthread_mutex_unlock(&r->s->st_mu);
+    if (rc < 0) {
+        ok = shim__api_config_error(r, rc, NULL);
+        goto out;
+    }
+    for (size_t i = 0; names && i < npx; i++)
+        json_array_append_new(names, use_json(&us.u[i], "proxy", config_type_name(px[i].type),
+                                              proxy_state(&px[i], &us.u[i])));
+    for (size_t i = 0; names && i < nrg; i++)
+        json_array_append_new(names,
+                              use_json(&us.u[npx + i], "registry", config_type_name(rg[i].type),
+                                       registry_state(&rg[i], &us, px, npx)));
+    int64_t looked = es.hits + es.misses;
+    out = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:i, s:O, "
+        "s:O}",
+        "cache_bytes", (json_int_t)es.cache_bytes, "cache_objects", (json_int_t)es.cache_objects,
+        "pinned_objects", (json_int_t)pinned, "local_bytes", (json_int_t)es.local_bytes,
+        "local_objects", (json_int_t)es.local_objects, "quota_bytes", (json_int_t)es.quota_bytes,
+        "hits", (json_int_t)es.hits, "misses", (json_int_t)es.misses, "hit_rate",
+        looked ? json_real((double)es.hits / (double)looked) : json_null(), "upstream_requests",
+        (json_int_t)es.upstream_requests, "upstream_bytes", (json_int_t)es.upstream_bytes,
+        "evictions", (json_int_t)es.evictions, "stale_serves", (json_int_t)es.stale_serves,
+        "inflight", es.inflight, "names", names, "artifacts", arts);
+    ok = shim__api_json(r, MHD_HTTP_OK, out);
+out:
+    json_decref(arts);
+    json_decref(names);
+    free(us.u);
+    configdb_proxy_list_free(px, npx);
+    configdb_registry_list_free(rg, nrg);
+    return ok;
+}
+
+/* ---- pin, unpin, evict ------------------------------------------------------------------ */
+
+/*
+ * Copies a mount path ("KEY/a/b", slashes at either end dropped) into out;
+ * -EINVAL with why for an empty one, a control byte, or a ".", ".." or
+ * empty component: the engine gets plain components only, as from the mount.
+ */
+static int mount_path(const char *in, char *out, size_t outlen, const char **why)
+{
+    while (*in == '/')
+        in++;
+    size_t n = strlen(in);
+    while (n && in[n - 1] == '/')
+        n--;
+    *why = "must be a path as in the mount (KEY/...), without '.', '..', empty components or "
+           "control characters";
+    if (!n || n >= outlen)
+        return -EINVAL;
+    memcpy(out, in, n);
+    out[n] = '\0';
+    for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return -EINVAL;
+    for (const char *c = out; *c;) {
+        size_t len = strcspn(c, "/");
+        if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+            return -EINVAL;
+        c += len + (c[len] == '/');
+    }
+    return 0;
+}
+
+static enum MHD_Result cache_action(struct shim_req *r, const char *action)
+{
+    char path[SHIM_PATH_MAX + 1], q[CONFIG_QUOTE_MAX], msg[300];
+    const char *why;
+    enum MHD_Result ok;
+    json_t *obj = shim__api_body(r, &ok);
+    if (!obj)
+        return ok;
+    json_t *v = json_object_get(obj, "path");
+    if (!json_is_string(v)) {
+        json_decref(obj);
+        return shim__api_error(r, MHD_HTTP_BAD_REQUEST, "path", "must be given as a string");
+    }
+    int rc = mount_path(json_string_value(v), path, sizeof(path), &why);
+    json_decref(obj);
+    if (rc < 0)
+        return shim__api_error(r, MHD_HTTP_BAD_REQUEST, "path", why);
+    int n = !strcmp(action, "evict") ? engine_evict_path(r->s->e, path)
+                                     : engine_pin(r->s->e, path, !strcmp(action, "pin"));
+    if (n < 0) {
+        config_quote(q, sizeof(q), path);
+        if (n == -ENOENT || n == -ENOTDIR)
+            snprintf(msg, sizeof(msg), "%s: no such path", q);
+        else if (n == -ENODATA)
+            snprintf(msg, sizeof(msg), "%s: nothing cached there", q);
+        else if (n == -EIO || n == -EREMOTEIO || n == -ENETUNREACH || n == -ETIMEDOUT)
+            snprintf(msg, sizeof(msg), "%s: not known here, and the upstream failed (%s)", q,
+                     strerror(-n));
+        else
+            snprintf(msg, sizeof(msg), "%s: %s", q, strerror(-n));
+        return shim__api_error(r,
+                           n == -ENOENT || n == -ENOTDIR || n == -ENODATA ? MHD_HTTP_NOT_FOUND
+                           : n == -EINVAL                                 ? MHD_HTTP_BAD_REQUEST
+                                                                          : MHD_HTTP_BAD_GATEWAY,
+                           "path", msg);
+    }
+    log_info("shim: api: cache %s %s: %d object(s)", action, config_quote(q, sizeof(q), path), n);
+    return shim__api_json(r, MHD_HTTP_OK,
+                      json_pack("{s:s, s:s, s:i}", "action", action, "path", path, "objects", n));
+}
+
+/* ---- the dry run ------------------------------------------------------------------------ */
+
+/* configdb's uniqueness rule and message, read-only. */
+static int name_free(struct state *st, const char *key, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    struct proxy p = {0};
+    struct registry g = {0};
+    int rc = configdb_proxy_get(st, key, &p, NULL);
+    config_proxy_clear(&p);
+    if (rc == 0) {
+        config_error_set(err, "key", "a proxy named %s already exists",
+                         config_quote(q, sizeof(q), key));
+        return -EEXIST;
+    }
+    if (rc != -ENOENT)
+        return rc;
+    rc = configdb_registry_get(st, key, &g, NULL);
+    config_registry_clear(&g);
+    if (rc == 0) {
+        config_error_set(err, "key", "a registry named %s already exists",
+                         config_quote(q, sizeof(q), key));
+        return -EEXIST;
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static enum MHD_Result validate_proxy(struct shim_req *r)
+{
+    struct config_error err = {0};
+    struct proxy p = {0};
+    char *secret = NULL;
+    enum MHD_Result ok;
+    json_t *obj = shim__api_body(r, &ok);
+    if (!obj)
+        return ok;
+    int rc = config_proxy_apply_json(&p, obj, true, &secret, &err);
+    json_decref(obj);
+    if (rc == 0)
+        rc = config_proxy_validate(&p, secret != NULL, &err);
+    if (secret) {
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&r->s->st_mu);
+        rc = name_free(r->s->st, p.key, &err);
+        pthread_mutex_unlock(&r->s->st_mu);
+    }
+    ok = rc < 0 ? shim__api_config_error(r, rc, &err)
+                : shim__api_json(r, MHD_HTTP_OK,
+                             json_pack("{s:b, s:s, s:o}", "valid", true, "key", p.key, "url",
+                                       p.url ? json_string(p.url) : json_null()));
+    config_proxy_clear(&p);
+    return ok;
+}
+
+/* ---- routing ---------------------------------------------------------------------------- */
+
+enum MHD_Result shim__ui_api(struct shim_req *r)
+{
+    static const char *const actions[] = {"pin", "unpin", "evict"};
+    bool get = !strcmp(r->method, "GET") || r->head, post = !strcmp(r->method, "POST");
+    enum MHD_Result ok;
+    const char *p = r->path + strlen("api/v1/");
+
+    if (!strcmp(p, "cache"))
+        return get ? cache_report(r) : shim__reply_method(r, "GET, HEAD");
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+        if (strncmp(p, "cache/", 6) != 0 || strcmp(p + 6, actions[i]) != 0)
+            continue;
+        if (!post)
+            return shim__reply_method(r, "POST");
+        return shim__api_guard(r, true, &ok) ? cache_action(r, actions[i]) : ok;
+    }
+    if (!strcmp(p, "validate/proxy")) {
+        if (!post)
+            return shim__reply_method(r, "POST");
+        return shim__api_guard(r, true, &ok) ? validate_proxy(r) : ok;
+    }
+    return shim__api_error(r, MHD_HTTP_NOT_FOUND, "path",
+                       "no such API route (see /api/v1/cache, /api/v1/cache/pin|unpin|evict and "
+                       "/api/v1/validate/proxy)");
+}

@@ -1,0 +1,133 @@
+/*
+ * fuzz_pypi: a PyPI simple-API project page, HTML (PEP 503) or JSON
+ * (PEP 691), through everything the driver and the shim do with it:
+ * pypi_index_parse, pypi_index_find, pypi_index_emit and pypi_index_render
+ * in each variant. The first input byte picks the Content-Type; the rest is
+ * the page. The same bytes also go through pypi_normalise and
+ * pypi_accept_variant as strings.
+ *
+ * Properties: the canonical form lists unique file names usable as one file
+ * name, each with an absolute http(s) URL and lower-case hex hashes, and
+ * pypi_index_find finds each; every variant renders, every file URL a
+ * client sees is on the shim's own origin, and a rendered page parses back
+ * to the same files (what pip reads from the shim is what the remote
+ * listed).
+ */
+#include "fuzz.h"
+
+#include "upstreamfs/pypi.h"
+
+#include <errno.h>
+#include <jansson.h>
+
+static const char *const ctypes[] = {NULL, "application/vnd.pypi.simple.v1+json",
+                                     "text/html; charset=utf-8",
+                                     "application/vnd.pypi.simple.v1+html", "application/json"};
+static const char page_url[] = "https://pypi.example.org/simple/requests/";
+static const char base[] = "http://127.0.0.1:5000/pypi/requests/";
+static const char shim_origin[] = "http://127.0.0.1:5000/";
+
+static size_t check_index(const json_t *index, bool on_shim)
+{
+    json_t *files = json_object_get(index, "files");
+    FUZZ_CHECK(json_is_array(files));
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        const char *fn = json_string_value(json_object_get(f, "filename"));
+        const char *url = json_string_value(json_object_get(f, "url"));
+        FUZZ_CHECK(fn && fn[0] && fn[0] != '.' && strlen(fn) <= 255 && !strpbrk(fn, "/\\"));
+        for (const unsigned char *c = (const unsigned char *)fn; *c; c++)
+            FUZZ_CHECK(*c >= 0x20 && *c != 0x7f);
+        FUZZ_CHECK(url && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0));
+        if (on_shim)
+            FUZZ_CHECK(strncmp(url, shim_origin, sizeof(shim_origin) - 1) == 0);
+        const char *k;
+        json_t *h;
+        json_object_foreach(json_object_get(f, "hashes"), k, h)
+        {
+            const char *hex = json_string_value(h);
+            FUZZ_CHECK(hex && hex[0] && strspn(hex, "0123456789abcdef") == strlen(hex));
+            FUZZ_CHECK(strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(k));
+        }
+        for (size_t j = 0; j < i; j++)
+            FUZZ_CHECK(strcmp(json_string_value(json_object_get(json_array_get(files, j),
+                                                                "filename")),
+                              fn) != 0);
+        char *furl = NULL, *expect = NULL;
+        int64_t size = 0;
+        FUZZ_CHECK(pypi_index_find(index, fn, &furl, &expect, &size) == 0);
+        free(furl);
+        free(expect);
+    }
+    return json_array_size(files);
+}
+
+/* The rendered page, read back as the shim's client reads it, lists the same files. */
+static void check_round_trip(const json_t *index, const char *page, size_t len,
+                             const char *ctype)
+{
+    json_t *back = NULL;
+    int rc = pypi_index_parse(page, len, ctype, base, "requests", &back);
+    FUZZ_CHECK(rc == 0);
+    json_t *a = json_object_get(index, "files"), *b = json_object_get(back, "files");
+    if (json_array_size(a) != json_array_size(b))
+        fprintf(stderr, "%s page lists %zu files, the index %zu:\n%.*s\n", ctype,
+                json_array_size(b), json_array_size(a), (int)len, page);
+    FUZZ_CHECK(json_array_size(a) == json_array_size(b));
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const char *x = json_string_value(json_object_get(json_array_get(a, i), "filename"));
+        const char *y = json_string_value(json_object_get(json_array_get(b, i), "filename"));
+        if (strcmp(x, y) != 0)
+            fprintf(stderr, "file %zu: %s became %s\n", i, x, y);
+        FUZZ_CHECK(strcmp(x, y) == 0);
+    }
+    check_index(back, true);
+    json_decref(back);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    fuzz_quiet();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *ct = ctypes[fuzz_take_byte(&data, &size) % (sizeof(ctypes) / sizeof(ctypes[0]))];
+    json_t *index = NULL;
+    int rc = pypi_index_parse((const char *)data, size, ct, page_url, "requests", &index);
+    FUZZ_CHECK(rc == 0 || rc == -EIO || rc == -EFBIG || rc == -ENOMEM);
+    if (rc == 0) {
+        check_index(index, false);
+        char *doc = NULL;
+        size_t doc_len = 0;
+        FUZZ_CHECK(pypi_index_emit(index, &doc, &doc_len) == 0);
+        static const enum pypi_variant variants[] = {PYPI_JSON, PYPI_HTML, PYPI_TEXT_HTML};
+        for (size_t v = 0; v < 3; v++) {
+            char *page = NULL;
+            size_t page_len = 0;
+            const char *ctype = NULL;
+            int rrc = pypi_index_render(doc, doc_len, base, variants[v], &page, &page_len, &ctype);
+            FUZZ_CHECK(rrc == 0 || rrc == -ENOMEM);
+            if (rrc == 0) {
+                FUZZ_CHECK(ctype != NULL);
+                if (!fuzz_skip("pypi-round-trip"))
+                    check_round_trip(index, page, page_len, ctype);
+                free(page);
+            }
+        }
+        free(doc);
+        json_decref(index);
+    }
+
+    char *s = fuzz_cstr(data, size);
+    char norm[PYPI_NAME_MAX + 1];
+    if (pypi_normalise(s, norm, sizeof(norm)) == 0)
+        FUZZ_CHECK(strspn(norm, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(norm));
+    enum pypi_variant av = pypi_accept_variant(s);
+    FUZZ_CHECK(av == PYPI_JSON || av == PYPI_HTML || av == PYPI_TEXT_HTML);
+    free(s);
+    return 0;
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/python3
+"""tests/integration/pypi/build.py -- a static PyPI simple repository for the tests (stdlib only).
+
+    /usr/bin/python3 build.py DIR
+
+Writes a tree that any static server (upstream.py, nginx) serves as a PEP 503 repository:
+
+    DIR/simple/index.html                               the project list
+    DIR/simple/<project>/index.html                     one page per project: links relative to
+                                                        the page (../../packages/<file>#sha256=)
+    DIR/packages/<file>                                 the distributions
+    DIR/packages/<wheel>.metadata                       PEP 658 core metadata of upfs-demo's wheel
+and DIR/../expect.json: {"<file>": {"sha256": hex, "size": n}}.
+
+Projects:
+    upfs-demo    upfs_demo-1.0.0-py3-none-any.whl (with data-dist-info-metadata), and an older
+                 upfs_demo-0.9.0.tar.gz on the page but never asked for
+    Upfs_Sdist   upfs_sdist-1.0.0.tar.gz, a setuptools sdist (pip prepares its metadata, so it
+                 needs --no-build-isolation and setuptools); its page is at simple/upfs-sdist/
+    upfs-bad     upfs_bad-1.0.0-py3-none-any.whl whose page names the sha256 of other bytes
+"""
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import sys
+import tarfile
+import zipfile
+
+MTIME = (2024, 1, 1, 0, 0, 0)
+
+
+def metadata(name, version):
+    return ("Metadata-Version: 2.1\nName: %s\nVersion: %s\nSummary: upstreamfs test fixture\n"
+            "Requires-Python: >=3.7\n" % (name, version)).encode()
+
+
+def wheel(name, version, module):
+    dist_info = "%s-%s.dist-info" % (name.replace("-", "_"), version)
+    files = {
+        module + "/__init__.py": ("VERSION = %r\n" % version).encode(),
+        dist_info + "/METADATA": metadata(name, version),
+        dist_info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: upstreamfs-tests\n"
+                              b"Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append("%s,sha256=%s,%d" % (path, digest, len(data)))
+    record.append(dist_info + "/RECORD,,")
+    files[dist_info + "/RECORD"] = ("\n".join(record) + "\n").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for path, data in files.items():
+            z.writestr(zipfile.ZipInfo(path, MTIME), data)
+    return out.getvalue(), files[dist_info + "/METADATA"]
+
+
+def sdist(name, version, module):
+    base = "%s-%s" % (name.replace("-", "_").lower(), version)
+    files = {
+        "PKG-INFO": metadata(name, version),
+        "pyproject.toml": b'[build-system]\nrequires = ["setuptools"]\n'
+                          b'build-backend = "setuptools.build_meta"\n',
+        "setup.py": ("from setuptools import setup\nsetup(name=%r, version=%r, packages=[%r])\n"
+                     % (name, version, module)).encode(),
+        module + "/__init__.py": ("VERSION = %r\n" % version).encode(),
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(base + "/" + path)
+            info.size = len(data)
+            info.mtime = 1704067200
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def page(project, links):
+    rows = "".join('<a href="../../packages/%s#sha256=%s"%s>%s</a><br/>\n' % (f, h, extra, f)
+                   for f, h, extra in links)
+    return ("<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.0\">"
+            "<title>Links for %s</title></head><body><h1>Links for %s</h1>\n%s</body></html>\n"
+            % (project, project, rows)).encode()
+
+
+def main():
+    root = sys.argv[1]
+    os.makedirs(os.path.join(root, "packages"), exist_ok=True)
+    expect = {}
+
+    def put(name, data):
+        with open(os.path.join(root, "packages", name), "wb") as f:
+            f.write(data)
+        expect[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        return expect[name]["sha256"]
+
+    def put_page(project, links):
+        d = os.path.join(root, "simple", project)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "index.html"), "wb") as f:
+            f.write(page(project, links))
+
+    whl, meta = wheel("upfs-demo", "1.0.0", "upfs_demo")
+    wname = "upfs_demo-1.0.0-py3-none-any.whl"
+    wsha = put(wname, whl)
+    msha = put(wname + ".metadata", meta)
+    old = "upfs_demo-0.9.0.tar.gz"
+    osha = put(old, sdist("upfs-demo", "0.9.0", "upfs_demo"))
+    put_page("upfs-demo", [(wname, wsha, ' data-dist-info-metadata="sha256=%s"' % msha),
+                           (old, osha, ' data-requires-python="&gt;=3.7"')])
+
+    sname = "upfs_sdist-1.0.0.tar.gz"
+    ssha = put(sname, sdist("Upfs_Sdist", "1.0.0", "upfs_sdist"))
+    put_page("upfs-sdist", [(sname, ssha, "")])
+
+    bad, _ = wheel("upfs-bad", "1.0.0", "upfs_bad")
+    bname = "upfs_bad-1.0.0-py3-none-any.whl"
+    put(bname, bad)
+    put_page("upfs-bad", [(bname, hashlib.sha256(bad + b"other bytes").hexdigest(), "")])
+
+    with open(os.path.join(root, "simple", "index.html"), "wb") as f:
+        f.write(b"<!DOCTYPE html><html><body>" + b"".join(
+            b'<a href="%s/">%s</a>\n' % (p, p) for p in (b"upfs-demo", b"upfs-sdist", b"upfs-bad"))
+            + b"</body></html>\n")
+    with open(os.path.join(os.path.dirname(os.path.abspath(root)), "expect.json"), "w") as f:
+        json.dump(expect, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
