@@ -106,6 +106,9 @@ int oci_link_next(const char *link, const char *base_url, char **next);
  */
 int oci_hub_normalise(const char *repo, char *buf, size_t n);
 
+/* The media type the driver gives a tag or digest directory: one OCI image layout. */
+#define OCI_LAYOUT_DIR_TYPE "application/vnd.oci.image.layout.v1+json"
+
 /* Where a path inside a tag or digest directory points. */
 enum oci_part {
     OCI_PART_NONE,

@@ -1479,6 +1479,9 @@ static int dk_lookup(struct upstream *u, const char *path, struct drv_entry *out
         rc = image_check(u, p.td_repo, p.td_ref, &res);
         if (rc == 0 || ns) {
             out->kind = NODE_DIR;
+            /* A known image layout is one unit: a registry takes all of it from one upstream. */
+            if (rc == 0 && !(out->content_type = strdup(OCI_LAYOUT_DIR_TYPE)))
+                return -ENOMEM;
             return 0;
         }
         return rc;

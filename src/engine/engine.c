@@ -592,6 +592,36 @@ out:
 }
 
 /*
+ * A directory a driver gave a media type (an OCI image layout) is one unit:
+ * inside a registry, everything below it comes from the upstream that
+ * provided it, so a layout never mixes two images that share a name. Walks
+ * up from dir; returns that upstream (malloc'd) or NULL when any upstream may
+ * provide the name (merged trees: Maven groups, file trees, namespaces).
+ */
+static char *registry_pinned_upstream(struct engine *e, const struct node *dir)
+{
+    char *via = NULL;
+    struct node cur;
+    if (dir->local || !dir->via)
+        return NULL;
+    pthread_mutex_lock(&e->mu);
+    int rc = node_copy(&cur, dir);
+    for (int depth = 0; rc == 0 && depth < 64 && cur.parent != INDEX_ROOT_INO; depth++) {
+        if (cur.kind == NODE_DIR && cur.ctype && cur.via && !cur.local) {
+            via = strdup(cur.via);
+            break;
+        }
+        int64_t parent = cur.parent;
+        node_clear(&cur);
+        rc = index_get(e->ix, parent, &cur);
+    }
+    if (rc == 0)
+        node_clear(&cur);
+    pthread_mutex_unlock(&e->mu);
+    return via;
+}
+
+/*
  * A registry name: its local content is in the index already; otherwise each
  * upstream in order. 404 moves on; any other failure ends the search, so a
  * lower upstream never silently stands in for a failing higher one.
@@ -607,8 +637,11 @@ static int registry_lookup(struct engine *e, const struct node *parent, const ch
         return rc < 0 ? rc : -ENOMEM;
     }
     rc = -ENOENT;
+    char *pinned = registry_pinned_upstream(e, parent);
     for (char **k = r.upstreams; k && *k; k++) {
         struct node un;
+        if (pinned && strcmp(*k, pinned) != 0)
+            continue;
         rc = engine__resolve_node(e, *k, path, &un);
         if (rc == -ENOENT)
             continue;
@@ -619,7 +652,8 @@ static int registry_lookup(struct engine *e, const struct node *parent, const ch
                                .mtime = un.mtime,
                                .url = un.url,
                                .expect = un.expect,
-                               .is_mutable = un.is_mutable};
+                               .is_mutable = un.is_mutable,
+                               .content_type = un.ctype};
         rc = remember(e, parent, name, path, &de, 0, out);
         if (rc == 0) {
             pthread_mutex_lock(&e->mu);
@@ -633,6 +667,7 @@ static int registry_lookup(struct engine *e, const struct node *parent, const ch
     }
     if (rc == -ENOENT)
         remember(e, parent, name, path, NULL, engine__now() + CONFIG_DEFAULT_NEG_TTL / 10, NULL);
+    free(pinned);
     config_registry_clear(&r);
     free(path);
     return rc;
@@ -1019,8 +1054,11 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
         struct registry r;
         rc = list_children(e, ino, &list, &cnt, &cap, true);
         if (rc == 0 && engine__registry(e, d.top, &r) == 0) {
+            char *pinned = registry_pinned_upstream(e, &d);
             for (char **k = r.upstreams; k && *k && rc == 0; k++) {
                 struct node un;
+                if (pinned && strcmp(*k, pinned) != 0)
+                    continue;
                 if (engine__resolve_node(e, *k, d.path, &un) < 0)
                     continue;
                 struct engine_dirent *ul = NULL;
@@ -1036,6 +1074,7 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
                 }
                 node_clear(&un);
             }
+            free(pinned);
             config_registry_clear(&r);
         }
     } else {

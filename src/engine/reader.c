@@ -437,6 +437,12 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
         }
         have = false;
     }
+    if (!n.url && u->drv->generate) {
+        /* Built from documents the driver fetches through the cache, which knows offline and
+         * back-off itself: a cached source document still makes the file when the remote can't. */
+        rc = open_generated(e, u, &n, have, out, changed);
+        goto generated;
+    }
     if (u->cfg.offline) {
         rc = -ENETUNREACH;
         goto out;
@@ -445,12 +451,11 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
         rc = serve_stale(e, &n, have, -EREMOTEIO, out);
         goto out;
     }
-    if (!n.url && u->drv->generate)
-        rc = open_generated(e, u, &n, have, out, changed);
-    else if (n.url)
+    if (n.url)
         rc = open_download(e, u, &n, have, w, out, changed);
     else
         rc = -EIO;
+generated:
     if (rc == 0 && !*changed && (*out)->fd >= 0)
         *keep_cache = true;
 out:

@@ -251,6 +251,10 @@ t_registry_order() {
     dir_verified "$T/r2"
     copy_from "$P/first/test/multi:1.0" "oci:$T/r3:m" --all
     dir_verified "$T/r3/blobs/sha256"
+    # In the mount the layout is b's alone: hub's image of the same name adds no blob to it.
+    assert_eq "$(ls "$MNT/first/test/same/1/blobs/sha256" | sort | tr '\n' ' ')" \
+        "$(ls "$MNT/b/test/same/1/blobs/sha256" | sort | tr '\n' ' ')" \
+        "first/test/same/1 lists b's blobs only"
 }
 check "a docker registry with two upstreams: the first one's digest wins" t_registry_order
 
