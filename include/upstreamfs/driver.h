@@ -37,6 +37,12 @@ struct drv_entry {
 struct drv_listing {
     struct drv_entry *items;
     size_t n;
+    /*
+     * The listing is the whole directory (an image layout's blobs): names it
+     * no longer has are gone, cached or not. Otherwise (index pages) names
+     * that were cached stay listed.
+     */
+    bool complete;
 };
 
 #define DRV_SHIM_PATH_MAX 4096

@@ -1538,6 +1538,8 @@ static int dk_list(struct upstream *u, const char *dir, struct drv_listing *out)
         }
         if (rc == 0) {
             struct walk w = {.list = out};
+            /* The layout of the digest the tag points at now: older blobs are not part of it. */
+            out->complete = true;
             return walk_image(u, p.repo, p.ref, &res, &w);
         }
         if (rc != -ENOENT)

@@ -888,6 +888,31 @@ int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out)
     return 0;
 }
 
+/*
+ * Drops the names of dir that the remote's listing no longer has: all of
+ * them when the listing is complete, else only those never cached (what was
+ * read stays readable, as the mount promises).
+ */
+static void forget_unlisted(struct engine *e, const struct node *dir, const struct drv_listing *l)
+{
+    struct node *kids = NULL;
+    size_t nk = 0;
+    pthread_mutex_lock(&e->mu);
+    if (index_children(e->ix, dir->ino, &kids, &nk) == 0) {
+        for (size_t i = 0; i < nk; i++) {
+            bool listed = false;
+            for (size_t j = 0; j < l->n && !listed; j++)
+                listed = strcmp(kids[i].name, l->items[j].name) == 0;
+            if (listed || kids[i].local || (!l->complete && kids[i].digest[0]) ||
+                (!l->complete && kids[i].kind == NODE_DIR))
+                continue;
+            index_remove(e->ix, kids[i].ino);
+        }
+        index_nodes_free(kids, nk);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
 /* Merges the remote's listing of a proxy directory into the index. */
 static void merge_listing(struct engine *e, struct upstream *u, struct node *dir)
 {
@@ -916,6 +941,7 @@ static void merge_listing(struct engine *e, struct upstream *u, struct node *dir
             remember(e, dir, l.items[i].name, path, &l.items[i], 0, NULL);
             free(path);
         }
+        forget_unlisted(e, dir, &l);
     }
     /* Tried, whatever the outcome: the next attempt waits for the TTL (or the back-off). */
     pthread_mutex_lock(&e->mu);
