@@ -33,6 +33,8 @@ int cli_main(int argc, char **argv);
 /* Commands (argv[0] is the command word). */
 int cli_proxy_main(struct cli_globals *g, int argc, char **argv);
 int cli_registry_main(struct cli_globals *g, int argc, char **argv);
+/* "registry import NAME DIR --as TARGET" (cli_import.c); argv[0] is "import". */
+int cli_registry_import(struct cli_globals *g, int argc, char **argv);
 int cli_mount_main(struct cli_globals *g, int argc, char **argv);
 int cli_serve_main(struct cli_globals *g, int argc, char **argv);
 int cli_prefetch_main(struct cli_globals *g, int argc, char **argv);

@@ -123,6 +123,16 @@ int engine_rmdir(struct engine *e, int64_t parent, const char *name);
 int engine_rename(struct engine *e, int64_t parent, const char *name, int64_t newparent,
                   const char *newname);
 
+/*
+ * Copies the file tree at src_dir into a registry's local content at dest
+ * ("NAME/a/b", created as needed), as if written through the mount: each
+ * file stored by digest, never evicted. Existing local names are replaced.
+ * *files and *bytes count what was imported. Returns 0, -ENOENT (no such
+ * registry), -EROFS (dest is not in a registry), or the first I/O error.
+ */
+int engine_import(struct engine *e, const char *dest, const char *src_dir, int64_t *files,
+                  int64_t *bytes);
+
 struct engine_stats {
     int64_t cache_bytes, cache_objects;
     int64_t local_bytes, local_objects;

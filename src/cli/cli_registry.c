@@ -23,6 +23,7 @@ static const char usage_top[] =
     "       upstreamfs registry list [--json]\n"
     "       upstreamfs registry show NAME [--json]\n"
     "       upstreamfs registry delete NAME\n"
+    "       upstreamfs registry import NAME DIR --as REPOSITORY[:TAG]|PATH\n"
     "\n"
     "A registry groups proxies in an order: a path in it resolves to the registry's\n"
     "local content first, then to each upstream proxy, top to bottom.\n"
@@ -300,7 +301,7 @@ int cli_registry_main(struct cli_globals *g, int argc, char **argv)
     static const struct cli_subcommand subs[] = {
         {"create", cmd_create}, {"set-upstreams", cmd_set_upstreams},
         {"list", cmd_list},     {"show", cmd_show},
-        {"delete", cmd_delete},
+        {"delete", cmd_delete}, {"import", cli_registry_import},
     };
     return cli_dispatch(g, "registry", subs, sizeof(subs) / sizeof(subs[0]), usage_top, argc, argv);
 }

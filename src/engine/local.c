@@ -11,10 +11,13 @@
 #include "upstreamfs/hash.h"
 #include "upstreamfs/log.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The parent must be a directory inside a registry. */
@@ -451,4 +454,120 @@ out:
     node_clear(&p);
     node_clear(&np);
     return rc;
+}
+
+/* Finds or creates (as local directories) each component of path below a registry directory. */
+static int ensure_dirs(struct engine *e, const char *path, int64_t *ino)
+{
+    char buf[4096];
+    struct engine_attr a;
+    if (strlen(path) >= sizeof(buf))
+        return -ENAMETOOLONG;
+    snprintf(buf, sizeof(buf), "%s", path);
+    char *save = NULL, *c = strtok_r(buf, "/", &save);
+    if (!c || !engine__is_registry(e, c))
+        return c ? -EROFS : -EINVAL;
+    int rc = engine_lookup(e, INDEX_ROOT_INO, c, &a);
+    while (rc == 0 && (c = strtok_r(NULL, "/", &save)) != NULL) {
+        int64_t parent = a.ino;
+        rc = engine_lookup(e, parent, c, &a);
+        if (rc == -ENOENT)
+            rc = engine_mkdir(e, parent, c, &a);
+        if (rc == 0 && a.kind != NODE_DIR)
+            rc = -ENOTDIR;
+    }
+    if (rc == 0)
+        *ino = a.ino;
+    return rc;
+}
+
+static int import_file(struct engine *e, int64_t parent, const char *name, int fd, int64_t *bytes)
+{
+    struct engine_file *f = NULL;
+    struct engine_attr a;
+    char buf[1 << 16];
+    int rc = engine_create(e, parent, name, &f, &a);
+    off_t off = 0;
+    ssize_t r;
+    while (rc == 0 && (r = read(fd, buf, sizeof(buf))) != 0) {
+        if (r < 0) {
+            rc = errno == EINTR ? 0 : -errno;
+            continue;
+        }
+        ssize_t w = engine_file_write(f, buf, (size_t)r, off);
+        rc = w == r ? 0 : (w < 0 ? (int)w : -EIO);
+        off += r;
+    }
+    int crc = f ? engine_file_close(f) : 0;
+    if (rc == 0 && crc == 0)
+        *bytes += off;
+    return rc < 0 ? rc : crc;
+}
+
+static int import_dir(struct engine *e, int64_t ino, int dir_fd, int depth, int64_t *files,
+                      int64_t *bytes)
+{
+    if (depth > 64) {
+        close(dir_fd);
+        return -ELOOP;
+    }
+    DIR *d = fdopendir(dir_fd);
+    if (!d) {
+        close(dir_fd);
+        return -errno;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        struct stat st;
+        /* Symbolic links are not followed: a copied tree holds files and directories. */
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            rc = -errno;
+            break;
+        }
+        int fd = S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)
+                     ? openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                     : -2;
+        if (fd == -2)
+            continue;
+        if (fd < 0) {
+            rc = -errno;
+            break;
+        }
+        struct engine_attr a;
+        if (S_ISDIR(st.st_mode)) {
+            rc = engine_lookup(e, ino, de->d_name, &a);
+            if (rc == -ENOENT)
+                rc = engine_mkdir(e, ino, de->d_name, &a);
+            if (rc == 0)
+                rc = import_dir(e, a.ino, fd, depth + 1, files, bytes);
+            else
+                close(fd);
+        } else {
+            rc = import_file(e, ino, de->d_name, fd, bytes);
+            close(fd);
+            if (rc == 0)
+                (*files)++;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int engine_import(struct engine *e, const char *dest, const char *src_dir, int64_t *files,
+                  int64_t *bytes)
+{
+    int64_t ino;
+    *files = *bytes = 0;
+    int fd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = ensure_dirs(e, dest, &ino);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return import_dir(e, ino, fd, 0, files, bytes);
 }
