@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char cache_usage[] =
@@ -169,20 +170,66 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
     return rc;
 }
 
+/*
+ * Prefetch walks the paths first (names and sizes come from the index or
+ * the remote's metadata, no download), so the progress line knows the total;
+ * then it reads every file through the engine, which fetches and stores it.
+ * On a terminal one line is redrawn (bytes, rate, ETA); otherwise one plain
+ * line per file, so logs stay readable.
+ */
+struct pf_item {
+    char *path;
+    int64_t ino;
+    int64_t size;
+};
+
 struct prefetch {
     struct engine *e;
     bool tty;
-    int64_t files, bytes, failed;
+    struct pf_item *items;
+    size_t n, cap;
+    int64_t total, done_bytes, files, failed;
+    struct timespec start, last_draw;
 };
 
-static void progress(struct prefetch *p, const char *path)
+static double seconds_since(const struct timespec *t)
 {
-    if (p->tty)
-        fprintf(stderr, "\r\033[K%lld files, %lld bytes: %.60s", (long long)p->files,
-                (long long)p->bytes, path);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
-static int prefetch_path(struct prefetch *p, const char *path, int depth)
+static void human(double b, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+}
+
+static void draw(struct prefetch *p, const char *path, bool force)
+{
+    if (!p->tty || (!force && seconds_since(&p->last_draw) < 0.2))
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &p->last_draw);
+    double el = seconds_since(&p->start), rate = el > 0 ? (double)p->done_bytes / el : 0;
+    char have[32], total[32], r[32], eta[32] = "--";
+    human((double)p->done_bytes, have, sizeof(have));
+    human((double)p->total, total, sizeof(total));
+    human(rate, r, sizeof(r));
+    if (rate > 0 && p->total > p->done_bytes) {
+        long s = (long)((double)(p->total - p->done_bytes) / rate);
+        snprintf(eta, sizeof(eta), "%ld:%02ld", s / 60, s % 60);
+    }
+    int pct = p->total > 0 ? (int)(100 * p->done_bytes / p->total) : 0;
+    fprintf(stderr, "\r\033[K%3d%% %s / %s  %s/s  ETA %s  %zu/%zu files  %.40s", pct, have,
+            total, r, eta, (size_t)p->files, p->n, path);
+}
+
+static int collect(struct prefetch *p, const char *path, int depth)
 {
     struct engine_attr a;
     int rc = engine_resolve(p->e, path, &a);
@@ -205,29 +252,54 @@ static int prefetch_path(struct prefetch *p, const char *path, int depth)
         for (size_t i = 0; i < n; i++) {
             char child[4200];
             snprintf(child, sizeof(child), "%s/%s", path, ents[i].name);
-            prefetch_path(p, child, depth + 1);
+            collect(p, child, depth + 1);
         }
         engine_dirents_free(ents, n);
         return 0;
     }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        struct pf_item *ni = realloc(p->items, cap * sizeof(*ni));
+        if (!ni)
+            return -ENOMEM;
+        p->items = ni;
+        p->cap = cap;
+    }
+    p->items[p->n++] = (struct pf_item){.path = strdup(path), .ino = a.ino, .size = a.size};
+    p->total += a.size;
+    return 0;
+}
+
+/* Reads one file through the engine (fetching it), counting bytes as they arrive. */
+static int fetch_one(struct prefetch *p, const struct pf_item *it)
+{
+    static char buf[1 << 20];
     struct engine_file *f = NULL;
     bool keep, changed;
-    progress(p, path);
-    rc = engine_file_open(p->e, a.ino, NULL, &f, &keep, &changed);
-    if (rc == 0)
-        rc = engine_file_wait(f, NULL);
-    if (rc == 0) {
-        p->files++;
-        p->bytes += engine_file_size(f);
+    int64_t got = 0;
+    int rc = engine_file_open(p->e, it->ino, NULL, &f, &keep, &changed);
+    for (ssize_t r = 1; rc == 0 && r > 0;) {
+        r = engine_file_read(f, buf, sizeof(buf), (off_t)got, NULL);
+        if (r < 0)
+            rc = (int)r;
+        got += r > 0 ? r : 0;
+        p->done_bytes += r > 0 ? r : 0;
+        draw(p, it->path, false);
     }
+    if (rc == 0)
+        rc = engine_file_wait(f, NULL); /* stored and verified, not just read */
     engine_file_close(f);
     if (rc < 0) {
         if (p->tty)
             fputc('\n', stderr);
-        cli_errorf("prefetch: %s: %s", path, strerror(-rc));
+        cli_errorf("prefetch: %s: %s", it->path, strerror(-rc));
         p->failed++;
+        return rc;
     }
-    return rc;
+    p->files++;
+    if (!p->tty)
+        printf("fetched %s (%lld bytes)\n", it->path, (long long)got);
+    return 0;
 }
 
 int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
@@ -243,12 +315,20 @@ int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
         const char *path = argv[i];
         while (*path == '/')
             path++;
-        prefetch_path(&p, path, 0);
+        collect(&p, path, 0);
     }
-    if (p.tty)
+    clock_gettime(CLOCK_MONOTONIC, &p.start);
+    for (size_t i = 0; i < p.n; i++)
+        fetch_one(&p, &p.items[i]);
+    if (p.tty) {
+        draw(&p, "", true);
         fputc('\n', stderr);
+    }
     printf("prefetched %lld file(s), %lld bytes; %lld failed\n", (long long)p.files,
-           (long long)p.bytes, (long long)p.failed);
+           (long long)p.done_bytes, (long long)p.failed);
+    for (size_t i = 0; i < p.n; i++)
+        free(p.items[i].path);
+    free(p.items);
     close_engine(p.e);
     return p.failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
