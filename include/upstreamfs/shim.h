@@ -11,9 +11,9 @@
  *
  * Routes: GET|HEAD /<key-or-registry>/<path> (files, and HTML index pages
  * for directories), /api/v1/proxies[/KEY] and /api/v1/registries[/NAME]
- * (the CLI's JSON objects and validation), /metrics, /healthz, and /v2/
- * (the registry API; only the version check is answered until the docker
- * driver lands).
+ * (the CLI's JSON objects and validation), /metrics, /healthz, / and
+ * /ui/ (the web page), and /v2/ (the registry API, pull side: manifests,
+ * blobs, tags/list, referrers; --default for prefix-less mirror clients).
  *
  * Exposure (DESIGN 2.3): the default address is 127.0.0.1:5000; any
  * address that is not loopback needs TLS and --htpasswd, or --open.
