@@ -73,6 +73,13 @@ struct driver_ops {
      */
     int (*request_headers)(struct upstream *u, const char *url, struct curl_slist **headers);
     /*
+     * A download carrying request_headers' credentials was refused (status
+     * 401, or 400/403 where the protocol means "token refused"; www is the
+     * challenge or NULL): drop the cached credential. True when one retry
+     * with fresh headers may succeed. May be NULL.
+     */
+    bool (*auth_rejected)(struct upstream *u, const char *url, long status, const char *www);
+    /*
      * For protocols whose client routes differ from the mount layout (npm,
      * pypi); NULL for the others, whose routes mirror the mount. Maps a
      * request to the shim below /<key-or-registry>/ — path normalised ("" for

@@ -1602,14 +1602,13 @@ static int dk_generate(struct upstream *u, const char *path, char **body, size_t
 }
 
 /*
- * Headers for downloading a registry URL: Accept for manifests, and a
- * Bearer token for the repository the URL names. Other URLs get nothing.
+ * The repository a registry URL of this proxy names (".../v2/<repo>/manifests|blobs/..."),
+ * and whether it is a manifest URL. -ENOENT for any other URL.
  */
-static int dk_request_headers(struct upstream *u, const char *url, struct curl_slist **headers)
+static int url_repository(struct upstream *u, struct dk_state *s, const char *url,
+                          char repo[OCI_NAME_MAX + 1], bool *manifest)
 {
-    char base[DK_URL_MAX], repo[OCI_NAME_MAX + 1], scope[OCI_NAME_MAX + 32];
-    struct dk_state *s = dk_state(u);
-    struct dk_cred used = {0};
+    char base[DK_URL_MAX];
     char *reg = NULL;
     int rc = reg_base(u, s, &reg);
     if (rc < 0)
@@ -1617,7 +1616,7 @@ static int dk_request_headers(struct upstream *u, const char *url, struct curl_s
     int n = snprintf(base, sizeof(base), "%sv2/", reg);
     free(reg);
     if (n < 0 || (size_t)n >= sizeof(base) || strncmp(url, base, (size_t)n) != 0)
-        return 0;
+        return -ENOENT;
     const char *rest = url + n;
     const char *m = NULL, *b = NULL;
     for (const char *q = strstr(rest, "/manifests/"); q; q = strstr(q + 1, "/manifests/"))
@@ -1626,12 +1625,27 @@ static int dk_request_headers(struct upstream *u, const char *url, struct curl_s
         b = q;
     const char *cut = m && (!b || m > b) ? m : b;
     if (!cut || (size_t)(cut - rest) > OCI_NAME_MAX)
-        return 0;
+        return -ENOENT;
     memcpy(repo, rest, (size_t)(cut - rest));
     repo[cut - rest] = '\0';
-    if (!oci_name_valid(repo))
-        return 0;
-    if (cut == m) {
+    *manifest = cut == m;
+    return oci_name_valid(repo) ? 0 : -ENOENT;
+}
+
+/*
+ * Headers for downloading a registry URL: Accept for manifests, and a
+ * Bearer token for the repository the URL names. Other URLs get nothing.
+ */
+static int dk_request_headers(struct upstream *u, const char *url, struct curl_slist **headers)
+{
+    char repo[OCI_NAME_MAX + 1], scope[OCI_NAME_MAX + 32];
+    struct dk_state *s = dk_state(u);
+    struct dk_cred used = {0};
+    bool manifest = false;
+    int rc = url_repository(u, s, url, repo, &manifest);
+    if (rc < 0)
+        return rc == -ENOENT ? 0 : rc;
+    if (manifest) {
         struct curl_slist *nl = curl_slist_append(*headers, OCI_ACCEPT_HEADER);
         if (!nl)
             return -ENOMEM;
@@ -1643,12 +1657,35 @@ static int dk_request_headers(struct upstream *u, const char *url, struct curl_s
     return rc;
 }
 
+/*
+ * A download the engine made with dk_request_headers was refused (401, or
+ * ECR Public's 400): forget the credential it carried, so the engine's one
+ * retry gets a fresh one. True when a retry may succeed.
+ */
+static bool dk_auth_rejected(struct upstream *u, const char *url, long status, const char *www)
+{
+    char repo[OCI_NAME_MAX + 1], scope[OCI_NAME_MAX + 32];
+    struct dk_state *s = dk_state(u);
+    struct dk_cred used = {0};
+    struct curl_slist *h = NULL;
+    bool manifest = false;
+    if (url_repository(u, s, url, repo, &manifest) < 0)
+        return false;
+    scope_for(repo, scope, sizeof(scope));
+    bool again = auth_add(u, s, scope, &h, &used, false) == 0 &&
+                 refused(u, s, status, www, scope, &used);
+    curl_slist_free_all(h);
+    cred_clear(&used);
+    return again;
+}
+
 const struct driver_ops driver_docker = {
     .type = "docker",
     .lookup = dk_lookup,
     .list = dk_list,
     .generate = dk_generate,
     .request_headers = dk_request_headers,
+    .auth_rejected = dk_auth_rejected,
 };
 
 /* AWS ECR, private and public: this driver with the ECR variant of ecr.c. */
@@ -1658,4 +1695,5 @@ const struct driver_ops driver_ecr = {
     .list = dk_list,
     .generate = dk_generate,
     .request_headers = dk_request_headers,
+    .auth_rejected = dk_auth_rejected,
 };

@@ -276,6 +276,10 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
         }
     }
     engine__flight_key(n->top, n->path, expect_s, key, sizeof(key));
+    bool retried = false;
+retry:
+    curl_slist_free_all(hdrs);
+    hdrs = NULL;
     if (have && n->is_mutable && n->etag) {
         snprintf(hb, sizeof(hb), "If-None-Match: %s", n->etag);
         hdrs = curl_slist_append(hdrs, hb);
@@ -360,6 +364,13 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
         if (status == 404 || status == 410) {
             remember_absent(e, n, u->cfg.negative_ttl);
             rc = -ENOENT;
+        } else if ((status == 401 || status == 403 || status == 400) && !retried &&
+                   u->drv->auth_rejected && u->drv->auth_rejected(u, n->url, status, NULL)) {
+            /* The credential was refused before its time: once more with a fresh one. */
+            retried = true;
+            flight_release(f);
+            f = NULL;
+            goto retry;
         } else {
             log_warn("%s/%s: remote answered HTTP %ld", n->top, n->path, status);
             rc = serve_stale(e, n, have, status == 401 || status == 403 ? -EACCES : -EREMOTEIO,
