@@ -101,6 +101,13 @@ ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off
 /* An fd with the complete content, or -EAGAIN while it is still arriving. */
 int engine_file_fd(struct engine_file *f);
 int64_t engine_file_size(struct engine_file *f);
+/*
+ * Reads a whole file (at most max bytes) into a malloc'd, NUL-terminated
+ * buffer: fetching it if needed, waiting until it is stored and verified.
+ * -EFBIG past max.
+ */
+int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, size_t max,
+                    char **out, size_t *len);
 /* Waits until the whole content is in the store (prefetch). */
 int engine_file_wait(struct engine_file *f, const struct engine_wait *w);
 int engine_file_close(struct engine_file *f);

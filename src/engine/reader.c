@@ -566,3 +566,35 @@ int engine_file_close(struct engine_file *f)
     free(f);
     return rc;
 }
+
+int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, size_t max,
+                    char **out, size_t *len)
+{
+    struct engine_file *f = NULL;
+    bool keep = false, changed = false;
+    char *buf = NULL;
+    int rc = engine_file_open(e, ino, w, &f, &keep, &changed);
+    if (rc == 0)
+        rc = engine_file_wait(f, w);
+    int64_t size = rc == 0 ? engine_file_size(f) : -1;
+    if (rc == 0 && (size < 0 || (uint64_t)size > max))
+        rc = -EFBIG;
+    if (rc == 0 && !(buf = malloc((size_t)size + 1)))
+        rc = -ENOMEM;
+    for (int64_t got = 0; rc == 0 && got < size;) {
+        ssize_t n = engine_file_read(f, buf + got, (size_t)(size - got), (off_t)got, w);
+        if (n <= 0)
+            rc = n < 0 ? (int)n : -EIO;
+        else
+            got += n;
+    }
+    engine_file_close(f);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[size] = '\0';
+    *out = buf;
+    *len = (size_t)size;
+    return 0;
+}

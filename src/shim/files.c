@@ -383,38 +383,12 @@ static enum MHD_Result bad_request(struct shim_req *r)
                             "bad request path: escaped '/' where this proxy's protocol has none");
 }
 
-/* Reads a whole engine file into memory (capped). */
+/* Reads a whole engine file into memory (capped); the wait ends when the client goes. */
 static int read_whole(struct shim_req *r, const struct engine_attr *a, char **out, size_t *len)
 {
     struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
     struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
-    struct engine_file *f = NULL;
-    bool keep = false, changed = false;
-    char *buf = NULL;
-    int rc = engine_file_open(r->s->e, a->ino, &w, &f, &keep, &changed);
-    if (rc == 0)
-        rc = engine_file_wait(f, &w);
-    int64_t size = rc == 0 ? engine_file_size(f) : -1;
-    if (rc == 0 && (size < 0 || (uint64_t)size > SHIM_DOC_MAX))
-        rc = -EFBIG;
-    if (rc == 0 && !(buf = malloc((size_t)size + 1)))
-        rc = -ENOMEM;
-    for (int64_t got = 0; rc == 0 && got < size;) {
-        ssize_t n = engine_file_read(f, buf + got, (size_t)(size - got), (off_t)got, &w);
-        if (n <= 0)
-            rc = n < 0 ? (int)n : -EIO;
-        else
-            got += n;
-    }
-    engine_file_close(f);
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    buf[size] = '\0';
-    *out = buf;
-    *len = (size_t)size;
-    return 0;
+    return engine_read_all(r->s->e, a->ino, &w, SHIM_DOC_MAX, out, len);
 }
 
 /*

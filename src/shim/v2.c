@@ -361,39 +361,12 @@ static bool v2_name(struct v2_ctx *c, enum MHD_Result *res)
 
 /* ---- engine files -------------------------------------------------------------------------- */
 
-/* Reads a whole engine file (at most max bytes) into a malloc'd, NUL-terminated buffer. */
+/* Reads a whole engine file (at most max bytes); the wait ends when the client goes. */
 static int read_all(struct shim_req *r, int64_t ino, size_t max, char **out, size_t *len)
 {
     struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
     struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
-    struct engine_file *f = NULL;
-    bool keep = false, changed = false;
-    char *buf = NULL;
-    int rc = engine_file_open(r->s->e, ino, &w, &f, &keep, &changed);
-    if (rc == 0)
-        rc = engine_file_wait(f, &w);
-    int64_t size = rc == 0 ? engine_file_size(f) : -1;
-    if (rc == 0 && (size < 0 || (uint64_t)size > max))
-        rc = -EFBIG;
-    if (rc == 0 && !(buf = malloc((size_t)size + 1)))
-        rc = -ENOMEM;
-    for (int64_t got = 0; rc == 0 && got < size;) {
-        ssize_t n = engine_file_read(f, buf + got, (size_t)(size - got), (off_t)got, &w);
-        if (n <= 0)
-            rc = n < 0 ? (int)n : -EIO;
-        else
-            got += n;
-    }
-    if (f)
-        engine_file_close(f);
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    buf[size] = '\0';
-    *out = buf;
-    *len = (size_t)size;
-    return 0;
+    return engine_read_all(r->s->e, ino, &w, max, out, len);
 }
 
 /* Whether the engine holds the content of a file completely (a cache hit). */
