@@ -1014,27 +1014,82 @@ static void refresh_listing(struct engine *e, struct node *dir)
     free(r);
 }
 
-static int add_dirent(struct engine_dirent **list, size_t *n, size_t *cap, const char *name,
-                      const struct engine_attr *a)
+/*
+ * A directory listing being built. Registries merge several sources, where
+ * the first source of a name wins (local, then upstreams in order): they set
+ * dedupe, and names are checked against a hash set of the entries so far.
+ * A proxy directory's names are unique already (one index row per name).
+ */
+struct dirlist {
+    struct engine_dirent *items;
+    size_t n, cap;
+    bool dedupe;
+    size_t *slots; /* hash set: index + 1 into items, 0 free */
+    size_t nslots;
+};
+
+static uint64_t name_hash(const char *s)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*list)[i].name, name) == 0)
-            return 0; /* the first source of a name wins (local, then upstreams in order) */
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 32;
-        struct engine_dirent *nl = realloc(*list, *cap * sizeof(**list));
-        if (!nl)
-            return -ENOMEM;
-        *list = nl;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Finds name's slot: the one holding it, or the free one where it goes. */
+static size_t *dl_slot(struct dirlist *l, const char *name)
+{
+    size_t i = (size_t)name_hash(name) & (l->nslots - 1);
+    while (l->slots[i] && strcmp(l->items[l->slots[i] - 1].name, name) != 0)
+        i = (i + 1) & (l->nslots - 1);
+    return &l->slots[i];
+}
+
+static int dl_rehash(struct dirlist *l, size_t nslots)
+{
+    size_t *old = l->slots, oldn = l->nslots;
+    l->slots = calloc(nslots, sizeof(*l->slots));
+    if (!l->slots) {
+        l->slots = old;
+        return -ENOMEM;
     }
-    (*list)[*n].name = strdup(name);
-    (*list)[*n].attr = *a;
-    (*n)++;
+    l->nslots = nslots;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i])
+            *dl_slot(l, l->items[old[i] - 1].name) = old[i];
+    free(old);
     return 0;
 }
 
-static int list_children(struct engine *e, int64_t ino, struct engine_dirent **list, size_t *n,
-                         size_t *cap, bool local_only)
+static int add_dirent(struct dirlist *l, const char *name, const struct engine_attr *a)
+{
+    size_t *slot = NULL;
+    if (l->dedupe) {
+        if ((l->n + 1) * 2 > l->nslots && dl_rehash(l, l->nslots ? l->nslots * 2 : 64) < 0)
+            return -ENOMEM;
+        slot = dl_slot(l, name);
+        if (*slot)
+            return 0; /* an earlier source has the name */
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        struct engine_dirent *nl = realloc(l->items, cap * sizeof(*nl));
+        if (!nl)
+            return -ENOMEM;
+        l->items = nl;
+        l->cap = cap;
+    }
+    l->items[l->n].name = strdup(name);
+    if (!l->items[l->n].name)
+        return -ENOMEM;
+    l->items[l->n].attr = *a;
+    l->n++;
+    if (slot)
+        *slot = l->n;
+    return 0;
+}
+
+static int list_children(struct engine *e, int64_t ino, struct dirlist *l, bool local_only)
 {
     struct node *kids = NULL;
     size_t nk = 0;
@@ -1056,7 +1111,7 @@ static int list_children(struct engine *e, int64_t ino, struct engine_dirent **l
         }
         follow_via(e, &kids[i]);
         engine__attr_from_node(e, &kids[i], &a);
-        rc = add_dirent(list, n, cap, kids[i].name, &a);
+        rc = add_dirent(l, kids[i].name, &a);
     }
     index_nodes_free(kids, nk);
     return rc;
@@ -1065,8 +1120,7 @@ static int list_children(struct engine *e, int64_t ino, struct engine_dirent **l
 int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, size_t *n)
 {
     struct node d;
-    struct engine_dirent *list = NULL;
-    size_t cnt = 0, cap = 0;
+    struct dirlist dl = {0};
     pthread_mutex_lock(&e->mu);
     int rc = index_get(e->ix, ino, &d);
     pthread_mutex_unlock(&e->mu);
@@ -1078,7 +1132,8 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
     }
     if (ino != INDEX_ROOT_INO && engine__is_registry(e, d.top)) {
         struct registry r;
-        rc = list_children(e, ino, &list, &cnt, &cap, true);
+        dl.dedupe = true;
+        rc = list_children(e, ino, &dl, true);
         if (rc == 0 && engine__registry(e, d.top, &r) == 0) {
             char *pinned = registry_pinned_upstream(e, &d);
             for (char **k = r.upstreams; k && *k && rc == 0; k++) {
@@ -1094,7 +1149,7 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
                         /* Give the registry its own inode for the name, resolved lazily. */
                         struct engine_attr a;
                         if (engine_lookup(e, ino, ul[i].name, &a) == 0)
-                            rc = add_dirent(&list, &cnt, &cap, ul[i].name, &a);
+                            rc = add_dirent(&dl, ul[i].name, &a);
                     }
                     engine_dirents_free(ul, un_n);
                 }
@@ -1106,15 +1161,17 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
     } else {
         if (ino != INDEX_ROOT_INO)
             refresh_listing(e, &d);
-        rc = list_children(e, ino, &list, &cnt, &cap, false);
+        rc = list_children(e, ino, &dl, false);
     }
     node_clear(&d);
     if (rc < 0) {
-        engine_dirents_free(list, cnt);
+        free(dl.slots);
+        engine_dirents_free(dl.items, dl.n);
         return rc;
     }
-    *out = list;
-    *n = cnt;
+    free(dl.slots);
+    *out = dl.items;
+    *n = dl.n;
     return 0;
 }
 
@@ -1129,6 +1186,9 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
 {
     struct node n;
     char val[4200];
+    /* ls asks every file for ACLs and security labels: answer those without the index. */
+    if (strncmp(name, "user.upstreamfs.", 16) != 0)
+        return -ENODATA;
     pthread_mutex_lock(&e->mu);
     int rc = index_get(e->ix, ino, &n);
     pthread_mutex_unlock(&e->mu);

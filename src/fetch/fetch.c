@@ -259,6 +259,8 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    if (req->on_data) /* streamed bodies: fewer, larger pieces (each is written and hashed) */
+        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 1024L * 1024L);
     if (req->should_abort) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);

@@ -39,6 +39,7 @@ struct flight {
     long status;
     int err;
     int64_t written;
+    int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
     char hex[65];
 
@@ -202,7 +203,11 @@ static int on_data(void *arg, const void *data, size_t len)
     hash_update(f->hash, data, len);
     pthread_mutex_lock(&f->mu);
     f->written += (int64_t)len;
-    pthread_cond_broadcast(&f->cv);
+    /* Wake readers only once the bytes one of them waits for are here (set_state always does). */
+    if (f->written >= f->wake_at) {
+        f->wake_at = INT64_MAX;
+        pthread_cond_broadcast(&f->cv);
+    }
     pthread_mutex_unlock(&f->mu);
     return 0;
 }
@@ -381,6 +386,7 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
     f->t = t;
     f->fd = -1;
     f->total = -1;
+    f->wake_at = INT64_MAX;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->key = strdup(key);
@@ -494,7 +500,8 @@ static bool has_ended(struct flight *f, const void *arg)
  * same key, moves it. Returns 0, -ETIMEDOUT, or -EINTR when cancel says so.
  */
 static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void *),
-                    const void *rarg, long timeout_ms, flight_cancel_fn cancel, void *carg)
+                    const void *rarg, int64_t want, long timeout_ms, flight_cancel_fn cancel,
+                    void *carg)
 {
     struct timespec dl;
     int64_t seen = f->written;
@@ -508,6 +515,8 @@ static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void 
             return -ETIMEDOUT;
         if (cancel && cancel(carg))
             return -EINTR;
+        if (want < f->wake_at)
+            f->wake_at = want; /* the byte count this waiter needs */
         wait_tick(f);
     }
     return 0;
@@ -517,7 +526,7 @@ int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn can
                          long *status, int *err)
 {
     pthread_mutex_lock(&f->mu);
-    int rc = wait_for(f, has_response, NULL, timeout_ms, cancel, carg);
+    int rc = wait_for(f, has_response, NULL, INT64_MAX, timeout_ms, cancel, carg);
     int st = rc < 0 ? rc : (int)f->state;
     if (rc == 0 && status)
         *status = f->status;
@@ -532,7 +541,7 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
 {
     int64_t want = (int64_t)off + (int64_t)len;
     pthread_mutex_lock(&f->mu);
-    int rc = wait_for(f, has_range_or_end, &want, stall_ms, cancel, carg);
+    int rc = wait_for(f, has_range_or_end, &want, want, stall_ms, cancel, carg);
     if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
         rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
     int64_t avail = f->written - (int64_t)off;
@@ -558,7 +567,7 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
 int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, void *carg)
 {
     pthread_mutex_lock(&f->mu);
-    int rc = wait_for(f, has_ended, NULL, stall_ms, cancel, carg);
+    int rc = wait_for(f, has_ended, NULL, INT64_MAX, stall_ms, cancel, carg);
     int st = rc < 0 ? rc : (int)f->state;
     pthread_mutex_unlock(&f->mu);
     return st;

@@ -4,8 +4,8 @@
  *
  * Properties: an accepted token decodes to "user:password" with a non-empty
  * user and no CR, LF or NUL (it becomes a header), expires at a time >= 0
- * (a past one is accepted: install() warns about clock skew), and has an http(s) proxyEndpoint when it has one; a refusal
- * leaves the struct empty.
+ * (a past one is accepted: install() warns about clock skew), and has an http(s) proxyEndpoint when
+ * it has one; a refusal leaves the struct empty.
  */
 #include "fuzz.h"
 

@@ -42,8 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct config_error verr = {{0}, {0}};
         int vrc = ecr_target_validate(&t, &verr);
         if (vrc != 0)
-            fprintf(stderr, "validate refused a parsed target: %s: %s\n", verr.field,
-                    verr.message);
+            fprintf(stderr, "validate refused a parsed target: %s: %s\n", verr.field, verr.message);
         FUZZ_CHECK(vrc == 0);
 
         struct ecr_target c = {0};

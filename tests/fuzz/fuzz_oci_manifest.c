@@ -38,8 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *content_type = fuzz_take_line(&data, &size);
     struct oci_manifest m;
     char err[160] = "";
-    int rc = oci_manifest_parse((const char *)data, size, content_type[0] ? content_type : NULL,
-                                &m, err, sizeof(err));
+    int rc = oci_manifest_parse((const char *)data, size, content_type[0] ? content_type : NULL, &m,
+                                err, sizeof(err));
     FUZZ_CHECK(rc == 0 || rc == -EIO || rc == -ENOMEM);
     if (rc == 0) {
         FUZZ_CHECK(m.media_type != NULL);

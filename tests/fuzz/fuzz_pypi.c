@@ -52,9 +52,9 @@ static size_t check_index(const json_t *index, bool on_shim)
             FUZZ_CHECK(strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(k));
         }
         for (size_t j = 0; j < i; j++)
-            FUZZ_CHECK(strcmp(json_string_value(json_object_get(json_array_get(files, j),
-                                                                "filename")),
-                              fn) != 0);
+            FUZZ_CHECK(
+                strcmp(json_string_value(json_object_get(json_array_get(files, j), "filename")),
+                       fn) != 0);
         char *furl = NULL, *expect = NULL;
         int64_t size = 0;
         FUZZ_CHECK(pypi_index_find(index, fn, &furl, &expect, &size) == 0);
@@ -65,8 +65,7 @@ static size_t check_index(const json_t *index, bool on_shim)
 }
 
 /* The rendered page, read back as the shim's client reads it, lists the same files. */
-static void check_round_trip(const json_t *index, const char *page, size_t len,
-                             const char *ctype)
+static void check_round_trip(const json_t *index, const char *page, size_t len, const char *ctype)
 {
     json_t *back = NULL;
     int rc = pypi_index_parse(page, len, ctype, base, "requests", &back);

@@ -59,8 +59,9 @@ static void check_escapes(const char *s)
     FUZZ_CHECK(small[16] == 'X');
 
     if (shim_http_href_escape(s, big, sizeof(big)) == 0)
-        FUZZ_CHECK(strspn(big, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%") ==
-                   strlen(big));
+        FUZZ_CHECK(
+            strspn(big, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%") ==
+            strlen(big));
     memset(small, 'X', sizeof(small));
     if (shim_http_href_escape(s, small, 16) == 0)
         FUZZ_CHECK(strlen(small) < 16);

@@ -44,7 +44,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t flags = fuzz_take_byte(&data, &size);
-    const struct driver_ops *d = driver_for_type(types[(flags >> 2) % (sizeof(types) / sizeof(types[0]))]);
+    const struct driver_ops *d =
+        driver_for_type(types[(flags >> 2) % (sizeof(types) / sizeof(types[0]))]);
     char *accept = fuzz_take_line(&data, &size);
     char *target = fuzz_cstr(data, size);
     char path[SHIM_PATH_MAX + 1];
@@ -52,8 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The shim hands drivers normalised paths only; an escaped '/' arrives as a separator. */
     if (d->shim_route && shim_http_path_normalise(target, path, sizeof(path), &slash) == 0) {
         struct drv_shim_route r;
-        int rc = d->shim_route(path, (flags & 1) || slash, flags & 2, accept[0] ? accept : NULL,
-                               &r);
+        int rc =
+            d->shim_route(path, (flags & 1) || slash, flags & 2, accept[0] ? accept : NULL, &r);
         FUZZ_CHECK(rc == 0 || rc == -ENOTSUP || rc == -ENOENT || rc == -EINVAL);
         if (rc == 0)
             check_engine_path(r.path);

@@ -88,8 +88,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .when = 1440938160, /* 2015-08-30T12:36:00Z, the AWS test suite's time */
         .access_key_id = "AKIDEXAMPLE",
         .secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        .session_token = (flags & 1) ? "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQW"
-                                     : NULL,
+        .session_token = (flags & 1)
+                             ? "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQW"
+                             : NULL,
     };
 
     char *creq = NULL, *sh = NULL;

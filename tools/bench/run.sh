@@ -567,7 +567,7 @@ machine() {
 }
 
 print_table() {
-    local id misses=0
+    local id
     echo "upstreamfs benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'); $(machine)"
     echo "runs per measurement: $RUNS (median)$( ((QUICK)) && echo '; --quick: small sizes, ratios are not meaningful'); load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo

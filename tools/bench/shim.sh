@@ -9,6 +9,7 @@
 #   px         docker-registry in pull-through mode (proxy.remoteurl = the upstream): the peer
 #   shim       `upstreamfs serve` on its own state dir with a docker proxy "hub" of the upstream
 # Upstream requests are counted in the upstream registry's access log.
+# shellcheck disable=SC2154  # m_p6 ... m_p11, W, RT and the rest are run.sh's
 
 declare -gA _BREG_PID=() _BREG_PORT=() _BREG_LOG=()
 SHIM_PID="" SHIM_PORT="" SSTATE="" SHIM_PREFIX="hub/"
@@ -18,10 +19,10 @@ ACCEPT="Accept: $MT_OCI, application/vnd.docker.distribution.manifest.v2+json"
 # breg_start NAME [REMOTE_URL]: docker-registry with filesystem storage $W/reg-NAME (emptied),
 # in pull-through mode of REMOTE_URL when given.
 breg_start() {
-    local name="$1" remote="${2:-}" port cfg dir="$W/reg-$1" try
+    local name="$1" remote="${2:-}" port cfg dir="$W/reg-$1" _
     rm -rf -- "$dir"
     mkdir -p "$dir/storage"
-    for try in 1 2 3; do
+    for _ in 1 2 3; do
         port="$(free_port)"
         cfg="$dir/config.yml"
         cat >"$cfg" <<EOF
@@ -89,8 +90,8 @@ shim_start() {
     SSTATE="$(mktemp -d "$W/shim-state.XXXXXX")"
     "$UPFS" --state "$SSTATE" proxy create hub --type docker --source custom \
         --url "http://127.0.0.1:${_BREG_PORT[up]}/" >/dev/null || { log "proxy create hub failed"; return 1; }
-    local try
-    for try in 1 2 3; do
+    local _
+    for _ in 1 2 3; do
         SHIM_PORT="$(free_port)"
         "${DIE_WITH_PARENT[@]}" "$UPFS" --state "$SSTATE" --log-level warn serve \
             --listen "127.0.0.1:$SHIM_PORT" >>"$W/serve.log" 2>&1 &
