@@ -88,7 +88,11 @@ void fetch_response_clear(struct fetch_response *r);
 int fetch_get(const char *url, const struct fetch_endpoint *ep, const struct curl_slist *headers,
               size_t max_body, struct fetch_response *resp);
 
-/* Resolves ref against base (RFC 3986) with libcurl's URL API; malloc'd or NULL. */
+/*
+ * Resolves ref against base (RFC 3986) with libcurl's URL API; malloc'd, or
+ * NULL when either does not parse or the result holds a byte that is not
+ * printable ASCII (e.g. a percent-encoded 8-bit host the API decodes).
+ */
 char *fetch_url_resolve(const char *base, const char *ref);
 /* scheme://host[:port] of a URL, lower-case host; malloc'd or NULL. */
 char *fetch_url_origin(const char *url);

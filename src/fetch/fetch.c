@@ -349,7 +349,12 @@ char *fetch_url_resolve(const char *base, const char *ref)
         curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK) {
         char *s = NULL;
         if (curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) {
-            out = strdup(s);
+            /* The URL API decodes a percent-encoded host ("h%88"): a URL that would put a
+             * control or 8-bit byte on the wire is no URL we follow. */
+            bool clean = true;
+            for (const unsigned char *c = (const unsigned char *)s; *c && clean; c++)
+                clean = *c > 0x20 && *c < 0x7f;
+            out = clean ? strdup(s) : NULL;
             curl_free(s);
         }
     }
