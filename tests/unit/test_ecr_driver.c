@@ -73,7 +73,7 @@ static void limit_refuses_the_rest(void **state)
         "team/app/v1/x",
         "team/app/sub/v1",
         "other/team/app/v1/index.json",
-        "team/apps/v1/blobs/sha256/" HEX_A,
+        ("team/apps/v1/blobs/sha256/" HEX_A),
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
         int rc = oci_path_parse(refused[i], false, &p);
