@@ -205,7 +205,10 @@ int aws_credentials_parse_ini(const char *text, size_t len, const char *profile,
             seen = seen || in_profile;
             continue;
         }
-        size_t d = strcspn(t.p, "=:");
+        /* The text need not end in a NUL: look for the delimiter within the line only. */
+        size_t d = 0;
+        while (d < t.n && t.p[d] != '=' && t.p[d] != ':')
+            d++;
         if (d >= t.n)
             continue; /* no delimiter: not a setting */
         struct slice key = trim(t.p, d), val = trim(t.p + d + 1, t.n - d - 1);

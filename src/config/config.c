@@ -1105,10 +1105,12 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
             /* Handled above, or read-only (accepted so a GET body can be PUT back). */
         } else if (!strcmp(name, "url")) {
             char *url = NULL;
-            if ((rc = json_opt_string(name, v, &url, err)) == 0) {
+            /* The URL it already has is no change: re-reading it would drop what was derived
+             * from the URL given first (an ECR proxy's repository scope). */
+            if ((rc = json_opt_string(name, v, &url, err)) == 0 &&
+                !(url && p->url && !strcmp(url, p->url)))
                 rc = config_proxy_set_url(p, url);
-                free(url);
-            }
+            free(url);
         } else if (!strcmp(name, "access_key")) {
             rc = json_opt_string(name, v, &p->access_key, err);
         } else if (!strcmp(name, "secret_key")) {

@@ -143,8 +143,9 @@ static void collect(xmlNode *node, const char *base, size_t blen, struct drv_lis
                 int dl = 0;
                 char *name = rl && !strchr(rest, '/') ? curl_easy_unescape(NULL, rest, 0, &dl)
                                                       : NULL;
-                if (name && dl > 0 && (size_t)dl == strlen(name) && strcmp(name, ".") &&
-                    strcmp(name, "..")) {
+                /* "a%2Fb" decodes to a name no directory entry can have. */
+                if (name && dl > 0 && (size_t)dl == strlen(name) && !strchr(name, '/') &&
+                    strcmp(name, ".") && strcmp(name, "..")) {
                     struct drv_entry e = {.kind = dir ? NODE_DIR : NODE_FILE,
                                           .size = dir ? 0 : size_after(n),
                                           .url = dir ? NULL : abs};
