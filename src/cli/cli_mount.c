@@ -177,6 +177,7 @@ static int run_mount(struct mount_opts *mo)
     struct shim *shim = NULL;
     struct shim_opts so = {.listen = mo->listen, .default_name = mo->default_name};
     struct config_error serr = {0};
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL); /* libfuse may copy it: freed at the end */
     bool mounted = false;
 
     /* Checked here, before the fork, so a bad listen= reaches the terminal (exit 2). */
@@ -273,7 +274,7 @@ static int run_mount(struct mount_opts *mo)
     add_fuse_opt(mo, "fsname=upstreamfs");
     add_fuse_opt(mo, "subtype=upstreamfs");
     char *fargv[] = {(char *)"upstreamfs", (char *)"-o", mo->fuse_opts, NULL};
-    struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+    args = (struct fuse_args)FUSE_ARGS_INIT(3, fargv);
     se = fs_session_new(&args, e);
     if (!se) {
         snprintf(msg, sizeof(msg), "FUSE: invalid options \"%s\"", mo->fuse_opts);
@@ -316,6 +317,7 @@ out:
         fuse_remove_signal_handlers(se);
         fuse_session_destroy(se);
     }
+    fuse_opt_free_args(&args);
     engine_close(e);
     fetch_global_cleanup();
     return rc;

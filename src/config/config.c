@@ -473,6 +473,15 @@ static int url_normalise(const char *field, const char *url, bool dir, char **ou
     }
     if ((rc = config__url_get(h, CURLUPART_HOST, 0, &part)) < 0)
         goto out;
+    /* The URL API decodes a percent-encoded host ("h%88"): a host must be printable ASCII. */
+    for (const unsigned char *c = (const unsigned char *)(part ? part : ""); *c; c++) {
+        if (*c <= 0x20 || *c >= 0x7f) {
+            config_error_set(err, field, "host must be printable ASCII (got %s)",
+                             config_quote(q, sizeof(q), url));
+            rc = -EINVAL;
+            goto out;
+        }
+    }
     config__lower(part);
     if (curl_url_set(h, CURLUPART_HOST, part, 0) != CURLUE_OK) {
         rc = -ENOMEM;
@@ -1158,7 +1167,13 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
                 *dst = list;
             }
         } else {
-            config_error_set(err, name, "unknown field %s", config_quote(q, sizeof(q), name));
+            /* The member's name is the field only when it reads as one (the API puts it in
+             * JSON as is): an empty, long or non-ASCII name is reported as the body's. */
+            bool plain = name[0] && strlen(name) < sizeof(err->field);
+            for (const char *c = name; plain && *c; c++)
+                plain = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+            config_error_set(err, plain ? name : "body", "unknown field %s",
+                             config_quote(q, sizeof(q), name));
             rc = -EINVAL;
         }
         if (rc < 0)

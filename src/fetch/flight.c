@@ -30,7 +30,7 @@ struct flight {
     struct flight_table *t;
     struct flight *next; /* table list, under t->mu */
     char *key;
-    int refs; /* under t->mu */
+    int refs; /* atomic: released without the table, which may be gone by then */
     bool in_table;
 
     pthread_mutex_t mu;
@@ -86,7 +86,7 @@ void flight_table_free(struct flight_table *t)
     if (!t)
         return;
     pthread_mutex_lock(&t->mu);
-    t->closing = true;
+    __atomic_store_n(&t->closing, true, __ATOMIC_RELAXED); /* read unlocked by should_abort */
     while (t->active > 0)
         pthread_cond_wait(&t->idle, &t->mu);
     pthread_mutex_unlock(&t->mu);
@@ -147,13 +147,7 @@ static void flight_destroy(struct flight *f)
 
 void flight_release(struct flight *f)
 {
-    if (!f)
-        return;
-    struct flight_table *t = f->t;
-    pthread_mutex_lock(&t->mu);
-    bool last = --f->refs == 0;
-    pthread_mutex_unlock(&t->mu);
-    if (last)
+    if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
         flight_destroy(f);
 }
 
@@ -355,6 +349,8 @@ out:
     t->active--;
     if (t->active == 0)
         pthread_cond_broadcast(&t->idle);
+    /* t may be freed once this unlock lets flight_table_free see active == 0: f's own
+     * reference is dropped without it. */
     pthread_mutex_unlock(&t->mu);
     flight_release(f);
     return NULL;
@@ -372,7 +368,7 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
     }
     for (struct flight *f = t->list; f; f = f->next) {
         if (strcmp(f->key, key) == 0) {
-            f->refs++;
+            __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
             pthread_mutex_unlock(&t->mu);
             *out = f;
             return 0;

@@ -305,7 +305,25 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         engine_file_close(f);
 }
 
-static __thread char *read_buf;
+/* One reply buffer per worker thread, freed when the thread ends. */
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void read_buf_key_init(void)
+{
+    pthread_key_create(&read_buf_key, free);
+}
+
+static char *thread_read_buf(void)
+{
+    pthread_once(&read_buf_once, read_buf_key_init);
+    char *b = pthread_getspecific(read_buf_key);
+    if (!b && (b = malloc(FS_READ_BUF)) != NULL && pthread_setspecific(read_buf_key, b) != 0) {
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
@@ -313,7 +331,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     (void)ino;
     struct engine_file *f = (struct engine_file *)(uintptr_t)fi->fh;
     struct engine_wait w = {.cancelled = req_cancelled, .arg = req};
-    if (!read_buf && !(read_buf = malloc(FS_READ_BUF))) {
+    char *read_buf = thread_read_buf();
+    if (!read_buf) {
         fuse_reply_err(req, ENOMEM);
         return;
     }

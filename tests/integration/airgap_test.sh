@@ -28,6 +28,7 @@ push "oci:$OCI:multi" "$REG/team/multi:2.0" --all
 STATE_A="$T/state-a"
 MNT_A="$T/mnt-a"
 USB="$T/usb"
+upfs_register_mount "$MNT_A" # from the main shell: checks run in subshells
 t_prefetch_copy() {
     STATE="$STATE_A" upfs proxy create hub --type docker --source custom --url "http://$REG/" >/dev/null
     STATE="$STATE_A" upfs_mount "$MNT_A"
@@ -50,6 +51,7 @@ check "connected side: prefetch, cp -r out of the mount, every blob matches its 
 STATE="$T/state-b"
 MNT_B="$T/mnt-b"
 SPORT="$(free_port)"
+upfs_register_mount "$MNT_B"
 t_import() {
     upfs registry create offline --type docker >/dev/null
     upfs registry import offline "$USB/app" --as team/app >"$T/import.out" ||
