@@ -394,6 +394,7 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     if (!e)
         return -ENOMEM;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->files_mu, NULL);
     pthread_rwlock_init(&e->cfg_lock, NULL);
     pthread_mutex_init(&e->stop_mu, NULL);
     pthread_cond_init(&e->stop_cv, NULL);
@@ -460,6 +461,7 @@ void engine_close(struct engine *e)
     pthread_mutex_unlock(&e->stop_mu);
     if (e->watcher_running)
         pthread_join(e->watcher, NULL);
+    engine__close_all_files(e);
     pthread_mutex_lock(&e->stop_mu);
     while (e->n_bg > 0) /* background listings hold upstreams and the index */
         pthread_cond_wait(&e->stop_cv, &e->stop_mu);

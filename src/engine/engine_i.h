@@ -40,6 +40,7 @@ struct engine_file {
     char *tmp_path;
     bool dirty;
     bool shared; /* the temp file's inode is also the stored object: copy before writing */
+    struct engine_file *prev, *next; /* e->files, under e->files_mu */
 };
 
 struct open_obj {
@@ -75,6 +76,9 @@ struct engine {
     size_t n_bg;
 
     int64_t quota;
+    /* Every open file, so close can release what a front door never did (a killed mount). */
+    pthread_mutex_t files_mu;
+    struct engine_file *files;
     int64_t started; /* mtime of nodes that have none (the root) */
     char *platforms;
     int lock_fd; /* shared flock on STATEDIR/engine.lock while open */
@@ -129,5 +133,7 @@ struct engine_file *engine__local_open_read(struct engine *e, const struct node 
 /* Stores a written local file on close: hash, commit, point the node at it. */
 int engine__local_commit(struct engine_file *f);
 struct engine_file *engine__file_new(struct engine *e);
+/* Closes every file still open (engine_close: a front door that went away without releasing). */
+void engine__close_all_files(struct engine *e);
 
 #endif

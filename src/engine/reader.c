@@ -127,8 +127,26 @@ struct engine_file *engine__file_new(struct engine *e)
     if (f) {
         f->e = e;
         f->fd = -1;
+        pthread_mutex_lock(&e->files_mu);
+        f->next = e->files;
+        if (e->files)
+            e->files->prev = f;
+        e->files = f;
+        pthread_mutex_unlock(&e->files_mu);
     }
     return f;
+}
+
+void engine__close_all_files(struct engine *e)
+{
+    for (;;) {
+        pthread_mutex_lock(&e->files_mu);
+        struct engine_file *f = e->files;
+        pthread_mutex_unlock(&e->files_mu);
+        if (!f)
+            break;
+        engine_file_close(f);
+    }
 }
 
 /* Opens a stored object as a complete file. */
@@ -555,6 +573,15 @@ int engine_file_close(struct engine_file *f)
     if (!f)
         return 0;
     int rc = 0;
+    struct engine *e = f->e;
+    pthread_mutex_lock(&e->files_mu);
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        e->files = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    pthread_mutex_unlock(&e->files_mu);
     if (f->writable)
         rc = engine__local_commit(f);
     if (f->digest[0])
