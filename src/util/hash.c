@@ -148,7 +148,8 @@ int hash_expect_parse(const char *s, struct hash_expect *out)
     size_t n = strcspn(s, " \t\r\n");
     if (strncmp(s, "sha512-", 7) == 0) {
         unsigned char raw[80];
-        if (n - 7 > 100)
+        /* A sha512 is 64 bytes: exactly 88 base64 characters, padding included. */
+        if (n - 7 != 88)
             return -EINVAL;
         int len = EVP_DecodeBlock(raw, (const unsigned char *)s + 7, (int)(n - 7));
         /* EVP_DecodeBlock counts '=' padding as zero bytes; sha512 is 64 bytes. */
