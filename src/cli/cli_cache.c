@@ -54,16 +54,14 @@ static void close_engine(struct engine *e)
 
 static int path_error(const char *cmd, const char *path, int rc)
 {
-    cli_errorf("%s: %s: %s", cmd, path,
-               rc == -ENODATA ? "nothing cached there" : strerror(-rc));
+    cli_errorf("%s: %s: %s", cmd, path, rc == -ENODATA ? "nothing cached there" : strerror(-rc));
     return rc == -ENOENT ? CLI_EXIT_FAIL : CLI_EXIT_FAIL;
 }
 
 int cli_cache_main(struct cli_globals *g, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     bool json = false;
     int c;
     optind = 1;
@@ -95,8 +93,8 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
             rest[nrest++] = argv[i];
     }
     bool needs_path = !strcmp(cmd, "pin") || !strcmp(cmd, "unpin") || !strcmp(cmd, "evict");
-    bool known = needs_path || !strcmp(cmd, "stats") || !strcmp(cmd, "gc") ||
-                 !strcmp(cmd, "verify");
+    bool known =
+        needs_path || !strcmp(cmd, "stats") || !strcmp(cmd, "gc") || !strcmp(cmd, "verify");
     if (!known) {
         cli_errorf("cache: unknown command \"%s\" (stats, gc, verify, pin, unpin, evict)", cmd);
         return CLI_EXIT_USAGE;
@@ -225,8 +223,8 @@ static void draw(struct prefetch *p, const char *path, bool force)
         snprintf(eta, sizeof(eta), "%ld:%02ld", s / 60, s % 60);
     }
     int pct = p->total > 0 ? (int)(100 * p->done_bytes / p->total) : 0;
-    fprintf(stderr, "\r\033[K%3d%% %s / %s  %s/s  ETA %s  %zu/%zu files  %.40s", pct, have,
-            total, r, eta, (size_t)p->files, p->n, path);
+    fprintf(stderr, "\r\033[K%3d%% %s / %s  %s/s  ETA %s  %zu/%zu files  %.40s", pct, have, total,
+            r, eta, (size_t)p->files, p->n, path);
 }
 
 static int collect(struct prefetch *p, const char *path, int depth)

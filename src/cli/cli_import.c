@@ -35,8 +35,7 @@ static const char usage_import[] =
     "Makes the tree DIR local content of registry NAME, served by the mount and the\n"
     "shim with no upstream (never evicted). DIR is either an OCI image layout, such\n"
     "as a copy of MNT/<key>/<repo>/<tag> (then --as names the repository and tag it\n"
-    "is served as; the tag defaults to the layout's " REF_NAME_ANNOTATION
-    "),\n"
+    "is served as; the tag defaults to the layout's " REF_NAME_ANNOTATION "),\n"
     "or any file tree (then --as is the path inside the registry).\n"
     "\n"
     "Every blob of a layout is checked against its digest before anything is written.\n"
@@ -104,8 +103,8 @@ static int check_layout(const char *dir, char **tag)
             rc = -EINVAL;
             break;
         }
-        const char *ref =
-            json_string_value(json_object_get(json_object_get(m, "annotations"), REF_NAME_ANNOTATION));
+        const char *ref = json_string_value(
+            json_object_get(json_object_get(m, "annotations"), REF_NAME_ANNOTATION));
         if (ref && !*tag)
             *tag = strdup(ref);
     }
@@ -248,8 +247,7 @@ int cli_registry_import(struct cli_globals *g, int argc, char **argv)
         exit_rc = CLI_EXIT_FAIL;
         goto out;
     }
-    printf("imported %lld file(s), %lld bytes into %s\n", (long long)files, (long long)bytes,
-           dest);
+    printf("imported %lld file(s), %lld bytes into %s\n", (long long)files, (long long)bytes, dest);
     exit_rc = CLI_EXIT_OK;
 out:
     free(tag);

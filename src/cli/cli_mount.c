@@ -142,8 +142,7 @@ static int clean_stale_mount(const char *mnt)
     struct statfs sf;
     if (statfs(mnt, &sf) == 0 || errno != ENOTCONN)
         return 0;
-    log_warn("%s: the previous daemon is gone (transport endpoint not connected); detaching",
-             mnt);
+    log_warn("%s: the previous daemon is gone (transport endpoint not connected); detaching", mnt);
     if (geteuid() == 0 && umount2(mnt, MNT_DETACH) == 0)
         return 0;
     pid_t pid = fork();
@@ -225,7 +224,8 @@ static int run_mount(struct mount_opts *mo)
             char buf[600] = {0};
             size_t got = 0;
             ssize_t r;
-            while (got < sizeof(buf) - 1 && (r = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+            while (got < sizeof(buf) - 1 &&
+                   (r = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
                 got += (size_t)r;
             close(pipefd[0]);
             if (got > 0 && buf[0] == '\0')
@@ -249,11 +249,10 @@ static int run_mount(struct mount_opts *mo)
     /* A core file of the daemon would hold the proxies' credentials. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     int frc = fetch_global_init();
-    struct engine_opts eo = {
-        .state_dir = mo->state_dir,
-        .quota_bytes = mo->quota,
-        .platforms = mo->platform,
-        .owns_quota = true};
+    struct engine_opts eo = {.state_dir = mo->state_dir,
+                             .quota_bytes = mo->quota,
+                             .platforms = mo->platform,
+                             .owns_quota = true};
     int erc = frc < 0 ? frc : engine_open(&eo, &e);
     if (erc < 0) {
         snprintf(msg, sizeof(msg), "engine: %s", strerror(-erc));

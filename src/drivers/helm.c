@@ -207,8 +207,8 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
         yaml_event_type_t type = ev.type;
         struct frame *top = depth > 0 ? &st[depth] : NULL;
         bool is_key = top && top->is_map && top->want_key;
-        bool in_urls = entries && depth == 5 && !st[5].is_map && st[4].key &&
-                       strcmp(st[4].key, "urls") == 0;
+        bool in_urls =
+            entries && depth == 5 && !st[5].is_map && st[4].key && strcmp(st[4].key, "urls") == 0;
         yaml_event_t rep;
         bool replaced = false;
 
@@ -274,8 +274,7 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
                     /* An anchored URL keeps its anchor (aliases elsewhere still resolve); an
                      * alias in urls becomes the rewritten URL itself. */
                     char rel[700];
-                    yaml_char_t *anchor =
-                        type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor : NULL;
+                    yaml_char_t *anchor = type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor : NULL;
                     snprintf(rel, sizeof(rel), "charts/%s", c->file);
                     yaml_scalar_event_initialize(&rep, anchor, NULL, (yaml_char_t *)rel,
                                                  (int)strlen(rel), 1, 1, YAML_ANY_SCALAR_STYLE);
@@ -457,8 +456,7 @@ static int helm_list(struct upstream *u, const char *dir, struct drv_listing *ou
     return rc;
 }
 
-int helm_rewrite_index(const char *raw, size_t rlen, const char *repo_url, char **body,
-                       size_t *len)
+int helm_rewrite_index(const char *raw, size_t rlen, const char *repo_url, char **body, size_t *len)
 {
     struct chart_table tmp = {0};
     struct outbuf o = {.max = UPSTREAM_DOC_MAX * 2};

@@ -141,8 +141,8 @@ static void collect(xmlNode *node, const char *base, size_t blen, struct drv_lis
                 if (dir)
                     rest[--rl] = '\0';
                 int dl = 0;
-                char *name = rl && !strchr(rest, '/') ? curl_easy_unescape(NULL, rest, 0, &dl)
-                                                      : NULL;
+                char *name =
+                    rl && !strchr(rest, '/') ? curl_easy_unescape(NULL, rest, 0, &dl) : NULL;
                 /* "a%2Fb" decodes to a name no directory entry can have. */
                 if (name && dl > 0 && (size_t)dl == strlen(name) && !strchr(name, '/') &&
                     strcmp(name, ".") && strcmp(name, "..")) {

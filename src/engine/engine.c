@@ -435,8 +435,8 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     if (opts->owns_quota) {
         snprintf(qbuf, sizeof(qbuf), "%lld", (long long)e->quota);
         index_setting_set(e->ix, "quota", qbuf);
-    } else if (opts->quota_bytes <= 0 && index_setting_get(e->ix, "quota", qbuf, sizeof(qbuf)) == 0 &&
-               atoll(qbuf) > 0) {
+    } else if (opts->quota_bytes <= 0 &&
+               index_setting_get(e->ix, "quota", qbuf, sizeof(qbuf)) == 0 && atoll(qbuf) > 0) {
         e->quota = atoll(qbuf);
     }
     rc = engine_reload(e);
@@ -500,9 +500,8 @@ static bool name_ok(const char *name)
 }
 
 /* Records what the remote said about a name below parent. */
-static int remember(struct engine *e, const struct node *parent, const char *name,
-                    const char *path, const struct drv_entry *de, int64_t neg_until,
-                    struct node *out)
+static int remember(struct engine *e, const struct node *parent, const char *name, const char *path,
+                    const struct drv_entry *de, int64_t neg_until, struct node *out)
 {
     struct node n = {0};
     int64_t now = engine__now();

@@ -115,7 +115,7 @@ int engine_evict_to(struct engine *e, int64_t target)
     int rc = index_object_totals(e->ix, &bytes, &count);
     if (rc == 0 && bytes > target)
         rc = index_object_lru(e->ix, &lru, &n, 100000);
-    char (*gone)[65] = n ? calloc(n, sizeof(*gone)) : NULL;
+    char(*gone)[65] = n ? calloc(n, sizeof(*gone)) : NULL;
     for (size_t i = 0; rc == 0 && gone && i < n && bytes > target; i++) {
         if (obj_is_open_locked(e, lru[i].digest))
             continue;

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 /* Context a download carries to its completion callbacks. */
 struct dl_ctx {
     struct engine *e;
@@ -391,8 +390,8 @@ retry:
             goto retry;
         } else {
             log_warn("%s/%s: remote answered HTTP %ld", n->top, n->path, status);
-            rc = serve_stale(e, n, have, status == 401 || status == 403 ? -EACCES : -EREMOTEIO,
-                             out);
+            rc =
+                serve_stale(e, n, have, status == 401 || status == 403 ? -EACCES : -EREMOTEIO, out);
         }
         break;
     case FLIGHT_FAILED:
@@ -558,8 +557,8 @@ int engine_file_wait(struct engine_file *f, const struct engine_wait *w)
 {
     if (f->fd >= 0 || !f->flight)
         return 0;
-    int st = flight_wait_done(f->flight, ENGINE_STALL_MS, w ? w->cancelled : NULL,
-                              w ? w->arg : NULL);
+    int st =
+        flight_wait_done(f->flight, ENGINE_STALL_MS, w ? w->cancelled : NULL, w ? w->arg : NULL);
     if (st < 0)
         return st;
     if (st != FLIGHT_DONE)

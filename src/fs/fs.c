@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FS_READ_BUF   (1u << 20)
+#define FS_READ_BUF    (1u << 20)
 #define FS_NEG_TIMEOUT 1.0
 
 /* The session this process serves; notify calls need it and requests do not carry it. */
@@ -140,7 +140,8 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         if (rc == 0)
             a.size = attr->st_size;
     }
-    /* Modes, owners and times of local content are not stored; accepting them keeps cp -p working. */
+    /* Modes, owners and times of local content are not stored; accepting them keeps cp -p working.
+     */
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -360,7 +361,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    /* close() waits for FLUSH, not RELEASE: store written content now, so it is visible on return. */
+    /* close() waits for FLUSH, not RELEASE: store written content now, so it is visible on return.
+     */
     int rc = engine_file_flush((struct engine_file *)(uintptr_t)fi->fh);
     fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
@@ -400,8 +402,8 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         fuse_reply_err(req, EINVAL);
         return;
     }
-    fuse_reply_err(req, -engine_rename(eng(req), (int64_t)parent, name, (int64_t)newparent,
-                                       newname));
+    fuse_reply_err(req,
+                   -engine_rename(eng(req), (int64_t)parent, name, (int64_t)newparent, newname));
 }
 
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)

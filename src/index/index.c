@@ -45,7 +45,7 @@ const char index_schema_sql[] =
     "CREATE INDEX object_lru ON object(local, pinned, atime);";
 
 #define NODE_COLS                                                                                  \
-    "ino, parent, name, top, path, kind, size, mtime, digest, expect, url, mutable, etag, "       \
+    "ino, parent, name, top, path, kind, size, mtime, digest, expect, url, mutable, etag, "        \
     "last_modified, checked, neg_until, listed, stale, local, via, ctype"
 
 enum {
@@ -66,19 +66,21 @@ static const char *const sqls[S_COUNT] = {
     [S_CHILD] = ("SELECT " NODE_COLS " FROM node WHERE parent = ?1 AND name = ?2"),
     [S_CHILDREN] = ("SELECT " NODE_COLS " FROM node WHERE parent = ?1 AND kind != 0 ORDER BY name"),
     [S_FIND] = ("SELECT " NODE_COLS " FROM node WHERE top = ?1 AND path = ?2"),
-    [S_INSERT] = "INSERT INTO node(parent, name, top, path, kind, size, mtime, digest, expect, "
-                 "url, mutable, etag, last_modified, checked, neg_until, listed, stale, local, via, ctype)"
-                 " VALUES (?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"
-                 " ON CONFLICT(parent, name) DO UPDATE SET top=?4, path=?5, kind=?6, size=?7,"
-                 " mtime=?8, digest=?9, expect=?10, url=?11, mutable=?12, etag=?13,"
-                 " last_modified=?14, checked=?15, neg_until=?16, listed=?17, stale=?18,"
-                 " local=?19, via=?20, ctype=?21 RETURNING ino",
+    [S_INSERT] =
+        "INSERT INTO node(parent, name, top, path, kind, size, mtime, digest, expect, "
+        "url, mutable, etag, last_modified, checked, neg_until, listed, stale, local, via, ctype)"
+        " VALUES (?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"
+        " ON CONFLICT(parent, name) DO UPDATE SET top=?4, path=?5, kind=?6, size=?7,"
+        " mtime=?8, digest=?9, expect=?10, url=?11, mutable=?12, etag=?13,"
+        " last_modified=?14, checked=?15, neg_until=?16, listed=?17, stale=?18,"
+        " local=?19, via=?20, ctype=?21 RETURNING ino",
     [S_UPDATE] = "UPDATE node SET parent=?2, name=?3, top=?4, path=?5, kind=?6, size=?7, mtime=?8,"
                  " digest=?9, expect=?10, url=?11, mutable=?12, etag=?13, last_modified=?14,"
                  " checked=?15, neg_until=?16, listed=?17, stale=?18, local=?19, via=?20, ctype=?21"
                  " WHERE ino=?1",
-    [S_OBJ_PUT] = "INSERT INTO object(digest, size, atime, local) VALUES (?1, ?2, strftime('%s'), ?3)"
-                  " ON CONFLICT(digest) DO UPDATE SET size=?2, local=MAX(local, ?3)",
+    [S_OBJ_PUT] =
+        "INSERT INTO object(digest, size, atime, local) VALUES (?1, ?2, strftime('%s'), ?3)"
+        " ON CONFLICT(digest) DO UPDATE SET size=?2, local=MAX(local, ?3)",
     [S_OBJ_GET] = "SELECT digest, size, atime, pinned, local FROM object WHERE digest = ?1",
     [S_OBJ_TOUCH] = "UPDATE object SET atime = ?2 WHERE digest = ?1",
 };

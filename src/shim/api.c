@@ -48,15 +48,14 @@ enum MHD_Result shim__api_json(struct shim_req *r, unsigned status, json_t *j)
 }
 
 enum MHD_Result shim__api_error(struct shim_req *r, unsigned status, const char *field,
-                                   const char *message)
+                                const char *message)
 {
     return shim__api_json(r, status,
-                      json_pack("{s:{s:s, s:s}}", "error", "field", field, "message", message));
+                          json_pack("{s:{s:s, s:s}}", "error", "field", field, "message", message));
 }
 
 /* A config/configdb result (rc < 0) as the API's error answer. */
-enum MHD_Result shim__api_config_error(struct shim_req *r, int rc,
-                                          const struct config_error *err)
+enum MHD_Result shim__api_config_error(struct shim_req *r, int rc, const struct config_error *err)
 {
     unsigned status = rc == -EINVAL                   ? MHD_HTTP_BAD_REQUEST
                       : rc == -ENOENT                 ? MHD_HTTP_NOT_FOUND
@@ -136,8 +135,8 @@ static enum MHD_Result proxy_reply(struct shim_req *r, unsigned status, const ch
     struct config_error err = {0};
     struct proxy p = {0};
     int rc = configdb_proxy_get(r->s->st, key, &p, &err);
-    enum MHD_Result ok =
-        rc < 0 ? shim__api_config_error(r, rc, &err) : shim__api_json(r, status, config_proxy_to_json(&p));
+    enum MHD_Result ok = rc < 0 ? shim__api_config_error(r, rc, &err)
+                                : shim__api_json(r, status, config_proxy_to_json(&p));
     config_proxy_clear(&p);
     return ok;
 }
@@ -435,14 +434,14 @@ enum MHD_Result shim__api(struct shim_req *r)
     enum api_kind kind;
     if (*p || n < 3 || strcmp(parts[1], "v1") != 0)
         return shim__api_error(r, MHD_HTTP_NOT_FOUND, "path",
-                           "no such API route (see /api/v1/proxies and /api/v1/registries)");
+                               "no such API route (see /api/v1/proxies and /api/v1/registries)");
     if (!strcmp(parts[2], "proxies"))
         kind = API_PROXIES;
     else if (!strcmp(parts[2], "registries"))
         kind = API_REGISTRIES;
     else
         return shim__api_error(r, MHD_HTTP_NOT_FOUND, "path",
-                           "no such API route (see /api/v1/proxies and /api/v1/registries)");
+                               "no such API route (see /api/v1/proxies and /api/v1/registries)");
     pthread_mutex_lock(&r->s->st_mu);
     enum MHD_Result ok = n == 3 ? collection(r, kind) : member(r, kind, parts[3]);
     pthread_mutex_unlock(&r->s->st_mu);

@@ -297,14 +297,14 @@ static enum MHD_Result cache_action(struct shim_req *r, const char *action)
         else
             snprintf(msg, sizeof(msg), "%s: %s", q, strerror(-n));
         return shim__api_error(r,
-                           n == -ENOENT || n == -ENOTDIR || n == -ENODATA ? MHD_HTTP_NOT_FOUND
-                           : n == -EINVAL                                 ? MHD_HTTP_BAD_REQUEST
-                                                                          : MHD_HTTP_BAD_GATEWAY,
-                           "path", msg);
+                               n == -ENOENT || n == -ENOTDIR || n == -ENODATA ? MHD_HTTP_NOT_FOUND
+                               : n == -EINVAL                                 ? MHD_HTTP_BAD_REQUEST
+                                              : MHD_HTTP_BAD_GATEWAY,
+                               "path", msg);
     }
     log_info("shim: api: cache %s %s: %d object(s)", action, config_quote(q, sizeof(q), path), n);
-    return shim__api_json(r, MHD_HTTP_OK,
-                      json_pack("{s:s, s:s, s:i}", "action", action, "path", path, "objects", n));
+    return shim__api_json(
+        r, MHD_HTTP_OK, json_pack("{s:s, s:s, s:i}", "action", action, "path", path, "objects", n));
 }
 
 /* ---- the dry run ------------------------------------------------------------------------ */
@@ -358,8 +358,8 @@ static enum MHD_Result validate_proxy(struct shim_req *r)
     }
     ok = rc < 0 ? shim__api_config_error(r, rc, &err)
                 : shim__api_json(r, MHD_HTTP_OK,
-                             json_pack("{s:b, s:s, s:o}", "valid", true, "key", p.key, "url",
-                                       p.url ? json_string(p.url) : json_null()));
+                                 json_pack("{s:b, s:s, s:o}", "valid", true, "key", p.key, "url",
+                                           p.url ? json_string(p.url) : json_null()));
     config_proxy_clear(&p);
     return ok;
 }
@@ -387,7 +387,8 @@ enum MHD_Result shim__ui_api(struct shim_req *r)
             return shim__reply_method(r, "POST");
         return shim__api_guard(r, true, &ok) ? validate_proxy(r) : ok;
     }
-    return shim__api_error(r, MHD_HTTP_NOT_FOUND, "path",
-                       "no such API route (see /api/v1/cache, /api/v1/cache/pin|unpin|evict and "
-                       "/api/v1/validate/proxy)");
+    return shim__api_error(
+        r, MHD_HTTP_NOT_FOUND, "path",
+        "no such API route (see /api/v1/cache, /api/v1/cache/pin|unpin|evict and "
+        "/api/v1/validate/proxy)");
 }
