@@ -109,6 +109,13 @@ void drv_listing_clear(struct drv_listing *l);
 /* Appends a copy of e (name included) to l. */
 int drv_listing_add(struct drv_listing *l, const char *name, const struct drv_entry *e);
 
+/*
+ * Describes a file the driver generates (a rewritten index): builds it once
+ * through u->drv->generate to learn its true size. content_type may be NULL.
+ */
+int drv_entry_generated(struct upstream *u, const char *path, const char *content_type,
+                        struct drv_entry *out);
+
 const struct driver_ops *driver_for_type(int proxy_type);
 
 extern const struct driver_ops driver_generic;

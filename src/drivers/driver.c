@@ -3,6 +3,8 @@
  */
 #include "upstreamfs/driver.h"
 #include "upstreamfs/config.h"
+#include "upstreamfs/index.h"
+#include "upstreamfs/upstream.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,6 +45,25 @@ int drv_listing_add(struct drv_listing *l, const char *name, const struct drv_en
     if (!d->name)
         return -ENOMEM;
     l->n++;
+    return 0;
+}
+
+int drv_entry_generated(struct upstream *u, const char *path, const char *content_type,
+                        struct drv_entry *out)
+{
+    char *body = NULL;
+    size_t len = 0;
+    bool stale = false;
+    int rc = u->drv->generate(u, path, &body, &len, &stale);
+    free(body);
+    if (rc < 0)
+        return rc;
+    out->kind = NODE_FILE;
+    out->is_mutable = true;
+    out->generated = true;
+    out->size = (int64_t)len;
+    if (content_type && !(out->content_type = strdup(content_type)))
+        return -ENOMEM;
     return 0;
 }
 

@@ -363,20 +363,8 @@ static int load_table(struct upstream *u)
 
 static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *out)
 {
-    if (strcmp(path, "index.yaml") == 0) {
-        out->kind = NODE_FILE;
-        out->is_mutable = true;
-        out->generated = true;
-        char *body = NULL;
-        size_t len = 0;
-        bool stale = false;
-        int rc = u->drv->generate(u, path, &body, &len, &stale);
-        if (rc < 0)
-            return rc;
-        out->size = (int64_t)len;
-        free(body);
-        return 0;
-    }
+    if (strcmp(path, "index.yaml") == 0)
+        return drv_entry_generated(u, path, NULL, out);
     if (strcmp(path, "charts") == 0) {
         out->kind = NODE_DIR;
         return 0;

@@ -575,19 +575,7 @@ static int npm_lookup(struct upstream *u, const char *path, struct drv_entry *ou
         return rc;
     }
     if (!strcmp(p.rest, NPM_FULL_DOC) || !strcmp(p.rest, NPM_ABBREVIATED_DOC)) {
-        char *body = NULL;
-        size_t len = 0;
-        bool stale = false;
-        int rc = npm_generate(u, path, &body, &len, &stale);
-        free(body);
-        if (rc < 0)
-            return rc;
-        out->kind = NODE_FILE;
-        out->is_mutable = true;
-        out->generated = true;
-        out->size = (int64_t)len;
-        out->content_type = strdup("application/json");
-        return out->content_type ? 0 : -ENOMEM;
+        return drv_entry_generated(u, path, "application/json", out);
     }
     if (!strcmp(p.rest, "-")) {
         out->kind = NODE_DIR;

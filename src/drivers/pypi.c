@@ -928,19 +928,7 @@ static int pypi_lookup(struct upstream *u, const char *path, struct drv_entry *o
         return rc;
     }
     if (is_doc(rest)) {
-        char *body = NULL;
-        size_t len = 0;
-        bool stale = false;
-        int rc = pypi_generate(u, path, &body, &len, &stale);
-        free(body);
-        if (rc < 0)
-            return rc;
-        out->kind = NODE_FILE;
-        out->is_mutable = true;
-        out->generated = true;
-        out->size = (int64_t)len;
-        out->content_type = strdup("application/vnd.pypi.simple.v1+json");
-        return out->content_type ? 0 : -ENOMEM;
+        return drv_entry_generated(u, path, "application/vnd.pypi.simple.v1+json", out);
     }
     struct find_arg a = {.file = rest};
     int rc = with_index(u, name, NULL, find_fn, &a);
