@@ -59,6 +59,8 @@ rm -rf "$logs"
 mkdir -p "$logs"
 symbolizer=$(command -v llvm-symbolizer || ls /usr/bin/llvm-symbolizer-* 2>/dev/null | head -n1 || true)
 common="log_path=$logs/$kind:log_exe_name=1${symbolizer:+:external_symbolizer_path=$symbolizer}"
+# Tests read this to tell a sanitizer run (whose memory use is not the product's) from the real one.
+export UPSTREAMFS_SANITIZER=$kind
 export ASAN_OPTIONS="$common:detect_leaks=${SANITIZE_LEAKS:-1}:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:abort_on_error=1"
 export UBSAN_OPTIONS="$common:print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="$common"
