@@ -450,13 +450,13 @@ static void forget_token(struct upstream *u, struct dk_state *s, const char *sco
 /*
  * A request that carried used was answered status (www: its challenge).
  * Returns true when asking once more may succeed: the variant's credential
- * or a token was refused (401, or 400 from a registry that means that by
- * it) and is forgotten now, or learn() says so.
+ * or a token was refused (401, or the variant's deny_status) and is
+ * forgotten now, or learn() says so.
  */
 static bool refused(struct upstream *u, struct dk_state *s, long status, const char *www,
                     const char *scope, const struct dk_cred *used)
 {
-    bool deny = status == 400 && s->info.deny_400;
+    bool deny = s->info.deny_status != 0 && status == s->info.deny_status;
     if (used->authz && (status == 401 || deny)) {
         log_info("proxy %s: the registry refused the credentials (HTTP %ld); renewing them",
                  u->cfg.key, status);
@@ -464,8 +464,8 @@ static bool refused(struct upstream *u, struct dk_state *s, long status, const c
         return true;
     }
     if (deny && used->token) {
-        log_info("proxy %s: the registry refused its token (HTTP 400); asking for a new one",
-                 u->cfg.key);
+        log_info("proxy %s: the registry refused its token (HTTP %ld); asking for a new one",
+                 u->cfg.key, status);
         forget_token(u, s, scope, used->token);
         return true;
     }
@@ -473,15 +473,15 @@ static bool refused(struct upstream *u, struct dk_state *s, long status, const c
 }
 
 /*
- * The status a document request's outcome stands for, for refused(): a
- * 401 when a challenge came with -EACCES, a 400 (the only status that
- * refused() cares about among those upstream_doc_fetch calls -EIO) for
- * -EIO, 0 otherwise.
+ * The status a document request's outcome stands for, for refused():
+ * -EACCES is a 401 when a challenge came with it and a 403 otherwise; -EIO
+ * a 400 (the only status refused() cares about among those
+ * upstream_doc_fetch calls -EIO); 0 otherwise.
  */
 static long doc_status(int rc, const struct upstream_doc *d)
 {
-    if (rc == -EACCES && d->www_authenticate)
-        return 401;
+    if (rc == -EACCES)
+        return d->www_authenticate ? 401 : 403;
     return rc == -EIO ? 400 : 0;
 }
 
@@ -1672,8 +1672,8 @@ static bool dk_auth_rejected(struct upstream *u, const char *url, long status, c
     if (url_repository(u, s, url, repo, &manifest) < 0)
         return false;
     scope_for(repo, scope, sizeof(scope));
-    bool again = auth_add(u, s, scope, &h, &used, false) == 0 &&
-                 refused(u, s, status, www, scope, &used);
+    bool again =
+        auth_add(u, s, scope, &h, &used, false) == 0 && refused(u, s, status, www, scope, &used);
     curl_slist_free_all(h);
     cred_clear(&used);
     return again;

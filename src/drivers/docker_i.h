@@ -35,7 +35,12 @@ struct dk_access {
 struct dk_variant_info {
     const char *only_repository; /* the one repository served (a mount name), or NULL */
     bool no_catalog;             /* the registry has no _catalog: do not ask */
-    bool deny_400;               /* a 400 answer to an authorised request means "token refused" */
+    /*
+     * Besides 401, the status in which the registry refuses the credential of an authorised
+     * request (ECR Public: 400 DENIED; private ECR: 403 "token has expired"), or 0: such an
+     * answer drops the credential and the request is asked once more with a fresh one.
+     */
+    long deny_status;
 };
 
 struct dk_variant {

@@ -8,7 +8,8 @@
  * hold a valid one):
  *  - private: every request carries "Basic <token>" and goes to the
  *    proxyEndpoint the token answer named (the registry host in the proxy's
- *    URL is replaced by it at run time); a 401 drops the token for a new one;
+ *    URL is replaced by it at run time); a 401, or the 403 DENIED with which
+ *    ECR refuses an expired token, drops the token for a new one (asked once);
  *  - public with keys: the ecr-public token as "Bearer"; anonymous public:
  *    no header, so the docker driver follows the registry's 401 challenge to
  *    its token realm. ECR Public answers 400 DENIED (not 401) to an expired
@@ -78,7 +79,7 @@ static void *ev_open(struct upstream *u, struct dk_variant_info *info)
     }
     info->only_repository = v->only;
     info->no_catalog = v->is_public;
-    info->deny_400 = v->is_public;
+    info->deny_status = v->is_public ? 400 : 403;
     return v;
 }
 

@@ -14,6 +14,8 @@
 #     the HTTP shim (skopeo copy docker://.../e/...);
 #   - a console URL scopes a proxy to its repository: the root shows the way to it, it reads,
 #     and another repository is ENOENT without a single request (registry or API);
+#   - a 403 DENIED "token has expired" (ECR's answer to a token that died early) to a manifest
+#     and to a blob download renews the token once each, and the reads succeed;
 #   - tokens that expire after 5 s are replaced (2+ token requests) while reads go on, and no
 #     read fails;
 #   - a wrong secret: EIO within a few seconds, a log line naming InvalidSignatureException,
@@ -162,6 +164,35 @@ t_private() {
         "e: where the manifest came from"
 }
 check "private: reads through the proxyEndpoint with the token as Basic" t_private
+
+# regproxy's /_control/expire answers the next authorised request 403 DENIED "token has expired",
+# as ECR does when a token dies before its expiresAt (revoked, or a skewed clock)
+denied_403() {
+    regproxy_requests pe | "$PYTHON" -c 'import json,sys; print(sum(r["status"] == 403 for r in json.load(sys.stdin)))'
+}
+t_expired_403() {
+    local tokens f n=0
+    tokens="$(fake_ecr_count api ecr.GetAuthorizationToken)"
+    regproxy_reset pe
+    regproxy_control pe "expire?n=1"
+    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$MNT/e/test/other/v1/index.json")" \
+        "$D_OTHER" "e: index.json after a 403 DENIED"
+    assert_eq "$(denied_403)" 1 "403 answers to metadata"
+    assert_eq "$(fake_ecr_count api ecr.GetAuthorizationToken)" $((tokens + 1)) \
+        "token requests after a 403 DENIED to metadata"
+    regproxy_control pe "expire?n=1"
+    for f in "$MNT/e/test/other/v1/blobs/sha256"/*; do
+        assert_sha256 "$f" "$(basename "$f")"
+        n=$((n + 1))
+    done
+    ((n >= 3)) || die "test/other:v1 has only $n blobs"
+    assert_eq "$(denied_403)" 2 "403 answers in all"
+    assert_eq "$(fake_ecr_count api ecr.GetAuthorizationToken)" $((tokens + 2)) \
+        "token requests after a 403 DENIED to a download"
+    grep -q "proxy e: the registry refused the credentials (HTTP 403); renewing them" \
+        "$STATE/upstreamfs.log" || die "no log line for the refused token"
+}
+check "private: a 403 DENIED (expired token) renews the token once; the read succeeds" t_expired_403
 
 t_registry_upstream() {
     assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$MNT/r/test/hello/v1/index.json")" \

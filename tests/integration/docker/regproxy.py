@@ -22,6 +22,10 @@ Control API (JSON; never counted):
   POST /_control/ratelimit?seconds=N
                            -> answer every manifest request with 429 and "Retry-After: N" (and
                               Docker Hub's body text) until /_control/up
+  POST /_control/expire?n=N
+                           -> answer the next N requests that carry an Authorization header
+                              with 403 DENIED "Your authorization token has expired", as ECR
+                              does (counted, and logged with status 403)
   POST /_control/up
 """
 import argparse
@@ -45,6 +49,7 @@ class State:
     log = []
     down = False
     ratelimit = 0
+    expire = 0
     backend = None
     redirect = None
 
@@ -84,9 +89,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 State.ratelimit = int(q.get("seconds", ["60"])[0])
                 return self._json(200, {"ok": True})
+            if path == "/_control/expire":
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                State.expire = int(q.get("n", ["1"])[0])
+                return self._json(200, {"ok": True})
             if path == "/_control/up":
                 State.down = False
                 State.ratelimit = 0
+                State.expire = 0
                 return self._json(200, {"ok": True})
         return self._json(404, {"error": "unknown control path"})
 
@@ -113,6 +123,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._record(503)
             msg = b'{"errors":[{"code":"UNAVAILABLE","message":"down for the test"}]}'
             self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(msg)
+            return
+        with State.lock:
+            expired = State.expire > 0 and bool(self.headers.get("Authorization"))
+            if expired:
+                State.expire -= 1
+        if expired:
+            self._record(403)
+            msg = (b'{"errors":[{"code":"DENIED","message":"Your authorization token has '
+                   b'expired. Reauthenticate and try again."}]}')
+            self.send_response(403)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(msg)))
             self.end_headers()
