@@ -395,6 +395,8 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
         return -ENOMEM;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->files_mu, NULL);
+    pthread_mutex_init(&e->docs_mu, NULL);
+    pthread_cond_init(&e->docs_cv, NULL);
     pthread_rwlock_init(&e->cfg_lock, NULL);
     pthread_mutex_init(&e->stop_mu, NULL);
     pthread_cond_init(&e->stop_cv, NULL);

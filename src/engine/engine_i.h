@@ -49,6 +49,16 @@ struct open_obj {
     struct open_obj *next;
 };
 
+/* A document fetch in progress (upstream_doc_fetch's single flight), in e->docs under docs_mu. */
+struct doc_flight {
+    char *name;
+    bool done;
+    int rc;     /* the fetch's outcome, once done */
+    bool stale; /* it served the stored copy because the remote failed */
+    int refs;   /* the fetching thread and its waiters */
+    struct doc_flight *next;
+};
+
 struct engine {
     char *state_dir;
     struct state *st; /* the connection the index also uses, under mu */
@@ -56,6 +66,9 @@ struct engine {
     pthread_mutex_t mu;
     struct store store;
     struct flight_table *flights;
+    pthread_mutex_t docs_mu; /* docs, and docs_cv: document fetches in progress */
+    pthread_cond_t docs_cv;
+    struct doc_flight *docs;
     struct open_obj *open_objs; /* under mu: objects that eviction must skip */
 
     pthread_rwlock_t cfg_lock;

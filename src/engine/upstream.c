@@ -234,16 +234,20 @@ static int doc_from_store(struct engine *e, const struct node *n, struct upstrea
     return rc;
 }
 
-int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
-                       struct upstream_doc *out)
+/*
+ * One document: the stored copy while it is fresh, else the remote.
+ * leader: a fetch of the same document by another thread that ended while
+ * this one waited, or NULL; when it succeeded its stored copy is taken
+ * whatever its age (it is newer than this request), stale when it was.
+ */
+static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, const char *name,
+                     const struct doc_flight *leader, struct upstream_doc *out)
 {
     struct engine *e = u->eng;
     struct node n = {0};
-    char name[4200];
     int rc;
     bool have = false;
     memset(out, 0, sizeof(*out));
-    snprintf(name, sizeof(name), "doc:%s %s", u->cfg.key, dr->url);
     pthread_mutex_lock(&e->mu);
     rc = index_child(e->ix, 0, name, &n);
     pthread_mutex_unlock(&e->mu);
@@ -252,9 +256,12 @@ int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
     else if (rc != 0)
         memset(&n, 0, sizeof(n));
     int64_t now = engine__now();
-    if (have && (dr->immutable || u->cfg.offline || now < n.checked + u->cfg.metadata_ttl)) {
+    bool joined = leader && leader->rc == 0;
+    if (have &&
+        (joined || dr->immutable || u->cfg.offline || now < n.checked + u->cfg.metadata_ttl)) {
         if (doc_from_store(e, &n, out) == 0) {
-            atomic_fetch_add(&e->hits, 1);
+            out->stale = joined && leader->stale;
+            atomic_fetch_add(out->stale ? &e->stale_serves : &e->hits, 1);
             node_clear(&n);
             return 0;
         }
@@ -366,6 +373,81 @@ int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
     }
     fetch_response_clear(&r);
     node_clear(&n);
+    return rc;
+}
+
+static void doc_flight_put(struct doc_flight *f)
+{
+    if (--f->refs > 0)
+        return;
+    free(f->name);
+    free(f);
+}
+
+/*
+ * Single flight per document (its row name): the first caller fetches, the
+ * others wait for it (at most the metadata deadline and a margin) and then
+ * take what it stored. Its answer stands for theirs, except a refusal
+ * (-EACCES: each caller's credentials and challenge are its own) or a
+ * fetch that outlived the wait: those callers ask for themselves.
+ */
+int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
+                       struct upstream_doc *out)
+{
+    struct engine *e = u->eng;
+    char name[4200];
+    snprintf(name, sizeof(name), "doc:%s %s", u->cfg.key, dr->url);
+    pthread_mutex_lock(&e->docs_mu);
+    struct doc_flight *f = e->docs;
+    while (f && strcmp(f->name, name) != 0)
+        f = f->next;
+    if (f) {
+        f->refs++;
+        int64_t deadline = now_ms() + FETCH_META_TIMEOUT_MS + 5000;
+        while (!f->done && now_ms() < deadline) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&e->docs_cv, &e->docs_mu, &ts);
+        }
+        struct doc_flight leader = {.done = f->done, .rc = f->rc, .stale = f->stale};
+        doc_flight_put(f);
+        pthread_mutex_unlock(&e->docs_mu);
+        if (!leader.done || leader.rc == -EACCES)
+            return doc_fetch(u, dr, name, NULL, out);
+        if (leader.rc != 0) {
+            memset(out, 0, sizeof(*out));
+            return leader.rc;
+        }
+        return doc_fetch(u, dr, name, &leader, out); /* (its copy gone: fetches again) */
+    }
+    f = calloc(1, sizeof(*f));
+    if (f && !(f->name = strdup(name))) {
+        free(f);
+        f = NULL;
+    }
+    if (f) {
+        f->refs = 1;
+        f->next = e->docs;
+        e->docs = f;
+    }
+    pthread_mutex_unlock(&e->docs_mu);
+    int rc = doc_fetch(u, dr, name, NULL, out);
+    if (!f)
+        return rc;
+    pthread_mutex_lock(&e->docs_mu);
+    for (struct doc_flight **p = &e->docs; *p; p = &(*p)->next) {
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    }
+    f->done = true;
+    f->rc = rc;
+    f->stale = rc == 0 && out->stale;
+    pthread_cond_broadcast(&e->docs_cv);
+    doc_flight_put(f);
+    pthread_mutex_unlock(&e->docs_mu);
     return rc;
 }
 

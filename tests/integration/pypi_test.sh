@@ -200,6 +200,35 @@ t_bad() {
 }
 check "a wheel that does not match its sha256 fails and is not cached" t_bad
 
+# ---- single flight for index pages ---------------------------------------------------------
+# A proxy of its own, so its pages are not cached yet; the upstream answers the pages 1.5 s late,
+# so every client asks while the first fetch is still running.
+t_page_single_flight() {
+    local i sums
+    upfs proxy create pyone --type pypi --url "$UPSTREAM_URL" >/dev/null
+    wait_until 10 test -d "$MNT/pyone" || die "the new proxy pyone did not appear in the mount"
+    upstream_reset_counts
+    upstream_fault '{"path": "^/simple/upfs-(demo|sdist)/$", "fault": "delay", "seconds": 1.5}' >/dev/null
+    for ((i = 0; i < 16; i++)); do
+        "${CURL[@]}" --max-time 30 -H 'Accept: application/vnd.pypi.simple.v1+json' \
+            -o "$T/sf-shim.$i" "$S/pyone/simple/upfs-demo/" &
+    done
+    for ((i = 0; i < 8; i++)); do
+        with_timeout 30 ls "$MNT/pyone/upfs-sdist" >"$T/sf-mount.$i" &
+    done
+    wait
+    upstream_clear_faults >/dev/null
+    sums="$(sha256sum "$T"/sf-shim.* | cut -d' ' -f1 | sort -u)"
+    assert_eq "$(wc -l <<<"$sums")" 1 "one page for 16 concurrent shim clients"
+    assert_contains "$(cat "$T/sf-shim.0")" "$WHL" "the page the shim clients got"
+    sums="$(sha256sum "$T"/sf-mount.* | cut -d' ' -f1 | sort -u)"
+    assert_eq "$(wc -l <<<"$sums")" 1 "one listing for 8 concurrent mount readers"
+    assert_contains "$(cat "$T/sf-mount.0")" "$SDIST" "the listing the mount readers got"
+    assert_eq "$(upstream_count GET /simple/upfs-demo/)" 1 "upstream GETs of a page 16 clients asked for at once"
+    assert_eq "$(upstream_count GET /simple/upfs-sdist/)" 1 "upstream GETs of a page 8 readers listed at once"
+}
+check "index pages: one upstream request for concurrent clients of the shim and the mount" t_page_single_flight
+
 # ---- the remote gone ---------------------------------------------------------------------------
 t_offline() {
     upstream_stop
