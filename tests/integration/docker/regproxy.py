@@ -113,6 +113,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with State.lock:
             State.counts[key] = State.counts.get(key, 0) + 1
 
+    def _refuse(self, status, msg, ctype="application/json", extra=()):
+        """Answers status with msg instead of forwarding (logged, not counted again)."""
+        self._record(status)
+        self.send_response(status)
+        for k, v in extra:
+            self.send_header(k, v)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(msg)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(msg)
+
     def _forward(self):
         if self.path.startswith("/_control/"):
             return self._control()
@@ -120,43 +132,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
         if State.down:
-            self._record(503)
-            msg = b'{"errors":[{"code":"UNAVAILABLE","message":"down for the test"}]}'
-            self.send_response(503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(msg)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(msg)
-            return
+            return self._refuse(503, b'{"errors":[{"code":"UNAVAILABLE","message":"down for the test"}]}')
         with State.lock:
             expired = State.expire > 0 and bool(self.headers.get("Authorization"))
             if expired:
                 State.expire -= 1
         if expired:
-            self._record(403)
-            msg = (b'{"errors":[{"code":"DENIED","message":"Your authorization token has '
-                   b'expired. Reauthenticate and try again."}]}')
-            self.send_response(403)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(msg)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(msg)
-            return
+            return self._refuse(403, b'{"errors":[{"code":"DENIED","message":"Your authorization '
+                                     b'token has expired. Reauthenticate and try again."}]}')
         path = urllib.parse.urlsplit(self.path).path
         if State.ratelimit and "/manifests/" in path:
-            self._record(429)
-            msg = (b"You have reached your pull rate limit. You may increase the limit by "
-                   b"authenticating and upgrading: https://www.docker.com/increase-rate-limits")
-            self.send_response(429)
-            self.send_header("Retry-After", str(State.ratelimit))
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(msg)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(msg)
-            return
+            return self._refuse(
+                429, b"You have reached your pull rate limit. You may increase the limit by "
+                b"authenticating and upgrading: https://www.docker.com/increase-rate-limits",
+                "text/plain", [("Retry-After", str(State.ratelimit))])
         if State.redirect and self.command == "GET" and "/blobs/sha256:" in path and \
                 path.startswith("/v2/"):
             self._record(307)
