@@ -27,7 +27,7 @@ struct engine_file;
 
 struct engine_opts {
     const char *state_dir;
-    int64_t quota_bytes; /* 0: default (min(10 GiB, half the free space)) */
+    int64_t quota_bytes;   /* 0: default (min(10 GiB, half the free space)) */
     const char *platforms; /* docker: "os/arch[/variant][:os/arch...]" to show, or NULL for all */
     /*
      * A mount (or serve) owns the cache's quota and publishes it in the state;
@@ -100,6 +100,13 @@ ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off
                          const struct engine_wait *w);
 /* An fd with the complete content, or -EAGAIN while it is still arriving. */
 int engine_file_fd(struct engine_file *f);
+/*
+ * The fd and size of stored, read-only content as the file was opened with
+ * it, or -EAGAIN (a download still arriving, local content open for
+ * writing). Never waits and changes nothing, so concurrent readers of one
+ * open file may ask; the fd stays valid until engine_file_close.
+ */
+int engine_file_blob(const struct engine_file *f, int64_t *size);
 int64_t engine_file_size(struct engine_file *f);
 /*
  * Reads a whole file (at most max bytes) into a malloc'd, NUL-terminated

@@ -15,8 +15,18 @@ struct engine;
 struct fuse_args;
 struct fuse_session;
 
-/* Creates a session on the engine (fuse_session_new with upstreamfs's handlers). */
-struct fuse_session *fs_session_new(struct fuse_args *args, struct engine *e);
+/*
+ * The default and largest max_read: 252 pages, so that a reply and its header fit the 1 MiB
+ * pipe libfuse splices through (fuse-and-caching.md 4.2).
+ */
+#define FS_MAX_READ 1032192u
+
+/*
+ * Creates a session on the engine (fuse_session_new with upstreamfs's handlers). max_read
+ * must be the max_read= mount option in args (libfuse refuses the mount when they differ);
+ * replies from stored content are spliced from the cache file when it is at most FS_MAX_READ.
+ */
+struct fuse_session *fs_session_new(struct fuse_args *args, struct engine *e, unsigned max_read);
 
 /* Runs the multi-threaded loop until unmount or a signal; returns 0 or a negative errno. */
 int fs_session_loop(struct fuse_session *se, int max_threads);

@@ -42,6 +42,7 @@ struct mount_opts {
     char *platform;
     int64_t quota;
     bool private_mount; /* do not add allow_other/default_permissions as root */
+    unsigned max_read;  /* max_read=N (also passed to FUSE), 0: FS_MAX_READ */
     char fuse_opts[4096];
 };
 
@@ -62,7 +63,9 @@ static const char usage[] =
     "       default=NAME        with listen=: the proxy or registry for /v2/REPO paths whose\n"
     "                           first component is none (registry mirrors; serve --default)\n"
     "       platform=OS/ARCH[:OS/ARCH...]  docker and ecr proxies: show only these platforms\n"
-    "       any FUSE mount option (allow_other, default_permissions, ro, max_read=N, ...)\n"
+    "       max_read=N          largest read request in bytes (4096 to 1032192, the default,\n"
+    "                           which lets replies from the cache be spliced)\n"
+    "       any FUSE mount option (allow_other, default_permissions, ro, ...)\n"
     "\n"
     "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n"
     "fstab: STATEDIR MOUNTPOINT fuse.upstreamfs defaults 0 0\n";
@@ -119,6 +122,18 @@ static int take_opts(struct mount_opts *mo, const char *list)
                            "(got \"%s\")",
                            o + 6);
                 rc = -EINVAL;
+            }
+        } else if (strncmp(o, "max_read=", 9) == 0) {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(o + 9, &end, 10);
+            if (errno || end == o + 9 || *end || v < 4096 || v > FS_MAX_READ) {
+                cli_errorf("mount: max_read: must be a byte count from 4096 to %u (got \"%s\")",
+                           FS_MAX_READ, o + 9);
+                rc = -EINVAL;
+            } else {
+                mo->max_read = (unsigned)v;
+                add_fuse_opt(mo, o);
             }
         } else if (strcmp(o, "private") == 0) {
             mo->private_mount = true;
@@ -270,11 +285,17 @@ static int run_mount(struct mount_opts *mo)
         if (!strstr(mo->fuse_opts, "default_permissions"))
             add_fuse_opt(mo, "default_permissions");
     }
+    if (!mo->max_read) {
+        char o[32];
+        mo->max_read = FS_MAX_READ;
+        snprintf(o, sizeof(o), "max_read=%u", mo->max_read);
+        add_fuse_opt(mo, o);
+    }
     add_fuse_opt(mo, "fsname=upstreamfs");
     add_fuse_opt(mo, "subtype=upstreamfs");
     char *fargv[] = {(char *)"upstreamfs", (char *)"-o", mo->fuse_opts, NULL};
     args = (struct fuse_args)FUSE_ARGS_INIT(3, fargv);
-    se = fs_session_new(&args, e);
+    se = fs_session_new(&args, e, mo->max_read);
     if (!se) {
         snprintf(msg, sizeof(msg), "FUSE: invalid options \"%s\"", mo->fuse_opts);
         goto fail;

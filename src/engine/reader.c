@@ -547,6 +547,14 @@ int engine_file_fd(struct engine_file *f)
     return f->fd >= 0 ? f->fd : -EAGAIN;
 }
 
+int engine_file_blob(const struct engine_file *f, int64_t *size)
+{
+    if (f->fd < 0 || f->tmp_path) /* tmp_path: set once when a writer is made */
+        return -EAGAIN;
+    *size = f->size;
+    return f->fd;
+}
+
 int64_t engine_file_size(struct engine_file *f)
 {
     settle(f);

@@ -6,9 +6,12 @@
  * mutable ones, 1 s for directories); files open with keep_cache unless the
  * open found new content, in which case the open uses direct I/O and the
  * inode is invalidated from a separate thread (libfuse's notify calls must
- * not run inside a handler that holds kernel locks). Reads go through a
- * reused per-thread buffer and fuse_reply_buf, which on libfuse 3.14 beats
- * fd-backed fuse_reply_data without splice by an order of magnitude.
+ * not run inside a handler that holds kernel locks). Reads of stored content
+ * are spliced from the cache file (SPLICE_WRITE with max_read at most
+ * FS_MAX_READ, so every reply fits libfuse's pipe); reads of a download in
+ * progress, and all reads where splicing is off, go through a reused
+ * per-thread buffer and fuse_reply_buf. Never fd-backed fuse_reply_data
+ * without splice: on libfuse 3.14 that path is an order of magnitude slower.
  */
 #include "upstreamfs/fs.h"
 #include "upstreamfs/engine.h"
@@ -28,6 +31,9 @@
 
 /* The session this process serves; notify calls need it and requests do not carry it. */
 static struct fuse_session *fs_current;
+/* The max_read mount option, and whether replies from stored content are spliced (set in init). */
+static unsigned fs_max_read;
+static bool fs_splice;
 
 struct fs_dir {
     struct engine_dirent *ents;
@@ -101,6 +107,11 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
     /* The engine decides page-cache reuse per open (keep_cache); mtime changes must not. */
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
     conn->max_readahead = conn->max_readahead < (1u << 20) ? conn->max_readahead : (1u << 20);
+    conn->max_read = fs_max_read;
+    if (fs_max_read && fs_max_read <= FS_MAX_READ && (conn->capable & FUSE_CAP_SPLICE_WRITE)) {
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
+        fs_splice = true;
+    }
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -332,6 +343,23 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     (void)ino;
     struct engine_file *f = (struct engine_file *)(uintptr_t)fi->fh;
     struct engine_wait w = {.cancelled = req_cancelled, .arg = req};
+    int64_t fsize;
+    int fd = fs_splice ? engine_file_blob(f, &fsize) : -EAGAIN;
+    if (fd >= 0) {
+        /* page-cache pages of the cache file go to the kernel through a pipe, no copy here */
+        if (off >= fsize) {
+            fuse_reply_buf(req, NULL, 0);
+            return;
+        }
+        if ((int64_t)size > fsize - off)
+            size = (size_t)(fsize - off);
+        struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+        bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        bv.buf[0].fd = fd;
+        bv.buf[0].pos = off;
+        fuse_reply_data(req, &bv, 0); /* it replies with the error itself when reading fails */
+        return;
+    }
     char *read_buf = thread_read_buf();
     if (!read_buf) {
         fuse_reply_err(req, ENOMEM);
@@ -476,8 +504,9 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .listxattr = fs_listxattr,
 };
 
-struct fuse_session *fs_session_new(struct fuse_args *args, struct engine *e)
+struct fuse_session *fs_session_new(struct fuse_args *args, struct engine *e, unsigned max_read)
 {
+    fs_max_read = max_read;
     fs_current = fuse_session_new(args, &fs_ops, sizeof(fs_ops), e);
     return fs_current;
 }

@@ -354,6 +354,16 @@ fails 1 'upstreamfs: name: no registry named "all"' registry delete all
 ok proxy delete viastdin
 [[ ! -e "$STATE/secrets/viastdin" ]] || die "delete kept the secret file"
 
+# ---- mount options that are refused before anything is mounted ---------------------------------
+log "mount options"
+mkdir -p "$T/mnt"
+fails 2 'upstreamfs: mount: max_read: must be a byte count from 4096 to 1032192 (got "100")' \
+    mount "$T/mnt" -o max_read=100
+fails 2 'upstreamfs: mount: max_read: must be a byte count from 4096 to 1032192 (got "2097152")' \
+    mount "$T/mnt" -o max_read=2097152
+fails 2 'upstreamfs: mount: quota: must be a size in bytes, optionally with K, M or G (got "lots")' \
+    mount "$T/mnt" -o quota=lots
+
 # ---- no network --------------------------------------------------------------------------------
 if command -v strace >/dev/null 2>&1 && strace -f -qq -o /dev/null true 2>/dev/null; then
     log "no network"
