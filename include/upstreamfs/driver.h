@@ -30,8 +30,15 @@ struct drv_entry {
     char *url;    /* files: where the bytes come from */
     char *expect; /* files: checksum the bytes must have ("algo:hex"), or NULL */
     bool is_mutable;
-    bool generated; /* files: bytes come from driver->generate, not from url */
+    bool generated;     /* files: bytes come from driver->generate, not from url */
     char *content_type; /* files: media type, when the protocol names one */
+};
+
+/* A file of a registry's local content, as a registry's merged documents list it. */
+struct drv_local_file {
+    char *name;
+    int64_t size;
+    char sha256[65]; /* hex */
 };
 
 struct drv_listing {
@@ -102,6 +109,16 @@ struct driver_ops {
      */
     int (*shim_render)(const char *doc, size_t len, const char *base, int variant, char **out,
                        size_t *out_len, const char **ctype);
+    /*
+     * A registry's render route (route_path as shim_route set it): the document its
+     * upstreams provide (doc, len; NULL when none has it) with the registry's local files of
+     * the document's directory merged in, local first. Sets a malloc'd document in the form
+     * shim_render reads; -ENOENT when there is nothing to serve. No I/O. May be NULL: the
+     * upstreams' document is served as it is.
+     */
+    int (*shim_merge_local)(const char *route_path, const char *doc, size_t len,
+                            const struct drv_local_file *files, size_t n, char **out,
+                            size_t *out_len);
 };
 
 void drv_entry_clear(struct drv_entry *e);

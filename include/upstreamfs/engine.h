@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct drv_local_file;
 struct engine;
 struct engine_file;
 
@@ -144,6 +145,14 @@ int engine_rename(struct engine *e, int64_t parent, const char *name, int64_t ne
  * *files and *bytes count what was imported. Returns 0, -ENOENT (no such
  * registry), -EROFS (dest is not in a registry), or the first I/O error.
  */
+/*
+ * The files of a registry's local content directly below dir ("REGISTRY/path"), with size
+ * and sha256, from the index alone (no network). *n = 0 when there are none (or dir is no
+ * directory the index knows). Free with engine_local_files_free.
+ */
+int engine_local_files(struct engine *e, const char *dir, struct drv_local_file **out, size_t *n);
+void engine_local_files_free(struct drv_local_file *files, size_t n);
+
 int engine_import(struct engine *e, const char *dest, const char *src_dir, int64_t *files,
                   int64_t *bytes);
 

@@ -64,6 +64,19 @@ int pypi_index_find(const json_t *index, const char *file, char **url, char **ex
  */
 int pypi_index_emit(const json_t *index, char **out, size_t *out_len);
 
+struct drv_local_file;
+
+/*
+ * A registry's document for project name: doc (in emit's form; NULL when no upstream has the
+ * project) with the local files of the project's directory first. Every local file whose
+ * name is a distribution's (filename_ok, not starting with '.', not "*.metadata") is listed
+ * with its sha256 and size, and with core-metadata when "<file>.metadata" is local too; an
+ * upstream entry of the same filename is dropped. -ENOENT when the result lists nothing.
+ */
+int pypi_index_merge_local(const char *doc, size_t len, const char *name,
+                           const struct drv_local_file *files, size_t n, char **out,
+                           size_t *out_len);
+
 /*
  * A client's reply from that document: URLs resolved against base (the
  * document's absolute URL on the shim), as PEP 691 JSON or a PEP 503 page

@@ -535,6 +535,91 @@ int pypi_index_emit(const json_t *index, char **out, size_t *out_len)
     return 0;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static const struct drv_local_file *local_find(const struct drv_local_file *files, size_t n,
+                                               const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(files[i].name, name) == 0)
+            return &files[i];
+    return NULL;
+}
+
+/* A local distribution as an index entry (url: the escaped filename, as emit writes it). */
+static json_t *local_entry(const struct drv_local_file *f, const struct drv_local_file *files,
+                           size_t n)
+{
+    char meta[PYPI_NAME_MAX + 300];
+    char *esc = fetch_url_escape(f->name);
+    json_t *o = esc ? file_new(f->name, esc) : NULL;
+    free(esc);
+    if (!o)
+        return NULL;
+    const struct drv_local_file *m = NULL;
+    if (snprintf(meta, sizeof(meta), "%s.metadata", f->name) < (int)sizeof(meta))
+        m = local_find(files, n, meta);
+    if (json_object_set_new(json_object_get(o, "hashes"), "sha256", json_string(f->sha256)) < 0 ||
+        (f->size >= 0 && json_object_set_new(o, "size", json_integer(f->size)) < 0) ||
+        (m &&
+         json_object_set_new(o, "core-metadata", json_pack("{s:s}", "sha256", m->sha256)) < 0)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int pypi_index_merge_local(const char *doc, size_t len, const char *name,
+                           const struct drv_local_file *files, size_t n, char **out,
+                           size_t *out_len)
+{
+    json_error_t jerr;
+    json_t *up = doc ? json_loadb(doc, len, 0, &jerr) : NULL;
+    if (doc && (!json_is_object(up) || !json_is_array(json_object_get(up, "files")))) {
+        json_decref(up);
+        return -EIO;
+    }
+    json_t *list = json_array(), *seen = json_object();
+    json_t *root =
+        up ? json_incref(up)
+           : json_pack("{s:{s:s}, s:s, s:[]}", "meta", "api-version", "1.0", "name", name, "files");
+    int rc = list && seen && root ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct drv_local_file *f = &files[i];
+        if (f->name[0] == '.' || ends_with(f->name, ".metadata") || !filename_ok(f->name))
+            continue;
+        json_t *o = local_entry(f, files, n);
+        rc = o ? files_add(list, seen, o) : -ENOMEM;
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(up ? json_object_get(up, "files") : NULL, i, f)
+    {
+        if (rc == 0)
+            rc = files_add(list, seen, json_incref(f));
+    }
+    if (rc == 0 && json_array_size(list) == 0)
+        rc = -ENOENT;
+    if (rc == 0 && json_object_set(root, "files", list) < 0)
+        rc = -ENOMEM;
+    char *s = rc == 0 ? json_dumps(root, JSON_COMPACT) : NULL;
+    if (rc == 0 && !s)
+        rc = -ENOMEM;
+    json_decref(up);
+    json_decref(root);
+    json_decref(list);
+    json_decref(seen);
+    if (rc < 0)
+        return rc;
+    *out = s;
+    *out_len = strlen(s);
+    return 0;
+}
+
 /* ---- rendering for the shim --------------------------------------------------------------- */
 
 /* A growable output buffer with a cap. */
@@ -986,6 +1071,17 @@ static int pypi_shim_render(const char *doc, size_t len, const char *base, int v
     return pypi_index_render(doc, len, base, (enum pypi_variant)variant, out, out_len, ctype);
 }
 
+static int pypi_shim_merge_local(const char *route_path, const char *doc, size_t len,
+                                 const struct drv_local_file *files, size_t n, char **out,
+                                 size_t *out_len)
+{
+    char name[PYPI_NAME_MAX + 1];
+    const char *rest;
+    if (project_split(route_path, name, &rest) < 0 || !is_doc(rest))
+        return -ENOENT;
+    return pypi_index_merge_local(doc, len, name, files, n, out, out_len);
+}
+
 const struct driver_ops driver_pypi = {
     .type = "pypi",
     .lookup = pypi_lookup,
@@ -993,4 +1089,5 @@ const struct driver_ops driver_pypi = {
     .generate = pypi_generate,
     .shim_route = pypi_shim_route,
     .shim_render = pypi_shim_render,
+    .shim_merge_local = pypi_shim_merge_local,
 };

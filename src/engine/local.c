@@ -571,3 +571,56 @@ int engine_import(struct engine *e, const char *dest, const char *src_dir, int64
     }
     return import_dir(e, ino, fd, 0, files, bytes);
 }
+
+int engine_local_files(struct engine *e, const char *dir, struct drv_local_file **out, size_t *n)
+{
+    char *copy = strdup(dir), *save = NULL;
+    struct node *kids = NULL;
+    size_t nk = 0;
+    int64_t ino = INDEX_ROOT_INO;
+    int rc = copy ? 0 : -ENOMEM;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&e->mu);
+    for (char *c = copy ? strtok_r(copy, "/", &save) : NULL; rc == 0 && c;
+         c = strtok_r(NULL, "/", &save)) {
+        struct node d;
+        rc = index_child(e->ix, ino, c, &d);
+        if (rc == 0 && d.kind != NODE_DIR)
+            rc = -ENOTDIR;
+        if (rc == 0)
+            ino = d.ino;
+        if (rc == 0 || rc == -ENOTDIR)
+            node_clear(&d);
+    }
+    if (rc == 0 && ino != INDEX_ROOT_INO)
+        rc = index_children(e->ix, ino, &kids, &nk);
+    pthread_mutex_unlock(&e->mu);
+    free(copy);
+    struct drv_local_file *files = nk ? calloc(nk, sizeof(*files)) : NULL;
+    size_t got = 0;
+    for (size_t i = 0; files && i < nk; i++) {
+        if (!kids[i].local || kids[i].kind != NODE_FILE || !kids[i].digest[0])
+            continue;
+        if (!(files[got].name = strdup(kids[i].name)))
+            break;
+        files[got].size = kids[i].size;
+        memcpy(files[got].sha256, kids[i].digest, sizeof(files[got].sha256));
+        got++;
+    }
+    index_nodes_free(kids, nk);
+    if (rc < 0 || (nk && !files)) {
+        free(files);
+        return rc == -ENOENT || rc == -ENOTDIR ? 0 : rc < 0 ? rc : -ENOMEM;
+    }
+    *out = files;
+    *n = got;
+    return 0;
+}
+
+void engine_local_files_free(struct drv_local_file *files, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(files[i].name);
+    free(files);
+}

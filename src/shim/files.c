@@ -359,18 +359,20 @@ static enum MHD_Result redirect_to_dir(struct shim_req *r)
 #define SHIM_DOC_MAX (256u << 20) /* a document read whole to be rendered */
 
 /* The driver of the proxy or registry named top, from the configuration; NULL if none. */
-static const struct driver_ops *driver_of(struct shim *s, const char *top)
+static const struct driver_ops *driver_of(struct shim *s, const char *top, bool *registry)
 {
     struct proxy p;
     struct registry g;
     struct config_error err;
     const struct driver_ops *d = NULL;
+    *registry = false;
     pthread_mutex_lock(&s->st_mu);
     if (configdb_proxy_get(s->st, top, &p, &err) == 0) {
         d = driver_for_type(p.type);
         config_proxy_clear(&p);
     } else if (configdb_registry_get(s->st, top, &g, &err) == 0) {
         d = driver_for_type(g.type);
+        *registry = true;
         config_registry_clear(&g);
     }
     pthread_mutex_unlock(&s->st_mu);
@@ -424,19 +426,57 @@ static char *base_url(struct shim_req *r, const char *epath)
     return shim_buf_steal(&b, NULL);
 }
 
-/* A document route: the engine file at epath, rewritten by the driver for this shim. */
-static enum MHD_Result render(struct shim_req *r, const struct driver_ops *d,
-                              const struct engine_attr *a, const char *epath, int variant)
+/*
+ * The document of a render route, read whole: the engine file at epath; in a registry whose
+ * driver merges, with the registry's local files of that directory merged in (the document
+ * may then exist only there).
+ */
+static int route_doc(struct shim_req *r, const struct driver_ops *d, bool registry,
+                     const char *epath, const char *route_path, char **doc, size_t *len)
+{
+    struct drv_local_file *files = NULL;
+    size_t nfiles = 0;
+    struct engine_attr a;
+    char *dir = strdup(epath), *slash = dir ? strrchr(dir, '/') : NULL;
+    int rc = dir ? 0 : -ENOMEM;
+    if (slash)
+        *slash = '\0';
+    if (rc == 0 && registry && d->shim_merge_local)
+        rc = engine_local_files(r->s->e, dir, &files, &nfiles);
+    free(dir);
+    *doc = NULL;
+    *len = 0;
+    if (rc == 0 && (rc = engine_resolve(r->s->e, epath, &a)) == 0)
+        rc = a.kind == NODE_FILE ? read_whole(r, &a, doc, len) : -ENOENT;
+    if (nfiles > 0 && (rc == 0 || rc == -ENOENT)) {
+        char *merged = NULL;
+        size_t mlen = 0;
+        rc = d->shim_merge_local(route_path, *doc, *len, files, nfiles, &merged, &mlen);
+        free(*doc);
+        *doc = merged;
+        *len = mlen;
+    }
+    engine_local_files_free(files, nfiles);
+    if (rc < 0) {
+        free(*doc);
+        *doc = NULL;
+    }
+    return rc;
+}
+
+/* A document route: the route's document, rewritten by the driver for this shim. */
+static enum MHD_Result render(struct shim_req *r, const struct driver_ops *d, bool registry,
+                              const char *epath, const struct drv_shim_route *rt)
 {
     char *doc = NULL, *out = NULL, *base = NULL;
     size_t len = 0, olen = 0;
     const char *ctype = NULL;
     char hex[65], etag[80];
-    int rc = read_whole(r, a, &doc, &len);
+    int rc = route_doc(r, d, registry, epath, rt->path, &doc, &len);
     if (rc == 0 && !(base = base_url(r, epath)))
         rc = -ENOMEM;
     if (rc == 0)
-        rc = d->shim_render(doc, len, base, variant, &out, &olen, &ctype);
+        rc = d->shim_render(doc, len, base, rt->variant, &out, &olen, &ctype);
     free(doc);
     free(base);
     if (rc < 0)
@@ -487,7 +527,8 @@ static int protocol_route(struct shim_req *r, enum MHD_Result *res)
     if (n == 0 || n > SHIM_COMPONENT_MAX)
         return -ENOTSUP;
     snprintf(top, sizeof(top), "%.*s", (int)n, r->path);
-    const struct driver_ops *d = driver_of(r->s, top);
+    bool registry;
+    const struct driver_ops *d = driver_of(r->s, top, &registry);
     if (!d || !d->shim_route)
         return -ENOTSUP;
     struct drv_shim_route *rt = calloc(1, sizeof(*rt));
@@ -503,7 +544,6 @@ static int protocol_route(struct shim_req *r, enum MHD_Result *res)
     char *epath = NULL;
     if (rc == 0 && (epath = malloc(n + strlen(rt->path) + 2)) != NULL)
         sprintf(epath, "%s%s%s", top, rt->path[0] ? "/" : "", rt->path);
-    struct engine_attr a;
     if (rc == -EINVAL)
         *res = bad_request(r);
     else if (rc < 0)
@@ -514,12 +554,8 @@ static int protocol_route(struct shim_req *r, enum MHD_Result *res)
         *res = redirect_to_dir(r);
     else if (!rt->render)
         *res = serve_path(r, epath, rt->want_slash || r->slash);
-    else if ((rc = engine_resolve(r->s->e, epath, &a)) < 0)
-        *res = shim__reply_errno(r, rc, r->path);
-    else if (a.kind != NODE_FILE)
-        *res = shim__reply_errno(r, -ENOENT, r->path);
     else
-        *res = render(r, d, &a, epath, rt->variant);
+        *res = render(r, d, registry, epath, rt);
     free(epath);
     free(rt);
     return 0;

@@ -27,6 +27,8 @@
 #   the mount: MNT/py/upfs-demo/ lists the distributions with true sizes, each readable with the
 #     fixture's sha256; non-normalised names are absent;
 #   pip through the registry /pyall/simple/ succeeds and fetches nothing new;
+#   files copied into the registry's local content are on its pages, first: pip downloads a
+#     project only the local content has, and a newer local version of an upstream project;
 #   upfs-bad: pip download fails, the shim answers 502 for the wheel, and it is not cached;
 #   with the upstream stopped (the page past its TTL), both downloads succeed again from the
 #     cache and the page is marked stale; with the proxy --offline too.
@@ -183,6 +185,40 @@ t_registry() {
     assert_contains "$BODY" "$S/pyall/upfs-demo/$WHL#sha256=" "the registry's page links into the registry"
 }
 check "pip through a pypi registry: its own URLs, nothing fetched again" t_registry
+
+# ---- a registry's local content in its pages ---------------------------------------------------
+t_registry_local() {
+    local before lwhl=upfs_local-1.0.0-py3-none-any.whl dwhl=upfs_demo-2.0.0-py3-none-any.whl
+    mkdir "$MNT/pyall/upfs-local"
+    cp "$T/local/$lwhl" "$MNT/pyall/upfs-local/"
+    cp "$T/local/$dwhl" "$MNT/pyall/upfs-demo/"
+    before="$(total)"
+    pip_download "$T/dl-local1" "$S/pyall/simple/" upfs-local
+    ((RC == 0)) || die "pip download of a project only the registry's local content has failed ($RC): $ERR $OUT"
+    assert_sha256 "$T/dl-local1/$lwhl" "$(fsha "$lwhl")"
+    pip_download "$T/dl-local2" "$S/pyall/simple/" upfs-demo
+    ((RC == 0)) || die "pip download upfs-demo through the registry failed ($RC): $ERR $OUT"
+    assert_eq "$(ls "$T/dl-local2")" "$dwhl" "the newest upfs-demo: the local one"
+    assert_sha256 "$T/dl-local2/$dwhl" "$(fsha "$dwhl")"
+    http_get "$S/pyall/simple/upfs-demo/" -H 'Accept: application/vnd.pypi.simple.v1+json'
+    "$PYTHON" - "$BODY" "$S" "$dwhl" "$(fsha "$dwhl")" "$WHL" "$(fsha "$WHL")" <<'EOF' || die "the registry's merged page: $BODY"
+import json, sys
+d = json.loads(sys.argv[1])
+s, local, lsha, up, usha = sys.argv[2:]
+names = [f["filename"] for f in d["files"]]
+assert names[0] == local, names            # local first
+assert up in names, names                  # the upstream's files stay
+by = {f["filename"]: f for f in d["files"]}
+assert by[local]["hashes"]["sha256"] == lsha and by[local]["url"] == s + "/pyall/upfs-demo/" + local
+assert by[up]["hashes"]["sha256"] == usha and by[up]["url"] == s + "/pyall/upfs-demo/" + up
+EOF
+    http_get "$S/py/simple/upfs-demo/" -H 'Accept: text/html'
+    [[ "$BODY" != *"$dwhl"* ]] || die "the proxy's own page lists the registry's local file"
+    assert_eq "$(total)" "$before" "upstream requests for local content"
+    http_get "$S/pyall/simple/upfs-nothing/"
+    assert_eq "$HTTP_STATUS" 404 "a project neither local content nor an upstream has"
+}
+check "a pypi registry's pages list its local files first, then the upstreams'" t_registry_local
 
 # ---- bytes that do not match the page's sha256 -------------------------------------------------
 t_bad() {

@@ -5,13 +5,14 @@
  * requires-python, core metadata), hostile pages (unusable file names,
  * non-http links, garbage, deep nesting), what a file resolves to, the
  * document the mount keeps, its rendering for the shim as JSON and HTML,
- * and Accept negotiation.
+ * a registry's local files merged into it, and Accept negotiation.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "upstreamfs/driver.h"
 #include "upstreamfs/pypi.h"
 
 #include <errno.h>
@@ -332,6 +333,63 @@ static void accept_negotiation(void **state)
     assert_int_equal(pypi_accept_variant(";;,,;q=,"), PYPI_TEXT_HTML);
 }
 
+static void merge_local_files(void **state)
+{
+    (void)state;
+    char *out = NULL, *up = NULL;
+    size_t len = 0, ulen = 0;
+    json_error_t jerr;
+    struct drv_local_file files[] = {
+        {.name = "demo_pkg-2.0-py3-none-any.whl", .size = 10, .sha256 = H1},
+        {.name = "demo_pkg-2.0-py3-none-any.whl.metadata", .size = 3, .sha256 = H2},
+        {.name = ".simple.json", .size = 5, .sha256 = H2},
+        {.name = "demo_pkg-1.0-py3-none-any.whl", .size = 7, .sha256 = H2},
+    };
+    /* only local files: a document of its own; dotfiles and .metadata are no distributions */
+    assert_int_equal(pypi_index_merge_local(NULL, 0, "demo-pkg", files, 1, &out, &len), 0);
+    json_t *d = json_loadb(out, len, 0, &jerr);
+    assert_string_equal(json_string_value(json_object_get(d, "name")), "demo-pkg");
+    assert_int_equal(json_array_size(json_object_get(d, "files")), 1);
+    json_t *f = json_array_get(json_object_get(d, "files"), 0);
+    assert_string_equal(json_string_value(json_object_get(f, "url")),
+                        "demo_pkg-2.0-py3-none-any.whl");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(f, "hashes"), "sha256")),
+                        H1);
+    assert_int_equal(json_integer_value(json_object_get(f, "size")), 10);
+    assert_null(json_object_get(f, "core-metadata"));
+    json_decref(d);
+    free(out);
+    /* with the upstream's document: local first, its own .metadata, a same-named upstream dropped
+     */
+    json_t *idx = NULL;
+    assert_int_equal(pypi_index_parse(page_html, strlen(page_html), "text/html",
+                                      "https://pypi.example/simple/demo-pkg/", "demo-pkg", &idx),
+                     0);
+    assert_int_equal(pypi_index_emit(idx, &up, &ulen), 0);
+    size_t nup = json_array_size(json_object_get(idx, "files"));
+    json_decref(idx);
+    assert_int_equal(pypi_index_merge_local(up, ulen, "demo-pkg", files, 4, &out, &len), 0);
+    d = json_loadb(out, len, 0, &jerr);
+    json_t *fl = json_object_get(d, "files");
+    assert_int_equal(json_array_size(fl), nup + 1);
+    f = json_array_get(fl, 0);
+    assert_string_equal(json_string_value(json_object_get(f, "filename")),
+                        "demo_pkg-2.0-py3-none-any.whl");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(f, "core-metadata"), "sha256")), H2);
+    f = json_array_get(fl, 1);
+    assert_string_equal(json_string_value(json_object_get(f, "filename")),
+                        "demo_pkg-1.0-py3-none-any.whl");
+    assert_int_equal(json_integer_value(json_object_get(f, "size")), 7); /* the local one */
+    json_decref(d);
+    free(out);
+    /* nothing to list, and a document that is not one */
+    assert_int_equal(pypi_index_merge_local(NULL, 0, "demo-pkg", files + 1, 2, &out, &len),
+                     -ENOENT);
+    assert_int_equal(pypi_index_merge_local("[1]", 3, "demo-pkg", files, 1, &out, &len), -EIO);
+    free(up);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +398,7 @@ int main(void)
         cmocka_unit_test(json_page),
         cmocka_unit_test(hostile_html),
         cmocka_unit_test(mount_document_and_render),
+        cmocka_unit_test(merge_local_files),
         cmocka_unit_test(accept_negotiation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,8 @@ Writes a tree that any static server (upstream.py, nginx) serves as a PEP 503 re
                                                         the page (../../packages/<file>#sha256=)
     DIR/packages/<file>                                 the distributions
     DIR/packages/<wheel>.metadata                       PEP 658 core metadata of upfs-demo's wheel
-and DIR/../expect.json: {"<file>": {"sha256": hex, "size": n}}.
+and DIR/../expect.json: {"<file>": {"sha256": hex, "size": n}}, and DIR/../local/, never
+served: distributions a test copies into a registry's local content.
 
 Projects:
     upfs-demo    upfs_demo-1.0.0-py3-none-any.whl (with data-dist-info-metadata), and an older
@@ -18,6 +19,9 @@ Projects:
     Upfs_Sdist   upfs_sdist-1.0.0.tar.gz, a setuptools sdist (pip prepares its metadata, so it
                  needs --no-build-isolation and setuptools); its page is at simple/upfs-sdist/
     upfs-bad     upfs_bad-1.0.0-py3-none-any.whl whose page names the sha256 of other bytes
+Local (DIR/../local/):
+    upfs_local-1.0.0-py3-none-any.whl   a project no upstream has
+    upfs_demo-2.0.0-py3-none-any.whl    a newer upfs-demo than the upstream's
 """
 
 import base64
@@ -125,6 +129,16 @@ def main():
     bname = "upfs_bad-1.0.0-py3-none-any.whl"
     put(bname, bad)
     put_page("upfs-bad", [(bname, hashlib.sha256(bad + b"other bytes").hexdigest(), "")])
+
+    local = os.path.join(os.path.dirname(os.path.abspath(root)), "local")
+    os.makedirs(local, exist_ok=True)
+    for name, version, module in (("upfs-local", "1.0.0", "upfs_local"),
+                                  ("upfs-demo", "2.0.0", "upfs_demo")):
+        data, _ = wheel(name, version, module)
+        fname = "%s-%s-py3-none-any.whl" % (module, version)
+        with open(os.path.join(local, fname), "wb") as f:
+            f.write(data)
+        expect[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
     with open(os.path.join(root, "simple", "index.html"), "wb") as f:
         f.write(b"<!DOCTYPE html><html><body>" + b"".join(
