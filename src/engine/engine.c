@@ -1189,7 +1189,13 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
 {
     struct node n;
     char val[4200];
-    /* ls asks every file for ACLs and security labels: answer those without the index. */
+    /*
+     * Only user.* attributes exist here: security.*, system.* (ACLs) and trusted.* are not
+     * supported, which tools take to heart per file system (ls -l stops asking every file for
+     * its ACL and security label after the first: two round trips per listing, not two per file).
+     */
+    if (strncmp(name, "user.", 5) != 0)
+        return -EOPNOTSUPP;
     if (strncmp(name, "user.upstreamfs.", 16) != 0)
         return -ENODATA;
     pthread_mutex_lock(&e->mu);
@@ -1250,6 +1256,8 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
 
 int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len)
 {
+    /* the digest only once it is known, so that every name listed can be read */
+    static const char digest[] = "user.upstreamfs.digest\0";
     static const char names[] = "user.upstreamfs.digest\0user.upstreamfs.source\0"
                                 "user.upstreamfs.cached\0user.upstreamfs.stale\0";
     struct engine_attr a;
@@ -1258,12 +1266,17 @@ int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len)
         return rc;
     if (a.kind != NODE_FILE)
         return 0;
+    rc = engine_getxattr(e, ino, "user.upstreamfs.digest", NULL, 0);
+    if (rc < 0 && rc != -ENODATA)
+        return rc;
+    const char *list = rc < 0 ? names + sizeof(digest) - 1 : names;
+    size_t n = sizeof(names) - 1 - (size_t)(list - names);
     if (len == 0)
-        return (int)sizeof(names) - 1;
-    if (len < sizeof(names) - 1)
+        return (int)n;
+    if (len < n)
         return -ERANGE;
-    memcpy(buf, names, sizeof(names) - 1);
-    return (int)sizeof(names) - 1;
+    memcpy(buf, list, n);
+    return (int)n;
 }
 
 int engine_stats(struct engine *e, struct engine_stats *out)

@@ -71,6 +71,26 @@ t_xattr_uncached() {
 }
 check "xattr cached=none on a file not read yet (and getfattr does not download)" t_xattr_uncached
 
+# ---- attributes other than user.*: not supported, so ls -l asks once per listing -----------
+t_xattr_unsupported() {
+    local n
+    expect_fail_with "Operation not supported" getfattr -n security.selinux "$G/4k.bin"
+    expect_fail_with "Operation not supported" getfattr -n system.posix_acl_access "$G/4k.bin"
+    expect_fail_with "No such attribute" getfattr -n user.other "$G/4k.bin"
+    # every name getfattr -d lists can be read: no digest before the content is known
+    run_capture getfattr --absolute-names -d "$G/one.bin"
+    ((RC == 0)) && [[ -z "$ERR" ]] || die "getfattr -d of an uncached file: rc $RC, $ERR"
+    [[ "$OUT" != *digest* ]] || die "an uncached file lists a digest: $OUT"
+    if command -v strace >/dev/null && strace -qq -o /dev/null true 2>/dev/null; then
+        strace -qq -f -e trace=getxattr,lgetxattr -o "$T/ls.strace" ls -l "$G/" >/dev/null
+        n="$(grep -c xattr "$T/ls.strace")"
+        ((n <= 4)) || die "ls -l of $(ls "$G" | wc -l) entries made $n getxattr calls (at most 4: one per name)"
+    else
+        log "strace unavailable: the getxattr count of ls -l is not checked"
+    fi
+}
+check "security.*, system.* (ACLs): not supported; ls -l asks once, not per file" t_xattr_unsupported
+
 # ---- 32 concurrent readers of one uncached 10 MiB file -------------------------------------
 t_concurrent() {
     local want i pids=() bad=0 got
