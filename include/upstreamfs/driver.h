@@ -60,6 +60,11 @@ struct drv_shim_route {
     bool want_slash; /* a page that lives at a '/'-terminated URL: redirect a target without one */
     bool render;     /* path is a document: the reply is shim_render's rewrite of its bytes */
     int variant;     /* render: which representation the client asked for (driver-defined) */
+    /*
+     * render, in a registry: the path of a local file that holds the registry's own version
+     * of the document (npm: "<package>/package.json" for either variant), or "".
+     */
+    char local_doc[DRV_SHIM_PATH_MAX];
 };
 
 struct driver_ops {
@@ -110,13 +115,16 @@ struct driver_ops {
     int (*shim_render)(const char *doc, size_t len, const char *base, int variant, char **out,
                        size_t *out_len, const char **ctype);
     /*
-     * A registry's render route (route_path as shim_route set it): the document its
-     * upstreams provide (doc, len; NULL when none has it) with the registry's local files of
-     * the document's directory merged in, local first. Sets a malloc'd document in the form
-     * shim_render reads; -ENOENT when there is nothing to serve. No I/O. May be NULL: the
-     * upstreams' document is served as it is.
+     * A registry's render route (route_path as shim_route set it), when the registry has
+     * local content for it: the document its first upstream that has one provides (doc, len;
+     * NULL when none has it) merged with the registry's own, local first: local_doc (the
+     * content of the route's local_doc; NULL when there is none) and the local files of the
+     * document's directory. Sets a malloc'd document in the form shim_render reads; -ENOENT
+     * when there is nothing to serve. No I/O. May be NULL: the registry serves the first
+     * document found, local content first.
      */
     int (*shim_merge_local)(const char *route_path, const char *doc, size_t len,
+                            const char *local_doc, size_t local_len,
                             const struct drv_local_file *files, size_t n, char **out,
                             size_t *out_len);
 };

@@ -55,6 +55,16 @@ int npm_packument_rewrite(const char *body, size_t len, const char *name, char *
                           size_t *out_len);
 
 /*
+ * A registry's document: up (the first upstream's, in the mount's form; NULL when none has
+ * the package) with the registry's own local (NULL: none) laid over it: its versions, dist-tags
+ * and time entries replace those of the same name, its other members replace the upstream's;
+ * everything else of up stays. Either alone passes through. Returns 0 with a malloc'd body,
+ * -ENOENT when both are NULL, -EIO when one is not a JSON object.
+ */
+int npm_packument_merge(const char *up, size_t up_len, const char *local, size_t local_len,
+                        char **out, size_t *out_len);
+
+/*
  * The rewritten document for a client: every dist.tarball resolved against
  * base, the absolute URL of the document as the shim serves its engine path.
  * Returns 0 with a malloc'd body, -EIO.

@@ -311,6 +311,34 @@ int npm_packument_rewrite(const char *body, size_t len, const char *name, char *
     return rc;
 }
 
+int npm_packument_merge(const char *up, size_t up_len, const char *local, size_t local_len,
+                        char **out, size_t *out_len)
+{
+    if (!up && !local)
+        return -ENOENT;
+    json_t *root = up ? load_doc(up, up_len) : NULL;
+    json_t *over = local ? load_doc(local, local_len) : NULL;
+    int rc = (up && !root) || (local && !over) ? -EIO : 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(rc == 0 && root ? over : NULL, key, v)
+    {
+        json_t *mine = json_object_get(root, key);
+        bool merge =
+            (!strcmp(key, "versions") || !strcmp(key, "dist-tags") || !strcmp(key, "time")) &&
+            json_is_object(v) && json_is_object(mine);
+        if (merge ? json_object_update(mine, v) < 0 : json_object_set(root, key, v) < 0)
+            rc = -ENOMEM;
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0)
+        rc = dump_doc(root ? root : over, out, out_len);
+    json_decref(root);
+    json_decref(over);
+    return rc;
+}
+
 int npm_packument_render(const char *doc, size_t len, const char *base, char **out, size_t *out_len)
 {
     const char *ver;
@@ -629,7 +657,22 @@ static int npm_shim_route(const char *path, bool slash, bool escaped_slash, cons
     if (n < 0 || (size_t)n >= sizeof(out->path))
         return -ENOENT;
     out->render = true;
+    /* a registry's own document is the package.json written into its local content */
+    n = snprintf(out->local_doc, sizeof(out->local_doc), "%s/%s", p.name, NPM_FULL_DOC);
+    if (n < 0 || (size_t)n >= sizeof(out->local_doc))
+        return -ENOENT;
     return 0;
+}
+
+static int npm_shim_merge_local(const char *route_path, const char *doc, size_t len,
+                                const char *local_doc, size_t local_len,
+                                const struct drv_local_file *files, size_t n, char **out,
+                                size_t *out_len)
+{
+    (void)route_path; /* tarballs are named by the documents, not listed from files */
+    (void)files;
+    (void)n;
+    return npm_packument_merge(doc, len, local_doc, local_len, out, out_len);
 }
 
 static int npm_shim_render(const char *doc, size_t len, const char *base, int variant, char **out,
@@ -647,4 +690,5 @@ const struct driver_ops driver_npm = {
     .generate = npm_generate,
     .shim_route = npm_shim_route,
     .shim_render = npm_shim_render,
+    .shim_merge_local = npm_shim_merge_local,
 };

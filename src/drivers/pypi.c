@@ -1072,9 +1072,12 @@ static int pypi_shim_render(const char *doc, size_t len, const char *base, int v
 }
 
 static int pypi_shim_merge_local(const char *route_path, const char *doc, size_t len,
+                                 const char *local_doc, size_t local_len,
                                  const struct drv_local_file *files, size_t n, char **out,
                                  size_t *out_len)
 {
+    (void)local_doc; /* pages are made from the files: shim_route names no local_doc */
+    (void)local_len;
     char name[PYPI_NAME_MAX + 1];
     const char *rest;
     if (project_split(route_path, name, &rest) < 0 || !is_doc(rest))

@@ -426,53 +426,108 @@ static char *base_url(struct shim_req *r, const char *epath)
     return shim_buf_steal(&b, NULL);
 }
 
+/* The engine file at path, read whole: -ENOENT when it is no file. *writable: local content. */
+static int read_file_at(struct shim_req *r, const char *path, char **doc, size_t *len,
+                        bool *writable)
+{
+    struct engine_attr a;
+    int rc = engine_resolve(r->s->e, path, &a);
+    if (rc == 0 && a.kind != NODE_FILE)
+        rc = -ENOENT;
+    if (rc == 0 && writable)
+        *writable = a.writable;
+    return rc == 0 ? read_whole(r, &a, doc, len) : rc;
+}
+
 /*
- * The document of a render route, read whole: the engine file at epath; in a registry whose
- * driver merges, with the registry's local files of that directory merged in (the document
- * may then exist only there).
+ * The document at route_path of the first of registry top's upstreams that has one (a
+ * missing one moves on, any other failure ends the search, as the registry's own lookups
+ * do); *doc stays NULL when none has it.
  */
-static int route_doc(struct shim_req *r, const struct driver_ops *d, bool registry,
-                     const char *epath, const char *route_path, char **doc, size_t *len)
+static int upstreams_doc(struct shim_req *r, const char *top, const char *route_path, char **doc,
+                         size_t *len)
+{
+    struct registry g;
+    struct config_error err;
+    pthread_mutex_lock(&r->s->st_mu);
+    int rc = configdb_registry_get(r->s->st, top, &g, &err);
+    pthread_mutex_unlock(&r->s->st_mu);
+    if (rc < 0)
+        return rc;
+    rc = -ENOENT;
+    for (char **k = g.upstreams; k && *k && rc == -ENOENT; k++) {
+        char *path = malloc(strlen(*k) + strlen(route_path) + 2);
+        if (!path) {
+            rc = -ENOMEM;
+            break;
+        }
+        sprintf(path, "%s/%s", *k, route_path);
+        rc = read_file_at(r, path, doc, len, NULL);
+        free(path);
+    }
+    config_registry_clear(&g);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/*
+ * The document of a render route, read whole: the engine file at epath. In a registry whose
+ * driver merges (shim_merge_local) and that has local content for it (files in the
+ * document's directory, or the route's local_doc), the upstreams' document merged with that
+ * local content; the document may then exist only locally.
+ */
+static int route_doc(struct shim_req *r, const struct driver_ops *d, bool registry, const char *top,
+                     const char *epath, const struct drv_shim_route *rt, char **doc, size_t *len)
 {
     struct drv_local_file *files = NULL;
-    size_t nfiles = 0;
-    struct engine_attr a;
-    char *dir = strdup(epath), *slash = dir ? strrchr(dir, '/') : NULL;
-    int rc = dir ? 0 : -ENOMEM;
-    if (slash)
-        *slash = '\0';
-    if (rc == 0 && registry && d->shim_merge_local)
-        rc = engine_local_files(r->s->e, dir, &files, &nfiles);
-    free(dir);
+    size_t nfiles = 0, llen = 0, ulen = 0;
+    char *ldoc = NULL, *udoc = NULL;
+    bool local = false;
+    int rc = 0;
     *doc = NULL;
     *len = 0;
-    if (rc == 0 && (rc = engine_resolve(r->s->e, epath, &a)) == 0)
-        rc = a.kind == NODE_FILE ? read_whole(r, &a, doc, len) : -ENOENT;
-    if (nfiles > 0 && (rc == 0 || rc == -ENOENT)) {
-        char *merged = NULL;
-        size_t mlen = 0;
-        rc = d->shim_merge_local(route_path, *doc, *len, files, nfiles, &merged, &mlen);
-        free(*doc);
-        *doc = merged;
-        *len = mlen;
+    if (!registry || !d->shim_merge_local)
+        return read_file_at(r, epath, doc, len, NULL);
+    char *dir = strdup(epath), *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        *slash = '\0';
+    rc = dir ? engine_local_files(r->s->e, dir, &files, &nfiles) : -ENOMEM;
+    free(dir);
+    if (rc == 0 && rt->local_doc[0]) {
+        char *lpath = malloc(strlen(top) + strlen(rt->local_doc) + 2);
+        if (lpath)
+            sprintf(lpath, "%s/%s", top, rt->local_doc);
+        rc = lpath ? read_file_at(r, lpath, &ldoc, &llen, &local) : -ENOMEM;
+        free(lpath);
+        if (rc == -ENOENT || (rc == 0 && !local)) { /* no local document: the upstreams' only */
+            free(ldoc);
+            ldoc = NULL;
+            llen = 0;
+            rc = 0;
+        }
     }
+    if (rc == 0 && nfiles == 0 && !ldoc) {
+        engine_local_files_free(files, 0);
+        return read_file_at(r, epath, doc, len, NULL);
+    }
+    if (rc == 0)
+        rc = upstreams_doc(r, top, rt->path, &udoc, &ulen);
+    if (rc == 0)
+        rc = d->shim_merge_local(rt->path, udoc, ulen, ldoc, llen, files, nfiles, doc, len);
+    free(udoc);
+    free(ldoc);
     engine_local_files_free(files, nfiles);
-    if (rc < 0) {
-        free(*doc);
-        *doc = NULL;
-    }
     return rc;
 }
 
 /* A document route: the route's document, rewritten by the driver for this shim. */
 static enum MHD_Result render(struct shim_req *r, const struct driver_ops *d, bool registry,
-                              const char *epath, const struct drv_shim_route *rt)
+                              const char *top, const char *epath, const struct drv_shim_route *rt)
 {
     char *doc = NULL, *out = NULL, *base = NULL;
     size_t len = 0, olen = 0;
     const char *ctype = NULL;
     char hex[65], etag[80];
-    int rc = route_doc(r, d, registry, epath, rt->path, &doc, &len);
+    int rc = route_doc(r, d, registry, top, epath, rt, &doc, &len);
     if (rc == 0 && !(base = base_url(r, epath)))
         rc = -ENOMEM;
     if (rc == 0)
@@ -555,7 +610,7 @@ static int protocol_route(struct shim_req *r, enum MHD_Result *res)
     else if (!rt->render)
         *res = serve_path(r, epath, rt->want_slash || r->slash);
     else
-        *res = render(r, d, registry, epath, rt);
+        *res = render(r, d, registry, top, epath, rt);
     free(epath);
     free(rt);
     return 0;

@@ -224,6 +224,36 @@ t_registry() {
 }
 check "npm install through an npm registry: its own URLs, nothing fetched again" t_registry
 
+# ---- a registry's local content laid over its upstreams' documents -----------------------------
+t_registry_local() {
+    cp -r "$FIX/local/upfs-local" "$MNT/npmall/"
+    mkdir -p "$MNT/npmall/@upfs/util/-"
+    cp "$FIX/local/@upfs/util/package.json" "$MNT/npmall/@upfs/util/"
+    cp "$FIX/local/@upfs/util/-/util-2.0.0.tgz" "$MNT/npmall/@upfs/util/-/"
+    npm_in "$T/p-local" "$S/npmall/" install upfs-local @upfs/util@latest
+    ((RC == 0)) || die "npm install of the registry's local packages failed ($RC): $ERR"
+    assert_sha256 "$T/p-local/node_modules/upfs-local/index.js" "$(index_js_sha upfs-local@1.0.0)"
+    assert_sha256 "$T/p-local/node_modules/@upfs/util/index.js" "$(index_js_sha @upfs/util@2.0.0)"
+    assert_eq "$(lock_field "$T/p-local" 'p["node_modules/@upfs/util"]["integrity"]')" \
+        "$(expect_field @upfs/util/-/util-2.0.0.tgz integrity)" "integrity of the local @upfs/util"
+    local v
+    for v in 'application/json' 'application/vnd.npm.install-v1+json'; do
+        http_get "$S/npmall/@upfs%2futil" -H "Accept: $v"
+        "$PYTHON" - "$BODY" "$S" <<'EOF' || die "the registry's @upfs/util document ($v): $BODY"
+import json, sys
+d, s = json.loads(sys.argv[1]), sys.argv[2]
+assert sorted(d["versions"]) == ["1.0.0", "1.1.0", "2.0.0"], sorted(d["versions"])
+assert d["dist-tags"]["latest"] == "2.0.0", d["dist-tags"]
+for v in d["versions"]:
+    assert d["versions"][v]["dist"]["tarball"] == s + "/npmall/@upfs/util/-/util-%s.tgz" % v
+EOF
+    done
+    # the proxy itself knows nothing of the registry's local versions
+    http_get "$S/npm/@upfs%2futil" -H 'Accept: application/json'
+    [[ "$BODY" != *2.0.0* ]] || die "the proxy's document lists the registry's local version"
+}
+check "npm registry: local packages, and local versions laid over the upstream's document" t_registry_local
+
 # ---- bytes that do not match the integrity -----------------------------------------------------
 t_bad() {
     local bad=upfs-bad/-/upfs-bad-1.0.0.tgz bad_sha

@@ -221,6 +221,48 @@ static void hostile_json(void **state)
     npm_tarballs_clear(&t);
 }
 
+static void merge_registry_document(void **state)
+{
+    (void)state;
+    static const char up[] =
+        "{\"name\":\"p\",\"description\":\"upstream\",\"readme\":\"r\","
+        "\"dist-tags\":{\"latest\":\"1.0.0\",\"beta\":\"1.1.0-b\"},"
+        "\"versions\":{\"1.0.0\":{\"version\":\"1.0.0\",\"dist\":{\"tarball\":\"-/p-1.0.0.tgz\"}},"
+        "\"1.1.0-b\":{\"version\":\"1.1.0-b\"}},\"time\":{\"1.0.0\":\"t1\"}}";
+    static const char local[] =
+        "{\"name\":\"p\",\"description\":\"ours\",\"dist-tags\":{\"latest\":\"2.0.0\"},"
+        "\"versions\":{\"2.0.0\":{\"version\":\"2.0.0\"},\"1.0.0\":{\"version\":\"1.0.0\","
+        "\"patched\":true}},\"time\":{\"2.0.0\":\"t2\"}}";
+    char *out = NULL;
+    size_t len = 0;
+    json_error_t jerr;
+    assert_int_equal(npm_packument_merge(up, strlen(up), local, strlen(local), &out, &len), 0);
+    json_t *d = json_loadb(out, len, 0, &jerr);
+    free(out);
+    assert_non_null(d);
+    json_t *v = json_object_get(d, "versions");
+    assert_int_equal(json_object_size(v), 3);
+    assert_true(json_is_true(json_object_get(json_object_get(v, "1.0.0"), "patched")));
+    json_t *tags = json_object_get(d, "dist-tags");
+    assert_string_equal(json_string_value(json_object_get(tags, "latest")), "2.0.0");
+    assert_string_equal(json_string_value(json_object_get(tags, "beta")), "1.1.0-b");
+    assert_int_equal(json_object_size(json_object_get(d, "time")), 2);
+    assert_string_equal(json_string_value(json_object_get(d, "description")), "ours");
+    assert_string_equal(json_string_value(json_object_get(d, "readme")), "r");
+    json_decref(d);
+    /* either alone passes through; neither, or a document that is not an object, is refused */
+    assert_int_equal(npm_packument_merge(NULL, 0, local, strlen(local), &out, &len), 0);
+    d = json_loadb(out, len, 0, &jerr);
+    free(out);
+    assert_int_equal(json_object_size(json_object_get(d, "versions")), 2);
+    json_decref(d);
+    assert_int_equal(npm_packument_merge(up, strlen(up), NULL, 0, &out, &len), 0);
+    free(out);
+    assert_int_equal(npm_packument_merge(NULL, 0, NULL, 0, &out, &len), -ENOENT);
+    assert_int_equal(npm_packument_merge(up, strlen(up), "[]", 2, &out, &len), -EIO);
+    assert_int_equal(npm_packument_merge("{", 1, local, strlen(local), &out, &len), -EIO);
+}
+
 static void accept_header(void **state)
 {
     (void)state;
@@ -245,6 +287,7 @@ int main(void)
         cmocka_unit_test(rewrite_for_mount),
         cmocka_unit_test(render_for_shim),
         cmocka_unit_test(hostile_json),
+        cmocka_unit_test(merge_registry_document),
         cmocka_unit_test(accept_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,10 @@
         upfs-demo 1.0.0       depends on @upfs/util ^1.0.0 (the scoped dependency)
         @upfs/util 1.0.0, 1.1.0
         upfs-bad 1.0.0        its document's integrity and shasum are those of other bytes
+        and, never served, DIR/local/: package documents and tarballs a test copies into a
+        registry's local content (tarball URLs relative, as the mount shows them):
+        upfs-local 1.0.0      a package no upstream has
+        @upfs/util 2.0.0      a newer version of an upstream package (latest)
 
     /usr/bin/python3 registry.py serve DIR [--port-file FILE]
         Serves DIR on 127.0.0.1 (a kernel-chosen port, printed and written to FILE):
@@ -101,6 +105,26 @@ def build(root):
         os.makedirs(os.path.join(root, "docs"), exist_ok=True)
         with open(os.path.join(root, "docs", name.replace("/", "%2f") + ".json"), "w") as f:
             json.dump(doc, f, indent=2)
+    for name, ver in (("upfs-local", "1.0.0"), ("@upfs/util", "2.0.0")):
+        short = name.split("/")[-1]
+        js = ("module.exports = '%s %s';\n" % (name, ver)).encode()
+        manifest = {"name": name, "version": ver, "main": "index.js"}
+        data = tgz({"package.json": json.dumps(manifest, indent=2).encode() + b"\n",
+                    "index.js": js})
+        d = os.path.join(root, "local", name)
+        os.makedirs(os.path.join(d, "-"), exist_ok=True)
+        with open(os.path.join(d, "-", "%s-%s.tgz" % (short, ver)), "wb") as f:
+            f.write(data)
+        dist = {"tarball": "-/%s-%s.tgz" % (short, ver), "integrity": sri(data),
+                "shasum": hashlib.sha1(data).hexdigest()}
+        doc = {"name": name, "dist-tags": {"latest": ver},
+               "versions": {ver: {**manifest, "dist": dist}},
+               "time": {ver: "2025-01-01T00:00:00.000Z"}}
+        with open(os.path.join(d, "package.json"), "w") as f:
+            json.dump(doc, f, indent=2)
+        expect["tarballs"]["%s/-/%s-%s.tgz" % (name, short, ver)] = {
+            "sha256": hashlib.sha256(data).hexdigest(), "integrity": sri(data), "size": len(data)}
+        expect["index_js"][name + "@" + ver] = hashlib.sha256(js).hexdigest()
     with open(os.path.join(root, "expect.json"), "w") as f:
         json.dump(expect, f, indent=2)
 
