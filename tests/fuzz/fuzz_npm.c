@@ -1,16 +1,18 @@
 /*
  * fuzz_npm: an npm registry package document ("packument", full or
  * abbreviated) through everything the driver and the shim do with it:
- * npm_packument_tarballs, npm_packument_rewrite, npm_packument_render; the
- * first input byte picks the package name (plain or scoped), the rest is
- * the document. The same bytes also go through npm_name_valid and
+ * npm_packument_tarballs, npm_packument_rewrite, npm_packument_render, and
+ * npm_packument_merge (the input as a registry's own document laid over its
+ * rewrite); the first input byte picks the package name (plain or scoped),
+ * the rest is the document. The same bytes also go through npm_name_valid and
  * npm_accept_abbreviated as strings.
  *
  * Properties: every tarball is "<name>-<version>.tgz" usable as one file
  * name, with an absolute http(s) URL and a parsable expectation; file names
  * are unique; after the rewrite and the render every tarball URL a client
  * sees is on the shim's own origin (a client is never pointed at the
- * remote), and every file served before the rewrite is still served after.
+ * remote), and every file served before the rewrite is still served after;
+ * a merge keeps every version of the document laid over.
  */
 #include "fuzz.h"
 
@@ -58,6 +60,28 @@ static bool has_file(const struct npm_tarballs *t, const char *file)
 }
 
 /* Every dist.tarball of a rendered document is on the shim's origin. */
+/* The input laid over its own rewrite: an object with every version of the input. */
+static void check_merge(const char *up, size_t up_len, const char *local, size_t local_len)
+{
+    char *m = NULL;
+    size_t ml = 0;
+    json_error_t jerr;
+    int rc = npm_packument_merge(up, up_len, local, local_len, &m, &ml);
+    FUZZ_CHECK(rc == 0 || rc == -ENOMEM);
+    if (rc < 0)
+        return;
+    json_t *merged = json_loadb(m, ml, 0, &jerr), *over = json_loadb(local, local_len, 0, &jerr);
+    FUZZ_CHECK(json_is_object(merged) && json_is_object(over));
+    const char *ver;
+    json_t *v;
+    json_t *versions = json_object_get(over, "versions");
+    json_object_foreach(json_is_object(versions) ? versions : NULL, ver, v)
+        FUZZ_CHECK(json_object_get(json_object_get(merged, "versions"), ver) != NULL);
+    json_decref(merged);
+    json_decref(over);
+    free(m);
+}
+
 static void check_rendered(const char *doc, size_t len)
 {
     json_error_t jerr;
@@ -106,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(rrc == 0 || rrc == -ENOMEM);
         if (rrc == 0)
             check_rendered(out, out_len);
+        check_merge(doc, doc_len, (const char *)data, size);
     }
     free(out);
     free(doc);

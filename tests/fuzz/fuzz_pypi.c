@@ -1,8 +1,9 @@
 /*
  * fuzz_pypi: a PyPI simple-API project page, HTML (PEP 503) or JSON
  * (PEP 691), through everything the driver and the shim do with it:
- * pypi_index_parse, pypi_index_find, pypi_index_emit and pypi_index_render
- * in each variant. The first input byte picks the Content-Type; the rest is
+ * pypi_index_parse, pypi_index_find, pypi_index_emit, pypi_index_render
+ * in each variant, and pypi_index_merge_local (a registry's local files laid
+ * over the page). The first input byte picks the Content-Type; the rest is
  * the page. The same bytes also go through pypi_normalise and
  * pypi_accept_variant as strings.
  *
@@ -11,10 +12,11 @@
  * pypi_index_find finds each; every variant renders, every file URL a
  * client sees is on the shim's own origin, and a rendered page parses back
  * to the same files (what pip reads from the shim is what the remote
- * listed).
+ * listed); a merged page renders and lists the local files first.
  */
 #include "fuzz.h"
 
+#include "upstreamfs/driver.h"
 #include "upstreamfs/pypi.h"
 
 #include <errno.h>
@@ -92,6 +94,36 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* A registry's local files over the page: they come first, and the result still renders. */
+static void check_merge(const char *doc, size_t len)
+{
+    static const struct drv_local_file files[] = {
+        {.name = (char *)"requests-9.0-py3-none-any.whl",
+         .size = 1,
+         .sha256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"},
+        {.name = (char *)"requests-9.0-py3-none-any.whl.metadata",
+         .size = 2,
+         .sha256 = "486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7"},
+    };
+    char *m = NULL, *page = NULL;
+    size_t ml = 0, pl = 0;
+    const char *ctype;
+    json_error_t jerr;
+    int rc = pypi_index_merge_local(doc, len, "requests", files, 2, &m, &ml);
+    FUZZ_CHECK(rc == 0 || rc == -ENOMEM);
+    if (rc < 0)
+        return;
+    json_t *d = json_loadb(m, ml, 0, &jerr);
+    const char *first = json_string_value(
+        json_object_get(json_array_get(json_object_get(d, "files"), 0), "filename"));
+    FUZZ_CHECK(first && strcmp(first, files[0].name) == 0);
+    json_decref(d);
+    rc = pypi_index_render(m, ml, base, PYPI_JSON, &page, &pl, &ctype);
+    FUZZ_CHECK(rc == 0 || rc == -ENOMEM);
+    free(page);
+    free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *ct = ctypes[fuzz_take_byte(&data, &size) % (sizeof(ctypes) / sizeof(ctypes[0]))];
@@ -117,6 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 free(page);
             }
         }
+        check_merge(doc, doc_len);
         free(doc);
         json_decref(index);
     }
