@@ -61,8 +61,9 @@ struct drv_shim_route {
     bool render;     /* path is a document: the reply is shim_render's rewrite of its bytes */
     int variant;     /* render: which representation the client asked for (driver-defined) */
     /*
-     * render, in a registry: the path of a local file that holds the registry's own version
-     * of the document (npm: "<package>/package.json" for either variant), or "".
+     * render, in a registry: the path of a local file, in the document's directory, that
+     * holds the registry's own version of the document (npm: "<package>/package.json" for
+     * either variant), or "".
      */
     char local_doc[DRV_SHIM_PATH_MAX];
 };

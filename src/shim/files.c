@@ -492,17 +492,21 @@ static int route_doc(struct shim_req *r, const struct driver_ops *d, bool regist
         *slash = '\0';
     rc = dir ? engine_local_files(r->s->e, dir, &files, &nfiles) : -ENOMEM;
     free(dir);
-    if (rc == 0 && rt->local_doc[0]) {
+    /* the local document is one of those files: looked for there, so no upstream is asked */
+    const char *lname = strrchr(rt->local_doc, '/');
+    lname = lname ? lname + 1 : rt->local_doc;
+    for (size_t i = 0; rc == 0 && lname[0] && i < nfiles && !ldoc; i++) {
+        if (strcmp(files[i].name, lname) != 0)
+            continue;
         char *lpath = malloc(strlen(top) + strlen(rt->local_doc) + 2);
         if (lpath)
             sprintf(lpath, "%s/%s", top, rt->local_doc);
         rc = lpath ? read_file_at(r, lpath, &ldoc, &llen, &local) : -ENOMEM;
         free(lpath);
-        if (rc == -ENOENT || (rc == 0 && !local)) { /* no local document: the upstreams' only */
+        if (rc == 0 && !local) { /* replaced meanwhile by an upstream's: none of our own */
             free(ldoc);
             ldoc = NULL;
             llen = 0;
-            rc = 0;
         }
     }
     if (rc == 0 && nfiles == 0 && !ldoc) {

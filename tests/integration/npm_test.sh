@@ -226,6 +226,14 @@ check "npm install through an npm registry: its own URLs, nothing fetched again"
 
 # ---- a registry's local content laid over its upstreams' documents -----------------------------
 t_registry_local() {
+    # a package without local content costs the upstream exactly the document asked for
+    local full abbr
+    full="$(reg_count 'GET /upfs-bad full')"
+    abbr="$(reg_count 'GET /upfs-bad abbreviated')"
+    http_get "$S/npmall/upfs-bad" -H 'Accept: application/vnd.npm.install-v1+json'
+    assert_eq "$HTTP_STATUS" 200 "the registry's abbreviated upfs-bad"
+    assert_eq "$(reg_count 'GET /upfs-bad full')" "$full" "full documents fetched for an abbreviated one"
+    assert_eq "$(reg_count 'GET /upfs-bad abbreviated')" "$((abbr + 1))" "abbreviated upfs-bad fetched"
     cp -r "$FIX/local/upfs-local" "$MNT/npmall/"
     mkdir -p "$MNT/npmall/@upfs/util/-"
     cp "$FIX/local/@upfs/util/package.json" "$MNT/npmall/@upfs/util/"
