@@ -31,8 +31,9 @@ struct engine_opts {
     int64_t quota_bytes;   /* 0: default (min(10 GiB, half the free space)) */
     const char *platforms; /* docker: "os/arch[/variant][:os/arch...]" to show, or NULL for all */
     /*
-     * A mount (or serve) owns the cache's quota and publishes it in the state;
-     * other engines on the state dir (cache, prefetch) use the published one.
+     * A mount (or serve) owns the cache's quota and publishes it, and its platform filter,
+     * in the state; other engines on the state dir (cache, prefetch, import) use the
+     * published ones. Image layouts learned under another filter are forgotten.
      */
     bool owns_quota;
 };

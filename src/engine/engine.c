@@ -153,7 +153,22 @@ void engine__attr_from_node(struct engine *e, const struct node *n, struct engin
         a->timeout = ENGINE_DIR_TIMEOUT;
 }
 
-/* Keeps one top-level node per proxy and registry; removes the trees of deleted ones. */
+/*
+ * What a proxy's tree was learned from: its type and URL and, for image layouts, the platform
+ * filter they were built with. Kept per proxy in the index's settings, across restarts.
+ */
+static void source_print(const struct engine *e, const struct proxy *p, char *buf, size_t len)
+{
+    bool images = p->type == PROXY_DOCKER || p->type == PROXY_ECR;
+    snprintf(buf, len, "%s %s%s%s", config_type_name(p->type), p->url ? p->url : "",
+             images ? " platform=" : "", images && e->platforms ? e->platforms : "");
+}
+
+/*
+ * Keeps one top-level node per proxy and registry; removes the trees of deleted ones, and of
+ * proxies whose source changed since their tree was learned (a new URL, edited while mounted
+ * or not; image layouts under another platform filter): what the old one said is wrong now.
+ */
 static int sync_tops(struct engine *e)
 {
     char **tops = NULL;
@@ -175,8 +190,29 @@ static int sync_tops(struct engine *e)
             index_remove_top(e->ix, tops[i], false);
         }
     }
+    for (size_t j = 0; j < e->n_ups; j++) {
+        const struct proxy *p = &e->ups[j]->cfg;
+        char key[CONFIG_KEY_MAX + 16], want[4300], had[4300];
+        snprintf(key, sizeof(key), "source:%s", p->key);
+        source_print(e, p, want, sizeof(want));
+        if (index_setting_get(e->ix, key, had, sizeof(had)) == 0 && strcmp(had, want) != 0) {
+            log_info("proxy %s: its source changed (%s, was %s); forgetting what the old one "
+                     "listed",
+                     p->key, want, had);
+            index_remove_top(e->ix, p->key, true);
+            struct node top;
+            if (index_child(e->ix, INDEX_ROOT_INO, p->key, &top) == 0) {
+                top.listed = 0; /* its listing is to be read again, from the new remote */
+                top.checked = 0;
+                index_put(e->ix, &top);
+                node_clear(&top);
+            }
+        }
+        if (index_setting_set(e->ix, key, want) < 0)
+            log_warn("proxy %s: could not record its source in the index", p->key);
+    }
     size_t total = e->n_ups + e->n_regs;
-    for (size_t k = 0; k < total; k++) {
+    for (size_t k = 0; rc == 0 && k < total; k++) {
         const char *name = k < e->n_ups ? e->ups[k]->cfg.key : e->regs[k - e->n_ups].name;
         struct node n = {0};
         if (index_child(e->ix, INDEX_ROOT_INO, name, &n) == 0) {
@@ -200,12 +236,6 @@ out:
         free(tops[i]);
     free(tops);
     return rc;
-}
-
-/* If a proxy's source changed, what the index learned from the old remote is wrong now. */
-static bool proxy_source_changed(const struct proxy *a, const struct proxy *b)
-{
-    return strcmp(a->url ? a->url : "", b->url ? b->url : "") != 0 || a->type != b->type;
 }
 
 /* The running upstreams, each referenced (NULL when there are none or on ENOMEM). */
@@ -307,19 +337,8 @@ int engine_reload(struct engine *e)
     e->n_regs = nr;
     e->generation = gen;
     pthread_rwlock_unlock(&e->cfg_lock);
-    for (size_t i = 0; i < nold; i++) {
-        for (size_t j = 0; j < np; j++) {
-            if (strcmp(old[i]->cfg.key, ups[j]->cfg.key) == 0 &&
-                proxy_source_changed(&old[i]->cfg, &ups[j]->cfg)) {
-                log_info("proxy %s: remote changed; forgetting what the old one listed",
-                         ups[j]->cfg.key);
-                pthread_mutex_lock(&e->mu);
-                index_remove_top(e->ix, ups[j]->cfg.key, true);
-                pthread_mutex_unlock(&e->mu);
-            }
-        }
+    for (size_t i = 0; i < nold; i++)
         upstream_unref(old[i]);
-    }
     free(old);
     configdb_registry_list_free(oldregs, noldregs);
     configdb_proxy_list_free(plist, np);
@@ -440,6 +459,18 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     } else if (opts->quota_bytes <= 0 &&
                index_setting_get(e->ix, "quota", qbuf, sizeof(qbuf)) == 0 && atoll(qbuf) > 0) {
         e->quota = atoll(qbuf);
+    }
+    /* The platform filter too: prefetch and cache commands build the layouts the mount shows. */
+    char pbuf[1024];
+    if (opts->owns_quota) {
+        index_setting_set(e->ix, "platforms", e->platforms ? e->platforms : "");
+    } else if (!opts->platforms && index_setting_get(e->ix, "platforms", pbuf, sizeof(pbuf)) == 0 &&
+               pbuf[0]) {
+        e->platforms = strdup(pbuf);
+        if (!e->platforms) {
+            rc = -ENOMEM;
+            goto fail;
+        }
     }
     rc = engine_reload(e);
     if (rc < 0)

@@ -15,7 +15,8 @@
 #   - 16 concurrent readers of one uncached layer cause exactly one blob GET;
 #   - a registry over the proxy serves the same layout;
 #   - hostile names fail without a request; unknown tags and namespaces are ENOENT;
-#   - -o platform=linux/arm64 (own state dir) shows that platform only;
+#   - -o platform=linux/arm64 (own state dir) shows that platform only; the same state dir
+#     mounted without it shows every platform again;
 #   - a tag moved upstream shows after --metadata-ttl 2 (revalidated with HEAD, no GET by tag);
 #   - a 429 with Retry-After: the last digest is served stale, no request until it has passed;
 #   - cp -r of a tag dir, registry stopped: skopeo copy of the copy succeeds, and index.json is
@@ -197,6 +198,18 @@ t_platform() {
 }
 check "-o platform=linux/arm64 shows one platform" t_platform
 fusermount3 -u "$M2" || die "unmounting $M2 failed"
+
+# The same state dir without the filter: the layouts are built again, whole.
+t_platform_change() {
+    with_timeout 30 "$UPFS" --state "$T/state2" mount "$M2" || die "mount of $T/state2 without a filter failed"
+    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$M2/hub/test/multi/1.0/index.json")" \
+        "$D_MULTI" "index.json without the filter: the image index"
+    assert_eq "$(every_blob_verified "$M2/hub/test/multi/1.0")" 7 "blobs of multi without the filter"
+    grep -q "proxy hub: its source changed" "$T/state2/upstreamfs.log" ||
+        die "no log line for the changed filter"
+    fusermount3 -u "$M2" || die "unmounting $M2 failed"
+}
+check "the same state dir mounted without the filter shows every platform again" t_platform_change
 
 t_tag_move() {
     assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$H/test/hello/moving/index.json")" \

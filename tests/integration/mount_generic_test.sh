@@ -8,7 +8,8 @@
 # fixtures; a deep path opens without a prior ls; a name with a space and '+'; `ls -l` and stat
 # show true sizes (without downloading); modes 0444/0555; a second read (also after a remount)
 # makes no new GET; xattrs digest/source/cached/stale; writes fail with EROFS; 32 concurrent
-# readers of one uncached 10 MiB file cause exactly one GET and all read the right bytes.
+# readers of one uncached 10 MiB file cause exactly one GET and all read the right bytes; a new
+# URL (given while unmounted, or while mounted) makes the old remote's tree go away.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 
@@ -16,7 +17,9 @@ BIG="${UPFS_TEST_BIG:-1}"
 W="$T/www"
 MNT="$T/mnt"
 if ((BIG)); then fixtures_generic "$W" --big; else fixtures_generic "$W"; fi
-nginx_start "$W"
+mkdir -p "$T/other"
+printf 'only on the other remote\n' >"$T/other/only-other.txt"
+nginx_start "$W" "$T/other"
 
 upfs proxy create gen --type generic --url "$NGINX_URL" >/dev/null
 upfs_mount "$MNT"
@@ -224,5 +227,22 @@ if ((BIG)); then
 else
     log "UPFS_TEST_BIG=0: skipping the 1 GiB file"
 fi
+
+# ---- a new URL: what the old remote listed is forgotten ------------------------------------
+t_source_change() {
+    ls "$G" | grep -qx hello.txt || die "hello.txt is not listed before the change"
+    upfs_unmount "$MNT"
+    upfs proxy update gen --url "$NGINX_OTHER_URL" >/dev/null
+    upfs_mount "$MNT"
+    assert_eq "$(ls "$G" | tr '\n' ' ')" "only-other.txt " "the listing after a new URL given while unmounted"
+    [[ ! -e "$G/hello.txt" ]] || die "hello.txt of the old remote is still in the mount"
+    grep -q "proxy gen: its source changed" "$STATE/upstreamfs.log" ||
+        die "no log line for the changed source: $(tail -n 5 "$STATE/upstreamfs.log")"
+    # and while mounted: back to the first remote
+    upfs proxy update gen --url "$NGINX_URL" >/dev/null
+    wait_until 5 test -e "$G/hello.txt" || die "hello.txt did not come back after the URL changed again"
+    assert_eq "$(cat "$G/hello.txt")" "hello, upstreamfs" "hello.txt from the first remote again"
+}
+check "a proxy's new URL, given while unmounted or mounted: the old remote's tree is forgotten" t_source_change
 
 finish
