@@ -85,7 +85,7 @@ const struct driver_ops *driver_for_type(int proxy_type)
     case PROXY_PYPI:
         return &driver_pypi;
     default:
-        /* Types whose driver is not built yet behave as empty trees. */
+        /* Not a type (validation refuses it before it is stored): a plain tree. */
         return &driver_generic;
     }
 }
