@@ -35,6 +35,13 @@ void configdb_proxy_list_free(struct proxy *list, size_t n);
 /* Reads the proxy's secret into a malloc'd, NUL-terminated buffer (*out NULL if none). */
 int configdb_secret_read(struct state *st, const char *key, char **out);
 
+/*
+ * 0 when name is used by neither a proxy nor a registry (the one name space of DESIGN 2.1),
+ * else -EEXIST with the rule's message on field. Read-only: create checks it again.
+ */
+int configdb_name_free(struct state *st, const char *field, const char *name,
+                       struct config_error *err);
+
 int configdb_registry_create(struct state *st, struct registry *r, struct config_error *err);
 int configdb_registry_set_upstreams(struct state *st, const char *name, char **upstreams,
                                     struct config_error *err);

@@ -328,33 +328,6 @@ static int ask_type(struct wizard *w)
     return 0;
 }
 
-/* configdb's uniqueness rule, read-only (the create checks it again, under its lock). */
-static int name_free(struct wizard *w, const char *key, struct config_error *err)
-{
-    char q[CONFIG_QUOTE_MAX];
-    struct proxy p = {0};
-    struct registry g = {0};
-    if (!w->st)
-        return 0;
-    int rc = configdb_proxy_get(w->st, key, &p, NULL);
-    config_proxy_clear(&p);
-    if (rc == 0) {
-        config_error_set(err, "key", "a proxy named %s already exists",
-                         config_quote(q, sizeof(q), key));
-        return -EEXIST;
-    }
-    if (rc == -ENOENT) {
-        rc = configdb_registry_get(w->st, key, &g, NULL);
-        config_registry_clear(&g);
-        if (rc == 0) {
-            config_error_set(err, "key", "a registry named %s already exists",
-                             config_quote(q, sizeof(q), key));
-            return -EEXIST;
-        }
-    }
-    return rc == -ENOENT ? 0 : rc;
-}
-
 static int ask_key(struct wizard *w)
 {
     char answer[ANSWER_MAX];
@@ -368,7 +341,7 @@ static int ask_key(struct wizard *w)
         if (rc < 0)
             return rc;
         if ((rc = config_key_validate("key", answer, &err)) == 0 &&
-            (rc = name_free(w, answer, &err)) == 0)
+            (!w->st || (rc = configdb_name_free(w->st, "key", answer, &err)) == 0))
             break;
         if (rc != -EINVAL && rc != -EEXIST)
             return rc;

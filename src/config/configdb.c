@@ -90,9 +90,8 @@ static int select_text(struct state *st, const char *sql, const char *arg, char 
     return rc;
 }
 
-/* Whether name is used by a proxy or a registry: the one name space of DESIGN 2.1. */
-static int check_name_free(struct state *st, const char *field, const char *name,
-                           struct config_error *err)
+int configdb_name_free(struct state *st, const char *field, const char *name,
+                       struct config_error *err)
 {
     char q[CONFIG_QUOTE_MAX];
     char *hit = NULL;
@@ -447,7 +446,7 @@ int configdb_proxy_create(struct state *st, struct proxy *p, const char *secret,
         return rc;
     if ((rc = state_begin(st->db)) < 0)
         return rc;
-    if ((rc = check_name_free(st, "key", p->key, err)) < 0)
+    if ((rc = configdb_name_free(st, "key", p->key, err)) < 0)
         goto fail;
     if ((rc = prepare(st,
                       "INSERT INTO proxies (" PROXY_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
@@ -712,7 +711,7 @@ int configdb_registry_create(struct state *st, struct registry *r, struct config
         return rc;
     if ((rc = state_begin(st->db)) < 0)
         return rc;
-    if ((rc = check_name_free(st, "name", r->name, err)) < 0 ||
+    if ((rc = configdb_name_free(st, "name", r->name, err)) < 0 ||
         (rc = check_upstreams(st, r->type, r->upstreams, err)) < 0)
         goto fail;
     if ((rc = prepare(st, "INSERT INTO registries (name, type) VALUES (?1, ?2)", &s)) < 0)

@@ -309,31 +309,6 @@ static enum MHD_Result cache_action(struct shim_req *r, const char *action)
 
 /* ---- the dry run ------------------------------------------------------------------------ */
 
-/* configdb's uniqueness rule and message, read-only. */
-static int name_free(struct state *st, const char *key, struct config_error *err)
-{
-    char q[CONFIG_QUOTE_MAX];
-    struct proxy p = {0};
-    struct registry g = {0};
-    int rc = configdb_proxy_get(st, key, &p, NULL);
-    config_proxy_clear(&p);
-    if (rc == 0) {
-        config_error_set(err, "key", "a proxy named %s already exists",
-                         config_quote(q, sizeof(q), key));
-        return -EEXIST;
-    }
-    if (rc != -ENOENT)
-        return rc;
-    rc = configdb_registry_get(st, key, &g, NULL);
-    config_registry_clear(&g);
-    if (rc == 0) {
-        config_error_set(err, "key", "a registry named %s already exists",
-                         config_quote(q, sizeof(q), key));
-        return -EEXIST;
-    }
-    return rc == -ENOENT ? 0 : rc;
-}
-
 static enum MHD_Result validate_proxy(struct shim_req *r)
 {
     struct config_error err = {0};
@@ -353,7 +328,7 @@ static enum MHD_Result validate_proxy(struct shim_req *r)
     }
     if (rc == 0) {
         pthread_mutex_lock(&r->s->st_mu);
-        rc = name_free(r->s->st, p.key, &err);
+        rc = configdb_name_free(r->s->st, "key", p.key, &err);
         pthread_mutex_unlock(&r->s->st_mu);
     }
     ok = rc < 0 ? shim__api_config_error(r, rc, &err)
