@@ -136,6 +136,12 @@ void drv_listing_clear(struct drv_listing *l);
 int drv_listing_add(struct drv_listing *l, const char *name, const struct drv_entry *e);
 
 /*
+ * A file whose index names no size: asks the remote with a HEAD of e->url, so that ls -l
+ * tells the truth; on a 200, e->size is its Content-Length, else e->size stays as it is.
+ */
+void drv_entry_size_from_head(struct upstream *u, struct drv_entry *e);
+
+/*
  * Describes a file the driver generates (a rewritten index): builds it once
  * through u->drv->generate to learn its true size. content_type may be NULL.
  */

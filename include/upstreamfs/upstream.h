@@ -46,6 +46,11 @@ struct upstream {
 };
 
 struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const char *secret);
+/*
+ * With u->mu held: makes st (freed with free_fn) the driver's cache, freeing the one before.
+ * Readers use the cache only under u->mu and copy what they need, so the old one can go.
+ */
+void upstream_set_state(struct upstream *u, void *st, void (*free_fn)(void *));
 void upstream_ref(struct upstream *u);
 void upstream_unref(struct upstream *u);
 

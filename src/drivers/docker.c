@@ -202,10 +202,8 @@ static struct dk_state *dk_state(struct upstream *u)
                 s = NULL;
             }
         }
-        if (s) {
-            u->drv_state = s;
-            u->drv_state_free = state_free;
-        }
+        if (s)
+            upstream_set_state(u, s, state_free);
     }
     pthread_mutex_unlock(&u->mu);
     return s;

@@ -67,6 +67,14 @@ int drv_entry_generated(struct upstream *u, const char *path, const char *conten
     return 0;
 }
 
+void drv_entry_size_from_head(struct upstream *u, struct drv_entry *e)
+{
+    struct fetch_response r;
+    if (upstream_request(u, e->url, true, 0, &r) == 0 && r.status == 200)
+        e->size = r.content_length;
+    fetch_response_clear(&r);
+}
+
 const struct driver_ops *driver_for_type(int proxy_type)
 {
     switch (proxy_type) {

@@ -353,10 +353,7 @@ static int load_table(struct upstream *u)
         return rc;
     }
     pthread_mutex_lock(&u->mu);
-    /* Readers use the table only under u->mu and copy what they need, so it can go now. */
-    table_free(u->drv_state);
-    u->drv_state = t;
-    u->drv_state_free = table_free;
+    upstream_set_state(u, t, table_free);
     pthread_mutex_unlock(&u->mu);
     return 0;
 }
@@ -394,13 +391,8 @@ static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *o
         break;
     }
     pthread_mutex_unlock(&u->mu);
-    if (rc == 0) {
-        /* The index has no sizes; ask the chart's host, so ls -l tells the truth. */
-        struct fetch_response r;
-        if (upstream_request(u, out->url, true, 0, &r) == 0 && r.status == 200)
-            out->size = r.content_length;
-        fetch_response_clear(&r);
-    }
+    if (rc == 0)
+        drv_entry_size_from_head(u, out); /* the index has no sizes */
     return rc;
 }
 

@@ -550,11 +550,7 @@ static int find_tarball(struct upstream *u, const char *name, const char *file,
     memcpy(ns->sha, d.sha256, sizeof(ns->sha));
     rc = table_search(&ns->t, file, out, all);
     pthread_mutex_lock(&u->mu);
-    /* Readers use the table only under u->mu and copy what they need, so the old one can go. */
-    if (u->drv_state && u->drv_state_free)
-        u->drv_state_free(u->drv_state);
-    u->drv_state = ns;
-    u->drv_state_free = state_free;
+    upstream_set_state(u, ns, state_free);
     ns = NULL;
     pthread_mutex_unlock(&u->mu);
 out:
@@ -612,13 +608,8 @@ static int npm_lookup(struct upstream *u, const char *path, struct drv_entry *ou
     if (strncmp(p.rest, "-/", 2) != 0 || strchr(p.rest + 2, '/'))
         return -ENOENT;
     int rc = find_tarball(u, p.name, p.rest + 2, out, NULL);
-    if (rc == 0) {
-        /* The document has no tarball sizes; ask the remote, so ls -l tells the truth. */
-        struct fetch_response r;
-        if (upstream_request(u, out->url, true, 0, &r) == 0 && r.status == 200)
-            out->size = r.content_length;
-        fetch_response_clear(&r);
-    }
+    if (rc == 0)
+        drv_entry_size_from_head(u, out); /* the document has no tarball sizes */
     return rc;
 }
 

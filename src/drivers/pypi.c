@@ -917,11 +917,7 @@ static int with_index(struct upstream *u, const char *name, bool *stale,
     memcpy(ns->sha, d.sha256, sizeof(ns->sha));
     pthread_mutex_lock(&u->mu);
     rc = fn(ns->index, arg);
-    /* Readers use the index only under u->mu, so the old one can go now. */
-    if (u->drv_state && u->drv_state_free)
-        u->drv_state_free(u->drv_state);
-    u->drv_state = ns;
-    u->drv_state_free = state_free;
+    upstream_set_state(u, ns, state_free);
     ns = NULL;
     pthread_mutex_unlock(&u->mu);
 out:
@@ -1023,13 +1019,8 @@ static int pypi_lookup(struct upstream *u, const char *path, struct drv_entry *o
     out->url = a.url;
     out->expect = a.expect;
     out->size = a.size;
-    if (out->size < 0) {
-        /* The page has no size for it; ask the remote, so ls -l tells the truth. */
-        struct fetch_response r;
-        if (upstream_request(u, out->url, true, 0, &r) == 0 && r.status == 200)
-            out->size = r.content_length;
-        fetch_response_clear(&r);
-    }
+    if (out->size < 0)
+        drv_entry_size_from_head(u, out); /* the page has no size for it */
     return 0;
 }
 

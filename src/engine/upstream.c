@@ -59,6 +59,14 @@ void upstream_ref(struct upstream *u)
     pthread_mutex_unlock(&u->mu);
 }
 
+void upstream_set_state(struct upstream *u, void *st, void (*free_fn)(void *))
+{
+    if (u->drv_state && u->drv_state_free)
+        u->drv_state_free(u->drv_state);
+    u->drv_state = st;
+    u->drv_state_free = free_fn;
+}
+
 void upstream_unref(struct upstream *u)
 {
     if (!u)
@@ -68,8 +76,7 @@ void upstream_unref(struct upstream *u)
     pthread_mutex_unlock(&u->mu);
     if (!last)
         return;
-    if (u->drv_state && u->drv_state_free)
-        u->drv_state_free(u->drv_state);
+    upstream_set_state(u, NULL, NULL);
     if (u->secret) {
         explicit_bzero(u->secret, strlen(u->secret));
         free(u->secret);
