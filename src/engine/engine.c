@@ -195,7 +195,10 @@ static int sync_tops(struct engine *e)
         char key[CONFIG_KEY_MAX + 16], want[4300], had[4300];
         snprintf(key, sizeof(key), "source:%s", p->key);
         source_print(e, p, want, sizeof(want));
-        if (index_setting_get(e->ix, key, had, sizeof(had)) == 0 && strcmp(had, want) != 0) {
+        bool recorded = index_setting_get(e->ix, key, had, sizeof(had)) == 0;
+        if (recorded && strcmp(had, want) == 0)
+            continue; /* nothing to forget, nothing to write */
+        if (recorded) {
             log_info("proxy %s: its source changed (%s, was %s); forgetting what the old one "
                      "listed",
                      p->key, want, had);
