@@ -18,6 +18,7 @@
 #include "upstreamfs/defaults.h"
 #include "upstreamfs/ecr_url.h"
 #include "config_int.h"
+#include "upstreamfs/proxy_fields.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const type_names[PROXY_TYPE_COUNT] = {
+const char *const config__type_names[PROXY_TYPE_COUNT] = {
     [PROXY_DOCKER] = "docker",   [PROXY_ECR] = "ecr", [PROXY_HELM] = "helm",
     [PROXY_MAVEN] = "maven",     [PROXY_NPM] = "npm", [PROXY_PYPI] = "pypi",
     [PROXY_GENERIC] = "generic",
@@ -40,14 +41,14 @@ static const char *const type_names[PROXY_TYPE_COUNT] = {
  */
 static const bool type_not_yet[PROXY_TYPE_COUNT] = {0};
 
-static const char *const auth_names[] = {
+const char *const config__auth_names[3] = {
     [AUTH_ANONYMOUS] = "anonymous",
     [AUTH_ACCESS_KEY] = "access-key",
     [AUTH_AWS_CHAIN] = "aws-chain",
 };
 
-static const char *const source_names[] = {
-    [SOURCE_NONE] = "none",
+/* SOURCE_NONE has no name: it is what a type other than docker has, never given. */
+const char *const config__source_names[3] = {
     [SOURCE_DOCKERHUB] = "dockerhub",
     [SOURCE_CUSTOM] = "custom",
 };
@@ -110,23 +111,23 @@ void config__lower(char *s)
 
 const char *config_type_name(enum proxy_type t)
 {
-    return (int)t >= 0 && t < PROXY_TYPE_COUNT ? type_names[t] : "?";
+    return (int)t >= 0 && t < PROXY_TYPE_COUNT ? config__type_names[t] : "?";
 }
 
 const char *config_auth_name(enum proxy_auth a)
 {
-    return (int)a >= AUTH_ANONYMOUS && a <= AUTH_AWS_CHAIN ? auth_names[a] : "?";
+    return (int)a >= AUTH_ANONYMOUS && a <= AUTH_AWS_CHAIN ? config__auth_names[a] : "?";
 }
 
 const char *config_source_name(enum proxy_source s)
 {
-    return (int)s >= SOURCE_NONE && s <= SOURCE_CUSTOM ? source_names[s] : "?";
+    return s == SOURCE_NONE ? "none" : (int)s > SOURCE_NONE && s <= SOURCE_CUSTOM ? config__source_names[s] : "?";
 }
 
 int config_type_lookup(const char *s, enum proxy_type *out)
 {
     for (int i = 0; i < PROXY_TYPE_COUNT; i++) {
-        if (s && strcmp(s, type_names[i]) == 0) {
+        if (s && strcmp(s, config__type_names[i]) == 0) {
             *out = (enum proxy_type)i;
             return 0;
         }
@@ -142,7 +143,7 @@ static int type_check_supported(enum proxy_type t, struct config_error *err)
     }
     if (type_not_yet[t]) {
         config_error_set(err, "type", "%s proxies and registries are not supported yet",
-                         type_names[t]);
+                         config__type_names[t]);
         return -EINVAL;
     }
     return 0;
@@ -150,46 +151,31 @@ static int type_check_supported(enum proxy_type t, struct config_error *err)
 
 int config_type_parse(const char *s, enum proxy_type *out, struct config_error *err)
 {
-    char q[CONFIG_QUOTE_MAX];
-    enum proxy_type t;
-    if (config_type_lookup(s, &t) < 0) {
-        config_error_set(err, "type",
-                         "must be one of docker, ecr, helm, maven, npm, pypi, generic (got %s)",
-                         config_quote(q, sizeof(q), s));
-        return -EINVAL;
-    }
-    int rc = type_check_supported(t, err);
+    int t;
+    int rc = config_enum_parse("type", config__type_names, PROXY_TYPE_COUNT, s, &t, err);
     if (rc == 0)
-        *out = t;
+        rc = type_check_supported((enum proxy_type)t, err);
+    if (rc == 0)
+        *out = (enum proxy_type)t;
     return rc;
 }
 
 int config_auth_parse(const char *s, enum proxy_auth *out, struct config_error *err)
 {
-    char q[CONFIG_QUOTE_MAX];
-    for (int i = AUTH_ANONYMOUS; i <= AUTH_AWS_CHAIN; i++) {
-        if (s && strcmp(s, auth_names[i]) == 0) {
-            *out = (enum proxy_auth)i;
-            return 0;
-        }
-    }
-    config_error_set(err, "auth", "must be one of anonymous, access-key, aws-chain (got %s)",
-                     config_quote(q, sizeof(q), s));
-    return -EINVAL;
+    int v;
+    int rc = config_enum_parse("auth", config__auth_names, 3, s, &v, err);
+    if (rc == 0)
+        *out = (enum proxy_auth)v;
+    return rc;
 }
 
 int config_source_parse(const char *s, enum proxy_source *out, struct config_error *err)
 {
-    char q[CONFIG_QUOTE_MAX];
-    for (int i = SOURCE_DOCKERHUB; i <= SOURCE_CUSTOM; i++) {
-        if (s && strcmp(s, source_names[i]) == 0) {
-            *out = (enum proxy_source)i;
-            return 0;
-        }
-    }
-    config_error_set(err, "source", "must be one of dockerhub, custom (got %s)",
-                     config_quote(q, sizeof(q), s));
-    return -EINVAL;
+    int v;
+    int rc = config_enum_parse("source", config__source_names, 3, s, &v, err);
+    if (rc == 0)
+        *out = (enum proxy_source)v;
+    return rc;
 }
 
 int config_key_validate(const char *field, const char *key, struct config_error *err)
@@ -548,8 +534,7 @@ void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type)
     p->type = type;
     p->source = type == PROXY_DOCKER ? SOURCE_DOCKERHUB : SOURCE_NONE;
     p->auth = AUTH_ANONYMOUS;
-    p->metadata_ttl = CONFIG_DEFAULT_META_TTL;
-    p->negative_ttl = CONFIG_DEFAULT_NEG_TTL;
+    proxy_fields_defaults(p);
 }
 
 void config_proxy_set_auth(struct proxy *p, enum proxy_auth a)
@@ -606,7 +591,7 @@ static bool utf8_valid(const unsigned char *s)
     return true;
 }
 
-static int check_text(const char *field, const char *s, size_t max, struct config_error *err)
+int config__check_text(const char *field, const char *s, size_t max, struct config_error *err)
 {
     char q[CONFIG_QUOTE_MAX];
     if (!*s) {
@@ -626,31 +611,6 @@ static int check_text(const char *field, const char *s, size_t max, struct confi
     }
     if (!utf8_valid((const unsigned char *)s)) {
         config_error_set(err, field, "must be valid UTF-8");
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int check_globs(const char *field, char *const *v, struct config_error *err)
-{
-    size_t n = config_strv_len(v);
-    if (n > CONFIG_GLOBS_MAX) {
-        config_error_set(err, field, "at most %d patterns (got %zu)", CONFIG_GLOBS_MAX, n);
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int rc = check_text(field, v[i], CONFIG_GLOB_MAX, err);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int check_ttl(const char *field, long v, struct config_error *err)
-{
-    if (v < 0 || v > CONFIG_TTL_MAX) {
-        config_error_set(err, field, "must be a whole number of seconds from 0 to %ld (got %ld)",
-                         CONFIG_TTL_MAX, v);
         return -EINVAL;
     }
     return 0;
@@ -687,7 +647,7 @@ static int check_auth(const struct proxy *p, bool has_secret, struct config_erro
             config_error_set(err, "access_key", "must not contain ':' (HTTP Basic auth)");
             return -EINVAL;
         }
-        return check_text("access_key", p->access_key, CONFIG_ACCESS_KEY_MAX, err);
+        return config__check_text("access_key", p->access_key, CONFIG_ACCESS_KEY_MAX, err);
     case AUTH_AWS_CHAIN:
         if (p->type != PROXY_ECR) {
             config_error_set(err, "auth", "aws-chain is for ecr proxies only");
@@ -739,7 +699,7 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
 {
     char q[CONFIG_QUOTE_MAX];
     struct ecr_target ecr = {0};
-    char *url = NULL, *aws_endpoint = NULL, *http_proxy = NULL;
+    char *url = NULL, *norm[PROXY_FIELDS_MAX] = {0};
     enum proxy_source source = p->source;
     int rc;
 
@@ -754,7 +714,7 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
             source = SOURCE_DOCKERHUB;
     } else if (source != SOURCE_NONE) {
         config_error_set(err, "source", "only docker proxies take --source (this is %s)",
-                         type_names[p->type]);
+                         config__type_names[p->type]);
         goto out;
     }
 
@@ -779,7 +739,7 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
         if (p->type == PROXY_DOCKER)
             config_error_set(err, "url", "--source custom needs --url");
         else
-            config_error_set(err, "url", "%s proxies need --url", type_names[p->type]);
+            config_error_set(err, "url", "%s proxies need --url", config__type_names[p->type]);
         goto out;
     } else if (p->type == PROXY_ECR) {
         if ((rc = derive_ecr(p, &ecr, &url, err)) < 0)
@@ -808,53 +768,30 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
         }
     }
 
-    if (p->aws_endpoint) {
-        if (p->type != PROXY_ECR) {
-            config_error_set(err, "aws_endpoint", "only ecr proxies take --aws-endpoint");
-            goto out;
-        }
-        if ((rc = config_url_normalise_endpoint("aws_endpoint", p->aws_endpoint, &aws_endpoint,
-                                                err)) < 0)
+    /* Each field's own rules, from the table; endpoints normalise into norm[]. */
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        if ((rc = proxy_field_check(&proxy_fields[i], p, &norm[i], err)) < 0)
             goto out;
     }
-    if (p->http_proxy &&
-        (rc = config_url_normalise_endpoint("http_proxy", p->http_proxy, &http_proxy, err)) < 0)
-        goto out;
-
-    rc = -EINVAL;
-    if (p->ca_file && (rc = check_text("ca_file", p->ca_file, CONFIG_URL_MAX, err)) < 0)
-        goto out;
     if (!p->client_cert != !p->client_key) {
         config_error_set(err, p->client_cert ? "client_key" : "client_cert",
                          "--client-cert and --client-key go together");
         rc = -EINVAL;
         goto out;
     }
-    if (p->client_cert &&
-        ((rc = check_text("client_cert", p->client_cert, CONFIG_URL_MAX, err)) < 0 ||
-         (rc = check_text("client_key", p->client_key, CONFIG_URL_MAX, err)) < 0))
-        goto out;
-    if ((rc = check_ttl("metadata_ttl", p->metadata_ttl, err)) < 0 ||
-        (rc = check_ttl("negative_ttl", p->negative_ttl, err)) < 0)
-        goto out;
-    if ((rc = check_globs("include", p->include, err)) < 0 ||
-        (rc = check_globs("exclude", p->exclude, err)) < 0)
-        goto out;
 
     /* Everything holds: commit the normalised values. */
     p->source = source;
     free(p->url);
     p->url = url;
     url = NULL;
-    if (aws_endpoint) {
-        free(p->aws_endpoint);
-        p->aws_endpoint = aws_endpoint;
-        aws_endpoint = NULL;
-    }
-    if (http_proxy) {
-        free(p->http_proxy);
-        p->http_proxy = http_proxy;
-        http_proxy = NULL;
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        if (norm[i]) {
+            char **dst = (char **)((char *)p + proxy_fields[i].offset);
+            free(*dst);
+            *dst = norm[i];
+            norm[i] = NULL;
+        }
     }
     ecr_target_clear(&p->ecr);
     p->ecr = ecr;
@@ -862,8 +799,8 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
     rc = 0;
 out:
     free(url);
-    free(aws_endpoint);
-    free(http_proxy);
+    for (size_t i = 0; i < proxy_fields_count; i++)
+        free(norm[i]);
     ecr_target_clear(&ecr);
     return rc;
 }
@@ -872,15 +809,7 @@ void config_proxy_clear(struct proxy *p)
 {
     if (!p)
         return;
-    free(p->url);
-    free(p->access_key);
-    free(p->aws_endpoint);
-    free(p->ca_file);
-    free(p->client_cert);
-    free(p->client_key);
-    free(p->http_proxy);
-    config_strv_free(p->include);
-    config_strv_free(p->exclude);
+    proxy_fields_free(p);
     ecr_target_clear(&p->ecr);
     memset(p, 0, sizeof(*p));
 }
@@ -888,33 +817,13 @@ void config_proxy_clear(struct proxy *p)
 int config_proxy_copy(struct proxy *dst, const struct proxy *src)
 {
     struct proxy c = *src;
-    c.url = c.access_key = c.aws_endpoint = c.ca_file = NULL;
-    c.client_cert = c.client_key = c.http_proxy = NULL;
-    c.include = c.exclude = NULL;
     memset(&c.ecr, 0, sizeof(c.ecr));
-    struct {
-        char **dst;
-        const char *src;
-    } s[] = {
-        {&c.url, src->url},
-        {&c.access_key, src->access_key},
-        {&c.aws_endpoint, src->aws_endpoint},
-        {&c.ca_file, src->ca_file},
-        {&c.client_cert, src->client_cert},
-        {&c.client_key, src->client_key},
-        {&c.http_proxy, src->http_proxy},
-    };
-    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-        if (s[i].src && !(*s[i].dst = strdup(s[i].src)))
-            goto nomem;
-    if (config_strv_dup(&c.include, src->include) < 0 ||
-        config_strv_dup(&c.exclude, src->exclude) < 0 || ecr_target_copy(&c.ecr, &src->ecr) < 0)
-        goto nomem;
+    if (proxy_fields_copy(&c, src) < 0 || ecr_target_copy(&c.ecr, &src->ecr) < 0) {
+        config_proxy_clear(&c);
+        return -ENOMEM;
+    }
     *dst = c;
     return 0;
-nomem:
-    config_proxy_clear(&c);
-    return -ENOMEM;
 }
 
 /* ---- registries ------------------------------------------------------------------------ */
@@ -985,19 +894,19 @@ static json_t *ecr_to_json(const struct ecr_target *t)
 
 json_t *config_proxy_to_json(const struct proxy *p)
 {
-    /* Built field by field from the struct: there is no secret in it to leak. */
-    json_t *o = json_pack(
-        "{s:s, s:s, s:o, s:o, s:s, s:o, s:b, s:o, s:I, s:I, s:b, s:o, s:o, s:o, s:o, s:o, s:o}",
-        "key", p->key, "type", config_type_name(p->type), "source",
-        p->type == PROXY_DOCKER ? json_string(config_source_name(p->source)) : json_null(), "url",
-        json_string_or_null(p->url), "auth", config_auth_name(p->auth), "access_key",
-        json_string_or_null(p->access_key), "secret_set", p->secret_set, "aws_endpoint",
-        json_string_or_null(p->aws_endpoint), "metadata_ttl", (json_int_t)p->metadata_ttl,
-        "negative_ttl", (json_int_t)p->negative_ttl, "offline", p->offline, "include",
-        config_strv_to_json(p->include), "exclude", config_strv_to_json(p->exclude), "ca_file",
-        json_string_or_null(p->ca_file), "client_cert", json_string_or_null(p->client_cert),
-        "client_key", json_string_or_null(p->client_key), "http_proxy",
-        json_string_or_null(p->http_proxy));
+    /* Built field by field from the table; a secret reads as NAME_set only. */
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        char name[64];
+        snprintf(name, sizeof(name), "%s%s", f->name, f->kind == FIELD_SECRET ? "_set" : "");
+        if (!strcmp(name, "secret_key_set"))
+            snprintf(name, sizeof(name), "secret_set"); /* the API's name since its start */
+        if (json_object_set_new(o, name, proxy_field_get_json(f, p)) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
     if (o && p->type == PROXY_ECR && json_object_set_new(o, "ecr", ecr_to_json(&p->ecr)) < 0) {
         json_decref(o);
         return NULL;
@@ -1009,33 +918,6 @@ json_t *config_registry_to_json(const struct registry *r)
 {
     return json_pack("{s:s, s:s, s:o}", "name", r->name, "type", config_type_name(r->type),
                      "upstreams", config_strv_to_json(r->upstreams));
-}
-
-static int json_opt_string(const char *field, json_t *v, char **dst, struct config_error *err)
-{
-    if (json_is_null(v))
-        return config_set_string(dst, NULL);
-    if (!json_is_string(v)) {
-        config_error_set(err, field, "must be a string or null");
-        return -EINVAL;
-    }
-    if (strlen(json_string_value(v)) != json_string_length(v)) {
-        config_error_set(err, field, "must not contain a NUL character");
-        return -EINVAL;
-    }
-    return config_set_string(dst, json_string_value(v));
-}
-
-static int json_ttl(const char *field, json_t *v, long *dst, struct config_error *err)
-{
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        json_integer_value(v) > CONFIG_TTL_MAX) {
-        config_error_set(err, field, "must be a whole number of seconds from 0 to %ld",
-                         CONFIG_TTL_MAX);
-        return -EINVAL;
-    }
-    *dst = (long)json_integer_value(v);
-    return 0;
 }
 
 /* The "key" and "type" members: required on create, unchangeable on update. */
@@ -1068,18 +950,29 @@ static int json_identity(struct proxy *p, json_t *obj, bool is_create, struct co
                          config_quote(q, sizeof(q), p->key));
         return -EINVAL;
     }
-    if (t && (!json_is_string(t) || strcmp(json_string_value(t), type_names[p->type]) != 0)) {
+    if (t && (!json_is_string(t) || strcmp(json_string_value(t), config__type_names[p->type]) != 0)) {
         config_error_set(err, "type", "cannot be changed (this is a %s proxy)",
-                         type_names[p->type]);
+                         config__type_names[p->type]);
         return -EINVAL;
     }
     return 0;
 }
 
+/* The member's name is the field only when it reads as one (the API puts it in JSON as is):
+ * an empty, long or non-ASCII name is reported as the body's. */
+static int unknown_field(const char *name, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    bool plain = name[0] && strlen(name) < sizeof(err->field);
+    for (const char *c = name; plain && *c; c++)
+        plain = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+    config_error_set(err, plain ? name : "body", "unknown field %s", config_quote(q, sizeof(q), name));
+    return -EINVAL;
+}
+
 int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char **secret,
                             struct config_error *err)
 {
-    char q[CONFIG_QUOTE_MAX];
     const char *name;
     json_t *v;
     int rc;
@@ -1092,92 +985,26 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
     if ((rc = json_identity(p, obj, is_create, err)) < 0)
         return rc;
 
-    /* auth and source first: changing them drops fields that later members may set again. */
-    if ((v = json_object_get(obj, "auth"))) {
-        enum proxy_auth a;
-        if ((rc = config_auth_parse(json_string_value(v), &a, err)) < 0)
-            goto fail;
-        config_proxy_set_auth(p, a);
-    }
-    if ((v = json_object_get(obj, "source")) && !json_is_null(v)) {
-        enum proxy_source s;
-        if ((rc = config_source_parse(json_string_value(v), &s, err)) < 0)
-            goto fail;
-        config_proxy_set_source(p, s);
-    }
-
-    json_object_foreach(obj, name, v)
-    {
-        rc = 0;
-        if (!strcmp(name, "key") || !strcmp(name, "type") || !strcmp(name, "auth") ||
-            !strcmp(name, "source") || !strcmp(name, "secret_set") || !strcmp(name, "ecr")) {
-            /* Handled above, or read-only (accepted so a GET body can be PUT back). */
-        } else if (!strcmp(name, "url")) {
-            char *url = NULL;
-            /* The URL it already has is no change: re-reading it would drop what was derived
-             * from the URL given first (an ECR proxy's repository scope). */
-            if ((rc = json_opt_string(name, v, &url, err)) == 0 &&
-                !(url && p->url && !strcmp(url, p->url)))
-                rc = config_proxy_set_url(p, url);
-            free(url);
-        } else if (!strcmp(name, "access_key")) {
-            rc = json_opt_string(name, v, &p->access_key, err);
-        } else if (!strcmp(name, "secret_key")) {
-            if (json_is_null(v))
+    /* Rows marked FIELD_FIRST (auth, source) first: they drop fields that others may set. */
+    for (int pass = 0; pass < 2; pass++) {
+        json_object_foreach(obj, name, v)
+        {
+            const struct proxy_field *f = proxy_field_find(name);
+            if (!f) {
+                /* Read-only members are accepted so a GET body can be PUT back. */
+                if (!strcmp(name, "secret_set") || !strcmp(name, "ecr") ||
+                    proxy_field_find_set(name))
+                    continue;
+                if (pass == 0)
+                    continue;
+                rc = unknown_field(name, err);
+                goto fail;
+            }
+            if ((f->flags & FIELD_IDENTITY) || (pass == 0) != !!(f->flags & FIELD_FIRST))
                 continue;
-            if (!json_is_string(v)) {
-                config_error_set(err, name, "must be a string");
-                rc = -EINVAL;
+            if ((rc = proxy_field_set_json(f, p, v, secret, err)) < 0)
                 goto fail;
-            }
-            size_t len = json_string_length(v);
-            free(*secret);
-            if (!(*secret = malloc(len + 1))) {
-                rc = -ENOMEM;
-                goto fail;
-            }
-            memcpy(*secret, json_string_value(v), len + 1);
-            rc = config_secret_normalise(*secret, &len, err);
-        } else if (!strcmp(name, "aws_endpoint")) {
-            rc = json_opt_string(name, v, &p->aws_endpoint, err);
-        } else if (!strcmp(name, "ca_file")) {
-            rc = json_opt_string(name, v, &p->ca_file, err);
-        } else if (!strcmp(name, "client_cert")) {
-            rc = json_opt_string(name, v, &p->client_cert, err);
-        } else if (!strcmp(name, "client_key")) {
-            rc = json_opt_string(name, v, &p->client_key, err);
-        } else if (!strcmp(name, "http_proxy")) {
-            rc = json_opt_string(name, v, &p->http_proxy, err);
-        } else if (!strcmp(name, "metadata_ttl")) {
-            rc = json_ttl(name, v, &p->metadata_ttl, err);
-        } else if (!strcmp(name, "negative_ttl")) {
-            rc = json_ttl(name, v, &p->negative_ttl, err);
-        } else if (!strcmp(name, "offline")) {
-            if (!json_is_boolean(v)) {
-                config_error_set(err, name, "must be true or false");
-                rc = -EINVAL;
-            } else {
-                p->offline = json_is_true(v);
-            }
-        } else if (!strcmp(name, "include") || !strcmp(name, "exclude")) {
-            char **list = NULL;
-            char ***dst = !strcmp(name, "include") ? &p->include : &p->exclude;
-            if ((rc = config_strv_from_json(name, v, &list, err)) == 0) {
-                config_strv_free(*dst);
-                *dst = list;
-            }
-        } else {
-            /* The member's name is the field only when it reads as one (the API puts it in
-             * JSON as is): an empty, long or non-ASCII name is reported as the body's. */
-            bool plain = name[0] && strlen(name) < sizeof(err->field);
-            for (const char *c = name; plain && *c; c++)
-                plain = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
-            config_error_set(err, plain ? name : "body", "unknown field %s",
-                             config_quote(q, sizeof(q), name));
-            rc = -EINVAL;
         }
-        if (rc < 0)
-            goto fail;
     }
     return 0;
 fail:

@@ -1,6 +1,6 @@
 /*
  * config_int: helpers shared by the files of the config module only
- * (config.c, ecr_url.c). Not part of any public header.
+ * (config.c, ecr_url.c, proxy_fields.c). Not part of any public header.
  */
 #ifndef UPSTREAMFS_CONFIG_INT_H
 #define UPSTREAMFS_CONFIG_INT_H
@@ -24,5 +24,16 @@ int config__url_get(CURLU *h, CURLUPart part, unsigned int flags, char **out);
 
 /* Lower-cases s in place (ASCII). */
 void config__lower(char *s);
+
+/* Names by enum value (config.c); the field table's enum rows point at them. */
+extern const char *const config__type_names[PROXY_TYPE_COUNT];
+extern const char *const config__auth_names[3];
+extern const char *const config__source_names[3];
+
+/* Non-empty, at most max bytes, no control characters, valid UTF-8; -EINVAL with err. */
+int config__check_text(const char *field, const char *s, size_t max, struct config_error *err);
+
+/* Rows in the field table, at most (for arrays indexed by row). */
+#define PROXY_FIELDS_MAX 48
 
 #endif

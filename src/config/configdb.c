@@ -19,6 +19,7 @@
  */
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/proxy_fields.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +30,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PROXY_COLUMNS                                                                              \
-    "key, type, source, url, auth, access_key, aws_endpoint, ca_file, client_cert, client_key, "   \
-    "http_proxy, metadata_ttl, negative_ttl, offline, include_json, exclude_json, ecr_host, "      \
-    "ecr_region, ecr_account, ecr_alias, ecr_repository, ecr_public"
+/* What validation derives from an ECR url, stored after the table's columns. */
+#define ECR_COLUMNS "ecr_host, ecr_region, ecr_account, ecr_alias, ecr_repository, ecr_public"
+#define ECR_NCOLUMNS 6
 
 /* ---- statements ------------------------------------------------------------------------ */
 
@@ -322,56 +322,115 @@ static int check_file(const char *field, char **path, struct config_error *err)
     return 0;
 }
 
+/* Every FIELD_PATH of the table names a readable file. */
 static int check_files(struct proxy *p, struct config_error *err)
 {
-    int rc;
-    if ((rc = check_file("ca_file", &p->ca_file, err)) < 0 ||
-        (rc = check_file("client_cert", &p->client_cert, err)) < 0 ||
-        (rc = check_file("client_key", &p->client_key, err)) < 0)
-        return rc;
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        int rc;
+        if (f->kind == FIELD_PATH &&
+            (rc = check_file(f->name, (char **)((char *)p + f->offset), err)) < 0)
+            return rc;
+    }
     return 0;
 }
 
 /* ---- proxy rows ------------------------------------------------------------------------ */
 
-/* Binds p to ?1..?22 in PROXY_COLUMNS order. */
+/*
+ * The proxies table's SQL, from the field table: "SELECT cols FROM proxies "
+ * plus tail (what == 'S'), "INSERT ..." ('I') or "UPDATE ... WHERE key = ?1"
+ * ('U'). The columns are the table's stored rows in its order, then the ECR
+ * ones; *n their count. malloc'd.
+ */
+static char *proxy_sql(char what, const char *tail, int *n)
+{
+    char cols[1024] = "", params[512] = "";
+    size_t oc = 0, op = 0;
+    int k = 0;
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const char *c = proxy_field_column(&proxy_fields[i]);
+        if (!c)
+            continue;
+        k++;
+        oc += (size_t)snprintf(cols + oc, sizeof(cols) - oc, "%s, ", c);
+    }
+    snprintf(cols + oc, sizeof(cols) - oc, "%s", ECR_COLUMNS);
+    k += ECR_NCOLUMNS;
+    for (int i = 1; i <= k; i++)
+        op += (size_t)snprintf(params + op, sizeof(params) - op, "%s?%d", i > 1 ? ", " : "", i);
+    *n = k;
+    char *sql = NULL;
+    int rc = what == 'S'   ? asprintf(&sql, "SELECT %s FROM proxies %s", cols, tail)
+             : what == 'I' ? asprintf(&sql, "INSERT INTO proxies (%s) VALUES (%s)", cols, params)
+                           : asprintf(&sql, "UPDATE proxies SET (%s) = (%s) WHERE key = ?1", cols,
+                                      params);
+    return rc < 0 ? NULL : sql;
+}
+
+static int prepare_proxy_sql(struct state *st, char what, const char *tail, sqlite3_stmt **s)
+{
+    int n;
+    char *sql = proxy_sql(what, tail, &n);
+    if (!sql)
+        return -ENOMEM;
+    int rc = prepare(st, sql, s);
+    free(sql);
+    return rc;
+}
+
+/* Binds one row's value of p at parameter i. */
+static int bind_field(sqlite3_stmt *s, int i, const struct proxy_field *f, const struct proxy *p)
+{
+    const void *at = (const char *)p + f->offset;
+    switch (f->kind) {
+    case FIELD_STRING:
+        return bind_text(s, i, f->flags & FIELD_IDENTITY ? p->key : *(char *const *)at);
+    case FIELD_PATH:
+    case FIELD_URL:
+    case FIELD_ENDPOINT:
+    case FIELD_SECRET:
+        return bind_text(s, i, *(char *const *)at);
+    case FIELD_ENUM: {
+        int v = *(const int *)at;
+        bool named = proxy_field_applies(f, p->type) && v >= 0 && v < f->nnames && f->names[v];
+        return bind_text(s, i, named ? f->names[v] : NULL);
+    }
+    case FIELD_BOOL:
+        return sqlite3_bind_int(s, i, *(const bool *)at);
+    case FIELD_SECONDS:
+        return sqlite3_bind_int64(s, i, *(const long *)at);
+    case FIELD_SIZE:
+        return sqlite3_bind_int64(s, i, *(const int64_t *)at);
+    case FIELD_LIST: {
+        json_t *j = config_strv_to_json(*(char **const *)at);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!text)
+            return SQLITE_NOMEM;
+        return sqlite3_bind_text(s, i, text, -1, free);
+    }
+    }
+    return SQLITE_MISUSE;
+}
+
+/* Binds p to ?1..?n in proxy_sql's column order. */
 static int bind_proxy(sqlite3_stmt *s, const struct proxy *p)
 {
-    char *inc = NULL, *exc = NULL;
-    json_t *ji = config_strv_to_json(p->include), *je = config_strv_to_json(p->exclude);
-    int rc = -ENOMEM;
-    if (!ji || !je || !(inc = json_dumps(ji, JSON_COMPACT)) ||
-        !(exc = json_dumps(je, JSON_COMPACT)))
-        goto out;
-    bind_text(s, 1, p->key);
-    bind_text(s, 2, config_type_name(p->type));
-    bind_text(s, 3, p->type == PROXY_DOCKER ? config_source_name(p->source) : NULL);
-    bind_text(s, 4, p->url);
-    bind_text(s, 5, config_auth_name(p->auth));
-    bind_text(s, 6, p->access_key);
-    bind_text(s, 7, p->aws_endpoint);
-    bind_text(s, 8, p->ca_file);
-    bind_text(s, 9, p->client_cert);
-    bind_text(s, 10, p->client_key);
-    bind_text(s, 11, p->http_proxy);
-    sqlite3_bind_int64(s, 12, p->metadata_ttl);
-    sqlite3_bind_int64(s, 13, p->negative_ttl);
-    sqlite3_bind_int(s, 14, p->offline);
-    bind_text(s, 15, inc);
-    bind_text(s, 16, exc);
-    bind_text(s, 17, p->ecr.host);
-    bind_text(s, 18, p->ecr.region);
-    bind_text(s, 19, p->ecr.account);
-    bind_text(s, 20, p->ecr.alias);
-    bind_text(s, 21, p->ecr.repository);
-    sqlite3_bind_int(s, 22, p->ecr.is_public);
-    rc = 0;
-out:
-    free(inc);
-    free(exc);
-    json_decref(ji);
-    json_decref(je);
-    return rc;
+    int i = 1;
+    for (size_t k = 0; k < proxy_fields_count; k++) {
+        if (!proxy_field_column(&proxy_fields[k]))
+            continue;
+        if (bind_field(s, i++, &proxy_fields[k], p) != SQLITE_OK)
+            return -ENOMEM;
+    }
+    bind_text(s, i++, p->ecr.host);
+    bind_text(s, i++, p->ecr.region);
+    bind_text(s, i++, p->ecr.account);
+    bind_text(s, i++, p->ecr.alias);
+    bind_text(s, i++, p->ecr.repository);
+    sqlite3_bind_int(s, i, p->ecr.is_public);
+    return 0;
 }
 
 static int column_strv(sqlite3_stmt *s, int i, char ***out)
@@ -383,43 +442,75 @@ static int column_strv(sqlite3_stmt *s, int i, char ***out)
     return rc == -ENOMEM ? rc : rc < 0 ? -EIO : 0;
 }
 
-/* Fills *p from a row of "SELECT PROXY_COLUMNS". Stored names that do not parse are -EIO. */
+/* Reads column i into one row's place in p. Stored names that do not parse are -EIO. */
+static int column_field(sqlite3_stmt *s, int i, const struct proxy_field *f, struct proxy *p)
+{
+    void *at = (char *)p + f->offset;
+    bool null = sqlite3_column_type(s, i) == SQLITE_NULL;
+    int v;
+    switch (f->kind) {
+    case FIELD_STRING:
+    case FIELD_PATH:
+    case FIELD_URL:
+    case FIELD_ENDPOINT:
+    case FIELD_SECRET:
+        return null || (*(char **)at = column_dup(s, i)) ? 0 : -ENOMEM;
+    case FIELD_ENUM:
+        if (null) {
+            *(int *)at = 0;
+            return 0;
+        }
+        if (config_enum_parse(f->name, f->names, f->nnames,
+                              (const char *)sqlite3_column_text(s, i), &v, NULL) < 0)
+            return -EIO;
+        *(int *)at = v;
+        return 0;
+    case FIELD_BOOL:
+        *(bool *)at = sqlite3_column_int(s, i) != 0;
+        return 0;
+    case FIELD_SECONDS:
+        *(long *)at = (long)sqlite3_column_int64(s, i);
+        return 0;
+    case FIELD_SIZE:
+        *(int64_t *)at = (int64_t)sqlite3_column_int64(s, i);
+        return 0;
+    case FIELD_LIST:
+        return column_strv(s, i, (char ***)at);
+    }
+    return -EIO;
+}
+
+/* Fills *p from a row of proxy_sql('S'): key and type first, then the rest by the table. */
 static int row_to_proxy(struct state *st, sqlite3_stmt *s, struct proxy *p)
 {
     enum proxy_type type;
-    const char *source = (const char *)sqlite3_column_text(s, 2);
-    const char *auth = (const char *)sqlite3_column_text(s, 4);
     int rc = config_type_lookup((const char *)sqlite3_column_text(s, 1), &type);
 
     if (rc < 0)
         return -EIO;
     config_proxy_init(p, (const char *)sqlite3_column_text(s, 0), type);
-    if (source && config_source_parse(source, &p->source, NULL) < 0)
-        return -EIO;
-    if (!source)
-        p->source = SOURCE_NONE;
-    if (config_auth_parse(auth, &p->auth, NULL) < 0)
-        return -EIO;
+    int i = 0;
+    for (size_t k = 0; k < proxy_fields_count; k++) {
+        const struct proxy_field *f = &proxy_fields[k];
+        if (!proxy_field_column(f))
+            continue;
+        if (!(f->flags & FIELD_IDENTITY) && (rc = column_field(s, i, f, p)) < 0)
+            return rc;
+        i++;
+    }
     struct {
         char **dst;
         int col;
-    } cols[] = {
-        {&p->url, 3},          {&p->access_key, 5},  {&p->aws_endpoint, 6},
-        {&p->ca_file, 7},      {&p->client_cert, 8}, {&p->client_key, 9},
-        {&p->http_proxy, 10},  {&p->ecr.host, 16},   {&p->ecr.region, 17},
-        {&p->ecr.account, 18}, {&p->ecr.alias, 19},  {&p->ecr.repository, 20},
+    } ecr[] = {
+        {&p->ecr.host, i},      {&p->ecr.region, i + 1},     {&p->ecr.account, i + 2},
+        {&p->ecr.alias, i + 3}, {&p->ecr.repository, i + 4},
     };
-    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-        if (sqlite3_column_type(s, cols[i].col) != SQLITE_NULL &&
-            !(*cols[i].dst = column_dup(s, cols[i].col)))
+    for (size_t k = 0; k < sizeof(ecr) / sizeof(ecr[0]); k++) {
+        if (sqlite3_column_type(s, ecr[k].col) != SQLITE_NULL &&
+            !(*ecr[k].dst = column_dup(s, ecr[k].col)))
             return -ENOMEM;
     }
-    p->metadata_ttl = (long)sqlite3_column_int64(s, 11);
-    p->negative_ttl = (long)sqlite3_column_int64(s, 12);
-    p->offline = sqlite3_column_int(s, 13) != 0;
-    p->ecr.is_public = sqlite3_column_int(s, 21) != 0;
-    if ((rc = column_strv(s, 14, &p->include)) < 0 || (rc = column_strv(s, 15, &p->exclude)) < 0)
-        return rc;
+    p->ecr.is_public = sqlite3_column_int(s, i + 5) != 0;
     rc = secret_exists(st, p->key);
     if (rc < 0)
         return rc;
@@ -448,11 +539,7 @@ int configdb_proxy_create(struct state *st, struct proxy *p, const char *secret,
         return rc;
     if ((rc = configdb_name_free(st, "key", p->key, err)) < 0)
         goto fail;
-    if ((rc = prepare(st,
-                      "INSERT INTO proxies (" PROXY_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                      "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-                      "?22)",
-                      &s)) < 0 ||
+    if ((rc = prepare_proxy_sql(st, 'I', NULL, &s)) < 0 ||
         (rc = bind_proxy(s, p)) < 0 || (rc = step_done(st, s)) < 0)
         goto fail;
     /* No row had this key, so a secret file under it is a leftover: never inherit it. */
@@ -505,11 +592,7 @@ int configdb_proxy_update(struct state *st, struct proxy *p, const char *secret,
     if ((rc = config_proxy_validate(p, secret != NULL || keep, err)) < 0 ||
         (rc = check_files(p, err)) < 0)
         goto fail;
-    if ((rc = prepare(st,
-                      "UPDATE proxies SET (" PROXY_COLUMNS ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) "
-                      "WHERE key = ?1",
-                      &s)) < 0 ||
+    if ((rc = prepare_proxy_sql(st, 'U', NULL, &s)) < 0 ||
         (rc = bind_proxy(s, p)) < 0 || (rc = step_done(st, s)) < 0)
         goto fail;
     if (secret)
@@ -586,7 +669,7 @@ int configdb_proxy_get(struct state *st, const char *key, struct proxy *out,
     memset(out, 0, sizeof(*out));
     if ((rc = config_key_validate("key", key, err)) < 0)
         return rc;
-    if ((rc = prepare(st, "SELECT " PROXY_COLUMNS " FROM proxies WHERE key = ?1", &s)) < 0)
+    if ((rc = prepare_proxy_sql(st, 'S', "WHERE key = ?1", &s)) < 0)
         return rc;
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
@@ -611,7 +694,7 @@ int configdb_proxy_list(struct state *st, struct proxy **out, size_t *n)
 
     *out = NULL;
     *n = 0;
-    if ((rc = prepare(st, "SELECT " PROXY_COLUMNS " FROM proxies ORDER BY key", &s)) < 0)
+    if ((rc = prepare_proxy_sql(st, 'S', "ORDER BY key", &s)) < 0)
         return rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct proxy *nl = realloc(list, (len + 1) * sizeof(*nl));

@@ -12,6 +12,7 @@
 
 #include "upstreamfs/config.h"
 #include "upstreamfs/defaults.h"
+#include "upstreamfs/proxy_fields.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -447,7 +448,7 @@ static void test_secret_normalise(void **state)
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
-static const char *const proxy_fields[] = {
+static const char *const json_members[] = {
     "key",        "type",         "source",       "url",          "auth",       "access_key",
     "secret_set", "aws_endpoint", "metadata_ttl", "negative_ttl", "offline",    "include",
     "exclude",    "ca_file",      "client_cert",  "client_key",   "http_proxy",
@@ -467,10 +468,10 @@ static void test_proxy_json_shape(void **state)
 
     json_t *j = config_proxy_to_json(&p);
     assert_non_null(j);
-    for (size_t i = 0; i < sizeof(proxy_fields) / sizeof(proxy_fields[0]); i++)
-        if (!json_object_get(j, proxy_fields[i]))
-            fail_msg("field %s missing", proxy_fields[i]);
-    assert_int_equal(json_object_size(j), sizeof(proxy_fields) / sizeof(proxy_fields[0]));
+    for (size_t i = 0; i < sizeof(json_members) / sizeof(json_members[0]); i++)
+        if (!json_object_get(j, json_members[i]))
+            fail_msg("field %s missing", json_members[i]);
+    assert_int_equal(json_object_size(j), sizeof(json_members) / sizeof(json_members[0]));
     assert_null(json_object_get(j, "secret_key"));
     assert_null(json_object_get(j, "ecr"));
     assert_true(json_is_true(json_object_get(j, "secret_set")));
@@ -583,6 +584,164 @@ static void test_copy(void **state)
     config_proxy_clear(&c);
 }
 
+
+/* ---- the field table ------------------------------------------------------------------- */
+
+/* A value of row f's kind that is not its default, as the API would send it. */
+static json_t *sample_value(const struct proxy_field *f)
+{
+    switch (f->kind) {
+    case FIELD_STRING:
+        return json_string("v-1");
+    case FIELD_PATH:
+        return json_string("/etc/hostname");
+    case FIELD_URL:
+        return json_string("https://h.example/x/");
+    case FIELD_ENDPOINT:
+        return json_string("http://e.example:8080/p");
+    case FIELD_ENUM:
+        return json_string(f->names[f->nnames - 1]);
+    case FIELD_BOOL:
+        return json_boolean(!f->def);
+    case FIELD_SECONDS:
+        return json_integer(42);
+    case FIELD_SIZE:
+        return json_integer(4096);
+    case FIELD_LIST:
+        return json_pack("[s, s]", "a/*", "b");
+    case FIELD_SECRET:
+        return json_string("s3cret\n");
+    }
+    return NULL;
+}
+
+/* Every row: JSON -> struct -> JSON gives the value back (a secret as NAME_set only). */
+static void test_fields_json_round_trip(void **state)
+{
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        struct proxy p;
+        struct config_error err = {0};
+        char *secret = NULL;
+        enum proxy_type t = 0;
+        while (!proxy_field_applies(f, t))
+            t++;
+        if (f->flags & FIELD_IDENTITY)
+            continue;
+        config_proxy_init(&p, "p", t);
+        json_t *v = sample_value(f), *body = json_object();
+        json_object_set(body, f->name, v);
+        if (config_proxy_apply_json(&p, body, false, &secret, &err) != 0)
+            fail_msg("%s: %s: %s", f->name, err.field, err.message);
+        if (f->flags & FIELD_SECRET_FILE) {
+            assert_string_equal(secret, "s3cret");
+            p.secret_set = true;
+        }
+        json_t *out = config_proxy_to_json(&p);
+        if (f->kind == FIELD_SECRET) {
+            assert_true(json_is_true(json_object_get(out, f->flags & FIELD_SECRET_FILE ? "secret_set" : "x")) ||
+                        !(f->flags & FIELD_SECRET_FILE));
+            assert_null(json_object_get(out, f->name)); /* write-only */
+        } else if (!json_equal(json_object_get(out, f->name), v)) {
+            fail_msg("%s: put %s, got %s", f->name, json_dumps(v, JSON_ENCODE_ANY),
+                     json_dumps(json_object_get(out, f->name), JSON_ENCODE_ANY));
+        }
+        /* The object carries every row: no field is spelled out anywhere else. */
+        assert_int_equal(json_object_size(out), proxy_fields_count + (t == PROXY_ECR));
+        free(secret);
+        json_decref(out);
+        json_decref(body);
+        json_decref(v);
+        config_proxy_clear(&p);
+    }
+}
+
+/* A type error names the field and the type it expects, for every kind. */
+static void test_fields_type_errors(void **state)
+{
+    static const struct {
+        enum field_kind kind;
+        const char *needle;
+    } want[] = {
+        {FIELD_STRING, "must be a string or null"}, {FIELD_PATH, "must be a string or null"},
+        {FIELD_URL, "must be a string or null"},    {FIELD_ENDPOINT, "must be a string or null"},
+        {FIELD_ENUM, "must be one of"},             {FIELD_BOOL, "must be true or false"},
+        {FIELD_SECONDS, "whole number of seconds"}, {FIELD_LIST, "array of strings"},
+        {FIELD_SECRET, "must be a string"},
+    };
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        struct proxy p;
+        struct config_error err = {0};
+        char *secret = NULL;
+        if (f->flags & FIELD_IDENTITY)
+            continue;
+        config_proxy_init(&p, "p", PROXY_DOCKER);
+        json_t *body = json_pack("{s:{}}", f->name);
+        for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++)
+            if (want[k].kind == f->kind)
+                expect_err(config_proxy_apply_json(&p, body, false, &secret, &err), &err, f->name,
+                           want[k].needle);
+        json_decref(body);
+        config_proxy_clear(&p);
+    }
+}
+
+/* The kinds the next fields need exist and behave: a size with suffixes, a write-only text. */
+static void test_fields_kinds(void **state)
+{
+    long long n;
+    assert_int_equal(proxy_field_parse_size("10G", &n), 0);
+    assert_int_equal(n, 10LL << 30);
+    assert_int_equal(proxy_field_parse_size("512KiB", &n), 0);
+    assert_int_equal(n, 512LL << 10);
+    assert_int_equal(proxy_field_parse_size("7", &n), 0);
+    assert_int_equal(n, 7);
+    assert_int_equal(proxy_field_parse_size("1X", &n), -EINVAL);
+    assert_int_equal(proxy_field_parse_size("-1", &n), -EINVAL);
+    assert_int_equal(proxy_field_parse_size("99999999999T", &n), -EINVAL);
+
+    /* Dummy rows over fields of the right C type (int64_t is long on this ABI). */
+    _Static_assert(sizeof(long) == sizeof(int64_t), "the size row below borrows a long");
+    const struct proxy_field size = {.name = "max_size", .kind = FIELD_SIZE,
+                                     .types = FIELD_TYPES_ALL,
+                                     .offset = offsetof(struct proxy, metadata_ttl),
+                                     .def = 10LL << 30, .max = 1LL << 50};
+    const struct proxy_field pem = {.name = "client_key_pem", .kind = FIELD_SECRET,
+                                    .types = FIELD_TYPES_ALL,
+                                    .offset = offsetof(struct proxy, access_key), .max = 65536};
+    struct proxy p;
+    struct config_error err = {0};
+    char *secret = NULL, *norm = NULL;
+    config_proxy_init(&p, "p", PROXY_GENERIC);
+    json_t *v = json_string("2M");
+    assert_int_equal(proxy_field_set_json(&size, &p, v, &secret, &err), 0);
+    json_decref(v);
+    assert_int_equal(p.metadata_ttl, 2L << 20);
+    v = json_string("lots");
+    expect_err(proxy_field_set_json(&size, &p, v, &secret, &err), &err, "max_size",
+               "must be a size in bytes");
+    json_decref(v);
+    v = json_string("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+    assert_int_equal(proxy_field_set_json(&pem, &p, v, &secret, &err), 0);
+    json_decref(v);
+    assert_null(secret); /* kept in the struct, not in a secret file */
+    assert_non_null(strstr(p.access_key, "BEGIN PRIVATE KEY"));
+    assert_true(proxy_field_is_set(&pem, &p));
+    json_t *out = proxy_field_get_json(&pem, &p);
+    assert_true(json_is_true(out)); /* read back as NAME_set: true, never the text */
+    json_decref(out);
+    assert_int_equal(proxy_field_check(&pem, &p, &norm, &err), 0);
+    assert_null(norm);
+    v = json_string("");
+    expect_err(proxy_field_set_json(&pem, &p, v, &secret, &err), &err, "client_key_pem",
+               "must not be empty");
+    json_decref(v);
+    config_proxy_clear(&p);
+    assert_string_equal(proxy_field_metavar(&size), "SIZE");
+    assert_non_null(proxy_field_find_set("secret_key_set"));
+}
+
 /* ---- registries ------------------------------------------------------------------------ */
 
 static void test_registry_rules(void **state)
@@ -690,6 +849,9 @@ int main(void)
         cmocka_unit_test(test_secret_normalise),  cmocka_unit_test(test_proxy_json_shape),
         cmocka_unit_test(test_proxy_apply_json),  cmocka_unit_test(test_copy),
         cmocka_unit_test(test_registry_rules),    cmocka_unit_test(test_quote_and_defaults),
+        cmocka_unit_test(test_fields_json_round_trip),
+        cmocka_unit_test(test_fields_type_errors),
+        cmocka_unit_test(test_fields_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -415,6 +415,45 @@ static void test_ecr_roundtrip(void **state)
 
 /* ---- registries ------------------------------------------------------------------------ */
 
+
+/* Every row of the field table survives struct -> database -> struct (two proxies cover the
+ * type-specific rows: docker's source, ecr's aws_endpoint). */
+static void test_fields_db_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct config_error err = {0};
+    static const char *const bodies[] = {
+        "{\"key\":\"d\",\"type\":\"docker\",\"source\":\"custom\",\"url\":\"https://r.example/\","
+        "\"auth\":\"access-key\",\"access_key\":\"bob\",\"secret_key\":\"pw\","
+        "\"ca_file\":\"/etc/hostname\",\"client_cert\":\"/etc/hostname\","
+        "\"client_key\":\"/etc/hostname\",\"http_proxy\":\"http://px.example:3128/\","
+        "\"metadata_ttl\":1,\"negative_ttl\":2,\"offline\":true,\"include\":[\"a\",\"b\"],"
+        "\"exclude\":[\"c\"]}",
+        "{\"key\":\"e\",\"type\":\"ecr\",\"url\":\"123456789012.dkr.ecr.eu-west-1.amazonaws.com/app\","
+        "\"auth\":\"aws-chain\",\"aws_endpoint\":\"http://127.0.0.1:9/\"}",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct proxy p = {0}, back = {0};
+        char *secret = NULL;
+        json_t *body = json_loads(bodies[i], 0, NULL);
+        assert_non_null(body);
+        assert_int_equal(config_proxy_apply_json(&p, body, true, &secret, &err), 0);
+        if (configdb_proxy_create(f->st, &p, secret, &err) != 0)
+            fail_msg("%s: %s", err.field, err.message);
+        assert_int_equal(configdb_proxy_get(f->st, p.key, &back, &err), 0);
+        json_t *a = config_proxy_to_json(&p), *b = config_proxy_to_json(&back);
+        /* Every member differs from its default in one of the two, so each column is read. */
+        if (!json_equal(a, b))
+            fail_msg("stored %s, read %s", json_dumps(a, 0), json_dumps(b, 0));
+        json_decref(a);
+        json_decref(b);
+        json_decref(body);
+        free(secret);
+        config_proxy_clear(&p);
+        config_proxy_clear(&back);
+    }
+}
+
 static void test_registries(void **state)
 {
     struct fixture *f = *state;
@@ -666,6 +705,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ecr_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fields_db_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
     };

@@ -1,0 +1,542 @@
+/*
+ * proxy_fields: the table of proxy settings and what each kind means (see
+ * include/upstreamfs/proxy_fields.h). The rows are in the order "proxy show"
+ * prints them and the JSON object carries them.
+ */
+#include "upstreamfs/proxy_fields.h"
+#include "config_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AT(f)   offsetof(struct proxy, f)
+#define ONLY(t) FIELD_TYPE(t)
+#define NAMES(a) (a), (int)(sizeof(a) / sizeof((a)[0]))
+
+const struct proxy_field proxy_fields[] = {
+    {.name = "key", .kind = FIELD_STRING, .types = FIELD_TYPES_ALL, .flags = FIELD_IDENTITY,
+     .offset = AT(key), .max = CONFIG_KEY_MAX},
+    {.name = "type", .cli = "type", .kind = FIELD_ENUM, .types = FIELD_TYPES_ALL,
+     .flags = FIELD_IDENTITY, .offset = AT(type), NAMES(config__type_names), .help = "create only"},
+    {.name = "source", .cli = "source", .kind = FIELD_ENUM, .types = ONLY(PROXY_DOCKER),
+     .flags = FIELD_FIRST, .offset = AT(source), NAMES(config__source_names),
+     .help = "default dockerhub (Docker Hub's URL is built in); custom\nneeds --url"},
+    {.name = "url", .cli = "url", .kind = FIELD_URL, .types = FIELD_TYPES_ALL, .offset = AT(url),
+     .max = CONFIG_URL_MAX,
+     .help = "the remote, always treated as a directory; http or https;\n"
+             "required except for docker with --source dockerhub.\n"
+             "ecr takes {ecr_private}[/REPO],\n"
+             "{ecr_public}/ALIAS[/REPO] or the AWS console URL\n"
+             "https://{region}.{ecr_console}/ecr/repositories/\n"
+             "{private|public}/{account}/REPO?region={region};\n"
+             "pypi takes the repository root (simple/ is appended)"},
+    {.name = "auth", .cli = "auth", .kind = FIELD_ENUM, .types = FIELD_TYPES_ALL,
+     .flags = FIELD_FIRST, .offset = AT(auth), NAMES(config__auth_names),
+     .help = "default anonymous; aws-chain (ecr only) reads the AWS\n"
+             "credential chain; private ECR needs access-key or aws-chain"},
+    {.name = "access_key", .cli = "access-key", .metavar = "ID", .kind = FIELD_STRING,
+     .types = FIELD_TYPES_ALL, .offset = AT(access_key), .max = CONFIG_ACCESS_KEY_MAX,
+     .help = "user name, or the AWS access key id for ecr"},
+    {.name = "secret_key", .db = "", .cli = "secret-key", .kind = FIELD_SECRET,
+     .types = FIELD_TYPES_ALL, .flags = FIELD_SECRET_FILE, .offset = AT(secret_set),
+     .max = CONFIG_SECRET_MAX, .help = "the secret (password, AWS secret key)"},
+    {.name = "aws_endpoint", .cli = "aws-endpoint", .kind = FIELD_ENDPOINT,
+     .types = ONLY(PROXY_ECR), .offset = AT(aws_endpoint), .max = CONFIG_URL_MAX,
+     .help = "the ECR API endpoint"},
+    {.name = "ca_file", .cli = "ca-file", .kind = FIELD_PATH, .types = FIELD_TYPES_ALL,
+     .offset = AT(ca_file), .max = CONFIG_URL_MAX, .help = "CA bundle to trust for the remote"},
+    {.name = "client_cert", .cli = "client-cert", .kind = FIELD_PATH, .types = FIELD_TYPES_ALL,
+     .offset = AT(client_cert), .max = CONFIG_URL_MAX,
+     .help = "TLS client certificate (with --client-key)"},
+    {.name = "client_key", .cli = "client-key", .kind = FIELD_PATH, .types = FIELD_TYPES_ALL,
+     .offset = AT(client_key), .max = CONFIG_URL_MAX,
+     .help = "TLS client key (with --client-cert)"},
+    {.name = "http_proxy", .cli = "http-proxy", .kind = FIELD_ENDPOINT, .types = FIELD_TYPES_ALL,
+     .offset = AT(http_proxy), .max = CONFIG_URL_MAX,
+     .help = "HTTP proxy for requests to the remote"},
+    {.name = "metadata_ttl", .cli = "metadata-ttl", .kind = FIELD_SECONDS,
+     .types = FIELD_TYPES_ALL, .offset = AT(metadata_ttl), .def = CONFIG_DEFAULT_META_TTL,
+     .max = CONFIG_TTL_MAX, .help = "how long tags and indexes stay fresh"},
+    {.name = "negative_ttl", .cli = "negative-ttl", .kind = FIELD_SECONDS,
+     .types = FIELD_TYPES_ALL, .offset = AT(negative_ttl), .def = CONFIG_DEFAULT_NEG_TTL,
+     .max = CONFIG_TTL_MAX, .help = "how long a \"not found\" is remembered"},
+    {.name = "offline", .cli = "offline", .kind = FIELD_BOOL, .types = FIELD_TYPES_ALL,
+     .offset = AT(offline), .help = "never contact the remote: serve what is cached"},
+    {.name = "include", .db = "include_json", .cli = "include", .metavar = "GLOB",
+     .kind = FIELD_LIST, .types = FIELD_TYPES_ALL, .offset = AT(include),
+     .max = CONFIG_GLOBS_MAX, .item_max = CONFIG_GLOB_MAX,
+     .help = "serve only paths matching GLOB"},
+    {.name = "exclude", .db = "exclude_json", .cli = "exclude", .metavar = "GLOB",
+     .kind = FIELD_LIST, .types = FIELD_TYPES_ALL, .offset = AT(exclude),
+     .max = CONFIG_GLOBS_MAX, .item_max = CONFIG_GLOB_MAX, .help = "hide paths matching GLOB"},
+};
+const size_t proxy_fields_count = sizeof(proxy_fields) / sizeof(proxy_fields[0]);
+
+/* ---- access ---------------------------------------------------------------------------- */
+
+#define SLOT(T, f, p) ((T *)((char *)(p) + (f)->offset))
+#define CSLOT(T, f, p) ((const T *)((const char *)(p) + (f)->offset))
+/* A list slot read-only: the vector itself, not its strings, is what is const. */
+#define LSLOT(f, p) ((char **const *)((const char *)(p) + (f)->offset))
+
+const struct proxy_field *proxy_field_find(const char *name)
+{
+    for (size_t i = 0; name && i < proxy_fields_count; i++)
+        if (!strcmp(proxy_fields[i].name, name))
+            return &proxy_fields[i];
+    return NULL;
+}
+
+const struct proxy_field *proxy_field_find_set(const char *member)
+{
+    size_t n = member ? strlen(member) : 0;
+    for (size_t i = 0; n > 4 && i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        if (f->kind == FIELD_SECRET && strlen(f->name) + 4 == n &&
+            !strncmp(member, f->name, n - 4) && !strcmp(member + n - 4, "_set"))
+            return f;
+    }
+    return NULL;
+}
+
+const char *proxy_field_column(const struct proxy_field *f)
+{
+    return f->db ? (*f->db ? f->db : NULL) : f->name;
+}
+
+bool proxy_field_applies(const struct proxy_field *f, enum proxy_type t)
+{
+    return (int)t >= 0 && t < PROXY_TYPE_COUNT && (f->types & FIELD_TYPE(t));
+}
+
+bool proxy_field_is_set(const struct proxy_field *f, const struct proxy *p)
+{
+    switch (f->kind) {
+    case FIELD_STRING:
+        return f->flags & FIELD_IDENTITY ? p->key[0] != '\0' : *CSLOT(char *, f, p) != NULL;
+    case FIELD_PATH:
+    case FIELD_URL:
+    case FIELD_ENDPOINT:
+        return *CSLOT(char *, f, p) != NULL;
+    case FIELD_SECRET:
+        return f->flags & FIELD_SECRET_FILE ? *CSLOT(bool, f, p) : *CSLOT(char *, f, p) != NULL;
+    case FIELD_LIST:
+        return config_strv_len(*LSLOT(f, p)) > 0;
+    case FIELD_ENUM:
+        return *CSLOT(int, f, p) != 0;
+    case FIELD_BOOL:
+        return *CSLOT(bool, f, p) != (f->def != 0);
+    case FIELD_SECONDS:
+        return *CSLOT(long, f, p) != f->def;
+    case FIELD_SIZE:
+        return *CSLOT(int64_t, f, p) != f->def;
+    }
+    return false;
+}
+
+const char *proxy_field_metavar(const struct proxy_field *f)
+{
+    if (f->metavar)
+        return f->metavar;
+    switch (f->kind) {
+    case FIELD_PATH:
+    case FIELD_SECRET:
+        return "FILE";
+    case FIELD_URL:
+    case FIELD_ENDPOINT:
+        return "URL";
+    case FIELD_SECONDS:
+        return "SECONDS";
+    case FIELD_SIZE:
+        return "SIZE";
+    case FIELD_LIST:
+        return "VALUE";
+    case FIELD_BOOL:
+        return "";
+    case FIELD_ENUM:
+    case FIELD_STRING:
+        break;
+    }
+    return "VALUE";
+}
+
+const char *proxy_field_enum_list(const char *const *names, int n, const char *sep, char *buf,
+                                  size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (!names[i])
+            continue;
+        int w = snprintf(buf + o, len - o, "%s%s", o ? sep : "", names[i]);
+        if (w < 0 || (size_t)w >= len - o)
+            break;
+        o += (size_t)w;
+    }
+    return buf;
+}
+
+int config_enum_parse(const char *field, const char *const *names, int n, const char *s, int *out,
+                      struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX], list[256];
+    for (int i = 0; s && i < n; i++) {
+        if (names[i] && !strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    }
+    config_error_set(err, field, "must be one of %s (got %s)",
+                     proxy_field_enum_list(names, n, ", ", list, sizeof(list)),
+                     config_quote(q, sizeof(q), s));
+    return -EINVAL;
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+
+static json_t *string_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *proxy_field_get_json(const struct proxy_field *f, const struct proxy *p)
+{
+    switch (f->kind) {
+    case FIELD_STRING:
+        if (f->flags & FIELD_IDENTITY)
+            return json_string(p->key);
+        /* fall through */
+    case FIELD_PATH:
+    case FIELD_URL:
+    case FIELD_ENDPOINT:
+        return string_or_null(*CSLOT(char *, f, p));
+    case FIELD_SECRET:
+        return json_boolean(proxy_field_is_set(f, p));
+    case FIELD_ENUM: {
+        int v = *CSLOT(int, f, p);
+        /* A field the type does not take reads as null (a helm proxy has no source). */
+        if (!proxy_field_applies(f, p->type) || v < 0 || v >= f->nnames)
+            return json_null();
+        return json_string(f->names[v] ? f->names[v] : "?");
+    }
+    case FIELD_BOOL:
+        return json_boolean(*CSLOT(bool, f, p));
+    case FIELD_SECONDS:
+        return json_integer((json_int_t)*CSLOT(long, f, p));
+    case FIELD_SIZE:
+        return json_integer((json_int_t)*CSLOT(int64_t, f, p));
+    case FIELD_LIST:
+        return config_strv_to_json(*LSLOT(f, p));
+    }
+    return json_null();
+}
+
+/* The value as it was given, for "(got ...)": a JSON text, cut by config_quote's rules. */
+static const char *got(char *buf, size_t n, json_t *v)
+{
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (json_is_string(v))
+        config_quote(buf, n, json_string_value(v));
+    else
+        snprintf(buf, n, "%.*s", (int)(n > 4 ? n - 4 : 0), text ? text : "?");
+    free(text);
+    return buf;
+}
+
+static int set_text(const struct proxy_field *f, json_t *v, char **dst, struct config_error *err)
+{
+    if (json_is_null(v))
+        return config_set_string(dst, NULL);
+    if (!json_is_string(v)) {
+        config_error_set(err, f->name, "must be a string or null");
+        return -EINVAL;
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        config_error_set(err, f->name, "must not contain a NUL character");
+        return -EINVAL;
+    }
+    return config_set_string(dst, json_string_value(v));
+}
+
+/* A whole number from 0 to max: an integer, or for a size a string with a suffix. */
+static int set_number(const struct proxy_field *f, json_t *v, long long *out,
+                      struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    long long n = -1;
+    if (json_is_integer(v))
+        n = json_integer_value(v);
+    else if (f->kind == FIELD_SIZE && json_is_string(v) &&
+             proxy_field_parse_size(json_string_value(v), &n) < 0)
+        n = -1;
+    if (n < 0 || n > f->max) {
+        if (f->kind == FIELD_SECONDS)
+            config_error_set(err, f->name, "must be a whole number of seconds from 0 to %lld (got %s)",
+                             f->max, got(q, sizeof(q), v));
+        else
+            config_error_set(err, f->name,
+                             "must be a size in bytes from 0 to %lld, optionally with K, M, G "
+                             "or T (got %s)",
+                             f->max, got(q, sizeof(q), v));
+        return -EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
+static int set_secret(const struct proxy_field *f, struct proxy *p, json_t *v, char **secret,
+                      struct config_error *err)
+{
+    if (json_is_null(v))
+        return 0; /* write-only: null (as in a GET body put back) keeps what is stored */
+    if (!json_is_string(v)) {
+        config_error_set(err, f->name, "must be a string");
+        return -EINVAL;
+    }
+    size_t len = json_string_length(v);
+    char *s = malloc(len + 1);
+    if (!s)
+        return -ENOMEM;
+    memcpy(s, json_string_value(v), len + 1);
+    int rc = config_secret_normalise(s, &len, err);
+    if (rc == 0 && !(f->flags & FIELD_SECRET_FILE) && len > (size_t)f->max) {
+        config_error_set(err, f->name, "must be at most %lld bytes", f->max);
+        rc = -EINVAL;
+    }
+    if (rc == 0 && !(f->flags & FIELD_SECRET_FILE)) {
+        /* config_secret_normalise names secret_key; the field is this one. */
+        char **dst = SLOT(char *, f, p);
+        if (*dst)
+            explicit_bzero(*dst, strlen(*dst));
+        free(*dst);
+        *dst = s;
+        return 0;
+    }
+    if (rc < 0) {
+        if (err && strcmp(err->field, f->name) != 0)
+            snprintf(err->field, sizeof(err->field), "%s", f->name);
+        explicit_bzero(s, len);
+        free(s);
+        return rc;
+    }
+    if (*secret) {
+        explicit_bzero(*secret, strlen(*secret));
+        free(*secret);
+    }
+    *secret = s;
+    return 0;
+}
+
+int proxy_field_set_json(const struct proxy_field *f, struct proxy *p, json_t *v, char **secret,
+                         struct config_error *err)
+{
+    long long n;
+    int rc, e;
+    switch (f->kind) {
+    case FIELD_STRING:
+    case FIELD_PATH:
+    case FIELD_ENDPOINT:
+        return set_text(f, v, SLOT(char *, f, p), err);
+    case FIELD_URL: {
+        char *url = NULL;
+        /* The URL it already has is no change: re-reading it would drop what was derived
+         * from the URL given first (an ECR proxy's repository scope). */
+        if ((rc = set_text(f, v, &url, err)) == 0 && !(url && p->url && !strcmp(url, p->url)))
+            rc = config_proxy_set_url(p, url);
+        free(url);
+        return rc;
+    }
+    case FIELD_SECRET:
+        return set_secret(f, p, v, secret, err);
+    case FIELD_ENUM:
+        if (json_is_null(v) && f->types != FIELD_TYPES_ALL)
+            return 0; /* as output for a type without the field (a helm proxy's source) */
+        if ((rc = config_enum_parse(f->name, f->names, f->nnames, json_string_value(v), &e,
+                                    err)) < 0)
+            return rc;
+        if (f->offset == offsetof(struct proxy, auth))
+            config_proxy_set_auth(p, (enum proxy_auth)e);
+        else if (f->offset == offsetof(struct proxy, source))
+            config_proxy_set_source(p, (enum proxy_source)e);
+        else
+            *SLOT(int, f, p) = e;
+        return 0;
+    case FIELD_BOOL:
+        if (!json_is_boolean(v)) {
+            config_error_set(err, f->name, "must be true or false");
+            return -EINVAL;
+        }
+        *SLOT(bool, f, p) = json_is_true(v);
+        return 0;
+    case FIELD_SECONDS:
+        if ((rc = set_number(f, v, &n, err)) == 0)
+            *SLOT(long, f, p) = (long)n;
+        return rc;
+    case FIELD_SIZE:
+        if ((rc = set_number(f, v, &n, err)) == 0)
+            *SLOT(int64_t, f, p) = (int64_t)n;
+        return rc;
+    case FIELD_LIST: {
+        char **list = NULL;
+        if ((rc = config_strv_from_json(f->name, v, &list, err)) == 0) {
+            config_strv_free(*SLOT(char **, f, p));
+            *SLOT(char **, f, p) = list;
+        }
+        return rc;
+    }
+    }
+    return -EINVAL;
+}
+
+/* ---- checks ---------------------------------------------------------------------------- */
+
+int proxy_field_check(const struct proxy_field *f, const struct proxy *p, char **norm,
+                      struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX], list[256];
+    *norm = NULL;
+    if (f->flags & FIELD_IDENTITY)
+        return 0;
+    if (!proxy_field_is_set(f, p))
+        return 0;
+    if (!proxy_field_applies(f, p->type)) {
+        unsigned n = 0;
+        const char *names[PROXY_TYPE_COUNT];
+        for (int t = 0; t < PROXY_TYPE_COUNT; t++)
+            names[t] = f->types & FIELD_TYPE(t) ? config__type_names[t] : NULL, n += !!names[t];
+        config_error_set(err, f->name, "only %s proxies take --%s",
+                         proxy_field_enum_list(names, PROXY_TYPE_COUNT, n > 2 ? ", " : " and ",
+                                               list, sizeof(list)),
+                         f->cli ? f->cli : f->name);
+        return -EINVAL;
+    }
+    switch (f->kind) {
+    case FIELD_STRING:
+    case FIELD_PATH:
+        return config__check_text(f->name, *CSLOT(char *, f, p), (size_t)f->max, err);
+    case FIELD_ENDPOINT:
+        return config_url_normalise_endpoint(f->name, *CSLOT(char *, f, p), norm, err);
+    case FIELD_SECONDS:
+    case FIELD_SIZE: {
+        long long v = f->kind == FIELD_SECONDS ? *CSLOT(long, f, p) : *CSLOT(int64_t, f, p);
+        if (v >= 0 && v <= f->max)
+            return 0;
+        snprintf(q, sizeof(q), "%lld", v);
+        config_error_set(err, f->name, "must be a whole number %sfrom 0 to %lld (got %s)",
+                         f->kind == FIELD_SECONDS ? "of seconds " : "of bytes ", f->max, q);
+        return -EINVAL;
+    }
+    case FIELD_LIST: {
+        char *const *v = *LSLOT(f, p);
+        size_t n = config_strv_len(v);
+        if ((long long)n > f->max) {
+            config_error_set(err, f->name, "at most %lld entries (got %zu)", f->max, n);
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int rc = config__check_text(f->name, v[i], f->item_max, err);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    case FIELD_URL:    /* the cross-field rules of config_proxy_validate own the url */
+    case FIELD_ENUM:   /* parsed on the way in */
+    case FIELD_BOOL:
+    case FIELD_SECRET: /* normalised on the way in; auth rules in config_proxy_validate */
+        return 0;
+    }
+    return 0;
+}
+
+/* ---- lifetime -------------------------------------------------------------------------- */
+
+void proxy_fields_defaults(struct proxy *p)
+{
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        if (f->kind == FIELD_BOOL)
+            *SLOT(bool, f, p) = f->def != 0;
+        else if (f->kind == FIELD_SECONDS)
+            *SLOT(long, f, p) = (long)f->def;
+        else if (f->kind == FIELD_SIZE)
+            *SLOT(int64_t, f, p) = (int64_t)f->def;
+    }
+}
+
+/* Whether the row's value is a heap pointer in the struct. */
+static bool owns_heap(const struct proxy_field *f)
+{
+    if (f->flags & (FIELD_IDENTITY | FIELD_SECRET_FILE))
+        return false;
+    return f->kind == FIELD_STRING || f->kind == FIELD_PATH || f->kind == FIELD_URL ||
+           f->kind == FIELD_ENDPOINT || f->kind == FIELD_SECRET || f->kind == FIELD_LIST;
+}
+
+void proxy_fields_free(struct proxy *p)
+{
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        if (!owns_heap(f))
+            continue;
+        if (f->kind == FIELD_LIST) {
+            config_strv_free(*SLOT(char **, f, p));
+            *SLOT(char **, f, p) = NULL;
+            continue;
+        }
+        char **s = SLOT(char *, f, p);
+        if (*s && f->kind == FIELD_SECRET)
+            explicit_bzero(*s, strlen(*s));
+        free(*s);
+        *s = NULL;
+    }
+}
+
+int proxy_fields_copy(struct proxy *dst, const struct proxy *src)
+{
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        if (!owns_heap(f))
+            continue;
+        if (f->kind == FIELD_LIST) {
+            *SLOT(char **, f, dst) = NULL;
+            if (config_strv_dup(SLOT(char **, f, dst), *LSLOT(f, src)) < 0)
+                return -ENOMEM;
+            continue;
+        }
+        const char *s = *CSLOT(char *, f, src);
+        *SLOT(char *, f, dst) = NULL;
+        if (s && !(*SLOT(char *, f, dst) = strdup(s)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int proxy_field_parse_size(const char *s, long long *out)
+{
+    static const char units[] = "KMGT";
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -EINVAL;
+    int shift = 0;
+    if (*end) {
+        const char *u = strchr(units, *end);
+        if (!u)
+            return -EINVAL;
+        shift = 10 * (int)(u - units + 1);
+        end++;
+        if (!strcmp(end, "iB") || !strcmp(end, "B"))
+            end += strlen(end);
+    }
+    if (*end || v > (unsigned long long)LLONG_MAX >> shift)
+        return -EINVAL;
+    *out = (long long)(v << shift);
+    return 0;
+}
