@@ -69,6 +69,9 @@ struct proxy_field {
     const char *help;            /* --help text; '\n' continues on the next line */
 };
 
+/* Rows in the table, at most (for arrays indexed by row). */
+#define PROXY_FIELDS_MAX 48
+
 extern const struct proxy_field proxy_fields[];
 extern const size_t proxy_fields_count;
 

@@ -18,6 +18,7 @@
 #include "upstreamfs/cli.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/defaults.h"
+#include "upstreamfs/proxy_fields.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,54 +29,52 @@
 #include <termios.h>
 #include <unistd.h>
 
-enum {
-    OPT_TYPE = 256,
-    OPT_SOURCE,
-    OPT_URL,
-    OPT_AUTH,
-    OPT_ACCESS_KEY,
-    OPT_SECRET_FILE,
-    OPT_SECRET_STDIN,
-    OPT_AWS_ENDPOINT,
-    OPT_CA_FILE,
-    OPT_CLIENT_CERT,
-    OPT_CLIENT_KEY,
-    OPT_HTTP_PROXY,
-    OPT_META_TTL,
-    OPT_NEG_TTL,
-    OPT_OFFLINE,
-    OPT_NO_OFFLINE,
-    OPT_INCLUDE,
-    OPT_EXCLUDE,
-    OPT_NO_INCLUDE,
-    OPT_NO_EXCLUDE,
-    OPT_JSON,
-};
+/*
+ * The create/update options come from the field table (proxy_fields.h): row i
+ * has the option values OPT_FIELD + 4 * i + one of these.
+ */
+enum { OPT_JSON = 256, OPT_FIELD = 512 };
+enum { OPT_SET, OPT_UNSET, OPT_SECRET_FILE, OPT_SECRET_STDIN };
 
-static const struct option edit_opts[] = {
-    {"type", required_argument, NULL, OPT_TYPE},
-    {"source", required_argument, NULL, OPT_SOURCE},
-    {"url", required_argument, NULL, OPT_URL},
-    {"auth", required_argument, NULL, OPT_AUTH},
-    {"access-key", required_argument, NULL, OPT_ACCESS_KEY},
-    {"secret-key-file", required_argument, NULL, OPT_SECRET_FILE},
-    {"secret-key-stdin", no_argument, NULL, OPT_SECRET_STDIN},
-    {"aws-endpoint", required_argument, NULL, OPT_AWS_ENDPOINT},
-    {"ca-file", required_argument, NULL, OPT_CA_FILE},
-    {"client-cert", required_argument, NULL, OPT_CLIENT_CERT},
-    {"client-key", required_argument, NULL, OPT_CLIENT_KEY},
-    {"http-proxy", required_argument, NULL, OPT_HTTP_PROXY},
-    {"metadata-ttl", required_argument, NULL, OPT_META_TTL},
-    {"negative-ttl", required_argument, NULL, OPT_NEG_TTL},
-    {"offline", no_argument, NULL, OPT_OFFLINE},
-    {"no-offline", no_argument, NULL, OPT_NO_OFFLINE},
-    {"include", required_argument, NULL, OPT_INCLUDE},
-    {"exclude", required_argument, NULL, OPT_EXCLUDE},
-    {"no-include", no_argument, NULL, OPT_NO_INCLUDE},
-    {"no-exclude", no_argument, NULL, OPT_NO_EXCLUDE},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+/* Room for every row's options (at most four each) and --help. */
+#define EDIT_OPTS_MAX (4 * PROXY_FIELDS_MAX + 2)
+
+static struct option edit_opts[EDIT_OPTS_MAX];
+static char edit_names[EDIT_OPTS_MAX][48];
+
+static void add_opt(size_t *n, const char *prefix, const char *name, const char *suffix, int has_arg,
+                    int val)
+{
+    snprintf(edit_names[*n], sizeof(edit_names[*n]), "%s%s%s", prefix, name, suffix);
+    edit_opts[*n] = (struct option){edit_names[*n], has_arg, NULL, val};
+    (*n)++;
+}
+
+/* Builds edit_opts from the table (once; the CLI is one thread). */
+static const struct option *edit_options(void)
+{
+    size_t n = 0;
+    if (edit_opts[0].name)
+        return edit_opts;
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        int val = OPT_FIELD + 4 * (int)i;
+        if (!f->cli)
+            continue;
+        if (f->kind == FIELD_SECRET) {
+            add_opt(&n, "", f->cli, "-file", required_argument, val + OPT_SECRET_FILE);
+            if (f->flags & FIELD_SECRET_FILE)
+                add_opt(&n, "", f->cli, "-stdin", no_argument, val + OPT_SECRET_STDIN);
+            continue;
+        }
+        add_opt(&n, "", f->cli, "", f->kind == FIELD_BOOL ? no_argument : required_argument,
+                val + OPT_SET);
+        if (f->kind == FIELD_BOOL || f->kind == FIELD_LIST)
+            add_opt(&n, "no-", f->cli, "", no_argument, val + OPT_UNSET);
+    }
+    add_opt(&n, "", "help", "", no_argument, 'h');
+    return edit_opts;
+}
 
 static const struct option view_opts[] = {
     {"json", no_argument, NULL, OPT_JSON},
@@ -96,43 +95,102 @@ static const char usage_top[] =
     "\n"
     "Run \"upstreamfs proxy create --help\" for the options.\n";
 
-/* A printf format: the ECR host forms come from the defaults table. */
-static const char usage_edit_options[] =
-    "Options:\n"
-    "  --type TYPE               docker, ecr, helm, maven, npm, pypi or generic; create\n"
-    "                            only\n"
-    "  --source dockerhub|custom docker only; default dockerhub (Docker Hub's URL is built\n"
-    "                            in); custom needs --url\n"
-    "  --url URL                 the remote, always treated as a directory; http or https;\n"
-    "                            required except for docker with --source dockerhub.\n"
-    "                            ecr takes %s[/REPO],\n"
-    "                            %s/ALIAS[/REPO] or the AWS console URL\n"
-    "                            https://{region}.%s/ecr/repositories/\n"
-    "                            {private|public}/{account}/REPO?region={region};\n"
-    "                            pypi takes the repository root (simple/ is appended)\n"
-    "  --auth anonymous|access-key|aws-chain\n"
-    "                            default anonymous; aws-chain (ecr only) reads the AWS\n"
-    "                            credential chain; private ECR needs access-key or aws-chain\n"
-    "  --access-key ID           user name, or the AWS access key id for ecr\n"
-    "  --secret-key-file FILE    read the secret (password, AWS secret key) from FILE\n"
-    "  --secret-key-stdin        read the secret from standard input\n"
-    "                            (one trailing newline is dropped; never on the command line)\n"
-    "  --aws-endpoint URL        ecr only: the ECR API endpoint\n"
-    "  --ca-file FILE            CA bundle to trust for the remote\n"
-    "  --client-cert FILE --client-key FILE   TLS client certificate and key\n"
-    "  --http-proxy URL          HTTP proxy for requests to the remote\n"
-    "  --metadata-ttl SECONDS    how long tags and indexes stay fresh (default 600)\n"
-    "  --negative-ttl SECONDS    how long a \"not found\" is remembered (default 300)\n"
-    "  --offline                 never contact the remote: serve what is cached\n"
-    "  --no-offline              contact the remote again (update)\n"
-    "  --include GLOB            serve only paths matching GLOB (repeatable)\n"
-    "  --exclude GLOB            hide paths matching GLOB (repeatable)\n"
-    "  --no-include, --no-exclude   clear the lists (update; before any new GLOBs)\n"
+static const char usage_edit_tail[] =
     "  -h, --help                show this help\n"
     "\n"
     "KEY: starts with a letter; lowercase letters, digits, '_', '.', '-'; at most 64\n"
     "characters; not used by another proxy or registry; not v2, api, metrics, healthz,\n"
     "ui or static. Files are stored as absolute paths and must be readable now.\n";
+
+/* Prints one help entry: the option in a 25-column cell, text lines from column 28. */
+static void help_entry(const char *left, const char *text)
+{
+    char line[512];
+    size_t o = 0;
+    bool first = true;
+    if (strlen(left) > 25) {
+        printf("  %s\n", left);
+        first = false;
+    }
+    /* The ECR host forms come from the defaults table. */
+    static const struct {
+        const char *token;
+        const char *const *value;
+    } subst[] = {
+        {"{ecr_private}", &upstream_defaults.ecr_private_host},
+        {"{ecr_public}", &upstream_defaults.ecr_public_host},
+        {"{ecr_console}", &upstream_defaults.ecr_console_host},
+    };
+    for (const char *p = text;; p++) {
+        size_t k;
+        for (k = 0; k < sizeof(subst) / sizeof(subst[0]); k++)
+            if (!strncmp(p, subst[k].token, strlen(subst[k].token)))
+                break;
+        if (k < sizeof(subst) / sizeof(subst[0])) {
+            o += (size_t)snprintf(line + o, sizeof(line) - o, "%s", *subst[k].value);
+            p += strlen(subst[k].token) - 1;
+            continue;
+        }
+        if (*p && *p != '\n' && o + 1 < sizeof(line)) {
+            line[o++] = *p;
+            continue;
+        }
+        line[o] = '\0';
+        printf("  %-25s %s\n", first ? left : "", line);
+        first = false;
+        o = 0;
+        if (!*p)
+            break;
+    }
+}
+
+/* The option list of create and update, from the field table. */
+static void print_edit_options(void)
+{
+    char left[300], text[600], names[256];
+    puts("Options:");
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        const char *mv = f->kind == FIELD_ENUM
+                             ? proxy_field_enum_list(f->names, f->nnames, "|", names, sizeof(names))
+                             : proxy_field_metavar(f);
+        char only[128] = "", def[64] = "", tnames[128];
+        if (!f->cli)
+            continue;
+        if (f->types != FIELD_TYPES_ALL) {
+            const char *tn[PROXY_TYPE_COUNT];
+            for (int t = 0; t < PROXY_TYPE_COUNT; t++)
+                tn[t] = f->types & FIELD_TYPE(t) ? config_type_name((enum proxy_type)t) : NULL;
+            snprintf(only, sizeof(only), "; %s only",
+                     proxy_field_enum_list(tn, PROXY_TYPE_COUNT, ", ", tnames, sizeof(tnames)));
+        }
+        if (f->kind == FIELD_SECONDS || f->kind == FIELD_SIZE)
+            snprintf(def, sizeof(def), "; default %lld", f->def);
+        if (f->kind == FIELD_SECRET) {
+            snprintf(left, sizeof(left), "--%s-file FILE", f->cli);
+            snprintf(text, sizeof(text), "read %s from FILE%s", f->help, only);
+            help_entry(left, text);
+            if (f->flags & FIELD_SECRET_FILE) {
+                snprintf(left, sizeof(left), "--%s-stdin", f->cli);
+                help_entry(left, "read it from standard input (one trailing newline\n"
+                                 "is dropped; never on the command line)");
+            }
+            continue;
+        }
+        snprintf(left, sizeof(left), "--%s%s%s", f->cli, *mv ? " " : "", mv);
+        snprintf(text, sizeof(text), "%s%s%s%s", f->help ? f->help : "", only, def,
+                 f->kind == FIELD_LIST ? " (repeatable)" : "");
+        help_entry(left, text);
+        if (f->kind == FIELD_BOOL || f->kind == FIELD_LIST) {
+            snprintf(left, sizeof(left), "--no-%s", f->cli);
+            snprintf(text, sizeof(text), "%s (update%s)",
+                     f->kind == FIELD_BOOL ? "turn it off" : "clear the list",
+                     f->kind == FIELD_LIST ? "; before any new values" : "");
+            help_entry(left, text);
+        }
+    }
+    fputs(usage_edit_tail, stdout);
+}
 
 static const char usage_create[] =
     "Usage: upstreamfs proxy create KEY --type TYPE [OPTIONS]\n"
@@ -166,95 +224,97 @@ static const char usage_delete[] = "Usage: upstreamfs proxy delete KEY\n"
                                    "Deletes a proxy and its secret. A proxy that is an upstream\n"
                                    "of a registry cannot be deleted until it is removed there.\n";
 
-/* The create/update options as given, before they are applied to a proxy. */
+/*
+ * The create/update options as given: the fields as the JSON object the API
+ * takes (so both front doors apply them with config_proxy_apply_json and
+ * refuse them with the same words), --type, and where the secret comes from.
+ */
 struct edit_args {
-    const char *type, *source, *url, *auth, *access_key, *secret_file;
-    const char *aws_endpoint, *ca_file, *client_cert, *client_key, *http_proxy;
-    const char *metadata_ttl, *negative_ttl;
-    bool secret_stdin, offline, no_offline, no_include, no_exclude;
-    char **include, **exclude;
-    bool include_set, exclude_set;
+    json_t *fields;
+    const char *type, *secret_file;
+    bool secret_stdin;
+    unsigned char given[PROXY_FIELDS_MAX]; /* options seen per row (--NAME and --no-NAME) */
 };
 
 static void edit_args_clear(struct edit_args *a)
 {
-    config_strv_free(a->include);
-    config_strv_free(a->exclude);
+    json_decref(a->fields);
 }
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static int parse_ttl(const char *field, const char *s, long *out, struct config_error *err)
+/* A number as a JSON integer when it is one (else the text, for the field to refuse). */
+static json_t *number_or_text(const char *s)
 {
-    char q[CONFIG_QUOTE_MAX];
-    long v = 0;
-    const char *p = s;
-    if (!*p)
-        goto bad;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9' || v > (CONFIG_TTL_MAX - (*p - '0')) / 10)
-            goto bad;
-        v = v * 10 + (*p - '0');
-    }
-    *out = v;
-    return 0;
-bad:
-    config_error_set(err, field, "must be a whole number of seconds from 0 to %ld (got %s)",
-                     CONFIG_TTL_MAX, config_quote(q, sizeof(q), s));
-    return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s >= '0' && *s <= '9' && !*end && !errno)
+        return json_integer((json_int_t)v);
+    return json_string(s);
 }
 
-/* Applies what the user gave onto p (see the file comment for the meaning of each). */
+/* Records option (row f, what) with value arg in a; -EINVAL (err) for a repeated single value. */
+static int take_option(struct edit_args *a, size_t row, int what, const char *arg,
+                       struct config_error *err)
+{
+    const struct proxy_field *f = &proxy_fields[row];
+    json_t *v = NULL;
+    if (f->flags & FIELD_IDENTITY) {
+        if (a->type) {
+            config_error_set(err, f->name, "given twice (--%s takes one value)", f->cli);
+            return -EINVAL;
+        }
+        a->type = arg;
+        return 0;
+    }
+    if (f->kind != FIELD_LIST && a->given[row]++) {
+        if (f->kind == FIELD_BOOL && json_is_true(json_object_get(a->fields, f->name)) ==
+                                         (what == OPT_UNSET))
+            config_error_set(err, f->name, "give --%s or --no-%s, not both", f->cli, f->cli);
+        else if (f->kind == FIELD_SECRET &&
+                 (a->secret_stdin != (what == OPT_SECRET_STDIN)))
+            config_error_set(err, f->name, "give --%s-file or --%s-stdin, not both", f->cli,
+                             f->cli);
+        else
+            config_error_set(err, f->name, "given twice (--%s%s takes one value)", f->cli,
+                             what == OPT_SECRET_FILE ? "-file" : "");
+        return -EINVAL;
+    }
+    switch (f->kind) {
+    case FIELD_SECRET:
+        if (what == OPT_SECRET_FILE)
+            a->secret_file = arg;
+        else
+            a->secret_stdin = true;
+        return 0;
+    case FIELD_BOOL:
+        v = json_boolean(what == OPT_SET);
+        break;
+    case FIELD_SECONDS:
+    case FIELD_SIZE:
+        v = number_or_text(arg);
+        break;
+    case FIELD_LIST: {
+        json_t *list = json_object_get(a->fields, f->name);
+        if (!list && (json_object_set_new(a->fields, f->name, json_array()) < 0 ||
+                      !(list = json_object_get(a->fields, f->name))))
+            return -ENOMEM;
+        return what == OPT_UNSET || json_array_append_new(list, json_string(arg)) == 0 ? 0
+                                                                                       : -ENOMEM;
+    }
+    default:
+        v = json_string(arg);
+        break;
+    }
+    return json_object_set_new(a->fields, f->name, v) < 0 ? -ENOMEM : 0;
+}
+
+/* Applies what the user gave onto p, as the API applies a body. */
 static int apply_args(struct proxy *p, const struct edit_args *a, struct config_error *err)
 {
-    int rc;
-    if (a->auth) {
-        enum proxy_auth auth;
-        if ((rc = config_auth_parse(a->auth, &auth, err)) < 0)
-            return rc;
-        config_proxy_set_auth(p, auth);
-    }
-    if (a->source) {
-        enum proxy_source source;
-        if ((rc = config_source_parse(a->source, &source, err)) < 0)
-            return rc;
-        config_proxy_set_source(p, source);
-    }
-    if (a->offline && a->no_offline) {
-        config_error_set(err, "offline", "give --offline or --no-offline, not both");
-        return -EINVAL;
-    }
-    if (a->secret_file && a->secret_stdin) {
-        config_error_set(err, "secret_key",
-                         "give --secret-key-file or --secret-key-stdin, not both");
-        return -EINVAL;
-    }
-    if ((a->url && (rc = config_proxy_set_url(p, a->url)) < 0) ||
-        (a->access_key && (rc = config_set_string(&p->access_key, a->access_key)) < 0) ||
-        (a->aws_endpoint && (rc = config_set_string(&p->aws_endpoint, a->aws_endpoint)) < 0) ||
-        (a->ca_file && (rc = config_set_string(&p->ca_file, a->ca_file)) < 0) ||
-        (a->client_cert && (rc = config_set_string(&p->client_cert, a->client_cert)) < 0) ||
-        (a->client_key && (rc = config_set_string(&p->client_key, a->client_key)) < 0) ||
-        (a->http_proxy && (rc = config_set_string(&p->http_proxy, a->http_proxy)) < 0))
-        return rc;
-    if ((a->metadata_ttl &&
-         (rc = parse_ttl("metadata_ttl", a->metadata_ttl, &p->metadata_ttl, err)) < 0) ||
-        (a->negative_ttl &&
-         (rc = parse_ttl("negative_ttl", a->negative_ttl, &p->negative_ttl, err)) < 0))
-        return rc;
-    if (a->offline || a->no_offline)
-        p->offline = a->offline;
-    if (a->no_include || a->include_set) {
-        config_strv_free(p->include);
-        if ((rc = config_strv_dup(&p->include, a->include)) < 0)
-            return rc;
-    }
-    if (a->no_exclude || a->exclude_set) {
-        config_strv_free(p->exclude);
-        if ((rc = config_strv_dup(&p->exclude, a->exclude)) < 0)
-            return rc;
-    }
-    return 0;
+    char *none = NULL;
+    return config_proxy_apply_json(p, a->fields, false, &none, err);
 }
 
 /* Reads from fd into buf (size n) until EOF or a full buffer; the count, or -errno. */
@@ -370,82 +430,26 @@ static void secret_free(char *s)
 static int parse_edit_args(const char *cmd, const char *usage, int argc, char **argv,
                            struct edit_args *a)
 {
+    const struct option *opts = edit_options();
+    struct config_error err = {0};
     int c;
+    if (!(a->fields = json_object())) {
+        cli_errorf("%s: %s", cmd, strerror(ENOMEM));
+        return CLI_EXIT_FAIL;
+    }
     opterr = 0;
     optind = 0;
-    while ((c = getopt_long(argc, argv, ":h", edit_opts, NULL)) != -1) {
-        int rc = 0;
-        switch (c) {
-        case 'h':
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
             fputs(usage, stdout);
-            printf(usage_edit_options, upstream_defaults.ecr_private_host,
-                   upstream_defaults.ecr_public_host, upstream_defaults.ecr_console_host);
+            print_edit_options();
             return -1;
-        case OPT_TYPE:
-            a->type = optarg;
-            break;
-        case OPT_SOURCE:
-            a->source = optarg;
-            break;
-        case OPT_URL:
-            a->url = optarg;
-            break;
-        case OPT_AUTH:
-            a->auth = optarg;
-            break;
-        case OPT_ACCESS_KEY:
-            a->access_key = optarg;
-            break;
-        case OPT_SECRET_FILE:
-            a->secret_file = optarg;
-            break;
-        case OPT_SECRET_STDIN:
-            a->secret_stdin = true;
-            break;
-        case OPT_AWS_ENDPOINT:
-            a->aws_endpoint = optarg;
-            break;
-        case OPT_CA_FILE:
-            a->ca_file = optarg;
-            break;
-        case OPT_CLIENT_CERT:
-            a->client_cert = optarg;
-            break;
-        case OPT_CLIENT_KEY:
-            a->client_key = optarg;
-            break;
-        case OPT_HTTP_PROXY:
-            a->http_proxy = optarg;
-            break;
-        case OPT_META_TTL:
-            a->metadata_ttl = optarg;
-            break;
-        case OPT_NEG_TTL:
-            a->negative_ttl = optarg;
-            break;
-        case OPT_OFFLINE:
-            a->offline = true;
-            break;
-        case OPT_NO_OFFLINE:
-            a->no_offline = true;
-            break;
-        case OPT_INCLUDE:
-            a->include_set = true;
-            rc = config_strv_push(&a->include, optarg);
-            break;
-        case OPT_EXCLUDE:
-            a->exclude_set = true;
-            rc = config_strv_push(&a->exclude, optarg);
-            break;
-        case OPT_NO_INCLUDE:
-            a->no_include = true;
-            break;
-        case OPT_NO_EXCLUDE:
-            a->no_exclude = true;
-            break;
-        default:
-            return cli_bad_option(cmd, c, argv);
         }
+        if (c < OPT_FIELD)
+            return cli_bad_option(cmd, c, argv);
+        int rc = take_option(a, (size_t)(c - OPT_FIELD) / 4, (c - OPT_FIELD) % 4, optarg, &err);
+        if (rc == -EINVAL)
+            return cli_report(cmd, rc, &err);
         if (rc < 0) {
             cli_errorf("%s: %s", cmd, strerror(-rc));
             return CLI_EXIT_FAIL;
@@ -496,7 +500,10 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     if ((rc = one_key(cmd, argc, argv, &key)) != 0)
         goto out;
     if (!a.type) {
-        config_error_set(&err, "type", "is required (docker, ecr, helm, maven or generic)");
+        char types[128];
+        const struct proxy_field *tf = proxy_field_find("type");
+        config_error_set(&err, "type", "is required (%s)",
+                         proxy_field_enum_list(tf->names, tf->nnames, ", ", types, sizeof(types)));
         rc = cli_report(cmd, -EINVAL, &err);
         goto out;
     }
@@ -655,46 +662,43 @@ out:
     return rc;
 }
 
-static void show_line(const char *field, const char *value)
+/* One "field: value" line per member of the API's object (a list: one per item; null: "-"). */
+static void show_json(const char *prefix, json_t *obj)
 {
-    printf("%s: %s\n", field, value ? value : "-");
-}
-
-static void show_list(const char *field, char *const *v)
-{
-    if (!v || !v[0])
-        show_line(field, NULL);
-    for (size_t i = 0; v && v[i]; i++)
-        show_line(field, v[i]);
-}
-
-static void show_proxy(const struct proxy *p)
-{
-    show_line("key", p->key);
-    show_line("type", config_type_name(p->type));
-    show_line("source", p->type == PROXY_DOCKER ? config_source_name(p->source) : NULL);
-    show_line("url", p->url);
-    show_line("auth", config_auth_name(p->auth));
-    show_line("access_key", p->access_key);
-    show_line("secret_set", p->secret_set ? "true" : "false");
-    show_line("aws_endpoint", p->aws_endpoint);
-    show_line("ca_file", p->ca_file);
-    show_line("client_cert", p->client_cert);
-    show_line("client_key", p->client_key);
-    show_line("http_proxy", p->http_proxy);
-    printf("metadata_ttl: %ld\n", p->metadata_ttl);
-    printf("negative_ttl: %ld\n", p->negative_ttl);
-    show_line("offline", p->offline ? "true" : "false");
-    show_list("include", p->include);
-    show_list("exclude", p->exclude);
-    if (p->type == PROXY_ECR) {
-        show_line("ecr.host", p->ecr.host);
-        show_line("ecr.region", p->ecr.region);
-        show_line("ecr.account", p->ecr.account);
-        show_line("ecr.alias", p->ecr.alias);
-        show_line("ecr.repository", p->ecr.repository);
-        show_line("ecr.public", p->ecr.is_public ? "true" : "false");
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        size_t i;
+        json_t *item;
+        if (json_is_object(v)) {
+            char sub[64];
+            snprintf(sub, sizeof(sub), "%s.", name);
+            show_json(sub, v);
+        } else if (json_is_array(v)) {
+            if (!json_array_size(v))
+                printf("%s%s: -\n", prefix, name);
+            json_array_foreach(v, i, item)
+                printf("%s%s: %s\n", prefix, name, json_string_value(item));
+        } else if (json_is_string(v)) {
+            printf("%s%s: %s\n", prefix, name, json_string_value(v));
+        } else if (json_is_integer(v)) {
+            printf("%s%s: %" JSON_INTEGER_FORMAT "\n", prefix, name, json_integer_value(v));
+        } else {
+            printf("%s%s: %s\n", prefix, name,
+                   json_is_true(v) ? "true" : json_is_false(v) ? "false" : "-");
+        }
     }
+}
+
+static int show_proxy(const struct proxy *p)
+{
+    json_t *j = config_proxy_to_json(p);
+    if (!j)
+        return cli_report("proxy show", -ENOMEM, NULL);
+    show_json("", j);
+    json_decref(j);
+    return CLI_EXIT_OK;
 }
 
 static int cmd_show(struct cli_globals *g, int argc, char **argv)
@@ -718,8 +722,7 @@ static int cmd_show(struct cli_globals *g, int argc, char **argv)
     } else if (json) {
         rc = cli_print_json(config_proxy_to_json(&p));
     } else {
-        show_proxy(&p);
-        rc = CLI_EXIT_OK;
+        rc = show_proxy(&p);
     }
     config_proxy_clear(&p);
     state_close(st);

@@ -33,7 +33,4 @@ extern const char *const config__source_names[3];
 /* Non-empty, at most max bytes, no control characters, valid UTF-8; -EINVAL with err. */
 int config__check_text(const char *field, const char *s, size_t max, struct config_error *err);
 
-/* Rows in the field table, at most (for arrays indexed by row). */
-#define PROXY_FIELDS_MAX 48
-
 #endif

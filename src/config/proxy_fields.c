@@ -74,6 +74,8 @@ const struct proxy_field proxy_fields[] = {
      .max = CONFIG_GLOBS_MAX, .item_max = CONFIG_GLOB_MAX, .help = "hide paths matching GLOB"},
 };
 const size_t proxy_fields_count = sizeof(proxy_fields) / sizeof(proxy_fields[0]);
+_Static_assert(sizeof(proxy_fields) / sizeof(proxy_fields[0]) <= PROXY_FIELDS_MAX,
+               "raise PROXY_FIELDS_MAX");
 
 /* ---- access ---------------------------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "upstreamfs/cli.h"
+#include "upstreamfs/proxy_fields.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -166,6 +167,45 @@ static void test_help_is_complete(void **state)
     run_free(&r);
 }
 
+
+/* Every row of the field table with an option is in create's and update's help, with its type. */
+static void test_help_has_every_field(void **state)
+{
+    const char *cmds[] = {"create", "update"};
+    for (size_t c = 0; c < 2; c++) {
+        struct run r =
+            run_cli((const char *[]){"upstreamfs", "proxy", cmds[c], "--help", NULL}, NULL);
+        assert_int_equal(r.code, 0);
+        for (size_t i = 0; i < proxy_fields_count; i++) {
+            const struct proxy_field *f = &proxy_fields[i];
+            char want[300], names[256];
+            if (!f->cli)
+                continue;
+            if (f->kind == FIELD_SECRET)
+                snprintf(want, sizeof(want), "\n  --%s-file FILE ", f->cli);
+            else if (f->kind == FIELD_ENUM)
+                snprintf(want, sizeof(want), "\n  --%s %s", f->cli,
+                         proxy_field_enum_list(f->names, f->nnames, "|", names, sizeof(names)));
+            else if (f->kind == FIELD_BOOL)
+                snprintf(want, sizeof(want), "\n  --%s ", f->cli);
+            else
+                snprintf(want, sizeof(want), "\n  --%s %s ", f->cli, proxy_field_metavar(f));
+            if (!strstr(r.out, want))
+                fail_msg("proxy %s --help lacks [%s]", cmds[c], want + 1);
+            if ((f->kind == FIELD_BOOL || f->kind == FIELD_LIST)) {
+                snprintf(want, sizeof(want), "\n  --no-%s ", f->cli);
+                if (!strstr(r.out, want))
+                    fail_msg("proxy %s --help lacks [%s]", cmds[c], want + 1);
+            }
+            if (f->types != FIELD_TYPES_ALL && f->kind != FIELD_ENUM) {
+                snprintf(want, sizeof(want), "%s only", config_type_name(PROXY_ECR));
+                assert_non_null(strstr(r.out, want));
+            }
+        }
+        run_free(&r);
+    }
+}
+
 static void test_version_and_usage_errors(void **state)
 {
     struct run r = run_cli((const char *[]){"upstreamfs", "--version", NULL}, NULL);
@@ -305,6 +345,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_everywhere),
         cmocka_unit_test(test_help_is_complete),
+        cmocka_unit_test(test_help_has_every_field),
         cmocka_unit_test(test_version_and_usage_errors),
         cmocka_unit_test(test_state_dir_choice),
     };
