@@ -119,6 +119,14 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
                             struct config_error *err);
 
 /*
+ * Applies a registry object's members onto g. On create, name and type are
+ * required; on update they may be given but must not change (so a GET body
+ * can be PUT back). *has_upstreams says whether "upstreams" was given.
+ */
+int config_registry_apply_json(struct registry *g, json_t *obj, bool is_create,
+                               bool *has_upstreams, struct config_error *err);
+
+/*
  * Strips one trailing LF or CRLF in place; -EINVAL if the result is empty.
  * secret must have room for *len + 1 bytes (a NUL is written at the end).
  */

@@ -1,22 +1,23 @@
 /*
  * cli_proxy: "upstreamfs proxy create|update|list|show|delete".
  *
- * create and update share one option table and one function that applies
- * the options to a struct proxy, so an option means the same in both; update
- * starts from the stored proxy, create from config_proxy_init. Options not
+ * create and update take the options of the field table (proxy_fields.h),
+ * turn them into the JSON object the API takes, and hand it to config_crud,
+ * the path the API and the wizard take too: an option means what the API's
+ * member means, and is refused with the same words. Options not
  * given keep their values; an empty value ("--ca-file ''") removes an
  * optional setting; --no-offline, --no-include and --no-exclude undo the
  * flags and lists.
  *
  * Order of work, so that invalid input writes nothing and costs nothing:
- * parse, apply, validate (config), then read the secret (which may wait on
- * stdin), then open the state and let configdb validate again under its
- * write lock. The secret lives in one heap buffer that is wiped before it
+ * parse, prepare (apply and validate), then read the secret (which may wait
+ * on stdin), then open the state and commit (configdb validates again under
+ * its write lock). Update opens the state first, to read the stored proxy. The secret lives in one heap buffer that is wiped before it
  * is freed; it is never printed, logged or put in argv.
  */
 #include "cli_wizard.h"
 #include "upstreamfs/cli.h"
-#include "upstreamfs/configdb.h"
+#include "upstreamfs/config_crud.h"
 #include "upstreamfs/defaults.h"
 #include "upstreamfs/proxy_fields.h"
 
@@ -249,7 +250,8 @@ static json_t *number_or_text(const char *s)
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*s >= '0' && *s <= '9' && !*end && !errno)
+    const char *d = *s == '-' ? s + 1 : s;
+    if (*d >= '0' && *d <= '9' && !*end && !errno)
         return json_integer((json_int_t)v);
     return json_string(s);
 }
@@ -308,13 +310,6 @@ static int take_option(struct edit_args *a, size_t row, int what, const char *ar
         break;
     }
     return json_object_set_new(a->fields, f->name, v) < 0 ? -ENOMEM : 0;
-}
-
-/* Applies what the user gave onto p, as the API applies a body. */
-static int apply_args(struct proxy *p, const struct edit_args *a, struct config_error *err)
-{
-    char *none = NULL;
-    return config_proxy_apply_json(p, a->fields, false, &none, err);
 }
 
 /* Reads from fd into buf (size n) until EOF or a full buffer; the count, or -errno. */
@@ -414,14 +409,6 @@ out:
     return rc;
 }
 
-static void secret_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
 /*
  * Parses the create/update options; positional words are left at
  * argv[optind..]. Returns 0, -1 after printing help (the caller exits 0), or
@@ -483,7 +470,6 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     struct state *st = NULL;
     char *secret = NULL;
     const char *key;
-    enum proxy_type type;
     /* No arguments: the guided questions on a terminal; never a prompt without one. */
     if (argc == 1) {
         if (isatty(STDIN_FILENO))
@@ -507,14 +493,14 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
         rc = cli_report(cmd, -EINVAL, &err);
         goto out;
     }
-    if ((rc = config_type_parse(a.type, &type, &err)) < 0) {
-        rc = cli_report(cmd, rc, &err);
+    if (json_object_set_new(a.fields, "key", json_string(key)) < 0 ||
+        json_object_set_new(a.fields, "type", json_string(a.type)) < 0) {
+        rc = cli_report(cmd, -ENOMEM, NULL);
         goto out;
     }
-    config_proxy_init(&p, key, type);
     /* Checked before the secret is read and before the state dir is created. */
-    if ((rc = apply_args(&p, &a, &err)) < 0 ||
-        (rc = config_proxy_validate(&p, a.secret_file || a.secret_stdin, &err)) < 0 ||
+    if ((rc = crud_proxy_prepare(NULL, NULL, a.fields, a.secret_file || a.secret_stdin, &p,
+                                 &secret, &err)) < 0 ||
         (rc = read_secret(&a, &secret, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
         goto out;
@@ -522,14 +508,14 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     cli_quiet_logs(g);
     if ((rc = cli_open_state(g, &st)) != 0)
         goto out;
-    if ((rc = configdb_proxy_create(st, &p, secret, &err)) < 0) {
+    if ((rc = crud_proxy_commit(st, true, &p, secret, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
         goto out;
     }
     printf("created proxy %s (%s)\n", p.key, config_type_name(p.type));
     rc = CLI_EXIT_OK;
 out:
-    secret_free(secret);
+    crud_secret_free(secret);
     config_proxy_clear(&p);
     edit_args_clear(&a);
     state_close(st);
@@ -560,27 +546,17 @@ static int cmd_update(struct cli_globals *g, int argc, char **argv)
     cli_quiet_logs(g);
     if ((rc = cli_open_state(g, &st)) != 0)
         goto out;
-    if ((rc = configdb_proxy_get(st, key, &p, &err)) < 0) {
-        rc = cli_report(cmd, rc, &err);
-        goto out;
-    }
-    if ((rc = apply_args(&p, &a, &err)) < 0) {
-        rc = cli_report(cmd, rc, &err);
-        goto out;
-    }
-    /* The stored secret counts only while the auth still takes one (configdb drops it). */
-    bool has_secret =
-        a.secret_file || a.secret_stdin || (p.secret_set && p.auth == AUTH_ACCESS_KEY);
-    if ((rc = config_proxy_validate(&p, has_secret, &err)) < 0 ||
+    if ((rc = crud_proxy_prepare(st, key, a.fields, a.secret_file || a.secret_stdin, &p, &secret,
+                                 &err)) < 0 ||
         (rc = read_secret(&a, &secret, &err)) < 0 ||
-        (rc = configdb_proxy_update(st, &p, secret, &err)) < 0) {
+        (rc = crud_proxy_commit(st, false, &p, secret, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
         goto out;
     }
     printf("updated proxy %s (%s)\n", p.key, config_type_name(p.type));
     rc = CLI_EXIT_OK;
 out:
-    secret_free(secret);
+    crud_secret_free(secret);
     config_proxy_clear(&p);
     edit_args_clear(&a);
     state_close(st);
@@ -744,7 +720,7 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
     cli_quiet_logs(g);
     if ((rc = cli_open_state(g, &st)) != 0)
         return rc;
-    if ((rc = configdb_proxy_delete(st, key, &err)) < 0) {
+    if ((rc = crud_proxy_delete(st, key, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
     } else {
         printf("deleted proxy %s\n", key);

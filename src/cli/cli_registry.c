@@ -3,11 +3,13 @@
  *
  * A registry is a name, a type and an ordered list of upstream proxies; the
  * order given on the command line is the order stored and the order of
- * resolution (after the registry's own local content). configdb checks that
- * every upstream exists and fits the registry's type.
+ * resolution (after the registry's own local content). Changes go through
+ * config_crud as the API's do; configdb checks that every upstream exists
+ * and fits the registry's type.
  */
 #include "upstreamfs/cli.h"
-#include "upstreamfs/configdb.h"
+#include "upstreamfs/config_crud.h"
+#include "upstreamfs/proxy_fields.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,9 +30,9 @@ static const char usage_top[] =
     "A registry groups proxies in an order: a path in it resolves to the registry's\n"
     "local content first, then to each upstream proxy, top to bottom.\n"
     "\n"
-    "TYPE is docker (takes docker and ecr proxies), helm, maven, npm, pypi or generic\n"
-    "(each takes proxies of its own type). NAME follows the proxy KEY rule and shares\n"
-    "one name space with the proxies.\n";
+    "TYPE is one of %s: docker takes docker and ecr\n"
+    "proxies, the others proxies of their own type. NAME follows the proxy KEY rule\n"
+    "and shares one name space with the proxies.\n";
 
 static const char usage_create[] =
     "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]...\n"
@@ -39,9 +41,27 @@ static const char usage_create[] =
     "may appear once.\n"
     "\n"
     "Options:\n"
-    "  --type TYPE       docker, helm, maven or generic\n"
+    "  --type TYPE       %s\n"
     "  --upstream KEY    an upstream proxy (repeatable; order kept)\n"
     "  -h, --help        show this help\n";
+
+/* The registry types, from the type table: those a registry of their own type accepts. */
+static const char *registry_types(char *buf, size_t n)
+{
+    const char *names[PROXY_TYPE_COUNT];
+    for (int t = 0; t < PROXY_TYPE_COUNT; t++)
+        names[t] = config_registry_accepts((enum proxy_type)t, (enum proxy_type)t)
+                       ? config_type_name((enum proxy_type)t)
+                       : NULL;
+    return proxy_field_enum_list(names, PROXY_TYPE_COUNT, ", ", buf, n);
+}
+
+/* Prints a usage text whose one %s is the list of registry types. */
+static void print_usage(const char *usage, FILE *f)
+{
+    char types[128];
+    fprintf(f, usage, registry_types(types, sizeof(types)));
+}
 
 static const char usage_set[] = "Usage: upstreamfs registry set-upstreams NAME [KEY]...\n"
                                 "\n"
@@ -82,7 +102,10 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'h') {
-            fputs(usage, stdout);
+            if (usage == usage_create)
+                print_usage(usage, stdout);
+            else
+                fputs(usage, stdout);
             return -1;
         } else if (c == OPT_TYPE && type) {
             *type = optarg;
@@ -122,32 +145,42 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     struct config_error err = {0};
     struct registry r = {0};
     struct state *st = NULL;
+    char **ups = NULL, types[128];
     const char *type = NULL, *name;
-    int rc = parse_args(cmd, usage_create, argc, argv, &type, &r.upstreams, NULL);
+    bool has_ups;
+    json_t *fields = NULL;
+    int rc = parse_args(cmd, usage_create, argc, argv, &type, &ups, NULL);
 
     if (rc != 0 || (rc = name_arg(cmd, argc, argv, 1, &name)) != 0)
         goto out;
     if (!type) {
-        config_error_set(&err, "type", "is required (docker, helm, maven or generic)");
+        config_error_set(&err, "type", "is required (%s)", registry_types(types, sizeof(types)));
         rc = cli_report(cmd, -EINVAL, &err);
         goto out;
     }
-    snprintf(r.name, sizeof(r.name), "%s", name);
-    if ((rc = config_type_parse(type, &r.type, &err)) < 0 ||
-        (rc = config_registry_validate(&r, &err)) < 0) {
+    /* The API's body, prepared before the state dir is created, then created by config_crud. */
+    if (!(fields = json_pack("{s:s, s:s, s:o}", "name", name, "type", type, "upstreams",
+                             config_strv_to_json(ups)))) {
+        rc = cli_report(cmd, -ENOMEM, NULL);
+        goto out;
+    }
+    if ((rc = crud_registry_prepare(NULL, NULL, fields, &r, &has_ups, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
         goto out;
     }
+    config_registry_clear(&r);
     cli_quiet_logs(g);
     if ((rc = cli_open_state(g, &st)) != 0)
         goto out;
-    if ((rc = configdb_registry_create(st, &r, &err)) < 0) {
+    if ((rc = crud_registry_create(st, fields, &r, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
         goto out;
     }
     printf("created registry %s (%s)\n", r.name, config_type_name(r.type));
     rc = CLI_EXIT_OK;
 out:
+    json_decref(fields);
+    config_strv_free(ups);
     config_registry_clear(&r);
     state_close(st);
     return rc < 0 ? CLI_EXIT_OK : rc;
@@ -167,6 +200,8 @@ static int cmd_set_upstreams(struct cli_globals *g, int argc, char **argv)
     const char *cmd = "registry set-upstreams";
     struct config_error err = {0};
     struct state *st = NULL;
+    struct registry r = {0};
+    json_t *fields = NULL;
     char **ups = NULL;
     const char *name;
     int rc = parse_args(cmd, usage_set, argc, argv, NULL, NULL, NULL);
@@ -182,7 +217,12 @@ static int cmd_set_upstreams(struct cli_globals *g, int argc, char **argv)
     cli_quiet_logs(g);
     if ((rc = cli_open_state(g, &st)) != 0)
         goto out;
-    if ((rc = configdb_registry_set_upstreams(st, name, ups, &err)) < 0) {
+    bool changed;
+    if (!(fields = json_pack("{s:o}", "upstreams", ups ? config_strv_to_json(ups) : json_array()))) {
+        rc = cli_report(cmd, -ENOMEM, NULL);
+        goto out;
+    }
+    if ((rc = crud_registry_update(st, name, fields, &r, &changed, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
         goto out;
     }
@@ -190,6 +230,8 @@ static int cmd_set_upstreams(struct cli_globals *g, int argc, char **argv)
     print_upstreams(ups);
     rc = CLI_EXIT_OK;
 out:
+    json_decref(fields);
+    config_registry_clear(&r);
     config_strv_free(ups);
     state_close(st);
     return rc < 0 ? CLI_EXIT_OK : rc;
@@ -286,7 +328,7 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
     cli_quiet_logs(g);
     if ((rc = cli_open_state(g, &st)) != 0)
         return rc;
-    if ((rc = configdb_registry_delete(st, name, &err)) < 0) {
+    if ((rc = crud_registry_delete(st, name, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
     } else {
         printf("deleted registry %s\n", name);
@@ -303,5 +345,7 @@ int cli_registry_main(struct cli_globals *g, int argc, char **argv)
         {"list", cmd_list},     {"show", cmd_show},
         {"delete", cmd_delete}, {"import", cli_registry_import},
     };
-    return cli_dispatch(g, "registry", subs, sizeof(subs) / sizeof(subs[0]), usage_top, argc, argv);
+    char top[sizeof(usage_top) + 128], types[128];
+    snprintf(top, sizeof(top), usage_top, registry_types(types, sizeof(types)));
+    return cli_dispatch(g, "registry", subs, sizeof(subs) / sizeof(subs[0]), top, argc, argv);
 }

@@ -25,10 +25,11 @@
  * TCSANOW (TCSAFLUSH would discard typed-ahead input) and turned back on
  * before any other output, on every way out, and from a handler for the
  * signals that end the process. Nothing is written until the last answer:
- * the state dir is only read (for the name's uniqueness) before that.
+ * the state dir is only read (for the name's uniqueness) before that; the
+ * proxy is then stored by config_crud's commit, as "proxy create" stores it.
  */
 #include "cli_wizard.h"
-#include "upstreamfs/configdb.h"
+#include "upstreamfs/config_crud.h"
 #include "upstreamfs/defaults.h"
 
 #include <ctype.h>
@@ -630,7 +631,7 @@ int cli_proxy_wizard(struct cli_globals *g)
 
     if (!w.st && (rc = cli_open_state(g, &w.st)) != 0)
         goto out;
-    if ((rc = configdb_proxy_create(w.st, &w.p, w.secret, &err)) < 0) {
+    if ((rc = crud_proxy_commit(w.st, true, &w.p, w.secret, &err)) < 0) {
         rc = cli_report("proxy create", rc, &err);
         goto out;
     }

@@ -1016,6 +1016,68 @@ fail:
     return rc;
 }
 
+int config_registry_apply_json(struct registry *g, json_t *obj, bool is_create,
+                               bool *has_upstreams, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    const char *name;
+    json_t *v;
+    int rc;
+    *has_upstreams = false;
+    json_object_foreach(obj, name, v)
+    {
+        if (!strcmp(name, "name")) {
+            if (!json_is_string(v)) {
+                config_error_set(err, "name", "must be given as a string");
+                return -EINVAL;
+            }
+            if (is_create) {
+                if ((rc = config_key_validate("name", json_string_value(v), err)) < 0)
+                    return rc;
+                snprintf(g->name, sizeof(g->name), "%s", json_string_value(v));
+            } else if (strcmp(json_string_value(v), g->name) != 0) {
+                config_error_set(err, "name", "cannot be changed (this is %s)",
+                                 config_quote(q, sizeof(q), g->name));
+                return -EINVAL;
+            }
+        } else if (!strcmp(name, "type")) {
+            enum proxy_type t = PROXY_DOCKER;
+            if (!json_is_string(v)) {
+                config_error_set(err, "type", "must be given as a string");
+                return -EINVAL;
+            }
+            if ((rc = config_type_parse(json_string_value(v), &t, err)) < 0)
+                return rc;
+            if (is_create) {
+                g->type = t;
+            } else if (t != g->type) {
+                config_error_set(err, "type", "cannot be changed (this is a %s registry)",
+                                 config_type_name(g->type));
+                return -EINVAL;
+            }
+        } else if (!strcmp(name, "upstreams")) {
+            char **ups = NULL;
+            if (!json_is_null(v) && (rc = config_strv_from_json(name, v, &ups, err)) < 0)
+                return rc;
+            config_strv_free(g->upstreams);
+            g->upstreams = ups;
+            *has_upstreams = true;
+        } else {
+            config_error_set(err, name, "unknown field %s", config_quote(q, sizeof(q), name));
+            return -EINVAL;
+        }
+    }
+    if (is_create && !g->name[0]) {
+        config_error_set(err, "name", "must be given as a string");
+        return -EINVAL;
+    }
+    if (is_create && !json_is_string(json_object_get(obj, "type"))) {
+        config_error_set(err, "type", "must be given as a string");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int config_secret_normalise(char *secret, size_t *len, struct config_error *err)
 {
     size_t n = *len;

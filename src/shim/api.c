@@ -2,11 +2,10 @@
  * api: /api/v1/proxies[/KEY] and /api/v1/registries[/NAME] (DESIGN 2.3).
  *
  * The objects are exactly the CLI's --json objects (config_proxy_to_json,
- * config_registry_to_json), and every rule is the config module's: a body is
- * applied with config_proxy_apply_json and written with configdb, which
- * validates again under its write lock, as the CLI's commands do. So the
- * API accepts what the CLI accepts and refuses what it refuses, with the
- * same field and message; this file only maps results to statuses:
+ * config_registry_to_json), and every change goes through config_crud, the
+ * path the CLI's commands take too. So the API accepts what the CLI accepts
+ * and refuses what it refuses, with the same field and message; this file
+ * only maps results to statuses:
  * -EINVAL 400, -ENOENT 404, -EEXIST and -EBUSY (a proxy still used by a
  * registry; the message names them) 409. A secret_key is accepted on
  * create and update and never returned (objects carry secret_set); secrets
@@ -18,7 +17,7 @@
  * mount and on the path routes of this shim immediately.
  */
 #include "shim_i.h"
-#include "upstreamfs/configdb.h"
+#include "upstreamfs/config_crud.h"
 #include "upstreamfs/log.h"
 
 #include <errno.h>
@@ -92,14 +91,6 @@ bool shim__api_guard(struct shim_req *r, bool needs_json, enum MHD_Result *reply
     return true;
 }
 
-static void secret_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
 /* Parses the request body as one JSON object; replies (and returns NULL) if it is not one. */
 json_t *shim__api_body(struct shim_req *r, enum MHD_Result *reply)
 {
@@ -162,15 +153,11 @@ static enum MHD_Result proxy_create(struct shim_req *r)
 {
     struct config_error err = {0};
     struct proxy p = {0};
-    char *secret = NULL;
     enum MHD_Result ok;
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = config_proxy_apply_json(&p, obj, true, &secret, &err);
-    if (rc == 0)
-        rc = configdb_proxy_create(r->s->st, &p, secret, &err);
-    secret_free(secret);
+    int rc = crud_proxy_create(r->s->st, obj, &p, &err);
     json_decref(obj);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, &err);
@@ -187,17 +174,11 @@ static enum MHD_Result proxy_update(struct shim_req *r, const char *key)
 {
     struct config_error err = {0};
     struct proxy p = {0};
-    char *secret = NULL;
     enum MHD_Result ok;
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = configdb_proxy_get(r->s->st, key, &p, &err);
-    if (rc == 0)
-        rc = config_proxy_apply_json(&p, obj, false, &secret, &err);
-    if (rc == 0)
-        rc = configdb_proxy_update(r->s->st, &p, secret, &err);
-    secret_free(secret);
+    int rc = crud_proxy_update(r->s->st, key, obj, &p, &err);
     json_decref(obj);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, &err);
@@ -213,7 +194,7 @@ static enum MHD_Result proxy_update(struct shim_req *r, const char *key)
 static enum MHD_Result proxy_delete(struct shim_req *r, const char *key)
 {
     struct config_error err = {0};
-    int rc = configdb_proxy_delete(r->s->st, key, &err);
+    int rc = crud_proxy_delete(r->s->st, key, &err);
     if (rc < 0)
         return shim__api_config_error(r, rc, &err);
     log_info("shim: api: deleted proxy %s", key);
@@ -252,87 +233,15 @@ static enum MHD_Result registries_list(struct shim_req *r)
     return shim__api_json(r, MHD_HTTP_OK, arr);
 }
 
-/*
- * Reads a registry object's members onto g. On create, name and type are
- * required; on update they may be given but must not change (so a GET body
- * can be PUT back). *has_upstreams says whether "upstreams" was given.
- */
-static int registry_apply_json(struct registry *g, json_t *obj, bool is_create, bool *has_upstreams,
-                               struct config_error *err)
-{
-    char q[CONFIG_QUOTE_MAX];
-    const char *name;
-    json_t *v;
-    int rc;
-    *has_upstreams = false;
-    json_object_foreach(obj, name, v)
-    {
-        if (!strcmp(name, "name")) {
-            if (!json_is_string(v)) {
-                config_error_set(err, "name", "must be given as a string");
-                return -EINVAL;
-            }
-            if (is_create) {
-                if ((rc = config_key_validate("name", json_string_value(v), err)) < 0)
-                    return rc;
-                snprintf(g->name, sizeof(g->name), "%s", json_string_value(v));
-            } else if (strcmp(json_string_value(v), g->name) != 0) {
-                config_error_set(err, "name", "cannot be changed (this is %s)",
-                                 config_quote(q, sizeof(q), g->name));
-                return -EINVAL;
-            }
-        } else if (!strcmp(name, "type")) {
-            enum proxy_type t;
-            if (!json_is_string(v)) {
-                config_error_set(err, "type", "must be given as a string");
-                return -EINVAL;
-            }
-            if ((rc = config_type_parse(json_string_value(v), &t, err)) < 0)
-                return rc;
-            if (is_create) {
-                g->type = t;
-            } else if (t != g->type) {
-                config_error_set(err, "type", "cannot be changed (this is a %s registry)",
-                                 config_type_name(g->type));
-                return -EINVAL;
-            }
-        } else if (!strcmp(name, "upstreams")) {
-            char **ups = NULL;
-            if (!json_is_null(v) && (rc = config_strv_from_json(name, v, &ups, err)) < 0)
-                return rc;
-            config_strv_free(g->upstreams);
-            g->upstreams = ups;
-            *has_upstreams = true;
-        } else {
-            config_error_set(err, name, "unknown field %s", config_quote(q, sizeof(q), name));
-            return -EINVAL;
-        }
-    }
-    if (is_create && !g->name[0]) {
-        config_error_set(err, "name", "must be given as a string");
-        return -EINVAL;
-    }
-    if (is_create && !json_is_string(json_object_get(obj, "type"))) {
-        config_error_set(err, "type", "must be given as a string");
-        return -EINVAL;
-    }
-    return 0;
-}
-
 static enum MHD_Result registry_create(struct shim_req *r)
 {
     struct config_error err = {0};
     struct registry g = {0};
-    bool has_ups;
     enum MHD_Result ok;
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = registry_apply_json(&g, obj, true, &has_ups, &err);
-    if (rc == 0)
-        rc = config_registry_validate(&g, &err);
-    if (rc == 0)
-        rc = configdb_registry_create(r->s->st, &g, &err);
+    int rc = crud_registry_create(r->s->st, obj, &g, &err);
     json_decref(obj);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, &err);
@@ -354,11 +263,7 @@ static enum MHD_Result registry_update(struct shim_req *r, const char *name)
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = configdb_registry_get(r->s->st, name, &g, &err);
-    if (rc == 0)
-        rc = registry_apply_json(&g, obj, false, &has_ups, &err);
-    if (rc == 0 && has_ups)
-        rc = configdb_registry_set_upstreams(r->s->st, g.name, g.upstreams, &err);
+    int rc = crud_registry_update(r->s->st, name, obj, &g, &has_ups, &err);
     json_decref(obj);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, &err);
@@ -376,7 +281,7 @@ static enum MHD_Result registry_update(struct shim_req *r, const char *name)
 static enum MHD_Result registry_delete(struct shim_req *r, const char *name)
 {
     struct config_error err = {0};
-    int rc = configdb_registry_delete(r->s->st, name, &err);
+    int rc = crud_registry_delete(r->s->st, name, &err);
     if (rc < 0)
         return shim__api_config_error(r, rc, &err);
     log_info("shim: api: deleted registry %s", name);

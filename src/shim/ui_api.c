@@ -14,10 +14,10 @@
  * of it, or of an upstream, was served past its freshness because the remote
  * failed), else "online". The engine's in-memory back-off is not visible here.
  *
- * The dry run applies a body exactly as POST /api/v1/proxies does
- * (config_proxy_apply_json, config_proxy_validate, then the name's
- * uniqueness, in configdb's order and with its message) and writes nothing;
- * a secret_key in it is only looked at for being given, and wiped.
+ * The dry run is config_crud's (crud_proxy_dry_run): a body prepared exactly
+ * as POST /api/v1/proxies prepares it, then the name's uniqueness, and
+ * nothing written; a secret_key in it is only looked at for being given, and
+ * wiped.
  *
  * The POST routes change the cache or answer questions about the config,
  * so they refuse what a browser sends cross-site without asking: a body
@@ -25,7 +25,7 @@
  * which this shim never grants), and an Origin other than this server's.
  */
 #include "ui.h"
-#include "upstreamfs/configdb.h"
+#include "upstreamfs/config_crud.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
 
@@ -313,24 +313,14 @@ static enum MHD_Result validate_proxy(struct shim_req *r)
 {
     struct config_error err = {0};
     struct proxy p = {0};
-    char *secret = NULL;
     enum MHD_Result ok;
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = config_proxy_apply_json(&p, obj, true, &secret, &err);
+    pthread_mutex_lock(&r->s->st_mu);
+    int rc = crud_proxy_dry_run(r->s->st, obj, &p, &err);
+    pthread_mutex_unlock(&r->s->st_mu);
     json_decref(obj);
-    if (rc == 0)
-        rc = config_proxy_validate(&p, secret != NULL, &err);
-    if (secret) {
-        explicit_bzero(secret, strlen(secret));
-        free(secret);
-    }
-    if (rc == 0) {
-        pthread_mutex_lock(&r->s->st_mu);
-        rc = configdb_name_free(r->s->st, "key", p.key, &err);
-        pthread_mutex_unlock(&r->s->st_mu);
-    }
     ok = rc < 0 ? shim__api_config_error(r, rc, &err)
                 : shim__api_json(r, MHD_HTTP_OK,
                                  json_pack("{s:b, s:s, s:o}", "valid", true, "key", p.key, "url",

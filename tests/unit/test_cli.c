@@ -11,8 +11,10 @@
 #include <cmocka.h>
 
 #include "upstreamfs/cli.h"
+#include "upstreamfs/config_crud.h"
 #include "upstreamfs/proxy_fields.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,6 +342,69 @@ static void test_state_dir_choice(void **state)
     free(root);
 }
 
+
+/*
+ * The same bad value gets the same error line from the CLI and from the API's path
+ * (config_crud with the API's body; shim/api.c adds only the status).
+ */
+static void test_cli_and_api_agree(void **state)
+{
+    static const struct {
+        const char *opt, *arg, *json; /* json: the member's value as the API takes it */
+    } bad[] = {
+        {"--url", "ftp://x/", "\"ftp://x/\""},
+        {"--aws-endpoint", "http://e/", "\"http://e/\""},
+        {"--metadata-ttl", "99999999999", "99999999999"},
+        {"--metadata-ttl", "10m", "\"10m\""},
+        {"--negative-ttl", "-1", "-1"},
+        {"--auth", "kerberos", "\"kerberos\""},
+        {"--source", "dockerhub", "\"dockerhub\""},
+        {"--include", "", "[\"\"]"},
+        {"--ca-file", "/nonexistent/ca.pem", "\"/nonexistent/ca.pem\""},
+        {"--http-proxy", "nope", "\"nope\""},
+        {"--access-key", "bob", "\"bob\""},
+    };
+    char *root = tmp_dir(), *env = NULL;
+    struct state *st = NULL;
+    assert_true(asprintf(&env, "UPSTREAMFS_STATE=%s", root) > 0);
+    assert_int_equal(state_open(root, &st), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *member = bad[i].opt + 2;
+        char name[32], *body = NULL, line[600];
+        snprintf(name, sizeof(name), "%s", member);
+        for (char *c = name; *c; c++)
+            *c = *c == '-' ? '_' : *c;
+        struct run r = run_cli((const char *[]){"upstreamfs", "proxy", "create", "x", "--type",
+                                                "generic", "--url", "http://h/", bad[i].opt,
+                                                bad[i].arg, NULL},
+                               (const char *[]){env, NULL});
+        if (!strcmp(bad[i].opt, "--url")) /* the option given once: it replaces the first */
+            r = (run_free(&r), run_cli((const char *[]){"upstreamfs", "proxy", "create", "x",
+                                                         "--type", "generic", "--url",
+                                                         bad[i].arg, NULL},
+                                       (const char *[]){env, NULL}));
+        assert_int_equal(r.code, 2);
+        assert_true(asprintf(&body, "{\"key\":\"x\",\"type\":\"generic\",\"url\":\"http://h/\",\"%s\":%s}",
+                             name, bad[i].json) > 0);
+        json_t *obj = json_loads(body, 0, NULL);
+        assert_non_null(obj);
+        struct config_error err = {0};
+        struct proxy p = {0};
+        assert_int_equal(crud_proxy_create(st, obj, &p, &err), -EINVAL);
+        snprintf(line, sizeof(line), "upstreamfs: %s: %s\n", err.field, err.message);
+        if (strcmp(line, r.err) != 0)
+            fail_msg("%s %s: CLI [%s], API [%s]", bad[i].opt, bad[i].arg, r.err, line);
+        config_proxy_clear(&p);
+        json_decref(obj);
+        free(body);
+        run_free(&r);
+    }
+    state_close(st);
+    free(env);
+    rm_rf(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_help_has_every_field),
         cmocka_unit_test(test_version_and_usage_errors),
         cmocka_unit_test(test_state_dir_choice),
+        cmocka_unit_test(test_cli_and_api_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
