@@ -52,6 +52,12 @@ struct cli_subcommand {
     int (*fn)(struct cli_globals *g, int argc, char **argv);
 };
 
+/* The subcommand tables of "proxy" and "registry" (top-level --help lists them). */
+extern const struct cli_subcommand cli_proxy_subs[];
+extern const size_t cli_proxy_nsubs;
+extern const struct cli_subcommand cli_registry_subs[];
+extern const size_t cli_registry_nsubs;
+
 /*
  * Runs "CMD [--help] SUB ARGS...": help prints usage to stdout (0); a
  * missing SUB prints usage to stderr (2); an unknown one is an error (2).

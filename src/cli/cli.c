@@ -2,7 +2,9 @@
  * cli: global options and the command table (DESIGN 2.1).
  *
  * Global options end at the first word that is not an option ("+" in the
- * optstring), so a command's own options are never taken for global ones.
+ * optstring), so a command's own options are never taken for global ones;
+ * --state and --log-level after the command word are taken out of its words
+ * (take_trailing_globals) before the command sees them.
  * That word names a command from the table; failing that, a word that looks
  * like a path (has a '/' or names a directory) selects the mount.fuse3 form,
  * "upstreamfs STATEDIR MOUNTPOINT -o OPTS". Command words win over paths: a
@@ -26,15 +28,20 @@ struct cli_command {
     const char *name;
     int (*main)(struct cli_globals *g, int argc, char **argv);
     const char *summary;
+    /* The command's own table of subcommands, when it has one: --help lists them from it. */
+    const struct cli_subcommand *subs;
+    const size_t *nsubs;
 };
 
 static const struct cli_command commands[] = {
-    {"proxy", cli_proxy_main, "create, update, list, show and delete upstream proxies"},
-    {"registry", cli_registry_main, "create, list, show and delete registries of proxies"},
-    {"mount", cli_mount_main, "mount the proxies and registries as a file system"},
-    {"serve", cli_serve_main, "serve the cache over HTTP in the registries' protocols"},
-    {"prefetch", cli_prefetch_main, "fetch paths into the cache ahead of use"},
-    {"cache", cli_cache_main, "cache statistics, garbage collection, pins"},
+    {"proxy", cli_proxy_main, "upstream proxies", cli_proxy_subs, &cli_proxy_nsubs},
+    {"registry", cli_registry_main, "registries of proxies", cli_registry_subs,
+     &cli_registry_nsubs},
+    {"mount", cli_mount_main, "mount the proxies and registries as a file system", NULL, NULL},
+    {"serve", cli_serve_main, "serve the cache over HTTP in the registries' protocols", NULL,
+     NULL},
+    {"prefetch", cli_prefetch_main, "fetch paths into the cache ahead of use", NULL, NULL},
+    {"cache", cli_cache_main, "cache statistics, garbage collection, pins", NULL, NULL},
 };
 
 static void usage(FILE *f)
@@ -46,13 +53,19 @@ static void usage(FILE *f)
           "\n"
           "Commands:\n",
           f);
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        const struct cli_command *c = &commands[i];
+        fprintf(f, "  %-10s ", c->name);
+        for (size_t k = 0; c->subs && k < *c->nsubs; k++)
+            fprintf(f, "%s%s", c->subs[k].name, k + 1 < *c->nsubs ? ", " : ": ");
+        fprintf(f, "%s\n", c->summary);
+    }
     fputs("\n"
           "Global options:\n"
           "  --state DIR          the state directory; default $UPSTREAMFS_STATE, else\n"
           "                       /var/lib/upstreamfs for root, else $XDG_DATA_HOME/upstreamfs\n"
           "                       (~/.local/share/upstreamfs)\n"
+          "                       (--state and --log-level may also follow the command)\n"
           "  --log-level LEVEL    error, warn, info or debug; default $UPSTREAMFS_LOG, else info\n"
           "                       (proxy and registry commands log their changes at info only\n"
           "                       when a level is given)\n"
@@ -62,6 +75,56 @@ static void usage(FILE *f)
           "Run \"upstreamfs COMMAND --help\" for a command's options.\n"
           "Exit status: 0 success, 1 failure, 2 invalid usage or input.\n",
           f);
+}
+
+/*
+ * Takes the global options out of the command's words (argv[from..]), so that
+ * "proxy list --state DIR" means "--state DIR proxy list": "--state DIR",
+ * "--state=DIR" and the same for --log-level, up to a "--". The rest is
+ * compacted in place; *argc shrinks. A global option given twice, before and
+ * after the command or both after, is an error (CLI_EXIT_USAGE), as any
+ * single-valued option is. Returns 0.
+ */
+static int take_trailing_globals(int *argc, char **argv, int from, const char **state_opt,
+                                 const char **level_opt)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+    } globals[] = {{"--state", 7}, {"--log-level", 11}};
+    int out = from;
+    for (int i = from; i < *argc; i++) {
+        const char *a = argv[i];
+        size_t k = 0;
+        if (!strcmp(a, "--")) {
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        for (; k < 2; k++)
+            if (!strncmp(a, globals[k].name, globals[k].len) &&
+                (a[globals[k].len] == '\0' || a[globals[k].len] == '='))
+                break;
+        if (k == 2) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        const char *value = a[globals[k].len] == '=' ? a + globals[k].len + 1 : NULL;
+        if (!value && ++i >= *argc) {
+            cli_errorf("option: option \"%s\" needs a value", globals[k].name);
+            return CLI_EXIT_USAGE;
+        }
+        const char **dst = k == 0 ? state_opt : level_opt;
+        if (*dst) {
+            cli_errorf("%s: given twice (%s takes one value)", k == 0 ? "state" : "log_level",
+                       globals[k].name);
+            return CLI_EXIT_USAGE;
+        }
+        *dst = value ? value : argv[i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
 }
 
 static bool looks_like_path(const char *word)
@@ -100,11 +163,17 @@ int cli_main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
         switch (c) {
         case OPT_STATE:
-            state_opt = optarg;
+        case OPT_LOG_LEVEL: {
+            const char **dst = c == OPT_STATE ? &state_opt : &level_opt;
+            if (*dst) {
+                cli_errorf("%s: given twice (--%s takes one value)",
+                           c == OPT_STATE ? "state" : "log_level",
+                           c == OPT_STATE ? "state" : "log-level");
+                return CLI_EXIT_USAGE;
+            }
+            *dst = optarg;
             break;
-        case OPT_LOG_LEVEL:
-            level_opt = optarg;
-            break;
+        }
         case 'h':
             usage(stdout);
             return CLI_EXIT_OK;
@@ -115,6 +184,9 @@ int cli_main(int argc, char **argv)
             return cli_bad_option("", c, argv);
         }
     }
+    if (optind < argc &&
+        (rc = take_trailing_globals(&argc, argv, optind + 1, &state_opt, &level_opt)) != 0)
+        return rc;
     const char *env_level = getenv("UPSTREAMFS_LOG");
     if (level_opt) {
         if ((rc = parse_level("log_level", level_opt, &g.level)) != 0)

@@ -543,6 +543,12 @@ static int cmd_update(struct cli_globals *g, int argc, char **argv)
         rc = cli_report(cmd, -EINVAL, &err);
         goto out;
     }
+    if (json_object_size(a.fields) == 0 && !a.secret_file && !a.secret_stdin) {
+        cli_errorf("%s: nothing to change: give at least one option (see upstreamfs %s --help)",
+                   cmd, cmd);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
     cli_quiet_logs(g);
     if ((rc = cli_open_state(g, &st)) != 0)
         goto out;
@@ -730,11 +736,13 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
     return rc;
 }
 
+const struct cli_subcommand cli_proxy_subs[] = {
+    {"create", cmd_create}, {"update", cmd_update}, {"list", cmd_list},
+    {"show", cmd_show},     {"delete", cmd_delete},
+};
+const size_t cli_proxy_nsubs = sizeof(cli_proxy_subs) / sizeof(cli_proxy_subs[0]);
+
 int cli_proxy_main(struct cli_globals *g, int argc, char **argv)
 {
-    static const struct cli_subcommand subs[] = {
-        {"create", cmd_create}, {"update", cmd_update}, {"list", cmd_list},
-        {"show", cmd_show},     {"delete", cmd_delete},
-    };
-    return cli_dispatch(g, "proxy", subs, sizeof(subs) / sizeof(subs[0]), usage_top, argc, argv);
+    return cli_dispatch(g, "proxy", cli_proxy_subs, cli_proxy_nsubs, usage_top, argc, argv);
 }

@@ -108,6 +108,10 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
                 fputs(usage, stdout);
             return -1;
         } else if (c == OPT_TYPE && type) {
+            if (*type) {
+                cli_errorf("type: given twice (--type takes one value)");
+                return CLI_EXIT_USAGE;
+            }
             *type = optarg;
         } else if (c == OPT_UPSTREAM && type) {
             if (config_strv_push(upstreams, optarg) < 0) {
@@ -338,14 +342,16 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
     return rc;
 }
 
+const struct cli_subcommand cli_registry_subs[] = {
+    {"create", cmd_create}, {"set-upstreams", cmd_set_upstreams},
+    {"list", cmd_list},     {"show", cmd_show},
+    {"delete", cmd_delete}, {"import", cli_registry_import},
+};
+const size_t cli_registry_nsubs = sizeof(cli_registry_subs) / sizeof(cli_registry_subs[0]);
+
 int cli_registry_main(struct cli_globals *g, int argc, char **argv)
 {
-    static const struct cli_subcommand subs[] = {
-        {"create", cmd_create}, {"set-upstreams", cmd_set_upstreams},
-        {"list", cmd_list},     {"show", cmd_show},
-        {"delete", cmd_delete}, {"import", cli_registry_import},
-    };
     char top[sizeof(usage_top) + 128], types[128];
     snprintf(top, sizeof(top), usage_top, registry_types(types, sizeof(types)));
-    return cli_dispatch(g, "registry", subs, sizeof(subs) / sizeof(subs[0]), top, argc, argv);
+    return cli_dispatch(g, "registry", cli_registry_subs, cli_registry_nsubs, top, argc, argv);
 }

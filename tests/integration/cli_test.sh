@@ -378,6 +378,35 @@ else
     log "strace unavailable: skipping the no-network check"
 fi
 
+# ---- rough edges (issue 13, item 5) ----------------------------------------------------------
+log "rough edges: single values, nothing to change, global options after the command, help lists"
+fails 2 'upstreamfs: url: given twice (--url takes one value)' \
+    proxy create twice --type generic --url https://a.example/ --url https://b.example/
+fails 2 'upstreamfs: metadata_ttl: given twice (--metadata-ttl takes one value)' \
+    proxy update central --metadata-ttl 1 --metadata-ttl 2
+fails 2 'upstreamfs: offline: given twice (--offline takes one value)' proxy update central --offline --offline
+fails 2 'upstreamfs: offline: give --offline or --no-offline, not both' proxy update central --offline --no-offline
+fails 2 'upstreamfs: type: given twice (--type takes one value)' registry create twice --type generic --type helm
+fails 2 "upstreamfs: state: given twice (--state takes one value)" proxy list --state "$T/other"
+# list options stay repeatable
+ok proxy update central --include 'x/*' --include 'y/*' --exclude a --exclude b
+ok proxy show central --json
+assert_eq "$(json '(d["include"], d["exclude"])')" "(['x/*', 'y/*'], ['a', 'b'])" "repeatable lists"
+fails 2 'upstreamfs: proxy update: nothing to change: give at least one option (see upstreamfs proxy update --help)' \
+    proxy update central
+# --state and --log-level after the command mean what they mean before it
+"$BIN" proxy list --json --state "$STATE" >"$LOGDIR/after.out" 2>"$LOGDIR/after.err" ||
+    die "proxy list --state after the command failed: $(cat "$LOGDIR/after.err")"
+ok proxy list --json
+assert_eq "$(cat "$LOGDIR/after.out")" "$OUT" "proxy list --state DIR lists the same"
+"$BIN" proxy delete central --state="$STATE" --log-level info >"$LOGDIR/after2.out" 2>"$LOGDIR/after2.err" ||
+    die "proxy delete --state= after the command failed: $(cat "$LOGDIR/after2.err")"
+assert_contains "$(cat "$LOGDIR/after2.err")" "config: proxy central (maven) deleted" "--log-level after the command"
+ok registry create --help
+for t in docker helm maven npm pypi generic; do assert_contains "$OUT" "$t" "registry create --help lists $t"; done
+ok --help
+for c in set-upstreams import; do assert_contains "$OUT" "$c" "--help lists $c"; done
+
 # ---- concurrent invocations --------------------------------------------------------------------
 log "concurrent invocations"
 pids=()
