@@ -16,8 +16,9 @@
  * URL forms, the client certificate pair) stay explicit code in
  * config_proxy_validate.
  *
- * Adding a field is adding a member to struct proxy and one row here (plus a
- * column in src/state/schema.c when it is stored).
+ * Adding a field is adding a member to struct proxy and one row here: a
+ * stored row's column is added to an existing state dir's proxies table
+ * when configdb first finds it missing (configdb.c, add_missing_columns).
  */
 #ifndef UPSTREAMFS_PROXY_FIELDS_H
 #define UPSTREAMFS_PROXY_FIELDS_H

@@ -368,13 +368,71 @@ static char *proxy_sql(char what, const char *tail, int *n)
     return rc < 0 ? NULL : sql;
 }
 
+/* The column definition ALTER TABLE gives a stored row that the table lacks. */
+static char *column_def(const struct proxy_field *f)
+{
+    char *def = NULL;
+    const char *col = proxy_field_column(f);
+    int rc;
+    switch (f->kind) {
+    case FIELD_BOOL:
+    case FIELD_SECONDS:
+    case FIELD_SIZE:
+        rc = asprintf(&def, "%s INTEGER NOT NULL DEFAULT %lld", col, f->def);
+        break;
+    case FIELD_LIST:
+        rc = asprintf(&def, "%s TEXT NOT NULL DEFAULT '[]'", col);
+        break;
+    default:
+        rc = asprintf(&def, "%s TEXT", col);
+        break;
+    }
+    return rc < 0 ? NULL : def;
+}
+
+/*
+ * Adds the columns of rows that the proxies table lacks (a state dir made
+ * before a row was added), with the row's default: so a new field is a row
+ * in the table and nothing in src/state/schema.c. Another process adding
+ * the same column at the same time is no error (the caller prepares again).
+ */
+static void add_missing_columns(struct state *st)
+{
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const char *col = proxy_field_column(&proxy_fields[i]);
+        sqlite3_stmt *s = NULL;
+        bool have = false;
+        if (!col || sqlite3_prepare_v2(st->db, "SELECT 1 FROM pragma_table_info('proxies') "
+                                               "WHERE name = ?1", -1, &s, NULL) != SQLITE_OK) {
+            sqlite3_finalize(s);
+            continue;
+        }
+        sqlite3_bind_text(s, 1, col, -1, SQLITE_STATIC);
+        have = sqlite3_step(s) == SQLITE_ROW;
+        sqlite3_finalize(s);
+        char *def = have ? NULL : column_def(&proxy_fields[i]), *sql = NULL;
+        if (def && asprintf(&sql, "ALTER TABLE proxies ADD COLUMN %s", def) >= 0) {
+            if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+                log_info("configdb: added column %s to proxies", col);
+            free(sql);
+        }
+        free(def);
+    }
+}
+
 static int prepare_proxy_sql(struct state *st, char what, const char *tail, sqlite3_stmt **s)
 {
     int n;
     char *sql = proxy_sql(what, tail, &n);
     if (!sql)
         return -ENOMEM;
-    int rc = prepare(st, sql, s);
+    /* A column missing is the one failure expected here: add it and prepare again. */
+    if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(*s);
+        *s = NULL;
+        add_missing_columns(st);
+    }
+    int rc = *s ? 0 : prepare(st, sql, s);
     free(sql);
     return rc;
 }

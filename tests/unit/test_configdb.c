@@ -454,6 +454,27 @@ static void test_fields_db_round_trip(void **state)
     }
 }
 
+
+/* A state dir made before a row of the field table existed still loads: the column is added. */
+static void test_missing_column_added(void **state)
+{
+    struct fixture *f = *state;
+    struct config_error err = {0};
+    struct proxy *list = NULL;
+    size_t n = 0;
+    assert_int_equal(create_proxy(f->st, "old", PROXY_GENERIC, "https://h/", NULL, NULL, &err), 0);
+    assert_int_equal(sqlite3_exec(f->st->db, "ALTER TABLE proxies DROP COLUMN http_proxy", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(configdb_proxy_list(f->st, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].key, "old");
+    assert_null(list[0].http_proxy);
+    configdb_proxy_list_free(list, n);
+    assert_int_equal(count_rows(f->st, "pragma_table_info('proxies') WHERE name = 'http_proxy'"),
+                     1);
+}
+
 static void test_registries(void **state)
 {
     struct fixture *f = *state;
@@ -706,6 +727,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ecr_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fields_db_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_column_added, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
     };
