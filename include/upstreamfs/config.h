@@ -18,10 +18,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CONFIG_KEY_MAX            64
-#define CONFIG_DEFAULT_META_TTL   600
-#define CONFIG_DEFAULT_NEG_TTL    300
-#define CONFIG_SECRET_MAX         (64 * 1024)
+#define CONFIG_KEY_MAX          64
+#define CONFIG_DEFAULT_META_TTL 600
+#define CONFIG_DEFAULT_NEG_TTL  300
+#define CONFIG_SECRET_MAX       (64 * 1024)
 
 enum proxy_type {
     PROXY_DOCKER,
@@ -123,8 +123,8 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
  * required; on update they may be given but must not change (so a GET body
  * can be PUT back). *has_upstreams says whether "upstreams" was given.
  */
-int config_registry_apply_json(struct registry *g, json_t *obj, bool is_create,
-                               bool *has_upstreams, struct config_error *err);
+int config_registry_apply_json(struct registry *g, json_t *obj, bool is_create, bool *has_upstreams,
+                               struct config_error *err);
 
 /*
  * Strips one trailing LF or CRLF in place; -EINVAL if the result is empty.

@@ -57,8 +57,8 @@ int crud_proxy_delete(struct state *st, const char *key, struct config_error *er
  * required); otherwise the stored registry gets them (name and type may be
  * given unchanged). *has_upstreams says whether "upstreams" was given.
  */
-int crud_registry_prepare(struct state *st, const char *name, json_t *fields,
-                          struct registry *out, bool *has_upstreams, struct config_error *err);
+int crud_registry_prepare(struct state *st, const char *name, json_t *fields, struct registry *out,
+                          bool *has_upstreams, struct config_error *err);
 int crud_registry_create(struct state *st, json_t *fields, struct registry *out,
                          struct config_error *err);
 /* Only "upstreams" changes a registry; *changed says whether anything was written. */

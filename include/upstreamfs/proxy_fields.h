@@ -43,8 +43,8 @@ enum field_kind {
 
 /* Flags of a row. */
 enum {
-    FIELD_IDENTITY = 1 << 0,   /* key, type: given on create, never changed */
-    FIELD_FIRST = 1 << 1,      /* applied before the others (it drops fields they may set) */
+    FIELD_IDENTITY = 1 << 0,    /* key, type: given on create, never changed */
+    FIELD_FIRST = 1 << 1,       /* applied before the others (it drops fields they may set) */
     FIELD_SECRET_FILE = 1 << 2, /* a FIELD_SECRET kept in STATEDIR/secrets, not in the struct */
     FIELD_UPDATE_HELP = 1 << 3, /* --no-NAME is documented as an update option */
 };
@@ -61,13 +61,13 @@ struct proxy_field {
     enum field_kind kind;
     unsigned types; /* FIELD_TYPE bits of the proxy types that take it */
     unsigned flags;
-    size_t offset;               /* into struct proxy (not used for FIELD_SECRET_FILE) */
-    const char *const *names;    /* FIELD_ENUM: names by value; NULL entries do not parse */
-    int nnames;                  /* FIELD_ENUM: entries in names */
-    long long def;               /* default of BOOL, SECONDS, SIZE */
-    long long max;               /* SECONDS/SIZE: largest value; text: most bytes; LIST: entries */
-    size_t item_max;             /* LIST: most bytes per entry */
-    const char *help;            /* --help text; '\n' continues on the next line */
+    size_t offset;            /* into struct proxy (not used for FIELD_SECRET_FILE) */
+    const char *const *names; /* FIELD_ENUM: names by value; NULL entries do not parse */
+    int nnames;               /* FIELD_ENUM: entries in names */
+    long long def;            /* default of BOOL, SECONDS, SIZE */
+    long long max;            /* SECONDS/SIZE: largest value; text: most bytes; LIST: entries */
+    size_t item_max;          /* LIST: most bytes per entry */
+    const char *help;         /* --help text; '\n' continues on the next line */
 };
 
 /* Rows in the table, at most (for arrays indexed by row). */

@@ -38,8 +38,7 @@ static const struct cli_command commands[] = {
     {"registry", cli_registry_main, "registries of proxies", cli_registry_subs,
      &cli_registry_nsubs},
     {"mount", cli_mount_main, "mount the proxies and registries as a file system", NULL, NULL},
-    {"serve", cli_serve_main, "serve the cache over HTTP in the registries' protocols", NULL,
-     NULL},
+    {"serve", cli_serve_main, "serve the cache over HTTP in the registries' protocols", NULL, NULL},
     {"prefetch", cli_prefetch_main, "fetch paths into the cache ahead of use", NULL, NULL},
     {"cache", cli_cache_main, "cache statistics, garbage collection, pins", NULL, NULL},
 };

@@ -12,8 +12,8 @@
  * Order of work, so that invalid input writes nothing and costs nothing:
  * parse, prepare (apply and validate), then read the secret (which may wait
  * on stdin), then open the state and commit (configdb validates again under
- * its write lock). Update opens the state first, to read the stored proxy. The secret lives in one heap buffer that is wiped before it
- * is freed; it is never printed, logged or put in argv.
+ * its write lock). Update opens the state first, to read the stored proxy. The secret lives in one
+ * heap buffer that is wiped before it is freed; it is never printed, logged or put in argv.
  */
 #include "cli_wizard.h"
 #include "upstreamfs/cli.h"
@@ -43,8 +43,8 @@ enum { OPT_SET, OPT_UNSET, OPT_SECRET_FILE, OPT_SECRET_STDIN };
 static struct option edit_opts[EDIT_OPTS_MAX];
 static char edit_names[EDIT_OPTS_MAX][48];
 
-static void add_opt(size_t *n, const char *prefix, const char *name, const char *suffix, int has_arg,
-                    int val)
+static void add_opt(size_t *n, const char *prefix, const char *name, const char *suffix,
+                    int has_arg, int val)
 {
     snprintf(edit_names[*n], sizeof(edit_names[*n]), "%s%s%s", prefix, name, suffix);
     edit_opts[*n] = (struct option){edit_names[*n], has_arg, NULL, val};
@@ -271,11 +271,10 @@ static int take_option(struct edit_args *a, size_t row, int what, const char *ar
         return 0;
     }
     if (f->kind != FIELD_LIST && a->given[row]++) {
-        if (f->kind == FIELD_BOOL && json_is_true(json_object_get(a->fields, f->name)) ==
-                                         (what == OPT_UNSET))
+        if (f->kind == FIELD_BOOL &&
+            json_is_true(json_object_get(a->fields, f->name)) == (what == OPT_UNSET))
             config_error_set(err, f->name, "give --%s or --no-%s, not both", f->cli, f->cli);
-        else if (f->kind == FIELD_SECRET &&
-                 (a->secret_stdin != (what == OPT_SECRET_STDIN)))
+        else if (f->kind == FIELD_SECRET && (a->secret_stdin != (what == OPT_SECRET_STDIN)))
             config_error_set(err, f->name, "give --%s-file or --%s-stdin, not both", f->cli,
                              f->cli);
         else
@@ -499,8 +498,8 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
         goto out;
     }
     /* Checked before the secret is read and before the state dir is created. */
-    if ((rc = crud_proxy_prepare(NULL, NULL, a.fields, a.secret_file || a.secret_stdin, &p,
-                                 &secret, &err)) < 0 ||
+    if ((rc = crud_proxy_prepare(NULL, NULL, a.fields, a.secret_file || a.secret_stdin, &p, &secret,
+                                 &err)) < 0 ||
         (rc = read_secret(&a, &secret, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
         goto out;
@@ -668,7 +667,9 @@ static void show_json(const char *prefix, json_t *obj)
             printf("%s%s: %" JSON_INTEGER_FORMAT "\n", prefix, name, json_integer_value(v));
         } else {
             printf("%s%s: %s\n", prefix, name,
-                   json_is_true(v) ? "true" : json_is_false(v) ? "false" : "-");
+                   json_is_true(v)    ? "true"
+                   : json_is_false(v) ? "false"
+                                      : "-");
         }
     }
 }

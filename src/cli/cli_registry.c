@@ -222,7 +222,8 @@ static int cmd_set_upstreams(struct cli_globals *g, int argc, char **argv)
     if ((rc = cli_open_state(g, &st)) != 0)
         goto out;
     bool changed;
-    if (!(fields = json_pack("{s:o}", "upstreams", ups ? config_strv_to_json(ups) : json_array()))) {
+    if (!(fields =
+              json_pack("{s:o}", "upstreams", ups ? config_strv_to_json(ups) : json_array()))) {
         rc = cli_report(cmd, -ENOMEM, NULL);
         goto out;
     }

@@ -55,8 +55,7 @@ static int proxy_write(struct state *st, const char *key, json_t *fields, struct
     return rc;
 }
 
-int crud_proxy_create(struct state *st, json_t *fields, struct proxy *out,
-                      struct config_error *err)
+int crud_proxy_create(struct state *st, json_t *fields, struct proxy *out, struct config_error *err)
 {
     return proxy_write(st, NULL, fields, out, err);
 }
@@ -83,8 +82,8 @@ int crud_proxy_delete(struct state *st, const char *key, struct config_error *er
 
 /* ---- registries ------------------------------------------------------------------------ */
 
-int crud_registry_prepare(struct state *st, const char *name, json_t *fields,
-                          struct registry *out, bool *has_upstreams, struct config_error *err)
+int crud_registry_prepare(struct state *st, const char *name, json_t *fields, struct registry *out,
+                          bool *has_upstreams, struct config_error *err)
 {
     int rc;
     memset(out, 0, sizeof(*out));

@@ -1,6 +1,6 @@
 /*
  * config_int: helpers shared by the files of the config module only
- * (config.c, ecr_url.c, proxy_fields.c). Not part of any public header.
+ * (config.c, config_json.c, ecr_url.c, proxy_fields.c). Not part of any public header.
  */
 #ifndef UPSTREAMFS_CONFIG_INT_H
 #define UPSTREAMFS_CONFIG_INT_H

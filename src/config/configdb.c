@@ -20,6 +20,7 @@
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/proxy_fields.h"
+#include "proxy_rows.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +30,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* What validation derives from an ECR url, stored after the table's columns. */
-#define ECR_COLUMNS "ecr_host, ecr_region, ecr_account, ecr_alias, ecr_repository, ecr_public"
-#define ECR_NCOLUMNS 6
 
 /* ---- statements ------------------------------------------------------------------------ */
 
@@ -335,242 +332,11 @@ static int check_files(struct proxy *p, struct config_error *err)
     return 0;
 }
 
-/* ---- proxy rows ------------------------------------------------------------------------ */
-
-/*
- * The proxies table's SQL, from the field table: "SELECT cols FROM proxies "
- * plus tail (what == 'S'), "INSERT ..." ('I') or "UPDATE ... WHERE key = ?1"
- * ('U'). The columns are the table's stored rows in its order, then the ECR
- * ones; *n their count. malloc'd.
- */
-static char *proxy_sql(char what, const char *tail, int *n)
-{
-    char cols[1024] = "", params[512] = "";
-    size_t oc = 0, op = 0;
-    int k = 0;
-    for (size_t i = 0; i < proxy_fields_count; i++) {
-        const char *c = proxy_field_column(&proxy_fields[i]);
-        if (!c)
-            continue;
-        k++;
-        oc += (size_t)snprintf(cols + oc, sizeof(cols) - oc, "%s, ", c);
-    }
-    snprintf(cols + oc, sizeof(cols) - oc, "%s", ECR_COLUMNS);
-    k += ECR_NCOLUMNS;
-    for (int i = 1; i <= k; i++)
-        op += (size_t)snprintf(params + op, sizeof(params) - op, "%s?%d", i > 1 ? ", " : "", i);
-    *n = k;
-    char *sql = NULL;
-    int rc = what == 'S'   ? asprintf(&sql, "SELECT %s FROM proxies %s", cols, tail)
-             : what == 'I' ? asprintf(&sql, "INSERT INTO proxies (%s) VALUES (%s)", cols, params)
-                           : asprintf(&sql, "UPDATE proxies SET (%s) = (%s) WHERE key = ?1", cols,
-                                      params);
-    return rc < 0 ? NULL : sql;
-}
-
-/* The column definition ALTER TABLE gives a stored row that the table lacks. */
-static char *column_def(const struct proxy_field *f)
-{
-    char *def = NULL;
-    const char *col = proxy_field_column(f);
-    int rc;
-    switch (f->kind) {
-    case FIELD_BOOL:
-    case FIELD_SECONDS:
-    case FIELD_SIZE:
-        rc = asprintf(&def, "%s INTEGER NOT NULL DEFAULT %lld", col, f->def);
-        break;
-    case FIELD_LIST:
-        rc = asprintf(&def, "%s TEXT NOT NULL DEFAULT '[]'", col);
-        break;
-    default:
-        rc = asprintf(&def, "%s TEXT", col);
-        break;
-    }
-    return rc < 0 ? NULL : def;
-}
-
-/*
- * Adds the columns of rows that the proxies table lacks (a state dir made
- * before a row was added), with the row's default: so a new field is a row
- * in the table and nothing in src/state/schema.c. Another process adding
- * the same column at the same time is no error (the caller prepares again).
- */
-static void add_missing_columns(struct state *st)
-{
-    for (size_t i = 0; i < proxy_fields_count; i++) {
-        const char *col = proxy_field_column(&proxy_fields[i]);
-        sqlite3_stmt *s = NULL;
-        bool have = false;
-        if (!col || sqlite3_prepare_v2(st->db, "SELECT 1 FROM pragma_table_info('proxies') "
-                                               "WHERE name = ?1", -1, &s, NULL) != SQLITE_OK) {
-            sqlite3_finalize(s);
-            continue;
-        }
-        sqlite3_bind_text(s, 1, col, -1, SQLITE_STATIC);
-        have = sqlite3_step(s) == SQLITE_ROW;
-        sqlite3_finalize(s);
-        char *def = have ? NULL : column_def(&proxy_fields[i]), *sql = NULL;
-        if (def && asprintf(&sql, "ALTER TABLE proxies ADD COLUMN %s", def) >= 0) {
-            if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
-                log_info("configdb: added column %s to proxies", col);
-            free(sql);
-        }
-        free(def);
-    }
-}
-
-static int prepare_proxy_sql(struct state *st, char what, const char *tail, sqlite3_stmt **s)
-{
-    int n;
-    char *sql = proxy_sql(what, tail, &n);
-    if (!sql)
-        return -ENOMEM;
-    /* A column missing is the one failure expected here: add it and prepare again. */
-    if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK) {
-        sqlite3_finalize(*s);
-        *s = NULL;
-        add_missing_columns(st);
-    }
-    int rc = *s ? 0 : prepare(st, sql, s);
-    free(sql);
-    return rc;
-}
-
-/* Binds one row's value of p at parameter i. */
-static int bind_field(sqlite3_stmt *s, int i, const struct proxy_field *f, const struct proxy *p)
-{
-    const void *at = (const char *)p + f->offset;
-    switch (f->kind) {
-    case FIELD_STRING:
-        return bind_text(s, i, f->flags & FIELD_IDENTITY ? p->key : *(char *const *)at);
-    case FIELD_PATH:
-    case FIELD_URL:
-    case FIELD_ENDPOINT:
-    case FIELD_SECRET:
-        return bind_text(s, i, *(char *const *)at);
-    case FIELD_ENUM: {
-        int v = *(const int *)at;
-        bool named = proxy_field_applies(f, p->type) && v >= 0 && v < f->nnames && f->names[v];
-        return bind_text(s, i, named ? f->names[v] : NULL);
-    }
-    case FIELD_BOOL:
-        return sqlite3_bind_int(s, i, *(const bool *)at);
-    case FIELD_SECONDS:
-        return sqlite3_bind_int64(s, i, *(const long *)at);
-    case FIELD_SIZE:
-        return sqlite3_bind_int64(s, i, *(const int64_t *)at);
-    case FIELD_LIST: {
-        json_t *j = config_strv_to_json(*(char **const *)at);
-        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        if (!text)
-            return SQLITE_NOMEM;
-        return sqlite3_bind_text(s, i, text, -1, free);
-    }
-    }
-    return SQLITE_MISUSE;
-}
-
-/* Binds p to ?1..?n in proxy_sql's column order. */
-static int bind_proxy(sqlite3_stmt *s, const struct proxy *p)
-{
-    int i = 1;
-    for (size_t k = 0; k < proxy_fields_count; k++) {
-        if (!proxy_field_column(&proxy_fields[k]))
-            continue;
-        if (bind_field(s, i++, &proxy_fields[k], p) != SQLITE_OK)
-            return -ENOMEM;
-    }
-    bind_text(s, i++, p->ecr.host);
-    bind_text(s, i++, p->ecr.region);
-    bind_text(s, i++, p->ecr.account);
-    bind_text(s, i++, p->ecr.alias);
-    bind_text(s, i++, p->ecr.repository);
-    sqlite3_bind_int(s, i, p->ecr.is_public);
-    return 0;
-}
-
-static int column_strv(sqlite3_stmt *s, int i, char ***out)
-{
-    const char *text = (const char *)sqlite3_column_text(s, i);
-    json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
-    int rc = arr ? config_strv_from_json("list", arr, out, NULL) : -EIO;
-    json_decref(arr);
-    return rc == -ENOMEM ? rc : rc < 0 ? -EIO : 0;
-}
-
-/* Reads column i into one row's place in p. Stored names that do not parse are -EIO. */
-static int column_field(sqlite3_stmt *s, int i, const struct proxy_field *f, struct proxy *p)
-{
-    void *at = (char *)p + f->offset;
-    bool null = sqlite3_column_type(s, i) == SQLITE_NULL;
-    int v;
-    switch (f->kind) {
-    case FIELD_STRING:
-    case FIELD_PATH:
-    case FIELD_URL:
-    case FIELD_ENDPOINT:
-    case FIELD_SECRET:
-        return null || (*(char **)at = column_dup(s, i)) ? 0 : -ENOMEM;
-    case FIELD_ENUM:
-        if (null) {
-            *(int *)at = 0;
-            return 0;
-        }
-        if (config_enum_parse(f->name, f->names, f->nnames,
-                              (const char *)sqlite3_column_text(s, i), &v, NULL) < 0)
-            return -EIO;
-        *(int *)at = v;
-        return 0;
-    case FIELD_BOOL:
-        *(bool *)at = sqlite3_column_int(s, i) != 0;
-        return 0;
-    case FIELD_SECONDS:
-        *(long *)at = (long)sqlite3_column_int64(s, i);
-        return 0;
-    case FIELD_SIZE:
-        *(int64_t *)at = (int64_t)sqlite3_column_int64(s, i);
-        return 0;
-    case FIELD_LIST:
-        return column_strv(s, i, (char ***)at);
-    }
-    return -EIO;
-}
-
-/* Fills *p from a row of proxy_sql('S'): key and type first, then the rest by the table. */
+/* Reads a proxy row and whether its secret file exists. */
 static int row_to_proxy(struct state *st, sqlite3_stmt *s, struct proxy *p)
 {
-    enum proxy_type type;
-    int rc = config_type_lookup((const char *)sqlite3_column_text(s, 1), &type);
-
-    if (rc < 0)
-        return -EIO;
-    config_proxy_init(p, (const char *)sqlite3_column_text(s, 0), type);
-    int i = 0;
-    for (size_t k = 0; k < proxy_fields_count; k++) {
-        const struct proxy_field *f = &proxy_fields[k];
-        if (!proxy_field_column(f))
-            continue;
-        if (!(f->flags & FIELD_IDENTITY) && (rc = column_field(s, i, f, p)) < 0)
-            return rc;
-        i++;
-    }
-    struct {
-        char **dst;
-        int col;
-    } ecr[] = {
-        {&p->ecr.host, i},      {&p->ecr.region, i + 1},     {&p->ecr.account, i + 2},
-        {&p->ecr.alias, i + 3}, {&p->ecr.repository, i + 4},
-    };
-    for (size_t k = 0; k < sizeof(ecr) / sizeof(ecr[0]); k++) {
-        if (sqlite3_column_type(s, ecr[k].col) != SQLITE_NULL &&
-            !(*ecr[k].dst = column_dup(s, ecr[k].col)))
-            return -ENOMEM;
-    }
-    p->ecr.is_public = sqlite3_column_int(s, i + 5) != 0;
-    rc = secret_exists(st, p->key);
-    if (rc < 0)
+    int rc = proxy_rows_read(s, p);
+    if (rc < 0 || (rc = secret_exists(st, p->key)) < 0)
         return rc;
     p->secret_set = rc == 1;
     return 0;
@@ -597,8 +363,8 @@ int configdb_proxy_create(struct state *st, struct proxy *p, const char *secret,
         return rc;
     if ((rc = configdb_name_free(st, "key", p->key, err)) < 0)
         goto fail;
-    if ((rc = prepare_proxy_sql(st, 'I', NULL, &s)) < 0 ||
-        (rc = bind_proxy(s, p)) < 0 || (rc = step_done(st, s)) < 0)
+    if ((rc = proxy_rows_prepare(st->db, 'I', NULL, &s)) < 0 || (rc = proxy_rows_bind(s, p)) < 0 ||
+        (rc = step_done(st, s)) < 0)
         goto fail;
     /* No row had this key, so a secret file under it is a leftover: never inherit it. */
     if ((rc = secret ? secret_write(st, p->key, secret) : secret_remove(st, p->key)) < 0)
@@ -650,8 +416,8 @@ int configdb_proxy_update(struct state *st, struct proxy *p, const char *secret,
     if ((rc = config_proxy_validate(p, secret != NULL || keep, err)) < 0 ||
         (rc = check_files(p, err)) < 0)
         goto fail;
-    if ((rc = prepare_proxy_sql(st, 'U', NULL, &s)) < 0 ||
-        (rc = bind_proxy(s, p)) < 0 || (rc = step_done(st, s)) < 0)
+    if ((rc = proxy_rows_prepare(st->db, 'U', NULL, &s)) < 0 || (rc = proxy_rows_bind(s, p)) < 0 ||
+        (rc = step_done(st, s)) < 0)
         goto fail;
     if (secret)
         rc = secret_write(st, p->key, secret);
@@ -727,7 +493,7 @@ int configdb_proxy_get(struct state *st, const char *key, struct proxy *out,
     memset(out, 0, sizeof(*out));
     if ((rc = config_key_validate("key", key, err)) < 0)
         return rc;
-    if ((rc = prepare_proxy_sql(st, 'S', "WHERE key = ?1", &s)) < 0)
+    if ((rc = proxy_rows_prepare(st->db, 'S', "WHERE key = ?1", &s)) < 0)
         return rc;
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
@@ -752,7 +518,7 @@ int configdb_proxy_list(struct state *st, struct proxy **out, size_t *n)
 
     *out = NULL;
     *n = 0;
-    if ((rc = prepare_proxy_sql(st, 'S', "ORDER BY key", &s)) < 0)
+    if ((rc = proxy_rows_prepare(st->db, 'S', "ORDER BY key", &s)) < 0)
         return rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct proxy *nl = realloc(list, (len + 1) * sizeof(*nl));

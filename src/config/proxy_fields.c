@@ -12,19 +12,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AT(f)   offsetof(struct proxy, f)
-#define ONLY(t) FIELD_TYPE(t)
+#define AT(f)    offsetof(struct proxy, f)
+#define ONLY(t)  FIELD_TYPE(t)
 #define NAMES(a) (a), (int)(sizeof(a) / sizeof((a)[0]))
 
 const struct proxy_field proxy_fields[] = {
-    {.name = "key", .kind = FIELD_STRING, .types = FIELD_TYPES_ALL, .flags = FIELD_IDENTITY,
-     .offset = AT(key), .max = CONFIG_KEY_MAX},
-    {.name = "type", .cli = "type", .kind = FIELD_ENUM, .types = FIELD_TYPES_ALL,
-     .flags = FIELD_IDENTITY, .offset = AT(type), NAMES(config__type_names), .help = "create only"},
-    {.name = "source", .cli = "source", .kind = FIELD_ENUM, .types = ONLY(PROXY_DOCKER),
-     .flags = FIELD_FIRST, .offset = AT(source), NAMES(config__source_names),
+    {.name = "key",
+     .kind = FIELD_STRING,
+     .types = FIELD_TYPES_ALL,
+     .flags = FIELD_IDENTITY,
+     .offset = AT(key),
+     .max = CONFIG_KEY_MAX},
+    {.name = "type",
+     .cli = "type",
+     .kind = FIELD_ENUM,
+     .types = FIELD_TYPES_ALL,
+     .flags = FIELD_IDENTITY,
+     .offset = AT(type),
+     NAMES(config__type_names),
+     .help = "create only"},
+    {.name = "source",
+     .cli = "source",
+     .kind = FIELD_ENUM,
+     .types = ONLY(PROXY_DOCKER),
+     .flags = FIELD_FIRST,
+     .offset = AT(source),
+     NAMES(config__source_names),
      .help = "default dockerhub (Docker Hub's URL is built in); custom\nneeds --url"},
-    {.name = "url", .cli = "url", .kind = FIELD_URL, .types = FIELD_TYPES_ALL, .offset = AT(url),
+    {.name = "url",
+     .cli = "url",
+     .kind = FIELD_URL,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(url),
      .max = CONFIG_URL_MAX,
      .help = "the remote, always treated as a directory; http or https;\n"
              "required except for docker with --source dockerhub.\n"
@@ -33,45 +52,109 @@ const struct proxy_field proxy_fields[] = {
              "https://{region}.{ecr_console}/ecr/repositories/\n"
              "{private|public}/{account}/REPO?region={region};\n"
              "pypi takes the repository root (simple/ is appended)"},
-    {.name = "auth", .cli = "auth", .kind = FIELD_ENUM, .types = FIELD_TYPES_ALL,
-     .flags = FIELD_FIRST, .offset = AT(auth), NAMES(config__auth_names),
+    {.name = "auth",
+     .cli = "auth",
+     .kind = FIELD_ENUM,
+     .types = FIELD_TYPES_ALL,
+     .flags = FIELD_FIRST,
+     .offset = AT(auth),
+     NAMES(config__auth_names),
      .help = "default anonymous; aws-chain (ecr only) reads the AWS\n"
              "credential chain; private ECR needs access-key or aws-chain"},
-    {.name = "access_key", .cli = "access-key", .metavar = "ID", .kind = FIELD_STRING,
-     .types = FIELD_TYPES_ALL, .offset = AT(access_key), .max = CONFIG_ACCESS_KEY_MAX,
+    {.name = "access_key",
+     .cli = "access-key",
+     .metavar = "ID",
+     .kind = FIELD_STRING,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(access_key),
+     .max = CONFIG_ACCESS_KEY_MAX,
      .help = "user name, or the AWS access key id for ecr"},
-    {.name = "secret_key", .db = "", .cli = "secret-key", .kind = FIELD_SECRET,
-     .types = FIELD_TYPES_ALL, .flags = FIELD_SECRET_FILE, .offset = AT(secret_set),
-     .max = CONFIG_SECRET_MAX, .help = "the secret (password, AWS secret key)"},
-    {.name = "aws_endpoint", .cli = "aws-endpoint", .kind = FIELD_ENDPOINT,
-     .types = ONLY(PROXY_ECR), .offset = AT(aws_endpoint), .max = CONFIG_URL_MAX,
+    {.name = "secret_key",
+     .db = "",
+     .cli = "secret-key",
+     .kind = FIELD_SECRET,
+     .types = FIELD_TYPES_ALL,
+     .flags = FIELD_SECRET_FILE,
+     .offset = AT(secret_set),
+     .max = CONFIG_SECRET_MAX,
+     .help = "the secret (password, AWS secret key)"},
+    {.name = "aws_endpoint",
+     .cli = "aws-endpoint",
+     .kind = FIELD_ENDPOINT,
+     .types = ONLY(PROXY_ECR),
+     .offset = AT(aws_endpoint),
+     .max = CONFIG_URL_MAX,
      .help = "the ECR API endpoint"},
-    {.name = "ca_file", .cli = "ca-file", .kind = FIELD_PATH, .types = FIELD_TYPES_ALL,
-     .offset = AT(ca_file), .max = CONFIG_URL_MAX, .help = "CA bundle to trust for the remote"},
-    {.name = "client_cert", .cli = "client-cert", .kind = FIELD_PATH, .types = FIELD_TYPES_ALL,
-     .offset = AT(client_cert), .max = CONFIG_URL_MAX,
+    {.name = "ca_file",
+     .cli = "ca-file",
+     .kind = FIELD_PATH,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(ca_file),
+     .max = CONFIG_URL_MAX,
+     .help = "CA bundle to trust for the remote"},
+    {.name = "client_cert",
+     .cli = "client-cert",
+     .kind = FIELD_PATH,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(client_cert),
+     .max = CONFIG_URL_MAX,
      .help = "TLS client certificate (with --client-key)"},
-    {.name = "client_key", .cli = "client-key", .kind = FIELD_PATH, .types = FIELD_TYPES_ALL,
-     .offset = AT(client_key), .max = CONFIG_URL_MAX,
+    {.name = "client_key",
+     .cli = "client-key",
+     .kind = FIELD_PATH,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(client_key),
+     .max = CONFIG_URL_MAX,
      .help = "TLS client key (with --client-cert)"},
-    {.name = "http_proxy", .cli = "http-proxy", .kind = FIELD_ENDPOINT, .types = FIELD_TYPES_ALL,
-     .offset = AT(http_proxy), .max = CONFIG_URL_MAX,
+    {.name = "http_proxy",
+     .cli = "http-proxy",
+     .kind = FIELD_ENDPOINT,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(http_proxy),
+     .max = CONFIG_URL_MAX,
      .help = "HTTP proxy for requests to the remote"},
-    {.name = "metadata_ttl", .cli = "metadata-ttl", .kind = FIELD_SECONDS,
-     .types = FIELD_TYPES_ALL, .offset = AT(metadata_ttl), .def = CONFIG_DEFAULT_META_TTL,
-     .max = CONFIG_TTL_MAX, .help = "how long tags and indexes stay fresh"},
-    {.name = "negative_ttl", .cli = "negative-ttl", .kind = FIELD_SECONDS,
-     .types = FIELD_TYPES_ALL, .offset = AT(negative_ttl), .def = CONFIG_DEFAULT_NEG_TTL,
-     .max = CONFIG_TTL_MAX, .help = "how long a \"not found\" is remembered"},
-    {.name = "offline", .cli = "offline", .kind = FIELD_BOOL, .types = FIELD_TYPES_ALL,
-     .offset = AT(offline), .help = "never contact the remote: serve what is cached"},
-    {.name = "include", .db = "include_json", .cli = "include", .metavar = "GLOB",
-     .kind = FIELD_LIST, .types = FIELD_TYPES_ALL, .offset = AT(include),
-     .max = CONFIG_GLOBS_MAX, .item_max = CONFIG_GLOB_MAX,
+    {.name = "metadata_ttl",
+     .cli = "metadata-ttl",
+     .kind = FIELD_SECONDS,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(metadata_ttl),
+     .def = CONFIG_DEFAULT_META_TTL,
+     .max = CONFIG_TTL_MAX,
+     .help = "how long tags and indexes stay fresh"},
+    {.name = "negative_ttl",
+     .cli = "negative-ttl",
+     .kind = FIELD_SECONDS,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(negative_ttl),
+     .def = CONFIG_DEFAULT_NEG_TTL,
+     .max = CONFIG_TTL_MAX,
+     .help = "how long a \"not found\" is remembered"},
+    {.name = "offline",
+     .cli = "offline",
+     .kind = FIELD_BOOL,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(offline),
+     .help = "never contact the remote: serve what is cached"},
+    {.name = "include",
+     .db = "include_json",
+     .cli = "include",
+     .metavar = "GLOB",
+     .kind = FIELD_LIST,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(include),
+     .max = CONFIG_GLOBS_MAX,
+     .item_max = CONFIG_GLOB_MAX,
      .help = "serve only paths matching GLOB"},
-    {.name = "exclude", .db = "exclude_json", .cli = "exclude", .metavar = "GLOB",
-     .kind = FIELD_LIST, .types = FIELD_TYPES_ALL, .offset = AT(exclude),
-     .max = CONFIG_GLOBS_MAX, .item_max = CONFIG_GLOB_MAX, .help = "hide paths matching GLOB"},
+    {.name = "exclude",
+     .db = "exclude_json",
+     .cli = "exclude",
+     .metavar = "GLOB",
+     .kind = FIELD_LIST,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(exclude),
+     .max = CONFIG_GLOBS_MAX,
+     .item_max = CONFIG_GLOB_MAX,
+     .help = "hide paths matching GLOB"},
 };
 const size_t proxy_fields_count = sizeof(proxy_fields) / sizeof(proxy_fields[0]);
 _Static_assert(sizeof(proxy_fields) / sizeof(proxy_fields[0]) <= PROXY_FIELDS_MAX,
@@ -79,7 +162,7 @@ _Static_assert(sizeof(proxy_fields) / sizeof(proxy_fields[0]) <= PROXY_FIELDS_MA
 
 /* ---- access ---------------------------------------------------------------------------- */
 
-#define SLOT(T, f, p) ((T *)((char *)(p) + (f)->offset))
+#define SLOT(T, f, p)  ((T *)((char *)(p) + (f)->offset))
 #define CSLOT(T, f, p) ((const T *)((const char *)(p) + (f)->offset))
 /* A list slot read-only: the vector itself, not its strings, is what is const. */
 #define LSLOT(f, p) ((char **const *)((const char *)(p) + (f)->offset))
@@ -276,8 +359,9 @@ static int set_number(const struct proxy_field *f, json_t *v, long long *out,
         n = -1;
     if (n < 0 || n > f->max) {
         if (f->kind == FIELD_SECONDS)
-            config_error_set(err, f->name, "must be a whole number of seconds from 0 to %lld (got %s)",
-                             f->max, got(q, sizeof(q), v));
+            config_error_set(err, f->name,
+                             "must be a whole number of seconds from 0 to %lld (got %s)", f->max,
+                             got(q, sizeof(q), v));
         else
             config_error_set(err, f->name,
                              "must be a size in bytes from 0 to %lld, optionally with K, M, G "
@@ -356,8 +440,8 @@ int proxy_field_set_json(const struct proxy_field *f, struct proxy *p, json_t *v
     case FIELD_ENUM:
         if (json_is_null(v) && f->types != FIELD_TYPES_ALL)
             return 0; /* as output for a type without the field (a helm proxy's source) */
-        if ((rc = config_enum_parse(f->name, f->names, f->nnames, json_string_value(v), &e,
-                                    err)) < 0)
+        if ((rc = config_enum_parse(f->name, f->names, f->nnames, json_string_value(v), &e, err)) <
+            0)
             return rc;
         if (f->offset == offsetof(struct proxy, auth))
             config_proxy_set_auth(p, (enum proxy_auth)e);
@@ -445,8 +529,8 @@ int proxy_field_check(const struct proxy_field *f, const struct proxy *p, char *
         }
         return 0;
     }
-    case FIELD_URL:    /* the cross-field rules of config_proxy_validate own the url */
-    case FIELD_ENUM:   /* parsed on the way in */
+    case FIELD_URL:  /* the cross-field rules of config_proxy_validate own the url */
+    case FIELD_ENUM: /* parsed on the way in */
     case FIELD_BOOL:
     case FIELD_SECRET: /* normalised on the way in; auth rules in config_proxy_validate */
         return 0;

@@ -169,7 +169,6 @@ static void test_help_is_complete(void **state)
     run_free(&r);
 }
 
-
 /* Every row of the field table with an option is in create's and update's help, with its type. */
 static void test_help_has_every_field(void **state)
 {
@@ -342,7 +341,6 @@ static void test_state_dir_choice(void **state)
     free(root);
 }
 
-
 /*
  * The same bad value gets the same error line from the CLI and from the API's path
  * (config_crud with the API's body; shim/api.c adds only the status).
@@ -374,17 +372,18 @@ static void test_cli_and_api_agree(void **state)
         snprintf(name, sizeof(name), "%s", member);
         for (char *c = name; *c; c++)
             *c = *c == '-' ? '_' : *c;
-        struct run r = run_cli((const char *[]){"upstreamfs", "proxy", "create", "x", "--type",
-                                                "generic", "--url", "http://h/", bad[i].opt,
-                                                bad[i].arg, NULL},
-                               (const char *[]){env, NULL});
+        struct run r =
+            run_cli((const char *[]){"upstreamfs", "proxy", "create", "x", "--type", "generic",
+                                     "--url", "http://h/", bad[i].opt, bad[i].arg, NULL},
+                    (const char *[]){env, NULL});
         if (!strcmp(bad[i].opt, "--url")) /* the option given once: it replaces the first */
-            r = (run_free(&r), run_cli((const char *[]){"upstreamfs", "proxy", "create", "x",
-                                                         "--type", "generic", "--url",
-                                                         bad[i].arg, NULL},
-                                       (const char *[]){env, NULL}));
+            r = (run_free(&r),
+                 run_cli((const char *[]){"upstreamfs", "proxy", "create", "x", "--type", "generic",
+                                          "--url", bad[i].arg, NULL},
+                         (const char *[]){env, NULL}));
         assert_int_equal(r.code, 2);
-        assert_true(asprintf(&body, "{\"key\":\"x\",\"type\":\"generic\",\"url\":\"http://h/\",\"%s\":%s}",
+        assert_true(asprintf(&body,
+                             "{\"key\":\"x\",\"type\":\"generic\",\"url\":\"http://h/\",\"%s\":%s}",
                              name, bad[i].json) > 0);
         json_t *obj = json_loads(body, 0, NULL);
         assert_non_null(obj);

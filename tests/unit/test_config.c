@@ -584,7 +584,6 @@ static void test_copy(void **state)
     config_proxy_clear(&c);
 }
 
-
 /* ---- the field table ------------------------------------------------------------------- */
 
 /* A value of row f's kind that is not its default, as the API would send it. */
@@ -639,7 +638,8 @@ static void test_fields_json_round_trip(void **state)
         }
         json_t *out = config_proxy_to_json(&p);
         if (f->kind == FIELD_SECRET) {
-            assert_true(json_is_true(json_object_get(out, f->flags & FIELD_SECRET_FILE ? "secret_set" : "x")) ||
+            assert_true(json_is_true(json_object_get(
+                            out, f->flags & FIELD_SECRET_FILE ? "secret_set" : "x")) ||
                         !(f->flags & FIELD_SECRET_FILE));
             assert_null(json_object_get(out, f->name)); /* write-only */
         } else if (!json_equal(json_object_get(out, f->name), v)) {
@@ -663,10 +663,14 @@ static void test_fields_type_errors(void **state)
         enum field_kind kind;
         const char *needle;
     } want[] = {
-        {FIELD_STRING, "must be a string or null"}, {FIELD_PATH, "must be a string or null"},
-        {FIELD_URL, "must be a string or null"},    {FIELD_ENDPOINT, "must be a string or null"},
-        {FIELD_ENUM, "must be one of"},             {FIELD_BOOL, "must be true or false"},
-        {FIELD_SECONDS, "whole number of seconds"}, {FIELD_LIST, "array of strings"},
+        {FIELD_STRING, "must be a string or null"},
+        {FIELD_PATH, "must be a string or null"},
+        {FIELD_URL, "must be a string or null"},
+        {FIELD_ENDPOINT, "must be a string or null"},
+        {FIELD_ENUM, "must be one of"},
+        {FIELD_BOOL, "must be true or false"},
+        {FIELD_SECONDS, "whole number of seconds"},
+        {FIELD_LIST, "array of strings"},
         {FIELD_SECRET, "must be a string"},
     };
     for (size_t i = 0; i < proxy_fields_count; i++) {
@@ -703,13 +707,17 @@ static void test_fields_kinds(void **state)
 
     /* Dummy rows over fields of the right C type (int64_t is long on this ABI). */
     _Static_assert(sizeof(long) == sizeof(int64_t), "the size row below borrows a long");
-    const struct proxy_field size = {.name = "max_size", .kind = FIELD_SIZE,
+    const struct proxy_field size = {.name = "max_size",
+                                     .kind = FIELD_SIZE,
                                      .types = FIELD_TYPES_ALL,
                                      .offset = offsetof(struct proxy, metadata_ttl),
-                                     .def = 10LL << 30, .max = 1LL << 50};
-    const struct proxy_field pem = {.name = "client_key_pem", .kind = FIELD_SECRET,
+                                     .def = 10LL << 30,
+                                     .max = 1LL << 50};
+    const struct proxy_field pem = {.name = "client_key_pem",
+                                    .kind = FIELD_SECRET,
                                     .types = FIELD_TYPES_ALL,
-                                    .offset = offsetof(struct proxy, access_key), .max = 65536};
+                                    .offset = offsetof(struct proxy, access_key),
+                                    .max = 65536};
     struct proxy p;
     struct config_error err = {0};
     char *secret = NULL, *norm = NULL;
@@ -842,13 +850,20 @@ static void test_quote_and_defaults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_rule),          cmocka_unit_test(test_names),
-        cmocka_unit_test(test_url_rules),         cmocka_unit_test(test_docker_source),
-        cmocka_unit_test(test_auth_combinations), cmocka_unit_test(test_ecr_proxies),
-        cmocka_unit_test(test_other_fields),      cmocka_unit_test(test_validate_is_atomic),
-        cmocka_unit_test(test_secret_normalise),  cmocka_unit_test(test_proxy_json_shape),
-        cmocka_unit_test(test_proxy_apply_json),  cmocka_unit_test(test_copy),
-        cmocka_unit_test(test_registry_rules),    cmocka_unit_test(test_quote_and_defaults),
+        cmocka_unit_test(test_key_rule),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_url_rules),
+        cmocka_unit_test(test_docker_source),
+        cmocka_unit_test(test_auth_combinations),
+        cmocka_unit_test(test_ecr_proxies),
+        cmocka_unit_test(test_other_fields),
+        cmocka_unit_test(test_validate_is_atomic),
+        cmocka_unit_test(test_secret_normalise),
+        cmocka_unit_test(test_proxy_json_shape),
+        cmocka_unit_test(test_proxy_apply_json),
+        cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_registry_rules),
+        cmocka_unit_test(test_quote_and_defaults),
         cmocka_unit_test(test_fields_json_round_trip),
         cmocka_unit_test(test_fields_type_errors),
         cmocka_unit_test(test_fields_kinds),

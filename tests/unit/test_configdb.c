@@ -415,7 +415,6 @@ static void test_ecr_roundtrip(void **state)
 
 /* ---- registries ------------------------------------------------------------------------ */
 
-
 /* Every row of the field table survives struct -> database -> struct (two proxies cover the
  * type-specific rows: docker's source, ecr's aws_endpoint). */
 static void test_fields_db_round_trip(void **state)
@@ -429,7 +428,8 @@ static void test_fields_db_round_trip(void **state)
         "\"client_key\":\"/etc/hostname\",\"http_proxy\":\"http://px.example:3128/\","
         "\"metadata_ttl\":1,\"negative_ttl\":2,\"offline\":true,\"include\":[\"a\",\"b\"],"
         "\"exclude\":[\"c\"]}",
-        "{\"key\":\"e\",\"type\":\"ecr\",\"url\":\"123456789012.dkr.ecr.eu-west-1.amazonaws.com/app\","
+        "{\"key\":\"e\",\"type\":\"ecr\",\"url\":\"123456789012.dkr.ecr.eu-west-1.amazonaws.com/"
+        "app\","
         "\"auth\":\"aws-chain\",\"aws_endpoint\":\"http://127.0.0.1:9/\"}",
     };
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
@@ -454,7 +454,6 @@ static void test_fields_db_round_trip(void **state)
     }
 }
 
-
 /* A state dir made before a row of the field table existed still loads: the column is added. */
 static void test_missing_column_added(void **state)
 {
@@ -463,9 +462,9 @@ static void test_missing_column_added(void **state)
     struct proxy *list = NULL;
     size_t n = 0;
     assert_int_equal(create_proxy(f->st, "old", PROXY_GENERIC, "https://h/", NULL, NULL, &err), 0);
-    assert_int_equal(sqlite3_exec(f->st->db, "ALTER TABLE proxies DROP COLUMN http_proxy", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(f->st->db, "ALTER TABLE proxies DROP COLUMN http_proxy", NULL, NULL, NULL),
+        SQLITE_OK);
     assert_int_equal(configdb_proxy_list(f->st, &list, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(list[0].key, "old");
