@@ -68,6 +68,7 @@ struct proxy_field {
     long long max;            /* SECONDS/SIZE: largest value; text: most bytes; LIST: entries */
     size_t item_max;          /* LIST: most bytes per entry */
     const char *help;         /* --help text; '\n' continues on the next line */
+    const char *read_as;      /* FIELD_SECRET: the read-only member; NULL: NAME_set */
 };
 
 /* Rows in the table, at most (for arrays indexed by row). */
@@ -79,7 +80,10 @@ extern const size_t proxy_fields_count;
 /* The row named name (JSON member or field), or NULL. */
 const struct proxy_field *proxy_field_find(const char *name);
 
-/* The row whose field is the JSON member NAME_set of a FIELD_SECRET row (NULL if none). */
+/* The member a row is read as: name, or for a FIELD_SECRET its read_as or NAME_set. */
+const char *proxy_field_out_name(const struct proxy_field *f, char *buf, size_t len);
+
+/* The FIELD_SECRET row read as member (NULL if none). */
 const struct proxy_field *proxy_field_find_set(const char *member);
 
 /* The column a row is stored in, or NULL when it has none. */

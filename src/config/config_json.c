@@ -34,10 +34,8 @@ json_t *config_proxy_to_json(const struct proxy *p)
     json_t *o = json_object();
     for (size_t i = 0; o && i < proxy_fields_count; i++) {
         const struct proxy_field *f = &proxy_fields[i];
-        char name[64];
-        snprintf(name, sizeof(name), "%s%s", f->name, f->kind == FIELD_SECRET ? "_set" : "");
-        if (!strcmp(name, "secret_key_set"))
-            snprintf(name, sizeof(name), "secret_set"); /* the API's name since its start */
+        char buf[64];
+        const char *name = proxy_field_out_name(f, buf, sizeof(buf));
         if (json_object_set_new(o, name, proxy_field_get_json(f, p)) < 0) {
             json_decref(o);
             return NULL;
@@ -130,8 +128,7 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
             const struct proxy_field *f = proxy_field_find(name);
             if (!f) {
                 /* Read-only members are accepted so a GET body can be PUT back. */
-                if (!strcmp(name, "secret_set") || !strcmp(name, "ecr") ||
-                    proxy_field_find_set(name))
+                if (!strcmp(name, "ecr") || proxy_field_find_set(name))
                     continue;
                 if (pass == 0)
                     continue;

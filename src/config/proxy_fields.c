@@ -77,7 +77,8 @@ const struct proxy_field proxy_fields[] = {
      .flags = FIELD_SECRET_FILE,
      .offset = AT(secret_set),
      .max = CONFIG_SECRET_MAX,
-     .help = "the secret (password, AWS secret key)"},
+     .help = "the secret (password, AWS secret key)",
+     .read_as = "secret_set"},
     {.name = "aws_endpoint",
      .cli = "aws-endpoint",
      .kind = FIELD_ENDPOINT,
@@ -175,13 +176,22 @@ const struct proxy_field *proxy_field_find(const char *name)
     return NULL;
 }
 
+const char *proxy_field_out_name(const struct proxy_field *f, char *buf, size_t len)
+{
+    if (f->kind != FIELD_SECRET)
+        return f->name;
+    if (f->read_as)
+        return f->read_as;
+    snprintf(buf, len, "%s_set", f->name);
+    return buf;
+}
+
 const struct proxy_field *proxy_field_find_set(const char *member)
 {
-    size_t n = member ? strlen(member) : 0;
-    for (size_t i = 0; n > 4 && i < proxy_fields_count; i++) {
+    char buf[64];
+    for (size_t i = 0; member && i < proxy_fields_count; i++) {
         const struct proxy_field *f = &proxy_fields[i];
-        if (f->kind == FIELD_SECRET && strlen(f->name) + 4 == n &&
-            !strncmp(member, f->name, n - 4) && !strcmp(member + n - 4, "_set"))
+        if (f->kind == FIELD_SECRET && !strcmp(member, proxy_field_out_name(f, buf, sizeof(buf))))
             return f;
     }
     return NULL;
