@@ -73,13 +73,14 @@ static const char usage[] =
     "                           web page (serve --admin; repeatable, up to 16)\n"
     "       public_name=NAME    with listen=: also answer Host NAME (serve --public-name;\n"
     "                           repeatable, up to 16)\n"
-    "     With listen=, mount prints the web page's address, http://HOST:PORT/ui/#token=TOKEN,\n"
-    "     on a terminal; the token is in STATEDIR/admin-token (see upstreamfs serve --help).\n"
     "       platform=OS/ARCH[:OS/ARCH...]  docker and ecr proxies: show only these platforms\n"
     "       max_read=N          largest read request in bytes (4096 to 1032192, the default,\n"
     "                           which lets replies from the cache be spliced)\n"
     "       any FUSE mount option (allow_other, default_permissions, ro, ...)\n"
     "\n"
+    "With listen=, mount prints the web page's address, http://HOST:PORT/ui/#token=TOKEN,\n"
+    "when its stdout is a terminal; the admin token is in STATEDIR/admin-token (see\n"
+    "upstreamfs serve --help).\n"    "\n"
     "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n"
     "fstab: STATEDIR MOUNTPOINT fuse.upstreamfs defaults 0 0\n";
 

@@ -44,7 +44,7 @@ static const char usage[] =
     "  /v2/KEY/REPO/manifests|blobs|tags/list|referrers/...\n"
     "                                 the registry API (pull side) for docker and ecr\n"
     "                                 proxies and docker registries\n"
-    "  GET /                          the web page: proxies, registries, the cache\n"
+    "  GET /, /ui/...                 the web page: proxies, registries, the cache\n"
     "\n"
     "Access: the web page and /api/v1 need an admin: the admin token, which the first\n"
     "serve makes in STATEDIR/admin-token (mode 0600; API clients send \"Authorization:\n"
