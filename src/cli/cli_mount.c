@@ -80,7 +80,8 @@ static const char usage[] =
     "\n"
     "With listen=, mount prints the web page's address, http://HOST:PORT/ui/#token=TOKEN,\n"
     "when its stdout is a terminal; the admin token is in STATEDIR/admin-token (see\n"
-    "upstreamfs serve --help).\n"    "\n"
+    "upstreamfs serve --help).\n"
+    "\n"
     "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n"
     "fstab: STATEDIR MOUNTPOINT fuse.upstreamfs defaults 0 0\n";
 

@@ -109,8 +109,7 @@ static enum MHD_Result reply_unauthorised(struct shim_req *r)
                  "with the token in %s (readable by its owner only), or open the web page at "
                  "the address serve and mount print, %s://%s/ui/#token=TOKEN%s",
                  config_quote(q, sizeof(q), r->s->token_path), r->s->tls_cert ? "https" : "http",
-                 host,
-                 r->s->n_admins ? "; or send the Basic credentials of an --admin user" : "");
+                 host, r->s->n_admins ? "; or send the Basic credentials of an --admin user" : "");
         json_t *j = json_pack("{s:{s:s,s:s}}", "error", "field", "authorization", "message", msg);
         body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
@@ -169,9 +168,8 @@ bool shim__admitted(struct shim_req *r, enum MHD_Result *reply)
         char msg[200];
         snprintf(msg, sizeof(msg), "cross-origin requests are refused (got %s)",
                  config_quote(q, sizeof(q), origin));
-        *reply = r->route == SHIM_ROUTE_API
-                     ? shim__api_error(r, MHD_HTTP_FORBIDDEN, "origin", msg)
-                     : shim__reply_text(r, MHD_HTTP_FORBIDDEN, "%s", msg);
+        *reply = r->route == SHIM_ROUTE_API ? shim__api_error(r, MHD_HTTP_FORBIDDEN, "origin", msg)
+                                            : shim__reply_text(r, MHD_HTTP_FORBIDDEN, "%s", msg);
         return false;
     }
     enum who w = who_is(r, user, sizeof(user));

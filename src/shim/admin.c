@@ -54,8 +54,8 @@ static int read_token(const char *path, char *token, struct config_error *err)
         rc = -EINVAL;
     } else if ((n = read(fd, buf, sizeof(buf))) < 0) {
         rc = -errno;
-        config_error_set(err, "admin_token", "cannot read %s: %s",
-                         config_quote(q, sizeof(q), path), strerror(-rc));
+        config_error_set(err, "admin_token", "cannot read %s: %s", config_quote(q, sizeof(q), path),
+                         strerror(-rc));
     } else {
         size_t len = (size_t)n;
         if (len && buf[len - 1] == '\n')
@@ -118,8 +118,8 @@ static int make_token(const char *path, struct config_error *err)
     unlink(tmp);
 fail:
     if (rc < 0)
-        config_error_set(err, "admin_token", "cannot make %s: %s",
-                         config_quote(q, sizeof(q), path), strerror(-rc));
+        config_error_set(err, "admin_token", "cannot make %s: %s", config_quote(q, sizeof(q), path),
+                         strerror(-rc));
 out:
     if (fd >= 0)
         close(fd);

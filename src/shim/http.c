@@ -374,6 +374,7 @@ void shim_http_log_escape(const char *s, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+/* .svg is shown by a browser (a chart's icon), inert like every served file (SHIM_CONTENT_CSP). */
 const char *shim_http_content_type(const char *name)
 {
     static const struct {
@@ -388,7 +389,6 @@ const char *shim_http_content_type(const char *name)
         {".prov", "text/plain"},       {".tgz", "application/gzip"},
         {".gz", "application/gzip"},   {".jar", "application/java-archive"},
         {".zip", "application/zip"},   {".whl", "application/zip"},
-        /* Shown by a browser (a chart's icon); inert like every served file (SHIM_CONTENT_CSP). */
         {".svg", "image/svg+xml"},
     };
     size_t n = strlen(name);

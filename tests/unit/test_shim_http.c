@@ -247,13 +247,28 @@ static void host_rule(void **state)
     (void)state;
     static const char *const names[] = {"cache.example", "Mirror.Example"};
     static const char *const ok[] = {
-        "127.0.0.1", "127.0.0.1:5000", "10.0.0.7:80", "[::1]", "[::1]:5000", "[fe80::1]:1",
-        "localhost", "LOCALHOST:5000", "cache.example", "CACHE.example:443", "mirror.example",
+        "127.0.0.1",     "127.0.0.1:5000",    "10.0.0.7:80",    "[::1]",
+        "[::1]:5000",    "[fe80::1]:1",       "localhost",      "LOCALHOST:5000",
+        "cache.example", "CACHE.example:443", "mirror.example",
     };
     static const char *const refused[] = {
-        "", "evil.example", "evil.example:5000", "localhost.evil.example", "127.0.0.1.evil.example",
-        "127.1", "localhost:", "localhost:5000x", "localhost:123456", "[::1", "[::1]x", "[evil]:80",
-        "::1", "cache.example.", "xcache.example", "127.0.0.1:80:80", "localhost/x",
+        "",
+        "evil.example",
+        "evil.example:5000",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "127.1",
+        "localhost:",
+        "localhost:5000x",
+        "localhost:123456",
+        "[::1",
+        "[::1]x",
+        "[evil]:80",
+        "::1",
+        "cache.example.",
+        "xcache.example",
+        "127.0.0.1:80:80",
+        "localhost/x",
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         assert_true(shim_http_host_allowed(ok[i], names, 2));
