@@ -381,6 +381,9 @@ def main():
                     raise Fail("%s: %s%s" % (step.__name__, e,
                                              "; console: %r" % errs if errs else ""))
                 print("ok: %s" % step.__name__, file=sys.stderr)
+            # The page's strict policy (no inline script or style) refused nothing it needs.
+            refused = [m for m in b.console_errors() if "Content Security Policy" in m]
+            check(not refused, "the page's CSP refused some of its own content: %r" % refused)
     except (Fail, WebDriverError) as e:
         print("ui_driver: %s" % e, file=sys.stderr)
         return 1
