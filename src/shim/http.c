@@ -136,6 +136,9 @@ bool shim_http_host_allowed(const char *host, const char *const *names, size_t n
     }
     if (host[0] == '[' || inet_pton(AF_INET, name, addr) == 1 || !strcasecmp(name, "localhost"))
         return true;
+    if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+        strlen(name))
+        return false; /* no DNS name: whatever the names given say */
     for (size_t i = 0; i < n_names; i++)
         if (names[i] && !strcasecmp(name, names[i]))
             return true;

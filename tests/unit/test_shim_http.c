@@ -276,6 +276,10 @@ static void host_rule(void **state)
         assert_false(shim_http_host_allowed(refused[i], names, 2));
     assert_false(shim_http_host_allowed(NULL, names, 2));
     assert_false(shim_http_host_allowed("cache.example", NULL, 0));
+    /* Only DNS-name bytes match a name, whatever names were given. */
+    static const char *const odd[] = {"bad\x05name", "a b", "a/b"};
+    for (size_t i = 0; i < 3; i++)
+        assert_false(shim_http_host_allowed(odd[i], odd, 3));
 }
 
 /* "//host/x" becomes "/host/x" (no network-path Location can be built from a target). */
