@@ -12,8 +12,10 @@
 #     409 duplicate or in use); bodies over 1 MiB are 413, malformed JSON 400;
 #   a posted secret is stored (0600) but never returned by /api, shown by /metrics or logged;
 #   a proxy created through /api shows up on the path routes at once;
+#   every API call sends the admin token ($STATE/admin-token, api_req in shim/shim_common.sh);
 #   --htpasswd + TLS: with credentials 200, without or wrong 401 + WWW-Authenticate: Basic
 #     realm="upstreamfs" (bcrypt and SHA-crypt users), /healthz open; a weak htpasswd is refused;
+#     the API answers the --admin user and the token, and 403 to a user who is not --admin;
 #   a non-loopback --listen without TLS + --htpasswd or --open is refused with exit 2 (so are
 #     --htpasswd with --open, and --tls-cert without --tls-key), and nothing listens.
 set -euo pipefail
@@ -31,18 +33,18 @@ API="$S/api/v1"
 
 # ---- CRUD ------------------------------------------------------------------------------------
 t_proxy_crud() {
-    http_req POST "$API/proxies" "{\"key\":\"gen\",\"type\":\"generic\",\"url\":\"$U\",\"metadata_ttl\":120,\"include\":[\"a/**\"]}"
+    api_req POST "$API/proxies" "{\"key\":\"gen\",\"type\":\"generic\",\"url\":\"$U\",\"metadata_ttl\":120,\"include\":[\"a/**\"]}"
     assert_eq "$HTTP_STATUS" 201 "POST /api/v1/proxies"
     assert_eq "$(json_field 'j["key"]')" gen "key of the created object"
     assert_eq "$(json_field 'j["metadata_ttl"]')" 120 "metadata_ttl of the created object"
     assert_eq "$(json_field '"secret_key" in j')" False "secret_key in the object"
     local created="$BODY"
-    http_get "$API/proxies/gen"
+    api_get "$API/proxies/gen"
     assert_eq "$HTTP_STATUS" 200 "GET /api/v1/proxies/gen"
     json_eq "$BODY" "$created" || die "GET differs from the create answer: $BODY"
     json_eq "$BODY" "$(upfs proxy show gen --json)" || die "API object differs from proxy show --json: $BODY vs $(upfs proxy show gen --json)"
     # PUT changes only what it carries
-    http_req PUT "$API/proxies/gen" '{"negative_ttl": 7, "offline": true}'
+    api_req PUT "$API/proxies/gen" '{"negative_ttl": 7, "offline": true}'
     assert_eq "$HTTP_STATUS" 200 "PUT /api/v1/proxies/gen"
     "$PYTHON" - "$created" "$BODY" <<'EOF' || die "PUT changed more than it carried"
 import json, sys
@@ -54,12 +56,12 @@ for k in a:
 EOF
     json_eq "$BODY" "$(upfs proxy show gen --json)" || die "PUT result differs from proxy show --json"
     # a GET body can be PUT back unchanged
-    http_req PUT "$API/proxies/gen" "$BODY"
+    api_req PUT "$API/proxies/gen" "$BODY"
     assert_eq "$HTTP_STATUS" 200 "PUT of a GET body"
     # the CLI's list sees what the API made
     upfs proxy list --json | "$PYTHON" -c 'import json,sys; keys=[p["key"] for p in json.load(sys.stdin)]; sys.exit(0 if "gen" in keys else 1)' ||
         die "proxy list --json does not list gen"
-    http_get "$API/proxies"
+    api_get "$API/proxies"
     json_eq "$BODY" "$(upfs proxy list --json)" || die "GET /api/v1/proxies differs from proxy list --json"
     # it shows at once on the path routes (the root index lists proxies)
     http_get "$S/"
@@ -69,35 +71,35 @@ check "proxies: POST 201, GET, PUT (only its fields), equal to the CLI's --json"
 
 t_registry_crud() {
     upfs proxy create gen2 --type generic --url "$U" >/dev/null
-    http_req POST "$API/registries" '{"name":"reg","type":"generic","upstreams":["gen","gen2"]}'
+    api_req POST "$API/registries" '{"name":"reg","type":"generic","upstreams":["gen","gen2"]}'
     assert_eq "$HTTP_STATUS" 201 "POST /api/v1/registries"
     json_eq "$BODY" '{"name":"reg","type":"generic","upstreams":["gen","gen2"]}' || die "created registry: $BODY"
     json_eq "$BODY" "$(upfs registry show reg --json)" || die "differs from registry show --json"
-    http_req PUT "$API/registries/reg" '{"upstreams":["gen2"]}'
+    api_req PUT "$API/registries/reg" '{"upstreams":["gen2"]}'
     assert_eq "$HTTP_STATUS" 200 "PUT upstreams"
     assert_eq "$(upfs registry show reg --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["upstreams"])')" "['gen2']" "upstreams after PUT"
-    http_req PUT "$API/registries/reg" '{"type":"maven"}'
+    api_req PUT "$API/registries/reg" '{"type":"maven"}'
     assert_eq "$HTTP_STATUS" 400 "PUT of another type"
-    http_get "$API/registries"
+    api_get "$API/registries"
     json_eq "$BODY" "$(upfs registry list --json)" || die "GET /api/v1/registries differs from registry list --json"
     # a proxy still used by a registry: 409 naming it, as the CLI says
     run_capture upfs proxy delete gen2
     assert_eq "$RC" 2 "CLI proxy delete of a used proxy"
-    http_req DELETE "$API/proxies/gen2"
+    api_req DELETE "$API/proxies/gen2"
     assert_eq "$HTTP_STATUS" 409 "DELETE of a proxy in use"
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "409 message vs the CLI"
     assert_contains "$BODY" reg "the 409 names the registry"
-    http_req DELETE "$API/registries/reg"
+    api_req DELETE "$API/registries/reg"
     assert_eq "$HTTP_STATUS" 204 "DELETE registry"
-    http_req DELETE "$API/proxies/gen2"
+    api_req DELETE "$API/proxies/gen2"
     assert_eq "$HTTP_STATUS" 204 "DELETE proxy"
-    http_get "$API/proxies/gen2"
+    api_get "$API/proxies/gen2"
     assert_eq "$HTTP_STATUS" 404 "GET of a deleted proxy"
     run_capture upfs proxy show gen2
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "404 message vs the CLI"
-    http_get "$API/registries/reg"
+    api_get "$API/registries/reg"
     assert_eq "$HTTP_STATUS" 404 "GET of a deleted registry"
-    http_req DELETE "$API/registries/reg"
+    api_req DELETE "$API/registries/reg"
     assert_eq "$HTTP_STATUS" 404 "DELETE of an unknown registry"
 }
 check "registries: POST/GET/PUT/DELETE; 409 for a proxy in use, 404 after delete, as the CLI" t_registry_crud
@@ -116,7 +118,7 @@ same_refusal() {
     run_capture upfs "$@"
     ((RC == 2)) || die "CLI '$*' exited $RC (want 2): $ERR"
     [[ "$(wc -l <<<"$ERR")" == 1 ]] || die "CLI '$*' printed more than one line: $ERR"
-    http_req POST "$API/$kind" "$json"
+    api_req POST "$API/$kind" "$json"
     assert_eq "$HTTP_STATUS" "$want" "API status for $json"
     local line
     line="upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')"
@@ -155,15 +157,15 @@ t_refusals() {
     same_refusal 400 '{"name":"r3","type":"bogus"}' -- registry create r3 --type bogus
     # updates refused the same way
     run_capture upfs proxy update dup --url ftp://x/
-    http_req PUT "$API/proxies/dup" '{"url":"ftp://x/"}'
+    api_req PUT "$API/proxies/dup" '{"url":"ftp://x/"}'
     assert_eq "$HTTP_STATUS" 400 "PUT of a bad url"
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "PUT error vs proxy update"
     run_capture upfs proxy update nosuch --offline
-    http_req PUT "$API/proxies/nosuch" '{"offline":true}'
+    api_req PUT "$API/proxies/nosuch" '{"offline":true}'
     assert_eq "$HTTP_STATUS" 404 "PUT of an unknown proxy"
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "404 error vs proxy update"
     run_capture upfs proxy show BAD
-    http_get "$API/proxies/BAD"
+    api_get "$API/proxies/BAD"
     assert_eq "$HTTP_STATUS" 400 "GET of a malformed key"
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "key error vs proxy show"
     # nothing invalid was written
@@ -174,51 +176,51 @@ t_refusals() {
 check "every proxy/registry the CLI refuses is refused by the API with the CLI's message" t_refusals
 
 t_bad_bodies() {
-    http_req POST "$API/proxies" '{"key":"x1",'
+    api_req POST "$API/proxies" '{"key":"x1",'
     assert_eq "$HTTP_STATUS" 400 "malformed JSON"
     assert_eq "$(json_field 'j["error"]["field"]')" body "field of a malformed body"
-    http_req POST "$API/proxies" '[1,2]'
+    api_req POST "$API/proxies" '[1,2]'
     assert_eq "$HTTP_STATUS" 400 "a JSON array"
-    http_req POST "$API/proxies" "{\"key\":\"x2\",\"type\":\"generic\",\"url\":\"$U\",\"colour\":\"red\"}"
+    api_req POST "$API/proxies" "{\"key\":\"x2\",\"type\":\"generic\",\"url\":\"$U\",\"colour\":\"red\"}"
     assert_eq "$HTTP_STATUS" 400 "an unknown field"
     assert_eq "$(json_field 'j["error"]["field"]')" colour "field of an unknown member"
     head -c $((1024 * 1024 + 10)) /dev/zero | tr '\0' ' ' >"$T/big.json"
-    http_req POST "$API/proxies" "" --data-binary "@$T/big.json" -H 'Content-Type: application/json'
+    api_req POST "$API/proxies" "" --data-binary "@$T/big.json" -H 'Content-Type: application/json'
     assert_eq "$HTTP_STATUS" 413 "a body over 1 MiB"
     # chunked, so no Content-Length warns the shim: the connection is dropped at the cap
-    http_req POST "$API/proxies" "" --data-binary "@$T/big.json" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked'
+    api_req POST "$API/proxies" "" --data-binary "@$T/big.json" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked'
     [[ "$HTTP_STATUS" =~ ^(413|000|100)$ ]] || die "a chunked body over 1 MiB: status $HTTP_STATUS"
     http_get "$S/healthz"
     assert_eq "$HTTP_STATUS" 200 "the shim after an oversized body"
-    http_req PATCH "$API/proxies/dup" '{"a":1}'
+    api_req PATCH "$API/proxies/dup" '{"a":1}'
     assert_eq "$HTTP_STATUS" 405 "a PATCH with a body"
-    http_req PATCH "$API/proxies/dup" '{}'
+    api_req PATCH "$API/proxies/dup" '{}'
     assert_eq "$HTTP_STATUS" 405 "PATCH"
-    http_get "$S/api/v2/proxies"
+    api_get "$S/api/v2/proxies"
     assert_eq "$HTTP_STATUS" 404 "an unknown API version"
-    http_get "$API/proxies/dup/extra"
+    api_get "$API/proxies/dup/extra"
     assert_eq "$HTTP_STATUS" 404 "a path below an object"
 }
 check "bad bodies: malformed 400, unknown field 400, over 1 MiB 413 (chunked: dropped); unknown routes 404" t_bad_bodies
 
 # ---- secrets -------------------------------------------------------------------------------------
 t_secrets() {
-    http_req POST "$API/proxies" "{\"key\":\"sec\",\"type\":\"maven\",\"url\":\"$U\",\"auth\":\"access-key\",\"access_key\":\"bob\",\"secret_key\":\"$SECRET\"}"
+    api_req POST "$API/proxies" "{\"key\":\"sec\",\"type\":\"maven\",\"url\":\"$U\",\"auth\":\"access-key\",\"access_key\":\"bob\",\"secret_key\":\"$SECRET\"}"
     assert_eq "$HTTP_STATUS" 201 "POST with a secret"
     assert_eq "$(json_field 'j["secret_set"]')" True "secret_set"
     [[ "$BODY" != *"$SECRET"* ]] || die "the create answer holds the secret"
     assert_eq "$(cat "$STATE/secrets/sec")" "$SECRET" "stored secret"
     assert_eq "$(stat -c %a "$STATE/secrets/sec")" 600 "mode of the secret file"
     # a PUT that changes the secret, and one that keeps it
-    http_req PUT "$API/proxies/sec" "{\"secret_key\":\"$SECRET-2\"}"
+    api_req PUT "$API/proxies/sec" "{\"secret_key\":\"$SECRET-2\"}"
     assert_eq "$HTTP_STATUS" 200 "PUT of a new secret"
     [[ "$BODY" != *"$SECRET"* ]] || die "the PUT answer holds the secret"
     assert_eq "$(cat "$STATE/secrets/sec")" "$SECRET-2" "stored secret after PUT"
-    http_req PUT "$API/proxies/sec" '{"metadata_ttl": 30}'
+    api_req PUT "$API/proxies/sec" '{"metadata_ttl": 30}'
     assert_eq "$(json_field 'j["secret_set"]')" True "secret kept by a PUT without one"
     local u out=""
     for u in "$API/proxies" "$API/proxies/sec" "$API/registries" "$S/metrics" "$S/"; do
-        http_get "$u"
+        api_get "$u"
         out+="$BODY"
     done
     [[ "$out" != *"$SECRET"* ]] || die "/api or /metrics returned the secret"
@@ -268,7 +270,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
     die "openssl could not make a certificate"
 check "exposure: non-loopback without TLS+htpasswd or --open exits 2; bad option sets exit 2" t_exposure
 
-serve_start tls --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --htpasswd "$T/htpasswd"
+serve_start tls --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --htpasswd "$T/htpasswd" --admin alice
 TS="https://127.0.0.1:$SERVE_PORT_tls"
 
 t_tls_auth() {
@@ -277,6 +279,12 @@ t_tls_auth() {
     json_eq "$BODY" "$(upfs proxy list --json)" || die "TLS answer differs from proxy list --json"
     http_get "$TS/metrics" --cacert "$T/cert.pem" -u carol:carol-pw
     assert_eq "$HTTP_STATUS" 200 "TLS + SHA-crypt credentials"
+    # carol may pull but is no --admin: the API refuses her; the admin token works here too
+    http_get "$TS/api/v1/proxies" --cacert "$T/cert.pem" -u carol:carol-pw
+    assert_eq "$HTTP_STATUS" 403 "the API for a user who is not --admin"
+    assert_eq "$(json_field 'j["error"]["message"]')" 'user "carol" may pull but not use the admin API: it needs a user named by --admin, or the admin token' "the 403's message"
+    api_get "$TS/api/v1/proxies" --cacert "$T/cert.pem"
+    assert_eq "$HTTP_STATUS" 200 "the API with the admin token behind --htpasswd"
     http_get "$TS/api/v1/proxies" --cacert "$T/cert.pem"
     assert_eq "$HTTP_STATUS" 401 "no credentials"
     assert_eq "$(header_of WWW-Authenticate)" 'Basic realm="upstreamfs"' "the challenge"
