@@ -24,6 +24,7 @@ struct dl_ctx {
     struct upstream *u;
     char *top;
     char *path;
+    char *url;
     char expect_sha256[65]; /* content named by digest, or "" */
     int64_t started;
 };
@@ -66,6 +67,7 @@ static void dl_free(void *arg)
     upstream_unref(c->u);
     free(c->top);
     free(c->path);
+    free(c->url);
     free(c);
 }
 
@@ -113,11 +115,17 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
         }
         return;
     }
-    upstream_note_response(c->u, resp);
-    if (fetch_is_remote_failure(err, resp ? resp->status : 0) && err != -EIO && err != -ENOSPC)
-        upstream_note_failure(c->u);
-    else
-        upstream_note_success(c->u); /* the remote answered; the answer was the problem */
+    struct fetch_response none = {0};
+    if (!resp)
+        resp = &none;
+    if (err == -EIO && !resp->cause && resp->status >= 200 && resp->status < 300) {
+        /* The whole answer came and did not verify. */
+        struct failure f = {.cause = FAILURE_DIGEST, .status = resp->status};
+        upstream_note_failure(c->u, &f, c->url);
+        return;
+    }
+    /* 401/403: the reader retries with a fresh credential first, and records it if final. */
+    upstream_outcome(c->u, err, resp, c->url, false);
 }
 
 struct engine_file *engine__file_new(struct engine *e)
@@ -195,7 +203,7 @@ static int serve_stale(struct engine *e, const struct node *n, bool have, int er
                  strerror(-err));
         return 0;
     }
-    return err == -ENOSPC || err == -EINTR || err == -EACCES || err == -ENETUNREACH ? err : -EIO;
+    return err; /* the front door's errno comes from its cause: engine__failed */
 }
 
 static void remember_absent(struct engine *e, const struct node *n, int64_t neg_ttl)
@@ -321,6 +329,7 @@ retry:
     upstream_ref(u);
     ctx->top = strdup(n->top);
     ctx->path = strdup(n->path);
+    ctx->url = strdup(n->url);
     ctx->started = engine__now();
     if (expect.algo == HASH_SHA256)
         snprintf(ctx->expect_sha256, sizeof(ctx->expect_sha256), "%.64s", expect.hex);
@@ -389,9 +398,12 @@ retry:
             f = NULL;
             goto retry;
         } else {
-            log_warn("%s/%s: remote answered HTTP %ld", n->top, n->path, status);
-            rc =
-                serve_stale(e, n, have, status == 401 || status == 403 ? -EACCES : -EREMOTEIO, out);
+            struct failure fl = {.cause = failure_of_status(status), .status = status};
+            if (fl.cause == FAILURE_AUTH) /* final now: dl_fail left it to this reader */
+                upstream_note_failure(u, &fl, n->url);
+            else
+                failure_note_set(u->cfg.key, &fl, n->url, true);
+            rc = serve_stale(e, n, have, failure_status_errno(status), out);
         }
         break;
     case FLIGHT_FAILED:
@@ -418,6 +430,7 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
     int rc;
     *keep_cache = false;
     *changed = false;
+    failure_note_clear();
     pthread_mutex_lock(&e->mu);
     rc = index_get(e->ix, ino, &n);
     pthread_mutex_unlock(&e->mu);
@@ -487,6 +500,8 @@ generated:
     if (rc == 0 && !*changed && (*out)->fd >= 0)
         *keep_cache = true;
 out:
+    if (u)
+        rc = engine__failed(e, u, ino, rc);
     if (rc == 0 && reg_ino) {
         /*
          * The registry inode shows whichever upstream provides the name now; its
