@@ -68,7 +68,7 @@ int failure_cause_parse(const char *name);
 enum failure_cause failure_of_curl(CURLcode c, long os_errno, bool resolved, int *err);
 
 /*
- * An HTTP status: 2xx, 304 and 404/410 are no failure (FAILURE_NONE);
+ * An HTTP status: 2xx, 3xx and 404/410 are no failure (FAILURE_NONE);
  * 401/403 are auth; anything else http.
  */
 enum failure_cause failure_of_status(long status);

@@ -90,7 +90,8 @@ enum failure_cause failure_of_curl(CURLcode c, long os_errno, bool resolved, int
 
 enum failure_cause failure_of_status(long status)
 {
-    if ((status >= 200 && status < 300) || status == 304 || status == 404 || status == 410)
+    /* An answer the caller reads (a redirect it did not follow, not modified) or absence. */
+    if ((status >= 200 && status < 400) || status == 404 || status == 410)
         return FAILURE_NONE;
     if (status == 401 || status == 403)
         return FAILURE_AUTH;
