@@ -118,6 +118,9 @@ struct engine {
  * Returns the errno for the front door (0 / rc on success).
  */
 int engine__failed(struct engine *e, struct upstream *u, int64_t ino, int rc);
+/* Records f (NULL: forgets) as the last failure of the node top/path (a download's). */
+void engine__path_failed(struct engine *e, const char *top, const char *path,
+                         const struct failure *f);
 /* ino's user.upstreamfs.error value ("<cause> <status|-> <RFC 3339 time>"), or -ENODATA. */
 int engine_node_error(struct engine *e, int64_t ino, char *buf, size_t n);
 

@@ -53,6 +53,19 @@ static void node_error_set(struct engine *e, int64_t ino, const struct failure *
     pthread_mutex_unlock(&e->err_mu);
 }
 
+void engine__path_failed(struct engine *e, const char *top, const char *path,
+                         const struct failure *f)
+{
+    struct node n;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_find(e->ix, top, path, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return;
+    node_error_set(e, n.ino, f);
+    node_clear(&n);
+}
+
 int engine__failed(struct engine *e, struct upstream *u, int64_t ino, int rc)
 {
     if (rc >= 0) {

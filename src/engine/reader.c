@@ -77,6 +77,7 @@ static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch
     struct engine *e = c->e;
     struct node n;
     upstream_note_success(c->u);
+    engine__path_failed(e, c->top, c->path, NULL);
     atomic_fetch_add(&e->upstream_bytes, size);
     engine__object_added(e, hex, size, false);
     pthread_mutex_lock(&e->mu);
@@ -118,14 +119,14 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
     struct fetch_response none = {0};
     if (!resp)
         resp = &none;
-    if (err == -EIO && !resp->cause && resp->status >= 200 && resp->status < 300) {
-        /* The whole answer came and did not verify. */
-        struct failure f = {.cause = FAILURE_DIGEST, .status = resp->status};
-        upstream_note_failure(c->u, &f, c->url);
-        return;
-    }
+    struct failure f = {.cause = FAILURE_DIGEST, .status = resp->status};
+    if (err == -EIO && !resp->cause && resp->status >= 200 && resp->status < 300)
+        upstream_note_failure(c->u, &f, c->url); /* the whole answer came and did not verify */
     /* 401/403: the reader retries with a fresh credential first, and records it if final. */
-    upstream_outcome(c->u, err, resp, c->url, false);
+    else if (!upstream_outcome(c->u, err, resp, c->url, false) ||
+             !failure_classify(err, resp->status, (enum failure_cause)resp->cause, &f))
+        return;
+    engine__path_failed(c->e, c->top, c->path, &f); /* a read may fail after its open */
 }
 
 struct engine_file *engine__file_new(struct engine *e)
