@@ -19,6 +19,8 @@
 #     shim answers 504): the error xattr is on the proxy's top directory (the name never
 #     resolved), status "-";
 #   * wrong bytes in a Maven jar: EIO, cause digest;
+#   * a docker registry answering 401: /v2 answers 502 with the registry error JSON naming the
+#     proxy, cause auth and status 401;
 #   * the faults cleared: the files read, a "recovered" line is logged, health is ok in the
 #     xattr, in /metrics and in STATEDIR/health/P.json, and the file's error xattr is gone.
 set -euo pipefail
@@ -37,6 +39,8 @@ for p in "${STATUS_PROXIES[@]}" n404 hung; do
     upfs proxy create "$p" --type generic --url "${UPSTREAM_URL}$p/" >/dev/null
 done
 upfs proxy create mvn --type maven --url "${UPSTREAM_URL}maven/" >/dev/null
+mkdir -p "$SRV/reg"
+upfs proxy create dk --type docker --source custom --url "${UPSTREAM_URL}reg/" >/dev/null
 DEAD_PORT="$(free_port)"
 upfs proxy create refused --type generic --url "http://127.0.0.1:$DEAD_PORT/" >/dev/null
 upfs proxy create nodns --type generic --url "http://upstream.invalid/" >/dev/null
@@ -69,6 +73,7 @@ upstream_fault '[{"path": "^/a401/", "method": "GET", "fault": "status", "status
                  {"path": "^/e500/", "method": "GET", "fault": "status", "status": 500},
                  {"path": "^/n404/", "method": "GET", "fault": "status", "status": 404},
                  {"path": "^/hung/", "fault": "delay", "seconds": 120},
+                 {"path": "^/reg/", "fault": "status", "status": 401},
                  {"path": "^/maven/.*\\.jar$", "method": "GET", "fault": "wrong_bytes", "offset": 100}]'
 
 t_status() {
@@ -150,6 +155,11 @@ t_shim() {
     assert_eq "$(metric 'upstreamfs_proxy_healthy{proxy="n404"}')" 1 "proxy_healthy of n404"
     code="$(metric 'upstreamfs_upstream_requests_total{proxy="a401",method="HEAD"}')"
     ((code >= 1)) || die "requests_total of a401/HEAD: '$code'"
+    # a registry that refuses: the registry error JSON names it, and the client never sees a 401
+    http_get "$S/v2/dk/test/hello/manifests/v1"
+    assert_eq "$HTTP_STATUS" 502 "/v2 status for a registry answering 401"
+    assert_contains "$BODY" '"code":"UNAVAILABLE"' "/v2 error code"
+    assert_contains "$BODY" "proxy dk, cause auth, upstream status 401" "/v2 error message"
 }
 check "shim: 502/504 naming proxy, cause and status (401/403 never reach the client); /metrics by proxy and cause" t_shim
 
