@@ -1224,10 +1224,9 @@ void engine_dirents_free(struct engine_dirent *list, size_t n)
     free(list);
 }
 
-/* An xattr value into buf (len 0: its size only). */
-static int xattr_copy(const char *val, char *buf, size_t len)
+/* An xattr value (or list) of vl bytes into buf (len 0: its size only). */
+static int xattr_copy(const char *val, size_t vl, char *buf, size_t len)
 {
-    size_t vl = strlen(val);
     if (len == 0)
         return (int)vl;
     if (len < vl)
@@ -1275,7 +1274,7 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
     if (strcmp(name, "user.upstreamfs.error") == 0 || strcmp(name, "user.upstreamfs.health") == 0) {
         rc = failure_xattr(e, &n, name, val, sizeof(val));
         node_clear(&n);
-        return rc < 0 ? rc : xattr_copy(val, buf, len);
+        return rc < 0 ? rc : xattr_copy(val, strlen(val), buf, len);
     }
     if (n.kind != NODE_FILE) {
         node_clear(&n);
@@ -1317,42 +1316,31 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
         rc = -ENODATA;
     }
     node_clear(&n);
-    return rc < 0 ? rc : xattr_copy(val, buf, len);
+    return rc < 0 ? rc : xattr_copy(val, strlen(val), buf, len);
 }
 
 int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len)
 {
     /* Only names that can be read: the digest once known, error and health where they apply. */
-    static const char *const file_names[] = {"user.upstreamfs.digest", "user.upstreamfs.source",
-                                             "user.upstreamfs.cached", "user.upstreamfs.stale"};
-    static const char *const any_names[] = {"user.upstreamfs.error", "user.upstreamfs.health"};
+    static const char *const names[] = {"user.upstreamfs.digest", "user.upstreamfs.source",
+                                        "user.upstreamfs.cached", "user.upstreamfs.stale",
+                                        "user.upstreamfs.error",  "user.upstreamfs.health"};
     char list[256];
     size_t n = 0;
     struct engine_attr a;
     int rc = engine_getattr(e, ino, &a);
     if (rc < 0)
         return rc;
-    for (size_t i = 0; a.kind == NODE_FILE && i < 4; i++) {
-        rc = engine_getxattr(e, ino, file_names[i], NULL, 0);
+    for (size_t i = a.kind == NODE_FILE ? 0 : 4; i < sizeof(names) / sizeof(names[0]); i++) {
+        rc = engine_getxattr(e, ino, names[i], NULL, 0);
         if (rc < 0 && rc != -ENODATA)
             return rc;
-        if (rc >= 0 || i > 0) { /* source, cached, stale always exist */
-            memcpy(list + n, file_names[i], strlen(file_names[i]) + 1);
-            n += strlen(file_names[i]) + 1;
+        if (rc >= 0) {
+            memcpy(list + n, names[i], strlen(names[i]) + 1);
+            n += strlen(names[i]) + 1;
         }
     }
-    for (size_t i = 0; i < 2; i++) {
-        if (engine_getxattr(e, ino, any_names[i], NULL, 0) >= 0) {
-            memcpy(list + n, any_names[i], strlen(any_names[i]) + 1);
-            n += strlen(any_names[i]) + 1;
-        }
-    }
-    if (len == 0)
-        return (int)n;
-    if (len < n)
-        return -ERANGE;
-    memcpy(buf, list, n);
-    return (int)n;
+    return xattr_copy(list, n, buf, len);
 }
 
 int engine_stats(struct engine *e, struct engine_stats *out)
