@@ -198,6 +198,10 @@ static int serve_stale(struct engine *e, const struct node *n, bool have, int er
                        struct engine_file **out)
 {
     if (have && open_blob(e, n->digest, out) == 0) {
+        struct upstream *u = engine__upstream(e, n->top);
+        if (u) /* the proxy's health says stale while it fails */
+            upstream_note_stale(u);
+        upstream_unref(u);
         atomic_fetch_add(&e->stale_serves, 1);
         mark(e, n, true, false);
         log_info("%s/%s: remote failed (%s); serving the cached copy as stale", n->top, n->path,
@@ -354,7 +358,7 @@ retry:
     if (!started)
         dl_free(ctx); /* joined someone else's download; their context does the bookkeeping */
     else
-        atomic_fetch_add(&e->upstream_requests, 1);
+        upstream_count_request(u, NULL, false);
     long status = 0;
     int ferr = 0;
     int st = flight_wait_response(f, ENGINE_OPEN_TIMEOUT_MS, w ? w->cancelled : NULL,

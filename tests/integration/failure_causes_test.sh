@@ -13,7 +13,8 @@
 #     user.upstreamfs.health on the proxy's top directory says "failing: C" (or backing-off);
 #     the shim answers 502 with "proxy P, cause C, upstream status S" (never 401/403);
 #     /metrics counts upstreamfs_upstream_errors_total{proxy,cause} and proxy_healthy 0;
-#   * a 404 is absence, not a failure: ENOENT, no warning, health ok;
+#   * a 404 is absence, not a failure: ENOENT, no warning, health ok; the remote's
+#     ratelimit-remaining header shows as upstreamfs_upstream_ratelimit_remaining;
 #   * a refused port (ECONNREFUSED, cause connect), a name under .invalid (EHOSTUNREACH, cause
 #     dns, within 5 s) and a remote that accepts and never answers (ETIMEDOUT, cause timeout; the
 #     shim answers 504): the error xattr is on the proxy's top directory (the name never
@@ -30,6 +31,7 @@ SRV="$T/srv"
 MNT="$T/mnt"
 STATUS_PROXIES=(a401 a403 r429 e500)
 for p in "${STATUS_PROXIES[@]}" n404; do fixture_bytes "$p" 65536 "$SRV/$p/f.bin"; done
+fixture_bytes rl 4096 "$SRV/n404/rl.bin"
 fixture_bytes hung 4096 "$SRV/hung/f.bin"
 mkdir -p "$SRV/maven"
 fixtures_maven "$SRV/maven"
@@ -74,6 +76,8 @@ upstream_fault '[{"path": "^/a401/", "method": "GET", "fault": "status", "status
                  {"path": "^/n404/", "method": "GET", "fault": "status", "status": 404},
                  {"path": "^/hung/", "fault": "delay", "seconds": 120},
                  {"path": "^/reg/", "fault": "status", "status": 401},
+                 {"path": "^/n404/rl\\.bin$", "fault": "delay", "seconds": 0,
+                  "headers": {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600"}},
                  {"path": "^/maven/.*\\.jar$", "method": "GET", "fault": "wrong_bytes", "offset": 100}]'
 
 t_status() {
@@ -100,8 +104,11 @@ t_absent() {
     expect_fail_with "No such file" with_timeout 30 cat -- "$MNT/n404/f.bin"
     [[ -z "$(grep -F "proxy n404:" "$LOG" | grep -F " warn " || true)" ]] || die "a 404 was logged as a failure: $(grep -F "proxy n404:" "$LOG")"
     assert_eq "$(xattr health "$MNT/n404")" ok "health of a proxy whose file is absent"
+    # the remote's own quota, as Docker Hub states it
+    with_timeout 20 stat "$MNT/n404/rl.bin" >/dev/null || die "stat n404/rl.bin failed"
+    assert_eq "$(metric 'upstreamfs_upstream_ratelimit_remaining{proxy="n404"}')" 76 "ratelimit_remaining of n404"
 }
-check "a 404 is absence: ENOENT, no warning, health ok" t_absent
+check "a 404 is absence: ENOENT, no warning, health ok; the remote's quota in /metrics" t_absent
 
 t_transport() {
     local e
