@@ -289,6 +289,7 @@ void shim__failure_text(int rc, char *buf, size_t n)
         snprintf(st, sizeof(st), "%ld", f.status);
     snprintf(buf, n, "proxy %.64s, cause %s, upstream status %s%s%.40s", proxy,
              failure_cause_name(f.cause), st, f.code[0] ? " " : "", f.code);
+    failure_note_clear(); /* told once: a later request on this thread starts clean */
 }
 
 enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what)

@@ -11,6 +11,7 @@
 #     status S: URL" (cause auth or http), exactly one for two failed reads (the per-minute
 #     limit); user.upstreamfs.error on the file is "C S <RFC 3339 time>";
 #     user.upstreamfs.health on the proxy's top directory says "failing: C" (or backing-off);
+#     STATEDIR/health/P.json has the state, the cause, the status and the last success;
 #     the shim answers 502 with "proxy P, cause C, upstream status S" (never 401/403);
 #     /metrics counts upstreamfs_upstream_errors_total{proxy,cause} and proxy_healthy 0;
 #   * a 404 is absence, not a failure: ENOENT, no warning, health ok; the remote's
@@ -54,6 +55,8 @@ LOG="$STATE/upstreamfs.log"
 JAR=com/example/demo/1.0/demo-1.0.jar
 RFC3339='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
 
+# health_field FILE EXPR: the words of EXPR over the JSON object h of FILE
+health_field() { "$PYTHON" -c 'import json,sys; h=json.load(open(sys.argv[1])); print(*eval(sys.argv[2]))' "$1" "$2"; }
 # warn lines of the default level for proxy P and cause C
 warn_lines() { grep -E " warn +proxy $1: $2 failure, status " "$LOG" || true; }
 metric() { "${CURL[@]}" --max-time 10 "$S/metrics" | grep -F "$1" | awk '{print $2}'; }
@@ -96,6 +99,9 @@ t_status() {
             die "user.upstreamfs.health of $p: '$e' (want 'failing: $c' or backing-off)"
         getfattr --absolute-names -d -- "$MNT/$p/f.bin" 2>/dev/null | grep -q '^user.upstreamfs.error=' ||
             die "listxattr of $p/f.bin does not list user.upstreamfs.error"
+        # the running daemon's snapshot for the CLI
+        e="$(health_field "$STATE/health/$p.json" "h['state'] in ('failing', 'backing-off'), h['cause'], h['status'], h['consecutive_failures'] >= 2, h['last_success'] is not None")"
+        assert_eq "$e" "True $c $st True True" "state, cause, status, failures, last_success (the stat before) in STATEDIR/health/$p.json"
     done
 }
 check "401, 403, 429, 500 on GET: EACCES/EREMOTEIO, one warning per cause a minute, error and health xattrs" t_status
@@ -184,10 +190,9 @@ t_recovered() {
         run_capture getfattr --absolute-names --only-values -n user.upstreamfs.error -- "$MNT/$p/f.bin"
         ((RC != 0)) || die "user.upstreamfs.error of $p/f.bin is still '$OUT' after a good read"
         assert_eq "$(metric "upstreamfs_proxy_healthy{proxy=\"$p\"}")" 1 "proxy_healthy of $p after recovery"
-        assert_eq "$(json_state "$STATE/health/$p.json")" ok "state in STATEDIR/health/$p.json"
+        assert_eq "$(health_field "$STATE/health/$p.json" "h['state'], h['consecutive_failures']")" "ok 0" "state in STATEDIR/health/$p.json"
     done
 }
-json_state() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' "$1"; }
 check "the faults cleared: reads work, recovered logged, health ok in xattr, /metrics and the state dir" t_recovered
 
 finish
