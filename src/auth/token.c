@@ -491,7 +491,10 @@ static int fetch_token(const struct fetch_endpoint *ep, const char *realm, const
                                 .max_body = TOKEN_BODY_MAX};
     rc = fetch_perform(&req, &r);
     if (rc < 0) {
-        log_warn("token server %s: %s", realm, strerror(-rc));
+        struct failure f = {.cause = (enum failure_cause)r.cause};
+        if (f.cause != FAILURE_NONE)
+            failure_note_set(NULL, &f, url, false); /* logged by the proxy's health */
+        log_debug("token server %s: %s", realm, strerror(-rc));
         rc = rc == -EFBIG ? -EIO : -EREMOTEIO;
     } else if (r.status == 200) {
         rc = token_response_parse(r.body, r.body_len, token, life_s, err, sizeof(err));

@@ -195,7 +195,7 @@ void upstream_note_failure(struct upstream *u, const struct failure *f, const ch
         if (u->failures >= UPSTREAM_FAILS_BEFORE_OFFLINE) {
             u->offline_until_ms = now_ms() + u->backoff_ms;
             u->health.retry_at = (int64_t)time(NULL) + (u->backoff_ms + 999) / 1000;
-            log_warn("proxy %s: %d consecutive failures; not contacting the remote for %d ms",
+            log_info("proxy %s: %d consecutive failures; not contacting the remote for %d ms",
                      u->cfg.key, u->failures, u->backoff_ms);
             u->backoff_ms = u->backoff_ms * 2 > UPSTREAM_BACKOFF_MAX_MS ? UPSTREAM_BACKOFF_MAX_MS
                                                                         : u->backoff_ms * 2;
