@@ -16,7 +16,8 @@
  * -ECANCELED (should_abort said so), -EIO (anything else), or the error an
  * on_data callback returned. On failure resp->cause says which kind of
  * failure it was (include/upstreamfs/failure.h; FAILURE_NONE when the
- * transfer was ended by a callback of ours).
+ * transfer was ended by a callback of ours) and resp->status the last
+ * status that came, or 0.
  */
 #ifndef UPSTREAMFS_FETCH_H
 #define UPSTREAMFS_FETCH_H

@@ -215,7 +215,7 @@ bool upstream_outcome(struct upstream *u, int rc, const struct fetch_response *r
                       const char *url, bool final)
 {
     struct failure f;
-    long status = rc == 0 && resp ? resp->status : resp ? resp->status : 0;
+    long status = resp ? resp->status : 0;
     bool failed = failure_classify(rc, status, resp ? (enum failure_cause)resp->cause : 0, &f);
     if (resp && resp->status) {
         upstream_note_response(u, resp);

@@ -300,6 +300,8 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
         curl_easy_getinfo(h, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
         int err = -EIO;
         resp->cause = failure_of_curl(c, os_errno, lookup > 0, &err);
+        if (!resp->status) /* the last status that came (a redirect of a loop), or 0 */
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
         if (x.cb_err) {
             rc = x.cb_err;
             resp->cause = rc == -EFBIG ? FAILURE_TOO_LARGE : FAILURE_NONE;

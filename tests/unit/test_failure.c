@@ -134,6 +134,7 @@ static void t_backoff_rule(void **s)
     assert_true(remote(FAILURE_HTTP, 0));
     /* an answer of a live remote */
     assert_false(remote(FAILURE_HTTP, 400));
+    assert_false(remote(FAILURE_HTTP, 302)); /* a redirect loop: the remote answers */
     assert_false(remote(FAILURE_HTTP, 200)); /* a transfer cut after a 200 */
     assert_false(remote(FAILURE_AUTH, 401));
     assert_false(remote(FAILURE_DIGEST, 200));
