@@ -14,6 +14,7 @@
 #     STATEDIR/health/P.json has the state, the cause, the status and the last success;
 #     the shim answers 502 with "proxy P, cause C, upstream status S" (never 401/403);
 #     /metrics counts upstreamfs_upstream_errors_total{proxy,cause} and proxy_healthy 0;
+#   * a cached copy served past its TTL while the remote answers 500: health "stale";
 #   * a 404 is absence, not a failure: ENOENT, no warning, health ok; the remote's
 #     ratelimit-remaining header shows as upstreamfs_upstream_ratelimit_remaining;
 #   * a refused port (ECONNREFUSED, cause connect), a name under .invalid (EHOSTUNREACH, cause
@@ -33,6 +34,7 @@ MNT="$T/mnt"
 STATUS_PROXIES=(a401 a403 r429 e500)
 for p in "${STATUS_PROXIES[@]}" n404; do fixture_bytes "$p" 65536 "$SRV/$p/f.bin"; done
 fixture_bytes rl 4096 "$SRV/n404/rl.bin"
+fixture_bytes st 4096 "$SRV/st/f.bin"
 fixture_bytes hung 4096 "$SRV/hung/f.bin"
 mkdir -p "$SRV/maven"
 fixtures_maven "$SRV/maven"
@@ -41,6 +43,7 @@ upstream_start "$SRV" --quiet
 for p in "${STATUS_PROXIES[@]}" n404 hung; do
     upfs proxy create "$p" --type generic --url "${UPSTREAM_URL}$p/" >/dev/null
 done
+upfs proxy create st --type generic --url "${UPSTREAM_URL}st/" --metadata-ttl 1 >/dev/null
 upfs proxy create mvn --type maven --url "${UPSTREAM_URL}maven/" >/dev/null
 mkdir -p "$SRV/reg"
 upfs proxy create dk --type docker --source custom --url "${UPSTREAM_URL}reg/" >/dev/null
@@ -105,6 +108,18 @@ t_status() {
     done
 }
 check "401, 403, 429, 500 on GET: EACCES/EREMOTEIO, one warning per cause a minute, error and health xattrs" t_status
+
+t_stale() {
+    with_timeout 20 cat -- "$MNT/st/f.bin" >"$T/st.out" || die "the first read of st/f.bin failed"
+    assert_sha256 "$T/st.out" "$(sha256_of "$SRV/st/f.bin")"
+    upstream_fault '{"path": "^/st/", "fault": "status", "status": 500}'
+    sleep 2 # past the metadata TTL: the next open revalidates, and the remote fails
+    with_timeout 20 cat -- "$MNT/st/f.bin" >"$T/st.out" || die "st/f.bin was not served stale"
+    assert_sha256 "$T/st.out" "$(sha256_of "$SRV/st/f.bin")"
+    assert_eq "$(xattr health "$MNT/st")" stale "user.upstreamfs.health of a proxy served stale"
+    assert_eq "$(health_field "$STATE/health/st.json" "h['state'], h['cause'], h['status']")" "stale http 500" "STATEDIR/health/st.json"
+}
+check "a cached copy served while the remote fails: health stale (cause http 500)" t_stale
 
 t_absent() {
     expect_fail_with "No such file" with_timeout 30 cat -- "$MNT/n404/f.bin"
