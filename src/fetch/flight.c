@@ -319,7 +319,8 @@ static void *flight_run(void *arg)
     }
     if (rc == -EBADMSG)
         rc = -EIO;
-    log_warn("download %s failed: %s", f->url, strerror(-rc));
+    /* The cause is logged per proxy, once a minute (src/engine/upstream.c). */
+    log_debug("download %s failed: %s", f->url, strerror(-rc));
     /*
      * Readers learn of the failure first; only then is the body given back,
      * so a read that raced with the truncation sees FLIGHT_FAILED when it
