@@ -478,10 +478,33 @@ static bool has_response(struct flight *f, const void *arg)
     return f->state != FLIGHT_CONNECTING;
 }
 
+/*
+ * Where the body ends, as far as is known while it streams: the announced
+ * length, else the expected size, else only that it is not before the last
+ * byte written (so a read of verified content of unknown length goes out only
+ * once a byte past it has arrived).
+ */
+static int64_t known_end(const struct flight *f)
+{
+    if (f->total >= 0)
+        return f->total;
+    return f->expect_size >= 0 ? f->expect_size : f->written;
+}
+
+/*
+ * The bytes up to want may be read: they are written and, for content with
+ * an expected digest, do not reach the end of the body. A read that reaches
+ * the end of verified content waits for the verdict (has_ended), so no reader
+ * ever sees the whole of an object, or its EOF, before it matched.
+ */
 static bool has_range_or_end(struct flight *f, const void *arg)
 {
     int64_t want = *(const int64_t *)arg;
-    return f->state != FLIGHT_CONNECTING && (f->state != FLIGHT_STREAMING || f->written >= want);
+    if (f->state == FLIGHT_CONNECTING)
+        return false;
+    if (f->state != FLIGHT_STREAMING)
+        return true;
+    return f->written >= want && (f->expect.algo == HASH_NONE || want < known_end(f));
 }
 
 static bool has_ended(struct flight *f, const void *arg)
@@ -536,8 +559,10 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
                     flight_cancel_fn cancel, void *carg)
 {
     int64_t want = (int64_t)off + (int64_t)len;
+    /* Verified content: wake when a byte past the range arrives (or at the verdict). */
+    int64_t wake = f->expect.algo == HASH_NONE ? want : want + 1;
     pthread_mutex_lock(&f->mu);
-    int rc = wait_for(f, has_range_or_end, &want, want, stall_ms, cancel, carg);
+    int rc = wait_for(f, has_range_or_end, &want, wake, stall_ms, cancel, carg);
     if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
         rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
     int64_t avail = f->written - (int64_t)off;
