@@ -15,8 +15,9 @@
 # exactly at the end, the read that was answered before the verdict), each read ROUNDS times on fresh downloads (a failed download leaves
 # nothing behind, and every round's GETs are counted) by
 #     cat, dd bs=1M, two concurrent cats of one download, curl through the mount's shim
-#     (-o listen=), and cat through the mount concurrently with curl through a second process
-#     (`serve`) on the same state dir;
+#     (-o listen=), cat through the mount concurrently with curl through a second process
+#     (`serve`) on the same state dir, and cat and curl of the object through a registry over
+#     its proxy (`registry create --upstream`), together;
 # and a 300 MiB Maven jar (.sha1) once per reader kind. Every read to the end must fail: cat and
 # dd with EIO, curl with a non-zero exit (22 for the shim's 502 on small content, 18 for a reply
 # cut short before its last bytes). Then the faults are cleared and the same files read whole
@@ -73,6 +74,12 @@ upfs proxy create js --type npm --url "${UPSTREAM_URL}npm/docs/" >/dev/null
 upfs proxy create py --type pypi --url "${UPSTREAM_URL}pypi/" >/dev/null
 upfs proxy create charts --type helm --url "${UPSTREAM_URL}helm/" >/dev/null
 upfs proxy create hub --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pa/" >/dev/null
+# a registry over each proxy: objects read through a registry are held back the same way
+upfs registry create mvnreg --type maven --upstream mvn >/dev/null
+upfs registry create jsreg --type npm --upstream js >/dev/null
+upfs registry create pyreg --type pypi --upstream py >/dev/null
+upfs registry create chartsreg --type helm --upstream charts >/dev/null
+upfs registry create hubreg --type docker --upstream hub >/dev/null
 PORT="$(free_port)"
 upfs_mount "$MNT" -o "listen=127.0.0.1:$PORT"
 wait_for_port "$PORT" 10 || die "the mount's shim is not listening on $PORT"
@@ -91,13 +98,22 @@ rel() {
     oci) echo "hub/test/v$2/1/blobs/sha256/${OCI_LAYER[$2]}" ;;
     esac
 }
-# url BASE TYPE NAME: the object through a shim (an OCI layer through /v2)
+# url BASE TYPE NAME [REG]: the object through a shim (an OCI layer through /v2); REG: through
+# the registry over its proxy
 url() {
+    local top
     if [[ "$2" == oci ]]; then
-        echo "$1/v2/hub/test/v$3/blobs/sha256:${OCI_LAYER[$3]}"
+        echo "$1/v2/hub${4:+reg}/test/v$3/blobs/sha256:${OCI_LAYER[$3]}"
     else
-        echo "$1/$(rel "$2" "$3")"
+        top="$(rel "$2" "$3")"
+        echo "$1/${top%%/*}${4:+reg}/${top#*/}"
     fi
+}
+# reg_rel TYPE NAME: the object's path below the mount through the registry over its proxy
+reg_rel() {
+    local top
+    top="$(rel "$1" "$2")"
+    echo "${top%%/*}reg/${top#*/}"
 }
 # sha_of TYPE NAME: the true sha256 of the object
 sha_of() { awk -v t="$1" -v n="$2" '$1 == t && $2 == n { print $4 }' "$T/objects"; }
@@ -163,19 +179,22 @@ one_read() {
         o="$T/out.curl"
         reader curl "$(url "$S" "$ty" "$n")" "$o" || rc=$?
         ;;
-    pair | xproc)
+    pair | xproc | reg)
+        if [[ "$kind" == reg ]]; then
+            f="$MNT/$(reg_rel "$ty" "$n")"
+        fi
         reader cat "$f" "$o.1" &
         p1=$!
-        if [[ "$kind" == pair ]]; then
-            reader cat "$f" "$o.2" &
-        else
-            reader curl "$(url "$S2" "$ty" "$n")" "$o.2" &
-        fi
+        case "$kind" in
+        pair) reader cat "$f" "$o.2" & ;;
+        xproc) reader curl "$(url "$S2" "$ty" "$n")" "$o.2" & ;;
+        reg) reader curl "$(url "$S" "$ty" "$n" reg)" "$o.2" & ;;
+        esac
         p2=$!
         wait "$p1" || rc=$?
         wait "$p2" || rc2=$?
-        must_fail "$what (concurrent, 1st)" cat "$rc" "$o.1"
-        must_fail "$what (concurrent, 2nd)" "$([[ $kind == pair ]] && echo cat || echo curl)" "$rc2" "$o.2"
+        must_fail "$what ($kind, 1st)" cat "$rc" "$o.1"
+        must_fail "$what ($kind, 2nd)" "$([[ $kind == pair ]] && echo cat || echo curl)" "$rc2" "$o.2"
         return 0
         ;;
     esac
@@ -192,12 +211,14 @@ good_reads() {
         cat | dd) reader "$k" "$MNT/$(rel "$ty" "$n")" "$o" || die "$ty $n: $k of the true bytes failed: $(cat "$o.err")" ;;
         curl) reader curl "$(url "$S" "$ty" "$n")" "$o" || die "$ty $n: curl of the true bytes failed: $(cat "$o.err")" ;;
         curl2) reader curl "$(url "$S2" "$ty" "$n")" "$o" || die "$ty $n: curl (serve) of the true bytes failed: $(cat "$o.err")" ;;
+        reg) reader cat "$MNT/$(reg_rel "$ty" "$n")" "$o" || die "$ty $n: cat through the registry of the true bytes failed: $(cat "$o.err")" ;;
+        regcurl) reader curl "$(url "$S" "$ty" "$n" reg)" "$o" || die "$ty $n: curl through the registry of the true bytes failed: $(cat "$o.err")" ;;
         esac
         assert_sha256 "$o" "$want"
     done
 }
 
-read -r -a KINDS <<<"${KINDS:-cat dd pair curl xproc}"
+read -r -a KINDS <<<"${KINDS:-cat dd pair curl xproc reg}"
 
 # small TYPE: ROUNDS rounds of every reader kind at 1 KiB and 100 KiB, then the true bytes
 small() {
@@ -213,7 +234,7 @@ small() {
         # every read finds nothing cached: at least one download per reader kind and round
         ((g1 - g0 >= ROUNDS * ${#KINDS[@]})) || die "$ty $n: $((g1 - g0)) GETs for $ROUNDS rounds of ${#KINDS[@]} reads"
         unlie "$ty" "$n"
-        good_reads "$ty" "$n" cat dd curl curl2
+        good_reads "$ty" "$n" cat dd curl curl2 reg regcurl
     done
 }
 
