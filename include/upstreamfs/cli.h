@@ -62,6 +62,8 @@ int cli_dispatch(struct cli_globals *g, const char *cmd, const struct cli_subcom
 
 /* Prints "upstreamfs: " and the formatted message as one line on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A byte count with an optional K, M or G suffix (powers of 1024); -EINVAL if it is not one. */
+int cli_parse_size(const char *s, int64_t *out);
 
 /*
  * Reports getopt_long's '?' or ':' for command cmd (e.g. "proxy create", or

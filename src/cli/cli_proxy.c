@@ -49,6 +49,11 @@ enum {
     OPT_EXCLUDE,
     OPT_NO_INCLUDE,
     OPT_NO_EXCLUDE,
+    OPT_ALLOW_HOST,
+    OPT_NO_ALLOW_HOST,
+    OPT_PASS_CREDENTIALS,
+    OPT_NO_PASS_CREDENTIALS,
+    OPT_MAX_SIZE,
     OPT_JSON,
 };
 
@@ -73,6 +78,11 @@ static const struct option edit_opts[] = {
     {"exclude", required_argument, NULL, OPT_EXCLUDE},
     {"no-include", no_argument, NULL, OPT_NO_INCLUDE},
     {"no-exclude", no_argument, NULL, OPT_NO_EXCLUDE},
+    {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
+    {"no-allow-host", no_argument, NULL, OPT_NO_ALLOW_HOST},
+    {"pass-credentials", no_argument, NULL, OPT_PASS_CREDENTIALS},
+    {"no-pass-credentials", no_argument, NULL, OPT_NO_PASS_CREDENTIALS},
+    {"max-size", required_argument, NULL, OPT_MAX_SIZE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -128,6 +138,15 @@ static const char usage_edit_options[] =
     "  --include GLOB            serve only paths matching GLOB (repeatable)\n"
     "  --exclude GLOB            hide paths matching GLOB (repeatable)\n"
     "  --no-include, --no-exclude   clear the lists (update; before any new GLOBs)\n"
+    "  --allow-host HOST         let URLs learned from the remote (index entries, redirects,\n"
+    "                            token realms on another host) reach HOST although it is a\n"
+    "                            loopback, private, link-local... address; *.SUFFIX matches\n"
+    "                            every name under SUFFIX (repeatable; --no-allow-host clears)\n"
+    "  --pass-credentials        also send the proxy's credentials to other origins an\n"
+    "                            index names (default: only to the proxy's URL and the\n"
+    "                            registry's token realm); --no-pass-credentials undoes it\n"
+    "  --max-size BYTES          largest body of unknown length taken from the remote\n"
+    "                            (K, M, G suffixes; default 10G)\n"
     "  -h, --help                show this help\n"
     "\n"
     "KEY: starts with a letter; lowercase letters, digits, '_', '.', '-'; at most 64\n"
@@ -174,12 +193,16 @@ struct edit_args {
     bool secret_stdin, offline, no_offline, no_include, no_exclude;
     char **include, **exclude;
     bool include_set, exclude_set;
+    char **allow_host;
+    bool allow_host_set, no_allow_host, pass_credentials, no_pass_credentials;
+    const char *max_size;
 };
 
 static void edit_args_clear(struct edit_args *a)
 {
     config_strv_free(a->include);
     config_strv_free(a->exclude);
+    config_strv_free(a->allow_host);
 }
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -253,6 +276,24 @@ static int apply_args(struct proxy *p, const struct edit_args *a, struct config_
         config_strv_free(p->exclude);
         if ((rc = config_strv_dup(&p->exclude, a->exclude)) < 0)
             return rc;
+    }
+    if (a->no_allow_host || a->allow_host_set) {
+        config_strv_free(p->allow_host);
+        if ((rc = config_strv_dup(&p->allow_host, a->allow_host)) < 0)
+            return rc;
+    }
+    if (a->pass_credentials && a->no_pass_credentials) {
+        config_error_set(err, "pass_credentials",
+                         "give --pass-credentials or --no-pass-credentials, not both");
+        return -EINVAL;
+    }
+    if (a->pass_credentials || a->no_pass_credentials)
+        p->pass_credentials = a->pass_credentials;
+    if (a->max_size && (cli_parse_size(a->max_size, &p->max_size) < 0 || p->max_size < 1)) {
+        char q[CONFIG_QUOTE_MAX];
+        config_error_set(err, "max_size", "must be a number of bytes, with K, M or G (got %s)",
+                         config_quote(q, sizeof(q), a->max_size));
+        return -EINVAL;
     }
     return 0;
 }
@@ -442,6 +483,22 @@ static int parse_edit_args(const char *cmd, const char *usage, int argc, char **
             break;
         case OPT_NO_EXCLUDE:
             a->no_exclude = true;
+            break;
+        case OPT_ALLOW_HOST:
+            a->allow_host_set = true;
+            rc = config_strv_push(&a->allow_host, optarg);
+            break;
+        case OPT_NO_ALLOW_HOST:
+            a->no_allow_host = true;
+            break;
+        case OPT_PASS_CREDENTIALS:
+            a->pass_credentials = true;
+            break;
+        case OPT_NO_PASS_CREDENTIALS:
+            a->no_pass_credentials = true;
+            break;
+        case OPT_MAX_SIZE:
+            a->max_size = optarg;
             break;
         default:
             return cli_bad_option(cmd, c, argv);
@@ -687,6 +744,9 @@ static void show_proxy(const struct proxy *p)
     show_line("offline", p->offline ? "true" : "false");
     show_list("include", p->include);
     show_list("exclude", p->exclude);
+    show_list("allow_host", p->allow_host);
+    show_line("pass_credentials", p->pass_credentials ? "true" : "false");
+    printf("max_size: %lld\n", (long long)p->max_size);
     if (p->type == PROXY_ECR) {
         show_line("ecr.host", p->ecr.host);
         show_line("ecr.region", p->ecr.region);

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +26,26 @@ void cli_errorf(const char *fmt, ...)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     fprintf(stderr, "upstreamfs: %s\n", line);
+}
+
+int cli_parse_size(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0 || *s < '0' || *s > '9')
+        return -EINVAL;
+    int64_t mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1024, end++;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1024 * 1024, end++;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1024LL * 1024 * 1024, end++;
+    if (*end || v > INT64_MAX / mult)
+        return -EINVAL;
+    *out = v * mult;
+    return 0;
 }
 
 int cli_bad_option(const char *cmd, int c, char **argv)

@@ -550,6 +550,7 @@ void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type)
     p->auth = AUTH_ANONYMOUS;
     p->metadata_ttl = CONFIG_DEFAULT_META_TTL;
     p->negative_ttl = CONFIG_DEFAULT_NEG_TTL;
+    p->max_size = CONFIG_DEFAULT_MAX_SIZE;
 }
 
 void config_proxy_set_auth(struct proxy *p, enum proxy_auth a)
@@ -642,6 +643,39 @@ static int check_globs(const char *field, char *const *v, struct config_error *e
         int rc = check_text(field, v[i], CONFIG_GLOB_MAX, err);
         if (rc < 0)
             return rc;
+    }
+    return 0;
+}
+
+/*
+ * allow_host: host names, IP literals or "*.suffix", lower-cased in place
+ * (what src/fetch/egress.c matches a URL's host against).
+ */
+static int check_allow_host(char *const *v, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    size_t n = config_strv_len(v);
+    if (n > CONFIG_ALLOW_HOST_MAX) {
+        config_error_set(err, "allow_host", "at most %d hosts (got %zu)", CONFIG_ALLOW_HOST_MAX,
+                         n);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *h = v[i];
+        const char *c = h[0] == '*' && h[1] == '.' ? h + 2 : h;
+        bool ok = *c && strlen(h) <= 253;
+        for (; ok && *c; c++)
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                 (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == ':';
+        if (!ok) {
+            config_error_set(err, "allow_host",
+                             "%s is not a host name, an IP address or *.suffix",
+                             config_quote(q, sizeof(q), h));
+            return -EINVAL;
+        }
+        for (char *w = h; *w; w++)
+            if (*w >= 'A' && *w <= 'Z')
+                *w = (char)(*w - 'A' + 'a');
     }
     return 0;
 }
@@ -840,6 +874,14 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
     if ((rc = check_globs("include", p->include, err)) < 0 ||
         (rc = check_globs("exclude", p->exclude, err)) < 0)
         goto out;
+    if ((rc = check_allow_host(p->allow_host, err)) < 0)
+        goto out;
+    if (p->max_size < 1 || p->max_size > CONFIG_MAX_SIZE_MAX) {
+        config_error_set(err, "max_size", "must be a number of bytes from 1 to %lld",
+                         (long long)CONFIG_MAX_SIZE_MAX);
+        rc = -EINVAL;
+        goto out;
+    }
 
     /* Everything holds: commit the normalised values. */
     p->source = source;
@@ -881,6 +923,7 @@ void config_proxy_clear(struct proxy *p)
     free(p->http_proxy);
     config_strv_free(p->include);
     config_strv_free(p->exclude);
+    config_strv_free(p->allow_host);
     ecr_target_clear(&p->ecr);
     memset(p, 0, sizeof(*p));
 }
@@ -890,7 +933,7 @@ int config_proxy_copy(struct proxy *dst, const struct proxy *src)
     struct proxy c = *src;
     c.url = c.access_key = c.aws_endpoint = c.ca_file = NULL;
     c.client_cert = c.client_key = c.http_proxy = NULL;
-    c.include = c.exclude = NULL;
+    c.include = c.exclude = c.allow_host = NULL;
     memset(&c.ecr, 0, sizeof(c.ecr));
     struct {
         char **dst;
@@ -908,7 +951,8 @@ int config_proxy_copy(struct proxy *dst, const struct proxy *src)
         if (s[i].src && !(*s[i].dst = strdup(s[i].src)))
             goto nomem;
     if (config_strv_dup(&c.include, src->include) < 0 ||
-        config_strv_dup(&c.exclude, src->exclude) < 0 || ecr_target_copy(&c.ecr, &src->ecr) < 0)
+        config_strv_dup(&c.exclude, src->exclude) < 0 ||
+        config_strv_dup(&c.allow_host, src->allow_host) < 0 || ecr_target_copy(&c.ecr, &src->ecr) < 0)
         goto nomem;
     *dst = c;
     return 0;
@@ -998,6 +1042,12 @@ json_t *config_proxy_to_json(const struct proxy *p)
         json_string_or_null(p->ca_file), "client_cert", json_string_or_null(p->client_cert),
         "client_key", json_string_or_null(p->client_key), "http_proxy",
         json_string_or_null(p->http_proxy));
+    if (o && (json_object_set_new(o, "allow_host", config_strv_to_json(p->allow_host)) < 0 ||
+              json_object_set_new(o, "pass_credentials", json_boolean(p->pass_credentials)) < 0 ||
+              json_object_set_new(o, "max_size", json_integer((json_int_t)p->max_size)) < 0)) {
+        json_decref(o);
+        return NULL;
+    }
     if (o && p->type == PROXY_ECR && json_object_set_new(o, "ecr", ecr_to_json(&p->ecr)) < 0) {
         json_decref(o);
         return NULL;
@@ -1035,6 +1085,16 @@ static int json_ttl(const char *field, json_t *v, long *dst, struct config_error
         return -EINVAL;
     }
     *dst = (long)json_integer_value(v);
+    return 0;
+}
+
+static int json_bool(const char *field, json_t *v, bool *dst, struct config_error *err)
+{
+    if (!json_is_boolean(v)) {
+        config_error_set(err, field, "must be true or false");
+        return -EINVAL;
+    }
+    *dst = json_is_true(v);
     return 0;
 }
 
@@ -1153,11 +1213,23 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
         } else if (!strcmp(name, "negative_ttl")) {
             rc = json_ttl(name, v, &p->negative_ttl, err);
         } else if (!strcmp(name, "offline")) {
-            if (!json_is_boolean(v)) {
-                config_error_set(err, name, "must be true or false");
+            rc = json_bool(name, v, &p->offline, err);
+        } else if (!strcmp(name, "pass_credentials")) {
+            rc = json_bool(name, v, &p->pass_credentials, err);
+        } else if (!strcmp(name, "max_size")) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > CONFIG_MAX_SIZE_MAX) {
+                config_error_set(err, name, "must be a number of bytes from 1 to %lld",
+                                 (long long)CONFIG_MAX_SIZE_MAX);
                 rc = -EINVAL;
             } else {
-                p->offline = json_is_true(v);
+                p->max_size = (int64_t)json_integer_value(v);
+            }
+        } else if (!strcmp(name, "allow_host")) {
+            char **list = NULL;
+            if ((rc = config_strv_from_json(name, v, &list, err)) == 0) {
+                config_strv_free(p->allow_host);
+                p->allow_host = list;
             }
         } else if (!strcmp(name, "include") || !strcmp(name, "exclude")) {
             char **list = NULL;

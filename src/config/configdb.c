@@ -32,7 +32,8 @@
 #define PROXY_COLUMNS                                                                              \
     "key, type, source, url, auth, access_key, aws_endpoint, ca_file, client_cert, client_key, "   \
     "http_proxy, metadata_ttl, negative_ttl, offline, include_json, exclude_json, ecr_host, "      \
-    "ecr_region, ecr_account, ecr_alias, ecr_repository, ecr_public"
+    "ecr_region, ecr_account, ecr_alias, ecr_repository, ecr_public, allow_host_json, "           \
+    "pass_credentials, max_size"
 
 /* ---- statements ------------------------------------------------------------------------ */
 
@@ -334,14 +335,15 @@ static int check_files(struct proxy *p, struct config_error *err)
 
 /* ---- proxy rows ------------------------------------------------------------------------ */
 
-/* Binds p to ?1..?22 in PROXY_COLUMNS order. */
+/* Binds p to ?1..?25 in PROXY_COLUMNS order. */
 static int bind_proxy(sqlite3_stmt *s, const struct proxy *p)
 {
-    char *inc = NULL, *exc = NULL;
+    char *inc = NULL, *exc = NULL, *alw = NULL;
     json_t *ji = config_strv_to_json(p->include), *je = config_strv_to_json(p->exclude);
+    json_t *ja = config_strv_to_json(p->allow_host);
     int rc = -ENOMEM;
-    if (!ji || !je || !(inc = json_dumps(ji, JSON_COMPACT)) ||
-        !(exc = json_dumps(je, JSON_COMPACT)))
+    if (!ji || !je || !ja || !(inc = json_dumps(ji, JSON_COMPACT)) ||
+        !(exc = json_dumps(je, JSON_COMPACT)) || !(alw = json_dumps(ja, JSON_COMPACT)))
         goto out;
     bind_text(s, 1, p->key);
     bind_text(s, 2, config_type_name(p->type));
@@ -365,12 +367,17 @@ static int bind_proxy(sqlite3_stmt *s, const struct proxy *p)
     bind_text(s, 20, p->ecr.alias);
     bind_text(s, 21, p->ecr.repository);
     sqlite3_bind_int(s, 22, p->ecr.is_public);
+    bind_text(s, 23, alw);
+    sqlite3_bind_int(s, 24, p->pass_credentials);
+    sqlite3_bind_int64(s, 25, p->max_size);
     rc = 0;
 out:
     free(inc);
     free(exc);
+    free(alw);
     json_decref(ji);
     json_decref(je);
+    json_decref(ja);
     return rc;
 }
 
@@ -418,7 +425,10 @@ static int row_to_proxy(struct state *st, sqlite3_stmt *s, struct proxy *p)
     p->negative_ttl = (long)sqlite3_column_int64(s, 12);
     p->offline = sqlite3_column_int(s, 13) != 0;
     p->ecr.is_public = sqlite3_column_int(s, 21) != 0;
-    if ((rc = column_strv(s, 14, &p->include)) < 0 || (rc = column_strv(s, 15, &p->exclude)) < 0)
+    p->pass_credentials = sqlite3_column_int(s, 23) != 0;
+    p->max_size = sqlite3_column_int64(s, 24);
+    if ((rc = column_strv(s, 14, &p->include)) < 0 || (rc = column_strv(s, 15, &p->exclude)) < 0 ||
+        (rc = column_strv(s, 22, &p->allow_host)) < 0)
         return rc;
     rc = secret_exists(st, p->key);
     if (rc < 0)
@@ -451,7 +461,7 @@ int configdb_proxy_create(struct state *st, struct proxy *p, const char *secret,
     if ((rc = prepare(st,
                       "INSERT INTO proxies (" PROXY_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
                       "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-                      "?22)",
+                      "?22, ?23, ?24, ?25)",
                       &s)) < 0 ||
         (rc = bind_proxy(s, p)) < 0 || (rc = step_done(st, s)) < 0)
         goto fail;
@@ -507,7 +517,8 @@ int configdb_proxy_update(struct state *st, struct proxy *p, const char *secret,
         goto fail;
     if ((rc = prepare(st,
                       "UPDATE proxies SET (" PROXY_COLUMNS ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) "
+                      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
+                      "?25) "
                       "WHERE key = ?1",
                       &s)) < 0 ||
         (rc = bind_proxy(s, p)) < 0 || (rc = step_done(st, s)) < 0)

@@ -87,6 +87,12 @@ const char *const state_migrations[] = {
     index_schema_sql,
     /* 2 -> 3: settings a running daemon publishes for other processes (its quota). */
     "CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 3 -> 4: where a proxy may connect and what it sends there (src/fetch/egress.c). */
+    "ALTER TABLE proxies ADD COLUMN allow_host_json TEXT NOT NULL DEFAULT '[]';"
+    "ALTER TABLE proxies ADD COLUMN pass_credentials INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (pass_credentials IN (0, 1));"
+    "ALTER TABLE proxies ADD COLUMN max_size INTEGER NOT NULL DEFAULT 10737418240"
+    "  CHECK (max_size > 0);",
 };
 
 const int state_migration_count = (int)(sizeof(state_migrations) / sizeof(state_migrations[0]));
