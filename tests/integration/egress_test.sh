@@ -23,6 +23,7 @@
 #     limit a body whose length was announced.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
 
 HOME_ROOT="$T/home"
 CDN_ROOT="$T/cdn"
@@ -53,6 +54,8 @@ put(os.path.join(cdn, "npmfar-1.0.0.tgz"), tgz)
 put(os.path.join(cdn, "pyfar-1.0.tar.gz"), sdist)
 put(os.path.join(cdn, "moved.bin"), b"moved bytes\n" * 100)
 put(os.path.join(home, "files", "moved.bin"), b"never served: redirected\n")
+put(os.path.join(home, "files", "moved2.bin"), b"never served: redirected\n")
+put(os.path.join(cdn, "moved2.bin"), b"moved2 bytes\n" * 100)
 put(os.path.join(home, "files", "big.bin"), os.urandom(64 << 10))
 put(os.path.join(home, "files", "small.bin"), b"s" * 512)
 put(os.path.join(home, "files", "announced.bin"), b"a" * 4096)
@@ -91,12 +94,14 @@ page = ('<!DOCTYPE html><html><body><a href="%spyfar-1.0.tar.gz#sha256=%s">pyfar
 put(os.path.join(home, "pypi", "simple", "pyfar", "index.html"), page.encode())
 with open(os.path.join(home, "sums"), "w") as f:
     for name, d in (("far", chart), ("own", own), ("npmfar", tgz), ("pyfar", sdist),
-                    ("moved", b"moved bytes\n" * 100)):
+                    ("moved", b"moved bytes\n" * 100), ("moved2", b"moved2 bytes\n" * 100)):
         f.write("%s %s\n" % (name, sha(d)))
 EOF
 rmdir "$HOME_ROOT/pypi/simple/far"
 sum_of() { awk -v n="$1" '$1 == n { print $2 }' "$HOME_ROOT/sums"; }
-upstream_fault --name home "{\"path\": \"^/files/moved\\\\.bin\$\", \"fault\": \"redirect\", \"location\": \"${CDN}moved.bin\", \"status\": 302}"
+for f in moved moved2; do
+    upstream_fault --name home "{\"path\": \"^/files/$f\\\\.bin\$\", \"fault\": \"redirect\", \"location\": \"${CDN}$f.bin\", \"status\": 302}"
+done
 # The GETs of big.bin and small.bin announce no length (their HEADs do: the mount shows a size).
 upstream_fault --name home '{"path": "^/files/big\\.bin$", "method": "GET", "fault": "no_length"}'
 upstream_fault --name home '{"path": "^/files/small\\.bin$", "method": "GET", "fault": "no_length"}'
@@ -121,7 +126,12 @@ mk pypissrf pypi pypi/
 mk gen generic files/ --allow-host 127.0.0.1 --pass-credentials
 mk genssrf generic files/
 mk small generic files/ --max-size 1K
-upfs_mount "$MNT"
+# cdn as a configured origin of another proxy: its connections sit in the shared connection cache.
+upfs proxy create cdnconf --type generic --url "$CDN" >/dev/null
+SPORT="$(free_port)"
+upfs_mount "$MNT" -o "listen=127.0.0.1:$SPORT"
+wait_for_port "$SPORT" 10 || die "mount -o listen=127.0.0.1:$SPORT: the shim is not listening"
+SHIM="http://127.0.0.1:$SPORT"
 
 # auth_seen NAME PATH: the Authorization headers server NAME got for PATH, one per line ("-": none).
 auth_seen() {
@@ -170,6 +180,36 @@ check "generic: a 302 to a loopback origin is refused" \
 check "helm: an index entry naming 169.254.169.254 is refused (link-local, instance metadata)" \
     refused helmssrf/charts/meta-1.0.0.tgz /none "169.254.169.254, a link-local"
 
+# A connection to cdn that a configured proxy opened (and libcurl keeps for reuse) must not
+# carry a learned request: the check is made on reused connections too, before anything is sent.
+t_pooled_connection() {
+    with_timeout 30 cat "$MNT/cdnconf/moved2.bin" >"$T/read.out" || die "cat cdnconf/moved2.bin failed"
+    assert_sha256 "$T/read.out" "$(sum_of moved2)"
+    refused genssrf/moved.bin /moved.bin "$RULE_LO"
+}
+check "a learned origin is refused on a connection reused from a configured proxy's" t_pooled_connection
+
+t_shim_refused() {
+    upstream_reset_counts --name cdn
+    http_get "$SHIM/npmssrf/npmfar/-/npmfar-1.0.0.tgz"
+    [[ "$HTTP_STATUS" != 200 ]] || die "the shim served the tarball on a loopback origin"
+    http_get "$SHIM/genssrf/moved.bin"
+    [[ "$HTTP_STATUS" != 200 ]] || die "the shim served a 302's loopback target"
+    assert_eq "$(upstream_count --name cdn '*' /npmfar-1.0.0.tgz)" 0 "cdn requests of the tarball"
+    assert_eq "$(upstream_count --name cdn '*' /moved.bin)" 0 "cdn requests of moved.bin"
+}
+check "shim: a tarball URL and a redirect to a loopback origin are refused" t_shim_refused
+
+t_shim_redirect_anonymous() {
+    upstream_reset_counts --name cdn
+    upstream_reset_counts --name home
+    http_get "$SHIM/gen/moved2.bin"
+    assert_eq "$HTTP_STATUS" 200 "GET /gen/moved2.bin"
+    assert_sha256 "$T/body" "$(sum_of moved2)"
+    assert_eq "$(auth_seen cdn /moved2.bin | sort -u)" - "Authorization that cdn saw"
+    assert_eq "$(auth_seen home /files/moved2.bin | sort -u)" "$BASIC" "Authorization on the proxy's origin"
+}
+
 t_helm_credentials() {
     upstream_reset_counts --name home
     read_far helm/charts/own-1.0.0.tgz "$(sum_of own)" /none ""
@@ -206,6 +246,7 @@ t_redirect_anonymous() {
 }
 check "generic: a redirect's target on another origin is fetched anonymously (even with --pass-credentials)" \
     t_redirect_anonymous
+check "shim: a redirect's target on another origin is fetched anonymously" t_shim_redirect_anonymous
 
 t_max_size() {
     local before
