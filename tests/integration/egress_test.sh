@@ -126,6 +126,16 @@ mk pypissrf pypi pypi/
 mk gen generic files/ --allow-host 127.0.0.1 --pass-credentials
 mk genssrf generic files/
 mk small generic files/ --max-size 1K
+# An HTTP forward proxy (a configured endpoint) for two more generic proxies: through it, the
+# learned host's own resolution is what the rule checks.
+"${DIE_WITH_PARENT[@]}" "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/egress/forward_proxy.py" \
+    --port-file "$T/fp.port" --log "$T/fp.log" 2>"$T/fp.err" &
+FP_PID=$!
+on_exit kill -TERM "$FP_PID"
+wait_until 10 test -s "$T/fp.port" || die "the forward proxy did not start: $(cat "$T/fp.err")"
+FP="http://127.0.0.1:$(cat "$T/fp.port")"
+mk viaproxy generic files/ --http-proxy "$FP"
+mk viaproxyok generic files/ --http-proxy "$FP" --allow-host 127.0.0.1
 # cdn as a configured origin of another proxy: its connections sit in the shared connection cache.
 upfs proxy create cdnconf --type generic --url "$CDN" >/dev/null
 SPORT="$(free_port)"
@@ -188,6 +198,18 @@ t_pooled_connection() {
     refused genssrf/moved.bin /moved.bin "$RULE_LO"
 }
 check "a learned origin is refused on a connection reused from a configured proxy's" t_pooled_connection
+
+t_http_proxy() {
+    : >"$T/fp.log"
+    refused viaproxy/moved.bin /moved.bin "$RULE_LO"
+    grep -qF "${UPSTREAM_HOME_URL}files/moved.bin" "$T/fp.log" || die "the proxy's own URL did not go through --http-proxy"
+    ! grep -qF "${CDN}moved.bin" "$T/fp.log" || die "the refused target reached the forward proxy"
+    with_timeout 30 cat "$MNT/viaproxyok/moved.bin" >"$T/read.out" || die "cat viaproxyok/moved.bin failed"
+    assert_sha256 "$T/read.out" "$(sum_of moved)"
+    grep -qF "${CDN}moved.bin" "$T/fp.log" || die "the allowed target did not go through --http-proxy"
+}
+check "--http-proxy: a redirect to a loopback origin is refused before the proxy is asked; allowed with --allow-host" \
+    t_http_proxy
 
 t_shim_refused() {
     upstream_reset_counts --name cdn
