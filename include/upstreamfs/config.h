@@ -17,10 +17,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_KEY_MAX          64
 #define CONFIG_DEFAULT_META_TTL 600
 #define CONFIG_DEFAULT_NEG_TTL  300
+#define CONFIG_DEFAULT_MAX_SIZE (10LL << 30) /* bytes: a body of unknown length */
+#define CONFIG_MAX_SIZE_MAX     (1LL << 50)
+#define CONFIG_ALLOW_HOST_MAX   64 /* entries of allow_host */
 #define CONFIG_SECRET_MAX       (64 * 1024)
 
 enum proxy_type {
@@ -72,6 +76,10 @@ struct proxy {
     bool offline;
     char **include; /* NULL-terminated globs; may be NULL */
     char **exclude;
+    /* Hosts learned from remote content that may be private addresses ("*.suffix" allowed). */
+    char **allow_host;
+    bool pass_credentials; /* credentials also go to other origins an index names */
+    int64_t max_size;      /* cap on a body of unknown length, bytes */
     struct ecr_target ecr; /* filled by validation for type ecr */
 };
 

@@ -65,10 +65,14 @@ struct proxy_field {
     const char *const *names; /* FIELD_ENUM: names by value; NULL entries do not parse */
     int nnames;               /* FIELD_ENUM: entries in names */
     long long def;            /* default of BOOL, SECONDS, SIZE */
+    long long min;            /* SECONDS/SIZE: smallest value */
     long long max;            /* SECONDS/SIZE: largest value; text: most bytes; LIST: entries */
     size_t item_max;          /* LIST: most bytes per entry */
     const char *help;         /* --help text; '\n' continues on the next line */
     const char *read_as;      /* FIELD_SECRET: the read-only member; NULL: NAME_set */
+    /* LIST: the syntax of one entry, checked before the text rules; it may normalise the entry
+     * in place (allow_host lower-cases). -EINVAL with err naming field. */
+    int (*item_check)(const char *field, char *item, struct config_error *err);
 };
 
 /* Rows in the table, at most (for arrays indexed by row). */
@@ -124,7 +128,7 @@ void proxy_fields_free(struct proxy *p);
 /* Deep-copies every heap value of the rows from src into dst (whose pointers are not freed). */
 int proxy_fields_copy(struct proxy *dst, const struct proxy *src);
 
-/* Parses a size: digits with an optional K, M, G or T (1024-based, optional "iB"/"B"). */
+/* Parses a size: digits with an optional K, M, G or T, any case (1024-based, optional "iB"/"B"). */
 int proxy_field_parse_size(const char *s, long long *out);
 
 /* Joins the parseable names of an enum row with sep into buf (for help and messages). */

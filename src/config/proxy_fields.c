@@ -16,6 +16,27 @@
 #define ONLY(t)  FIELD_TYPE(t)
 #define NAMES(a) (a), (int)(sizeof(a) / sizeof((a)[0]))
 
+/*
+ * An allow_host entry: a host name, an IP literal or "*.suffix", lower-cased in
+ * place (what src/fetch/egress.c matches a URL's host against).
+ */
+static int check_host_pattern(const char *field, char *h, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    const char *c = h[0] == '*' && h[1] == '.' ? h + 2 : h;
+    bool ok = *c && strlen(h) <= 253;
+    for (; ok && *c; c++)
+        ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+             *c == '.' || *c == '-' || *c == ':';
+    if (!ok) {
+        config_error_set(err, field, "%s is not a host name, an IP address or *.suffix",
+                         config_quote(q, sizeof(q), h));
+        return -EINVAL;
+    }
+    config__lower(h);
+    return 0;
+}
+
 const struct proxy_field proxy_fields[] = {
     {.name = "key",
      .kind = FIELD_STRING,
@@ -156,6 +177,37 @@ const struct proxy_field proxy_fields[] = {
      .max = CONFIG_GLOBS_MAX,
      .item_max = CONFIG_GLOB_MAX,
      .help = "hide paths matching GLOB"},
+    {.name = "allow_host",
+     .db = "allow_host_json",
+     .cli = "allow-host",
+     .metavar = "HOST",
+     .kind = FIELD_LIST,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(allow_host),
+     .max = CONFIG_ALLOW_HOST_MAX,
+     .item_max = 253,
+     .item_check = check_host_pattern,
+     .help = "let URLs learned from the remote (index entries, redirects,\n"
+             "token realms on another host) reach HOST although it is a\n"
+             "loopback, private, link-local... address; *.SUFFIX matches\n"
+             "every name under SUFFIX"},
+    {.name = "pass_credentials",
+     .cli = "pass-credentials",
+     .kind = FIELD_BOOL,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(pass_credentials),
+     .help = "also send the proxy's credentials to other origins an\n"
+             "index names (default: only to the proxy's URL and the\n"
+             "registry's token realm)"},
+    {.name = "max_size",
+     .cli = "max-size",
+     .kind = FIELD_SIZE,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(max_size),
+     .def = CONFIG_DEFAULT_MAX_SIZE,
+     .min = 1,
+     .max = CONFIG_MAX_SIZE_MAX,
+     .help = "largest body of unknown length taken from the remote"},
 };
 const size_t proxy_fields_count = sizeof(proxy_fields) / sizeof(proxy_fields[0]);
 _Static_assert(sizeof(proxy_fields) / sizeof(proxy_fields[0]) <= PROXY_FIELDS_MAX,
@@ -367,16 +419,16 @@ static int set_number(const struct proxy_field *f, json_t *v, long long *out,
     else if (f->kind == FIELD_SIZE && json_is_string(v) &&
              proxy_field_parse_size(json_string_value(v), &n) < 0)
         n = -1;
-    if (n < 0 || n > f->max) {
+    if (n < f->min || n > f->max) {
         if (f->kind == FIELD_SECONDS)
             config_error_set(err, f->name,
-                             "must be a whole number of seconds from 0 to %lld (got %s)", f->max,
-                             got(q, sizeof(q), v));
+                             "must be a whole number of seconds from %lld to %lld (got %s)",
+                             f->min, f->max, got(q, sizeof(q), v));
         else
             config_error_set(err, f->name,
-                             "must be a size in bytes from 0 to %lld, optionally with K, M, G "
+                             "must be a size in bytes from %lld to %lld, optionally with K, M, G "
                              "or T (got %s)",
-                             f->max, got(q, sizeof(q), v));
+                             f->min, f->max, got(q, sizeof(q), v));
         return -EINVAL;
     }
     *out = n;
@@ -518,11 +570,12 @@ int proxy_field_check(const struct proxy_field *f, const struct proxy *p, char *
     case FIELD_SECONDS:
     case FIELD_SIZE: {
         long long v = f->kind == FIELD_SECONDS ? *CSLOT(long, f, p) : *CSLOT(int64_t, f, p);
-        if (v >= 0 && v <= f->max)
+        if (v >= f->min && v <= f->max)
             return 0;
         snprintf(q, sizeof(q), "%lld", v);
-        config_error_set(err, f->name, "must be a whole number %sfrom 0 to %lld (got %s)",
-                         f->kind == FIELD_SECONDS ? "of seconds " : "of bytes ", f->max, q);
+        config_error_set(err, f->name, "must be a whole number %sfrom %lld to %lld (got %s)",
+                         f->kind == FIELD_SECONDS ? "of seconds " : "of bytes ", f->min, f->max,
+                         q);
         return -EINVAL;
     }
     case FIELD_LIST: {
@@ -533,8 +586,8 @@ int proxy_field_check(const struct proxy_field *f, const struct proxy *p, char *
             return -EINVAL;
         }
         for (size_t i = 0; i < n; i++) {
-            int rc = config__check_text(f->name, v[i], f->item_max, err);
-            if (rc < 0)
+            int rc = f->item_check ? f->item_check(f->name, v[i], err) : 0;
+            if (rc < 0 || (rc = config__check_text(f->name, v[i], f->item_max, err)) < 0)
                 return rc;
         }
         return 0;
@@ -623,8 +676,9 @@ int proxy_field_parse_size(const char *s, long long *out)
         return -EINVAL;
     int shift = 0;
     if (*end) {
-        const char *u = strchr(units, *end);
-        if (!u)
+        const char *u = *end >= 'a' && *end <= 'z' ? strchr(units, *end - 'a' + 'A')
+                                                   : strchr(units, *end);
+        if (!u || !*end)
             return -EINVAL;
         shift = 10 * (int)(u - units + 1);
         end++;

@@ -93,7 +93,21 @@ assert_eq "$(json '[p["key"] for p in d]')" "['central', 'charts', 'ghcr', 'hub'
 ok proxy show charts --json
 assert_eq "$(json 'd["url"]')" "https://charts.example.com/stable/" "url normalised as a directory"
 assert_eq "$(json 'd["source"]')" "None" "helm has no source"
-assert_eq "$(json 'sorted(d)')" "['access_key', 'auth', 'aws_endpoint', 'ca_file', 'client_cert', 'client_key', 'exclude', 'http_proxy', 'include', 'key', 'metadata_ttl', 'negative_ttl', 'offline', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
+assert_eq "$(json 'sorted(d)')" "['access_key', 'allow_host', 'auth', 'aws_endpoint', 'ca_file', 'client_cert', 'client_key', 'exclude', 'http_proxy', 'include', 'key', 'max_size', 'metadata_ttl', 'negative_ttl', 'offline', 'pass_credentials', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
+assert_eq "$(json '(d["allow_host"], d["pass_credentials"], d["max_size"])')" "([], False, 10737418240)" \
+    "egress defaults"
+ok proxy update charts --allow-host Mirror.LAN --allow-host '*.corp' --pass-credentials --max-size 64M
+ok proxy show charts --json
+assert_eq "$(json '(d["allow_host"], d["pass_credentials"], d["max_size"])')" \
+    "(['mirror.lan', '*.corp'], True, 67108864)" "egress fields set (lower-cased, M suffix)"
+ok proxy update charts --no-allow-host --no-pass-credentials --max-size 10G
+ok proxy show charts --json
+assert_eq "$(json '(d["allow_host"], d["pass_credentials"], d["max_size"])')" "([], False, 10737418240)" \
+    "egress fields cleared"
+fails 2 'upstreamfs: max_size: must be a size in bytes from 1 to 1125899906842624, optionally with K, M, G or T (got "1X")' \
+    proxy update charts --max-size 1X
+fails 2 'upstreamfs: allow_host: "http://x" is not a host name, an IP address or *.suffix' \
+    proxy update charts --allow-host http://x
 ok proxy show central --json
 assert_eq "$(json '(d["metadata_ttl"], d["negative_ttl"], d["offline"], d["include"], d["exclude"])')" \
     "(60, 0, True, ['org/*', 'com/*'], ['*-SNAPSHOT*'])" "maven fields"

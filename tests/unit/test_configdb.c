@@ -182,10 +182,16 @@ static void test_proxy_crud(void **state)
     assert_false(p.secret_set);
     assert_int_equal(p.metadata_ttl, 600);
     assert_int_equal(p.negative_ttl, 300);
+    assert_int_equal(p.max_size, CONFIG_DEFAULT_MAX_SIZE);
+    assert_false(p.pass_credentials);
+    assert_null(p.allow_host);
 
     /* Update: change fields, keep the rest. */
     p.metadata_ttl = 60;
     p.offline = true;
+    p.pass_credentials = true;
+    p.max_size = 5 << 20;
+    assert_int_equal(config_strv_push(&p.allow_host, "*.lan"), 0);
     assert_int_equal(config_strv_push(&p.include, "stable/*"), 0);
     assert_int_equal(config_strv_push(&p.include, "incubator/*"), 0);
     assert_int_equal(configdb_proxy_update(f->st, &p, NULL, &err), 0);
@@ -193,6 +199,9 @@ static void test_proxy_crud(void **state)
     assert_int_equal(configdb_proxy_get(f->st, "charts", &p, &err), 0);
     assert_int_equal(p.metadata_ttl, 60);
     assert_true(p.offline);
+    assert_true(p.pass_credentials);
+    assert_int_equal(p.max_size, 5 << 20);
+    assert_string_equal(p.allow_host[0], "*.lan");
     assert_string_equal(p.include[0], "stable/*");
     assert_string_equal(p.include[1], "incubator/*");
     assert_null(p.include[2]);
