@@ -51,7 +51,7 @@ struct egress_policy;
 
 /* Per-proxy connection settings; every pointer may be NULL. */
 struct fetch_endpoint {
-    const char *ca_file;
+    const char *ca_file; /* files; a PEM field given through the API is STATEDIR/tls/KEY/NAME */
     const char *client_cert;
     const char *client_key;
     const char *http_proxy;

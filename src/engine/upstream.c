@@ -41,9 +41,12 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
     u->drv = driver_for_type(cfg->type);
     if (secret)
         u->secret = strdup(secret);
-    u->ep.ca_file = u->cfg.ca_file;
-    u->ep.client_cert = u->cfg.client_cert;
-    u->ep.client_key = u->cfg.client_key;
+    /* TLS material given as PEM is a file in STATEDIR/tls/KEY/ (configdb.c): use that file. */
+    u->ep.ca_file = u->cfg.ca_pem.path ? u->cfg.ca_pem.path : u->cfg.ca_file;
+    u->ep.client_cert = u->cfg.client_cert_pem.path ? u->cfg.client_cert_pem.path
+                                                    : u->cfg.client_cert;
+    u->ep.client_key = u->cfg.client_key_pem.path ? u->cfg.client_key_pem.path
+                                                  : u->cfg.client_key;
     u->ep.http_proxy = u->cfg.http_proxy;
     u->ep.max_size = u->cfg.max_size;
     /* The proxy's URL is its configured origin: credentials go there, and the address rule

@@ -157,7 +157,9 @@ static enum MHD_Result proxy_create(struct shim_req *r)
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = crud_proxy_create(r->s->st, obj, &p, &err);
+    int rc = crud_proxy_check_remote(obj, &err);
+    if (rc == 0)
+        rc = crud_proxy_create(r->s->st, obj, &p, &err);
     json_decref(obj);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, &err);
@@ -178,7 +180,9 @@ static enum MHD_Result proxy_update(struct shim_req *r, const char *key)
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = crud_proxy_update(r->s->st, key, obj, &p, &err);
+    int rc = crud_proxy_check_remote(obj, &err);
+    if (rc == 0)
+        rc = crud_proxy_update(r->s->st, key, obj, &p, &err);
     json_decref(obj);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, &err);

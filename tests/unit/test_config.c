@@ -452,7 +452,7 @@ static const char *const json_members[] = {
     "key",        "type",         "source",       "url",          "auth",       "access_key",
     "secret_set", "aws_endpoint", "metadata_ttl", "negative_ttl", "offline",    "include",
     "exclude",    "ca_file",      "client_cert",  "client_key",   "http_proxy", "allow_host",
-    "pass_credentials", "max_size",
+    "pass_credentials", "max_size", "ca_pem_set", "client_cert_pem_set", "client_key_pem_set",
 };
 
 static void test_proxy_json_shape(void **state)
@@ -656,6 +656,8 @@ static json_t *sample_value(const struct proxy_field *f)
         return json_pack("[s, s]", "a/*", "b");
     case FIELD_SECRET:
         return json_string("s3cret\n");
+    case FIELD_PEM:
+        return json_string("-----BEGIN CERTIFICATE-----\n");
     }
     return NULL;
 }
@@ -683,7 +685,7 @@ static void test_fields_json_round_trip(void **state)
             p.secret_set = true;
         }
         json_t *out = config_proxy_to_json(&p);
-        if (f->kind == FIELD_SECRET) {
+        if (f->kind == FIELD_SECRET || f->kind == FIELD_PEM) {
             char buf[64];
             const char *shown = proxy_field_out_name(f, buf, sizeof(buf));
             assert_true(json_is_true(json_object_get(out, shown)));
@@ -718,6 +720,7 @@ static void test_fields_type_errors(void **state)
         {FIELD_SECONDS, "whole number of seconds"},
         {FIELD_LIST, "array of strings"},
         {FIELD_SECRET, "must be a string"},
+        {FIELD_PEM, "must be a string"},
     };
     for (size_t i = 0; i < proxy_fields_count; i++) {
         const struct proxy_field *f = &proxy_fields[i];
