@@ -17,6 +17,13 @@
  *
  * Exposure (DESIGN 2.3): the default address is 127.0.0.1:5000; any
  * address that is not loopback needs TLS and --htpasswd, or --open.
+ *
+ * Access (docs/SECURITY.md): /api/v1 needs an admin, the state dir's admin
+ * token (shim_admin.h) as a Bearer header or an htpasswd user named by
+ * --admin; pulls need an htpasswd user when --htpasswd is given, else none;
+ * /healthz needs nothing. A request whose Host is not an IP literal,
+ * localhost or a --public-name is answered 421 (but /healthz), and a
+ * state-changing request whose Origin is not this server is answered 403.
  */
 #ifndef UPSTREAMFS_SHIM_H
 #define UPSTREAMFS_SHIM_H
@@ -24,6 +31,8 @@
 #include "upstreamfs/config.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #define SHIM_DEFAULT_LISTEN "127.0.0.1:5000"
 
@@ -37,6 +46,12 @@ struct shim_opts {
     const char *tls_key;
     const char *htpasswd; /* Basic auth for every route but /healthz */
     bool open;            /* the operator accepts an open cache on a non-loopback address */
+    /* --admin USER: htpasswd users who may use /api/v1 (besides the admin token) */
+    const char *const *admins;
+    size_t n_admins;
+    /* --public-name NAME: Host names answered besides IP literals and localhost */
+    const char *const *public_names;
+    size_t n_public_names;
 };
 
 /*
@@ -57,6 +72,9 @@ int shim_start(struct engine *e, const char *state_dir, const struct shim_opts *
 
 /* The port the shim listens on (useful with port 0). */
 unsigned shim_port(const struct shim *s);
+
+/* Prints the web page's address on f (shim_admin_print: the token only to a terminal). */
+void shim_print_page(const struct shim *s, FILE *f);
 
 /*
  * Stops accepting, ends waits of requests in flight, waits for the

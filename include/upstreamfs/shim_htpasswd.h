@@ -36,6 +36,9 @@ int shim_htpasswd_parse(const char *text, size_t len, struct shim_htpasswd **out
                         size_t msglen);
 void shim_htpasswd_free(struct shim_htpasswd *h);
 
+/* Whether the file names user (for --admin's check at start; not for authentication). */
+bool shim_htpasswd_has_user(const struct shim_htpasswd *h, const char *user);
+
 /* Whether user and password match an entry. Thread-safe. */
 bool shim_htpasswd_check(struct shim_htpasswd *h, const char *user, const char *password);
 

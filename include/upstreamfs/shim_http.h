@@ -49,6 +49,24 @@ enum shim_route {
 };
 
 enum shim_route shim_http_route(const char *path);
+
+/*
+ * The Host rule (docs/SECURITY.md): whether a Host header names this server
+ * as the shim accepts it: an IPv4 literal, a bracketed IPv6 literal,
+ * "localhost", or one of names (--public-name; case-insensitive), each with
+ * an optional port. Anything else, a missing Host included, is refused: a
+ * page on another site that made its name resolve to this address (DNS
+ * rebinding) still sends its own name.
+ */
+bool shim_http_host_allowed(const char *host, const char *const *names, size_t n_names);
+
+/*
+ * Turns the leading "//..." of a request target into "/" in place, so
+ * "//evil.example/dir" is "/evil.example/dir": a target that starts with
+ * "//" would make a Location built from it a network-path reference to
+ * another host.
+ */
+void shim_http_target_collapse(char *target);
 /* "root", "path", "v2", "api", "metrics", "healthz", "other": the metrics and log label. */
 const char *shim_http_route_name(enum shim_route r);
 

@@ -15,6 +15,8 @@
 #include "upstreamfs/log.h"
 #include "upstreamfs/proxy_fields.h"
 #include "upstreamfs/shim.h"
+#include "upstreamfs/shim_admin.h"
+#include "upstreamfs/shim_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MOUNT_THREADS 64
+#define MOUNT_THREADS   64
+#define MOUNT_NAMES_MAX 16 /* admin= and public_name= options, each */
 
 struct mount_opts {
     const char *state_dir;
@@ -40,6 +43,9 @@ struct mount_opts {
     char *log_path;
     char *listen;
     char *default_name; /* default=NAME: the shim's --default */
+    char *htpasswd;     /* htpasswd=FILE: the shim's --htpasswd */
+    char *admins[MOUNT_NAMES_MAX], *public_names[MOUNT_NAMES_MAX]; /* admin=, public_name= */
+    size_t n_admins, n_public_names;
     char *platform;
     int64_t quota;
     bool private_mount; /* do not add allow_other/default_permissions as root */
@@ -63,10 +69,19 @@ static const char usage[] =
     "                           (see upstreamfs serve --help; loopback addresses only)\n"
     "       default=NAME        with listen=: the proxy or registry for /v2/REPO paths whose\n"
     "                           first component is none (registry mirrors; serve --default)\n"
+    "       htpasswd=FILE       with listen=: Basic authentication (serve --htpasswd)\n"
+    "       admin=USER          with htpasswd=: a user who may use the admin API and the\n"
+    "                           web page (serve --admin; repeatable, up to 16)\n"
+    "       public_name=NAME    with listen=: also answer Host NAME (serve --public-name;\n"
+    "                           repeatable, up to 16)\n"
     "       platform=OS/ARCH[:OS/ARCH...]  docker and ecr proxies: show only these platforms\n"
     "       max_read=N          largest read request in bytes (4096 to 1032192, the default,\n"
     "                           which lets replies from the cache be spliced)\n"
     "       any FUSE mount option (allow_other, default_permissions, ro, ...)\n"
+    "\n"
+    "With listen=, mount prints the web page's address, http://HOST:PORT/ui/#token=TOKEN,\n"
+    "when its stdout is a terminal; the admin token is in STATEDIR/admin-token (see\n"
+    "upstreamfs serve --help).\n"
     "\n"
     "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n"
     "fstab: STATEDIR MOUNTPOINT fuse.upstreamfs defaults 0 0\n";
@@ -94,6 +109,19 @@ static int take_opts(struct mount_opts *mo, const char *list)
         } else if (strncmp(o, "default=", 8) == 0) {
             free(mo->default_name);
             mo->default_name = strdup(o + 8);
+        } else if (strncmp(o, "htpasswd=", 9) == 0) {
+            free(mo->htpasswd);
+            mo->htpasswd = strdup(o + 9);
+        } else if (strncmp(o, "admin=", 6) == 0 || strncmp(o, "public_name=", 12) == 0) {
+            bool admin = o[0] == 'a';
+            size_t *n = admin ? &mo->n_admins : &mo->n_public_names;
+            if (*n >= MOUNT_NAMES_MAX) {
+                cli_errorf("mount: %s: at most %d", admin ? "admin" : "public_name",
+                           MOUNT_NAMES_MAX);
+                rc = -EINVAL;
+            } else {
+                (admin ? mo->admins : mo->public_names)[(*n)++] = strdup(strchr(o, '=') + 1);
+            }
         } else if (strncmp(o, "platform=", 9) == 0) {
             free(mo->platform);
             mo->platform = strdup(o + 9);
@@ -165,6 +193,29 @@ static void report(int fd, const char *msg)
     close(fd);
 }
 
+/* The web page's address, on this process's stdout (the terminal; never the log). */
+static void print_page(const struct mount_opts *mo, const char *token)
+{
+    char host[256], why[160];
+    unsigned port;
+    if (mo->listen &&
+        shim_http_listen_parse(mo->listen, host, sizeof(host), &port, why, sizeof(why)) == 0)
+        shim_admin_print(stdout, host, port, false, token, mo->state_dir);
+}
+
+static void mount_opts_free(struct mount_opts *mo)
+{
+    free(mo->log_path);
+    free(mo->listen);
+    free(mo->default_name);
+    free(mo->platform);
+    free(mo->htpasswd);
+    for (size_t i = 0; i < mo->n_admins; i++)
+        free(mo->admins[i]);
+    for (size_t i = 0; i < mo->n_public_names; i++)
+        free(mo->public_names[i]);
+}
+
 static int run_mount(struct mount_opts *mo)
 {
     char mnt[PATH_MAX], msg[PATH_MAX + 700];
@@ -173,7 +224,14 @@ static int run_mount(struct mount_opts *mo)
     struct engine *e = NULL;
     struct fuse_session *se = NULL;
     struct shim *shim = NULL;
-    struct shim_opts so = {.listen = mo->listen, .default_name = mo->default_name};
+    struct shim_opts so = {.listen = mo->listen,
+                           .default_name = mo->default_name,
+                           .htpasswd = mo->htpasswd,
+                           .admins = (const char *const *)mo->admins,
+                           .n_admins = mo->n_admins,
+                           .public_names = (const char *const *)mo->public_names,
+                           .n_public_names = mo->n_public_names};
+    char token[SHIM_ADMIN_TOKEN_HEX + 1] = "";
     struct config_error serr = {0};
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL); /* libfuse may copy it: freed at the end */
     bool mounted = false;
@@ -183,6 +241,11 @@ static int run_mount(struct mount_opts *mo)
         return cli_report("mount", -EINVAL, &serr);
     if (mo->default_name && !mo->listen) {
         cli_errorf("mount: default: needs listen=HOST:PORT (it is the shim's --default)");
+        return CLI_EXIT_USAGE;
+    }
+    if ((mo->htpasswd || mo->n_admins || mo->n_public_names) && !mo->listen) {
+        cli_errorf("mount: htpasswd, admin and public_name: need listen=HOST:PORT (they are the "
+                   "shim's)");
         return CLI_EXIT_USAGE;
     }
     if (clean_stale_mount(mo->mountpoint) < 0) {
@@ -207,6 +270,9 @@ static int run_mount(struct mount_opts *mo)
         return CLI_EXIT_FAIL;
     }
     state_close(check);
+    /* The shim's admin token, made now so this process can print the page's address. */
+    if (mo->listen && shim_admin_token(mo->state_dir, token, &serr) < 0)
+        return cli_report("mount", -EIO, &serr);
 
     if (!mo->foreground) {
         if (pipe2(pipefd, O_CLOEXEC) < 0) {
@@ -227,8 +293,10 @@ static int run_mount(struct mount_opts *mo)
                    (r = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
                 got += (size_t)r;
             close(pipefd[0]);
-            if (got > 0 && buf[0] == '\0')
+            if (got > 0 && buf[0] == '\0') {
+                print_page(mo, token);
                 return CLI_EXIT_OK;
+            }
             cli_errorf("mount: %s", got > 0 ? buf : "the daemon exited before mounting");
             return CLI_EXIT_FAIL;
         }
@@ -290,6 +358,9 @@ static int run_mount(struct mount_opts *mo)
     }
     mounted = true;
     log_info("mounted %s (state %s)", mnt, mo->state_dir);
+    if (mo->foreground)
+        print_page(mo, token);
+    explicit_bzero(token, sizeof(token));
     if (!mo->foreground) {
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
@@ -359,10 +430,7 @@ int cli_mount_main(struct cli_globals *g, int argc, char **argv)
     }
     mo.mountpoint = argv[optind];
     rc = run_mount(&mo);
-    free(mo.log_path);
-    free(mo.listen);
-    free(mo.default_name);
-    free(mo.platform);
+    mount_opts_free(&mo);
     return rc;
 }
 
@@ -394,9 +462,6 @@ int cli_mount_fstab_main(struct cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     int rc = run_mount(&mo);
-    free(mo.log_path);
-    free(mo.listen);
-    free(mo.default_name);
-    free(mo.platform);
+    mount_opts_free(&mo);
     return rc;
 }

@@ -21,12 +21,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 
 static const char usage[] =
     "Usage: upstreamfs serve [--listen HOST:PORT] [--default NAME]\n"
     "                        [--tls-cert FILE --tls-key FILE] [--htpasswd FILE | --open]\n"
+    "                        [--admin USER]... [--public-name NAME]...\n"
     "\n"
     "Serves the cache over HTTP in the foreground (logs, one line per request, to stderr)\n"
     "until SIGINT or SIGTERM. It shares the state dir, and every download, with mounts\n"
@@ -35,13 +37,23 @@ static const char usage[] =
     "                                 them (Range, ETag); directories as HTML index pages;\n"
     "                                 a Helm index.yaml's chart URLs lead back here\n"
     "  /api/v1/proxies[/KEY]          GET, POST, PUT, DELETE: the objects of\n"
-    "  /api/v1/registries[/NAME]      \"proxy show --json\" and \"registry show --json\"\n"
+    "  /api/v1/registries[/NAME]      \"proxy show --json\" and \"registry show --json\";\n"
+    "                                 admins only (see Access below)\n"
     "  GET /metrics                   Prometheus text\n"
     "  GET /healthz                   200 when the engine answers (never needs credentials)\n"
     "  /v2/KEY/REPO/manifests|blobs|tags/list|referrers/...\n"
     "                                 the registry API (pull side) for docker and ecr\n"
     "                                 proxies and docker registries\n"
-    "  GET /                          the web page: proxies, registries, the cache\n"
+    "  GET /, /ui/...                 the web page: proxies, registries, the cache\n"
+    "\n"
+    "Access: the web page and /api/v1 need an admin: the admin token, which the first\n"
+    "serve makes in STATEDIR/admin-token (mode 0600; API clients send \"Authorization:\n"
+    "Bearer TOKEN\"), or an --admin user. Open the web page once at the address serve\n"
+    "prints on a terminal at start, http://HOST:PORT/ui/#token=TOKEN; the page keeps the\n"
+    "token for the tab. Pulls (/KEY/..., /v2, /metrics) are open, or need any --htpasswd\n"
+    "user. Requests whose Host is not an IP address, localhost or a --public-name are\n"
+    "answered 421 (but /healthz); state-changing requests from another Origin 403.\n"
+    "Served files carry \"Content-Security-Policy: sandbox\": their scripts never run.\n"
     "\n"
     "Options:\n"
     "  --listen HOST:PORT   address to serve; default " SHIM_DEFAULT_LISTEN " ([ADDR]:PORT\n"
@@ -55,12 +67,26 @@ static const char usage[] =
     "                       FILE holds USER:HASH lines with bcrypt ($2y$, $2b$; htpasswd -B)\n"
     "                       or SHA-crypt ($5$, $6$) hashes\n"
     "  --open               serve a non-loopback address without TLS and authentication:\n"
-    "                       anyone who can reach it can read the cache and change proxies\n"
+    "                       anyone who can reach it can read the cache (changes still need\n"
+    "                       the admin token)\n"
+    "  --admin USER         this --htpasswd user may use /api/v1 and the web page with\n"
+    "                       its password (repeatable); other users may only pull\n"
+    "  --public-name NAME   also answer requests for Host NAME (repeatable): the DNS name\n"
+    "                       clients use for this server, e.g. behind a load balancer\n"
     "  -h, --help           show this help\n";
 
 int cli_serve_main(struct cli_globals *g, int argc, char **argv)
 {
-    enum { OPT_LISTEN = 256, OPT_DEFAULT, OPT_TLS_CERT, OPT_TLS_KEY, OPT_HTPASSWD, OPT_OPEN };
+    enum {
+        OPT_LISTEN = 256,
+        OPT_DEFAULT,
+        OPT_TLS_CERT,
+        OPT_TLS_KEY,
+        OPT_HTPASSWD,
+        OPT_OPEN,
+        OPT_ADMIN,
+        OPT_PUBLIC_NAME
+    };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"default", required_argument, NULL, OPT_DEFAULT},
@@ -68,16 +94,29 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"htpasswd", required_argument, NULL, OPT_HTPASSWD},
         {"open", no_argument, NULL, OPT_OPEN},
+        {"admin", required_argument, NULL, OPT_ADMIN},
+        {"public-name", required_argument, NULL, OPT_PUBLIC_NAME},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct shim_opts so = {0};
+    /* At most argc of each: every value is one argument. */
+    const char **admins = calloc((size_t)argc + 1, sizeof(*admins));
+    const char **names = calloc((size_t)argc + 1, sizeof(*names));
     struct config_error err = {0};
     struct engine *e = NULL;
     struct shim *s = NULL;
     sigset_t sigs;
     int c, rc, sig = 0;
 
+    if (!admins || !names) {
+        free(admins);
+        free(names);
+        cli_errorf("serve: out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    so.admins = admins;
+    so.public_names = names;
     opterr = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -100,19 +139,30 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
         case OPT_OPEN:
             so.open = true;
             break;
+        case OPT_ADMIN:
+            admins[so.n_admins++] = optarg;
+            break;
+        case OPT_PUBLIC_NAME:
+            names[so.n_public_names++] = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
-            return CLI_EXIT_OK;
+            rc = CLI_EXIT_OK;
+            goto done;
         default:
-            return cli_bad_option("serve", c, argv);
+            rc = cli_bad_option("serve", c, argv);
+            goto done;
         }
     }
     if (optind != argc) {
         cli_errorf("serve: takes no arguments (see upstreamfs serve --help)");
-        return CLI_EXIT_USAGE;
+        rc = CLI_EXIT_USAGE;
+        goto done;
     }
-    if ((rc = shim_opts_check(&so, &err)) < 0)
-        return cli_report("serve", rc, &err);
+    if ((rc = shim_opts_check(&so, &err)) < 0) {
+        rc = cli_report("serve", rc, &err);
+        goto done;
+    }
 
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -135,6 +185,7 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
         rc = cli_report("serve", rc, &err); /* -EINVAL exits 2; a failed bind 1 */
         goto out;
     }
+    shim_print_page(s, stdout);
     while (sigwait(&sigs, &sig) != 0)
         ;
     log_info("serve: %s, stopping", strsignal(sig));
@@ -143,5 +194,8 @@ out:
     shim_stop(s);
     engine_close(e);
     fetch_global_cleanup();
+done:
+    free(admins);
+    free(names);
     return rc;
 }

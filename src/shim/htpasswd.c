@@ -270,6 +270,14 @@ static bool crypt_matches(const char *password, const char *hash)
     return ok;
 }
 
+bool shim_htpasswd_has_user(const struct shim_htpasswd *h, const char *user)
+{
+    for (size_t i = 0; h && i < h->n; i++)
+        if (!strcmp(h->ents[i].user, user))
+            return true;
+    return false;
+}
+
 bool shim_htpasswd_check(struct shim_htpasswd *h, const char *user, const char *password)
 {
     unsigned char mac[32];

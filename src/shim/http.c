@@ -11,6 +11,7 @@
 #include "upstreamfs/hash.h"
 #include "upstreamfs/shim_http.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -101,6 +102,54 @@ enum shim_route shim_http_route(const char *path)
     if ((n == 2 && !strncmp(path, "ui", 2)) || (n == 6 && !strncmp(path, "static", 6)))
         return SHIM_ROUTE_OTHER;
     return SHIM_ROUTE_PATH;
+}
+
+bool shim_http_host_allowed(const char *host, const char *const *names, size_t n_names)
+{
+    char name[256];
+    unsigned char addr[16];
+    const char *end;
+    if (!host || !*host)
+        return false;
+    if (host[0] == '[') { /* an IPv6 literal, "[::1]" or "[::1]:5000" */
+        if (!(end = strchr(host, ']')) || (size_t)(end - host - 1) >= sizeof(name))
+            return false;
+        memcpy(name, host + 1, (size_t)(end - host - 1));
+        name[end - host - 1] = '\0';
+        if (inet_pton(AF_INET6, name, addr) != 1)
+            return false;
+        end++;
+    } else {
+        size_t n = strcspn(host, ":");
+        if (n >= sizeof(name))
+            return false;
+        memcpy(name, host, n);
+        name[n] = '\0';
+        end = host + n;
+    }
+    if (*end == ':') { /* a port: 1 to 5 digits and nothing after */
+        size_t d = strspn(end + 1, "0123456789");
+        if (d < 1 || d > 5 || end[1 + d])
+            return false;
+    } else if (*end) {
+        return false;
+    }
+    if (host[0] == '[' || inet_pton(AF_INET, name, addr) == 1 || !strcasecmp(name, "localhost"))
+        return true;
+    if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+        strlen(name))
+        return false; /* no DNS name: whatever the names given say */
+    for (size_t i = 0; i < n_names; i++)
+        if (names[i] && !strcasecmp(name, names[i]))
+            return true;
+    return false;
+}
+
+void shim_http_target_collapse(char *target)
+{
+    size_t n = strspn(target, "/");
+    if (n > 1)
+        memmove(target + 1, target + n, strlen(target + n) + 1);
 }
 
 const char *shim_http_route_name(enum shim_route r)
@@ -328,6 +377,7 @@ void shim_http_log_escape(const char *s, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+/* .svg is shown by a browser (a chart's icon), inert like every served file (SHIM_CONTENT_CSP). */
 const char *shim_http_content_type(const char *name)
 {
     static const struct {
@@ -342,6 +392,7 @@ const char *shim_http_content_type(const char *name)
         {".prov", "text/plain"},       {".tgz", "application/gzip"},
         {".gz", "application/gzip"},   {".jar", "application/java-archive"},
         {".zip", "application/zip"},   {".whl", "application/zip"},
+        {".svg", "image/svg+xml"},
     };
     size_t n = strlen(name);
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {

@@ -30,12 +30,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,6 +143,45 @@ static int load_pem(const char *field, const char *path, char **out, size_t *len
     return rc < 0 ? -EINVAL : 0;
 }
 
+/* A --public-name: a DNS name (letters, digits, '-', '.'), not an address. */
+static bool public_name_valid(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 253 || n[0] == '-' || n[0] == '.' || n[len - 1] == '.' ||
+        strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != len)
+        return false;
+    return strspn(n, "0123456789.") != len; /* IPv4 literals are answered anyway */
+}
+
+/* --admin users must be in the htpasswd file; --public-name values must be names. */
+static int check_names(const struct shim_opts *o, const struct shim_htpasswd *auth,
+                       struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    for (size_t i = 0; i < o->n_admins; i++) {
+        if (!auth) {
+            config_error_set(err, "admin",
+                             "names an htpasswd user: give --htpasswd FILE with it (without "
+                             "--htpasswd the admin token is the API's only credential)");
+            return -EINVAL;
+        }
+        if (!shim_htpasswd_has_user(auth, o->admins[i])) {
+            config_error_set(err, "admin", "%s is not a user of the htpasswd file",
+                             config_quote(q, sizeof(q), o->admins[i]));
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < o->n_public_names; i++)
+        if (!public_name_valid(o->public_names[i])) {
+            config_error_set(err, "public_name",
+                             "must be a DNS name (letters, digits, '-' and '.'; IP addresses "
+                             "and localhost are answered anyway), got %s",
+                             config_quote(q, sizeof(q), o->public_names[i]));
+            return -EINVAL;
+        }
+    return 0;
+}
+
 /* Checks every option and loads the files; -EINVAL with err on the first problem. */
 static int prepare(const struct shim_opts *o, struct prep *p, struct config_error *err)
 {
@@ -198,6 +239,8 @@ static int prepare(const struct shim_opts *o, struct prep *p, struct config_erro
         rc = -EINVAL;
         goto out;
     }
+    if ((rc = check_names(o, p->auth, err)) < 0)
+        goto out;
     rc = 0;
 out:
     if (ai)
@@ -218,13 +261,27 @@ int shim_opts_check(const struct shim_opts *o, struct config_error *err)
 
 /* ---- replies -------------------------------------------------------------------------- */
 
+/*
+ * Headers of every answer. Served artifacts are inert (docs/SECURITY.md):
+ * every answer but the web page's own (ui.c sets a strict policy of its
+ * own) gets a sandbox policy, so a proxy's .html or .svg runs no script and
+ * has an opaque origin, never this server's, and nosniff keeps a browser
+ * from taking a text/plain file for HTML.
+ */
+void shim__common_headers(struct shim_req *r, struct MHD_Response *resp)
+{
+    if (r->s->tls_cert)
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (!MHD_get_response_header(resp, "Content-Security-Policy"))
+        MHD_add_response_header(resp, "Content-Security-Policy", SHIM_CONTENT_CSP);
+}
+
 enum MHD_Result shim__reply(struct shim_req *r, unsigned status, struct MHD_Response *resp)
 {
     if (!resp)
         return MHD_NO;
-    if (r->s->tls_cert)
-        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    shim__common_headers(r, resp);
     enum MHD_Result ok = MHD_queue_response(r->c, status, resp);
     MHD_destroy_response(resp);
     if (ok == MHD_YES) {
@@ -417,6 +474,7 @@ static struct shim_req *req_new(struct shim *s, struct MHD_Connection *c, const 
         free(r);
         return NULL;
     }
+    shim_http_target_collapse(r->target); /* "//host/x" is "/host/x": no redirect leaves */
     r->s = s;
     r->c = c;
     r->method = method;
@@ -442,49 +500,6 @@ static struct shim_req *req_new(struct shim *s, struct MHD_Connection *c, const 
         r->sock = ci->connect_fd;
     atomic_fetch_add(&s->metrics.active, 1);
     return r;
-}
-
-static bool authorised(struct shim_req *r)
-{
-    char *pass = NULL;
-    char *user = MHD_basic_auth_get_username_password(r->c, &pass);
-    bool ok = user && pass && shim_htpasswd_check(r->s->auth, user, pass);
-    if (pass) {
-        explicit_bzero(pass, strlen(pass));
-        MHD_free(pass);
-    }
-    if (user)
-        MHD_free(user);
-    return ok;
-}
-
-/*
- * 401 with the Basic challenge (WWW-Authenticate: Basic realm="upstreamfs");
- * under /v2 in the registry's form (JSON UNAUTHORIZED, the API version header).
- */
-static enum MHD_Result reply_unauthorised(struct shim_req *r)
-{
-    static const char text[] = "authentication required\n";
-    static const char json[] = "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":"
-                               "\"authentication required\",\"detail\":null}]}";
-    bool v2 = r->route == SHIM_ROUTE_V2;
-    const char *body = v2 ? json : text;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            v2 ? "application/json" : "text/plain; charset=utf-8");
-    if (v2)
-        MHD_add_response_header(resp, "Docker-Distribution-Api-Version", "registry/2.0");
-    enum MHD_Result q = MHD_queue_basic_auth_fail_response(r->c, "upstreamfs", resp);
-    MHD_destroy_response(resp);
-    if (q == MHD_YES) {
-        r->replied = true;
-        r->status = MHD_HTTP_UNAUTHORIZED;
-        r->bytes = r->head ? 0 : strlen(body);
-    }
-    return q;
 }
 
 /*
@@ -533,8 +548,9 @@ static enum MHD_Result first_call(struct shim_req *r)
                                                       "malformed escape");
     }
     r->route = shim_http_route(r->path);
-    if (r->s->auth && r->route != SHIM_ROUTE_HEALTHZ && !authorised(r))
-        return reply_unauthorised(r);
+    enum MHD_Result refused;
+    if (r->route != SHIM_ROUTE_HEALTHZ && !shim__admitted(r, &refused))
+        return refused;
     const char *cl = shim__header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     bool has_body =
         (cl && strcmp(cl, "0") != 0) || shim__header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
@@ -623,6 +639,28 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int strv_copy(const char *const *src, size_t n, char ***out, size_t *nout)
+{
+    char **v = n ? calloc(n, sizeof(*v)) : NULL;
+    if (n && !v)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] = strdup(src[i]))) {
+            strv_free(v, n);
+            return -ENOMEM;
+        }
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
 /* The listening socket, made here so a failure has an errno to report. */
 static int listen_socket(const struct prep *p, struct config_error *err)
 {
@@ -664,6 +702,17 @@ int shim_start(struct engine *e, const char *state_dir, const struct shim_opts *
         goto fail;
     }
     if (o->default_name && !(s->default_name = strdup(o->default_name))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if ((rc = shim_admin_token(state_dir, s->admin_token, err)) < 0)
+        goto fail;
+    size_t tp = strlen(state_dir) + sizeof(SHIM_ADMIN_TOKEN_FILE) + 1;
+    if (!(s->state_dir = strdup(state_dir)) || !(s->host = strdup(p.host)) ||
+        !(s->token_path = malloc(tp)) ||
+        snprintf(s->token_path, tp, "%s/%s", state_dir, SHIM_ADMIN_TOKEN_FILE) < 0 ||
+        strv_copy(o->admins, o->n_admins, &s->admins, &s->n_admins) < 0 ||
+        strv_copy(o->public_names, o->n_public_names, &s->public_names, &s->n_public_names) < 0) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -734,6 +783,11 @@ unsigned shim_port(const struct shim *s)
     return s->port;
 }
 
+void shim_print_page(const struct shim *s, FILE *f)
+{
+    shim_admin_print(f, s->host, s->port, s->tls_cert != NULL, s->admin_token, s->state_dir);
+}
+
 void shim_stop(struct shim *s)
 {
     if (!s)
@@ -750,5 +804,11 @@ void shim_stop(struct shim *s)
         free(s->tls_key);
     }
     free(s->default_name);
+    free(s->token_path);
+    free(s->state_dir);
+    free(s->host);
+    strv_free(s->admins, s->n_admins);
+    strv_free(s->public_names, s->n_public_names);
+    explicit_bzero(s->admin_token, sizeof(s->admin_token));
     free(s);
 }

@@ -15,6 +15,7 @@
 #include "upstreamfs/config.h"
 #include "upstreamfs/engine.h"
 #include "upstreamfs/shim.h"
+#include "upstreamfs/shim_admin.h"
 #include "upstreamfs/shim_buf.h"
 #include "upstreamfs/shim_htpasswd.h"
 #include "upstreamfs/shim_http.h"
@@ -38,6 +39,8 @@
 #define SHIM_CONN_LIMIT   512
 #define SHIM_CONN_PER_IP  128
 #define SHIM_IDLE_TIMEOUT 60 /* seconds without traffic before a connection is closed */
+/* Every answer but the web page's (docs/SECURITY.md: served artifacts are inert). */
+#define SHIM_CONTENT_CSP "sandbox; default-src 'none'"
 
 struct shim {
     struct engine *e;
@@ -46,6 +49,14 @@ struct shim {
     pthread_mutex_t st_mu;
     struct shim_metrics metrics;
     struct shim_htpasswd *auth; /* NULL: no authentication */
+    char **admins;              /* --admin: htpasswd users who may use /api/v1 */
+    size_t n_admins;
+    char **public_names; /* --public-name: Host names answered besides IPs and localhost */
+    size_t n_public_names;
+    char admin_token[SHIM_ADMIN_TOKEN_HEX + 1]; /* STATEDIR/admin-token (shim_admin.h) */
+    char *token_path;                           /* its path, for the 401's explanation */
+    char *state_dir;
+    char *host; /* the --listen host, for the page's address */
     char *default_name;
     char *tls_cert, *tls_key; /* PEM, kept (and wiped at stop) while MHD may use them */
     size_t tls_key_len;
@@ -106,6 +117,14 @@ const char *shim__header(struct shim_req *r, const char *name);
  */
 enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a, const char *name,
                                  const char *type, const char *const *extra);
+
+/* The headers of every answer: HSTS under TLS, nosniff, and SHIM_CONTENT_CSP unless set. */
+void shim__common_headers(struct shim_req *r, struct MHD_Response *resp);
+/*
+ * The Host and Origin rules and the credentials the route needs (access.c).
+ * True when the request may go on; else *reply holds the answer.
+ */
+bool shim__admitted(struct shim_req *r, enum MHD_Result *reply);
 
 /* Route handlers. */
 enum MHD_Result shim__files(struct shim_req *r);

@@ -1,7 +1,7 @@
 /*
  * ui: the web page of DESIGN 2.3, "GET /" and the pages below /ui/.
  *
- *   /                      proxies and registries with their state and cache use, and links
+ *   /, /ui/                proxies and registries with their state and cache use, and links
  *                          to browse each tree (rendered here, so they work without script)
  *   /ui/proxies/new        the guided create-proxy form
  *   /ui/registries/new     create a registry and order its upstreams
@@ -19,9 +19,13 @@
  *
  * Pages and assets go out with a Content-Security-Policy that allows only
  * this origin's script and style and no inline code, no framing, and no
- * referrer. Authentication needs nothing here: shim.c has checked the
- * client before any route runs, and the browser sends its credentials again
- * with the page's same-origin requests.
+ * referrer (and so no inline script: everything is in /ui/app.js). The
+ * pages themselves hold nothing secret and follow the pull rule; what they
+ * show comes from /api/v1, which needs an admin (access.c): the script
+ * sends the admin token it was opened with (/ui/#token=TOKEN, kept in the
+ * tab's sessionStorage) as a Bearer header, or the browser sends an --admin
+ * user's Basic credentials. "/ui/" serves the overview, so the token URL
+ * opens it directly.
  */
 #include "ui.h"
 #include "ui_assets.h"
@@ -287,8 +291,8 @@ enum MHD_Result shim__ui(struct shim_req *r)
     const char *p = r->path;
     if (!*p)
         return send_page(r, PAGE_OVERVIEW);
-    if (!strcmp(p, "ui"))
-        return redirect_home(r);
+    if (!strcmp(p, "ui")) /* "/ui/" serves the overview: the token URL opens it (see app.js) */
+        return r->slash ? send_page(r, PAGE_OVERVIEW) : redirect_home(r);
     p += 3; /* "ui/" */
     if (!strcmp(p, "app.js"))
         return send_asset(r, ui_app_js, "text/javascript; charset=utf-8");

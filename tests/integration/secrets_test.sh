@@ -107,7 +107,9 @@ on_exit "kill -TERM $SPID 2>/dev/null || true"
 wait_for_port "$SPORT" 10 || die "serve did not start: $(cat "$OUTS/serve.err")"
 printf '{"key": "viaapi", "type": "generic", "url": "%sfiles/", "auth": "access-key", "access_key": "bob", "secret_key": "%s"}' \
     "$AUTH_URL" "$SECRET2" >"$T/post.json"
-code="$("${CURL[@]}" --max-time 20 -o "$OUTS/api-post.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+# the API needs the admin token (a header file: the token stays out of curl's arguments)
+(umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$STATE/admin-token")" >"$T/admin.hdr")
+code="$("${CURL[@]}" --max-time 20 -o "$OUTS/api-post.out" -w '%{http_code}' -H 'Content-Type: application/json' -H @"$T/admin.hdr" \
     --data-binary @"$T/post.json" "http://127.0.0.1:$SPORT/api/v1/proxies")" || true
 assert_eq "$code" 201 "POST /api/v1/proxies with secret_key ($(cat "$OUTS/api-post.out"))"
 rm -f "$T/post.json"
@@ -160,9 +162,9 @@ t_outputs() {
     cli list proxy list --json || die "proxy list --json failed"
     cli stats cache stats --json || true
     for p in "$SPORT" "$MPORT"; do
-        "${CURL[@]}" --max-time 10 "http://127.0.0.1:$p/api/v1/proxies" >"$OUTS/api-list-$p.out" || true
-        "${CURL[@]}" --max-time 10 "http://127.0.0.1:$p/api/v1/proxies/priv" >"$OUTS/api-priv-$p.out" || true
-        "${CURL[@]}" --max-time 10 "http://127.0.0.1:$p/api/v1/proxies/viaapi" >"$OUTS/api-api-$p.out" || true
+        "${CURL[@]}" --max-time 10 -H @"$T/admin.hdr" "http://127.0.0.1:$p/api/v1/proxies" >"$OUTS/api-list-$p.out" || true
+        "${CURL[@]}" --max-time 10 -H @"$T/admin.hdr" "http://127.0.0.1:$p/api/v1/proxies/priv" >"$OUTS/api-priv-$p.out" || true
+        "${CURL[@]}" --max-time 10 -H @"$T/admin.hdr" "http://127.0.0.1:$p/api/v1/proxies/viaapi" >"$OUTS/api-api-$p.out" || true
         "${CURL[@]}" --max-time 10 "http://127.0.0.1:$p/metrics" >"$OUTS/metrics-$p.out" || true
     done
     for p in priv viaapi; do
@@ -191,6 +193,9 @@ t_no_leak() {
     local hits
     hits="$(has_secret "$OUTS"/* "$STATE/upstreamfs.log" || true)"
     [[ -z "$hits" ]] || die "a secret (or its Basic header form) is in: $(tr '\n' ' ' <<<"$hits")"
+    # the admin token neither: mount and serve print it only to a terminal, never to a log
+    hits="$(grep -rlF "$(cat "$STATE/admin-token")" "$OUTS" "$STATE/upstreamfs.log" || true)"
+    [[ -z "$hits" ]] || die "the admin token is in: $(tr '\n' ' ' <<<"$hits")"
     log "checked $(ls "$OUTS" | wc -l) outputs and the daemon log ($(wc -l <"$STATE/upstreamfs.log") lines, $(grep -c ' debug ' "$STATE/upstreamfs.log" || true) at debug)"
 }
 check "no secret in the debug logs, CLI output, show/list --json, /api/v1/proxies, /metrics" t_no_leak

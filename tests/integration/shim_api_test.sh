@@ -17,8 +17,10 @@
 #   ca_pem is stored in STATEDIR/tls/KEY/ (0600, not SQLite), shown only as ca_pem_set, and used to
 #     fetch over TLS from an https server whose certificate it signed; bad or mismatched PEM is 400;
 #   a proxy created through /api shows up on the path routes at once;
+#   every API call sends the admin token ($STATE/admin-token, api_req in shim/shim_common.sh);
 #   --htpasswd + TLS: with credentials 200, without or wrong 401 + WWW-Authenticate: Basic
 #     realm="upstreamfs" (bcrypt and SHA-crypt users), /healthz open; a weak htpasswd is refused;
+#     the API answers the --admin user and the token, and 403 to a user who is not --admin;
 #   a non-loopback --listen without TLS + --htpasswd or --open is refused with exit 2 (so are
 #     --htpasswd with --open, and --tls-cert without --tls-key), and nothing listens.
 set -euo pipefail
@@ -36,18 +38,18 @@ API="$S/api/v1"
 
 # ---- CRUD ------------------------------------------------------------------------------------
 t_proxy_crud() {
-    http_req POST "$API/proxies" "{\"key\":\"gen\",\"type\":\"generic\",\"url\":\"$U\",\"metadata_ttl\":120,\"include\":[\"a/**\"]}"
+    api_req POST "$API/proxies" "{\"key\":\"gen\",\"type\":\"generic\",\"url\":\"$U\",\"metadata_ttl\":120,\"include\":[\"a/**\"]}"
     assert_eq "$HTTP_STATUS" 201 "POST /api/v1/proxies"
     assert_eq "$(json_field 'j["key"]')" gen "key of the created object"
     assert_eq "$(json_field 'j["metadata_ttl"]')" 120 "metadata_ttl of the created object"
     assert_eq "$(json_field '"secret_key" in j')" False "secret_key in the object"
     local created="$BODY"
-    http_get "$API/proxies/gen"
+    api_get "$API/proxies/gen"
     assert_eq "$HTTP_STATUS" 200 "GET /api/v1/proxies/gen"
     json_eq "$BODY" "$created" || die "GET differs from the create answer: $BODY"
     json_eq "$BODY" "$(upfs proxy show gen --json)" || die "API object differs from proxy show --json: $BODY vs $(upfs proxy show gen --json)"
     # PUT changes only what it carries
-    http_req PUT "$API/proxies/gen" '{"negative_ttl": 7, "offline": true}'
+    api_req PUT "$API/proxies/gen" '{"negative_ttl": 7, "offline": true}'
     assert_eq "$HTTP_STATUS" 200 "PUT /api/v1/proxies/gen"
     "$PYTHON" - "$created" "$BODY" <<'EOF' || die "PUT changed more than it carried"
 import json, sys
@@ -59,12 +61,12 @@ for k in a:
 EOF
     json_eq "$BODY" "$(upfs proxy show gen --json)" || die "PUT result differs from proxy show --json"
     # a GET body can be PUT back unchanged
-    http_req PUT "$API/proxies/gen" "$BODY"
+    api_req PUT "$API/proxies/gen" "$BODY"
     assert_eq "$HTTP_STATUS" 200 "PUT of a GET body"
     # the CLI's list sees what the API made
     upfs proxy list --json | "$PYTHON" -c 'import json,sys; keys=[p["key"] for p in json.load(sys.stdin)]; sys.exit(0 if "gen" in keys else 1)' ||
         die "proxy list --json does not list gen"
-    http_get "$API/proxies"
+    api_get "$API/proxies"
     json_eq "$BODY" "$(upfs proxy list --json)" || die "GET /api/v1/proxies differs from proxy list --json"
     # it shows at once on the path routes (the root index lists proxies)
     http_get "$S/"
@@ -74,35 +76,35 @@ check "proxies: POST 201, GET, PUT (only its fields), equal to the CLI's --json"
 
 t_registry_crud() {
     upfs proxy create gen2 --type generic --url "$U" >/dev/null
-    http_req POST "$API/registries" '{"name":"reg","type":"generic","upstreams":["gen","gen2"]}'
+    api_req POST "$API/registries" '{"name":"reg","type":"generic","upstreams":["gen","gen2"]}'
     assert_eq "$HTTP_STATUS" 201 "POST /api/v1/registries"
     json_eq "$BODY" '{"name":"reg","type":"generic","upstreams":["gen","gen2"]}' || die "created registry: $BODY"
     json_eq "$BODY" "$(upfs registry show reg --json)" || die "differs from registry show --json"
-    http_req PUT "$API/registries/reg" '{"upstreams":["gen2"]}'
+    api_req PUT "$API/registries/reg" '{"upstreams":["gen2"]}'
     assert_eq "$HTTP_STATUS" 200 "PUT upstreams"
     assert_eq "$(upfs registry show reg --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["upstreams"])')" "['gen2']" "upstreams after PUT"
-    http_req PUT "$API/registries/reg" '{"type":"maven"}'
+    api_req PUT "$API/registries/reg" '{"type":"maven"}'
     assert_eq "$HTTP_STATUS" 400 "PUT of another type"
-    http_get "$API/registries"
+    api_get "$API/registries"
     json_eq "$BODY" "$(upfs registry list --json)" || die "GET /api/v1/registries differs from registry list --json"
     # a proxy still used by a registry: 409 naming it, as the CLI says
     run_capture upfs proxy delete gen2
     assert_eq "$RC" 2 "CLI proxy delete of a used proxy"
-    http_req DELETE "$API/proxies/gen2"
+    api_req DELETE "$API/proxies/gen2"
     assert_eq "$HTTP_STATUS" 409 "DELETE of a proxy in use"
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "409 message vs the CLI"
     assert_contains "$BODY" reg "the 409 names the registry"
-    http_req DELETE "$API/registries/reg"
+    api_req DELETE "$API/registries/reg"
     assert_eq "$HTTP_STATUS" 204 "DELETE registry"
-    http_req DELETE "$API/proxies/gen2"
+    api_req DELETE "$API/proxies/gen2"
     assert_eq "$HTTP_STATUS" 204 "DELETE proxy"
-    http_get "$API/proxies/gen2"
+    api_get "$API/proxies/gen2"
     assert_eq "$HTTP_STATUS" 404 "GET of a deleted proxy"
     run_capture upfs proxy show gen2
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "404 message vs the CLI"
-    http_get "$API/registries/reg"
+    api_get "$API/registries/reg"
     assert_eq "$HTTP_STATUS" 404 "GET of a deleted registry"
-    http_req DELETE "$API/registries/reg"
+    api_req DELETE "$API/registries/reg"
     assert_eq "$HTTP_STATUS" 404 "DELETE of an unknown registry"
 }
 check "registries: POST/GET/PUT/DELETE; 409 for a proxy in use, 404 after delete, as the CLI" t_registry_crud
@@ -121,7 +123,7 @@ same_refusal() {
     run_capture upfs "$@"
     ((RC == 2)) || die "CLI '$*' exited $RC (want 2): $ERR"
     [[ "$(wc -l <<<"$ERR")" == 1 ]] || die "CLI '$*' printed more than one line: $ERR"
-    http_req POST "$API/$kind" "$json"
+    api_req POST "$API/$kind" "$json"
     assert_eq "$HTTP_STATUS" "$want" "API status for $json"
     local line
     line="upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')"
@@ -160,15 +162,15 @@ t_refusals() {
     same_refusal 400 '{"name":"r3","type":"bogus"}' -- registry create r3 --type bogus
     # updates refused the same way
     run_capture upfs proxy update dup --url ftp://x/
-    http_req PUT "$API/proxies/dup" '{"url":"ftp://x/"}'
+    api_req PUT "$API/proxies/dup" '{"url":"ftp://x/"}'
     assert_eq "$HTTP_STATUS" 400 "PUT of a bad url"
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "PUT error vs proxy update"
     run_capture upfs proxy update nosuch --offline
-    http_req PUT "$API/proxies/nosuch" '{"offline":true}'
+    api_req PUT "$API/proxies/nosuch" '{"offline":true}'
     assert_eq "$HTTP_STATUS" 404 "PUT of an unknown proxy"
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "404 error vs proxy update"
     run_capture upfs proxy show BAD
-    http_get "$API/proxies/BAD"
+    api_get "$API/proxies/BAD"
     assert_eq "$HTTP_STATUS" 400 "GET of a malformed key"
     assert_eq "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')" "$ERR" "key error vs proxy show"
     # nothing invalid was written
@@ -179,51 +181,51 @@ t_refusals() {
 check "every proxy/registry the CLI refuses is refused by the API with the CLI's message" t_refusals
 
 t_bad_bodies() {
-    http_req POST "$API/proxies" '{"key":"x1",'
+    api_req POST "$API/proxies" '{"key":"x1",'
     assert_eq "$HTTP_STATUS" 400 "malformed JSON"
     assert_eq "$(json_field 'j["error"]["field"]')" body "field of a malformed body"
-    http_req POST "$API/proxies" '[1,2]'
+    api_req POST "$API/proxies" '[1,2]'
     assert_eq "$HTTP_STATUS" 400 "a JSON array"
-    http_req POST "$API/proxies" "{\"key\":\"x2\",\"type\":\"generic\",\"url\":\"$U\",\"colour\":\"red\"}"
+    api_req POST "$API/proxies" "{\"key\":\"x2\",\"type\":\"generic\",\"url\":\"$U\",\"colour\":\"red\"}"
     assert_eq "$HTTP_STATUS" 400 "an unknown field"
     assert_eq "$(json_field 'j["error"]["field"]')" colour "field of an unknown member"
     head -c $((1024 * 1024 + 10)) /dev/zero | tr '\0' ' ' >"$T/big.json"
-    http_req POST "$API/proxies" "" --data-binary "@$T/big.json" -H 'Content-Type: application/json'
+    api_req POST "$API/proxies" "" --data-binary "@$T/big.json" -H 'Content-Type: application/json'
     assert_eq "$HTTP_STATUS" 413 "a body over 1 MiB"
     # chunked, so no Content-Length warns the shim: the connection is dropped at the cap
-    http_req POST "$API/proxies" "" --data-binary "@$T/big.json" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked'
+    api_req POST "$API/proxies" "" --data-binary "@$T/big.json" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked'
     [[ "$HTTP_STATUS" =~ ^(413|000|100)$ ]] || die "a chunked body over 1 MiB: status $HTTP_STATUS"
     http_get "$S/healthz"
     assert_eq "$HTTP_STATUS" 200 "the shim after an oversized body"
-    http_req PATCH "$API/proxies/dup" '{"a":1}'
+    api_req PATCH "$API/proxies/dup" '{"a":1}'
     assert_eq "$HTTP_STATUS" 405 "a PATCH with a body"
-    http_req PATCH "$API/proxies/dup" '{}'
+    api_req PATCH "$API/proxies/dup" '{}'
     assert_eq "$HTTP_STATUS" 405 "PATCH"
-    http_get "$S/api/v2/proxies"
+    api_get "$S/api/v2/proxies"
     assert_eq "$HTTP_STATUS" 404 "an unknown API version"
-    http_get "$API/proxies/dup/extra"
+    api_get "$API/proxies/dup/extra"
     assert_eq "$HTTP_STATUS" 404 "a path below an object"
 }
 check "bad bodies: malformed 400, unknown field 400, over 1 MiB 413 (chunked: dropped); unknown routes 404" t_bad_bodies
 
 # ---- secrets -------------------------------------------------------------------------------------
 t_secrets() {
-    http_req POST "$API/proxies" "{\"key\":\"sec\",\"type\":\"maven\",\"url\":\"$U\",\"auth\":\"access-key\",\"access_key\":\"bob\",\"secret_key\":\"$SECRET\"}"
+    api_req POST "$API/proxies" "{\"key\":\"sec\",\"type\":\"maven\",\"url\":\"$U\",\"auth\":\"access-key\",\"access_key\":\"bob\",\"secret_key\":\"$SECRET\"}"
     assert_eq "$HTTP_STATUS" 201 "POST with a secret"
     assert_eq "$(json_field 'j["secret_set"]')" True "secret_set"
     [[ "$BODY" != *"$SECRET"* ]] || die "the create answer holds the secret"
     assert_eq "$(cat "$STATE/secrets/sec")" "$SECRET" "stored secret"
     assert_eq "$(stat -c %a "$STATE/secrets/sec")" 600 "mode of the secret file"
     # a PUT that changes the secret, and one that keeps it
-    http_req PUT "$API/proxies/sec" "{\"secret_key\":\"$SECRET-2\"}"
+    api_req PUT "$API/proxies/sec" "{\"secret_key\":\"$SECRET-2\"}"
     assert_eq "$HTTP_STATUS" 200 "PUT of a new secret"
     [[ "$BODY" != *"$SECRET"* ]] || die "the PUT answer holds the secret"
     assert_eq "$(cat "$STATE/secrets/sec")" "$SECRET-2" "stored secret after PUT"
-    http_req PUT "$API/proxies/sec" '{"metadata_ttl": 30}'
+    api_req PUT "$API/proxies/sec" '{"metadata_ttl": 30}'
     assert_eq "$(json_field 'j["secret_set"]')" True "secret kept by a PUT without one"
     local u out=""
     for u in "$API/proxies" "$API/proxies/sec" "$API/registries" "$S/metrics" "$S/"; do
-        http_get "$u"
+        api_get "$u"
         out+="$BODY"
     done
     [[ "$out" != *"$SECRET"* ]] || die "/api or /metrics returned the secret"
@@ -285,11 +287,11 @@ t_secret_destination() {
     before="$(upfs proxy show sec --json)"
     for body in '{"url":"http://127.0.0.1:8/evil/"}' '{"http_proxy":"http://127.0.0.1:8"}' \
         "{\"ca_pem\":$(pem_json "$T/cert.pem")}"; do
-        http_req PUT "$API/proxies/sec" "$body"
+        api_req PUT "$API/proxies/sec" "$body"
         assert_eq "$HTTP_STATUS" 400 "PUT $body on a proxy with a secret"
         assert_contains "$(api_error)" "$rule" "the refusal names the rule"
     done
-    http_req PUT "$API/proxies/sec" '{"url":"http://127.0.0.1:8/evil/"}'
+    api_req PUT "$API/proxies/sec" '{"url":"http://127.0.0.1:8/evil/"}'
     run_capture upfs proxy update sec --url http://127.0.0.1:8/evil/
     assert_eq "$RC" 2 "CLI exit status of the same change"
     assert_eq "$(api_error)" "$ERR" "API and CLI give the same refusal"
@@ -297,14 +299,14 @@ t_secret_destination() {
     json_eq "$(upfs proxy show sec --json)" "$before" || die "a refused change changed the proxy"
     assert_eq "$(cat "$STATE/secrets/sec")" "$SECRET-2" "the secret after the refusals"
     # the stored url again, and fields that are not destinations, are no change of destination
-    http_req PUT "$API/proxies/sec" "{\"url\":\"$U\",\"negative_ttl\":9}"
+    api_req PUT "$API/proxies/sec" "{\"url\":\"$U\",\"negative_ttl\":9}"
     assert_eq "$HTTP_STATUS" 200 "PUT of the stored url and a ttl"
     # with the secret given again the change is taken
-    http_req PUT "$API/proxies/sec" "{\"url\":\"http://127.0.0.1:8/new/\",\"secret_key\":\"$SECRET-3\"}"
+    api_req PUT "$API/proxies/sec" "{\"url\":\"http://127.0.0.1:8/new/\",\"secret_key\":\"$SECRET-3\"}"
     assert_eq "$HTTP_STATUS" 200 "PUT of a url with the secret"
     assert_eq "$(cat "$STATE/secrets/sec")" "$SECRET-3" "the secret given with the new url"
     # switching to anonymous drops the secret, so the url may change
-    http_req PUT "$API/proxies/sec" '{"url":"http://127.0.0.1:8/anon/","auth":"anonymous"}'
+    api_req PUT "$API/proxies/sec" '{"url":"http://127.0.0.1:8/anon/","auth":"anonymous"}'
     assert_eq "$HTTP_STATUS" 200 "PUT of a url with auth anonymous"
     assert_eq "$(json_field 'j["secret_set"]')" False "secret_set after anonymous"
     [[ ! -e "$STATE/secrets/sec" ]] || die "the secret file outlived auth anonymous"
@@ -313,7 +315,7 @@ t_secret_destination() {
 # ---- path fields are local only; PEM content instead ---------------------------------------------
 # refusal_bytes FIELD PATH: the status line, headers but Date, and body of a POST naming PATH.
 refusal_bytes() {
-    http_req POST "$API/proxies" "{\"key\":\"pf\",\"type\":\"generic\",\"url\":\"$U\",\"$1\":\"$2\"}"
+    api_req POST "$API/proxies" "{\"key\":\"pf\",\"type\":\"generic\",\"url\":\"$U\",\"$1\":\"$2\"}"
     tr -d '\r' <"$T/headers" | grep -iv '^date:'
     cat "$T/body"
 }
@@ -328,7 +330,7 @@ t_path_fields() {
         assert_eq "$HTTP_STATUS" 400 "POST with $f naming a missing file"
         cmp -s "$T/refusal-exists" "$T/refusal-missing" ||
             die "the answers for an existing and a missing $f differ: $(diff "$T/refusal-exists" "$T/refusal-missing")"
-        http_req PUT "$API/proxies/dup" "{\"$f\":\"$T/cert.pem\"}"
+        api_req PUT "$API/proxies/dup" "{\"$f\":\"$T/cert.pem\"}"
         assert_eq "$HTTP_STATUS" 400 "PUT with $f"
     done
     upfs proxy show pf >/dev/null 2>&1 && die "a refused POST created a proxy" || true
@@ -359,11 +361,11 @@ PY
     on_exit "kill $pid 2>/dev/null || true"
     wait_until 10 port_is_open "$port" || die "the https server did not start: $(cat "$T/https.log")"
     # the same server without the CA fails TLS: what follows shows the stored CA is what is used
-    http_req POST "$API/proxies" "{\"key\":\"notrust\",\"type\":\"generic\",\"url\":\"https://127.0.0.1:$port/\"}"
+    api_req POST "$API/proxies" "{\"key\":\"notrust\",\"type\":\"generic\",\"url\":\"https://127.0.0.1:$port/\"}"
     assert_eq "$HTTP_STATUS" 201 "POST of a proxy without the CA"
     http_get "$S/notrust/dir/blob.bin"
     [[ "$HTTP_STATUS" != 200 ]] || die "a certificate of an unknown CA was trusted"
-    http_req POST "$API/proxies" "{\"key\":\"pem\",\"type\":\"generic\",\"url\":\"https://127.0.0.1:$port/\",\"ca_pem\":$(pem_json "$d/ca.pem")}"
+    api_req POST "$API/proxies" "{\"key\":\"pem\",\"type\":\"generic\",\"url\":\"https://127.0.0.1:$port/\",\"ca_pem\":$(pem_json "$d/ca.pem")}"
     assert_eq "$HTTP_STATUS" 201 "POST with ca_pem"
     assert_eq "$(json_field 'j["ca_pem_set"]')" True "ca_pem_set in the answer"
     [[ "$BODY" != *"BEGIN CERTIFICATE"* ]] || die "the answer holds the PEM"
@@ -380,31 +382,31 @@ PY
         die "the PEM is in SQLite"
     fi
     # what is not PEM of the right kind is refused, and the key must match the certificate
-    http_req PUT "$API/proxies/pem" '{"ca_pem":"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"}'
+    api_req PUT "$API/proxies/pem" '{"ca_pem":"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"}'
     assert_eq "$HTTP_STATUS" 400 "ca_pem that is not a certificate"
     assert_eq "$(api_error)" "upstreamfs: ca_pem: must be one or more X.509 certificates in PEM form" "its message"
-    http_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem"),\"client_key_pem\":$(pem_json "$d/ca.key")}"
+    api_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem"),\"client_key_pem\":$(pem_json "$d/ca.key")}"
     assert_eq "$HTTP_STATUS" 400 "a client key of another certificate"
     assert_eq "$(api_error)" "upstreamfs: client_key_pem: is not the key of client_cert_pem's certificate" "its message"
-    http_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem")}"
+    api_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem")}"
     assert_eq "$HTTP_STATUS" 400 "a client certificate without its key"
-    http_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem"),\"client_key_pem\":$(pem_json "$d/srv.key")}"
+    api_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem"),\"client_key_pem\":$(pem_json "$d/srv.key")}"
     assert_eq "$HTTP_STATUS" 200 "a matching client pair"
     assert_eq "$(json_field '(j["client_cert_pem_set"], j["client_key_pem_set"])')" "(True, True)" "the pair is set"
     assert_eq "$(stat -c %a "$STATE/tls/pem/client_key_pem")" 600 "mode of the stored key"
     # "" removes a PEM field; deleting the proxy removes its directory
-    http_req PUT "$API/proxies/pem" '{"client_cert_pem":"","client_key_pem":""}'
+    api_req PUT "$API/proxies/pem" '{"client_cert_pem":"","client_key_pem":""}'
     assert_eq "$HTTP_STATUS" 200 "PUT removing the pair"
     assert_eq "$(json_field '(j["client_cert_pem_set"], j["client_key_pem_set"], j["ca_pem_set"])')" "(False, False, True)" "the pair removed"
     [[ ! -e "$STATE/tls/pem/client_key_pem" ]] || die "the removed key file is still there"
-    http_req DELETE "$API/proxies/pem"
+    api_req DELETE "$API/proxies/pem"
     assert_eq "$HTTP_STATUS" 204 "DELETE of the proxy"
     [[ ! -e "$STATE/tls/pem" ]] || die "STATEDIR/tls/pem outlived its proxy"
 }
 check "a url/http_proxy/TLS change of a proxy with a secret needs the secret again or anonymous (API = CLI)" t_secret_destination
 check "the API refuses path fields (one answer whether the file exists); ca_pem is stored 0600 and used for TLS" t_path_fields
 
-serve_start tls --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --htpasswd "$T/htpasswd"
+serve_start tls --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --htpasswd "$T/htpasswd" --admin alice
 TS="https://127.0.0.1:$SERVE_PORT_tls"
 
 t_tls_auth() {
@@ -413,6 +415,12 @@ t_tls_auth() {
     json_eq "$BODY" "$(upfs proxy list --json)" || die "TLS answer differs from proxy list --json"
     http_get "$TS/metrics" --cacert "$T/cert.pem" -u carol:carol-pw
     assert_eq "$HTTP_STATUS" 200 "TLS + SHA-crypt credentials"
+    # carol may pull but is no --admin: the API refuses her; the admin token works here too
+    http_get "$TS/api/v1/proxies" --cacert "$T/cert.pem" -u carol:carol-pw
+    assert_eq "$HTTP_STATUS" 403 "the API for a user who is not --admin"
+    assert_eq "$(json_field 'j["error"]["message"]')" 'user "carol" may pull but not use the admin API: it needs a user named by --admin, or the admin token' "the 403's message"
+    api_get "$TS/api/v1/proxies" --cacert "$T/cert.pem"
+    assert_eq "$HTTP_STATUS" 200 "the API with the admin token behind --htpasswd"
     http_get "$TS/api/v1/proxies" --cacert "$T/cert.pem"
     assert_eq "$HTTP_STATUS" 401 "no credentials"
     assert_eq "$(header_of WWW-Authenticate)" 'Basic realm="upstreamfs"' "the challenge"

@@ -20,8 +20,15 @@
 #     proxies in an order chosen with "move up"; another registry's order is reversed on its
 #     order page; the overview lists everything with state and cache use; the cache page pins
 #     and (after a confirming second click) evicts a cached file, and shows an error;
-#   with `serve --htpasswd`: 401 without credentials, and in the browser (ui_driver.py auth)
-#     the page and all its API calls work with the browser's Basic credentials;
+#   the page is opened through its token URL (/ui/#token=TOKEN): without the token it shows the
+#     API's 401; with it the token leaves the address bar for sessionStorage (no cookie) and
+#     every later page of the tab works;
+#   with `serve --htpasswd --admin alice`: 401 without credentials, and in the browser
+#     (ui_driver.py auth) the page and all its API calls work with alice's Basic credentials;
+#   hostile content (ui_driver.py hostile): an .html, an .svg and an XHTML .xml served by a generic proxy whose
+#     scripts POST and DELETE /api/v1/proxies with the tab's token, opened in the tab that
+#     holds the token, run no script and have an opaque origin; the CLI shows no proxy created
+#     or deleted;
 #   the CLI sees the results: `proxy list --json`, `registry show NAME --json`, `cache stats`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -43,12 +50,19 @@ field() { "$PYTHON" -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.
 # ---- fixtures: a static file tree, proxies and a registry made with the CLI ------------------
 mkdir -p "$T/files"
 printf 'hello from the fixture\n' >"$T/files/hello.txt"
-FPORT="$(free_port)"
-"${DIE_WITH_PARENT[@]}" "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$T/files" "$FPORT" \
-    >"$T/files.log" 2>&1 &
-FPID=$!
-on_exit "kill $FPID 2>/dev/null; wait $FPID 2>/dev/null || true"
-wait_for_port "$FPORT" || die "the fixture server did not start"
+# Hostile content: each tries the admin API from the shim's origin with the tab's token.
+HOSTILE_JS='var t = null; try { t = sessionStorage.getItem("upstreamfs-admin-token"); } catch (e) {}
+var h = { "Content-Type": "application/json" }; if (t) h.Authorization = "Bearer " + t;
+document.title = "ran " + (t ? "with" : "without") + " the token";
+fetch("/api/v1/proxies", { method: "POST", headers: h, body: JSON.stringify({ key: "KEY", type: "generic", url: "http://127.0.0.1:1/" }) });
+fetch("/api/v1/proxies/VICTIM", { method: "DELETE", headers: h });'
+printf '<!DOCTYPE html><html><head><title>hostile</title></head><body><p>hostile</p><script>%s</script></body></html>\n' \
+    "$(sed 's/KEY/pwned-html/; s/VICTIM/victim-html/' <<<"$HOSTILE_JS")" >"$T/files/evil.html"
+printf '<svg xmlns="http://www.w3.org/2000/svg"><title>hostile</title><script>%s</script></svg>\n' \
+    "$(sed 's/KEY/pwned-svg/; s/VICTIM/victim-svg/' <<<"$HOSTILE_JS")" >"$T/files/evil.svg"
+printf '<?xml version="1.0"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head><title>hostile</title></head><body><script>%s</script></body></html>\n' \
+    "$(sed 's/KEY/pwned-xml/; s/VICTIM/victim-xml/' <<<"$HOSTILE_JS")" >"$T/files/evil.xml"
+files_server_start "$T/files"
 
 upfs proxy create hub --type docker >/dev/null
 upfs proxy create gen --type generic --url "http://127.0.0.1:$FPORT/" >/dev/null
@@ -90,19 +104,19 @@ for bad in ui/nope ui/registries/1bad/order ui/registries/pair; do
 done
 http_req POST "$S/" '{}'
 assert_eq "$HTTP_STATUS" 405 "POST /"
-http_req POST "$S/api/v1/cache/pin" '{"path":"gen/hello.txt"}' -H 'Origin: http://evil.example'
+api_req POST "$S/api/v1/cache/pin" '{"path":"gen/hello.txt"}' -H 'Origin: http://evil.example'
 assert_eq "$HTTP_STATUS" 403 "a cross-origin pin"
 HTTP_STATUS="$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X POST --data '{"path":"gen/hello.txt"}' \
-    -H 'Content-Type: text/plain' "$S/api/v1/cache/evict")"
+    -H 'Content-Type: text/plain' -H @"$(admin_header_file)" "$S/api/v1/cache/evict")"
 assert_eq "$HTTP_STATUS" 415 "an evict posted as text/plain"
-http_req POST "$S/api/v1/validate/proxy" '{"key":"ok","type":"docker","secret_key":"x"}'
+api_req POST "$S/api/v1/validate/proxy" '{"key":"ok","type":"docker","secret_key":"x"}'
 assert_eq "$HTTP_STATUS" 400 "dry run of anonymous auth with a secret"
 assert_eq "$(json_field 'j["error"]["field"]')" secret_key "field of the dry run's error"
 assert_eq "$(upfs proxy list --json | field 'len(j)')" 3 "the dry runs wrote nothing"
 log "ok: routes, headers and the API additions"
 
 # ---- in the browser --------------------------------------------------------------------------
-"$PYTHON" "$HERE/ui/ui_driver.py" --base "$S" --work "$T" --shots "$SHOTS" full ||
+"$PYTHON" "$HERE/ui/ui_driver.py" --base "$S" --work "$T" --shots "$SHOTS" --token-file "$STATE/admin-token" full ||
     { tail -n 30 "$T/chromedriver-full.log" >&2 2>/dev/null || true; die "the browser scenario failed (screenshots in $T when KEEP_TMP=1)"; }
 log "ok: browser scenario (screenshots in $SHOTS)"
 
@@ -122,7 +136,7 @@ log "ok: the CLI sees the proxy, the registries in their order, and the evicted 
 # ---- with client authentication ----------------------------------------------------------------
 PASS="pw-$RANDOM$RANDOM"
 printf 'alice:%s\n' "$(openssl passwd -6 "$PASS")" >"$T/htpasswd"
-serve_start auth --htpasswd "$T/htpasswd"
+serve_start auth --htpasswd "$T/htpasswd" --admin alice
 A="http://127.0.0.1:$SERVE_PORT_auth"
 http_get "$A/"
 assert_eq "$HTTP_STATUS" 401 "GET / without credentials"
@@ -137,5 +151,22 @@ assert_eq "$(upfs proxy show authed --json | field 'j["type"], j["url"]')" \
 log "ok: the page works behind --htpasswd with the browser's credentials"
 
 serve_stop auth
+
+# ---- hostile content in the operator's browser -------------------------------------------------
+upfs proxy create victim-html --type generic --url "http://127.0.0.1:1/v1/" >/dev/null
+upfs proxy create victim-svg --type generic --url "http://127.0.0.1:1/v2/" >/dev/null
+upfs proxy create victim-xml --type generic --url "http://127.0.0.1:1/v3/" >/dev/null
+BEFORE="$(upfs proxy list --json | field 'sorted(p["key"] for p in j)')"
+http_get "$S/gen/evil.html"
+assert_contains "$BODY" 'fetch("/api/v1/proxies"' "the hostile page is served as written"
+"$PYTHON" "$HERE/ui/ui_driver.py" --base "$S" --work "$T" --token-file "$STATE/admin-token" hostile ||
+    { tail -n 30 "$T/chromedriver-hostile.log" >&2 2>/dev/null || true; die "the hostile-content scenario failed"; }
+assert_eq "$(upfs proxy list --json | field 'sorted(p["key"] for p in j)')" "$BEFORE" \
+    "proxies after the hostile pages ran in the token's tab (none created, none deleted)"
+if grep -E '"(POST|DELETE) /api/v1/proxies' "$SERVE_LOG_main" | grep -v 'status=40[13]' | grep -E 'pwned|victim'; then
+    die "a hostile page's API call reached the API"
+fi
+log "ok: a proxy's .html and .svg run no script in the operator's browser; no proxy created or deleted"
+
 serve_stop main
 log "PASS"

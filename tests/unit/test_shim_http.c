@@ -241,6 +241,64 @@ static void escaping(void **state)
     assert_string_equal(shim_http_content_type("blob"), "application/octet-stream");
 }
 
+/* The Host rule of docs/SECURITY.md: IP literals, localhost and --public-name values. */
+static void host_rule(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"cache.example", "Mirror.Example"};
+    static const char *const ok[] = {
+        "127.0.0.1",     "127.0.0.1:5000",    "10.0.0.7:80",    "[::1]",
+        "[::1]:5000",    "[fe80::1]:1",       "localhost",      "LOCALHOST:5000",
+        "cache.example", "CACHE.example:443", "mirror.example",
+    };
+    static const char *const refused[] = {
+        "",
+        "evil.example",
+        "evil.example:5000",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "127.1",
+        "localhost:",
+        "localhost:5000x",
+        "localhost:123456",
+        "[::1",
+        "[::1]x",
+        "[evil]:80",
+        "::1",
+        "cache.example.",
+        "xcache.example",
+        "127.0.0.1:80:80",
+        "localhost/x",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_true(shim_http_host_allowed(ok[i], names, 2));
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        assert_false(shim_http_host_allowed(refused[i], names, 2));
+    assert_false(shim_http_host_allowed(NULL, names, 2));
+    assert_false(shim_http_host_allowed("cache.example", NULL, 0));
+    /* Only DNS-name bytes match a name, whatever names were given. */
+    static const char *const odd[] = {"bad\x05name", "a b", "a/b"};
+    for (size_t i = 0; i < 3; i++)
+        assert_false(shim_http_host_allowed(odd[i], odd, 3));
+}
+
+/* "//host/x" becomes "/host/x" (no network-path Location can be built from a target). */
+static void target_collapse(void **state)
+{
+    (void)state;
+    char a[] = "//evil.example/dir", b[] = "////x//y", c[] = "/a//b", d[] = "/", e[] = "//";
+    shim_http_target_collapse(a);
+    shim_http_target_collapse(b);
+    shim_http_target_collapse(c);
+    shim_http_target_collapse(d);
+    shim_http_target_collapse(e);
+    assert_string_equal(a, "/evil.example/dir");
+    assert_string_equal(b, "/x//y");
+    assert_string_equal(c, "/a//b");
+    assert_string_equal(d, "/");
+    assert_string_equal(e, "/");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +309,8 @@ int main(void)
         cmocka_unit_test(range),
         cmocka_unit_test(listen_parse),
         cmocka_unit_test(escaping),
+        cmocka_unit_test(host_rule),
+        cmocka_unit_test(target_collapse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,12 +10,18 @@
 #                                  race); sets SERVE_PORT_<NAME>, SERVE_PID_<NAME> and
 #                                  SERVE_LOG_<NAME> ($T/serve-NAME.log, the access log); stopped
 #                                  (SIGTERM, then waited for) on exit
+#     files_server_start DIR       serve DIR over HTTP on 127.0.0.1 (python3 -m http.server) on a
+#                                  free port; sets FPORT; stopped on exit
 #     serve_stop NAME              SIGTERM and wait; dies unless it exits 0 within 10 s (call it
 #                                  from the main shell: only the parent can read the status)
 #     http_get URL [CURL_ARGS...]  GET URL into $T/body; sets HTTP_STATUS, BODY (first 64 KiB as
 #                                  text), HEADERS (the response headers, CR stripped)
 #     http_req METHOD URL [DATA]   the same for any method; DATA (JSON) is sent as the body
 #                                  (HEAD: $T/body stays empty; curl reads no body after a HEAD)
+#     api_req METHOD URL [DATA]... http_req with the admin token of $STATE (Authorization:
+#     api_get URL [CURL_ARGS...]   Bearer, from $STATE/admin-token): what /api/v1 needs
+#     admin_header_file            writes that header to a 0600 file for curl -H @FILE; prints
+#                                  the file's name
 #     header_of NAME               the value of response header NAME from the last http_* call
 #     json_field EXPR              evaluate EXPR (Python, the parsed BODY is `j`) and print it
 #     json_eq A B                  status 0 when the JSON texts A and B are equal as values
@@ -52,6 +58,15 @@ serve_start() {
     on_exit "_serve_cleanup $pid"
 }
 
+files_server_start() {
+    FPORT="$(free_port)"
+    "${DIE_WITH_PARENT[@]}" "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$1" "$FPORT" \
+        >"$T/files.log" 2>&1 &
+    local pid=$!
+    on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null || true"
+    wait_for_port "$FPORT" || die "the fixture server did not start"
+}
+
 _serve_cleanup() {
     local pid="$1"
     if pid_alive "$pid"; then
@@ -81,6 +96,26 @@ http_req() {
     HTTP_STATUS="$("${CURL[@]}" --max-time 60 "${args[@]}" "$@" "$url" 2>"$T/curl.err")" || true
     HEADERS="$(tr -d '\r' <"$T/headers" 2>/dev/null || true)"
     BODY="$(head -c 65536 "$T/body" 2>/dev/null | tr -d '\0' || true)"
+}
+
+api_req() {
+    local method="$1" url="$2" data="${3-}"
+    shift 3 2>/dev/null || shift $#
+    admin_header_file >/dev/null
+    http_req "$method" "$url" "$data" -H "@$T/admin-auth.hdr" "$@"
+}
+
+# Writes "Authorization: Bearer TOKEN" ($STATE/admin-token) to $T/admin-auth.hdr (0600) for
+# curl's -H @FILE, so the token is never in a process's arguments; prints the file's name.
+admin_header_file() {
+    (umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$STATE/admin-token")" >"$T/admin-auth.hdr")
+    printf '%s\n' "$T/admin-auth.hdr"
+}
+
+api_get() {
+    local url="$1"
+    shift
+    api_req GET "$url" "" "$@"
 }
 
 http_get() {

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Drives the shim's web page in headless Chromium (webdriver.py) for ui_browser_test.sh.
 
-    ui_driver.py --base http://127.0.0.1:PORT --work DIR [--shots DIR] [--user U --password P]
-                 SCENARIO
+    ui_driver.py --base http://127.0.0.1:PORT --work DIR [--shots DIR]
+                 [--token-file STATEDIR/admin-token | --user U --password P] SCENARIO
 
 Scenarios:
   full   the create-proxy form (visibility of fields by type and source, the key rule's
@@ -13,8 +13,16 @@ Scenarios:
          the cache page (pin and evict of gen/hello.txt, an error for a path that does not
          exist). Expects the shell test's fixtures: proxies hub (docker), gen and gen2
          (generic, gen/hello.txt cached) and the registry pair.
-  auth   with the shim's --htpasswd on: the page and its API calls work with the
-         browser's Basic credentials (a generic proxy "authed" is created through the form)
+  hostile  pages a generic proxy serves (gen/evil.html, .svg, .xml (XHTML)) whose scripts call the
+         API same-origin with the tab's token, opened in the tab that holds it: no script
+         runs (the title is not "ran ...") and the document's origin is opaque ("null")
+  auth   with the shim's --htpasswd on and --admin U: the page and its API calls work with
+         the browser's Basic credentials (a generic proxy "authed" is created through the form)
+
+With --token-file the browser first opens "/" without the token (the page shows the API's
+401, which says how to get the token), then the token URL /ui/#token=TOKEN once: the token
+must leave the address bar for the tab's sessionStorage, and every later page of the tab
+uses it. The test's own API calls send it as a Bearer header.
 
 The CLI checks of the results are the shell test's. With --shots, full-page PNG
 screenshots are written there (docs/ keeps them). Exits 0 on success, 1 with
@@ -26,6 +34,7 @@ import base64
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,10 +55,12 @@ def check(cond, msg):
 class Api:
     """Same-origin API calls from the test itself, for the server's verdicts."""
 
-    def __init__(self, base, user, password):
+    def __init__(self, base, user, password, token=None):
         self.base = base
         self.headers = {"Content-Type": "application/json"}
-        if user:
+        if token:
+            self.headers["Authorization"] = "Bearer " + token
+        elif user:
             tok = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
             self.headers["Authorization"] = "Basic " + tok
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -290,6 +301,39 @@ def auth_scenario(p, api):
     b.wait("the proxy row", lambda: len(b.find_all('#proxies tr[data-key="authed"]')) == 1)
 
 
+def open_with_token(p, token):
+    """The page without the token shows the API's 401; the token URL once fixes that."""
+    b = p.b
+    p.open("/")
+    b.wait_text("#load-error", "the admin API needs the admin token")
+    p.open("/ui/#token=" + token)
+    b.wait("the token to leave the address bar", lambda: "#token" not in b.url())
+    check(b.execute("return sessionStorage.getItem('upstreamfs-admin-token')") == token,
+          "the token is not in the tab's sessionStorage")
+    check(b.execute("return document.cookie") == "", "the page set a cookie")
+    b.wait("the proxy list", lambda: len(b.find_all('#proxies tr[data-key="gen"]')) == 1)
+    check(not b.displayed("#load-error"), "the page still shows a load error with the token")
+
+
+def hostile_scenario(p, api, token):
+    """Content a proxy serves (an .html, an .svg) tries the API from the shim's own origin,
+    in the tab that holds the admin token; the shell test checks through the CLI that nothing
+    changed. The pages set their title when their script runs: it must not run."""
+    b = p.b
+    open_with_token(p, token)
+    for name in ("evil.html", "evil.svg", "evil.xml"):
+        p.open("/")  # the page of the tab that holds the token, then the content in that tab
+        b.wait("the proxy list", lambda: len(b.find_all('#proxies tr[data-key="gen"]')) == 1)
+        p.open("/gen/" + name)
+        b.wait("the page to load", lambda: b.execute("return document.readyState") == "complete")
+        time.sleep(1.5)  # a script that did run has had the time for its two requests
+        title = b.execute("return document.title")
+        check(not title.startswith("ran"), "the script of %s ran: %r" % (name, title))
+        check(b.execute("return window.origin") == "null",
+              "%s has the shim's origin, not an opaque one: %r" % (name, b.execute("return window.origin")))
+        print("ok: %s ran no script (title %r), opaque origin" % (name, title), file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
@@ -297,9 +341,14 @@ def main():
     ap.add_argument("--shots")
     ap.add_argument("--user")
     ap.add_argument("--password")
-    ap.add_argument("scenario", choices=["full", "auth"])
+    ap.add_argument("--token-file")
+    ap.add_argument("scenario", choices=["full", "auth", "hostile"])
     a = ap.parse_args()
-    api = Api(a.base, a.user, a.password)
+    token = None
+    if a.token_file:
+        with open(a.token_file) as f:
+            token = f.read().strip()
+    api = Api(a.base, a.user, a.password, token)
     if a.shots:
         os.makedirs(a.shots, exist_ok=True)
     try:
@@ -312,6 +361,12 @@ def main():
                 u = urllib.parse.urlsplit(a.base)
                 b.get("%s://%s:%s@%s/" % (u.scheme, urllib.parse.quote(a.user),
                                           urllib.parse.quote(a.password), u.netloc))
+            if a.scenario == "hostile":
+                hostile_scenario(p, api, token)
+                return 0
+            if token:
+                open_with_token(p, token)
+                print("ok: open_with_token", file=sys.stderr)
             steps = [auth_scenario] if a.scenario == "auth" else [
                 create_proxy_form, create_registry, reorder_registry, overview, cache_page]
             for step in steps:
@@ -326,6 +381,9 @@ def main():
                     raise Fail("%s: %s%s" % (step.__name__, e,
                                              "; console: %r" % errs if errs else ""))
                 print("ok: %s" % step.__name__, file=sys.stderr)
+            # The page's strict policy (no inline script or style) refused nothing it needs.
+            refused = [m for m in b.console_errors() if "Content Security Policy" in m]
+            check(not refused, "the page's CSP refused some of its own content: %r" % refused)
     except (Fail, WebDriverError) as e:
         print("ui_driver: %s" % e, file=sys.stderr)
         return 1
