@@ -213,7 +213,9 @@ static const char usage_update[] =
     "Changes a proxy. Options not given keep their values; the result is checked as a\n"
     "whole. --type cannot be changed. An empty value (--ca-file '') removes an optional\n"
     "setting; a new --include or --exclude list replaces the old one. Switching --auth\n"
-    "to anonymous or aws-chain removes the stored access key and secret.\n"
+    "to anonymous or aws-chain removes the stored access key and secret. A change of\n"
+    "where a proxy with a stored secret connects (--url, --source, --http-proxy,\n"
+    "--aws-endpoint, the TLS options) needs the secret again or --auth anonymous.\n"
     "\n";
 
 static const char usage_list[] = "Usage: upstreamfs proxy list [--json]\n"

@@ -54,22 +54,25 @@ static EVP_PKEY *read_key(const char *pem)
     return k;
 }
 
-int config_pem_check_certs(const char *field, char *pem, struct config_error *err)
+/* pem holds certificates and nothing else; what names them in the message. */
+static int check_certs(const char *field, const char *pem, const char *what,
+                       struct config_error *err)
 {
     STACK_OF(X509) *c = read_certs(pem);
     if (!c)
-        return bad_pem(field, "one or more X.509 certificates", err);
+        return bad_pem(field, what, err);
     sk_X509_pop_free(c, X509_free);
     return 0;
 }
 
+int config_pem_check_certs(const char *field, char *pem, struct config_error *err)
+{
+    return check_certs(field, pem, "one or more X.509 certificates", err);
+}
+
 int config_pem_check_cert(const char *field, char *pem, struct config_error *err)
 {
-    STACK_OF(X509) *c = read_certs(pem);
-    if (!c)
-        return bad_pem(field, "an X.509 certificate (and its chain)", err);
-    sk_X509_pop_free(c, X509_free);
-    return 0;
+    return check_certs(field, pem, "an X.509 certificate (and its chain)", err);
 }
 
 int config_pem_check_key(const char *field, char *pem, struct config_error *err)

@@ -9,7 +9,10 @@
  * -EINVAL 400, -ENOENT 404, -EEXIST and -EBUSY (a proxy still used by a
  * registry; the message names them) 409. A secret_key is accepted on
  * create and update and never returned (objects carry secret_set); secrets
- * are wiped from memory once configdb has written them.
+ * are wiped from memory once configdb has written them. One exception to
+ * "what the CLI accepts": the file-name fields (ca_file, client_cert,
+ * client_key) are refused before anything looks at them
+ * (crud_proxy_check_remote); the API takes their PEM content instead.
  *
  * One sqlite connection serves the API, under a mutex held only while the
  * request's body is already in memory, so no client I/O happens under it.
