@@ -58,7 +58,8 @@ int crud_proxy_create(struct state *st, json_t *fields, struct proxy *out,
                       struct config_error *err);
 int crud_proxy_update(struct state *st, const char *key, json_t *fields, struct proxy *out,
                       struct config_error *err);
-/* prepare (create) + the name's uniqueness: what a create would say, writing nothing. */
+/* For the HTTP API's dry run: crud_proxy_check_remote, prepare (create) and the name's
+ * uniqueness: what a create through the API would say, writing nothing. */
 int crud_proxy_dry_run(struct state *st, json_t *fields, struct proxy *out,
                        struct config_error *err);
 int crud_proxy_delete(struct state *st, const char *key, struct config_error *err);

@@ -39,7 +39,9 @@ static int check_destination(const struct proxy *old, const struct proxy *p, boo
         if (!(f->flags & FIELD_DESTINATION))
             continue;
         if (f->kind == FIELD_PEM) {
-            changed = ((const struct proxy_pem *)((const char *)p + f->offset))->text != NULL;
+            /* Any PEM given is a change; "" is one only when there is a file to remove. */
+            const struct proxy_pem *m = (const struct proxy_pem *)((const char *)p + f->offset);
+            changed = m->text && (*m->text || m->path);
         } else {
             json_t *a = proxy_field_get_json(f, old), *b = proxy_field_get_json(f, p);
             changed = !json_equal(a, b);
@@ -139,7 +141,13 @@ int crud_proxy_dry_run(struct state *st, json_t *fields, struct proxy *out,
                        struct config_error *err)
 {
     char *secret = NULL;
-    int rc = crud_proxy_prepare(st, NULL, fields, false, out, &secret, err);
+    /* Its one caller is the web page's check as you type: it answers what the API would. */
+    int rc = crud_proxy_check_remote(fields, err);
+    if (rc < 0) {
+        memset(out, 0, sizeof(*out));
+        return rc;
+    }
+    rc = crud_proxy_prepare(st, NULL, fields, false, out, &secret, err);
     crud_secret_free(secret);
     return rc == 0 ? configdb_name_free(st, "key", out->key, err) : rc;
 }

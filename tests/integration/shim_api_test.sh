@@ -332,6 +332,10 @@ t_path_fields() {
             die "the answers for an existing and a missing $f differ: $(diff "$T/refusal-exists" "$T/refusal-missing")"
         api_req PUT "$API/proxies/dup" "{\"$f\":\"$T/cert.pem\"}"
         assert_eq "$HTTP_STATUS" 400 "PUT with $f"
+        # the page's check as you type says what a create would
+        api_req POST "$API/validate/proxy" "{\"key\":\"pf\",\"type\":\"generic\",\"url\":\"$U\",\"$f\":\"$T/cert.pem\"}"
+        assert_eq "$HTTP_STATUS" 400 "the dry run with $f"
+        assert_contains "$BODY" "not by the HTTP API" "the dry run's refusal"
     done
     upfs proxy show pf >/dev/null 2>&1 && die "a refused POST created a proxy" || true
     # a CA in PEM, a server certificate it signed, an https server on 127.0.0.1
