@@ -169,8 +169,7 @@ static void print_edit_options(void)
             snprintf(def, sizeof(def), "; default %lld", f->def);
         if (f->kind == FIELD_PEM) {
             snprintf(left, sizeof(left), "--%s-file FILE", f->cli);
-            snprintf(text, sizeof(text), "%s;\nFILE is read now ('' removes it)%s", f->help,
-                     only);
+            snprintf(text, sizeof(text), "%s;\nFILE is read now ('' removes it)%s", f->help, only);
             help_entry(left, text);
             continue;
         }

@@ -467,8 +467,8 @@ static int set_number(const struct proxy_field *f, json_t *v, long long *out,
     if (n < f->min || n > f->max) {
         if (f->kind == FIELD_SECONDS)
             config_error_set(err, f->name,
-                             "must be a whole number of seconds from %lld to %lld (got %s)",
-                             f->min, f->max, got(q, sizeof(q), v));
+                             "must be a whole number of seconds from %lld to %lld (got %s)", f->min,
+                             f->max, got(q, sizeof(q), v));
         else
             config_error_set(err, f->name,
                              "must be a size in bytes from %lld to %lld, optionally with K, M, G "
@@ -646,8 +646,7 @@ int proxy_field_check(const struct proxy_field *f, const struct proxy *p, char *
             return 0;
         snprintf(q, sizeof(q), "%lld", v);
         config_error_set(err, f->name, "must be a whole number %sfrom %lld to %lld (got %s)",
-                         f->kind == FIELD_SECONDS ? "of seconds " : "of bytes ", f->min, f->max,
-                         q);
+                         f->kind == FIELD_SECONDS ? "of seconds " : "of bytes ", f->min, f->max, q);
         return -EINVAL;
     }
     case FIELD_LIST: {
@@ -746,7 +745,8 @@ int proxy_fields_copy(struct proxy *dst, const struct proxy *src)
             const struct proxy_pem *a = CSLOT(struct proxy_pem, f, src);
             struct proxy_pem *b = SLOT(struct proxy_pem, f, dst);
             b->text = b->path = NULL;
-            if ((a->text && !(b->text = strdup(a->text))) || (a->path && !(b->path = strdup(a->path))))
+            if ((a->text && !(b->text = strdup(a->text))) ||
+                (a->path && !(b->path = strdup(a->path))))
                 return -ENOMEM;
             continue;
         }
@@ -770,8 +770,8 @@ int proxy_field_parse_size(const char *s, long long *out)
         return -EINVAL;
     int shift = 0;
     if (*end) {
-        const char *u = *end >= 'a' && *end <= 'z' ? strchr(units, *end - 'a' + 'A')
-                                                   : strchr(units, *end);
+        const char *u =
+            *end >= 'a' && *end <= 'z' ? strchr(units, *end - 'a' + 'A') : strchr(units, *end);
         if (!u || !*end)
             return -EINVAL;
         shift = 10 * (int)(u - units + 1);

@@ -43,10 +43,9 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
         u->secret = strdup(secret);
     /* TLS material given as PEM is a file in STATEDIR/tls/KEY/ (configdb.c): use that file. */
     u->ep.ca_file = u->cfg.ca_pem.path ? u->cfg.ca_pem.path : u->cfg.ca_file;
-    u->ep.client_cert = u->cfg.client_cert_pem.path ? u->cfg.client_cert_pem.path
-                                                    : u->cfg.client_cert;
-    u->ep.client_key = u->cfg.client_key_pem.path ? u->cfg.client_key_pem.path
-                                                  : u->cfg.client_key;
+    u->ep.client_cert =
+        u->cfg.client_cert_pem.path ? u->cfg.client_cert_pem.path : u->cfg.client_cert;
+    u->ep.client_key = u->cfg.client_key_pem.path ? u->cfg.client_key_pem.path : u->cfg.client_key;
     u->ep.http_proxy = u->cfg.http_proxy;
     u->ep.max_size = u->cfg.max_size;
     /* The proxy's URL is its configured origin: credentials go there, and the address rule

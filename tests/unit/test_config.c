@@ -449,10 +449,29 @@ static void test_secret_normalise(void **state)
 /* ---- JSON ------------------------------------------------------------------------------ */
 
 static const char *const json_members[] = {
-    "key",        "type",         "source",       "url",          "auth",       "access_key",
-    "secret_set", "aws_endpoint", "metadata_ttl", "negative_ttl", "offline",    "include",
-    "exclude",    "ca_file",      "client_cert",  "client_key",   "http_proxy", "allow_host",
-    "pass_credentials", "max_size", "ca_pem_set", "client_cert_pem_set", "client_key_pem_set",
+    "key",
+    "type",
+    "source",
+    "url",
+    "auth",
+    "access_key",
+    "secret_set",
+    "aws_endpoint",
+    "metadata_ttl",
+    "negative_ttl",
+    "offline",
+    "include",
+    "exclude",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "http_proxy",
+    "allow_host",
+    "pass_credentials",
+    "max_size",
+    "ca_pem_set",
+    "client_cert_pem_set",
+    "client_key_pem_set",
 };
 
 static void test_proxy_json_shape(void **state)
@@ -575,7 +594,8 @@ static void test_proxy_apply_json(void **state)
     config_proxy_clear(&p);
 }
 
-/* The egress fields: JSON in and out, defaults, and allow_host's syntax (normalised to lower case). */
+/* The egress fields: JSON in and out, defaults, and allow_host's syntax (normalised to lower case).
+ */
 static void test_proxy_egress_fields(void **state)
 {
     struct proxy p;
