@@ -17,10 +17,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_KEY_MAX          64
 #define CONFIG_DEFAULT_META_TTL 600
 #define CONFIG_DEFAULT_NEG_TTL  300
+#define CONFIG_DEFAULT_MAX_SIZE (10LL << 30) /* bytes: a body of unknown length */
+#define CONFIG_MAX_SIZE_MAX     (1LL << 50)
+#define CONFIG_ALLOW_HOST_MAX   64 /* entries of allow_host */
 #define CONFIG_SECRET_MAX       (64 * 1024)
 
 enum proxy_type {
@@ -54,6 +58,19 @@ struct config_error {
     char message[256];
 };
 
+/*
+ * A PEM field: kept as a file in STATEDIR/tls/KEY/ (configdb.c), never in the
+ * database. text is what a change gives: NULL keeps what is stored, "" removes
+ * it, else the PEM to store. path is the stored file, filled when configdb
+ * reads the proxy (what the fetch endpoint is pointed at).
+ */
+struct proxy_pem {
+    char *text;
+    char *path;
+};
+
+#define CONFIG_PEM_MAX (256 * 1024) /* bytes of one PEM field */
+
 struct proxy {
     char key[CONFIG_KEY_MAX + 1];
     enum proxy_type type;
@@ -72,6 +89,12 @@ struct proxy {
     bool offline;
     char **include; /* NULL-terminated globs; may be NULL */
     char **exclude;
+    /* Hosts learned from remote content that may be private addresses ("*.suffix" allowed). */
+    char **allow_host;
+    bool pass_credentials; /* credentials also go to other origins an index names */
+    int64_t max_size;      /* cap on a body of unknown length, bytes */
+    /* TLS material given as PEM text (the API's ca_pem, client_cert_pem, client_key_pem). */
+    struct proxy_pem ca_pem, client_cert_pem, client_key_pem;
     struct ecr_target ecr; /* filled by validation for type ecr */
 };
 

@@ -35,10 +35,21 @@
  * otherwise the stored proxy key (st needed) gets the fields. A secret_key
  * member lands in *secret (malloc'd; wipe with crud_secret_free).
  * secret_coming says the caller will supply a secret of its own at commit.
+ * An update that changes where a proxy with a stored secret connects (url,
+ * source, http_proxy, aws_endpoint, the TLS settings) is refused (-EINVAL)
+ * unless it gives the secret again or leaves the access-key auth.
  * out is validated on success and must be cleared by the caller either way.
  */
 int crud_proxy_prepare(struct state *st, const char *key, json_t *fields, bool secret_coming,
                        struct proxy *out, char **secret, struct config_error *err);
+/*
+ * The fields a remote caller (the HTTP API) may not give: the local file
+ * names (ca_file, client_cert, client_key; rows flagged FIELD_LOCAL), which
+ * the daemon would open as root. -EINVAL naming the field and its PEM
+ * counterpart, the same answer whatever the value (no file-existence
+ * oracle); null is accepted (it clears the field).
+ */
+int crud_proxy_check_remote(json_t *fields, struct config_error *err);
 /* Stores a prepared proxy (create or update); secret NULL keeps (update) or has none. */
 int crud_proxy_commit(struct state *st, bool create, struct proxy *p, const char *secret,
                       struct config_error *err);
@@ -47,7 +58,8 @@ int crud_proxy_create(struct state *st, json_t *fields, struct proxy *out,
                       struct config_error *err);
 int crud_proxy_update(struct state *st, const char *key, json_t *fields, struct proxy *out,
                       struct config_error *err);
-/* prepare (create) + the name's uniqueness: what a create would say, writing nothing. */
+/* For the HTTP API's dry run: crud_proxy_check_remote, prepare (create) and the name's
+ * uniqueness: what a create through the API would say, writing nothing. */
 int crud_proxy_dry_run(struct state *st, json_t *fields, struct proxy *out,
                        struct config_error *err);
 int crud_proxy_delete(struct state *st, const char *key, struct config_error *err);

@@ -5,19 +5,37 @@
  * through one CURLSH, so consecutive requests to a remote reuse a connection.
  * Every request has a deadline: connect 5 s; a transfer slower than 1 KiB/s
  * for 15 s is abandoned; requests with timeout_ms also end at that total.
- * Bodies read into memory are capped by max_body (-EFBIG beyond it).
- * Redirects are followed (http/https only, at most 10); libcurl drops
- * credentials and a custom Authorization header when a redirect leaves the
- * original host. libcurl's standard proxy variables apply unless the
- * endpoint names its own proxy.
+ * Bodies read into memory are capped by max_body (-EFBIG beyond it); a
+ * streamed body by its Content-Length, else by the endpoint's max_size.
+ * Redirects are followed here, hop by hop (http/https only, at most 10), so
+ * that each hop gets the rules of src/fetch/egress.c:
+ *  - credentials (the endpoint's Basic credentials, its client certificate,
+ *    and any "Authorization:" header of the request) go to a hop only when
+ *    it is allowed to have them: with an egress policy, a configured origin,
+ *    the first hop of a token realm request (realm), or the first hop of any
+ *    request when the policy passes credentials; without one, the first
+ *    hop's origin. Every other hop is fetched anonymously;
+ *  - with an egress policy, a hop to an origin that is not configured (and
+ *    not a realm on a configured host) must not connect to a loopback,
+ *    private, link-local, shared, unique-local or multicast address unless
+ *    allow_host names its host. The address is checked when libcurl opens
+ *    each socket and again before each request on a (possibly reused)
+ *    connection, so what is checked is what is connected to; through an
+ *    HTTP proxy, the host's own resolution is checked before the request;
+ *  - a 401 challenge from a hop that is not configured is not reported
+ *    (www_authenticate NULL): no remote but the registry names a realm.
+ * libcurl's standard proxy variables apply unless the endpoint names its
+ * own proxy.
  *
  * Returns 0 when an HTTP response arrived (any status), or a negative errno:
- * -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -ELOOP (redirect loop), -EFBIG,
- * -ECANCELED (should_abort said so), -EIO (anything else), or the error an
- * on_data callback returned. On failure resp->cause says which kind of
- * failure it was (include/upstreamfs/failure.h; FAILURE_NONE when the
- * transfer was ended by a callback of ours) and resp->status the last
- * status that came, or 0.
+ * -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -ELOOP (redirect loop), -EFBIG
+ * (a body over its cap: nothing of it is to be kept), -EPERM (the address
+ * rule refused a hop; logged with the rule — a policy refusal, not a remote
+ * failure), -ECANCELED (should_abort said so), -EIO (anything else), or the
+ * error an on_data callback returned. On failure resp->cause says which kind
+ * of failure it was (include/upstreamfs/failure.h: policy for -EPERM;
+ * FAILURE_NONE when the transfer was ended by a callback of ours) and
+ * resp->status the last status that came, or 0.
  */
 #ifndef UPSTREAMFS_FETCH_H
 #define UPSTREAMFS_FETCH_H
@@ -27,6 +45,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct egress_policy;
+
 #define FETCH_CONNECT_TIMEOUT_S 5
 #define FETCH_LOW_SPEED_BPS     1024
 #define FETCH_LOW_SPEED_TIME_S  15
@@ -34,17 +54,19 @@
 
 /* Per-proxy connection settings; every pointer may be NULL. */
 struct fetch_endpoint {
-    const char *ca_file;
+    const char *ca_file; /* files; a PEM field given through the API is STATEDIR/tls/KEY/NAME */
     const char *client_cert;
     const char *client_key;
     const char *http_proxy;
-    const char *username; /* Basic credentials, sent only to the request's own host */
+    const char *username; /* Basic credentials, sent only where the rules above allow */
     const char *password;
+    struct egress_policy *egress; /* the proxy's rules (egress.h); NULL: configured endpoint */
+    int64_t max_size;             /* cap on a streamed body of unknown length; 0: none */
 };
 
 struct fetch_response {
     long status;
-    int cause;              /* enum failure_cause of a failed transfer (failure.h), else 0 */
+    int cause;                /* enum failure_cause of a failed transfer (failure.h), else 0 */
     long ratelimit_remaining; /* Docker Hub's ratelimit-remaining (its first number), -1 absent */
     long ratelimit_limit;     /* ratelimit-limit, -1 absent */
     int64_t content_length; /* -1 unknown */
@@ -70,6 +92,7 @@ struct fetch_request {
     long connect_timeout_ms; /* 0: FETCH_CONNECT_TIMEOUT_S */
     bool head;
     bool no_redirects; /* report 3xx instead of following it */
+    bool realm;        /* url is the token realm the registry named: credentials go there */
     const struct curl_slist *headers;
     long timeout_ms; /* 0: only the low-speed deadline */
     size_t max_body; /* memory mode cap; 0 means 1 MiB */

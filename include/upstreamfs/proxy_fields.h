@@ -39,6 +39,7 @@ enum field_kind {
     FIELD_SIZE,     /* a byte count (int64_t); 1024-based K, M, G, T suffixes accepted */
     FIELD_LIST,     /* strings (char **, NULL-terminated); the option repeats, --no-NAME clears */
     FIELD_SECRET,   /* write-only text: read back as NAME_set (bool) only */
+    FIELD_PEM,      /* write-only PEM (struct proxy_pem), a file in STATEDIR/tls/KEY/; NAME_set */
 };
 
 /* Flags of a row. */
@@ -47,6 +48,8 @@ enum {
     FIELD_FIRST = 1 << 1,       /* applied before the others (it drops fields they may set) */
     FIELD_SECRET_FILE = 1 << 2, /* a FIELD_SECRET kept in STATEDIR/secrets, not in the struct */
     FIELD_UPDATE_HELP = 1 << 3, /* --no-NAME is documented as an update option */
+    FIELD_DESTINATION = 1 << 4, /* where the proxy connects: a stored secret must be given again */
+    FIELD_LOCAL = 1 << 5,       /* a local file name: the CLI takes it, the HTTP API refuses it */
 };
 
 /* Proxy types as a bit set (FIELD_TYPES_ALL: every type). */
@@ -65,11 +68,20 @@ struct proxy_field {
     const char *const *names; /* FIELD_ENUM: names by value; NULL entries do not parse */
     int nnames;               /* FIELD_ENUM: entries in names */
     long long def;            /* default of BOOL, SECONDS, SIZE */
+    long long min;            /* SECONDS/SIZE: smallest value */
     long long max;            /* SECONDS/SIZE: largest value; text: most bytes; LIST: entries */
     size_t item_max;          /* LIST: most bytes per entry */
     const char *help;         /* --help text; '\n' continues on the next line */
     const char *read_as;      /* FIELD_SECRET: the read-only member; NULL: NAME_set */
+    /* LIST: the syntax of one entry, checked before the text rules; it may normalise the entry
+     * in place (allow_host lower-cases). PEM: what the text must hold. -EINVAL with err. */
+    int (*item_check)(const char *field, char *item, struct config_error *err);
 };
+
+/* What PEM rows hold (tls_pem.c): certificates, one certificate, a private key. */
+int config_pem_check_certs(const char *field, char *pem, struct config_error *err);
+int config_pem_check_cert(const char *field, char *pem, struct config_error *err);
+int config_pem_check_key(const char *field, char *pem, struct config_error *err);
 
 /* Rows in the table, at most (for arrays indexed by row). */
 #define PROXY_FIELDS_MAX 48
@@ -124,7 +136,7 @@ void proxy_fields_free(struct proxy *p);
 /* Deep-copies every heap value of the rows from src into dst (whose pointers are not freed). */
 int proxy_fields_copy(struct proxy *dst, const struct proxy *src);
 
-/* Parses a size: digits with an optional K, M, G or T (1024-based, optional "iB"/"B"). */
+/* Parses a size: digits with an optional K, M, G or T, any case (1024-based, optional "iB"/"B"). */
 int proxy_field_parse_size(const char *s, long long *out);
 
 /* Joins the parseable names of an enum row with sep into buf (for help and messages). */

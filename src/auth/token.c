@@ -484,18 +484,22 @@ static int fetch_token(const struct fetch_endpoint *ep, const char *realm, const
     if (!url)
         return -EINVAL;
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    /* The realm came from a challenge of the registry's own origin (fetch.c reports no other):
+     * the credentials go to it, but not to where it redirects. */
     struct fetch_request req = {.url = url,
                                 .ep = ep,
+                                .realm = true,
                                 .headers = hdrs,
                                 .timeout_ms = FETCH_META_TIMEOUT_MS,
                                 .max_body = TOKEN_BODY_MAX};
     rc = fetch_perform(&req, &r);
     if (rc < 0) {
+        /* An address-rule refusal (-EPERM) was logged by fetch.c with its rule: cause policy. */
         struct failure f = {.cause = (enum failure_cause)r.cause};
         if (f.cause != FAILURE_NONE)
             failure_note_set(NULL, &f, url, false); /* logged by the proxy's health */
         log_debug("token server %s: %s", realm, strerror(-rc));
-        rc = rc == -EFBIG ? -EIO : -EREMOTEIO;
+        rc = rc == -EPERM ? -EPERM : rc == -EFBIG ? -EIO : -EREMOTEIO;
     } else if (r.status == 200) {
         rc = token_response_parse(r.body, r.body_len, token, life_s, err, sizeof(err));
         if (rc == -EIO)

@@ -13,6 +13,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/fs.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/proxy_fields.h"
 #include "upstreamfs/shim.h"
 #include "upstreamfs/shim_admin.h"
 #include "upstreamfs/shim_http.h"
@@ -85,26 +86,6 @@ static const char usage[] =
     "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n"
     "fstab: STATEDIR MOUNTPOINT fuse.upstreamfs defaults 0 0\n";
 
-static int parse_size(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || v < 0)
-        return -EINVAL;
-    int64_t mult = 1;
-    if (*end == 'K' || *end == 'k')
-        mult = 1024, end++;
-    else if (*end == 'M' || *end == 'm')
-        mult = 1024 * 1024, end++;
-    else if (*end == 'G' || *end == 'g')
-        mult = 1024LL * 1024 * 1024, end++;
-    if (*end)
-        return -EINVAL;
-    *out = v * mult;
-    return 0;
-}
-
 static void add_fuse_opt(struct mount_opts *mo, const char *o)
 {
     size_t n = strlen(mo->fuse_opts);
@@ -145,11 +126,14 @@ static int take_opts(struct mount_opts *mo, const char *list)
             free(mo->platform);
             mo->platform = strdup(o + 9);
         } else if (strncmp(o, "quota=", 6) == 0) {
-            if (parse_size(o + 6, &mo->quota) < 0) {
+            long long q;
+            if (proxy_field_parse_size(o + 6, &q) < 0) {
                 cli_errorf("mount: quota: must be a size in bytes, optionally with K, M or G "
                            "(got \"%s\")",
                            o + 6);
                 rc = -EINVAL;
+            } else {
+                mo->quota = q;
             }
         } else if (strncmp(o, "max_read=", 9) == 0) {
             char *end;

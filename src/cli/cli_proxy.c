@@ -62,7 +62,7 @@ static const struct option *edit_options(void)
         int val = OPT_FIELD + 4 * (int)i;
         if (!f->cli)
             continue;
-        if (f->kind == FIELD_SECRET) {
+        if (f->kind == FIELD_SECRET || f->kind == FIELD_PEM) {
             add_opt(&n, "", f->cli, "-file", required_argument, val + OPT_SECRET_FILE);
             if (f->flags & FIELD_SECRET_FILE)
                 add_opt(&n, "", f->cli, "-stdin", no_argument, val + OPT_SECRET_STDIN);
@@ -167,6 +167,12 @@ static void print_edit_options(void)
         }
         if (f->kind == FIELD_SECONDS || f->kind == FIELD_SIZE)
             snprintf(def, sizeof(def), "; default %lld", f->def);
+        if (f->kind == FIELD_PEM) {
+            snprintf(left, sizeof(left), "--%s-file FILE", f->cli);
+            snprintf(text, sizeof(text), "%s;\nFILE is read now ('' removes it)%s", f->help, only);
+            help_entry(left, text);
+            continue;
+        }
         if (f->kind == FIELD_SECRET) {
             snprintf(left, sizeof(left), "--%s-file FILE", f->cli);
             snprintf(text, sizeof(text), "read %s from FILE%s", f->help, only);
@@ -206,7 +212,9 @@ static const char usage_update[] =
     "Changes a proxy. Options not given keep their values; the result is checked as a\n"
     "whole. --type cannot be changed. An empty value (--ca-file '') removes an optional\n"
     "setting; a new --include or --exclude list replaces the old one. Switching --auth\n"
-    "to anonymous or aws-chain removes the stored access key and secret.\n"
+    "to anonymous or aws-chain removes the stored access key and secret. A change of\n"
+    "where a proxy with a stored secret connects (--url, --source, --http-proxy,\n"
+    "--aws-endpoint, the TLS options) needs the secret again or --auth anonymous.\n"
     "\n";
 
 static const char usage_list[] = "Usage: upstreamfs proxy list [--json]\n"
@@ -256,6 +264,33 @@ static json_t *number_or_text(const char *s)
     return json_string(s);
 }
 
+static ssize_t read_up_to(int fd, char *buf, size_t n);
+
+/* A PEM field's option: the text of FILE as the JSON string the API takes ("" for ''). */
+static json_t *pem_from_file(const struct proxy_field *f, const char *file,
+                             struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    if (!*file)
+        return json_string("");
+    char *buf = malloc((size_t)f->max + 2);
+    int fd = buf ? open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+    ssize_t n = fd >= 0 ? read_up_to(fd, buf, (size_t)f->max + 1) : -errno;
+    json_t *v = NULL;
+    if (fd >= 0)
+        close(fd);
+    if (n < 0)
+        config_error_set(err, f->name, "cannot read %s: %s", config_quote(q, sizeof(q), file),
+                         strerror((int)-n));
+    else if (n > f->max)
+        config_error_set(err, f->name, "%s is longer than %lld bytes",
+                         config_quote(q, sizeof(q), file), f->max);
+    else if (!(v = json_stringn(buf, (size_t)n)))
+        config_error_set(err, f->name, "%s is not text", config_quote(q, sizeof(q), file));
+    free(buf);
+    return v;
+}
+
 /* Records option (row f, what) with value arg in a; -EINVAL (err) for a repeated single value. */
 static int take_option(struct edit_args *a, size_t row, int what, const char *arg,
                        struct config_error *err)
@@ -289,6 +324,10 @@ static int take_option(struct edit_args *a, size_t row, int what, const char *ar
         else
             a->secret_stdin = true;
         return 0;
+    case FIELD_PEM:
+        if (!(v = pem_from_file(f, arg, err)))
+            return -EINVAL;
+        break;
     case FIELD_BOOL:
         v = json_boolean(what == OPT_SET);
         break;

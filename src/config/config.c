@@ -782,6 +782,8 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
         rc = -EINVAL;
         goto out;
     }
+    if ((rc = config__tls_check(p, err)) < 0)
+        goto out;
 
     /* Everything holds: commit the normalised values. */
     p->source = source;

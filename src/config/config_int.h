@@ -33,4 +33,8 @@ extern const char *const config__source_names[3];
 /* Non-empty, at most max bytes, no control characters, valid UTF-8; -EINVAL with err. */
 int config__check_text(const char *field, const char *s, size_t max, struct config_error *err);
 
+/* The rules that join the TLS fields: a file or PEM, the client pair together and matching
+ * (tls_pem.c). -EINVAL with err. */
+int config__tls_check(const struct proxy *p, struct config_error *err);
+
 #endif

@@ -161,19 +161,18 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /*
- * Writes secret to secrets/<key> through a 0600 temporary and rename, so a
- * reader sees the old secret or the new one, never a part, and no moment
- * exists where the file is readable by others.
+ * Writes secret to the state dir's file reldir/name through a 0600 temporary
+ * and rename, so a reader sees the old content or the new one, never a part,
+ * and no moment exists where the file is readable by others.
  */
-static int secret_write(struct state *st, const char *key, const char *secret)
+static int private_file_write(struct state *st, const char *reldir, const char *name,
+                              const char *secret)
 {
     char *path = NULL, *tmp = NULL, *dir = NULL;
     int fd = -1, rc;
 
-    if ((rc = secret_path(st, key, &path)) < 0)
-        return rc;
-    if (!(dir = state_path(st, "secrets")) ||
-        asprintf(&tmp, "%s/.%s.tmp.%ld", dir, key, (long)getpid()) < 0) {
+    if (!(dir = state_path(st, reldir)) || asprintf(&path, "%s/%s", dir, name) < 0 ||
+        asprintf(&tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid()) < 0) {
         tmp = NULL;
         rc = -ENOMEM;
         goto out;
@@ -208,13 +207,112 @@ static int secret_write(struct state *st, const char *key, const char *secret)
     rc = 0;
     goto out;
 fail:
-    log_error("configdb: cannot write the secret of %s: %s", key, strerror(-rc));
+    log_error("configdb: cannot write %s/%s: %s", reldir, name, strerror(-rc));
     if (fd >= 0)
         close(fd);
     unlink(tmp);
 out:
     free(path);
     free(tmp);
+    free(dir);
+    return rc;
+}
+
+static int secret_write(struct state *st, const char *key, const char *secret)
+{
+    char *path = NULL;
+    int rc = secret_path(st, key, &path); /* checks the key */
+    free(path);
+    return rc < 0 ? rc : private_file_write(st, "secrets", key, secret);
+}
+
+/* ---- TLS files ------------------------------------------------------------------------- */
+
+/* STATEDIR/tls/KEY, or with field STATEDIR/tls/KEY/FIELD; NULL on ENOMEM. */
+static char *tls_path(struct state *st, const char *key, const char *field)
+{
+    char *rel = NULL, *out;
+    if (asprintf(&rel, field ? "tls/%s/%s" : "tls/%s", key, field) < 0)
+        return NULL;
+    out = state_path(st, rel);
+    free(rel);
+    return out;
+}
+
+/* Fills each PEM row's path with its stored file (NULL when there is none). */
+static int tls_load(struct state *st, struct proxy *p)
+{
+    struct stat sb;
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        if (f->kind != FIELD_PEM)
+            continue;
+        struct proxy_pem *m = (struct proxy_pem *)((char *)p + f->offset);
+        char *path = tls_path(st, p->key, f->name);
+        if (!path)
+            return -ENOMEM;
+        free(m->path);
+        m->path = NULL;
+        if (lstat(path, &sb) == 0)
+            m->path = path;
+        else
+            free(path);
+    }
+    return 0;
+}
+
+/* Stores (text), removes ("") or keeps (NULL) each PEM row's file, then reloads the paths. */
+static int tls_store(struct state *st, struct proxy *p)
+{
+    char *dir = tls_path(st, p->key, NULL), *top = state_path(st, "tls"), *rel = NULL;
+    int rc = 0;
+    if (!dir || !top || asprintf(&rel, "tls/%s", p->key) < 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; rc == 0 && i < proxy_fields_count; i++) {
+        const struct proxy_field *f = &proxy_fields[i];
+        struct proxy_pem *m = (struct proxy_pem *)((char *)p + f->offset);
+        if (f->kind != FIELD_PEM || !m->text)
+            continue;
+        if (!*m->text) {
+            char *path = tls_path(st, p->key, f->name);
+            rc = !path ? -ENOMEM : unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+            free(path);
+            continue;
+        }
+        if ((mkdir(top, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST))
+            rc = -errno;
+        else
+            rc = private_file_write(st, rel, f->name, m->text);
+    }
+    rmdir(dir); /* when no file is left */
+    if (rc == 0)
+        rc = tls_load(st, p);
+out:
+    free(dir);
+    free(top);
+    free(rel);
+    return rc;
+}
+
+/* Removes STATEDIR/tls/KEY and what is in it. */
+static int tls_remove(struct state *st, const char *key)
+{
+    int rc = 0;
+    for (size_t i = 0; i < proxy_fields_count; i++) {
+        if (proxy_fields[i].kind != FIELD_PEM)
+            continue;
+        char *path = tls_path(st, key, proxy_fields[i].name);
+        if (!path)
+            return -ENOMEM;
+        if (unlink(path) < 0 && errno != ENOENT)
+            rc = -errno;
+        free(path);
+    }
+    char *dir = tls_path(st, key, NULL);
+    if (dir && rmdir(dir) < 0 && errno != ENOENT && rc == 0)
+        rc = -errno;
     free(dir);
     return rc;
 }
@@ -336,7 +434,7 @@ static int check_files(struct proxy *p, struct config_error *err)
 static int row_to_proxy(struct state *st, sqlite3_stmt *s, struct proxy *p)
 {
     int rc = proxy_rows_read(s, p);
-    if (rc < 0 || (rc = secret_exists(st, p->key)) < 0)
+    if (rc < 0 || (rc = tls_load(st, p)) < 0 || (rc = secret_exists(st, p->key)) < 0)
         return rc;
     p->secret_set = rc == 1;
     return 0;
@@ -366,18 +464,19 @@ int configdb_proxy_create(struct state *st, struct proxy *p, const char *secret,
     if ((rc = proxy_rows_prepare(st->db, 'I', NULL, &s)) < 0 || (rc = proxy_rows_bind(s, p)) < 0 ||
         (rc = step_done(st, s)) < 0)
         goto fail;
-    /* No row had this key, so a secret file under it is a leftover: never inherit it. */
-    if ((rc = secret ? secret_write(st, p->key, secret) : secret_remove(st, p->key)) < 0)
-        goto fail;
-    if ((rc = state_commit(st->db)) < 0) {
-        if (secret)
-            secret_remove(st, p->key);
-        goto fail;
-    }
+    /* No row had this key, so a secret or TLS file under it is a leftover: never inherit it. */
+    if ((rc = secret ? secret_write(st, p->key, secret) : secret_remove(st, p->key)) < 0 ||
+        (rc = tls_remove(st, p->key)) < 0 || (rc = tls_store(st, p)) < 0)
+        goto fail_files;
+    if ((rc = state_commit(st->db)) < 0)
+        goto fail_files;
     sqlite3_finalize(s);
     p->secret_set = secret != NULL;
     log_info("config: proxy %s (%s) created", p->key, config_type_name(p->type));
     return 0;
+fail_files:
+    secret_remove(st, p->key);
+    tls_remove(st, p->key);
 fail:
     sqlite3_finalize(s);
     state_rollback(st->db);
@@ -423,7 +522,7 @@ int configdb_proxy_update(struct state *st, struct proxy *p, const char *secret,
         rc = secret_write(st, p->key, secret);
     else if (old == 1 && !keep)
         rc = secret_remove(st, p->key);
-    if (rc < 0 || (rc = state_commit(st->db)) < 0)
+    if (rc < 0 || (rc = tls_store(st, p)) < 0 || (rc = state_commit(st->db)) < 0)
         goto fail;
     sqlite3_finalize(s);
     free(type);
@@ -470,7 +569,7 @@ int configdb_proxy_delete(struct state *st, const char *key, struct config_error
         goto fail;
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     if ((rc = step_done(st, s)) < 0 || (rc = secret_remove(st, key)) < 0 ||
-        (rc = state_commit(st->db)) < 0)
+        (rc = tls_remove(st, key)) < 0 || (rc = state_commit(st->db)) < 0)
         goto fail;
     log_info("config: proxy %s (%s) deleted", key, type);
     rc = 0;

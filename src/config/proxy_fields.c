@@ -16,6 +16,27 @@
 #define ONLY(t)  FIELD_TYPE(t)
 #define NAMES(a) (a), (int)(sizeof(a) / sizeof((a)[0]))
 
+/*
+ * An allow_host entry: a host name, an IP literal or "*.suffix", lower-cased in
+ * place (what src/fetch/egress.c matches a URL's host against).
+ */
+static int check_host_pattern(const char *field, char *h, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    const char *c = h[0] == '*' && h[1] == '.' ? h + 2 : h;
+    bool ok = *c && strlen(h) <= 253;
+    for (; ok && *c; c++)
+        ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+             *c == '.' || *c == '-' || *c == ':';
+    if (!ok) {
+        config_error_set(err, field, "%s is not a host name, an IP address or *.suffix",
+                         config_quote(q, sizeof(q), h));
+        return -EINVAL;
+    }
+    config__lower(h);
+    return 0;
+}
+
 const struct proxy_field proxy_fields[] = {
     {.name = "key",
      .kind = FIELD_STRING,
@@ -35,11 +56,12 @@ const struct proxy_field proxy_fields[] = {
      .cli = "source",
      .kind = FIELD_ENUM,
      .types = ONLY(PROXY_DOCKER),
-     .flags = FIELD_FIRST,
+     .flags = FIELD_FIRST | FIELD_DESTINATION,
      .offset = AT(source),
      NAMES(config__source_names),
      .help = "default dockerhub (Docker Hub's URL is built in); custom\nneeds --url"},
     {.name = "url",
+     .flags = FIELD_DESTINATION,
      .cli = "url",
      .kind = FIELD_URL,
      .types = FIELD_TYPES_ALL,
@@ -80,6 +102,7 @@ const struct proxy_field proxy_fields[] = {
      .help = "the secret (password, AWS secret key)",
      .read_as = "secret_set"},
     {.name = "aws_endpoint",
+     .flags = FIELD_DESTINATION,
      .cli = "aws-endpoint",
      .kind = FIELD_ENDPOINT,
      .types = ONLY(PROXY_ECR),
@@ -87,6 +110,7 @@ const struct proxy_field proxy_fields[] = {
      .max = CONFIG_URL_MAX,
      .help = "the ECR API endpoint"},
     {.name = "ca_file",
+     .flags = FIELD_DESTINATION | FIELD_LOCAL,
      .cli = "ca-file",
      .kind = FIELD_PATH,
      .types = FIELD_TYPES_ALL,
@@ -94,6 +118,7 @@ const struct proxy_field proxy_fields[] = {
      .max = CONFIG_URL_MAX,
      .help = "CA bundle to trust for the remote"},
     {.name = "client_cert",
+     .flags = FIELD_DESTINATION | FIELD_LOCAL,
      .cli = "client-cert",
      .kind = FIELD_PATH,
      .types = FIELD_TYPES_ALL,
@@ -101,13 +126,47 @@ const struct proxy_field proxy_fields[] = {
      .max = CONFIG_URL_MAX,
      .help = "TLS client certificate (with --client-key)"},
     {.name = "client_key",
+     .flags = FIELD_DESTINATION | FIELD_LOCAL,
      .cli = "client-key",
      .kind = FIELD_PATH,
      .types = FIELD_TYPES_ALL,
      .offset = AT(client_key),
      .max = CONFIG_URL_MAX,
      .help = "TLS client key (with --client-cert)"},
+    {.name = "ca_pem",
+     .db = "",
+     .cli = "ca-pem",
+     .kind = FIELD_PEM,
+     .types = FIELD_TYPES_ALL,
+     .flags = FIELD_DESTINATION,
+     .offset = AT(ca_pem),
+     .max = CONFIG_PEM_MAX,
+     .item_check = config_pem_check_certs,
+     .help = "CA certificates (PEM) to trust for the remote, stored\n"
+             "in the state dir (instead of --ca-file)"},
+    {.name = "client_cert_pem",
+     .db = "",
+     .cli = "client-cert-pem",
+     .kind = FIELD_PEM,
+     .types = FIELD_TYPES_ALL,
+     .flags = FIELD_DESTINATION,
+     .offset = AT(client_cert_pem),
+     .max = CONFIG_PEM_MAX,
+     .item_check = config_pem_check_cert,
+     .help = "TLS client certificate (PEM), stored in the state dir\n"
+             "(with --client-key-pem-file)"},
+    {.name = "client_key_pem",
+     .db = "",
+     .cli = "client-key-pem",
+     .kind = FIELD_PEM,
+     .types = FIELD_TYPES_ALL,
+     .flags = FIELD_DESTINATION,
+     .offset = AT(client_key_pem),
+     .max = CONFIG_PEM_MAX,
+     .item_check = config_pem_check_key,
+     .help = "TLS client key (PEM), stored in the state dir (0600)"},
     {.name = "http_proxy",
+     .flags = FIELD_DESTINATION,
      .cli = "http-proxy",
      .kind = FIELD_ENDPOINT,
      .types = FIELD_TYPES_ALL,
@@ -156,6 +215,37 @@ const struct proxy_field proxy_fields[] = {
      .max = CONFIG_GLOBS_MAX,
      .item_max = CONFIG_GLOB_MAX,
      .help = "hide paths matching GLOB"},
+    {.name = "allow_host",
+     .db = "allow_host_json",
+     .cli = "allow-host",
+     .metavar = "HOST",
+     .kind = FIELD_LIST,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(allow_host),
+     .max = CONFIG_ALLOW_HOST_MAX,
+     .item_max = 253,
+     .item_check = check_host_pattern,
+     .help = "let URLs learned from the remote (index entries, redirects,\n"
+             "token realms on another host) reach HOST although it is a\n"
+             "loopback, private, link-local... address; *.SUFFIX matches\n"
+             "every name under SUFFIX"},
+    {.name = "pass_credentials",
+     .cli = "pass-credentials",
+     .kind = FIELD_BOOL,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(pass_credentials),
+     .help = "also send the proxy's credentials to other origins an\n"
+             "index names (default: only to the proxy's URL and the\n"
+             "registry's token realm)"},
+    {.name = "max_size",
+     .cli = "max-size",
+     .kind = FIELD_SIZE,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(max_size),
+     .def = CONFIG_DEFAULT_MAX_SIZE,
+     .min = 1,
+     .max = CONFIG_MAX_SIZE_MAX,
+     .help = "largest body of unknown length taken from the remote"},
 };
 const size_t proxy_fields_count = sizeof(proxy_fields) / sizeof(proxy_fields[0]);
 _Static_assert(sizeof(proxy_fields) / sizeof(proxy_fields[0]) <= PROXY_FIELDS_MAX,
@@ -178,7 +268,7 @@ const struct proxy_field *proxy_field_find(const char *name)
 
 const char *proxy_field_out_name(const struct proxy_field *f, char *buf, size_t len)
 {
-    if (f->kind != FIELD_SECRET)
+    if (f->kind != FIELD_SECRET && f->kind != FIELD_PEM)
         return f->name;
     if (f->read_as)
         return f->read_as;
@@ -191,7 +281,8 @@ const struct proxy_field *proxy_field_find_set(const char *member)
     char buf[64];
     for (size_t i = 0; member && i < proxy_fields_count; i++) {
         const struct proxy_field *f = &proxy_fields[i];
-        if (f->kind == FIELD_SECRET && !strcmp(member, proxy_field_out_name(f, buf, sizeof(buf))))
+        if ((f->kind == FIELD_SECRET || f->kind == FIELD_PEM) &&
+            !strcmp(member, proxy_field_out_name(f, buf, sizeof(buf))))
             return f;
     }
     return NULL;
@@ -218,6 +309,10 @@ bool proxy_field_is_set(const struct proxy_field *f, const struct proxy *p)
         return *CSLOT(char *, f, p) != NULL;
     case FIELD_SECRET:
         return f->flags & FIELD_SECRET_FILE ? *CSLOT(bool, f, p) : *CSLOT(char *, f, p) != NULL;
+    case FIELD_PEM: {
+        const struct proxy_pem *m = CSLOT(struct proxy_pem, f, p);
+        return m->text ? *m->text != '\0' : m->path != NULL;
+    }
     case FIELD_LIST:
         return config_strv_len(*LSLOT(f, p)) > 0;
     case FIELD_ENUM:
@@ -239,6 +334,7 @@ const char *proxy_field_metavar(const struct proxy_field *f)
     switch (f->kind) {
     case FIELD_PATH:
     case FIELD_SECRET:
+    case FIELD_PEM:
         return "FILE";
     case FIELD_URL:
     case FIELD_ENDPOINT:
@@ -309,6 +405,7 @@ json_t *proxy_field_get_json(const struct proxy_field *f, const struct proxy *p)
     case FIELD_ENDPOINT:
         return string_or_null(*CSLOT(char *, f, p));
     case FIELD_SECRET:
+    case FIELD_PEM:
         return json_boolean(proxy_field_is_set(f, p));
     case FIELD_ENUM: {
         int v = *CSLOT(int, f, p);
@@ -367,16 +464,16 @@ static int set_number(const struct proxy_field *f, json_t *v, long long *out,
     else if (f->kind == FIELD_SIZE && json_is_string(v) &&
              proxy_field_parse_size(json_string_value(v), &n) < 0)
         n = -1;
-    if (n < 0 || n > f->max) {
+    if (n < f->min || n > f->max) {
         if (f->kind == FIELD_SECONDS)
             config_error_set(err, f->name,
-                             "must be a whole number of seconds from 0 to %lld (got %s)", f->max,
-                             got(q, sizeof(q), v));
+                             "must be a whole number of seconds from %lld to %lld (got %s)", f->min,
+                             f->max, got(q, sizeof(q), v));
         else
             config_error_set(err, f->name,
-                             "must be a size in bytes from 0 to %lld, optionally with K, M, G "
+                             "must be a size in bytes from %lld to %lld, optionally with K, M, G "
                              "or T (got %s)",
-                             f->max, got(q, sizeof(q), v));
+                             f->min, f->max, got(q, sizeof(q), v));
         return -EINVAL;
     }
     *out = n;
@@ -426,6 +523,31 @@ static int set_secret(const struct proxy_field *f, struct proxy *p, json_t *v, c
     return 0;
 }
 
+/* A PEM field: null keeps what is stored, "" removes it, else the PEM text (checked later). */
+static int set_pem(const struct proxy_field *f, struct proxy_pem *m, json_t *v,
+                   struct config_error *err)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        config_error_set(err, f->name, "must be a string (PEM text, or \"\" to remove it)");
+        return -EINVAL;
+    }
+    size_t len = json_string_length(v);
+    if (strlen(json_string_value(v)) != len || len > (size_t)f->max) {
+        config_error_set(err, f->name, "must be PEM text of at most %lld bytes", f->max);
+        return -EINVAL;
+    }
+    char *t = strdup(json_string_value(v));
+    if (!t)
+        return -ENOMEM;
+    if (m->text)
+        explicit_bzero(m->text, strlen(m->text));
+    free(m->text);
+    m->text = t;
+    return 0;
+}
+
 int proxy_field_set_json(const struct proxy_field *f, struct proxy *p, json_t *v, char **secret,
                          struct config_error *err)
 {
@@ -447,6 +569,8 @@ int proxy_field_set_json(const struct proxy_field *f, struct proxy *p, json_t *v
     }
     case FIELD_SECRET:
         return set_secret(f, p, v, secret, err);
+    case FIELD_PEM:
+        return set_pem(f, SLOT(struct proxy_pem, f, p), v, err);
     case FIELD_ENUM:
         if (json_is_null(v) && f->types != FIELD_TYPES_ALL)
             return 0; /* as output for a type without the field (a helm proxy's source) */
@@ -518,11 +642,11 @@ int proxy_field_check(const struct proxy_field *f, const struct proxy *p, char *
     case FIELD_SECONDS:
     case FIELD_SIZE: {
         long long v = f->kind == FIELD_SECONDS ? *CSLOT(long, f, p) : *CSLOT(int64_t, f, p);
-        if (v >= 0 && v <= f->max)
+        if (v >= f->min && v <= f->max)
             return 0;
         snprintf(q, sizeof(q), "%lld", v);
-        config_error_set(err, f->name, "must be a whole number %sfrom 0 to %lld (got %s)",
-                         f->kind == FIELD_SECONDS ? "of seconds " : "of bytes ", f->max, q);
+        config_error_set(err, f->name, "must be a whole number %sfrom %lld to %lld (got %s)",
+                         f->kind == FIELD_SECONDS ? "of seconds " : "of bytes ", f->min, f->max, q);
         return -EINVAL;
     }
     case FIELD_LIST: {
@@ -533,11 +657,15 @@ int proxy_field_check(const struct proxy_field *f, const struct proxy *p, char *
             return -EINVAL;
         }
         for (size_t i = 0; i < n; i++) {
-            int rc = config__check_text(f->name, v[i], f->item_max, err);
-            if (rc < 0)
+            int rc = f->item_check ? f->item_check(f->name, v[i], err) : 0;
+            if (rc < 0 || (rc = config__check_text(f->name, v[i], f->item_max, err)) < 0)
                 return rc;
         }
         return 0;
+    }
+    case FIELD_PEM: {
+        char *t = CSLOT(struct proxy_pem, f, p)->text;
+        return t && *t && f->item_check ? f->item_check(f->name, t, err) : 0;
     }
     case FIELD_URL:  /* the cross-field rules of config_proxy_validate own the url */
     case FIELD_ENUM: /* parsed on the way in */
@@ -569,7 +697,8 @@ static bool owns_heap(const struct proxy_field *f)
     if (f->flags & (FIELD_IDENTITY | FIELD_SECRET_FILE))
         return false;
     return f->kind == FIELD_STRING || f->kind == FIELD_PATH || f->kind == FIELD_URL ||
-           f->kind == FIELD_ENDPOINT || f->kind == FIELD_SECRET || f->kind == FIELD_LIST;
+           f->kind == FIELD_ENDPOINT || f->kind == FIELD_SECRET || f->kind == FIELD_LIST ||
+           f->kind == FIELD_PEM;
 }
 
 void proxy_fields_free(struct proxy *p)
@@ -581,6 +710,15 @@ void proxy_fields_free(struct proxy *p)
         if (f->kind == FIELD_LIST) {
             config_strv_free(*SLOT(char **, f, p));
             *SLOT(char **, f, p) = NULL;
+            continue;
+        }
+        if (f->kind == FIELD_PEM) {
+            struct proxy_pem *m = SLOT(struct proxy_pem, f, p);
+            if (m->text)
+                explicit_bzero(m->text, strlen(m->text));
+            free(m->text);
+            free(m->path);
+            m->text = m->path = NULL;
             continue;
         }
         char **s = SLOT(char *, f, p);
@@ -600,6 +738,15 @@ int proxy_fields_copy(struct proxy *dst, const struct proxy *src)
         if (f->kind == FIELD_LIST) {
             *SLOT(char **, f, dst) = NULL;
             if (config_strv_dup(SLOT(char **, f, dst), *LSLOT(f, src)) < 0)
+                return -ENOMEM;
+            continue;
+        }
+        if (f->kind == FIELD_PEM) {
+            const struct proxy_pem *a = CSLOT(struct proxy_pem, f, src);
+            struct proxy_pem *b = SLOT(struct proxy_pem, f, dst);
+            b->text = b->path = NULL;
+            if ((a->text && !(b->text = strdup(a->text))) ||
+                (a->path && !(b->path = strdup(a->path))))
                 return -ENOMEM;
             continue;
         }
@@ -623,8 +770,9 @@ int proxy_field_parse_size(const char *s, long long *out)
         return -EINVAL;
     int shift = 0;
     if (*end) {
-        const char *u = strchr(units, *end);
-        if (!u)
+        const char *u =
+            *end >= 'a' && *end <= 'z' ? strchr(units, *end - 'a' + 'A') : strchr(units, *end);
+        if (!u || !*end)
             return -EINVAL;
         shift = 10 * (int)(u - units + 1);
         end++;

@@ -158,6 +158,8 @@ static int bind_field(sqlite3_stmt *s, int i, const struct proxy_field *f, const
         return sqlite3_bind_int64(s, i, *(const long *)at);
     case FIELD_SIZE:
         return sqlite3_bind_int64(s, i, *(const int64_t *)at);
+    case FIELD_PEM: /* never a column (db ""): a file in STATEDIR/tls (configdb.c) */
+        break;
     case FIELD_LIST: {
         json_t *j = config_strv_to_json(*(char **const *)at);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -232,6 +234,8 @@ static int column_field(sqlite3_stmt *s, int i, const struct proxy_field *f, str
         return 0;
     case FIELD_LIST:
         return column_strv(s, i, (char ***)at);
+    case FIELD_PEM: /* never a column */
+        break;
     }
     return -EIO;
 }

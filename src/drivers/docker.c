@@ -49,6 +49,7 @@
 #include "upstreamfs/failure.h"
 #include "upstreamfs/config.h"
 #include "upstreamfs/driver.h"
+#include "upstreamfs/egress.h"
 #include "upstreamfs/engine.h"
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/index.h"
@@ -224,6 +225,9 @@ static int reg_base(struct upstream *u, struct dk_state *s, char **base)
     if (s->var) {
         struct dk_access a = {0};
         int rc = s->var->access(s->var_st, &a);
+        /* The variant's registry (ECR's proxyEndpoint) is a configured endpoint (egress.h). */
+        if (rc == 0 && a.base)
+            rc = egress_policy_trust(u->ep.egress, a.base);
         if (rc == 0) {
             *base = a.base;
             a.base = NULL;

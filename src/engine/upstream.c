@@ -7,6 +7,7 @@
  * they survive restarts and stay readable when the remote is down.
  */
 #include "engine_i.h"
+#include "upstreamfs/egress.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/log.h"
 
@@ -43,10 +44,24 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
     u->drv = driver_for_type(cfg->type);
     if (secret)
         u->secret = strdup(secret);
-    u->ep.ca_file = u->cfg.ca_file;
-    u->ep.client_cert = u->cfg.client_cert;
-    u->ep.client_key = u->cfg.client_key;
+    /* TLS material given as PEM is a file in STATEDIR/tls/KEY/ (configdb.c): use that file. */
+    u->ep.ca_file = u->cfg.ca_pem.path ? u->cfg.ca_pem.path : u->cfg.ca_file;
+    u->ep.client_cert =
+        u->cfg.client_cert_pem.path ? u->cfg.client_cert_pem.path : u->cfg.client_cert;
+    u->ep.client_key = u->cfg.client_key_pem.path ? u->cfg.client_key_pem.path : u->cfg.client_key;
     u->ep.http_proxy = u->cfg.http_proxy;
+    u->ep.max_size = u->cfg.max_size;
+    /* The proxy's URL is its configured origin: credentials go there, and the address rule
+     * is for the hosts its remote names (src/fetch/egress.c). */
+    u->ep.egress = egress_policy_new(u->cfg.allow_host, u->cfg.pass_credentials);
+    if (!u->ep.egress || (u->cfg.url && egress_policy_trust(u->ep.egress, u->cfg.url) < 0)) {
+        egress_policy_unref(u->ep.egress);
+        config_proxy_clear(&u->cfg);
+        free(u->secret);
+        pthread_mutex_destroy(&u->mu);
+        free(u);
+        return NULL;
+    }
     /* ECR keys sign AWS API calls; they must never be offered to a registry as Basic. */
     if (u->cfg.auth == AUTH_ACCESS_KEY && u->secret && u->cfg.type != PROXY_ECR) {
         u->ep.username = u->cfg.access_key;
@@ -84,6 +99,7 @@ void upstream_unref(struct upstream *u)
         explicit_bzero(u->secret, strlen(u->secret));
         free(u->secret);
     }
+    egress_policy_unref(u->ep.egress);
     config_proxy_clear(&u->cfg);
     free(u->health_file);
     pthread_mutex_destroy(&u->health_file_mu);

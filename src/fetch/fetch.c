@@ -7,11 +7,15 @@
  * limit, total timeout), so no thread ever waits on a socket without one.
  */
 #include "upstreamfs/fetch.h"
+#include "upstreamfs/egress.h"
 #include "upstreamfs/failure.h"
 #include "upstreamfs/log.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -57,6 +61,12 @@ void fetch_global_cleanup(void)
     curl_global_cleanup();
 }
 
+/* Internal sentinel: a redirect's body is being skipped (its Location is all that counts). */
+#define FETCH_ESKIP (-10002)
+#define FETCH_REDIRECT_BODY_MAX (64u << 10)
+#define FETCH_MAX_HOPS 10
+
+/* One hop of a request: one libcurl transfer. */
 struct xfer {
     const struct fetch_request *req;
     struct fetch_response *resp;
@@ -65,6 +75,14 @@ struct xfer {
     int cb_err;
     size_t cap;
     size_t body_cap_alloc;
+    int64_t stream_cap; /* streamed bytes allowed, -1: no cap */
+    int64_t streamed;
+    bool redirecting; /* the response is a 3xx this function follows */
+    size_t skipped;
+    bool configured;   /* the hop's origin is a configured one (or there is no policy) */
+    bool check_socket; /* the address rule applies to each connection of this hop */
+    const char *refused; /* the range a refused address fell in */
+    char refused_ip[256];
 };
 
 static char *header_dup(CURL *h, const char *name)
@@ -128,7 +146,8 @@ static int collect_headers(struct xfer *x)
     r->etag = header_dup(x->h, "ETag");
     r->last_modified = header_dup(x->h, "Last-Modified");
     r->location = header_dup(x->h, "Location");
-    r->www_authenticate = header_join(x->h, "WWW-Authenticate");
+    /* Only a configured origin may name a realm that would receive credentials. */
+    r->www_authenticate = x->configured ? header_join(x->h, "WWW-Authenticate") : NULL;
     r->docker_digest = header_dup(x->h, "Docker-Content-Digest");
     r->link = header_join(x->h, "Link");
     if (curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &s) == CURLE_OK && s)
@@ -142,6 +161,10 @@ static int collect_headers(struct xfer *x)
         free(ra);
     }
     x->headers_done = true;
+    if (x->req->on_data) {
+        int64_t limit = x->req->ep ? x->req->ep->max_size : 0;
+        x->stream_cap = r->content_length >= 0 ? r->content_length : limit > 0 ? limit : -1;
+    }
     if (x->req->on_headers)
         return x->req->on_headers(x->req->arg, r);
     return 0;
@@ -158,6 +181,7 @@ static size_t on_header_line(char *buf, size_t size, size_t n, void *arg)
         struct curl_header *loc = NULL;
         bool redirect = code >= 300 && code < 400 && code != 304 && !x->req->no_redirects &&
                         curl_easy_header(x->h, "Location", 0, CURLH_HEADER, -1, &loc) == CURLHE_OK;
+        x->redirecting = redirect;
         if (code >= 200 && !redirect) {
             int rc = collect_headers(x);
             if (rc < 0) {
@@ -174,11 +198,27 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
     struct xfer *x = arg;
     size_t len = size * n;
     int rc;
+    if (x->redirecting) { /* read a little of it so that the connection can be reused */
+        x->skipped += len;
+        if (x->skipped <= FETCH_REDIRECT_BODY_MAX)
+            return len;
+        x->cb_err = FETCH_ESKIP;
+        return 0;
+    }
     if (!x->headers_done && (rc = collect_headers(x)) < 0) {
         x->cb_err = rc;
         return 0;
     }
     if (x->req->on_data) {
+        /* Longer than announced (or than max_size when nothing was): cut, nothing is kept. */
+        if (x->stream_cap >= 0 && x->streamed + (int64_t)len > x->stream_cap) {
+            log_warn("fetch %s: the body is longer than %s (%lld bytes); cut", x->req->url,
+                     x->resp->content_length >= 0 ? "its Content-Length" : "the proxy's max_size",
+                     (long long)x->stream_cap);
+            x->cb_err = -EFBIG;
+            return 0;
+        }
+        x->streamed += (int64_t)len;
         rc = x->req->on_data(x->req->arg, buf, len);
         if (rc < 0) {
             x->cb_err = rc;
@@ -220,87 +260,288 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
     return 0;
 }
 
-int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
+/* ---- the address rule at connect time (src/fetch/egress.c) ------------------------------- */
+
+static void note_refusal(struct xfer *x, const char *why, const char *ip)
 {
-    struct xfer x = {.req = req, .resp = resp};
-    int rc = 0;
-    memset(resp, 0, sizeof(*resp));
-    resp->content_length = -1;
-    resp->ratelimit_remaining = resp->ratelimit_limit = -1;
-    x.cap = req->max_body ? req->max_body : (1u << 20);
-    CURL *h = curl_easy_init();
-    if (!h)
-        return -ENOMEM;
-    x.h = h;
+    x->refused = why;
+    snprintf(x->refused_ip, sizeof(x->refused_ip), "%s", ip);
+}
+
+/* Every new connection of a checked hop: the address it is about to connect to. */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct xfer *x = arg;
+    (void)purpose;
+    const char *why = egress_addr_refusal(&a->addr, a->addrlen);
+    if (why) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        getnameinfo(&a->addr, a->addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+        note_refusal(x, why, ip);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* Before each request, also on a connection reused from the shared cache (no socket opened). */
+static int before_request(void *arg, char *primary_ip, char *local_ip, int pport, int lport)
+{
+    struct xfer *x = arg;
+    bool is_ip;
+    (void)local_ip, (void)pport, (void)lport;
+    const char *why = egress_text_refusal(primary_ip, &is_ip);
+    if (!is_ip)
+        why = "not an IP address";
+    if (why) {
+        note_refusal(x, why, primary_ip);
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
+/* Whether libcurl will send a request for url through an HTTP proxy (explicit or environment). */
+static bool proxied(const struct fetch_endpoint *ep, const char *url)
+{
+    if (ep && ep->http_proxy && *ep->http_proxy)
+        return true;
+    bool https = strncasecmp(url, "https:", 6) == 0;
+    const char *names[] = {https ? "https_proxy" : "http_proxy", https ? "HTTPS_PROXY" : NULL,
+                           "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = names[i] ? getenv(names[i]) : NULL;
+        if (v && *v)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Through a proxy the daemon connects only to the proxy (configured): the
+ * host's own resolution is what can be checked. Every address must pass.
+ */
+static void check_resolved(struct xfer *x, const char *host)
+{
+    char h[256];
+    bool is_ip;
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[')
+        host++, n -= 2;
+    if (n >= sizeof(h))
+        return;
+    memcpy(h, host, n);
+    h[n] = '\0';
+    const char *why = egress_text_refusal(h, &is_ip);
+    if (is_ip) {
+        if (why)
+            note_refusal(x, why, h);
+        return;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(h, NULL, &hints, &res) != 0)
+        return; /* the proxy may know names this host does not */
+    for (struct addrinfo *ai = res; ai && !x->refused; ai = ai->ai_next) {
+        if ((why = egress_addr_refusal(ai->ai_addr, ai->ai_addrlen))) {
+            char ip[INET6_ADDRSTRLEN] = "?";
+            getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+            note_refusal(x, why, ip);
+        }
+    }
+    freeaddrinfo(res);
+}
+
+static char *url_host(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *out = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        out = strdup(host);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return out;
+}
+
+/* ---- one hop ----------------------------------------------------------------------------- */
+
+/* What a hop may carry and where it may connect (see fetch.h). */
+struct hop_rules {
+    bool credentials;
+    bool configured;
+    bool check; /* the address rule applies */
+};
+
+static struct hop_rules hop_rules(const struct fetch_request *req, const char *url, int hop,
+                                  const char *first_origin)
+{
+    struct hop_rules r = {0};
+    struct egress_policy *p = req->ep ? req->ep->egress : NULL;
+    if (!p) {
+        char *o = hop > 0 ? fetch_url_origin(url) : NULL;
+        r.credentials = hop == 0 || (o && first_origin && strcmp(o, first_origin) == 0);
+        r.configured = true;
+        free(o);
+        return r;
+    }
+    if (egress_origin_configured(p, url)) {
+        r.credentials = r.configured = true;
+        return r;
+    }
+    char *host = url_host(url);
+    r.credentials = hop == 0 && (req->realm || egress_pass_credentials(p));
+    /* A realm on the registry's own host (any port) is the registry's; elsewhere it is learned. */
+    r.check = !host || (!egress_host_allowed(p, host) &&
+                        !(req->realm && hop == 0 && egress_host_configured(p, host)));
+    free(host);
+    return r;
+}
+
+/* The request's headers for one hop: without Authorization when it may not carry credentials. */
+static struct curl_slist *hop_headers(const struct fetch_request *req, const char *method,
+                                      bool credentials)
+{
+    struct curl_slist *hdrs = NULL;
+    for (const struct curl_slist *l = req->headers; l; l = l->next)
+        if (credentials || strncasecmp(l->data, "Authorization:", 14) != 0)
+            hdrs = curl_slist_append(hdrs, l->data);
+    if (method) /* No "Expect: 100-continue" round trip for the small bodies this sends. */
+        hdrs = curl_slist_append(hdrs, "Expect:");
+    return hdrs;
+}
+
+static void hop_setopt(CURL *h, struct xfer *x, const char *url, const char *method,
+                       const struct hop_rules *hr, long timeout_ms, struct curl_slist *hdrs)
+{
+    const struct fetch_request *req = x->req;
     const struct fetch_endpoint *ep = req->ep;
-    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_SHARE, share);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "upstreamfs/" UPSTREAMFS_VERSION);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, req->no_redirects ? 0L : 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      req->connect_timeout_ms > 0 ? req->connect_timeout_ms
                                                  : (long)FETCH_CONNECT_TIMEOUT_S * 1000);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)FETCH_LOW_SPEED_BPS);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)FETCH_LOW_SPEED_TIME_S);
-    if (req->timeout_ms > 0)
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    if (timeout_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     if (req->on_data) /* streamed bodies: fewer, larger pieces (each is written and hashed) */
         curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 1024L * 1024L);
     if (req->should_abort) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
+    if (x->check_socket) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
+        curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, before_request);
+        curl_easy_setopt(h, CURLOPT_PREREQDATA, x);
     }
     if (req->head)
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    struct curl_slist *hdrs = NULL;
-    for (const struct curl_slist *l = req->headers; l; l = l->next)
-        hdrs = curl_slist_append(hdrs, l->data);
-    if (req->method) {
+    if (method) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body_len ? (const char *)req->body : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        if (strcmp(req->method, "POST") != 0)
-            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-        /* No "Expect: 100-continue" round trip for the small bodies this sends. */
-        hdrs = curl_slist_append(hdrs, "Expect:");
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
     if (hdrs)
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    if (ep) {
-        if (ep->ca_file)
-            curl_easy_setopt(h, CURLOPT_CAINFO, ep->ca_file);
-        if (ep->client_cert)
-            curl_easy_setopt(h, CURLOPT_SSLCERT, ep->client_cert);
-        if (ep->client_key)
-            curl_easy_setopt(h, CURLOPT_SSLKEY, ep->client_key);
-        if (ep->http_proxy)
-            curl_easy_setopt(h, CURLOPT_PROXY, ep->http_proxy);
-        if (ep->username && ep->password) {
-            curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-            curl_easy_setopt(h, CURLOPT_USERNAME, ep->username);
-            curl_easy_setopt(h, CURLOPT_PASSWORD, ep->password);
+    if (!ep)
+        return;
+    if (ep->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, ep->ca_file);
+    if (ep->client_cert && hr->credentials)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, ep->client_cert);
+    if (ep->client_key && hr->credentials)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, ep->client_key);
+    if (ep->http_proxy)
+        curl_easy_setopt(h, CURLOPT_PROXY, ep->http_proxy);
+    if (ep->username && ep->password && hr->credentials) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERNAME, ep->username);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, ep->password);
+    }
+}
+
+static void log_refusal(const char *url, const struct xfer *x)
+{
+    char *origin = fetch_url_origin(url), *host = url_host(url);
+    log_warn("egress rule: refused %s: it resolves to %s, a %s address, and a host learned from "
+             "the remote (index entry, redirect, token realm) may not reach loopback, private, "
+             "link-local or multicast addresses; the proxy's --allow-host %s would allow it",
+             origin ? origin : "a URL", x->refused_ip, x->refused, host ? host : "HOST");
+    free(origin);
+    free(host);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * One transfer to url. *next receives the URL of a redirect to follow (the
+ * response is then not collected), else stays NULL.
+ */
+static int perform_hop(const struct fetch_request *req, struct fetch_response *resp,
+                       const char *url, const char *method, const struct hop_rules *hr,
+                       long timeout_ms, char **next, long *status)
+{
+    struct xfer x = {.req = req, .resp = resp, .stream_cap = -1, .configured = hr->configured};
+    int rc = 0;
+    x.cap = req->max_body ? req->max_body : (1u << 20);
+    if (hr->check) {
+        if (proxied(req->ep, url)) {
+            char *host = url_host(url);
+            if (host)
+                check_resolved(&x, host);
+            free(host);
+        } else {
+            x.check_socket = true;
+        }
+        if (x.refused) {
+            log_refusal(url, &x);
+            return -EPERM;
         }
     }
+    CURL *h = curl_easy_init();
+    if (!h)
+        return -ENOMEM;
+    x.h = h;
+    struct curl_slist *hdrs = hop_headers(req, method, hr->credentials);
+    hop_setopt(h, &x, url, method, hr, timeout_ms, hdrs);
     CURLcode c = curl_easy_perform(h);
-    if (c == CURLE_OK && !x.headers_done)
+    if (x.redirecting && (c == CURLE_OK || x.cb_err == FETCH_ESKIP)) {
+        char *loc = NULL;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
+        if (loc && (strncasecmp(loc, "http://", 7) == 0 || strncasecmp(loc, "https://", 8) == 0))
+            *next = strdup(loc);
+        rc = *next ? 0 : loc ? -EIO : -ENOMEM;
+    } else if (x.refused) {
+        log_refusal(url, &x);
+        resp->cause = FAILURE_POLICY;
+        rc = -EPERM;
+    } else if (c == CURLE_OK && !x.headers_done) {
         rc = collect_headers(&x);
-    if (c != CURLE_OK) {
+    } else if (c != CURLE_OK) {
         long os_errno = 0;
         curl_off_t lookup = 0;
         curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         curl_easy_getinfo(h, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
         int err = -EIO;
         resp->cause = failure_of_curl(c, os_errno, lookup > 0, &err);
-        if (!resp->status) /* the last status that came (a redirect of a loop), or 0 */
+        if (!resp->status) /* the last status that came, or 0 */
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
         if (x.cb_err) {
             rc = x.cb_err;
@@ -309,15 +550,61 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
             rc = err;
         }
     }
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdrs);
+    if (rc < 0 && rc != -EPERM)
+        log_debug("fetch %s: %s", url, c != CURLE_OK ? curl_easy_strerror(c) : "aborted");
+    return rc;
+}
+
+int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
+{
+    int rc = 0;
+    memset(resp, 0, sizeof(*resp));
+    resp->content_length = -1;
+    resp->ratelimit_remaining = resp->ratelimit_limit = -1;
+    char *url = strdup(req->url), *first_origin = fetch_url_origin(req->url);
+    const char *method = req->method;
+    int64_t start = mono_ms();
+    for (int hop = 0; url; hop++) {
+        long timeout_ms = 0;
+        if (req->timeout_ms > 0) {
+            timeout_ms = req->timeout_ms - (long)(mono_ms() - start);
+            if (timeout_ms <= 0) {
+                resp->cause = FAILURE_TIMEOUT;
+                rc = -ETIMEDOUT;
+                break;
+            }
+        }
+        struct hop_rules hr = hop_rules(req, url, hop, first_origin);
+        char *next = NULL;
+        long status = 0;
+        rc = perform_hop(req, resp, url, method, &hr, timeout_ms, &next, &status);
+        free(url);
+        url = NULL;
+        if (rc < 0 || !next)
+            break;
+        if (hop == FETCH_MAX_HOPS) {
+            free(next);
+            log_debug("fetch %s: more than %d redirects", req->url, FETCH_MAX_HOPS);
+            resp->cause = FAILURE_HTTP; /* the remote answers, with a loop */
+            resp->status = status;
+            rc = -ELOOP;
+            break;
+        }
+        /* As libcurl's own following did: 303, and 301/302 after a POST, continue as GET. */
+        if ((status == 303 && !req->head) ||
+            ((status == 301 || status == 302) && method && strcmp(method, "POST") == 0))
+            method = NULL;
+        url = next;
+    }
+    free(url);
+    free(first_origin);
     if (rc == 0 && !req->on_data && !resp->body) {
         resp->body = calloc(1, 1);
         if (!resp->body)
             rc = -ENOMEM;
     }
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
-    if (rc < 0)
-        log_debug("fetch %s: %s", req->url, c != CURLE_OK ? curl_easy_strerror(c) : "aborted");
     return rc;
 }
 
@@ -406,4 +693,3 @@ char *fetch_url_escape(const char *s)
     curl_free(e);
     return out;
 }
-

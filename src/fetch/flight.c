@@ -10,6 +10,7 @@
  * so the next open after a failure starts a fresh download.
  */
 #include "upstreamfs/flight.h"
+#include "upstreamfs/egress.h"
 #include "upstreamfs/log.h"
 
 #include <errno.h>
@@ -134,6 +135,7 @@ static void flight_destroy(struct flight *f)
     free((char *)f->ep.client_key);
     free((char *)f->ep.http_proxy);
     free((char *)f->ep.username);
+    egress_policy_unref(f->ep.egress);
     if (f->ep.password) {
         explicit_bzero((char *)f->ep.password, strlen(f->ep.password));
         free((char *)f->ep.password);
@@ -186,6 +188,8 @@ static int on_data(void *arg, const void *data, size_t len)
     struct flight *f = arg;
     const char *p = data;
     size_t off = 0;
+    if (f->expect_size >= 0 && f->written + (int64_t)len > f->expect_size)
+        return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
     while (off < len) {
         ssize_t w = pwrite(f->fd, p + off, len - off, (off_t)(f->written + (int64_t)off));
         if (w < 0) {
@@ -403,6 +407,8 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
         f->ep.http_proxy = dup_or_null(src->ep->http_proxy);
         f->ep.username = dup_or_null(src->ep->username);
         f->ep.password = dup_or_null(src->ep->password);
+        f->ep.egress = egress_policy_ref(src->ep->egress);
+        f->ep.max_size = src->ep->max_size;
     }
     for (const struct curl_slist *h = src->headers; h; h = h->next)
         f->headers = curl_slist_append(f->headers, h->data);

@@ -9,7 +9,10 @@
  * -EINVAL 400, -ENOENT 404, -EEXIST and -EBUSY (a proxy still used by a
  * registry; the message names them) 409. A secret_key is accepted on
  * create and update and never returned (objects carry secret_set); secrets
- * are wiped from memory once configdb has written them.
+ * are wiped from memory once configdb has written them. One exception to
+ * "what the CLI accepts": the file-name fields (ca_file, client_cert,
+ * client_key) are refused before anything looks at them
+ * (crud_proxy_check_remote); the API takes their PEM content instead.
  *
  * One sqlite connection serves the API, under a mutex held only while the
  * request's body is already in memory, so no client I/O happens under it.
@@ -157,7 +160,9 @@ static enum MHD_Result proxy_create(struct shim_req *r)
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = crud_proxy_create(r->s->st, obj, &p, &err);
+    int rc = crud_proxy_check_remote(obj, &err);
+    if (rc == 0)
+        rc = crud_proxy_create(r->s->st, obj, &p, &err);
     json_decref(obj);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, &err);
@@ -178,7 +183,9 @@ static enum MHD_Result proxy_update(struct shim_req *r, const char *key)
     json_t *obj = shim__api_body(r, &ok);
     if (!obj)
         return ok;
-    int rc = crud_proxy_update(r->s->st, key, obj, &p, &err);
+    int rc = crud_proxy_check_remote(obj, &err);
+    if (rc == 0)
+        rc = crud_proxy_update(r->s->st, key, obj, &p, &err);
     json_decref(obj);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, &err);

@@ -93,7 +93,21 @@ assert_eq "$(json '[p["key"] for p in d]')" "['central', 'charts', 'ghcr', 'hub'
 ok proxy show charts --json
 assert_eq "$(json 'd["url"]')" "https://charts.example.com/stable/" "url normalised as a directory"
 assert_eq "$(json 'd["source"]')" "None" "helm has no source"
-assert_eq "$(json 'sorted(d)')" "['access_key', 'auth', 'aws_endpoint', 'ca_file', 'client_cert', 'client_key', 'exclude', 'http_proxy', 'include', 'key', 'metadata_ttl', 'negative_ttl', 'offline', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
+assert_eq "$(json 'sorted(d)')" "['access_key', 'allow_host', 'auth', 'aws_endpoint', 'ca_file', 'ca_pem_set', 'client_cert', 'client_cert_pem_set', 'client_key', 'client_key_pem_set', 'exclude', 'http_proxy', 'include', 'key', 'max_size', 'metadata_ttl', 'negative_ttl', 'offline', 'pass_credentials', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
+assert_eq "$(json '(d["allow_host"], d["pass_credentials"], d["max_size"])')" "([], False, 10737418240)" \
+    "egress defaults"
+ok proxy update charts --allow-host Mirror.LAN --allow-host '*.corp' --pass-credentials --max-size 64M
+ok proxy show charts --json
+assert_eq "$(json '(d["allow_host"], d["pass_credentials"], d["max_size"])')" \
+    "(['mirror.lan', '*.corp'], True, 67108864)" "egress fields set (lower-cased, M suffix)"
+ok proxy update charts --no-allow-host --no-pass-credentials --max-size 10G
+ok proxy show charts --json
+assert_eq "$(json '(d["allow_host"], d["pass_credentials"], d["max_size"])')" "([], False, 10737418240)" \
+    "egress fields cleared"
+fails 2 'upstreamfs: max_size: must be a size in bytes from 1 to 1125899906842624, optionally with K, M, G or T (got "1X")' \
+    proxy update charts --max-size 1X
+fails 2 'upstreamfs: allow_host: "http://x" is not a host name, an IP address or *.suffix' \
+    proxy update charts --allow-host http://x
 ok proxy show central --json
 assert_eq "$(json '(d["metadata_ttl"], d["negative_ttl"], d["offline"], d["include"], d["exclude"])')" \
     "(60, 0, True, ['org/*', 'com/*'], ['*-SNAPSHOT*'])" "maven fields"
@@ -268,6 +282,34 @@ fails 2 'upstreamfs: secret_key: access-key auth needs a secret (--secret-key-fi
 [[ ! -e "$STATE/secrets/empty" ]] || die "a refused create left a secret file"
 fails 1 'upstreamfs: key: no proxy named "empty"' proxy show empty
 
+# A stored secret never silently follows a new destination (issue 12): a change of where the proxy
+# connects needs the secret again or --auth anonymous; the same change elsewhere goes through.
+RULE="changing where a proxy with a stored secret connects needs the secret again (--secret-key-file/-stdin) or --auth anonymous"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cli-ca -keyout "$T/ca.key" \
+    -out "$T/ca.pem" 2>/dev/null || die "openssl could not make a CA"
+fails 2 "upstreamfs: url: $RULE" proxy update viafile --url https://other.example/
+fails 2 "upstreamfs: http_proxy: $RULE" proxy update viafile --http-proxy http://127.0.0.1:3128
+fails 2 "upstreamfs: ca_file: $RULE" proxy update viafile --ca-file "$T/ca.pem"
+fails 2 "upstreamfs: ca_pem: $RULE" proxy update viafile --ca-pem-file "$T/ca.pem"
+ok proxy show viafile --json
+assert_eq "$(json '(d["url"], d["http_proxy"], d["ca_file"], d["ca_pem_set"])')" \
+    "('https://m.example/', None, None, False)" "nothing changed by the refusals"
+ok proxy update viafile --url https://m.example/ --metadata-ttl 6
+ok proxy update viafile --url https://other.example/ --ca-pem-file "$T/ca.pem" --secret-key-file "$T/secret.txt"
+ok proxy show viafile --json
+assert_eq "$(json '(d["url"], d["ca_pem_set"], d["secret_set"])')" "('https://other.example/', True, True)" \
+    "url and CA changed with the secret given again"
+[[ "$OUT" != *BEGIN* ]] || die "proxy show --json printed the PEM"
+cmp -s "$T/ca.pem" "$STATE/tls/viafile/ca_pem" || die "STATEDIR/tls/viafile/ca_pem is not the CA"
+assert_eq "$(stat -c %a "$STATE/tls/viafile/ca_pem")" 600 "PEM file mode"
+fails 2 "upstreamfs: ca_pem: $RULE" proxy update viafile --ca-pem-file ''
+fails 2 'upstreamfs: ca_pem: give ca_file or ca_pem, not both' proxy update viafile --ca-file "$T/ca.pem" \
+    --secret-key-file "$T/secret.txt"
+fails 2 'upstreamfs: ca_pem: must be one or more X.509 certificates in PEM form' \
+    proxy update viafile --ca-pem-file "$T/ca.key" --secret-key-file "$T/secret.txt"
+fails 2 "upstreamfs: ca_pem: cannot read \"$T/nope.pem\": No such file or directory" \
+    proxy update viafile --ca-pem-file "$T/nope.pem"
+
 # The hunt: the secrets are in their files and nowhere else.
 for s in "$SECRET" "$SECRET2"; do
     if hits="$(grep -rlF -- "$s" "$LOGDIR")"; then die "secret leaked into command output: $hits"; fi
@@ -288,6 +330,12 @@ ok proxy update viafile --auth anonymous
 [[ ! -e "$STATE/secrets/viafile" ]] || die "anonymous auth kept the secret file"
 ok proxy show viafile --json
 assert_eq "$(json '(d["auth"], d["access_key"], d["secret_set"])')" "('anonymous', None, False)" "anonymous"
+# Without a secret, TLS settings change freely; '' removes a PEM field; delete removes the rest.
+ok proxy update viafile --ca-pem-file ''
+[[ ! -e "$STATE/tls/viafile" ]] || die "STATEDIR/tls/viafile outlived its last PEM file"
+ok proxy update viafile --ca-pem-file "$T/ca.pem"
+ok proxy delete viafile
+[[ ! -e "$STATE/tls/viafile" ]] || die "STATEDIR/tls/viafile outlived its proxy"
 
 # ---- ecr ---------------------------------------------------------------------------------------
 log "ecr"

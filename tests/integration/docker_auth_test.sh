@@ -60,15 +60,19 @@ regproxy_start pb "http://127.0.0.1:$REG_PORT_basic" --redirect-blobs-to "http:/
 regproxy_start pt "http://127.0.0.1:$REG_PORT_tok" --redirect-blobs-to "http://localhost:$PROXY_PORT_cdn"
 
 printf '%s\n' "$SECRET" >"$T/secret"
+# The blob CDN is on loopback under another host name: a learned origin that the address rule
+# refuses unless the proxy allows it (docs/security-egress.md). The token realm is on the
+# registry's own host (127.0.0.1, another port), which needs nothing.
 printf '%s\n' "wrong-$SECRET" >"$T/wrong"
 upfs proxy create basic --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pb/" \
-    --auth access-key --access-key alice --secret-key-file "$T/secret" >/dev/null
+    --auth access-key --access-key alice --secret-key-file "$T/secret" --allow-host localhost >/dev/null
 upfs proxy create nocreds --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pb/" >/dev/null
 upfs proxy create badcreds --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pb/" \
     --auth access-key --access-key alice --secret-key-file "$T/wrong" >/dev/null
 upfs proxy create tok --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pt/" \
-    --auth access-key --access-key alice --secret-key-file "$T/secret" >/dev/null
-upfs proxy create tokanon --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pt/" >/dev/null
+    --auth access-key --access-key alice --secret-key-file "$T/secret" --allow-host localhost >/dev/null
+upfs proxy create tokanon --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pt/" \
+    --allow-host localhost >/dev/null
 upfs_mount "$MNT"
 
 jq_py() { "$PYTHON" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }

@@ -23,7 +23,8 @@ fixtures_maven "$SRV/maven"
 fixtures_helm "$SRV/helm" "$OTHER" "$NGINX_OTHER_URL"
 
 upfs proxy create mvn --type maven --url "${NGINX_URL}maven/" >/dev/null
-upfs proxy create charts --type helm --url "${NGINX_URL}helm/" >/dev/null
+# beta is on the other host name (localhost), a learned origin on loopback: allowed explicitly.
+upfs proxy create charts --type helm --url "${NGINX_URL}helm/" --allow-host localhost >/dev/null
 upfs_mount "$MNT"
 
 DEMO=com/example/demo/1.0/demo-1.0.jar

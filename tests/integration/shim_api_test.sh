@@ -11,6 +11,11 @@
 #     and message as the CLI's stderr line, and the matching status (400 invalid, 404 unknown,
 #     409 duplicate or in use); bodies over 1 MiB are 413, malformed JSON 400;
 #   a posted secret is stored (0600) but never returned by /api, shown by /metrics or logged;
+#   a change of url, http_proxy or TLS settings of a proxy with a secret is refused (400, the CLI's
+#     message) unless the secret is given again or auth goes anonymous;
+#   ca_file/client_cert/client_key are refused with byte-identical answers whether the file exists;
+#   ca_pem is stored in STATEDIR/tls/KEY/ (0600, not SQLite), shown only as ca_pem_set, and used to
+#     fetch over TLS from an https server whose certificate it signed; bad or mismatched PEM is 400;
 #   a proxy created through /api shows up on the path routes at once;
 #   every API call sends the admin token ($STATE/admin-token, api_req in shim/shim_common.sh);
 #   --htpasswd + TLS: with credentials 200, without or wrong 401 + WWW-Authenticate: Basic
@@ -269,6 +274,141 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null ||
     die "openssl could not make a certificate"
 check "exposure: non-loopback without TLS+htpasswd or --open exits 2; bad option sets exit 2" t_exposure
+
+# ---- a stored secret never follows a new destination ---------------------------------------------
+# api_error: the answer's {"error"} as the CLI's stderr line.
+api_error() { echo "upstreamfs: $(json_field 'j["error"]["field"]'): $(json_field 'j["error"]["message"]')"; }
+# pem_json FILE: the file's text as a JSON string.
+pem_json() { "$PYTHON" -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$1"; }
+
+t_secret_destination() {
+    local rule="changing where a proxy with a stored secret connects needs the secret again (--secret-key-file/-stdin) or --auth anonymous"
+    local before body
+    before="$(upfs proxy show sec --json)"
+    for body in '{"url":"http://127.0.0.1:8/evil/"}' '{"http_proxy":"http://127.0.0.1:8"}' \
+        "{\"ca_pem\":$(pem_json "$T/cert.pem")}"; do
+        api_req PUT "$API/proxies/sec" "$body"
+        assert_eq "$HTTP_STATUS" 400 "PUT $body on a proxy with a secret"
+        assert_contains "$(api_error)" "$rule" "the refusal names the rule"
+    done
+    api_req PUT "$API/proxies/sec" '{"url":"http://127.0.0.1:8/evil/"}'
+    run_capture upfs proxy update sec --url http://127.0.0.1:8/evil/
+    assert_eq "$RC" 2 "CLI exit status of the same change"
+    assert_eq "$(api_error)" "$ERR" "API and CLI give the same refusal"
+    assert_eq "$ERR" "upstreamfs: url: $rule" "the CLI's message"
+    json_eq "$(upfs proxy show sec --json)" "$before" || die "a refused change changed the proxy"
+    assert_eq "$(cat "$STATE/secrets/sec")" "$SECRET-2" "the secret after the refusals"
+    # the stored url again, and fields that are not destinations, are no change of destination
+    api_req PUT "$API/proxies/sec" "{\"url\":\"$U\",\"negative_ttl\":9}"
+    assert_eq "$HTTP_STATUS" 200 "PUT of the stored url and a ttl"
+    # with the secret given again the change is taken
+    api_req PUT "$API/proxies/sec" "{\"url\":\"http://127.0.0.1:8/new/\",\"secret_key\":\"$SECRET-3\"}"
+    assert_eq "$HTTP_STATUS" 200 "PUT of a url with the secret"
+    assert_eq "$(cat "$STATE/secrets/sec")" "$SECRET-3" "the secret given with the new url"
+    # switching to anonymous drops the secret, so the url may change
+    api_req PUT "$API/proxies/sec" '{"url":"http://127.0.0.1:8/anon/","auth":"anonymous"}'
+    assert_eq "$HTTP_STATUS" 200 "PUT of a url with auth anonymous"
+    assert_eq "$(json_field 'j["secret_set"]')" False "secret_set after anonymous"
+    [[ ! -e "$STATE/secrets/sec" ]] || die "the secret file outlived auth anonymous"
+}
+
+# ---- path fields are local only; PEM content instead ---------------------------------------------
+# refusal_bytes FIELD PATH: the status line, headers but Date, and body of a POST naming PATH.
+refusal_bytes() {
+    api_req POST "$API/proxies" "{\"key\":\"pf\",\"type\":\"generic\",\"url\":\"$U\",\"$1\":\"$2\"}"
+    tr -d '\r' <"$T/headers" | grep -iv '^date:'
+    cat "$T/body"
+}
+
+t_path_fields() {
+    local f
+    for f in ca_file client_cert client_key; do
+        refusal_bytes "$f" "$T/cert.pem" >"$T/refusal-exists"
+        assert_eq "$HTTP_STATUS" 400 "POST with $f naming an existing file"
+        assert_contains "$BODY" "not by the HTTP API" "the refusal says why"
+        refusal_bytes "$f" "/root/no-such-file-$RANDOM" >"$T/refusal-missing"
+        assert_eq "$HTTP_STATUS" 400 "POST with $f naming a missing file"
+        cmp -s "$T/refusal-exists" "$T/refusal-missing" ||
+            die "the answers for an existing and a missing $f differ: $(diff "$T/refusal-exists" "$T/refusal-missing")"
+        api_req PUT "$API/proxies/dup" "{\"$f\":\"$T/cert.pem\"}"
+        assert_eq "$HTTP_STATUS" 400 "PUT with $f"
+        # the page's check as you type says what a create would
+        api_req POST "$API/validate/proxy" "{\"key\":\"pf\",\"type\":\"generic\",\"url\":\"$U\",\"$f\":\"$T/cert.pem\"}"
+        assert_eq "$HTTP_STATUS" 400 "the dry run with $f"
+        assert_contains "$BODY" "not by the HTTP API" "the dry run's refusal"
+    done
+    upfs proxy show pf >/dev/null 2>&1 && die "a refused POST created a proxy" || true
+    # a CA in PEM, a server certificate it signed, an https server on 127.0.0.1
+    local d="$T/pki" port pid
+    mkdir -p "$d/www/dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout "$d/ca.key" \
+        -out "$d/ca.pem" 2>/dev/null || die "openssl could not make a CA"
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/srv.key" \
+        -out "$d/srv.csr" 2>/dev/null || die "openssl could not make a request"
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$d/ext"
+    openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+        -extfile "$d/ext" -out "$d/srv.pem" 2>/dev/null || die "openssl could not sign"
+    head -c 70000 /dev/urandom >"$d/www/dir/blob.bin"
+    cat >"$d/https.py" <<'PY'
+import functools, http.server, ssl, sys
+port, d = int(sys.argv[1]), sys.argv[2]
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=d + "/www")
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), h)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + "/srv.pem", d + "/srv.key")
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+    port="$(free_port)"
+    "${DIE_WITH_PARENT[@]}" "$PYTHON" "$d/https.py" "$port" "$d" >"$T/https.log" 2>&1 &
+    pid=$!
+    on_exit "kill $pid 2>/dev/null || true"
+    wait_until 10 port_is_open "$port" || die "the https server did not start: $(cat "$T/https.log")"
+    # the same server without the CA fails TLS: what follows shows the stored CA is what is used
+    api_req POST "$API/proxies" "{\"key\":\"notrust\",\"type\":\"generic\",\"url\":\"https://127.0.0.1:$port/\"}"
+    assert_eq "$HTTP_STATUS" 201 "POST of a proxy without the CA"
+    http_get "$S/notrust/dir/blob.bin"
+    [[ "$HTTP_STATUS" != 200 ]] || die "a certificate of an unknown CA was trusted"
+    api_req POST "$API/proxies" "{\"key\":\"pem\",\"type\":\"generic\",\"url\":\"https://127.0.0.1:$port/\",\"ca_pem\":$(pem_json "$d/ca.pem")}"
+    assert_eq "$HTTP_STATUS" 201 "POST with ca_pem"
+    assert_eq "$(json_field 'j["ca_pem_set"]')" True "ca_pem_set in the answer"
+    [[ "$BODY" != *"BEGIN CERTIFICATE"* ]] || die "the answer holds the PEM"
+    assert_eq "$(stat -c %a "$STATE/tls/pem/ca_pem")" 600 "mode of the stored CA"
+    cmp -s "$STATE/tls/pem/ca_pem" "$d/ca.pem" || die "the stored CA differs from the posted one"
+    http_get "$S/pem/dir/blob.bin"
+    assert_eq "$HTTP_STATUS" 200 "a file fetched over TLS trusting ca_pem"
+    assert_eq "$(sha256sum <"$T/body" | cut -d' ' -f1)" "$(sha256sum <"$d/www/dir/blob.bin" | cut -d' ' -f1)" "bytes over TLS"
+    local shown
+    shown="$(upfs proxy show pem --json)"
+    assert_eq "$("$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["ca_pem_set"])' "$shown")" True "proxy show --json: ca_pem_set"
+    [[ "$shown" != *"BEGIN"* ]] || die "proxy show --json printed the PEM"
+    if grep -rqF "BEGIN CERTIFICATE" "$STATE/index.db" "$STATE"/index.db-wal 2>/dev/null; then
+        die "the PEM is in SQLite"
+    fi
+    # what is not PEM of the right kind is refused, and the key must match the certificate
+    api_req PUT "$API/proxies/pem" '{"ca_pem":"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"}'
+    assert_eq "$HTTP_STATUS" 400 "ca_pem that is not a certificate"
+    assert_eq "$(api_error)" "upstreamfs: ca_pem: must be one or more X.509 certificates in PEM form" "its message"
+    api_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem"),\"client_key_pem\":$(pem_json "$d/ca.key")}"
+    assert_eq "$HTTP_STATUS" 400 "a client key of another certificate"
+    assert_eq "$(api_error)" "upstreamfs: client_key_pem: is not the key of client_cert_pem's certificate" "its message"
+    api_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem")}"
+    assert_eq "$HTTP_STATUS" 400 "a client certificate without its key"
+    api_req PUT "$API/proxies/pem" "{\"client_cert_pem\":$(pem_json "$d/srv.pem"),\"client_key_pem\":$(pem_json "$d/srv.key")}"
+    assert_eq "$HTTP_STATUS" 200 "a matching client pair"
+    assert_eq "$(json_field '(j["client_cert_pem_set"], j["client_key_pem_set"])')" "(True, True)" "the pair is set"
+    assert_eq "$(stat -c %a "$STATE/tls/pem/client_key_pem")" 600 "mode of the stored key"
+    # "" removes a PEM field; deleting the proxy removes its directory
+    api_req PUT "$API/proxies/pem" '{"client_cert_pem":"","client_key_pem":""}'
+    assert_eq "$HTTP_STATUS" 200 "PUT removing the pair"
+    assert_eq "$(json_field '(j["client_cert_pem_set"], j["client_key_pem_set"], j["ca_pem_set"])')" "(False, False, True)" "the pair removed"
+    [[ ! -e "$STATE/tls/pem/client_key_pem" ]] || die "the removed key file is still there"
+    api_req DELETE "$API/proxies/pem"
+    assert_eq "$HTTP_STATUS" 204 "DELETE of the proxy"
+    [[ ! -e "$STATE/tls/pem" ]] || die "STATEDIR/tls/pem outlived its proxy"
+}
+check "a url/http_proxy/TLS change of a proxy with a secret needs the secret again or anonymous (API = CLI)" t_secret_destination
+check "the API refuses path fields (one answer whether the file exists); ca_pem is stored 0600 and used for TLS" t_path_fields
 
 serve_start tls --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --htpasswd "$T/htpasswd" --admin alice
 TS="https://127.0.0.1:$SERVE_PORT_tls"

@@ -40,7 +40,8 @@ upstream_start "$SRV/www" --quiet
 
 upfs proxy create gen --type generic --url "${NGINX_URL}www/" >/dev/null
 upfs proxy create mvn --type maven --url "${NGINX_URL}maven/" >/dev/null
-upfs proxy create charts --type helm --url "${NGINX_URL}helm/" >/dev/null
+# beta is on the other host name (localhost), a learned origin on loopback: allowed explicitly.
+upfs proxy create charts --type helm --url "${NGINX_URL}helm/" --allow-host localhost >/dev/null
 upfs proxy create slow --type generic --url "$UPSTREAM_URL" >/dev/null
 upfs registry create all --type generic --upstream gen >/dev/null
 

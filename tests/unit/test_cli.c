@@ -184,6 +184,8 @@ static void test_help_has_every_field(void **state)
                 continue;
             if (f->kind == FIELD_SECRET)
                 snprintf(want, sizeof(want), "\n  --%s-file FILE ", f->cli);
+            else if (f->kind == FIELD_PEM) /* may stand alone on its line */
+                snprintf(want, sizeof(want), "\n  --%s-file FILE", f->cli);
             else if (f->kind == FIELD_ENUM)
                 snprintf(want, sizeof(want), "\n  --%s %s", f->cli,
                          proxy_field_enum_list(f->names, f->nnames, "|", names, sizeof(names)));

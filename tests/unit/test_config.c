@@ -449,9 +449,29 @@ static void test_secret_normalise(void **state)
 /* ---- JSON ------------------------------------------------------------------------------ */
 
 static const char *const json_members[] = {
-    "key",        "type",         "source",       "url",          "auth",       "access_key",
-    "secret_set", "aws_endpoint", "metadata_ttl", "negative_ttl", "offline",    "include",
-    "exclude",    "ca_file",      "client_cert",  "client_key",   "http_proxy",
+    "key",
+    "type",
+    "source",
+    "url",
+    "auth",
+    "access_key",
+    "secret_set",
+    "aws_endpoint",
+    "metadata_ttl",
+    "negative_ttl",
+    "offline",
+    "include",
+    "exclude",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "http_proxy",
+    "allow_host",
+    "pass_credentials",
+    "max_size",
+    "ca_pem_set",
+    "client_cert_pem_set",
+    "client_key_pem_set",
 };
 
 static void test_proxy_json_shape(void **state)
@@ -548,6 +568,10 @@ static void test_proxy_apply_json(void **state)
         {"{\"url\":5}", "url", "string or null"},
         {"{\"secret_key\":\"\\n\"}", "secret_key", "must not be empty"},
         {"{\"auth\":\"none\"}", "auth", "must be one of"},
+        {"{\"pass_credentials\":1}", "pass_credentials", "true or false"},
+        {"{\"max_size\":0}", "max_size", "size in bytes from 1"},
+        {"{\"max_size\":\"1X\"}", "max_size", "size in bytes from 1"},
+        {"{\"allow_host\":\"h\"}", "allow_host", "array of strings"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         o = json_loads(bad[i].body, 0, &jerr);
@@ -567,6 +591,48 @@ static void test_proxy_apply_json(void **state)
     assert_int_equal(p.type, PROXY_NPM);
     expect_err(config_proxy_validate(&p, false, &err), &err, "url", "npm proxies need --url");
     json_decref(o);
+    config_proxy_clear(&p);
+}
+
+/* The egress fields: JSON in and out, defaults, and allow_host's syntax (normalised to lower case).
+ */
+static void test_proxy_egress_fields(void **state)
+{
+    struct proxy p;
+    struct config_error err = {0};
+    char *secret = NULL;
+    json_error_t jerr;
+    (void)state;
+    config_proxy_init(&p, "h", PROXY_HELM);
+    assert_int_equal(p.max_size, CONFIG_DEFAULT_MAX_SIZE);
+    assert_false(p.pass_credentials);
+    json_t *o = json_loads("{\"url\":\"http://h\",\"allow_host\":[\"Mirror.LAN\",\"*.corp\","
+                           "\"127.0.0.1\",\"::1\"],\"pass_credentials\":true,\"max_size\":1024}",
+                           0, &jerr);
+    assert_non_null(o);
+    assert_int_equal(config_proxy_apply_json(&p, o, false, &secret, &err), 0);
+    json_decref(o);
+    assert_int_equal(config_proxy_validate(&p, false, &err), 0);
+    assert_string_equal(p.allow_host[0], "mirror.lan");
+    assert_string_equal(p.allow_host[1], "*.corp");
+    assert_true(p.pass_credentials);
+    assert_int_equal(p.max_size, 1024);
+    json_t *j = config_proxy_to_json(&p);
+    assert_int_equal(json_array_size(json_object_get(j, "allow_host")), 4);
+    assert_true(json_is_true(json_object_get(j, "pass_credentials")));
+    assert_int_equal(json_integer_value(json_object_get(j, "max_size")), 1024);
+    json_decref(j);
+    struct proxy c;
+    assert_int_equal(config_proxy_copy(&c, &p), 0);
+    assert_string_equal(c.allow_host[3], "::1");
+    config_proxy_clear(&c);
+    const char *bad[] = {"", "*.", "h/x", "a b", "http://h", "*"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        config_strv_free(p.allow_host);
+        p.allow_host = NULL;
+        assert_int_equal(config_strv_push(&p.allow_host, bad[i]), 0);
+        expect_err(config_proxy_validate(&p, false, &err), &err, "allow_host", "not a host name");
+    }
     config_proxy_clear(&p);
 }
 
@@ -610,6 +676,8 @@ static json_t *sample_value(const struct proxy_field *f)
         return json_pack("[s, s]", "a/*", "b");
     case FIELD_SECRET:
         return json_string("s3cret\n");
+    case FIELD_PEM:
+        return json_string("-----BEGIN CERTIFICATE-----\n");
     }
     return NULL;
 }
@@ -637,7 +705,7 @@ static void test_fields_json_round_trip(void **state)
             p.secret_set = true;
         }
         json_t *out = config_proxy_to_json(&p);
-        if (f->kind == FIELD_SECRET) {
+        if (f->kind == FIELD_SECRET || f->kind == FIELD_PEM) {
             char buf[64];
             const char *shown = proxy_field_out_name(f, buf, sizeof(buf));
             assert_true(json_is_true(json_object_get(out, shown)));
@@ -672,6 +740,7 @@ static void test_fields_type_errors(void **state)
         {FIELD_SECONDS, "whole number of seconds"},
         {FIELD_LIST, "array of strings"},
         {FIELD_SECRET, "must be a string"},
+        {FIELD_PEM, "must be a string"},
     };
     for (size_t i = 0; i < proxy_fields_count; i++) {
         const struct proxy_field *f = &proxy_fields[i];
@@ -869,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_fields_json_round_trip),
         cmocka_unit_test(test_fields_type_errors),
         cmocka_unit_test(test_fields_kinds),
+        cmocka_unit_test(test_proxy_egress_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

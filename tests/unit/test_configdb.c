@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "upstreamfs/config_crud.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/log.h"
 
@@ -182,10 +183,16 @@ static void test_proxy_crud(void **state)
     assert_false(p.secret_set);
     assert_int_equal(p.metadata_ttl, 600);
     assert_int_equal(p.negative_ttl, 300);
+    assert_int_equal(p.max_size, CONFIG_DEFAULT_MAX_SIZE);
+    assert_false(p.pass_credentials);
+    assert_null(p.allow_host);
 
     /* Update: change fields, keep the rest. */
     p.metadata_ttl = 60;
     p.offline = true;
+    p.pass_credentials = true;
+    p.max_size = 5 << 20;
+    assert_int_equal(config_strv_push(&p.allow_host, "*.lan"), 0);
     assert_int_equal(config_strv_push(&p.include, "stable/*"), 0);
     assert_int_equal(config_strv_push(&p.include, "incubator/*"), 0);
     assert_int_equal(configdb_proxy_update(f->st, &p, NULL, &err), 0);
@@ -193,6 +200,9 @@ static void test_proxy_crud(void **state)
     assert_int_equal(configdb_proxy_get(f->st, "charts", &p, &err), 0);
     assert_int_equal(p.metadata_ttl, 60);
     assert_true(p.offline);
+    assert_true(p.pass_credentials);
+    assert_int_equal(p.max_size, 5 << 20);
+    assert_string_equal(p.allow_host[0], "*.lan");
     assert_string_equal(p.include[0], "stable/*");
     assert_string_equal(p.include[1], "incubator/*");
     assert_null(p.include[2]);
@@ -474,6 +484,67 @@ static void test_missing_column_added(void **state)
                      1);
 }
 
+/* A state dir made before the egress fields (allow_host, pass_credentials, max_size) loads with
+ * their defaults: no schema migration, configdb adds the columns. */
+static void test_egress_columns_added(void **state)
+{
+    struct fixture *f = *state;
+    struct config_error err = {0};
+    struct proxy *list = NULL;
+    size_t n = 0;
+    assert_int_equal(create_proxy(f->st, "old", PROXY_HELM, "https://h/", NULL, NULL, &err), 0);
+    const char *cols[] = {"allow_host_json", "pass_credentials", "max_size"};
+    for (size_t i = 0; i < 3; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "ALTER TABLE proxies DROP COLUMN %s", cols[i]);
+        assert_int_equal(sqlite3_exec(f->st->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(configdb_proxy_list(f->st, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_null(list[0].allow_host);
+    assert_false(list[0].pass_credentials);
+    assert_int_equal(list[0].max_size, CONFIG_DEFAULT_MAX_SIZE);
+    configdb_proxy_list_free(list, n);
+}
+
+/* The CRUD path refuses a new destination for a stored secret unless the secret comes again. */
+static void test_destination_needs_secret(void **state)
+{
+    struct fixture *f = *state;
+    struct config_error err = {0};
+    struct proxy p;
+    json_error_t jerr;
+    assert_int_equal(create_proxy(f->st, "priv", PROXY_MAVEN, "https://m/", "bob", "pw", &err), 0);
+    static const struct {
+        const char *body;
+        int rc;
+        const char *field;
+    } cases[] = {
+        {"{\"url\":\"https://evil/\"}", -EINVAL, "url"},
+        {"{\"http_proxy\":\"http://127.0.0.1:3128\"}", -EINVAL, "http_proxy"},
+        {"{\"client_cert\":\"/c\",\"client_key\":\"/k\"}", -EINVAL, "client_cert"},
+        {"{\"ca_pem\":\"\"}", 0, NULL}, /* nothing stored to remove: no change */
+        {"{\"url\":\"https://m/\",\"metadata_ttl\":5}", 0, NULL},
+        {"{\"url\":\"https://m2/\",\"secret_key\":\"pw2\"}", 0, NULL},
+        {"{\"url\":\"https://m3/\"}", -EINVAL, "url"},
+        {"{\"url\":\"https://m3/\",\"auth\":\"anonymous\"}", 0, NULL},
+        {"{\"url\":\"https://m4/\"}", 0, NULL}, /* no secret any more */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *o = json_loads(cases[i].body, 0, &jerr);
+        memset(&err, 0, sizeof(err));
+        int rc = crud_proxy_update(f->st, "priv", o, &p, &err);
+        json_decref(o);
+        config_proxy_clear(&p);
+        if (rc != cases[i].rc)
+            fail_msg("%s: rc %d (%s: %s)", cases[i].body, rc, err.field, err.message);
+        if (cases[i].field) {
+            assert_string_equal(err.field, cases[i].field);
+            assert_non_null(strstr(err.message, "needs the secret again"));
+        }
+    }
+}
+
 static void test_registries(void **state)
 {
     struct fixture *f = *state;
@@ -727,6 +798,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fields_db_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_column_added, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_egress_columns_added, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destination_needs_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
     };

@@ -58,6 +58,8 @@ Every active matching rule applies (each uses one of its "times"); the first ter
                                                        offset O; without offset the first body
                                                        byte of every response is flipped
   "ignore_range" {}                                    answer 200 with the full body despite Range
+  "no_length"    {}                                    no Content-Length: the body ends when the
+                                                       connection closes (a length nobody announced)
 """
 
 import argparse
@@ -78,7 +80,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CHUNK = 256 * 1024
 TERMINAL = ("status", "retry_after", "redirect", "drop")
-KNOWN = TERMINAL + ("delay", "stall", "slow", "reset", "truncate", "wrong_bytes", "ignore_range")
+KNOWN = TERMINAL + ("delay", "stall", "slow", "reset", "truncate", "wrong_bytes", "ignore_range",
+                    "no_length")
 
 mimetypes.add_type("text/yaml", ".yaml")
 mimetypes.add_type("text/yaml", ".yml")
@@ -155,6 +158,7 @@ class Plan:
         self.cut = None            # ("reset"|"truncate", bytes or None)
         self.flip = []             # [(offset or None, count)]
         self.ignore_range = False
+        self.no_length = False
         self.headers = {}
         for r in rules:
             f = r["fault"]
@@ -171,6 +175,8 @@ class Plan:
             elif f in ("reset", "truncate"):
                 if self.cut is None:
                     self.cut = (f, r.get("bytes"))
+            elif f == "no_length":
+                self.no_length = True
             elif f == "wrong_bytes":
                 self.flip.append((r.get("offset"), int(r.get("count", 1))))
             elif f == "ignore_range":
@@ -389,7 +395,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             ctype = mimetypes.guess_type(fs)[0] or "application/octet-stream"
             self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(length))
+            if plan.no_length:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(length))
             for k, v in base.items():
                 self.send_header(k, str(v))
             self.end_headers()
