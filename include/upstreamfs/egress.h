@@ -1,6 +1,6 @@
 /*
  * egress: where a proxy's requests may go and what they may carry there
- * (docs/security-egress.md has the rules and their tests).
+ * (docs/SECURITY.md has the rules and their tests).
  *
  * A proxy's policy knows its configured origins (scheme://host:port of its
  * URL, and of endpoints a variant names at run time such as ECR's

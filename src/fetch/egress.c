@@ -1,7 +1,7 @@
 /*
  * egress: a proxy's configured origins, its allow_host list, and the
  * address rule (see include/upstreamfs/egress.h; the rules and their tests
- * are in docs/security-egress.md). fetch.c applies them at every hop.
+ * are in docs/SECURITY.md). fetch.c applies them at every hop.
  */
 #include "upstreamfs/egress.h"
 #include "upstreamfs/fetch.h"

@@ -61,7 +61,7 @@ regproxy_start pt "http://127.0.0.1:$REG_PORT_tok" --redirect-blobs-to "http://l
 
 printf '%s\n' "$SECRET" >"$T/secret"
 # The blob CDN is on loopback under another host name: a learned origin that the address rule
-# refuses unless the proxy allows it (docs/security-egress.md). The token realm is on the
+# refuses unless the proxy allows it (docs/SECURITY.md). The token realm is on the
 # registry's own host (127.0.0.1, another port), which needs nothing.
 printf '%s\n' "wrong-$SECRET" >"$T/wrong"
 upfs proxy create basic --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pb/" \

@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/integration/egress_test.sh -- where the daemon connects and what it sends there
-# (docs/security-egress.md), through a mount.
+# (docs/SECURITY.md), through a mount.
 #
 #     bash tests/integration/egress_test.sh build/upstreamfs
 #
