@@ -142,9 +142,11 @@ enum MHD_Result shim__api_config_error(struct shim_req *r, int rc, const struct 
 /* The request body as one JSON object; replies (and returns NULL) if it is not one. */
 json_t *shim__api_body(struct shim_req *r, enum MHD_Result *reply);
 /*
- * Refuses what a page on another site can make a browser send: a body that
- * is not application/json (when needs_json) and an Origin other than this
- * server's. True when the request may go on; else *reply holds the answer.
+ * Refuses a body that is not application/json (when needs_json): a page on
+ * another site can make a browser send a form or text/plain body without a
+ * preflight, never application/json. The Origin rule is checked before any
+ * route (src/shim/access.c). True when the request may go on; else *reply
+ * holds the answer.
  */
 bool shim__api_guard(struct shim_req *r, bool needs_json, enum MHD_Result *reply);
 enum MHD_Result shim__v2(struct shim_req *r);
