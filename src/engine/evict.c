@@ -156,37 +156,9 @@ static int digests_under(struct engine *e, const char *path, char ***out, size_t
     int rc = engine_resolve(e, path, &a);
     if (rc < 0)
         return rc;
-    size_t cnt = 0, cap = 16;
-    char **list = calloc(cap + 1, sizeof(char *));
-    if (!list)
-        return -ENOMEM;
     pthread_mutex_lock(&e->mu);
-    sqlite3_stmt *s;
-    rc = sqlite3_prepare_v2(index_db(e->ix),
-                            "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL SELECT n.ino FROM node "
-                            "n, sub WHERE n.parent = sub.i) SELECT DISTINCT n.digest FROM node n "
-                            "WHERE n.ino IN sub AND n.digest IS NOT NULL",
-                            -1, &s, NULL) == SQLITE_OK
-             ? 0
-             : -EIO;
-    if (rc == 0) {
-        sqlite3_bind_int64(s, 1, a.ino);
-        while (sqlite3_step(s) == SQLITE_ROW) {
-            if (cnt == cap) {
-                char **nl = realloc(list, (cap * 2 + 1) * sizeof(char *));
-                if (!nl)
-                    break;
-                list = nl;
-                cap *= 2;
-            }
-            list[cnt++] = strdup((const char *)sqlite3_column_text(s, 0));
-            list[cnt] = NULL;
-        }
-        sqlite3_finalize(s);
-    }
+    rc = index_digests_under(e->ix, a.ino, out, n);
     pthread_mutex_unlock(&e->mu);
-    *out = list;
-    *n = cnt;
     return rc;
 }
 
