@@ -237,8 +237,9 @@ static enum MHD_Result cache_action(struct shim_req *r, const char *action)
     json_decref(obj);
     if (rc < 0)
         return shim__api_error(r, MHD_HTTP_BAD_REQUEST, "path", why);
-    int n = !strcmp(action, "evict") ? engine_evict_path(r->s->e, path)
-                                     : engine_pin(r->s->e, path, !strcmp(action, "pin"));
+    int failed = 0;
+    int n = !strcmp(action, "evict") ? engine_evict_path(r->s->e, path, &failed)
+                                     : engine_pin(r->s->e, path, !strcmp(action, "pin"), &failed);
     if (n < 0) {
         config_quote(q, sizeof(q), path);
         if (n == -ENOENT || n == -ENOTDIR)
@@ -256,9 +257,12 @@ static enum MHD_Result cache_action(struct shim_req *r, const char *action)
                                               : MHD_HTTP_BAD_GATEWAY,
                                "path", msg);
     }
-    log_info("shim: api: cache %s %s: %d object(s)", action, config_quote(q, sizeof(q), path), n);
-    return shim__api_json(
-        r, MHD_HTTP_OK, json_pack("{s:s, s:s, s:i}", "action", action, "path", path, "objects", n));
+    log_info("shim: api: cache %s %s: %d object(s), %d failed", action,
+             config_quote(q, sizeof(q), path), n, failed);
+    json_t *res = json_pack("{s:s, s:s, s:i}", "action", action, "path", path, "objects", n);
+    if (res && failed > 0) /* part of it did not happen: say how much */
+        json_object_set_new(res, "failed", json_integer(failed));
+    return shim__api_json(r, MHD_HTTP_OK, res);
 }
 
 /* ---- the dry run ------------------------------------------------------------------------ */
