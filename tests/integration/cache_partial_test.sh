@@ -29,6 +29,8 @@ PORT="$(free_port)"
 upfs_mount "$MNT" -o "listen=127.0.0.1:$PORT"
 wait_for_port "$PORT" || die "the shim did not listen on $PORT"
 G="$MNT/gen"
+# the admin API's token, kept out of argv (as secrets_test.sh sends it)
+(umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$STATE/admin-token")" >"$T/admin.hdr")
 
 read_both() {
     with_timeout 30 cat "$G/d/a.txt" >/dev/null || die "cat a.txt"
@@ -48,7 +50,8 @@ t_api_evict_in_use() {
     read_both
     local body
     exec 3<"$G/d/a.txt"
-    body="$(curl -sS --noproxy '*' --max-time 30 -X POST -H 'Content-Type: application/json' \
+    body="$(curl -sS --noproxy '*' --max-time 30 -X POST -H @"$T/admin.hdr" \
+        -H 'Content-Type: application/json' \
         --data '{"path":"gen/d"}' "http://127.0.0.1:$PORT/api/v1/cache/evict")"
     exec 3<&-
     log "evict answered: $body"
