@@ -25,7 +25,10 @@ static const char cache_usage[] =
     "  verify         re-hash every object; remove (and report) any that do not match\n"
     "  pin PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction\n"
     "  unpin PATH     let it be evicted again\n"
-    "  evict PATH     remove what is cached under PATH now (local content is never evicted)\n";
+    "  evict PATH     remove what is cached under PATH now (local content is never evicted)\n"
+    "\n"
+    "pin, unpin and evict print how many objects they changed; when some could not be\n"
+    "(evict: held open by a reader; an index error) they say how many failed and exit 1.\n";
 
 static const char prefetch_usage[] =
     "usage: upstreamfs prefetch PATH...\n"
