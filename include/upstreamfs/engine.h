@@ -172,9 +172,16 @@ struct engine_stats {
 };
 int engine_stats(struct engine *e, struct engine_stats *out);
 
-/* Cache management on a mount path ("key/a/b"). */
-int engine_pin(struct engine *e, const char *path, bool pin);
-int engine_evict_path(struct engine *e, const char *path);
+/*
+ * Cache management on a mount path ("key/a/b"): the number of objects pinned
+ * (unpinned, evicted), with *failed (may be NULL) the number that could not
+ * be (an index error; for evict also -EBUSY, held open by a reader). Files
+ * not cached and local content are skipped, not failures. When nothing was
+ * done and something failed, the first failure's -errno; pin: -ENODATA when
+ * nothing under path is cached.
+ */
+int engine_pin(struct engine *e, const char *path, bool pin, int *failed);
+int engine_evict_path(struct engine *e, const char *path, int *failed);
 /* Evicts LRU objects until the cache is under target bytes; returns the count. */
 int engine_evict_to(struct engine *e, int64_t target);
 /* Re-hashes every object; counts bad ones (removed) into *bad. */

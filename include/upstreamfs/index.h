@@ -4,6 +4,8 @@
  *
  * A node is one name under a parent directory; its rowid is its FUSE inode
  * number, so inodes are stable across restarts and no inode holds an fd.
+ * Inode numbers are never reused (AUTOINCREMENT, schema.c version 5): a
+ * kernel or NFS client holding an old one gets ENOENT, never another file.
  * Root is inode 1. Each proxy or registry is a top-level node whose "top"
  * column is its key; every node below carries the same top and its path
  * relative to it. A node of kind NODE_ABSENT remembers a 404 until neg_until.
@@ -14,7 +16,9 @@
  * been evicted since, and is then fetched again.
  *
  * The index does no locking of its own: the caller serialises access to one
- * struct index (one connection).
+ * struct index (one connection). All SQL on these tables is in src/index;
+ * errors are state_sqlite_errno's (a full disk is -ENOSPC, a locked
+ * database -EBUSY, corruption -EIO).
  */
 #ifndef UPSTREAMFS_INDEX_H
 #define UPSTREAMFS_INDEX_H
@@ -59,7 +63,6 @@ extern const char index_schema_sql[];
 
 int index_open(sqlite3 *db, struct index **out);
 void index_close(struct index *ix);
-sqlite3 *index_db(struct index *ix);
 
 void node_clear(struct node *n);
 int node_copy(struct node *dst, const struct node *src);
@@ -98,7 +101,7 @@ int index_object_get(struct index *ix, const char *digest, struct object_info *o
 int index_object_touch(struct index *ix, const char *digest, int64_t now);
 int index_object_pin(struct index *ix, const char *digest, bool pinned);
 int index_object_delete(struct index *ix, const char *digest);
-/* Cache totals, local content excluded. */
+/* Cache totals, local content excluded: running totals, one row read (index_objects.c). */
 int index_object_totals(struct index *ix, int64_t *bytes, int64_t *count);
 int index_local_totals(struct index *ix, int64_t *bytes, int64_t *count);
 /* Evictable objects in LRU order (not pinned, not local), at most max. */
@@ -111,5 +114,29 @@ int index_setting_set(struct index *ix, const char *key, const char *value);
 
 /* Whether any node still points at a digest. */
 int index_digest_referenced(struct index *ix, const char *digest);
+/* Distinct digests of a node and everything below it (NULL-terminated, each malloc'd). */
+int index_digests_under(struct index *ix, int64_t ino, char ***digests, size_t *n);
+/* The file node at top/dir/<one name>/tail (dir: the path below top); -ENOENT when none. */
+int index_find_below(struct index *ix, const char *top, const char *dir, const char *tail,
+                     int64_t *ino);
+
+/* Use of one top-level name (index_stats.c); the caller names the tops and zeroes the counts. */
+struct index_usage {
+    const char *top;
+    int64_t objects, bytes, local_objects, local_bytes; /* distinct objects its files name */
+    int64_t stale;                                      /* nodes last served stale */
+};
+int index_usage(struct index *ix, struct index_usage *u, size_t n);
+/* The largest cached (non-local) objects, with the mount path of the oldest file naming each. */
+struct index_artifact {
+    char digest[65];
+    int64_t size, atime;
+    bool pinned;
+    char *path; /* "top/path", or NULL when no file names it */
+};
+int index_largest(struct index *ix, size_t max, struct index_artifact **out, size_t *n);
+void index_largest_free(struct index_artifact *list, size_t n);
+/* Pinned cached objects. */
+int index_pinned_count(struct index *ix, int64_t *count);
 
 #endif

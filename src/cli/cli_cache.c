@@ -25,7 +25,10 @@ static const char cache_usage[] =
     "  verify         re-hash every object; remove (and report) any that do not match\n"
     "  pin PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction\n"
     "  unpin PATH     let it be evicted again\n"
-    "  evict PATH     remove what is cached under PATH now (local content is never evicted)\n";
+    "  evict PATH     remove what is cached under PATH now (local content is never evicted)\n"
+    "\n"
+    "pin, unpin and evict print how many objects they changed; when some could not be\n"
+    "(evict: held open by a reader; an index error) they say how many failed and exit 1.\n";
 
 static const char prefetch_usage[] =
     "usage: upstreamfs prefetch PATH...\n"
@@ -111,6 +114,7 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
     if (open_engine(g, &e))
         return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_OK;
+    bool partial = false;
     json_t *out = json_object();
     if (!strcmp(cmd, "stats")) {
         struct engine_stats s;
@@ -148,19 +152,33 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         if (bad > 0)
             rc = CLI_EXIT_FAIL;
     } else {
-        int n = !strcmp(cmd, "evict") ? engine_evict_path(e, rest[0])
-                                      : engine_pin(e, rest[0], !strcmp(cmd, "pin"));
+        int failed = 0;
+        int n = !strcmp(cmd, "evict") ? engine_evict_path(e, rest[0], &failed)
+                                      : engine_pin(e, rest[0], !strcmp(cmd, "pin"), &failed);
         if (n < 0) {
             rc = path_error(cmd, rest[0], n);
         } else {
             json_object_set_new(out, "objects", json_integer(n));
-            if (!json)
+            if (failed > 0)
+                json_object_set_new(out, "failed", json_integer(failed));
+            if (!json && failed == 0)
                 printf("%s: %d object(s)\n", cmd, n);
+            if (failed > 0) {
+                /* A partial pin or evict is a failure: say how much did not happen. */
+                if (!json)
+                    printf("%s: %d object(s), %d failed\n", cmd, n, failed);
+                cli_errorf("%s: %s: %d object(s) could not be %s (see the log)", cmd, rest[0],
+                           failed, !strcmp(cmd, "evict") ? "evicted (in use or an index error)"
+                                   : !strcmp(cmd, "pin") ? "pinned"
+                                                         : "unpinned");
+                rc = CLI_EXIT_FAIL;
+                partial = true;
+            }
         }
     }
     close_engine(e);
-    /* A failed verify still reports what it found. */
-    if (json && (rc == CLI_EXIT_OK || !strcmp(cmd, "verify"))) {
+    /* A failed verify, a partial pin or evict still report what they did. */
+    if (json && (rc == CLI_EXIT_OK || !strcmp(cmd, "verify") || partial)) {
         int prc = cli_print_json(out);
         return rc != CLI_EXIT_OK ? rc : prc;
     }

@@ -832,49 +832,10 @@ int engine_find_below(struct engine *e, const char *dir, const char *tail, struc
     char top[CONFIG_KEY_MAX + 1];
     memcpy(top, dir, kl);
     top[kl] = '\0';
-    /* Paths below "<path>/" sort in ["<path>/", "<path>0"): '0' follows '/'. */
-    char *lo = engine__join(dir + kl + 1, ""), *hi = NULL, *end = NULL;
-    if (lo && (hi = strdup(lo)) != NULL)
-        hi[strlen(hi) - 1] = '0';
-    if (lo && asprintf(&end, "/%s", tail) < 0)
-        end = NULL;
-    if (!lo || !hi || !end) {
-        free(lo);
-        free(hi);
-        free(end);
-        return -ENOMEM;
-    }
-    size_t pl = strlen(lo), el = strlen(end);
     int64_t ino = 0;
-    sqlite3_stmt *s = NULL;
     pthread_mutex_lock(&e->mu);
-    int rc = sqlite3_prepare_v2(index_db(e->ix),
-                                "SELECT ino, path FROM node WHERE top = ?1 AND path >= ?2 AND "
-                                "path < ?3 AND kind = 2 AND substr(path, -?4) = ?5",
-                                -1, &s, NULL) == SQLITE_OK
-                 ? -ENOENT
-                 : -EIO;
-    if (s) {
-        sqlite3_bind_text(s, 1, top, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, lo, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, hi, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, (sqlite3_int64)el);
-        sqlite3_bind_text(s, 5, end, -1, SQLITE_STATIC);
-        while (rc == -ENOENT && sqlite3_step(s) == SQLITE_ROW) {
-            const char *p = (const char *)sqlite3_column_text(s, 1);
-            size_t n = p ? strlen(p) : 0;
-            /* Exactly one name between dir and tail. */
-            if (n > pl + el && memchr(p + pl, '/', n - pl - el) == NULL) {
-                ino = sqlite3_column_int64(s, 0);
-                rc = 0;
-            }
-        }
-        sqlite3_finalize(s);
-    }
+    int rc = index_find_below(e->ix, top, dir + kl + 1, tail, &ino);
     pthread_mutex_unlock(&e->mu);
-    free(lo);
-    free(hi);
-    free(end);
     return rc == 0 ? engine_getattr(e, ino, out) : rc;
 }
 

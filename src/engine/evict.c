@@ -156,37 +156,9 @@ static int digests_under(struct engine *e, const char *path, char ***out, size_t
     int rc = engine_resolve(e, path, &a);
     if (rc < 0)
         return rc;
-    size_t cnt = 0, cap = 16;
-    char **list = calloc(cap + 1, sizeof(char *));
-    if (!list)
-        return -ENOMEM;
     pthread_mutex_lock(&e->mu);
-    sqlite3_stmt *s;
-    rc = sqlite3_prepare_v2(index_db(e->ix),
-                            "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL SELECT n.ino FROM node "
-                            "n, sub WHERE n.parent = sub.i) SELECT DISTINCT n.digest FROM node n "
-                            "WHERE n.ino IN sub AND n.digest IS NOT NULL",
-                            -1, &s, NULL) == SQLITE_OK
-             ? 0
-             : -EIO;
-    if (rc == 0) {
-        sqlite3_bind_int64(s, 1, a.ino);
-        while (sqlite3_step(s) == SQLITE_ROW) {
-            if (cnt == cap) {
-                char **nl = realloc(list, (cap * 2 + 1) * sizeof(char *));
-                if (!nl)
-                    break;
-                list = nl;
-                cap *= 2;
-            }
-            list[cnt++] = strdup((const char *)sqlite3_column_text(s, 0));
-            list[cnt] = NULL;
-        }
-        sqlite3_finalize(s);
-    }
+    rc = index_digests_under(e->ix, a.ino, out, n);
     pthread_mutex_unlock(&e->mu);
-    *out = list;
-    *n = cnt;
     return rc;
 }
 
@@ -197,44 +169,76 @@ static void free_list(char **l, size_t n)
     free(l);
 }
 
-int engine_pin(struct engine *e, const char *path, bool pin)
+/* Counts one object that could not be pinned or evicted, keeping the first cause. */
+static void count_failure(int *failed, int *first, const char *what, const char *digest, int rc)
+{
+    (*failed)++;
+    if (!*first)
+        *first = rc;
+    log_error("%s sha256:%s: %s", what, digest, strerror(-rc));
+}
+
+int engine_pin(struct engine *e, const char *path, bool pin, int *failed)
 {
     char **d = NULL;
     size_t n = 0;
     int rc = digests_under(e, path, &d, &n);
-    int done = 0;
+    int done = 0, bad = 0, first = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         pthread_mutex_lock(&e->mu);
-        if (index_object_pin(e->ix, d[i], pin) == 0)
-            done++;
+        int r = index_object_pin(e->ix, d[i], pin);
         pthread_mutex_unlock(&e->mu);
+        if (r == 0)
+            done++;
+        else if (r != -ENOENT) /* -ENOENT: not cached, nothing to pin */
+            count_failure(&bad, &first, pin ? "pin" : "unpin", d[i], r);
     }
     free_list(d, n);
+    if (failed)
+        *failed = bad;
     if (rc == 0 && done == 0)
-        return -ENODATA; /* nothing cached there to pin */
+        return bad ? first : -ENODATA; /* nothing cached there to pin */
     return rc < 0 ? rc : done;
 }
 
-int engine_evict_path(struct engine *e, const char *path)
+/* Evicts one object unless it is not cached or local content: 1 evicted, 0 skipped, or -errno. */
+static int evict_one(struct engine *e, const char *digest)
+{
+    struct object_info o;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_object_get(e->ix, digest, &o);
+    if (rc == -ENOENT || (rc == 0 && o.local))
+        rc = 0; /* not cached, or never evicted */
+    else if (rc == 0 && obj_is_open_locked(e, digest))
+        rc = -EBUSY; /* a reader holds it */
+    else if (rc == 0 && (rc = index_object_delete(e->ix, digest)) == 0)
+        rc = 1;
+    pthread_mutex_unlock(&e->mu);
+    if (rc == 1)
+        store_remove(&e->store, digest);
+    return rc;
+}
+
+int engine_evict_path(struct engine *e, const char *path, int *failed)
 {
     char **d = NULL;
     size_t n = 0;
     int rc = digests_under(e, path, &d, &n);
-    int done = 0;
+    int done = 0, bad = 0, first = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct object_info o;
-        pthread_mutex_lock(&e->mu);
-        bool ok = index_object_get(e->ix, d[i], &o) == 0 && !o.local &&
-                  !obj_is_open_locked(e, d[i]) && index_object_delete(e->ix, d[i]) == 0;
-        pthread_mutex_unlock(&e->mu);
-        if (ok) {
-            store_remove(&e->store, d[i]);
+        int r = evict_one(e, d[i]);
+        if (r > 0)
             done++;
-        }
+        else if (r < 0)
+            count_failure(&bad, &first, "evict", d[i], r);
     }
     free_list(d, n);
     if (done)
         atomic_fetch_add(&e->evictions, done);
+    if (failed)
+        *failed = bad;
+    if (rc == 0 && done == 0 && bad)
+        return first;
     return rc < 0 ? rc : done;
 }
 

@@ -2,7 +2,8 @@
  * index: SQLite rows for nodes and objects (see index.h). Statements are
  * prepared once per connection; every function resets what it used.
  */
-#include "upstreamfs/index.h"
+#include "index_i.h"
+#include "upstreamfs/state.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -47,20 +48,11 @@ const char index_schema_sql[] =
 #define NODE_COLS                                                                                  \
     "ino, parent, name, top, path, kind, size, mtime, digest, expect, url, mutable, etag, "        \
     "last_modified, checked, neg_until, listed, stale, local, via, ctype"
+#define OBJECT_COLS "digest, size, atime, pinned, local"
 
-enum {
-    S_GET,
-    S_CHILD,
-    S_CHILDREN,
-    S_FIND,
-    S_INSERT,
-    S_UPDATE,
-    S_OBJ_PUT,
-    S_OBJ_GET,
-    S_OBJ_TOUCH,
-    S_COUNT
-};
+_Static_assert(NODE_ABSENT == 0 && NODE_FILE == 2, "the SQL below names kinds by number");
 
+/* Every statement the index runs (index_i.h names them); SQL on the cache tables lives here. */
 static const char *const sqls[S_COUNT] = {
     [S_GET] = ("SELECT " NODE_COLS " FROM node WHERE ino = ?1"),
     [S_CHILD] = ("SELECT " NODE_COLS " FROM node WHERE parent = ?1 AND name = ?2"),
@@ -78,16 +70,48 @@ static const char *const sqls[S_COUNT] = {
                  " digest=?9, expect=?10, url=?11, mutable=?12, etag=?13, last_modified=?14,"
                  " checked=?15, neg_until=?16, listed=?17, stale=?18, local=?19, via=?20, ctype=?21"
                  " WHERE ino=?1",
+    [S_REMOVE] = "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL SELECT n.ino FROM node n, sub "
+                 "WHERE n.parent = sub.i) DELETE FROM node WHERE ino IN sub",
+    /* Children keep their place under a moved node; only their path prefix changes. */
+    [S_MOVE_PATHS] = "UPDATE node SET path = ?2 || substr(path, ?3) WHERE top = ?1 AND "
+                     "substr(path, 1, ?4) = ?5",
+    [S_REMOVE_TOP] = "DELETE FROM node WHERE top = ?1",
+    [S_REMOVE_BELOW_TOP] = "DELETE FROM node WHERE top = ?1 AND path != ''",
+    [S_TOPS] = "SELECT name FROM node WHERE parent = 1 ORDER BY name",
+    [S_REFERENCED] = "SELECT 1 FROM node WHERE digest = ?1 LIMIT 1",
+    [S_DIGESTS_UNDER] = "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL SELECT n.ino FROM node n, "
+                        "sub WHERE n.parent = sub.i) SELECT DISTINCT n.digest FROM node n "
+                        "WHERE n.ino IN sub AND n.digest IS NOT NULL",
+    [S_FIND_BELOW] = "SELECT ino, path FROM node WHERE top = ?1 AND path >= ?2 AND "
+                     "path < ?3 AND kind = 2 AND substr(path, -?4) = ?5",
     [S_OBJ_PUT] =
         "INSERT INTO object(digest, size, atime, local) VALUES (?1, ?2, strftime('%s'), ?3)"
         " ON CONFLICT(digest) DO UPDATE SET size=?2, local=MAX(local, ?3)",
-    [S_OBJ_GET] = "SELECT digest, size, atime, pinned, local FROM object WHERE digest = ?1",
+    [S_OBJ_GET] = "SELECT " OBJECT_COLS " FROM object WHERE digest = ?1",
     [S_OBJ_TOUCH] = "UPDATE object SET atime = ?2 WHERE digest = ?1",
-};
-
-struct index {
-    sqlite3 *db;
-    sqlite3_stmt *st[S_COUNT];
+    [S_OBJ_PIN] = "UPDATE object SET pinned = ?2 WHERE digest = ?1",
+    [S_OBJ_DELETE] = "DELETE FROM object WHERE digest = ?1",
+    /* Kept by the triggers of schema.c's version 4: one row per value of object.local. */
+    [S_OBJ_TOTALS] = "SELECT bytes, count FROM object_totals WHERE local = ?1",
+    [S_OBJ_LRU] = "SELECT " OBJECT_COLS " FROM object WHERE local = 0 AND pinned = 0 "
+                  "ORDER BY atime LIMIT ?1",
+    [S_OBJ_ALL] = "SELECT " OBJECT_COLS " FROM object ORDER BY digest LIMIT ?1",
+    [S_SETTING_GET] = "SELECT value FROM setting WHERE key = ?1",
+    [S_SETTING_SET] = "INSERT INTO setting(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO "
+                      "UPDATE SET value = ?2",
+    /* Per top: distinct objects its files point at, split by local content. */
+    [S_USE_OBJECTS] = "SELECT t.top, o.local, COUNT(*), COALESCE(SUM(o.size), 0) FROM (SELECT "
+                      "DISTINCT top, digest FROM node WHERE kind = 2 AND digest IS NOT NULL AND "
+                      "digest != '') t JOIN object o ON o.digest = t.digest GROUP BY t.top, "
+                      "o.local",
+    /* Per top: nodes last served stale. */
+    [S_USE_STALE] = "SELECT top, COUNT(*) FROM node WHERE stale != 0 AND kind != 0 GROUP BY top",
+    /* The largest cached objects, each with the mount path of the oldest file naming it. */
+    [S_LARGEST] = "SELECT o.digest, o.size, o.atime, o.pinned, (SELECT CASE WHEN n.path = '' "
+                  "THEN n.top ELSE n.top || '/' || n.path END FROM node n WHERE n.digest = "
+                  "o.digest AND n.kind = 2 ORDER BY n.ino LIMIT 1) FROM object o WHERE o.local = "
+                  "0 ORDER BY o.size DESC, o.digest LIMIT ?1",
+    [S_PINNED] = "SELECT COUNT(*) FROM object WHERE pinned != 0 AND local = 0",
 };
 
 int index_open(sqlite3 *db, struct index **out)
@@ -97,10 +121,10 @@ int index_open(sqlite3 *db, struct index **out)
         return -ENOMEM;
     ix->db = db;
     for (int i = 0; i < S_COUNT; i++) {
-        if (sqlite3_prepare_v3(db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT, &ix->st[i], NULL) !=
-            SQLITE_OK) {
+        int rc = sqlite3_prepare_v3(db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT, &ix->st[i], NULL);
+        if (rc != SQLITE_OK) {
             index_close(ix);
-            return -EIO;
+            return state_sqlite_errno(rc);
         }
     }
     *out = ix;
@@ -116,12 +140,19 @@ void index_close(struct index *ix)
     free(ix);
 }
 
-sqlite3 *index_db(struct index *ix)
+sqlite3_stmt *index__stmt(struct index *ix, enum index_stmt which)
 {
-    return ix->db;
+    return ix->st[which];
 }
 
-static char *col_dup(sqlite3_stmt *s, int i)
+int index__done(sqlite3_stmt *s, int rc)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return state_sqlite_errno(rc);
+}
+
+char *index__col_dup(sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
     return t ? strdup((const char *)t) : NULL;
@@ -132,27 +163,27 @@ static void read_node(sqlite3_stmt *s, struct node *n)
     memset(n, 0, sizeof(*n));
     n->ino = sqlite3_column_int64(s, 0);
     n->parent = sqlite3_column_int64(s, 1);
-    n->name = col_dup(s, 2);
-    n->top = col_dup(s, 3);
-    n->path = col_dup(s, 4);
+    n->name = index__col_dup(s, 2);
+    n->top = index__col_dup(s, 3);
+    n->path = index__col_dup(s, 4);
     n->kind = sqlite3_column_int(s, 5);
     n->size = sqlite3_column_int64(s, 6);
     n->mtime = sqlite3_column_int64(s, 7);
     const unsigned char *d = sqlite3_column_text(s, 8);
     if (d)
         snprintf(n->digest, sizeof(n->digest), "%s", d);
-    n->expect = col_dup(s, 9);
-    n->url = col_dup(s, 10);
+    n->expect = index__col_dup(s, 9);
+    n->url = index__col_dup(s, 10);
     n->is_mutable = sqlite3_column_int(s, 11);
-    n->etag = col_dup(s, 12);
-    n->last_modified = col_dup(s, 13);
+    n->etag = index__col_dup(s, 12);
+    n->last_modified = index__col_dup(s, 13);
     n->checked = sqlite3_column_int64(s, 14);
     n->neg_until = sqlite3_column_int64(s, 15);
     n->listed = sqlite3_column_int64(s, 16);
     n->stale = sqlite3_column_int(s, 17);
     n->local = sqlite3_column_int(s, 18);
-    n->via = col_dup(s, 19);
-    n->ctype = col_dup(s, 20);
+    n->via = index__col_dup(s, 19);
+    n->ctype = index__col_dup(s, 20);
 }
 
 void node_clear(struct node *n)
@@ -192,15 +223,10 @@ int node_copy(struct node *dst, const struct node *src)
 static int one_node(sqlite3_stmt *s, struct node *out)
 {
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    if (rc == SQLITE_ROW)
         read_node(s, out);
-        rc = 0;
-    } else {
-        rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
-    }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc;
+    int err = index__done(s, rc);
+    return rc == SQLITE_DONE ? -ENOENT : err;
 }
 
 int index_get(struct index *ix, int64_t ino, struct node *out)
@@ -245,11 +271,10 @@ int index_children(struct index *ix, int64_t parent, struct node **out, size_t *
         }
         read_node(s, &list[cnt++]);
     }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc != SQLITE_DONE) {
+    rc = index__done(s, rc);
+    if (rc < 0) {
         index_nodes_free(list, cnt);
-        return -EIO;
+        return rc;
     }
     *out = list;
     *n = cnt;
@@ -298,33 +323,20 @@ int index_put(struct index *ix, struct node *n)
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && n->ino <= 0)
         n->ino = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+    return index__done(s, rc);
 }
 
-static int exec_bind(struct index *ix, const char *sql, const char *t1, int64_t i2)
+/* Runs a statement that returns no rows; 0 or a negative errno. */
+static int run(sqlite3_stmt *s)
 {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(ix->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    if (t1)
-        sqlite3_bind_text(s, 1, t1, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(s, 1, i2);
-    if (t1)
-        sqlite3_bind_int64(s, 2, i2);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : -EIO;
+    return index__done(s, sqlite3_step(s));
 }
 
 int index_remove(struct index *ix, int64_t ino)
 {
-    return exec_bind(ix,
-                     "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL SELECT n.ino FROM node n, sub "
-                     "WHERE n.parent = sub.i) DELETE FROM node WHERE ino IN sub",
-                     NULL, ino);
+    sqlite3_stmt *s = ix->st[S_REMOVE];
+    sqlite3_bind_int64(s, 1, ino);
+    return run(s);
 }
 
 int index_move(struct index *ix, int64_t ino, int64_t new_parent, const char *new_name,
@@ -341,38 +353,24 @@ int index_move(struct index *ix, int64_t ino, int64_t new_parent, const char *ne
     int rc = index_get(ix, ino, &n);
     if (rc < 0)
         return rc;
-    char *oldpath = n.path;
-    size_t oldlen = strlen(oldpath);
-    sqlite3_stmt *s;
-    /* Children keep their place under the moved node; only their path prefix changes. */
-    if (sqlite3_prepare_v2(ix->db,
-                           "UPDATE node SET path = ?2 || substr(path, ?3) WHERE top = ?1 AND "
-                           "substr(path, 1, ?4) = ?5",
-                           -1, &s, NULL) != SQLITE_OK) {
-        node_clear(&n);
-        return -EIO;
-    }
-    char prefix[4096];
-    snprintf(prefix, sizeof(prefix), "%s/", oldpath);
-    char newprefix[4096];
+    size_t oldlen = strlen(n.path);
+    char prefix[4096], newprefix[4096];
+    snprintf(prefix, sizeof(prefix), "%s/", n.path);
     snprintf(newprefix, sizeof(newprefix), "%s/", new_path);
+    sqlite3_stmt *s = ix->st[S_MOVE_PATHS];
     sqlite3_bind_text(s, 1, n.top, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, newprefix, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, (int64_t)oldlen + 2);
     sqlite3_bind_int64(s, 4, (int64_t)oldlen + 1);
     sqlite3_bind_text(s, 5, prefix, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-    sqlite3_finalize(s);
+    rc = run(s);
     if (rc == 0) {
         n.parent = new_parent;
         free(n.name);
+        free(n.path);
         n.name = strdup(new_name);
         n.path = strdup(new_path);
-        free(oldpath);
-        rc = index_put(ix, &n);
-    } else {
-        free(oldpath);
-        n.path = NULL;
+        rc = n.name && n.path ? index_put(ix, &n) : -ENOMEM;
     }
     node_clear(&n);
     return rc;
@@ -380,208 +378,103 @@ int index_move(struct index *ix, int64_t ino, int64_t new_parent, const char *ne
 
 int index_remove_top(struct index *ix, const char *top, bool keep_top)
 {
-    return exec_bind(ix,
-                     keep_top ? "DELETE FROM node WHERE top = ?1 AND path != '' AND ?2 >= 0"
-                              : "DELETE FROM node WHERE top = ?1 AND ?2 >= 0",
-                     top, 0);
+    sqlite3_stmt *s = ix->st[keep_top ? S_REMOVE_BELOW_TOP : S_REMOVE_TOP];
+    sqlite3_bind_text(s, 1, top, -1, SQLITE_STATIC);
+    return run(s);
 }
 
-int index_tops(struct index *ix, char ***keys, size_t *n)
+/* Appends a copy of column 0 of each row of s to a NULL-terminated list. */
+static int text_list(sqlite3_stmt *s, char ***out, size_t *n)
 {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(ix->db, "SELECT name FROM node WHERE parent = 1 ORDER BY name", -1, &s,
-                           NULL) != SQLITE_OK)
-        return -EIO;
     size_t cnt = 0, cap = 8;
     char **list = calloc(cap + 1, sizeof(char *));
-    while (list && sqlite3_step(s) == SQLITE_ROW) {
+    int rc = list ? SQLITE_OK : SQLITE_NOMEM;
+    while (list && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (cnt == cap) {
             char **nl = realloc(list, (cap * 2 + 1) * sizeof(char *));
-            if (!nl)
-                break;
-            list = nl;
-            cap *= 2;
-        }
-        list[cnt++] = col_dup(s, 0);
-        list[cnt] = NULL;
-    }
-    sqlite3_finalize(s);
-    if (!list)
-        return -ENOMEM;
-    *keys = list;
-    *n = cnt;
-    return 0;
-}
-
-int index_object_put(struct index *ix, const char *digest, int64_t size, bool local)
-{
-    sqlite3_stmt *s = ix->st[S_OBJ_PUT];
-    sqlite3_bind_text(s, 1, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, size);
-    sqlite3_bind_int(s, 3, local);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? 0 : -EIO;
-}
-
-static void read_object(sqlite3_stmt *s, struct object_info *o)
-{
-    memset(o, 0, sizeof(*o));
-    snprintf(o->digest, sizeof(o->digest), "%s", sqlite3_column_text(s, 0));
-    o->size = sqlite3_column_int64(s, 1);
-    o->atime = sqlite3_column_int64(s, 2);
-    o->pinned = sqlite3_column_int(s, 3);
-    o->local = sqlite3_column_int(s, 4);
-}
-
-int index_object_get(struct index *ix, const char *digest, struct object_info *out)
-{
-    sqlite3_stmt *s = ix->st[S_OBJ_GET];
-    sqlite3_bind_text(s, 1, digest, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        read_object(s, out);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
-}
-
-int index_object_touch(struct index *ix, const char *digest, int64_t now)
-{
-    sqlite3_stmt *s = ix->st[S_OBJ_TOUCH];
-    sqlite3_bind_text(s, 1, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, now);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? 0 : -EIO;
-}
-
-int index_object_pin(struct index *ix, const char *digest, bool pinned)
-{
-    int rc = exec_bind(ix, "UPDATE object SET pinned = ?2 WHERE digest = ?1", digest, pinned);
-    if (rc == 0 && sqlite3_changes(ix->db) == 0)
-        return -ENOENT;
-    return rc;
-}
-
-int index_object_delete(struct index *ix, const char *digest)
-{
-    return exec_bind(ix, "DELETE FROM object WHERE digest = ?1 AND ?2 >= 0", digest, 0);
-}
-
-static int totals(struct index *ix, const char *sql, int64_t *bytes, int64_t *count)
-{
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(ix->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *bytes = sqlite3_column_int64(s, 0);
-        *count = sqlite3_column_int64(s, 1);
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 0 : -EIO;
-}
-
-int index_object_totals(struct index *ix, int64_t *bytes, int64_t *count)
-{
-    return totals(ix, "SELECT COALESCE(SUM(size),0), COUNT(*) FROM object WHERE local = 0", bytes,
-                  count);
-}
-
-int index_local_totals(struct index *ix, int64_t *bytes, int64_t *count)
-{
-    return totals(ix, "SELECT COALESCE(SUM(size),0), COUNT(*) FROM object WHERE local = 1", bytes,
-                  count);
-}
-
-static int object_list(struct index *ix, const char *sql, size_t max, struct object_info **out,
-                       size_t *n)
-{
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(ix->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_int64(s, 1, (int64_t)max);
-    size_t cnt = 0, cap = 0;
-    struct object_info *list = NULL;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct object_info *nl = realloc(list, cap * sizeof(*nl));
             if (!nl) {
                 rc = SQLITE_NOMEM;
                 break;
             }
             list = nl;
+            cap *= 2;
         }
-        read_object(s, &list[cnt++]);
+        if (!(list[cnt++] = index__col_dup(s, 0))) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        list[cnt] = NULL;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    rc = index__done(s, rc);
+    if (rc < 0) {
+        for (size_t i = 0; i < cnt; i++)
+            free(list[i]);
         free(list);
-        return -EIO;
+        return rc;
     }
     *out = list;
     *n = cnt;
     return 0;
 }
 
-int index_object_lru(struct index *ix, struct object_info **out, size_t *n, size_t max)
+int index_tops(struct index *ix, char ***keys, size_t *n)
 {
-    return object_list(ix,
-                       "SELECT digest, size, atime, pinned, local FROM object WHERE local = 0 AND "
-                       "pinned = 0 ORDER BY atime LIMIT ?1",
-                       max, out, n);
+    return text_list(ix->st[S_TOPS], keys, n);
 }
 
-int index_object_all(struct index *ix, struct object_info **out, size_t *n)
+int index_digests_under(struct index *ix, int64_t ino, char ***digests, size_t *n)
 {
-    return object_list(ix,
-                       "SELECT digest, size, atime, pinned, local FROM object ORDER BY digest "
-                       "LIMIT ?1",
-                       (size_t)INT64_MAX, out, n);
+    sqlite3_stmt *s = ix->st[S_DIGESTS_UNDER];
+    sqlite3_bind_int64(s, 1, ino);
+    return text_list(s, digests, n);
+}
+
+int index_find_below(struct index *ix, const char *top, const char *dir, const char *tail,
+                     int64_t *ino)
+{
+    /* Paths below "<dir>/" sort in ["<dir>/", "<dir>0"): '0' follows '/'. */
+    char *lo = NULL, *hi = NULL, *end = NULL;
+    if (asprintf(&lo, "%s/", dir) < 0)
+        lo = NULL;
+    if (asprintf(&hi, "%s0", dir) < 0)
+        hi = NULL;
+    if (asprintf(&end, "/%s", tail) < 0)
+        end = NULL;
+    int rc = -ENOMEM;
+    if (lo && hi && end) {
+        size_t pl = strlen(lo), el = strlen(end);
+        sqlite3_stmt *s = ix->st[S_FIND_BELOW];
+        sqlite3_bind_text(s, 1, top, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, lo, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, hi, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, (sqlite3_int64)el);
+        sqlite3_bind_text(s, 5, end, -1, SQLITE_STATIC);
+        int step = SQLITE_DONE;
+        rc = -ENOENT;
+        while (rc == -ENOENT && (step = sqlite3_step(s)) == SQLITE_ROW) {
+            const char *p = (const char *)sqlite3_column_text(s, 1);
+            size_t n = p ? strlen(p) : 0;
+            /* Exactly one name between dir and tail. */
+            if (n > pl + el && memchr(p + pl, '/', n - pl - el) == NULL) {
+                *ino = sqlite3_column_int64(s, 0);
+                rc = 0;
+            }
+        }
+        int err = index__done(s, step);
+        if (rc == -ENOENT && err < 0)
+            rc = err;
+    }
+    free(lo);
+    free(hi);
+    free(end);
+    return rc;
 }
 
 int index_digest_referenced(struct index *ix, const char *digest)
 {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(ix->db, "SELECT 1 FROM node WHERE digest = ?1 LIMIT 1", -1, &s, NULL) !=
-        SQLITE_OK)
-        return -EIO;
+    sqlite3_stmt *s = ix->st[S_REFERENCED];
     sqlite3_bind_text(s, 1, digest, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -EIO;
-}
-
-int index_setting_get(struct index *ix, const char *key, char *buf, size_t len)
-{
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(ix->db, "SELECT value FROM setting WHERE key = ?1", -1, &s, NULL) !=
-        SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        snprintf(buf, len, "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
-}
-
-int index_setting_set(struct index *ix, const char *key, const char *value)
-{
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(ix->db,
-                           "INSERT INTO setting(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO "
-                           "UPDATE SET value = ?2",
-                           -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : -EIO;
+    int step = sqlite3_step(s);
+    int rc = index__done(s, step);
+    return rc < 0 ? rc : step == SQLITE_ROW;
 }

@@ -26,6 +26,7 @@
 #include "ui.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/failure.h"
+#include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
 
 #include <arpa/inet.h>
@@ -809,6 +810,7 @@ void shim_stop(struct shim *s)
     atomic_store(&s->stopping, true);
     if (s->d)
         MHD_stop_daemon(s->d);
+    index_close(s->ix);
     state_close(s->st);
     pthread_mutex_destroy(&s->st_mu);
     shim_htpasswd_free(s->auth);

@@ -47,6 +47,7 @@ struct shim {
     struct MHD_Daemon *d;
     struct state *st; /* configuration for /api; one sqlite connection, under st_mu */
     pthread_mutex_t st_mu;
+    struct index *ix; /* the cache tables on st's connection (ui_api.c), opened on first use */
     struct shim_metrics metrics;
     struct shim_htpasswd *auth; /* NULL: no authentication */
     char **admins;              /* --admin: htpasswd users who may use /api/v1 */

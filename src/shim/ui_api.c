@@ -4,7 +4,8 @@
  * mount path, and a dry run of proxy creation for checking as you type.
  *
  * The report reads the cache's own tables (node, object) through the
- * shim's state connection, under st_mu like api.c's reads, and only reads:
+ * index's reports (src/index/index_stats.c) on the shim's state connection,
+ * under st_mu like api.c's reads, and only reads:
  * per name, the distinct objects its files point at and whether any of its
  * files was last served stale; overall, the largest cached objects with one
  * mount path each (the one pin and evict take). Counters (hits, misses, ...)
@@ -35,25 +36,8 @@
 #include <string.h>
 #include <strings.h>
 
-/* Rows of the largest-artifacts table (a string: it goes into the SQL). */
-#define UI_ARTIFACTS_MAX "50"
-
-_Static_assert(NODE_FILE == 2, "the SQL below names file nodes as kind = 2");
-
-/* Per name: distinct objects its files point at, split by local content. */
-static const char sql_objects[] =
-    "SELECT t.top, o.local, COUNT(*), COALESCE(SUM(o.size), 0) FROM (SELECT DISTINCT top, "
-    "digest FROM node WHERE kind = 2 AND digest IS NOT NULL AND digest != '') t JOIN object o "
-    "ON o.digest = t.digest GROUP BY t.top, o.local";
-/* Per name: nodes last served stale. */
-static const char sql_stale[] =
-    "SELECT top, COUNT(*) FROM node WHERE stale != 0 AND kind != 0 GROUP BY top";
-/* The largest cached objects, each with the mount path of the oldest file that names it. */
-static const char sql_artifacts[] =
-    "SELECT o.digest, o.size, o.atime, o.pinned, (SELECT CASE WHEN n.path = '' THEN n.top ELSE "
-    "n.top || '/' || n.path END FROM node n WHERE n.digest = o.digest AND n.kind = 2 ORDER BY "
-    "n.ino LIMIT 1) FROM object o WHERE o.local = 0 ORDER BY o.size DESC, o.digest "
-    "LIMIT " UI_ARTIFACTS_MAX;
+/* Rows of the largest-artifacts table. */
+#define UI_ARTIFACTS_MAX 50
 
 bool shim__ui_api_owns(const char *path)
 {
@@ -63,79 +47,45 @@ bool shim__ui_api_owns(const char *path)
 
 /* ---- the cache report ------------------------------------------------------------------- */
 
-/* Use of one top-level name, gathered from the index. */
-struct use {
-    const char *name;
-    int64_t objects, bytes, local_objects, local_bytes, stale;
-};
-
+/* Use of the top-level names (index_usage), looked up by name. */
 struct uses {
-    struct use *u;
+    struct index_usage *u;
     size_t n;
 };
 
-static struct use *use_find(const struct uses *us, const char *name)
+static struct index_usage *use_find(const struct uses *us, const char *name)
 {
     for (size_t i = 0; name && i < us->n; i++)
-        if (!strcmp(us->u[i].name, name))
+        if (!strcmp(us->u[i].top, name))
             return &us->u[i];
     return NULL;
 }
 
-/* Runs sql (no parameters) and hands each row to fn; 0 or a negative errno. */
-static int each_row(sqlite3 *db, const char *sql, void (*fn)(sqlite3_stmt *s, void *arg), void *arg)
+/* The largest objects as the report's JSON array. */
+static json_t *artifacts_json(const struct index_artifact *a, size_t n)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-            fn(s, arg);
+    json_t *arts = json_array();
+    for (size_t i = 0; arts && i < n; i++) {
+        char digest[80];
+        json_t *jpath = a[i].path ? json_string(a[i].path) : NULL; /* NULL too if not UTF-8 */
+        snprintf(digest, sizeof(digest), "sha256:%s", a[i].digest);
+        json_array_append_new(arts, json_pack("{s:o, s:s, s:I, s:I, s:b}", "path",
+                                              jpath ? jpath : json_null(), "digest", digest,
+                                              "size", (json_int_t)a[i].size, "atime",
+                                              (json_int_t)a[i].atime, "pinned", a[i].pinned));
     }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : state_sqlite_errno(rc);
+    return arts;
 }
 
-static void add_objects(sqlite3_stmt *s, void *arg)
+/* The cache tables on the shim's connection; caller holds st_mu. */
+static int shim_index(struct shim *s, struct index **ix)
 {
-    struct use *u = use_find(arg, (const char *)sqlite3_column_text(s, 0));
-    if (!u)
-        return; /* a name deleted since its files were cached */
-    if (sqlite3_column_int(s, 1)) {
-        u->local_objects += sqlite3_column_int64(s, 2);
-        u->local_bytes += sqlite3_column_int64(s, 3);
-    } else {
-        u->objects += sqlite3_column_int64(s, 2);
-        u->bytes += sqlite3_column_int64(s, 3);
-    }
+    int rc = s->ix ? 0 : index_open(s->st->db, &s->ix);
+    *ix = s->ix;
+    return rc;
 }
 
-static void add_stale(sqlite3_stmt *s, void *arg)
-{
-    struct use *u = use_find(arg, (const char *)sqlite3_column_text(s, 0));
-    if (u)
-        u->stale += sqlite3_column_int64(s, 1);
-}
-
-static void add_artifact(sqlite3_stmt *s, void *arg)
-{
-    char digest[80];
-    const char *path = (const char *)sqlite3_column_text(s, 4);
-    json_t *jpath = path ? json_string(path) : NULL; /* NULL too for a path not in UTF-8 */
-    const char *hex = (const char *)sqlite3_column_text(s, 0);
-    snprintf(digest, sizeof(digest), "sha256:%s", hex ? hex : "");
-    json_array_append_new(arg, json_pack("{s:o, s:s, s:I, s:I, s:b}", "path",
-                                         jpath ? jpath : json_null(), "digest", digest, "size",
-                                         (json_int_t)sqlite3_column_int64(s, 1), "atime",
-                                         (json_int_t)sqlite3_column_int64(s, 2), "pinned",
-                                         sqlite3_column_int(s, 3) != 0));
-}
-
-static void add_count(sqlite3_stmt *s, void *arg)
-{
-    *(int64_t *)arg = sqlite3_column_int64(s, 0);
-}
-
-static const char *proxy_state(const struct proxy *p, const struct use *u)
+static const char *proxy_state(const struct proxy *p, const struct index_usage *u)
 {
     return p->offline ? "offline" : u && u->stale ? "stale" : "online";
 }
@@ -144,7 +94,7 @@ static const char *proxy_state(const struct proxy *p, const struct use *u)
 static const char *registry_state(const struct registry *g, const struct uses *us,
                                   const struct proxy *px, size_t npx)
 {
-    const struct use *own = use_find(us, g->name);
+    const struct index_usage *own = use_find(us, g->name);
     size_t n = 0, offline = 0;
     bool stale = own && own->stale;
     for (char **k = g->upstreams; k && *k; k++, n++) {
@@ -159,9 +109,10 @@ static const char *registry_state(const struct registry *g, const struct uses *u
     return stale ? "stale" : n && offline == n ? "offline" : "online";
 }
 
-static json_t *use_json(const struct use *u, const char *kind, const char *type, const char *state)
+static json_t *use_json(const struct index_usage *u, const char *kind, const char *type,
+                        const char *state)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name", u->name, "kind", kind,
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name", u->top, "kind", kind,
                      "type", type, "state", state, "objects", (json_int_t)u->objects, "bytes",
                      (json_int_t)u->bytes, "local_objects", (json_int_t)u->local_objects,
                      "local_bytes", (json_int_t)u->local_bytes, "stale", (json_int_t)u->stale);
@@ -175,7 +126,10 @@ static enum MHD_Result cache_report(struct shim_req *r)
     size_t npx = 0, nrg = 0;
     struct uses us = {0};
     int64_t pinned = 0;
-    json_t *arts = json_array(), *names = json_array(), *out = NULL;
+    struct index *ix = NULL;
+    struct index_artifact *largest = NULL;
+    size_t nlargest = 0;
+    json_t *arts = NULL, *names = json_array(), *out = NULL;
     enum MHD_Result ok;
 
     int rc = engine_stats(r->s->e, &es);
@@ -184,23 +138,22 @@ static enum MHD_Result cache_report(struct shim_req *r)
         goto out;
     }
     pthread_mutex_lock(&r->s->st_mu);
-    sqlite3 *db = r->s->st->db;
-    if ((rc = configdb_proxy_list(r->s->st, &px, &npx)) == 0 &&
+    if ((rc = shim_index(r->s, &ix)) == 0 && (rc = configdb_proxy_list(r->s->st, &px, &npx)) == 0 &&
         (rc = configdb_registry_list(r->s->st, &rg, &nrg)) == 0 &&
         !(us.u = calloc(npx + nrg + 1, sizeof(*us.u))))
         rc = -ENOMEM;
     if (rc == 0) {
         for (size_t i = 0; i < npx; i++)
-            us.u[us.n++].name = px[i].key;
+            us.u[us.n++].top = px[i].key;
         for (size_t i = 0; i < nrg; i++)
-            us.u[us.n++].name = rg[i].name;
-        if ((rc = each_row(db, sql_objects, add_objects, &us)) == 0 &&
-            (rc = each_row(db, sql_stale, add_stale, &us)) == 0 &&
-            (rc = each_row(db, sql_artifacts, add_artifact, arts)) == 0)
-            rc = each_row(db, "SELECT COUNT(*) FROM object WHERE pinned != 0 AND local = 0",
-                          add_count, &pinned);
+            us.u[us.n++].top = rg[i].name;
+        if ((rc = index_usage(ix, us.u, us.n)) == 0 &&
+            (rc = index_largest(ix, UI_ARTIFACTS_MAX, &largest, &nlargest)) == 0)
+            rc = index_pinned_count(ix, &pinned);
     }
     pthread_mutex_unlock(&r->s->st_mu);
+    if (rc == 0)
+        arts = artifacts_json(largest, nlargest);
     if (rc < 0) {
         ok = shim__api_config_error(r, rc, NULL);
         goto out;
@@ -229,6 +182,7 @@ out:
     json_decref(arts);
     json_decref(names);
     free(us.u);
+    index_largest_free(largest, nlargest);
     configdb_proxy_list_free(px, npx);
     configdb_registry_list_free(rg, nrg);
     return ok;
@@ -283,8 +237,9 @@ static enum MHD_Result cache_action(struct shim_req *r, const char *action)
     json_decref(obj);
     if (rc < 0)
         return shim__api_error(r, MHD_HTTP_BAD_REQUEST, "path", why);
-    int n = !strcmp(action, "evict") ? engine_evict_path(r->s->e, path)
-                                     : engine_pin(r->s->e, path, !strcmp(action, "pin"));
+    int failed = 0;
+    int n = !strcmp(action, "evict") ? engine_evict_path(r->s->e, path, &failed)
+                                     : engine_pin(r->s->e, path, !strcmp(action, "pin"), &failed);
     if (n < 0) {
         config_quote(q, sizeof(q), path);
         if (n == -ENOENT || n == -ENOTDIR)
@@ -302,9 +257,12 @@ static enum MHD_Result cache_action(struct shim_req *r, const char *action)
                                               : MHD_HTTP_BAD_GATEWAY,
                                "path", msg);
     }
-    log_info("shim: api: cache %s %s: %d object(s)", action, config_quote(q, sizeof(q), path), n);
-    return shim__api_json(
-        r, MHD_HTTP_OK, json_pack("{s:s, s:s, s:i}", "action", action, "path", path, "objects", n));
+    log_info("shim: api: cache %s %s: %d object(s), %d failed", action,
+             config_quote(q, sizeof(q), path), n, failed);
+    json_t *res = json_pack("{s:s, s:s, s:i}", "action", action, "path", path, "objects", n);
+    if (res && failed > 0) /* part of it did not happen: say how much */
+        json_object_set_new(res, "failed", json_integer(failed));
+    return shim__api_json(r, MHD_HTTP_OK, res);
 }
 
 /* ---- the dry run ------------------------------------------------------------------------ */

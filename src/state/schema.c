@@ -87,6 +87,71 @@ const char *const state_migrations[] = {
     index_schema_sql,
     /* 2 -> 3: settings a running daemon publishes for other processes (its quota). */
     "CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /*
+     * 3 -> 4: running totals of the objects (index_objects.c), one row per value of
+     * object.local, kept by triggers in the transaction that changes an object, so reading
+     * them costs one row; initialised from the rows already there.
+     */
+    "CREATE TABLE object_totals ("
+    "  local INTEGER PRIMARY KEY CHECK (local IN (0, 1)),"
+    "  bytes INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL"
+    ");"
+    "INSERT INTO object_totals (local, bytes, count)"
+    "  SELECT 0, COALESCE(SUM(size), 0), COUNT(*) FROM object WHERE local = 0;"
+    "INSERT INTO object_totals (local, bytes, count)"
+    "  SELECT 1, COALESCE(SUM(size), 0), COUNT(*) FROM object WHERE local != 0;"
+    "CREATE TRIGGER object_totals_i AFTER INSERT ON object BEGIN"
+    "  UPDATE object_totals SET bytes = bytes + NEW.size, count = count + 1"
+    "    WHERE local = (NEW.local != 0);"
+    "END;"
+    "CREATE TRIGGER object_totals_d AFTER DELETE ON object BEGIN"
+    "  UPDATE object_totals SET bytes = bytes - OLD.size, count = count - 1"
+    "    WHERE local = (OLD.local != 0);"
+    "END;"
+    "CREATE TRIGGER object_totals_u AFTER UPDATE OF size, local ON object BEGIN"
+    "  UPDATE object_totals SET bytes = bytes - OLD.size, count = count - 1"
+    "    WHERE local = (OLD.local != 0);"
+    "  UPDATE object_totals SET bytes = bytes + NEW.size, count = count + 1"
+    "    WHERE local = (NEW.local != 0);"
+    "END;",
+    /*
+     * 4 -> 5: node inode numbers are never reused. A plain INTEGER PRIMARY KEY hands the
+     * highest rowid out again once its row is deleted, while the kernel may still hold the
+     * old number (entry timeouts, NFS export): AUTOINCREMENT never gives a number twice.
+     * The table is rebuilt with the same columns and rows; sqlite_sequence starts at the
+     * highest inode present.
+     */
+    "CREATE TABLE node_v5("
+    " ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " parent INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " top TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " size INTEGER NOT NULL DEFAULT -1,"
+    " mtime INTEGER NOT NULL DEFAULT 0,"
+    " digest TEXT,"
+    " expect TEXT,"
+    " url TEXT,"
+    " mutable INTEGER NOT NULL DEFAULT 0,"
+    " etag TEXT,"
+    " last_modified TEXT,"
+    " checked INTEGER NOT NULL DEFAULT 0,"
+    " neg_until INTEGER NOT NULL DEFAULT 0,"
+    " listed INTEGER NOT NULL DEFAULT 0,"
+    " stale INTEGER NOT NULL DEFAULT 0,"
+    " local INTEGER NOT NULL DEFAULT 0,"
+    " via TEXT,"
+    " ctype TEXT,"
+    " UNIQUE(parent, name));"
+    "INSERT INTO node_v5 SELECT ino, parent, name, top, path, kind, size, mtime, digest, expect,"
+    " url, mutable, etag, last_modified, checked, neg_until, listed, stale, local, via, ctype"
+    " FROM node;"
+    "DROP TABLE node;"
+    "ALTER TABLE node_v5 RENAME TO node;"
+    "CREATE INDEX node_top_path ON node(top, path);"
+    "CREATE INDEX node_digest ON node(digest);",
 };
 
 const int state_migration_count = (int)(sizeof(state_migrations) / sizeof(state_migrations[0]));

@@ -10,6 +10,7 @@
 
 #include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
+#include "upstreamfs/schema.h"
 #include "upstreamfs/state.h"
 #include "upstreamfs/store.h"
 
@@ -187,6 +188,159 @@ static void index_objects(void **state)
     state_close(st);
 }
 
+/* What the running totals must equal: the sums over the rows. */
+static void totals_match_rows(sqlite3 *db, struct index *ix)
+{
+    for (int local = 0; local <= 1; local++) {
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM object "
+                                            "WHERE (local != 0) = ?1",
+                                            -1, &s, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int(s, 1, local);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        int64_t bytes, count;
+        assert_int_equal(local ? index_local_totals(ix, &bytes, &count)
+                               : index_object_totals(ix, &bytes, &count),
+                         0);
+        assert_int_equal(bytes, sqlite3_column_int64(s, 0));
+        assert_int_equal(count, sqlite3_column_int64(s, 1));
+        sqlite3_finalize(s);
+    }
+}
+
+/* The totals follow every insert, re-put (new size, promotion to local), delete and rollback. */
+static void index_running_totals(void **state)
+{
+    (void)state;
+    struct state *st;
+    struct index *ix;
+    const char *d1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *d2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    assert_int_equal(state_open(dir, &st), 0);
+    assert_int_equal(index_open(st->db, &ix), 0);
+    int64_t bytes, count;
+    assert_int_equal(index_object_totals(ix, &bytes, &count), 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(count, 0);
+    assert_int_equal(index_object_put(ix, d1, 100, false), 0);
+    assert_int_equal(index_object_put(ix, d2, 200, false), 0);
+    assert_int_equal(index_object_put(ix, d1, 150, false), 0); /* same digest again */
+    assert_int_equal(index_object_totals(ix, &bytes, &count), 0);
+    assert_int_equal(bytes, 350);
+    assert_int_equal(count, 2);
+    totals_match_rows(st->db, ix);
+    assert_int_equal(index_object_put(ix, d2, 200, true), 0); /* now local content */
+    assert_int_equal(index_object_totals(ix, &bytes, &count), 0);
+    assert_int_equal(bytes, 150);
+    assert_int_equal(count, 1);
+    assert_int_equal(index_local_totals(ix, &bytes, &count), 0);
+    assert_int_equal(bytes, 200);
+    assert_int_equal(count, 1);
+    /* A transaction that is rolled back (a crash before commit) leaves them as they were. */
+    assert_int_equal(state_begin(st->db), 0);
+    assert_int_equal(index_object_delete(ix, d1), 0);
+    state_rollback(st->db);
+    assert_int_equal(index_object_totals(ix, &bytes, &count), 0);
+    assert_int_equal(bytes, 150);
+    assert_int_equal(index_object_delete(ix, d1), 0);
+    assert_int_equal(index_object_totals(ix, &bytes, &count), 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(count, 0);
+    totals_match_rows(st->db, ix);
+    index_close(ix);
+    state_close(st);
+}
+
+/* A state dir of schema version 3 (objects, no totals) gets totals that match its rows. */
+static void index_totals_migration(void **state)
+{
+    (void)state;
+    struct state *st;
+    struct index *ix;
+    assert_int_equal(state_open(dir, &st), 0);
+    assert_int_equal(sqlite3_exec(st->db,
+                                  "DROP TRIGGER object_totals_i; DROP TRIGGER object_totals_u;"
+                                  "DROP TRIGGER object_totals_d; DROP TABLE object_totals;"
+                                  "INSERT INTO object(digest, size, local) VALUES"
+                                  " ('aa', 10, 0), ('bb', 20, 0), ('cc', 5, 1);"
+                                  "PRAGMA user_version = 3;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    state_close(st);
+    assert_int_equal(state_open(dir, &st), 0);
+    assert_int_equal(state_schema_version(st->db), state_migration_count);
+    assert_int_equal(index_open(st->db, &ix), 0);
+    int64_t bytes, count;
+    assert_int_equal(index_object_totals(ix, &bytes, &count), 0);
+    assert_int_equal(bytes, 30);
+    assert_int_equal(count, 2);
+    assert_int_equal(index_local_totals(ix, &bytes, &count), 0);
+    assert_int_equal(bytes, 5);
+    assert_int_equal(count, 1);
+    totals_match_rows(st->db, ix);
+    index_close(ix);
+    state_close(st);
+}
+
+/* A deleted node's inode number is never given to another node, not even after a restart. */
+static void index_inodes_not_reused(void **state)
+{
+    (void)state;
+    struct state *st;
+    struct index *ix;
+    struct node got;
+    assert_int_equal(state_open(dir, &st), 0);
+    assert_int_equal(index_open(st->db, &ix), 0);
+    struct node a = mk(INDEX_ROOT_INO, "a", "a", "", NODE_DIR);
+    assert_int_equal(index_put(ix, &a), 0);
+    assert_int_equal(index_remove(ix, a.ino), 0);
+    struct node b = mk(INDEX_ROOT_INO, "b", "b", "", NODE_DIR);
+    assert_int_equal(index_put(ix, &b), 0);
+    assert_true(b.ino > a.ino);
+    assert_int_equal(index_get(ix, a.ino, &got), -ENOENT);
+    assert_int_equal(index_remove_top(ix, "b", false), 0);
+    index_close(ix);
+    state_close(st);
+    assert_int_equal(state_open(dir, &st), 0);
+    assert_int_equal(index_open(st->db, &ix), 0);
+    struct node c = mk(INDEX_ROOT_INO, "c", "c", "", NODE_DIR);
+    assert_int_equal(index_put(ix, &c), 0);
+    assert_true(c.ino > b.ino);
+    index_close(ix);
+    state_close(st);
+}
+
+/* A full database is ENOSPC (a full disk), not a generic I/O error. */
+static void index_full_is_enospc(void **state)
+{
+    (void)state;
+    struct state *st;
+    struct index *ix;
+    assert_int_equal(state_open(dir, &st), 0);
+    assert_int_equal(index_open(st->db, &ix), 0);
+    assert_int_equal(sqlite3_exec(st->db, "PRAGMA max_page_count = 1", NULL, NULL, NULL),
+                     SQLITE_OK);
+    int rc = 0;
+    char digest[65];
+    for (int i = 0; rc == 0 && i < 100000; i++) {
+        snprintf(digest, sizeof(digest), "%064d", i);
+        rc = index_object_put(ix, digest, i, false);
+    }
+    assert_int_equal(rc, -ENOSPC);
+    /* max_page_count: the database cannot grow, as on a full disk. */
+    rc = 0;
+    for (int i = 0; rc == 0 && i < 100000; i++) {
+        struct node n = mk(INDEX_ROOT_INO, digest, "x", "", NODE_DIR);
+        snprintf(digest, sizeof(digest), "name-%d", i);
+        rc = index_put(ix, &n);
+    }
+    assert_int_equal(rc, -ENOSPC);
+    index_close(ix);
+    state_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +348,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(verify_detects_corruption, setup, teardown),
         cmocka_unit_test_setup_teardown(index_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(index_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(index_running_totals, setup, teardown),
+        cmocka_unit_test_setup_teardown(index_totals_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(index_inodes_not_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(index_full_is_enospc, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
