@@ -109,8 +109,14 @@ bool flight_table_has(struct flight_table *t, const char *key)
 {
     bool found = false;
     pthread_mutex_lock(&t->mu);
-    for (struct flight *f = t->list; f && !found; f = f->next)
-        found = strcmp(f->key, key) == 0;
+    for (struct flight *f = t->list; f && !found; f = f->next) {
+        if (strcmp(f->key, key) != 0)
+            continue;
+        /* A flight that has ended stays in the table until its thread has cleaned up. */
+        pthread_mutex_lock(&f->mu); /* order: t->mu, then f->mu */
+        found = f->state == FLIGHT_CONNECTING || f->state == FLIGHT_STREAMING;
+        pthread_mutex_unlock(&f->mu);
+    }
     pthread_mutex_unlock(&t->mu);
     return found;
 }

@@ -351,6 +351,43 @@ static void refused_connection_fails_fast(void **state)
     flight_table_free(t);
 }
 
+/* on_fail runs after the failure is final but before the flight leaves the table. */
+struct ended_probe {
+    struct flight_table *t;
+    int calls;
+    bool listed_as_running;
+};
+
+static void probe_on_fail(void *arg, int err, const struct fetch_response *resp)
+{
+    struct ended_probe *p = arg;
+    (void)err, (void)resp;
+    p->calls++;
+    p->listed_as_running = flight_table_has(p->t, "ended");
+}
+
+static void ended_flight_is_not_running(void **state)
+{
+    (void)state;
+    struct flight_table *t = flight_table_new(&st);
+    struct ended_probe probe = {.t = t};
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = "http://127.0.0.1:1/x",
+                                .expect_size = -1,
+                                .on_fail = probe_on_fail,
+                                .arg = &probe};
+    assert_int_equal(flight_join(t, "ended", &src, &f, &started), 0);
+    long status = 0;
+    int err = 0;
+    assert_int_equal(flight_wait_response(f, 5000, NULL, NULL, &status, &err), FLIGHT_FAILED);
+    flight_release(f);
+    flight_table_free(t); /* waits for the flight's thread, so on_fail has run */
+    assert_int_equal(probe.calls, 1);
+    /* user.upstreamfs.cached asks this: an ended download is not "partial". */
+    assert_false(probe.listed_as_running);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +397,7 @@ int main(void)
         cmocka_unit_test(end_waits_for_the_verdict),
         cmocka_unit_test(not_found_is_reported),
         cmocka_unit_test(refused_connection_fails_fast),
+        cmocka_unit_test(ended_flight_is_not_running),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
