@@ -35,6 +35,8 @@ static const char prefetch_usage[] =
 
 static int open_engine(const struct cli_globals *g, struct engine **e)
 {
+    if (cli_state_exists(g))
+        return CLI_EXIT_FAIL;
     int rc = fetch_global_init();
     struct engine_opts eo = {.state_dir = g->state_dir};
     if (rc == 0)

@@ -174,7 +174,7 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     }
     config_registry_clear(&r);
     cli_quiet_logs(g);
-    if ((rc = cli_open_state(g, &st)) != 0)
+    if ((rc = cli_create_state(g, &st)) != 0)
         goto out;
     if ((rc = crud_registry_create(st, fields, &r, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
