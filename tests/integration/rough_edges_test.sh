@@ -1,0 +1,75 @@
+#!/bin/bash
+# tests/integration/rough_edges_test.sh -- the rough edges a new user hits (issue 13, item 5)
+# that need a mount:
+#
+#     bash tests/integration/rough_edges_test.sh build/upstreamfs
+#
+# Asserts:
+#   * `mount` on a mount point that is already mounted is refused (exit 1, the message names the
+#     mount point and says how to unmount it) and stacks no second daemon;
+#   * a second mount of one state dir on another mount point works with the same platforms, and
+#     one with a different -o platform is refused, naming the platform the running mount uses;
+#   * --exclude/--include apply to names the index already knows (lookup, readdir, open), in the
+#     mount and the shim, and a rule changed with `proxy update` takes effect in the running
+#     mount, also for entries the kernel cached;
+#   * `registry delete` of a registry with local content refuses without --force, naming the
+#     files and bytes; with --force, `cache gc` then frees those bytes from the store.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
+
+W="$T/www"
+MNT="$T/mnt"
+mkdir -p "$W/pkg" "$W/secret"
+printf 'public bytes\n' >"$W/pkg/a.txt"
+printf 'hidden bytes\n' >"$W/secret/s.txt"
+printf 'top\n' >"$W/top.txt"
+nginx_start "$W"
+upfs proxy create gen --type generic --url "$NGINX_URL" >/dev/null
+upfs_mount "$MNT"
+
+# ---- a mount point already mounted ----------------------------------------------------------
+t_mounted_twice() {
+    local before after
+    before="$(grep -c " $MNT fuse" /proc/self/mounts)"
+    run_capture with_timeout 30 "$UPFS" --state "$STATE" mount "$MNT"
+    assert_eq "$RC" 1 "second mount on $MNT: exit status"
+    assert_eq "$ERR" "upstreamfs: mount: $MNT is already mounted (fuse.upstreamfs); unmount it first (fusermount3 -u $MNT)" \
+        "second mount on $MNT: message"
+    after="$(grep -c " $MNT fuse" /proc/self/mounts)"
+    assert_eq "$after" "$before" "mounts stacked on $MNT"
+    assert_eq "$(upfs_daemon_pids "$MNT" | wc -l)" 1 "daemons serving $MNT"
+}
+check "mount on a mounted mount point is refused" t_mounted_twice
+
+# ---- two mounts of one state dir: same platforms only ----------------------------------------
+M2="$T/mnt2"
+M3="$T/mnt3"
+t_platform_mismatch() {
+    mkdir -p "$M3"
+    run_capture with_timeout 30 "$UPFS" --state "$STATE" mount "$M3" -o platform=linux/arm64
+    assert_eq "$RC" 1 "mount with another platform: exit status"
+    assert_eq "$ERR" "upstreamfs: mount: platform: state dir \"$STATE\" is mounted with every platform already; a second mount of it must show the same platforms (give no platform=, or unmount the other)" \
+        "mount with another platform: message"
+    grep -qF " $M3 fuse" /proc/self/mounts && die "$M3 got mounted" || true
+}
+upfs_register_mount "$M3"
+check "a second mount of the state dir with another platform is refused" t_platform_mismatch
+t_same_platform() {
+    upfs_mount "$M2"
+    assert_eq "$(cat "$M2/gen/top.txt")" "top" "read through the second mount"
+    upfs_unmount "$M2"
+}
+upfs_register_mount "$M2"
+check "a second mount of the state dir with the same platforms works" t_same_platform
+t_platform_named() {
+    upfs_unmount "$MNT"
+    upfs_mount "$MNT" -o platform=linux/amd64
+    run_capture with_timeout 30 "$UPFS" --state "$STATE" mount "$M3"
+    assert_eq "$RC" 1 "mount without the running mount's platform: exit status"
+    assert_eq "$ERR" "upstreamfs: mount: platform: state dir \"$STATE\" is mounted with platform=linux/amd64 already; a second mount of it must show the same platforms (give -o platform=linux/amd64, or unmount the other)" \
+        "mount without the running mount's platform: message"
+    upfs_unmount "$MNT"
+    upfs_mount "$MNT"
+}
+check "the refusal names the platform the running mount uses" t_platform_named
+finish
