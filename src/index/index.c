@@ -497,6 +497,24 @@ int index_local_totals(struct index *ix, int64_t *bytes, int64_t *count)
                   count);
 }
 
+int index_local_usage(struct index *ix, const char *top, int64_t *bytes, int64_t *files)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(ix->db,
+                           "SELECT COALESCE(SUM(size),0), COUNT(*) FROM node WHERE top = ?1 AND "
+                           "local = 1 AND kind = 2",
+                           -1, &s, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(s, 1, top, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *bytes = sqlite3_column_int64(s, 0);
+        *files = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
 static int object_list(struct index *ix, const char *sql, size_t max, struct object_info **out,
                        size_t *n)
 {

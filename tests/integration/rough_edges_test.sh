@@ -72,4 +72,35 @@ t_platform_named() {
     upfs_mount "$MNT"
 }
 check "the refusal names the platform the running mount uses" t_platform_named
+# ---- registry delete with local content ------------------------------------------------------
+# store_bytes: the bytes of every object in the store
+store_bytes() { find "$STATE/blobs" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+t_registry_delete() {
+    local before after
+    mkdir -p "$T/tree/sub"
+    fixture_bytes local-a 300000 "$T/tree/a.bin"
+    printf 'local b\n' >"$T/tree/sub/b.txt"
+    upfs registry create files --type generic >/dev/null
+    upfs registry import files "$T/tree" --as site/v1 >/dev/null
+    upfs cache gc >/dev/null
+    before="$(store_bytes)"
+    run_capture upfs registry delete files
+    assert_eq "$RC" 2 "registry delete without --force: exit status"
+    assert_eq "$ERR" "upstreamfs: registry delete: registry files has local content: 2 file(s), 300008 bytes would go; give --force to delete them with it" \
+        "registry delete without --force: message"
+    upfs registry show files >/dev/null || die "the registry is gone after a refused delete"
+    run_capture upfs registry delete files --force
+    assert_eq "$RC" 0 "registry delete --force: exit status ($ERR)"
+    assert_eq "$OUT" "deleted registry files
+released its local content: 2 file(s), 300008 bytes (\"upstreamfs cache gc\" frees them)" "registry delete --force: output"
+    assert_eq "$(store_bytes)" "$before" "store bytes before cache gc"
+    upfs cache gc >/dev/null
+    after="$(store_bytes)"
+    assert_eq "$((before - after))" 300008 "bytes cache gc freed"
+    # a registry without local content needs no --force
+    upfs registry create empty --type generic >/dev/null
+    assert_eq "$(upfs registry delete empty)" "deleted registry empty" "delete of an empty registry"
+}
+check "registry delete: local content needs --force, then cache gc frees it" t_registry_delete
+
 finish
