@@ -471,11 +471,15 @@ int index_object_delete(struct index *ix, const char *digest)
     return exec_bind(ix, "DELETE FROM object WHERE digest = ?1 AND ?2 >= 0", digest, 0);
 }
 
-static int totals(struct index *ix, const char *sql, int64_t *bytes, int64_t *count)
+/* Runs a (sum, count) query; top, when not NULL, is bound as ?1. */
+static int totals(struct index *ix, const char *sql, const char *top, int64_t *bytes,
+                  int64_t *count)
 {
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(ix->db, sql, -1, &s, NULL) != SQLITE_OK)
         return -EIO;
+    if (top)
+        sqlite3_bind_text(s, 1, top, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *bytes = sqlite3_column_int64(s, 0);
@@ -487,32 +491,22 @@ static int totals(struct index *ix, const char *sql, int64_t *bytes, int64_t *co
 
 int index_object_totals(struct index *ix, int64_t *bytes, int64_t *count)
 {
-    return totals(ix, "SELECT COALESCE(SUM(size),0), COUNT(*) FROM object WHERE local = 0", bytes,
-                  count);
+    return totals(ix, "SELECT COALESCE(SUM(size),0), COUNT(*) FROM object WHERE local = 0", NULL,
+                  bytes, count);
 }
 
 int index_local_totals(struct index *ix, int64_t *bytes, int64_t *count)
 {
-    return totals(ix, "SELECT COALESCE(SUM(size),0), COUNT(*) FROM object WHERE local = 1", bytes,
-                  count);
+    return totals(ix, "SELECT COALESCE(SUM(size),0), COUNT(*) FROM object WHERE local = 1", NULL,
+                  bytes, count);
 }
 
 int index_local_usage(struct index *ix, const char *top, int64_t *bytes, int64_t *files)
 {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(ix->db,
-                           "SELECT COALESCE(SUM(size),0), COUNT(*) FROM node WHERE top = ?1 AND "
-                           "local = 1 AND kind = 2",
-                           -1, &s, NULL) != SQLITE_OK)
-        return -EIO;
-    sqlite3_bind_text(s, 1, top, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *bytes = sqlite3_column_int64(s, 0);
-        *files = sqlite3_column_int64(s, 1);
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 0 : -EIO;
+    return totals(ix,
+                  "SELECT COALESCE(SUM(size),0), COUNT(*) FROM node WHERE top = ?1 AND local = 1 "
+                  "AND kind = 2",
+                  top, bytes, files);
 }
 
 static int object_list(struct index *ix, const char *sql, size_t max, struct object_info **out,
