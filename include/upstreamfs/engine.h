@@ -166,6 +166,11 @@ struct engine_stats {
     int inflight;
 };
 int engine_stats(struct engine *e, struct engine_stats *out);
+/*
+ * Adds the counters (hits, misses, upstream_requests, upstream_bytes, evictions, stale_serves)
+ * of every running process on state_dir into *sum; *procs: how many (counters.c).
+ */
+int engine_counters_running(const char *state_dir, struct engine_stats *sum, int *procs);
 
 /* Cache management on a mount path ("key/a/b"). */
 int engine_pin(struct engine *e, const char *path, bool pin);

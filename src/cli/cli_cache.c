@@ -20,7 +20,9 @@
 static const char cache_usage[] =
     "usage: upstreamfs cache COMMAND [--json]\n"
     "\n"
-    "  stats          cache size, object counts, local content, hit and request counters\n"
+    "  stats          cache size, object counts, local content, and the counters (hits,\n"
+    "                 misses, upstream requests and bytes, evictions, stale serves) of the\n"
+    "                 mounts, servers and prefetches running on the state dir\n"
     "  gc             remove objects no path refers to, and unfinished downloads\n"
     "  verify         re-hash every object; remove (and report) any that do not match\n"
     "  pin PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction\n"
@@ -58,6 +60,39 @@ static int path_error(const char *cmd, const char *path, int rc)
 {
     cli_errorf("%s: %s: %s", cmd, path, rc == -ENODATA ? "nothing cached there" : strerror(-rc));
     return rc == -ENOENT ? CLI_EXIT_FAIL : CLI_EXIT_FAIL;
+}
+
+/* The totals of the index and the running processes' counters: into out, or printed. */
+static void print_stats(const struct engine_stats *s, int procs, json_t *out)
+{
+    const struct {
+        const char *name;
+        int64_t v;
+    } f[] = {{"cache_bytes", s->cache_bytes},
+             {"cache_objects", s->cache_objects},
+             {"local_bytes", s->local_bytes},
+             {"local_objects", s->local_objects},
+             {"quota_bytes", s->quota_bytes},
+             {"processes", procs},
+             {"hits", s->hits},
+             {"misses", s->misses},
+             {"upstream_requests", s->upstream_requests},
+             {"upstream_bytes", s->upstream_bytes},
+             {"evictions", s->evictions},
+             {"stale_serves", s->stale_serves}};
+    if (out) {
+        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+            json_object_set_new(out, f[i].name, json_integer(f[i].v));
+        return;
+    }
+    printf("cache: %lld bytes in %lld objects (quota %lld bytes)\n"
+           "local content: %lld bytes in %lld objects (never evicted)\n"
+           "counters of the %d process(es) running on the state dir: %lld hits, %lld misses, "
+           "%lld upstream requests (%lld bytes downloaded), %lld evictions, %lld stale serves\n",
+           (long long)s->cache_bytes, (long long)s->cache_objects, (long long)s->quota_bytes,
+           (long long)s->local_bytes, (long long)s->local_objects, procs, (long long)s->hits,
+           (long long)s->misses, (long long)s->upstream_requests, (long long)s->upstream_bytes,
+           (long long)s->evictions, (long long)s->stale_serves);
 }
 
 int cli_cache_main(struct cli_globals *g, int argc, char **argv)
@@ -116,20 +151,11 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
     json_t *out = json_object();
     if (!strcmp(cmd, "stats")) {
         struct engine_stats s;
-        if (engine_stats(e, &s) < 0) {
+        int procs = 0;
+        if (engine_stats(e, &s) < 0 || engine_counters_running(g->state_dir, &s, &procs) < 0) {
             rc = CLI_EXIT_FAIL;
         } else {
-            json_object_set_new(out, "cache_bytes", json_integer(s.cache_bytes));
-            json_object_set_new(out, "cache_objects", json_integer(s.cache_objects));
-            json_object_set_new(out, "local_bytes", json_integer(s.local_bytes));
-            json_object_set_new(out, "local_objects", json_integer(s.local_objects));
-            json_object_set_new(out, "quota_bytes", json_integer(s.quota_bytes));
-            if (!json)
-                printf("cache: %lld bytes in %lld objects (quota %lld bytes)\n"
-                       "local content: %lld bytes in %lld objects (never evicted)\n",
-                       (long long)s.cache_bytes, (long long)s.cache_objects,
-                       (long long)s.quota_bytes, (long long)s.local_bytes,
-                       (long long)s.local_objects);
+            print_stats(&s, procs, json ? out : NULL);
         }
     } else if (!strcmp(cmd, "gc")) {
         int64_t removed = 0;

@@ -403,6 +403,7 @@ static void *watcher_main(void *arg)
         int rc = engine_reload(e);
         if (rc < 0)
             log_warn("reloading the config failed: %s", strerror(-rc));
+        engine__counters_publish(e);
         pthread_mutex_lock(&e->stop_mu);
     }
     pthread_mutex_unlock(&e->stop_mu);
@@ -497,6 +498,8 @@ void engine_close(struct engine *e)
     pthread_mutex_unlock(&e->stop_mu);
     if (e->watcher_running)
         pthread_join(e->watcher, NULL);
+    if (e->watcher_running)
+        engine__counters_unpublish(e);
     engine__close_all_files(e);
     pthread_mutex_lock(&e->stop_mu);
     while (e->n_bg > 0) /* background listings hold upstreams and the index */

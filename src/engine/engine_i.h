@@ -97,9 +97,15 @@ struct engine {
     int lock_fd; /* shared flock on STATEDIR/engine.lock while open */
     atomic_llong hits, misses, upstream_requests, evictions, stale_serves;
     atomic_llong upstream_bytes; /* bytes of downloads committed to the store */
+    int64_t published[6];        /* the counters last written to STATEDIR/counters (counters.c) */
+    bool counters_written;
 };
 
 int64_t engine__now(void);
+
+/* Writes this process's counters to STATEDIR/counters/PID when they changed (counters.c). */
+void engine__counters_publish(struct engine *e);
+void engine__counters_unpublish(struct engine *e);
 
 /* A referenced upstream by key, or NULL. */
 struct upstream *engine__upstream(struct engine *e, const char *key);

@@ -17,6 +17,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 
+jq_py() { "$PYTHON" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 W="$T/www"
 MNT="$T/mnt"
 mkdir -p "$W/pkg" "$W/secret"
@@ -102,5 +103,30 @@ released its local content: 2 file(s), 300008 bytes (\"upstreamfs cache gc\" fre
     assert_eq "$(upfs registry delete empty)" "deleted registry empty" "delete of an empty registry"
 }
 check "registry delete: local content needs --force, then cache gc frees it" t_registry_delete
+
+# ---- cache stats prints the counters its help promises --------------------------------------
+C="$T/mnt-counters"
+_counters_are() { [[ "$(upfs cache stats --json | jq_py "$1")" == "$2" ]]; }
+t_counters() {
+    upfs_mount "$C"
+    printf 'counted bytes\n' >"$W/counted.txt"
+    assert_eq "$(cat "$C/gen/counted.txt")" "counted bytes" "first read"
+    wait_until 5 _counters_are '[d["processes"], d["misses"], d["hits"], d["upstream_bytes"]]' '[2, 1, 0, 14]' ||
+        die "cache stats --json after one read: $(upfs cache stats --json)"
+    cat "$C/gen/counted.txt" >/dev/null
+    wait_until 5 _counters_are '[d["misses"], d["hits"]]' '[1, 1]' ||
+        die "cache stats --json after a second read: $(upfs cache stats --json)"
+    # the upstream requests are the ones nginx saw (HEAD of the name, then the GET)
+    assert_eq "$(upfs cache stats --json | jq_py 'd["upstream_requests"]')" 2 "upstream_requests"
+    assert_contains "$(upfs cache stats)" \
+        "counters of the 2 process(es) running on the state dir: 1 hits, 1 misses, 2 upstream requests (14 bytes downloaded), 0 evictions, 0 stale serves" \
+        "cache stats (human)"
+    assert_contains "$(upfs cache --help)" "upstream requests and bytes, evictions, stale serves" "cache --help"
+    upfs_unmount "$C"
+    assert_eq "$(upfs cache stats --json | jq_py '[d["processes"], d["hits"]]')" "[1, 0]" \
+        "counters once the mount is gone (the first mount stays)"
+}
+upfs_register_mount "$C"
+check "cache stats prints the hit and request counters of the running mount" t_counters
 
 finish
