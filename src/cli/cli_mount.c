@@ -506,6 +506,7 @@ out:
     if (se) {
         if (mounted)
             fuse_session_unmount(se);
+        engine_on_reload(e, NULL, NULL); /* fs_session_new's invalidations end with the session */
         fuse_remove_signal_handlers(se);
         fuse_session_destroy(se);
     }

@@ -77,7 +77,8 @@ struct engine {
     struct registry *regs;
     size_t n_regs;
     long long generation;
-    void (*reload_cb)(void *);
+    pthread_mutex_t reload_mu; /* held while reload_cb runs, and to change it */
+    void (*reload_cb)(void *, const char *);
     void *reload_arg;
 
     pthread_t watcher;
@@ -135,6 +136,8 @@ void engine__ensure_room(struct engine *e, int64_t length);
 
 /* Whether include/exclude let this path through (directories leading to an include pass). */
 bool engine__path_allowed(const struct proxy *p, const char *path);
+/* Whether the rules of the proxy that provides n (a proxy's or a registry's node) hide it. */
+bool engine__node_hidden(struct engine *e, const struct node *n);
 
 /*
  * The single-flight key of a download: content named by a sha256 is shared

@@ -129,4 +129,43 @@ t_counters() {
 upfs_register_mount "$C"
 check "cache stats prints the hit and request counters of the running mount" t_counters
 
+# ---- --exclude/--include apply to names already known, in a running mount and its shim --------
+L="$T/mnt-rules"
+code_of() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SHIM_PORT/$1"; }
+_gone() { ! stat "$1" >/dev/null 2>&1; }
+_present() { stat "$1" >/dev/null 2>&1; }
+_listing_is() { [[ "$(ls "$1" | tr '\n' ' ')" == "$2" ]]; }
+t_rules() {
+    SHIM_PORT="$(free_port)"
+    upfs_mount "$L" -o "listen=127.0.0.1:$SHIM_PORT"
+    wait_for_port "$SHIM_PORT"
+    # every name is read (so the index and the kernel know it) before a rule hides it
+    assert_eq "$(cat "$L/gen/secret/s.txt")" "hidden bytes" "secret/s.txt before the rule"
+    assert_eq "$(cat "$L/gen/top.txt")" "top" "top.txt before the rule"
+    assert_eq "$(cat "$L/gen/pkg/a.txt")" "public bytes" "pkg/a.txt before the rule"
+    stat "$L/gen/secret/s.txt" >/dev/null
+    assert_eq "$(code_of gen/secret/s.txt)" 200 "shim GET of secret/s.txt before the rule"
+    upfs proxy update gen --exclude secret >/dev/null
+    # within the watcher's tick: the kernel's cached entry is dropped, the index's is refused
+    wait_until 5 _gone "$L/gen/secret/s.txt" || die "stat of an excluded, cached file still succeeds"
+    expect_fail_with "No such file" cat "$L/gen/secret/s.txt"
+    expect_fail_with "No such file" ls "$L/gen/secret"
+    assert_eq "$(ls "$L/gen" | tr '\n' ' ')" "counted.txt pkg top.txt " "listing under --exclude secret"
+    assert_eq "$(code_of gen/secret/s.txt)" 404 "shim GET of an excluded, cached file"
+    assert_eq "$(code_of gen/top.txt)" 200 "shim GET of a file the rule lets through"
+    upfs proxy update gen --include 'pkg/*' >/dev/null
+    wait_until 5 _gone "$L/gen/top.txt" || die "stat of a cached file outside --include still succeeds"
+    wait_until 5 _listing_is "$L/gen" "pkg " || die "listing under --include pkg/*: $(ls "$L/gen")"
+    assert_eq "$(cat "$L/gen/pkg/a.txt")" "public bytes" "pkg/a.txt under --include pkg/*"
+    assert_eq "$(code_of gen/top.txt)" 404 "shim GET of a cached file outside --include"
+    # clearing the rules shows everything again
+    upfs proxy update gen --no-include --no-exclude >/dev/null
+    wait_until 5 _present "$L/gen/secret/s.txt" || die "the file stays hidden once the rules are cleared"
+    assert_eq "$(cat "$L/gen/secret/s.txt")" "hidden bytes" "secret/s.txt once the rules are cleared"
+    assert_eq "$(code_of gen/top.txt)" 200 "shim GET once the rules are cleared"
+    upfs_unmount "$L"
+}
+upfs_register_mount "$L"
+check "--exclude/--include hide names already known, in a running mount (kernel caches too) and its shim" t_rules
+
 finish
