@@ -49,14 +49,17 @@ int cli_mount_fstab_main(struct cli_globals *g, int argc, char **argv);
 
 struct cli_subcommand {
     const char *name;
+    /* NULL where the command's main runs its subcommands itself ("cache"). */
     int (*fn)(struct cli_globals *g, int argc, char **argv);
 };
 
-/* The subcommand tables of "proxy" and "registry" (top-level --help lists them). */
+/* The subcommand tables of "proxy", "registry" and "cache" (top-level --help lists them). */
 extern const struct cli_subcommand cli_proxy_subs[];
 extern const size_t cli_proxy_nsubs;
 extern const struct cli_subcommand cli_registry_subs[];
 extern const size_t cli_registry_nsubs;
+extern const struct cli_subcommand cli_cache_subs[];
+extern const size_t cli_cache_nsubs;
 
 /*
  * Runs "CMD [--help] SUB ARGS...": help prints usage to stdout (0); a

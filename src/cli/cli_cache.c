@@ -17,17 +17,43 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char cache_usage[] =
-    "usage: upstreamfs cache COMMAND [--json]\n"
-    "\n"
-    "  stats          cache size, object counts, local content, and the counters (hits,\n"
+/* The cache's commands; cache_help holds the --help line of each, in the same order. */
+const struct cli_subcommand cli_cache_subs[] = {
+    {"stats", NULL}, {"gc", NULL},    {"verify", NULL},
+    {"pin", NULL},   {"unpin", NULL}, {"evict", NULL},
+};
+const size_t cli_cache_nsubs = sizeof(cli_cache_subs) / sizeof(cli_cache_subs[0]);
+static const char *const cache_help[] = {
+    "          cache size, object counts, local content, and the counters (hits,\n"
     "                 misses, upstream requests and bytes, evictions, stale serves) of the\n"
-    "                 mounts, servers and prefetches running on the state dir\n"
-    "  gc             remove objects no path refers to, and unfinished downloads\n"
-    "  verify         re-hash every object; remove (and report) any that do not match\n"
-    "  pin PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction\n"
-    "  unpin PATH     let it be evicted again\n"
-    "  evict PATH     remove what is cached under PATH now (local content is never evicted)\n";
+    "                 mounts, servers and prefetches running on the state dir",
+    "             remove objects no path refers to, and unfinished downloads",
+    "         re-hash every object; remove (and report) any that do not match",
+    " PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction",
+    " PATH     let it be evicted again",
+    " PATH     remove what is cached under PATH now (local content is never evicted)",
+};
+_Static_assert(sizeof(cache_help) / sizeof(cache_help[0]) ==
+                   sizeof(cli_cache_subs) / sizeof(cli_cache_subs[0]),
+               "one help line per cache command");
+
+static void cache_usage(FILE *f)
+{
+    fputs("usage: upstreamfs cache COMMAND [--json]\n\n", f);
+    for (size_t i = 0; i < cli_cache_nsubs; i++)
+        fprintf(f, "  %s%s\n", cli_cache_subs[i].name, cache_help[i]);
+}
+
+/* The commands' names from the table, "stats, gc, ...". */
+static const char *cache_words(char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cli_cache_nsubs && off < len; i++)
+        off +=
+            (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", cli_cache_subs[i].name);
+    return buf;
+}
 
 static const char prefetch_usage[] =
     "usage: upstreamfs prefetch PATH...\n"
@@ -107,13 +133,13 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         if (c == 'j')
             json = true;
         else if (c == 'h') {
-            fputs(cache_usage, stdout);
+            cache_usage(stdout);
             return CLI_EXIT_OK;
         } else
             return cli_bad_option("cache", c, argv);
     }
     if (optind >= argc) {
-        fputs(cache_usage, stderr);
+        cache_usage(stderr);
         return CLI_EXIT_USAGE;
     }
     const char *cmd = argv[optind++];
@@ -124,18 +150,22 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0)
             json = true;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(cache_usage, stdout);
+            cache_usage(stdout);
             return CLI_EXIT_OK;
         } else if (nrest < 64)
             rest[nrest++] = argv[i];
     }
-    bool needs_path = !strcmp(cmd, "pin") || !strcmp(cmd, "unpin") || !strcmp(cmd, "evict");
-    bool known =
-        needs_path || !strcmp(cmd, "stats") || !strcmp(cmd, "gc") || !strcmp(cmd, "verify");
-    if (!known) {
-        cli_errorf("cache: unknown command \"%s\" (stats, gc, verify, pin, unpin, evict)", cmd);
+    const struct cli_subcommand *sub = NULL;
+    for (size_t i = 0; i < cli_cache_nsubs && !sub; i++)
+        if (!strcmp(cmd, cli_cache_subs[i].name))
+            sub = &cli_cache_subs[i];
+    if (!sub) {
+        char q[CONFIG_QUOTE_MAX], words[128];
+        cli_errorf("cache: unknown command %s (%s)", config_quote(q, sizeof(q), cmd),
+                   cache_words(words, sizeof(words)));
         return CLI_EXIT_USAGE;
     }
+    bool needs_path = !strncmp(cache_help[sub - cli_cache_subs], " PATH", 5);
     if (needs_path && nrest != 1) {
         cli_errorf("cache %s: PATH: exactly one path is required", cmd);
         return CLI_EXIT_USAGE;

@@ -406,6 +406,12 @@ ok registry create --help
 for t in docker helm maven npm pypi generic; do assert_contains "$OUT" "$t" "registry create --help lists $t"; done
 ok --help
 for c in set-upstreams import; do assert_contains "$OUT" "$c" "--help lists $c"; done
+assert_contains "$OUT" "cache      stats, gc, verify, pin, unpin, evict: " "--help lists the cache's commands"
+fails 2 'upstreamfs: cache: unknown command "nope" (stats, gc, verify, pin, unpin, evict)' cache nope
+# the README names every type and command those tables have (it cannot be generated from them)
+"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/readme_lists.py" "$BIN" \
+    "$(dirname "${BASH_SOURCE[0]}")/../../README.md" >"$LOGDIR/readme.out" ||
+    die "$(cat "$LOGDIR/readme.out")"
 
 # a command that reads state refuses a state dir that does not exist (and creates none)
 log "rough edges: a missing --state is refused by the readers"
