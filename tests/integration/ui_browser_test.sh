@@ -2,7 +2,7 @@
 # tests/integration/ui_browser_test.sh -- the shim's web page, in headless Chromium.
 #
 #     bash tests/integration/ui_browser_test.sh build/upstreamfs
-#     UI_SHOTS=docs bash tests/integration/ui_browser_test.sh build/upstreamfs   # refresh docs/*.png
+#     tools/screenshots.sh                      # refresh docs/*.png (runs this test with UI_SHOTS)
 #
 # Needs Debian's chromium and chromium-driver (tools/deps.sh --test installs them); the browser is
 # driven over chromedriver's WebDriver protocol by ui/ui_driver.py (python3 standard library).
