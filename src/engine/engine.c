@@ -1237,9 +1237,10 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
         return rc;
-    if (d.kind != NODE_DIR) {
+    if (d.kind != NODE_DIR || engine__node_hidden(e, &d)) {
+        rc = d.kind != NODE_DIR ? -ENOTDIR : -ENOENT;
         node_clear(&d);
-        return -ENOTDIR;
+        return rc;
     }
     if (ino != INDEX_ROOT_INO && engine__is_registry(e, d.top)) {
         struct registry r;
