@@ -8,8 +8,11 @@
  * Return conventions for every op: 0 success; -ENOENT the remote says the
  * thing does not exist (cached as absence for --negative-ttl); -EREMOTEIO the
  * remote failed (5xx, 429, timeout, refused: never remembered as absence);
- * -EIO the remote answered something malformed; -ENOTSUP the op does not
- * apply. Paths are relative to the proxy root, no leading '/', "" for root.
+ * -EACCES the remote refused the credentials; -EIO the remote answered
+ * something malformed; -ENOTSUP the op does not apply. A status becomes one
+ * of these through failure_status_errno (include/upstreamfs/failure.h);
+ * the errno the mount returns comes from the failure's cause, not from
+ * these. Paths are relative to the proxy root, no leading '/', "" for root.
  */
 #ifndef UPSTREAMFS_DRIVER_H
 #define UPSTREAMFS_DRIVER_H

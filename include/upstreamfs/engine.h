@@ -17,6 +17,7 @@
 #ifndef UPSTREAMFS_ENGINE_H
 #define UPSTREAMFS_ENGINE_H
 
+#include "upstreamfs/health.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -128,6 +129,10 @@ int engine_file_wait(struct engine_file *f, const struct engine_wait *w);
 int engine_file_close(struct engine_file *f);
 
 /* Extended attributes (user.upstreamfs.digest|source|cached|stale). */
+/* Every proxy's health (malloc'd array, caller frees), or one proxy's (-ENOENT: no such proxy). */
+int engine_health(struct engine *e, struct health_snapshot **out, size_t *n);
+int engine_proxy_health(struct engine *e, const char *key, struct health_snapshot *out);
+
 int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, size_t len);
 int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len);
 

@@ -14,7 +14,10 @@
  * Returns 0 when an HTTP response arrived (any status), or a negative errno:
  * -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -ELOOP (redirect loop), -EFBIG,
  * -ECANCELED (should_abort said so), -EIO (anything else), or the error an
- * on_data callback returned.
+ * on_data callback returned. On failure resp->cause says which kind of
+ * failure it was (include/upstreamfs/failure.h; FAILURE_NONE when the
+ * transfer was ended by a callback of ours) and resp->status the last
+ * status that came, or 0.
  */
 #ifndef UPSTREAMFS_FETCH_H
 #define UPSTREAMFS_FETCH_H
@@ -41,6 +44,9 @@ struct fetch_endpoint {
 
 struct fetch_response {
     long status;
+    int cause;              /* enum failure_cause of a failed transfer (failure.h), else 0 */
+    long ratelimit_remaining; /* Docker Hub's ratelimit-remaining (its first number), -1 absent */
+    long ratelimit_limit;     /* ratelimit-limit, -1 absent */
     int64_t content_length; /* -1 unknown */
     long retry_after;       /* seconds, 0 if absent */
     char *content_type;
@@ -98,8 +104,5 @@ char *fetch_url_resolve(const char *base, const char *ref);
 char *fetch_url_origin(const char *url);
 /* Percent-encodes one path segment (keeps unreserved characters); malloc'd. */
 char *fetch_url_escape(const char *s);
-
-/* Whether a failure (rc, status) means "the remote is unwell" as opposed to "absent". */
-bool fetch_is_remote_failure(int rc, long status);
 
 #endif

@@ -13,6 +13,13 @@
  * or a short body fails the flight: its readers get -EIO (or the network
  * error), and nothing reaches the store.
  *
+ * A reader never reaches the end of unverified content: when the source has
+ * an expectation, a read that would include the last byte of the body (or
+ * find its end) waits for the verdict and then returns the bytes, or -EIO
+ * if they did not match. Reads short of the end stream as bytes arrive, so
+ * only the last read request of a reader is held back. Content without an
+ * expectation streams to its end as it arrives.
+ *
  * Across processes sharing a state dir, a flight holds an flock on
  * STATEDIR/locks/<sha256 of key> while it downloads; a flight in another
  * process that finds the lock taken waits for it, then asks its owner
@@ -106,8 +113,10 @@ int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn can
 
 /*
  * Reads up to len bytes at off: waits until they are written, the body ends
- * or the flight fails. Returns bytes read (0 at the end), -EIO after a
- * failure, -ETIMEDOUT if no byte arrived for stall_ms, -EINTR if cancelled.
+ * or the flight fails; with an expectation, a range reaching the end of the
+ * body (or past it) waits for the verdict. Returns bytes read (0 at the end),
+ * -EIO after a failure (a digest mismatch included), -ETIMEDOUT if no byte
+ * arrived for stall_ms, -EINTR if cancelled.
  */
 ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long stall_ms,
                     flight_cancel_fn cancel, void *carg);

@@ -45,5 +45,14 @@ void shim_metrics_request(struct shim_metrics *m, enum shim_route route, int sta
  */
 int shim_metrics_format(const struct shim_metrics *m, const struct engine_stats *st, char **out,
                         size_t *len);
+/*
+ * The same with each proxy's health (nh snapshots, engine_health): requests
+ * by proxy and method, errors by proxy and cause, proxy_healthy and the
+ * upstream's stated quota.
+ */
+struct health_snapshot;
+int shim_metrics_format_proxies(const struct shim_metrics *m, const struct engine_stats *st,
+                                const struct health_snapshot *h, size_t nh, char **out,
+                                size_t *len);
 
 #endif

@@ -2,10 +2,14 @@
  * upstream: one configured proxy at run time — its validated config, its
  * credentials, its driver, and its health.
  *
- * Health implements DESIGN §3's back-off: after 3 consecutive remote
- * failures the proxy counts as offline for a back-off that starts at 1 s
- * and doubles up to 30 s; any success resets it. While offline, requests
- * fail fast (or are served stale) instead of stacking up on a dead remote.
+ * Health follows the one failure policy (include/upstreamfs/failure.h):
+ * after 3 consecutive failures of the remote (failure_is_remote) the proxy
+ * backs off for 1 s, doubling up to 30 s; any answer of the remote resets
+ * it. While backing off, requests fail fast (or are served stale) instead of
+ * stacking up on a dead remote. Every failure is logged as one warning per
+ * proxy and cause, at most once a minute (UPSTREAM_LOG_INTERVAL_MS) with the
+ * count of lines suppressed; the first success after a failure logs
+ * "recovered".
  *
  * An upstream is reference counted: a config reload replaces the engine's
  * table while requests may still hold the old object.
@@ -16,6 +20,7 @@
 #include "upstreamfs/config.h"
 #include "upstreamfs/driver.h"
 #include "upstreamfs/fetch.h"
+#include "upstreamfs/health.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -26,6 +31,7 @@
 #define UPSTREAM_BACKOFF_MAX_MS       30000
 #define UPSTREAM_DOC_MAX              (64u << 20) /* cap on an index document */
 #define UPSTREAM_HOLD_MAX_S           300
+#define UPSTREAM_LOG_INTERVAL_MS      60000
 
 struct engine;
 
@@ -43,6 +49,14 @@ struct upstream {
     int failures;
     int64_t offline_until_ms;
     int backoff_ms;
+    /* health, under mu */
+    struct health_snapshot health;
+    bool failing;      /* the last outcome was a failure */
+    bool stale_served; /* a stale copy was served since */
+    int64_t log_at_ms[FAILURE_CAUSE_COUNT];
+    unsigned log_suppressed[FAILURE_CAUSE_COUNT];
+    pthread_mutex_t health_file_mu; /* health_file: the JSON last written */
+    char *health_file;
 };
 
 struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const char *secret);
@@ -56,8 +70,32 @@ void upstream_unref(struct upstream *u);
 
 /* True while the back-off says: do not contact the remote now. */
 bool upstream_backing_off(struct upstream *u);
+/* The remote answered (any answer that is no failure): resets the back-off, logs a recovery. */
 void upstream_note_success(struct upstream *u);
-void upstream_note_failure(struct upstream *u);
+/*
+ * A classified failure (url: what was asked, logged without credentials or
+ * query): counted by cause, logged (rate-limited), and when it is a failure
+ * of the remote (failure_is_remote) counted for the back-off. Also set as
+ * this thread's failure note (failure.h).
+ */
+void upstream_note_failure(struct upstream *u, const struct failure *f, const char *url);
+/*
+ * The one outcome rule for a request to the remote: rc and resp as
+ * fetch_perform left them. Classifies (failure_classify), notes the failure
+ * or the success (a 401/403 only when final is true: the docker and ECR
+ * flows answer a challenge with a token first), honours Retry-After and
+ * keeps the remote's quota. Returns true when it was a failure.
+ */
+bool upstream_outcome(struct upstream *u, int rc, const struct fetch_response *resp,
+                      const char *url, bool final);
+/* A request is about to go to the remote (method NULL: GET). */
+void upstream_count_request(struct upstream *u, const char *method, bool head);
+/* A cached copy was served in place of the remote's answer. */
+void upstream_note_stale(struct upstream *u);
+/* A copy of the health; writes STATEDIR/health/<key>.json when it changed. */
+void upstream_health(struct upstream *u, struct health_snapshot *out);
+/* The last failure (cause, status) while the proxy is failing; false when it is not. */
+bool upstream_last_failure(struct upstream *u, struct failure *out);
 /*
  * The remote asked for a pause (429 or 503 with Retry-After): no request goes
  * to it for that long (capped at UPSTREAM_HOLD_MAX_S); cached answers are
@@ -110,8 +148,10 @@ int upstream_request(struct upstream *u, const char *url, bool head, size_t max_
 /*
  * Any request to the remote, with the proxy's policies around it: refused
  * with -ENETUNREACH when offline and -EREMOTEIO while backing off; the
- * outcome counts for the back-off and Retry-After is honoured. The
- * endpoint (req->ep) is the proxy's when NULL. A 5xx or 429 gives -EREMOTEIO.
+ * outcome goes through upstream_outcome (final: false). The endpoint
+ * (req->ep) is the proxy's when NULL. A failure of the remote (transport,
+ * 5xx, 429) gives -EREMOTEIO, the drivers' "serve stale" signal
+ * (driver.h); the front door learns its cause from the failure note.
  */
 int upstream_perform(struct upstream *u, const struct fetch_request *req,
                      struct fetch_response *resp);

@@ -14,6 +14,7 @@
  * The chain reads the environment on each call, so rotated keys in the
  * environment or the file are picked up at the next token refresh.
  */
+#include "upstreamfs/failure.h"
 #include "upstreamfs/aws_credentials.h"
 #include "upstreamfs/defaults.h"
 #include "upstreamfs/fetch.h"
@@ -398,13 +399,7 @@ static int imds_status(long status)
 {
     if (status == 200)
         return 0;
-    if (status == 404)
-        return -ENOENT;
-    if (status == 401 || status == 403)
-        return -EACCES;
-    if (status >= 500 || status == 429)
-        return -EREMOTEIO;
-    return -EIO;
+    return status == 410 || (status > 200 && status < 300) ? -EIO : failure_status_errno(status);
 }
 
 static void clear_secret_response(struct fetch_response *r)

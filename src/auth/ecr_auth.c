@@ -16,6 +16,7 @@
  * Token and header strings are wiped before they are freed. The signing
  * time is always the real clock: the injectable clock only decides expiry.
  */
+#include "upstreamfs/failure.h"
 #include "upstreamfs/ecr_auth.h"
 #include "upstreamfs/aws_credentials.h"
 #include "upstreamfs/defaults.h"
@@ -290,10 +291,11 @@ int ecr_auth_error_parse(long status, const char *body, size_t len, char *msg, s
         rc = -EACCES;
     else if ((type && type_in(type, busy_types)) || status == 429 || status >= 500)
         rc = -EREMOTEIO;
-    else if (status == 401 || status == 403)
-        rc = -EACCES;
-    else
+    else if ((rc = failure_status_errno(status)) == -ENOENT || rc == 0)
         rc = -EIO;
+    struct failure f = {.cause = rc == -EACCES ? FAILURE_AUTH : FAILURE_HTTP, .status = status};
+    snprintf(f.code, sizeof(f.code), "%s", type ? type : "");
+    failure_note_set(NULL, &f, NULL, false);
 
     snprintf(text, sizeof(text), "HTTP %ld%s%s%s%s", status, type ? " " : "", type ? type : "",
              message ? ": " : "", message ? message : "");

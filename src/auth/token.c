@@ -14,6 +14,7 @@
  * deadline. Entries are found again by key after every unlock, because the
  * table may have grown (and moved) meanwhile. A token is never logged.
  */
+#include "upstreamfs/failure.h"
 #include "upstreamfs/token.h"
 #include "upstreamfs/log.h"
 
@@ -490,18 +491,24 @@ static int fetch_token(const struct fetch_endpoint *ep, const char *realm, const
                                 .max_body = TOKEN_BODY_MAX};
     rc = fetch_perform(&req, &r);
     if (rc < 0) {
-        log_warn("token server %s: %s", realm, strerror(-rc));
+        struct failure f = {.cause = (enum failure_cause)r.cause};
+        if (f.cause != FAILURE_NONE)
+            failure_note_set(NULL, &f, url, false); /* logged by the proxy's health */
+        log_debug("token server %s: %s", realm, strerror(-rc));
         rc = rc == -EFBIG ? -EIO : -EREMOTEIO;
     } else if (r.status == 200) {
         rc = token_response_parse(r.body, r.body_len, token, life_s, err, sizeof(err));
         if (rc == -EIO)
             log_warn("token server %s: unusable answer: %s", realm, err);
-    } else if (r.status == 401 || r.status == 403) {
-        log_warn("token server %s refused the credentials (HTTP %ld)", realm, r.status);
-        rc = -EACCES;
     } else {
-        log_warn("token server %s answered HTTP %ld", realm, r.status);
-        rc = fetch_is_remote_failure(0, r.status) ? -EREMOTEIO : -EIO;
+        /* The token endpoint's answer is the proxy's failure (auth for 401/403): noted for
+         * the front door, logged once per cause by the proxy's health (src/engine/failed.c). */
+        struct failure f = {.cause = failure_of_status(r.status), .status = r.status};
+        failure_note_set(NULL, &f, url, false);
+        log_debug("token server %s answered HTTP %ld", realm, r.status);
+        rc = failure_status_errno(r.status);
+        if (rc == -ENOENT || rc == 0)
+            rc = -EIO; /* a missing token endpoint is no missing file */
     }
     if (r.body)
         explicit_bzero(r.body, r.body_len);

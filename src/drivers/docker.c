@@ -46,6 +46,7 @@
  * own lock; probe_mu serialises /v2/ probes so that concurrent first
  * downloads do not race past an unknown auth scheme.
  */
+#include "upstreamfs/failure.h"
 #include "upstreamfs/config.h"
 #include "upstreamfs/driver.h"
 #include "upstreamfs/engine.h"
@@ -258,18 +259,6 @@ static int reg_url(struct upstream *u, char **out, const char *fmt, ...)
     return *out ? 0 : -ENOMEM;
 }
 
-static int status_rc(long status)
-{
-    if (status >= 200 && status < 300)
-        return 0;
-    if (status == 404 || status == 410)
-        return -ENOENT;
-    if (status == 401 || status == 403)
-        return -EACCES;
-    if (fetch_is_remote_failure(0, status))
-        return -EREMOTEIO;
-    return -EIO;
-}
 
 static void scope_for(const char *repo, char *buf, size_t n)
 {
@@ -736,7 +725,7 @@ static int ask_tag(struct upstream *u, const char *repo, const char *ref, struct
     } else if (rc == 0 && (r.status == 200 || r.status == 405 || r.status == 501)) {
         rc = resolve_by_get(u, repo, ref, v); /* no digest header, or no HEAD at all */
     } else if (rc == 0) {
-        rc = status_rc(r.status);
+        rc = failure_status_errno(r.status);
         if (rc == -EACCES)
             log_warn("proxy %s: %s:%s: access denied (HTTP %ld)", u->cfg.key, repo, ref, r.status);
     }
@@ -1060,7 +1049,7 @@ static int read_pages(struct upstream *u, const char *scope, const char *first, 
         json_error_t jerr;
         rc = reg_request(u, scope, url, false, false, DK_PAGE_MAX, &r);
         if (rc == 0)
-            rc = status_rc(r.status);
+            rc = failure_status_errno(r.status);
         json_t *root = rc == 0 ? json_loadb(r.body, r.body_len, 0, &jerr) : NULL;
         json_t *list = json_object_get(root, key);
         if (rc == 0 &&

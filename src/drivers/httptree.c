@@ -1,6 +1,7 @@
 /*
  * httptree: plain HTTP file trees (see httptree.h).
  */
+#include "upstreamfs/failure.h"
 #include "upstreamfs/httptree.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
@@ -28,14 +29,6 @@ static int head(struct upstream *u, const char *url, bool follow, struct fetch_r
     return rc == -ELOOP ? -EIO : rc;
 }
 
-static int status_error(long status)
-{
-    if (status == 404 || status == 410)
-        return -ENOENT;
-    if (status == 401 || status == 403)
-        return -EACCES;
-    return -EIO;
-}
 
 int httptree_lookup(struct upstream *u, const char *path, bool is_mutable, struct drv_entry *out)
 {
@@ -78,7 +71,8 @@ int httptree_lookup(struct upstream *u, const char *path, bool is_mutable, struc
         goto out;
     }
     if (r.status != 200 && r.status != 404 && r.status != 410) {
-        rc = status_error(r.status);
+        rc = failure_status_errno(r.status);
+        rc = rc == 0 ? -EIO : rc; /* a 2xx that is not 200 says nothing usable */
         goto out;
     }
     /* An HTML answer or a 404: a directory shows itself at name/. */
@@ -100,7 +94,7 @@ int httptree_lookup(struct upstream *u, const char *path, bool is_mutable, struc
         url = NULL;
         out->is_mutable = is_mutable;
     } else {
-        rc = status_error(r.status);
+        rc = failure_status_errno(r.status);
     }
 out:
     fetch_response_clear(&r);

@@ -5,6 +5,7 @@
  * downloaded its .sha256 sidecar (else .sha1) is read, and the download
  * must match it: a mismatch is an error, never a cached file.
  */
+#include "upstreamfs/failure.h"
 #include "upstreamfs/driver.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/httptree.h"
@@ -74,7 +75,7 @@ static int maven_expectation(struct upstream *u, const char *path, const struct 
         long status = r.status;
         fetch_response_clear(&r);
         if (status != 404 && status != 410)
-            return status == 401 || status == 403 ? -EACCES : -EIO;
+            return failure_status_errno(status);
     }
     return -ENOENT;
 }

@@ -470,6 +470,7 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
         return -ENOMEM;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->files_mu, NULL);
+    pthread_mutex_init(&e->err_mu, NULL);
     pthread_mutex_init(&e->docs_mu, NULL);
     pthread_cond_init(&e->docs_cv, NULL);
     pthread_rwlock_init(&e->cfg_lock, NULL);
@@ -662,16 +663,17 @@ static int proxy_lookup(struct engine *e, const struct node *parent, const char 
         goto out;
     }
     if (upstream_backing_off(u)) {
-        rc = -EIO;
+        rc = engine__failed(e, u, parent->ino, -EREMOTEIO);
         goto out;
     }
+    failure_note_clear();
     rc = u->drv->lookup(u, path, &de);
     if (rc == -ENOENT) {
         remember(e, parent, name, path, NULL, engine__now() + u->cfg.negative_ttl, NULL);
     } else if (rc == 0) {
         rc = remember(e, parent, name, path, &de, 0, out);
-    } else if (rc == -EREMOTEIO || rc == -EACCES) {
-        rc = -EIO;
+    } else {
+        rc = engine__failed(e, u, parent->ino, rc); /* the name is unknown: its directory */
     }
 out:
     drv_entry_clear(&de);
@@ -1027,7 +1029,10 @@ static void merge_listing(struct engine *e, struct upstream *u, struct node *dir
 {
     int64_t now = engine__now();
     struct drv_listing l = {0};
+    failure_note_clear();
     int rc = u->drv->list(u, dir->path, &l);
+    if (rc != -ENOENT)
+        engine__failed(e, u, dir->ino, rc);
     if (rc == 0) {
         for (size_t i = 0; i < l.n; i++) {
             struct node c;
@@ -1296,6 +1301,35 @@ void engine_dirents_free(struct engine_dirent *list, size_t n)
     free(list);
 }
 
+/* An xattr value (or list) of vl bytes into buf (len 0: its size only). */
+static int xattr_copy(const char *val, size_t vl, char *buf, size_t len)
+{
+    if (len == 0)
+        return (int)vl;
+    if (len < vl)
+        return -ERANGE;
+    memcpy(buf, val, vl);
+    return (int)vl;
+}
+
+/*
+ * user.upstreamfs.error of any node whose last fetch failed, and
+ * user.upstreamfs.health of a proxy's top directory.
+ */
+static int failure_xattr(struct engine *e, const struct node *n, const char *name, char *val,
+                         size_t len)
+{
+    if (strcmp(name, "user.upstreamfs.error") == 0)
+        return engine_node_error(e, n->ino, val, len);
+    if (n->kind != NODE_DIR || n->parent != INDEX_ROOT_INO || !n->top)
+        return -ENODATA;
+    struct health_snapshot h;
+    if (engine_proxy_health(e, n->top, &h) < 0)
+        return -ENODATA;
+    health_describe(&h, val, len);
+    return 0;
+}
+
 int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, size_t len)
 {
     struct node n;
@@ -1314,6 +1348,11 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
         return rc;
+    if (strcmp(name, "user.upstreamfs.error") == 0 || strcmp(name, "user.upstreamfs.health") == 0) {
+        rc = failure_xattr(e, &n, name, val, sizeof(val));
+        node_clear(&n);
+        return rc < 0 ? rc : xattr_copy(val, strlen(val), buf, len);
+    }
     if (n.kind != NODE_FILE) {
         node_clear(&n);
         return -ENODATA;
@@ -1354,40 +1393,31 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
         rc = -ENODATA;
     }
     node_clear(&n);
-    if (rc < 0)
-        return rc;
-    size_t vl = strlen(val);
-    if (len == 0)
-        return (int)vl;
-    if (len < vl)
-        return -ERANGE;
-    memcpy(buf, val, vl);
-    return (int)vl;
+    return rc < 0 ? rc : xattr_copy(val, strlen(val), buf, len);
 }
 
 int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len)
 {
-    /* the digest only once it is known, so that every name listed can be read */
-    static const char digest[] = "user.upstreamfs.digest\0";
-    static const char names[] = "user.upstreamfs.digest\0user.upstreamfs.source\0"
-                                "user.upstreamfs.cached\0user.upstreamfs.stale\0";
+    /* Only names that can be read: the digest once known, error and health where they apply. */
+    static const char *const names[] = {"user.upstreamfs.digest", "user.upstreamfs.source",
+                                        "user.upstreamfs.cached", "user.upstreamfs.stale",
+                                        "user.upstreamfs.error",  "user.upstreamfs.health"};
+    char list[256];
+    size_t n = 0;
     struct engine_attr a;
     int rc = engine_getattr(e, ino, &a);
     if (rc < 0)
         return rc;
-    if (a.kind != NODE_FILE)
-        return 0;
-    rc = engine_getxattr(e, ino, "user.upstreamfs.digest", NULL, 0);
-    if (rc < 0 && rc != -ENODATA)
-        return rc;
-    const char *list = rc < 0 ? names + sizeof(digest) - 1 : names;
-    size_t n = sizeof(names) - 1 - (size_t)(list - names);
-    if (len == 0)
-        return (int)n;
-    if (len < n)
-        return -ERANGE;
-    memcpy(buf, list, n);
-    return (int)n;
+    for (size_t i = a.kind == NODE_FILE ? 0 : 4; i < sizeof(names) / sizeof(names[0]); i++) {
+        rc = engine_getxattr(e, ino, names[i], NULL, 0);
+        if (rc < 0 && rc != -ENODATA)
+            return rc;
+        if (rc >= 0) {
+            memcpy(list + n, names[i], strlen(names[i]) + 1);
+            n += strlen(names[i]) + 1;
+        }
+    }
+    return xattr_copy(list, n, buf, len);
 }
 
 int engine_stats(struct engine *e, struct engine_stats *out)

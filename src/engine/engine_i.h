@@ -59,6 +59,8 @@ struct doc_flight {
     struct doc_flight *next;
 };
 
+#define ENGINE_NODE_ERRORS 256
+
 struct engine {
     char *state_dir;
     struct state *st; /* the connection the index also uses, under mu */
@@ -100,7 +102,30 @@ struct engine {
     atomic_llong upstream_bytes; /* bytes of downloads committed to the store */
     int64_t published[6];        /* the counters last written to STATEDIR/counters (counters.c) */
     bool counters_written;
+    /* The last failed fetch of recently failing inodes (user.upstreamfs.error), src/engine/failed.c */
+    pthread_mutex_t err_mu;
+    struct engine_node_error {
+        int64_t ino;
+        struct failure f;
+        int64_t at; /* Unix seconds */
+    } errs[ENGINE_NODE_ERRORS];
+    size_t errs_next;
 };
+
+/*
+ * The end of an engine operation on ino for proxy u (rc its result): a
+ * failure gets its cause (this thread's failure note, else the proxy's last
+ * failure, else the errno's), is recorded on the proxy if no one did yet
+ * and on ino for user.upstreamfs.error, and the mount's errno is that of
+ * the cause (include/upstreamfs/failure.h). A success forgets ino's error.
+ * Returns the errno for the front door (0 / rc on success).
+ */
+int engine__failed(struct engine *e, struct upstream *u, int64_t ino, int rc);
+/* Records f (NULL: forgets) as the last failure of the node top/path (a download's). */
+void engine__path_failed(struct engine *e, const char *top, const char *path,
+                         const struct failure *f);
+/* ino's user.upstreamfs.error value ("<cause> <status|-> <RFC 3339 time>"), or -ENODATA. */
+int engine_node_error(struct engine *e, int64_t ino, char *buf, size_t n);
 
 int64_t engine__now(void);
 

@@ -24,6 +24,7 @@ struct dl_ctx {
     struct upstream *u;
     char *top;
     char *path;
+    char *url;
     char expect_sha256[65]; /* content named by digest, or "" */
     int64_t started;
 };
@@ -66,6 +67,7 @@ static void dl_free(void *arg)
     upstream_unref(c->u);
     free(c->top);
     free(c->path);
+    free(c->url);
     free(c);
 }
 
@@ -75,6 +77,7 @@ static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch
     struct engine *e = c->e;
     struct node n;
     upstream_note_success(c->u);
+    engine__path_failed(e, c->top, c->path, NULL);
     atomic_fetch_add(&e->upstream_bytes, size);
     engine__object_added(e, hex, size, false);
     pthread_mutex_lock(&e->mu);
@@ -113,11 +116,17 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
         }
         return;
     }
-    upstream_note_response(c->u, resp);
-    if (fetch_is_remote_failure(err, resp ? resp->status : 0) && err != -EIO && err != -ENOSPC)
-        upstream_note_failure(c->u);
-    else
-        upstream_note_success(c->u); /* the remote answered; the answer was the problem */
+    struct fetch_response none = {0};
+    if (!resp)
+        resp = &none;
+    struct failure f = {.cause = FAILURE_DIGEST, .status = resp->status};
+    if (err == -EIO && !resp->cause && resp->status >= 200 && resp->status < 300)
+        upstream_note_failure(c->u, &f, c->url); /* the whole answer came and did not verify */
+    /* 401/403: the reader retries with a fresh credential first, and records it if final. */
+    else if (!upstream_outcome(c->u, err, resp, c->url, false) ||
+             !failure_classify(err, resp->status, (enum failure_cause)resp->cause, &f))
+        return;
+    engine__path_failed(c->e, c->top, c->path, &f); /* a read may fail after its open */
 }
 
 struct engine_file *engine__file_new(struct engine *e)
@@ -189,13 +198,17 @@ static int serve_stale(struct engine *e, const struct node *n, bool have, int er
                        struct engine_file **out)
 {
     if (have && open_blob(e, n->digest, out) == 0) {
+        struct upstream *u = engine__upstream(e, n->top);
+        if (u) /* the proxy's health says stale while it fails */
+            upstream_note_stale(u);
+        upstream_unref(u);
         atomic_fetch_add(&e->stale_serves, 1);
         mark(e, n, true, false);
         log_info("%s/%s: remote failed (%s); serving the cached copy as stale", n->top, n->path,
                  strerror(-err));
         return 0;
     }
-    return err == -ENOSPC || err == -EINTR || err == -EACCES || err == -ENETUNREACH ? err : -EIO;
+    return err; /* the front door's errno comes from its cause: engine__failed */
 }
 
 static void remember_absent(struct engine *e, const struct node *n, int64_t neg_ttl)
@@ -321,6 +334,7 @@ retry:
     upstream_ref(u);
     ctx->top = strdup(n->top);
     ctx->path = strdup(n->path);
+    ctx->url = strdup(n->url);
     ctx->started = engine__now();
     if (expect.algo == HASH_SHA256)
         snprintf(ctx->expect_sha256, sizeof(ctx->expect_sha256), "%.64s", expect.hex);
@@ -344,7 +358,7 @@ retry:
     if (!started)
         dl_free(ctx); /* joined someone else's download; their context does the bookkeeping */
     else
-        atomic_fetch_add(&e->upstream_requests, 1);
+        upstream_count_request(u, NULL, false);
     long status = 0;
     int ferr = 0;
     int st = flight_wait_response(f, ENGINE_OPEN_TIMEOUT_MS, w ? w->cancelled : NULL,
@@ -389,9 +403,12 @@ retry:
             f = NULL;
             goto retry;
         } else {
-            log_warn("%s/%s: remote answered HTTP %ld", n->top, n->path, status);
-            rc =
-                serve_stale(e, n, have, status == 401 || status == 403 ? -EACCES : -EREMOTEIO, out);
+            struct failure fl = {.cause = failure_of_status(status), .status = status};
+            if (fl.cause == FAILURE_AUTH) /* final now: dl_fail left it to this reader */
+                upstream_note_failure(u, &fl, n->url);
+            else
+                failure_note_set(u->cfg.key, &fl, n->url, true);
+            rc = serve_stale(e, n, have, failure_status_errno(status), out);
         }
         break;
     case FLIGHT_FAILED:
@@ -418,6 +435,7 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
     int rc;
     *keep_cache = false;
     *changed = false;
+    failure_note_clear();
     pthread_mutex_lock(&e->mu);
     rc = index_get(e->ix, ino, &n);
     pthread_mutex_unlock(&e->mu);
@@ -487,6 +505,8 @@ generated:
     if (rc == 0 && !*changed && (*out)->fd >= 0)
         *keep_cache = true;
 out:
+    if (u)
+        rc = engine__failed(e, u, ino, rc);
     if (rc == 0 && reg_ino) {
         /*
          * The registry inode shows whichever upstream provides the name now; its

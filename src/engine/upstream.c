@@ -36,7 +36,10 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
     u->eng = eng;
     u->refs = 1;
     u->backoff_ms = UPSTREAM_BACKOFF_START_MS;
+    u->health.ratelimit_remaining = u->health.ratelimit_limit = -1;
+    u->health.since = (int64_t)time(NULL);
     pthread_mutex_init(&u->mu, NULL);
+    pthread_mutex_init(&u->health_file_mu, NULL);
     u->drv = driver_for_type(cfg->type);
     if (secret)
         u->secret = strdup(secret);
@@ -82,6 +85,8 @@ void upstream_unref(struct upstream *u)
         free(u->secret);
     }
     config_proxy_clear(&u->cfg);
+    free(u->health_file);
+    pthread_mutex_destroy(&u->health_file_mu);
     pthread_mutex_destroy(&u->mu);
     free(u);
 }
@@ -94,29 +99,197 @@ bool upstream_backing_off(struct upstream *u)
     return off;
 }
 
+/* With mu held: the state the proxy is in now. */
+static enum health_state state_of(struct upstream *u)
+{
+    if (u->cfg.offline)
+        return HEALTH_OFFLINE;
+    if (u->offline_until_ms > now_ms())
+        return HEALTH_BACKING_OFF;
+    if (u->failing)
+        return u->stale_served ? HEALTH_STALE : HEALTH_FAILING;
+    return HEALTH_OK;
+}
+
+/* With mu held: a new state starts its "since". */
+static void set_state(struct upstream *u)
+{
+    enum health_state st = state_of(u);
+    if (st != u->health.state || !u->health.since) {
+        u->health.state = st;
+        u->health.since = (int64_t)time(NULL);
+    }
+}
+
+/* Rewrites STATEDIR/health/<key>.json (health_write skips an unchanged text). */
+static void health_flush(struct upstream *u)
+{
+    struct health_snapshot h;
+    upstream_health(u, &h);
+}
+
 void upstream_note_success(struct upstream *u)
 {
     pthread_mutex_lock(&u->mu);
-    if (u->failures >= UPSTREAM_FAILS_BEFORE_OFFLINE)
-        log_info("proxy %s: remote answers again", u->cfg.key);
+    int64_t now_s = (int64_t)time(NULL);
+    /* The file changes with the state, and at most once a minute for last_success alone. */
+    bool flush = u->failing || u->health.state != HEALTH_OK || u->health.last_success + 60 <= now_s;
+    if (u->failing)
+        log_warn("proxy %s: recovered: the remote answers again (after %d failures, last cause "
+                 "%s)",
+                 u->cfg.key, u->health.consecutive_failures,
+                 failure_cause_name(u->health.cause));
+    u->failing = false;
+    u->stale_served = false;
     u->failures = 0;
     u->offline_until_ms = 0;
     u->backoff_ms = UPSTREAM_BACKOFF_START_MS;
+    u->health.consecutive_failures = 0;
+    u->health.retry_at = 0;
+    u->health.last_success = now_s;
+    set_state(u);
+    pthread_mutex_unlock(&u->mu);
+    if (flush)
+        health_flush(u);
+}
+
+/* With mu held: one warning per proxy and cause a minute, with what was suppressed meanwhile. */
+static void log_failure(struct upstream *u, const struct failure *f, const char *url)
+{
+    int64_t now = now_ms();
+    unsigned c = (unsigned)f->cause;
+    if (u->log_at_ms[c] && now - u->log_at_ms[c] < UPSTREAM_LOG_INTERVAL_MS) {
+        u->log_suppressed[c]++;
+        return;
+    }
+    char sup[64] = "";
+    if (u->log_suppressed[c])
+        snprintf(sup, sizeof(sup), " (%u more since the last line)", u->log_suppressed[c]);
+    char status[24] = "-";
+    if (f->status > 0)
+        snprintf(status, sizeof(status), "%ld", f->status);
+    log_warn("proxy %s: %s failure, status %s%s%s: %s%s", u->cfg.key, failure_cause_name(f->cause),
+             status, f->code[0] ? " " : "", f->code, url, sup);
+    u->log_at_ms[c] = now;
+    u->log_suppressed[c] = 0;
+}
+
+void upstream_note_failure(struct upstream *u, const struct failure *f, const char *url)
+{
+    char clean[512];
+    failure_url_redact(url, clean, sizeof(clean));
+    pthread_mutex_lock(&u->mu);
+    u->failing = true;
+    u->stale_served = false;
+    u->health.cause = f->cause;
+    u->health.status = f->status;
+    snprintf(u->health.code, sizeof(u->health.code), "%s", f->code);
+    snprintf(u->health.url, sizeof(u->health.url), "%s", clean);
+    u->health.last_failure = (int64_t)time(NULL);
+    u->health.consecutive_failures++;
+    if ((unsigned)f->cause < FAILURE_CAUSE_COUNT)
+        u->health.errors[f->cause]++;
+    log_failure(u, f, clean);
+    if (failure_is_remote(f)) {
+        u->failures++;
+        if (u->failures >= UPSTREAM_FAILS_BEFORE_OFFLINE) {
+            u->offline_until_ms = now_ms() + u->backoff_ms;
+            u->health.retry_at = (int64_t)time(NULL) + (u->backoff_ms + 999) / 1000;
+            log_info("proxy %s: %d consecutive failures; not contacting the remote for %d ms",
+                     u->cfg.key, u->failures, u->backoff_ms);
+            u->backoff_ms = u->backoff_ms * 2 > UPSTREAM_BACKOFF_MAX_MS ? UPSTREAM_BACKOFF_MAX_MS
+                                                                        : u->backoff_ms * 2;
+        }
+    } else {
+        /* The remote answered: it is alive, so the back-off starts over. */
+        u->failures = 0;
+        u->backoff_ms = UPSTREAM_BACKOFF_START_MS;
+    }
+    set_state(u);
+    pthread_mutex_unlock(&u->mu);
+    failure_note_set(u->cfg.key, f, url, true);
+    health_flush(u);
+}
+
+bool upstream_outcome(struct upstream *u, int rc, const struct fetch_response *resp,
+                      const char *url, bool final)
+{
+    struct failure f;
+    long status = resp ? resp->status : 0;
+    bool failed = failure_classify(rc, status, resp ? (enum failure_cause)resp->cause : 0, &f);
+    if (resp && resp->status) {
+        upstream_note_response(u, resp);
+        if (resp->ratelimit_remaining >= 0) {
+            pthread_mutex_lock(&u->mu);
+            u->health.ratelimit_remaining = resp->ratelimit_remaining;
+            u->health.ratelimit_limit = resp->ratelimit_limit;
+            pthread_mutex_unlock(&u->mu);
+        }
+    }
+    if (failed && f.cause == FAILURE_AUTH && !final) {
+        /* A challenge the driver may yet answer: the caller decides (failure note only). */
+        failure_note_set(u->cfg.key, &f, url, false);
+        return true;
+    }
+    if (failed)
+        upstream_note_failure(u, &f, url);
+    else if (rc >= 0)
+        upstream_note_success(u);
+    /* else: ended by us (cancelled, disk full), which says nothing about the remote */
+    return failed;
+}
+
+void upstream_count_request(struct upstream *u, const char *method, bool head)
+{
+    atomic_fetch_add(&u->eng->upstream_requests, 1);
+    pthread_mutex_lock(&u->mu);
+    if (head)
+        u->health.requests_head++;
+    else if (!method || strcmp(method, "GET") == 0)
+        u->health.requests_get++;
+    else
+        u->health.requests_other++;
     pthread_mutex_unlock(&u->mu);
 }
 
-void upstream_note_failure(struct upstream *u)
+void upstream_note_stale(struct upstream *u)
 {
     pthread_mutex_lock(&u->mu);
-    u->failures++;
-    if (u->failures >= UPSTREAM_FAILS_BEFORE_OFFLINE) {
-        u->offline_until_ms = now_ms() + u->backoff_ms;
-        log_warn("proxy %s: %d consecutive failures; not contacting the remote for %d ms",
-                 u->cfg.key, u->failures, u->backoff_ms);
-        u->backoff_ms = u->backoff_ms * 2 > UPSTREAM_BACKOFF_MAX_MS ? UPSTREAM_BACKOFF_MAX_MS
-                                                                    : u->backoff_ms * 2;
+    if (u->failing && !u->stale_served) {
+        u->stale_served = true;
+        set_state(u);
     }
     pthread_mutex_unlock(&u->mu);
+}
+
+bool upstream_last_failure(struct upstream *u, struct failure *out)
+{
+    pthread_mutex_lock(&u->mu);
+    bool failing = u->failing || u->offline_until_ms > now_ms();
+    memset(out, 0, sizeof(*out));
+    if (failing) {
+        out->cause = u->health.cause;
+        out->status = u->health.status;
+        snprintf(out->code, sizeof(out->code), "%s", u->health.code);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return failing && out->cause != FAILURE_NONE;
+}
+
+void upstream_health(struct upstream *u, struct health_snapshot *out)
+{
+    pthread_mutex_lock(&u->mu);
+    set_state(u);
+    if (u->health.state != HEALTH_BACKING_OFF)
+        u->health.retry_at = 0;
+    *out = u->health;
+    pthread_mutex_unlock(&u->mu);
+    snprintf(out->key, sizeof(out->key), "%s", u->cfg.key);
+    if (u->eng && u->eng->state_dir) {
+        pthread_mutex_lock(&u->health_file_mu);
+        health_write(u->eng->state_dir, out, &u->health_file);
+        pthread_mutex_unlock(&u->health_file_mu);
+    }
 }
 
 void upstream_hold(struct upstream *u, long seconds)
@@ -127,9 +300,13 @@ void upstream_hold(struct upstream *u, long seconds)
         seconds = UPSTREAM_HOLD_MAX_S;
     int64_t until = now_ms() + seconds * 1000;
     pthread_mutex_lock(&u->mu);
-    if (until > u->offline_until_ms)
+    if (until > u->offline_until_ms) {
         u->offline_until_ms = until;
+        u->health.retry_at = (int64_t)time(NULL) + seconds;
+    }
+    set_state(u);
     pthread_mutex_unlock(&u->mu);
+    health_flush(u);
     log_info("proxy %s: the remote asks to wait %ld s (Retry-After); serving cached copies",
              u->cfg.key, seconds);
 }
@@ -173,16 +350,13 @@ int upstream_perform(struct upstream *u, const struct fetch_request *req,
     struct fetch_request r = *req;
     if (!r.ep)
         r.ep = &u->ep;
-    atomic_fetch_add(&u->eng->upstream_requests, 1);
+    upstream_count_request(u, r.method, r.head);
     int rc = fetch_perform(&r, resp);
-    if (rc == 0)
-        upstream_note_response(u, resp);
-    if (fetch_is_remote_failure(rc, resp->status) && rc != -EFBIG && rc != -ELOOP) {
-        upstream_note_failure(u);
+    struct failure f;
+    upstream_outcome(u, rc, resp, r.url, false);
+    if (failure_classify(rc, resp->status, (enum failure_cause)resp->cause, &f) &&
+        failure_is_remote(&f) && rc != -ELOOP)
         return -EREMOTEIO;
-    }
-    if (rc == 0)
-        upstream_note_success(u);
     return rc;
 }
 
@@ -299,17 +473,14 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
     if (upstream_backing_off(u)) {
         rc = -EREMOTEIO;
     } else {
-        atomic_fetch_add(&e->upstream_requests, 1);
+        struct failure f;
+        upstream_count_request(u, NULL, false);
         atomic_fetch_add(&e->misses, 1);
         rc = fetch_perform(&req, &r);
-        if (rc == 0)
-            upstream_note_response(u, &r);
-        if (fetch_is_remote_failure(rc, r.status) && rc != -EFBIG && rc != -ELOOP) {
-            upstream_note_failure(u);
+        upstream_outcome(u, rc, &r, dr->url, false);
+        if (failure_classify(rc, r.status, (enum failure_cause)r.cause, &f) &&
+            failure_is_remote(&f) && rc != -ELOOP)
             rc = -EREMOTEIO;
-        } else {
-            upstream_note_success(u);
-        }
     }
     curl_slist_free_all(hdrs);
     if (rc == 0 && r.status == 304 && have) {
@@ -327,7 +498,9 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
         hash_sha256_hex(r.body, r.body_len, hex);
         if (dr->expect && hash_expect_parse(dr->expect, &ex) == 0 && ex.algo == HASH_SHA256 &&
             strcmp(ex.hex, hex) != 0) {
+            struct failure df = {.cause = FAILURE_DIGEST, .status = r.status};
             log_error("%s: content does not match %s; discarded", dr->url, dr->expect);
+            upstream_note_failure(u, &df, dr->url);
             rc = -EIO;
         }
         if (rc == 0)
@@ -366,16 +539,16 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
         }
     } else if (rc == 0 && (r.status == 404 || r.status == 410)) {
         rc = -ENOENT;
-    } else if (rc == 0 && (r.status == 401 || r.status == 403)) {
-        out->www_authenticate = r.www_authenticate ? strdup(r.www_authenticate) : NULL;
-        rc = -EACCES;
     } else if (rc == 0) {
-        rc = -EIO;
+        if (r.status == 401 || r.status == 403)
+            out->www_authenticate = r.www_authenticate ? strdup(r.www_authenticate) : NULL;
+        rc = failure_status_errno(r.status);
     }
     if (rc == -EREMOTEIO && have && doc_from_store(e, &n, out) == 0) {
         /* stale-if-error: the last good copy beats no answer. */
         out->stale = true;
         atomic_fetch_add(&e->stale_serves, 1);
+        upstream_note_stale(u);
         rc = 0;
     }
     fetch_response_clear(&r);

@@ -7,6 +7,7 @@
  * limit, total timeout), so no thread ever waits on a socket without one.
  */
 #include "upstreamfs/fetch.h"
+#include "upstreamfs/failure.h"
 #include "upstreamfs/log.h"
 
 #include <errno.h>
@@ -103,6 +104,17 @@ static char *header_join(CURL *h, const char *name)
     return out;
 }
 
+/* The leading number of a header ("76;w=21600" is 76), or -1 when absent or not a number. */
+static long header_number(CURL *h, const char *name)
+{
+    char *v = header_dup(h, name), *end = NULL;
+    long n = v ? strtol(v, &end, 10) : -1;
+    if (!v || end == v || n < 0)
+        n = -1;
+    free(v);
+    return n;
+}
+
 /* Collects the final response's status and headers (called once, before the body). */
 static int collect_headers(struct xfer *x)
 {
@@ -121,6 +133,8 @@ static int collect_headers(struct xfer *x)
     r->link = header_join(x->h, "Link");
     if (curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &s) == CURLE_OK && s)
         r->effective_url = strdup(s);
+    r->ratelimit_remaining = header_number(x->h, "ratelimit-remaining");
+    r->ratelimit_limit = header_number(x->h, "ratelimit-limit");
     char *ra = header_dup(x->h, "Retry-After");
     if (ra) {
         long v = strtol(ra, NULL, 10);
@@ -206,33 +220,13 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
     return 0;
 }
 
-static int map_curl_error(CURLcode c)
-{
-    switch (c) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return -ETIMEDOUT;
-    case CURLE_COULDNT_CONNECT:
-        return -ECONNREFUSED;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return -EHOSTUNREACH;
-    case CURLE_TOO_MANY_REDIRECTS:
-        return -ELOOP;
-    case CURLE_FILESIZE_EXCEEDED:
-        return -EFBIG;
-    case CURLE_ABORTED_BY_CALLBACK:
-        return -ECANCELED;
-    default:
-        return -EIO;
-    }
-}
-
 int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
 {
     struct xfer x = {.req = req, .resp = resp};
     int rc = 0;
     memset(resp, 0, sizeof(*resp));
     resp->content_length = -1;
+    resp->ratelimit_remaining = resp->ratelimit_limit = -1;
     x.cap = req->max_body ? req->max_body : (1u << 20);
     CURL *h = curl_easy_init();
     if (!h)
@@ -299,8 +293,22 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
     CURLcode c = curl_easy_perform(h);
     if (c == CURLE_OK && !x.headers_done)
         rc = collect_headers(&x);
-    if (c != CURLE_OK)
-        rc = x.cb_err ? x.cb_err : map_curl_error(c);
+    if (c != CURLE_OK) {
+        long os_errno = 0;
+        curl_off_t lookup = 0;
+        curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+        curl_easy_getinfo(h, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
+        int err = -EIO;
+        resp->cause = failure_of_curl(c, os_errno, lookup > 0, &err);
+        if (!resp->status) /* the last status that came (a redirect of a loop), or 0 */
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+        if (x.cb_err) {
+            rc = x.cb_err;
+            resp->cause = rc == -EFBIG ? FAILURE_TOO_LARGE : FAILURE_NONE;
+        } else {
+            rc = err;
+        }
+    }
     if (rc == 0 && !req->on_data && !resp->body) {
         resp->body = calloc(1, 1);
         if (!resp->body)
@@ -326,6 +334,7 @@ void fetch_response_clear(struct fetch_response *r)
     free(r->body);
     memset(r, 0, sizeof(*r));
     r->content_length = -1;
+    r->ratelimit_remaining = r->ratelimit_limit = -1;
 }
 
 int fetch_get(const char *url, const struct fetch_endpoint *ep, const struct curl_slist *headers,
@@ -398,9 +407,3 @@ char *fetch_url_escape(const char *s)
     return out;
 }
 
-bool fetch_is_remote_failure(int rc, long status)
-{
-    if (rc < 0)
-        return true;
-    return status == 429 || status >= 500 || status == 0;
-}

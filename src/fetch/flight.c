@@ -41,6 +41,7 @@ struct flight {
     int64_t written;
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
+    bool verified; /* the whole body matched its expectation: its end may be read */
     char hex[65];
 
     int fd;
@@ -307,6 +308,13 @@ static void *flight_run(void *arg)
         rc = hash_end(h, hex);
         if (rc == -EBADMSG)
             log_error("download %s: content does not match its checksum; discarded", f->url);
+        if (rc == 0) {
+            /* The verdict: readers held at the end go on now, not after the commit. */
+            pthread_mutex_lock(&f->mu);
+            f->verified = true;
+            pthread_cond_broadcast(&f->cv);
+            pthread_mutex_unlock(&f->mu);
+        }
         if (rc == 0)
             rc = store_commit(t->store, f->tmp_path, hex);
         if (rc == 0) {
@@ -319,7 +327,8 @@ static void *flight_run(void *arg)
     }
     if (rc == -EBADMSG)
         rc = -EIO;
-    log_warn("download %s failed: %s", f->url, strerror(-rc));
+    /* The cause is logged per proxy, once a minute (src/engine/upstream.c). */
+    log_debug("download %s failed: %s", f->url, strerror(-rc));
     /*
      * Readers learn of the failure first; only then is the body given back,
      * so a read that raced with the truncation sees FLIGHT_FAILED when it
@@ -478,10 +487,33 @@ static bool has_response(struct flight *f, const void *arg)
     return f->state != FLIGHT_CONNECTING;
 }
 
+/*
+ * Where the body ends, as far as is known while it streams: the announced
+ * length, else the expected size, else only that it is not before the last
+ * byte written (so a read of verified content of unknown length goes out only
+ * once a byte past it has arrived).
+ */
+static int64_t known_end(const struct flight *f)
+{
+    if (f->total >= 0)
+        return f->total;
+    return f->expect_size >= 0 ? f->expect_size : f->written;
+}
+
+/*
+ * The bytes up to want may be read: they are written and, for content with
+ * an expected digest, do not reach the end of the body, or the body matched.
+ * A read that reaches the end of such content waits for the verdict, so no
+ * reader ever sees the whole of an object, or its EOF, before it matched.
+ */
 static bool has_range_or_end(struct flight *f, const void *arg)
 {
     int64_t want = *(const int64_t *)arg;
-    return f->state != FLIGHT_CONNECTING && (f->state != FLIGHT_STREAMING || f->written >= want);
+    if (f->state == FLIGHT_CONNECTING)
+        return false;
+    if (f->state != FLIGHT_STREAMING || f->verified) /* verified: the whole body is in */
+        return true;
+    return f->written >= want && (f->expect.algo == HASH_NONE || want < known_end(f));
 }
 
 static bool has_ended(struct flight *f, const void *arg)
@@ -537,7 +569,9 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
 {
     int64_t want = (int64_t)off + (int64_t)len;
     pthread_mutex_lock(&f->mu);
-    int rc = wait_for(f, has_range_or_end, &want, want, stall_ms, cancel, carg);
+    /* Verified content of unknown length: wake when a byte past the range arrives. */
+    int64_t wake = f->expect.algo != HASH_NONE && known_end(f) <= want ? want + 1 : want;
+    int rc = wait_for(f, has_range_or_end, &want, wake, stall_ms, cancel, carg);
     if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
         rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
     int64_t avail = f->written - (int64_t)off;

@@ -273,6 +273,54 @@ static void invalidate_later(fuse_req_t req, fuse_ino_t ino)
         free(iv);
 }
 
+/*
+ * Inodes whose kernel pages may hold bytes of a download that did not verify:
+ * a read of it failed, or a handle reading it while it streamed was released
+ * before the download ended. Their next open drops the pages (no keep_cache),
+ * even when the engine then finds the content stored and verified, so bytes a
+ * verification rejected are never served from the page cache. A full table
+ * forgets its oldest inode, whose pages are then dropped from another thread.
+ */
+#define FS_TAINT_MAX 1024
+static pthread_mutex_t taint_mu = PTHREAD_MUTEX_INITIALIZER;
+static fuse_ino_t taint[FS_TAINT_MAX];
+static size_t n_taint;
+
+static void taint_add(fuse_req_t req, fuse_ino_t ino)
+{
+    fuse_ino_t dropped = 0;
+    pthread_mutex_lock(&taint_mu);
+    size_t i = 0;
+    while (i < n_taint && taint[i] != ino)
+        i++;
+    if (i == n_taint) {
+        if (n_taint == FS_TAINT_MAX) {
+            dropped = taint[0];
+            memmove(taint, taint + 1, (FS_TAINT_MAX - 1) * sizeof(taint[0]));
+            n_taint--;
+        }
+        taint[n_taint++] = ino;
+    }
+    pthread_mutex_unlock(&taint_mu);
+    if (dropped)
+        invalidate_later(req, dropped);
+}
+
+/* Whether ino was tainted; it is not any more (the caller's open drops its pages). */
+static bool taint_take(fuse_ino_t ino)
+{
+    bool found = false;
+    pthread_mutex_lock(&taint_mu);
+    for (size_t i = 0; i < n_taint && !found; i++) {
+        if (taint[i] == ino) {
+            taint[i] = taint[--n_taint];
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&taint_mu);
+    return found;
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct engine_file *f = NULL;
@@ -288,6 +336,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, -rc);
         return;
     }
+    if (taint_take(ino))
+        keep = false;
     fi->fh = (uint64_t)(uintptr_t)f;
     fi->keep_cache = keep;
     fi->direct_io = changed;
@@ -368,6 +418,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (size > FS_READ_BUF)
         size = FS_READ_BUF;
     ssize_t n = engine_file_read(f, read_buf, size, off, &w);
+    if (n < 0 && n != -EINTR)
+        taint_add(req, ino); /* before the reader learns of it: its next open must not see pages */
     if (n < 0)
         fuse_reply_err(req, (int)-n);
     else
@@ -397,8 +449,10 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    int rc = engine_file_close((struct engine_file *)(uintptr_t)fi->fh);
+    struct engine_file *f = (struct engine_file *)(uintptr_t)fi->fh;
+    if (engine_file_fd(f) == -EAGAIN)
+        taint_add(req, ino); /* read while downloading, and the download is not verified yet */
+    int rc = engine_file_close(f);
     fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 

@@ -11,10 +11,12 @@
  *    eviction leaves the object alone meanwhile;
  *  - content still arriving as a callback response that reads
  *    engine_file_read at increasing offsets, each read waiting only for the
- *    bytes it needs, except the last, which waits for the download to be
- *    verified. If the download fails after the headers went out, the
- *    connection is closed short, so a client never mistakes a partial or
- *    unverified body for a whole one. Content up to SHIM_WAIT_SMALL is
+ *    bytes it needs, except the one that reaches the end of content with an
+ *    expected digest, which waits for the verdict (flight_read). If the
+ *    download fails after the headers went out, the connection is closed
+ *    short (a Content-Length reply lacks its last bytes, a chunked one its
+ *    terminating chunk), so a client never mistakes a partial or unverified
+ *    body for a whole one. Content up to SHIM_WAIT_SMALL is
  *    awaited whole before the headers instead, so that a failed
  *    verification of a small file is an honest 502.
  * HEAD answers from the node's attributes and never opens (never starts a
@@ -55,7 +57,6 @@ struct stream {
     struct engine_file *f;
     int64_t start;     /* file offset of the first byte sent */
     int64_t len;       /* bytes to send, or -1 until the end of the file */
-    bool to_end;       /* the reply ends where the file ends */
     uint64_t *counter; /* the request's byte count (only touched while the request lives) */
     struct shim_waiter w;
     char what[128];
@@ -70,12 +71,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if ((int64_t)pos >= st->len)
             return MHD_CONTENT_READER_END_OF_STREAM;
         /*
-         * A read past the end of a download returns only once the download is
-         * verified (or failed), so asking for a whole buffer at the tail keeps
-         * the last bytes back until the content is known good; a failure then
-         * cuts the reply short instead of completing it with bad bytes.
+         * A read that reaches the end of verified content returns only once
+         * the download matched its digest (flight_read), so the last bytes of
+         * a reply to the end stay back until the content is known good; a
+         * mismatch then cuts the reply short (no terminating chunk either).
          */
-        if ((int64_t)want > st->len - (int64_t)pos && !st->to_end)
+        if ((int64_t)want > st->len - (int64_t)pos)
             want = (size_t)(st->len - (int64_t)pos);
     }
     ssize_t n = engine_file_read(st->f, buf, want, (off_t)(st->start + (int64_t)pos), &w);
@@ -267,7 +268,6 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
         st->f = f;
         st->start = start;
         st->len = len;
-        st->to_end = len < 0 || start + len == size;
         st->counter = &r->bytes;
         st->w = waiter;
         snprintf(st->what, sizeof(st->what), "%.120s", r->path);

@@ -6,6 +6,7 @@
  */
 #include "upstreamfs/shim_metrics.h"
 #include "upstreamfs/shim_buf.h"
+#include "upstreamfs/health.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -90,7 +91,50 @@ static int shim_part(struct shim_buf *b, const struct shim_metrics *m)
     return rc;
 }
 
-static int engine_part(struct shim_buf *b, const struct engine_stats *st)
+static const char *const methods[] = {"GET", "HEAD", "other"};
+
+/* Per-proxy lines of the upstream families (health snapshots of src/engine/upstream.c). */
+static int proxy_requests(struct shim_buf *b, const struct health_snapshot *h, size_t nh)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < nh; i++) {
+        unsigned long long v[3] = {h[i].requests_get, h[i].requests_head, h[i].requests_other};
+        for (int k = 0; rc == 0 && k < 3; k++)
+            rc = shim_buf_printf(b,
+                                 "upstreamfs_upstream_requests_total{proxy=\"%s\",method=\"%s\"} "
+                                 "%llu\n",
+                                 h[i].key, methods[k], v[k]);
+    }
+    return rc;
+}
+
+static int proxy_part(struct shim_buf *b, const struct health_snapshot *h, size_t nh)
+{
+    int rc = family(b, "upstream_errors_total", "counter",
+                    "Failed requests to upstreams, by proxy and cause (docs/troubleshooting.md).");
+    for (size_t i = 0; rc == 0 && i < nh; i++)
+        for (int c = 1; rc == 0 && c < FAILURE_CAUSE_COUNT; c++)
+            rc = shim_buf_printf(b, "upstreamfs_upstream_errors_total{proxy=\"%s\",cause=\"%s\"} %llu\n",
+                                 h[i].key, failure_cause_name((enum failure_cause)c),
+                                 h[i].errors[c]);
+    if (rc == 0)
+        rc = family(b, "proxy_healthy", "gauge",
+                    "1 when the proxy's last request to its upstream succeeded (health ok).");
+    for (size_t i = 0; rc == 0 && i < nh; i++)
+        rc = shim_buf_printf(b, "upstreamfs_proxy_healthy{proxy=\"%s\"} %d\n", h[i].key,
+                             h[i].state == HEALTH_OK ? 1 : 0);
+    if (rc == 0)
+        rc = family(b, "upstream_ratelimit_remaining", "gauge",
+                    "Requests the upstream still allows, as it states (ratelimit-remaining).");
+    for (size_t i = 0; rc == 0 && i < nh; i++)
+        if (h[i].ratelimit_remaining >= 0)
+            rc = shim_buf_printf(b, "upstreamfs_upstream_ratelimit_remaining{proxy=\"%s\"} %ld\n",
+                                 h[i].key, h[i].ratelimit_remaining);
+    return rc;
+}
+
+static int engine_part(struct shim_buf *b, const struct engine_stats *st,
+                       const struct health_snapshot *h, size_t nh)
 {
     int rc = 0;
     if (rc == 0)
@@ -101,8 +145,11 @@ static int engine_part(struct shim_buf *b, const struct engine_stats *st)
                     "Opens that streamed from a download (FUSE and HTTP).", st->misses);
     if (rc == 0)
         rc = single(b, "upstream_requests_total", "counter",
-                    "Downloads started from upstreams (each shared by all its readers).",
+                    "Requests to upstreams (a download is shared by all its readers); by proxy "
+                    "and method where labelled.",
                     st->upstream_requests);
+    if (rc == 0)
+        rc = proxy_requests(b, h, nh);
     if (rc == 0)
         rc = single(b, "upstream_bytes_total", "counter",
                     "Bytes of downloads completed and stored.", st->upstream_bytes);
@@ -134,6 +181,13 @@ static int engine_part(struct shim_buf *b, const struct engine_stats *st)
 int shim_metrics_format(const struct shim_metrics *m, const struct engine_stats *st, char **out,
                         size_t *len)
 {
+    return shim_metrics_format_proxies(m, st, NULL, 0, out, len);
+}
+
+int shim_metrics_format_proxies(const struct shim_metrics *m, const struct engine_stats *st,
+                                const struct health_snapshot *h, size_t nh, char **out,
+                                size_t *len)
+{
     struct shim_buf b;
     shim_buf_init(&b, PAGE_MAX);
     int rc =
@@ -141,7 +195,9 @@ int shim_metrics_format(const struct shim_metrics *m, const struct engine_stats 
     if (rc == 0)
         rc = shim_part(&b, m);
     if (rc == 0 && st)
-        rc = engine_part(&b, st);
+        rc = engine_part(&b, st, h, nh);
+    if (rc == 0 && st)
+        rc = proxy_part(&b, h, nh);
     if (rc == 0 && !(*out = shim_buf_steal(&b, len)))
         rc = -ENOMEM;
     shim_buf_free(&b);

@@ -25,6 +25,7 @@
 #include "shim_i.h"
 #include "ui.h"
 #include "upstreamfs/configdb.h"
+#include "upstreamfs/failure.h"
 #include "upstreamfs/log.h"
 
 #include <arpa/inet.h>
@@ -331,45 +332,52 @@ enum MHD_Result shim__reply_method(struct shim_req *r, const char *allow)
     return shim__reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
 }
 
+void shim__failure_text(int rc, char *buf, size_t n)
+{
+    struct failure_note note;
+    struct failure f = {.cause = failure_cause_of_errno(rc)};
+    const char *proxy = "-";
+    if (failure_note_get(&note) && note.f.cause != FAILURE_NONE) {
+        f = note.f;
+        proxy = note.proxy[0] ? note.proxy : "-";
+    }
+    char st[24] = "-";
+    if (f.status > 0)
+        snprintf(st, sizeof(st), "%ld", f.status);
+    snprintf(buf, n, "proxy %.64s, cause %s, upstream status %s%s%.40s", proxy,
+             failure_cause_name(f.cause), st, f.code[0] ? " " : "", f.code);
+    failure_note_clear(); /* told once: a later request on this thread starts clean */
+}
+
 enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what)
 {
-    char w[300];
+    char w[300], why[200];
     shim_http_log_escape(what && *what ? what : "/", w, sizeof(w));
-    switch (rc) {
-    case -ENOENT:
-    case -ENOTDIR:
+    int status = failure_http_status(rc);
+    if (status == 502 || status == 504)
+        shim__failure_text(rc, why, sizeof(why));
+    switch (status) {
+    case 404:
         return shim__reply_text(r, MHD_HTTP_NOT_FOUND, "not found: %s", w);
-    case -EACCES:
-    case -EPERM:
-        return shim__reply_text(r, MHD_HTTP_FORBIDDEN, "forbidden: %s: the upstream refused access",
-                                w);
-    case -ENAMETOOLONG:
+    case 414:
         return shim__reply_text(r, MHD_HTTP_URI_TOO_LONG, "path too long: %s", w);
-    case -ETIMEDOUT:
+    case 504:
         return shim__reply_text(r, MHD_HTTP_GATEWAY_TIMEOUT,
                                 "gateway timeout: %s: the upstream did not answer in time and "
-                                "nothing is cached",
-                                w);
-    case -ENETUNREACH:
+                                "nothing is cached (%s)",
+                                w, why);
+    case 502:
         return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY,
-                                "bad gateway: %s: the upstream is unreachable (offline or "
-                                "backing off) and nothing is cached",
-                                w);
-    case -EIO:
-    case -EREMOTEIO:
-    case -ECONNREFUSED:
-    case -EHOSTUNREACH:
-    case -EBADMSG:
-        return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY,
-                                "bad gateway: %s: the upstream failed or sent bad content, and "
-                                "nothing good is cached (%s)",
-                                w, strerror(-rc));
-    case -ENOSPC:
+                                "bad gateway: %s: the upstream failed and nothing good is cached "
+                                "(%s)",
+                                w, why);
+    case 507:
         return shim__reply_text(r, MHD_HTTP_INSUFFICIENT_STORAGE,
                                 "insufficient storage: %s: the cache's disk is full", w);
-    case -EINTR:
-    case -ECANCELED:
-        return shim__reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cancelled: %s", w);
+    case 429:
+    case 503:
+        return shim__reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable: %s: %s", w,
+                                strerror(rc < 0 ? -rc : rc));
     default:
         return shim__reply_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: %s: %s", w,
                                 strerror(rc < 0 ? -rc : rc));
@@ -413,7 +421,13 @@ static enum MHD_Result metrics(struct shim_req *r)
     if (strcmp(r->method, "GET") && !r->head)
         return shim__reply_method(r, "GET, HEAD");
     bool up = engine_stats(r->s->e, &st) == 0;
-    if (shim_metrics_format(&r->s->metrics, up ? &st : NULL, &page, &len) < 0)
+    struct health_snapshot *h = NULL;
+    size_t nh = 0;
+    if (up && engine_health(r->s->e, &h, &nh) < 0)
+        nh = 0;
+    int frc = shim_metrics_format_proxies(&r->s->metrics, up ? &st : NULL, h, nh, &page, &len);
+    free(h);
+    if (frc < 0)
         return shim__reply_errno(r, -ENOMEM, "metrics");
     enum MHD_Result ok = shim__reply_data(r, MHD_HTTP_OK, "text/plain; version=0.0.4", page, len);
     free(page);

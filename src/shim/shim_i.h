@@ -105,6 +105,8 @@ enum MHD_Result shim__reply_text(struct shim_req *r, unsigned status, const char
 enum MHD_Result shim__reply_method(struct shim_req *r, const char *allow);
 /* An engine error as a status and a one-line body naming the cause (what: the path). */
 enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what);
+/* "proxy KEY, cause CAUSE, upstream status N|-" of the failure behind rc (failure.h's note). */
+void shim__failure_text(int rc, char *buf, size_t n);
 /* A header of the request, or NULL. */
 const char *shim__header(struct shim_req *r, const char *name);
 

@@ -67,6 +67,7 @@
  */
 #include "shim_i.h"
 #include "upstreamfs/configdb.h"
+#include "upstreamfs/failure.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
@@ -227,39 +228,29 @@ static enum MHD_Result v2_error(struct shim_req *r, unsigned status, const char 
 /* An engine error as a registry error; unknown is the code of a 404 (MANIFEST_UNKNOWN, ...). */
 static enum MHD_Result v2_errno(struct shim_req *r, int rc, const char *unknown, const char *what)
 {
-    switch (rc) {
-    case -ENOENT:
-    case -ENOTDIR:
-    case -EISDIR:
+    char msg[300], why[200];
+    int status = failure_http_status(rc);
+    if (status == 502 || status == 504) {
+        shim__failure_text(rc, why, sizeof(why));
+        snprintf(msg, sizeof(msg), "%s and nothing good is cached (%s)",
+                 status == 504 ? "the upstream did not answer in time"
+                               : "the upstream failed",
+                 why);
+    }
+    switch (status) {
+    case 404:
         return v2_error(r, MHD_HTTP_NOT_FOUND, unknown, what);
-    case -EACCES:
-    case -EPERM:
-        return v2_error(r, MHD_HTTP_FORBIDDEN, "DENIED", "the upstream refused access");
-    case -ENAMETOOLONG:
+    case 414:
         return v2_error(r, MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "name too long");
-    case -EAGAIN:
-    case -EBUSY:
+    case 429:
         return v2_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "TOOMANYREQUESTS",
                         "the upstream is rate-limited and nothing is cached; try again later");
-    case -ETIMEDOUT:
-        return v2_error(r, MHD_HTTP_GATEWAY_TIMEOUT, "UNAVAILABLE",
-                        "the upstream did not answer in time and nothing is cached");
-    case -ENETUNREACH:
-        return v2_error(r, MHD_HTTP_BAD_GATEWAY, "UNAVAILABLE",
-                        "the upstream is unreachable (offline or backing off) and nothing is "
-                        "cached");
-    case -EIO:
-    case -EREMOTEIO:
-    case -ECONNREFUSED:
-    case -EHOSTUNREACH:
-    case -EBADMSG:
-    case -EFBIG:
-        return v2_error(r, MHD_HTTP_BAD_GATEWAY, "UNAVAILABLE",
-                        "the upstream failed or sent bad content, and nothing good is cached");
-    case -ENOSPC:
+    case 502:
+    case 504:
+        return v2_error(r, (unsigned)status, "UNAVAILABLE", msg);
+    case 507:
         return v2_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "UNKNOWN", "the cache's disk is full");
-    case -EINTR:
-    case -ECANCELED:
+    case 503:
         return v2_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE", "cancelled");
     default:
         log_warn("shim: /%s: %s", r->path, strerror(rc < 0 ? -rc : rc));

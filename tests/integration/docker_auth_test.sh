@@ -16,7 +16,7 @@
 #     request that followed a redirect to the CDN carried any;
 #   - the token server saw the repository:<name>:pull scope, Basic credentials only when the
 #     proxy has them, and few token requests (tokens are cached); an expired token is replaced;
-#   - no credentials, or wrong ones: EIO, and nothing is stored;
+#   - no credentials, or wrong ones: EACCES (cause auth), and nothing is stored;
 #   - the secret appears nowhere in the log or in `proxy show`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
@@ -116,11 +116,11 @@ t_no_or_bad_creds() {
     local key objs
     objs="$(stats_field cache_objects)"
     for key in nocreds badcreds; do
-        expect_fail_with "Input/output error" with_timeout 30 cat "$MNT/$key/test/hello/v1/index.json"
+        expect_fail_with "Permission denied" with_timeout 30 cat "$MNT/$key/test/hello/v1/index.json"
     done
     assert_eq "$(stats_field cache_objects)" "$objs" "objects stored without credentials"
 }
-check "no or wrong credentials: EIO, nothing stored" t_no_or_bad_creds
+check "no or wrong credentials: EACCES, nothing stored" t_no_or_bad_creds
 
 # ---- Bearer ------------------------------------------------------------------------------
 t_bearer() {

@@ -271,7 +271,7 @@ t_wrong_secret() {
         die "no log line names InvalidSignatureException"
     (($(fake_ecr_count api denied) >= 1)) || die "the fake saw no refused request"
     before="$(fake_ecr_count api denied)"
-    expect_fail_with "error" with_timeout 30 cat "$MNT/bad/test/hello/v1/index.json"
+    expect_fail_with "Permission denied" with_timeout 30 cat "$MNT/bad/test/hello/v1/index.json"
     assert_eq "$(fake_ecr_count api denied)" "$before" "signed requests again within the retry interval"
     assert_eq "$(stats_field cache_objects)" "$objs" "objects stored with a wrong secret"
 }

@@ -18,7 +18,7 @@
 #     file (right sha256) no later than 4 s + 3 s after the 429; exactly 2 GETs in all; while
 #     "rl" is held, another proxy ("e5") on the same remote reads normally;
 #   * a 5xx is never remembered as absence (proxy "e5", --negative-ttl 300): a 503 at lookup
-#     and a 502 on the GET both give EIO (never ENOENT); after the fault clears both files read
+#     and a 502 on the GET both give EREMOTEIO (never ENOENT); after the fault clears both files read
 #     within 5 s (the back-off, not the 300 s negative TTL); through the shim a 503 is a 5xx
 #     (never 404) and the file is a 200 within 5 s of the fault clearing.
 set -euo pipefail
@@ -159,9 +159,9 @@ t_5xx_not_absent() {
     upstream_fault '[{"path": "^/e5/look\\.bin/?$", "fault": "status", "status": 503},
                      {"path": "^/e5/get\\.bin$", "method": "GET", "fault": "status", "status": 502}]'
     for i in 1 2; do
-        expect_fail_with "Input/output error" with_timeout 30 cat -- "$MNT/e5/look.bin"
+        expect_fail_with "Remote I/O error" with_timeout 30 cat -- "$MNT/e5/look.bin"
         [[ "$ERR" != *"No such file"* ]] || die "a 503 at lookup was reported as ENOENT"
-        expect_fail_with "Input/output error" with_timeout 30 cat -- "$MNT/e5/get.bin"
+        expect_fail_with "Remote I/O error" with_timeout 30 cat -- "$MNT/e5/get.bin"
     done
     run_capture stat "$MNT/e5/look.bin"
     [[ "$ERR" != *"No such file"* ]] || die "stat after two 503s at lookup: ENOENT (the 5xx was remembered as absence)"
@@ -174,7 +174,7 @@ t_5xx_not_absent() {
     assert_sha256 "$T/look.out" "$(sha256_of "$SRV/e5/look.bin")"
     assert_sha256 "$T/get.out" "$(sha256_of "$SRV/e5/get.bin")"
 }
-check "503 at lookup and 502 on GET: EIO, not ENOENT; both read within 5 s of the fault clearing" t_5xx_not_absent
+check "503 at lookup and 502 on GET: EREMOTEIO (cause http), not ENOENT; both read within 5 s of the fault clearing" t_5xx_not_absent
 
 _shim_ok() {
     [[ "$("${CURL[@]}" --max-time 30 -o "$T/shim5.out" -w '%{http_code}' "$S/e5/shim.bin" 2>/dev/null)" == 200 ]]

@@ -10,7 +10,7 @@
 # union; after `registry set-upstreams reg p2 p1` a new lookup sees p2 first within 3 s (and
 # back); a local write shadows p1's hello.txt, rm shows p1's again; mkdir, cp of a 10 MiB file,
 # rename, truncate round-trip with sha256 and are counted as local content; local content
-# survives unmount + remount; a 503 from pf for hello.txt gives EIO (never p2's bytes) while a
+# survives unmount + remount; a 503 from pf for hello.txt gives EREMOTEIO (never p2's bytes) while a
 # 404 from pf still falls through to p2; last, names resolved before a set-upstreams (listed by
 # ls, or read) follow the new order within 3 s too (DESIGN 2.1: changes take effect within 2 s).
 set -euo pipefail
@@ -173,16 +173,16 @@ t_5xx_no_fallthrough() {
     assert_eq "$(with_timeout 20 cat "$MNT/reg5/only2.txt")" "only in p2" "reg5/only2.txt (404 in pf)"
     upstream_fault '{"path": "^/hello\\.txt/?$", "fault": "status", "status": 503}'
     before="$(nginx_count --host localhost GET '^/hello\.txt$')"
-    expect_fail_with "Input/output error" with_timeout 30 cat "$MNT/reg5/hello.txt"
+    expect_fail_with "Remote I/O error" with_timeout 30 cat "$MNT/reg5/hello.txt"
     [[ "$OUT" != *"hello from p2"* ]] || die "reg5/hello.txt served p2's bytes while pf answered 503"
     [[ -z "$OUT" ]] || die "cat reg5/hello.txt printed '$OUT' while pf answered 503"
-    expect_fail_with "Input/output error" with_timeout 30 cat "$MNT/reg5/hello.txt"
+    expect_fail_with "Remote I/O error" with_timeout 30 cat "$MNT/reg5/hello.txt"
     [[ -z "$OUT" ]] || die "second cat reg5/hello.txt printed '$OUT' while pf answered 503"
     (($(upstream_count '*' /hello.txt) >= 1)) || die "pf was never asked for hello.txt"
     assert_eq "$(nginx_count --host localhost GET '^/hello\.txt$')" "$before" "GETs of hello.txt from p2 while pf failed"
     upstream_clear_faults
 }
-check "503 from the higher upstream: EIO, not the lower upstream's bytes" t_5xx_no_fallthrough
+check "503 from the higher upstream: EREMOTEIO, not the lower upstream's bytes" t_5xx_no_fallthrough
 
 _reg5_hello_ok() { [[ "$(cat "$MNT/reg5/hello.txt" 2>/dev/null)" == "hello from p1" ]]; }
 t_5xx_recovers() {

@@ -3,7 +3,8 @@
  * (libmicrohttpd on 127.0.0.1): many joiners make one request; a reader gets
  * the first bytes while the rest is still held back by the server; a body
  * that does not match its expected digest fails every reader and leaves
- * nothing in the store; a 404 is reported as such.
+ * nothing in the store; a read reaching the end of a body with an expected
+ * digest waits for the verdict; a 404 is reported as such.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -57,6 +58,22 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* /chunked: the whole body at once, without a length; the end of the stream waits for the gate. */
+static ssize_t chunked_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    if (pos >= BODY_SIZE) {
+        pthread_mutex_lock(&gate_mu);
+        while (!gate_open)
+            pthread_cond_wait(&gate_cv, &gate_mu);
+        pthread_mutex_unlock(&gate_mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t n = BODY_SIZE - pos < max ? BODY_SIZE - pos : max;
+    memcpy(buf, body + pos, n);
+    return (ssize_t)n;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **ctx)
@@ -71,6 +88,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     unsigned status = 200;
     if (strcmp(url, "/blob") == 0) {
         r = MHD_create_response_from_callback(BODY_SIZE, 32 * 1024, reader, NULL, NULL);
+    } else if (strcmp(url, "/chunked") == 0) {
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, chunked_reader, NULL,
+                                              NULL);
     } else {
         status = 404;
         r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -237,6 +257,65 @@ static void wrong_digest_fails_and_stores_nothing(void **state)
     assert_int_equal(store_clean_tmp(&st), 0); /* the failed download left no temp file */
 }
 
+struct tail_arg {
+    struct flight *f;
+    atomic_int done;
+    ssize_t n;
+};
+
+static void *read_to_end(void *p)
+{
+    struct tail_arg *a = p;
+    static unsigned char buf[BODY_SIZE];
+    a->n = flight_read(a->f, buf, BODY_SIZE, 0, 10000, NULL, NULL);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+/*
+ * Every byte of a body of unknown length is in, but the response has not ended: a read of
+ * all of it with an expected digest waits for the verdict (here a mismatch: -EIO); without
+ * an expectation the same read is answered at once.
+ */
+static void end_waits_for_the_verdict(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/chunked", base);
+    for (int verified = 1; verified >= 0; verified--) {
+        struct flight_table *t = flight_table_new(&st);
+        open_gate(false);
+        struct flight_source src = {.url = url, .expect_size = -1};
+        if (verified)
+            hash_expect_parse("sha256:00000000000000000000000000000000000000000000000000000000"
+                              "00000000",
+                              &src.expect);
+        struct tail_arg a = {0};
+        bool started;
+        assert_int_equal(flight_join(t, verified ? "tail-v" : "tail", &src, &a.f, &started), 0);
+        int64_t have = 0, total = 0;
+        for (int i = 0; i < 500 && have < BODY_SIZE; i++) {
+            usleep(10 * 1000);
+            flight_progress(a.f, &have, &total);
+        }
+        assert_int_equal(have, BODY_SIZE);
+        assert_int_equal(total, -1);
+        pthread_t th;
+        pthread_create(&th, NULL, read_to_end, &a);
+        usleep(300 * 1000);
+        assert_int_equal(atomic_load(&a.done), !verified);
+        open_gate(true);
+        pthread_join(th, NULL);
+        assert_int_equal(a.n, verified ? -EIO : BODY_SIZE);
+        assert_int_equal(flight_wait_done(a.f, 10000, NULL, NULL),
+                         verified ? FLIGHT_FAILED : FLIGHT_DONE);
+        flight_release(a.f);
+        flight_table_free(t);
+        store_remove(&st, body_hex);
+    }
+    assert_int_equal(count_blobs(), 0);
+}
+
 static void not_found_is_reported(void **state)
 {
     (void)state;
@@ -278,6 +357,7 @@ int main(void)
         cmocka_unit_test(one_request_for_many_readers),
         cmocka_unit_test(first_bytes_before_the_rest),
         cmocka_unit_test(wrong_digest_fails_and_stores_nothing),
+        cmocka_unit_test(end_waits_for_the_verdict),
         cmocka_unit_test(not_found_is_reported),
         cmocka_unit_test(refused_connection_fails_fast),
     };

@@ -1,0 +1,124 @@
+/*
+ * health: a proxy's health snapshot as words, JSON and a file in the state
+ * dir (include/upstreamfs/health.h). The state itself is kept by
+ * src/engine/upstream.c.
+ */
+#include "upstreamfs/health.h"
+#include "upstreamfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const state_names[] = {"ok", "stale", "failing", "backing-off", "offline"};
+
+const char *health_state_name(enum health_state s)
+{
+    return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "ok";
+}
+
+void health_describe(const struct health_snapshot *h, char *buf, size_t n)
+{
+    char t[32];
+    switch (h->state) {
+    case HEALTH_FAILING:
+        snprintf(buf, n, "failing: %s", failure_cause_name(h->cause));
+        break;
+    case HEALTH_BACKING_OFF:
+        failure_time_rfc3339(h->retry_at, t, sizeof(t));
+        snprintf(buf, n, "backing-off until %s", t);
+        break;
+    default:
+        snprintf(buf, n, "%s", health_state_name(h->state));
+        break;
+    }
+}
+
+static json_t *time_or_null(int64_t t)
+{
+    char buf[32];
+    if (t <= 0)
+        return json_null();
+    failure_time_rfc3339(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+char *health_json(const struct health_snapshot *h)
+{
+    json_t *errors = json_object();
+    for (int c = 1; errors && c < FAILURE_CAUSE_COUNT; c++)
+        if (h->errors[c])
+            json_object_set_new(errors, failure_cause_name((enum failure_cause)c),
+                                json_integer((json_int_t)h->errors[c]));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "proxy", h->key,
+        "state", health_state_name(h->state), "cause",
+        h->cause ? json_string(failure_cause_name(h->cause)) : json_null(), "status",
+        h->status > 0 ? json_integer(h->status) : json_null(), "code",
+        h->code[0] ? json_string(h->code) : json_null(), "url",
+        h->url[0] ? json_string(h->url) : json_null(), "since", time_or_null(h->since),
+        "last_success", time_or_null(h->last_success), "consecutive_failures",
+        h->consecutive_failures, "retry_at", time_or_null(h->retry_at), "ratelimit_remaining",
+        h->ratelimit_remaining >= 0 ? json_integer(h->ratelimit_remaining) : json_null(),
+        "ratelimit_limit", h->ratelimit_limit >= 0 ? json_integer(h->ratelimit_limit) : json_null(),
+        "errors", errors ? errors : json_object());
+    if (!o)
+        return NULL;
+    char *s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* Writes text to path through a temporary file and rename, so readers see it whole or not. */
+static int write_atomic(const char *dir, const char *name, const char *text)
+{
+    char path[4400], tmp[4400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", dir, name, (long)getpid()) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text);
+    ssize_t w = write(fd, text, len);
+    int rc = w == (ssize_t)len ? 0 : -EIO;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+int health_write(const char *state_dir, const struct health_snapshot *h, char **last)
+{
+    char *text = health_json(h);
+    if (!text)
+        return -ENOMEM;
+    if (*last && strcmp(*last, text) == 0) {
+        free(text);
+        return 0;
+    }
+    char dir[4200], name[80];
+    snprintf(dir, sizeof(dir), "%s/health", state_dir);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        free(text);
+        return -errno;
+    }
+    snprintf(name, sizeof(name), "%s.json", h->key);
+    int rc = write_atomic(dir, name, text);
+    if (rc < 0) {
+        log_debug("health of %s: %s", h->key, strerror(-rc));
+        free(text);
+        return rc;
+    }
+    free(*last);
+    *last = text;
+    return 0;
+}
