@@ -49,14 +49,17 @@ int cli_mount_fstab_main(struct cli_globals *g, int argc, char **argv);
 
 struct cli_subcommand {
     const char *name;
+    /* NULL where the command's main runs its subcommands itself ("cache"). */
     int (*fn)(struct cli_globals *g, int argc, char **argv);
 };
 
-/* The subcommand tables of "proxy" and "registry" (top-level --help lists them). */
+/* The subcommand tables of "proxy", "registry" and "cache" (top-level --help lists them). */
 extern const struct cli_subcommand cli_proxy_subs[];
 extern const size_t cli_proxy_nsubs;
 extern const struct cli_subcommand cli_registry_subs[];
 extern const size_t cli_registry_nsubs;
+extern const struct cli_subcommand cli_cache_subs[];
+extern const size_t cli_cache_nsubs;
 
 /*
  * Runs "CMD [--help] SUB ARGS...": help prints usage to stdout (0); a
@@ -84,8 +87,16 @@ int cli_bad_option(const char *cmd, int c, char **argv);
  */
 int cli_report(const char *cmd, int rc, const struct config_error *err);
 
-/* Opens the state dir; on failure prints why and returns CLI_EXIT_FAIL, else 0. */
+/*
+ * Opens the state dir of a command that reads it: one that does not exist is
+ * refused ("state dir DIR does not exist; ..."), never created empty. On
+ * failure prints why and returns CLI_EXIT_FAIL, else 0.
+ */
 int cli_open_state(const struct cli_globals *g, struct state **out);
+/* The same for a command that creates (proxy/registry create): a missing state dir is made. */
+int cli_create_state(const struct cli_globals *g, struct state **out);
+/* 0 when the state dir exists; else prints the error cli_open_state prints, CLI_EXIT_FAIL. */
+int cli_state_exists(const struct cli_globals *g);
 
 /* Prints j (reference stolen) indented, with a newline; CLI_EXIT_FAIL if it cannot. */
 int cli_print_json(json_t *j);

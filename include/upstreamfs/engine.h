@@ -70,8 +70,14 @@ const char *engine_platform_filter(const struct engine *e);
 
 /* Re-reads proxies and registries if they changed (also done every second by a thread). */
 int engine_reload(struct engine *e);
-/* Called after a reload changed the top-level names (so a front door can invalidate). */
-void engine_on_reload(struct engine *e, void (*cb)(void *arg), void *arg);
+/*
+ * cb is called after a reload, from the engine's watcher thread, once for every top-level
+ * name (proxy or registry) whose tree the new config may show differently (a proxy's
+ * settings changed, such as its include/exclude, or it went away; a registry that lists
+ * it), so a front door can drop what it cached of that tree. Setting cb to NULL returns
+ * once no call is running.
+ */
+void engine_on_reload(struct engine *e, void (*cb)(void *arg, const char *name), void *arg);
 
 int engine_lookup(struct engine *e, int64_t parent, const char *name, struct engine_attr *out);
 int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out);
@@ -171,6 +177,11 @@ struct engine_stats {
     int inflight;
 };
 int engine_stats(struct engine *e, struct engine_stats *out);
+/*
+ * Adds the counters (hits, misses, upstream_requests, upstream_bytes, evictions, stale_serves)
+ * of every running process on state_dir into *sum; *procs: how many (counters.c).
+ */
+int engine_counters_running(const char *state_dir, struct engine_stats *sum, int *procs);
 
 /*
  * Cache management on a mount path ("key/a/b"): the number of objects pinned

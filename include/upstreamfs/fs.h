@@ -25,6 +25,8 @@ struct fuse_session;
  * Creates a session on the engine (fuse_session_new with upstreamfs's handlers). max_read
  * must be the max_read= mount option in args (libfuse refuses the mount when they differ);
  * replies from stored content are spliced from the cache file when it is at most FS_MAX_READ.
+ * The session registers itself with engine_on_reload (a changed proxy's entries are
+ * invalidated in the kernel): call engine_on_reload(e, NULL, NULL) before destroying it.
  */
 struct fuse_session *fs_session_new(struct fuse_args *args, struct engine *e, unsigned max_read);
 

@@ -104,6 +104,8 @@ int index_object_delete(struct index *ix, const char *digest);
 /* Cache totals, local content excluded: running totals, one row read (index_objects.c). */
 int index_object_totals(struct index *ix, int64_t *bytes, int64_t *count);
 int index_local_totals(struct index *ix, int64_t *bytes, int64_t *count);
+/* The local content of one registry (its top-level key): files and their bytes. */
+int index_local_usage(struct index *ix, const char *top, int64_t *bytes, int64_t *files);
 /* Evictable objects in LRU order (not pinned, not local), at most max. */
 int index_object_lru(struct index *ix, struct object_info **out, size_t *n, size_t max);
 /* Every object (for verify/gc). */

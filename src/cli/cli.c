@@ -40,7 +40,8 @@ static const struct cli_command commands[] = {
     {"mount", cli_mount_main, "mount the proxies and registries as a file system", NULL, NULL},
     {"serve", cli_serve_main, "serve the cache over HTTP in the registries' protocols", NULL, NULL},
     {"prefetch", cli_prefetch_main, "fetch paths into the cache ahead of use", NULL, NULL},
-    {"cache", cli_cache_main, "cache statistics, garbage collection, pins", NULL, NULL},
+    {"cache", cli_cache_main, "cache statistics, garbage collection, pins", cli_cache_subs,
+     &cli_cache_nsubs},
 };
 
 static void usage(FILE *f)

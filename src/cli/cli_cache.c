@@ -17,18 +17,48 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char cache_usage[] =
-    "usage: upstreamfs cache COMMAND [--json]\n"
-    "\n"
-    "  stats          cache size, object counts, local content, hit and request counters\n"
-    "  gc             remove objects no path refers to, and unfinished downloads\n"
-    "  verify         re-hash every object; remove (and report) any that do not match\n"
-    "  pin PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction\n"
-    "  unpin PATH     let it be evicted again\n"
-    "  evict PATH     remove what is cached under PATH now (local content is never evicted)\n"
-    "\n"
-    "pin, unpin and evict print how many objects they changed; when some could not be\n"
+/* The cache's commands; cache_help holds the --help line of each, in the same order. */
+const struct cli_subcommand cli_cache_subs[] = {
+    {"stats", NULL}, {"gc", NULL},    {"verify", NULL},
+    {"pin", NULL},   {"unpin", NULL}, {"evict", NULL},
+};
+const size_t cli_cache_nsubs = sizeof(cli_cache_subs) / sizeof(cli_cache_subs[0]);
+static const char *const cache_help[] = {
+    "          cache size, object counts, local content, and the counters (hits,\n"
+    "                 misses, upstream requests and bytes, evictions, stale serves) of the\n"
+    "                 mounts, servers and prefetches running on the state dir",
+    "             remove objects no path refers to, and unfinished downloads",
+    "         re-hash every object; remove (and report) any that do not match",
+    " PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction",
+    " PATH     let it be evicted again",
+    " PATH     remove what is cached under PATH now (local content is never evicted)",
+};
+/* After the list: what pin, unpin and evict say when part of their work failed. */
+static const char cache_help_tail[] =
+    "\npin, unpin and evict print how many objects they changed; when some could not be\n"
     "(evict: held open by a reader; an index error) they say how many failed and exit 1.\n";
+_Static_assert(sizeof(cache_help) / sizeof(cache_help[0]) ==
+                   sizeof(cli_cache_subs) / sizeof(cli_cache_subs[0]),
+               "one help line per cache command");
+
+static void cache_usage(FILE *f)
+{
+    fputs("usage: upstreamfs cache COMMAND [--json]\n\n", f);
+    for (size_t i = 0; i < cli_cache_nsubs; i++)
+        fprintf(f, "  %s%s\n", cli_cache_subs[i].name, cache_help[i]);
+    fputs(cache_help_tail, f);
+}
+
+/* The commands' names from the table, "stats, gc, ...". */
+static const char *cache_words(char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cli_cache_nsubs && off < len; i++)
+        off +=
+            (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", cli_cache_subs[i].name);
+    return buf;
+}
 
 static const char prefetch_usage[] =
     "usage: upstreamfs prefetch PATH...\n"
@@ -38,6 +68,8 @@ static const char prefetch_usage[] =
 
 static int open_engine(const struct cli_globals *g, struct engine **e)
 {
+    if (cli_state_exists(g))
+        return CLI_EXIT_FAIL;
     int rc = fetch_global_init();
     struct engine_opts eo = {.state_dir = g->state_dir};
     if (rc == 0)
@@ -61,6 +93,39 @@ static int path_error(const char *cmd, const char *path, int rc)
     return rc == -ENOENT ? CLI_EXIT_FAIL : CLI_EXIT_FAIL;
 }
 
+/* The totals of the index and the running processes' counters: into out, or printed. */
+static void print_stats(const struct engine_stats *s, int procs, json_t *out)
+{
+    const struct {
+        const char *name;
+        int64_t v;
+    } f[] = {{"cache_bytes", s->cache_bytes},
+             {"cache_objects", s->cache_objects},
+             {"local_bytes", s->local_bytes},
+             {"local_objects", s->local_objects},
+             {"quota_bytes", s->quota_bytes},
+             {"processes", procs},
+             {"hits", s->hits},
+             {"misses", s->misses},
+             {"upstream_requests", s->upstream_requests},
+             {"upstream_bytes", s->upstream_bytes},
+             {"evictions", s->evictions},
+             {"stale_serves", s->stale_serves}};
+    if (out) {
+        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+            json_object_set_new(out, f[i].name, json_integer(f[i].v));
+        return;
+    }
+    printf("cache: %lld bytes in %lld objects (quota %lld bytes)\n"
+           "local content: %lld bytes in %lld objects (never evicted)\n"
+           "counters of the %d process(es) running on the state dir: %lld hits, %lld misses, "
+           "%lld upstream requests (%lld bytes downloaded), %lld evictions, %lld stale serves\n",
+           (long long)s->cache_bytes, (long long)s->cache_objects, (long long)s->quota_bytes,
+           (long long)s->local_bytes, (long long)s->local_objects, procs, (long long)s->hits,
+           (long long)s->misses, (long long)s->upstream_requests, (long long)s->upstream_bytes,
+           (long long)s->evictions, (long long)s->stale_serves);
+}
+
 int cli_cache_main(struct cli_globals *g, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -73,13 +138,13 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         if (c == 'j')
             json = true;
         else if (c == 'h') {
-            fputs(cache_usage, stdout);
+            cache_usage(stdout);
             return CLI_EXIT_OK;
         } else
             return cli_bad_option("cache", c, argv);
     }
     if (optind >= argc) {
-        fputs(cache_usage, stderr);
+        cache_usage(stderr);
         return CLI_EXIT_USAGE;
     }
     const char *cmd = argv[optind++];
@@ -90,18 +155,22 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0)
             json = true;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(cache_usage, stdout);
+            cache_usage(stdout);
             return CLI_EXIT_OK;
         } else if (nrest < 64)
             rest[nrest++] = argv[i];
     }
-    bool needs_path = !strcmp(cmd, "pin") || !strcmp(cmd, "unpin") || !strcmp(cmd, "evict");
-    bool known =
-        needs_path || !strcmp(cmd, "stats") || !strcmp(cmd, "gc") || !strcmp(cmd, "verify");
-    if (!known) {
-        cli_errorf("cache: unknown command \"%s\" (stats, gc, verify, pin, unpin, evict)", cmd);
+    const struct cli_subcommand *sub = NULL;
+    for (size_t i = 0; i < cli_cache_nsubs && !sub; i++)
+        if (!strcmp(cmd, cli_cache_subs[i].name))
+            sub = &cli_cache_subs[i];
+    if (!sub) {
+        char q[CONFIG_QUOTE_MAX], words[128];
+        cli_errorf("cache: unknown command %s (%s)", config_quote(q, sizeof(q), cmd),
+                   cache_words(words, sizeof(words)));
         return CLI_EXIT_USAGE;
     }
+    bool needs_path = !strncmp(cache_help[sub - cli_cache_subs], " PATH", 5);
     if (needs_path && nrest != 1) {
         cli_errorf("cache %s: PATH: exactly one path is required", cmd);
         return CLI_EXIT_USAGE;
@@ -118,20 +187,11 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
     json_t *out = json_object();
     if (!strcmp(cmd, "stats")) {
         struct engine_stats s;
-        if (engine_stats(e, &s) < 0) {
+        int procs = 0;
+        if (engine_stats(e, &s) < 0 || engine_counters_running(g->state_dir, &s, &procs) < 0) {
             rc = CLI_EXIT_FAIL;
         } else {
-            json_object_set_new(out, "cache_bytes", json_integer(s.cache_bytes));
-            json_object_set_new(out, "cache_objects", json_integer(s.cache_objects));
-            json_object_set_new(out, "local_bytes", json_integer(s.local_bytes));
-            json_object_set_new(out, "local_objects", json_integer(s.local_objects));
-            json_object_set_new(out, "quota_bytes", json_integer(s.quota_bytes));
-            if (!json)
-                printf("cache: %lld bytes in %lld objects (quota %lld bytes)\n"
-                       "local content: %lld bytes in %lld objects (never evicted)\n",
-                       (long long)s.cache_bytes, (long long)s.cache_objects,
-                       (long long)s.quota_bytes, (long long)s.local_bytes,
-                       (long long)s.local_objects);
+            print_stats(&s, procs, json ? out : NULL);
         }
     } else if (!strcmp(cmd, "gc")) {
         int64_t removed = 0;

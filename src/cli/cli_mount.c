@@ -12,6 +12,7 @@
 #include "upstreamfs/engine.h"
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/fs.h"
+#include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/proxy_fields.h"
 #include "upstreamfs/shim.h"
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -52,6 +54,96 @@ struct mount_opts {
     unsigned max_read;  /* max_read=N (also passed to FUSE), 0: FS_MAX_READ */
     char fuse_opts[4096];
 };
+
+/* Undoes mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape_octal(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+/*
+ * The file system type mounted at mnt (a realpath) according to
+ * /proc/self/mountinfo, into type; 1 when something is mounted there, else 0.
+ */
+static int mounted_at(const char *mnt, char *type, size_t len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[8192];
+    int found = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        char *save = NULL, *point = NULL, *tok = strtok_r(line, " ", &save);
+        for (int i = 0; tok && i < 4; i++) /* id parent major:minor root, then the point */
+            tok = strtok_r(NULL, " ", &save);
+        point = tok;
+        while (tok && strcmp(tok, "-") != 0)
+            tok = strtok_r(NULL, " ", &save);
+        char *fstype = tok ? strtok_r(NULL, " ", &save) : NULL;
+        if (!point || !fstype)
+            continue;
+        unescape_octal(point);
+        if (strcmp(point, mnt) == 0) {
+            snprintf(type, len, "%s", fstype);
+            found = 1; /* the last one listed is the one on top */
+        }
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/*
+ * Every mount of a state dir holds STATEDIR/mount.lock shared for its life.
+ * One that cannot take it alone joins running mounts: allowed when it shows
+ * the same platforms as they do (the "platforms" setting the engine records
+ * for the mount that owns the quota, engine.c engine_open); a different
+ * filter would rebuild their docker layouts under them, so it is refused.
+ * Returns the lock's descriptor (kept open, inherited by the daemon), or -1
+ * after printing why not.
+ */
+static int join_state_mounts(const struct mount_opts *mo)
+{
+    char lockp[PATH_MAX], running[1024] = "";
+    snprintf(lockp, sizeof(lockp), "%s/mount.lock", mo->state_dir);
+    int fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        cli_errorf("mount: %s: %s", lockp, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        flock(fd, LOCK_SH);
+        return fd;
+    }
+    struct state *st = NULL;
+    struct index *ix = NULL;
+    if (state_open(mo->state_dir, &st) == 0 && index_open(st->db, &ix) == 0)
+        index_setting_get(ix, "platforms", running, sizeof(running));
+    index_close(ix);
+    state_close(st);
+    const char *mine = mo->platform ? mo->platform : "";
+    if (strcmp(running, mine) != 0) {
+        char q[CONFIG_QUOTE_MAX], want[1100] = "no platform=";
+        if (running[0])
+            snprintf(want, sizeof(want), "-o platform=%s", running);
+        cli_errorf("mount: platform: state dir %s is mounted with %s%s already; a second mount "
+                   "of it must show the same platforms (give %s, or unmount the other)",
+                   config_quote(q, sizeof(q), mo->state_dir), running[0] ? "platform=" : "",
+                   running[0] ? running : "every platform", want);
+        close(fd);
+        return -1;
+    }
+    flock(fd, LOCK_SH);
+    return fd;
+}
 
 static const char usage[] =
     "usage: upstreamfs mount MOUNTPOINT [-f] [-o OPT[,OPT]...]\n"
@@ -262,6 +354,12 @@ static int run_mount(struct mount_opts *mo)
         cli_errorf("mount: %s: not a directory", mo->mountpoint);
         return CLI_EXIT_USAGE;
     }
+    char fstype[256];
+    if (mounted_at(mnt, fstype, sizeof(fstype))) {
+        cli_errorf("mount: %s is already mounted (%s); unmount it first (fusermount3 -u %s)", mnt,
+                   fstype, mnt);
+        return CLI_EXIT_FAIL;
+    }
     /* Validate the state before detaching, so errors reach the terminal. */
     struct state *check = NULL;
     int src = state_open(mo->state_dir, &check);
@@ -270,6 +368,9 @@ static int run_mount(struct mount_opts *mo)
         return CLI_EXIT_FAIL;
     }
     state_close(check);
+    int lock_fd = join_state_mounts(mo);
+    if (lock_fd < 0)
+        return CLI_EXIT_FAIL;
     /* The shim's admin token, made now so this process can print the page's address. */
     if (mo->listen && shim_admin_token(mo->state_dir, token, &serr) < 0)
         return cli_report("mount", -EIO, &serr);
@@ -389,12 +490,14 @@ out:
     if (se) {
         if (mounted)
             fuse_session_unmount(se);
+        engine_on_reload(e, NULL, NULL); /* fs_session_new's invalidations end with the session */
         fuse_remove_signal_handlers(se);
         fuse_session_destroy(se);
     }
     fuse_opt_free_args(&args);
     engine_close(e);
     fetch_global_cleanup();
+    close(lock_fd);
     return rc;
 }
 

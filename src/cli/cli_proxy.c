@@ -544,7 +544,7 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
         goto out;
     }
     cli_quiet_logs(g);
-    if ((rc = cli_open_state(g, &st)) != 0)
+    if ((rc = cli_create_state(g, &st)) != 0)
         goto out;
     if ((rc = crud_proxy_commit(st, true, &p, secret, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);

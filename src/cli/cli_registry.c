@@ -9,6 +9,7 @@
  */
 #include "upstreamfs/cli.h"
 #include "upstreamfs/config_crud.h"
+#include "upstreamfs/index.h"
 #include "upstreamfs/proxy_fields.h"
 
 #include <errno.h>
@@ -17,14 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_TYPE = 256, OPT_UPSTREAM, OPT_JSON };
+enum { OPT_TYPE = 256, OPT_UPSTREAM, OPT_JSON, OPT_FORCE };
 
 static const char usage_top[] =
     "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]...\n"
     "       upstreamfs registry set-upstreams NAME [KEY]...\n"
     "       upstreamfs registry list [--json]\n"
     "       upstreamfs registry show NAME [--json]\n"
-    "       upstreamfs registry delete NAME\n"
+    "       upstreamfs registry delete NAME [--force]\n"
     "       upstreamfs registry import NAME DIR --as REPOSITORY[:TAG]|PATH\n"
     "\n"
     "A registry groups proxies in an order: a path in it resolves to the registry's\n"
@@ -78,22 +79,27 @@ static const char usage_show[] = "Usage: upstreamfs registry show NAME [--json]\
                                  "Shows one registry as \"field: value\" lines, or with --json\n"
                                  "as {name, type, upstreams}.\n";
 
-static const char usage_delete[] = "Usage: upstreamfs registry delete NAME\n"
-                                   "\n"
-                                   "Deletes a registry. Its upstream proxies stay.\n";
+static const char usage_delete[] =
+    "Usage: upstreamfs registry delete NAME [--force]\n"
+    "\n"
+    "Deletes a registry. Its upstream proxies stay. A registry with local content (files\n"
+    "written or imported into it) is deleted only with --force; its content is then\n"
+    "released, and \"upstreamfs cache gc\" frees the space.\n";
 
 /*
  * Parses the options of one subcommand: --type and --upstream where types
- * is non-NULL, --json where json is non-NULL. Returns -1 after printing
+ * is non-NULL, --json where json is non-NULL, --force where force is
+ * non-NULL. Returns -1 after printing
  * help, an exit status on error, else 0 with positionals at argv[optind..].
  */
 static int parse_args(const char *cmd, const char *usage, int argc, char **argv, const char **type,
-                      char ***upstreams, bool *json)
+                      char ***upstreams, bool *json, bool *force)
 {
     static const struct option opts[] = {
         {"type", required_argument, NULL, OPT_TYPE},
         {"upstream", required_argument, NULL, OPT_UPSTREAM},
         {"json", no_argument, NULL, OPT_JSON},
+        {"force", no_argument, NULL, OPT_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -120,6 +126,8 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             }
         } else if (c == OPT_JSON && json) {
             *json = true;
+        } else if (c == OPT_FORCE && force) {
+            *force = true;
         } else {
             return cli_bad_option(cmd, c, argv);
         }
@@ -153,7 +161,7 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     const char *type = NULL, *name;
     bool has_ups;
     json_t *fields = NULL;
-    int rc = parse_args(cmd, usage_create, argc, argv, &type, &ups, NULL);
+    int rc = parse_args(cmd, usage_create, argc, argv, &type, &ups, NULL, NULL);
 
     if (rc != 0 || (rc = name_arg(cmd, argc, argv, 1, &name)) != 0)
         goto out;
@@ -174,7 +182,7 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     }
     config_registry_clear(&r);
     cli_quiet_logs(g);
-    if ((rc = cli_open_state(g, &st)) != 0)
+    if ((rc = cli_create_state(g, &st)) != 0)
         goto out;
     if ((rc = crud_registry_create(st, fields, &r, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
@@ -208,7 +216,7 @@ static int cmd_set_upstreams(struct cli_globals *g, int argc, char **argv)
     json_t *fields = NULL;
     char **ups = NULL;
     const char *name;
-    int rc = parse_args(cmd, usage_set, argc, argv, NULL, NULL, NULL);
+    int rc = parse_args(cmd, usage_set, argc, argv, NULL, NULL, NULL, NULL);
 
     if (rc != 0 || (rc = name_arg(cmd, argc, argv, -1, &name)) != 0)
         goto out;
@@ -254,7 +262,7 @@ static int cmd_list(struct cli_globals *g, int argc, char **argv)
     struct registry *list = NULL;
     size_t n = 0;
     bool json = false;
-    int rc = parse_args(cmd, usage_list, argc, argv, NULL, NULL, &json);
+    int rc = parse_args(cmd, usage_list, argc, argv, NULL, NULL, &json, NULL);
 
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -296,7 +304,7 @@ static int cmd_show(struct cli_globals *g, int argc, char **argv)
     struct registry r = {0};
     const char *name;
     bool json = false;
-    int rc = parse_args(cmd, usage_show, argc, argv, NULL, NULL, &json);
+    int rc = parse_args(cmd, usage_show, argc, argv, NULL, NULL, &json, NULL);
 
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -324,7 +332,8 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
     struct config_error err = {0};
     struct state *st = NULL;
     const char *name;
-    int rc = parse_args(cmd, usage_delete, argc, argv, NULL, NULL, NULL);
+    bool force = false;
+    int rc = parse_args(cmd, usage_delete, argc, argv, NULL, NULL, NULL, &force);
 
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -333,12 +342,29 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
     cli_quiet_logs(g);
     if ((rc = cli_open_state(g, &st)) != 0)
         return rc;
-    if ((rc = crud_registry_delete(st, name, &err)) < 0) {
+    struct index *ix = NULL;
+    int64_t bytes = 0, files = 0;
+    if (index_open(st->db, &ix) < 0 || index_local_usage(ix, name, &bytes, &files) < 0) {
+        cli_errorf("%s: cannot read the index of %s", cmd, g->state_dir);
+        rc = CLI_EXIT_FAIL;
+    } else if (files > 0 && !force) {
+        cli_errorf("%s: registry %s has local content: %lld file(s), %lld bytes would go; give "
+                   "--force to delete them with it",
+                   cmd, name, (long long)files, (long long)bytes);
+        rc = CLI_EXIT_USAGE;
+    } else if ((rc = crud_registry_delete(st, name, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
     } else {
+        /* Its tree leaves the index now, so cache gc finds the objects unreferenced. */
+        index_remove_top(ix, name, false);
         printf("deleted registry %s\n", name);
+        if (files > 0)
+            printf("released its local content: %lld file(s), %lld bytes (\"upstreamfs cache gc\" "
+                   "frees them)\n",
+                   (long long)files, (long long)bytes);
         rc = CLI_EXIT_OK;
     }
+    index_close(ix);
     state_close(st);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void cli_errorf(const char *fmt, ...)
 {
@@ -52,7 +53,7 @@ int cli_report(const char *cmd, int rc, const struct config_error *err)
     return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 }
 
-int cli_open_state(const struct cli_globals *g, struct state **out)
+int cli_create_state(const struct cli_globals *g, struct state **out)
 {
     int rc = state_open(g->state_dir, out);
     if (rc < 0) {
@@ -62,6 +63,23 @@ int cli_open_state(const struct cli_globals *g, struct state **out)
         return CLI_EXIT_FAIL;
     }
     return 0;
+}
+
+int cli_state_exists(const struct cli_globals *g)
+{
+    struct stat sb;
+    if (stat(g->state_dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return 0;
+    char q[CONFIG_QUOTE_MAX];
+    cli_errorf("state dir %s does not exist; create a proxy first or check --state",
+               config_quote(q, sizeof(q), g->state_dir));
+    return CLI_EXIT_FAIL;
+}
+
+int cli_open_state(const struct cli_globals *g, struct state **out)
+{
+    int rc = cli_state_exists(g);
+    return rc ? rc : cli_create_state(g, out);
 }
 
 int cli_print_json(json_t *j)

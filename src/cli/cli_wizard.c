@@ -629,7 +629,7 @@ int cli_proxy_wizard(struct cli_globals *g)
         s = next;
     }
 
-    if (!w.st && (rc = cli_open_state(g, &w.st)) != 0)
+    if (!w.st && (rc = cli_create_state(g, &w.st)) != 0)
         goto out;
     if ((rc = crud_proxy_commit(w.st, true, &w.p, w.secret, &err)) < 0) {
         rc = cli_report("proxy create", rc, &err);

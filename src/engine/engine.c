@@ -123,6 +123,27 @@ bool engine__path_allowed(const struct proxy *p, const char *path)
     return false;
 }
 
+bool engine__node_hidden(struct engine *e, const struct node *n)
+{
+    if (n->local || !n->path || !n->path[0] || !n->top[0])
+        return false;
+    /* A registry's entry follows the rules of the proxy that provides it. */
+    struct upstream *u = engine__upstream(e, n->via ? n->via : n->top);
+    bool hidden = u && !engine__path_allowed(&u->cfg, n->path);
+    /* A hidden directory hides what is below it (reached by an inode the kernel kept). */
+    char prefix[4096];
+    for (const char *sl = strchr(n->path, '/'); u && !hidden && sl; sl = strchr(sl + 1, '/')) {
+        size_t len = (size_t)(sl - n->path);
+        if (len >= sizeof(prefix))
+            break;
+        memcpy(prefix, n->path, len);
+        prefix[len] = '\0';
+        hidden = !engine__path_allowed(&u->cfg, prefix);
+    }
+    upstream_unref(u);
+    return hidden;
+}
+
 void engine__attr_from_node(struct engine *e, const struct node *n, struct engine_attr *a)
 {
     memset(a, 0, sizeof(*a));
@@ -281,6 +302,31 @@ static struct upstream *upstream_unchanged(struct upstream **cur, size_t n, cons
     return found;
 }
 
+/*
+ * The top-level names whose trees a reload changed: each proxy of old that
+ * went away or was replaced (its settings changed: include/exclude, URL, ...)
+ * and each registry that lists one. NULL-terminated, or NULL when none.
+ */
+static char **changed_tops(struct engine *e, struct upstream **old, size_t nold)
+{
+    char **out = NULL;
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    for (size_t i = 0; i < nold; i++) {
+        bool same = false;
+        for (size_t j = 0; j < e->n_ups && !same; j++)
+            same = e->ups[j] == old[i];
+        if (same)
+            continue;
+        config_strv_push(&out, old[i]->cfg.key);
+        for (size_t r = 0; r < e->n_regs; r++)
+            for (char **k = e->regs[r].upstreams; k && *k; k++)
+                if (strcmp(*k, old[i]->cfg.key) == 0)
+                    config_strv_push(&out, e->regs[r].name);
+    }
+    pthread_rwlock_unlock(&e->cfg_lock);
+    return out;
+}
+
 int engine_reload(struct engine *e)
 {
     long long gen = 0;
@@ -340,21 +386,27 @@ int engine_reload(struct engine *e)
     e->n_regs = nr;
     e->generation = gen;
     pthread_rwlock_unlock(&e->cfg_lock);
+    char **changed = changed_tops(e, old, nold);
     for (size_t i = 0; i < nold; i++)
         upstream_unref(old[i]);
     free(old);
     configdb_registry_list_free(oldregs, noldregs);
     configdb_proxy_list_free(plist, np);
     rc = sync_tops(e);
-    if (e->reload_cb)
-        e->reload_cb(e->reload_arg);
+    pthread_mutex_lock(&e->reload_mu); /* engine_on_reload waits for the calls to end */
+    for (char **c = changed; c && *c && e->reload_cb; c++)
+        e->reload_cb(e->reload_arg, *c);
+    pthread_mutex_unlock(&e->reload_mu);
+    config_strv_free(changed);
     return rc;
 }
 
-void engine_on_reload(struct engine *e, void (*cb)(void *arg), void *arg)
+void engine_on_reload(struct engine *e, void (*cb)(void *arg, const char *name), void *arg)
 {
+    pthread_mutex_lock(&e->reload_mu);
     e->reload_cb = cb;
     e->reload_arg = arg;
+    pthread_mutex_unlock(&e->reload_mu);
 }
 
 bool engine__bg_begin(struct engine *e, int64_t ino)
@@ -403,6 +455,7 @@ static void *watcher_main(void *arg)
         int rc = engine_reload(e);
         if (rc < 0)
             log_warn("reloading the config failed: %s", strerror(-rc));
+        engine__counters_publish(e);
         pthread_mutex_lock(&e->stop_mu);
     }
     pthread_mutex_unlock(&e->stop_mu);
@@ -422,6 +475,7 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     pthread_cond_init(&e->docs_cv, NULL);
     pthread_rwlock_init(&e->cfg_lock, NULL);
     pthread_mutex_init(&e->stop_mu, NULL);
+    pthread_mutex_init(&e->reload_mu, NULL);
     pthread_cond_init(&e->stop_cv, NULL);
     e->generation = -1;
     e->started = engine__now();
@@ -498,6 +552,8 @@ void engine_close(struct engine *e)
     pthread_mutex_unlock(&e->stop_mu);
     if (e->watcher_running)
         pthread_join(e->watcher, NULL);
+    if (e->watcher_running)
+        engine__counters_unpublish(e);
     engine__close_all_files(e);
     pthread_mutex_lock(&e->stop_mu);
     while (e->n_bg > 0) /* background listings hold upstreams and the index */
@@ -600,10 +656,6 @@ static int proxy_lookup(struct engine *e, const struct node *parent, const char 
     }
     if (strlen(path) > 4000) {
         rc = -ENAMETOOLONG;
-        goto out;
-    }
-    if (!engine__path_allowed(&u->cfg, path)) {
-        rc = -ENOENT;
         goto out;
     }
     if (u->cfg.offline) {
@@ -712,6 +764,19 @@ static int registry_lookup(struct engine *e, const struct node *parent, const ch
     return rc;
 }
 
+/* Whether a proxy's include/exclude let name below dir show (names in registries: always). */
+static bool name_allowed(struct engine *e, const struct node *dir, const char *name)
+{
+    if (dir->local || engine__is_registry(e, dir->top))
+        return true;
+    struct upstream *u = engine__upstream(e, dir->top);
+    char *path = u ? engine__join(dir->path, name) : NULL;
+    bool ok = !u || (path && engine__path_allowed(&u->cfg, path));
+    free(path);
+    upstream_unref(u);
+    return ok;
+}
+
 /* Resolves one name under a known parent node into *out. */
 static int lookup_node(struct engine *e, int64_t parent_ino, const char *name, struct node *out)
 {
@@ -727,6 +792,13 @@ static int lookup_node(struct engine *e, int64_t parent_ino, const char *name, s
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
         return rc;
+    /* The rules hold for names the index knows too: a rule added later hides them. */
+    if (parent_ino != INDEX_ROOT_INO && !name_allowed(e, &p, name)) {
+        if (crc == 0)
+            node_clear(&c);
+        node_clear(&p);
+        return -ENOENT;
+    }
     if (crc == 0) {
         /* A file known only from a listing has no size yet: ask the remote, so ls -l is true. */
         bool sizeless = c.kind == NODE_FILE && c.size < 0 && !c.local && !c.via;
@@ -878,7 +950,7 @@ int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out)
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
         return rc;
-    if (n.kind == NODE_ABSENT) {
+    if (n.kind == NODE_ABSENT || engine__node_hidden(e, &n)) {
         node_clear(&n);
         return -ENOENT;
     }
@@ -1092,7 +1164,9 @@ static int add_dirent(struct dirlist *l, const char *name, const struct engine_a
     return 0;
 }
 
-static int list_children(struct engine *e, int64_t ino, struct dirlist *l, bool local_only)
+/* Adds ino's children; rules, when not NULL, are the proxy's include/exclude. */
+static int list_children(struct engine *e, int64_t ino, struct dirlist *l, bool local_only,
+                         const struct proxy *rules)
 {
     struct node *kids = NULL;
     size_t nk = 0;
@@ -1102,7 +1176,7 @@ static int list_children(struct engine *e, int64_t ino, struct dirlist *l, bool 
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < nk && rc == 0; i++) {
-        if (local_only && !kids[i].local)
+        if ((local_only && !kids[i].local) || (rules && !engine__path_allowed(rules, kids[i].path)))
             continue;
         struct engine_attr a;
         if (kids[i].kind == NODE_FILE && kids[i].size < 0 && !kids[i].local && !kids[i].via) {
@@ -1129,14 +1203,15 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
         return rc;
-    if (d.kind != NODE_DIR) {
+    if (d.kind != NODE_DIR || engine__node_hidden(e, &d)) {
+        rc = d.kind != NODE_DIR ? -ENOTDIR : -ENOENT;
         node_clear(&d);
-        return -ENOTDIR;
+        return rc;
     }
     if (ino != INDEX_ROOT_INO && engine__is_registry(e, d.top)) {
         struct registry r;
         dl.dedupe = true;
-        rc = list_children(e, ino, &dl, true);
+        rc = list_children(e, ino, &dl, true, NULL);
         if (rc == 0 && engine__registry(e, d.top, &r) == 0) {
             char *pinned = registry_pinned_upstream(e, &d);
             for (char **k = r.upstreams; k && *k && rc == 0; k++) {
@@ -1162,9 +1237,11 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
             config_registry_clear(&r);
         }
     } else {
+        struct upstream *u = ino != INDEX_ROOT_INO ? engine__upstream(e, d.top) : NULL;
         if (ino != INDEX_ROOT_INO)
             refresh_listing(e, &d);
-        rc = list_children(e, ino, &dl, false);
+        rc = list_children(e, ino, &dl, false, u ? &u->cfg : NULL);
+        upstream_unref(u);
     }
     node_clear(&d);
     if (rc < 0) {

@@ -79,7 +79,8 @@ struct engine {
     struct registry *regs;
     size_t n_regs;
     long long generation;
-    void (*reload_cb)(void *);
+    pthread_mutex_t reload_mu; /* held while reload_cb runs, and to change it */
+    void (*reload_cb)(void *, const char *);
     void *reload_arg;
 
     pthread_t watcher;
@@ -99,6 +100,8 @@ struct engine {
     int lock_fd; /* shared flock on STATEDIR/engine.lock while open */
     atomic_llong hits, misses, upstream_requests, evictions, stale_serves;
     atomic_llong upstream_bytes; /* bytes of downloads committed to the store */
+    int64_t published[6];        /* the counters last written to STATEDIR/counters (counters.c) */
+    bool counters_written;
     /* The last failed fetch of recently failing inodes (user.upstreamfs.error), src/engine/failed.c */
     pthread_mutex_t err_mu;
     struct engine_node_error {
@@ -125,6 +128,10 @@ void engine__path_failed(struct engine *e, const char *top, const char *path,
 int engine_node_error(struct engine *e, int64_t ino, char *buf, size_t n);
 
 int64_t engine__now(void);
+
+/* Writes this process's counters to STATEDIR/counters/PID when they changed (counters.c). */
+void engine__counters_publish(struct engine *e);
+void engine__counters_unpublish(struct engine *e);
 
 /* A referenced upstream by key, or NULL. */
 struct upstream *engine__upstream(struct engine *e, const char *key);
@@ -154,6 +161,8 @@ void engine__ensure_room(struct engine *e, int64_t length);
 
 /* Whether include/exclude let this path through (directories leading to an include pass). */
 bool engine__path_allowed(const struct proxy *p, const char *path);
+/* Whether the rules of the proxy that provides n (a proxy's or a registry's node) hide it. */
+bool engine__node_hidden(struct engine *e, const struct node *n);
 
 /*
  * The single-flight key of a download: content named by a sha256 is shared

@@ -441,7 +441,7 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
         return rc;
-    if (n.kind != NODE_FILE) {
+    if (n.kind != NODE_FILE || engine__node_hidden(e, &n)) {
         rc = n.kind == NODE_DIR ? -EISDIR : -ENOENT;
         goto out;
     }

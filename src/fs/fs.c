@@ -558,10 +558,26 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .listxattr = fs_listxattr,
 };
 
+/*
+ * A top-level name whose tree the config changed (engine_on_reload; include/exclude, a new
+ * URL): the kernel forgets its entry and every entry cached below it, so names cached for a
+ * day are looked up again under the new rules. Runs on the engine's watcher thread, which
+ * holds no lock a FUSE handler waits for.
+ */
+static void tree_changed(void *arg, const char *name)
+{
+    struct fuse_session *se = arg;
+    int rc = fuse_lowlevel_notify_inval_entry(se, FUSE_ROOT_ID, name, strlen(name));
+    if (rc < 0 && rc != -ENOENT)
+        log_debug("invalidating %s in the kernel: %s", name, strerror(-rc));
+}
+
 struct fuse_session *fs_session_new(struct fuse_args *args, struct engine *e, unsigned max_read)
 {
     fs_max_read = max_read;
     fs_current = fuse_session_new(args, &fs_ops, sizeof(fs_ops), e);
+    if (fs_current)
+        engine_on_reload(e, tree_changed, fs_current);
     return fs_current;
 }
 

@@ -93,6 +93,8 @@ static const char *const sqls[S_COUNT] = {
     [S_OBJ_DELETE] = "DELETE FROM object WHERE digest = ?1",
     /* Kept by the triggers of schema.c's version 4: one row per value of object.local. */
     [S_OBJ_TOTALS] = "SELECT bytes, count FROM object_totals WHERE local = ?1",
+    [S_LOCAL_USAGE] = "SELECT COALESCE(SUM(size),0), COUNT(*) FROM node WHERE top = ?1 AND "
+                      "local = 1 AND kind = 2",
     [S_OBJ_LRU] = "SELECT " OBJECT_COLS " FROM object WHERE local = 0 AND pinned = 0 "
                   "ORDER BY atime LIMIT ?1",
     [S_OBJ_ALL] = "SELECT " OBJECT_COLS " FROM object ORDER BY digest LIMIT ?1",

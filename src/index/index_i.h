@@ -31,6 +31,7 @@ enum index_stmt {
     S_OBJ_PIN,
     S_OBJ_DELETE,
     S_OBJ_TOTALS,
+    S_LOCAL_USAGE,
     S_OBJ_LRU,
     S_OBJ_ALL,
     S_SETTING_GET,

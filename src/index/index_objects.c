@@ -97,6 +97,19 @@ int index_local_totals(struct index *ix, int64_t *bytes, int64_t *count)
     return totals(ix, true, bytes, count);
 }
 
+int index_local_usage(struct index *ix, const char *top, int64_t *bytes, int64_t *files)
+{
+    sqlite3_stmt *s = index__stmt(ix, S_LOCAL_USAGE);
+    sqlite3_bind_text(s, 1, top, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    *bytes = *files = 0;
+    if (step == SQLITE_ROW) {
+        *bytes = sqlite3_column_int64(s, 0);
+        *files = sqlite3_column_int64(s, 1);
+    }
+    return index__done(s, step);
+}
+
 static int object_list(struct index *ix, enum index_stmt which, size_t max,
                        struct object_info **out, size_t *n)
 {

@@ -44,17 +44,25 @@ static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'sel
                           "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
                           "form-action 'self'; frame-ancestors 'none'";
 
-/* How the page names each type; the rules come from config. */
+/*
+ * How the page names each type, and what its URL field is called and asks for; the list of
+ * types and their rules come from config (page_config), so a new type shows once it has a row.
+ */
 static const struct {
-    const char *label, *note;
+    const char *label, *note, *url_label, *url_hint;
 } type_text[PROXY_TYPE_COUNT] = {
-    [PROXY_DOCKER] = {"Docker", "Docker Hub or any Docker/OCI registry"},
-    [PROXY_ECR] = {"Amazon ECR", "A private or public ECR registry"},
-    [PROXY_HELM] = {"Helm", "A chart repository (index.yaml)"},
-    [PROXY_MAVEN] = {"Maven", "A Maven repository"},
-    [PROXY_NPM] = {"npm", "An npm registry"},
-    [PROXY_PYPI] = {"PyPI", "A Python package index"},
-    [PROXY_GENERIC] = {"Generic", "Any HTTP file tree"},
+    [PROXY_DOCKER] = {"Docker", "Docker Hub or any Docker/OCI registry", "Registry URL",
+                      "The registry's base URL, e.g. https://registry.example.com/ (the /v2/ API "
+                      "is found below it)."},
+    [PROXY_ECR] = {"Amazon ECR", "A private or public ECR registry", "ECR URL", NULL},
+    [PROXY_HELM] = {"Helm", "A chart repository (index.yaml)", "Chart repository URL",
+                    "The directory that holds index.yaml, e.g. https://charts.example.com/stable/"},
+    [PROXY_MAVEN] = {"Maven", "A Maven repository", "Maven repository URL",
+                     "The repository root, e.g. https://repo.example.com/maven2/"},
+    [PROXY_NPM] = {"npm", "An npm registry", "Registry URL", "The npm registry's base URL."},
+    [PROXY_PYPI] = {"PyPI", "A Python package index", "Index URL", "The simple index's base URL."},
+    [PROXY_GENERIC] = {"Generic", "Any HTTP file tree", "Base URL",
+                       "Any HTTP or HTTPS directory; paths below it become paths in the proxy."},
 };
 
 enum ui_page { PAGE_OVERVIEW, PAGE_PROXY, PAGE_REGISTRY, PAGE_CACHE };
@@ -90,9 +98,10 @@ static json_t *type_json(enum proxy_type t)
     struct config_error err = {0};
     enum proxy_type parsed;
     bool ok = config_type_parse(config_type_name(t), &parsed, &err) == 0;
-    return json_pack("{s:s, s:s, s:s, s:b, s:o}", "name", config_type_name(t), "label",
-                     type_text[t].label, "note", type_text[t].note, "supported", ok, "message",
-                     ok ? json_null() : json_string(err.message));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b, s:o}", "name", config_type_name(t), "label",
+                     type_text[t].label, "note", type_text[t].note, "url_label",
+                     type_text[t].url_label, "url_hint", type_text[t].url_hint, "supported", ok,
+                     "message", ok ? json_null() : json_string(err.message));
 }
 
 /* What the script needs of the rules, asked of config now (see the file comment). */

@@ -454,6 +454,30 @@ ok registry create --help
 for t in docker helm maven npm pypi generic; do assert_contains "$OUT" "$t" "registry create --help lists $t"; done
 ok --help
 for c in set-upstreams import; do assert_contains "$OUT" "$c" "--help lists $c"; done
+assert_contains "$OUT" "cache      stats, gc, verify, pin, unpin, evict: " "--help lists the cache's commands"
+fails 2 'upstreamfs: cache: unknown command "nope" (stats, gc, verify, pin, unpin, evict)' cache nope
+# the README names every type and command those tables have (it cannot be generated from them)
+"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/readme_lists.py" "$BIN" \
+    "$(dirname "${BASH_SOURCE[0]}")/../../README.md" >"$LOGDIR/readme.out" ||
+    die "$(cat "$LOGDIR/readme.out")"
+
+# a command that reads state refuses a state dir that does not exist (and creates none)
+log "rough edges: a missing --state is refused by the readers"
+NOSUCH="$T/no-such-state"
+for args in "proxy list" "proxy show hub" "registry list" "registry show x" "cache stats" "prefetch hub/x"; do
+    N=$((N + 1)); RC=0
+    # shellcheck disable=SC2086
+    "$BIN" --state "$NOSUCH" $args >"$LOGDIR/$N.out" 2>"$LOGDIR/$N.err" || RC=$?
+    assert_eq "$RC" 1 "$args on a missing state dir: exit"
+    assert_eq "$(cat "$LOGDIR/$N.err")" \
+        "upstreamfs: state dir \"$NOSUCH\" does not exist; create a proxy first or check --state" \
+        "$args on a missing state dir: message"
+    [[ ! -e "$NOSUCH" ]] || die "$args created the state dir $NOSUCH"
+done
+# the commands that create still create it
+"$BIN" --state "$NOSUCH" registry create made --type generic >"$LOGDIR/made.out" 2>&1 ||
+    die "registry create on a new state dir failed: $(cat "$LOGDIR/made.out")"
+[[ -d "$NOSUCH" ]] || die "registry create did not create the state dir"
 
 # ---- concurrent invocations --------------------------------------------------------------------
 log "concurrent invocations"

@@ -2,7 +2,7 @@
 # tests/integration/ui_browser_test.sh -- the shim's web page, in headless Chromium.
 #
 #     bash tests/integration/ui_browser_test.sh build/upstreamfs
-#     UI_SHOTS=docs bash tests/integration/ui_browser_test.sh build/upstreamfs   # refresh docs/*.png
+#     tools/screenshots.sh                      # refresh docs/*.png (runs this test with UI_SHOTS)
 #
 # Needs Debian's chromium and chromium-driver (tools/deps.sh --test installs them); the browser is
 # driven over chromedriver's WebDriver protocol by ui/ui_driver.py (python3 standard library).
@@ -119,6 +119,11 @@ log "ok: routes, headers and the API additions"
 "$PYTHON" "$HERE/ui/ui_driver.py" --base "$S" --work "$T" --shots "$SHOTS" --token-file "$STATE/admin-token" full ||
     { tail -n 30 "$T/chromedriver-full.log" >&2 2>/dev/null || true; die "the browser scenario failed (screenshots in $T when KEEP_TMP=1)"; }
 log "ok: browser scenario (screenshots in $SHOTS)"
+# every picture of the page docs/web-ui.md shows is one this scenario makes (tools/screenshots.sh
+# copies them to docs/), so none is drawn by hand or left behind when the page changes
+shown="$(grep -o '](ui-[a-z-]*\.png)' "$HERE/../../docs/web-ui.md" | tr -d '()]' | sort -u | tr '\n' ' ')"
+made="$(cd "$SHOTS" && ls ui-*.png | sort -u | tr '\n' ' ')"
+assert_eq "$shown" "$made" "the screenshots docs/web-ui.md shows and the ones the scenario makes"
 
 # ---- the CLI sees what the page did -------------------------------------------------------------
 J="$(upfs proxy list --json)"

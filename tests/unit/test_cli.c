@@ -329,9 +329,16 @@ static void test_state_dir_choice(void **state)
     assert_non_null(f);
     fclose(f);
     assert_true(asprintf(&stfile, "%s/sub", file) > 0);
-    r = run_cli((const char *[]){"upstreamfs", "--state", stfile, "proxy", "list", NULL}, envs);
+    r = run_cli((const char *[]){"upstreamfs", "--state", stfile, "proxy", "create", "gen",
+                                 "--type", "generic", "--url", "https://files.example/", NULL},
+                envs);
     assert_int_equal(r.code, 1);
     expect_one_error_line(&r, "state: cannot open");
+    run_free(&r);
+    /* A command that only reads refuses a state dir that is not there (issue 13). */
+    r = run_cli((const char *[]){"upstreamfs", "--state", stfile, "proxy", "list", NULL}, envs);
+    assert_int_equal(r.code, 1);
+    expect_one_error_line(&r, "does not exist; create a proxy first or check --state");
     run_free(&r);
 
     free(file);
