@@ -340,8 +340,10 @@ int engine_reload(struct engine *e)
     e->n_regs = nr;
     e->generation = gen;
     pthread_rwlock_unlock(&e->cfg_lock);
-    for (size_t i = 0; i < nold; i++)
+    for (size_t i = 0; i < nold; i++) {
+        upstream_retire(old[i], ups, np);
         upstream_unref(old[i]);
+    }
     free(old);
     configdb_registry_list_free(oldregs, noldregs);
     configdb_proxy_list_free(plist, np);
@@ -426,6 +428,7 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     e->generation = -1;
     e->started = engine__now();
     e->state_dir = strdup(opts->state_dir);
+    e->publish_health = opts->publish_health;
     e->platforms = opts->platforms ? strdup(opts->platforms) : NULL;
     rc = state_open(opts->state_dir, &e->st);
     if (rc < 0)

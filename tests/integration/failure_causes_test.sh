@@ -131,6 +131,21 @@ t_status() {
 }
 check "401, 403, 429, 500 on GET: EACCES/EREMOTEIO, one warning per cause a minute, error and health xattrs" t_status
 
+t_prefetch() {
+    run_capture upfs prefetch --json e500/f.bin a401/f.bin refused/f.bin n404/f.bin "mvn/$JAR" st/f.bin
+    assert_eq "$RC" 1 "the exit status of a prefetch with failed paths"
+    printf '%s' "$OUT" >"$T/prefetch.json"
+    assert_eq "$(health_field "$T/prefetch.json" "sorted((x['path'], x['ok'], x['cause'], x['status'], x['error']) for x in h)" | tr -d "'")" \
+        "(a401/f.bin, False, auth, 401, Permission denied) (e500/f.bin, False, http, 500, Remote I/O error) (mvn/$JAR, False, digest, 200, Input/output error) (n404/f.bin, False, None, None, No such file or directory) (refused/f.bin, False, connect, None, Connection refused) (st/f.bin, True, None, None, None)" \
+        "path, ok, cause, status, error of each path in prefetch --json"
+    assert_eq "$(health_field "$T/prefetch.json" "[(x['bytes'], x['digest']) for x in h if x['ok']]" | tr -d "'")" \
+        "(4096, sha256:$(sha256_of "$SRV/st/f.bin"))" "bytes and digest of the path that was fetched"
+    run_capture upfs prefetch a403/f.bin
+    assert_eq "$RC" 1 "the exit status of prefetch a403/f.bin"
+    assert_contains "$ERR" "prefetch: a403/f.bin: Permission denied (cause auth 403)" "the failure line of prefetch"
+}
+check "prefetch names each failed path's cause and status (text and --json)" t_prefetch
+
 t_stale() {
     with_timeout 20 cat -- "$MNT/st/f.bin" >"$T/st.out" || die "the first read of st/f.bin failed"
     assert_sha256 "$T/st.out" "$(sha256_of "$SRV/st/f.bin")"
