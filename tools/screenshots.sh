@@ -3,7 +3,7 @@
 #
 #     tools/screenshots.sh [PATH/TO/upstreamfs]     (default build/upstreamfs)
 #
-# Runs tests/integration/ui_browser_test.sh with UI_SHOTS=docs: it starts `upstreamfs serve` on
+# Runs tests/integration/ui_browser_test.sh and ui_health_test.sh with UI_SHOTS: each starts `upstreamfs serve` on
 # 127.0.0.1 with fixture proxies, opens the page in Debian's headless Chromium through
 # chromedriver (tests/integration/ui/webdriver.py: --headless --no-sandbox --disable-gpu
 # --disable-quic --no-first-run --disable-background-networking --disable-component-update
@@ -19,6 +19,7 @@ BIN="${1:-build/upstreamfs}"
 SHOTS="$(mktemp -d "${TMPDIR:-/tmp}/upfs-shots.XXXXXX")"
 trap 'rm -rf "$SHOTS"' EXIT
 UI_SHOTS="$SHOTS" bash tests/integration/ui_browser_test.sh "$BIN"
+UI_SHOTS="$SHOTS" bash tests/integration/ui_health_test.sh "$BIN"
 n=0
 for f in "$SHOTS"/ui-*.png; do
     [[ -e "$f" ]] || continue

@@ -37,6 +37,8 @@ struct engine_opts {
      * published ones. Image layouts learned under another filter are forgotten.
      */
     bool owns_quota;
+    /* A mount or serve: writes each proxy's health to STATEDIR/health/<key>.json (health.h). */
+    bool publish_health;
 };
 
 /* Attributes a front door needs; timeouts tell the kernel how long to trust them. */
@@ -132,6 +134,11 @@ int engine_file_close(struct engine_file *f);
 /* Every proxy's health (malloc'd array, caller frees), or one proxy's (-ENOENT: no such proxy). */
 int engine_health(struct engine *e, struct health_snapshot **out, size_t *n);
 int engine_proxy_health(struct engine *e, const char *key, struct health_snapshot *out);
+/*
+ * The failure the last fetch of node ino met (what user.upstreamfs.error
+ * shows), and when (at may be NULL); -ENODATA when it did not fail.
+ */
+int engine_node_failure(struct engine *e, int64_t ino, struct failure *f, int64_t *at);
 
 int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, size_t len);
 int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len);

@@ -11,6 +11,7 @@
 
 #include "upstreamfs/failure.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,7 +48,15 @@ const char *health_state_name(enum health_state s);
 /* The xattr's value: "ok", "stale", "failing: <cause>", "backing-off until <time>", "offline". */
 void health_describe(const struct health_snapshot *h, char *buf, size_t n);
 
-/* The snapshot as JSON (malloc'd): {state, cause, status, code, url, since, ...}. */
+/*
+ * The snapshot as the object the CLI's --json, /api/v1/proxies and the page
+ * show: {state, cause, status, code, url, since, last_success,
+ * consecutive_failures, retry_at, ratelimit_remaining, ratelimit_limit,
+ * errors}; times RFC 3339 UTC, unknown values null.
+ */
+json_t *health_object(const struct health_snapshot *h);
+
+/* The file's text (malloc'd): health_object with the proxy's key and the writer's pid. */
 char *health_json(const struct health_snapshot *h);
 
 /*
@@ -55,5 +64,16 @@ char *health_json(const struct health_snapshot *h);
  * its text differs from what *last holds (malloc'd; replaced on write).
  */
 int health_write(const char *state_dir, const struct health_snapshot *h, char **last);
+
+/*
+ * The health a running daemon wrote for key (health_object's form), or NULL
+ * when there is none or it is not current: no file, or its writer is gone
+ * (its pid is dead, or no engine holds STATEDIR/engine.lock). For the CLI,
+ * which has no engine of its own to ask.
+ */
+json_t *health_file_read(const char *state_dir, const char *key);
+
+/* Removes STATEDIR/health/<key>.json (the proxy was deleted). */
+void health_file_remove(const char *state_dir, const char *key);
 
 #endif

@@ -57,6 +57,7 @@ struct upstream {
     unsigned log_suppressed[FAILURE_CAUSE_COUNT];
     pthread_mutex_t health_file_mu; /* health_file: the JSON last written */
     char *health_file;
+    bool retired; /* under health_file_mu: a reload replaced it; it writes no more */
 };
 
 struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const char *secret);
@@ -92,8 +93,16 @@ bool upstream_outcome(struct upstream *u, int rc, const struct fetch_response *r
 void upstream_count_request(struct upstream *u, const char *method, bool head);
 /* A cached copy was served in place of the remote's answer. */
 void upstream_note_stale(struct upstream *u);
-/* A copy of the health; writes STATEDIR/health/<key>.json when it changed. */
+/*
+ * A copy of the health; in a mount or serve (engine_opts.publish_health)
+ * writes STATEDIR/health/<key>.json when it changed.
+ */
 void upstream_health(struct upstream *u, struct health_snapshot *out);
+/*
+ * A reload dropped u from the engine's table (now: cur, n): unless u is still
+ * in it, it writes no more health, and when its proxy is gone its file goes.
+ */
+void upstream_retire(struct upstream *u, struct upstream *const *cur, size_t n);
 /* The last failure (cause, status) while the proxy is failing; false when it is not. */
 bool upstream_last_failure(struct upstream *u, struct failure *out);
 /*

@@ -61,10 +61,15 @@ static const char *cache_words(char *buf, size_t len)
 }
 
 static const char prefetch_usage[] =
-    "usage: upstreamfs prefetch PATH...\n"
+    "usage: upstreamfs prefetch [--json] PATH...\n"
     "\n"
     "Fetches every file under each PATH (as in the mount: KEY/<artifact path>) into the\n"
-    "cache, so it can be read later without the remote. Shows progress on a terminal.\n";
+    "cache, so it can be read later without the remote. Shows progress on a terminal.\n"
+    "A path that fails is named with its cause (dns, connect, tls, timeout, auth, http,\n"
+    "digest, too-large, policy, offline; docs/troubleshooting.md) and the remote's status.\n"
+    "\n"
+    "  --json   print an array with one object per path: path, ok, bytes, digest,\n"
+    "           cause, status, error (null where they do not apply)\n";
 
 static int open_engine(const struct cli_globals *g, struct engine **e)
 {
@@ -261,7 +266,8 @@ struct pf_item {
 
 struct prefetch {
     struct engine *e;
-    bool tty;
+    bool tty, json;
+    json_t *results; /* --json: one object per path */
     struct pf_item *items;
     size_t n, cap;
     int64_t total, done_bytes, files, failed;
@@ -305,13 +311,73 @@ static void draw(struct prefetch *p, const char *path, bool force)
             r, eta, (size_t)p->files, p->n, path);
 }
 
+/*
+ * One path's outcome: a line on failure (with its cause, as the shim's body
+ * and user.upstreamfs.error name it), and with --json its object. The cause
+ * is the one recorded on the node (user.upstreamfs.error: also for a download
+ * another thread ran), else the one the engine found on this thread
+ * (failure_note_get: a name that did not resolve), else the errno's.
+ */
+/*
+ * The failure recorded on node ino. A download's readers learn that it failed
+ * before its thread records the cause (src/fetch/flight.c), so a failure of
+ * the remote waits for that a moment (at most 0.5 s); absence is not recorded.
+ */
+static bool node_failure(struct prefetch *p, int64_t ino, int rc, struct failure *f)
+{
+    bool absent = rc == -ENOENT || rc == -ENOTDIR;
+    for (int i = 0; ino > 0 && i < (absent ? 1 : 100); i++) {
+        if (engine_node_failure(p->e, ino, f, NULL) == 0)
+            return true;
+        struct timespec ms5 = {0, 5000000};
+        nanosleep(&ms5, NULL);
+    }
+    return false;
+}
+
+static void report(struct prefetch *p, const char *path, int64_t ino, int rc, int64_t bytes)
+{
+    struct failure f = {0};
+    struct failure_note note;
+    char digest[80] = "";
+    if (rc < 0) {
+        bool known = node_failure(p, ino, rc, &f);
+        if (!known && failure_note_get(&note) && note.f.cause != FAILURE_NONE)
+            f = note.f;
+        else if (!known)
+            f.cause = failure_cause_of_errno(rc);
+        char why[80] = "";
+        if (f.cause != FAILURE_NONE)
+            failure_format(&f, why, sizeof(why));
+        if (p->tty)
+            fputc('\n', stderr);
+        cli_errorf("prefetch: %s: %s%s%s%s", path, strerror(-rc), why[0] ? " (cause " : "", why,
+                   why[0] ? ")" : "");
+        p->failed++;
+    } else if (engine_getxattr(p->e, ino, "user.upstreamfs.digest", digest, sizeof(digest) - 1) <
+               0) {
+        digest[0] = '\0';
+    }
+    failure_note_clear();
+    if (!p->json || !p->results)
+        return;
+    digest[sizeof(digest) - 1] = '\0';
+    json_array_append_new(
+        p->results,
+        json_pack("{s:s, s:b, s:I, s:o, s:o, s:o, s:o}", "path", path, "ok", rc >= 0, "bytes",
+                  (json_int_t)bytes, "digest", digest[0] ? json_string(digest) : json_null(),
+                  "cause", f.cause ? json_string(failure_cause_name(f.cause)) : json_null(),
+                  "status", f.status > 0 ? json_integer(f.status) : json_null(), "error",
+                  rc < 0 ? json_string(strerror(-rc)) : json_null()));
+}
+
 static int collect(struct prefetch *p, const char *path, int depth)
 {
     struct engine_attr a;
+    failure_note_clear();
     int rc = engine_resolve(p->e, path, &a);
     if (rc < 0) {
-        cli_errorf("prefetch: %s: %s", path, strerror(-rc));
-        p->failed++;
+        report(p, path, 0, rc, 0);
         return rc;
     }
     if (a.kind == NODE_DIR) {
@@ -321,8 +387,7 @@ static int collect(struct prefetch *p, const char *path, int depth)
             return -ELOOP;
         rc = engine_readdir(p->e, a.ino, &ents, &n);
         if (rc < 0) {
-            cli_errorf("prefetch: %s: %s", path, strerror(-rc));
-            p->failed++;
+            report(p, path, a.ino, rc, 0);
             return rc;
         }
         for (size_t i = 0; i < n; i++) {
@@ -353,6 +418,7 @@ static int fetch_one(struct prefetch *p, const struct pf_item *it)
     struct engine_file *f = NULL;
     bool keep, changed;
     int64_t got = 0;
+    failure_note_clear();
     int rc = engine_file_open(p->e, it->ino, NULL, &f, &keep, &changed);
     for (ssize_t r = 1; rc == 0 && r > 0;) {
         r = engine_file_read(f, buf, sizeof(buf), (off_t)got, NULL);
@@ -365,30 +431,48 @@ static int fetch_one(struct prefetch *p, const struct pf_item *it)
     if (rc == 0)
         rc = engine_file_wait(f, NULL); /* stored and verified, not just read */
     engine_file_close(f);
-    if (rc < 0) {
-        if (p->tty)
-            fputc('\n', stderr);
-        cli_errorf("prefetch: %s: %s", it->path, strerror(-rc));
-        p->failed++;
+    report(p, it->path, it->ino, rc, got);
+    if (rc < 0)
         return rc;
-    }
     p->files++;
-    if (!p->tty)
+    if (!p->tty && !p->json)
         printf("fetched %s (%lld bytes)\n", it->path, (long long)got);
     return 0;
 }
 
 int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(prefetch_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
     struct prefetch p = {.tty = isatty(STDERR_FILENO)};
-    if (open_engine(g, &p.e))
+    int npaths = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(prefetch_usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--json"))
+            p.json = true;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            cli_errorf("prefetch: unknown option %s", argv[i]);
+            return CLI_EXIT_USAGE;
+        } else
+            npaths++;
+    }
+    if (!npaths) {
+        fputs(prefetch_usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (p.json) {
+        p.tty = false; /* no progress line: the output is for a program */
+        p.results = json_array();
+    }
+    if (open_engine(g, &p.e)) {
+        json_decref(p.results);
         return CLI_EXIT_FAIL;
+    }
     for (int i = 1; i < argc; i++) {
         const char *path = argv[i];
+        if (!strcmp(path, "--json"))
+            continue;
         while (*path == '/')
             path++;
         collect(&p, path, 0);
@@ -400,8 +484,11 @@ int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
         draw(&p, "", true);
         fputc('\n', stderr);
     }
-    printf("prefetched %lld file(s), %lld bytes; %lld failed\n", (long long)p.files,
-           (long long)p.done_bytes, (long long)p.failed);
+    if (p.json)
+        cli_print_json(p.results ? p.results : json_array());
+    else
+        printf("prefetched %lld file(s), %lld bytes; %lld failed\n", (long long)p.files,
+               (long long)p.done_bytes, (long long)p.failed);
     for (size_t i = 0; i < p.n; i++)
         free(p.items[i].path);
     free(p.items);

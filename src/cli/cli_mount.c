@@ -420,7 +420,8 @@ static int run_mount(struct mount_opts *mo)
     struct engine_opts eo = {.state_dir = mo->state_dir,
                              .quota_bytes = mo->quota,
                              .platforms = mo->platform,
-                             .owns_quota = true};
+                             .owns_quota = true,
+                             .publish_health = true};
     int erc = frc < 0 ? frc : engine_open(&eo, &e);
     if (erc < 0) {
         snprintf(msg, sizeof(msg), "engine: %s", strerror(-erc));

@@ -19,6 +19,7 @@
 #include "upstreamfs/cli.h"
 #include "upstreamfs/config_crud.h"
 #include "upstreamfs/defaults.h"
+#include "upstreamfs/health.h"
 #include "upstreamfs/proxy_fields.h"
 
 #include <errno.h>
@@ -226,7 +227,12 @@ static const char usage_show[] =
     "Usage: upstreamfs proxy show KEY [--json]\n"
     "\n"
     "Shows one proxy as \"field: value\" lines, or with --json as the API's object.\n"
-    "A secret is never shown; secret_set says whether one is stored.\n";
+    "A secret is never shown; secret_set says whether one is stored.\n"
+    "\n"
+    "health is what the running mount or serve on this state dir last saw of the\n"
+    "remote (state ok, stale, failing, backing-off or offline, the cause and status of\n"
+    "the last failure, the last success); \"unknown\" (null) when none is running.\n"
+    "See docs/troubleshooting.md.\n";
 
 static const char usage_delete[] = "Usage: upstreamfs proxy delete KEY\n"
                                    "\n"
@@ -625,22 +631,52 @@ static int parse_view_args(const char *cmd, const char *usage, int argc, char **
     return 0;
 }
 
+/*
+ * The proxy's object with its health as the running daemon wrote it
+ * (health_file_read), null when no daemon runs: a file left behind by one
+ * that stopped is not shown as current.
+ */
+static json_t *proxy_with_health(const struct cli_globals *g, const struct proxy *p)
+{
+    json_t *j = config_proxy_to_json(p);
+    json_t *h = health_file_read(g->state_dir, p->key);
+    if (j)
+        json_object_set_new(j, "health", h ? h : json_null());
+    else
+        json_decref(h);
+    return j;
+}
+
+/* The health column: "ok", "failing: http 500", "backing-off: connect -", ..., "unknown". */
+static void health_word(json_t *j, char *buf, size_t n)
+{
+    json_t *h = json_object_get(j, "health");
+    const char *state = json_string_value(json_object_get(h, "state"));
+    const char *cause = json_string_value(json_object_get(h, "cause"));
+    json_t *status = json_object_get(h, "status");
+    if (!state)
+        snprintf(buf, n, "unknown");
+    else if (!strcmp(state, "ok") || !strcmp(state, "offline") || !cause)
+        snprintf(buf, n, "%s", state);
+    else if (json_is_integer(status))
+        snprintf(buf, n, "%s: %s %" JSON_INTEGER_FORMAT, state, cause, json_integer_value(status));
+    else
+        snprintf(buf, n, "%s: %s -", state, cause);
+}
+
 /* What "list" shows as the URL: for ecr the scope the proxy serves, as a user would write it. */
-static void print_row(const struct proxy *p, int wkey)
+static void print_row(const struct proxy *p, json_t *j, int wkey)
 {
     const char *url = p->url ? p->url : "-";
-    printf("%-*s  %-8s  %-10s  %-7s  %s", wkey, p->key, config_type_name(p->type),
-           config_auth_name(p->auth), p->offline ? "yes" : "no", url);
+    char health[96];
+    health_word(j, health, sizeof(health));
+    printf("%-*s  %-8s  %-10s  %-7s  %-22s  %s", wkey, p->key, config_type_name(p->type),
+           config_auth_name(p->auth), p->offline ? "yes" : "no", health, url);
     if (p->type == PROXY_ECR && (p->ecr.alias || p->ecr.repository))
         printf("%s%s%s", p->ecr.alias ? p->ecr.alias : "",
                p->ecr.alias && p->ecr.repository ? "/" : "",
                p->ecr.repository ? p->ecr.repository : "");
     putchar('\n');
-}
-
-static json_t *proxy_json_at(const void *list, size_t i)
-{
-    return config_proxy_to_json(&((const struct proxy *)list)[i]);
 }
 
 static int cmd_list(struct cli_globals *g, int argc, char **argv)
@@ -664,17 +700,25 @@ static int cmd_list(struct cli_globals *g, int argc, char **argv)
         rc = cli_report(cmd, rc, NULL);
         goto out;
     }
-    if (json) {
-        rc = cli_print_json_array(list, n, proxy_json_at);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, proxy_with_health(g, &list[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    if (json || !arr) {
+        rc = cli_print_json(arr);
         goto out;
     }
     int wkey = 3;
     for (size_t i = 0; i < n; i++)
         if ((int)strlen(list[i].key) > wkey)
             wkey = (int)strlen(list[i].key);
-    printf("%-*s  %-8s  %-10s  %-7s  %s\n", wkey, "KEY", "TYPE", "AUTH", "OFFLINE", "URL");
+    printf("%-*s  %-8s  %-10s  %-7s  %-22s  %s\n", wkey, "KEY", "TYPE", "AUTH", "OFFLINE", "HEALTH",
+           "URL");
     for (size_t i = 0; i < n; i++)
-        print_row(&list[i], wkey);
+        print_row(&list[i], json_array_get(arr, i), wkey);
+    json_decref(arr);
     rc = CLI_EXIT_OK;
 out:
     configdb_proxy_list_free(list, n);
@@ -693,7 +737,7 @@ static void show_json(const char *prefix, json_t *obj)
         json_t *item;
         if (json_is_object(v)) {
             char sub[64];
-            snprintf(sub, sizeof(sub), "%s.", name);
+            snprintf(sub, sizeof(sub), "%s%s.", prefix, name);
             show_json(sub, v);
         } else if (json_is_array(v)) {
             if (!json_array_size(v))
@@ -713,12 +757,20 @@ static void show_json(const char *prefix, json_t *obj)
     }
 }
 
-static int show_proxy(const struct proxy *p)
+static int show_proxy(json_t *j)
 {
-    json_t *j = config_proxy_to_json(p);
     if (!j)
         return cli_report("proxy show", -ENOMEM, NULL);
+    char health[96];
+    health_word(j, health, sizeof(health));
+    json_t *h = json_object_get(j, "health");
+    json_incref(h);
+    json_object_del(j, "health");
     show_json("", j);
+    printf("health: %s\n", health); /* the summary, then its fields */
+    if (json_is_object(h))
+        show_json("health.", h);
+    json_decref(h);
     json_decref(j);
     return CLI_EXIT_OK;
 }
@@ -742,9 +794,9 @@ static int cmd_show(struct cli_globals *g, int argc, char **argv)
     if ((rc = configdb_proxy_get(st, key, &p, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
     } else if (json) {
-        rc = cli_print_json(config_proxy_to_json(&p));
+        rc = cli_print_json(proxy_with_health(g, &p));
     } else {
-        rc = show_proxy(&p);
+        rc = show_proxy(proxy_with_health(g, &p));
     }
     config_proxy_clear(&p);
     state_close(st);
@@ -769,6 +821,7 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
     if ((rc = crud_proxy_delete(st, key, &err)) < 0) {
         rc = cli_report(cmd, rc, &err);
     } else {
+        health_file_remove(g->state_dir, key); /* a running daemon drops it on its reload */
         printf("deleted proxy %s\n", key);
         rc = CLI_EXIT_OK;
     }

@@ -171,7 +171,7 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct engine_opts eo = {.state_dir = g->state_dir};
+    struct engine_opts eo = {.state_dir = g->state_dir, .publish_health = true};
     /* A core file of the server would hold the proxies' credentials. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if ((rc = fetch_global_init()) < 0 || (rc = engine_open(&eo, &e)) < 0) {

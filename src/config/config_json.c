@@ -2,7 +2,7 @@
  * config_json: the JSON schema of proxies and registries, the one the CLI's
  * --json and the HTTP API share. A proxy's members come from the field table
  * (proxy_fields.c); key and type are its identity (required on create, never
- * changed), and read-only members (secret_set, NAME_set, ecr) are accepted
+ * changed), and read-only members (secret_set, NAME_set, ecr, health) are accepted
  * so that a GET body can be PUT back.
  */
 #include "upstreamfs/config.h"
@@ -128,7 +128,7 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
             const struct proxy_field *f = proxy_field_find(name);
             if (!f) {
                 /* Read-only members are accepted so a GET body can be PUT back. */
-                if (!strcmp(name, "ecr") || proxy_field_find_set(name))
+                if (!strcmp(name, "ecr") || !strcmp(name, "health") || proxy_field_find_set(name))
                     continue;
                 if (pass == 0)
                     continue;

@@ -387,8 +387,10 @@ int engine_reload(struct engine *e)
     e->generation = gen;
     pthread_rwlock_unlock(&e->cfg_lock);
     char **changed = changed_tops(e, old, nold);
-    for (size_t i = 0; i < nold; i++)
+    for (size_t i = 0; i < nold; i++) {
+        upstream_retire(old[i], ups, np);
         upstream_unref(old[i]);
+    }
     free(old);
     configdb_registry_list_free(oldregs, noldregs);
     configdb_proxy_list_free(plist, np);
@@ -480,6 +482,7 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     e->generation = -1;
     e->started = engine__now();
     e->state_dir = strdup(opts->state_dir);
+    e->publish_health = opts->publish_health;
     e->platforms = opts->platforms ? strdup(opts->platforms) : NULL;
     rc = state_open(opts->state_dir, &e->st);
     if (rc < 0)

@@ -63,6 +63,7 @@ struct doc_flight {
 
 struct engine {
     char *state_dir;
+    bool publish_health; /* engine_opts.publish_health */
     struct state *st; /* the connection the index also uses, under mu */
     struct index *ix;
     pthread_mutex_t mu;

@@ -97,21 +97,34 @@ int engine__failed(struct engine *e, struct upstream *u, int64_t ino, int rc)
     return err ? err : -EIO;
 }
 
-int engine_node_error(struct engine *e, int64_t ino, char *buf, size_t n)
+int engine_node_failure(struct engine *e, int64_t ino, struct failure *f, int64_t *at)
 {
     int rc = -ENODATA;
     pthread_mutex_lock(&e->err_mu);
     for (size_t i = 0; i < ENGINE_NODE_ERRORS; i++) {
         if (e->errs[i].ino == ino && e->errs[i].f.cause != FAILURE_NONE) {
-            char t[32], fs[64];
-            failure_time_rfc3339(e->errs[i].at, t, sizeof(t));
-            failure_format(&e->errs[i].f, fs, sizeof(fs));
-            snprintf(buf, n, "%s %s", fs, t);
+            *f = e->errs[i].f;
+            if (at)
+                *at = e->errs[i].at;
             rc = 0;
             break;
         }
     }
     pthread_mutex_unlock(&e->err_mu);
+    return rc;
+}
+
+int engine_node_error(struct engine *e, int64_t ino, char *buf, size_t n)
+{
+    struct failure f;
+    int64_t at = 0;
+    int rc = engine_node_failure(e, ino, &f, &at);
+    if (rc == 0) {
+        char t[32], fs[64];
+        failure_time_rfc3339(at, t, sizeof(t));
+        failure_format(&f, fs, sizeof(fs));
+        snprintf(buf, n, "%s %s", fs, t);
+    }
     return rc;
 }
 

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,16 +51,16 @@ static json_t *time_or_null(int64_t t)
     return json_string(buf);
 }
 
-char *health_json(const struct health_snapshot *h)
+json_t *health_object(const struct health_snapshot *h)
 {
     json_t *errors = json_object();
     for (int c = 1; errors && c < FAILURE_CAUSE_COUNT; c++)
         if (h->errors[c])
             json_object_set_new(errors, failure_cause_name((enum failure_cause)c),
                                 json_integer((json_int_t)h->errors[c]));
-    json_t *o = json_pack(
-        "{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "proxy", h->key,
-        "state", health_state_name(h->state), "cause",
+    return json_pack(
+        "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "state",
+        health_state_name(h->state), "cause",
         h->cause ? json_string(failure_cause_name(h->cause)) : json_null(), "status",
         h->status > 0 ? json_integer(h->status) : json_null(), "code",
         h->code[0] ? json_string(h->code) : json_null(), "url",
@@ -67,8 +70,16 @@ char *health_json(const struct health_snapshot *h)
         h->ratelimit_remaining >= 0 ? json_integer(h->ratelimit_remaining) : json_null(),
         "ratelimit_limit", h->ratelimit_limit >= 0 ? json_integer(h->ratelimit_limit) : json_null(),
         "errors", errors ? errors : json_object());
+}
+
+char *health_json(const struct health_snapshot *h)
+{
+    json_t *o = health_object(h);
     if (!o)
         return NULL;
+    /* The writer, so a reader can tell a live daemon's file from one left behind. */
+    json_object_set_new(o, "proxy", json_string(h->key));
+    json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
     char *s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(o);
     return s;
@@ -121,4 +132,51 @@ int health_write(const char *state_dir, const struct health_snapshot *h, char **
     free(*last);
     *last = text;
     return 0;
+}
+
+static void file_path(const char *state_dir, const char *key, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/health/%s.json", state_dir, key);
+}
+
+void health_file_remove(const char *state_dir, const char *key)
+{
+    char path[4400];
+    file_path(state_dir, key, path, sizeof(path));
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_debug("health of %s: %s: %s", key, path, strerror(errno));
+}
+
+/*
+ * Is an engine open on the state dir? Each holds a shared flock on
+ * STATEDIR/engine.lock (src/engine/engine.c), so an exclusive one fails.
+ * Without permission to look, the writer's pid alone decides.
+ */
+static bool engine_running(const char *state_dir)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/engine.lock", state_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == EACCES;
+    bool held = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    close(fd); /* releases a lock it got */
+    return held;
+}
+
+json_t *health_file_read(const char *state_dir, const char *key)
+{
+    char path[4400];
+    file_path(state_dir, key, path, sizeof(path));
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+    json_t *pid = o ? json_object_get(o, "pid") : NULL;
+    json_int_t p = json_is_integer(pid) ? json_integer_value(pid) : 0;
+    bool alive = p > 0 && p <= INT32_MAX && (kill((pid_t)p, 0) == 0 || errno == EPERM);
+    if (!o || !json_is_object(o) || !alive || !engine_running(state_dir)) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_del(o, "pid");
+    json_object_del(o, "proxy");
+    return o;
 }

@@ -67,6 +67,8 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
         u->ep.username = u->cfg.access_key;
         u->ep.password = u->secret;
     }
+    struct health_snapshot h;
+    upstream_health(u, &h); /* a daemon's file says ok from the start, not a former state */
     return u;
 }
 
@@ -301,11 +303,28 @@ void upstream_health(struct upstream *u, struct health_snapshot *out)
     *out = u->health;
     pthread_mutex_unlock(&u->mu);
     snprintf(out->key, sizeof(out->key), "%s", u->cfg.key);
-    if (u->eng && u->eng->state_dir) {
+    if (u->eng && u->eng->state_dir && u->eng->publish_health) {
         pthread_mutex_lock(&u->health_file_mu);
-        health_write(u->eng->state_dir, out, &u->health_file);
+        if (!u->retired)
+            health_write(u->eng->state_dir, out, &u->health_file);
         pthread_mutex_unlock(&u->health_file_mu);
     }
+}
+
+void upstream_retire(struct upstream *u, struct upstream *const *cur, size_t n)
+{
+    bool kept = false, same_key = false;
+    for (size_t i = 0; i < n; i++) {
+        kept = kept || cur[i] == u;
+        same_key = same_key || strcmp(cur[i]->cfg.key, u->cfg.key) == 0;
+    }
+    if (kept)
+        return;
+    pthread_mutex_lock(&u->health_file_mu);
+    u->retired = true;
+    if (!same_key && u->eng && u->eng->state_dir && u->eng->publish_health)
+        health_file_remove(u->eng->state_dir, u->cfg.key);
+    pthread_mutex_unlock(&u->health_file_mu);
 }
 
 void upstream_hold(struct upstream *u, long seconds)

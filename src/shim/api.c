@@ -113,13 +113,26 @@ static void changed(struct shim_req *r, const char *what)
 
 /* ---- proxies ---------------------------------------------------------------------------- */
 
+/* The proxy's object with its health from the engine's memory (null before the engine knows it). */
+static json_t *proxy_json(struct shim_req *r, const struct proxy *p)
+{
+    json_t *j = config_proxy_to_json(p);
+    struct health_snapshot h;
+    json_t *hj = engine_proxy_health(r->s->e, p->key, &h) == 0 ? health_object(&h) : NULL;
+    if (j)
+        json_object_set_new(j, "health", hj ? hj : json_null());
+    else
+        json_decref(hj);
+    return j;
+}
+
 static enum MHD_Result proxy_reply(struct shim_req *r, unsigned status, const char *key)
 {
     struct config_error err = {0};
     struct proxy p = {0};
     int rc = configdb_proxy_get(r->s->st, key, &p, &err);
     enum MHD_Result ok = rc < 0 ? shim__api_config_error(r, rc, &err)
-                                : shim__api_json(r, status, config_proxy_to_json(&p));
+                                : shim__api_json(r, status, proxy_json(r, &p));
     config_proxy_clear(&p);
     return ok;
 }
@@ -133,7 +146,7 @@ static enum MHD_Result proxies_list(struct shim_req *r)
         return shim__api_config_error(r, rc, NULL);
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        if (json_array_append_new(arr, config_proxy_to_json(&list[i])) < 0) {
+        if (json_array_append_new(arr, proxy_json(r, &list[i])) < 0) {
             json_decref(arr);
             arr = NULL;
         }

@@ -9,11 +9,15 @@
  * per name, the distinct objects its files point at and whether any of its
  * files was last served stale; overall, the largest cached objects with one
  * mount path each (the one pin and evict take). Counters (hits, misses, ...)
- * are the serving engine's, since its start. A name's state is what the
- * configuration and the index can tell: "offline" (the proxy is set never to
- * contact its remote; a registry all of whose upstreams are), "stale" (a file
- * of it, or of an upstream, was served past its freshness because the remote
- * failed), else "online". The engine's in-memory back-off is not visible here.
+ * are the serving engine's, since its start. A proxy's state is its health
+ * in the engine (include/upstreamfs/health.h, the words of
+ * docs/troubleshooting.md): "offline" (set never to contact its remote),
+ * "failing", "backing-off", "stale" (failing, and cached copies were served
+ * instead), else "online" (health ok); its "health" member is the object
+ * /api/v1/proxies carries (cause, status, last_success, ...). A registry is
+ * "offline" when all its upstreams are, else the worst of its upstreams'
+ * states (failing or backing-off before stale); "stale" on a name's row also
+ * counts its files last served stale.
  *
  * The dry run is config_crud's (crud_proxy_dry_run): a body prepared exactly
  * as POST /api/v1/proxies prepares it, then the name's uniqueness, and
@@ -47,19 +51,12 @@ bool shim__ui_api_owns(const char *path)
 
 /* ---- the cache report ------------------------------------------------------------------- */
 
-/* Use of the top-level names (index_usage), looked up by name. */
+/* Use of the top-level names (index_usage), in the order of the proxies, then the registries. */
 struct uses {
     struct index_usage *u;
     size_t n;
 };
 
-static struct index_usage *use_find(const struct uses *us, const char *name)
-{
-    for (size_t i = 0; name && i < us->n; i++)
-        if (!strcmp(us->u[i].top, name))
-            return &us->u[i];
-    return NULL;
-}
 
 /* The largest objects as the report's JSON array. */
 static json_t *artifacts_json(const struct index_artifact *a, size_t n)
@@ -85,28 +82,31 @@ static int shim_index(struct shim *s, struct index **ix)
     return rc;
 }
 
-static const char *proxy_state(const struct proxy *p, const struct index_usage *u)
+/* The badge's word for a proxy's health: the health's own, "online" for ok. */
+static const char *proxy_state(const struct proxy *p, const struct health_snapshot *h)
 {
-    return p->offline ? "offline" : u && u->stale ? "stale" : "online";
+    if (p->offline)
+        return "offline";
+    return h && h->state != HEALTH_OK ? health_state_name(h->state) : "online";
 }
 
-/* A registry: stale if it or an upstream is; offline if it has upstreams and all are. */
-static const char *registry_state(const struct registry *g, const struct uses *us,
-                                  const struct proxy *px, size_t npx)
+/* A registry: offline if it has upstreams and all are; else its upstreams' worst state. */
+static const char *registry_state(const struct registry *g, const struct proxy *px,
+                                  const struct health_snapshot *hs, size_t npx)
 {
-    const struct index_usage *own = use_find(us, g->name);
     size_t n = 0, offline = 0;
-    bool stale = own && own->stale;
+    bool failing = false, stale = false;
     for (char **k = g->upstreams; k && *k; k++, n++) {
         for (size_t i = 0; i < npx; i++) {
             if (strcmp(px[i].key, *k) != 0)
                 continue;
-            const char *st = proxy_state(&px[i], use_find(us, *k));
+            const char *st = proxy_state(&px[i], hs ? &hs[i] : NULL);
             offline += !strcmp(st, "offline");
+            failing = failing || !strcmp(st, "failing") || !strcmp(st, "backing-off");
             stale = stale || !strcmp(st, "stale");
         }
     }
-    return stale ? "stale" : n && offline == n ? "offline" : "online";
+    return n && offline == n ? "offline" : failing ? "failing" : stale ? "stale" : "online";
 }
 
 static json_t *use_json(const struct index_usage *u, const char *kind, const char *type,
@@ -158,13 +158,24 @@ static enum MHD_Result cache_report(struct shim_req *r)
         ok = shim__api_config_error(r, rc, NULL);
         goto out;
     }
-    for (size_t i = 0; names && i < npx; i++)
-        json_array_append_new(names, use_json(&us.u[i], "proxy", config_type_name(px[i].type),
-                                              proxy_state(&px[i], &us.u[i])));
+    /* Each proxy's health, in the order of px (the engine's table may differ). */
+    struct health_snapshot *hs = npx ? calloc(npx, sizeof(*hs)) : NULL;
+    for (size_t i = 0; hs && i < npx; i++)
+        if (engine_proxy_health(r->s->e, px[i].key, &hs[i]) < 0)
+            hs[i] = (struct health_snapshot){.state = HEALTH_OK, .ratelimit_remaining = -1,
+                                             .ratelimit_limit = -1};
+    for (size_t i = 0; names && i < npx; i++) {
+        json_t *o = use_json(&us.u[i], "proxy", config_type_name(px[i].type),
+                             proxy_state(&px[i], hs ? &hs[i] : NULL));
+        if (o && hs)
+            json_object_set_new(o, "health", health_object(&hs[i]));
+        json_array_append_new(names, o);
+    }
     for (size_t i = 0; names && i < nrg; i++)
         json_array_append_new(names,
                               use_json(&us.u[npx + i], "registry", config_type_name(rg[i].type),
-                                       registry_state(&rg[i], &us, px, npx)));
+                                       registry_state(&rg[i], px, hs, npx)));
+    free(hs);
     int64_t looked = es.hits + es.misses;
     out = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:i, s:O, "
@@ -222,7 +233,7 @@ static int mount_path(const char *in, char *out, size_t outlen, const char **why
 
 static enum MHD_Result cache_action(struct shim_req *r, const char *action)
 {
-    char path[SHIM_PATH_MAX + 1], q[CONFIG_QUOTE_MAX], msg[300];
+    char path[SHIM_PATH_MAX + 1], q[CONFIG_QUOTE_MAX], msg[CONFIG_QUOTE_MAX + 300];
     const char *why;
     enum MHD_Result ok;
     json_t *obj = shim__api_body(r, &ok);
@@ -241,21 +252,23 @@ static enum MHD_Result cache_action(struct shim_req *r, const char *action)
     int n = !strcmp(action, "evict") ? engine_evict_path(r->s->e, path, &failed)
                                      : engine_pin(r->s->e, path, !strcmp(action, "pin"), &failed);
     if (n < 0) {
+        /* The shim's one errno→status map; ENODATA (nothing cached) and EINVAL are this route's. */
+        int status = n == -ENODATA ? MHD_HTTP_NOT_FOUND
+                     : n == -EINVAL ? MHD_HTTP_BAD_REQUEST
+                                    : failure_http_status(n);
         config_quote(q, sizeof(q), path);
         if (n == -ENOENT || n == -ENOTDIR)
             snprintf(msg, sizeof(msg), "%s: no such path", q);
         else if (n == -ENODATA)
             snprintf(msg, sizeof(msg), "%s: nothing cached there", q);
-        else if (n == -EIO || n == -EREMOTEIO || n == -ENETUNREACH || n == -ETIMEDOUT)
-            snprintf(msg, sizeof(msg), "%s: not known here, and the upstream failed (%s)", q,
-                     strerror(-n));
-        else
+        else if (status == MHD_HTTP_BAD_GATEWAY || status == MHD_HTTP_GATEWAY_TIMEOUT) {
+            char cause[200];
+            shim__failure_text(n, cause, sizeof(cause));
+            snprintf(msg, sizeof(msg), "%s: not known here, and the upstream failed (%.200s)", q,
+                     cause);
+        } else
             snprintf(msg, sizeof(msg), "%s: %s", q, strerror(-n));
-        return shim__api_error(r,
-                               n == -ENOENT || n == -ENOTDIR || n == -ENODATA ? MHD_HTTP_NOT_FOUND
-                               : n == -EINVAL                                 ? MHD_HTTP_BAD_REQUEST
-                                              : MHD_HTTP_BAD_GATEWAY,
-                               "path", msg);
+        return shim__api_error(r, (unsigned)status, "path", msg);
     }
     log_info("shim: api: cache %s %s: %d object(s), %d failed", action,
              config_quote(q, sizeof(q), path), n, failed);

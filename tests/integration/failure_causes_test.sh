@@ -59,7 +59,10 @@ JAR=com/example/demo/1.0/demo-1.0.jar
 RFC3339='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
 
 # health_field FILE EXPR: the words of EXPR over the JSON object h of FILE
-health_field() { "$PYTHON" -c 'import json,sys; h=json.load(open(sys.argv[1])); print(*eval(sys.argv[2]))' "$1" "$2"; }
+health_field() { "$PYTHON" -c 'import json,re,sys; h=json.load(open(sys.argv[1])); print(*eval(sys.argv[2]))' "$1" "$2"; }
+# the health object of `proxy show --json` or /api/v1/proxies/KEY while failing: state, cause,
+# status, counted failures, times as RFC 3339 UTC (since, last_success), retry_at a time or null
+HEALTH_FAILING="(lambda x: (x['state'] in ('failing', 'backing-off'), x['cause'], x['status'], x['consecutive_failures'] >= 2, bool(re.fullmatch('$RFC3339', x['since'])), bool(re.fullmatch('$RFC3339', x['last_success'])), x['retry_at'] is None or bool(re.fullmatch('$RFC3339', x['retry_at'])) ))(h['health'])"
 # warn lines of the default level for proxy P and cause C
 warn_lines() { grep -E " warn +proxy $1: $2 failure, status " "$LOG" || true; }
 metric() { "${CURL[@]}" --max-time 10 "$S/metrics" | grep -F "$1" | awk '{print $2}'; }
@@ -105,9 +108,43 @@ t_status() {
         # the running daemon's snapshot for the CLI
         e="$(health_field "$STATE/health/$p.json" "h['state'] in ('failing', 'backing-off'), h['cause'], h['status'], h['consecutive_failures'] >= 2, h['last_success'] is not None")"
         assert_eq "$e" "True $c $st True True" "state, cause, status, failures, last_success (the stat before) in STATEDIR/health/$p.json"
+        # the CLI shows the daemon's health; the API the engine's
+        upfs proxy show "$p" --json >"$T/show.json" || die "proxy show $p --json failed"
+        e="$(health_field "$T/show.json" "$HEALTH_FAILING")"
+        assert_eq "$e" "True $c $st True True True True" "health in proxy show $p --json"
+        api_get "$S/api/v1/proxies/$p"
+        assert_eq "$HTTP_STATUS" 200 "GET /api/v1/proxies/$p"
+        printf '%s' "$BODY" >"$T/api.json"
+        assert_eq "$(health_field "$T/api.json" "$HEALTH_FAILING")" "True $c $st True True True True" "health in /api/v1/proxies/$p"
+        assert_contains "$(upfs proxy show "$p")" "health: " "proxy show $p"
+        [[ "$(upfs proxy show "$p" | grep '^health: ')" =~ ^health:\ (failing|backing-off):\ $c\ $st$ ]] ||
+            die "proxy show $p: '$(upfs proxy show "$p" | grep '^health: ')' (want 'failing: $c $st')"
     done
+    [[ "$(upfs proxy list | awk '$1 == "e500" {print $5, $6, $7}')" =~ ^(failing|backing-off):\ http\ 500$ ]] ||
+        die "the health column of proxy list for e500: '$(upfs proxy list | grep '^e500 ')'"
+    upfs proxy list --json >"$T/list.json"
+    assert_eq "$(health_field "$T/list.json" "[(x['key'], x['health']['state'], x['health']['cause']) for x in h if x['key'] in ('a401', 'n404')]")" \
+        "('a401', 'failing', 'auth') ('n404', 'ok', None)" "health in proxy list --json"
+    api_get "$S/api/v1/proxies"
+    printf '%s' "$BODY" >"$T/api.json"
+    assert_eq "$(health_field "$T/api.json" "[x['health']['cause'] for x in h if x['key'] == 'a403']")" auth "health in /api/v1/proxies"
 }
 check "401, 403, 429, 500 on GET: EACCES/EREMOTEIO, one warning per cause a minute, error and health xattrs" t_status
+
+t_prefetch() {
+    run_capture upfs prefetch --json e500/f.bin a401/f.bin refused/f.bin n404/f.bin "mvn/$JAR" st/f.bin
+    assert_eq "$RC" 1 "the exit status of a prefetch with failed paths"
+    printf '%s' "$OUT" >"$T/prefetch.json"
+    assert_eq "$(health_field "$T/prefetch.json" "sorted((x['path'], x['ok'], x['cause'], x['status'], x['error']) for x in h)" | tr -d "'")" \
+        "(a401/f.bin, False, auth, 401, Permission denied) (e500/f.bin, False, http, 500, Remote I/O error) (mvn/$JAR, False, digest, 200, Input/output error) (n404/f.bin, False, None, None, No such file or directory) (refused/f.bin, False, connect, None, Connection refused) (st/f.bin, True, None, None, None)" \
+        "path, ok, cause, status, error of each path in prefetch --json"
+    assert_eq "$(health_field "$T/prefetch.json" "[(x['bytes'], x['digest']) for x in h if x['ok']]" | tr -d "'")" \
+        "(4096, sha256:$(sha256_of "$SRV/st/f.bin"))" "bytes and digest of the path that was fetched"
+    run_capture upfs prefetch a403/f.bin
+    assert_eq "$RC" 1 "the exit status of prefetch a403/f.bin"
+    assert_contains "$ERR" "prefetch: a403/f.bin: Permission denied (cause auth 403)" "the failure line of prefetch"
+}
+check "prefetch names each failed path's cause and status (text and --json)" t_prefetch
 
 t_stale() {
     with_timeout 20 cat -- "$MNT/st/f.bin" >"$T/st.out" || die "the first read of st/f.bin failed"
@@ -206,8 +243,30 @@ t_recovered() {
         ((RC != 0)) || die "user.upstreamfs.error of $p/f.bin is still '$OUT' after a good read"
         assert_eq "$(metric "upstreamfs_proxy_healthy{proxy=\"$p\"}")" 1 "proxy_healthy of $p after recovery"
         assert_eq "$(health_field "$STATE/health/$p.json" "h['state'], h['consecutive_failures']")" "ok 0" "state in STATEDIR/health/$p.json"
+        upfs proxy show "$p" --json >"$T/show.json"
+        assert_eq "$(health_field "$T/show.json" "h['health']['state'], h['health']['consecutive_failures'], h['health']['cause']")" \
+            "ok 0 $(cause_of "${p:1}")" "health in proxy show $p --json after recovery (the last cause stays)"
+        api_get "$S/api/v1/proxies/$p"
+        printf '%s' "$BODY" >"$T/api.json"
+        assert_eq "$(health_field "$T/api.json" "h['health']['state'], h['health']['consecutive_failures']")" "ok 0" "health in /api/v1/proxies/$p after recovery"
     done
 }
 check "the faults cleared: reads work, recovered logged, health ok in xattr, /metrics and the state dir" t_recovered
+
+t_stopped() {
+    # refused/ still fails (connect): its file says so while the mount runs
+    assert_contains "$(upfs proxy list | awk '$1 == "refused" {print $5, $6}')" ": connect" "the health column of refused"
+    upfs_unmount "$MNT"
+    # the file stays behind, but no daemon runs: the CLI does not show it as current
+    [[ "$(health_field "$STATE/health/refused.json" "[h['cause']]")" == connect ]] ||
+        die "STATEDIR/health/refused.json is not the one left behind (this test needs it): $(cat "$STATE/health/refused.json" 2>&1)"
+    upfs proxy show refused --json >"$T/show.json"
+    assert_eq "$(health_field "$T/show.json" "[h['health']]")" None "health in proxy show --json with no daemon running"
+    assert_eq "$(upfs proxy show refused | grep '^health')" "health: unknown" "proxy show with no daemon running"
+    assert_eq "$(upfs proxy list | awk '$1 == "refused" {print $5}')" unknown "the health column with no daemon running"
+    upfs proxy delete refused >/dev/null
+    [[ ! -e "$STATE/health/refused.json" ]] || die "proxy delete left STATEDIR/health/refused.json"
+}
+check "no daemon running: health unknown (null), not the file left behind; proxy delete removes the file" t_stopped
 
 finish

@@ -55,8 +55,9 @@ t_proxy_crud() {
 import json, sys
 a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 assert b["negative_ttl"] == 7 and b["offline"] is True, b
+assert b["health"]["state"] == "offline", b  # the health follows the config
 for k in a:
-    if k not in ("negative_ttl", "offline"):
+    if k not in ("negative_ttl", "offline", "health"):
         assert a[k] == b[k], (k, a[k], b[k])
 EOF
     json_eq "$BODY" "$(upfs proxy show gen --json)" || die "PUT result differs from proxy show --json"

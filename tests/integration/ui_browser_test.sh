@@ -119,10 +119,11 @@ log "ok: routes, headers and the API additions"
 "$PYTHON" "$HERE/ui/ui_driver.py" --base "$S" --work "$T" --shots "$SHOTS" --token-file "$STATE/admin-token" full ||
     { tail -n 30 "$T/chromedriver-full.log" >&2 2>/dev/null || true; die "the browser scenario failed (screenshots in $T when KEEP_TMP=1)"; }
 log "ok: browser scenario (screenshots in $SHOTS)"
-# every picture of the page docs/web-ui.md shows is one this scenario makes (tools/screenshots.sh
-# copies them to docs/), so none is drawn by hand or left behind when the page changes
+# every picture of the page docs/web-ui.md shows is one this scenario makes, or ui_health_test's
+# ui-health.png (tools/screenshots.sh runs both and copies them to docs/), so none is drawn by
+# hand or left behind when the page changes
 shown="$(grep -o '](ui-[a-z-]*\.png)' "$HERE/../../docs/web-ui.md" | tr -d '()]' | sort -u | tr '\n' ' ')"
-made="$(cd "$SHOTS" && ls ui-*.png | sort -u | tr '\n' ' ')"
+made="$( (cd "$SHOTS" && ls ui-*.png; echo ui-health.png) | sort -u | tr '\n' ' ')"
 assert_eq "$shown" "$made" "the screenshots docs/web-ui.md shows and the ones the scenario makes"
 
 # ---- the CLI sees what the page did -------------------------------------------------------------

@@ -3,7 +3,9 @@
  * mount or a network: failures by cause, the back-off rule (only failures of
  * the remote count), recovery, the one-line-a-minute log per cause, the
  * outcome rule of a response (401 left to the caller until final), the
- * remote's quota, and STATEDIR/health/<key>.json.
+ * remote's quota, and STATEDIR/health/<key>.json: written only by a daemon's
+ * engine, read by the CLI only while its writer and an engine are alive,
+ * removed when a reload drops the proxy.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,9 +16,11 @@
 #include "upstreamfs/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +40,7 @@ static int setup(void **state)
     assert_int_equal(log_open_file(f->logpath), 0);
     f->e = calloc(1, sizeof(*f->e));
     f->e->state_dir = f->dir;
+    f->e->publish_health = true; /* a mount's or serve's engine */
     struct proxy p;
     memset(&p, 0, sizeof(p));
     config_proxy_init(&p, "hub", PROXY_GENERIC);
@@ -193,12 +198,51 @@ static void t_outcome(void **state)
     assert_int_equal(h.status, 0);
 }
 
+/* The CLI's view: current only while the writer lives and an engine holds engine.lock. */
+static void t_file_read(void **state)
+{
+    struct fx *f = *state;
+    struct failure fl = {.cause = FAILURE_HTTP, .status = 500};
+    struct health_snapshot h;
+    char path[128];
+    upstream_note_failure(f->u, &fl, "http://127.0.0.1:1/x");
+    upstream_health(f->u, &h);
+    assert_null(health_file_read(f->dir, "hub")); /* no engine.lock: no engine runs */
+    snprintf(path, sizeof(path), "%s/engine.lock", f->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_SH), 0);
+    json_t *j = health_file_read(f->dir, "hub");
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "failing");
+    assert_string_equal(json_string_value(json_object_get(j, "cause")), "http");
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 500);
+    assert_null(json_object_get(j, "pid")); /* the file's own members stay there */
+    json_decref(j);
+    /* a file whose writer is gone (pid 2^22 + 1 is beyond Linux's pid_max) */
+    snprintf(path, sizeof(path), "%s/health/hub.json", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"state\":\"failing\",\"pid\":4194305}", fp);
+    fclose(fp);
+    assert_null(health_file_read(f->dir, "hub"));
+    close(fd);
+    /* a reload that dropped the proxy removes its file, and the old object writes no more */
+    upstream_health(f->u, &h);
+    upstream_retire(f->u, NULL, 0);
+    assert_int_equal(access(path, F_OK), -1);
+    upstream_note_failure(f->u, &fl, "http://127.0.0.1:1/x");
+    upstream_health(f->u, &h);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(t_auth_fails_without_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(t_backoff_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(t_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_file_read, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,12 @@ Scenarios:
          runs (the title is not "ran ...") and the document's origin is opaque ("null")
   auth   with the shim's --htpasswd on and --admin U: the page and its API calls work with
          the browser's Basic credentials (a generic proxy "authed" is created through the form)
+  health the overview with a generic proxy "down" whose remote answers 500 and "gen" whose
+         remote answers 200 (ui_health_test.sh): the badge of down says failing (or
+         backing-off) with "cause http 500" and "last success never", gen's says online
+         (screenshot ui-health.png); then the driver writes --ready-file, the shell test
+         fixes the remote and writes --go-file, and without a reload (the page polls) down's
+         badge turns online
 
 With --token-file the browser first opens "/" without the token (the page shows the API's
 401, which says how to get the token), then the token URL /ui/#token=TOKEN once: the token
@@ -301,6 +307,38 @@ def auth_scenario(p, api):
     b.wait("the proxy row", lambda: len(b.find_all('#proxies tr[data-key="authed"]')) == 1)
 
 
+def health_scenario(p, ready_file, go_file):
+    b = p.b
+    p.open("/")
+    down = '#proxies tr[data-key="down"] '
+
+    def failing():
+        return (p.text_of(down + ".badge") in ("failing", "backing-off")
+                and p.text_of(down + ".cause") == "cause http 500")
+    try:
+        b.wait("the badge of down to say failing, cause http 500", failing, timeout=20)
+    except WebDriverError:
+        raise Fail("down shows %r" % p.text_of(down + "td.state")) from None
+    check(p.text_of(down + ".last-ok") == "last success never",
+          "last success of down: %r" % p.text_of(down + ".last-ok"))
+    check(p.text_of('#proxies tr[data-key="gen"] .badge') == "online",
+          "state of gen: %r" % p.text_of('#proxies tr[data-key="gen"] .badge'))
+    color = b.execute("return getComputedStyle(document.querySelector(arguments[0])).color",
+                      down + ".badge")
+    check(color == "rgb(179, 38, 30)", "the failing badge's colour: %r (want --bad)" % color)
+    print("ok: down shows %r, gen online" % p.text_of(down + "td.state"), file=sys.stderr)
+    p.shot("ui-health.png")
+    with open(ready_file, "w") as f:
+        f.write("failing shown\n")
+    b.wait("the shell test to fix the remote", lambda: os.path.exists(go_file), timeout=60)
+    try:
+        b.wait("the badge of down to turn online", lambda: p.text_of(down + ".badge") == "online",
+               timeout=20)
+    except WebDriverError:
+        raise Fail("down still shows %r after the recovery" % p.text_of(down + "td.state")) from None
+    check(not b.find_all(down + ".cause"), "the cause still shows after the recovery")
+
+
 def open_with_token(p, token):
     """The page without the token shows the API's 401; the token URL once fixes that."""
     b = p.b
@@ -342,7 +380,9 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--token-file")
-    ap.add_argument("scenario", choices=["full", "auth", "hostile"])
+    ap.add_argument("--ready-file")
+    ap.add_argument("--go-file")
+    ap.add_argument("scenario", choices=["full", "auth", "hostile", "health"])
     a = ap.parse_args()
     token = None
     if a.token_file:
@@ -367,8 +407,14 @@ def main():
             if token:
                 open_with_token(p, token)
                 print("ok: open_with_token", file=sys.stderr)
-            steps = [auth_scenario] if a.scenario == "auth" else [
-                create_proxy_form, create_registry, reorder_registry, overview, cache_page]
+            def health(p, api):
+                health_scenario(p, a.ready_file, a.go_file)
+            if a.scenario == "health":
+                steps = [health]
+            elif a.scenario == "auth":
+                steps = [auth_scenario]
+            else:
+                steps = [create_proxy_form, create_registry, reorder_registry, overview, cache_page]
             for step in steps:
                 try:
                     step(p, api)
