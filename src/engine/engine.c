@@ -1044,20 +1044,16 @@ static int refresh_listing(struct engine *e, struct node *dir)
         upstream_unref(u);
         return 0;
     }
-    if (upstream_backing_off(u)) {
-        if (dir->listed == 0) {
-            failure_note_clear();
-            rc = engine__failed(e, u, dir->ino, -EREMOTEIO);
-        } else {
-            upstream_note_stale(u);
-        }
-        upstream_unref(u);
-        return rc;
-    }
     if (dir->listed == 0) {
+        /* (While the proxy backs off, a driver listing from cached documents still can.) */
         rc = merge_listing(e, u, dir);
         upstream_unref(u);
         return rc == -ENOENT ? 0 : rc;
+    }
+    if (upstream_backing_off(u)) {
+        upstream_note_stale(u);
+        upstream_unref(u);
+        return 0;
     }
     struct relist *r = calloc(1, sizeof(*r));
     pthread_t th;
