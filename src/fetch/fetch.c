@@ -241,13 +241,17 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, req->no_redirects ? 0L : 1L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     req->connect_timeout_ms > 0 ? req->connect_timeout_ms
-                                                 : (long)FETCH_CONNECT_TIMEOUT_S * 1000);
+    long connect_ms = req->connect_timeout_ms > 0              ? req->connect_timeout_ms
+                      : req->ep && req->ep->connect_timeout_ms > 0 ? req->ep->connect_timeout_ms
+                                                                   : (long)FETCH_CONNECT_TIMEOUT_S * 1000;
+    long total_ms = req->timeout_ms;
+    if (total_ms == FETCH_META_TIMEOUT_MS && req->ep && req->ep->metadata_timeout_ms > 0)
+        total_ms = req->ep->metadata_timeout_ms; /* the proxy's --metadata-timeout */
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)FETCH_LOW_SPEED_BPS);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)FETCH_LOW_SPEED_TIME_S);
-    if (req->timeout_ms > 0)
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    if (total_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_line);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);

@@ -93,7 +93,7 @@ assert_eq "$(json '[p["key"] for p in d]')" "['central', 'charts', 'ghcr', 'hub'
 ok proxy show charts --json
 assert_eq "$(json 'd["url"]')" "https://charts.example.com/stable/" "url normalised as a directory"
 assert_eq "$(json 'd["source"]')" "None" "helm has no source"
-assert_eq "$(json 'sorted(d)')" "['access_key', 'auth', 'aws_endpoint', 'ca_file', 'client_cert', 'client_key', 'exclude', 'http_proxy', 'include', 'key', 'metadata_ttl', 'negative_ttl', 'offline', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
+assert_eq "$(json 'sorted(d)')" "['access_key', 'auth', 'aws_endpoint', 'ca_file', 'client_cert', 'client_key', 'connect_timeout', 'exclude', 'http_proxy', 'include', 'key', 'metadata_timeout', 'metadata_ttl', 'negative_ttl', 'offline', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
 ok proxy show central --json
 assert_eq "$(json '(d["metadata_ttl"], d["negative_ttl"], d["offline"], d["include"], d["exclude"])')" \
     "(60, 0, True, ['org/*', 'com/*'], ['*-SNAPSHOT*'])" "maven fields"

@@ -452,6 +452,7 @@ static const char *const json_members[] = {
     "key",        "type",         "source",       "url",          "auth",       "access_key",
     "secret_set", "aws_endpoint", "metadata_ttl", "negative_ttl", "offline",    "include",
     "exclude",    "ca_file",      "client_cert",  "client_key",   "http_proxy",
+    "connect_timeout", "metadata_timeout",
 };
 
 static void test_proxy_json_shape(void **state)
@@ -515,7 +516,8 @@ static void test_proxy_apply_json(void **state)
     json_t *o = json_loads("{\"key\":\"web\",\"type\":\"generic\",\"url\":\"http://h\","
                            "\"auth\":\"access-key\",\"access_key\":\"u\","
                            "\"secret_key\":\"pw\\n\",\"include\":[\"x\"],\"offline\":true,"
-                           "\"metadata_ttl\":5}",
+                           "\"metadata_ttl\":5,\"connect_timeout\":\"500ms\","
+                           "\"metadata_timeout\":\"1s\"}",
                            0, &jerr);
     assert_non_null(o);
     assert_int_equal(config_proxy_apply_json(&p, o, true, &secret, &err), 0);
@@ -524,6 +526,8 @@ static void test_proxy_apply_json(void **state)
     assert_string_equal(secret, "pw");
     assert_true(p.offline);
     assert_int_equal(p.metadata_ttl, 5);
+    assert_int_equal(p.connect_timeout, 500);
+    assert_int_equal(p.metadata_timeout, 1000);
     assert_int_equal(config_proxy_validate(&p, secret != NULL, &err), 0);
     free(secret);
     json_decref(o);
@@ -544,6 +548,10 @@ static void test_proxy_apply_json(void **state)
         {"{\"metadata_ttl\":-1}", "metadata_ttl", "whole number"},
         {"{\"metadata_ttl\":\"5\"}", "metadata_ttl", "whole number"},
         {"{\"offline\":1}", "offline", "true or false"},
+        {"{\"connect_timeout\":0}", "connect_timeout", "must be a duration from 100ms to 60s"},
+        {"{\"connect_timeout\":\"abc\"}", "connect_timeout", "as 500ms or 5s"},
+        {"{\"connect_timeout\":\"2m\"}", "connect_timeout", "(got \"2m\")"},
+        {"{\"metadata_timeout\":\"5h\"}", "metadata_timeout", "to 300s"},
         {"{\"include\":[1]}", "include", "array of strings"},
         {"{\"url\":5}", "url", "string or null"},
         {"{\"secret_key\":\"\\n\"}", "secret_key", "must not be empty"},
@@ -604,6 +612,8 @@ static json_t *sample_value(const struct proxy_field *f)
         return json_boolean(!f->def);
     case FIELD_SECONDS:
         return json_integer(42);
+    case FIELD_MILLIS:
+        return json_integer(1500);
     case FIELD_SIZE:
         return json_integer(4096);
     case FIELD_LIST:
