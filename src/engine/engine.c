@@ -952,10 +952,16 @@ static void forget_unlisted(struct engine *e, const struct node *dir, const stru
     pthread_mutex_unlock(&e->mu);
 }
 
+/* A listing the remote has not (-ENOENT) or the driver does not make (the npm/pypi roots). */
+static bool listing_declined(int rc)
+{
+    return rc == -ENOENT || rc == -ENOTSUP || rc == -EOPNOTSUPP;
+}
+
 /*
  * Merges the remote's listing of a proxy directory into the index. Returns
- * 0, or the errno of the failure (its cause's, engine__failed); -ENOENT when
- * the remote has no such directory.
+ * 0, or the errno of the failure (its cause's, engine__failed); a declined
+ * listing's own errno (listing_declined).
  */
 static int merge_listing(struct engine *e, struct upstream *u, struct node *dir)
 {
@@ -963,7 +969,7 @@ static int merge_listing(struct engine *e, struct upstream *u, struct node *dir)
     struct drv_listing l = {0};
     failure_note_clear();
     int rc = u->drv->list(u, dir->path, &l);
-    int err = rc == -ENOENT ? rc : engine__failed(e, u, dir->ino, rc);
+    int err = listing_declined(rc) ? rc : engine__failed(e, u, dir->ino, rc);
     if (rc == 0) {
         for (size_t i = 0; i < l.n; i++) {
             struct node c;
@@ -995,7 +1001,7 @@ static int merge_listing(struct engine *e, struct upstream *u, struct node *dir)
     pthread_mutex_lock(&e->mu);
     struct node d;
     if (index_get(e->ix, dir->ino, &d) == 0) {
-        if (rc == 0 || rc == -ENOENT || d.listed != 0) {
+        if (rc == 0 || listing_declined(rc) || d.listed != 0) {
             d.listed = rc == 0 ? now : now - u->cfg.metadata_ttl + 5;
             index_put(e->ix, &d);
         }
@@ -1016,7 +1022,7 @@ static void *relist_main(void *arg)
 {
     struct relist *r = arg;
     int rc = merge_listing(r->e, r->u, &r->dir);
-    if (rc < 0 && rc != -ENOENT)
+    if (rc < 0 && !listing_declined(rc))
         upstream_note_stale(r->u); /* the last listing is what ls shows: stale */
     engine__bg_end(r->e, r->dir.ino);
     upstream_unref(r->u);
@@ -1048,7 +1054,7 @@ static int refresh_listing(struct engine *e, struct node *dir)
         /* (While the proxy backs off, a driver listing from cached documents still can.) */
         rc = merge_listing(e, u, dir);
         upstream_unref(u);
-        return rc == -ENOENT ? 0 : rc;
+        return listing_declined(rc) ? 0 : rc;
     }
     if (upstream_backing_off(u)) {
         upstream_note_stale(u);
