@@ -146,7 +146,7 @@ const struct proxy_field proxy_fields[] = {
      .def = CONFIG_DEFAULT_METADATA_TIMEOUT_MS,
      .max = CONFIG_METADATA_TIMEOUT_MAX_MS,
      .help = "deadline of a lookup or index request (JSON: ms);\na cached copy past its TTL "
-             "is served after 2 s at most"},
+             "is served within 1.5 s"},
     {.name = "offline",
      .cli = "offline",
      .kind = FIELD_BOOL,
@@ -264,7 +264,7 @@ const char *proxy_field_metavar(const struct proxy_field *f)
     case FIELD_SECONDS:
         return "SECONDS";
     case FIELD_MILLIS:
-        return "DURATION";
+        return "TIME";
     case FIELD_SIZE:
         return "SIZE";
     case FIELD_LIST:

@@ -43,6 +43,7 @@ DEAD_PORT="$(free_port)"
 upfs proxy create tree --type generic --url "${UPSTREAM_URL}tree/" --metadata-ttl 1 >/dev/null
 upfs proxy create refused --type generic --url "http://127.0.0.1:$DEAD_PORT/" >/dev/null
 upfs proxy create second --type generic --url "${UPSTREAM_URL}second/" >/dev/null
+upfs proxy create mut --type generic --url "${UPSTREAM_URL}tree/" --metadata-ttl 1 >/dev/null
 upfs proxy create charts --type helm --url "${UPSTREAM_URL}helm/" --metadata-ttl 1 \
     --metadata-timeout 3s >/dev/null
 upfs proxy create slow --type generic --url "${UPSTREAM_URL}slow/" --metadata-timeout 1s \
@@ -122,6 +123,24 @@ YAML
     wait_until 30 _shim_updated || die "the shim's index.yaml was not updated after the remote recovered"
 }
 check "a hung remote: a cached index.yaml past its TTL is served in under 2 s (mount, shim), updated on recovery" t_stale_within_2s
+
+t_file_stale_within_2s() {
+    local t0 t1 want
+    want="$(sha256sum <"$SRV/tree/d3/c.bin" | cut -d" " -f1)"
+    with_timeout 30 cat -- "$MNT/mut/d3/c.bin" >"$T/c1" || die "cat mut/d3/c.bin failed"
+    assert_sha256 "$T/c1" "$want"
+    upstream_fault '[{"path": "^/tree/", "fault": "delay", "seconds": 120}]'
+    sleep 1.5 # past the 1 s TTL
+    t0="$(ms_now)"
+    with_timeout 30 cat -- "$MNT/mut/d3/c.bin" >"$T/c2" || die "cat of the cached file on the hung remote failed"
+    t1="$(ms_now)"
+    assert_sha256 "$T/c2" "$want"
+    (((t1 - t0) < 2000)) || die "cat of a cached file past its TTL took $((t1 - t0)) ms on the hung remote"
+    log "cached file past its TTL on the hung remote: $((t1 - t0)) ms"
+    assert_eq "$(xattr stale "$MNT/mut/d3/c.bin")" 1 "user.upstreamfs.stale of the copy served"
+    upstream_clear_faults
+}
+check "a hung remote: a cached file past its TTL is served stale in under 2 s" t_file_stale_within_2s
 
 t_metadata_timeout() {
     local t0 t1

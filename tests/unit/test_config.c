@@ -714,6 +714,19 @@ static void test_fields_kinds(void **state)
     assert_int_equal(proxy_field_parse_size("1X", &n), -EINVAL);
     assert_int_equal(proxy_field_parse_size("-1", &n), -EINVAL);
     assert_int_equal(proxy_field_parse_size("99999999999T", &n), -EINVAL);
+    /* A deadline: ms, s or m; a bare number is milliseconds. */
+    assert_int_equal(proxy_field_parse_millis("500ms", &n), 0);
+    assert_int_equal(n, 500);
+    assert_int_equal(proxy_field_parse_millis("5s", &n), 0);
+    assert_int_equal(n, 5000);
+    assert_int_equal(proxy_field_parse_millis("1m", &n), 0);
+    assert_int_equal(n, 60000);
+    assert_int_equal(proxy_field_parse_millis("750", &n), 0);
+    assert_int_equal(n, 750);
+    assert_int_equal(proxy_field_parse_millis("abc", &n), -EINVAL);
+    assert_int_equal(proxy_field_parse_millis("5h", &n), -EINVAL);
+    assert_int_equal(proxy_field_parse_millis("-1s", &n), -EINVAL);
+    assert_int_equal(proxy_field_parse_millis("99999999999999999999s", &n), -EINVAL);
 
     /* Dummy rows over fields of the right C type (int64_t is long on this ABI). */
     _Static_assert(sizeof(long) == sizeof(int64_t), "the size row below borrows a long");
