@@ -21,6 +21,10 @@
 
 #define CONFIG_KEY_MAX          64
 #define CONFIG_DEFAULT_META_TTL 600
+#define CONFIG_DEFAULT_CONNECT_TIMEOUT_MS  5000  /* FETCH_CONNECT_TIMEOUT_S */
+#define CONFIG_DEFAULT_METADATA_TIMEOUT_MS 10000 /* FETCH_META_TIMEOUT_MS */
+#define CONFIG_CONNECT_TIMEOUT_MAX_MS      60000
+#define CONFIG_METADATA_TIMEOUT_MAX_MS     300000
 #define CONFIG_DEFAULT_NEG_TTL  300
 #define CONFIG_DEFAULT_MAX_SIZE (10LL << 30) /* bytes: a body of unknown length */
 #define CONFIG_MAX_SIZE_MAX     (1LL << 50)
@@ -86,6 +90,8 @@ struct proxy {
     char *http_proxy;
     long metadata_ttl; /* seconds */
     long negative_ttl; /* seconds */
+    long connect_timeout;  /* ms: the deadline to connect to the remote */
+    long metadata_timeout; /* ms: the deadline of a metadata request (lookups, documents) */
     bool offline;
     char **include; /* NULL-terminated globs; may be NULL */
     char **exclude;

@@ -3,8 +3,10 @@
  *
  * Connections, DNS answers and TLS sessions are shared between all requests
  * through one CURLSH, so consecutive requests to a remote reuse a connection.
- * Every request has a deadline: connect 5 s; a transfer slower than 1 KiB/s
- * for 15 s is abandoned; requests with timeout_ms also end at that total.
+ * Every request has a deadline: connect 5 s (the endpoint's
+ * connect_timeout_ms, a proxy's --connect-timeout); a transfer slower than
+ * 1 KiB/s for 15 s is abandoned; requests with timeout_ms also end at that
+ * total (metadata requests: the proxy's --metadata-timeout, default 10 s).
  * Bodies read into memory are capped by max_body (-EFBIG beyond it); a
  * streamed body by its Content-Length, else by the endpoint's max_size.
  * Redirects are followed here, hop by hop (http/https only, at most 10), so
@@ -62,6 +64,9 @@ struct fetch_endpoint {
     const char *password;
     struct egress_policy *egress; /* the proxy's rules (egress.h); NULL: configured endpoint */
     int64_t max_size;             /* cap on a streamed body of unknown length; 0: none */
+    /* The proxy's deadlines (--connect-timeout, --metadata-timeout), ms; 0: the defaults. */
+    long connect_timeout_ms;
+    long metadata_timeout_ms;
 };
 
 struct fetch_response {
@@ -94,7 +99,8 @@ struct fetch_request {
     bool no_redirects; /* report 3xx instead of following it */
     bool realm;        /* url is the token realm the registry named: credentials go there */
     const struct curl_slist *headers;
-    long timeout_ms; /* 0: only the low-speed deadline */
+    long timeout_ms; /* 0: only the low-speed deadline; FETCH_META_TIMEOUT_MS: the metadata
+                        deadline, the endpoint's metadata_timeout_ms when it sets one */
     size_t max_body; /* memory mode cap; 0 means 1 MiB */
     /*
      * Streaming mode when on_data is set: on_headers runs once the final

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define FIELD_MILLIS_MIN 100 /* the shortest deadline a FIELD_MILLIS row takes (ms) */
+
 enum field_kind {
     FIELD_STRING,   /* text (char *); "" or null clears */
     FIELD_PATH,     /* a file name (char *): configdb makes it absolute and checks it is there */
@@ -36,6 +38,8 @@ enum field_kind {
     FIELD_ENUM,     /* one of names[] (int-sized enum) */
     FIELD_BOOL,     /* bool; the CLI has --NAME and --no-NAME */
     FIELD_SECONDS,  /* a duration in whole seconds (long) */
+    FIELD_MILLIS,   /* a deadline in milliseconds (long), from 100 ms to max: an integer (ms) or
+                       a text with ms, s or m ("500ms", "5s"); a bare number is milliseconds */
     FIELD_SIZE,     /* a byte count (int64_t); 1024-based K, M, G, T suffixes accepted */
     FIELD_LIST,     /* strings (char **, NULL-terminated); the option repeats, --no-NAME clears */
     FIELD_SECRET,   /* write-only text: read back as NAME_set (bool) only */
@@ -68,8 +72,8 @@ struct proxy_field {
     const char *const *names; /* FIELD_ENUM: names by value; NULL entries do not parse */
     int nnames;               /* FIELD_ENUM: entries in names */
     long long def;            /* default of BOOL, SECONDS, SIZE */
-    long long min;            /* SECONDS/SIZE: smallest value */
-    long long max;            /* SECONDS/SIZE: largest value; text: most bytes; LIST: entries */
+    long long min;            /* SECONDS/SIZE/MILLIS: smallest value */
+    long long max;            /* SECONDS/SIZE/MILLIS: largest value; text: most bytes; LIST: entries */
     size_t item_max;          /* LIST: most bytes per entry */
     const char *help;         /* --help text; '\n' continues on the next line */
     const char *read_as;      /* FIELD_SECRET: the read-only member; NULL: NAME_set */
@@ -137,6 +141,8 @@ void proxy_fields_free(struct proxy *p);
 int proxy_fields_copy(struct proxy *dst, const struct proxy *src);
 
 /* Parses a size: digits with an optional K, M, G or T, any case (1024-based, optional "iB"/"B"). */
+/* A deadline "500ms", "5s", "1m" or "750" (milliseconds) into *out (ms); -EINVAL otherwise. */
+int proxy_field_parse_millis(const char *s, long long *out);
 int proxy_field_parse_size(const char *s, long long *out);
 
 /* Joins the parseable names of an enum row with sep into buf (for help and messages). */

@@ -30,6 +30,8 @@
 #define UPSTREAM_BACKOFF_START_MS     1000
 #define UPSTREAM_BACKOFF_MAX_MS       30000
 #define UPSTREAM_DOC_MAX              (64u << 20) /* cap on an index document */
+/* A stored document past its TTL is served this long after its revalidation began, at most. */
+#define UPSTREAM_STALE_WAIT_MS        1500
 #define UPSTREAM_HOLD_MAX_S           300
 #define UPSTREAM_LOG_INTERVAL_MS      60000
 

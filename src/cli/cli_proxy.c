@@ -168,6 +168,8 @@ static void print_edit_options(void)
         }
         if (f->kind == FIELD_SECONDS || f->kind == FIELD_SIZE)
             snprintf(def, sizeof(def), "; default %lld", f->def);
+        else if (f->kind == FIELD_MILLIS)
+            snprintf(def, sizeof(def), "; default %lldms", f->def);
         if (f->kind == FIELD_PEM) {
             snprintf(left, sizeof(left), "--%s-file FILE", f->cli);
             snprintf(text, sizeof(text), "%s;\nFILE is read now ('' removes it)%s", f->help, only);
@@ -338,6 +340,7 @@ static int take_option(struct edit_args *a, size_t row, int what, const char *ar
         v = json_boolean(what == OPT_SET);
         break;
     case FIELD_SECONDS:
+    case FIELD_MILLIS:
     case FIELD_SIZE:
         v = number_or_text(arg);
         break;

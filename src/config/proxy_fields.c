@@ -189,6 +189,25 @@ const struct proxy_field proxy_fields[] = {
      .def = CONFIG_DEFAULT_NEG_TTL,
      .max = CONFIG_TTL_MAX,
      .help = "how long a \"not found\" is remembered"},
+    {.name = "connect_timeout",
+     .cli = "connect-timeout",
+     .kind = FIELD_MILLIS,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(connect_timeout),
+     .def = CONFIG_DEFAULT_CONNECT_TIMEOUT_MS,
+     .min = FIELD_MILLIS_MIN,
+     .max = CONFIG_CONNECT_TIMEOUT_MAX_MS,
+     .help = "deadline to connect to the remote (500ms, 5s; JSON: ms)"},
+    {.name = "metadata_timeout",
+     .cli = "metadata-timeout",
+     .kind = FIELD_MILLIS,
+     .types = FIELD_TYPES_ALL,
+     .offset = AT(metadata_timeout),
+     .def = CONFIG_DEFAULT_METADATA_TIMEOUT_MS,
+     .min = FIELD_MILLIS_MIN,
+     .max = CONFIG_METADATA_TIMEOUT_MAX_MS,
+     .help = "deadline of a lookup or index request (JSON: ms);\na cached copy past its TTL "
+             "is served within 1.5 s"},
     {.name = "offline",
      .cli = "offline",
      .kind = FIELD_BOOL,
@@ -320,6 +339,7 @@ bool proxy_field_is_set(const struct proxy_field *f, const struct proxy *p)
     case FIELD_BOOL:
         return *CSLOT(bool, f, p) != (f->def != 0);
     case FIELD_SECONDS:
+    case FIELD_MILLIS:
         return *CSLOT(long, f, p) != f->def;
     case FIELD_SIZE:
         return *CSLOT(int64_t, f, p) != f->def;
@@ -341,6 +361,8 @@ const char *proxy_field_metavar(const struct proxy_field *f)
         return "URL";
     case FIELD_SECONDS:
         return "SECONDS";
+    case FIELD_MILLIS:
+        return "TIME";
     case FIELD_SIZE:
         return "SIZE";
     case FIELD_LIST:
@@ -417,6 +439,7 @@ json_t *proxy_field_get_json(const struct proxy_field *f, const struct proxy *p)
     case FIELD_BOOL:
         return json_boolean(*CSLOT(bool, f, p));
     case FIELD_SECONDS:
+    case FIELD_MILLIS:
         return json_integer((json_int_t)*CSLOT(long, f, p));
     case FIELD_SIZE:
         return json_integer((json_int_t)*CSLOT(int64_t, f, p));
@@ -464,8 +487,16 @@ static int set_number(const struct proxy_field *f, json_t *v, long long *out,
     else if (f->kind == FIELD_SIZE && json_is_string(v) &&
              proxy_field_parse_size(json_string_value(v), &n) < 0)
         n = -1;
+    else if (f->kind == FIELD_MILLIS && json_is_string(v) &&
+             proxy_field_parse_millis(json_string_value(v), &n) < 0)
+        n = -1;
     if (n < f->min || n > f->max) {
-        if (f->kind == FIELD_SECONDS)
+        if (f->kind == FIELD_MILLIS)
+            config_error_set(err, f->name,
+                             "must be a duration from %lldms to %llds, as 500ms or 5s (a bare "
+                             "number is milliseconds) (got %s)",
+                             f->min, f->max / 1000, got(q, sizeof(q), v));
+        else if (f->kind == FIELD_SECONDS)
             config_error_set(err, f->name,
                              "must be a whole number of seconds from %lld to %lld (got %s)", f->min,
                              f->max, got(q, sizeof(q), v));
@@ -592,6 +623,7 @@ int proxy_field_set_json(const struct proxy_field *f, struct proxy *p, json_t *v
         *SLOT(bool, f, p) = json_is_true(v);
         return 0;
     case FIELD_SECONDS:
+    case FIELD_MILLIS:
         if ((rc = set_number(f, v, &n, err)) == 0)
             *SLOT(long, f, p) = (long)n;
         return rc;
@@ -640,11 +672,17 @@ int proxy_field_check(const struct proxy_field *f, const struct proxy *p, char *
     case FIELD_ENDPOINT:
         return config_url_normalise_endpoint(f->name, *CSLOT(char *, f, p), norm, err);
     case FIELD_SECONDS:
+    case FIELD_MILLIS:
     case FIELD_SIZE: {
-        long long v = f->kind == FIELD_SECONDS ? *CSLOT(long, f, p) : *CSLOT(int64_t, f, p);
+        long long v = f->kind == FIELD_SIZE ? *CSLOT(int64_t, f, p) : *CSLOT(long, f, p);
         if (v >= f->min && v <= f->max)
             return 0;
         snprintf(q, sizeof(q), "%lld", v);
+        if (f->kind == FIELD_MILLIS) {
+            config_error_set(err, f->name, "must be a duration from %lldms to %llds (got %sms)",
+                             f->min, f->max / 1000, q);
+            return -EINVAL;
+        }
         config_error_set(err, f->name, "must be a whole number %sfrom %lld to %lld (got %s)",
                          f->kind == FIELD_SECONDS ? "of seconds " : "of bytes ", f->min, f->max, q);
         return -EINVAL;
@@ -684,7 +722,7 @@ void proxy_fields_defaults(struct proxy *p)
         const struct proxy_field *f = &proxy_fields[i];
         if (f->kind == FIELD_BOOL)
             *SLOT(bool, f, p) = f->def != 0;
-        else if (f->kind == FIELD_SECONDS)
+        else if (f->kind == FIELD_SECONDS || f->kind == FIELD_MILLIS)
             *SLOT(long, f, p) = (long)f->def;
         else if (f->kind == FIELD_SIZE)
             *SLOT(int64_t, f, p) = (int64_t)f->def;
@@ -755,6 +793,26 @@ int proxy_fields_copy(struct proxy *dst, const struct proxy *src)
         if (s && !(*SLOT(char *, f, dst) = strdup(s)))
             return -ENOMEM;
     }
+    return 0;
+}
+
+int proxy_field_parse_millis(const char *s, long long *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned long long mul = 0;
+    if (!strcmp(end, "") || !strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s"))
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60000;
+    if (errno || !mul || v > (unsigned long long)LLONG_MAX / mul)
+        return -EINVAL;
+    *out = (long long)(v * mul);
     return 0;
 }
 

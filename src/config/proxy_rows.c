@@ -71,6 +71,7 @@ static char *column_def(const struct proxy_field *f)
     switch (f->kind) {
     case FIELD_BOOL:
     case FIELD_SECONDS:
+    case FIELD_MILLIS:
     case FIELD_SIZE:
         rc = asprintf(&def, "%s INTEGER NOT NULL DEFAULT %lld", col, f->def);
         break;
@@ -155,6 +156,7 @@ static int bind_field(sqlite3_stmt *s, int i, const struct proxy_field *f, const
     case FIELD_BOOL:
         return sqlite3_bind_int(s, i, *(const bool *)at);
     case FIELD_SECONDS:
+    case FIELD_MILLIS:
         return sqlite3_bind_int64(s, i, *(const long *)at);
     case FIELD_SIZE:
         return sqlite3_bind_int64(s, i, *(const int64_t *)at);
@@ -227,6 +229,7 @@ static int column_field(sqlite3_stmt *s, int i, const struct proxy_field *f, str
         *(bool *)at = sqlite3_column_int(s, i) != 0;
         return 0;
     case FIELD_SECONDS:
+    case FIELD_MILLIS:
         *(long *)at = (long)sqlite3_column_int64(s, i);
         return 0;
     case FIELD_SIZE:

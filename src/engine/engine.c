@@ -988,15 +988,24 @@ static void forget_unlisted(struct engine *e, const struct node *dir, const stru
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Merges the remote's listing of a proxy directory into the index. */
-static void merge_listing(struct engine *e, struct upstream *u, struct node *dir)
+/* A listing the remote has not (-ENOENT) or the driver does not make (the npm/pypi roots). */
+static bool listing_declined(int rc)
+{
+    return rc == -ENOENT || rc == -ENOTSUP || rc == -EOPNOTSUPP;
+}
+
+/*
+ * Merges the remote's listing of a proxy directory into the index. Returns
+ * 0, or the errno of the failure (its cause's, engine__failed); a declined
+ * listing's own errno (listing_declined).
+ */
+static int merge_listing(struct engine *e, struct upstream *u, struct node *dir)
 {
     int64_t now = engine__now();
     struct drv_listing l = {0};
     failure_note_clear();
     int rc = u->drv->list(u, dir->path, &l);
-    if (rc != -ENOENT)
-        engine__failed(e, u, dir->ino, rc);
+    int err = listing_declined(rc) ? rc : engine__failed(e, u, dir->ino, rc);
     if (rc == 0) {
         for (size_t i = 0; i < l.n; i++) {
             struct node c;
@@ -1021,16 +1030,22 @@ static void merge_listing(struct engine *e, struct upstream *u, struct node *dir
         }
         forget_unlisted(e, dir, &l);
     }
-    /* Tried, whatever the outcome: the next attempt waits for the TTL (or the back-off). */
+    /*
+     * Tried, whatever the outcome: the next attempt waits for the TTL (or the back-off). A
+     * directory never listed stays so after a failure: it has no listing to serve.
+     */
     pthread_mutex_lock(&e->mu);
     struct node d;
     if (index_get(e->ix, dir->ino, &d) == 0) {
-        d.listed = rc == 0 ? now : now - u->cfg.metadata_ttl + 5;
-        index_put(e->ix, &d);
+        if (rc == 0 || listing_declined(rc) || d.listed != 0) {
+            d.listed = rc == 0 ? now : now - u->cfg.metadata_ttl + 5;
+            index_put(e->ix, &d);
+        }
         node_clear(&d);
     }
     pthread_mutex_unlock(&e->mu);
     drv_listing_clear(&l);
+    return rc == 0 ? 0 : err;
 }
 
 struct relist {
@@ -1042,7 +1057,9 @@ struct relist {
 static void *relist_main(void *arg)
 {
     struct relist *r = arg;
-    merge_listing(r->e, r->u, &r->dir);
+    int rc = merge_listing(r->e, r->u, &r->dir);
+    if (rc < 0 && !listing_declined(rc))
+        upstream_note_stale(r->u); /* the last listing is what ls shows: stale */
     engine__bg_end(r->e, r->dir.ino);
     upstream_unref(r->u);
     node_clear(&r->dir);
@@ -1052,44 +1069,53 @@ static void *relist_main(void *arg)
 
 /*
  * Keeps a directory's listing fresh, at most once per TTL. A directory
- * never listed is listed now (there is nothing else to show); one listed
- * before is answered from the index while a background thread asks the
- * remote, so ls never waits on the network for what is already known.
+ * never listed is listed now (there is nothing else to show), and its
+ * failure is ls's error (failing is not empty: docs/troubleshooting.md);
+ * one listed before is answered from the index while a background thread
+ * asks the remote, so ls never waits on the network for what is already
+ * known (and a failure there serves the last listing, stale).
  */
-static void refresh_listing(struct engine *e, struct node *dir)
+static int refresh_listing(struct engine *e, struct node *dir)
 {
     struct upstream *u = engine__upstream(e, dir->top);
     if (!u)
-        return;
+        return 0;
     int64_t now = engine__now();
-    if (u->cfg.offline || !u->drv->list || now < dir->listed + u->cfg.metadata_ttl ||
-        upstream_backing_off(u)) {
+    int rc = 0;
+    if (u->cfg.offline || !u->drv->list || now < dir->listed + u->cfg.metadata_ttl) {
         upstream_unref(u);
-        return;
+        return 0;
     }
     if (dir->listed == 0) {
-        merge_listing(e, u, dir);
+        /* (While the proxy backs off, a driver listing from cached documents still can.) */
+        rc = merge_listing(e, u, dir);
         upstream_unref(u);
-        return;
+        return listing_declined(rc) ? 0 : rc;
+    }
+    if (upstream_backing_off(u)) {
+        upstream_note_stale(u);
+        upstream_unref(u);
+        return 0;
     }
     struct relist *r = calloc(1, sizeof(*r));
     pthread_t th;
     if (!r || !engine__bg_begin(e, dir->ino)) {
         free(r);
         upstream_unref(u);
-        return;
+        return 0;
     }
     r->e = e;
     r->u = u;
     node_copy(&r->dir, dir);
     if (pthread_create(&th, NULL, relist_main, r) == 0) {
         pthread_detach(th);
-        return;
+        return 0;
     }
     engine__bg_end(e, dir->ino);
     upstream_unref(u);
     node_clear(&r->dir);
     free(r);
+    return 0;
 }
 
 /*
@@ -1215,21 +1241,41 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
         struct registry r;
         dl.dedupe = true;
         rc = list_children(e, ino, &dl, true, NULL);
+        /* An upstream that fails leaves its names out; all failing and nothing local: its error. */
+        int failed = 0, listed = 0;
         if (rc == 0 && engine__registry(e, d.top, &r) == 0) {
             char *pinned = registry_pinned_upstream(e, &d);
             for (char **k = r.upstreams; k && *k && rc == 0; k++) {
                 struct node un;
                 if (pinned && strcmp(*k, pinned) != 0)
                     continue;
-                if (engine__resolve_node(e, *k, d.path, &un) < 0)
+                int urc = engine__resolve_node(e, *k, d.path, &un);
+                if (urc < 0) {
+                    if (urc != -ENOENT && !failed)
+                        failed = urc;
                     continue;
+                }
                 struct engine_dirent *ul = NULL;
                 size_t un_n = 0;
-                if (un.kind == NODE_DIR && engine_readdir(e, un.ino, &ul, &un_n) == 0) {
+                urc = un.kind == NODE_DIR ? engine_readdir(e, un.ino, &ul, &un_n) : -ENOTDIR;
+                if (urc < 0 && urc != -ENOTDIR && urc != -ENOENT && !failed)
+                    failed = urc;
+                listed += urc == 0;
+                if (urc == 0) {
                     for (size_t i = 0; i < un_n && rc == 0; i++) {
-                        /* Give the registry its own inode for the name, resolved lazily. */
+                        /*
+                         * Give the registry its own inode for the name, resolved lazily. A
+                         * name a failing earlier upstream hides is listed without an inode
+                         * (ino 0: no entry for the kernel); opening it gives that failure.
+                         */
                         struct engine_attr a;
-                        if (engine_lookup(e, ino, ul[i].name, &a) == 0)
+                        int lrc = engine_lookup(e, ino, ul[i].name, &a);
+                        if (lrc < 0 && lrc != -ENOENT) {
+                            a = ul[i].attr;
+                            a.ino = 0;
+                            a.timeout = 0;
+                        }
+                        if (lrc == 0 || lrc != -ENOENT)
                             rc = add_dirent(&dl, ul[i].name, &a);
                     }
                     engine_dirents_free(ul, un_n);
@@ -1239,11 +1285,14 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
             free(pinned);
             config_registry_clear(&r);
         }
+        if (rc == 0 && failed && !listed && dl.n == 0)
+            rc = failed;
     } else {
         struct upstream *u = ino != INDEX_ROOT_INO ? engine__upstream(e, d.top) : NULL;
         if (ino != INDEX_ROOT_INO)
-            refresh_listing(e, &d);
-        rc = list_children(e, ino, &dl, false, u ? &u->cfg : NULL);
+            rc = refresh_listing(e, &d);
+        if (rc == 0)
+            rc = list_children(e, ino, &dl, false, u ? &u->cfg : NULL);
         upstream_unref(u);
     }
     node_clear(&d);
@@ -1277,8 +1326,34 @@ static int xattr_copy(const char *val, size_t vl, char *buf, size_t len)
 }
 
 /*
+ * A registry's health: ok while its upstreams are; else the first one that
+ * is not, named ("failing: upstream hubproxy: auth").
+ */
+static int registry_health(struct engine *e, const char *key, char *val, size_t len)
+{
+    struct registry r;
+    if (engine__registry(e, key, &r) < 0)
+        return -ENODATA;
+    snprintf(val, len, "ok");
+    for (char **k = r.upstreams; k && *k; k++) {
+        struct health_snapshot h;
+        char d[200];
+        if (engine_proxy_health(e, *k, &h) < 0 || h.state == HEALTH_OK)
+            continue;
+        if (h.cause != FAILURE_NONE && h.state != HEALTH_OFFLINE)
+            snprintf(d, sizeof(d), "%s", failure_cause_name(h.cause));
+        else
+            health_describe(&h, d, sizeof(d));
+        snprintf(val, len, "failing: upstream %s: %s", *k, d);
+        break;
+    }
+    config_registry_clear(&r);
+    return 0;
+}
+
+/*
  * user.upstreamfs.error of any node whose last fetch failed, and
- * user.upstreamfs.health of a proxy's top directory.
+ * user.upstreamfs.health of a proxy's or a registry's top directory.
  */
 static int failure_xattr(struct engine *e, const struct node *n, const char *name, char *val,
                          size_t len)
@@ -1288,6 +1363,8 @@ static int failure_xattr(struct engine *e, const struct node *n, const char *nam
     if (n->kind != NODE_DIR || n->parent != INDEX_ROOT_INO || !n->top)
         return -ENODATA;
     struct health_snapshot h;
+    if (engine__is_registry(e, n->top))
+        return registry_health(e, n->top, val, len);
     if (engine_proxy_health(e, n->top, &h) < 0)
         return -ENODATA;
     health_describe(&h, val, len);

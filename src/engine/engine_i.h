@@ -56,6 +56,7 @@ struct doc_flight {
     int rc;     /* the fetch's outcome, once done */
     bool stale; /* it served the stored copy because the remote failed */
     int refs;   /* the fetching thread and its waiters */
+    int64_t started_ms; /* CLOCK_MONOTONIC; a stale copy is served UPSTREAM_STALE_WAIT_MS after */
     struct doc_flight *next;
 };
 

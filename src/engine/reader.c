@@ -361,8 +361,12 @@ retry:
         upstream_count_request(u, NULL, false);
     long status = 0;
     int ferr = 0;
-    int st = flight_wait_response(f, ENGINE_OPEN_TIMEOUT_MS, w ? w->cancelled : NULL,
-                                  w ? w->arg : NULL, &status, &ferr);
+    /*
+     * Bounded waits: with a copy past its TTL, the remote has UPSTREAM_STALE_WAIT_MS to answer,
+     * then the copy is served stale while the download goes on and stores what comes.
+     */
+    int st = flight_wait_response(f, have ? UPSTREAM_STALE_WAIT_MS : ENGINE_OPEN_TIMEOUT_MS,
+                                  w ? w->cancelled : NULL, w ? w->arg : NULL, &status, &ferr);
     switch (st) {
     case FLIGHT_STREAMING:
     case FLIGHT_DONE: {

@@ -62,6 +62,8 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
         free(u);
         return NULL;
     }
+    u->ep.connect_timeout_ms = u->cfg.connect_timeout;
+    u->ep.metadata_timeout_ms = u->cfg.metadata_timeout;
     /* ECR keys sign AWS API calls; they must never be offered to a registry as Basic. */
     if (u->cfg.auth == AUTH_ACCESS_KEY && u->secret && u->cfg.type != PROXY_ECR) {
         u->ep.username = u->cfg.access_key;
@@ -400,6 +402,7 @@ int upstream_request(struct upstream *u, const char *url, bool head, size_t max_
 {
     struct fetch_request req = {
         .url = url, .head = head, .timeout_ms = FETCH_META_TIMEOUT_MS, .max_body = max_body};
+    /* (FETCH_META_TIMEOUT_MS: fetch_perform takes the proxy's --metadata-timeout from u->ep) */
     return upstream_perform(u, &req, resp);
 }
 
@@ -599,57 +602,24 @@ static void doc_flight_put(struct doc_flight *f)
     free(f);
 }
 
-/*
- * Single flight per document (its row name): the first caller fetches, the
- * others wait for it (at most the metadata deadline and a margin) and then
- * take what it stored. Its answer stands for theirs, except a refusal
- * (-EACCES: each caller's credentials and challenge are its own) or a
- * fetch that outlived the wait: those callers ask for themselves.
- */
-int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
-                       struct upstream_doc *out)
+/* A flight of the document name, started now, held once (by its fetcher); NULL without memory. */
+static struct doc_flight *doc_flight_new(const char *name)
 {
-    struct engine *e = u->eng;
-    char name[4200];
-    snprintf(name, sizeof(name), "doc:%s %s", u->cfg.key, dr->url);
-    pthread_mutex_lock(&e->docs_mu);
-    struct doc_flight *f = e->docs;
-    while (f && strcmp(f->name, name) != 0)
-        f = f->next;
-    if (f) {
-        f->refs++;
-        int64_t deadline = now_ms() + FETCH_META_TIMEOUT_MS + 5000;
-        while (!f->done && now_ms() < deadline) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&e->docs_cv, &e->docs_mu, &ts);
-        }
-        struct doc_flight leader = {.done = f->done, .rc = f->rc, .stale = f->stale};
-        doc_flight_put(f);
-        pthread_mutex_unlock(&e->docs_mu);
-        if (!leader.done || leader.rc == -EACCES)
-            return doc_fetch(u, dr, name, NULL, out);
-        if (leader.rc != 0) {
-            memset(out, 0, sizeof(*out));
-            return leader.rc;
-        }
-        return doc_fetch(u, dr, name, &leader, out); /* (its copy gone: fetches again) */
-    }
-    f = calloc(1, sizeof(*f));
+    struct doc_flight *f = calloc(1, sizeof(*f));
     if (f && !(f->name = strdup(name))) {
         free(f);
-        f = NULL;
+        return NULL;
     }
     if (f) {
         f->refs = 1;
-        f->next = e->docs;
-        e->docs = f;
+        f->started_ms = now_ms();
     }
-    pthread_mutex_unlock(&e->docs_mu);
-    int rc = doc_fetch(u, dr, name, NULL, out);
-    if (!f)
-        return rc;
+    return f;
+}
+
+/* Ends flight f with its outcome and wakes its waiters. */
+static void doc_flight_finish(struct engine *e, struct doc_flight *f, int rc, bool stale)
+{
     pthread_mutex_lock(&e->docs_mu);
     for (struct doc_flight **p = &e->docs; *p; p = &(*p)->next) {
         if (*p == f) {
@@ -659,10 +629,193 @@ int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
     }
     f->done = true;
     f->rc = rc;
-    f->stale = rc == 0 && out->stale;
+    f->stale = rc == 0 && stale;
     pthread_cond_broadcast(&e->docs_cv);
     doc_flight_put(f);
     pthread_mutex_unlock(&e->docs_mu);
+}
+
+/*
+ * Whether the document has a stored copy that is past its TTL (so a caller
+ * may be answered with it while the remote is asked: UPSTREAM_STALE_WAIT_MS).
+ */
+static bool doc_has_stale_copy(struct upstream *u, const struct upstream_doc_req *dr,
+                               const char *name)
+{
+    struct engine *e = u->eng;
+    struct node n;
+    if (dr->immutable || u->cfg.offline)
+        return false;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_child(e->ix, 0, name, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return false;
+    bool stale = n.digest[0] && engine__now() >= n.checked + u->cfg.metadata_ttl &&
+                 store_blob_size(&e->store, n.digest) >= 0;
+    node_clear(&n);
+    return stale;
+}
+
+/* A revalidation that outlives the caller which started it (its own copy of the request). */
+struct doc_bg {
+    struct upstream *u;
+    struct doc_flight *f;
+    struct upstream_doc_req dr;
+    char *url, *expect;
+    struct curl_slist *headers;
+};
+
+static void doc_bg_free(struct doc_bg *b)
+{
+    curl_slist_free_all(b->headers);
+    free(b->url);
+    free(b->expect);
+    free(b);
+}
+
+static void *doc_bg_main(void *arg)
+{
+    struct doc_bg *b = arg;
+    struct engine *e = b->u->eng;
+    struct upstream_doc d;
+    int rc = doc_fetch(b->u, &b->dr, b->f->name, NULL, &d);
+    bool stale = rc == 0 && d.stale;
+    upstream_doc_clear(&d);
+    int64_t key = -(int64_t)(intptr_t)b->f; /* a background job key no inode has */
+    doc_flight_finish(e, b->f, rc, stale);
+    upstream_unref(b->u);
+    doc_bg_free(b);
+    engine__bg_end(e, key);
+    return NULL;
+}
+
+/* Runs flight f's fetch on its own thread (it holds a reference of f); false when it can't. */
+static bool doc_bg_start(struct upstream *u, const struct upstream_doc_req *dr,
+                         struct doc_flight *f)
+{
+    struct engine *e = u->eng;
+    int64_t key = -(int64_t)(intptr_t)f;
+    struct doc_bg *b = calloc(1, sizeof(*b));
+    if (!b)
+        return false;
+    b->url = strdup(dr->url);
+    b->expect = dr->expect ? strdup(dr->expect) : NULL;
+    bool ok = b->url && (!dr->expect || b->expect);
+    for (const struct curl_slist *h = dr->headers; ok && h; h = h->next) {
+        struct curl_slist *nl = curl_slist_append(b->headers, h->data);
+        ok = nl != NULL;
+        if (nl)
+            b->headers = nl;
+    }
+    b->dr = *dr;
+    b->dr.url = b->url;
+    b->dr.expect = b->expect;
+    b->dr.headers = b->headers;
+    b->u = u;
+    b->f = f;
+    pthread_t th;
+    if (!ok || !engine__bg_begin(e, key)) {
+        doc_bg_free(b);
+        return false;
+    }
+    upstream_ref(u);
+    if (pthread_create(&th, NULL, doc_bg_main, b) != 0) {
+        upstream_unref(u);
+        engine__bg_end(e, key);
+        doc_bg_free(b);
+        return false;
+    }
+    pthread_detach(th);
+    return true;
+}
+
+/*
+ * Single flight per document (its row name): the first caller fetches, the
+ * others wait for it (at most the metadata deadline and a margin) and then
+ * take what it stored. Its answer stands for theirs, except a refusal
+ * (-EACCES: each caller's credentials and challenge are its own) or a
+ * fetch that outlived the wait: those callers ask for themselves.
+ *
+ * Bounded waits (docs/troubleshooting.md, "Deadlines"): when a copy past its
+ * TTL is stored, the fetch runs on a thread of its own and no caller waits
+ * for it more than UPSTREAM_STALE_WAIT_MS: then the copy is served, marked
+ * stale, and the revalidation goes on, updating the copy when it ends.
+ */
+int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
+                       struct upstream_doc *out)
+{
+    struct engine *e = u->eng;
+    char name[4200];
+    snprintf(name, sizeof(name), "doc:%s %s", u->cfg.key, dr->url);
+    bool have_stale = doc_has_stale_copy(u, dr, name);
+    pthread_mutex_lock(&e->docs_mu);
+    struct doc_flight *f = e->docs;
+    while (f && strcmp(f->name, name) != 0)
+        f = f->next;
+    if (!f && have_stale) {
+        /* Start the revalidation in the background, then wait for it as its first waiter. */
+        f = doc_flight_new(name);
+        if (f) {
+            if (doc_bg_start(u, dr, f)) {
+                f->next = e->docs;
+                e->docs = f;
+            } else {
+                doc_flight_put(f);
+                f = NULL;
+            }
+        }
+        if (!f)
+            have_stale = false; /* fetch here, the whole deadline */
+    }
+    if (f) {
+        f->refs++;
+        int64_t deadline = have_stale ? f->started_ms + UPSTREAM_STALE_WAIT_MS
+                                      : now_ms() + (u->cfg.metadata_timeout > 0
+                                                        ? u->cfg.metadata_timeout
+                                                        : FETCH_META_TIMEOUT_MS) +
+                                            5000;
+        while (!f->done && now_ms() < deadline) {
+            int64_t left = deadline - now_ms();
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            if (left > 1000)
+                left = 1000;
+            ts.tv_sec += (time_t)(left / 1000);
+            ts.tv_nsec += (long)(left % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&e->docs_cv, &e->docs_mu, &ts);
+        }
+        struct doc_flight leader = {.done = f->done, .rc = f->rc, .stale = f->stale};
+        doc_flight_put(f);
+        pthread_mutex_unlock(&e->docs_mu);
+        if (!leader.done && have_stale) {
+            /* The remote is slow: the stored copy now, as a leader's stale answer would be. */
+            struct doc_flight copy = {.done = true, .rc = 0, .stale = true};
+            int rc = doc_fetch(u, dr, name, &copy, out);
+            if (rc == 0)
+                return 0;
+        }
+        if (!leader.done || leader.rc == -EACCES)
+            return doc_fetch(u, dr, name, NULL, out);
+        if (leader.rc != 0) {
+            memset(out, 0, sizeof(*out));
+            return leader.rc;
+        }
+        return doc_fetch(u, dr, name, &leader, out); /* (its copy gone: fetches again) */
+    }
+    f = doc_flight_new(name);
+    if (f) {
+        f->next = e->docs;
+        e->docs = f;
+    }
+    pthread_mutex_unlock(&e->docs_mu);
+    int rc = doc_fetch(u, dr, name, NULL, out);
+    if (f)
+        doc_flight_finish(e, f, rc, rc == 0 && out->stale);
     return rc;
 }
 

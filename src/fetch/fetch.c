@@ -419,9 +419,10 @@ static void hop_setopt(CURL *h, struct xfer *x, const char *url, const char *met
     curl_easy_setopt(h, CURLOPT_USERAGENT, "upstreamfs/" UPSTREAMFS_VERSION);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     req->connect_timeout_ms > 0 ? req->connect_timeout_ms
-                                                 : (long)FETCH_CONNECT_TIMEOUT_S * 1000);
+    long connect_ms = req->connect_timeout_ms > 0                 ? req->connect_timeout_ms
+                      : req->ep && req->ep->connect_timeout_ms > 0 ? req->ep->connect_timeout_ms
+                                                                   : (long)FETCH_CONNECT_TIMEOUT_S * 1000;
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)FETCH_LOW_SPEED_BPS);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)FETCH_LOW_SPEED_TIME_S);
     if (timeout_ms > 0)
@@ -566,10 +567,13 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
     char *url = strdup(req->url), *first_origin = fetch_url_origin(req->url);
     const char *method = req->method;
     int64_t start = mono_ms();
+    long total_ms = req->timeout_ms;
+    if (total_ms == FETCH_META_TIMEOUT_MS && req->ep && req->ep->metadata_timeout_ms > 0)
+        total_ms = req->ep->metadata_timeout_ms; /* the proxy's --metadata-timeout */
     for (int hop = 0; url; hop++) {
         long timeout_ms = 0;
-        if (req->timeout_ms > 0) {
-            timeout_ms = req->timeout_ms - (long)(mono_ms() - start);
+        if (total_ms > 0) {
+            timeout_ms = total_ms - (long)(mono_ms() - start);
             if (timeout_ms <= 0) {
                 resp->cause = FAILURE_TIMEOUT;
                 rc = -ETIMEDOUT;

@@ -205,6 +205,8 @@ static void dir_reply(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             name = de->name;
             to_entry(&de->attr, &ep);
             st = ep.attr;
+            if (!de->attr.ino)
+                st.st_ino = ep.attr.st_ino = (ino_t)-1; /* listed, not yet resolvable */
         }
         size_t need;
         if (plus && i >= 2)

@@ -472,6 +472,8 @@ static const char *const json_members[] = {
     "ca_pem_set",
     "client_cert_pem_set",
     "client_key_pem_set",
+    "connect_timeout",
+    "metadata_timeout",
 };
 
 static void test_proxy_json_shape(void **state)
@@ -535,7 +537,8 @@ static void test_proxy_apply_json(void **state)
     json_t *o = json_loads("{\"key\":\"web\",\"type\":\"generic\",\"url\":\"http://h\","
                            "\"auth\":\"access-key\",\"access_key\":\"u\","
                            "\"secret_key\":\"pw\\n\",\"include\":[\"x\"],\"offline\":true,"
-                           "\"metadata_ttl\":5}",
+                           "\"metadata_ttl\":5,\"connect_timeout\":\"500ms\","
+                           "\"metadata_timeout\":\"1s\"}",
                            0, &jerr);
     assert_non_null(o);
     assert_int_equal(config_proxy_apply_json(&p, o, true, &secret, &err), 0);
@@ -544,6 +547,8 @@ static void test_proxy_apply_json(void **state)
     assert_string_equal(secret, "pw");
     assert_true(p.offline);
     assert_int_equal(p.metadata_ttl, 5);
+    assert_int_equal(p.connect_timeout, 500);
+    assert_int_equal(p.metadata_timeout, 1000);
     assert_int_equal(config_proxy_validate(&p, secret != NULL, &err), 0);
     free(secret);
     json_decref(o);
@@ -564,6 +569,10 @@ static void test_proxy_apply_json(void **state)
         {"{\"metadata_ttl\":-1}", "metadata_ttl", "whole number"},
         {"{\"metadata_ttl\":\"5\"}", "metadata_ttl", "whole number"},
         {"{\"offline\":1}", "offline", "true or false"},
+        {"{\"connect_timeout\":0}", "connect_timeout", "must be a duration from 100ms to 60s"},
+        {"{\"connect_timeout\":\"abc\"}", "connect_timeout", "as 500ms or 5s"},
+        {"{\"connect_timeout\":\"2m\"}", "connect_timeout", "(got \"2m\")"},
+        {"{\"metadata_timeout\":\"5h\"}", "metadata_timeout", "to 300s"},
         {"{\"include\":[1]}", "include", "array of strings"},
         {"{\"url\":5}", "url", "string or null"},
         {"{\"secret_key\":\"\\n\"}", "secret_key", "must not be empty"},
@@ -670,6 +679,8 @@ static json_t *sample_value(const struct proxy_field *f)
         return json_boolean(!f->def);
     case FIELD_SECONDS:
         return json_integer(42);
+    case FIELD_MILLIS:
+        return json_integer(1500);
     case FIELD_SIZE:
         return json_integer(4096);
     case FIELD_LIST:
@@ -773,6 +784,19 @@ static void test_fields_kinds(void **state)
     assert_int_equal(proxy_field_parse_size("1X", &n), -EINVAL);
     assert_int_equal(proxy_field_parse_size("-1", &n), -EINVAL);
     assert_int_equal(proxy_field_parse_size("99999999999T", &n), -EINVAL);
+    /* A deadline: ms, s or m; a bare number is milliseconds. */
+    assert_int_equal(proxy_field_parse_millis("500ms", &n), 0);
+    assert_int_equal(n, 500);
+    assert_int_equal(proxy_field_parse_millis("5s", &n), 0);
+    assert_int_equal(n, 5000);
+    assert_int_equal(proxy_field_parse_millis("1m", &n), 0);
+    assert_int_equal(n, 60000);
+    assert_int_equal(proxy_field_parse_millis("750", &n), 0);
+    assert_int_equal(n, 750);
+    assert_int_equal(proxy_field_parse_millis("abc", &n), -EINVAL);
+    assert_int_equal(proxy_field_parse_millis("5h", &n), -EINVAL);
+    assert_int_equal(proxy_field_parse_millis("-1s", &n), -EINVAL);
+    assert_int_equal(proxy_field_parse_millis("99999999999999999999s", &n), -EINVAL);
 
     /* Dummy rows over fields of the right C type (int64_t is long on this ABI). */
     _Static_assert(sizeof(long) == sizeof(int64_t), "the size row below borrows a long");
