@@ -238,6 +238,8 @@ small() {
     local ty="$1" n i k g0 g1
     for n in 1k 100k; do
         with_timeout 20 stat "$MNT/$(rel "$ty" "$n")" >/dev/null || die "$ty $n: stat failed"
+        # through the registry too: its /v2 serves a blob once a manifest pulled through it names it
+        with_timeout 20 stat "$MNT/$(reg_rel "$ty" "$n")" >/dev/null || die "$ty $n: stat through the registry failed"
         lie "$ty" "$n"
         g0="$(gets "$ty" "$n")"
         for ((i = 1; i <= ROUNDS; i++)); do
