@@ -120,8 +120,10 @@ int failure_http_status(int err);
 /*
  * The last failure classified on this thread, so the front door that made
  * the request (the mount's xattr, the shim's error body) names the cause a
- * driver found: set where a request is classified, read and cleared by the
- * engine's entry points. recorded: the proxy's health already counted it.
+ * driver found: set where a request is classified, cleared at the start of
+ * every engine operation that reads it (engine_file_open, the lookup, a
+ * listing), so a note never outlives its operation on a FUSE or shim thread.
+ * recorded: the proxy's health already counted it.
  */
 struct failure_note {
     struct failure f;

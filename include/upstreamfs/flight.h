@@ -105,7 +105,8 @@ typedef bool (*flight_cancel_fn)(void *arg);
 
 /*
  * Waits until the response status is known (or the flight ended). Returns the
- * state; *status gets the HTTP status, *err the error of a failed flight.
+ * state; *status gets the HTTP status, *err the error of a failed flight
+ * (-EBADMSG: the bytes did not match the expected digest or size).
  * Gives up with -ETIMEDOUT after timeout_ms, -EINTR if cancel says so.
  */
 int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn cancel, void *carg,

@@ -653,6 +653,7 @@ static int proxy_lookup(struct engine *e, const struct node *parent, const char 
     struct upstream *u = engine__upstream(e, parent->top);
     struct drv_entry de = {0};
     int rc;
+    failure_note_clear(); /* this lookup's failure only (src/engine/failed.c) */
     if (!path || !u) {
         rc = path ? -ENOENT : -ENOMEM;
         goto out;
@@ -669,7 +670,6 @@ static int proxy_lookup(struct engine *e, const struct node *parent, const char 
         rc = engine__failed(e, u, parent->ino, -EREMOTEIO);
         goto out;
     }
-    failure_note_clear();
     rc = u->drv->lookup(u, path, &de);
     if (rc == -ENOENT) {
         remember(e, parent, name, path, NULL, engine__now() + u->cfg.negative_ttl, NULL);

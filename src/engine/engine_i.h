@@ -34,6 +34,7 @@ struct engine_file {
     struct flight *flight;
     char digest[65]; /* object held open, protected from eviction */
     int64_t size;
+    char proxy[64]; /* the proxy a download comes from (its failure's note) */
     /* local content being written (local.c) */
     bool writable;
     int64_t ino;

@@ -120,13 +120,32 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
     if (!resp)
         resp = &none;
     struct failure f = {.cause = FAILURE_DIGEST, .status = resp->status};
-    if (err == -EIO && !resp->cause && resp->status >= 200 && resp->status < 300)
-        upstream_note_failure(c->u, &f, c->url); /* the whole answer came and did not verify */
+    if (err == -EBADMSG) /* the answer came and did not verify: the remote is alive */
+        upstream_note_failure(c->u, &f, c->url);
     /* 401/403: the reader retries with a fresh credential first, and records it if final. */
     else if (!upstream_outcome(c->u, err, resp, c->url, false) ||
              !failure_classify(err, resp->status, (enum failure_cause)resp->cause, &f))
         return;
     engine__path_failed(c->e, c->top, c->path, &f); /* a read may fail after its open */
+}
+
+/*
+ * A download that failed, as this operation's front door tells it: its own
+ * cause, never the proxy's last failure (another request may have changed
+ * that meanwhile). A flight's -EBADMSG is a failed verification: the note
+ * says digest (dl_fail recorded it), and engine__failed and the shim map it
+ * to EIO. Returns the flight's error.
+ */
+static int download_failed(struct flight *fl, const char *proxy, const char *url)
+{
+    long status = 0;
+    int err = -EIO;
+    flight_wait_response(fl, 0, NULL, NULL, &status, &err); /* it ended: returns at once */
+    if (err == -EBADMSG) {
+        struct failure f = {.cause = FAILURE_DIGEST, .status = status};
+        failure_note_set(proxy, &f, url, true);
+    }
+    return err < 0 ? err : -EIO;
 }
 
 struct engine_file *engine__file_new(struct engine *e)
@@ -360,13 +379,12 @@ retry:
     else
         upstream_count_request(u, NULL, false);
     long status = 0;
-    int ferr = 0;
     /*
      * Bounded waits: with a copy past its TTL, the remote has UPSTREAM_STALE_WAIT_MS to answer,
      * then the copy is served stale while the download goes on and stores what comes.
      */
     int st = flight_wait_response(f, have ? UPSTREAM_STALE_WAIT_MS : ENGINE_OPEN_TIMEOUT_MS,
-                                  w ? w->cancelled : NULL, w ? w->arg : NULL, &status, &ferr);
+                                  w ? w->cancelled : NULL, w ? w->arg : NULL, &status, NULL);
     switch (st) {
     case FLIGHT_STREAMING:
     case FLIGHT_DONE: {
@@ -377,6 +395,7 @@ retry:
         }
         atomic_fetch_add(&e->misses, 1);
         fh->flight = f;
+        snprintf(fh->proxy, sizeof(fh->proxy), "%.63s", u->cfg.key);
         f = NULL;
         int64_t have_b, total;
         flight_progress(fh->flight, &have_b, &total);
@@ -416,7 +435,7 @@ retry:
         }
         break;
     case FLIGHT_FAILED:
-        rc = serve_stale(e, n, have, ferr, out);
+        rc = serve_stale(e, n, have, download_failed(f, u->cfg.key, n->url), out);
         break;
     default: /* the wait itself ended: -ETIMEDOUT or -EINTR */
         rc = serve_stale(e, n, have, st, out);
@@ -541,10 +560,13 @@ ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off
         ssize_t r = pread(f->fd, buf, len, off);
         return r < 0 ? -errno : r;
     }
-    if (f->flight)
-        return flight_read(f->flight, buf, len, off, ENGINE_STALL_MS, w ? w->cancelled : NULL,
-                           w ? w->arg : NULL);
-    return -EBADF;
+    if (!f->flight)
+        return -EBADF;
+    ssize_t r = flight_read(f->flight, buf, len, off, ENGINE_STALL_MS, w ? w->cancelled : NULL,
+                            w ? w->arg : NULL);
+    if (r == -EIO)
+        download_failed(f->flight, f->proxy, NULL); /* the errno stays EIO */
+    return r;
 }
 
 /* Switches a finished download over to the stored object, so eviction sees it open. */
@@ -593,6 +615,8 @@ int engine_file_wait(struct engine_file *f, const struct engine_wait *w)
         flight_wait_done(f->flight, ENGINE_STALL_MS, w ? w->cancelled : NULL, w ? w->arg : NULL);
     if (st < 0)
         return st;
+    if (st == FLIGHT_FAILED)
+        download_failed(f->flight, f->proxy, NULL); /* the errno stays EIO */
     if (st != FLIGHT_DONE)
         return -EIO;
     settle(f);

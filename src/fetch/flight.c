@@ -335,10 +335,12 @@ static void *flight_run(void *arg)
             goto out;
         }
     }
-    if (rc == -EBADMSG)
-        rc = -EIO;
+    /* -EBADMSG stays the flight's error: the bytes did not verify (cause digest). */
     /* The cause is logged per proxy, once a minute (src/engine/upstream.c). */
     log_debug("download %s failed: %s", f->url, strerror(-rc));
+    /* The cause is on record (the proxy's health, the file's error) before any reader reports it. */
+    if (rc != -ENOSPC && f->on_fail)
+        f->on_fail(f->arg, rc, &resp);
     /*
      * Readers learn of the failure first; only then is the body given back,
      * so a read that raced with the truncation sees FLIGHT_FAILED when it
@@ -350,7 +352,7 @@ static void *flight_run(void *arg)
     if (ftruncate(f->fd, 0) < 0)
         log_debug("truncating %s: %s", f->tmp_path, strerror(errno));
     unlink(f->tmp_path);
-    if (f->on_fail)
+    if (rc == -ENOSPC && f->on_fail) /* the owner evicts once the body is given back */
         f->on_fail(f->arg, rc, &resp);
 out:
     if (lock_fd >= 0)

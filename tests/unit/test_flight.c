@@ -272,6 +272,21 @@ static void *read_to_end(void *p)
     return NULL;
 }
 
+/* What the owner's on_fail saw: its error, and whether the reader had already been answered. */
+struct fail_seen {
+    struct tail_arg *reader;
+    int calls, err, reader_done;
+};
+
+static void note_fail(void *arg, int err, const struct fetch_response *resp)
+{
+    (void)resp;
+    struct fail_seen *s = arg;
+    s->calls++;
+    s->err = err;
+    s->reader_done = atomic_load(&s->reader->done);
+}
+
 /*
  * Every byte of a body of unknown length is in, but the response has not ended: a read of
  * all of it with an expected digest waits for the verdict (here a mismatch: -EIO); without
@@ -285,12 +300,14 @@ static void end_waits_for_the_verdict(void **state)
     for (int verified = 1; verified >= 0; verified--) {
         struct flight_table *t = flight_table_new(&st);
         open_gate(false);
-        struct flight_source src = {.url = url, .expect_size = -1};
+        struct tail_arg a = {0};
+        struct fail_seen seen = {.reader = &a};
+        struct flight_source src = {
+            .url = url, .expect_size = -1, .on_fail = note_fail, .arg = &seen};
         if (verified)
             hash_expect_parse("sha256:00000000000000000000000000000000000000000000000000000000"
                               "00000000",
                               &src.expect);
-        struct tail_arg a = {0};
         bool started;
         assert_int_equal(flight_join(t, verified ? "tail-v" : "tail", &src, &a.f, &started), 0);
         int64_t have = 0, total = 0;
@@ -309,6 +326,17 @@ static void end_waits_for_the_verdict(void **state)
         assert_int_equal(a.n, verified ? -EIO : BODY_SIZE);
         assert_int_equal(flight_wait_done(a.f, 10000, NULL, NULL),
                          verified ? FLIGHT_FAILED : FLIGHT_DONE);
+        /* A failed verification is the flight's -EBADMSG (cause digest) for every reader, and
+         * the owner recorded it before any reader was answered (src/engine/reader.c). */
+        long status = 0;
+        int err = 0;
+        flight_wait_response(a.f, 0, NULL, NULL, &status, &err);
+        assert_int_equal(err, verified ? -EBADMSG : 0);
+        assert_int_equal(seen.calls, verified);
+        if (verified) {
+            assert_int_equal(seen.err, -EBADMSG);
+            assert_int_equal(seen.reader_done, 0);
+        }
         flight_release(a.f);
         flight_table_free(t);
         store_remove(&st, body_hex);

@@ -121,6 +121,29 @@ static void t_auth_fails_without_backoff(void **state)
     assert_int_equal(log_lines(f, "proxy hub: connect failure, status -: http://127.0.0.1:1/y"), 1);
 }
 
+/* Wrong bytes are an answer: digest failures never back off, and they break a streak of
+ * transport failures (the remote is alive), so a reader never gets the back-off's errno. */
+static void t_digest_fails_without_backoff(void **state)
+{
+    struct fx *f = *state;
+    struct failure d = {.cause = FAILURE_DIGEST, .status = 200};
+    struct failure c = {.cause = FAILURE_CONNECT};
+    struct failure last;
+    for (int i = 0; i < 3 * UPSTREAM_FAILS_BEFORE_OFFLINE; i++)
+        upstream_note_failure(f->u, &d, "http://127.0.0.1:1/a.jar");
+    assert_false(upstream_backing_off(f->u));
+    assert_true(upstream_last_failure(f->u, &last));
+    assert_int_equal(last.cause, FAILURE_DIGEST);
+    assert_int_equal(failure_errno(&last), -EIO);
+    for (int i = 0; i < 3 * UPSTREAM_FAILS_BEFORE_OFFLINE; i++) {
+        if (i % (UPSTREAM_FAILS_BEFORE_OFFLINE - 1) == 0)
+            upstream_note_failure(f->u, &d, "http://127.0.0.1:1/a.jar");
+        else
+            upstream_note_failure(f->u, &c, "http://127.0.0.1:1/");
+    }
+    assert_false(upstream_backing_off(f->u));
+}
+
 static void t_backoff_and_recovery(void **state)
 {
     struct fx *f = *state;
@@ -240,6 +263,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(t_auth_fails_without_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_digest_fails_without_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(t_backoff_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(t_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(t_file_read, setup, teardown),
