@@ -497,6 +497,8 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
         rc = serve_stale(e, &n, have, -EREMOTEIO, out);
         goto out;
     }
+    if ((rc = upstream_credentials_check(u)) < 0)
+        goto out;
     if (n.url)
         rc = open_download(e, u, &n, have, w, out, changed);
     else

@@ -382,6 +382,9 @@ int upstream_perform(struct upstream *u, const struct fetch_request *req,
         return -ENETUNREACH;
     if (upstream_backing_off(u))
         return -EREMOTEIO;
+    int cred = upstream_credentials_check(u);
+    if (cred < 0)
+        return cred;
     struct fetch_request r = *req;
     if (!r.ep)
         r.ep = &u->ep;
@@ -393,6 +396,16 @@ int upstream_perform(struct upstream *u, const struct fetch_request *req,
         failure_is_remote(&f) && rc != -ELOOP)
         return -EREMOTEIO;
     return rc;
+}
+
+int upstream_credentials_check(struct upstream *u)
+{
+    if (!u->secret_err)
+        return 0;
+    struct failure f = {.cause = FAILURE_AUTH};
+    upstream_note_failure(u, &f, u->cfg.url);
+    failure_note_set(u->cfg.key, &f, u->cfg.url, true);
+    return -EACCES;
 }
 
 int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
