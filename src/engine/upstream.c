@@ -520,7 +520,7 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
                                 .max_body = dr->max ? dr->max : UPSTREAM_DOC_MAX};
     if (upstream_backing_off(u)) {
         rc = -EREMOTEIO;
-    } else {
+    } else if ((rc = upstream_credentials_check(u)) == 0) {
         struct failure f;
         upstream_count_request(u, NULL, false);
         atomic_fetch_add(&e->misses, 1);

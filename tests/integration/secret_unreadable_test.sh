@@ -10,7 +10,8 @@
 # Asserts, for `prefetch` (its own engine, src/engine/engine.c): the path fails with cause auth
 # (--json), the log warns naming the proxy and the reason, the secret appears nowhere in the
 # output, and the upstream saw no request without credentials; with the secret back, the
-# same prefetch succeeds (the proxy's credentials are used).
+# same prefetch succeeds (the proxy's credentials are used). A helm proxy without its secret
+# fetches no document (index.yaml) either.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/fault/fault_common.sh" "$@"
 
@@ -69,4 +70,16 @@ t_back() {
     assert_eq "$(auth_field missing)" 0 "requests without credentials at the upstream"
 }
 check "secret back: the same prefetch succeeds with the proxy's credentials" t_back
+t_documents() { # a helm proxy's index.yaml is a document (src/engine/upstream.c:doc_fetch)
+    upfs proxy create charts --type helm --url "${AUTH_URL}charts/" --auth access-key \
+        --access-key alice --secret-key-stdin <<<"$SECRET" >/dev/null || { echo "proxy create charts failed"; return 1; }
+    rm -f "$STATE/secrets/charts"
+    RC=0
+    upfs --log-level info prefetch --json charts >"$T/charts.out" 2>"$T/charts.err" || RC=$?
+    [[ $RC -ne 0 ]] || { echo "prefetch of the helm proxy succeeded without the secret"; return 1; }
+    assert_eq "$(json_cause "$T/charts.out")" auth "cause of the helm prefetch"
+    grep -q "proxy charts: cannot read its secret" "$T/charts.err" || { echo "no warning: $(cat "$T/charts.err")"; return 1; }
+    assert_eq "$(auth_field missing)" 0 "requests without credentials at the upstream"
+}
+check "a document (helm index.yaml) of a proxy without its secret: cause auth, nothing anonymous" t_documents
 finish
