@@ -501,15 +501,20 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
         return -ENETUNREACH;
     }
     struct curl_slist *hdrs = NULL;
-    for (const struct curl_slist *h = dr->headers; h; h = h->next)
-        hdrs = curl_slist_append(hdrs, h->data);
     char hb[600];
-    if (have && n.etag) {
+    rc = 0;
+    for (const struct curl_slist *h = dr->headers; h && rc == 0; h = h->next)
+        rc = fetch_header_add(&hdrs, h->data);
+    if (rc == 0 && have && n.etag) {
         snprintf(hb, sizeof(hb), "If-None-Match: %s", n.etag);
-        hdrs = curl_slist_append(hdrs, hb);
-    } else if (have && n.last_modified) {
+        rc = fetch_header_add(&hdrs, hb);
+    } else if (rc == 0 && have && n.last_modified) {
         snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n.last_modified);
-        hdrs = curl_slist_append(hdrs, hb);
+        rc = fetch_header_add(&hdrs, hb);
+    }
+    if (rc < 0) {
+        node_clear(&n);
+        return rc;
     }
     struct fetch_response r;
     memset(&r, 0, sizeof(r));

@@ -439,8 +439,9 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
         f->ep.egress = egress_policy_ref(src->ep->egress);
         f->ep.max_size = src->ep->max_size;
     }
-    for (const struct curl_slist *h = src->headers; h; h = h->next)
-        f->headers = curl_slist_append(f->headers, h->data);
+    bool headers_ok = true;
+    for (const struct curl_slist *h = src->headers; h && headers_ok; h = h->next)
+        headers_ok = fetch_header_add(&f->headers, h->data) == 0;
     f->expect = src->expect;
     f->expect_size = src->expect_size;
     f->on_done = src->on_done;
@@ -450,7 +451,7 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
     f->free_arg = src->free_arg;
     f->arg = src->arg;
     f->hash = hash_begin(&f->expect);
-    if (!f->key || !f->url || !f->hash) {
+    if (!f->key || !f->url || !f->hash || !headers_ok) {
         rc = -ENOMEM;
         goto fail;
     }
