@@ -117,6 +117,13 @@ int fetch_global_init(void);
 void fetch_global_cleanup(void);
 
 int fetch_perform(const struct fetch_request *req, struct fetch_response *resp);
+
+/*
+ * Appends header line h to *l: 0, or -ENOMEM with the whole list freed and
+ * *l NULL, so a request never goes out with a header (an Authorization)
+ * silently missing. The one way headers are added (curl_slist_append).
+ */
+int fetch_header_add(struct curl_slist **l, const char *h);
 void fetch_response_clear(struct fetch_response *r);
 
 /* GET into memory with the metadata deadline. */

@@ -32,5 +32,13 @@ struct fuse_session *fs_session_new(struct fuse_args *args, struct engine *e, un
 
 /* Runs the multi-threaded loop until unmount or a signal; returns 0 or a negative errno. */
 int fs_session_loop(struct fuse_session *se, int max_threads);
+/*
+ * Ends the session's invalidation threads (src/fs/fs.c): refuses new ones and
+ * waits up to timeout_ms for those running, so none uses the session after it
+ * is unmounted and destroyed. Call after fs_session_loop returns. Returns how
+ * many still run (0: all ended); a notification the kernel holds (a read
+ * waiting for a reply that will not come) must not hang the unmount.
+ */
+int fs_session_end(int timeout_ms);
 
 #endif

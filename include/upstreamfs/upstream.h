@@ -40,6 +40,9 @@ struct engine;
 struct upstream {
     struct proxy cfg;
     char *secret;
+    /* -errno when the proxy has a secret that could not be read (src/engine/engine.c): its
+     * requests fail with cause auth rather than going out without credentials */
+    int secret_err;
     struct fetch_endpoint ep;
     const struct driver_ops *drv;
     struct engine *eng;
@@ -82,6 +85,11 @@ void upstream_note_success(struct upstream *u);
  * this thread's failure note (failure.h).
  */
 void upstream_note_failure(struct upstream *u, const struct failure *f, const char *url);
+/*
+ * 0, or -EACCES (noted as a failure with cause auth) when the proxy's secret
+ * could not be read: no request may go out without its credentials.
+ */
+int upstream_credentials_check(struct upstream *u);
 /*
  * The one outcome rule for a request to the remote: rc and resp as
  * fetch_perform left them. Classifies (failure_classify), notes the failure

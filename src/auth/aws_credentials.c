@@ -427,10 +427,8 @@ static int imds_get(const char *endpoint, const char *path, const char *token, s
         rc = -ENOMEM;
         goto out;
     }
-    if (!(hdrs = curl_slist_append(NULL, hdr))) {
-        rc = -ENOMEM;
+    if ((rc = fetch_header_add(&hdrs, hdr)) < 0)
         goto out;
-    }
     struct fetch_request req = {.url = url,
                                 .headers = hdrs,
                                 .no_redirects = true,
@@ -458,11 +456,9 @@ int aws_credentials_from_imds(const char *endpoint, struct aws_credentials *out)
         rc = -ENOMEM;
         goto out;
     }
-    if (!(hdrs = curl_slist_append(
-              NULL, "X-aws-ec2-metadata-token-ttl-seconds: " STR(AWS_IMDS_TOKEN_TTL_S)))) {
-        rc = -ENOMEM;
+    if ((rc = fetch_header_add(&hdrs, "X-aws-ec2-metadata-token-ttl-seconds: " STR(
+                                              AWS_IMDS_TOKEN_TTL_S))) < 0)
         goto out;
-    }
     struct sigv4_http_request put = {.method = "PUT",
                                      .url = url,
                                      .headers = hdrs,

@@ -601,12 +601,9 @@ static int slist_add(struct curl_slist **l, const char *name, const char *value)
     int n = *value ? asprintf(&line, "%s: %s", name, value) : asprintf(&line, "%s;", name);
     if (n < 0)
         return -ENOMEM;
-    struct curl_slist *nl = curl_slist_append(*l, line);
+    int rc = fetch_header_add(l, line);
     free(line);
-    if (!nl)
-        return -ENOMEM;
-    *l = nl;
-    return 0;
+    return rc;
 }
 
 int sigv4_sign_headers(const struct sigv4_request *req, struct curl_slist **list)

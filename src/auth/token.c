@@ -483,7 +483,8 @@ static int fetch_token(const struct fetch_endpoint *ep, const char *realm, const
     memset(&r, 0, sizeof(r));
     if (!url)
         return -EINVAL;
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    if ((rc = fetch_header_add(&hdrs, "Accept: application/json")) < 0)
+        return rc;
     /* The realm came from a challenge of the registry's own origin (fetch.c reports no other):
      * the credentials go to it, but not to where it redirects. */
     struct fetch_request req = {.url = url,

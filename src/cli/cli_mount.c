@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #define MOUNT_THREADS   64
+#define MOUNT_INVAL_WAIT_MS 5000 /* fs_session_end: at most this for kernel cache invalidations */
 #define MOUNT_NAMES_MAX 16 /* admin= and public_name= options, each */
 
 struct mount_opts {
@@ -489,6 +490,7 @@ fail:
 out:
     shim_stop(shim); /* before the engine closes; ends the waits of requests in flight */
     if (se) {
+        fs_session_end(MOUNT_INVAL_WAIT_MS); /* its threads use se: before unmount and destroy */
         if (mounted)
             fuse_session_unmount(se);
         engine_on_reload(e, NULL, NULL); /* fs_session_new's invalidations end with the session */

@@ -292,12 +292,9 @@ static int add_authorization(struct curl_slist **hdrs, const char *scheme, const
     if (!h)
         return -ENOMEM;
     snprintf(h, hl, "Authorization: %s%s", scheme, value);
-    struct curl_slist *nl = curl_slist_append(*hdrs, h);
+    int rc = fetch_header_add(hdrs, h);
     wipe_free(h);
-    if (!nl)
-        return -ENOMEM;
-    *hdrs = nl;
-    return 0;
+    return rc;
 }
 
 /*
@@ -520,9 +517,9 @@ static int reg_request(struct upstream *u, const char *scope, const char *url, b
     for (int attempt = 0;; attempt++) {
         struct curl_slist *h = NULL;
         struct dk_cred used = {0};
-        if (manifest)
-            h = curl_slist_append(h, OCI_ACCEPT_HEADER);
-        rc = manifest && !h ? -ENOMEM : auth_add(u, s, scope, &h, &used, false);
+        rc = manifest ? fetch_header_add(&h, OCI_ACCEPT_HEADER) : 0;
+        if (rc == 0)
+            rc = auth_add(u, s, scope, &h, &used, false);
         if (rc == 0) {
             struct fetch_request req = {.url = url,
                                         .head = head,
@@ -563,9 +560,11 @@ static int fetch_manifest(struct upstream *u, const char *repo, const char *dige
         goto out;
     scope_for(repo, scope, sizeof(scope));
     for (int attempt = 0;; attempt++) {
-        struct curl_slist *h = curl_slist_append(NULL, OCI_ACCEPT_HEADER);
+        struct curl_slist *h = NULL;
         struct dk_cred used = {0};
-        rc = h ? auth_add(u, s, scope, &h, &used, false) : -ENOMEM;
+        rc = fetch_header_add(&h, OCI_ACCEPT_HEADER);
+        if (rc == 0)
+            rc = auth_add(u, s, scope, &h, &used, false);
         if (rc == 0) {
             struct upstream_doc_req req = {.url = url,
                                            .headers = h,
@@ -668,9 +667,11 @@ static int resolve_by_get(struct upstream *u, const char *repo, const char *ref,
         goto out;
     scope_for(repo, scope, sizeof(scope));
     for (int attempt = 0;; attempt++) {
-        struct curl_slist *h = curl_slist_append(NULL, OCI_ACCEPT_HEADER);
+        struct curl_slist *h = NULL;
         struct dk_cred used = {0};
-        rc = h ? auth_add(u, s, scope, &h, &used, false) : -ENOMEM;
+        rc = fetch_header_add(&h, OCI_ACCEPT_HEADER);
+        if (rc == 0)
+            rc = auth_add(u, s, scope, &h, &used, false);
         if (rc == 0) {
             struct upstream_doc_req req = {.url = url, .headers = h, .max = DK_MANIFEST_MAX};
             rc = upstream_doc_fetch(u, &req, &d);
@@ -1636,12 +1637,8 @@ static int dk_request_headers(struct upstream *u, const char *url, struct curl_s
     int rc = url_repository(u, s, url, repo, &manifest);
     if (rc < 0)
         return rc == -ENOENT ? 0 : rc;
-    if (manifest) {
-        struct curl_slist *nl = curl_slist_append(*headers, OCI_ACCEPT_HEADER);
-        if (!nl)
-            return -ENOMEM;
-        *headers = nl;
-    }
+    if (manifest && (rc = fetch_header_add(headers, OCI_ACCEPT_HEADER)) < 0)
+        return rc;
     scope_for(repo, scope, sizeof(scope));
     rc = auth_add(u, s, scope, headers, &used, true);
     cred_clear(&used);

@@ -464,10 +464,11 @@ static int doc_get(struct upstream *u, const char *name, bool abbreviated, struc
         return -ENOMEM;
     }
     sprintf(key, "%s%s", url, abbreviated ? "#abbreviated" : "");
-    struct curl_slist *h =
-        curl_slist_append(NULL, abbreviated ? NPM_ACCEPT_ABBREVIATED : NPM_ACCEPT_FULL);
+    struct curl_slist *h = NULL;
+    int rc = fetch_header_add(&h, abbreviated ? NPM_ACCEPT_ABBREVIATED : NPM_ACCEPT_FULL);
     struct upstream_doc_req req = {.url = key, .headers = h};
-    int rc = h ? upstream_doc_fetch(u, &req, d) : -ENOMEM;
+    if (rc == 0)
+        rc = upstream_doc_fetch(u, &req, d);
     curl_slist_free_all(h);
     free(key);
     if (rc == 0 && url_out)

@@ -885,12 +885,14 @@ static int with_index(struct upstream *u, const char *name, bool *stale,
     if (!page)
         return -ENOMEM;
     sprintf(page, "%ssimple/%s/", u->cfg.url, name);
-    struct curl_slist *h = curl_slist_append(NULL, PYPI_ACCEPT_UPSTREAM);
+    struct curl_slist *h = NULL;
+    int rc = fetch_header_add(&h, PYPI_ACCEPT_UPSTREAM);
     struct upstream_doc_req req = {.url = page, .headers = h};
-    int rc = h ? upstream_doc_fetch(u, &req, &d) : -ENOMEM;
-    curl_slist_free_all(h);
-    if (!h)
+    if (rc == 0)
+        rc = upstream_doc_fetch(u, &req, &d);
+    else
         memset(&d, 0, sizeof(d));
+    curl_slist_free_all(h);
     if (rc < 0)
         goto out;
     if (stale)

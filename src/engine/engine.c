@@ -327,6 +327,25 @@ static char **changed_tops(struct engine *e, struct upstream **old, size_t nold)
     return out;
 }
 
+/*
+ * The secret of proxy KEY, which has one (configdb.c); 0, or the -errno of a
+ * secret that could not be read (a missing file is -ENOENT), logged with the
+ * proxy's name and the reason (never the secret): its requests then fail
+ * with cause auth (upstream_credentials_check) instead of going out without
+ * credentials.
+ */
+static int secret_read(struct engine *e, const char *key, char **secret)
+{
+    int rc = configdb_secret_read(e->st, key, secret);
+    if (rc == 0 && !*secret)
+        rc = -ENOENT;
+    if (rc < 0)
+        log_warn("proxy %s: cannot read its secret (secrets/%s): %s; its requests fail with "
+                 "cause auth until it can be read",
+                 key, key, strerror(-rc));
+    return rc;
+}
+
 int engine_reload(struct engine *e)
 {
     long long gen = 0;
@@ -351,11 +370,12 @@ int engine_reload(struct engine *e)
     struct upstream **ups = calloc(np + 1, sizeof(*ups));
     for (size_t i = 0; rc == 0 && ups && i < np; i++) {
         char *secret = NULL;
-        if (plist[i].secret_set)
-            configdb_secret_read(e->st, plist[i].key, &secret);
-        ups[i] = upstream_unchanged(cur, ncur, &plist[i], secret);
-        if (!ups[i])
-            ups[i] = upstream_new(e, &plist[i], secret);
+        /* access-key auth always has a secret (config.c:check_auth): a missing file is a loss */
+        bool want = plist[i].secret_set || plist[i].auth == AUTH_ACCESS_KEY;
+        int serr = want ? secret_read(e, plist[i].key, &secret) : 0;
+        ups[i] = serr ? NULL : upstream_unchanged(cur, ncur, &plist[i], secret);
+        if (!ups[i] && (ups[i] = upstream_new(e, &plist[i], secret)))
+            ups[i]->secret_err = serr;
         if (secret) {
             explicit_bzero(secret, strlen(secret));
             free(secret);

@@ -329,13 +329,16 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
 retry:
     curl_slist_free_all(hdrs);
     hdrs = NULL;
+    rc = 0;
     if (have && n->is_mutable && n->etag) {
         snprintf(hb, sizeof(hb), "If-None-Match: %s", n->etag);
-        hdrs = curl_slist_append(hdrs, hb);
+        rc = fetch_header_add(&hdrs, hb);
     } else if (have && n->is_mutable && n->last_modified) {
         snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n->last_modified);
-        hdrs = curl_slist_append(hdrs, hb);
+        rc = fetch_header_add(&hdrs, hb);
     }
+    if (rc < 0)
+        goto out;
     if (u->drv->request_headers) {
         rc = u->drv->request_headers(u, n->url, &hdrs);
         if (rc < 0) {
@@ -520,6 +523,8 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
         rc = serve_stale(e, &n, have, -EREMOTEIO, out);
         goto out;
     }
+    if ((rc = upstream_credentials_check(u)) < 0)
+        goto out;
     if (n.url)
         rc = open_download(e, u, &n, have, w, out, changed);
     else

@@ -384,6 +384,9 @@ int upstream_perform(struct upstream *u, const struct fetch_request *req,
         return -ENETUNREACH;
     if (upstream_backing_off(u))
         return -EREMOTEIO;
+    int cred = upstream_credentials_check(u);
+    if (cred < 0)
+        return cred;
     struct fetch_request r = *req;
     if (!r.ep)
         r.ep = &u->ep;
@@ -395,6 +398,16 @@ int upstream_perform(struct upstream *u, const struct fetch_request *req,
         failure_is_remote(&f) && rc != -ELOOP)
         return -EREMOTEIO;
     return rc;
+}
+
+int upstream_credentials_check(struct upstream *u)
+{
+    if (!u->secret_err)
+        return 0;
+    struct failure f = {.cause = FAILURE_AUTH};
+    upstream_note_failure(u, &f, u->cfg.url);
+    failure_note_set(u->cfg.key, &f, u->cfg.url, true);
+    return -EACCES;
 }
 
 int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
@@ -491,15 +504,20 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
         return -ENETUNREACH;
     }
     struct curl_slist *hdrs = NULL;
-    for (const struct curl_slist *h = dr->headers; h; h = h->next)
-        hdrs = curl_slist_append(hdrs, h->data);
     char hb[600];
-    if (have && n.etag) {
+    rc = 0;
+    for (const struct curl_slist *h = dr->headers; h && rc == 0; h = h->next)
+        rc = fetch_header_add(&hdrs, h->data);
+    if (rc == 0 && have && n.etag) {
         snprintf(hb, sizeof(hb), "If-None-Match: %s", n.etag);
-        hdrs = curl_slist_append(hdrs, hb);
-    } else if (have && n.last_modified) {
+        rc = fetch_header_add(&hdrs, hb);
+    } else if (rc == 0 && have && n.last_modified) {
         snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n.last_modified);
-        hdrs = curl_slist_append(hdrs, hb);
+        rc = fetch_header_add(&hdrs, hb);
+    }
+    if (rc < 0) {
+        node_clear(&n);
+        return rc;
     }
     struct fetch_response r;
     memset(&r, 0, sizeof(r));
@@ -510,7 +528,7 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
                                 .max_body = dr->max ? dr->max : UPSTREAM_DOC_MAX};
     if (upstream_backing_off(u)) {
         rc = -EREMOTEIO;
-    } else {
+    } else if ((rc = upstream_credentials_check(u)) == 0) {
         struct failure f;
         upstream_count_request(u, NULL, false);
         atomic_fetch_add(&e->misses, 1);

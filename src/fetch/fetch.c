@@ -395,17 +395,30 @@ static struct hop_rules hop_rules(const struct fetch_request *req, const char *u
     return r;
 }
 
-/* The request's headers for one hop: without Authorization when it may not carry credentials. */
-static struct curl_slist *hop_headers(const struct fetch_request *req, const char *method,
-                                      bool credentials)
+int fetch_header_add(struct curl_slist **l, const char *h)
 {
-    struct curl_slist *hdrs = NULL;
-    for (const struct curl_slist *l = req->headers; l; l = l->next)
+    struct curl_slist *nl = curl_slist_append(*l, h);
+    if (!nl) {
+        curl_slist_free_all(*l);
+        *l = NULL;
+        return -ENOMEM;
+    }
+    *l = nl;
+    return 0;
+}
+
+/* The request's headers for one hop: without Authorization when it may not carry credentials. */
+static int hop_headers(const struct fetch_request *req, const char *method, bool credentials,
+                       struct curl_slist **hdrs)
+{
+    int rc = 0;
+    *hdrs = NULL;
+    for (const struct curl_slist *l = req->headers; l && rc == 0; l = l->next)
         if (credentials || strncasecmp(l->data, "Authorization:", 14) != 0)
-            hdrs = curl_slist_append(hdrs, l->data);
-    if (method) /* No "Expect: 100-continue" round trip for the small bodies this sends. */
-        hdrs = curl_slist_append(hdrs, "Expect:");
-    return hdrs;
+            rc = fetch_header_add(hdrs, l->data);
+    if (rc == 0 && method) /* No "Expect: 100-continue" round trip for the small bodies this sends. */
+        rc = fetch_header_add(hdrs, "Expect:");
+    return rc;
 }
 
 static void hop_setopt(CURL *h, struct xfer *x, const char *url, const char *method,
@@ -515,11 +528,15 @@ static int perform_hop(const struct fetch_request *req, struct fetch_response *r
             return -EPERM;
         }
     }
-    CURL *h = curl_easy_init();
-    if (!h)
+    struct curl_slist *hdrs = NULL;
+    if (hop_headers(req, method, hr->credentials, &hdrs) < 0)
         return -ENOMEM;
+    CURL *h = curl_easy_init();
+    if (!h) {
+        curl_slist_free_all(hdrs);
+        return -ENOMEM;
+    }
     x.h = h;
-    struct curl_slist *hdrs = hop_headers(req, method, hr->credentials);
     hop_setopt(h, &x, url, method, hr, timeout_ms, hdrs);
     CURLcode c = curl_easy_perform(h);
     if (x.redirecting && (c == CURLE_OK || x.cb_err == FETCH_ESKIP)) {

@@ -224,36 +224,59 @@ static bool should_abort(void *arg)
 }
 
 /*
- * Takes the cross-process lock of f's key. Returns the lock fd (or -1 when
- * locking is unavailable: the download then simply goes ahead), and sets
- * *waited when another process held it first.
+ * Takes the cross-process lock of f's key: STATEDIR/locks/<sha256(key)>,
+ * which its owner removes, still holding it, when the flight ends
+ * (peer_unlock), so the directory holds only the keys in flight. A process
+ * that waited on a file its owner has since removed finds, once it holds
+ * the lock, that the path no longer names the inode it locked (fstat vs
+ * stat), and opens the path again. Returns the lock fd (or -1 when locking
+ * is unavailable: the download then simply goes ahead) with its path in
+ * path, and sets *waited when another process held it first.
  */
-static int peer_lock(struct flight *f, bool *waited)
+static int peer_lock(struct flight *f, bool *waited, char *path, size_t size)
 {
-    char dir[4200], path[4300], hex[65];
+    char dir[4200], hex[65];
     *waited = false;
     snprintf(dir, sizeof(dir), "%s/locks", f->t->store->dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return -1;
     hash_sha256_hex(f->key, strlen(f->key), hex);
-    snprintf(path, sizeof(path), "%s/%s", dir, hex);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK || should_abort(f)) {
-            close(fd);
+    snprintf(path, size, "%s/%s", dir, hex);
+    for (;;) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
             return -1;
+        while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            if (errno != EWOULDBLOCK || should_abort(f)) {
+                close(fd);
+                return -1;
+            }
+            if (!*waited) {
+                *waited = true;
+                pthread_mutex_lock(&f->mu);
+                f->peer_busy = true;
+                pthread_mutex_unlock(&f->mu);
+            }
+            usleep(50 * 1000);
         }
-        if (!*waited) {
-            *waited = true;
-            pthread_mutex_lock(&f->mu);
-            f->peer_busy = true;
-            pthread_mutex_unlock(&f->mu);
-        }
-        usleep(50 * 1000);
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_dev == named.st_dev &&
+            held.st_ino == named.st_ino)
+            return fd;
+        close(fd); /* its owner removed it while we waited: the path names another lock now */
+        if (should_abort(f))
+            return -1;
     }
-    return fd;
+}
+
+/* Ends the lock peer_lock took: removes its file while still holding it, then releases it. */
+static void peer_unlock(int fd, const char *path)
+{
+    if (fd < 0)
+        return;
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_debug("removing lock %s: %s", path, strerror(errno));
+    close(fd); /* releases the flock: a waiting process rechecks now */
 }
 
 /* The object arrived through another process: serve it from the store. */
@@ -289,7 +312,8 @@ static void *flight_run(void *arg)
     struct flight_table *t = f->t;
     struct fetch_response resp;
     bool waited = false;
-    int lock_fd = peer_lock(f, &waited);
+    char lock_path[4300];
+    int lock_fd = peer_lock(f, &waited, lock_path, sizeof(lock_path));
     memset(&resp, 0, sizeof(resp));
     if (waited && adopt_peer_result(f))
         goto out;
@@ -355,8 +379,7 @@ static void *flight_run(void *arg)
     if (rc == -ENOSPC && f->on_fail) /* the owner evicts once the body is given back */
         f->on_fail(f->arg, rc, &resp);
 out:
-    if (lock_fd >= 0)
-        close(lock_fd); /* releases the flock: a waiting process rechecks now */
+    peer_unlock(lock_fd, lock_path);
     fetch_response_clear(&resp);
     pthread_mutex_lock(&t->mu);
     /* Leave the table so the next opener starts afresh. */
@@ -418,8 +441,9 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
         f->ep.egress = egress_policy_ref(src->ep->egress);
         f->ep.max_size = src->ep->max_size;
     }
-    for (const struct curl_slist *h = src->headers; h; h = h->next)
-        f->headers = curl_slist_append(f->headers, h->data);
+    bool headers_ok = true;
+    for (const struct curl_slist *h = src->headers; h && headers_ok; h = h->next)
+        headers_ok = fetch_header_add(&f->headers, h->data) == 0;
     f->expect = src->expect;
     f->expect_size = src->expect_size;
     f->on_done = src->on_done;
@@ -429,7 +453,7 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
     f->free_arg = src->free_arg;
     f->arg = src->arg;
     f->hash = hash_begin(&f->expect);
-    if (!f->key || !f->url || !f->hash) {
+    if (!f->key || !f->url || !f->hash || !headers_ok) {
         rc = -ENOMEM;
         goto fail;
     }

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -175,7 +176,11 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)d;
-    fuse_reply_open(req, fi);
+    if (fuse_reply_open(req, fi) != 0) {
+        /* The kernel did not take the handle (the opener went away): no releasedir comes. */
+        engine_dirents_free(d->ents, d->n);
+        free(d);
+    }
 }
 
 static void dir_reply(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -251,11 +256,24 @@ struct inval {
     fuse_ino_t ino;
 };
 
+/*
+ * The invalidation threads use the session: fs_session_end waits for them
+ * before the session is unmounted and destroyed, and refuses new ones.
+ */
+static pthread_mutex_t inval_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t inval_cv = PTHREAD_COND_INITIALIZER;
+static unsigned inval_running;
+static bool inval_closed;
+
 static void *inval_main(void *arg)
 {
     struct inval *iv = arg;
     fuse_lowlevel_notify_inval_inode(iv->se, iv->ino, 0, 0);
     free(iv);
+    pthread_mutex_lock(&inval_mu);
+    inval_running--; /* the session is not used past this point */
+    pthread_cond_broadcast(&inval_cv);
+    pthread_mutex_unlock(&inval_mu);
     return NULL;
 }
 
@@ -269,10 +287,46 @@ static void invalidate_later(fuse_req_t req, fuse_ino_t ino)
     (void)req;
     iv->se = fs_current;
     iv->ino = ino;
-    if (pthread_create(&th, NULL, inval_main, iv) == 0)
-        pthread_detach(th);
-    else
+    pthread_mutex_lock(&inval_mu);
+    bool closed = inval_closed;
+    if (!closed)
+        inval_running++;
+    pthread_mutex_unlock(&inval_mu);
+    if (closed) {
         free(iv);
+        return;
+    }
+    if (pthread_create(&th, NULL, inval_main, iv) == 0) {
+        pthread_detach(th);
+        return;
+    }
+    free(iv);
+    pthread_mutex_lock(&inval_mu);
+    inval_running--;
+    pthread_cond_broadcast(&inval_cv);
+    pthread_mutex_unlock(&inval_mu);
+}
+
+int fs_session_end(int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&inval_mu);
+    inval_closed = true;
+    while (inval_running > 0 && pthread_cond_timedwait(&inval_cv, &inval_mu, &until) == 0)
+        ;
+    int left = (int)inval_running;
+    pthread_mutex_unlock(&inval_mu);
+    if (left > 0)
+        log_warn("unmount: %d kernel cache invalidation(s) still running after %d ms", left,
+                 timeout_ms);
+    return left;
 }
 
 /*

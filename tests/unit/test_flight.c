@@ -4,7 +4,9 @@
  * the first bytes while the rest is still held back by the server; a body
  * that does not match its expected digest fails every reader and leaves
  * nothing in the store; a read reaching the end of a body with an expected
- * digest waits for the verdict; a 404 is reported as such.
+ * digest waits for the verdict; a 404 is reported as such; a flight's lock
+ * file (STATEDIR/locks) is gone when it ends, and a flight that waited on a
+ * lock file its owner removed takes the lock of the file now at that path.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define BODY_SIZE (1 << 20)
@@ -416,6 +421,96 @@ static void ended_flight_is_not_running(void **state)
     assert_false(probe.listed_as_running);
 }
 
+/* The number of entries in STATEDIR/locks (0 when it does not exist). */
+static int count_locks(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/locks", dir);
+    DIR *d = opendir(path);
+    int n = 0;
+    if (!d)
+        return 0;
+    for (struct dirent *de; (de = readdir(d));)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Runs one flight of key to its end; its final state. */
+static enum flight_state run_flight(struct flight_table *t, const char *key, const char *url)
+{
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = url, .expect_size = -1};
+    assert_int_equal(flight_join(t, key, &src, &f, &started), 0);
+    enum flight_state s = flight_wait_done(f, 10000, NULL, NULL);
+    flight_release(f);
+    return s;
+}
+
+static void lock_files_go_with_their_flights(void **state)
+{
+    (void)state;
+    char blob[128], missing[128], key[32];
+    snprintf(blob, sizeof(blob), "%s/blob", base);
+    snprintf(missing, sizeof(missing), "%s/missing", base);
+    struct flight_table *t = flight_table_new(&st);
+    open_gate(true);
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "many-%d", i);
+        enum flight_state s = run_flight(t, key, i % 2 ? missing : blob);
+        assert_int_equal(s, i % 2 ? FLIGHT_HTTP_ERROR : FLIGHT_DONE);
+    }
+    flight_table_free(t);
+    assert_int_equal(count_locks(), 0);
+    store_remove(&st, body_hex);
+}
+
+/* Opens and locks path as another process would (a separate open file description). */
+static int hold_lock(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    return fd;
+}
+
+static void waiter_relocks_a_replaced_lock_file(void **state)
+{
+    (void)state;
+    char url[128], path[200], hex[65];
+    snprintf(url, sizeof(url), "%s/blob", base);
+    hash_sha256_hex("peer", 4, hex);
+    snprintf(path, sizeof(path), "%s/locks", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/locks/%s", dir, hex);
+    open_gate(true);
+    atomic_store(&requests, 0);
+    int first = hold_lock(path); /* a peer's flight of the same key */
+    struct flight_table *t = flight_table_new(&st);
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = url, .expect_size = -1};
+    assert_int_equal(flight_join(t, "peer", &src, &f, &started), 0);
+    usleep(150 * 1000);
+    /* The peer ends (removes its file, holding it); a third process starts a flight of the key. */
+    assert_int_equal(unlink(path), 0);
+    int second = hold_lock(path);
+    close(first);
+    usleep(300 * 1000);
+    /* The waiter holds the old file's lock now, but the path names the third one's: it waits. */
+    assert_int_equal(atomic_load(&requests), 0);
+    assert_int_equal(unlink(path), 0);
+    close(second);
+    assert_int_equal(flight_wait_done(f, 10000, NULL, NULL), FLIGHT_DONE);
+    assert_int_equal(atomic_load(&requests), 1);
+    flight_release(f);
+    flight_table_free(t);
+    assert_int_equal(count_locks(), 0);
+    store_remove(&st, body_hex);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +521,8 @@ int main(void)
         cmocka_unit_test(not_found_is_reported),
         cmocka_unit_test(refused_connection_fails_fast),
         cmocka_unit_test(ended_flight_is_not_running),
+        cmocka_unit_test(lock_files_go_with_their_flights),
+        cmocka_unit_test(waiter_relocks_a_replaced_lock_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
