@@ -96,6 +96,12 @@ struct driver_ops {
      */
     bool (*auth_rejected)(struct upstream *u, const char *url, long status, const char *www);
     /*
+     * The URL of the blob digest ("sha256:<hex>") of repository repo (as the
+     * mount shows it) at this proxy's upstream, for a client that asks for a
+     * blob by digest with no manifest first (engine_blob). No I/O. May be NULL.
+     */
+    int (*blob_url)(struct upstream *u, const char *repo, const char *digest, char **url);
+    /*
      * For protocols whose client routes differ from the mount layout (npm,
      * pypi); NULL for the others, whose routes mirror the mount. Maps a
      * request to the shim below /<key-or-registry>/ — path normalised ("" for

@@ -93,6 +93,17 @@ int engine_resolve(struct engine *e, const char *path, struct engine_attr *out);
 int engine_find_below(struct engine *e, const char *dir, const char *tail, struct engine_attr *out);
 
 /*
+ * A blob by digest ("sha256:<hex>") of repository repo of proxy or registry
+ * key that no manifest listed (by_digest.c): a file outside the mount's tree
+ * that is read from key's own upstream (a registry: the first of its
+ * upstreams that has it). Fills *out as engine_getattr would. Returns 0;
+ * -ENOENT when the protocol has no such URL or the upstream said 404 within
+ * the negative TTL; other -errno.
+ */
+int engine_blob(struct engine *e, const char *key, const char *repo, const char *digest,
+                struct engine_attr *out);
+
+/*
  * Opens a file for reading. *keep_cache says the kernel may keep its pages
  * from an earlier open (the content did not change); *changed says this
  * open found new content, so the front door should invalidate the inode.

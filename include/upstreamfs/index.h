@@ -112,4 +112,11 @@ int index_setting_set(struct index *ix, const char *key, const char *value);
 /* Whether any node still points at a digest. */
 int index_digest_referenced(struct index *ix, const char *digest);
 
+/* Blob and file scoping (index_scope.c): the location at the upstream an object URL names. */
+void index_scope_repo(const char *url, char *buf, size_t len);
+/* Records that proxy top downloaded and verified digest itself from repo. */
+int index_scope_add(struct index *ix, const char *digest, const char *top, const char *repo);
+/* 1 when proxy top obtained digest from repo, 0 when not, -EIO. */
+int index_scope_has(struct index *ix, const char *digest, const char *top, const char *repo);
+
 #endif

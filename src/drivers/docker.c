@@ -1670,6 +1670,23 @@ static bool dk_auth_rejected(struct upstream *u, const char *url, long status, c
     return again;
 }
 
+/* A blob by digest of a repository, as the mount names the repository (engine_blob). */
+static int dk_blob_url(struct upstream *u, const char *repo, const char *digest, char **url)
+{
+    char path[OCI_NAME_MAX + 80];
+    struct oci_path p;
+    *url = NULL;
+    if (!oci_digest_valid(digest) ||
+        (size_t)snprintf(path, sizeof(path), "%s/%s", repo, digest) >= sizeof(path))
+        return -ENOENT;
+    int rc = dk_parse(u, path, &p);
+    if (rc < 0)
+        return rc;
+    if (!p.tagdir)
+        return -ENOENT;
+    return reg_url(u, url, "%s/blobs/%s", p.td_repo, digest);
+}
+
 const struct driver_ops driver_docker = {
     .type = "docker",
     .lookup = dk_lookup,
@@ -1677,6 +1694,7 @@ const struct driver_ops driver_docker = {
     .generate = dk_generate,
     .request_headers = dk_request_headers,
     .auth_rejected = dk_auth_rejected,
+    .blob_url = dk_blob_url,
 };
 
 /* AWS ECR, private and public: this driver with the ECR variant of ecr.c. */
@@ -1687,4 +1705,5 @@ const struct driver_ops driver_ecr = {
     .generate = dk_generate,
     .request_headers = dk_request_headers,
     .auth_rejected = dk_auth_rejected,
+    .blob_url = dk_blob_url,
 };

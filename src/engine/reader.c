@@ -29,6 +29,21 @@ struct dl_ctx {
     int64_t started;
 };
 
+/*
+ * Whether proxy top obtained the object itself from the location url names
+ * (docs/SECURITY.md "Blob and file scoping"): only then may content named by
+ * digest be served from the shared store without asking top's upstream.
+ */
+static bool scoped(struct engine *e, const char *hex, const char *top, const char *url)
+{
+    char repo[4096];
+    index_scope_repo(url, repo, sizeof(repo));
+    pthread_mutex_lock(&e->mu);
+    int rc = index_scope_has(e->ix, hex, top, repo);
+    pthread_mutex_unlock(&e->mu);
+    return rc == 1;
+}
+
 /* After another process's download of the same key: is the object here now? */
 static bool dl_recheck(void *arg, char hex[65])
 {
@@ -36,7 +51,7 @@ static bool dl_recheck(void *arg, char hex[65])
     struct engine *e = c->e;
     if (c->expect_sha256[0]) {
         snprintf(hex, 65, "%s", c->expect_sha256);
-        return store_blob_size(&e->store, hex) >= 0;
+        return store_blob_size(&e->store, hex) >= 0 && scoped(e, hex, c->top, c->url);
     }
     struct node n;
     bool ok = false;
@@ -56,7 +71,7 @@ void engine__flight_key(const char *top, const char *path, const char *expect, c
 {
     struct hash_expect ex;
     if (expect && hash_expect_parse(expect, &ex) == 0 && ex.algo == HASH_SHA256)
-        snprintf(buf, len, "sha256:%s", ex.hex);
+        snprintf(buf, len, "sha256:%s@%s", ex.hex, top); /* one proxy's copy: not shared */
     else
         snprintf(buf, len, "url:%s/%s", top, path);
 }
@@ -80,7 +95,10 @@ static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch
     engine__path_failed(e, c->top, c->path, NULL);
     atomic_fetch_add(&e->upstream_bytes, size);
     engine__object_added(e, hex, size, false);
+    char repo[4096];
+    index_scope_repo(c->url, repo, sizeof(repo));
     pthread_mutex_lock(&e->mu);
+    index_scope_add(e->ix, hex, c->top, repo); /* this proxy's upstream served it */
     if (index_find(e->ix, c->top, c->path, &n) == 0) {
         snprintf(n.digest, sizeof(n.digest), "%s", hex);
         n.size = size;
@@ -289,8 +307,9 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
         goto out;
     }
     if (expect.algo == HASH_SHA256) {
-        /* Content named by digest may already be here, fetched through another path or proxy. */
-        if (store_blob_size(&e->store, expect.hex) >= 0) {
+        /* Content named by digest may already be here, fetched through another path of this
+         * proxy from the same location; another proxy's copy is not this proxy's to serve. */
+        if (store_blob_size(&e->store, expect.hex) >= 0 && scoped(e, expect.hex, n->top, n->url)) {
             struct node cur;
             pthread_mutex_lock(&e->mu);
             if (index_get(e->ix, n->ino, &cur) == 0) {

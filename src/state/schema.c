@@ -87,6 +87,10 @@ const char *const state_migrations[] = {
     index_schema_sql,
     /* 2 -> 3: settings a running daemon publishes for other processes (its quota). */
     "CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 3 -> 4: which proxy obtained each object from where (index_scope.c, docs/SECURITY.md). */
+    "CREATE TABLE object_scope ("
+    "  digest TEXT NOT NULL, top TEXT NOT NULL, repo TEXT NOT NULL,"
+    "  PRIMARY KEY (digest, top, repo)) WITHOUT ROWID;",
 };
 
 const int state_migration_count = (int)(sizeof(state_migrations) / sizeof(state_migrations[0]));

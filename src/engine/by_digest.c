@@ -1,0 +1,88 @@
+/*
+ * by_digest: a blob asked for by digest with no manifest first (the shim's
+ * /v2/<key>/<repo>/blobs/<digest>, docs/SECURITY.md "Blob and file
+ * scoping"). The object gets a node of its own, outside the mount's tree
+ * (parent 0, as upstream.c's documents), whose URL is the blob at this
+ * proxy's own upstream and whose expectation is the digest; opening it goes
+ * through reader.c like any other file, so the store serves it only when
+ * this proxy obtained it from that location, and otherwise it is downloaded
+ * from this proxy's upstream (with its credentials), verified and recorded.
+ * A 404 there is remembered for the proxy's negative TTL.
+ */
+#include "engine_i.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The hidden node of key/repo@digest, created or refreshed from the driver's URL. */
+static int blob_node(struct engine *e, const char *key, const char *repo, const char *digest,
+                     struct engine_attr *out)
+{
+    struct upstream *u = engine__upstream(e, key);
+    if (!u)
+        return -ENOENT;
+    char *url = NULL;
+    int rc = u->drv->blob_url ? u->drv->blob_url(u, repo, digest, &url) : -ENOENT;
+    upstream_unref(u);
+    if (rc < 0)
+        return rc;
+    char name[CONFIG_KEY_MAX + 512], path[512];
+    snprintf(path, sizeof(path), ".by-digest/%s@%s", repo, digest);
+    snprintf(name, sizeof(name), "blob:%s/%s", key, path);
+    struct node n = {0};
+    pthread_mutex_lock(&e->mu);
+    rc = index_child(e->ix, 0, name, &n);
+    if (rc == 0 && n.kind == NODE_ABSENT && engine__now() < n.neg_until) {
+        rc = -ENOENT; /* the upstream said 404 a moment ago */
+    } else if (rc == 0 || rc == -ENOENT) {
+        if (rc == -ENOENT)
+            memset(&n, 0, sizeof(n));
+        if (n.kind != NODE_FILE || !n.url || strcmp(n.url, url) != 0) {
+            node_clear(&n);
+            memset(&n, 0, sizeof(n));
+            n.parent = 0;
+            n.name = strdup(name);
+            n.top = strdup(key);
+            n.path = strdup(path);
+            n.url = url;
+            url = NULL;
+            n.expect = strdup(digest);
+            n.kind = NODE_FILE;
+            n.size = -1;
+            rc = n.name && n.top && n.path && n.expect ? index_put(e->ix, &n) : -ENOMEM;
+        } else {
+            rc = 0;
+        }
+        if (rc == 0)
+            engine__attr_from_node(e, &n, out);
+    }
+    pthread_mutex_unlock(&e->mu);
+    node_clear(&n);
+    free(url);
+    return rc;
+}
+
+int engine_blob(struct engine *e, const char *key, const char *repo, const char *digest,
+                struct engine_attr *out)
+{
+    struct registry r;
+    if (engine__registry(e, key, &r) < 0)
+        return blob_node(e, key, repo, digest, out);
+    /* A registry serves what any of its upstreams may serve, through that upstream: the
+     * first whose upstream has it (404 moves on; any other failure ends the search). */
+    int rc = -ENOENT;
+    for (char **k = r.upstreams; k && *k && rc == -ENOENT; k++) {
+        rc = blob_node(e, *k, repo, digest, out);
+        if (rc < 0)
+            continue;
+        struct engine_file *f = NULL;
+        bool keep = false, changed = false;
+        rc = engine_file_open(e, out->ino, NULL, &f, &keep, &changed);
+        if (rc == 0)
+            engine_file_close(f);
+    }
+    config_registry_clear(&r);
+    return rc;
+}
