@@ -102,6 +102,13 @@ int engine_find_below(struct engine *e, const char *dir, const char *tail, struc
  */
 int engine_blob(struct engine *e, const char *key, const char *repo, const char *digest,
                 struct engine_attr *out);
+/*
+ * Before answering a HEAD for content named by digest: 0 when the node's
+ * proxy may serve it (the scoping rule of by_digest.c: its own copy, or its
+ * upstream confirms it now), *a refreshed; -ENOENT when the upstream does not
+ * have it; other -errno. No body is downloaded where the protocol has a HEAD.
+ */
+int engine_blob_confirm(struct engine *e, int64_t ino, struct engine_attr *a);
 
 /*
  * Opens a file for reading. *keep_cache says the kernel may keep its pages

@@ -1687,6 +1687,30 @@ static int dk_blob_url(struct upstream *u, const char *repo, const char *digest,
     return reg_url(u, url, "%s/blobs/%s", p.td_repo, digest);
 }
 
+/* A HEAD on a registry URL of this proxy, with its credentials (the blob scoping rule). */
+static int dk_confirm(struct upstream *u, const char *url, int64_t *size)
+{
+    char repo[OCI_NAME_MAX + 1], scope[OCI_NAME_MAX + 32];
+    struct dk_state *s = dk_state(u);
+    struct fetch_response r;
+    bool manifest = false;
+    if (!s)
+        return -ENOMEM;
+    int rc = url_repository(u, s, url, repo, &manifest);
+    if (rc < 0)
+        return rc;
+    scope_for(repo, scope, sizeof(scope));
+    rc = reg_request(u, scope, url, true, manifest, 0, &r);
+    if (rc == 0 && r.status >= 200 && r.status < 300) {
+        if (size)
+            *size = r.content_length;
+    } else if (rc == 0) {
+        rc = r.status == 404 || r.status == 410 ? -ENOENT : failure_status_errno(r.status);
+    }
+    fetch_response_clear(&r);
+    return rc;
+}
+
 const struct driver_ops driver_docker = {
     .type = "docker",
     .lookup = dk_lookup,
@@ -1695,6 +1719,7 @@ const struct driver_ops driver_docker = {
     .request_headers = dk_request_headers,
     .auth_rejected = dk_auth_rejected,
     .blob_url = dk_blob_url,
+    .confirm = dk_confirm,
 };
 
 /* AWS ECR, private and public: this driver with the ECR variant of ecr.c. */
@@ -1706,4 +1731,5 @@ const struct driver_ops driver_ecr = {
     .request_headers = dk_request_headers,
     .auth_rejected = dk_auth_rejected,
     .blob_url = dk_blob_url,
+    .confirm = dk_confirm,
 };

@@ -10,11 +10,34 @@
  * A 404 there is remembered for the proxy's negative TTL.
  */
 #include "engine_i.h"
+#include "upstreamfs/hash.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int engine__scope_check(struct engine *e, struct upstream *u, const struct node *n,
+                        const char *hex, int64_t *size)
+{
+    char repo[4096];
+    index_scope_repo(n->url, repo, sizeof(repo));
+    pthread_mutex_lock(&e->mu);
+    int rc = index_scope_has(e->ix, hex, n->top, repo);
+    pthread_mutex_unlock(&e->mu);
+    if (rc == 1 || !u || !u->drv->confirm || !n->url)
+        return rc == 1 ? 1 : 0;
+    /* The upstream's word now, with this proxy's credentials (a HEAD: no bytes move). */
+    rc = u->drv->confirm(u, n->url, size);
+    if (rc == -ENOENT)
+        return -ENOENT;
+    if (rc < 0)
+        return 0; /* undecided: the download path reports the failure */
+    pthread_mutex_lock(&e->mu);
+    index_scope_add(e->ix, hex, n->top, repo);
+    pthread_mutex_unlock(&e->mu);
+    return 1;
+}
 
 /* The hidden node of key/repo@digest, created or refreshed from the driver's URL. */
 static int blob_node(struct engine *e, const char *key, const char *repo, const char *digest,
@@ -85,4 +108,53 @@ int engine_blob(struct engine *e, const char *key, const char *repo, const char 
     }
     config_registry_clear(&r);
     return rc;
+}
+
+int engine_blob_confirm(struct engine *e, int64_t ino, struct engine_attr *a)
+{
+    struct node n;
+    struct hash_expect ex;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_get(e->ix, ino, &n);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return rc;
+    if (n.via) { /* a registry entry: its upstream's node decides */
+        struct node un;
+        char *via = strdup(n.via), *path = strdup(n.path);
+        rc = via && path ? engine__resolve_node(e, via, path, &un) : -ENOMEM;
+        free(via);
+        free(path);
+        node_clear(&n);
+        if (rc < 0)
+            return rc;
+        n = un;
+    }
+    struct upstream *u = n.local ? NULL : engine__upstream(e, n.top);
+    const char *hex = n.expect && hash_expect_parse(n.expect, &ex) == 0 && ex.algo == HASH_SHA256
+                          ? ex.hex
+                          : n.digest;
+    int64_t size = -1;
+    rc = 0;
+    if (n.local)
+        rc = 1; /* a registry's own content */
+    else if (u && u->drv->confirm && hex[0])
+        rc = engine__scope_check(e, u, &n, hex, &size);
+    if (rc == 0) { /* no HEAD in this protocol: its own copy decides */
+        struct engine_file *f = NULL;
+        bool keep = false, changed = false;
+        rc = engine_file_open(e, ino, NULL, &f, &keep, &changed);
+        if (rc == 0) {
+            rc = engine_file_wait(f, NULL);
+            engine_file_close(f);
+        }
+    } else if (rc == 1 && size >= 0 && n.size < 0) {
+        pthread_mutex_lock(&e->mu);
+        n.size = size; /* an unreferenced blob: its size from the upstream's answer */
+        index_put(e->ix, &n);
+        pthread_mutex_unlock(&e->mu);
+    }
+    upstream_unref(u);
+    node_clear(&n);
+    return rc < 0 ? rc : engine_getattr(e, ino, a);
 }

@@ -29,21 +29,6 @@ struct dl_ctx {
     int64_t started;
 };
 
-/*
- * Whether proxy top obtained the object itself from the location url names
- * (docs/SECURITY.md "Blob and file scoping"): only then may content named by
- * digest be served from the shared store without asking top's upstream.
- */
-static bool scoped(struct engine *e, const char *hex, const char *top, const char *url)
-{
-    char repo[4096];
-    index_scope_repo(url, repo, sizeof(repo));
-    pthread_mutex_lock(&e->mu);
-    int rc = index_scope_has(e->ix, hex, top, repo);
-    pthread_mutex_unlock(&e->mu);
-    return rc == 1;
-}
-
 /* After another process's download of the same key: is the object here now? */
 static bool dl_recheck(void *arg, char hex[65])
 {
@@ -51,7 +36,9 @@ static bool dl_recheck(void *arg, char hex[65])
     struct engine *e = c->e;
     if (c->expect_sha256[0]) {
         snprintf(hex, 65, "%s", c->expect_sha256);
-        return store_blob_size(&e->store, hex) >= 0 && scoped(e, hex, c->top, c->url);
+        struct node sn = {.top = c->top, .url = c->url};
+        return store_blob_size(&e->store, hex) >= 0 &&
+               engine__scope_check(e, NULL, &sn, hex, NULL) == 1;
     }
     struct node n;
     bool ok = false;
@@ -309,7 +296,14 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
     if (expect.algo == HASH_SHA256) {
         /* Content named by digest may already be here, fetched through another path of this
          * proxy from the same location; another proxy's copy is not this proxy's to serve. */
-        if (store_blob_size(&e->store, expect.hex) >= 0 && scoped(e, expect.hex, n->top, n->url)) {
+        int sc = store_blob_size(&e->store, expect.hex) >= 0
+                     ? engine__scope_check(e, u, n, expect.hex, NULL)
+                     : 0;
+        if (sc < 0) {
+            rc = sc;
+            goto out;
+        }
+        if (sc == 1) {
             struct node cur;
             pthread_mutex_lock(&e->mu);
             if (index_get(e->ix, n->ino, &cur) == 0) {

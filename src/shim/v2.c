@@ -598,8 +598,8 @@ static enum MHD_Result v2_manifest(struct v2_ctx *c)
 /*
  * Opens the blob once before answering, so that the scoping rule (reader.c:
  * this proxy's own copy, or its upstream's answer now) decides between the
- * content and BLOB_UNKNOWN, for HEAD too; a HEAD waits for the verified
- * content, whose size *a then holds. The download goes on for the GET after.
+ * content and BLOB_UNKNOWN; a HEAD asks the upstream with a HEAD
+ * (engine_blob_confirm). The download goes on for the GET after.
  */
 static int blob_confirm(struct shim_req *r, struct engine_attr *a)
 {
@@ -608,13 +608,12 @@ static int blob_confirm(struct shim_req *r, struct engine_attr *a)
     struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
     struct engine_file *f = NULL;
     bool keep = false, changed = false;
-    int rc = engine_file_open(e, a->ino, &w, &f, &keep, &changed);
-    if (rc < 0)
-        return rc;
     if (r->head)
-        rc = engine_file_wait(f, &w);
-    engine_file_close(f);
-    return rc < 0 ? rc : r->head ? engine_getattr(e, a->ino, a) : 0;
+        return engine_blob_confirm(e, a->ino, a);
+    int rc = engine_file_open(e, a->ino, &w, &f, &keep, &changed);
+    if (rc == 0)
+        engine_file_close(f);
+    return rc;
 }
 
 static enum MHD_Result v2_blob(struct v2_ctx *c)
