@@ -1705,7 +1705,10 @@ static int dk_confirm(struct upstream *u, const char *url, int64_t *size)
         if (size)
             *size = r.content_length;
     } else if (rc == 0) {
-        rc = r.status == 404 || r.status == 410 ? -ENOENT : failure_status_errno(r.status);
+        /* Refused to this proxy's credentials (after reg_request's one fresh try): the
+         * upstream does not confirm the blob for this proxy, as if it had none. */
+        bool no = r.status == 404 || r.status == 410 || r.status == 401 || r.status == 403;
+        rc = no ? -ENOENT : failure_status_errno(r.status);
     }
     fetch_response_clear(&r);
     return rc;
