@@ -54,6 +54,32 @@ upfs proxy create priv --type docker --source custom --url "http://$REG_A/" --au
 upfs proxy create b --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pb/" >/dev/null
 upfs registry create reg --type docker --upstream b --upstream priv >/dev/null
 
+# helm: ha serves a chart; hb's index names the same digest
+WWW="$T/www"
+mkdir -p "$WWW/ha/charts" "$WWW/hb/charts"
+"$PYTHON" - "$WWW" <<'EOF2'
+import hashlib, os, sys
+www = sys.argv[1]
+secret = b"ha's private chart bytes\n" * 64
+open(os.path.join(www, "ha/charts/secret-1.0.0.tgz"), "wb").write(secret)
+open(os.path.join(www, "hb/charts/evil-1.0.0.tgz"), "wb").write(b"hb's own bytes\n" * 64)
+digest = hashlib.sha256(secret).hexdigest()
+def index(entries):
+    out = "apiVersion: v1\nentries:\n"
+    for name in entries:
+        out += ("  %s:\n  - apiVersion: v2\n    name: %s\n    version: 1.0.0\n"
+                "    digest: %s\n    urls:\n    - charts/%s-1.0.0.tgz\n" % (name, name, digest, name))
+    return out + "generated: \"2024-01-01T00:00:00Z\"\n"
+open(os.path.join(www, "ha/index.yaml"), "w").write(index(["secret"]))
+# evil: hb's server has other bytes at that URL; gone: it has none
+open(os.path.join(www, "hb/index.yaml"), "w").write(index(["evil", "gone"]))
+open(os.path.join(www, "digest"), "w").write(digest)
+EOF2
+HELM_DIGEST="$(cat "$WWW/digest")"
+files_server_start "$WWW"
+upfs proxy create ha --type helm --url "http://127.0.0.1:$FPORT/ha/" >/dev/null
+upfs proxy create hb --type helm --url "http://127.0.0.1:$FPORT/hb/" >/dev/null
+
 serve_start main
 S="http://127.0.0.1:$SERVE_PORT_main"
 upfs_mount "$MNT"
@@ -105,5 +131,24 @@ t_registry() {
     expect_v2_error 404 BLOB_UNKNOWN "A's layer for other/img through reg"
 }
 check "a registry serves what its upstreams may serve" t_registry
+
+t_helm() {
+    http_get "$S/ha/charts/secret-1.0.0.tgz"
+    assert_eq "$HTTP_STATUS" 200 "ha's chart through ha"
+    assert_sha256 "$T/body" "$HELM_DIGEST"
+    local name
+    for name in evil gone; do
+        http_get "$S/hb/charts/$name-1.0.0.tgz"
+        [[ "$HTTP_STATUS" != 200 ]] || die "hb served $name-1.0.0.tgz (status 200)"
+        ! grep -q "private chart" "$T/body" || die "hb served ha's bytes as $name"
+        grep -q "GET /hb/charts/$name-1.0.0.tgz" "$T/files.log" ||
+            die "hb answered $name without asking its own server"
+        if cat "$MNT/hb/charts/$name-1.0.0.tgz" >"$T/leak" 2>/dev/null; then
+            die "MNT/hb/charts/$name-1.0.0.tgz is readable"
+        fi
+        ! grep -q "private chart" "$T/leak" || die "the mount served ha's bytes under hb"
+    done
+}
+check "helm: an index naming another proxy's chart digest does not serve its bytes" t_helm
 
 finish
