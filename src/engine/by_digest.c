@@ -63,8 +63,10 @@ static int blob_node(struct engine *e, const char *key, const char *repo, const 
         if (rc == -ENOENT)
             memset(&n, 0, sizeof(n));
         if (n.kind != NODE_FILE || !n.url || strcmp(n.url, url) != 0) {
+            int64_t ino = n.ino; /* a 404 remembered earlier, or another URL: the same row */
             node_clear(&n);
             memset(&n, 0, sizeof(n));
+            n.ino = ino;
             n.parent = 0;
             n.name = strdup(name);
             n.top = strdup(key);
@@ -148,7 +150,9 @@ int engine_blob_confirm(struct engine *e, int64_t ino, struct engine_attr *a)
             rc = engine_file_wait(f, NULL);
             engine_file_close(f);
         }
-    } else if (rc == 1 && size >= 0 && n.size < 0) {
+    } else if (rc == 1 && n.size < 0) {
+        if (size < 0)
+            size = store_blob_size(&e->store, hex);
         pthread_mutex_lock(&e->mu);
         n.size = size; /* an unreferenced blob: its size from the upstream's answer */
         index_put(e->ix, &n);
