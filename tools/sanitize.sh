@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sanitize.sh: builds upstreamfs under a sanitizer in a build directory of its own and runs the
-# tests there (DESIGN 4: "Sanitizer builds (ASan, UBSan, TSan) run the tests").
+# tests there (tools/test.sh runs them in CI).
 #
 #   tools/sanitize.sh asan [CTEST ARGS]   ASan + UBSan (UPSTREAMFS_ASAN) in build-asan/
 #   tools/sanitize.sh tsan [CTEST ARGS]   TSan (UPSTREAMFS_TSAN) in build-tsan/

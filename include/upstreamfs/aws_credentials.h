@@ -1,6 +1,6 @@
 /*
  * aws_credentials: AWS access keys, and the default credential chain that
- * the AWS SDKs use (DESIGN 2.1, --auth aws-chain):
+ * the AWS SDKs use (--auth aws-chain):
  *
  *   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally
  *      AWS_SESSION_TOKEN;

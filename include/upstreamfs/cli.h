@@ -1,5 +1,5 @@
 /*
- * cli: the command line of DESIGN 2.1.
+ * cli: the command line (README.md, "Using it").
  *
  * cli_main parses the global options, resolves the state dir and log level,
  * and hands the rest of argv to one command's main function through a

@@ -47,7 +47,7 @@ enum proxy_auth { AUTH_ANONYMOUS, AUTH_ACCESS_KEY, AUTH_AWS_CHAIN };
 /* docker only: where the registry is. */
 enum proxy_source { SOURCE_NONE, SOURCE_DOCKERHUB, SOURCE_CUSTOM };
 
-/* What an ECR url normalises to (DESIGN 2.1, protocols.md 2.6). */
+/* What an ECR url normalises to (docs/ecr.md). */
 struct ecr_target {
     bool is_public;
     char *host;       /* "<acct>.dkr.ecr.<region>.amazonaws.com" or "public.ecr.aws" */
@@ -118,7 +118,7 @@ int config_type_parse(const char *s, enum proxy_type *out, struct config_error *
 int config_auth_parse(const char *s, enum proxy_auth *out, struct config_error *err);
 int config_source_parse(const char *s, enum proxy_source *out, struct config_error *err);
 
-/* The key rule of DESIGN 2.1 (syntax and reserved names; uniqueness is configdb's). */
+/* The key rule (syntax and reserved names; uniqueness is configdb's). */
 int config_key_validate(const char *field, const char *key, struct config_error *err);
 
 /* Fills defaults (TTLs) for a new proxy of this key and type. */
@@ -135,7 +135,7 @@ int config_registry_validate(const struct registry *r, struct config_error *err)
 /* Whether a proxy of type pt may be an upstream of a registry of type rt. */
 bool config_registry_accepts(enum proxy_type rt, enum proxy_type pt);
 
-/* One schema for --json and /api (DESIGN 2.3). Never contains a secret. */
+/* One schema for --json and /api (docs/ARCHITECTURE.md, "Configuration model"). Never contains a secret. */
 json_t *config_proxy_to_json(const struct proxy *p);
 json_t *config_registry_to_json(const struct registry *r);
 

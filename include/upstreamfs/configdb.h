@@ -36,7 +36,7 @@ void configdb_proxy_list_free(struct proxy *list, size_t n);
 int configdb_secret_read(struct state *st, const char *key, char **out);
 
 /*
- * 0 when name is used by neither a proxy nor a registry (the one name space of DESIGN 2.1),
+ * 0 when name is used by neither a proxy nor a registry (proxies and registries share one name space),
  * else -EEXIST with the rule's message on field. Read-only: create checks it again.
  */
 int configdb_name_free(struct state *st, const char *field, const char *name,

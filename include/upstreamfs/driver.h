@@ -96,6 +96,19 @@ struct driver_ops {
      */
     bool (*auth_rejected)(struct upstream *u, const char *url, long status, const char *www);
     /*
+     * The URL of the blob digest ("sha256:<hex>") of repository repo (as the
+     * mount shows it) at this proxy's upstream, for a client that asks for a
+     * blob by digest with no manifest first (engine_blob). No I/O. May be NULL.
+     */
+    int (*blob_url)(struct upstream *u, const char *repo, const char *digest, char **url);
+    /*
+     * Whether the upstream has url now, asked with the proxy's credentials
+     * and without the body (a registry's HEAD): 0 (*size the length, or -1,
+     * when size is not NULL), -ENOENT, or another -errno. May be NULL: then
+     * only a download of the proxy's own copy confirms content by digest.
+     */
+    int (*confirm)(struct upstream *u, const char *url, int64_t *size);
+    /*
      * For protocols whose client routes differ from the mount layout (npm,
      * pypi); NULL for the others, whose routes mirror the mount. Maps a
      * request to the shim below /<key-or-registry>/ — path normalised ("" for

@@ -1,6 +1,6 @@
 /*
- * ecr_auth: registry credentials for an ECR proxy (DESIGN 2.1 and 3,
- * protocols.md 2.2 and 2.5), cached and refreshed before they expire.
+ * ecr_auth: registry credentials for an ECR proxy (docs/ecr.md; AWS's
+ * GetAuthorizationToken for ECR and ECR Public), cached and refreshed before they expire.
  *
  * Private registries: a SigV4-signed (service "ecr") GetAuthorizationToken
  * POST to the ECR API, in the target's region. The answer's token is used

@@ -1,5 +1,5 @@
 /*
- * ecr_url: what an ECR source URL means (DESIGN 2.1, protocols.md 2.1, 2.5,
+ * ecr_url: what an ECR source URL means (docs/ecr.md,
  * 2.6), as a struct ecr_target.
  *
  * Accepted forms, with or without "https://" (plain http is refused: ECR

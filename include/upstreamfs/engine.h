@@ -3,7 +3,7 @@
  *
  * It resolves names to nodes (inode numbers are index row ids), opens files
  * as readers that stream from the store or from a running download, and
- * keeps the DESIGN §3 policies: freshness by TTL, negative caching,
+ * keeps the cache policies (docs/ARCHITECTURE.md): freshness by TTL, negative caching,
  * stale-if-error, per-proxy back-off, include/exclude, offline proxies,
  * registries (local content, then each upstream in order), quota and LRU
  * eviction. Front doors translate requests into these calls and replies;
@@ -99,6 +99,24 @@ int engine_resolve(struct engine *e, const char *path, struct engine_attr *out);
  * an empty tail.
  */
 int engine_find_below(struct engine *e, const char *dir, const char *tail, struct engine_attr *out);
+
+/*
+ * A blob by digest ("sha256:<hex>") of repository repo of proxy or registry
+ * key that no manifest listed (by_digest.c): a file outside the mount's tree
+ * that is read from key's own upstream (a registry: the first of its
+ * upstreams that has it). Fills *out as engine_getattr would. Returns 0;
+ * -ENOENT when the protocol has no such URL or the upstream said 404 within
+ * the negative TTL; other -errno.
+ */
+int engine_blob(struct engine *e, const char *key, const char *repo, const char *digest,
+                struct engine_attr *out);
+/*
+ * Before answering a HEAD for content named by digest: 0 when the node's
+ * proxy may serve it (the scoping rule of by_digest.c: its own copy, or its
+ * upstream confirms it now), *a refreshed; -ENOENT when the upstream does not
+ * have it; other -errno. No body is downloaded where the protocol has a HEAD.
+ */
+int engine_blob_confirm(struct engine *e, int64_t ino, struct engine_attr *a);
 
 /*
  * Opens a file for reading. *keep_cache says the kernel may keep its pages

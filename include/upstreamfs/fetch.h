@@ -1,5 +1,5 @@
 /*
- * fetch: one HTTP request over libcurl, with the deadlines of DESIGN §3.
+ * fetch: one HTTP request over libcurl, with its deadlines (docs/troubleshooting.md).
  *
  * Connections, DNS answers and TLS sessions are shared between all requests
  * through one CURLSH, so consecutive requests to a remote reuse a connection.

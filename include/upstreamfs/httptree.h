@@ -1,6 +1,6 @@
 /*
  * httptree: a remote that is a plain HTTP file tree (the generic and Maven
- * drivers). A name is a file or a directory as DESIGN §2.2 decides: HEAD
+ * drivers). A name is a file or a directory as follows: HEAD
  * name answering 200 with a non-HTML body is a file; a redirect to name/,
  * or HEAD name/ answering 200, is a directory. Directory listings come from
  * the remote's HTML index page, when it has one.

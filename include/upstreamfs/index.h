@@ -141,4 +141,11 @@ void index_largest_free(struct index_artifact *list, size_t n);
 /* Pinned cached objects. */
 int index_pinned_count(struct index *ix, int64_t *count);
 
+/* Blob and file scoping (index_scope.c): the location at the upstream an object URL names. */
+void index_scope_repo(const char *url, char *buf, size_t len);
+/* Records that proxy top downloaded and verified digest itself from repo. */
+int index_scope_add(struct index *ix, const char *digest, const char *top, const char *repo);
+/* 1 when proxy top obtained digest from repo, 0 when not, -EIO. */
+int index_scope_has(struct index *ix, const char *digest, const char *top, const char *repo);
+
 #endif

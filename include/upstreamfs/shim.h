@@ -1,5 +1,5 @@
 /*
- * shim: the HTTP front door (DESIGN 2.3), the second one over the engine.
+ * shim: the HTTP front door, the second one over the engine.
  *
  * A shim serves one engine with libmicrohttpd, a thread per connection, in
  * the background: `upstreamfs serve` runs one on its own engine, and
@@ -15,7 +15,7 @@
  * /ui/ (the web page), and /v2/ (the registry API, pull side: manifests,
  * blobs, tags/list, referrers; --default for prefix-less mirror clients).
  *
- * Exposure (DESIGN 2.3): the default address is 127.0.0.1:5000; any
+ * Exposure (docs/SECURITY.md): the default address is 127.0.0.1:5000; any
  * address that is not loopback needs TLS and --htpasswd, or --open.
  *
  * Access (docs/SECURITY.md): /api/v1 needs an admin, the state dir's admin

@@ -36,7 +36,7 @@
  */
 int shim_http_path_normalise(const char *target, char *out, size_t outlen, bool *trailing_slash);
 
-/* The routes of DESIGN 2.3, chosen by the first component of a normalised path. */
+/* The routes of include/upstreamfs/shim.h, chosen by the first component of a normalised path. */
 enum shim_route {
     SHIM_ROUTE_ROOT,    /* "/": the index of proxies and registries */
     SHIM_ROUTE_PATH,    /* /<key-or-registry>/<path> */

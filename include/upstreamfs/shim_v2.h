@@ -1,6 +1,6 @@
 /*
- * shim_v2: routing of the registry API under /v2/ (DESIGN 2.3,
- * protocols.md 1.1), kept apart from the handlers so it can be tested alone.
+ * shim_v2: routing of the registry API under /v2/ (the OCI distribution spec's
+ * endpoints), kept apart from the handlers so it can be tested alone.
  *
  * A repository name may contain '/', so a route is found by its last
  * "/manifests/", "/blobs/" or "/referrers/" segment, or a final

@@ -1,5 +1,5 @@
 /*
- * sigv4: AWS Signature Version 4 for one HTTP request (protocols.md 2.3), and
+ * sigv4: AWS Signature Version 4 for one HTTP request (AWS's "Signature Version 4 signing process"), and
  * the sending of AWS requests that carry a body.
  *
  * Signing is pure: no I/O, no clock (the caller passes the time), no log

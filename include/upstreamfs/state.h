@@ -21,7 +21,7 @@ struct state {
 };
 
 /*
- * The state dir from --state, $UPSTREAMFS_STATE, or the default of DESIGN 2.1.
+ * The state dir from --state, $UPSTREAMFS_STATE, or the default (README.md).
  * Malloc'd; a relative path is made absolute against the working directory.
  */
 char *state_default_dir(const char *opt);

@@ -1,5 +1,5 @@
 /*
- * cli: global options and the command table (DESIGN 2.1).
+ * cli: global options and the command table (README.md, "Using it").
  *
  * Global options end at the first word that is not an option ("+" in the
  * optstring), so a command's own options are never taken for global ones;

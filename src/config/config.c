@@ -54,7 +54,7 @@ const char *const config__source_names[3] = {
     [SOURCE_CUSTOM] = "custom",
 };
 
-/* Names the shim routes itself (DESIGN 2.1); no proxy or registry may take them. */
+/* Names the shim routes itself (include/upstreamfs/shim_http.h); no proxy or registry may take them. */
 static const char *const reserved_keys[] = {"v2", "api", "metrics", "healthz", "ui", "static"};
 
 void config_error_set(struct config_error *err, const char *field, const char *fmt, ...)
@@ -619,7 +619,7 @@ int config__check_text(const char *field, const char *s, size_t max, struct conf
     return 0;
 }
 
-/* The auth rules of DESIGN 2.1, before anything ECR-specific. */
+/* The auth rules (README.md, "Using it"), before anything ECR-specific. */
 static int check_auth(const struct proxy *p, bool has_secret, struct config_error *err)
 {
     switch (p->auth) {

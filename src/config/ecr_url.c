@@ -1,7 +1,7 @@
 /*
  * ecr_url: from what a user pastes (a console link, a registry host with or
  * without a repository) to one struct ecr_target. See ecr_url.h for the
- * forms and protocols.md 2.1, 2.5 and 2.6 for where they come from.
+ * forms; docs/ecr.md shows each form with an example.
  *
  * The URL is taken apart by libcurl's URL API only; this file then reads the
  * decoded path as '/'-separated names. Decoding the whole path first is
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* protocols.md 2.1 [BOTO]: repository names, and 2.6: public registry aliases. */
+/* Repository names (ECR CreateRepository's pattern) and public registry aliases (ECR Public). */
 #define REPO_RE    "^[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*$"
 #define REPO_MIN   2
 #define REPO_MAX   256

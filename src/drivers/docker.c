@@ -1,6 +1,6 @@
 /*
  * docker: a Docker/OCI registry (the pull side of the distribution API) as
- * a tree of OCI image layouts (DESIGN 2.2):
+ * a tree of OCI image layouts (README.md, the mount layout):
  *
  *   <repository>/                      lists tags (tags/list, Link pagination)
  *   <repository>/<tag>/                an OCI image layout of what the tag names now
@@ -1667,6 +1667,50 @@ static bool dk_auth_rejected(struct upstream *u, const char *url, long status, c
     return again;
 }
 
+/* A blob by digest of a repository, as the mount names the repository (engine_blob). */
+static int dk_blob_url(struct upstream *u, const char *repo, const char *digest, char **url)
+{
+    char path[OCI_NAME_MAX + 80];
+    struct oci_path p;
+    *url = NULL;
+    if (!oci_digest_valid(digest) ||
+        (size_t)snprintf(path, sizeof(path), "%s/%s", repo, digest) >= sizeof(path))
+        return -ENOENT;
+    int rc = dk_parse(u, path, &p);
+    if (rc < 0)
+        return rc;
+    if (!p.tagdir)
+        return -ENOENT;
+    return reg_url(u, url, "%s/blobs/%s", p.td_repo, digest);
+}
+
+/* A HEAD on a registry URL of this proxy, with its credentials (the blob scoping rule). */
+static int dk_confirm(struct upstream *u, const char *url, int64_t *size)
+{
+    char repo[OCI_NAME_MAX + 1], scope[OCI_NAME_MAX + 32];
+    struct dk_state *s = dk_state(u);
+    struct fetch_response r;
+    bool manifest = false;
+    if (!s)
+        return -ENOMEM;
+    int rc = url_repository(u, s, url, repo, &manifest);
+    if (rc < 0)
+        return rc;
+    scope_for(repo, scope, sizeof(scope));
+    rc = reg_request(u, scope, url, true, manifest, 0, &r);
+    if (rc == 0 && r.status >= 200 && r.status < 300) {
+        if (size)
+            *size = r.content_length;
+    } else if (rc == 0) {
+        /* Refused to this proxy's credentials (after reg_request's one fresh try): the
+         * upstream does not confirm the blob for this proxy, as if it had none. */
+        bool no = r.status == 404 || r.status == 410 || r.status == 401 || r.status == 403;
+        rc = no ? -ENOENT : failure_status_errno(r.status);
+    }
+    fetch_response_clear(&r);
+    return rc;
+}
+
 const struct driver_ops driver_docker = {
     .type = "docker",
     .lookup = dk_lookup,
@@ -1674,6 +1718,8 @@ const struct driver_ops driver_docker = {
     .generate = dk_generate,
     .request_headers = dk_request_headers,
     .auth_rejected = dk_auth_rejected,
+    .blob_url = dk_blob_url,
+    .confirm = dk_confirm,
 };
 
 /* AWS ECR, private and public: this driver with the ECR variant of ecr.c. */
@@ -1684,4 +1730,6 @@ const struct driver_ops driver_ecr = {
     .generate = dk_generate,
     .request_headers = dk_request_headers,
     .auth_rejected = dk_auth_rejected,
+    .blob_url = dk_blob_url,
+    .confirm = dk_confirm,
 };

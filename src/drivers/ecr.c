@@ -1,7 +1,7 @@
 /*
  * ecr: AWS ECR, private and public, as the docker driver's ECR variant
  * (docker_i.h); the protocol, the tree and the caching are the docker
- * driver's (DESIGN 2.2: MNT/<key>/<repository>/<tag>/ is an OCI layout).
+ * driver's (README.md: MNT/<key>/<repository>/<tag>/ is an OCI layout).
  *
  * What differs, all from ecr_auth.h (tokens fetched at first use, kept
  * until shortly before expiresAt, refreshed without failing callers that

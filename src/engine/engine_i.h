@@ -169,10 +169,19 @@ bool engine__node_hidden(struct engine *e, const struct node *n);
 
 /*
  * The single-flight key of a download: content named by a sha256 is shared
- * by every path and proxy that names it; anything else is per path.
+ * by the paths of one proxy that name it (never across proxies: the scoping
+ * rule, by_digest.c); anything else is per path.
  */
 void engine__flight_key(const char *top, const char *path, const char *expect, char *buf,
                         size_t len);
+
+/*
+ * The scoping rule (by_digest.c): may n's proxy u serve the stored object hex
+ * for n? 1: it obtained it from n's location, or u's upstream confirms it now
+ * (then recorded); 0: ask by downloading; -ENOENT: the upstream said 404.
+ */
+int engine__scope_check(struct engine *e, struct upstream *u, const struct node *n,
+                        const char *hex, int64_t *size);
 
 /* Background work on a directory: at most one at a time per inode; close waits for all. */
 bool engine__bg_begin(struct engine *e, int64_t ino);

@@ -1,5 +1,5 @@
 /*
- * local: a registry's own content (DESIGN §2.2). Files are written to a temp
+ * local: a registry's own content (docs/registries.md). Files are written to a temp
  * file and stored (hashed, then renamed into the store) when closed, so the
  * store never holds a half-written object and readers see the last closed
  * version. A local node shadows whatever an upstream provides under the same

@@ -36,7 +36,9 @@ static bool dl_recheck(void *arg, char hex[65])
     struct engine *e = c->e;
     if (c->expect_sha256[0]) {
         snprintf(hex, 65, "%s", c->expect_sha256);
-        return store_blob_size(&e->store, hex) >= 0;
+        struct node sn = {.top = c->top, .url = c->url};
+        return store_blob_size(&e->store, hex) >= 0 &&
+               engine__scope_check(e, NULL, &sn, hex, NULL) == 1;
     }
     struct node n;
     bool ok = false;
@@ -56,7 +58,7 @@ void engine__flight_key(const char *top, const char *path, const char *expect, c
 {
     struct hash_expect ex;
     if (expect && hash_expect_parse(expect, &ex) == 0 && ex.algo == HASH_SHA256)
-        snprintf(buf, len, "sha256:%s", ex.hex);
+        snprintf(buf, len, "sha256:%s@%s", ex.hex, top); /* one proxy's copy: not shared */
     else
         snprintf(buf, len, "url:%s/%s", top, path);
 }
@@ -80,7 +82,10 @@ static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch
     engine__path_failed(e, c->top, c->path, NULL);
     atomic_fetch_add(&e->upstream_bytes, size);
     engine__object_added(e, hex, size, false);
+    char repo[4096];
+    index_scope_repo(c->url, repo, sizeof(repo));
     pthread_mutex_lock(&e->mu);
+    index_scope_add(e->ix, hex, c->top, repo); /* this proxy's upstream served it */
     if (index_find(e->ix, c->top, c->path, &n) == 0) {
         snprintf(n.digest, sizeof(n.digest), "%s", hex);
         n.size = size;
@@ -308,8 +313,16 @@ static int open_download(struct engine *e, struct upstream *u, struct node *n, b
         goto out;
     }
     if (expect.algo == HASH_SHA256) {
-        /* Content named by digest may already be here, fetched through another path or proxy. */
-        if (store_blob_size(&e->store, expect.hex) >= 0) {
+        /* Content named by digest may already be here, fetched through another path of this
+         * proxy from the same location; another proxy's copy is not this proxy's to serve. */
+        int sc = store_blob_size(&e->store, expect.hex) >= 0
+                     ? engine__scope_check(e, u, n, expect.hex, NULL)
+                     : 0;
+        if (sc < 0) {
+            rc = sc;
+            goto out;
+        }
+        if (sc == 1) {
             struct node cur;
             pthread_mutex_lock(&e->mu);
             if (index_get(e->ix, n->ino, &cur) == 0) {

@@ -575,6 +575,8 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
             n.kind = NODE_FILE;
             n.size = (int64_t)r.body_len;
             snprintf(n.digest, sizeof(n.digest), "%s", hex);
+            char repo[4096];
+            index_scope_repo(dr->url, repo, sizeof(repo));
             free(n.etag);
             n.etag = r.etag ? strdup(r.etag) : NULL;
             free(n.last_modified);
@@ -586,6 +588,7 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
             n.stale = false;
             pthread_mutex_lock(&e->mu);
             index_put(e->ix, &n);
+            index_scope_add(e->ix, hex, u->cfg.key, repo); /* the blob scoping rule */
             pthread_mutex_unlock(&e->mu);
             out->body = r.body;
             out->len = r.body_len;

@@ -1,7 +1,7 @@
 /*
  * fs: FUSE low-level handlers over the engine (see fs.h).
  *
- * Kernel caching follows DESIGN §3: entries and attributes carry the
+ * Kernel caching (docs/ARCHITECTURE.md, "A read, end to end"): entries and attributes carry the
  * engine's timeouts (a day for immutable files, no more than the TTL for
  * mutable ones, 1 s for directories); files open with keep_cache unless the
  * open found new content, in which case the open uses direct I/O and the

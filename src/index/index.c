@@ -93,6 +93,9 @@ static const char *const sqls[S_COUNT] = {
     [S_OBJ_DELETE] = "DELETE FROM object WHERE digest = ?1",
     /* Kept by the triggers of schema.c's version 4: one row per value of object.local. */
     [S_OBJ_TOTALS] = "SELECT bytes, count FROM object_totals WHERE local = ?1",
+    [S_SCOPE_ADD] = "INSERT OR IGNORE INTO object_scope(digest, top, repo) VALUES (?1, ?2, ?3)",
+    [S_SCOPE_HAS] = "SELECT 1 FROM object_scope WHERE digest = ?1 AND top = ?2 AND repo = ?3 "
+                    "LIMIT 1",
     [S_LOCAL_USAGE] = "SELECT COALESCE(SUM(size),0), COUNT(*) FROM node WHERE top = ?1 AND "
                       "local = 1 AND kind = 2",
     [S_OBJ_LRU] = "SELECT " OBJECT_COLS " FROM object WHERE local = 0 AND pinned = 0 "

@@ -32,6 +32,9 @@ enum index_stmt {
     S_OBJ_DELETE,
     S_OBJ_TOTALS,
     S_LOCAL_USAGE,
+    /* scopes (index_scope.c) */
+    S_SCOPE_ADD,
+    S_SCOPE_HAS,
     S_OBJ_LRU,
     S_OBJ_ALL,
     S_SETTING_GET,

@@ -1,5 +1,5 @@
 /*
- * api: /api/v1/proxies[/KEY] and /api/v1/registries[/NAME] (DESIGN 2.3).
+ * api: /api/v1/proxies[/KEY] and /api/v1/registries[/NAME] (README.md; docs/ARCHITECTURE.md, "The CRUD path").
  *
  * The objects are exactly the CLI's --json objects (config_proxy_to_json,
  * config_registry_to_json), and every change goes through config_crud, the

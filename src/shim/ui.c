@@ -1,5 +1,5 @@
 /*
- * ui: the web page of DESIGN 2.3, "GET /" and the pages below /ui/.
+ * ui: the web page (docs/web-ui.md), "GET /" and the pages below /ui/.
  *
  *   /, /ui/                proxies and registries with their state and cache use, and links
  *                          to browse each tree (rendered here, so they work without script)

@@ -1,7 +1,7 @@
 /*
- * v2: the registry API under /v2/ (DESIGN 2.3, protocols.md 1), pull side:
+ * v2: the registry API under /v2/ (the OCI distribution spec), pull side:
  * the HTTP face of the OCI image layouts that docker and ecr proxies, and
- * docker registries, show in the engine's namespace (DESIGN 2.2):
+ * docker registries, show in the engine's namespace (README.md, the mount layout):
  *
  *   KEY/<repository>/<tag>/            and  KEY/<repository>/sha256:<hex>/
  *       index.json                     one descriptor: mediaType, digest, size
@@ -30,13 +30,16 @@
  *   client that only takes Docker types asking for an OCI manifest, or only
  *   image manifests for an index, learns that the content exists in a form
  *   it cannot read. No Accept, or a wildcard, takes any type.
- * GET|HEAD .../blobs/<digest>: served only when that proxy or registry and
- *   repository have referenced the digest: a blobs/sha256/<hex> file is
- *   known below KEY/<repository>/<one tag or digest>/ (engine_find_below,
- *   from the index, no network). The design also allows asking the
- *   upstream with this proxy's credentials; the shim does not, so the
- *   stricter rule applies: pull a manifest (through the shim or the mount)
- *   before its blobs, as every client does. The file is served by
+ * GET|HEAD .../blobs/<digest>: the blobs/sha256/<hex> file a layout of
+ *   KEY/<repository>/ lists (engine_find_below, from the index), else a
+ *   node of its own that reads the blob from this proxy's upstream
+ *   (engine_blob: clients such as oras and crane fetch blobs before, or
+ *   without, a manifest). Either is opened once first (blob_confirm): the
+ *   store serves it only when this proxy obtained it for that repository
+ *   from its own upstream, else the upstream is asked now with this
+ *   proxy's credentials (docs/SECURITY.md "Blob and file scoping"), so a
+ *   manifest that merely lists another proxy's digest gets BLOB_UNKNOWN
+ *   when its own registry has no such blob. The file is served by
  *   shim__serve_file: Range/206, ETag, zero-copy when complete, streamed
  *   from a running download otherwise (one download for every HTTP and
  *   FUSE reader).
@@ -592,6 +595,27 @@ static enum MHD_Result v2_manifest(struct v2_ctx *c)
 
 /* ---- blobs -------------------------------------------------------------------------------- */
 
+/*
+ * Opens the blob once before answering, so that the scoping rule (reader.c:
+ * this proxy's own copy, or its upstream's answer now) decides between the
+ * content and BLOB_UNKNOWN; a HEAD asks the upstream with a HEAD
+ * (engine_blob_confirm). The download goes on for the GET after.
+ */
+static int blob_confirm(struct shim_req *r, struct engine_attr *a)
+{
+    struct engine *e = r->s->e;
+    struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
+    struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
+    struct engine_file *f = NULL;
+    bool keep = false, changed = false;
+    if (r->head)
+        return engine_blob_confirm(e, a->ino, a);
+    int rc = engine_file_open(e, a->ino, &w, &f, &keep, &changed);
+    if (rc == 0)
+        engine_file_close(f);
+    return rc;
+}
+
 static enum MHD_Result v2_blob(struct v2_ctx *c)
 {
     struct shim_req *r = c->r;
@@ -612,10 +636,13 @@ static enum MHD_Result v2_blob(struct v2_ctx *c)
     }
     if (rc == 0 && a.kind != NODE_FILE)
         rc = -ENOENT;
+    /* No manifest listed it: ask this proxy's own upstream (oras, crane fetch blobs first). */
+    if (rc == -ENOENT)
+        rc = engine_blob(r->s->e, c->rt->key, c->repo, digest, &a);
+    if (rc == 0)
+        rc = blob_confirm(r, &a);
     if (rc < 0)
-        return v2_errno(r, rc, "BLOB_UNKNOWN",
-                        "blob unknown to this repository (no manifest of it pulled through this "
-                        "proxy or registry references it)");
+        return v2_errno(r, rc, "BLOB_UNKNOWN", "blob unknown to this repository");
     /* clang-format off */
     const char *const extra[] = {DIGEST_HEADER, digest,
                                  API_VERSION_HEADER, API_VERSION,

@@ -2,7 +2,7 @@
  * schema: the SQL of every schema version (see schema.h).
  *
  * Version 1 holds the configuration. Proxies and registries share one name
- * space (DESIGN 2.1); configdb checks that inside its write transaction and
+ * space (include/upstreamfs/configdb.h); configdb checks that inside its write transaction and
  * the triggers below refuse a clash from any other writer too. Secrets are
  * never stored here (configdb keeps them in files), so no column holds one.
  * config_generation is bumped by triggers on every change of the config
@@ -152,6 +152,14 @@ const char *const state_migrations[] = {
     "ALTER TABLE node_v5 RENAME TO node;"
     "CREATE INDEX node_top_path ON node(top, path);"
     "CREATE INDEX node_digest ON node(digest);",
+    /* 5 -> 6: which proxy obtained each object from where (index_scope.c, docs/SECURITY.md). */
+    "CREATE TABLE object_scope ("
+    "  digest TEXT NOT NULL, top TEXT NOT NULL, repo TEXT NOT NULL,"
+    "  PRIMARY KEY (digest, top, repo)) WITHOUT ROWID;"
+    /* An evicted object is fetched again by whoever needs it: its scopes go with it. */
+    "CREATE TRIGGER object_scope_gone AFTER DELETE ON object BEGIN"
+    "  DELETE FROM object_scope WHERE digest = OLD.digest;"
+    "END;",
 };
 
 const int state_migration_count = (int)(sizeof(state_migrations) / sizeof(state_migrations[0]));

@@ -17,7 +17,7 @@
 #     resolves and reads;
 #   * a remote that accepts connections but never answers (upstream.py "delay" 60 s): an
 #     uncached file fails with ETIMEDOUT within 30 s; with the metadata past its TTL, ls, stat and df
-#     of known paths still answer within 1 s (DESIGN 3: ls and df never wait on the network).
+#     of known paths still answer within 1 s (ls and df never wait on the network: docs/RELIABILITY.md).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 

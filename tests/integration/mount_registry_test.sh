@@ -12,7 +12,7 @@
 # rename, truncate round-trip with sha256 and are counted as local content; local content
 # survives unmount + remount; a 503 from pf for hello.txt gives EREMOTEIO (never p2's bytes) while a
 # 404 from pf still falls through to p2; last, names resolved before a set-upstreams (listed by
-# ls, or read) follow the new order within 3 s too (DESIGN 2.1: changes take effect within 2 s).
+# ls, or read) follow the new order within 3 s too (changes take effect within 2 s: README.md).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 

@@ -127,7 +127,7 @@ t_use() {
     http_get "http://127.0.0.1:$SPORT/viaapi/hello.txt"
     assert_eq "$HTTP_STATUS" 200 "GET /viaapi/hello.txt through serve"
     assert_eq "$BODY" "private content" "viaapi/hello.txt through serve"
-    # a proxy made by another process reaches a running mount within 2 s (DESIGN 2.1)
+    # a proxy made by another process reaches a running mount within 2 s (README.md)
     wait_until 5 _api_visible || die "the proxy created through the API is not in the mount after 5 s"
     wait_until 3 _mshim_get_viaapi || true
     assert_eq "$HTTP_STATUS" 200 "GET /viaapi/one.bin through the mount's shim (proxy made by the API), 3 s after it appeared in the mount"

@@ -1,6 +1,6 @@
 /*
- * test_config: the validation rules of DESIGN 2.1 and the JSON schema of
- * DESIGN 2.3, through config.h only (no database, no files).
+ * test_config: the validation rules and the JSON schema
+ * (docs/ARCHITECTURE.md, "Configuration model"), through config.h only (no database, no files).
  *
  * Each rule has a good and a bad case; a bad case checks the field named and
  * that the message states the rule, and that the proxy was left unchanged.

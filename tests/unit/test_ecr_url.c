@@ -1,5 +1,5 @@
 /*
- * test_ecr_url: every accepted ECR URL form (protocols.md 2.1, 2.5, 2.6) and
+ * test_ecr_url: every accepted ECR URL form (docs/ecr.md) and
  * the ways each can be wrong. A table of cases: input, then either the
  * expected target or a fragment of the error message.
  */

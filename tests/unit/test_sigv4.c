@@ -1,5 +1,5 @@
 /*
- * test_sigv4: the AWS SigV4 test-suite vectors of protocols.md 2.4 (the
+ * test_sigv4: the AWS SigV4 test-suite vectors (the
  * original 2015 suite: AKIDEXAMPLE, us-east-1, service "service",
  * 20150830T123600Z), the three ECR vectors recomputed there, and the
  * canonicalisation rules one by one (path normalisation and encoding, query
@@ -163,7 +163,7 @@ static struct sigv4_request ecr_req(const char *service, const char *region, tim
     return r;
 }
 
-/* protocols.md 2.4, ECR-specific vectors (20261127T060750Z is 1795759670). */
+/* ECR-specific vectors (20261127T060750Z is 1795759670). */
 static void test_ecr_vectors(void **state)
 {
     (void)state;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """fake_ecr: a loopback stand-in for the ECR and ECR Public APIs and IMDSv2.
 
-Contract (protocols.md 2.2, 2.4, 2.5, 2.7):
+Contract (AWS GetAuthorizationToken, SigV4, ECR Public; include/upstreamfs/ecr_auth.h):
   * Listens on 127.0.0.1 only. With --port 0 the kernel picks the port; the
     port is always the first line of stdout, so a test can read it and go.
   * POST with X-Amz-Target answers, as AWS JSON 1.1:
@@ -27,7 +27,7 @@ Contract (protocols.md 2.2, 2.4, 2.5, 2.7):
     --session-token. IMDSv1 (no token) gets 401.
   * It exits when its parent dies, so a crashed test leaves nothing behind.
   * --selftest checks this file's own signer against the AWS SigV4 suite
-    vectors of protocols.md 2.4 and exits.
+    vectors of tests/unit/test_sigv4.c and exits.
 Python standard library only; run with /usr/bin/python3.
 """
 
@@ -133,7 +133,7 @@ def signature(secret, amz_date, region, service, creq):
 
 
 def selftest():
-    """The suite vectors of protocols.md 2.4, signed by this file's signer."""
+    """The SigV4 suite vectors (as in tests/unit/test_sigv4.c), signed by this file's signer."""
     secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
     date = "20150830T123600Z"
     host = ("host", "example.amazonaws.com")

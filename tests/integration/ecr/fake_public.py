@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""fake_public: an ECR-Public-shaped registry on 127.0.0.1, reached as https://HOST/ (protocols.md 2.5).
+"""fake_public: an ECR-Public-shaped registry on 127.0.0.1, reached as https://HOST/ (docs/ecr.md).
 
     /usr/bin/python3 fake_public.py --backend http://127.0.0.1:PORT --cert CERT --key KEY
                                     [--host public.ecr.aws] [--ecr-password PW]
