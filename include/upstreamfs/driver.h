@@ -73,6 +73,12 @@ struct drv_shim_route {
 
 struct driver_ops {
     const char *type;
+    /*
+     * The size of a file that has an expected sha256 is the protocol's own statement of its
+     * length (an OCI descriptor's size): a download longer than that is cut there and nothing
+     * is kept, instead of running to the end to fail its digest (docs/SECURITY.md, rule 3).
+     */
+    bool sizes_exact;
     /* What is at path. */
     int (*lookup)(struct upstream *u, const char *path, struct drv_entry *out);
     /* The remote's listing of a directory; -ENOTSUP when the remote has none. */

@@ -169,7 +169,7 @@ static int private_file_write(struct state *st, const char *reldir, const char *
                               const char *secret)
 {
     char *path = NULL, *tmp = NULL, *dir = NULL;
-    int fd = -1, rc;
+    int fd = -1, rc = 0;
 
     if (!(dir = state_path(st, reldir)) || asprintf(&path, "%s/%s", dir, name) < 0 ||
         asprintf(&tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid()) < 0) {

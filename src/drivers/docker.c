@@ -1713,6 +1713,7 @@ static int dk_confirm(struct upstream *u, const char *url, int64_t *size)
 
 const struct driver_ops driver_docker = {
     .type = "docker",
+    .sizes_exact = true,
     .lookup = dk_lookup,
     .list = dk_list,
     .generate = dk_generate,
@@ -1725,6 +1726,7 @@ const struct driver_ops driver_docker = {
 /* AWS ECR, private and public: this driver with the ECR variant of ecr.c. */
 const struct driver_ops driver_ecr = {
     .type = "ecr",
+    .sizes_exact = true,
     .lookup = dk_lookup,
     .list = dk_list,
     .generate = dk_generate,

@@ -377,7 +377,10 @@ retry:
                                 .ep = &u->ep,
                                 .headers = hdrs,
                                 .expect = expect,
-                                .expect_size = -1,
+                                .expect_size = u->drv->sizes_exact &&
+                                                       expect.algo == HASH_SHA256 && n->size >= 0
+                                                   ? n->size
+                                                   : -1,
                                 .on_done = dl_done,
                                 .on_fail = dl_fail,
                                 .recheck = dl_recheck,

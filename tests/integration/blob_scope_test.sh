@@ -16,6 +16,9 @@
 #   - a blob B has, asked by digest with no manifest fetched before (HEAD, then GET), is 200
 #     with B's bytes (sha256) and the HEAD moved no body (one blob GET upstream in all);
 #   - the registry reg serves A's layer for private/img through priv, not for other/img;
+#   - a blob body longer than the manifest says (B's proxy pads it, without a Content-Length) is
+#     cut where the manifest's size ends: the read fails, far fewer bytes than the padded body
+#     left B, nothing is stored, and the honest body reads right afterwards;
 #   - helm: proxy hb's index.yaml names chart ha's digest with a URL on hb's own server that
 #     holds other bytes (or none): hb does not serve ha's chart.
 set -euo pipefail
@@ -31,6 +34,8 @@ D_SECRET="$(mkimage "$OCI" secret --text secret-only-bytes --big 20000)"
 D_PUB="$(mkimage "$OCI" pub --text public-bytes --big 30000)"
 LAYER="$(layer_of "$OCI" "$D_SECRET" 1)"
 PUB_LAYER="$(layer_of "$OCI" "$D_PUB" 1)"
+D_PAD="$(mkimage "$OCI" padded --text padded-bytes --big 40000)"
+PAD_LAYER="$(layer_of "$OCI" "$D_PAD" 1)"
 
 mkdir -p "$T/a"
 htpasswd -Bbn alice s3cret >"$T/a/htpasswd"
@@ -41,6 +46,7 @@ REG_B="127.0.0.1:$REG_PORT_b"
 push "oci:$OCI:secret" "$REG_A/private/img:1" --dest-creds alice:s3cret
 push "oci:$OCI:secret" "$REG_B/other/img:1"
 push "oci:$OCI:pub" "$REG_B/pub/x:1"
+push "oci:$OCI:padded" "$REG_B/pad/x:1"
 # B keeps the manifest of other/img:1 but not the layer: its link and its data go.
 BSTORE="$T/b/storage/docker/registry/v2"
 rm -rf "$BSTORE/repositories/other/img/_layers/sha256/${LAYER#sha256:}" \
@@ -122,6 +128,28 @@ t_docker_unreferenced() {
     expect_v2_error 404 BLOB_UNKNOWN "a digest B does not have"
 }
 check "a blob b's upstream has is served by digest with no manifest first" t_docker_unreferenced
+
+PAD=$((64 * 1024 * 1024))
+t_longer_than_announced() {
+    local size sent f="$MNT/b/pad/x/1/blobs/sha256/${PAD_LAYER#sha256:}"
+    size="$(stat -c %s "$OCI/blobs/sha256/${PAD_LAYER#sha256:}")"
+    with_timeout 20 stat "$f" >/dev/null || die "stat of the padded layer failed"
+    regproxy_reset pb
+    regproxy_control pb "pad?bytes=$PAD"
+    run_capture with_timeout 60 cat "$f"
+    regproxy_control pb up
+    ((RC != 0)) || die "a body longer than its manifest's size was read whole"
+    sent="$(regproxy_requests pb | "$PYTHON" -c '
+import json, sys
+print(max([e.get("sent", -1) for e in json.load(sys.stdin) if e["method"] == "GET" and e["path"].endswith(sys.argv[1])] or [-1]))' "/blobs/$PAD_LAYER")"
+    log "layer of $size bytes padded by $PAD: $sent bytes left B before the proxy hung up; cat: ${ERR:0:120}"
+    ((sent >= 0)) || die "B served no padded GET of the layer"
+    ((sent < size + 16 * 1024 * 1024)) || die "the proxy read $sent bytes of a $size-byte layer"
+    [[ ! -e "$STATE/blobs/sha256/${PAD_LAYER:7:2}/${PAD_LAYER#sha256:}" ]] || die "the padded body was stored"
+    assert_eq "$(with_timeout 60 cat "$f" | sha256sum | cut -d' ' -f1)" "${PAD_LAYER#sha256:}" \
+        "the layer once B answers honestly"
+}
+check "a blob longer than its manifest says is cut at the manifest's size" t_longer_than_announced
 
 t_registry() {
     http_get "$S/v2/reg/private/img/blobs/$LAYER"

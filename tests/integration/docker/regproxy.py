@@ -26,6 +26,11 @@ Control API (JSON; never counted):
                            -> answer the next N requests that carry an Authorization header
                               with 403 DENIED "Your authorization token has expired", as ECR
                               does (counted, and logged with status 403)
+  POST /_control/pad?bytes=N
+                           -> answer every blob GET (status 200) with its bytes and N more, without
+                              a Content-Length (the body ends when the connection closes), as a
+                              lying or broken upstream would; each such answer's log entry says
+                              how many body bytes could be sent ("sent") before the client hung up
   POST /_control/up
 """
 import argparse
@@ -50,6 +55,7 @@ class State:
     down = False
     ratelimit = 0
     expire = 0
+    pad = 0
     backend = None
     redirect = None
 
@@ -93,8 +99,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 State.expire = int(q.get("n", ["1"])[0])
                 return self._json(200, {"ok": True})
+            if path == "/_control/pad":
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                State.pad = int(q.get("bytes", ["0"])[0])
+                return self._json(200, {"ok": True})
             if path == "/_control/up":
                 State.down = False
+                State.pad = 0
                 State.ratelimit = 0
                 State.expire = 0
                 return self._json(200, {"ok": True})
@@ -103,9 +114,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _record(self, status):
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         auth = (self.headers.get("Authorization") or "").split(" ")[0].lower()
+        entry = {"method": self.command, "path": path, "auth": auth, "status": status,
+                 "time": time.time()}
         with State.lock:
-            State.log.append({"method": self.command, "path": path, "auth": auth,
-                              "status": status, "time": time.time()})
+            State.log.append(entry)
+        return entry
 
     def _count(self):
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
@@ -171,7 +184,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self._record(r.status)
+        entry = self._record(r.status)
+        if State.pad and self.command == "GET" and r.status == 200 and "/blobs/sha256:" in path:
+            return self._padded(r, conn, entry)
         data = None
         length = r.getheader("Content-Length")
         if length is None and self.command != "HEAD" and r.status not in (204, 304):
@@ -194,6 +209,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         break
                     self.wfile.write(chunk)
         conn.close()
+
+    def _padded(self, r, conn, entry):
+        """The blob and State.pad more bytes, close-delimited; entry["sent"] counts the body."""
+        self.send_response(200)
+        for k, v in r.getheaders():
+            if k.lower() not in HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        sent, extra = 0, State.pad
+        try:
+            while True:
+                chunk = r.read(65536)
+                if not chunk:
+                    if extra <= 0:
+                        break
+                    chunk = b"\0" * min(65536, extra)
+                    extra -= len(chunk)
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        finally:
+            entry["sent"] = sent
+            conn.close()
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
 
