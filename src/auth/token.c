@@ -14,6 +14,7 @@
  * deadline. Entries are found again by key after every unlock, because the
  * table may have grown (and moved) meanwhile. A token is never logged.
  */
+#include "upstreamfs/clock.h"
 #include "upstreamfs/failure.h"
 #include "upstreamfs/token.h"
 #include "upstreamfs/log.h"
@@ -376,13 +377,6 @@ struct token_cache {
     size_t n, cap;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void wipe_free(char *s)
 {
     if (s) {
@@ -526,7 +520,7 @@ static int fetch_token(const struct fetch_endpoint *ep, const char *realm, const
 int token_get(struct token_cache *c, const struct fetch_endpoint *ep, const char *realm,
               const char *service, const char *scope, char **token)
 {
-    int64_t deadline = mono_ms() + TOKEN_WAIT_MS;
+    int64_t deadline = clock_mono_ms() + TOKEN_WAIT_MS;
     struct token_entry *e;
     char *fresh = NULL;
     int64_t life_s = 0;
@@ -537,7 +531,7 @@ int token_get(struct token_cache *c, const struct fetch_endpoint *ep, const char
     pthread_mutex_lock(&c->mu);
     for (;;) {
         e = find(c, realm, service, scope);
-        int64_t now = mono_ms();
+        int64_t now = clock_mono_ms();
         if (e && e->token && now < e->refresh_at) {
             e->used = now;
             *token = strdup(e->token);
@@ -561,13 +555,13 @@ int token_get(struct token_cache *c, const struct fetch_endpoint *ep, const char
     e->fetching = true;
     pthread_mutex_unlock(&c->mu);
 
-    int64_t asked = mono_ms();
+    int64_t asked = clock_mono_ms();
     rc = fetch_token(ep, realm, service, scope, &fresh, &life_s);
 
     pthread_mutex_lock(&c->mu);
     e = find(c, realm, service, scope);
     if (e) {
-        int64_t now = mono_ms();
+        int64_t now = clock_mono_ms();
         e->fetching = false;
         e->used = now;
         if (rc == 0) {

@@ -46,6 +46,7 @@
  * own lock; probe_mu serialises /v2/ probes so that concurrent first
  * downloads do not race past an unknown auth scheme.
  */
+#include "upstreamfs/clock.h"
 #include "upstreamfs/failure.h"
 #include "upstreamfs/config.h"
 #include "upstreamfs/driver.h"
@@ -116,13 +117,6 @@ struct dk_resolved {
     int64_t size;
     bool stale;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void wipe_free(char *s)
 {
@@ -722,7 +716,7 @@ static int ask_tag(struct upstream *u, const char *repo, const char *ref, struct
     rc = reg_request(u, scope, url, true, true, 0, &r);
     free(url);
     v->size = -1;
-    v->checked = mono_ms();
+    v->checked = clock_mono_ms();
     if (rc == 0 && r.status == 200 && r.docker_digest && oci_digest_valid(r.docker_digest)) {
         snprintf(v->digest, sizeof(v->digest), "%s", r.docker_digest);
         oci_media_type_base(r.content_type, v->mt, sizeof(v->mt));
@@ -769,7 +763,7 @@ static int resolve(struct upstream *u, const char *repo, const char *ref, struct
     pthread_mutex_unlock(&u->mu);
     if (have) {
         int64_t ttl = (cached.absent ? u->cfg.negative_ttl : u->cfg.metadata_ttl) * 1000;
-        if (mono_ms() < cached.checked + ttl || u->cfg.offline) {
+        if (clock_mono_ms() < cached.checked + ttl || u->cfg.offline) {
             if (cached.absent)
                 return -ENOENT;
             resolved_from(out, &cached, false);
@@ -1138,7 +1132,7 @@ static void catalog_refresh(struct upstream *u, struct dk_state *s)
 {
     if (is_hub(u))
         return; /* Docker Hub has no catalog */
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&u->mu);
     bool fresh = s->cat_fixed ||
                  (s->cat != DK_CAT_UNKNOWN && now < s->cat_checked + u->cfg.metadata_ttl * 1000);

@@ -7,6 +7,7 @@
  * they survive restarts and stay readable when the remote is down.
  */
 #include "engine_i.h"
+#include "upstreamfs/clock.h"
 #include "upstreamfs/egress.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/log.h"
@@ -17,13 +18,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const char *secret)
 {
@@ -114,7 +108,7 @@ void upstream_unref(struct upstream *u)
 bool upstream_backing_off(struct upstream *u)
 {
     pthread_mutex_lock(&u->mu);
-    bool off = u->offline_until_ms > now_ms();
+    bool off = u->offline_until_ms > clock_mono_ms();
     pthread_mutex_unlock(&u->mu);
     return off;
 }
@@ -124,7 +118,7 @@ static enum health_state state_of(struct upstream *u)
 {
     if (u->cfg.offline)
         return HEALTH_OFFLINE;
-    if (u->offline_until_ms > now_ms())
+    if (u->offline_until_ms > clock_mono_ms())
         return HEALTH_BACKING_OFF;
     if (u->failing)
         return u->stale_served ? HEALTH_STALE : HEALTH_FAILING;
@@ -176,7 +170,7 @@ void upstream_note_success(struct upstream *u)
 /* With mu held: one warning per proxy and cause a minute, with what was suppressed meanwhile. */
 static void log_failure(struct upstream *u, const struct failure *f, const char *url)
 {
-    int64_t now = now_ms();
+    int64_t now = clock_mono_ms();
     unsigned c = (unsigned)f->cause;
     if (u->log_at_ms[c] && now - u->log_at_ms[c] < UPSTREAM_LOG_INTERVAL_MS) {
         u->log_suppressed[c]++;
@@ -213,7 +207,7 @@ void upstream_note_failure(struct upstream *u, const struct failure *f, const ch
     if (failure_is_remote(f)) {
         u->failures++;
         if (u->failures >= UPSTREAM_FAILS_BEFORE_OFFLINE) {
-            u->offline_until_ms = now_ms() + u->backoff_ms;
+            u->offline_until_ms = clock_mono_ms() + u->backoff_ms;
             u->health.retry_at = (int64_t)time(NULL) + (u->backoff_ms + 999) / 1000;
             log_info("proxy %s: %d consecutive failures; not contacting the remote for %d ms",
                      u->cfg.key, u->failures, u->backoff_ms);
@@ -285,7 +279,7 @@ void upstream_note_stale(struct upstream *u)
 bool upstream_last_failure(struct upstream *u, struct failure *out)
 {
     pthread_mutex_lock(&u->mu);
-    bool failing = u->failing || u->offline_until_ms > now_ms();
+    bool failing = u->failing || u->offline_until_ms > clock_mono_ms();
     memset(out, 0, sizeof(*out));
     if (failing) {
         out->cause = u->health.cause;
@@ -335,7 +329,7 @@ void upstream_hold(struct upstream *u, long seconds)
         return;
     if (seconds > UPSTREAM_HOLD_MAX_S)
         seconds = UPSTREAM_HOLD_MAX_S;
-    int64_t until = now_ms() + seconds * 1000;
+    int64_t until = clock_mono_ms() + seconds * 1000;
     pthread_mutex_lock(&u->mu);
     if (until > u->offline_until_ms) {
         u->offline_until_ms = until;
@@ -633,7 +627,7 @@ static struct doc_flight *doc_flight_new(const char *name)
     }
     if (f) {
         f->refs = 1;
-        f->started_ms = now_ms();
+        f->started_ms = clock_mono_ms();
     }
     return f;
 }
@@ -792,12 +786,12 @@ int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
     if (f) {
         f->refs++;
         int64_t deadline = have_stale ? f->started_ms + UPSTREAM_STALE_WAIT_MS
-                                      : now_ms() + (u->cfg.metadata_timeout > 0
+                                      : clock_mono_ms() + (u->cfg.metadata_timeout > 0
                                                         ? u->cfg.metadata_timeout
                                                         : FETCH_META_TIMEOUT_MS) +
                                             5000;
-        while (!f->done && now_ms() < deadline) {
-            int64_t left = deadline - now_ms();
+        while (!f->done && clock_mono_ms() < deadline) {
+            int64_t left = deadline - clock_mono_ms();
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             if (left > 1000)

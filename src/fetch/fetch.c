@@ -6,6 +6,7 @@
  * which thread asks. Deadlines are libcurl's own (connect timeout, low-speed
  * limit, total timeout), so no thread ever waits on a socket without one.
  */
+#include "upstreamfs/clock.h"
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/egress.h"
 #include "upstreamfs/failure.h"
@@ -496,13 +497,6 @@ static void log_refusal(const char *url, const struct xfer *x)
     free(host);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * One transfer to url. *next receives the URL of a redirect to follow (the
  * response is then not collected), else stays NULL.
@@ -583,14 +577,14 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
     resp->ratelimit_remaining = resp->ratelimit_limit = -1;
     char *url = strdup(req->url), *first_origin = fetch_url_origin(req->url);
     const char *method = req->method;
-    int64_t start = mono_ms();
+    int64_t start = clock_mono_ms();
     long total_ms = req->timeout_ms;
     if (total_ms == FETCH_META_TIMEOUT_MS && req->ep && req->ep->metadata_timeout_ms > 0)
         total_ms = req->ep->metadata_timeout_ms; /* the proxy's --metadata-timeout */
     for (int hop = 0; url; hop++) {
         long timeout_ms = 0;
         if (total_ms > 0) {
-            timeout_ms = total_ms - (long)(mono_ms() - start);
+            timeout_ms = total_ms - (long)(clock_mono_ms() - start);
             if (timeout_ms <= 0) {
                 resp->cause = FAILURE_TIMEOUT;
                 rc = -ETIMEDOUT;

@@ -15,6 +15,7 @@
  * re-read inside it: of several processes opening a fresh dir at once, one
  * migrates and the others find the work done.
  */
+#include "upstreamfs/clock.h"
 #include "upstreamfs/state.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/schema.h"
@@ -162,22 +163,15 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs sql (no results wanted), retrying SQLITE_BUSY until STATE_BEGIN_DEADLINE_MS. */
 static int exec_retry(sqlite3 *db, const char *sql)
 {
-    long long deadline = now_ms() + STATE_BEGIN_DEADLINE_MS;
+    long long deadline = clock_mono_ms() + STATE_BEGIN_DEADLINE_MS;
     for (;;) {
         int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
         if (rc == SQLITE_OK)
             return 0;
-        if ((rc & 0xff) != SQLITE_BUSY || now_ms() >= deadline) {
+        if ((rc & 0xff) != SQLITE_BUSY || clock_mono_ms() >= deadline) {
             if ((rc & 0xff) == SQLITE_BUSY)
                 return -ETIMEDOUT;
             log_debug("state: %s: %s", sql, sqlite3_errmsg(db));
@@ -222,7 +216,7 @@ int state_schema_version(sqlite3 *db)
  */
 static int set_wal(sqlite3 *db)
 {
-    long long deadline = now_ms() + STATE_BEGIN_DEADLINE_MS;
+    long long deadline = clock_mono_ms() + STATE_BEGIN_DEADLINE_MS;
     for (;;) {
         sqlite3_stmt *st = NULL;
         bool wal = false;
@@ -237,7 +231,7 @@ static int set_wal(sqlite3 *db)
             return 0;
         if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
             return state_sqlite_errno(rc);
-        if (now_ms() >= deadline)
+        if (clock_mono_ms() >= deadline)
             return -ETIMEDOUT;
         sleep_ms(20);
     }
