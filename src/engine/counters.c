@@ -10,6 +10,7 @@
  * killed process is removed there.
  */
 #include "engine_i.h"
+#include "upstreamfs/file_atomic.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,23 +45,16 @@ void engine__counters_publish(struct engine *e)
     snapshot(e, v);
     if (e->counters_written && memcmp(v, e->published, sizeof(v)) == 0)
         return;
-    char dir[4200], tmp[4400], path[4300], name[32];
+    char dir[4200], name[32], text[160];
     counters_path(e->state_dir, NULL, dir, sizeof(dir));
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return;
     snprintf(name, sizeof(name), "%ld", (long)getpid());
-    counters_path(e->state_dir, name, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return;
-    fprintf(f, "%lld %lld %lld %lld %lld %lld\n", (long long)v[0], (long long)v[1], (long long)v[2],
-            (long long)v[3], (long long)v[4], (long long)v[5]);
-    if (fclose(f) == 0 && rename(tmp, path) == 0) {
+    snprintf(text, sizeof(text), "%lld %lld %lld %lld %lld %lld\n", (long long)v[0],
+             (long long)v[1], (long long)v[2], (long long)v[3], (long long)v[4], (long long)v[5]);
+    if (file_write_atomic(dir, name, text) == 0) {
         memcpy(e->published, v, sizeof(v));
         e->counters_written = true;
-    } else {
-        unlink(tmp);
     }
 }
 

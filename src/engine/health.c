@@ -3,6 +3,7 @@
  * dir (include/upstreamfs/health.h). The state itself is kept by
  * src/engine/upstream.c.
  */
+#include "upstreamfs/file_atomic.h"
 #include "upstreamfs/health.h"
 #include "upstreamfs/log.h"
 
@@ -85,28 +86,6 @@ char *health_json(const struct health_snapshot *h)
     return s;
 }
 
-/* Writes text to path through a temporary file and rename, so readers see it whole or not. */
-static int write_atomic(const char *dir, const char *name, const char *text)
-{
-    char path[4400], tmp[4400];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", dir, name, (long)getpid()) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    ssize_t w = write(fd, text, len);
-    int rc = w == (ssize_t)len ? 0 : -EIO;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
 int health_write(const char *state_dir, const struct health_snapshot *h, char **last)
 {
     char *text = health_json(h);
@@ -123,7 +102,7 @@ int health_write(const char *state_dir, const struct health_snapshot *h, char **
         return -errno;
     }
     snprintf(name, sizeof(name), "%s.json", h->key);
-    int rc = write_atomic(dir, name, text);
+    int rc = file_write_atomic(dir, name, text);
     if (rc < 0) {
         log_debug("health of %s: %s", h->key, strerror(-rc));
         free(text);
