@@ -319,20 +319,13 @@ static void draw(struct prefetch *p, const char *path, bool force)
  * (failure_note_get: a name that did not resolve), else the errno's.
  */
 /*
- * The failure recorded on node ino. A download's readers learn that it failed
- * before its thread records the cause (src/fetch/flight.c), so a failure of
- * the remote waits for that a moment (at most 0.5 s); absence is not recorded.
+ * The failure recorded on node ino. A download's thread records its cause before its readers
+ * learn that it failed (dl_fail runs before the flight's state changes, src/fetch/flight.c), so
+ * one look is enough; absence is not recorded.
  */
-static bool node_failure(struct prefetch *p, int64_t ino, int rc, struct failure *f)
+static bool node_failure(struct prefetch *p, int64_t ino, struct failure *f)
 {
-    bool absent = rc == -ENOENT || rc == -ENOTDIR;
-    for (int i = 0; ino > 0 && i < (absent ? 1 : 100); i++) {
-        if (engine_node_failure(p->e, ino, f, NULL) == 0)
-            return true;
-        struct timespec ms5 = {0, 5000000};
-        nanosleep(&ms5, NULL);
-    }
-    return false;
+    return ino > 0 && engine_node_failure(p->e, ino, f, NULL) == 0;
 }
 
 static void report(struct prefetch *p, const char *path, int64_t ino, int rc, int64_t bytes)
@@ -341,7 +334,7 @@ static void report(struct prefetch *p, const char *path, int64_t ino, int rc, in
     struct failure_note note;
     char digest[80] = "";
     if (rc < 0) {
-        bool known = node_failure(p, ino, rc, &f);
+        bool known = node_failure(p, ino, &f);
         if (!known && failure_note_get(&note) && note.f.cause != FAILURE_NONE)
             f = note.f;
         else if (!known)
