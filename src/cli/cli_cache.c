@@ -4,7 +4,9 @@
  * directly; a running mount shares the same index and store (SQLite WAL,
  * content-addressed files), so they can run beside it.
  */
+#include "cli_prefetch.h"
 #include "upstreamfs/cli.h"
+#include "upstreamfs/hash.h"
 #include "upstreamfs/engine.h"
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/index.h"
@@ -62,6 +64,7 @@ static const char *cache_words(char *buf, size_t len)
 
 static const char prefetch_usage[] =
     "usage: upstreamfs prefetch [--json] PATH...\n"
+    "       upstreamfs prefetch --from FILE [--format F] [--platform P] [--json] KEY\n"
     "\n"
     "Fetches every file under each PATH (as in the mount: KEY/<artifact path>) into the\n"
     "cache, so it can be read later without the remote. Shows progress on a terminal.\n"
@@ -69,14 +72,18 @@ static const char prefetch_usage[] =
     "digest, too-large, policy, offline; docs/troubleshooting.md) and the remote's status.\n"
     "\n"
     "  --json   print an array with one object per path: path, ok, bytes, digest,\n"
-    "           cause, status, error (null where they do not apply)\n";
+    "           cause, status, error (null where they do not apply)\n"
+    "\n"
+    "With --from, what a lockfile names (package-lock.json, requirements.txt, Chart.lock,\n"
+    "an image list, mvn dependency:list output) is fetched through KEY and checked against\n"
+    "the lockfile's hashes; \"prefetch --from x --help\" says more.\n";
 
-static int open_engine(const struct cli_globals *g, struct engine **e)
+static int open_engine(const struct cli_globals *g, const char *platforms, struct engine **e)
 {
     if (cli_state_exists(g))
         return CLI_EXIT_FAIL;
     int rc = fetch_global_init();
-    struct engine_opts eo = {.state_dir = g->state_dir};
+    struct engine_opts eo = {.state_dir = g->state_dir, .platforms = platforms};
     if (rc == 0)
         rc = engine_open(&eo, e);
     if (rc < 0) {
@@ -185,7 +192,7 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     struct engine *e;
-    if (open_engine(g, &e))
+    if (open_engine(g, NULL, &e))
         return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_OK;
     bool partial = false;
@@ -258,22 +265,6 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
  * On a terminal one line is redrawn (bytes, rate, ETA); otherwise one plain
  * line per file, so logs stay readable.
  */
-struct pf_item {
-    char *path;
-    int64_t ino;
-    int64_t size;
-};
-
-struct prefetch {
-    struct engine *e;
-    bool tty, json;
-    json_t *results; /* --json: one object per path */
-    struct pf_item *items;
-    size_t n, cap;
-    int64_t total, done_bytes, files, failed;
-    struct timespec start, last_draw;
-};
-
 static double seconds_since(const struct timespec *t)
 {
     struct timespec now;
@@ -328,14 +319,17 @@ static bool node_failure(struct prefetch *p, int64_t ino, struct failure *f)
     return ino > 0 && engine_node_failure(p->e, ino, f, NULL) == 0;
 }
 
-static void report(struct prefetch *p, const char *path, int64_t ino, int rc, int64_t bytes)
+static void report(struct prefetch *p, struct pf_item *it, const char *path, int64_t ino, int rc,
+                   int64_t bytes)
 {
     struct failure f = {0};
     struct failure_note note;
     char digest[80] = "";
     if (rc < 0) {
-        bool known = node_failure(p, ino, &f);
-        if (!known && failure_note_get(&note) && note.f.cause != FAILURE_NONE)
+        bool known = p->detail || node_failure(p, ino, &f);
+        if (p->detail)
+            f.cause = p->detail_cause; /* found here (the lockfile's hash), not by a fetch */
+        else if (!known && failure_note_get(&note) && note.f.cause != FAILURE_NONE)
             f = note.f;
         else if (!known)
             f.cause = failure_cause_of_errno(rc);
@@ -344,17 +338,41 @@ static void report(struct prefetch *p, const char *path, int64_t ino, int rc, in
             failure_format(&f, why, sizeof(why));
         if (p->tty)
             fputc('\n', stderr);
-        cli_errorf("prefetch: %s: %s%s%s%s", path, strerror(-rc), why[0] ? " (cause " : "", why,
-                   why[0] ? ")" : "");
+        cli_errorf("prefetch: %s%s%s: %s%s%s%s", it && it->want ? it->want->label : "",
+                   it && it->want ? ": " : "", path, p->detail ? p->detail : strerror(-rc),
+                   why[0] ? " (cause " : "", why, why[0] ? ")" : "");
         p->failed++;
     } else if (engine_getxattr(p->e, ino, "user.upstreamfs.digest", digest, sizeof(digest) - 1) <
                0) {
         digest[0] = '\0';
     }
     failure_note_clear();
+    if (it) {
+        it->ok = rc >= 0;
+        it->cause = f.cause;
+    }
+    if (it && it->want && rc >= 0)
+        it->want->files++;
+    else if (it && it->want && it->want->failed++ == 0) {
+        it->want->cause = f.cause;
+        snprintf(it->want->error, sizeof(it->want->error), "%s: %s", path,
+                 p->detail ? p->detail : strerror(-rc));
+    }
     if (!p->json || !p->results)
         return;
     digest[sizeof(digest) - 1] = '\0';
+    if (p->from) {
+        json_array_append_new(
+            p->results,
+            json_pack("{s:s, s:o, s:b, s:I, s:o, s:o, s:o, s:o}", "path", path, "for",
+                      it && it->want ? json_string(it->want->label) : json_null(), "ok", rc >= 0,
+                      "size", (json_int_t)bytes, "sha256",
+                      it && it->sha256[0] ? json_string(it->sha256) : json_null(), "cause",
+                      f.cause ? json_string(failure_cause_name(f.cause)) : json_null(), "status",
+                      f.status > 0 ? json_integer(f.status) : json_null(), "error",
+                      rc < 0 ? json_string(p->detail ? p->detail : strerror(-rc)) : json_null()));
+        return;
+    }
     json_array_append_new(
         p->results,
         json_pack("{s:s, s:b, s:I, s:o, s:o, s:o, s:o}", "path", path, "ok", rc >= 0, "bytes",
@@ -364,13 +382,14 @@ static void report(struct prefetch *p, const char *path, int64_t ino, int rc, in
                   rc < 0 ? json_string(strerror(-rc)) : json_null()));
 }
 
-static int collect(struct prefetch *p, const char *path, int depth)
+int prefetch_collect(struct prefetch *p, const char *path, struct pf_want *want, int depth)
 {
     struct engine_attr a;
+    struct pf_item failed = {.want = want};
     failure_note_clear();
     int rc = engine_resolve(p->e, path, &a);
     if (rc < 0) {
-        report(p, path, 0, rc, 0);
+        report(p, &failed, path, 0, rc, 0);
         return rc;
     }
     if (a.kind == NODE_DIR) {
@@ -380,13 +399,13 @@ static int collect(struct prefetch *p, const char *path, int depth)
             return -ELOOP;
         rc = engine_readdir(p->e, a.ino, &ents, &n);
         if (rc < 0) {
-            report(p, path, a.ino, rc, 0);
+            report(p, &failed, path, a.ino, rc, 0);
             return rc;
         }
         for (size_t i = 0; i < n; i++) {
             char child[4200];
             snprintf(child, sizeof(child), "%s/%s", path, ents[i].name);
-            collect(p, child, depth + 1);
+            prefetch_collect(p, child, want, depth + 1);
         }
         engine_dirents_free(ents, n);
         return 0;
@@ -399,38 +418,131 @@ static int collect(struct prefetch *p, const char *path, int depth)
         p->items = ni;
         p->cap = cap;
     }
-    p->items[p->n++] = (struct pf_item){.path = strdup(path), .ino = a.ino, .size = a.size};
+    p->items[p->n++] =
+        (struct pf_item){.path = strdup(path), .ino = a.ino, .size = a.size, .want = want};
     p->total += a.size;
     return 0;
 }
 
+void prefetch_fail(struct prefetch *p, struct pf_want *want, const char *path, int rc,
+                   const char *detail)
+{
+    struct pf_item failed = {.want = want};
+    failure_note_clear();
+    p->detail = detail;
+    p->detail_cause = FAILURE_NONE;
+    report(p, &failed, path, 0, rc, 0);
+    p->detail = NULL;
+}
+
+/*
+ * The expectation a file is hashed against: the strongest the lockfile states (one of
+ * several sha256 is compared after the pass, any one matching), or none.
+ */
+static const struct hash_expect *strongest(const struct pf_want *w)
+{
+    const struct hash_expect *best = NULL;
+    for (size_t i = 0; w && w->item && i < w->item->nhashes; i++)
+        if (!best || w->item->hashes[i].algo > best->algo)
+            best = &w->item->hashes[i];
+    return best;
+}
+
+/* 0 when the file's bytes match what the lockfile states; -EBADMSG (p->detail says which) if not. */
+static int check_hashes(struct prefetch *p, const struct pf_item *it, const struct hash_expect *e,
+                        int end_rc)
+{
+    if (!e)
+        return 0;
+    if (e->algo == HASH_SHA256) {
+        for (size_t i = 0; i < it->want->item->nhashes; i++)
+            if (it->want->item->hashes[i].algo == HASH_SHA256 &&
+                !strcmp(it->want->item->hashes[i].hex, it->sha256))
+                return 0;
+    } else if (end_rc == 0) {
+        return 0;
+    }
+    snprintf(p->detail_buf, sizeof(p->detail_buf),
+             "its %s does not match the %s the lockfile states",
+             e->algo == HASH_SHA512 ? "sha512" : e->algo == HASH_SHA1 ? "sha1" : "sha256",
+             e->algo == HASH_SHA256 && it->want->item->nhashes > 1 ? "hashes" : "hash");
+    p->detail = p->detail_buf;
+    p->detail_cause = FAILURE_DIGEST;
+    return -EBADMSG;
+}
+
 /* Reads one file through the engine (fetching it), counting bytes as they arrive. */
-static int fetch_one(struct prefetch *p, const struct pf_item *it)
+static int fetch_one(struct prefetch *p, struct pf_item *it)
 {
     static char buf[1 << 20];
     struct engine_file *f = NULL;
     bool keep, changed;
     int64_t got = 0;
+    const struct hash_expect *want = strongest(it->want);
+    struct hash_ctx *h = p->from ? hash_begin(want) : NULL;
     failure_note_clear();
-    int rc = engine_file_open(p->e, it->ino, NULL, &f, &keep, &changed);
+    p->detail = NULL;
+    int rc = p->from && !h ? -ENOMEM : engine_file_open(p->e, it->ino, NULL, &f, &keep, &changed);
     for (ssize_t r = 1; rc == 0 && r > 0;) {
         r = engine_file_read(f, buf, sizeof(buf), (off_t)got, NULL);
         if (r < 0)
             rc = (int)r;
+        if (r > 0 && h)
+            hash_update(h, buf, (size_t)r);
         got += r > 0 ? r : 0;
         p->done_bytes += r > 0 ? r : 0;
         draw(p, it->path, false);
     }
     if (rc == 0)
         rc = engine_file_wait(f, NULL); /* stored and verified, not just read */
-    engine_file_close(f);
-    report(p, it->path, it->ino, rc, got);
+    if (f)
+        engine_file_close(f);
+    if (h && rc == 0)
+        rc = check_hashes(p, it, want, hash_end(h, it->sha256));
+    else if (h)
+        hash_abort(h);
+    report(p, it, it->path, it->ino, rc, got);
+    p->detail = NULL;
     if (rc < 0)
         return rc;
     p->files++;
     if (!p->tty && !p->json)
         printf("fetched %s (%lld bytes)\n", it->path, (long long)got);
     return 0;
+}
+
+int prefetch_begin(const struct cli_globals *g, struct prefetch *p, const char *platforms)
+{
+    if (p->json) {
+        p->tty = false; /* no progress line: the output is for a program */
+        p->results = json_array();
+    }
+    return open_engine(g, platforms, &p->e);
+}
+
+void prefetch_run(struct prefetch *p)
+{
+    clock_gettime(CLOCK_MONOTONIC, &p->start);
+    for (size_t i = 0; i < p->n; i++)
+        fetch_one(p, &p->items[i]);
+    if (p->tty) {
+        draw(p, "", true);
+        fputc('\n', stderr);
+    }
+}
+
+void prefetch_end(struct prefetch *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->items[i].path);
+    free(p->items);
+    p->items = NULL;
+    p->n = p->cap = 0;
+    json_decref(p->results);
+    p->results = NULL;
+    if (p->e)
+        close_engine(p->e);
+    p->e = NULL;
 }
 
 int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
@@ -442,6 +554,8 @@ int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
             fputs(prefetch_usage, stdout);
             return CLI_EXIT_OK;
         }
+        if (!strcmp(argv[i], "--from") || !strncmp(argv[i], "--from=", 7))
+            return cli_prefetch_from_main(g, argc, argv);
         if (!strcmp(argv[i], "--json"))
             p.json = true;
         else if (argv[i][0] == '-' && argv[i][1]) {
@@ -454,12 +568,8 @@ int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
         fputs(prefetch_usage, stderr);
         return CLI_EXIT_USAGE;
     }
-    if (p.json) {
-        p.tty = false; /* no progress line: the output is for a program */
-        p.results = json_array();
-    }
-    if (open_engine(g, &p.e)) {
-        json_decref(p.results);
+    if (prefetch_begin(g, &p, NULL)) {
+        prefetch_end(&p);
         return CLI_EXIT_FAIL;
     }
     for (int i = 1; i < argc; i++) {
@@ -468,23 +578,16 @@ int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
             continue;
         while (*path == '/')
             path++;
-        collect(&p, path, 0);
+        prefetch_collect(&p, path, NULL, 0);
     }
-    clock_gettime(CLOCK_MONOTONIC, &p.start);
-    for (size_t i = 0; i < p.n; i++)
-        fetch_one(&p, &p.items[i]);
-    if (p.tty) {
-        draw(&p, "", true);
-        fputc('\n', stderr);
-    }
-    if (p.json)
-        cli_print_json(p.results ? p.results : json_array());
-    else
+    prefetch_run(&p);
+    if (p.json) {
+        cli_print_json(p.results);
+        p.results = NULL;
+    } else
         printf("prefetched %lld file(s), %lld bytes; %lld failed\n", (long long)p.files,
                (long long)p.done_bytes, (long long)p.failed);
-    for (size_t i = 0; i < p.n; i++)
-        free(p.items[i].path);
-    free(p.items);
-    close_engine(p.e);
-    return p.failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    int64_t failed = p.failed;
+    prefetch_end(&p);
+    return failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
