@@ -192,6 +192,25 @@ void engine_local_files_free(struct drv_local_file *files, size_t n);
 
 int engine_import(struct engine *e, const char *dest, const char *src_dir, int64_t *files,
                   int64_t *bytes);
+/*
+ * One file (the content read from fd) as local content dest/name ("NAME/a/b" created as
+ * needed), replacing one of that name; *bytes grows by its size. Returns as engine_import.
+ */
+int engine_import_file(struct engine *e, const char *dest, const char *name, int fd,
+                       int64_t *bytes);
+
+/* A file the cache holds (cached.c): its path below the key, size and sha256. */
+struct engine_cached {
+    char *path;
+    int64_t size;
+    char sha256[65];
+};
+/*
+ * Every file below proxy or registry key whose content is in the store (cached or local),
+ * from the index alone: no network, nothing fetched. *n = 0 for a key the index does not know.
+ */
+int engine_cached_files(struct engine *e, const char *key, struct engine_cached **out, size_t *n);
+void engine_cached_free(struct engine_cached *list, size_t n);
 
 struct engine_stats {
     int64_t cache_bytes, cache_objects;

@@ -11,6 +11,7 @@
  * directory that happens to be called "proxy" in the working directory does
  * not change what "upstreamfs proxy" means.
  */
+#include "cli_bundle.h"
 #include "upstreamfs/cli.h"
 #include "upstreamfs/state.h"
 
@@ -42,6 +43,8 @@ static const struct cli_command commands[] = {
     {"prefetch", cli_prefetch_main, "fetch paths into the cache ahead of use", NULL, NULL},
     {"cache", cli_cache_main, "cache statistics, garbage collection, pins", cli_cache_subs,
      &cli_cache_nsubs},
+    {"export", cli_export_main, "write a verified bundle of a proxy's files (docs/airgap.md)",
+     NULL, NULL},
 };
 
 static void usage(FILE *f)

@@ -507,7 +507,8 @@ static int fetch_one(struct prefetch *p, struct pf_item *it)
         return rc;
     p->files++;
     if (!p->tty && !p->json)
-        printf("fetched %s (%lld bytes)\n", it->path, (long long)got);
+        fprintf(p->from ? stderr : stdout, "fetched %s (%lld bytes)\n", it->path,
+                (long long)got); /* --from: stdout is for the summary */
     return 0;
 }
 

@@ -261,7 +261,7 @@ int cli_prefetch_from_main(struct cli_globals *g, int argc, char **argv)
     const char *from = NULL, *format = NULL, *platform = NULL;
     struct prefetch p = {.tty = isatty(STDERR_FILENO), .from = true};
     int c;
-    optind = 1;
+    optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         if (c == 'f')

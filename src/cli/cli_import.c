@@ -9,6 +9,7 @@
  * index names is there. Then it lands at NAME/REPOSITORY/TAG, the place a
  * docker registry's mount and /v2 routes serve a tag from.
  */
+#include "cli_bundle.h"
 #include "upstreamfs/cli.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/engine.h"
@@ -167,6 +168,8 @@ int cli_registry_import(struct cli_globals *g, int argc, char **argv)
         } else
             return cli_bad_option("registry import", c, argv);
     }
+    if (argc - optind == 2 && !as && cli_is_bundle(argv[optind + 1]))
+        return cli_bundle_import(g, argv[optind], argv[optind + 1]);
     if (argc - optind != 2 || !as) {
         cli_errorf("registry import: expects NAME DIR --as TARGET (see registry import --help)");
         return CLI_EXIT_USAGE;

@@ -572,6 +572,14 @@ int engine_import(struct engine *e, const char *dest, const char *src_dir, int64
     return import_dir(e, ino, fd, 0, files, bytes);
 }
 
+int engine_import_file(struct engine *e, const char *dest, const char *name, int fd,
+                       int64_t *bytes)
+{
+    int64_t ino;
+    int rc = ensure_dirs(e, dest, &ino);
+    return rc < 0 ? rc : import_file(e, ino, name, fd, bytes);
+}
+
 int engine_local_files(struct engine *e, const char *dir, struct drv_local_file **out, size_t *n)
 {
     char *copy = strdup(dir), *save = NULL;
