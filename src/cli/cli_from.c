@@ -235,7 +235,7 @@ int from_set_summary(struct prefetch *p, const struct from_set *s, json_t *items
         const struct pf_want *w = &s->wants[i];
         bool ok = w->failed == 0 && w->files > 0;
         failed += !ok;
-        if (!ok && !p->json)
+        if (!ok)
             cli_errorf("failed: %s%s%s%s: %s", w->label, w->cause ? " (cause " : "",
                        w->cause ? failure_cause_name(w->cause) : "", w->cause ? ")" : "",
                        w->error);
