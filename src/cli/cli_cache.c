@@ -410,6 +410,10 @@ int prefetch_collect(struct prefetch *p, const char *path, struct pf_want *want,
         engine_dirents_free(ents, n);
         return 0;
     }
+    size_t dup = 0;
+    for (size_t i = 0; p->from && i < p->n && !dup; i++)
+        if (!p->items[i].dup && !strcmp(p->items[i].path, path))
+            dup = i + 1; /* one fetch; its outcome counts for every item that names it */
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 64;
         struct pf_item *ni = realloc(p->items, cap * sizeof(*ni));
@@ -418,9 +422,9 @@ int prefetch_collect(struct prefetch *p, const char *path, struct pf_want *want,
         p->items = ni;
         p->cap = cap;
     }
-    p->items[p->n++] =
-        (struct pf_item){.path = strdup(path), .ino = a.ino, .size = a.size, .want = want};
-    p->total += a.size;
+    p->items[p->n++] = (struct pf_item){
+        .path = strdup(path), .ino = a.ino, .size = a.size, .want = want, .dup = dup};
+    p->total += dup ? 0 : a.size;
     return 0;
 }
 
@@ -521,11 +525,32 @@ int prefetch_begin(const struct cli_globals *g, struct prefetch *p, const char *
     return open_engine(g, platforms, &p->e);
 }
 
+/* An item whose path another item fetched: that outcome, credited to its own want. */
+static void same_outcome(struct pf_item *it, const struct pf_item *first)
+{
+    it->ok = first->ok;
+    it->cause = first->cause;
+    memcpy(it->sha256, first->sha256, sizeof(it->sha256));
+    if (!it->want)
+        return;
+    if (it->ok)
+        it->want->files++;
+    else if (it->want->failed++ == 0) {
+        it->want->cause = it->cause;
+        snprintf(it->want->error, sizeof(it->want->error), "%s",
+                 first->want && first->want->failed ? first->want->error : it->path);
+    }
+}
+
 void prefetch_run(struct prefetch *p)
 {
     clock_gettime(CLOCK_MONOTONIC, &p->start);
-    for (size_t i = 0; i < p->n; i++)
-        fetch_one(p, &p->items[i]);
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->items[i].dup)
+            same_outcome(&p->items[i], &p->items[p->items[i].dup - 1]);
+        else
+            fetch_one(p, &p->items[i]);
+    }
     if (p->tty) {
         draw(p, "", true);
         fputc('\n', stderr);

@@ -31,6 +31,7 @@ struct pf_item {
     int64_t size;
     struct pf_want *want; /* NULL for a plain prefetch PATH */
     char sha256[65];            /* from mode: of the bytes read */
+    size_t dup;                 /* from mode: 1 + the index of the item of the same path, or 0 */
     bool ok;
     enum failure_cause cause;
 };

@@ -8,14 +8,14 @@
 # lib/upstream.py tree (tests/integration/pypi/build.py, fixtures_helm), a docker proxy "hub" on
 # docker-registry. The lockfiles: a package-lock.json that npm install through the shim wrote
 # (the cache is evicted after it), a requirements.txt with --hash pins, a Chart.lock and an image
-# list. `prefetch --from` fetches each set (one upstream GET per artifact; a wrong --hash is a
+# list, a Maven dependency:list (proxy "mvn", fixtures_maven). `prefetch --from` fetches each set (one upstream GET per artifact; a wrong --hash is a
 # failure of that item with cause digest); `export --from` writes a bundle of each (nothing
 # fetched again); `export --since` writes a delta with one new npm version. Then every upstream
 # is stopped for good.
 # Air-gapped side (state B, no upstream at all): `registry import` of each bundle into a registry
 # of the same name; through B's shim `npm ci` installs the lock, pip installs and downloads the
 # pins with --require-hashes, the chart downloads through the registry's index.yaml, skopeo
-# copies the image; every byte is checked by sha256. The delta adds its one version on top.
+# copies the image, the jar downloads; every byte is checked by sha256. The delta adds its one version on top.
 # A bundle with one corrupted file, or one missing, is refused whole: nothing of it is visible.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
@@ -60,6 +60,8 @@ upstream_start "$T/www" --quiet
 "$PYTHON" "$BUILD_PY" "$T/www/py"
 fsha() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]["sha256"])' "$T/www/expect.json" "$1"; }
 fixtures_helm "$T/www/helm" "$T/www/other" "${UPSTREAM_URL}other"
+fixtures_maven "$T/www/maven"
+JAR=com/example/demo/1.0/demo-1.0.jar
 WHL=upfs_demo-1.0.0-py3-none-any.whl
 SDIST=upfs_sdist-1.0.0.tar.gz
 
@@ -79,6 +81,7 @@ mkdir -p "$T/home" "$T/lock" "$USB"
 upfs proxy create js --type npm --url "$REG_URL" >/dev/null
 upfs proxy create py --type pypi --url "${UPSTREAM_URL}py/" >/dev/null
 upfs proxy create charts --type helm --url "${UPSTREAM_URL}helm/" >/dev/null
+upfs proxy create mvn --type maven --url "${UPSTREAM_URL}maven/" >/dev/null
 upfs proxy create hub --type docker --source custom --url "http://$REG/" >/dev/null
 upfs_mount "$MNT_A" -o "listen=127.0.0.1:$SA"
 wait_for_port "$SA" 10 || die "the shim of state A is not listening"
@@ -131,8 +134,11 @@ digest: sha256:0000000000000000000000000000000000000000000000000000000000000000
 generated: "2024-01-01T00:00:00Z"
 EOF
     printf '# the images\n%s/team/app:v1\n' "$REG" >"$T/lock/images.txt"
+    printf '[INFO] The following files have been resolved:\n%s\n%s\n' \
+        '[INFO]    com.example:demo:jar:1.0:compile' \
+        '[INFO]    com.example:demo:jar:sources:1.0:test -- module demo' >"$T/lock/dependencies.txt"
 }
-check "the lockfiles: npm install's package-lock.json, requirements.txt, Chart.lock, images" t_lockfiles
+check "the lockfiles: npm install's package-lock.json, requirements.txt, Chart.lock, images, mvn" t_lockfiles
 
 # prefetch_from FILE KEY: prefetch --from --json; output in $T/pf-KEY.json, must succeed
 prefetch_from() {
@@ -162,6 +168,11 @@ t_prefetch() {
     assert_eq "$(json_of "$T/pf-hub.json" 'j["items"][0]["item"]')" "team/app:v1" "the image item"
     assert_contains "$(json_of "$T/pf-hub.json" '[f["path"] for f in j["files"]]')" "hub/team/app/v1/oci-layout" \
         "the image's layout files"
+    prefetch_from dependencies.txt mvn
+    assert_eq "$(json_of "$T/pf-mvn.json" 'sorted(f["path"] for f in j["files"])')" \
+        "['mvn/com/example/demo/1.0/demo-1.0-sources.jar', 'mvn/$JAR', 'mvn/com/example/demo/1.0/demo-1.0.pom']" \
+        "the maven files (the artifacts and their pom)"
+    assert_eq "$(upstream_count GET "/maven/$JAR")" 1 "GETs of the jar"
 }
 check "prefetch --from each lockfile: every item fetched once, with its sha256" t_prefetch
 
@@ -186,6 +197,7 @@ t_export() {
     upfs export py --from "$T/lock/requirements.txt" "$USB/py" >/dev/null
     upfs export charts --from "$T/lock/Chart.lock" "$USB/charts" >/dev/null
     upfs export hub --from "$T/lock/images.txt" "$USB/hub" >/dev/null
+    upfs export mvn --from "$T/lock/dependencies.txt" "$USB/mvn" >/dev/null
     assert_eq "$(reg_count "GET /$DEMO")" "$demo_gets" "GETs of the tarball by export (cached)"
     assert_eq "$(upstream_count GET "/py/packages/$WHL")" "$wheel_gets" "GETs of the wheel by export"
     assert_eq "$(json_of "$USB/js/bundle.json" '(j["format"], j["source"], j["extends"])')" \
@@ -204,7 +216,7 @@ t_export() {
     # every listed file is there with its sha256 and size, and nothing else
     "$PYTHON" - "$USB" <<'EOF' || die "a bundle does not match its bundle.json"
 import hashlib, json, os, sys
-for b in ("js", "py", "charts", "hub"):
+for b in ("js", "py", "charts", "hub", "mvn"):
     root = os.path.join(sys.argv[1], b)
     listed = {f["path"]: f for f in json.load(open(os.path.join(root, "bundle.json")))["files"]}
     found = set()
@@ -255,7 +267,7 @@ B="http://127.0.0.1:$SB"
 upfs_register_mount "$MNT_B"
 t_import() {
     local k t
-    for k in js:npm py:pypi charts:helm hub:docker; do
+    for k in js:npm py:pypi charts:helm hub:docker mvn:maven; do
         upfs registry create "${k%%:*}" --type "${k#*:}" >/dev/null
         upfs registry import "${k%%:*}" "$USB/${k%%:*}" >"$T/import.out" 2>&1 ||
             die "registry import of the ${k%%:*} bundle failed: $(cat "$T/import.out")"
@@ -310,6 +322,12 @@ t_image() {
     dir_verified "$T/pulled"
 }
 check "offline: skopeo copy of the image through the shim" t_image
+
+t_maven() {
+    "${CURL[@]}" -o "$T/demo.jar" "$B/mvn/$JAR" || die "the jar download failed"
+    assert_sha256 "$T/demo.jar" "$(fixture_sha256 "$T/www/maven" "$JAR")"
+}
+check "offline: the maven artifact through the shim" t_maven
 
 t_delta_import() {
     http_get "$B/js/$UTIL_OLD"
