@@ -456,7 +456,8 @@ static int parse_maven_line(char *line, int lineno, struct lockfile *lf, size_t 
         s += l + 1;
     }
     for (size_t i = 0; i < n; i++)
-        if (!mvn_field_ok(f[i], fl[i]) || (i == 0 && (f[0][0] == '.' || strstr(f[0], "..")))) {
+        if (!mvn_field_ok(f[i], fl[i]) ||
+            (i == 0 && (f[0][0] == '.' || f[0][fl[0] - 1] == '.' || strstr(f[0], "..")))) {
             set_err(err, errlen, "line %d: \"%.80s\" is not group:artifact:type:version:scope",
                     lineno, p);
             return -EINVAL;

@@ -192,6 +192,8 @@ static void maven_list(void **state)
     assert_string_equal(paths[0], "com/example/parent/2.0/parent-2.0.pom");
     lockfile_free(&lf);
     assert_int_equal(parse("a:..:jar:1:compile\n", LOCKFILE_MAVEN, &lf, err), -EINVAL);
+    /* a group ending in '.' would be an empty path component (found by fuzz_lockfile) */
+    assert_int_equal(parse("com.:demo:jar:1:compile\n", LOCKFILE_MAVEN, &lf, err), -EINVAL);
 }
 
 static void caps(void **state)
