@@ -32,6 +32,7 @@
 
 static const char usage_import[] =
     "Usage: upstreamfs registry import NAME DIR --as REPOSITORY[:TAG]|PATH\n"
+    "       upstreamfs registry import NAME BUNDLE\n"
     "\n"
     "Makes the tree DIR local content of registry NAME, served by the mount and the\n"
     "shim with no upstream (never evicted). DIR is either an OCI image layout, such\n"
@@ -40,6 +41,11 @@ static const char usage_import[] =
     "or any file tree (then --as is the path inside the registry).\n"
     "\n"
     "Every blob of a layout is checked against its digest before anything is written.\n"
+    "\n"
+    "A BUNDLE (a directory with the bundle.json that \"upstreamfs export\" writes; no --as)\n"
+    "is checked whole first: every file it lists is there with its size and sha256, and\n"
+    "nothing else is; one missing or damaged file refuses all of it. Then each file lands at\n"
+    "its path in the bundle; a delta (export --since) lands on top of an earlier import.\n"
     "\n"
     "Options:\n"
     "  --as TARGET    REPOSITORY[:TAG] for a layout, PATH for a file tree\n"
