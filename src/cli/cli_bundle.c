@@ -29,8 +29,6 @@ bool bundle_path_ok(const char *p)
         if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
             return false;
         c += n + (c[n] == '/');
-        if (c[-1] == '/' && !*c)
-            return false; /* a trailing '/' */
     }
     return true;
 }

@@ -46,7 +46,10 @@ struct bundle {
  */
 int bundle_load(const char *dir, struct bundle *b, char *err, size_t errlen);
 void bundle_free(struct bundle *b);
-/* A relative path without empty, "." or ".." components (at most 1024 bytes). */
+/*
+ * A relative path without empty, "." or ".." components (at most 1024 bytes; a trailing '/' is
+ * allowed): a file of a bundle, the PATH of "registry import --as".
+ */
 bool bundle_path_ok(const char *p);
 
 /* "export KEY [--from FILE] [--since BUNDLE] DIR" (cli_export.c). */

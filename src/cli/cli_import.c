@@ -143,20 +143,6 @@ static int check_layout(const char *dir, char **tag)
     return rc;
 }
 
-/* A PATH inside a registry: relative, no empty, "." or ".." component. */
-static bool path_ok(const char *p)
-{
-    if (!*p || *p == '/' || strlen(p) > 1024)
-        return false;
-    for (const char *c = p; *c;) {
-        size_t n = strcspn(c, "/");
-        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
-            return false;
-        c += n + (c[n] == '/');
-    }
-    return true;
-}
-
 int cli_registry_import(struct cli_globals *g, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -233,7 +219,7 @@ int cli_registry_import(struct cli_globals *g, int argc, char **argv)
         }
         snprintf(dest, sizeof(dest), "%s/%s/%s", name, repo, tag);
     } else {
-        if (!path_ok(as)) {
+        if (!bundle_path_ok(as)) {
             cli_errorf("registry import: as: \"%s\" must be a relative path without . or .. "
                        "components",
                        as);
