@@ -154,8 +154,13 @@ int from_set_load(const struct cli_globals *g, const char *cmd, const char *file
         return rc;
     }
     if (!type_serves(s->type, fmt)) {
-        cli_errorf("%s: KEY: %s is a %s proxy or registry; a %s lockfile needs another type", cmd,
-                   key, config_type_name(s->type), lockfile_format_name(fmt));
+        static const char *const wants[] = {[LOCKFILE_NPM] = "npm",
+                                            [LOCKFILE_PIP] = "pypi",
+                                            [LOCKFILE_HELM] = "helm",
+                                            [LOCKFILE_IMAGES] = "docker or ecr",
+                                            [LOCKFILE_MAVEN] = "maven"};
+        cli_errorf("%s: KEY: %s is of type %s; a %s lockfile needs a proxy or registry of type %s",
+                   cmd, key, config_type_name(s->type), lockfile_format_name(fmt), wants[fmt]);
         lockfile_free(&s->lf);
         return CLI_EXIT_USAGE;
     }

@@ -132,20 +132,11 @@ void lockfile_free(struct lockfile *lf)
     }
 }
 
-/* Appends an item (copies of the strings); -EFBIG past the cap; duplicates are merged. */
+/* Appends an item (copies of the strings); -EFBIG past the cap. Duplicates: merge_duplicates. */
 static int add_item(struct lockfile *lf, size_t *cap, const char *name, size_t nlen,
                     const char *version, size_t vlen, const char *kind,
                     struct lockfile_item **added)
 {
-    for (size_t i = 0; i < lf->n; i++) {
-        struct lockfile_item *it = &lf->items[i];
-        if (strlen(it->name) == nlen && !strncmp(it->name, name, nlen) &&
-            strlen(it->version) == vlen && !strncmp(it->version, version, vlen) &&
-            ((!kind && !it->kind) || (kind && it->kind && !strcmp(kind, it->kind)))) {
-            *added = it;
-            return 0;
-        }
-    }
     if (lf->n >= LOCKFILE_MAX_ITEMS)
         return -EFBIG;
     if (lf->n == *cap) {
@@ -169,6 +160,70 @@ static int add_item(struct lockfile *lf, size_t *cap, const char *name, size_t n
     }
     lf->n++;
     *added = it;
+    return 0;
+}
+
+static int cmp_items(const struct lockfile_item *a, const struct lockfile_item *b)
+{
+    int c = strcmp(a->name, b->name);
+    if (!c)
+        c = strcmp(a->version, b->version);
+    if (!c)
+        c = strcmp(a->kind ? a->kind : "", b->kind ? b->kind : "");
+    return c;
+}
+
+static int cmp_index(const void *a, const void *b, void *items)
+{
+    const struct lockfile_item *base = items;
+    size_t i = *(const size_t *)a, k = *(const size_t *)b;
+    int c = cmp_items(&base[i], &base[k]);
+    return c ? c : (i > k) - (i < k);
+}
+
+static void add_hash(struct lockfile_item *it, const struct hash_expect *h);
+
+/*
+ * One item per name, version and kind (npm's nested copies, a pin written twice), in the
+ * order of first appearance, with the hashes of all: sorted once, O(n log n).
+ */
+static int merge_duplicates(struct lockfile *lf)
+{
+    if (lf->n < 2)
+        return 0;
+    size_t *idx = malloc(lf->n * sizeof(*idx));
+    bool *gone = calloc(lf->n, sizeof(*gone));
+    if (!idx || !gone) {
+        free(idx);
+        free(gone);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < lf->n; i++)
+        idx[i] = i;
+    qsort_r(idx, lf->n, sizeof(*idx), cmp_index, lf->items);
+    for (size_t i = 1, first = idx[0]; i < lf->n; i++) {
+        struct lockfile_item *it = &lf->items[idx[i]];
+        if (cmp_items(it, &lf->items[first])) {
+            first = idx[i];
+            continue;
+        }
+        for (size_t h = 0; h < it->nhashes; h++)
+            add_hash(&lf->items[first], &it->hashes[h]);
+        gone[idx[i]] = true;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < lf->n; i++) {
+        if (gone[i]) {
+            free(lf->items[i].name);
+            free(lf->items[i].version);
+            free(lf->items[i].kind);
+        } else {
+            lf->items[o++] = lf->items[i];
+        }
+    }
+    lf->n = o;
+    free(idx);
+    free(gone);
     return 0;
 }
 
@@ -582,6 +637,8 @@ int lockfile_parse(const char *buf, size_t len, enum lockfile_format fmt, struct
         rc = parse_lines(buf, len, out, err, errlen, parse_image_line);
         break;
     }
+    if (rc == 0)
+        rc = merge_duplicates(out);
     if (rc == -EFBIG)
         set_err(err, errlen, "more than %d items", LOCKFILE_MAX_ITEMS);
     if (rc < 0)
