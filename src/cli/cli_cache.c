@@ -608,7 +608,7 @@ int cli_prefetch_main(struct cli_globals *g, int argc, char **argv)
     }
     prefetch_run(&p);
     if (p.json) {
-        cli_print_json(p.results);
+        cli_print_json(p.results ? p.results : json_array());
         p.results = NULL;
     } else
         printf("prefetched %lld file(s), %lld bytes; %lld failed\n", (long long)p.files,

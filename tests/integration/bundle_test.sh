@@ -62,6 +62,7 @@ fsha() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.a
 fixtures_helm "$T/www/helm" "$T/www/other" "${UPSTREAM_URL}other"
 fixtures_maven "$T/www/maven"
 JAR=com/example/demo/1.0/demo-1.0.jar
+upstream_total() { upstream_counts | "$PYTHON" -c 'import json,sys; print(sum(json.load(sys.stdin).values()))'; }
 WHL=upfs_demo-1.0.0-py3-none-any.whl
 SDIST=upfs_sdist-1.0.0.tar.gz
 
@@ -253,6 +254,21 @@ EOF
     assert_sha256 "$USB/js-delta/$UTIL_OLD" "$(npm_field "$UTIL_OLD" sha256)"
 }
 check "export --since: a delta holds only the new version and names the bundle it extends" t_delta
+
+t_export_cached() {
+    local gets
+    gets="$(upstream_total)"
+    upfs export py "$USB/py-cached" >/dev/null
+    # everything cached below py, from the index alone: the pinned files and nothing fetched
+    assert_eq "$(upstream_total)" "$gets" "upstream requests of an export without --from"
+    "$PYTHON" - "$USB/py/bundle.json" "$USB/py-cached/bundle.json" <<'EOF2' || die "the cached export lacks files of the --from bundle"
+import json, sys
+want = {(f["path"], f["sha256"]) for f in json.load(open(sys.argv[1]))["files"]}
+got = {(f["path"], f["sha256"]) for f in json.load(open(sys.argv[2]))["files"]}
+assert want <= got, want - got
+EOF2
+}
+check "export without --from: everything cached below the key, nothing fetched" t_export_cached
 
 upfs_unmount "$MNT_A"
 npmreg_stop
