@@ -371,14 +371,22 @@ static enum MHD_Result listing(struct shim_req *r, const struct engine_attr *a)
         rc = shim_buf_puts(&b, "</pre>\n</body></html>\n");
     engine_dirents_free(ents, n);
     enum MHD_Result ok;
+    char hex[65], etag[80] = "";
+    if (rc == 0) {
+        hash_sha256_hex(b.data, b.len, hex);
+        snprintf(etag, sizeof(etag), "\"sha256:%s\"", hex);
+    }
     if (rc < 0) {
         ok = shim__reply_errno(r, rc == -EFBIG ? -ENOMEM : rc, r->path);
+    } else if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        ok = not_modified(r, etag, NULL);
     } else {
         struct MHD_Response *resp =
             MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
         if (resp) {
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
-            /* A listing changes as the cache fills: caches ask again every time. */
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+            /* A listing changes as the cache fills: caches revalidate it on every use. */
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         }
         r->bytes += r->head ? 0 : b.len;

@@ -9,7 +9,7 @@
 #     "public, max-age=31536000, immutable";
 #   If-Modified-Since at or after Last-Modified gives 304, before it 200; If-None-Match wins
 #     over If-Modified-Since; every 304 carries the ETag and the Cache-Control of the 200;
-#   listings are "public, no-cache"; errors (404) and the API "no-store";
+#   listings are "public, no-cache" with an ETag (304 when it matches); errors (404) and the API "no-store";
 #   behind --htpasswd every answer is "private, ...", and with --cache-public "public, ...";
 #   mount -o cache_public without listen= is refused, naming the rule.
 set -euo pipefail
@@ -87,6 +87,11 @@ t_other_answers() {
     http_get "$S/gen/listing/"
     assert_eq "$HTTP_STATUS" 200 "listing"
     assert_eq "$(header_of Cache-Control)" "public, no-cache" "Cache-Control of a listing"
+    local etag
+    etag="$(header_of ETag)"
+    [[ "$etag" =~ ^\"sha256:[0-9a-f]{64}\"$ ]] || die "ETag of a listing: '$etag'"
+    http_get "$S/gen/listing/" -H "If-None-Match: $etag"
+    assert_eq "$HTTP_STATUS" 304 "a listing revalidated with its ETag"
     http_get "$S/gen/no-such-file"
     assert_eq "$HTTP_STATUS" 404 "a missing file"
     assert_eq "$(header_of Cache-Control)" "no-store" "Cache-Control of a 404"
@@ -94,7 +99,7 @@ t_other_answers() {
     assert_eq "$HTTP_STATUS" 200 "the API"
     assert_eq "$(header_of Cache-Control)" "no-store" "Cache-Control of the API"
 }
-check "listings revalidate; errors and the API are kept by nobody" t_other_answers
+check "listings revalidate (ETag, 304); errors and the API are kept by nobody" t_other_answers
 
 t_private() {
     http_get "http://127.0.0.1:$SERVE_PORT_auth/$JAR" -u alice:alice-pw
