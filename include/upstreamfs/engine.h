@@ -52,8 +52,9 @@ struct engine_attr {
     double timeout;  /* seconds the kernel may cache entry and attributes */
     /*
      * Mutable files: seconds the content stays fresh before the remote is asked again (the
-     * proxy's TTL less the time since the remote last confirmed it); 0 for local content and
-     * content past its TTL. Immutable files and directories: 0 (unused).
+     * proxy's TTL less the time since the remote last confirmed it; the whole TTL for content
+     * never fetched, which a reader will fetch now); 0 for local content and content past its
+     * TTL. Immutable files and directories: 0 (unused).
      */
     int64_t fresh_for;
 };
