@@ -19,6 +19,8 @@ testing+=(nodejs python3-pip python3-setuptools python3-wheel)
 command -v npm >/dev/null 2>&1 || testing+=(npm)
 # shim_v2_test: podman pulls through the shim's registry API (as root, no systemd)
 testing+=(podman)
+# tier_test: Squid as the shared HTTP cache between edges and parent shims
+testing+=(squid)
 
 want=("${build[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -50,6 +50,13 @@ struct engine_attr {
     bool writable;   /* registry local content: the node may be changed */
     bool is_mutable; /* content may change: short kernel timeouts */
     double timeout;  /* seconds the kernel may cache entry and attributes */
+    /*
+     * Mutable files: seconds the content stays fresh before the remote is asked again (the
+     * proxy's TTL less the time since the remote last confirmed it; the whole TTL for content
+     * never fetched, which a reader will fetch now); 0 for local content and content past its
+     * TTL. Immutable files and directories: 0 (unused).
+     */
+    int64_t fresh_for;
 };
 
 struct engine_dirent {

@@ -46,6 +46,11 @@ struct shim_opts {
     const char *tls_key;
     const char *htpasswd; /* Basic auth for every route but /healthz */
     bool open;            /* the operator accepts an open cache on a non-loopback address */
+    /*
+     * --cache-public: answers behind htpasswd may be kept by shared caches (Cache-Control
+     * public); without it they are private (docs/SCALE-OUT.md)
+     */
+    bool cache_public;
     /* --admin USER: htpasswd users who may use /api/v1 (besides the admin token) */
     const char *const *admins;
     size_t n_admins;

@@ -49,6 +49,7 @@ struct mount_opts {
     char *htpasswd;     /* htpasswd=FILE: the shim's --htpasswd */
     char *admins[MOUNT_NAMES_MAX], *public_names[MOUNT_NAMES_MAX]; /* admin=, public_name= */
     size_t n_admins, n_public_names;
+    bool cache_public; /* cache_public: the shim's --cache-public */
     char *platform;
     int64_t quota;
     bool private_mount; /* do not add allow_other/default_permissions as root */
@@ -167,6 +168,8 @@ static const char usage[] =
     "                           web page (serve --admin; repeatable, up to 16)\n"
     "       public_name=NAME    with listen=: also answer Host NAME (serve --public-name;\n"
     "                           repeatable, up to 16)\n"
+    "       cache_public        with htpasswd=: shared HTTP caches may keep the answers\n"
+    "                           (serve --cache-public)\n"
     "       platform=OS/ARCH[:OS/ARCH...]  docker and ecr proxies: show only these platforms\n"
     "       max_read=N          largest read request in bytes (4096 to 1032192, the default,\n"
     "                           which lets replies from the cache be spliced)\n"
@@ -215,6 +218,8 @@ static int take_opts(struct mount_opts *mo, const char *list)
             } else {
                 (admin ? mo->admins : mo->public_names)[(*n)++] = strdup(strchr(o, '=') + 1);
             }
+        } else if (strcmp(o, "cache_public") == 0) {
+            mo->cache_public = true;
         } else if (strncmp(o, "platform=", 9) == 0) {
             free(mo->platform);
             mo->platform = strdup(o + 9);
@@ -323,7 +328,8 @@ static int run_mount(struct mount_opts *mo)
                            .admins = (const char *const *)mo->admins,
                            .n_admins = mo->n_admins,
                            .public_names = (const char *const *)mo->public_names,
-                           .n_public_names = mo->n_public_names};
+                           .n_public_names = mo->n_public_names,
+                           .cache_public = mo->cache_public};
     char token[SHIM_ADMIN_TOKEN_HEX + 1] = "";
     struct config_error serr = {0};
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL); /* libfuse may copy it: freed at the end */
@@ -336,9 +342,10 @@ static int run_mount(struct mount_opts *mo)
         cli_errorf("mount: default: needs listen=HOST:PORT (it is the shim's --default)");
         return CLI_EXIT_USAGE;
     }
-    if ((mo->htpasswd || mo->n_admins || mo->n_public_names) && !mo->listen) {
-        cli_errorf("mount: htpasswd, admin and public_name: need listen=HOST:PORT (they are the "
-                   "shim's)");
+    if ((mo->htpasswd || mo->n_admins || mo->n_public_names || mo->cache_public) &&
+        !mo->listen) {
+        cli_errorf("mount: htpasswd, admin, public_name and cache_public: need listen=HOST:PORT "
+                   "(they are the shim's)");
         return CLI_EXIT_USAGE;
     }
     if (clean_stale_mount(mo->mountpoint) < 0) {

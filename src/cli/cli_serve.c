@@ -28,7 +28,7 @@
 static const char usage[] =
     "Usage: upstreamfs serve [--listen HOST:PORT] [--default NAME]\n"
     "                        [--tls-cert FILE --tls-key FILE] [--htpasswd FILE | --open]\n"
-    "                        [--admin USER]... [--public-name NAME]...\n"
+    "                        [--admin USER]... [--public-name NAME]... [--cache-public]\n"
     "\n"
     "Serves the cache over HTTP in the foreground (logs, one line per request, to stderr)\n"
     "until SIGINT or SIGTERM. It shares the state dir, and every download, with mounts\n"
@@ -54,6 +54,10 @@ static const char usage[] =
     "user. Requests whose Host is not an IP address, localhost or a --public-name are\n"
     "answered 421 (but /healthz); state-changing requests from another Origin 403.\n"
     "Served files carry \"Content-Security-Policy: sandbox\": their scripts never run.\n"
+    "Answers say how long HTTP caches (Squid, nginx proxy_cache) may keep them:\n"
+    "digest-addressed and released files a year (immutable), mutable documents what\n"
+    "is left of their freshness, listings and rendered documents until revalidated\n"
+    "(ETag, Last-Modified; conditional requests are answered 304), errors not at all.\n"
     "\n"
     "Options:\n"
     "  --listen HOST:PORT   address to serve; default " SHIM_DEFAULT_LISTEN " ([ADDR]:PORT\n"
@@ -73,6 +77,8 @@ static const char usage[] =
     "                       its password (repeatable); other users may only pull\n"
     "  --public-name NAME   also answer requests for Host NAME (repeatable): the DNS name\n"
     "                       clients use for this server, e.g. behind a load balancer\n"
+    "  --cache-public       with --htpasswd: shared caches may keep the answers too\n"
+    "                       (Cache-Control public); without it they are private\n"
     "  -h, --help           show this help\n";
 
 int cli_serve_main(struct cli_globals *g, int argc, char **argv)
@@ -85,7 +91,8 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
         OPT_HTPASSWD,
         OPT_OPEN,
         OPT_ADMIN,
-        OPT_PUBLIC_NAME
+        OPT_PUBLIC_NAME,
+        OPT_CACHE_PUBLIC
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -96,6 +103,7 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
         {"open", no_argument, NULL, OPT_OPEN},
         {"admin", required_argument, NULL, OPT_ADMIN},
         {"public-name", required_argument, NULL, OPT_PUBLIC_NAME},
+        {"cache-public", no_argument, NULL, OPT_CACHE_PUBLIC},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -144,6 +152,9 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
             break;
         case OPT_PUBLIC_NAME:
             names[so.n_public_names++] = optarg;
+            break;
+        case OPT_CACHE_PUBLIC:
+            so.cache_public = true;
             break;
         case 'h':
             fputs(usage, stdout);

@@ -166,6 +166,9 @@ void engine__attr_from_node(struct engine *e, const struct node *n, struct engin
             upstream_unref(u);
         }
         a->timeout = n->local ? 0.0 : (ttl < 60.0 ? ttl : 60.0);
+        /* never fetched yet: what a reader gets now is fetched now, fresh for the whole TTL */
+        int64_t left = (int64_t)ttl - (n->checked ? (int64_t)time(NULL) - n->checked : 0);
+        a->fresh_for = n->local || n->stale || left < 0 ? 0 : left;
     } else {
         a->timeout = ENGINE_IMMUTABLE_TIMEOUT;
     }

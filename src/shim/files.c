@@ -45,6 +45,7 @@
 #include "upstreamfs/log.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -149,27 +150,62 @@ static bool none_match(const char *header, const char *etag)
     return false;
 }
 
-static void add_headers(struct MHD_Response *resp, const char *type, const char *etag,
-                        int64_t mtime, const char *const *extra)
+/*
+ * If-Modified-Since against the file's mtime, asked only when the request has no
+ * If-None-Match (RFC 9110 13.1.3) and the reply would carry a Last-Modified.
+ */
+static bool not_modified_since(struct shim_req *r, const struct engine_attr *a)
 {
-    char date[40];
+    const char *ims = shim__header(r, MHD_HTTP_HEADER_IF_MODIFIED_SINCE);
+    if (!ims || a->mtime <= 0 || shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH))
+        return false;
+    time_t t = curl_getdate(ims, NULL);
+    return t != (time_t)-1 && (int64_t)t >= a->mtime;
+}
+
+/*
+ * How long caches may keep a file (shim__common_headers adds who may): content that
+ * never changes for a year, a mutable file for what is left of its freshness.
+ */
+static void cache_control(const struct engine_attr *a, char *out, size_t len)
+{
+    if (a->is_mutable)
+        snprintf(out, len, "max-age=%lld", (long long)a->fresh_for);
+    else
+        snprintf(out, len, "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
+}
+
+static void add_headers(struct MHD_Response *resp, const char *type, const char *etag,
+                        const struct engine_attr *a, const char *const *extra)
+{
+    char date[40], cc[64];
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     if (etag[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    if (mtime > 0) {
-        shim_http_date((time_t)mtime, date, sizeof(date));
+    if (a->mtime > 0) {
+        shim_http_date((time_t)a->mtime, date, sizeof(date));
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
     }
+    cache_control(a, cc, sizeof(cc));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
     for (size_t i = 0; extra && extra[i] && extra[i + 1]; i += 2)
         MHD_add_response_header(resp, extra[i], extra[i + 1]);
 }
 
-static enum MHD_Result not_modified(struct shim_req *r, const char *etag)
+/* A 304 carries the validators and freshness a 200 would (RFC 9110 15.4.5); a NULL: rendered. */
+static enum MHD_Result not_modified(struct shim_req *r, const char *etag,
+                                    const struct engine_attr *a)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    if (resp)
+    char cc[64];
+    if (resp && etag[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    if (resp) {
+        if (a)
+            cache_control(a, cc, sizeof(cc));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, a ? cc : "no-cache");
+    }
     return shim__reply(r, MHD_HTTP_NOT_MODIFIED, resp);
 }
 
@@ -179,7 +215,7 @@ static enum MHD_Result head_reply(struct shim_req *r, const struct engine_attr *
     struct MHD_Response *resp = MHD_create_response_from_callback(
         a->size >= 0 ? (uint64_t)a->size : MHD_SIZE_UNKNOWN, 1024, no_body, NULL, NULL);
     if (resp)
-        add_headers(resp, type, etag, a->mtime, extra);
+        add_headers(resp, type, etag, a, extra);
     return shim__reply(r, MHD_HTTP_OK, resp);
 }
 
@@ -198,8 +234,9 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
     if (!type)
         type = shim_http_content_type(name);
     etag_of(e, a->ino, etag, sizeof(etag));
-    if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag))
-        return not_modified(r, etag);
+    if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag) ||
+        not_modified_since(r, a))
+        return not_modified(r, etag, a);
     if (r->head)
         return head_reply(r, a, type, etag, extra);
 
@@ -223,6 +260,10 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
         fd >= 0 && !changed && !strcmp(cached, "complete") ? SHIM_CACHE_HIT : SHIM_CACHE_MISS;
     if (changed || !etag[0])
         etag_of(e, a->ino, etag, sizeof(etag)); /* the open may have found new content */
+    /* What the open fetched or revalidated is fresh from now: its attributes say how long. */
+    struct engine_attr cur = *a;
+    if (r->cache == SHIM_CACHE_MISS && engine_getattr(e, a->ino, &cur) < 0)
+        cur = *a;
 
     const char *range = shim__header(r, MHD_HTTP_HEADER_RANGE);
     const char *if_range = shim__header(r, MHD_HTTP_HEADER_IF_RANGE);
@@ -278,7 +319,7 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
     }
     if (!resp)
         return MHD_NO;
-    add_headers(resp, type, etag, a->mtime, extra);
+    add_headers(resp, type, etag, &cur, extra);
     MHD_add_response_header(resp, "X-Upstreamfs-Cache",
                             r->cache == SHIM_CACHE_HIT ? "hit" : "miss");
     if (pr == 1) {
@@ -329,9 +370,28 @@ static enum MHD_Result listing(struct shim_req *r, const struct engine_attr *a)
     if (rc == 0)
         rc = shim_buf_puts(&b, "</pre>\n</body></html>\n");
     engine_dirents_free(ents, n);
-    enum MHD_Result ok =
-        rc < 0 ? shim__reply_errno(r, rc == -EFBIG ? -ENOMEM : rc, r->path)
-               : shim__reply_data(r, MHD_HTTP_OK, "text/html; charset=utf-8", b.data, b.len);
+    enum MHD_Result ok;
+    char hex[65], etag[80] = "";
+    if (rc == 0) {
+        hash_sha256_hex(b.data, b.len, hex);
+        snprintf(etag, sizeof(etag), "\"sha256:%s\"", hex);
+    }
+    if (rc < 0) {
+        ok = shim__reply_errno(r, rc == -EFBIG ? -ENOMEM : rc, r->path);
+    } else if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        ok = not_modified(r, etag, NULL);
+    } else {
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+        if (resp) {
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+            /* A listing changes as the cache fills: caches revalidate it on every use. */
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        }
+        r->bytes += r->head ? 0 : b.len;
+        ok = shim__reply(r, MHD_HTTP_OK, resp);
+    }
     shim_buf_free(&b);
     return ok;
 }
@@ -544,7 +604,7 @@ static enum MHD_Result render(struct shim_req *r, const struct driver_ops *d, bo
     snprintf(etag, sizeof(etag), "\"sha256:%s\"", hex);
     if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
         free(out);
-        return not_modified(r, etag);
+        return not_modified(r, etag, NULL);
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(olen, out, MHD_RESPMEM_MUST_FREE);
     if (!resp) {

@@ -272,6 +272,21 @@ int shim_opts_check(const struct shim_opts *o, struct config_error *err)
  */
 void shim__common_headers(struct shim_req *r, struct MHD_Response *resp)
 {
+    /*
+     * Who may keep an answer: the routes say how long (Cache-Control max-age, no-cache,
+     * immutable); this says whether shared caches may too. An answer that says nothing
+     * (errors, the API, the page) is kept by nobody.
+     */
+    const char *cc = MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL);
+    if (!cc) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    } else if (strncmp(cc, "no-store", 8) != 0) {
+        char v[128];
+        snprintf(v, sizeof(v), "%s, %s",
+                 r->s->auth && !r->s->cache_public ? "private" : "public", cc);
+        MHD_del_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, v);
+    }
     if (r->s->tls_cert)
         MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -732,6 +747,7 @@ int shim_start(struct engine *e, const char *state_dir, const struct shim_opts *
         goto fail;
     }
     s->auth = p.auth;
+    s->cache_public = o->cache_public;
     s->tls_cert = p.cert;
     s->tls_key = p.key;
     s->tls_key_len = p.key_len;

@@ -41,6 +41,8 @@
 #define SHIM_IDLE_TIMEOUT 60 /* seconds without traffic before a connection is closed */
 /* Every answer but the web page's (docs/SECURITY.md: served artifacts are inert). */
 #define SHIM_CONTENT_CSP "sandbox; default-src 'none'"
+/* Cache-Control max-age of content that never changes (digest-addressed, released files). */
+#define SHIM_IMMUTABLE_MAX_AGE 31536000
 
 struct shim {
     struct engine *e;
@@ -50,6 +52,7 @@ struct shim {
     struct index *ix; /* the cache tables on st's connection (ui_api.c), opened on first use */
     struct shim_metrics metrics;
     struct shim_htpasswd *auth; /* NULL: no authentication */
+    bool cache_public;          /* --cache-public */
     char **admins;              /* --admin: htpasswd users who may use /api/v1 */
     size_t n_admins;
     char **public_names; /* --public-name: Host names answered besides IPs and localhost */

@@ -586,8 +586,15 @@ static enum MHD_Result v2_manifest(struct v2_ctx *c)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, API_VERSION_HEADER, API_VERSION);
     MHD_add_response_header(resp, "X-Upstreamfs-Cache", hit ? "hit" : "miss");
+    /* A tag moves (fresh as long as its index.json is); a digest never does. */
+    char cc[64];
     if (by_digest)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=31536000");
+        snprintf(cc, sizeof(cc), "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
+    else
+        snprintf(cc, sizeof(cc), "max-age=%lld", (long long)a.fresh_for);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
+    /* The same reference answers another media type to another Accept. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
     r->bytes += r->head || not_modified ? 0 : blen;
     res = shim__reply(r, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
     return res;
@@ -646,7 +653,6 @@ static enum MHD_Result v2_blob(struct v2_ctx *c)
     /* clang-format off */
     const char *const extra[] = {DIGEST_HEADER, digest,
                                  API_VERSION_HEADER, API_VERSION,
-                                 MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=31536000",
                                  NULL};
     /* clang-format on */
     return shim__serve_file(r, &a, digest + 7, "application/octet-stream", extra);

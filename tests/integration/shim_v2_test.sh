@@ -128,6 +128,12 @@ t_manifest_headers() {
     assert_eq "$(header_of Docker-Content-Digest)" "$D_V1" "Docker-Content-Digest"
     assert_eq "$(header_of ETag)" "\"$D_V1\"" "ETag"
     assert_eq "$(header_of Content-Length)" "$size" "Content-Length"
+    # a tag is fresh for what is left of the proxy's TTL; the answer depends on Accept
+    [[ "$(header_of Cache-Control)" =~ ^public,\ max-age=[0-9]+$ ]] ||
+        die "Cache-Control of a tag: $(header_of Cache-Control)"
+    (($(header_of Cache-Control | sed 's/.*max-age=//') <= 600)) ||
+        die "a tag's max-age is past the metadata TTL: $(header_of Cache-Control)"
+    assert_eq "$(header_of Vary)" Accept "Vary of a manifest"
     http_req HEAD "$S/v2/hub/test/hello/manifests/v1" "" -H "Accept: $ACCEPT_OCI"
     assert_eq "$HTTP_STATUS" 200 "HEAD manifest"
     assert_eq "$(header_of Content-Length)" "$size" "HEAD Content-Length"
@@ -135,6 +141,8 @@ t_manifest_headers() {
     http_get "$S/v2/hub/test/hello/manifests/$D_V1"
     assert_eq "$HTTP_STATUS" 200 "GET manifest by digest without Accept"
     assert_sha256 "$T/body" "${D_V1#sha256:}"
+    assert_eq "$(header_of Cache-Control)" "public, max-age=31536000, immutable" \
+        "Cache-Control of a manifest by digest"
     http_get "$S/v2/hub/test/hello/manifests/v1" -H "If-None-Match: \"$D_V1\""
     assert_eq "$HTTP_STATUS" 304 "If-None-Match"
     # a client that takes only Docker types is told the OCI manifest is unknown (as distribution)
@@ -182,6 +190,8 @@ t_blobs() {
     assert_eq "$(header_of Docker-Content-Digest)" "$layer" "blob Docker-Content-Digest"
     assert_eq "$(header_of ETag)" "\"$layer\"" "blob ETag"
     assert_eq "$(header_of Docker-Distribution-Api-Version)" registry/2.0 "blob API version"
+    assert_eq "$(header_of Cache-Control)" "public, max-age=31536000, immutable" \
+        "Cache-Control of a blob"
     http_get "$S/v2/hub/test/hello/blobs/$layer" -r 10-19
     assert_eq "$HTTP_STATUS" 206 "Range"
     assert_eq "$(header_of Content-Range)" "bytes 10-19/$size" "Content-Range"

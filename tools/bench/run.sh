@@ -79,10 +79,10 @@ want() {
 want_any() { local r; for r in "$@"; do want "$r" && return 0; done; return 1; }
 
 # ---- results --------------------------------------------------------------------------------
-ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 I1 I2 I3)
+ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 I1 I2 I3 T1)
 declare -A R_LABEL=(
     [P1]=P1 [P2]=P2 [P3]=P3 [P4]=P4 [P5]=P5 [P6]=P6 [P7]=P7 [P8m]="P8 mount" [P8s]="P8 shim"
-    [P9]=P9 [P10]=P10 [P11]=P11 [I1]=i1 [I2]=i2 [I3]=i3)
+    [P9]=P9 [P10]=P10 [P11]=P11 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1)
 declare -A R_MEASURE R_RATIO R_TARGET R_RESULT R_DETAIL
 ERRORS=0
 
@@ -553,6 +553,13 @@ if want_any "${shim_rows[@]}"; then
         source "$BENCH_DIR/shim.sh"
         shim_bench || true
     fi
+fi
+
+# ---- T1: edges behind a parent --------------------------------------------------------------
+if want T1; then
+    # shellcheck source=tier.sh
+    source "$BENCH_DIR/tier.sh"
+    t1_bench || true
 fi
 
 # ---- table ----------------------------------------------------------------------------------
