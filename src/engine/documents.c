@@ -66,6 +66,15 @@ static int doc_from_store(struct engine *e, const struct node *n, struct upstrea
     return rc;
 }
 
+/* The outcome of a fetch of a document by another thread (its single flight). */
+struct doc_outcome {
+    int rc;
+    bool stale; /* it served the stored copy because the remote failed */
+};
+
+/* Outcome flag of a document's single flight (sf_finish): the answer was the stale copy. */
+#define DOC_STALE 1u
+
 /*
  * One document: the stored copy while it is fresh, else the remote.
  * leader: a fetch of the same document by another thread that ended while
@@ -73,7 +82,7 @@ static int doc_from_store(struct engine *e, const struct node *n, struct upstrea
  * whatever its age (it is newer than this request), stale when it was.
  */
 static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, const char *name,
-                     const struct doc_flight *leader, struct upstream_doc *out)
+                     const struct doc_outcome *leader, struct upstream_doc *out)
 {
     struct engine *e = u->eng;
     struct node n = {0};
@@ -215,47 +224,6 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
     return rc;
 }
 
-static void doc_flight_put(struct doc_flight *f)
-{
-    if (--f->refs > 0)
-        return;
-    free(f->name);
-    free(f);
-}
-
-/* A flight of the document name, started now, held once (by its fetcher); NULL without memory. */
-static struct doc_flight *doc_flight_new(const char *name)
-{
-    struct doc_flight *f = calloc(1, sizeof(*f));
-    if (f && !(f->name = strdup(name))) {
-        free(f);
-        return NULL;
-    }
-    if (f) {
-        f->refs = 1;
-        f->started_ms = clock_mono_ms();
-    }
-    return f;
-}
-
-/* Ends flight f with its outcome and wakes its waiters. */
-static void doc_flight_finish(struct engine *e, struct doc_flight *f, int rc, bool stale)
-{
-    pthread_mutex_lock(&e->docs_mu);
-    for (struct doc_flight **p = &e->docs; *p; p = &(*p)->next) {
-        if (*p == f) {
-            *p = f->next;
-            break;
-        }
-    }
-    f->done = true;
-    f->rc = rc;
-    f->stale = rc == 0 && stale;
-    pthread_cond_broadcast(&e->docs_cv);
-    doc_flight_put(f);
-    pthread_mutex_unlock(&e->docs_mu);
-}
-
 /*
  * Whether the document has a stored copy that is past its TTL (so a caller
  * may be answered with it while the remote is asked: UPSTREAM_STALE_WAIT_MS).
@@ -281,7 +249,7 @@ static bool doc_has_stale_copy(struct upstream *u, const struct upstream_doc_req
 /* A revalidation that outlives the caller which started it (its own copy of the request). */
 struct doc_bg {
     struct upstream *u;
-    struct doc_flight *f;
+    struct sf_call *c; /* the document's flight, which this thread leads */
     struct upstream_doc_req dr;
     char *url, *expect;
     struct curl_slist *headers;
@@ -300,23 +268,23 @@ static void *doc_bg_main(void *arg)
     struct doc_bg *b = arg;
     struct engine *e = b->u->eng;
     struct upstream_doc d;
-    int rc = doc_fetch(b->u, &b->dr, b->f->name, NULL, &d);
+    int rc = doc_fetch(b->u, &b->dr, sf_key(b->c), NULL, &d);
     bool stale = rc == 0 && d.stale;
     upstream_doc_clear(&d);
-    int64_t key = -(int64_t)(intptr_t)b->f; /* a background job key no inode has */
-    doc_flight_finish(e, b->f, rc, stale);
+    int64_t key = -(int64_t)(intptr_t)b->c; /* a background job key no inode has */
+    sf_finish(e->docs, b->c, rc, stale ? DOC_STALE : 0); /* before bg_end: e->docs is alive */
+    sf_release(b->c);
     upstream_unref(b->u);
     doc_bg_free(b);
     engine__bg_end(e, key);
     return NULL;
 }
 
-/* Runs flight f's fetch on its own thread (it holds a reference of f); false when it can't. */
-static bool doc_bg_start(struct upstream *u, const struct upstream_doc_req *dr,
-                         struct doc_flight *f)
+/* Runs flight c's fetch on its own thread, which leads c from now; false when it can't. */
+static bool doc_bg_start(struct upstream *u, const struct upstream_doc_req *dr, struct sf_call *c)
 {
     struct engine *e = u->eng;
-    int64_t key = -(int64_t)(intptr_t)f;
+    int64_t key = -(int64_t)(intptr_t)c;
     struct doc_bg *b = calloc(1, sizeof(*b));
     if (!b)
         return false;
@@ -334,14 +302,16 @@ static bool doc_bg_start(struct upstream *u, const struct upstream_doc_req *dr,
     b->dr.expect = b->expect;
     b->dr.headers = b->headers;
     b->u = u;
-    b->f = f;
+    b->c = c;
     pthread_t th;
     if (!ok || !engine__bg_begin(e, key)) {
         doc_bg_free(b);
         return false;
     }
     upstream_ref(u);
+    sf_ref(c);
     if (pthread_create(&th, NULL, doc_bg_main, b) != 0) {
+        sf_release(c);
         upstream_unref(u);
         engine__bg_end(e, key);
         doc_bg_free(b);
@@ -352,11 +322,43 @@ static bool doc_bg_start(struct upstream *u, const struct upstream_doc_req *dr,
 }
 
 /*
- * Single flight per document (its row name): the first caller fetches, the
- * others wait for it (at most the metadata deadline and a margin) and then
- * take what it stored. Its answer stands for theirs, except a refusal
- * (-EACCES: each caller's credentials and challenge are its own) or a
- * fetch that outlived the wait: those callers ask for themselves.
+ * A caller that joined the document's flight c (and holds a reference of
+ * it, released here): waits for its leader, at most until the stale copy is
+ * due (have_stale) or the metadata deadline and a margin, then answers.
+ */
+static int doc_follow(struct upstream *u, const struct upstream_doc_req *dr, const char *name,
+                      struct sf_call *c, bool have_stale, struct upstream_doc *out)
+{
+    long timeout = u->cfg.metadata_timeout > 0 ? u->cfg.metadata_timeout : FETCH_META_TIMEOUT_MS;
+    int64_t deadline = have_stale ? sf_started_ms(c) + UPSTREAM_STALE_WAIT_MS
+                                  : clock_mono_ms() + timeout + 5000;
+    struct doc_outcome leader = {0};
+    unsigned flags = 0;
+    bool done = sf_wait(c, deadline, &leader.rc, &flags) == 0;
+    leader.stale = (flags & DOC_STALE) != 0;
+    sf_release(c);
+    if (!done && have_stale) {
+        /* The remote is slow: the stored copy now, as a leader's stale answer would be. */
+        struct doc_outcome copy = {.rc = 0, .stale = true};
+        if (doc_fetch(u, dr, name, &copy, out) == 0)
+            return 0;
+    }
+    if (!done || leader.rc == -EACCES)
+        return doc_fetch(u, dr, name, NULL, out);
+    if (leader.rc != 0) {
+        memset(out, 0, sizeof(*out));
+        return leader.rc;
+    }
+    return doc_fetch(u, dr, name, &leader, out); /* (its copy gone: fetches again) */
+}
+
+/*
+ * Single flight per document (its row name, src/util/single_flight.c): the
+ * first caller fetches, the others wait for it (at most the metadata
+ * deadline and a margin) and then take what it stored. Its answer stands for
+ * theirs, except a refusal (-EACCES: each caller's credentials and challenge
+ * are its own) or a fetch that outlived the wait: those callers ask for
+ * themselves.
  *
  * Bounded waits (docs/troubleshooting.md, "Deadlines"): when a copy past its
  * TTL is stored, the fetch runs on a thread of its own and no caller waits
@@ -370,73 +372,18 @@ int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
     char name[4200];
     snprintf(name, sizeof(name), "doc:%s %s", u->cfg.key, dr->url);
     bool have_stale = doc_has_stale_copy(u, dr, name);
-    pthread_mutex_lock(&e->docs_mu);
-    struct doc_flight *f = e->docs;
-    while (f && strcmp(f->name, name) != 0)
-        f = f->next;
-    if (!f && have_stale) {
-        /* Start the revalidation in the background, then wait for it as its first waiter. */
-        f = doc_flight_new(name);
-        if (f) {
-            if (doc_bg_start(u, dr, f)) {
-                f->next = e->docs;
-                e->docs = f;
-            } else {
-                doc_flight_put(f);
-                f = NULL;
-            }
-        }
-        if (!f)
-            have_stale = false; /* fetch here, the whole deadline */
-    }
-    if (f) {
-        f->refs++;
-        int64_t deadline = have_stale ? f->started_ms + UPSTREAM_STALE_WAIT_MS
-                                      : clock_mono_ms() + (u->cfg.metadata_timeout > 0
-                                                        ? u->cfg.metadata_timeout
-                                                        : FETCH_META_TIMEOUT_MS) +
-                                            5000;
-        while (!f->done && clock_mono_ms() < deadline) {
-            int64_t left = deadline - clock_mono_ms();
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            if (left > 1000)
-                left = 1000;
-            ts.tv_sec += (time_t)(left / 1000);
-            ts.tv_nsec += (long)(left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&e->docs_cv, &e->docs_mu, &ts);
-        }
-        struct doc_flight leader = {.done = f->done, .rc = f->rc, .stale = f->stale};
-        doc_flight_put(f);
-        pthread_mutex_unlock(&e->docs_mu);
-        if (!leader.done && have_stale) {
-            /* The remote is slow: the stored copy now, as a leader's stale answer would be. */
-            struct doc_flight copy = {.done = true, .rc = 0, .stale = true};
-            int rc = doc_fetch(u, dr, name, &copy, out);
-            if (rc == 0)
-                return 0;
-        }
-        if (!leader.done || leader.rc == -EACCES)
-            return doc_fetch(u, dr, name, NULL, out);
-        if (leader.rc != 0) {
-            memset(out, 0, sizeof(*out));
-            return leader.rc;
-        }
-        return doc_fetch(u, dr, name, &leader, out); /* (its copy gone: fetches again) */
-    }
-    f = doc_flight_new(name);
-    if (f) {
-        f->next = e->docs;
-        e->docs = f;
-    }
-    pthread_mutex_unlock(&e->docs_mu);
-    int rc = doc_fetch(u, dr, name, NULL, out);
-    if (f)
-        doc_flight_finish(e, f, rc, rc == 0 && out->stale);
+    struct sf_call *c;
+    int role = sf_join(e->docs, name, NULL, NULL, NULL, &c);
+    if (role < 0) /* no memory (or closing): fetch here, alone */
+        return doc_fetch(u, dr, name, NULL, out);
+    /* A stale copy: the revalidation runs in the background, this caller is its first waiter. */
+    if (role == SF_LEADER && have_stale && doc_bg_start(u, dr, c))
+        role = SF_JOINED;
+    if (role == SF_JOINED)
+        return doc_follow(u, dr, name, c, have_stale, out);
+    int rc = doc_fetch(u, dr, name, NULL, out); /* the whole deadline */
+    sf_finish(e->docs, c, rc, rc == 0 && out->stale ? DOC_STALE : 0);
+    sf_release(c);
     return rc;
 }
 
