@@ -5,13 +5,14 @@
  * The cache keeps one token with the time it was installed (issued_ms),
  * its expiry and the refresh time derived from both. Invariants, all under
  * mu:
- *  - at most one refresh is in flight (refreshing), and it runs without mu,
- *    so callers with a valid token never wait on the network;
+ *  - at most one refresh is in flight (the single flight of
+ *    src/util/single_flight.c, joined under mu), and it runs without mu, so
+ *    callers with a valid token never wait on the network;
  *  - a token is replaced only by a newer one; a failed refresh leaves the
  *    old one in place, and while it is valid retry_after_ms holds further
  *    attempts back for ECR_AUTH_RETRY_S;
- *  - gen counts finished refreshes, so a waiter knows that the refresh it
- *    waited for is over and can take its outcome (last_rc) instead of
+ *  - a caller without a valid token waits for the refresh in flight and
+ *    takes its outcome (the leader publishes last_rc under mu) instead of
  *    starting another one of its own.
  * Token and header strings are wiped before they are freed. The signing
  * time is always the real clock: the injectable clock only decides expiry.
@@ -23,6 +24,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/sigv4.h"
+#include "upstreamfs/single_flight.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -60,9 +62,7 @@ struct ecr_auth {
     void *clock_arg;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool refreshing;
-    uint64_t gen;
+    struct sf_group *refresh; /* the refresh in flight (key "token"); joined under mu */
     int last_rc;
     char *header;   /* "Basic <token>" or "Bearer <token>" */
     char *base_url; /* ends with '/' */
@@ -417,8 +417,9 @@ struct ecr_auth *ecr_auth_new(const struct proxy *cfg, const char *secret)
     if (!(a = calloc(1, sizeof(*a))))
         goto fail;
     pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
     pthread_mutex_init(&a->alias_mu, NULL);
+    if (!(a->refresh = sf_group_new()))
+        goto fail;
     snprintf(a->key, sizeof(a->key), "%s", cfg->key);
     a->auth = cfg->auth;
     a->is_public = cfg->ecr.is_public;
@@ -463,7 +464,7 @@ void ecr_auth_free(struct ecr_auth *a)
     if (!a)
         return;
     pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
+    sf_group_free(a->refresh);
     pthread_mutex_destroy(&a->alias_mu);
     free(a->region);
     free(a->account);
@@ -667,11 +668,12 @@ int ecr_auth_get(struct ecr_auth *a, char **authorization_header, char **registr
         return 0;
     }
 
+    struct sf_call *call = NULL;
     pthread_mutex_lock(&a->mu);
     for (;;) {
         int64_t now = a->now_ms(a->clock_arg);
         bool valid = a->header && now < a->expires_ms;
-        if (valid && (now < a->refresh_ms || a->refreshing || now < a->retry_after_ms)) {
+        if (valid && (now < a->refresh_ms || now < a->retry_after_ms)) {
             rc = copy_out(a, authorization_header, registry_base_url);
             goto unlock;
         }
@@ -680,31 +682,39 @@ int ecr_auth_get(struct ecr_auth *a, char **authorization_header, char **registr
             rc = -EACCES;
             goto unlock;
         }
-        if (!a->refreshing)
+        int role = sf_join(a->refresh, "token", NULL, NULL, NULL, &call);
+        if (role == SF_LEADER)
             break;
+        if (role < 0 || valid) {
+            /* A refresh is in flight: the current token meanwhile, nobody waits. */
+            sf_release(call);
+            call = NULL;
+            rc = role < 0 ? role : copy_out(a, authorization_header, registry_base_url);
+            goto unlock;
+        }
         /* No valid token: wait for the refresh in flight and take its outcome. */
-        uint64_t gen = a->gen;
-        while (a->refreshing && a->gen == gen)
-            pthread_cond_wait(&a->cv, &a->mu);
+        int outcome = 0;
+        pthread_mutex_unlock(&a->mu);
+        sf_wait(call, INT64_MAX, &outcome, NULL);
+        sf_release(call);
+        call = NULL;
+        pthread_mutex_lock(&a->mu);
         now = a->now_ms(a->clock_arg);
-        if (a->last_rc == 0 && a->header) {
+        if (outcome == 0 && a->header) {
             rc = copy_out(a, authorization_header, registry_base_url);
             goto unlock;
         }
         if (!(a->header && now < a->expires_ms)) {
-            rc = a->last_rc;
+            rc = outcome;
             goto unlock;
         }
     }
-    a->refreshing = true;
     pthread_mutex_unlock(&a->mu);
 
     rc = request_token(a, &tok, err, sizeof(err));
 
     pthread_mutex_lock(&a->mu);
     int64_t now = a->now_ms(a->clock_arg);
-    a->refreshing = false;
-    a->gen++;
     if (rc == 0)
         rc = install(a, &tok, now);
     a->last_rc = rc;
@@ -727,7 +737,9 @@ int ecr_auth_get(struct ecr_auth *a, char **authorization_header, char **registr
                 a->denied_until_ms = now + ECR_AUTH_RETRY_S * 1000;
         }
     }
-    pthread_cond_broadcast(&a->cv);
+    /* Under mu: a waiter that wakes finds the token (or the failure) installed. */
+    sf_finish(a->refresh, call, a->last_rc, 0);
+    sf_release(call);
 unlock:
     pthread_mutex_unlock(&a->mu);
     ecr_token_clear(&tok);
