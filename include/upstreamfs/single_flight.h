@@ -32,6 +32,9 @@ struct sf_call;
 #define SF_JOINED 0
 #define SF_LEADER 1
 
+/* Makes a new call's data (sf_join): 0 with *data set, or -errno having freed what it made. */
+typedef int (*sf_make_fn)(void *arg, struct sf_call *c, void **data);
+
 /* A new empty group, or NULL without memory. */
 struct sf_group *sf_group_new(void);
 
@@ -55,13 +58,14 @@ int sf_group_active(struct sf_group *g);
 
 /*
  * Joins the call for key, or leads a new one. A new call's data is made by
- * make(arg, &data) under the group's lock (so joiners always see it); make
- * returns 0 or -errno, and may be NULL (data NULL). free_data(data) runs when
+ * make(arg, c, &data) under the group's lock (so joiners always see it; c is
+ * the new call, which the data may keep to release itself); make returns 0
+ * or -errno, and may be NULL (data NULL). free_data(data) runs when
  * the call is freed; it may be NULL. *out gets a referenced call.
  * Returns SF_LEADER (the caller must sf_finish the call), SF_JOINED, or
  * -ESHUTDOWN (group closed), -ENOMEM, make's error (nothing joined).
  */
-int sf_join(struct sf_group *g, const char *key, int (*make)(void *arg, void **data), void *arg,
+int sf_join(struct sf_group *g, const char *key, sf_make_fn make, void *arg,
             void (*free_data)(void *data), struct sf_call **out);
 
 /* A referenced call for key still in the table (not finished), or NULL. */

@@ -113,7 +113,7 @@ static struct sf_call *call_new(const char *key)
     return c;
 }
 
-int sf_join(struct sf_group *g, const char *key, int (*make)(void *arg, void **data), void *arg,
+int sf_join(struct sf_group *g, const char *key, sf_make_fn make, void *arg,
             void (*free_data)(void *data), struct sf_call **out)
 {
     *out = NULL;
@@ -132,7 +132,7 @@ int sf_join(struct sf_group *g, const char *key, int (*make)(void *arg, void **d
     c = call_new(key);
     int rc = c ? 0 : -ENOMEM;
     if (rc == 0 && make)
-        rc = make(arg, &c->data);
+        rc = make(arg, c, &c->data);
     if (rc < 0) {
         pthread_mutex_unlock(&g->mu);
         sf_release(c); /* data is NULL: make cleans up after itself */

@@ -145,8 +145,9 @@ static void waiter_deadline_ends_its_wait(void **state)
 
 static int freed;
 
-static int make_int(void *arg, void **data)
+static int make_int(void *arg, struct sf_call *c, void **data)
 {
+    (void)c;
     if (!arg)
         return -EINVAL;
     int *p = malloc(sizeof(*p));
