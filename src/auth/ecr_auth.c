@@ -25,6 +25,7 @@
 #include "upstreamfs/log.h"
 #include "upstreamfs/sigv4.h"
 #include "upstreamfs/single_flight.h"
+#include "upstreamfs/secret.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -37,7 +38,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #define JSON_CONTENT_TYPE "application/x-amz-json-1.1"
@@ -74,17 +74,9 @@ struct ecr_auth {
     char *alias;
 };
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        OPENSSL_cleanse(s, strlen(s));
-        free(s);
-    }
-}
-
 void ecr_auth_string_free(char *s)
 {
-    wipe_free(s);
+    secret_free(s);
 }
 
 static int64_t real_now_ms(void *arg)
@@ -144,7 +136,7 @@ static int b64_decode(const char *in, size_t n, unsigned char **out, size_t *out
         return -ENOMEM;
     int r = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)n);
     if (r < 0 || (size_t)r < pad) {
-        OPENSSL_cleanse(buf, n / 4 * 3);
+        secret_wipe(buf, n / 4 * 3);
         free(buf);
         return -EIO;
     }
@@ -156,9 +148,9 @@ static int b64_decode(const char *in, size_t n, unsigned char **out, size_t *out
 
 void ecr_token_clear(struct ecr_token *t)
 {
-    wipe_free(t->authorization_token);
+    secret_free(t->authorization_token);
     free(t->username);
-    wipe_free(t->password);
+    secret_free(t->password);
     free(t->proxy_endpoint);
     memset(t, 0, sizeof(*t));
 }
@@ -183,7 +175,7 @@ static int token_decode(struct ecr_token *t)
     t->password = strdup(colon + 1);
     rc = t->username && t->password ? 0 : -ENOMEM;
 out:
-    OPENSSL_cleanse(dec, n);
+    secret_wipe(dec, n);
     free(dec);
     return rc;
 }
@@ -471,13 +463,13 @@ void ecr_auth_free(struct ecr_auth *a)
     free(a->proxy_url);
     free(a->endpoint);
     free(a->access_key);
-    wipe_free(a->secret);
+    secret_free(a->secret);
     free(a->ca_file);
     free(a->http_proxy);
-    wipe_free(a->header);
+    secret_free(a->header);
     free(a->base_url);
     free(a->alias);
-    OPENSSL_cleanse(a, sizeof(*a));
+    secret_wipe(a, sizeof(*a));
     free(a);
 }
 
@@ -533,7 +525,7 @@ static int credentials(struct ecr_auth *a, struct aws_credentials *c, char *err,
 static void free_signed_headers(struct curl_slist *l)
 {
     for (struct curl_slist *p = l; p; p = p->next)
-        OPENSSL_cleanse(p->data, strlen(p->data));
+        secret_wipe(p->data, strlen(p->data));
     curl_slist_free_all(l);
 }
 
@@ -577,7 +569,7 @@ out:
 static void wipe_response(struct fetch_response *r)
 {
     if (r->body)
-        OPENSSL_cleanse(r->body, r->body_len);
+        secret_wipe(r->body, r->body_len);
     fetch_response_clear(r);
 }
 
@@ -619,7 +611,7 @@ static int copy_out(struct ecr_auth *a, char **header, char **base)
         return -ENOMEM;
     if (base && !(*base = strdup(a->base_url))) {
         if (header) {
-            wipe_free(*header);
+            secret_free(*header);
             *header = NULL;
         }
         return -ENOMEM;
@@ -636,10 +628,10 @@ static int install(struct ecr_auth *a, struct ecr_token *tok, int64_t now)
     if (asprintf(&header, "%s %s", a->is_public ? "Bearer" : "Basic", tok->authorization_token) < 0)
         return -ENOMEM;
     if (asprintf(&base, "%s%s", where, wl && where[wl - 1] == '/' ? "" : "/") < 0) {
-        wipe_free(header);
+        secret_free(header);
         return -ENOMEM;
     }
-    wipe_free(a->header);
+    secret_free(a->header);
     free(a->base_url);
     a->header = header;
     a->base_url = base;
@@ -752,7 +744,7 @@ void ecr_auth_invalidate(struct ecr_auth *a, const char *authorization_header)
         return;
     pthread_mutex_lock(&a->mu);
     if (a->header && strcmp(a->header, authorization_header) == 0) {
-        wipe_free(a->header);
+        secret_free(a->header);
         a->header = NULL;
         a->expires_ms = a->refresh_ms = a->retry_after_ms = 0;
         log_info("ecr %s: the registry refused the token; a new one is asked for", a->key);

@@ -503,7 +503,7 @@ static int fetch_token(const struct fetch_endpoint *ep, const char *realm, const
             rc = -EIO; /* a missing token endpoint is no missing file */
     }
     if (r.body)
-        explicit_bzero(r.body, r.body_len);
+        secret_wipe(r.body, r.body_len);
     fetch_response_clear(&r);
     curl_slist_free_all(hdrs);
     free(url);

@@ -20,6 +20,7 @@
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/proxy_fields.h"
+#include "upstreamfs/secret.h"
 #include "proxy_rows.h"
 
 #include <errno.h>
@@ -360,7 +361,7 @@ int configdb_secret_read(struct state *st, const char *key, char **out)
     rc = 0;
 out:
     if (buf) {
-        explicit_bzero(buf, (size_t)sb.st_size + 1);
+        secret_wipe(buf, (size_t)sb.st_size + 1);
         free(buf);
     }
     if (fd >= 0)

@@ -6,6 +6,7 @@
  * a half-written token, and both processes end up with the same one.
  */
 #include "upstreamfs/shim_admin.h"
+#include "upstreamfs/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +72,7 @@ static int read_token(const char *path, char *token, struct config_error *err)
             token[SHIM_ADMIN_TOKEN_HEX] = '\0';
         }
     }
-    explicit_bzero(buf, sizeof(buf));
+    secret_wipe(buf, sizeof(buf));
     close(fd);
     return rc;
 }
@@ -123,8 +124,8 @@ fail:
 out:
     if (fd >= 0)
         close(fd);
-    explicit_bzero(raw, sizeof(raw));
-    explicit_bzero(text, sizeof(text));
+    secret_wipe(raw, sizeof(raw));
+    secret_wipe(text, sizeof(text));
     return rc;
 }
 
