@@ -21,6 +21,7 @@
 #include "upstreamfs/log.h"
 #include "upstreamfs/sigv4.h"
 #include "upstreamfs/secret.h"
+#include "upstreamfs/file_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -230,65 +231,12 @@ int aws_credentials_parse_ini(const char *text, size_t len, const char *profile,
                  AWS_CREDS_FILE);
 }
 
-/* Reads a whole regular file of at most AWS_CREDENTIALS_FILE_MAX bytes. */
-static int read_small_file(const char *path, char **buf, size_t *len)
-{
-    struct stat st;
-    size_t got = 0;
-    int rc = 0;
-    /* O_NONBLOCK: a FIFO planted at the path must not block the open. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    *buf = NULL;
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        goto out;
-    }
-    if (st.st_size > AWS_CREDENTIALS_FILE_MAX) {
-        rc = -EFBIG;
-        goto out;
-    }
-    *buf = malloc((size_t)st.st_size + 1);
-    if (!*buf) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    /* The file may grow while read; what is past its size at fstat is ignored. */
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    (*buf)[got] = '\0';
-    *len = got;
-out:
-    if (rc < 0 && *buf) {
-        secret_wipe(*buf, got);
-        free(*buf);
-        *buf = NULL;
-    }
-    close(fd);
-    return rc;
-}
-
 int aws_credentials_from_file(const char *path, const char *profile, struct aws_credentials *out)
 {
     char *buf;
     size_t len = 0;
     aws_credentials_clear(out);
-    int rc = read_small_file(path, &buf, &len);
+    int rc = file_read_bounded(path, AWS_CREDENTIALS_FILE_MAX, 0, &buf, &len, NULL);
     if (rc < 0)
         return rc;
     rc = aws_credentials_parse_ini(buf, len, profile, out);

@@ -10,6 +10,7 @@
  */
 #include "upstreamfs/shim_htpasswd.h"
 #include "upstreamfs/secret.h"
+#include "upstreamfs/file_read.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -171,50 +172,22 @@ out:
 
 int shim_htpasswd_load(const char *path, struct shim_htpasswd **out, char *msg, size_t msglen)
 {
-    struct stat st;
     char *buf = NULL;
     size_t len = 0;
-    int rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-
     *out = NULL;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        rc = -errno;
-        snprintf(msg, msglen, "cannot read: %s", strerror(-rc));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > SHIM_HTPASSWD_MAX_BYTES) {
+    int rc = file_read_bounded(path, SHIM_HTPASSWD_MAX_BYTES, 0, &buf, &len, NULL);
+    if (rc == -EINVAL || rc == -EFBIG) {
         snprintf(msg, msglen, "must be a regular file of at most %d bytes",
                  SHIM_HTPASSWD_MAX_BYTES);
-        rc = -EINVAL;
-        goto out;
+        return -EINVAL;
     }
-    if (!(buf = malloc((size_t)st.st_size + 1))) {
-        rc = -ENOMEM;
-        snprintf(msg, msglen, "%s", strerror(ENOMEM));
-        goto out;
-    }
-    while (len < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            snprintf(msg, msglen, "cannot read: %s", strerror(-rc));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
+    if (rc < 0) {
+        snprintf(msg, msglen, "cannot read: %s", strerror(-rc));
+        return rc;
     }
     rc = shim_htpasswd_parse(buf, len, out, msg, msglen);
-out:
-    if (buf) {
-        secret_wipe(buf, len);
-        free(buf);
-    }
-    if (fd >= 0)
-        close(fd);
+    secret_wipe(buf, len);
+    free(buf);
     return rc;
 }
 
