@@ -645,6 +645,41 @@ static int install(struct ecr_auth *a, struct ecr_token *tok, int64_t now)
     return 0;
 }
 
+/*
+ * With mu held, after a refresh (rc its outcome, tok the token, err its
+ * reason): installs the token, or keeps a still-valid one for a while
+ * (retry_after_ms), or holds refused credentials back (denied_until_ms);
+ * sets last_rc and copies the header and base out. Returns the caller's rc.
+ */
+static int refresh_done(struct ecr_auth *a, int rc, struct ecr_token *tok, const char *err,
+                        char **authorization_header, char **registry_base_url)
+{
+    int64_t now = a->now_ms(a->clock_arg);
+    if (rc == 0)
+        rc = install(a, tok, now);
+    a->last_rc = rc;
+    if (rc == 0) {
+        a->last_error[0] = '\0';
+        log_debug("ecr %s: new registry token, valid for %lld s", a->key,
+                  (long long)((a->expires_ms - now) / 1000));
+        rc = copy_out(a, authorization_header, registry_base_url);
+    } else {
+        sanitise(a->last_error, sizeof(a->last_error), err);
+        if (a->header && now < a->expires_ms) {
+            log_warn("ecr %s: token refresh failed, the current token stays in use for %lld s: "
+                     "%s",
+                     a->key, (long long)((a->expires_ms - now) / 1000), a->last_error);
+            a->retry_after_ms = now + ECR_AUTH_RETRY_S * 1000;
+            rc = copy_out(a, authorization_header, registry_base_url);
+        } else {
+            log_error("ecr %s: %s", a->key, a->last_error);
+            if (rc == -EACCES)
+                a->denied_until_ms = now + ECR_AUTH_RETRY_S * 1000;
+        }
+    }
+    return rc;
+}
+
 int ecr_auth_get(struct ecr_auth *a, char **authorization_header, char **registry_base_url)
 {
     struct ecr_token tok = {0};
@@ -706,29 +741,7 @@ int ecr_auth_get(struct ecr_auth *a, char **authorization_header, char **registr
     rc = request_token(a, &tok, err, sizeof(err));
 
     pthread_mutex_lock(&a->mu);
-    int64_t now = a->now_ms(a->clock_arg);
-    if (rc == 0)
-        rc = install(a, &tok, now);
-    a->last_rc = rc;
-    if (rc == 0) {
-        a->last_error[0] = '\0';
-        log_debug("ecr %s: new registry token, valid for %lld s", a->key,
-                  (long long)((a->expires_ms - now) / 1000));
-        rc = copy_out(a, authorization_header, registry_base_url);
-    } else {
-        sanitise(a->last_error, sizeof(a->last_error), err);
-        if (a->header && now < a->expires_ms) {
-            log_warn("ecr %s: token refresh failed, the current token stays in use for %lld s: "
-                     "%s",
-                     a->key, (long long)((a->expires_ms - now) / 1000), a->last_error);
-            a->retry_after_ms = now + ECR_AUTH_RETRY_S * 1000;
-            rc = copy_out(a, authorization_header, registry_base_url);
-        } else {
-            log_error("ecr %s: %s", a->key, a->last_error);
-            if (rc == -EACCES)
-                a->denied_until_ms = now + ECR_AUTH_RETRY_S * 1000;
-        }
-    }
+    rc = refresh_done(a, rc, &tok, err, authorization_header, registry_base_url);
     /* Under mu: a waiter that wakes finds the token (or the failure) installed. */
     sf_finish(a->refresh, call, a->last_rc, 0);
     sf_release(call);

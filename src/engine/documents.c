@@ -75,6 +75,150 @@ struct doc_outcome {
 /* Outcome flag of a document's single flight (sf_finish): the answer was the stale copy. */
 #define DOC_STALE 1u
 
+/* The request's headers plus the conditional one of the stored copy n (have: there is one). */
+static int doc_headers(const struct upstream_doc_req *dr, const struct node *n, bool have,
+                       struct curl_slist **hdrs)
+{
+    char hb[600];
+    int rc = 0;
+    for (const struct curl_slist *h = dr->headers; h && rc == 0; h = h->next)
+        rc = fetch_header_add(hdrs, h->data);
+    if (rc == 0 && have && n->etag) {
+        snprintf(hb, sizeof(hb), "If-None-Match: %s", n->etag);
+        rc = fetch_header_add(hdrs, hb);
+    } else if (rc == 0 && have && n->last_modified) {
+        snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n->last_modified);
+        rc = fetch_header_add(hdrs, hb);
+    }
+    return rc;
+}
+
+/*
+ * Asks the remote for the document with the proxy's policies (back-off,
+ * credentials, failure accounting: upstream_perform's, counted as a miss).
+ * rc as upstream_perform's; r gets the response.
+ */
+static int doc_ask(struct upstream *u, const struct upstream_doc_req *dr,
+                   const struct curl_slist *hdrs, struct fetch_response *r)
+{
+    struct fetch_request req = {.url = dr->url,
+                                .ep = &u->ep,
+                                .headers = hdrs,
+                                .timeout_ms = FETCH_META_TIMEOUT_MS,
+                                .max_body = dr->max ? dr->max : UPSTREAM_DOC_MAX};
+    memset(r, 0, sizeof(*r));
+    if (upstream_backing_off(u))
+        return -EREMOTEIO;
+    int rc = upstream_credentials_check(u);
+    if (rc < 0)
+        return rc;
+    struct failure f;
+    upstream_count_request(u, NULL, false);
+    atomic_fetch_add(&u->eng->misses, 1);
+    rc = fetch_perform(&req, r);
+    upstream_outcome(u, rc, r, dr->url, false);
+    if (failure_classify(rc, r->status, (enum failure_cause)r->cause, &f) &&
+        failure_is_remote(&f) && rc != -ELOOP)
+        rc = -EREMOTEIO;
+    return rc;
+}
+
+/* Replaces *dst with a copy of src (NULL stays NULL). */
+static void set_str(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = src ? strdup(src) : NULL;
+}
+
+/*
+ * A 200 answer: checks it against the expected digest, stores it and its
+ * row n (name, validators, checked at now), and hands the body to out.
+ */
+static int doc_store(struct upstream *u, const struct upstream_doc_req *dr, const char *name,
+                     struct node *n, int64_t now, struct fetch_response *r,
+                     struct upstream_doc *out)
+{
+    struct engine *e = u->eng;
+    char hex[65], repo[4096];
+    struct hash_expect ex;
+    hash_sha256_hex(r->body, r->body_len, hex);
+    if (dr->expect && hash_expect_parse(dr->expect, &ex) == 0 && ex.algo == HASH_SHA256 &&
+        strcmp(ex.hex, hex) != 0) {
+        struct failure df = {.cause = FAILURE_DIGEST, .status = r->status};
+        log_error("%s: content does not match %s; discarded", dr->url, dr->expect);
+        upstream_note_failure(u, &df, dr->url);
+        return -EIO;
+    }
+    int rc = store_put_bytes(&e->store, r->body, r->body_len, hex);
+    if (rc < 0)
+        return rc;
+    engine__object_added(e, hex, (int64_t)r->body_len, false);
+    set_str(&n->name, name);
+    set_str(&n->top, u->cfg.key);
+    set_str(&n->path, "");
+    set_str(&n->url, dr->url);
+    n->parent = 0;
+    n->kind = NODE_FILE;
+    n->size = (int64_t)r->body_len;
+    snprintf(n->digest, sizeof(n->digest), "%s", hex);
+    index_scope_repo(dr->url, repo, sizeof(repo));
+    set_str(&n->etag, r->etag);
+    set_str(&n->last_modified, r->last_modified);
+    set_str(&n->ctype, r->content_type);
+    n->checked = now;
+    n->is_mutable = !dr->immutable;
+    n->stale = false;
+    pthread_mutex_lock(&e->mu);
+    index_put(e->ix, n);
+    index_scope_add(e->ix, hex, u->cfg.key, repo); /* the blob scoping rule */
+    pthread_mutex_unlock(&e->mu);
+    out->body = r->body;
+    out->len = r->body_len;
+    out->content_type = r->content_type ? strdup(r->content_type) : NULL;
+    memcpy(out->sha256, hex, sizeof(hex));
+    r->body = NULL;
+    return 0;
+}
+
+/*
+ * The remote's answer r (rc: doc_ask's) as the document: a 304 renews the
+ * stored copy n, a 200 is stored, a 404/410 is -ENOENT, another status its
+ * errno; a failure of the remote serves the stored copy, stale (have: there
+ * is one).
+ */
+static int doc_answer(struct upstream *u, const struct upstream_doc_req *dr, const char *name,
+                      struct node *n, bool have, int64_t now, int rc, struct fetch_response *r,
+                      struct upstream_doc *out)
+{
+    struct engine *e = u->eng;
+    if (rc == 0 && r->status == 304 && have) {
+        rc = doc_from_store(e, n, out);
+        if (rc == 0) {
+            n->checked = now;
+            n->stale = false;
+            pthread_mutex_lock(&e->mu);
+            index_put(e->ix, n);
+            pthread_mutex_unlock(&e->mu);
+        }
+    } else if (rc == 0 && r->status == 200) {
+        rc = doc_store(u, dr, name, n, now, r, out);
+    } else if (rc == 0 && (r->status == 404 || r->status == 410)) {
+        rc = -ENOENT;
+    } else if (rc == 0) {
+        if (r->status == 401 || r->status == 403)
+            out->www_authenticate = r->www_authenticate ? strdup(r->www_authenticate) : NULL;
+        rc = failure_status_errno(r->status);
+    }
+    if (rc == -EREMOTEIO && have && doc_from_store(e, n, out) == 0) {
+        /* stale-if-error: the last good copy beats no answer. */
+        out->stale = true;
+        atomic_fetch_add(&e->stale_serves, 1);
+        upstream_note_stale(u);
+        rc = 0;
+    }
+    return rc;
+}
+
 /*
  * One document: the stored copy while it is fresh, else the remote.
  * leader: a fetch of the same document by another thread that ended while
@@ -86,11 +230,10 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
 {
     struct engine *e = u->eng;
     struct node n = {0};
-    int rc;
     bool have = false;
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&e->mu);
-    rc = index_child(e->ix, 0, name, &n);
+    int rc = index_child(e->ix, 0, name, &n);
     pthread_mutex_unlock(&e->mu);
     if (rc == 0 && n.digest[0])
         have = true;
@@ -113,112 +256,14 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
         return -ENETUNREACH;
     }
     struct curl_slist *hdrs = NULL;
-    char hb[600];
-    rc = 0;
-    for (const struct curl_slist *h = dr->headers; h && rc == 0; h = h->next)
-        rc = fetch_header_add(&hdrs, h->data);
-    if (rc == 0 && have && n.etag) {
-        snprintf(hb, sizeof(hb), "If-None-Match: %s", n.etag);
-        rc = fetch_header_add(&hdrs, hb);
-    } else if (rc == 0 && have && n.last_modified) {
-        snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n.last_modified);
-        rc = fetch_header_add(&hdrs, hb);
-    }
-    if (rc < 0) {
-        node_clear(&n);
-        return rc;
-    }
     struct fetch_response r;
     memset(&r, 0, sizeof(r));
-    struct fetch_request req = {.url = dr->url,
-                                .ep = &u->ep,
-                                .headers = hdrs,
-                                .timeout_ms = FETCH_META_TIMEOUT_MS,
-                                .max_body = dr->max ? dr->max : UPSTREAM_DOC_MAX};
-    if (upstream_backing_off(u)) {
-        rc = -EREMOTEIO;
-    } else if ((rc = upstream_credentials_check(u)) == 0) {
-        struct failure f;
-        upstream_count_request(u, NULL, false);
-        atomic_fetch_add(&e->misses, 1);
-        rc = fetch_perform(&req, &r);
-        upstream_outcome(u, rc, &r, dr->url, false);
-        if (failure_classify(rc, r.status, (enum failure_cause)r.cause, &f) &&
-            failure_is_remote(&f) && rc != -ELOOP)
-            rc = -EREMOTEIO;
+    rc = doc_headers(dr, &n, have, &hdrs);
+    if (rc == 0) {
+        rc = doc_ask(u, dr, hdrs, &r);
+        rc = doc_answer(u, dr, name, &n, have, now, rc, &r, out);
     }
     curl_slist_free_all(hdrs);
-    if (rc == 0 && r.status == 304 && have) {
-        rc = doc_from_store(e, &n, out);
-        if (rc == 0) {
-            n.checked = now;
-            n.stale = false;
-            pthread_mutex_lock(&e->mu);
-            index_put(e->ix, &n);
-            pthread_mutex_unlock(&e->mu);
-        }
-    } else if (rc == 0 && r.status == 200) {
-        char hex[65];
-        struct hash_expect ex;
-        hash_sha256_hex(r.body, r.body_len, hex);
-        if (dr->expect && hash_expect_parse(dr->expect, &ex) == 0 && ex.algo == HASH_SHA256 &&
-            strcmp(ex.hex, hex) != 0) {
-            struct failure df = {.cause = FAILURE_DIGEST, .status = r.status};
-            log_error("%s: content does not match %s; discarded", dr->url, dr->expect);
-            upstream_note_failure(u, &df, dr->url);
-            rc = -EIO;
-        }
-        if (rc == 0)
-            rc = store_put_bytes(&e->store, r.body, r.body_len, hex);
-        if (rc == 0) {
-            engine__object_added(e, hex, (int64_t)r.body_len, false);
-            free(n.name);
-            n.name = strdup(name);
-            free(n.top);
-            n.top = strdup(u->cfg.key);
-            free(n.path);
-            n.path = strdup("");
-            free(n.url);
-            n.url = strdup(dr->url);
-            n.parent = 0;
-            n.kind = NODE_FILE;
-            n.size = (int64_t)r.body_len;
-            snprintf(n.digest, sizeof(n.digest), "%s", hex);
-            char repo[4096];
-            index_scope_repo(dr->url, repo, sizeof(repo));
-            free(n.etag);
-            n.etag = r.etag ? strdup(r.etag) : NULL;
-            free(n.last_modified);
-            n.last_modified = r.last_modified ? strdup(r.last_modified) : NULL;
-            free(n.ctype);
-            n.ctype = r.content_type ? strdup(r.content_type) : NULL;
-            n.checked = now;
-            n.is_mutable = !dr->immutable;
-            n.stale = false;
-            pthread_mutex_lock(&e->mu);
-            index_put(e->ix, &n);
-            index_scope_add(e->ix, hex, u->cfg.key, repo); /* the blob scoping rule */
-            pthread_mutex_unlock(&e->mu);
-            out->body = r.body;
-            out->len = r.body_len;
-            out->content_type = r.content_type ? strdup(r.content_type) : NULL;
-            memcpy(out->sha256, hex, sizeof(hex));
-            r.body = NULL;
-        }
-    } else if (rc == 0 && (r.status == 404 || r.status == 410)) {
-        rc = -ENOENT;
-    } else if (rc == 0) {
-        if (r.status == 401 || r.status == 403)
-            out->www_authenticate = r.www_authenticate ? strdup(r.www_authenticate) : NULL;
-        rc = failure_status_errno(r.status);
-    }
-    if (rc == -EREMOTEIO && have && doc_from_store(e, &n, out) == 0) {
-        /* stale-if-error: the last good copy beats no answer. */
-        out->stale = true;
-        atomic_fetch_add(&e->stale_serves, 1);
-        upstream_note_stale(u);
-        rc = 0;
-    }
     fetch_response_clear(&r);
     node_clear(&n);
     return rc;
