@@ -17,6 +17,7 @@
 #ifndef UPSTREAMFS_ENGINE_H
 #define UPSTREAMFS_ENGINE_H
 
+#include "upstreamfs/config.h"
 #include "upstreamfs/health.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -159,6 +160,13 @@ int engine_file_close(struct engine_file *f);
 /* Every proxy's health (malloc'd array, caller frees), or one proxy's (-ENOENT: no such proxy). */
 int engine_health(struct engine *e, struct health_snapshot **out, size_t *n);
 int engine_proxy_health(struct engine *e, const char *key, struct health_snapshot *out);
+/*
+ * What serves the top-level key, from the loaded configuration (no query):
+ * its type, its source (SOURCE_NONE for a registry; source may be NULL) and
+ * whether it is a registry. 0, or -ENOENT when no proxy or registry has it.
+ */
+int engine_proxy_type(struct engine *e, const char *key, enum proxy_type *type,
+                      enum proxy_source *source, bool *is_registry);
 /*
  * The failure the last fetch of node ino met (what user.upstreamfs.error
  * shows), and when (at may be NULL); -ENODATA when it did not fail.

@@ -6,7 +6,7 @@
  *    aws_credentials_set, which checks it, so no source can smuggle a CR or
  *    LF into a signed header;
  *  - every buffer that held a secret (the credentials file, the IMDS answer,
- *    the IMDS session token header) is wiped with OPENSSL_cleanse before it
+ *    the IMDS session token header) is wiped with secret_wipe (src/util/secret.c) before it
  *    is freed. jansson's own copies of the IMDS document are freed by jansson
  *    without wiping; they live for one parse;
  *  - IMDS is asked only with IMDSv2 (a session token), never v1, and never
@@ -20,6 +20,8 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/sigv4.h"
+#include "upstreamfs/secret.h"
+#include "upstreamfs/file_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 
 #define IMDS_TOKEN_MAX 4096
 #define IMDS_DOC_MAX   (64 * 1024)
@@ -57,19 +58,11 @@ const char *aws_credentials_source_name(enum aws_credentials_source s)
     }
 }
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        OPENSSL_cleanse(s, strlen(s));
-        free(s);
-    }
-}
-
 void aws_credentials_clear(struct aws_credentials *c)
 {
     free(c->access_key_id);
-    wipe_free(c->secret_access_key);
-    wipe_free(c->session_token);
+    secret_free(c->secret_access_key);
+    secret_free(c->session_token);
     memset(c, 0, sizeof(*c));
 }
 
@@ -238,69 +231,16 @@ int aws_credentials_parse_ini(const char *text, size_t len, const char *profile,
                  AWS_CREDS_FILE);
 }
 
-/* Reads a whole regular file of at most AWS_CREDENTIALS_FILE_MAX bytes. */
-static int read_small_file(const char *path, char **buf, size_t *len)
-{
-    struct stat st;
-    size_t got = 0;
-    int rc = 0;
-    /* O_NONBLOCK: a FIFO planted at the path must not block the open. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    *buf = NULL;
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        goto out;
-    }
-    if (st.st_size > AWS_CREDENTIALS_FILE_MAX) {
-        rc = -EFBIG;
-        goto out;
-    }
-    *buf = malloc((size_t)st.st_size + 1);
-    if (!*buf) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    /* The file may grow while read; what is past its size at fstat is ignored. */
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    (*buf)[got] = '\0';
-    *len = got;
-out:
-    if (rc < 0 && *buf) {
-        OPENSSL_cleanse(*buf, got);
-        free(*buf);
-        *buf = NULL;
-    }
-    close(fd);
-    return rc;
-}
-
 int aws_credentials_from_file(const char *path, const char *profile, struct aws_credentials *out)
 {
     char *buf;
     size_t len = 0;
     aws_credentials_clear(out);
-    int rc = read_small_file(path, &buf, &len);
+    int rc = file_read_bounded(path, AWS_CREDENTIALS_FILE_MAX, 0, &buf, &len, NULL);
     if (rc < 0)
         return rc;
     rc = aws_credentials_parse_ini(buf, len, profile, out);
-    OPENSSL_cleanse(buf, len);
+    secret_wipe(buf, len);
     free(buf);
     return rc;
 }
@@ -405,7 +345,7 @@ static int imds_status(long status)
 static void clear_secret_response(struct fetch_response *r)
 {
     if (r->body)
-        OPENSSL_cleanse(r->body, r->body_len);
+        secret_wipe(r->body, r->body_len);
     fetch_response_clear(r);
 }
 
@@ -439,7 +379,7 @@ static int imds_get(const char *endpoint, const char *path, const char *token, s
         clear_secret_response(resp);
 out:
     free(url);
-    wipe_free(hdr);
+    secret_free(hdr);
     curl_slist_free_all(hdrs);
     return rc;
 }
@@ -506,7 +446,7 @@ out:
     clear_secret_response(&resp);
     curl_slist_free_all(hdrs);
     free(url);
-    wipe_free(token);
+    secret_free(token);
     free(role);
     free(escaped);
     free(path);

@@ -5,13 +5,14 @@
  * The cache keeps one token with the time it was installed (issued_ms),
  * its expiry and the refresh time derived from both. Invariants, all under
  * mu:
- *  - at most one refresh is in flight (refreshing), and it runs without mu,
- *    so callers with a valid token never wait on the network;
+ *  - at most one refresh is in flight (the single flight of
+ *    src/util/single_flight.c, joined under mu), and it runs without mu, so
+ *    callers with a valid token never wait on the network;
  *  - a token is replaced only by a newer one; a failed refresh leaves the
  *    old one in place, and while it is valid retry_after_ms holds further
  *    attempts back for ECR_AUTH_RETRY_S;
- *  - gen counts finished refreshes, so a waiter knows that the refresh it
- *    waited for is over and can take its outcome (last_rc) instead of
+ *  - a caller without a valid token waits for the refresh in flight and
+ *    takes its outcome (the leader publishes last_rc under mu) instead of
  *    starting another one of its own.
  * Token and header strings are wiped before they are freed. The signing
  * time is always the real clock: the injectable clock only decides expiry.
@@ -23,6 +24,8 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/sigv4.h"
+#include "upstreamfs/single_flight.h"
+#include "upstreamfs/secret.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -35,7 +38,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #define JSON_CONTENT_TYPE "application/x-amz-json-1.1"
@@ -60,9 +62,7 @@ struct ecr_auth {
     void *clock_arg;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool refreshing;
-    uint64_t gen;
+    struct sf_group *refresh; /* the refresh in flight (key "token"); joined under mu */
     int last_rc;
     char *header;   /* "Basic <token>" or "Bearer <token>" */
     char *base_url; /* ends with '/' */
@@ -74,17 +74,9 @@ struct ecr_auth {
     char *alias;
 };
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        OPENSSL_cleanse(s, strlen(s));
-        free(s);
-    }
-}
-
 void ecr_auth_string_free(char *s)
 {
-    wipe_free(s);
+    secret_free(s);
 }
 
 static int64_t real_now_ms(void *arg)
@@ -144,7 +136,7 @@ static int b64_decode(const char *in, size_t n, unsigned char **out, size_t *out
         return -ENOMEM;
     int r = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)n);
     if (r < 0 || (size_t)r < pad) {
-        OPENSSL_cleanse(buf, n / 4 * 3);
+        secret_wipe(buf, n / 4 * 3);
         free(buf);
         return -EIO;
     }
@@ -156,9 +148,9 @@ static int b64_decode(const char *in, size_t n, unsigned char **out, size_t *out
 
 void ecr_token_clear(struct ecr_token *t)
 {
-    wipe_free(t->authorization_token);
+    secret_free(t->authorization_token);
     free(t->username);
-    wipe_free(t->password);
+    secret_free(t->password);
     free(t->proxy_endpoint);
     memset(t, 0, sizeof(*t));
 }
@@ -183,7 +175,7 @@ static int token_decode(struct ecr_token *t)
     t->password = strdup(colon + 1);
     rc = t->username && t->password ? 0 : -ENOMEM;
 out:
-    OPENSSL_cleanse(dec, n);
+    secret_wipe(dec, n);
     free(dec);
     return rc;
 }
@@ -417,8 +409,9 @@ struct ecr_auth *ecr_auth_new(const struct proxy *cfg, const char *secret)
     if (!(a = calloc(1, sizeof(*a))))
         goto fail;
     pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
     pthread_mutex_init(&a->alias_mu, NULL);
+    if (!(a->refresh = sf_group_new()))
+        goto fail;
     snprintf(a->key, sizeof(a->key), "%s", cfg->key);
     a->auth = cfg->auth;
     a->is_public = cfg->ecr.is_public;
@@ -463,20 +456,20 @@ void ecr_auth_free(struct ecr_auth *a)
     if (!a)
         return;
     pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
+    sf_group_free(a->refresh);
     pthread_mutex_destroy(&a->alias_mu);
     free(a->region);
     free(a->account);
     free(a->proxy_url);
     free(a->endpoint);
     free(a->access_key);
-    wipe_free(a->secret);
+    secret_free(a->secret);
     free(a->ca_file);
     free(a->http_proxy);
-    wipe_free(a->header);
+    secret_free(a->header);
     free(a->base_url);
     free(a->alias);
-    OPENSSL_cleanse(a, sizeof(*a));
+    secret_wipe(a, sizeof(*a));
     free(a);
 }
 
@@ -532,7 +525,7 @@ static int credentials(struct ecr_auth *a, struct aws_credentials *c, char *err,
 static void free_signed_headers(struct curl_slist *l)
 {
     for (struct curl_slist *p = l; p; p = p->next)
-        OPENSSL_cleanse(p->data, strlen(p->data));
+        secret_wipe(p->data, strlen(p->data));
     curl_slist_free_all(l);
 }
 
@@ -576,7 +569,7 @@ out:
 static void wipe_response(struct fetch_response *r)
 {
     if (r->body)
-        OPENSSL_cleanse(r->body, r->body_len);
+        secret_wipe(r->body, r->body_len);
     fetch_response_clear(r);
 }
 
@@ -618,7 +611,7 @@ static int copy_out(struct ecr_auth *a, char **header, char **base)
         return -ENOMEM;
     if (base && !(*base = strdup(a->base_url))) {
         if (header) {
-            wipe_free(*header);
+            secret_free(*header);
             *header = NULL;
         }
         return -ENOMEM;
@@ -635,10 +628,10 @@ static int install(struct ecr_auth *a, struct ecr_token *tok, int64_t now)
     if (asprintf(&header, "%s %s", a->is_public ? "Bearer" : "Basic", tok->authorization_token) < 0)
         return -ENOMEM;
     if (asprintf(&base, "%s%s", where, wl && where[wl - 1] == '/' ? "" : "/") < 0) {
-        wipe_free(header);
+        secret_free(header);
         return -ENOMEM;
     }
-    wipe_free(a->header);
+    secret_free(a->header);
     free(a->base_url);
     a->header = header;
     a->base_url = base;
@@ -652,61 +645,18 @@ static int install(struct ecr_auth *a, struct ecr_token *tok, int64_t now)
     return 0;
 }
 
-int ecr_auth_get(struct ecr_auth *a, char **authorization_header, char **registry_base_url)
+/*
+ * With mu held, after a refresh (rc its outcome, tok the token, err its
+ * reason): installs the token, or keeps a still-valid one for a while
+ * (retry_after_ms), or holds refused credentials back (denied_until_ms);
+ * sets last_rc and copies the header and base out. Returns the caller's rc.
+ */
+static int refresh_done(struct ecr_auth *a, int rc, struct ecr_token *tok, const char *err,
+                        char **authorization_header, char **registry_base_url)
 {
-    struct ecr_token tok = {0};
-    char err[ERR_TEXT_MAX] = "";
-    int rc;
-    if (authorization_header)
-        *authorization_header = NULL;
-    if (registry_base_url)
-        *registry_base_url = NULL;
-    if (a->auth == AUTH_ANONYMOUS) {
-        if (registry_base_url && !(*registry_base_url = strdup(a->proxy_url)))
-            return -ENOMEM;
-        return 0;
-    }
-
-    pthread_mutex_lock(&a->mu);
-    for (;;) {
-        int64_t now = a->now_ms(a->clock_arg);
-        bool valid = a->header && now < a->expires_ms;
-        if (valid && (now < a->refresh_ms || a->refreshing || now < a->retry_after_ms)) {
-            rc = copy_out(a, authorization_header, registry_base_url);
-            goto unlock;
-        }
-        /* Refused credentials stay refused for a while: do not sign a request per read. */
-        if (!valid && a->last_rc == -EACCES && now < a->denied_until_ms) {
-            rc = -EACCES;
-            goto unlock;
-        }
-        if (!a->refreshing)
-            break;
-        /* No valid token: wait for the refresh in flight and take its outcome. */
-        uint64_t gen = a->gen;
-        while (a->refreshing && a->gen == gen)
-            pthread_cond_wait(&a->cv, &a->mu);
-        now = a->now_ms(a->clock_arg);
-        if (a->last_rc == 0 && a->header) {
-            rc = copy_out(a, authorization_header, registry_base_url);
-            goto unlock;
-        }
-        if (!(a->header && now < a->expires_ms)) {
-            rc = a->last_rc;
-            goto unlock;
-        }
-    }
-    a->refreshing = true;
-    pthread_mutex_unlock(&a->mu);
-
-    rc = request_token(a, &tok, err, sizeof(err));
-
-    pthread_mutex_lock(&a->mu);
     int64_t now = a->now_ms(a->clock_arg);
-    a->refreshing = false;
-    a->gen++;
     if (rc == 0)
-        rc = install(a, &tok, now);
+        rc = install(a, tok, now);
     a->last_rc = rc;
     if (rc == 0) {
         a->last_error[0] = '\0';
@@ -727,7 +677,74 @@ int ecr_auth_get(struct ecr_auth *a, char **authorization_header, char **registr
                 a->denied_until_ms = now + ECR_AUTH_RETRY_S * 1000;
         }
     }
-    pthread_cond_broadcast(&a->cv);
+    return rc;
+}
+
+int ecr_auth_get(struct ecr_auth *a, char **authorization_header, char **registry_base_url)
+{
+    struct ecr_token tok = {0};
+    char err[ERR_TEXT_MAX] = "";
+    int rc;
+    if (authorization_header)
+        *authorization_header = NULL;
+    if (registry_base_url)
+        *registry_base_url = NULL;
+    if (a->auth == AUTH_ANONYMOUS) {
+        if (registry_base_url && !(*registry_base_url = strdup(a->proxy_url)))
+            return -ENOMEM;
+        return 0;
+    }
+
+    struct sf_call *call = NULL;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        int64_t now = a->now_ms(a->clock_arg);
+        bool valid = a->header && now < a->expires_ms;
+        if (valid && (now < a->refresh_ms || now < a->retry_after_ms)) {
+            rc = copy_out(a, authorization_header, registry_base_url);
+            goto unlock;
+        }
+        /* Refused credentials stay refused for a while: do not sign a request per read. */
+        if (!valid && a->last_rc == -EACCES && now < a->denied_until_ms) {
+            rc = -EACCES;
+            goto unlock;
+        }
+        int role = sf_join(a->refresh, "token", NULL, NULL, NULL, &call);
+        if (role == SF_LEADER)
+            break;
+        if (role < 0 || valid) {
+            /* A refresh is in flight: the current token meanwhile, nobody waits. */
+            sf_release(call);
+            call = NULL;
+            rc = role < 0 ? role : copy_out(a, authorization_header, registry_base_url);
+            goto unlock;
+        }
+        /* No valid token: wait for the refresh in flight and take its outcome. */
+        int outcome = 0;
+        pthread_mutex_unlock(&a->mu);
+        sf_wait(call, INT64_MAX, &outcome, NULL);
+        sf_release(call);
+        call = NULL;
+        pthread_mutex_lock(&a->mu);
+        now = a->now_ms(a->clock_arg);
+        if (outcome == 0 && a->header) {
+            rc = copy_out(a, authorization_header, registry_base_url);
+            goto unlock;
+        }
+        if (!(a->header && now < a->expires_ms)) {
+            rc = outcome;
+            goto unlock;
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+
+    rc = request_token(a, &tok, err, sizeof(err));
+
+    pthread_mutex_lock(&a->mu);
+    rc = refresh_done(a, rc, &tok, err, authorization_header, registry_base_url);
+    /* Under mu: a waiter that wakes finds the token (or the failure) installed. */
+    sf_finish(a->refresh, call, a->last_rc, 0);
+    sf_release(call);
 unlock:
     pthread_mutex_unlock(&a->mu);
     ecr_token_clear(&tok);
@@ -740,7 +757,7 @@ void ecr_auth_invalidate(struct ecr_auth *a, const char *authorization_header)
         return;
     pthread_mutex_lock(&a->mu);
     if (a->header && strcmp(a->header, authorization_header) == 0) {
-        wipe_free(a->header);
+        secret_free(a->header);
         a->header = NULL;
         a->expires_ms = a->refresh_ms = a->retry_after_ms = 0;
         log_info("ecr %s: the registry refused the token; a new one is asked for", a->key);

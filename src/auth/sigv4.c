@@ -10,11 +10,12 @@
  *
  * Secrets: the secret key only enters the first HMAC of the key chain; the
  * "AWS4"+secret buffer and every intermediate key are wiped with
- * OPENSSL_cleanse before they are freed or go out of scope. Nothing here
+ * secret_wipe (src/util/secret.c) before they are freed or go out of scope. Nothing here
  * logs.
  */
 #include "upstreamfs/hash.h"
 #include "upstreamfs/sigv4.h"
+#include "upstreamfs/secret.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -532,10 +532,10 @@ static int signing_key(const struct sigv4_request *req, const char *date8,
         rc = hmac(k2, SHA256_LEN, req->service, strlen(req->service), k3);
     if (rc == 0)
         rc = hmac(k3, SHA256_LEN, "aws4_request", 12, out);
-    OPENSSL_cleanse(seed, slen + 4);
-    OPENSSL_cleanse(k1, sizeof(k1));
-    OPENSSL_cleanse(k2, sizeof(k2));
-    OPENSSL_cleanse(k3, sizeof(k3));
+    secret_wipe(seed, slen + 4);
+    secret_wipe(k1, sizeof(k1));
+    secret_wipe(k2, sizeof(k2));
+    secret_wipe(k3, sizeof(k3));
     free(seed);
     return rc;
 }
@@ -566,7 +566,7 @@ int sigv4_sign(const struct sigv4_request *req, struct sigv4_signature *out)
     if ((rc = signing_key(req, date8, key)) < 0)
         goto out;
     rc = hmac(key, sizeof(key), sts, strlen(sts), sig);
-    OPENSSL_cleanse(key, sizeof(key));
+    secret_wipe(key, sizeof(key));
     if (rc < 0)
         goto out;
     hash_hex_encode(sig, sizeof(sig), sig_hex);

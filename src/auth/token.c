@@ -10,14 +10,18 @@
  * other token starts the next one.
  *
  * The cache's invariant: at most one fetch per (realm, service, scope) is in
- * flight (entry->fetching); others wait on the condition variable with a
- * deadline. Entries are found again by key after every unlock, because the
- * table may have grown (and moved) meanwhile. A token is never logged.
+ * flight (the single flight of src/util/single_flight.c, joined under the
+ * cache's lock so no caller misses a token stored meanwhile); others wait
+ * for it with a deadline and then look again. Entries are found again by key
+ * after every unlock, because the table may have grown (and moved)
+ * meanwhile. A token is never logged.
  */
 #include "upstreamfs/clock.h"
 #include "upstreamfs/failure.h"
 #include "upstreamfs/token.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/secret.h"
+#include "upstreamfs/single_flight.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -367,35 +371,26 @@ struct token_entry {
     char *realm, *service, *scope;
     char *token;
     int64_t refresh_at, expires_at, used; /* monotonic ms */
-    bool fetching;
 };
 
 struct token_cache {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_mutex_t mu; /* e, n, cap; taken before the flights' lock */
+    struct sf_group *flights; /* token requests in progress, by flight_key */
     struct token_entry *e;
     size_t n, cap;
 };
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
 struct token_cache *token_cache_new(void)
 {
     struct token_cache *c = calloc(1, sizeof(*c));
-    pthread_condattr_t ca;
     if (!c)
         return NULL;
+    c->flights = sf_group_new();
+    if (!c->flights) {
+        free(c);
+        return NULL;
+    }
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
     return c;
 }
 
@@ -404,7 +399,7 @@ static void entry_clear(struct token_entry *e)
     free(e->realm);
     free(e->service);
     free(e->scope);
-    wipe_free(e->token);
+    secret_free(e->token);
     memset(e, 0, sizeof(*e));
 }
 
@@ -415,7 +410,7 @@ void token_cache_free(struct token_cache *c)
     for (size_t i = 0; i < c->n; i++)
         entry_clear(&c->e[i]);
     free(c->e);
-    pthread_cond_destroy(&c->cv);
+    sf_group_free(c->flights);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -430,17 +425,15 @@ static struct token_entry *find(struct token_cache *c, const char *realm, const 
     return NULL;
 }
 
-/* A new entry (evicting the least recently used idle one when full); NULL on ENOMEM. */
+/* A new entry (evicting the least recently used one when full); NULL on ENOMEM. */
 static struct token_entry *add(struct token_cache *c, const char *realm, const char *service,
                                const char *scope)
 {
     if (c->n == TOKEN_CACHE_MAX) {
-        size_t victim = c->n;
-        for (size_t i = 0; i < c->n; i++)
-            if (!c->e[i].fetching && (victim == c->n || c->e[i].used < c->e[victim].used))
+        size_t victim = 0;
+        for (size_t i = 1; i < c->n; i++)
+            if (c->e[i].used < c->e[victim].used)
                 victim = i;
-        if (victim == c->n)
-            return NULL;
         entry_clear(&c->e[victim]);
         c->e[victim] = c->e[--c->n];
     }
@@ -510,10 +503,68 @@ static int fetch_token(const struct fetch_endpoint *ep, const char *realm, const
             rc = -EIO; /* a missing token endpoint is no missing file */
     }
     if (r.body)
-        explicit_bzero(r.body, r.body_len);
+        secret_wipe(r.body, r.body_len);
     fetch_response_clear(&r);
     curl_slist_free_all(hdrs);
     free(url);
+    return rc;
+}
+
+/* The single-flight key of (realm, service, scope): header values hold no newline. */
+static char *flight_key(const char *realm, const char *service, const char *scope)
+{
+    char *key = NULL;
+    return asprintf(&key, "%s\n%s\n%s", realm, service, scope) < 0 ? NULL : key;
+}
+
+/* With c->mu held: a copy of the cached token for the key when it needs no refresh yet. */
+static bool cached(struct token_cache *c, const char *realm, const char *service,
+                   const char *scope, char **token)
+{
+    struct token_entry *e = find(c, realm, service, scope);
+    int64_t now = clock_mono_ms();
+    if (!e || !e->token || now >= e->refresh_at)
+        return false;
+    e->used = now;
+    *token = strdup(e->token);
+    return true;
+}
+
+/* The leader's work: asks the token server and stores its answer (or keeps a still-valid one). */
+static int lead(struct token_cache *c, const struct fetch_endpoint *ep, const char *realm,
+                const char *service, const char *scope, char **token)
+{
+    char *fresh = NULL;
+    int64_t life_s = 0;
+    int64_t asked = clock_mono_ms();
+    int rc = fetch_token(ep, realm, service, scope, &fresh, &life_s);
+    pthread_mutex_lock(&c->mu);
+    struct token_entry *e = find(c, realm, service, scope);
+    if (!e && rc == 0)
+        e = add(c, realm, service, scope);
+    int64_t now = clock_mono_ms();
+    if (e) {
+        e->used = now;
+        if (rc == 0) {
+            /* Lifetimes count from when we asked: the answer may have been slow. */
+            int64_t life_ms = life_s * 1000;
+            secret_free(e->token);
+            e->token = strdup(fresh);
+            e->expires_at = asked + life_ms;
+            e->refresh_at = e->expires_at - token_refresh_margin_ms(life_ms);
+        } else if (e->token && now < e->expires_at) {
+            rc = 0; /* the token server failed; the old token is still valid a while */
+        }
+        if (rc == 0 && e->token)
+            *token = strdup(e->token);
+    } else if (rc == 0) {
+        *token = fresh; /* no room to cache it: this caller's alone */
+        fresh = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    secret_free(fresh);
+    if (rc == 0 && !*token)
+        rc = -ENOMEM;
     return rc;
 }
 
@@ -521,71 +572,36 @@ int token_get(struct token_cache *c, const struct fetch_endpoint *ep, const char
               const char *service, const char *scope, char **token)
 {
     int64_t deadline = clock_mono_ms() + TOKEN_WAIT_MS;
-    struct token_entry *e;
-    char *fresh = NULL;
-    int64_t life_s = 0;
     int rc;
     *token = NULL;
     service = service ? service : "";
     scope = scope ? scope : "";
-    pthread_mutex_lock(&c->mu);
-    for (;;) {
-        e = find(c, realm, service, scope);
-        int64_t now = clock_mono_ms();
-        if (e && e->token && now < e->refresh_at) {
-            e->used = now;
-            *token = strdup(e->token);
-            pthread_mutex_unlock(&c->mu);
-            return *token ? 0 : -ENOMEM;
-        }
-        if (!e || !e->fetching)
-            break;
-        if (now >= deadline) {
-            pthread_mutex_unlock(&c->mu);
-            return -EREMOTEIO;
-        }
-        struct timespec ts = {.tv_sec = (time_t)(deadline / 1000),
-                              .tv_nsec = (long)(deadline % 1000) * 1000000L};
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
-    if (!e && !(e = add(c, realm, service, scope))) {
-        pthread_mutex_unlock(&c->mu);
+    char *key = flight_key(realm, service, scope);
+    if (!key)
         return -ENOMEM;
-    }
-    e->fetching = true;
-    pthread_mutex_unlock(&c->mu);
-
-    int64_t asked = clock_mono_ms();
-    rc = fetch_token(ep, realm, service, scope, &fresh, &life_s);
-
-    pthread_mutex_lock(&c->mu);
-    e = find(c, realm, service, scope);
-    if (e) {
-        int64_t now = clock_mono_ms();
-        e->fetching = false;
-        e->used = now;
-        if (rc == 0) {
-            /* Lifetimes count from when we asked: the answer may have been slow. */
-            int64_t life_ms = life_s * 1000;
-            wipe_free(e->token);
-            e->token = strdup(fresh);
-            e->expires_at = asked + life_ms;
-            e->refresh_at = e->expires_at - token_refresh_margin_ms(life_ms);
-            if (!e->token)
-                rc = -ENOMEM;
-        } else if (e->token && now < e->expires_at) {
-            rc = 0; /* the token server failed; the old token is still valid a while */
+    for (;;) {
+        struct sf_call *call;
+        pthread_mutex_lock(&c->mu);
+        if (cached(c, realm, service, scope, token)) {
+            pthread_mutex_unlock(&c->mu);
+            rc = *token ? 0 : -ENOMEM;
+            break;
         }
-        if (rc == 0)
-            *token = strdup(e->token);
-        if (rc == 0 && !*token)
-            rc = -ENOMEM;
+        int role = sf_join(c->flights, key, NULL, NULL, NULL, &call);
+        pthread_mutex_unlock(&c->mu);
+        if (role == SF_LEADER) {
+            rc = lead(c, ep, realm, service, scope, token);
+            sf_finish(c->flights, call, rc, 0);
+            sf_release(call);
+            break;
+        }
+        /* A fetch in flight: wait for it, then look again (its failure: ask ourselves). */
+        rc = role < 0 ? role : sf_wait(call, deadline, NULL, NULL) < 0 ? -EREMOTEIO : 0;
+        sf_release(call);
+        if (rc < 0)
+            break;
     }
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    wipe_free(fresh);
-    if (rc == 0 && !*token)
-        rc = -EIO;
+    free(key);
     return rc;
 }
 
@@ -595,7 +611,7 @@ void token_invalidate(struct token_cache *c, const char *realm, const char *serv
     pthread_mutex_lock(&c->mu);
     struct token_entry *e = find(c, realm, service ? service : "", scope ? scope : "");
     if (e && e->token && token && strcmp(e->token, token) == 0) {
-        wipe_free(e->token);
+        secret_free(e->token);
         e->token = NULL;
         e->refresh_at = e->expires_at = 0;
     }

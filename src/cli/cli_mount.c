@@ -18,6 +18,7 @@
 #include "upstreamfs/shim.h"
 #include "upstreamfs/shim_admin.h"
 #include "upstreamfs/shim_http.h"
+#include "upstreamfs/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -470,7 +471,7 @@ static int run_mount(struct mount_opts *mo)
     log_info("mounted %s (state %s)", mnt, mo->state_dir);
     if (mo->foreground)
         print_page(mo, token);
-    explicit_bzero(token, sizeof(token));
+    secret_wipe(token, sizeof(token));
     if (!mo->foreground) {
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {

@@ -31,6 +31,7 @@
 #include "cli_wizard.h"
 #include "upstreamfs/config_crud.h"
 #include "upstreamfs/defaults.h"
+#include "upstreamfs/secret.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -551,7 +552,7 @@ static int open_state_if_there(struct wizard *w)
 static void wizard_clear(struct wizard *w)
 {
     if (w->secret) {
-        explicit_bzero(w->secret, SECRET_CAP + 1);
+        secret_wipe(w->secret, SECRET_CAP + 1);
         free(w->secret);
     }
     free(w->url);

@@ -20,6 +20,8 @@
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/proxy_fields.h"
+#include "upstreamfs/secret.h"
+#include "upstreamfs/file_read.h"
 #include "proxy_rows.h"
 
 #include <errno.h>
@@ -319,52 +321,18 @@ static int tls_remove(struct state *st, const char *key)
 
 int configdb_secret_read(struct state *st, const char *key, char **out)
 {
-    char *path = NULL, *buf = NULL;
-    struct stat sb;
-    size_t len = 0;
-    int fd = -1, rc;
+    char *path = NULL;
+    size_t len;
+    int rc;
 
     *out = NULL;
     if ((rc = secret_path(st, key, &path)) < 0)
         return rc;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        rc = errno == ENOENT ? 0 : -errno;
-        goto out;
-    }
-    if (fstat(fd, &sb) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode) || sb.st_size > CONFIG_SECRET_MAX) {
-        rc = -EFBIG;
-        goto out;
-    }
-    if (!(buf = malloc((size_t)sb.st_size + 1))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    while (len < (size_t)sb.st_size) {
-        ssize_t n = read(fd, buf + len, (size_t)sb.st_size - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            goto out;
-        }
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    buf = NULL;
-    rc = 0;
-out:
-    if (buf) {
-        explicit_bzero(buf, (size_t)sb.st_size + 1);
-        free(buf);
-    }
-    if (fd >= 0)
-        close(fd);
+    rc = file_read_bounded(path, CONFIG_SECRET_MAX, FILE_READ_NOFOLLOW, out, &len, NULL);
+    if (rc == -ENOENT)
+        rc = 0; /* no secret */
+    else if (rc == -EINVAL)
+        rc = -EFBIG; /* not a regular file */
     free(path);
     return rc;
 }

@@ -496,8 +496,6 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->files_mu, NULL);
     pthread_mutex_init(&e->err_mu, NULL);
-    pthread_mutex_init(&e->docs_mu, NULL);
-    pthread_cond_init(&e->docs_cv, NULL);
     pthread_rwlock_init(&e->cfg_lock, NULL);
     pthread_mutex_init(&e->stop_mu, NULL);
     pthread_mutex_init(&e->reload_mu, NULL);
@@ -531,7 +529,8 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     if (e->lock_fd >= 0)
         flock(e->lock_fd, LOCK_SH);
     e->flights = flight_table_new(&e->store);
-    if (!e->flights) {
+    e->docs = sf_group_new();
+    if (!e->flights || !e->docs) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -586,6 +585,7 @@ void engine_close(struct engine *e)
         pthread_cond_wait(&e->stop_cv, &e->stop_mu);
     pthread_mutex_unlock(&e->stop_mu);
     flight_table_free(e->flights);
+    sf_group_free(e->docs);
     for (size_t i = 0; i < e->n_ups; i++)
         upstream_unref(e->ups[i]);
     free(e->ups);

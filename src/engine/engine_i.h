@@ -15,6 +15,7 @@
 #include "upstreamfs/engine.h"
 #include "upstreamfs/flight.h"
 #include "upstreamfs/index.h"
+#include "upstreamfs/single_flight.h"
 #include "upstreamfs/state.h"
 #include "upstreamfs/store.h"
 #include "upstreamfs/upstream.h"
@@ -50,17 +51,6 @@ struct open_obj {
     struct open_obj *next;
 };
 
-/* A document fetch in progress (upstream_doc_fetch's single flight), in e->docs under docs_mu. */
-struct doc_flight {
-    char *name;
-    bool done;
-    int rc;     /* the fetch's outcome, once done */
-    bool stale; /* it served the stored copy because the remote failed */
-    int refs;   /* the fetching thread and its waiters */
-    int64_t started_ms; /* CLOCK_MONOTONIC; a stale copy is served UPSTREAM_STALE_WAIT_MS after */
-    struct doc_flight *next;
-};
-
 #define ENGINE_NODE_ERRORS 256
 
 struct engine {
@@ -71,9 +61,7 @@ struct engine {
     pthread_mutex_t mu;
     struct store store;
     struct flight_table *flights;
-    pthread_mutex_t docs_mu; /* docs, and docs_cv: document fetches in progress */
-    pthread_cond_t docs_cv;
-    struct doc_flight *docs;
+    struct sf_group *docs; /* document fetches in progress (src/engine/documents.c) */
     struct open_obj *open_objs; /* under mu: objects that eviction must skip */
 
     pthread_rwlock_t cfg_lock;

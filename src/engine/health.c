@@ -3,20 +3,16 @@
  * dir (include/upstreamfs/health.h). The state itself is kept by
  * src/engine/upstream.c.
  */
-#include "upstreamfs/file_atomic.h"
 #include "upstreamfs/health.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/published.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <stdint.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const state_names[] = {"ok", "stale", "failing", "backing-off", "offline"};
@@ -95,14 +91,9 @@ int health_write(const char *state_dir, const struct health_snapshot *h, char **
         free(text);
         return 0;
     }
-    char dir[4200], name[80];
-    snprintf(dir, sizeof(dir), "%s/health", state_dir);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        free(text);
-        return -errno;
-    }
+    char name[80];
     snprintf(name, sizeof(name), "%s.json", h->key);
-    int rc = file_write_atomic(dir, name, text);
+    int rc = published_write(state_dir, "health", 0755, name, text);
     if (rc < 0) {
         log_debug("health of %s: %s", h->key, strerror(-rc));
         free(text);
@@ -113,45 +104,25 @@ int health_write(const char *state_dir, const struct health_snapshot *h, char **
     return 0;
 }
 
-static void file_path(const char *state_dir, const char *key, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s/health/%s.json", state_dir, key);
-}
-
 void health_file_remove(const char *state_dir, const char *key)
 {
-    char path[4400];
-    file_path(state_dir, key, path, sizeof(path));
-    if (unlink(path) < 0 && errno != ENOENT)
-        log_debug("health of %s: %s: %s", key, path, strerror(errno));
-}
-
-/*
- * Is an engine open on the state dir? Each holds a shared flock on
- * STATEDIR/engine.lock (src/engine/engine.c), so an exclusive one fails.
- * Without permission to look, the writer's pid alone decides.
- */
-static bool engine_running(const char *state_dir)
-{
-    char path[4400];
-    snprintf(path, sizeof(path), "%s/engine.lock", state_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == EACCES;
-    bool held = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-    close(fd); /* releases a lock it got */
-    return held;
+    char name[80];
+    snprintf(name, sizeof(name), "%s.json", key);
+    int rc = published_remove(state_dir, "health", name);
+    if (rc < 0)
+        log_debug("health of %s: %s", key, strerror(-rc));
 }
 
 json_t *health_file_read(const char *state_dir, const char *key)
 {
-    char path[4400];
-    file_path(state_dir, key, path, sizeof(path));
+    char path[4400], name[80];
+    snprintf(name, sizeof(name), "%s.json", key);
+    published_path(state_dir, "health", name, path, sizeof(path));
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
     json_t *pid = o ? json_object_get(o, "pid") : NULL;
     json_int_t p = json_is_integer(pid) ? json_integer_value(pid) : 0;
-    bool alive = p > 0 && p <= INT32_MAX && (kill((pid_t)p, 0) == 0 || errno == EPERM);
-    if (!o || !json_is_object(o) || !alive || !engine_running(state_dir)) {
+    /* A stale file stays: the next daemon rewrites it (a deleted proxy's is removed). */
+    if (!o || !json_is_object(o) || !published_current(state_dir, (long)p)) {
         json_decref(o);
         return NULL;
     }

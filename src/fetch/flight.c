@@ -1,9 +1,11 @@
 /*
  * flight: single-flight downloads (see flight.h for the contract).
  *
- * Design, after CernVM-FS's fetcher: a table maps keys to running flights.
- * The first joiner starts a thread that streams the body into a temp file
- * while hashing it; later joiners take a reference to the same flight.
+ * Design, after CernVM-FS's fetcher: a table maps keys to running flights
+ * (the in-process single flight of src/util/single_flight.c, whose calls
+ * carry a struct flight and its references). The first joiner starts a
+ * thread that streams the body into a temp file while hashing it; later
+ * joiners take a reference to the same flight.
  * Readers block on the flight's condition variable until the bytes they want
  * are written, then pread the temp file: its fd stays valid after the commit
  * renames the file into the store. A flight leaves the table when it ends,
@@ -12,6 +14,8 @@
 #include "upstreamfs/flight.h"
 #include "upstreamfs/egress.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/secret.h"
+#include "upstreamfs/single_flight.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +33,7 @@
 
 struct flight {
     struct flight_table *t;
-    struct flight *next; /* table list, under t->mu */
-    char *key;
-    int refs; /* atomic: released without the table, which may be gone by then */
-    bool in_table;
+    struct sf_call *call; /* its entry in t->calls: key and references (released without t) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -65,11 +66,7 @@ struct flight {
 
 struct flight_table {
     struct store *store;
-    pthread_mutex_t mu;
-    pthread_cond_t idle;
-    struct flight *list;
-    int active;
-    bool closing;
+    struct sf_group *calls; /* the flights running, by key */
 };
 
 struct flight_table *flight_table_new(struct store *store)
@@ -78,8 +75,11 @@ struct flight_table *flight_table_new(struct store *store)
     if (!t)
         return NULL;
     t->store = store;
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->idle, NULL);
+    t->calls = sf_group_new();
+    if (!t->calls) {
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -87,37 +87,26 @@ void flight_table_free(struct flight_table *t)
 {
     if (!t)
         return;
-    pthread_mutex_lock(&t->mu);
-    __atomic_store_n(&t->closing, true, __ATOMIC_RELAXED); /* read unlocked by should_abort */
-    while (t->active > 0)
-        pthread_cond_wait(&t->idle, &t->mu);
-    pthread_mutex_unlock(&t->mu);
-    pthread_mutex_destroy(&t->mu);
-    pthread_cond_destroy(&t->idle);
+    sf_group_free(t->calls); /* cancels (should_abort) and waits for the running flights */
     free(t);
 }
 
 int flight_table_active(struct flight_table *t)
 {
-    pthread_mutex_lock(&t->mu);
-    int n = t->active;
-    pthread_mutex_unlock(&t->mu);
-    return n;
+    return sf_group_active(t->calls);
 }
 
 bool flight_table_has(struct flight_table *t, const char *key)
 {
-    bool found = false;
-    pthread_mutex_lock(&t->mu);
-    for (struct flight *f = t->list; f && !found; f = f->next) {
-        if (strcmp(f->key, key) != 0)
-            continue;
-        /* A flight that has ended stays in the table until its thread has cleaned up. */
-        pthread_mutex_lock(&f->mu); /* order: t->mu, then f->mu */
-        found = f->state == FLIGHT_CONNECTING || f->state == FLIGHT_STREAMING;
-        pthread_mutex_unlock(&f->mu);
-    }
-    pthread_mutex_unlock(&t->mu);
+    struct sf_call *c = sf_find(t->calls, key);
+    if (!c)
+        return false;
+    /* A flight that has ended stays in the table until its thread has cleaned up. */
+    struct flight *f = sf_data(c);
+    pthread_mutex_lock(&f->mu);
+    bool found = f->state == FLIGHT_CONNECTING || f->state == FLIGHT_STREAMING;
+    pthread_mutex_unlock(&f->mu);
+    sf_release(c);
     return found;
 }
 
@@ -126,15 +115,15 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static void flight_destroy(struct flight *f)
+static void flight_destroy(void *arg)
 {
+    struct flight *f = arg;
     if (f->fd >= 0)
         close(f->fd);
     if (f->tmp_path && f->state != FLIGHT_DONE)
         unlink(f->tmp_path);
     free(f->tmp_path);
     hash_abort(f->hash);
-    free(f->key);
     free(f->url);
     free((char *)f->ep.ca_file);
     free((char *)f->ep.client_cert);
@@ -142,10 +131,7 @@ static void flight_destroy(struct flight *f)
     free((char *)f->ep.http_proxy);
     free((char *)f->ep.username);
     egress_policy_unref(f->ep.egress);
-    if (f->ep.password) {
-        explicit_bzero((char *)f->ep.password, strlen(f->ep.password));
-        free((char *)f->ep.password);
-    }
+    secret_free((char *)f->ep.password);
     curl_slist_free_all(f->headers);
     if (f->free_arg)
         f->free_arg(f->arg);
@@ -156,8 +142,8 @@ static void flight_destroy(struct flight *f)
 
 void flight_release(struct flight *f)
 {
-    if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        flight_destroy(f);
+    if (f)
+        sf_release(f->call); /* the last reference destroys f (flight_destroy) */
 }
 
 static void set_state(struct flight *f, enum flight_state st, long status, int err)
@@ -220,7 +206,7 @@ static int on_data(void *arg, const void *data, size_t len)
 static bool should_abort(void *arg)
 {
     struct flight *f = arg;
-    return __atomic_load_n(&f->t->closing, __ATOMIC_RELAXED);
+    return sf_group_closing(f->t->calls);
 }
 
 /*
@@ -240,7 +226,8 @@ static int peer_lock(struct flight *f, bool *waited, char *path, size_t size)
     snprintf(dir, sizeof(dir), "%s/locks", f->t->store->dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return -1;
-    hash_sha256_hex(f->key, strlen(f->key), hex);
+    const char *key = sf_key(f->call);
+    hash_sha256_hex(key, strlen(key), hex);
     snprintf(path, size, "%s/%s", dir, hex);
     for (;;) {
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -381,66 +368,50 @@ static void *flight_run(void *arg)
 out:
     peer_unlock(lock_fd, lock_path);
     fetch_response_clear(&resp);
-    pthread_mutex_lock(&t->mu);
-    /* Leave the table so the next opener starts afresh. */
-    for (struct flight **pp = &t->list; *pp; pp = &(*pp)->next) {
-        if (*pp == f) {
-            *pp = f->next;
-            break;
-        }
-    }
-    f->in_table = false;
-    t->active--;
-    if (t->active == 0)
-        pthread_cond_broadcast(&t->idle);
-    /* t may be freed once this unlock lets flight_table_free see active == 0: f's own
-     * reference is dropped without it. */
-    pthread_mutex_unlock(&t->mu);
+    /* Leave the table so the next opener starts afresh. t may be freed once this lets
+     * flight_table_free see no flight running: f's own reference is dropped without it. */
+    sf_finish(t->calls, f->call, f->err, 0);
     flight_release(f);
     return NULL;
 }
 
-int flight_join(struct flight_table *t, const char *key, const struct flight_source *src,
-                struct flight **out, bool *started)
+struct flight_make {
+    struct flight_table *t;
+    const struct flight_source *src;
+};
+
+/* Copies the endpoint (strings, the egress policy's reference) into f. */
+static void copy_endpoint(struct flight *f, const struct fetch_endpoint *ep)
 {
-    int rc = 0;
-    *started = false;
-    pthread_mutex_lock(&t->mu);
-    if (t->closing) {
-        pthread_mutex_unlock(&t->mu);
-        return -ESHUTDOWN;
-    }
-    for (struct flight *f = t->list; f; f = f->next) {
-        if (strcmp(f->key, key) == 0) {
-            __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
-            pthread_mutex_unlock(&t->mu);
-            *out = f;
-            return 0;
-        }
-    }
+    if (!ep)
+        return;
+    f->ep.ca_file = dup_or_null(ep->ca_file);
+    f->ep.client_cert = dup_or_null(ep->client_cert);
+    f->ep.client_key = dup_or_null(ep->client_key);
+    f->ep.http_proxy = dup_or_null(ep->http_proxy);
+    f->ep.username = dup_or_null(ep->username);
+    f->ep.password = dup_or_null(ep->password);
+    f->ep.egress = egress_policy_ref(ep->egress);
+    f->ep.max_size = ep->max_size;
+}
+
+/* sf_make_fn of a download: a new flight of call c from the source, with its temp file. */
+static int flight_make(void *arg, struct sf_call *c, void **data)
+{
+    const struct flight_make *m = arg;
+    const struct flight_source *src = m->src;
     struct flight *f = calloc(1, sizeof(*f));
-    if (!f) {
-        pthread_mutex_unlock(&t->mu);
+    if (!f)
         return -ENOMEM;
-    }
-    f->t = t;
+    f->t = m->t;
+    f->call = c;
     f->fd = -1;
     f->total = -1;
     f->wake_at = INT64_MAX;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
-    f->key = strdup(key);
     f->url = strdup(src->url);
-    if (src->ep) {
-        f->ep.ca_file = dup_or_null(src->ep->ca_file);
-        f->ep.client_cert = dup_or_null(src->ep->client_cert);
-        f->ep.client_key = dup_or_null(src->ep->client_key);
-        f->ep.http_proxy = dup_or_null(src->ep->http_proxy);
-        f->ep.username = dup_or_null(src->ep->username);
-        f->ep.password = dup_or_null(src->ep->password);
-        f->ep.egress = egress_policy_ref(src->ep->egress);
-        f->ep.max_size = src->ep->max_size;
-    }
+    copy_endpoint(f, src->ep);
     bool headers_ok = true;
     for (const struct curl_slist *h = src->headers; h && headers_ok; h = h->next)
         headers_ok = fetch_header_add(&f->headers, h->data) == 0;
@@ -450,41 +421,53 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
     f->on_fail = src->on_fail;
     f->recheck = src->recheck;
     f->on_start = src->on_start;
-    f->free_arg = src->free_arg;
     f->arg = src->arg;
     f->hash = hash_begin(&f->expect);
-    if (!f->key || !f->url || !f->hash || !headers_ok) {
-        rc = -ENOMEM;
-        goto fail;
+    int rc = !f->url || !f->hash || !headers_ok ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
+    if (rc < 0) {
+        flight_destroy(f); /* free_arg is not set yet: the caller keeps arg */
+        return rc;
     }
-    rc = store_tmp_create(t->store, &f->fd, &f->tmp_path);
-    if (rc < 0)
-        goto fail;
-    f->refs = 2; /* the caller's and the thread's */
-    f->in_table = true;
-    f->next = t->list;
-    t->list = f;
-    t->active++;
+    f->free_arg = src->free_arg;
+    *data = f;
+    return 0;
+}
+
+int flight_join(struct flight_table *t, const char *key, const struct flight_source *src,
+                struct flight **out, bool *started)
+{
+    struct flight_make m = {.t = t, .src = src};
+    struct sf_call *c;
+    *started = false;
+    int role = sf_join(t->calls, key, flight_make, &m, flight_destroy, &c);
+    if (role < 0)
+        return role;
+    struct flight *f = sf_data(c);
+    if (role == SF_JOINED) {
+        *out = f;
+        return 0;
+    }
+    sf_ref(c); /* the thread's */
     pthread_t th;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    rc = -pthread_create(&th, &attr, flight_run, f);
+    int rc = -pthread_create(&th, &attr, flight_run, f);
     pthread_attr_destroy(&attr);
     if (rc < 0) {
-        t->list = f->next;
-        t->active--;
-        goto fail;
+        /* Whoever joined meanwhile sees a failed flight; the caller keeps ownership of arg. */
+        f->free_arg = NULL;
+        set_state(f, FLIGHT_FAILED, 0, rc);
+        sf_finish(t->calls, c, rc, 0);
+        sf_release(c);
+        sf_release(c);
+        return rc;
     }
-    pthread_mutex_unlock(&t->mu);
     *out = f;
     *started = true;
     return 0;
-fail:
-    pthread_mutex_unlock(&t->mu);
-    f->free_arg = NULL; /* the caller keeps ownership of arg on failure */
-    flight_destroy(f);
-    return rc;
 }
 
 static void deadline_in(struct timespec *ts, long ms)

@@ -18,6 +18,7 @@
  */
 #include "shim_i.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/secret.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -58,7 +59,7 @@ static enum who who_is(struct shim_req *r, char *user_out, size_t user_len)
         snprintf(user_out, user_len, "%s", user);
     }
     if (pass) {
-        explicit_bzero(pass, strlen(pass));
+        secret_wipe(pass, strlen(pass));
         MHD_free(pass);
     }
     if (user)

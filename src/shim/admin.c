@@ -6,6 +6,8 @@
  * a half-written token, and both processes end up with the same one.
  */
 #include "upstreamfs/shim_admin.h"
+#include "upstreamfs/secret.h"
+#include "upstreamfs/file_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,37 +32,28 @@ static bool is_token(const char *s, size_t n)
 /* Reads the token file at path; -ENOENT when it does not exist. */
 static int read_token(const char *path, char *token, struct config_error *err)
 {
-    char q[CONFIG_QUOTE_MAX], buf[SHIM_ADMIN_TOKEN_HEX + 2];
+    char q[CONFIG_QUOTE_MAX], *buf = NULL;
     struct stat st;
-    ssize_t n = 0;
-    int rc = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) {
-        rc = -errno;
-        if (rc != -ENOENT)
-            config_error_set(err, "admin_token", "cannot read %s: %s",
-                             config_quote(q, sizeof(q), path), strerror(-rc));
+    size_t len = 0;
+    int rc = file_read_bounded(path, SHIM_ADMIN_TOKEN_HEX + 1, FILE_READ_NOFOLLOW, &buf, &len, &st);
+    if (rc == -ENOENT)
         return rc;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (rc == -EINVAL) {
         config_error_set(err, "admin_token", "%s must be a regular file",
                          config_quote(q, sizeof(q), path));
-        rc = -EINVAL;
-    } else if (st.st_mode & 077) {
+    } else if (rc < 0 && rc != -EFBIG) {
+        config_error_set(err, "admin_token", "cannot read %s: %s", config_quote(q, sizeof(q), path),
+                         strerror(-rc));
+    } else if (rc == 0 && (st.st_mode & 077)) {
         config_error_set(err, "admin_token",
                          "%s can be read by others (mode %03o): make it mode 0600 "
                          "(chmod 600), or delete it to have a new token made",
                          config_quote(q, sizeof(q), path), (unsigned)(st.st_mode & 0777));
         rc = -EINVAL;
-    } else if ((n = read(fd, buf, sizeof(buf))) < 0) {
-        rc = -errno;
-        config_error_set(err, "admin_token", "cannot read %s: %s", config_quote(q, sizeof(q), path),
-                         strerror(-rc));
     } else {
-        size_t len = (size_t)n;
         if (len && buf[len - 1] == '\n')
             len--;
-        if (!is_token(buf, len)) {
+        if (rc < 0 || !is_token(buf, len)) { /* -EFBIG: longer than one token and a newline */
             config_error_set(err, "admin_token",
                              "%s must hold one token of %d lowercase hex digits; delete it to "
                              "have a new one made",
@@ -71,8 +64,10 @@ static int read_token(const char *path, char *token, struct config_error *err)
             token[SHIM_ADMIN_TOKEN_HEX] = '\0';
         }
     }
-    explicit_bzero(buf, sizeof(buf));
-    close(fd);
+    if (buf) {
+        secret_wipe(buf, len + 1); /* the whole file, whether or not len lost its newline */
+        free(buf);
+    }
     return rc;
 }
 
@@ -123,8 +118,8 @@ fail:
 out:
     if (fd >= 0)
         close(fd);
-    explicit_bzero(raw, sizeof(raw));
-    explicit_bzero(text, sizeof(text));
+    secret_wipe(raw, sizeof(raw));
+    secret_wipe(text, sizeof(text));
     return rc;
 }
 

@@ -421,22 +421,11 @@ static enum MHD_Result redirect_to_dir(struct shim_req *r)
 /* The driver of the proxy or registry named top, from the configuration; NULL if none. */
 static const struct driver_ops *driver_of(struct shim *s, const char *top, bool *registry)
 {
-    struct proxy p;
-    struct registry g;
-    struct config_error err;
-    const struct driver_ops *d = NULL;
+    enum proxy_type type;
     *registry = false;
-    pthread_mutex_lock(&s->st_mu);
-    if (configdb_proxy_get(s->st, top, &p, &err) == 0) {
-        d = driver_for_type(p.type);
-        config_proxy_clear(&p);
-    } else if (configdb_registry_get(s->st, top, &g, &err) == 0) {
-        d = driver_for_type(g.type);
-        *registry = true;
-        config_registry_clear(&g);
-    }
-    pthread_mutex_unlock(&s->st_mu);
-    return d;
+    if (engine_proxy_type(s->e, top, &type, NULL, registry) < 0)
+        return NULL;
+    return driver_for_type(type);
 }
 
 static enum MHD_Result bad_request(struct shim_req *r)

@@ -9,6 +9,8 @@
  * password, and entries expire after SHIM_HTPASSWD_CACHE_TTL.
  */
 #include "upstreamfs/shim_htpasswd.h"
+#include "upstreamfs/secret.h"
+#include "upstreamfs/file_read.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -67,7 +69,7 @@ void shim_htpasswd_free(struct shim_htpasswd *h)
     }
     free(h->ents);
     pthread_mutex_destroy(&h->mu);
-    explicit_bzero(h, sizeof(*h));
+    secret_wipe(h, sizeof(*h));
     free(h);
 }
 
@@ -160,7 +162,7 @@ int shim_htpasswd_parse(const char *text, size_t len, struct shim_htpasswd **out
         rc = -EINVAL;
     }
 out:
-    explicit_bzero(line, sizeof(line));
+    secret_wipe(line, sizeof(line));
     if (rc < 0)
         shim_htpasswd_free(h);
     else
@@ -170,50 +172,22 @@ out:
 
 int shim_htpasswd_load(const char *path, struct shim_htpasswd **out, char *msg, size_t msglen)
 {
-    struct stat st;
     char *buf = NULL;
     size_t len = 0;
-    int rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-
     *out = NULL;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        rc = -errno;
-        snprintf(msg, msglen, "cannot read: %s", strerror(-rc));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > SHIM_HTPASSWD_MAX_BYTES) {
+    int rc = file_read_bounded(path, SHIM_HTPASSWD_MAX_BYTES, 0, &buf, &len, NULL);
+    if (rc == -EINVAL || rc == -EFBIG) {
         snprintf(msg, msglen, "must be a regular file of at most %d bytes",
                  SHIM_HTPASSWD_MAX_BYTES);
-        rc = -EINVAL;
-        goto out;
+        return -EINVAL;
     }
-    if (!(buf = malloc((size_t)st.st_size + 1))) {
-        rc = -ENOMEM;
-        snprintf(msg, msglen, "%s", strerror(ENOMEM));
-        goto out;
-    }
-    while (len < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            snprintf(msg, msglen, "cannot read: %s", strerror(-rc));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
+    if (rc < 0) {
+        snprintf(msg, msglen, "cannot read: %s", strerror(-rc));
+        return rc;
     }
     rc = shim_htpasswd_parse(buf, len, out, msg, msglen);
-out:
-    if (buf) {
-        explicit_bzero(buf, len);
-        free(buf);
-    }
-    if (fd >= 0)
-        close(fd);
+    secret_wipe(buf, len);
+    free(buf);
     return rc;
 }
 
@@ -231,7 +205,7 @@ static void cache_mac(const struct shim_htpasswd *h, const char *user, const cha
     msg[ul] = '\0'; /* a user name cannot hold NUL, so user/password splits are unambiguous */
     memcpy(msg + ul + 1, password, pl);
     HMAC(EVP_sha256(), h->key, sizeof(h->key), msg, ul + 1 + pl, mac, &ml);
-    explicit_bzero(msg, ul + 1 + pl);
+    secret_wipe(msg, ul + 1 + pl);
     free(msg);
 }
 
@@ -265,7 +239,7 @@ static bool crypt_matches(const char *password, const char *hash)
     /* crypt_rn returns NULL (or a "*" failure token) for a setting it cannot use. */
     if (r && r[0] != '*' && strlen(r) == strlen(hash))
         ok = CRYPTO_memcmp(r, hash, strlen(hash)) == 0;
-    explicit_bzero(cd, sizeof(*cd));
+    secret_wipe(cd, sizeof(*cd));
     free(cd);
     return ok;
 }
@@ -296,6 +270,6 @@ bool shim_htpasswd_check(struct shim_htpasswd *h, const char *user, const char *
     bool ok = crypt_matches(password, e ? e->hash : h->ents[0].hash) && e;
     if (ok)
         cache_put(h, mac, now);
-    explicit_bzero(mac, sizeof(mac));
+    secret_wipe(mac, sizeof(mac));
     return ok;
 }

@@ -28,6 +28,7 @@
 #include "upstreamfs/failure.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/file_read.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,48 +70,11 @@ static void prep_clear(struct prep *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* Reads a whole small file, NUL-terminated; 0 or a negative errno. */
+/* Reads a whole small file, NUL-terminated; 0 or a negative errno (-EFBIG: not a small file). */
 static int read_small(const char *path, size_t max, char **out, size_t *len)
 {
-    struct stat st;
-    int rc = 0;
-    size_t got = 0;
-    char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > (off_t)max) {
-        rc = -EFBIG;
-        goto out;
-    }
-    if (!(buf = malloc((size_t)st.st_size + 1))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = r < 0 ? -errno : -EIO;
-            goto out;
-        }
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    buf = NULL;
-out:
-    if (buf) {
-        explicit_bzero(buf, got);
-        free(buf);
-    }
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    int rc = file_read_bounded(path, max, 0, out, len, NULL);
+    return rc == -EINVAL ? -EFBIG : rc;
 }
 
 static bool is_loopback(const struct sockaddr *sa)

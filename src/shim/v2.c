@@ -69,7 +69,6 @@
  * text error with the same status; one failing midway cuts the connection.
  */
 #include "shim_i.h"
-#include "upstreamfs/configdb.h"
 #include "upstreamfs/failure.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
@@ -310,23 +309,12 @@ struct v2_ctx {
  */
 static bool v2_name(struct v2_ctx *c, enum MHD_Result *res)
 {
-    struct shim *s = c->r->s;
-    struct proxy p;
-    struct registry g;
-    struct config_error err;
-    bool found = false, docker = false;
-    pthread_mutex_lock(&s->st_mu);
-    if (configdb_proxy_get(s->st, c->rt->key, &p, &err) == 0) {
-        found = true;
-        docker = p.type == PROXY_DOCKER || p.type == PROXY_ECR;
-        c->hub = p.type == PROXY_DOCKER && p.source == SOURCE_DOCKERHUB;
-        config_proxy_clear(&p);
-    } else if (configdb_registry_get(s->st, c->rt->key, &g, &err) == 0) {
-        found = true;
-        docker = g.type == PROXY_DOCKER || g.type == PROXY_ECR;
-        config_registry_clear(&g);
-    }
-    pthread_mutex_unlock(&s->st_mu);
+    enum proxy_type type = PROXY_GENERIC;
+    enum proxy_source source = SOURCE_NONE;
+    bool registry;
+    bool found = engine_proxy_type(c->r->s->e, c->rt->key, &type, &source, &registry) == 0;
+    bool docker = found && (type == PROXY_DOCKER || type == PROXY_ECR);
+    c->hub = found && !registry && type == PROXY_DOCKER && source == SOURCE_DOCKERHUB;
     const char *name = c->rt->repository;
     if (!found) {
         *res = v2_error(c->r, MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN",

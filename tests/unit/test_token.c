@@ -207,6 +207,7 @@ struct tsrv {
     int port;
     int served;
     int expires_in;
+    int delay_ms; /* before each answer */
     pthread_t th;
 };
 
@@ -221,6 +222,7 @@ static void *tsrv_main(void *arg)
         ssize_t n = read(c, buf, sizeof(buf) - 1);
         if (n > 0) {
             char body[128], resp[512];
+            usleep((useconds_t)s->delay_ms * 1000);
             s->served++;
             snprintf(body, sizeof(body), "{\"token\":\"tok%d\",\"expires_in\":%d}", s->served,
                      s->expires_in);
@@ -233,6 +235,73 @@ static void *tsrv_main(void *arg)
         }
         close(c);
     }
+}
+
+static void tsrv_start(struct tsrv *s)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t al = sizeof(a);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->fd >= 0);
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->fd, 16), 0);
+    getsockname(s->fd, (struct sockaddr *)&a, &al);
+    s->port = ntohs(a.sin_port);
+    pthread_create(&s->th, NULL, tsrv_main, s);
+    assert_int_equal(fetch_global_init(), 0);
+}
+
+static void tsrv_stop(struct tsrv *s)
+{
+    shutdown(s->fd, SHUT_RDWR);
+    close(s->fd);
+    pthread_join(s->th, NULL);
+    fetch_global_cleanup();
+}
+
+#define CALLERS 8
+
+struct caller {
+    struct token_cache *c;
+    const char *realm;
+    int rc;
+    char *token;
+};
+
+static void *caller_main(void *arg)
+{
+    struct caller *k = arg;
+    struct fetch_endpoint ep = {0};
+    k->rc = token_get(k->c, &ep, k->realm, "svc", "repository:a:pull", &k->token);
+    return NULL;
+}
+
+/* The single flight (src/util/single_flight.c): callers at once for one key make one request. */
+static void concurrent_callers_share_one_request(void **state)
+{
+    (void)state;
+    struct tsrv s = {.expires_in = 300, .delay_ms = 300};
+    tsrv_start(&s);
+    char realm[64];
+    snprintf(realm, sizeof(realm), "http://127.0.0.1:%d/token", s.port);
+    struct token_cache *c = token_cache_new();
+    struct caller k[CALLERS];
+    pthread_t th[CALLERS];
+    for (int i = 0; i < CALLERS; i++) {
+        k[i] = (struct caller){.c = c, .realm = realm};
+        pthread_create(&th[i], NULL, caller_main, &k[i]);
+    }
+    for (int i = 0; i < CALLERS; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(s.served, 1);
+    for (int i = 0; i < CALLERS; i++) {
+        assert_int_equal(k[i].rc, 0);
+        assert_string_equal(k[i].token, "tok1");
+        free(k[i].token);
+    }
+    token_cache_free(c);
+    tsrv_stop(&s);
 }
 
 static void cache_reuses_and_refreshes(void **state)
@@ -298,6 +367,7 @@ int main(void)
         cmocka_unit_test(bearer_hub_example), cmocka_unit_test(bearer_params_in_any_form),
         cmocka_unit_test(several_challenges), cmocka_unit_test(hostile_challenges),
         cmocka_unit_test(token_answers),      cmocka_unit_test(refresh_margin),
+        cmocka_unit_test(concurrent_callers_share_one_request),
         cmocka_unit_test(request_url),        cmocka_unit_test(cache_reuses_and_refreshes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
