@@ -66,6 +66,7 @@ struct doc_flight {
 struct engine {
     char *state_dir;
     bool publish_health; /* engine_opts.publish_health */
+    const struct driver_ops *driver_override; /* engine_opts.driver_override (tests only) */
     struct state *st; /* the connection the index also uses, under mu */
     struct index *ix;
     pthread_mutex_t mu;

@@ -12,11 +12,9 @@
 #include <cmocka.h>
 
 #include "upstreamfs/fetch.h"
+#include "test_httpd.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,13 +55,10 @@ static int setup(void **state)
     (void)state;
     if (fetch_global_init() < 0)
         return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    httpd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                             NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
+    httpd = test_httpd_start(handler, NULL, base, sizeof(base) - 2);
     if (!httpd)
         return -1;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(httpd, MHD_DAEMON_INFO_BIND_PORT);
-    snprintf(base, sizeof(base), "http://127.0.0.1:%u/x", info->port);
+    strcat(base, "/x");
     return 0;
 }
 
