@@ -2,6 +2,7 @@
 #include "test_driver.h"
 #include "test_httpd.h"
 
+#include "upstreamfs/configdb.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/upstream.h"
 
@@ -318,6 +319,24 @@ void td_gate(bool open)
     gate_open = open;
     pthread_cond_broadcast(&gate_cv);
     pthread_mutex_unlock(&mu);
+}
+
+int td_proxy_create(struct state *st, const char *key, long ttl)
+{
+    struct proxy p;
+    struct config_error err = {0};
+    char url[128];
+    config_proxy_init(&p, key, PROXY_GENERIC);
+    snprintf(url, sizeof(url), "%s/%s/", base, key);
+    int rc = config_proxy_set_url(&p, url);
+    p.metadata_ttl = ttl;
+    p.negative_ttl = ttl;
+    if (rc == 0)
+        rc = configdb_proxy_create(st, &p, NULL, &err);
+    config_proxy_clear(&p);
+    if (rc < 0)
+        fprintf(stderr, "proxy %s: %s: %s\n", key, err.field, err.message);
+    return rc;
 }
 
 int td_calls(enum td_op op, const char *key, const char *path)

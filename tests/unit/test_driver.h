@@ -53,6 +53,13 @@ void td_fault(const char *key, const char *path, enum td_fault f);
  */
 void td_gate(bool open);
 
+struct state;
+/*
+ * Creates proxy key (type generic, URL td_base()/KEY/, --metadata-ttl and --negative-ttl ttl
+ * seconds) in st. 0, or the -errno of configdb_proxy_create (its message on stderr).
+ */
+int td_proxy_create(struct state *st, const char *key, long ttl);
+
 int td_calls(enum td_op op, const char *key, const char *path);
 int td_requests(const char *key, const char *path);
 

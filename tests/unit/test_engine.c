@@ -55,22 +55,6 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static void add_proxy(struct state *st, const char *key)
-{
-    struct proxy p;
-    struct config_error err = {0};
-    char url[128];
-    config_proxy_init(&p, key, PROXY_GENERIC);
-    snprintf(url, sizeof(url), "%s/%s/", td_base(), key);
-    assert_int_equal(config_proxy_set_url(&p, url), 0);
-    p.metadata_ttl = TTL;
-    p.negative_ttl = TTL;
-    int rc = configdb_proxy_create(st, &p, NULL, &err);
-    config_proxy_clear(&p);
-    if (rc < 0)
-        fail_msg("proxy %s: %s: %s", key, err.field, err.message);
-}
-
 /* Proxies p, up1 and up2 (generic, TTL), registry reg = [up1, up2]; an engine on them. */
 static int setup(void **state)
 {
@@ -80,9 +64,9 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/upfs-test-engine.XXXXXX");
     if (!mkdtemp(f->dir) || td_start() < 0 || state_open(f->dir, &st) < 0)
         return -1;
-    add_proxy(st, "p");
-    add_proxy(st, "up1");
-    add_proxy(st, "up2");
+    if (td_proxy_create(st, "p", TTL) < 0 || td_proxy_create(st, "up1", TTL) < 0 ||
+        td_proxy_create(st, "up2", TTL) < 0)
+        return -1;
     char *ups[] = {"up1", "up2", NULL};
     struct registry r = {.type = PROXY_GENERIC, .upstreams = ups};
     snprintf(r.name, sizeof(r.name), "reg");
