@@ -3,6 +3,7 @@
 #include "test_httpd.h"
 
 #include "upstreamfs/configdb.h"
+#include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/upstream.h"
 
@@ -21,6 +22,7 @@ struct td_node {
     int rc;   /* 0: kind below; else the errno lookup and list answer */
     int kind; /* NODE_FILE, NODE_DIR */
     bool is_mutable;
+    bool expect; /* the entry names the body's sha256 */
     unsigned char *body;
     size_t len;
     enum td_fault fault;
@@ -84,6 +86,12 @@ static void fill_entry(const struct td_node *n, struct drv_entry *out)
     if (n->kind == NODE_FILE) {
         snprintf(url, sizeof(url), "%s/%s/%s", base, n->key, n->path);
         out->url = strdup(url);
+    }
+    if (n->kind == NODE_FILE && n->expect) {
+        char hex[65], ex[80];
+        hash_sha256_hex(n->body, n->len, hex);
+        snprintf(ex, sizeof(ex), "sha256:%s", hex);
+        out->expect = strdup(ex);
     }
 }
 
@@ -287,6 +295,13 @@ void td_file(const char *key, const char *path, const void *body, size_t len, bo
     n->rc = 0;
     n->kind = NODE_FILE;
     n->is_mutable = is_mutable;
+    pthread_mutex_unlock(&mu);
+}
+
+void td_expect_digest(const char *key, const char *path)
+{
+    pthread_mutex_lock(&mu);
+    node_at(key, path)->expect = true;
     pthread_mutex_unlock(&mu);
 }
 

@@ -42,6 +42,8 @@ const char *td_base(void);
 
 /* key/path is a file of len bytes (copied), is_mutable as the driver says. */
 void td_file(const char *key, const char *path, const void *body, size_t len, bool is_mutable);
+/* key/path's entry names the sha256 of its scripted bytes (as an OCI descriptor would). */
+void td_expect_digest(const char *key, const char *path);
 void td_dir(const char *key, const char *path);
 /* lookup and list of key/path answer rc (a negative errno) from now on. */
 void td_answer(const char *key, const char *path, int rc);

@@ -18,6 +18,9 @@
  *                  that could not remove everything says how much failed
  *   single_flight  8 threads read one uncached file: one request at the server, every
  *                  reader gets the bytes (sha256)
+ *   download_faults a body cut short or with a wrong byte (content named by digest) fails
+ *                  the read and stores nothing, the next read gets the true bytes; a reader
+ *                  of a hung remote that gives up gets its error at once
  * Run one with `test_engine NAME` (a cmocka test filter) or `ctest -R test_engine.NAME`.
  */
 #include <setjmp.h>
@@ -446,6 +449,79 @@ static void single_flight(void **state)
     assert_int_equal(td_requests("p", "big.bin"), 1);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t give_up_at;
+
+static bool give_up(void *arg)
+{
+    (void)arg;
+    return mono_ms() >= give_up_at;
+}
+
+static void assert_not_cached(struct engine *e, const char *path)
+{
+    int64_t ino = 0;
+    char v[16] = "";
+    assert_int_equal(resolve(e, path, &ino), 0);
+    assert_int_equal(engine_getxattr(e, ino, "user.upstreamfs.cached", v, sizeof(v) - 1), 4);
+    assert_string_equal(v, "none");
+}
+
+static void download_faults(void **state)
+{
+    struct fx *f = *state;
+    static char body[256 * 1024];
+    char want[65], hex[65];
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (char)(i * 7);
+    hash_sha256_hex(body, sizeof(body), want);
+
+    td_file("p", "cut.bin", body, sizeof(body), false);
+    td_fault("p", "cut.bin", TD_CLOSE_EARLY);
+    assert_true(read_hex(f->e, "p/cut.bin", hex) < 0);
+    wait_idle(f->e);
+    assert_not_cached(f->e, "p/cut.bin");
+    td_fault("p", "cut.bin", TD_OK);
+    assert_int_equal(read_hex(f->e, "p/cut.bin", hex), 0);
+    assert_string_equal(hex, want);
+    assert_int_equal(td_requests("p", "cut.bin"), 2);
+
+    body[0] ^= 1; /* other content: cut.bin's stored copy does not stand for it */
+    hash_sha256_hex(body, sizeof(body), want);
+    td_file("p", "bad.bin", body, sizeof(body), false);
+    td_expect_digest("p", "bad.bin");
+    td_fault("p", "bad.bin", TD_WRONG_BYTES);
+    assert_int_equal(read_hex(f->e, "p/bad.bin", hex), -EIO);
+    wait_idle(f->e);
+    assert_not_cached(f->e, "p/bad.bin");
+    td_fault("p", "bad.bin", TD_OK);
+    assert_int_equal(read_hex(f->e, "p/bad.bin", hex), 0);
+    assert_string_equal(hex, want);
+    assert_int_equal(td_requests("p", "bad.bin"), 2);
+
+    td_file("p", "hung.bin", body, sizeof(body), false);
+    td_fault("p", "hung.bin", TD_HANG);
+    td_gate(false);
+    int64_t ino = 0, t0 = mono_ms();
+    assert_int_equal(resolve(f->e, "p/hung.bin", &ino), 0);
+    give_up_at = t0 + 300;
+    struct engine_wait w = {.cancelled = give_up};
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = engine_read_all(f->e, ino, &w, sizeof(body), &buf, &len);
+    free(buf);
+    assert_true(rc < 0);
+    assert_true(mono_ms() - t0 < 5000); /* not the 20 s deadline of a response */
+    td_gate(true);
+    assert_int_equal(td_requests("p", "hung.bin"), 1);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -456,6 +532,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(registry_order, setup, teardown),
         cmocka_unit_test_setup_teardown(evict_pins, setup, teardown),
         cmocka_unit_test_setup_teardown(single_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(download_faults, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
