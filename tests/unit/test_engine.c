@@ -30,6 +30,7 @@
 
 #include "test_driver.h"
 
+#include "upstreamfs/clock.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/engine.h"
 #include "upstreamfs/fetch.h"
@@ -449,19 +450,12 @@ static void single_flight(void **state)
     assert_int_equal(td_requests("p", "big.bin"), 1);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t give_up_at;
 
 static bool give_up(void *arg)
 {
     (void)arg;
-    return mono_ms() >= give_up_at;
+    return clock_mono_ms() >= give_up_at;
 }
 
 static void assert_not_cached(struct engine *e, const char *path)
@@ -508,7 +502,7 @@ static void download_faults(void **state)
     td_file("p", "hung.bin", body, sizeof(body), false);
     td_fault("p", "hung.bin", TD_HANG);
     td_gate(false);
-    int64_t ino = 0, t0 = mono_ms();
+    int64_t ino = 0, t0 = clock_mono_ms();
     assert_int_equal(resolve(f->e, "p/hung.bin", &ino), 0);
     give_up_at = t0 + 300;
     struct engine_wait w = {.cancelled = give_up};
@@ -517,7 +511,7 @@ static void download_faults(void **state)
     int rc = engine_read_all(f->e, ino, &w, sizeof(body), &buf, &len);
     free(buf);
     assert_true(rc < 0);
-    assert_true(mono_ms() - t0 < 5000); /* not the 20 s deadline of a response */
+    assert_true(clock_mono_ms() - t0 < 5000); /* not the 20 s deadline of a response */
     td_gate(true);
     assert_int_equal(td_requests("p", "hung.bin"), 1);
 }
