@@ -15,7 +15,7 @@
  *   registry_order a registry of local content and two upstreams: local wins, then the first
  *                  upstream that has the name; a failing first upstream is not skipped
  *   evict_pins     a pinned object survives quota eviction, an unpinned one goes; an evict
- *                  that could not remove everything says how much failed
+ *                  or a pin that could not do everything says how much failed
  *   single_flight  8 threads read one uncached file: one request at the server, every
  *                  reader gets the bytes (sha256)
  *   download_faults a body cut short or with a wrong byte (content named by digest) fails
@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +375,31 @@ static void evict_pins(void **state)
     assert_int_equal(failed, 1);
     engine_file_close(held);
     assert_int_equal(engine_evict_path(f->e, "p/b.bin", &failed), 1);
+    assert_int_equal(failed, 0);
+
+    /* A pin the index refuses for b (a trigger, as tests/integration/cache_partial_test.sh). */
+    assert_int_equal(read_hex(f->e, "p/a.bin", hex), 0);
+    assert_int_equal(read_hex(f->e, "p/b.bin", hex), 0);
+    char sql[300], db[96];
+    snprintf(sql, sizeof(sql),
+             "CREATE TRIGGER refuse_pin BEFORE UPDATE OF pinned ON object WHEN NEW.digest = '%s' "
+             "BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+             hex);
+    snprintf(db, sizeof(db), "%s/index.db", f->dir);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_busy_timeout(h, 10000);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    failed = -1;
+    assert_int_equal(engine_pin(f->e, "p", true, &failed), 1); /* a, and not b */
+    assert_int_equal(failed, 1);
+    failed = -1;
+    int rc = engine_pin(f->e, "p/b.bin", true, &failed); /* nothing done: the index's error */
+    assert_true(rc < 0 && rc != -ENODATA);
+    assert_int_equal(failed, 1);
+    assert_int_equal(sqlite3_exec(h, "DROP TRIGGER refuse_pin;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    assert_int_equal(engine_pin(f->e, "p/b.bin", true, &failed), 1);
     assert_int_equal(failed, 0);
 }
 
