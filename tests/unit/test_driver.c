@@ -199,15 +199,9 @@ static void body_free(void *cls)
     free(b);
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **ctx)
+static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const char *method)
 {
-    (void)cls, (void)method, (void)version, (void)upload, (void)upload_size;
-    if (*ctx == NULL) {
-        *ctx = c;
-        return MHD_YES;
-    }
+    (void)method;
     char key[64] = "";
     const char *path = "";
     const char *slash = url[0] == '/' ? strchr(url + 1, '/') : NULL;
@@ -253,7 +247,7 @@ int td_start(void)
 {
     td_reset();
     if (!httpd)
-        httpd = test_httpd_start(handler, NULL, base, sizeof(base));
+        httpd = test_httpd_start(handler, base, sizeof(base));
     return httpd ? 0 : -1;
 }
 

@@ -34,15 +34,9 @@ struct curl_slist *__wrap_curl_slist_append(struct curl_slist *l, const char *s)
     return __real_curl_slist_append(l, s);
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **ctx)
+static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const char *method)
 {
-    (void)cls, (void)url, (void)method, (void)version, (void)upload, (void)upload_size;
-    if (*ctx == NULL) {
-        *ctx = c;
-        return MHD_YES;
-    }
+    (void)url, (void)method;
     atomic_fetch_add(&requests, 1);
     struct MHD_Response *r = MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
@@ -55,7 +49,7 @@ static int setup(void **state)
     (void)state;
     if (fetch_global_init() < 0)
         return -1;
-    httpd = test_httpd_start(handler, NULL, base, sizeof(base) - 2);
+    httpd = test_httpd_start(handler, base, sizeof(base) - 2);
     if (!httpd)
         return -1;
     strcat(base, "/x");

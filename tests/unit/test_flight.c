@@ -77,15 +77,9 @@ static ssize_t chunked_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **ctx)
+static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const char *method)
 {
-    (void)cls, (void)method, (void)version, (void)upload, (void)upload_size;
-    if (*ctx == NULL) {
-        *ctx = c;
-        return MHD_YES;
-    }
+    (void)method;
     atomic_fetch_add(&requests, 1);
     struct MHD_Response *r;
     unsigned status = 200;
@@ -134,7 +128,7 @@ static int setup(void **state)
     snprintf(dir, sizeof(dir), "/tmp/upfs-test-flight.XXXXXX");
     if (!mkdtemp(dir) || store_init(&st, dir) < 0 || fetch_global_init() < 0)
         return -1;
-    httpd = test_httpd_start(handler, NULL, base, sizeof(base));
+    httpd = test_httpd_start(handler, base, sizeof(base));
     return httpd ? 0 : -1;
 }
 

@@ -49,7 +49,7 @@ void __wrap_engine_dirents_free(struct engine_dirent *list, size_t n);
 static struct fuse_lowlevel_ops ops;
 static struct engine *engine;
 static char session_dummy;
-static int reply_open_rc;       /* what fuse_reply_open returns */
+static int reply_open_rc;        /* what fuse_reply_open returns */
 static atomic_int dirents_freed; /* engine_dirents_free calls */
 static atomic_int notifies;      /* fuse_lowlevel_notify_inval_inode calls begun */
 static pthread_mutex_t notify_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -167,7 +167,7 @@ static void opendir_reply_failure_frees(void **state)
     memset(&fi, 0, sizeof(fi));
     reply_open_rc = -ENOENT; /* the opener went away: the kernel never sees the handle */
     ops.opendir(NULL, FUSE_ROOT_ID, &fi);
-    assert_int_not_equal(fi.fh, 0); /* a listing was made... */
+    assert_int_not_equal(fi.fh, 0);                   /* a listing was made... */
     assert_int_equal(atomic_load(&dirents_freed), 1); /* ...and freed */
 
     memset(&fi, 0, sizeof(fi));

@@ -10,11 +10,14 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
+/* Answers one request, called once its headers are in (the tests send no bodies). */
+typedef enum MHD_Result (*test_httpd_handler)(struct MHD_Connection *c, const char *url,
+                                              const char *method);
+
 /*
- * Starts a server answering with handler(cls, ...) and writes "http://127.0.0.1:PORT" to
- * base. Returns the daemon (stop it with MHD_stop_daemon), or NULL.
+ * Starts a server answering with handler and writes "http://127.0.0.1:PORT" to base. Returns
+ * the daemon (stop it with MHD_stop_daemon), or NULL.
  */
-struct MHD_Daemon *test_httpd_start(MHD_AccessHandlerCallback handler, void *cls, char *base,
-                                    size_t len);
+struct MHD_Daemon *test_httpd_start(test_httpd_handler handler, char *base, size_t len);
 
 #endif
