@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct driver_ops;
 struct drv_local_file;
 struct engine;
 struct engine_file;
@@ -40,6 +41,11 @@ struct engine_opts {
     bool owns_quota;
     /* A mount or serve: writes each proxy's health to STATEDIR/health/<key>.json (health.h). */
     bool publish_health;
+    /*
+     * Test-only (tests/unit/test_driver.c): every proxy uses this driver instead of its
+     * type's. NULL everywhere else.
+     */
+    const struct driver_ops *driver_override;
 };
 
 /* Attributes a front door needs; timeouts tell the kernel how long to trust them. */

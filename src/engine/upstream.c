@@ -32,7 +32,7 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
     u->health.since = (int64_t)time(NULL);
     pthread_mutex_init(&u->mu, NULL);
     pthread_mutex_init(&u->health_file_mu, NULL);
-    u->drv = driver_for_type(cfg->type);
+    u->drv = eng->driver_override ? eng->driver_override : driver_for_type(cfg->type);
     if (secret)
         u->secret = strdup(secret);
     /* TLS material given as PEM is a file in STATEDIR/tls/KEY/ (configdb.c): use that file. */

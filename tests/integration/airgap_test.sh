@@ -45,7 +45,7 @@ t_prefetch_copy() {
         assert_sha256 "$f" "$(basename "$f")"
     done
 }
-check "connected side: prefetch, cp -r out of the mount, every blob matches its digest" t_prefetch_copy
+check --setup "connected side: prefetch, cp -r out of the mount, every blob matches its digest" t_prefetch_copy
 
 # --- air-gapped side ---------------------------------------------------------------------------
 STATE="$T/state-b"
@@ -69,7 +69,7 @@ t_import() {
     got="$("${CURL[@]}" "http://127.0.0.1:$SPORT/files/site/v1/docs/readme.bin" | sha256sum | cut -d' ' -f1)"
     assert_eq "$got" "$(sha256_of "$T/tree/docs/readme.bin")" "the imported file through the shim"
 }
-check "air-gapped side: registry import of the layouts and of a file tree" t_import
+check --setup "air-gapped side: registry import of the layouts and of a file tree" t_import
 
 t_pull() {
     copy_from "127.0.0.1:$SPORT/offline/team/app:v1" "dir:$T/pulled"

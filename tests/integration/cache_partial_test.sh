@@ -71,7 +71,7 @@ t_cli_pin_partial() {
     assert_contains "$OUT" "pin: 1 object(s), 1 failed" "stdout of the partial pin"
     assert_contains "$ERR" "1 object(s) could not be pinned" "stderr of the partial pin"
 }
-check "cache pin that fails for one of two objects exits non-zero and says 1 failed" t_cli_pin_partial
+check --setup "cache pin that fails for one of two objects exits non-zero and says 1 failed" t_cli_pin_partial
 
 t_cli_pin_partial_json() {
     sql "CREATE TRIGGER inject_pin BEFORE UPDATE OF pinned ON object WHEN NEW.digest = '$SHA_B'

@@ -143,7 +143,7 @@ t_bearer() {
     # a catalog, tags, a manifest, 3 blobs, skopeo's reads: tokens are cached, not asked per request
     (($(jq_py 'd["GET /token"]' <<<"$c") <= 4)) || die "too many token requests: $c"
 }
-check "Bearer token flow with credentials" t_bearer
+check --setup "Bearer token flow with credentials" t_bearer
 
 t_token_expiry() {
     # tokens live 5 s (refreshed after 4.5 s): a request after 6 s needs a new one

@@ -91,7 +91,7 @@ t_fill() {
     # an empty list must stay an empty file (printf would write one empty line)
     if ((${#FAILED[@]})); then printf '%s\n' "${FAILED[@]}"; fi >"$T/failed.list"
 }
-check "filling the disk: each read gives the right bytes or ENOSPC; the daemon keeps running" t_fill
+check --setup "filling the disk: each read gives the right bytes or ENOSPC; the daemon keeps running" t_fill
 
 t_consistent() {
     daemon_alive

@@ -114,7 +114,7 @@ t_rounds() {
     done
     ((${#ROUND_FAILS[@]} == 0)) || die "${#ROUND_FAILS[@]} problem(s): $(printf '%s; ' "${ROUND_FAILS[@]}")"
 }
-check "$ROUNDS x kill -9 mid-download: restart cleans the dead mount and tmp/, verify and integrity_check clean" t_rounds
+check --setup "$ROUNDS x kill -9 mid-download: restart cleans the dead mount and tmp/, verify and integrity_check clean" t_rounds
 
 t_final() {
     local integ

@@ -50,7 +50,7 @@ t_mount_opts_after() {
     upfs_mount "$MNT" -o quota=25M
 }
 upfs_register_mount "$MNT"
-check "upstreamfs mount MNT -o quota=25M (options after the mount point) mounts" t_mount_opts_after
+check --setup "upstreamfs mount MNT -o quota=25M (options after the mount point) mounts" t_mount_opts_after
 if ! grep -qF " $MNT fuse" /proc/self/mounts; then
     log "continuing with: upstreamfs mount -o quota=25M MNT"
     with_timeout 30 "$UPFS" --state "$STATE" mount -o quota=25M "$MNT" || die "upstreamfs mount -o quota=25M MNT failed too"
@@ -202,7 +202,7 @@ t_prefetch() {
         nginx_expect_count 1 GET "$(rx "$f")"
     done
 }
-check "prefetch gen/tree fetches the whole tree (3 files, one GET each)" t_prefetch
+check --setup "prefetch gen/tree fetches the whole tree (3 files, one GET each)" t_prefetch
 
 nginx_stop
 log "nginx stopped"

@@ -22,8 +22,10 @@
 #     expect_fail_with MSG CMD...   CMD must fail and its stderr must contain MSG
 #     expect_ok CMD...          CMD must succeed (stderr shown on failure)
 #     stats_field NAME          field NAME of `cache stats --json`
-#     check DESC CMD...         soft assertion: run CMD (a function using die/assert_*) in a
-#                               subshell with set -e; on failure record DESC and go on
+#     check [--setup] DESC CMD...   soft assertion: run CMD (a function using die/assert_*) in a
+#                               subshell with set -e; on failure record DESC and go on. Named
+#                               by CMD and its words: CHECKS=REGEX runs only the matching ones
+#                               (lib/common.sh); --setup: later checks rely on it, it always runs
 #     finish                    die listing every failed `check`, else log PASS
 # On failure (any exit before `finish` passed) the tail of STATE/upstreamfs.log, nginx's access
 # log, and the upstream.py counts are printed, so `ctest --output-on-failure` shows them.
@@ -47,6 +49,7 @@ command -v getfattr >/dev/null || die "getfattr is missing (package attr)"
 T="$(test_tmpdir)"
 STATE="$T/state"
 _UPFS_FAILED=()
+_UPFS_SELECTED=0 # checks run under CHECKS, --setup ones aside
 _UPFS_PASSED=0
 _UPFS_MOUNTS=()
 _UPFS_DIAG_REGISTERED=0
@@ -157,8 +160,19 @@ stats_field() {
 }
 
 check() {
-    local desc="$1" rc=0
+    local setup=0 desc name rc=0
+    if [[ "$1" == --setup ]]; then
+        setup=1
+        shift
+    fi
+    desc="$1"
     shift
+    name="$*"
+    if ! check_wanted "$name" "$setup"; then
+        log "skip $name"
+        return 0
+    fi
+    ((setup)) || _UPFS_SELECTED=$((_UPFS_SELECTED + 1))
     set +e
     (
         set -e
@@ -167,15 +181,18 @@ check() {
     rc=$?
     set -e
     if ((rc != 0)); then
-        _UPFS_FAILED+=("$desc")
-        log "CHECK FAILED: $desc"
+        _UPFS_FAILED+=("$name: $desc")
+        log "CHECK FAILED: $name: $desc"
     else
-        log "ok: $desc"
+        log "ok: $name: $desc"
     fi
     return 0
 }
 
 finish() {
+    if [[ -n "${CHECKS:-}" ]] && ((_UPFS_SELECTED == 0)); then
+        die "CHECKS='$CHECKS' matched no check of $TEST_NAME (--list prints their names)"
+    fi
     if ((${#_UPFS_FAILED[@]} > 0)); then
         local f
         for f in "${_UPFS_FAILED[@]}"; do log "failed check: $f"; done

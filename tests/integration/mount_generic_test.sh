@@ -137,7 +137,7 @@ t_contents() {
     nginx_expect_count 1 GET '^/4k\.bin$'
     nginx_expect_count 1 GET '^/hello\.txt$'
 }
-check "sha256 of empty/1 B/4 KiB/10 MiB/hello/deep/'with space+plus.txt' read through the mount" t_contents
+check --setup "sha256 of empty/1 B/4 KiB/10 MiB/hello/deep/'with space+plus.txt' read through the mount" t_contents
 
 # ---- second reads make no new GET ----------------------------------------------------------
 t_second_read() {

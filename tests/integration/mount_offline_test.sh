@@ -55,7 +55,7 @@ t_warm() {
     nginx_expect_count 1 GET '^/hello\.txt$'
     nginx_expect_count 1 GET '^/10m\.bin$'
 }
-check "reading some files while the remote is up" t_warm
+check --setup "reading some files while the remote is up" t_warm
 
 # ---- a 404 is remembered -------------------------------------------------------------------
 t_negative() {
@@ -122,7 +122,7 @@ t_stale() {
     assert_eq "$(xattr stale "$G/hello.txt")" 1 "user.upstreamfs.stale of hello.txt served past its TTL"
     assert_eq "$(xattr cached "$G/hello.txt")" complete "user.upstreamfs.cached of the stale hello.txt"
 }
-check "past the metadata TTL a mutable file still reads, marked user.upstreamfs.stale=1" t_stale
+check --setup "past the metadata TTL a mutable file still reads, marked user.upstreamfs.stale=1" t_stale
 
 # ---- the remote comes back -----------------------------------------------------------------
 nginx_restart

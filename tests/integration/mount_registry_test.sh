@@ -153,7 +153,7 @@ t_local_tree() {
     # proxies stay read-only next to the registry
     expect_fail_with "Read-only file system" cp "$T/big10m.bin" "$MNT/p1/big.bin"
 }
-check "mkdir, cp of a 10 MiB file, rename, append, truncate in the registry round-trip" t_local_tree
+check --setup "mkdir, cp of a 10 MiB file, rename, append, truncate in the registry round-trip" t_local_tree
 
 t_remount() {
     upfs_unmount "$MNT"
@@ -182,7 +182,7 @@ t_5xx_no_fallthrough() {
     assert_eq "$(nginx_count --host localhost GET '^/hello\.txt$')" "$before" "GETs of hello.txt from p2 while pf failed"
     upstream_clear_faults
 }
-check "503 from the higher upstream: EREMOTEIO, not the lower upstream's bytes" t_5xx_no_fallthrough
+check --setup "503 from the higher upstream: EREMOTEIO, not the lower upstream's bytes" t_5xx_no_fallthrough
 
 _reg5_hello_ok() { [[ "$(cat "$MNT/reg5/hello.txt" 2>/dev/null)" == "hello from p1" ]]; }
 t_5xx_recovers() {

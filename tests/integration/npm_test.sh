@@ -146,7 +146,7 @@ r = json.load(sys.stdin)
 print(sum("#" in x["target"] for x in r))')"
     assert_eq "$frag" 0 "requests with a URL fragment"
 }
-check "npm install upfs-demo (scoped dependency) through the shim; integrity; one GET each" t_install
+check --setup "npm install upfs-demo (scoped dependency) through the shim; integrity; one GET each" t_install
 
 # ---- the shim's npm routes ---------------------------------------------------------------------
 doc_tarball() { # doc_tarball VERSION: dist.tarball of VERSION in $BODY

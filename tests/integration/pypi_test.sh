@@ -85,7 +85,7 @@ t_wheel() {
     heads=$(($(upstream_count HEAD "/packages/$WHL") + $(upstream_count HEAD "/packages/$WHL.metadata")))
     assert_eq "$(total)" $((2 + meta + heads)) "requests the upstream saw"
 }
-check "pip download of a wheel through the shim; sha256; one GET each" t_wheel
+check --setup "pip download of a wheel through the shim; sha256; one GET each" t_wheel
 
 t_sdist() {
     local before
@@ -99,7 +99,7 @@ t_sdist() {
     heads="$(upstream_count HEAD "/packages/$SDIST")"
     assert_eq "$(total)" $((before + 2 + heads)) "requests the upstream saw"
 }
-check "pip download of an sdist (--no-build-isolation) through the shim" t_sdist
+check --setup "pip download of an sdist (--no-build-isolation) through the shim" t_sdist
 
 # ---- the shim's pages --------------------------------------------------------------------------
 t_pages() {

@@ -139,7 +139,7 @@ t_use() {
     assert_eq "$(auth_wrong)" 0 "requests with wrong credentials (before the wrongpw proxy is used)"
     log "upstream auth counts: $(auth_counts | tr -d ' \n')"
 }
-check "both secrets are used on the wire: reads through mount, mount shim and serve succeed" t_use
+check --setup "both secrets are used on the wire: reads through mount, mount shim and serve succeed" t_use
 
 t_wrong() {
     run_capture with_timeout 30 cat "$MNT/wrongpw/hello.txt"
@@ -177,7 +177,7 @@ t_outputs() {
     cp /proc/"$SPID"/cmdline "$OUTS/serve.cmdline" && cp /proc/"$SPID"/environ "$OUTS/serve.environ" || die "cannot read serve's /proc entries"
     log "debug lines logged: $(cat "$STATE/upstreamfs.log" "$OUTS"/*.err | grep -c 'Z debug ' || true) (the level is honoured: $(grep -l 'Z debug ' "$OUTS"/*.err | xargs -r -n1 basename | tr '\n' ' '))"
 }
-check "show/list/API/metrics outputs collected; show reports secret_set: true" t_outputs
+check --setup "show/list/API/metrics outputs collected; show reports secret_set: true" t_outputs
 
 t_ps() {
     local hits

@@ -73,7 +73,7 @@ EOF
     http_get "$S/"
     assert_contains "$BODY" '<a href="gen/">' "the new proxy in the root index"
 }
-check "proxies: POST 201, GET, PUT (only its fields), equal to the CLI's --json" t_proxy_crud
+check --setup "proxies: POST 201, GET, PUT (only its fields), equal to the CLI's --json" t_proxy_crud
 
 t_registry_crud() {
     upfs proxy create gen2 --type generic --url "$U" >/dev/null

@@ -12,11 +12,9 @@
 #include <cmocka.h>
 
 #include "upstreamfs/fetch.h"
+#include "test_httpd.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,15 +34,9 @@ struct curl_slist *__wrap_curl_slist_append(struct curl_slist *l, const char *s)
     return __real_curl_slist_append(l, s);
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **ctx)
+static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const char *method)
 {
-    (void)cls, (void)url, (void)method, (void)version, (void)upload, (void)upload_size;
-    if (*ctx == NULL) {
-        *ctx = c;
-        return MHD_YES;
-    }
+    (void)url, (void)method;
     atomic_fetch_add(&requests, 1);
     struct MHD_Response *r = MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
@@ -57,13 +49,10 @@ static int setup(void **state)
     (void)state;
     if (fetch_global_init() < 0)
         return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    httpd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                             NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
+    httpd = test_httpd_start(handler, base, sizeof(base) - 2);
     if (!httpd)
         return -1;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(httpd, MHD_DAEMON_INFO_BIND_PORT);
-    snprintf(base, sizeof(base), "http://127.0.0.1:%u/x", info->port);
+    strcat(base, "/x");
     return 0;
 }
 

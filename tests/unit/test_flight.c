@@ -17,12 +17,10 @@
 #include "upstreamfs/flight.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/store.h"
+#include "test_httpd.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -79,15 +77,9 @@ static ssize_t chunked_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **ctx)
+static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const char *method)
 {
-    (void)cls, (void)method, (void)version, (void)upload, (void)upload_size;
-    if (*ctx == NULL) {
-        *ctx = c;
-        return MHD_YES;
-    }
+    (void)method;
     atomic_fetch_add(&requests, 1);
     struct MHD_Response *r;
     unsigned status = 200;
@@ -136,14 +128,8 @@ static int setup(void **state)
     snprintf(dir, sizeof(dir), "/tmp/upfs-test-flight.XXXXXX");
     if (!mkdtemp(dir) || store_init(&st, dir) < 0 || fetch_global_init() < 0)
         return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    httpd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                             NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
-    if (!httpd)
-        return -1;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(httpd, MHD_DAEMON_INFO_BIND_PORT);
-    snprintf(base, sizeof(base), "http://127.0.0.1:%u", info->port);
-    return 0;
+    httpd = test_httpd_start(handler, base, sizeof(base));
+    return httpd ? 0 : -1;
 }
 
 static int teardown(void **state)

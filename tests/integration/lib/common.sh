@@ -29,6 +29,13 @@
 #     DIE_WITH_PARENT               array: command prefix (setpriv --pdeathsig TERM --) for servers
 #                                   started with `&`: they get SIGTERM if the test shell is killed,
 #                                   even by SIGKILL, when no EXIT trap can run
+#     check_wanted NAME [SETUP]     status 0 if the check NAME runs under CHECKS (below)
+#
+# Checks by name (docs/TESTING.md): a script's `check DESC CMD...` (mount_common.sh) is named
+# by CMD and its arguments ("t_quota"). `SCRIPT --list` prints every check's name and
+# description and exits without setting anything up; with CHECKS=REGEX in the environment only
+# the checks whose names match REGEX (bash =~) run, the others print `skip NAME`. Setup always
+# runs, and so does every `check --setup ...`: a check whose effects later checks rely on.
 #
 # Conventions:
 #     TEST_NAME   defaults to the basename of the test script ($0) without ".sh".
@@ -43,6 +50,41 @@
 
 if [[ -n "${_UPFS_COMMON_SH:-}" ]]; then return 0; fi
 _UPFS_COMMON_SH=1
+
+# SCRIPT --list: the checks of the running script ($0), read from its text (nothing is set up).
+_upfs_list_checks() {
+    /usr/bin/python3 - "$1" <<'EOF'
+import re, shlex, sys
+buf = ""
+for line in open(sys.argv[1]).read().split("\n"):
+    if not buf and not re.match(r"\s*check\s", line):
+        continue
+    more = line.endswith("\\")
+    buf += line[:-1] + " " if more else line
+    if more:
+        continue
+    try:
+        words = shlex.split(buf, comments=True)
+    except ValueError:
+        words = []
+    buf = ""
+    setup = len(words) > 1 and words[1] == "--setup"
+    words = words[2:] if setup else words[1:]
+    if len(words) >= 2:
+        print("%s%s\t%s" % (" ".join(words[1:]), " (setup: always runs)" if setup else "", words[0]))
+EOF
+}
+for _upfs_arg in "$@"; do
+    if [[ "$_upfs_arg" == --list ]]; then
+        _upfs_list_checks "$0"
+        exit 0
+    fi
+done
+unset _upfs_arg
+
+check_wanted() {
+    [[ -z "${CHECKS:-}" || "${2:-0}" == 1 || "$1" =~ $CHECKS ]]
+}
 
 : "${TEST_NAME:=$(basename "${0%.sh}")}"
 : "${PYTHON:=/usr/bin/python3}"
