@@ -99,7 +99,7 @@ t_wave1() {
     assert_eq "$sent" "$BIG" "bytes the origin sent for big.bin"
     assert_eq "$(parents_count '/files/big\.bin' 200)" 1 "requests for big.bin at the parents"
 }
-check "wave 1: 4 edges, one uncached file: the origin and the parents send it once" t_wave1
+check --setup "wave 1: 4 edges, one uncached file: the origin and the parents send it once" t_wave1
 
 t_wave2() {
     read_all small.bin "$WANT_SMALL" 1
