@@ -139,7 +139,7 @@ EOF
         '[INFO]    com.example:demo:jar:1.0:compile' \
         '[INFO]    com.example:demo:jar:sources:1.0:test -- module demo' >"$T/lock/dependencies.txt"
 }
-check "the lockfiles: npm install's package-lock.json, requirements.txt, Chart.lock, images, mvn" t_lockfiles
+check --setup "the lockfiles: npm install's package-lock.json, requirements.txt, Chart.lock, images, mvn" t_lockfiles
 
 # prefetch_from FILE KEY: prefetch --from --json; output in $T/pf-KEY.json, must succeed
 prefetch_from() {
@@ -175,7 +175,7 @@ t_prefetch() {
         "the maven files (the artifacts and their pom)"
     assert_eq "$(upstream_count GET "/maven/$JAR")" 1 "GETs of the jar"
 }
-check "prefetch --from each lockfile: every item fetched once, with its sha256" t_prefetch
+check --setup "prefetch --from each lockfile: every item fetched once, with its sha256" t_prefetch
 
 t_prefetch_digest() {
     printf 'upfs-demo==1.0.0 --hash=sha256:%064d\n' 0 >"$T/lock/bad-requirements.txt"
@@ -233,7 +233,7 @@ for b in ("js", "py", "charts", "hub", "mvn"):
 EOF
     ! ls -d "$USB"/*.partial-* 2>/dev/null || die "a partial bundle was left behind"
 }
-check "export --from: a bundle per lockfile, every file listed with its sha256 and size" t_export
+check --setup "export --from: a bundle per lockfile, every file listed with its sha256 and size" t_export
 
 t_delta() {
     # the same lock plus an older @upfs/util nested below upfs-demo: one new version
@@ -294,7 +294,7 @@ t_import() {
     wait_for_port "$SB" 10 || die "the shim of state B is not listening"
     assert_sha256 "$MNT_B/js/$DEMO" "$(npm_field "$DEMO" sha256)"
 }
-check "air-gapped side: registry import of each bundle" t_import
+check --setup "air-gapped side: registry import of each bundle" t_import
 
 t_npm_ci() {
     mkdir -p "$T/ci"
