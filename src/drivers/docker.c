@@ -41,17 +41,17 @@
  * path is parsed), so URLs, token scopes and the tag cache need nothing
  * else; a scoped proxy answers every other name -ENOENT without a request.
  *
- * Locking: per-proxy state hangs off u->drv_state; its fields are guarded
- * by u->mu, which is never held across a request. The token cache has its
- * own lock; probe_mu serialises /v2/ probes so that concurrent first
- * downloads do not race past an unknown auth scheme.
+ * Locking: per-proxy state is the driver's state slot (upstream_state); its
+ * fields are guarded by the slot's lock (upstream_state_lock), which is never
+ * held across a request. The token cache has its own lock; probe_mu
+ * serialises /v2/ probes so that concurrent first downloads do not race past
+ * an unknown auth scheme.
  */
 #include "upstreamfs/clock.h"
 #include "upstreamfs/failure.h"
 #include "upstreamfs/config.h"
 #include "upstreamfs/driver.h"
 #include "upstreamfs/egress.h"
-#include "upstreamfs/engine.h"
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
@@ -64,6 +64,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,7 @@ struct dk_state {
     void *var_st;
     struct dk_variant_info info;
     bool cat_fixed; /* the catalog is decided (one scoped repository, or none): never asked */
-    /* under u->mu: */
+    /* under the state lock: */
     enum dk_auth auth;
     char *realm, *service;
     struct dk_tag *tags;
@@ -157,7 +158,7 @@ static void state_free(void *p)
 /* The variant of a proxy's driver, or NULL for a plain Docker/OCI registry. */
 static const struct dk_variant *variant_of(const struct upstream *u)
 {
-    return u->drv == &driver_ecr ? &dk_variant_ecr : NULL;
+    return upstream_driver(u) == &driver_ecr ? &dk_variant_ecr : NULL;
 }
 
 /*
@@ -183,8 +184,8 @@ static int fixed_catalog(struct dk_state *s)
 /* The proxy's state, created on first use; it lives as long as u. */
 static struct dk_state *dk_state(struct upstream *u)
 {
-    pthread_mutex_lock(&u->mu);
-    struct dk_state *s = u->drv_state;
+    upstream_state_lock(u);
+    struct dk_state *s = upstream_state(u);
     if (!s) {
         s = calloc(1, sizeof(*s));
         if (s) {
@@ -201,13 +202,13 @@ static struct dk_state *dk_state(struct upstream *u)
         if (s)
             upstream_set_state(u, s, state_free);
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     return s;
 }
 
 static bool is_hub(const struct upstream *u)
 {
-    return u->cfg.source == SOURCE_DOCKERHUB;
+    return upstream_config(u)->source == SOURCE_DOCKERHUB;
 }
 
 /* The registry's base URL (ends with '/'): the variant's, else the proxy's url. malloc'd. */
@@ -221,7 +222,7 @@ static int reg_base(struct upstream *u, struct dk_state *s, char **base)
         int rc = s->var->access(s->var_st, &a);
         /* The variant's registry (ECR's proxyEndpoint) is a configured endpoint (egress.h). */
         if (rc == 0 && a.base)
-            rc = egress_policy_trust(u->ep.egress, a.base);
+            rc = egress_policy_trust(upstream_endpoint(u)->egress, a.base);
         if (rc == 0) {
             *base = a.base;
             a.base = NULL;
@@ -229,7 +230,7 @@ static int reg_base(struct upstream *u, struct dk_state *s, char **base)
         dk_access_clear(&a);
         return rc < 0 ? rc : *base ? 0 : -EIO;
     }
-    *base = strdup(u->cfg.url ? u->cfg.url : "");
+    *base = strdup(upstream_config(u)->url ? upstream_config(u)->url : "");
     return *base ? 0 : -ENOMEM;
 }
 
@@ -332,28 +333,29 @@ static int auth_add(struct upstream *u, struct dk_state *s, const char *scope,
     if (rc < 0 || done)
         return rc;
     if (probe) {
-        pthread_mutex_lock(&u->mu);
+        upstream_state_lock(u);
         bool unknown = s->auth == DK_AUTH_UNKNOWN;
-        pthread_mutex_unlock(&u->mu);
+        upstream_state_unlock(u);
         if (unknown)
             probe_auth(u, s);
     }
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     bool bearer = s->auth == DK_AUTH_BEARER && s->realm;
     if (bearer) {
         realm = strdup(s->realm);
         service = s->service ? strdup(s->service) : NULL;
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (!bearer)
         return 0;
     if (!realm) {
         rc = -ENOMEM;
         goto out;
     }
-    rc = token_get(s->tokens, &u->ep, realm, service, scope, &tok);
+    rc = token_get(s->tokens, upstream_endpoint(u), realm, service, scope, &tok);
     if (rc < 0) {
-        log_warn("proxy %s: no registry token for %s: %s", u->cfg.key, scope, strerror(-rc));
+        log_warn("proxy %s: no registry token for %s: %s", upstream_config(u)->key, scope,
+                 strerror(-rc));
         goto out;
     }
     rc = add_authorization(hdrs, "Bearer ", tok);
@@ -381,11 +383,11 @@ static bool learn(struct upstream *u, struct dk_state *s, const char *www, const
     bool retry = false;
     int rc = token_challenge_parse(www, &ch);
     if (rc < 0) {
-        log_warn("proxy %s: the registry answered 401 with %s challenge", u->cfg.key,
+        log_warn("proxy %s: the registry answered 401 with %s challenge", upstream_config(u)->key,
                  rc == -ENOENT ? "no usable" : "a malformed");
         return false;
     }
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     if (ch.scheme == TOKEN_SCHEME_BEARER) {
         bool same = s->auth == DK_AUTH_BEARER && s->realm && strcmp(s->realm, ch.realm) == 0 &&
                     strcmp(s->service ? s->service : "", ch.service ? ch.service : "") == 0;
@@ -403,12 +405,13 @@ static bool learn(struct upstream *u, struct dk_state *s, const char *www, const
     }
     char *realm = s->realm ? strdup(s->realm) : NULL;
     char *service = s->service ? strdup(s->service) : NULL;
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (ch.scheme == TOKEN_SCHEME_BEARER && used && realm)
         token_invalidate(s->tokens, realm, service, scope, used);
     if (ch.scheme == TOKEN_SCHEME_BASIC)
-        log_warn("proxy %s: the registry wants Basic credentials%s", u->cfg.key,
-                 u->ep.username ? " and refused the configured ones" : "; none are configured");
+        log_warn("proxy %s: the registry wants Basic credentials%s", upstream_config(u)->key,
+                 upstream_endpoint(u)->username ? " and refused the configured ones"
+                                                : "; none are configured");
     free(realm);
     free(service);
     token_challenge_clear(&ch);
@@ -419,10 +422,10 @@ static bool learn(struct upstream *u, struct dk_state *s, const char *www, const
 static void forget_token(struct upstream *u, struct dk_state *s, const char *scope,
                          const char *token)
 {
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     char *realm = s->realm ? strdup(s->realm) : NULL;
     char *service = s->service ? strdup(s->service) : NULL;
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (realm)
         token_invalidate(s->tokens, realm, service, scope, token);
     free(realm);
@@ -441,13 +444,13 @@ static bool refused(struct upstream *u, struct dk_state *s, long status, const c
     bool deny = s->info.deny_status != 0 && status == s->info.deny_status;
     if (used->authz && (status == 401 || deny)) {
         log_info("proxy %s: the registry refused the credentials (HTTP %ld); renewing them",
-                 u->cfg.key, status);
+                 upstream_config(u)->key, status);
         s->var->refused(s->var_st, used->authz);
         return true;
     }
     if (deny && used->token) {
         log_info("proxy %s: the registry refused its token (HTTP %ld); asking for a new one",
-                 u->cfg.key, status);
+                 upstream_config(u)->key, status);
         forget_token(u, s, scope, used->token);
         return true;
     }
@@ -471,9 +474,9 @@ static long doc_status(int rc, const struct upstream_doc *d)
 static void probe_auth(struct upstream *u, struct dk_state *s)
 {
     pthread_mutex_lock(&s->probe_mu);
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     bool known = s->auth != DK_AUTH_UNKNOWN;
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (!known) {
         char *url = NULL;
         struct fetch_response r;
@@ -482,10 +485,10 @@ static void probe_auth(struct upstream *u, struct dk_state *s)
             if (r.status == 401) {
                 learn(u, s, r.www_authenticate, "", NULL);
             } else if (r.status == 200) {
-                pthread_mutex_lock(&u->mu);
+                upstream_state_lock(u);
                 if (s->auth == DK_AUTH_UNKNOWN)
                     s->auth = DK_AUTH_NONE;
-                pthread_mutex_unlock(&u->mu);
+                upstream_state_unlock(u);
             }
         }
         fetch_response_clear(&r);
@@ -531,10 +534,10 @@ static int reg_request(struct upstream *u, const char *scope, const char *url, b
         fetch_response_clear(r);
     }
     if (rc == 0 && r->status >= 200 && r->status < 300) {
-        pthread_mutex_lock(&u->mu);
+        upstream_state_lock(u);
         if (s->auth == DK_AUTH_UNKNOWN)
             s->auth = DK_AUTH_NONE;
-        pthread_mutex_unlock(&u->mu);
+        upstream_state_unlock(u);
     }
     return rc;
 }
@@ -592,7 +595,7 @@ static int load_manifest(struct upstream *u, const char *repo, const char *diges
         rc = oci_manifest_parse(d.body, d.len, d.content_type ? d.content_type : mt_hint, m, err,
                                 sizeof(err));
         if (rc == -EIO)
-            log_warn("proxy %s: manifest %s@%s: %s", u->cfg.key, repo, digest, err);
+            log_warn("proxy %s: manifest %s@%s: %s", upstream_config(u)->key, repo, digest, err);
         if (size)
             *size = (int64_t)d.len;
     }
@@ -608,7 +611,7 @@ static struct dk_tag *tag_find(struct dk_state *s, const char *repo, const char 
     return NULL;
 }
 
-/* Records what a tag resolved to (under u->mu); the oldest entry makes room. */
+/* Records what a tag resolved to (under the state lock); the oldest entry makes room. */
 static void tag_put(struct dk_state *s, const char *repo, const char *ref, const struct dk_tag *v)
 {
     struct dk_tag *t = tag_find(s, repo, ref);
@@ -726,7 +729,8 @@ static int ask_tag(struct upstream *u, const char *repo, const char *ref, struct
     } else if (rc == 0) {
         rc = failure_status_errno(r.status);
         if (rc == -EACCES)
-            log_warn("proxy %s: %s:%s: access denied (HTTP %ld)", u->cfg.key, repo, ref, r.status);
+            log_warn("proxy %s: %s:%s: access denied (HTTP %ld)", upstream_config(u)->key, repo,
+                     ref, r.status);
     }
     fetch_response_clear(&r);
     if (rc == -ENOENT)
@@ -753,17 +757,19 @@ static int resolve(struct upstream *u, const char *repo, const char *ref, struct
     }
     if (!s)
         return -ENOMEM;
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     struct dk_tag *t = tag_find(s, repo, ref);
     if (t) {
         cached = *t;
         cached.repo = cached.ref = NULL;
         have = true;
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (have) {
-        int64_t ttl = (cached.absent ? u->cfg.negative_ttl : u->cfg.metadata_ttl) * 1000;
-        if (clock_mono_ms() < cached.checked + ttl || u->cfg.offline) {
+        int64_t ttl =
+            (cached.absent ? upstream_config(u)->negative_ttl : upstream_config(u)->metadata_ttl) *
+            1000;
+        if (clock_mono_ms() < cached.checked + ttl || upstream_config(u)->offline) {
             if (cached.absent)
                 return -ENOENT;
             resolved_from(out, &cached, false);
@@ -772,9 +778,9 @@ static int resolve(struct upstream *u, const char *repo, const char *ref, struct
     }
     int rc = ask_tag(u, repo, ref, &v);
     if (rc == 0 || v.absent) {
-        pthread_mutex_lock(&u->mu);
+        upstream_state_lock(u);
         tag_put(s, repo, ref, &v);
-        pthread_mutex_unlock(&u->mu);
+        upstream_state_unlock(u);
         if (rc == 0)
             resolved_from(out, &v, false);
         return rc;
@@ -782,8 +788,8 @@ static int resolve(struct upstream *u, const char *repo, const char *ref, struct
     if (rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -ENETUNREACH)
         rc = -EREMOTEIO;
     if (rc == -EREMOTEIO && have && !cached.absent) {
-        log_info("proxy %s: %s:%s: the remote failed; using the last digest (stale)", u->cfg.key,
-                 repo, ref);
+        log_info("proxy %s: %s:%s: the remote failed; using the last digest (stale)",
+                 upstream_config(u)->key, repo, ref);
         resolved_from(out, &cached, true);
         return 0;
     }
@@ -813,7 +819,8 @@ static int image_check(struct upstream *u, const char *repo, const char *ref,
             res->size = (int64_t)d.len;
             oci_manifest_clear(&m);
         } else if (rc == -EIO) {
-            log_warn("proxy %s: manifest %s@%s: %s", u->cfg.key, repo, res->digest, err);
+            log_warn("proxy %s: manifest %s@%s: %s", upstream_config(u)->key, repo, res->digest,
+                     err);
         }
     }
     upstream_doc_clear(&d);
@@ -888,7 +895,7 @@ static int visit_image(struct upstream *u, const char *repo, const struct oci_ma
 static int walk_image(struct upstream *u, const char *repo, const char *ref,
                       const struct dk_resolved *res, struct walk *w)
 {
-    const char *filter = engine_platform_filter(u->eng);
+    const char *filter = upstream_platform_filter(u);
     struct oci_manifest m;
     int64_t size = -1;
     int rc = 0;
@@ -960,7 +967,7 @@ static json_t *desc_json(const char *mt, const char *digest, int64_t size,
 static int make_index_json(struct upstream *u, const char *repo, const char *ref, char **body,
                            size_t *len, bool *stale)
 {
-    const char *filter = engine_platform_filter(u->eng);
+    const char *filter = upstream_platform_filter(u);
     const char *tag = oci_digest_valid(ref) ? NULL : ref;
     struct dk_resolved res;
     struct oci_manifest m;
@@ -1026,7 +1033,7 @@ static char *next_page(struct upstream *u, const char *link, const char *url)
     free(b);
     free(base);
     if (!same) {
-        log_warn("proxy %s: ignoring a pagination link to another origin", u->cfg.key);
+        log_warn("proxy %s: ignoring a pagination link to another origin", upstream_config(u)->key);
         free(next);
         return NULL;
     }
@@ -1053,7 +1060,7 @@ static int read_pages(struct upstream *u, const char *scope, const char *first, 
         json_t *list = json_object_get(root, key);
         if (rc == 0 &&
             (!json_is_object(root) || (list && !json_is_array(list) && !json_is_null(list)))) {
-            log_warn("proxy %s: %s: not a list answer", u->cfg.key, url);
+            log_warn("proxy %s: %s: not a list answer", upstream_config(u)->key, url);
             rc = -EIO;
         }
         size_t i;
@@ -1133,11 +1140,11 @@ static void catalog_refresh(struct upstream *u, struct dk_state *s)
     if (is_hub(u))
         return; /* Docker Hub has no catalog */
     int64_t now = clock_mono_ms();
-    pthread_mutex_lock(&u->mu);
-    bool fresh = s->cat_fixed ||
-                 (s->cat != DK_CAT_UNKNOWN && now < s->cat_checked + u->cfg.metadata_ttl * 1000);
-    pthread_mutex_unlock(&u->mu);
-    if (fresh || u->cfg.offline)
+    upstream_state_lock(u);
+    bool fresh = s->cat_fixed || (s->cat != DK_CAT_UNKNOWN &&
+                                  now < s->cat_checked + upstream_config(u)->metadata_ttl * 1000);
+    upstream_state_unlock(u);
+    if (fresh || upstream_config(u)->offline)
         return;
     struct strv sv = {0};
     /* No n=: registry 2.8 refuses one above its maxentries; its own page size and Links do. */
@@ -1148,7 +1155,7 @@ static void catalog_refresh(struct upstream *u, struct dk_state *s)
     free(url);
     if (rc == 0 && sv.n > 1)
         qsort(sv.v, sv.n, sizeof(*sv.v), cmp_str);
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     if (rc == 0) {
         catalog_free(s->catalog, s->ncatalog);
         s->catalog = sv.v;
@@ -1164,11 +1171,11 @@ static void catalog_refresh(struct upstream *u, struct dk_state *s)
         s->cat = DK_CAT_NONE;
         s->cat_checked = now;
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     catalog_free(sv.v, sv.n);
 }
 
-/* First index in the sorted catalog not less than key (under u->mu). */
+/* First index in the sorted catalog not less than key (under the state lock). */
 static size_t lower_bound(struct dk_state *s, const char *key)
 {
     size_t lo = 0, hi = s->ncatalog;
@@ -1197,7 +1204,7 @@ static void catalog_knows(struct upstream *u, const char *path, bool *possible, 
         return;
     catalog_refresh(u, s);
     snprintf(prefix, sizeof(prefix), "%s/", path);
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     if (s->cat == DK_CAT_HAVE) {
         size_t i = lower_bound(s, path);
         *is_repo = i < s->ncatalog && strcmp(s->catalog[i], path) == 0;
@@ -1207,7 +1214,7 @@ static void catalog_knows(struct upstream *u, const char *path, bool *possible, 
     } else {
         *is_repo = true; /* unknown: worth asking */
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
 }
 
 /* The catalog's next components below dir ("" for the root), as directories. */
@@ -1224,7 +1231,7 @@ static int catalog_children(struct upstream *u, const char *dir, struct drv_list
     catalog_refresh(u, s);
     snprintf(prefix, sizeof(prefix), "%s%s", dir, dir[0] ? "/" : "");
     size_t pl = strlen(prefix);
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     if (s->cat == DK_CAT_HAVE) {
         *have = true;
         for (size_t i = lower_bound(s, prefix);
@@ -1240,7 +1247,7 @@ static int catalog_children(struct upstream *u, const char *dir, struct drv_list
                 rc = strv_add(&names, comp);
         }
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     /* Below one prefix, names sharing a first component are adjacent only after sorting. */
     if (names.n > 1)
         qsort(names.v, names.n, sizeof(*names.v), cmp_str);
@@ -1313,11 +1320,11 @@ static int name_prefix(struct upstream *u, struct dk_state *s, char *buf)
     buf[0] = '\0';
     if (!s->var || !s->var->prefix)
         return 0;
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     bool have = s->prefix != NULL;
     if (have)
         snprintf(buf, OCI_NAME_MAX + 1, "%s", s->prefix);
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (have)
         return 0;
     char *got = NULL;
@@ -1329,12 +1336,12 @@ static int name_prefix(struct upstream *u, struct dk_state *s, char *buf)
         return -ENAMETOOLONG;
     }
     snprintf(buf, OCI_NAME_MAX + 1, "%s", got ? got : "");
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     if (!s->prefix) {
         s->prefix = got ? got : strdup("");
         got = NULL;
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     free(got);
     return 0;
 }
@@ -1421,10 +1428,10 @@ static bool below_known_layout(struct upstream *u, const char *path)
         if (dk_parse(u, prefix, &p) < 0 || !p.layout || p.part != OCI_PART_BLOBS ||
             oci_digest_valid(p.ref))
             continue;
-        pthread_mutex_lock(&u->mu);
+        upstream_state_lock(u);
         struct dk_tag *t = tag_find(s, p.repo, p.ref);
         known = t && !t->absent;
-        pthread_mutex_unlock(&u->mu);
+        upstream_state_unlock(u);
     }
     return known;
 }

@@ -318,24 +318,24 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
 }
 
 /*
- * Makes u->drv_state the chart table of the current index (parsing it only
- * when it changed). Callers then read the table under u->mu.
+ * Makes upstream_state(u) the chart table of the current index (parsing it only
+ * when it changed). Callers then read the table under the state lock.
  */
 static int load_table(struct upstream *u)
 {
     char url[4200], *raw = NULL;
     size_t rlen = 0;
     bool stale;
-    snprintf(url, sizeof(url), "%sindex.yaml", u->cfg.url);
+    snprintf(url, sizeof(url), "%sindex.yaml", upstream_config(u)->url);
     int rc = upstream_doc_get(u, url, &raw, &rlen, &stale);
     if (rc < 0)
         return rc;
     char sha[65];
     hash_sha256_hex(raw, rlen, sha);
-    pthread_mutex_lock(&u->mu);
-    struct chart_table *t = u->drv_state;
+    upstream_state_lock(u);
+    struct chart_table *t = upstream_state(u);
     bool current = t && strcmp(t->index_sha, sha) == 0;
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (current) {
         free(raw);
         return 0;
@@ -346,15 +346,15 @@ static int load_table(struct upstream *u)
         return -ENOMEM;
     }
     memcpy(t->index_sha, sha, sizeof(sha));
-    rc = helm_walk(raw, rlen, u->cfg.url, t, NULL);
+    rc = helm_walk(raw, rlen, upstream_config(u)->url, t, NULL);
     free(raw);
     if (rc < 0) {
         table_free(t);
         return rc;
     }
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     upstream_set_state(u, t, table_free);
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     return 0;
 }
 
@@ -373,8 +373,8 @@ static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *o
     if (rc < 0)
         return rc;
     rc = -ENOENT;
-    pthread_mutex_lock(&u->mu);
-    t = u->drv_state;
+    upstream_state_lock(u);
+    t = upstream_state(u);
     for (size_t i = 0; t && i < t->n; i++) {
         if (!t->charts[i].file || strcmp(t->charts[i].file, path + 7) != 0)
             continue;
@@ -390,7 +390,7 @@ static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *o
         rc = out->url ? 0 : -ENOMEM;
         break;
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (rc == 0)
         drv_entry_size_from_head(u, out); /* the index has no sizes */
     return rc;
@@ -416,8 +416,8 @@ static int helm_list(struct upstream *u, const char *dir, struct drv_listing *ou
     int rc = load_table(u);
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&u->mu);
-    t = u->drv_state;
+    upstream_state_lock(u);
+    t = upstream_state(u);
     for (size_t i = 0; t && i < t->n && rc == 0; i++) {
         char ex[100];
         if (!t->charts[i].file)
@@ -432,7 +432,7 @@ static int helm_list(struct upstream *u, const char *dir, struct drv_listing *ou
         }
         rc = drv_listing_add(out, t->charts[i].file, &e);
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     return rc;
 }
 
@@ -467,11 +467,11 @@ static int helm_generate(struct upstream *u, const char *path, char **body, size
     char *raw = NULL;
     size_t rlen = 0;
     char url[4200];
-    snprintf(url, sizeof(url), "%sindex.yaml", u->cfg.url);
+    snprintf(url, sizeof(url), "%sindex.yaml", upstream_config(u)->url);
     int rc = upstream_doc_get(u, url, &raw, &rlen, stale);
     if (rc < 0)
         return rc;
-    rc = helm_rewrite_index(raw, rlen, u->cfg.url, body, len);
+    rc = helm_rewrite_index(raw, rlen, upstream_config(u)->url, body, len);
     free(raw);
     return rc;
 }

@@ -197,7 +197,7 @@ int httptree_list(struct upstream *u, const char *dir, struct drv_listing *out)
     if (rc == 0)
         rc = httptree_parse_index(body, len, base, out);
     for (size_t i = 0; rc == 0 && i < out->n; i++)
-        out->items[i].is_mutable = u->cfg.type == PROXY_GENERIC;
+        out->items[i].is_mutable = upstream_config(u)->type == PROXY_GENERIC;
     free(body);
     free(base);
     return rc;

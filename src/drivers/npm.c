@@ -32,7 +32,7 @@
  *
  * Documents are parsed with jansson; a document it cannot read (not JSON,
  * integers beyond 64 bits) is -EIO. The tarball table of the last document
- * parsed is kept per proxy (under u->mu), keyed by the document's sha256.
+ * parsed is kept per proxy (under the state lock), keyed by the document's sha256.
  */
 #include "upstreamfs/npm.h"
 #include "upstreamfs/driver.h"
@@ -439,11 +439,12 @@ static char *doc_url(const struct upstream *u, const char *name)
         a = fetch_url_escape(name);
     }
     if (a && (b || !slash) &&
-        (url = malloc(strlen(u->cfg.url) + strlen(a) + 8 + (b ? strlen(b) : 0))) != NULL) {
+        (url = malloc(strlen(upstream_config(u)->url) + strlen(a) + 8 + (b ? strlen(b) : 0))) !=
+            NULL) {
         if (slash)
-            sprintf(url, "%s@%s%%2f%s", u->cfg.url, a, b);
+            sprintf(url, "%s@%s%%2f%s", upstream_config(u)->url, a, b);
         else
-            sprintf(url, "%s%s", u->cfg.url, a);
+            sprintf(url, "%s%s", upstream_config(u)->url, a);
     }
     free(a);
     free(b);
@@ -530,30 +531,31 @@ static int find_tarball(struct upstream *u, const char *name, const char *file,
     int rc = doc_get(u, name, true, &d, &url);
     if (rc < 0)
         goto out;
-    pthread_mutex_lock(&u->mu);
-    struct npm_state *s = u->drv_state;
+    upstream_state_lock(u);
+    struct npm_state *s = upstream_state(u);
     if (s && strcmp(s->name, name) == 0 && strcmp(s->sha, d.sha256) == 0) {
         rc = table_search(&s->t, file, out, all);
-        pthread_mutex_unlock(&u->mu);
+        upstream_state_unlock(u);
         goto out;
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (!(ns = calloc(1, sizeof(*ns)))) {
         rc = -ENOMEM;
         goto out;
     }
     if ((rc = npm_packument_tarballs(d.body, d.len, name, url, &ns->t)) < 0) {
         if (rc == -EIO)
-            log_warn("npm proxy %s: the document of %s is not valid JSON", u->cfg.key, name);
+            log_warn("npm proxy %s: the document of %s is not valid JSON", upstream_config(u)->key,
+                     name);
         goto out;
     }
     snprintf(ns->name, sizeof(ns->name), "%s", name);
     memcpy(ns->sha, d.sha256, sizeof(ns->sha));
     rc = table_search(&ns->t, file, out, all);
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     upstream_set_state(u, ns, state_free);
     ns = NULL;
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
 out:
     state_free(ns);
     free(url);
@@ -575,7 +577,8 @@ static int npm_generate(struct upstream *u, const char *path, char **body, size_
         *stale = d.stale;
         rc = npm_packument_rewrite(d.body, d.len, p.name, body, len);
         if (rc == -EIO)
-            log_warn("npm proxy %s: the document of %s is not valid JSON", u->cfg.key, p.name);
+            log_warn("npm proxy %s: the document of %s is not valid JSON", upstream_config(u)->key,
+                     p.name);
     }
     upstream_doc_clear(&d);
     return rc;

@@ -16,7 +16,7 @@
  * conditional revalidation, stale-if-error), asked for as JSON first, as pip
  * does, and read whichever way it answers. Both forms are read into one
  * canonical form (pypi.h) from which everything here is made; the parsed
- * form of the last page read is kept per proxy (under u->mu), keyed by the
+ * form of the last page read is kept per proxy (under the state lock), keyed by the
  * page's sha256. File names are checked (no '/', no control byte, no
  * leading '.'), so a hostile page cannot name a path outside its project's
  * directory, nor one of the driver's own dot names.
@@ -872,7 +872,7 @@ static void state_free(void *p)
 }
 
 /*
- * Fetches the project's page and runs fn on its canonical form, under u->mu
+ * Fetches the project's page and runs fn on its canonical form, under the state lock
  * (fn copies what it needs). *stale, when not NULL, says the page is a
  * stale copy.
  */
@@ -881,10 +881,10 @@ static int with_index(struct upstream *u, const char *name, bool *stale,
 {
     struct upstream_doc d;
     struct pypi_state *ns = NULL;
-    char *page = malloc(strlen(u->cfg.url) + strlen(name) + sizeof("simple//"));
+    char *page = malloc(strlen(upstream_config(u)->url) + strlen(name) + sizeof("simple//"));
     if (!page)
         return -ENOMEM;
-    sprintf(page, "%ssimple/%s/", u->cfg.url, name);
+    sprintf(page, "%ssimple/%s/", upstream_config(u)->url, name);
     struct curl_slist *h = NULL;
     int rc = fetch_header_add(&h, PYPI_ACCEPT_UPSTREAM);
     struct upstream_doc_req req = {.url = page, .headers = h};
@@ -897,31 +897,31 @@ static int with_index(struct upstream *u, const char *name, bool *stale,
         goto out;
     if (stale)
         *stale = d.stale;
-    pthread_mutex_lock(&u->mu);
-    struct pypi_state *s = u->drv_state;
+    upstream_state_lock(u);
+    struct pypi_state *s = upstream_state(u);
     if (s && strcmp(s->name, name) == 0 && strcmp(s->sha, d.sha256) == 0) {
         rc = fn(s->index, arg);
-        pthread_mutex_unlock(&u->mu);
+        upstream_state_unlock(u);
         goto out;
     }
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
     if (!(ns = calloc(1, sizeof(*ns)))) {
         rc = -ENOMEM;
         goto out;
     }
     rc = pypi_index_parse(d.body, d.len, d.content_type, page, name, &ns->index);
     if (rc < 0) {
-        log_warn("pypi proxy %s: the index page of %s cannot be read (%s)", u->cfg.key, name,
-                 strerror(-rc));
+        log_warn("pypi proxy %s: the index page of %s cannot be read (%s)", upstream_config(u)->key,
+                 name, strerror(-rc));
         goto out;
     }
     snprintf(ns->name, sizeof(ns->name), "%s", name);
     memcpy(ns->sha, d.sha256, sizeof(ns->sha));
-    pthread_mutex_lock(&u->mu);
+    upstream_state_lock(u);
     rc = fn(ns->index, arg);
     upstream_set_state(u, ns, state_free);
     ns = NULL;
-    pthread_mutex_unlock(&u->mu);
+    upstream_state_unlock(u);
 out:
     state_free(ns);
     upstream_doc_clear(&d);

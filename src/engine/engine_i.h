@@ -17,7 +17,7 @@
 #include "upstreamfs/index.h"
 #include "upstreamfs/state.h"
 #include "upstreamfs/store.h"
-#include "upstreamfs/upstream.h"
+#include "upstream_i.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
