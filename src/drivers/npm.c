@@ -39,6 +39,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/shim_protocol.h"
 #include "upstreamfs/upstream.h"
 
 #include <ctype.h>
@@ -639,7 +640,7 @@ static int npm_list(struct upstream *u, const char *dir, struct drv_listing *out
 }
 
 static int npm_shim_route(const char *path, bool slash, bool escaped_slash, const char *accept,
-                          struct drv_shim_route *out)
+                          struct shim_protocol_route *out)
 {
     struct pkg_path p;
     memset(out, 0, sizeof(*out));
@@ -683,7 +684,11 @@ const struct driver_ops driver_npm = {
     .lookup = npm_lookup,
     .list = npm_list,
     .generate = npm_generate,
-    .shim_route = npm_shim_route,
-    .shim_render = npm_shim_render,
-    .shim_merge_local = npm_shim_merge_local,
+};
+
+const struct shim_protocol shim_protocol_npm = {
+    .type = "npm",
+    .route = npm_shim_route,
+    .render = npm_shim_render,
+    .merge_local = npm_shim_merge_local,
 };

@@ -36,6 +36,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/shim_protocol.h"
 #include "upstreamfs/upstream.h"
 
 #include <ctype.h>
@@ -1036,7 +1037,7 @@ static int pypi_list(struct upstream *u, const char *dir, struct drv_listing *ou
 }
 
 static int pypi_shim_route(const char *path, bool slash, bool escaped_slash, const char *accept,
-                           struct drv_shim_route *out)
+                           struct shim_protocol_route *out)
 {
     char name[PYPI_NAME_MAX + 1];
     memset(out, 0, sizeof(*out));
@@ -1069,7 +1070,7 @@ static int pypi_shim_merge_local(const char *route_path, const char *doc, size_t
                                  const struct drv_local_file *files, size_t n, char **out,
                                  size_t *out_len)
 {
-    (void)local_doc; /* pages are made from the files: shim_route names no local_doc */
+    (void)local_doc; /* pages are made from the files: route names no local_doc */
     (void)local_len;
     char name[PYPI_NAME_MAX + 1];
     const char *rest;
@@ -1083,7 +1084,11 @@ const struct driver_ops driver_pypi = {
     .lookup = pypi_lookup,
     .list = pypi_list,
     .generate = pypi_generate,
-    .shim_route = pypi_shim_route,
-    .shim_render = pypi_shim_render,
-    .shim_merge_local = pypi_shim_merge_local,
+};
+
+const struct shim_protocol shim_protocol_pypi = {
+    .type = "pypi",
+    .route = pypi_shim_route,
+    .render = pypi_shim_render,
+    .merge_local = pypi_shim_merge_local,
 };
