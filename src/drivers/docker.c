@@ -1,6 +1,7 @@
 /*
  * docker: a Docker/OCI registry (the pull side of the distribution API) as
- * a tree of OCI image layouts (README.md, the mount layout):
+ * a tree of OCI image layouts (README.md, the mount layout; the names are
+ * include/upstreamfs/oci_layout.h's):
  *
  *   <repository>/                      lists tags (tags/list, Link pagination)
  *   <repository>/<tag>/                an OCI image layout of what the tag names now
@@ -56,6 +57,7 @@
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/oci.h"
+#include "upstreamfs/oci_layout.h"
 #include "upstreamfs/token.h"
 #include "upstreamfs/upstream.h"
 
@@ -76,8 +78,6 @@
 #define DK_LIST_ENTRIES_MAX 100000
 #define DK_TAG_CACHE_MAX    2048
 #define DK_URL_MAX          4096
-
-static const char oci_layout_body[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
 enum dk_auth { DK_AUTH_UNKNOWN, DK_AUTH_NONE, DK_AUTH_BASIC, DK_AUTH_BEARER };
 enum dk_catalog { DK_CAT_UNKNOWN, DK_CAT_HAVE, DK_CAT_NONE };
@@ -1373,7 +1373,7 @@ static int layout_entry(struct upstream *u, const struct oci_path *p, const stru
     case OCI_PART_OCI_LAYOUT:
         out->kind = NODE_FILE;
         out->generated = true;
-        out->size = (int64_t)strlen(oci_layout_body);
+        out->size = (int64_t)strlen(OCI_LAYOUT_FILE_BODY);
         return 0;
     case OCI_PART_INDEX_JSON: {
         char *body = NULL;
@@ -1418,7 +1418,8 @@ static bool below_known_layout(struct upstream *u, const char *path)
     bool known = false;
     if (!s)
         return false;
-    for (const char *b = strstr(path, "/blobs/"); b && !known; b = strstr(b + 1, "/blobs/")) {
+    for (const char *b = strstr(path, "/" OCI_LAYOUT_BLOBS "/"); b && !known;
+         b = strstr(b + 1, "/" OCI_LAYOUT_BLOBS "/")) {
         struct oci_path p;
         size_t n = (size_t)(b - path) + 6; /* up to and including "/blobs" */
         if (n >= sizeof(prefix))
@@ -1490,8 +1491,8 @@ static int add_layout_entries(struct upstream *u, const char *repo, const char *
                               struct drv_listing *out)
 {
     struct drv_entry e = {
-        .kind = NODE_FILE, .generated = true, .size = (int64_t)strlen(oci_layout_body)};
-    int rc = drv_listing_add(out, "oci-layout", &e);
+        .kind = NODE_FILE, .generated = true, .size = (int64_t)strlen(OCI_LAYOUT_FILE_BODY)};
+    int rc = drv_listing_add(out, OCI_LAYOUT_FILE, &e);
     if (rc < 0)
         return rc;
     char *body = NULL;
@@ -1504,11 +1505,11 @@ static int add_layout_entries(struct upstream *u, const char *repo, const char *
     e.size = (int64_t)len;
     e.is_mutable = !oci_digest_valid(ref);
     e.content_type = (char *)OCI_MT_OCI_INDEX;
-    rc = drv_listing_add(out, "index.json", &e);
+    rc = drv_listing_add(out, OCI_LAYOUT_INDEX, &e);
     if (rc < 0)
         return rc;
     struct drv_entry d = {.kind = NODE_DIR};
-    return drv_listing_add(out, "blobs", &d);
+    return drv_listing_add(out, OCI_LAYOUT_BLOBS, &d);
 }
 
 static int dk_list(struct upstream *u, const char *dir, struct drv_listing *out)
@@ -1527,7 +1528,7 @@ static int dk_list(struct upstream *u, const char *dir, struct drv_listing *out)
         rc = image_check(u, p.repo, p.ref, &res);
         if (rc == 0 && p.part == OCI_PART_BLOBS) {
             struct drv_entry d = {.kind = NODE_DIR};
-            return drv_listing_add(out, "sha256", &d);
+            return drv_listing_add(out, OCI_LAYOUT_ALG, &d);
         }
         if (rc == 0) {
             struct walk w = {.list = out};
@@ -1585,8 +1586,8 @@ static int dk_generate(struct upstream *u, const char *path, char **body, size_t
     if (rc < 0 || !p.layout)
         return rc < 0 ? rc : -ENOENT;
     if (p.part == OCI_PART_OCI_LAYOUT) {
-        *body = strdup(oci_layout_body);
-        *len = strlen(oci_layout_body);
+        *body = strdup(OCI_LAYOUT_FILE_BODY);
+        *len = strlen(OCI_LAYOUT_FILE_BODY);
         return *body ? 0 : -ENOMEM;
     }
     if (p.part == OCI_PART_INDEX_JSON)
