@@ -6,7 +6,7 @@
  * reference and a place inside an OCI image layout (whose tree shape is
  * include/upstreamfs/oci_layout.h).
  *
- * Everything here is pure: no I/O, no global state, so each piece is unit
+ * Everything here (src/parsers/oci.c) is pure: no I/O, no global state, so each piece is unit
  * tested on hostile input. Parsers never trust their input: every string is
  * checked against its grammar and every count and length is capped; a
  * malformed document is -EIO with a one-line reason, never a crash.
