@@ -118,6 +118,20 @@ void drv_entry_size_from_head(struct upstream *u, struct drv_entry *e);
 int drv_entry_generated(struct upstream *u, const char *path, const char *content_type,
                         struct drv_entry *out);
 
+/*
+ * The parsed form of a document the driver read through the shared document cache
+ * (upstream_doc_fetch), kept for the next call (src/drivers/doc_memo.c): when key and sha256
+ * (the document's) are those parsed last, use runs on the kept form; else parse makes it
+ * (*parsed, freed with free_fn), use runs on it and it is kept instead. use runs under the
+ * driver's state lock (upstream.h: no I/O, copy what is needed). The memo is the driver's
+ * state slot: a driver that uses it keeps nothing else there. Returns parse's error, or
+ * use's result.
+ */
+int drv_doc_memo_use(struct upstream *u, const char *key, const char *sha256,
+                     int (*parse)(void *parse_arg, void **parsed), void *parse_arg,
+                     void (*free_fn)(void *), int (*use)(void *parsed, void *use_arg),
+                     void *use_arg);
+
 const struct driver_ops *driver_for_type(int proxy_type);
 
 extern const struct driver_ops driver_generic;

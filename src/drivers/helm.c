@@ -10,11 +10,11 @@
  * The upstream index is a mutable document (TTL, conditional revalidation,
  * stale-if-error through upstream_doc_get). It is parsed and re-emitted by
  * src/parsers/helm_index.c, so everything but the URLs passes through unchanged.
- * The parsed chart table is cached per proxy, keyed by the index's sha256.
+ * The parsed chart table of the current index is kept (drv_doc_memo_use), keyed by the
+ * index's sha256.
  */
 #include "upstreamfs/driver.h"
 #include "upstreamfs/fetch.h"
-#include "upstreamfs/hash.h"
 #include "upstreamfs/helm.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
@@ -25,60 +25,85 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The chart table of the index last read (the driver's state slot), keyed by its sha256. */
-struct chart_table {
-    char index_sha[65];
-    struct helm_charts c;
+/* What the upstream index is parsed from (drv_doc_memo_use). */
+struct charts_src {
+    const char *repo_url;
+    const struct upstream_doc *d;
 };
 
-static void table_free(void *p)
+static void charts_free(void *p)
 {
-    struct chart_table *t = p;
-    if (!t)
-        return;
-    helm_charts_clear(&t->c);
-    free(t);
+    if (p)
+        helm_charts_clear(p);
+    free(p);
+}
+
+static int charts_parse(void *arg, void **parsed)
+{
+    const struct charts_src *src = arg;
+    struct helm_charts *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    int rc = helm_index_charts(src->d->body, src->d->len, src->repo_url, c);
+    if (rc < 0) {
+        charts_free(c);
+        return rc;
+    }
+    *parsed = c;
+    return 0;
 }
 
 /*
- * Makes upstream_state(u) the chart table of the current index (parsing it only
- * when it changed). Callers then read the table under the state lock.
+ * Runs use on the chart table of the current index (struct helm_charts, parsed only when
+ * the index changed: drv_doc_memo_use), under the state lock.
  */
-static int load_table(struct upstream *u)
+static int with_charts(struct upstream *u, int (*use)(void *charts, void *arg), void *arg)
 {
-    char url[4200], *raw = NULL;
-    size_t rlen = 0;
-    bool stale;
+    char url[4200];
+    struct upstream_doc d;
     snprintf(url, sizeof(url), "%sindex.yaml", upstream_config(u)->url);
-    int rc = upstream_doc_get(u, url, &raw, &rlen, &stale);
-    if (rc < 0)
-        return rc;
-    char sha[65];
-    hash_sha256_hex(raw, rlen, sha);
-    upstream_state_lock(u);
-    struct chart_table *t = upstream_state(u);
-    bool current = t && strcmp(t->index_sha, sha) == 0;
-    upstream_state_unlock(u);
-    if (current) {
-        free(raw);
-        return 0;
+    struct upstream_doc_req req = {.url = url};
+    int rc = upstream_doc_fetch(u, &req, &d);
+    if (rc == 0) {
+        struct charts_src src = {.repo_url = upstream_config(u)->url, .d = &d};
+        rc = drv_doc_memo_use(u, "index.yaml", d.sha256, charts_parse, &src, charts_free, use, arg);
     }
-    t = calloc(1, sizeof(*t));
-    if (!t) {
-        free(raw);
-        return -ENOMEM;
+    upstream_doc_clear(&d);
+    return rc;
+}
+
+/* A chart's expectation, "sha256:<hex>", into ex (100 bytes); NULL when it has no digest. */
+static const char *chart_expect(const struct helm_chart *c, char *ex)
+{
+    if (!c->digest)
+        return NULL;
+    snprintf(ex, 100, "sha256:%.64s", c->digest);
+    return ex;
+}
+
+struct chart_query {
+    const char *file;
+    struct drv_entry *out;
+};
+
+static int chart_find(void *charts, void *arg)
+{
+    const struct helm_charts *t = charts;
+    const struct chart_query *q = arg;
+    for (size_t i = 0; i < t->n; i++) {
+        char ex[100];
+        const struct helm_chart *c = &t->charts[i];
+        if (!c->file || strcmp(c->file, q->file) != 0)
+            continue;
+        const char *expect = chart_expect(c, ex);
+        q->out->kind = NODE_FILE;
+        q->out->size = -1;
+        q->out->is_mutable = false;
+        q->out->url = strdup(c->url);
+        q->out->expect = expect ? strdup(expect) : NULL;
+        return q->out->url && (q->out->expect || !expect) ? 0 : -ENOMEM;
     }
-    memcpy(t->index_sha, sha, sizeof(sha));
-    rc = helm_index_charts(raw, rlen, upstream_config(u)->url, &t->c);
-    free(raw);
-    if (rc < 0) {
-        table_free(t);
-        return rc;
-    }
-    upstream_state_lock(u);
-    upstream_set_state(u, t, table_free);
-    upstream_state_unlock(u);
-    return 0;
+    return -ENOENT;
 }
 
 static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *out)
@@ -91,31 +116,26 @@ static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *o
     }
     if (strncmp(path, "charts/", 7) != 0 || strchr(path + 7, '/'))
         return -ENOENT;
-    struct chart_table *t;
-    int rc = load_table(u);
-    if (rc < 0)
-        return rc;
-    rc = -ENOENT;
-    upstream_state_lock(u);
-    t = upstream_state(u);
-    for (size_t i = 0; t && i < t->c.n; i++) {
-        if (!t->c.charts[i].file || strcmp(t->c.charts[i].file, path + 7) != 0)
-            continue;
-        out->kind = NODE_FILE;
-        out->url = strdup(t->c.charts[i].url);
-        out->size = -1;
-        out->is_mutable = false;
-        if (t->c.charts[i].digest) {
-            char ex[100];
-            snprintf(ex, sizeof(ex), "sha256:%.64s", t->c.charts[i].digest);
-            out->expect = strdup(ex);
-        }
-        rc = out->url ? 0 : -ENOMEM;
-        break;
-    }
-    upstream_state_unlock(u);
+    struct chart_query q = {.file = path + 7, .out = out};
+    int rc = with_charts(u, chart_find, &q);
     if (rc == 0)
         drv_entry_size_from_head(u, out); /* the index has no sizes */
+    return rc;
+}
+
+static int charts_list(void *charts, void *arg)
+{
+    const struct helm_charts *t = charts;
+    int rc = 0;
+    for (size_t i = 0; i < t->n && rc == 0; i++) {
+        char ex[100];
+        const struct helm_chart *c = &t->charts[i];
+        if (!c->file)
+            continue;
+        struct drv_entry e = {
+            .kind = NODE_FILE, .size = -1, .url = c->url, .expect = (char *)chart_expect(c, ex)};
+        rc = drv_listing_add(arg, c->file, &e);
+    }
     return rc;
 }
 
@@ -135,28 +155,7 @@ static int helm_list(struct upstream *u, const char *dir, struct drv_listing *ou
     }
     if (strcmp(dir, "charts") != 0)
         return -ENOTSUP;
-    struct chart_table *t;
-    int rc = load_table(u);
-    if (rc < 0)
-        return rc;
-    upstream_state_lock(u);
-    t = upstream_state(u);
-    for (size_t i = 0; t && i < t->c.n && rc == 0; i++) {
-        char ex[100];
-        if (!t->c.charts[i].file)
-            continue;
-        e.kind = NODE_FILE;
-        e.size = -1;
-        e.url = t->c.charts[i].url;
-        e.expect = NULL;
-        if (t->c.charts[i].digest) {
-            snprintf(ex, sizeof(ex), "sha256:%.64s", t->c.charts[i].digest);
-            e.expect = ex;
-        }
-        rc = drv_listing_add(out, t->c.charts[i].file, &e);
-    }
-    upstream_state_unlock(u);
-    return rc;
+    return with_charts(u, charts_list, out);
 }
 
 static int helm_generate(struct upstream *u, const char *path, char **body, size_t *len,

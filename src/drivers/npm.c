@@ -30,9 +30,10 @@
  * registry's) path prefix; tarballs are served at the mount paths. There is
  * no default URL: every npm proxy names its registry with --url.
  *
- * Documents are parsed by src/parsers/npm_doc.c; a document it cannot read
- * (not JSON, integers beyond 64 bits) is -EIO. The tarball table of the last document
- * parsed is kept per proxy (under the state lock), keyed by the document's sha256.
+ * Documents are parsed by src/parsers/npm_doc.c from the copy the shared
+ * document cache (upstream_doc_fetch) holds; a document it cannot read (not
+ * JSON, integers beyond 64 bits) is -EIO. The tarball table of the last
+ * document parsed is kept (drv_doc_memo_use), keyed by package and sha256.
  */
 #include "upstreamfs/npm.h"
 #include "upstreamfs/driver.h"
@@ -137,22 +138,6 @@ static int doc_get(struct upstream *u, const char *name, bool abbreviated, struc
     return rc;
 }
 
-/* The tarball table the proxy keeps: the last abbreviated document parsed. */
-struct npm_state {
-    char name[NPM_NAME_MAX + 2];
-    char sha[65];
-    struct npm_tarballs t;
-};
-
-static void state_free(void *p)
-{
-    struct npm_state *s = p;
-    if (!s)
-        return;
-    npm_tarballs_clear(&s->t);
-    free(s);
-}
-
 /* Copies the tarball named file into out, or (file NULL) every tarball into all. */
 static int table_search(const struct npm_tarballs *t, const char *file, struct drv_entry *out,
                         struct drv_listing *all)
@@ -180,42 +165,62 @@ static int table_search(const struct npm_tarballs *t, const char *file, struct d
  * Looks up a tarball of package name (file) or lists them all (file NULL,
  * into all), from the abbreviated document's table.
  */
+/* What the abbreviated document of a package is parsed from (drv_doc_memo_use). */
+struct tarballs_src {
+    struct upstream *u;
+    const struct upstream_doc *d;
+    const char *name, *url;
+};
+
+static void tarballs_free(void *p)
+{
+    if (p)
+        npm_tarballs_clear(p);
+    free(p);
+}
+
+static int tarballs_parse(void *arg, void **parsed)
+{
+    const struct tarballs_src *src = arg;
+    struct npm_tarballs *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    int rc = npm_packument_tarballs(src->d->body, src->d->len, src->name, src->url, t);
+    if (rc == -EIO)
+        log_warn("npm proxy %s: the document of %s is not valid JSON", upstream_config(src->u)->key,
+                 src->name);
+    if (rc < 0) {
+        tarballs_free(t);
+        return rc;
+    }
+    *parsed = t;
+    return 0;
+}
+
+struct tarball_search {
+    const char *file;
+    struct drv_entry *out;
+    struct drv_listing *all;
+};
+
+static int tarballs_search(void *parsed, void *arg)
+{
+    const struct tarball_search *q = arg;
+    return table_search(parsed, q->file, q->out, q->all);
+}
+
 static int find_tarball(struct upstream *u, const char *name, const char *file,
                         struct drv_entry *out, struct drv_listing *all)
 {
     struct upstream_doc d;
     char *url = NULL;
-    struct npm_state *ns = NULL;
     int rc = doc_get(u, name, true, &d, &url);
-    if (rc < 0)
-        goto out;
-    upstream_state_lock(u);
-    struct npm_state *s = upstream_state(u);
-    if (s && strcmp(s->name, name) == 0 && strcmp(s->sha, d.sha256) == 0) {
-        rc = table_search(&s->t, file, out, all);
-        upstream_state_unlock(u);
-        goto out;
+    if (rc == 0) {
+        struct tarballs_src src = {.u = u, .d = &d, .name = name, .url = url};
+        struct tarball_search q = {.file = file, .out = out, .all = all};
+        rc = drv_doc_memo_use(u, name, d.sha256, tarballs_parse, &src, tarballs_free,
+                              tarballs_search, &q);
     }
-    upstream_state_unlock(u);
-    if (!(ns = calloc(1, sizeof(*ns)))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    if ((rc = npm_packument_tarballs(d.body, d.len, name, url, &ns->t)) < 0) {
-        if (rc == -EIO)
-            log_warn("npm proxy %s: the document of %s is not valid JSON", upstream_config(u)->key,
-                     name);
-        goto out;
-    }
-    snprintf(ns->name, sizeof(ns->name), "%s", name);
-    memcpy(ns->sha, d.sha256, sizeof(ns->sha));
-    rc = table_search(&ns->t, file, out, all);
-    upstream_state_lock(u);
-    upstream_set_state(u, ns, state_free);
-    ns = NULL;
-    upstream_state_unlock(u);
-out:
-    state_free(ns);
     free(url);
     upstream_doc_clear(&d);
     return rc;

@@ -16,10 +16,10 @@
  * conditional revalidation, stale-if-error), asked for as JSON first, as pip
  * does, and read whichever way it answers. Both forms are read into one
  * canonical form (pypi.h, src/parsers/pypi_index.c) from which everything
- * here is made; the parsed form of the last page read is kept per proxy
- * (under the state lock), keyed by the page's sha256. File names are checked
- * there, so a hostile page cannot name a path outside its project's
- * directory, nor one of the driver's own dot names.
+ * here is made, from the page the shared document cache (upstream_doc_fetch)
+ * holds; the canonical form of the last page parsed is kept
+ * (drv_doc_memo_use), keyed by project and sha256. File names are checked there, so a hostile page
+ * cannot name a path outside its project's directory, nor one of the driver's own dot names.
  *
  * The HTTP shim serves the simple API: GET /<key>/simple/<name>/ (any
  * spelling of the name; normalised here) answers .simple.json rendered as
@@ -54,32 +54,54 @@
 
 /* ---- the driver --------------------------------------------------------------------------- */
 
-/* The parsed index the proxy keeps: the last page read. */
-struct pypi_state {
-    char name[PYPI_NAME_MAX + 1];
-    char sha[65];
-    json_t *index;
+/* What a project's page is parsed from (drv_doc_memo_use). */
+struct index_src {
+    struct upstream *u;
+    const struct upstream_doc *d;
+    const char *page, *name;
 };
 
-static void state_free(void *p)
+static int index_parse(void *arg, void **parsed)
 {
-    struct pypi_state *s = p;
-    if (!s)
-        return;
-    json_decref(s->index);
-    free(s);
+    const struct index_src *src = arg;
+    json_t *index = NULL;
+    int rc = pypi_index_parse(src->d->body, src->d->len, src->d->content_type, src->page, src->name,
+                              &index);
+    if (rc < 0) {
+        log_warn("pypi proxy %s: the index page of %s cannot be read (%s)",
+                 upstream_config(src->u)->key, src->name, strerror(-rc));
+        return rc;
+    }
+    *parsed = index;
+    return 0;
+}
+
+static void index_free(void *p)
+{
+    json_decref(p);
+}
+
+struct index_use {
+    int (*fn)(const json_t *index, void *arg);
+    void *arg;
+};
+
+static int index_use(void *parsed, void *arg)
+{
+    const struct index_use *x = arg;
+    return x->fn(parsed, x->arg);
 }
 
 /*
- * Fetches the project's page and runs fn on its canonical form, under the state lock
- * (fn copies what it needs). *stale, when not NULL, says the page is a
- * stale copy.
+ * Fetches the project's page through the shared document cache and runs fn on its
+ * canonical form, under the state lock (fn copies what it needs). *stale, when not NULL,
+ * says the page is a stale copy.
  */
 static int with_index(struct upstream *u, const char *name, bool *stale,
                       int (*fn)(const json_t *index, void *arg), void *arg)
 {
     struct upstream_doc d;
-    struct pypi_state *ns = NULL;
+    memset(&d, 0, sizeof(d));
     char *page = malloc(strlen(upstream_config(u)->url) + strlen(name) + sizeof("simple//"));
     if (!page)
         return -ENOMEM;
@@ -89,40 +111,14 @@ static int with_index(struct upstream *u, const char *name, bool *stale,
     struct upstream_doc_req req = {.url = page, .headers = h};
     if (rc == 0)
         rc = upstream_doc_fetch(u, &req, &d);
-    else
-        memset(&d, 0, sizeof(d));
     curl_slist_free_all(h);
-    if (rc < 0)
-        goto out;
-    if (stale)
+    if (rc == 0 && stale)
         *stale = d.stale;
-    upstream_state_lock(u);
-    struct pypi_state *s = upstream_state(u);
-    if (s && strcmp(s->name, name) == 0 && strcmp(s->sha, d.sha256) == 0) {
-        rc = fn(s->index, arg);
-        upstream_state_unlock(u);
-        goto out;
+    if (rc == 0) {
+        struct index_src src = {.u = u, .d = &d, .page = page, .name = name};
+        struct index_use use = {.fn = fn, .arg = arg};
+        rc = drv_doc_memo_use(u, name, d.sha256, index_parse, &src, index_free, index_use, &use);
     }
-    upstream_state_unlock(u);
-    if (!(ns = calloc(1, sizeof(*ns)))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    rc = pypi_index_parse(d.body, d.len, d.content_type, page, name, &ns->index);
-    if (rc < 0) {
-        log_warn("pypi proxy %s: the index page of %s cannot be read (%s)", upstream_config(u)->key,
-                 name, strerror(-rc));
-        goto out;
-    }
-    snprintf(ns->name, sizeof(ns->name), "%s", name);
-    memcpy(ns->sha, d.sha256, sizeof(ns->sha));
-    upstream_state_lock(u);
-    rc = fn(ns->index, arg);
-    upstream_set_state(u, ns, state_free);
-    ns = NULL;
-    upstream_state_unlock(u);
-out:
-    state_free(ns);
     upstream_doc_clear(&d);
     free(page);
     return rc;
