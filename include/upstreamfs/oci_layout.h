@@ -1,7 +1,7 @@
 /*
  * oci_layout: the tree shape of the OCI image layouts that docker and ecr
  * proxies (and docker registries) show, in one place. The docker driver
- * (src/drivers/docker.c) produces it, the shim's /v2 routes
+ * (src/drivers/docker.c, docker_layout.c) produces it, the shim's /v2 routes
  * (src/shim/v2.c) read it and "registry import" (src/cli/cli_import.c)
  * checks and stores it:
  *

@@ -144,26 +144,158 @@ struct frame {
  * re-emits every event, replacing each urls item of version k with
  * charts/<t->charts[k].file>, so everything else passes through unchanged.
  */
+/* The walk's state between events (helm_walk). */
+struct walk {
+    struct frame st[HELM_MAX_DEPTH + 1];
+    int depth;
+    bool entries;   /* depth 2 is the entries mapping */
+    size_t version; /* index of the current version mapping, plus one */
+    struct version_fields v;
+    struct anchors anchors;
+    const char *repo_url;
+    struct helm_charts *t;
+    bool emit;
+};
+
+/* A mapping or sequence starts (is_key: it stands where a key was wanted). */
+static int on_open(struct walk *w, yaml_event_type_t type, bool is_key)
+{
+    if (w->depth >= HELM_MAX_DEPTH)
+        return -EIO;
+    if (is_key)
+        w->st[w->depth].want_key = false; /* a complex key: treat it as consumed */
+    struct frame *f = &w->st[++w->depth];
+    f->is_map = type == YAML_MAPPING_START_EVENT;
+    f->want_key = f->is_map;
+    f->key = NULL;
+    if (w->depth == 2 && w->st[1].key && strcmp(w->st[1].key, "entries") == 0 && f->is_map)
+        w->entries = true;
+    if (w->entries && w->depth == 4 && f->is_map) {
+        fields_clear(&w->v);
+        w->version++;
+    }
+    return 0;
+}
+
+/* A mapping or sequence ends. */
+static int on_close(struct walk *w)
+{
+    int rc = 0;
+    if (w->depth == 0)
+        return -EIO;
+    if (w->entries && w->depth == 4 && w->st[4].is_map && !w->emit)
+        rc = table_add(w->t, &w->v, w->repo_url);
+    if (w->depth == 2)
+        w->entries = false;
+    free(w->st[w->depth].key);
+    w->st[w->depth].key = NULL;
+    w->depth--;
+    if (w->depth > 0 && w->st[w->depth].is_map)
+        w->st[w->depth].want_key = true; /* the value ended */
+    return rc;
+}
+
+/*
+ * A scalar or alias (is_key, in_urls: where it stands). Returns true when it is a urls item
+ * to emit as rep (charts/<file>) instead.
+ */
+static bool on_scalar(struct walk *w, yaml_event_t *ev, bool is_key, bool in_urls,
+                      yaml_event_t *rep)
+{
+    struct frame *top = w->depth > 0 ? &w->st[w->depth] : NULL;
+    bool scalar = ev->type == YAML_SCALAR_EVENT;
+    const char *s = scalar ? (const char *)ev->data.scalar.value : "";
+    bool replaced = false;
+    if (scalar && ev->data.scalar.anchor)
+        anchors_add(&w->anchors, (const char *)ev->data.scalar.anchor, s);
+    if (!scalar) {
+        const char *target = anchors_find(&w->anchors, (const char *)ev->data.alias.anchor);
+        s = target ? target : "";
+    }
+    if (is_key) {
+        free(top->key);
+        top->key = strdup(s);
+        top->want_key = false;
+        return false;
+    }
+    if (in_urls) {
+        if (!w->v.url0 && s[0])
+            w->v.url0 = strdup(s);
+        const struct helm_chart *c =
+            w->version && w->version <= w->t->n ? &w->t->charts[w->version - 1] : NULL;
+        if (w->emit && c && c->file) {
+            /* An anchored URL keeps its anchor (aliases elsewhere still resolve); an
+             * alias in urls becomes the rewritten URL itself. */
+            char rel[700];
+            yaml_char_t *anchor = scalar ? ev->data.scalar.anchor : NULL;
+            snprintf(rel, sizeof(rel), "charts/%s", c->file);
+            yaml_scalar_event_initialize(rep, anchor, NULL, (yaml_char_t *)rel, (int)strlen(rel), 1,
+                                         1, YAML_ANY_SCALAR_STYLE);
+            replaced = true;
+        }
+    } else if (w->entries && w->depth == 4 && w->st[4].key && scalar) {
+        const char *k = w->st[4].key;
+        char **slot = strcmp(k, "name") == 0      ? &w->v.name
+                      : strcmp(k, "version") == 0 ? &w->v.version
+                      : strcmp(k, "digest") == 0  ? &w->v.digest
+                                                  : NULL;
+        if (slot && !*slot)
+            *slot = strdup(s);
+    }
+    if (top && top->is_map)
+        top->want_key = true;
+    return replaced;
+}
+
+/* One event: the walk's state follows it; *replaced and rep when it is emitted rewritten. */
+static int on_event(struct walk *w, yaml_event_t *ev, bool *done, bool *replaced, yaml_event_t *rep)
+{
+    struct frame *top = w->depth > 0 ? &w->st[w->depth] : NULL;
+    bool is_key = top && top->is_map && top->want_key;
+    bool in_urls = w->entries && w->depth == 5 && !w->st[5].is_map && w->st[4].key &&
+                   strcmp(w->st[4].key, "urls") == 0;
+    *replaced = false;
+    switch (ev->type) {
+    case YAML_STREAM_END_EVENT:
+        *done = true;
+        return 0;
+    case YAML_MAPPING_START_EVENT:
+    case YAML_SEQUENCE_START_EVENT:
+        return on_open(w, ev->type, is_key);
+    case YAML_MAPPING_END_EVENT:
+    case YAML_SEQUENCE_END_EVENT:
+        return on_close(w);
+    case YAML_SCALAR_EVENT:
+    case YAML_ALIAS_EVENT:
+        *replaced = on_scalar(w, ev, is_key, in_urls, rep);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 static int helm_walk(const char *body, size_t len, const char *repo_url, struct helm_charts *t,
                      struct outbuf *out)
 {
     yaml_parser_t parser;
     yaml_emitter_t emitter;
-    yaml_event_t ev;
-    struct frame st[HELM_MAX_DEPTH + 1];
-    int depth = 0, rc = 0;
-    bool entries = false; /* depth 2 is the entries mapping */
-    size_t version = 0;   /* index of the current version mapping, plus one */
-    struct version_fields v = {0};
-    struct anchors anchors = {.n = 0};
-
-    memset(st, 0, sizeof(st));
-    if (!yaml_parser_initialize(&parser))
+    yaml_event_t ev, rep;
+    int rc = 0;
+    struct walk *w = calloc(1, sizeof(*w));
+    if (!w)
         return -ENOMEM;
+    w->repo_url = repo_url;
+    w->t = t;
+    w->emit = out != NULL;
+    if (!yaml_parser_initialize(&parser)) {
+        free(w);
+        return -ENOMEM;
+    }
     yaml_parser_set_input_string(&parser, (const unsigned char *)body, len);
     if (out) {
         if (!yaml_emitter_initialize(&emitter)) {
             yaml_parser_delete(&parser);
+            free(w);
             return -ENOMEM;
         }
         yaml_emitter_set_output(&emitter, out_write, out);
@@ -171,123 +303,33 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
         yaml_emitter_set_width(&emitter, -1);
     }
     for (bool done = false; !done && rc == 0;) {
+        bool replaced = false;
         if (!yaml_parser_parse(&parser, &ev)) {
             log_warn("helm index of %s: YAML error: %s", repo_url,
                      parser.problem ? parser.problem : "unknown");
             rc = -EIO;
             break;
         }
-        yaml_event_type_t type = ev.type;
-        struct frame *top = depth > 0 ? &st[depth] : NULL;
-        bool is_key = top && top->is_map && top->want_key;
-        bool in_urls =
-            entries && depth == 5 && !st[5].is_map && st[4].key && strcmp(st[4].key, "urls") == 0;
-        yaml_event_t rep;
-        bool replaced = false;
-
-        switch (type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_MAPPING_START_EVENT:
-        case YAML_SEQUENCE_START_EVENT:
-            if (depth >= HELM_MAX_DEPTH) {
-                rc = -EIO;
-                break;
-            }
-            if (is_key)
-                top->want_key = false; /* a complex key: treat it as consumed */
-            depth++;
-            st[depth].is_map = type == YAML_MAPPING_START_EVENT;
-            st[depth].want_key = st[depth].is_map;
-            st[depth].key = NULL;
-            if (depth == 2 && st[1].key && strcmp(st[1].key, "entries") == 0 && st[2].is_map)
-                entries = true;
-            if (entries && depth == 4 && st[4].is_map) {
-                fields_clear(&v);
-                version++;
-            }
-            break;
-        case YAML_MAPPING_END_EVENT:
-        case YAML_SEQUENCE_END_EVENT:
-            if (depth == 0) {
-                rc = -EIO;
-                break;
-            }
-            if (entries && depth == 4 && st[4].is_map && !out)
-                rc = table_add(t, &v, repo_url);
-            if (depth == 2)
-                entries = false;
-            free(st[depth].key);
-            st[depth].key = NULL;
-            depth--;
-            if (depth > 0 && st[depth].is_map)
-                st[depth].want_key = true; /* the value ended */
-            break;
-        case YAML_SCALAR_EVENT:
-        case YAML_ALIAS_EVENT: {
-            const char *s = type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "";
-            if (type == YAML_SCALAR_EVENT && ev.data.scalar.anchor)
-                anchors_add(&anchors, (const char *)ev.data.scalar.anchor, s);
-            if (type == YAML_ALIAS_EVENT) {
-                const char *target = anchors_find(&anchors, (const char *)ev.data.alias.anchor);
-                s = target ? target : "";
-            }
-            if (is_key) {
-                free(top->key);
-                top->key = strdup(s);
-                top->want_key = false;
-                break;
-            }
-            if (in_urls) {
-                if (!v.url0 && s[0])
-                    v.url0 = strdup(s);
-                const struct helm_chart *c =
-                    version && version <= t->n ? &t->charts[version - 1] : NULL;
-                if (out && c && c->file) {
-                    /* An anchored URL keeps its anchor (aliases elsewhere still resolve); an
-                     * alias in urls becomes the rewritten URL itself. */
-                    char rel[700];
-                    yaml_char_t *anchor = type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor : NULL;
-                    snprintf(rel, sizeof(rel), "charts/%s", c->file);
-                    yaml_scalar_event_initialize(&rep, anchor, NULL, (yaml_char_t *)rel,
-                                                 (int)strlen(rel), 1, 1, YAML_ANY_SCALAR_STYLE);
-                    replaced = true;
-                }
-            } else if (entries && depth == 4 && st[4].key && type == YAML_SCALAR_EVENT) {
-                char **slot = strcmp(st[4].key, "name") == 0      ? &v.name
-                              : strcmp(st[4].key, "version") == 0 ? &v.version
-                              : strcmp(st[4].key, "digest") == 0  ? &v.digest
-                                                                  : NULL;
-                if (slot && !*slot)
-                    *slot = strdup(s);
-            }
-            if (top && top->is_map)
-                top->want_key = true;
-            break;
-        }
-        default:
-            break;
-        }
+        rc = on_event(w, &ev, &done, &replaced, &rep);
         if (out && rc == 0) {
-            if (replaced) {
+            if (replaced)
                 yaml_event_delete(&ev);
-                if (!yaml_emitter_emit(&emitter, &rep))
-                    rc = out->overflow ? -EFBIG : -EIO;
-            } else if (!yaml_emitter_emit(&emitter, &ev)) {
+            if (!yaml_emitter_emit(&emitter, replaced ? &rep : &ev))
                 rc = out->overflow ? -EFBIG : -EIO;
-            }
         } else {
             yaml_event_delete(&ev);
+            if (replaced)
+                yaml_event_delete(&rep);
         }
     }
     for (int i = 1; i <= HELM_MAX_DEPTH; i++)
-        free(st[i].key);
+        free(w->st[i].key);
     if (out)
         yaml_emitter_delete(&emitter);
     yaml_parser_delete(&parser);
-    fields_clear(&v);
-    anchors_clear(&anchors);
+    fields_clear(&w->v);
+    anchors_clear(&w->anchors);
+    free(w);
     return rc;
 }
 
