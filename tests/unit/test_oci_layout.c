@@ -48,7 +48,7 @@ static void round_trip(void **state)
     (void)state;
     /* the last repository holds "blobs/sha256" in its name: only the tail is the layout's */
     static const char *const repos[] = {"library/alpine", "team/app", "a/blobs/sha256"};
-    static const char *const refs[] = {"3.19", "latest", "sha256:" HEX};
+    static const char *const refs[] = {"3.19", "latest", ("sha256:" HEX)};
     for (size_t r = 0; r < 3; r++) {
         for (size_t f = 0; f < 3; f++) {
             for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -87,9 +87,12 @@ static void refused(void **state)
     assert_int_equal(oci_layout_path("a/b", OCI_PART_NONE, NULL, dir, sizeof(dir)), -EINVAL);
     assert_int_equal(oci_layout_path("a/b", OCI_PART_BLOB, "abc", dir, sizeof(dir)), -EINVAL);
     assert_int_equal(oci_layout_path("a/b", OCI_PART_BLOB, NULL, dir, sizeof(dir)), -EINVAL);
-    static const char *const none[] = {
-        "a/b/c", "a/b/xindex.json",           "a/b/blobs/sha256/abc", "a/b/myblobs",
-        "",      "a/b/blobs/sha256/" HEX "/x"};
+    static const char *const none[] = {"a/b/c",
+                                       "a/b/xindex.json",
+                                       ("a/b/blobs/sha256/abc"),
+                                       "a/b/myblobs",
+                                       "",
+                                       ("a/b/blobs/sha256/" HEX "/x")};
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
         assert_int_equal(oci_layout_split(none[i], dir, sizeof(dir), &part, hex), -ENOENT);
     /* a part alone: the layout directory is "" (a path relative to the layout) */
