@@ -24,7 +24,7 @@ static void memo_free(void *p)
     struct doc_memo *m = p;
     if (!m)
         return;
-    if (m->free_fn)
+    if (m->free_fn && m->parsed)
         m->free_fn(m->parsed);
     free(m->key);
     free(m);
