@@ -8,6 +8,7 @@
  * integers beyond 64 bits) is -EIO.
  */
 #include "upstreamfs/npm.h"
+#include "upstreamfs/accept.h"
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/log.h"
 
@@ -337,27 +338,11 @@ int npm_packument_render(const char *doc, size_t len, const char *base, char **o
 
 bool npm_accept_abbreviated(const char *accept)
 {
+    struct accept_range r;
     size_t tl = strlen(NPM_CORGI_TYPE);
-    for (const char *p = accept; p && *p;) {
-        p += strspn(p, " \t,");
-        const char *end = p + strcspn(p, ",");
-        size_t mt = strcspn(p, ";,");
-        while (mt > 0 && (p[mt - 1] == ' ' || p[mt - 1] == '\t'))
-            mt--;
-        if (mt == tl && strncasecmp(p, NPM_CORGI_TYPE, tl) == 0) {
-            /* Asked for unless its q is zero. */
-            bool zero = false;
-            for (const char *q = p + mt; q < end; q++) {
-                if (*q != ';')
-                    continue;
-                q += 1 + strspn(q + 1, " \t");
-                if (q + 1 < end && (q[0] == 'q' || q[0] == 'Q') && q[1] == '=')
-                    zero = strtod(q + 2, NULL) <= 0.0;
-            }
-            if (!zero)
-                return true;
-        }
-        p = end;
-    }
+    /* Asked for unless its q is zero. */
+    for (const char *p = accept; accept_next(&p, &r);)
+        if (r.len == tl && strncasecmp(r.type, NPM_CORGI_TYPE, tl) == 0 && !(r.q <= 0.0))
+            return true;
     return false;
 }

@@ -4,6 +4,7 @@
  * the Accept header's choice between them (include/upstreamfs/pypi.h). Pure: no I/O.
  */
 #include "upstreamfs/pypi.h"
+#include "upstreamfs/accept.h"
 #include "upstreamfs/fetch.h"
 
 #include <errno.h>
@@ -218,32 +219,19 @@ enum pypi_variant pypi_accept_variant(const char *accept)
     enum pypi_variant best = PYPI_TEXT_HTML;
     double best_q = -1.0;
     bool best_exact = false;
-    for (const char *p = accept; p && *p;) {
-        p += strspn(p, " \t,");
-        const char *end = p + strcspn(p, ",");
-        size_t mt = strcspn(p, ";,");
-        while (mt > 0 && (p[mt - 1] == ' ' || p[mt - 1] == '\t'))
-            mt--;
-        double q = 1.0;
-        for (const char *s = p + mt; s < end; s++) {
-            if (*s != ';')
-                continue;
-            s += 1 + strspn(s + 1, " \t");
-            if (s + 1 < end && (s[0] == 'q' || s[0] == 'Q') && s[1] == '=')
-                q = strtod(s + 2, NULL);
-        }
-        for (size_t i = 0; q > 0.0 && i < sizeof(known) / sizeof(known[0]); i++) {
-            if (strlen(known[i].type) != mt || strncasecmp(p, known[i].type, mt) != 0)
+    struct accept_range r;
+    for (const char *p = accept; accept_next(&p, &r);) {
+        for (size_t i = 0; r.q > 0.0 && i < sizeof(known) / sizeof(known[0]); i++) {
+            if (strlen(known[i].type) != r.len || strncasecmp(r.type, known[i].type, r.len) != 0)
                 continue;
             /* Higher q wins; on a tie an exact type beats a wildcard, then JSON beats HTML. */
-            if (q > best_q || (q == best_q && known[i].exact && !best_exact) ||
-                (q == best_q && known[i].exact == best_exact && known[i].v < best)) {
+            if (r.q > best_q || (r.q == best_q && known[i].exact && !best_exact) ||
+                (r.q == best_q && known[i].exact == best_exact && known[i].v < best)) {
                 best = known[i].v;
-                best_q = q;
+                best_q = r.q;
                 best_exact = known[i].exact;
             }
         }
-        p = end;
     }
     return best;
 }
