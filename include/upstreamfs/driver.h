@@ -55,22 +55,6 @@ struct drv_listing {
     bool complete;
 };
 
-#define DRV_SHIM_PATH_MAX 4096
-
-/* How the HTTP shim answers one request of a path route (driver_ops.shim_route). */
-struct drv_shim_route {
-    char path[DRV_SHIM_PATH_MAX]; /* engine path below the proxy or registry, "" for its root */
-    bool want_slash; /* a page that lives at a '/'-terminated URL: redirect a target without one */
-    bool render;     /* path is a document: the reply is shim_render's rewrite of its bytes */
-    int variant;     /* render: which representation the client asked for (driver-defined) */
-    /*
-     * render, in a registry: the path of a local file, in the document's directory, that
-     * holds the registry's own version of the document (npm: "<package>/package.json" for
-     * either variant), or "".
-     */
-    char local_doc[DRV_SHIM_PATH_MAX];
-};
-
 struct driver_ops {
     const char *type;
     /*
@@ -114,42 +98,6 @@ struct driver_ops {
      * only a download of the proxy's own copy confirms content by digest.
      */
     int (*confirm)(struct upstream *u, const char *url, int64_t *size);
-    /*
-     * For protocols whose client routes differ from the mount layout (npm,
-     * pypi); NULL for the others, whose routes mirror the mount. Maps a
-     * request to the shim below /<key-or-registry>/ — path normalised ("" for
-     * the top itself), slash when the target ended with '/', escaped_slash
-     * when the client wrote a '/' as %2f (npm's "@scope%2fname"; path then
-     * holds it as a separator), accept the Accept header or NULL — to *out.
-     * No I/O. Returns 0; -ENOTSUP: not a route of the protocol, serve path as
-     * the mount shows it (refused with 400 when escaped_slash); -ENOENT: 404;
-     * -EINVAL: 400.
-     */
-    int (*shim_route)(const char *path, bool slash, bool escaped_slash, const char *accept,
-                      struct drv_shim_route *out);
-    /*
-     * The reply body of a render route: doc (len bytes) is what the engine
-     * file at route->path holds; base is the absolute URL the shim serves
-     * that engine path at (scheme://host/<key-or-registry>/<path, escaped>),
-     * against which the relative URLs the driver stored in doc resolve, so
-     * every URL in the reply points back at the shim. Sets a malloc'd *out,
-     * *out_len and a static *ctype. No I/O. -EIO for a document it cannot read.
-     */
-    int (*shim_render)(const char *doc, size_t len, const char *base, int variant, char **out,
-                       size_t *out_len, const char **ctype);
-    /*
-     * A registry's render route (route_path as shim_route set it), when the registry has
-     * local content for it: the document its first upstream that has one provides (doc, len;
-     * NULL when none has it) merged with the registry's own, local first: local_doc (the
-     * content of the route's local_doc; NULL when there is none) and the local files of the
-     * document's directory. Sets a malloc'd document in the form shim_render reads; -ENOENT
-     * when there is nothing to serve. No I/O. May be NULL: the registry serves the first
-     * document found, local content first.
-     */
-    int (*shim_merge_local)(const char *route_path, const char *doc, size_t len,
-                            const char *local_doc, size_t local_len,
-                            const struct drv_local_file *files, size_t n, char **out,
-                            size_t *out_len);
 };
 
 void drv_entry_clear(struct drv_entry *e);
@@ -169,6 +117,20 @@ void drv_entry_size_from_head(struct upstream *u, struct drv_entry *e);
  */
 int drv_entry_generated(struct upstream *u, const char *path, const char *content_type,
                         struct drv_entry *out);
+
+/*
+ * The parsed form of a document the driver read through the shared document cache
+ * (upstream_doc_fetch), kept for the next call (src/drivers/doc_memo.c): when key and sha256
+ * (the document's) are those parsed last, use runs on the kept form; else parse makes it
+ * (*parsed, freed with free_fn), use runs on it and it is kept instead. use runs under the
+ * driver's state lock (upstream.h: no I/O, copy what is needed). The memo is the driver's
+ * state slot: a driver that uses it keeps nothing else there. Returns parse's error, or
+ * use's result.
+ */
+int drv_doc_memo_use(struct upstream *u, const char *key, const char *sha256,
+                     int (*parse)(void *parse_arg, void **parsed), void *parse_arg,
+                     void (*free_fn)(void *), int (*use)(void *parsed, void *use_arg),
+                     void *use_arg);
 
 const struct driver_ops *driver_for_type(int proxy_type);
 

@@ -3,7 +3,8 @@
  * drivers). A name is a file or a directory as follows: HEAD
  * name answering 200 with a non-HTML body is a file; a redirect to name/,
  * or HEAD name/ answering 200, is a directory. Directory listings come from
- * the remote's HTML index page, when it has one.
+ * the remote's HTML index page, when it has one, read by
+ * httptree_parse_index (src/parsers/httptree_index.c, pure).
  */
 #ifndef UPSTREAMFS_HTTPTREE_H
 #define UPSTREAMFS_HTTPTREE_H

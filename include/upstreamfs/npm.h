@@ -1,7 +1,8 @@
 /*
- * npm: the npm registry's document handling, exposed for tests and fuzzing.
- * The driver itself is driver_npm (driver.h); its design is described at the
- * top of src/drivers/npm.c.
+ * npm: the npm registry's document handling (src/parsers/npm_doc.c, pure),
+ * used by the driver, the shim protocol, tests and fuzzing. The driver itself
+ * is driver_npm (driver.h); its design is described at the top of
+ * src/drivers/npm.c.
  *
  * A package is named "name" or "@scope/name"; its tarballs are files named
  * "<name>-<version>.tgz" (the scope is not part of the file name, as on the
@@ -32,6 +33,8 @@ struct npm_tarballs {
  * 214 bytes of [A-Za-z0-9-._~!*'()], not starting with '.' or '_', not "-".
  */
 bool npm_name_valid(const char *s);
+/* Whether the n bytes at s are one valid part of a name (a scope or a bare name). */
+bool npm_name_part_valid(const char *s, size_t n);
 
 /*
  * The tarballs of a package document (full or abbreviated), one per version

@@ -3,15 +3,18 @@
  * speaks — media types, the name/tag/digest grammars, manifest and index
  * parsing, Link pagination, platform filters, Docker Hub's implicit
  * library/ namespace, and how a mount path maps onto a repository, a
- * reference and a place inside an OCI image layout.
+ * reference and a place inside an OCI image layout (whose tree shape is
+ * include/upstreamfs/oci_layout.h).
  *
- * Everything here is pure: no I/O, no global state, so each piece is unit
+ * Everything here (src/parsers/oci.c) is pure: no I/O, no global state, so each piece is unit
  * tested on hostile input. Parsers never trust their input: every string is
  * checked against its grammar and every count and length is capped; a
  * malformed document is -EIO with a one-line reason, never a crash.
  */
 #ifndef UPSTREAMFS_OCI_H
 #define UPSTREAMFS_OCI_H
+
+#include "upstreamfs/oci_layout.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -105,19 +108,6 @@ int oci_link_next(const char *link, const char *base_url, char **next);
  * normalised name into buf (size n). Returns 0 or -ENAMETOOLONG.
  */
 int oci_hub_normalise(const char *repo, char *buf, size_t n);
-
-/* The media type the driver gives a tag or digest directory: one OCI image layout. */
-#define OCI_LAYOUT_DIR_TYPE "application/vnd.oci.image.layout.v1+json"
-
-/* Where a path inside a tag or digest directory points. */
-enum oci_part {
-    OCI_PART_NONE,
-    OCI_PART_OCI_LAYOUT,   /* <repo>/<ref>/oci-layout */
-    OCI_PART_INDEX_JSON,   /* <repo>/<ref>/index.json */
-    OCI_PART_BLOBS,        /* <repo>/<ref>/blobs */
-    OCI_PART_BLOBS_SHA256, /* <repo>/<ref>/blobs/sha256 */
-    OCI_PART_BLOB          /* <repo>/<ref>/blobs/sha256/<hex> */
-};
 
 /*
  * The readings a mount path (relative to the proxy root) can have; since

@@ -1,5 +1,6 @@
 /*
- * pypi: the PyPI simple repository API's documents, exposed for tests and
+ * pypi: the PyPI simple repository API's documents (src/parsers/pypi_index.c
+ * and pypi_render.c, pure), used by the driver, the shim protocol, tests and
  * fuzzing. The driver itself is driver_pypi (driver.h); its design is
  * described at the top of src/drivers/pypi.c.
  *
@@ -35,6 +36,8 @@ enum pypi_variant {
  * inside), -ENAMETOOLONG when out is too small.
  */
 int pypi_normalise(const char *name, char *out, size_t outlen);
+/* Whether name is a project name in its normalised form already. */
+bool pypi_name_is_normalised(const char *name);
 
 /*
  * Reads an index page into the canonical form (*out, owned by the caller):
@@ -54,6 +57,15 @@ int pypi_index_parse(const char *body, size_t len, const char *content_type, con
  * malloc'd *url and *expect ("sha256:<hex>", else sha512, else sha1; NULL
  * without a usable hash) and *size (-1 unknown). -ENOENT if there is none.
  */
+/*
+ * Calls fn for every file of the index: each distribution and each core-metadata file (url
+ * absolute, expect as pypi_index_find sets it or NULL, size -1 unknown). fn returns 0 to go
+ * on; anything else stops the walk and is returned.
+ */
+int pypi_index_each(const json_t *index,
+                    int (*fn)(void *arg, const char *file, const char *url, const char *expect,
+                              int64_t size),
+                    void *arg);
 int pypi_index_find(const json_t *index, const char *file, char **url, char **expect,
                     int64_t *size);
 

@@ -1,128 +1,56 @@
 /*
- * upstream: one configured proxy at run time — its validated config, its
- * credentials, its driver, and its health.
- *
- * Health follows the one failure policy (include/upstreamfs/failure.h):
- * after 3 consecutive failures of the remote (failure_is_remote) the proxy
- * backs off for 1 s, doubling up to 30 s; any answer of the remote resets
- * it. While backing off, requests fail fast (or are served stale) instead of
- * stacking up on a dead remote. Every failure is logged as one warning per
- * proxy and cause, at most once a minute (UPSTREAM_LOG_INTERVAL_MS) with the
- * count of lines suppressed; the first success after a failure logs
- * "recovered".
- *
- * An upstream is reference counted: a config reload replaces the engine's
- * table while requests may still hold the old object.
+ * upstream: what a driver sees of the proxy it serves — the driver's narrow
+ * environment. A driver (src/drivers) gets a struct upstream it cannot look
+ * into: the proxy's validated config, its secret and endpoint (read-only),
+ * the platform filter, requests under the proxy's auth and failure policy
+ * (upstream_perform, upstream_request), documents through the shared
+ * document cache (upstream_doc_fetch), and one private state slot. The
+ * struct itself, its health and its life cycle are the engine's
+ * (src/engine/upstream_i.h); drivers include nothing of src/engine.
  */
 #ifndef UPSTREAMFS_UPSTREAM_H
 #define UPSTREAMFS_UPSTREAM_H
 
 #include "upstreamfs/config.h"
-#include "upstreamfs/driver.h"
 #include "upstreamfs/fetch.h"
-#include "upstreamfs/health.h"
 
-#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#define UPSTREAM_FAILS_BEFORE_OFFLINE 3
-#define UPSTREAM_BACKOFF_START_MS     1000
-#define UPSTREAM_BACKOFF_MAX_MS       30000
 #define UPSTREAM_DOC_MAX              (64u << 20) /* cap on an index document */
-/* A stored document past its TTL is served this long after its revalidation began, at most. */
-#define UPSTREAM_STALE_WAIT_MS        1500
-#define UPSTREAM_HOLD_MAX_S           300
-#define UPSTREAM_LOG_INTERVAL_MS      60000
 
-struct engine;
+struct upstream;
+struct driver_ops;
 
-struct upstream {
-    struct proxy cfg;
-    char *secret;
-    /* -errno when the proxy has a secret that could not be read (src/engine/engine.c): its
-     * requests fail with cause auth rather than going out without credentials */
-    int secret_err;
-    struct fetch_endpoint ep;
-    const struct driver_ops *drv;
-    struct engine *eng;
-    void *drv_state; /* driver's cache (e.g. helm's parsed index), under mu */
-    void (*drv_state_free)(void *);
+/* The proxy's validated config; it does not change for the life of u. */
+const struct proxy *upstream_config(const struct upstream *u);
+/* The proxy's secret (a credential: never log it), or NULL when it has none. */
+const char *upstream_secret(const struct upstream *u);
+/* The proxy's endpoint: TLS material, deadlines, egress rule, Basic credentials. */
+const struct fetch_endpoint *upstream_endpoint(const struct upstream *u);
+/* The engine's platform filter ("os/arch[/variant],..."), or NULL for all platforms. */
+const char *upstream_platform_filter(const struct upstream *u);
+/* The driver serving u. */
+const struct driver_ops *upstream_driver(const struct upstream *u);
 
-    pthread_mutex_t mu;
-    int refs;
-    int failures;
-    int64_t offline_until_ms;
-    int backoff_ms;
-    /* health, under mu */
-    struct health_snapshot health;
-    bool failing;      /* the last outcome was a failure */
-    bool stale_served; /* a stale copy was served since */
-    int64_t log_at_ms[FAILURE_CAUSE_COUNT];
-    unsigned log_suppressed[FAILURE_CAUSE_COUNT];
-    pthread_mutex_t health_file_mu; /* health_file: the JSON last written */
-    char *health_file;
-    bool retired; /* under health_file_mu: a reload replaced it; it writes no more */
-};
-
-struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const char *secret);
 /*
- * With u->mu held: makes st (freed with free_fn) the driver's cache, freeing the one before.
- * Readers use the cache only under u->mu and copy what they need, so the old one can go.
+ * The driver's one private state slot (e.g. helm's parsed index, docker's tag
+ * and token caches). The slot has its own lock, separate from the engine's:
+ *  - upstream_state_lock / upstream_state_unlock take and drop it;
+ *  - upstream_state (with the lock held) is the state, NULL until set;
+ *  - upstream_set_state (with the lock held) makes st (freed with free_fn)
+ *    the state, freeing the one before; the engine frees the last one when
+ *    the proxy goes.
+ * Rule: the slot lock is a leaf. While holding it a driver does no I/O and
+ * calls no upstream_* function other than the ones in this block and the
+ * read-only accessors above; readers copy what they need before unlocking,
+ * so a replaced state can be freed at once.
  */
+void upstream_state_lock(struct upstream *u);
+void upstream_state_unlock(struct upstream *u);
+void *upstream_state(struct upstream *u);
 void upstream_set_state(struct upstream *u, void *st, void (*free_fn)(void *));
-void upstream_ref(struct upstream *u);
-void upstream_unref(struct upstream *u);
-
-/* True while the back-off says: do not contact the remote now. */
-bool upstream_backing_off(struct upstream *u);
-/* The remote answered (any answer that is no failure): resets the back-off, logs a recovery. */
-void upstream_note_success(struct upstream *u);
-/*
- * A classified failure (url: what was asked, logged without credentials or
- * query): counted by cause, logged (rate-limited), and when it is a failure
- * of the remote (failure_is_remote) counted for the back-off. Also set as
- * this thread's failure note (failure.h).
- */
-void upstream_note_failure(struct upstream *u, const struct failure *f, const char *url);
-/*
- * 0, or -EACCES (noted as a failure with cause auth) when the proxy's secret
- * could not be read: no request may go out without its credentials.
- */
-int upstream_credentials_check(struct upstream *u);
-/*
- * The one outcome rule for a request to the remote: rc and resp as
- * fetch_perform left them. Classifies (failure_classify), notes the failure
- * or the success (a 401/403 only when final is true: the docker and ECR
- * flows answer a challenge with a token first), honours Retry-After and
- * keeps the remote's quota. Returns true when it was a failure.
- */
-bool upstream_outcome(struct upstream *u, int rc, const struct fetch_response *resp,
-                      const char *url, bool final);
-/* A request is about to go to the remote (method NULL: GET). */
-void upstream_count_request(struct upstream *u, const char *method, bool head);
-/* A cached copy was served in place of the remote's answer. */
-void upstream_note_stale(struct upstream *u);
-/*
- * A copy of the health; in a mount or serve (engine_opts.publish_health)
- * writes STATEDIR/health/<key>.json when it changed.
- */
-void upstream_health(struct upstream *u, struct health_snapshot *out);
-/*
- * A reload dropped u from the engine's table (now: cur, n): unless u is still
- * in it, it writes no more health, and when its proxy is gone its file goes.
- */
-void upstream_retire(struct upstream *u, struct upstream *const *cur, size_t n);
-/* The last failure (cause, status) while the proxy is failing; false when it is not. */
-bool upstream_last_failure(struct upstream *u, struct failure *out);
-/*
- * The remote asked for a pause (429 or 503 with Retry-After): no request goes
- * to it for that long (capped at UPSTREAM_HOLD_MAX_S); cached answers are
- * served meanwhile.
- */
-void upstream_hold(struct upstream *u, long seconds);
-/* Applies a response's Retry-After when its status asks for one. */
-void upstream_note_response(struct upstream *u, const struct fetch_response *r);
 
 /* The remote URL of a path below the proxy root (url + escaped path). Malloc'd. */
 char *upstream_url(const struct upstream *u, const char *path);

@@ -7,7 +7,8 @@
  * An OCI layout is checked whole before anything is written: oci-layout and
  * index.json parse, every blob's sha256 equals its name, and every blob the
  * index names is there. Then it lands at NAME/REPOSITORY/TAG, the place a
- * docker registry's mount and /v2 routes serve a tag from.
+ * docker registry's mount and /v2 routes serve a tag from (the layout's
+ * paths: include/upstreamfs/oci_layout.h).
  */
 #include "cli_bundle.h"
 #include "upstreamfs/cli.h"
@@ -16,6 +17,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/oci.h"
+#include "upstreamfs/oci_layout.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -76,15 +78,15 @@ static int check_layout(const char *dir, char **tag)
     json_error_t je;
     int rc = 0;
     *tag = NULL;
-    snprintf(path, sizeof(path), "%s/oci-layout", dir);
+    oci_layout_path(dir, OCI_PART_OCI_LAYOUT, NULL, path, sizeof(path));
     json_t *layout = json_load_file(path, 0, &je);
-    if (!json_is_string(json_object_get(layout, "imageLayoutVersion"))) {
+    if (!json_is_string(json_object_get(layout, OCI_LAYOUT_VERSION_KEY))) {
         cli_errorf("registry import: DIR: %s is not an OCI image layout file", path);
         json_decref(layout);
         return -EINVAL;
     }
     json_decref(layout);
-    snprintf(path, sizeof(path), "%s/index.json", dir);
+    oci_layout_path(dir, OCI_PART_INDEX_JSON, NULL, path, sizeof(path));
     json_t *index = json_load_file(path, 0, &je);
     json_t *manifests = json_object_get(index, "manifests");
     if (!json_is_array(manifests) || json_array_size(manifests) == 0) {
@@ -92,7 +94,7 @@ static int check_layout(const char *dir, char **tag)
         json_decref(index);
         return -EINVAL;
     }
-    snprintf(path, sizeof(path), "%s/blobs/sha256", dir);
+    oci_layout_path(dir, OCI_PART_BLOBS_SHA256, NULL, path, sizeof(path));
     int bfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (bfd < 0) {
         cli_errorf("registry import: DIR: %s: %s", path, strerror(errno));
@@ -122,11 +124,13 @@ static int check_layout(const char *dir, char **tag)
         if (de->d_name[0] == '.')
             continue;
         if (!hash_is_sha256_hex(de->d_name)) {
-            cli_errorf("registry import: DIR: blobs/sha256/%s is not named by a sha256 digest",
+            cli_errorf("registry import: DIR: " OCI_LAYOUT_BLOBS_DIR
+                       "/%s is not named by a sha256 digest",
                        de->d_name);
             rc = -EINVAL;
         } else if (file_matches(bfd, de->d_name, de->d_name) < 0) {
-            cli_errorf("registry import: DIR: blobs/sha256/%s does not match its digest; "
+            cli_errorf("registry import: DIR: " OCI_LAYOUT_BLOBS_DIR
+                       "/%s does not match its digest; "
                        "nothing imported",
                        de->d_name);
             rc = -EBADMSG;
@@ -183,8 +187,9 @@ int cli_registry_import(struct cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     char layout_file[4200], dest[2400];
-    snprintf(layout_file, sizeof(layout_file), "%s/oci-layout", dir);
-    bool is_layout = access(layout_file, F_OK) == 0;
+    bool is_layout =
+        oci_layout_path(dir, OCI_PART_OCI_LAYOUT, NULL, layout_file, sizeof(layout_file)) == 0 &&
+        access(layout_file, F_OK) == 0;
     int exit_rc = CLI_EXIT_USAGE;
     char *tag = NULL;
     if (is_layout) {
@@ -217,7 +222,7 @@ int cli_registry_import(struct cli_globals *g, int argc, char **argv)
                        tag ? "the tag is not valid" : "the layout names no tag");
             goto out;
         }
-        snprintf(dest, sizeof(dest), "%s/%s/%s", name, repo, tag);
+        oci_layout_dir(name, repo, tag, dest, sizeof(dest));
     } else {
         if (!bundle_path_ok(as)) {
             cli_errorf("registry import: as: \"%s\" must be a relative path without . or .. "

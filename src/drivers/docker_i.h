@@ -45,7 +45,8 @@ struct dk_variant_info {
 
 struct dk_variant {
     /*
-     * Per-proxy state, made once, on first use, with u->mu held; no network.
+     * Per-proxy state, made once, on first use, with the state lock held
+     * (upstream_state_lock); no network.
      * NULL on failure (out of memory).
      */
     void *(*open)(struct upstream *u, struct dk_variant_info *info);

@@ -54,7 +54,7 @@ int drv_entry_generated(struct upstream *u, const char *path, const char *conten
     char *body = NULL;
     size_t len = 0;
     bool stale = false;
-    int rc = u->drv->generate(u, path, &body, &len, &stale);
+    int rc = upstream_driver(u)->generate(u, path, &body, &len, &stale);
     free(body);
     if (rc < 0)
         return rc;

@@ -60,22 +60,24 @@ static void *ev_open(struct upstream *u, struct dk_variant_info *info)
     struct ecr_var *v = calloc(1, sizeof(*v));
     if (!v)
         return NULL;
-    snprintf(v->key, sizeof(v->key), "%s", u->cfg.key);
-    v->is_public = u->cfg.ecr.is_public;
-    if (u->cfg.ecr.repository && !(v->only = strdup(u->cfg.ecr.repository))) {
+    snprintf(v->key, sizeof(v->key), "%s", upstream_config(u)->key);
+    v->is_public = upstream_config(u)->ecr.is_public;
+    if (upstream_config(u)->ecr.repository &&
+        !(v->only = strdup(upstream_config(u)->ecr.repository))) {
         ev_close(v);
         return NULL;
     }
-    v->auth = ecr_auth_new(&u->cfg, u->secret);
+    v->auth = ecr_auth_new(upstream_config(u), upstream_secret(u));
     if (!v->auth) {
         if (errno == ENOMEM) {
             ev_close(v);
             return NULL;
         }
         log_error("proxy %s: unusable ECR settings (%s); nothing can be read through it",
-                  u->cfg.key,
-                  u->cfg.auth == AUTH_ACCESS_KEY && !u->secret ? "the secret is missing"
-                                                               : "no region or credentials");
+                  upstream_config(u)->key,
+                  upstream_config(u)->auth == AUTH_ACCESS_KEY && !upstream_secret(u)
+                      ? "the secret is missing"
+                      : "no region or credentials");
     }
     info->only_repository = v->only;
     info->no_catalog = v->is_public;

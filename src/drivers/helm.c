@@ -8,13 +8,13 @@
  *                               against the index's digest
  *
  * The upstream index is a mutable document (TTL, conditional revalidation,
- * stale-if-error through upstream_doc_get). It is parsed and re-emitted with
- * libyaml's event API, so everything but the URLs passes through unchanged.
- * The parsed chart table is cached per proxy, keyed by the index's sha256.
+ * stale-if-error through upstream_doc_get). It is parsed and re-emitted by
+ * src/parsers/helm_index.c, so everything but the URLs passes through unchanged.
+ * The parsed chart table of the current index is kept (drv_doc_memo_use), keyed by the
+ * index's sha256.
  */
 #include "upstreamfs/driver.h"
 #include "upstreamfs/fetch.h"
-#include "upstreamfs/hash.h"
 #include "upstreamfs/helm.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
@@ -24,338 +24,86 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
-struct chart {
-    char *file;   /* <name>-<version>.tgz */
-    char *url;    /* absolute upstream URL */
-    char *digest; /* hex sha256 or NULL */
+/* What the upstream index is parsed from (drv_doc_memo_use). */
+struct charts_src {
+    const char *repo_url;
+    const struct upstream_doc *d;
 };
 
-struct chart_table {
-    char index_sha[65];
-    struct chart *charts;
-    size_t n;
-};
-
-struct outbuf {
-    char *data;
-    size_t len, cap, max;
-    bool overflow;
-};
-
-static int out_write(void *arg, unsigned char *buf, size_t size)
+static void charts_free(void *p)
 {
-    struct outbuf *o = arg;
-    if (o->len + size > o->max) {
-        o->overflow = true;
-        return 0;
-    }
-    if (o->len + size + 1 > o->cap) {
-        size_t nc = o->cap ? o->cap * 2 : 65536;
-        while (nc < o->len + size + 1)
-            nc *= 2;
-        char *nd = realloc(o->data, nc);
-        if (!nd)
-            return 0;
-        o->data = nd;
-        o->cap = nc;
-    }
-    memcpy(o->data + o->len, buf, size);
-    o->len += size;
-    o->data[o->len] = '\0';
-    return 1;
+    if (p)
+        helm_charts_clear(p);
+    free(p);
 }
 
-static void table_free(void *p)
+static int charts_parse(void *arg, void **parsed)
 {
-    struct chart_table *t = p;
-    if (!t)
-        return;
-    for (size_t i = 0; i < t->n; i++) {
-        free(t->charts[i].file);
-        free(t->charts[i].url);
-        free(t->charts[i].digest);
+    const struct charts_src *src = arg;
+    struct helm_charts *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    int rc = helm_index_charts(src->d->body, src->d->len, src->repo_url, c);
+    if (rc < 0) {
+        charts_free(c);
+        return rc;
     }
-    free(t->charts);
-    free(t);
-}
-
-/* One chart version being read from the event stream. */
-struct version_fields {
-    char *name, *version, *digest, *url0;
-};
-
-static void fields_clear(struct version_fields *v)
-{
-    free(v->name);
-    free(v->version);
-    free(v->digest);
-    free(v->url0);
-    memset(v, 0, sizeof(*v));
+    *parsed = c;
+    return 0;
 }
 
 /*
- * Adds the version just read. Every version gets a slot (file NULL when it
- * cannot be served), so the emitting pass can find version k's file name.
+ * Runs use on the chart table of the current index (struct helm_charts, parsed only when
+ * the index changed: drv_doc_memo_use), under the state lock.
  */
-static int table_add(struct chart_table *t, const struct version_fields *v, const char *repo_url)
+static int with_charts(struct upstream *u, int (*use)(void *charts, void *arg), void *arg)
 {
-    struct chart *nc = realloc(t->charts, (t->n + 1) * sizeof(*nc));
-    if (!nc)
-        return -ENOMEM;
-    t->charts = nc;
-    struct chart *c = &t->charts[t->n++];
-    memset(c, 0, sizeof(*c));
-    if (!v->name || !v->version || !v->url0)
-        return 0; /* incomplete entries are passed through but not served */
-    char file[600];
-    snprintf(file, sizeof(file), "%s-%s.tgz", v->name, v->version);
-    if (strchr(file, '/') || file[0] == '.' || strlen(file) > 255)
-        return 0; /* a name that would escape charts/ */
-    c->url = fetch_url_resolve(repo_url, v->url0);
-    if (!c->url)
-        return 0; /* an unusable URL: not served */
-    c->file = strdup(file);
-    c->digest = v->digest ? strdup(v->digest) : NULL;
-    return c->file ? 0 : -ENOMEM;
-}
-
-#define HELM_MAX_DEPTH   32
-#define HELM_MAX_ANCHORS 256
-
-/* Scalar anchors seen so far, so an alias in a urls list resolves to its URL. */
-struct anchors {
-    char *name[HELM_MAX_ANCHORS];
-    char *value[HELM_MAX_ANCHORS];
-    size_t n;
-};
-
-static void anchors_add(struct anchors *a, const char *name, const char *value)
-{
-    if (a->n < HELM_MAX_ANCHORS) {
-        a->name[a->n] = strdup(name);
-        a->value[a->n] = strdup(value);
-        a->n++;
+    char url[4200];
+    struct upstream_doc d;
+    snprintf(url, sizeof(url), "%sindex.yaml", upstream_config(u)->url);
+    struct upstream_doc_req req = {.url = url};
+    int rc = upstream_doc_fetch(u, &req, &d);
+    if (rc == 0) {
+        struct charts_src src = {.repo_url = upstream_config(u)->url, .d = &d};
+        rc = drv_doc_memo_use(u, "index.yaml", d.sha256, charts_parse, &src, charts_free, use, arg);
     }
-}
-
-static const char *anchors_find(const struct anchors *a, const char *name)
-{
-    for (size_t i = a->n; i > 0; i--) /* the latest definition of a name wins */
-        if (a->name[i - 1] && a->value[i - 1] && strcmp(a->name[i - 1], name) == 0)
-            return a->value[i - 1];
-    return NULL;
-}
-
-static void anchors_clear(struct anchors *a)
-{
-    for (size_t i = 0; i < a->n; i++) {
-        free(a->name[i]);
-        free(a->value[i]);
-    }
-    a->n = 0;
-}
-
-struct frame {
-    bool is_map;
-    bool want_key; /* maps: the next node is a key */
-    char *key;     /* maps: the key whose value is being read */
-};
-
-/*
- * Walks the index with libyaml's event parser. Context by depth: 1 the root
- * mapping, 2 the mapping under its "entries" key, 3 one chart's version
- * list, 4 a version mapping, 5 that version's "urls" list.
- * Without out, it fills t (one slot per version, in order). With out, it
- * re-emits every event, replacing each urls item of version k with
- * charts/<t->charts[k].file>, so everything else passes through unchanged.
- */
-static int helm_walk(const char *body, size_t len, const char *repo_url, struct chart_table *t,
-                     struct outbuf *out)
-{
-    yaml_parser_t parser;
-    yaml_emitter_t emitter;
-    yaml_event_t ev;
-    struct frame st[HELM_MAX_DEPTH + 1];
-    int depth = 0, rc = 0;
-    bool entries = false; /* depth 2 is the entries mapping */
-    size_t version = 0;   /* index of the current version mapping, plus one */
-    struct version_fields v = {0};
-    struct anchors anchors = {.n = 0};
-
-    memset(st, 0, sizeof(st));
-    if (!yaml_parser_initialize(&parser))
-        return -ENOMEM;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)body, len);
-    if (out) {
-        if (!yaml_emitter_initialize(&emitter)) {
-            yaml_parser_delete(&parser);
-            return -ENOMEM;
-        }
-        yaml_emitter_set_output(&emitter, out_write, out);
-        yaml_emitter_set_unicode(&emitter, 1);
-        yaml_emitter_set_width(&emitter, -1);
-    }
-    for (bool done = false; !done && rc == 0;) {
-        if (!yaml_parser_parse(&parser, &ev)) {
-            log_warn("helm index of %s: YAML error: %s", repo_url,
-                     parser.problem ? parser.problem : "unknown");
-            rc = -EIO;
-            break;
-        }
-        yaml_event_type_t type = ev.type;
-        struct frame *top = depth > 0 ? &st[depth] : NULL;
-        bool is_key = top && top->is_map && top->want_key;
-        bool in_urls =
-            entries && depth == 5 && !st[5].is_map && st[4].key && strcmp(st[4].key, "urls") == 0;
-        yaml_event_t rep;
-        bool replaced = false;
-
-        switch (type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_MAPPING_START_EVENT:
-        case YAML_SEQUENCE_START_EVENT:
-            if (depth >= HELM_MAX_DEPTH) {
-                rc = -EIO;
-                break;
-            }
-            if (is_key)
-                top->want_key = false; /* a complex key: treat it as consumed */
-            depth++;
-            st[depth].is_map = type == YAML_MAPPING_START_EVENT;
-            st[depth].want_key = st[depth].is_map;
-            st[depth].key = NULL;
-            if (depth == 2 && st[1].key && strcmp(st[1].key, "entries") == 0 && st[2].is_map)
-                entries = true;
-            if (entries && depth == 4 && st[4].is_map) {
-                fields_clear(&v);
-                version++;
-            }
-            break;
-        case YAML_MAPPING_END_EVENT:
-        case YAML_SEQUENCE_END_EVENT:
-            if (depth == 0) {
-                rc = -EIO;
-                break;
-            }
-            if (entries && depth == 4 && st[4].is_map && !out)
-                rc = table_add(t, &v, repo_url);
-            if (depth == 2)
-                entries = false;
-            free(st[depth].key);
-            st[depth].key = NULL;
-            depth--;
-            if (depth > 0 && st[depth].is_map)
-                st[depth].want_key = true; /* the value ended */
-            break;
-        case YAML_SCALAR_EVENT:
-        case YAML_ALIAS_EVENT: {
-            const char *s = type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.value : "";
-            if (type == YAML_SCALAR_EVENT && ev.data.scalar.anchor)
-                anchors_add(&anchors, (const char *)ev.data.scalar.anchor, s);
-            if (type == YAML_ALIAS_EVENT) {
-                const char *target = anchors_find(&anchors, (const char *)ev.data.alias.anchor);
-                s = target ? target : "";
-            }
-            if (is_key) {
-                free(top->key);
-                top->key = strdup(s);
-                top->want_key = false;
-                break;
-            }
-            if (in_urls) {
-                if (!v.url0 && s[0])
-                    v.url0 = strdup(s);
-                const struct chart *c = version && version <= t->n ? &t->charts[version - 1] : NULL;
-                if (out && c && c->file) {
-                    /* An anchored URL keeps its anchor (aliases elsewhere still resolve); an
-                     * alias in urls becomes the rewritten URL itself. */
-                    char rel[700];
-                    yaml_char_t *anchor = type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor : NULL;
-                    snprintf(rel, sizeof(rel), "charts/%s", c->file);
-                    yaml_scalar_event_initialize(&rep, anchor, NULL, (yaml_char_t *)rel,
-                                                 (int)strlen(rel), 1, 1, YAML_ANY_SCALAR_STYLE);
-                    replaced = true;
-                }
-            } else if (entries && depth == 4 && st[4].key && type == YAML_SCALAR_EVENT) {
-                char **slot = strcmp(st[4].key, "name") == 0      ? &v.name
-                              : strcmp(st[4].key, "version") == 0 ? &v.version
-                              : strcmp(st[4].key, "digest") == 0  ? &v.digest
-                                                                  : NULL;
-                if (slot && !*slot)
-                    *slot = strdup(s);
-            }
-            if (top && top->is_map)
-                top->want_key = true;
-            break;
-        }
-        default:
-            break;
-        }
-        if (out && rc == 0) {
-            if (replaced) {
-                yaml_event_delete(&ev);
-                if (!yaml_emitter_emit(&emitter, &rep))
-                    rc = out->overflow ? -EFBIG : -EIO;
-            } else if (!yaml_emitter_emit(&emitter, &ev)) {
-                rc = out->overflow ? -EFBIG : -EIO;
-            }
-        } else {
-            yaml_event_delete(&ev);
-        }
-    }
-    for (int i = 1; i <= HELM_MAX_DEPTH; i++)
-        free(st[i].key);
-    if (out)
-        yaml_emitter_delete(&emitter);
-    yaml_parser_delete(&parser);
-    fields_clear(&v);
-    anchors_clear(&anchors);
+    upstream_doc_clear(&d);
     return rc;
 }
 
-/*
- * Makes u->drv_state the chart table of the current index (parsing it only
- * when it changed). Callers then read the table under u->mu.
- */
-static int load_table(struct upstream *u)
+/* A chart's expectation, "sha256:<hex>", into ex (100 bytes); NULL when it has no digest. */
+static const char *chart_expect(const struct helm_chart *c, char *ex)
 {
-    char url[4200], *raw = NULL;
-    size_t rlen = 0;
-    bool stale;
-    snprintf(url, sizeof(url), "%sindex.yaml", u->cfg.url);
-    int rc = upstream_doc_get(u, url, &raw, &rlen, &stale);
-    if (rc < 0)
-        return rc;
-    char sha[65];
-    hash_sha256_hex(raw, rlen, sha);
-    pthread_mutex_lock(&u->mu);
-    struct chart_table *t = u->drv_state;
-    bool current = t && strcmp(t->index_sha, sha) == 0;
-    pthread_mutex_unlock(&u->mu);
-    if (current) {
-        free(raw);
-        return 0;
+    if (!c->digest)
+        return NULL;
+    snprintf(ex, 100, "sha256:%.64s", c->digest);
+    return ex;
+}
+
+struct chart_query {
+    const char *file;
+    struct drv_entry *out;
+};
+
+static int chart_find(void *charts, void *arg)
+{
+    const struct helm_charts *t = charts;
+    const struct chart_query *q = arg;
+    for (size_t i = 0; i < t->n; i++) {
+        char ex[100];
+        const struct helm_chart *c = &t->charts[i];
+        if (!c->file || strcmp(c->file, q->file) != 0)
+            continue;
+        const char *expect = chart_expect(c, ex);
+        q->out->kind = NODE_FILE;
+        q->out->size = -1;
+        q->out->is_mutable = false;
+        q->out->url = strdup(c->url);
+        q->out->expect = expect ? strdup(expect) : NULL;
+        return q->out->url && (q->out->expect || !expect) ? 0 : -ENOMEM;
     }
-    t = calloc(1, sizeof(*t));
-    if (!t) {
-        free(raw);
-        return -ENOMEM;
-    }
-    memcpy(t->index_sha, sha, sizeof(sha));
-    rc = helm_walk(raw, rlen, u->cfg.url, t, NULL);
-    free(raw);
-    if (rc < 0) {
-        table_free(t);
-        return rc;
-    }
-    pthread_mutex_lock(&u->mu);
-    upstream_set_state(u, t, table_free);
-    pthread_mutex_unlock(&u->mu);
-    return 0;
+    return -ENOENT;
 }
 
 static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *out)
@@ -368,31 +116,26 @@ static int helm_lookup(struct upstream *u, const char *path, struct drv_entry *o
     }
     if (strncmp(path, "charts/", 7) != 0 || strchr(path + 7, '/'))
         return -ENOENT;
-    struct chart_table *t;
-    int rc = load_table(u);
-    if (rc < 0)
-        return rc;
-    rc = -ENOENT;
-    pthread_mutex_lock(&u->mu);
-    t = u->drv_state;
-    for (size_t i = 0; t && i < t->n; i++) {
-        if (!t->charts[i].file || strcmp(t->charts[i].file, path + 7) != 0)
-            continue;
-        out->kind = NODE_FILE;
-        out->url = strdup(t->charts[i].url);
-        out->size = -1;
-        out->is_mutable = false;
-        if (t->charts[i].digest) {
-            char ex[100];
-            snprintf(ex, sizeof(ex), "sha256:%.64s", t->charts[i].digest);
-            out->expect = strdup(ex);
-        }
-        rc = out->url ? 0 : -ENOMEM;
-        break;
-    }
-    pthread_mutex_unlock(&u->mu);
+    struct chart_query q = {.file = path + 7, .out = out};
+    int rc = with_charts(u, chart_find, &q);
     if (rc == 0)
         drv_entry_size_from_head(u, out); /* the index has no sizes */
+    return rc;
+}
+
+static int charts_list(void *charts, void *arg)
+{
+    const struct helm_charts *t = charts;
+    int rc = 0;
+    for (size_t i = 0; i < t->n && rc == 0; i++) {
+        char ex[100];
+        const struct helm_chart *c = &t->charts[i];
+        if (!c->file)
+            continue;
+        struct drv_entry e = {
+            .kind = NODE_FILE, .size = -1, .url = c->url, .expect = (char *)chart_expect(c, ex)};
+        rc = drv_listing_add(arg, c->file, &e);
+    }
     return rc;
 }
 
@@ -412,51 +155,7 @@ static int helm_list(struct upstream *u, const char *dir, struct drv_listing *ou
     }
     if (strcmp(dir, "charts") != 0)
         return -ENOTSUP;
-    struct chart_table *t;
-    int rc = load_table(u);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&u->mu);
-    t = u->drv_state;
-    for (size_t i = 0; t && i < t->n && rc == 0; i++) {
-        char ex[100];
-        if (!t->charts[i].file)
-            continue;
-        e.kind = NODE_FILE;
-        e.size = -1;
-        e.url = t->charts[i].url;
-        e.expect = NULL;
-        if (t->charts[i].digest) {
-            snprintf(ex, sizeof(ex), "sha256:%.64s", t->charts[i].digest);
-            e.expect = ex;
-        }
-        rc = drv_listing_add(out, t->charts[i].file, &e);
-    }
-    pthread_mutex_unlock(&u->mu);
-    return rc;
-}
-
-int helm_rewrite_index(const char *raw, size_t rlen, const char *repo_url, char **body, size_t *len)
-{
-    struct chart_table tmp = {0};
-    struct outbuf o = {.max = UPSTREAM_DOC_MAX * 2};
-    /* Pass 1 learns each version's file name (version may follow urls); pass 2 emits. */
-    int rc = helm_walk(raw, rlen, repo_url, &tmp, NULL);
-    if (rc == 0)
-        rc = helm_walk(raw, rlen, repo_url, &tmp, &o);
-    for (size_t i = 0; i < tmp.n; i++) {
-        free(tmp.charts[i].file);
-        free(tmp.charts[i].url);
-        free(tmp.charts[i].digest);
-    }
-    free(tmp.charts);
-    if (rc < 0) {
-        free(o.data);
-        return rc;
-    }
-    *body = o.data ? o.data : strdup("");
-    *len = o.len;
-    return *body ? 0 : -ENOMEM;
+    return with_charts(u, charts_list, out);
 }
 
 static int helm_generate(struct upstream *u, const char *path, char **body, size_t *len,
@@ -467,11 +166,11 @@ static int helm_generate(struct upstream *u, const char *path, char **body, size
     char *raw = NULL;
     size_t rlen = 0;
     char url[4200];
-    snprintf(url, sizeof(url), "%sindex.yaml", u->cfg.url);
+    snprintf(url, sizeof(url), "%sindex.yaml", upstream_config(u)->url);
     int rc = upstream_doc_get(u, url, &raw, &rlen, stale);
     if (rc < 0)
         return rc;
-    rc = helm_rewrite_index(raw, rlen, u->cfg.url, body, len);
+    rc = helm_rewrite_index(raw, rlen, upstream_config(u)->url, body, len);
     free(raw);
     return rc;
 }

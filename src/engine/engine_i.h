@@ -18,7 +18,7 @@
 #include "upstreamfs/single_flight.h"
 #include "upstreamfs/state.h"
 #include "upstreamfs/store.h"
-#include "upstreamfs/upstream.h"
+#include "upstream_i.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

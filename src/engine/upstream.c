@@ -31,6 +31,7 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
     u->health.ratelimit_remaining = u->health.ratelimit_limit = -1;
     u->health.since = (int64_t)time(NULL);
     pthread_mutex_init(&u->mu, NULL);
+    pthread_mutex_init(&u->state_mu, NULL);
     pthread_mutex_init(&u->health_file_mu, NULL);
     u->drv = eng->driver_override ? eng->driver_override : driver_for_type(cfg->type);
     if (secret)
@@ -49,6 +50,8 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
         egress_policy_unref(u->ep.egress);
         config_proxy_clear(&u->cfg);
         free(u->secret);
+        pthread_mutex_destroy(&u->state_mu);
+        pthread_mutex_destroy(&u->health_file_mu);
         pthread_mutex_destroy(&u->mu);
         free(u);
         return NULL;
@@ -70,6 +73,46 @@ void upstream_ref(struct upstream *u)
     pthread_mutex_lock(&u->mu);
     u->refs++;
     pthread_mutex_unlock(&u->mu);
+}
+
+const struct proxy *upstream_config(const struct upstream *u)
+{
+    return &u->cfg;
+}
+
+const char *upstream_secret(const struct upstream *u)
+{
+    return u->secret;
+}
+
+const struct fetch_endpoint *upstream_endpoint(const struct upstream *u)
+{
+    return &u->ep;
+}
+
+const char *upstream_platform_filter(const struct upstream *u)
+{
+    return engine_platform_filter(u->eng);
+}
+
+const struct driver_ops *upstream_driver(const struct upstream *u)
+{
+    return u->drv;
+}
+
+void upstream_state_lock(struct upstream *u)
+{
+    pthread_mutex_lock(&u->state_mu);
+}
+
+void upstream_state_unlock(struct upstream *u)
+{
+    pthread_mutex_unlock(&u->state_mu);
+}
+
+void *upstream_state(struct upstream *u)
+{
+    return u->drv_state;
 }
 
 void upstream_set_state(struct upstream *u, void *st, void (*free_fn)(void *))
@@ -98,6 +141,7 @@ void upstream_unref(struct upstream *u)
     config_proxy_clear(&u->cfg);
     free(u->health_file);
     pthread_mutex_destroy(&u->health_file_mu);
+    pthread_mutex_destroy(&u->state_mu);
     pthread_mutex_destroy(&u->mu);
     free(u);
 }

@@ -29,17 +29,18 @@
  * it, back to the shim.
  *
  * Protocols whose client routes are not the mount's paths (npm, pypi) have
- * a driver op, shim_route, that maps a route to an engine path; when it
- * says the answer is a document to render, the document is read whole and
- * the driver's shim_render rewrites it for this shim's base URL (the
- * request's scheme and Host), so every URL in it points back here. The
- * shim itself knows no protocol: it finds the driver by the type of the
- * proxy or registry the path names. A target with an escaped '/' is served
- * only where that driver accepts it.
+ * a shim protocol (include/upstreamfs/shim_protocol.h) whose route maps a
+ * request to an engine path; when it says the answer is a document to
+ * render, the document is read whole and the protocol's render rewrites it
+ * for this shim's base URL (the request's scheme and Host), so every URL in
+ * it points back here. The shim itself knows no protocol: it finds the
+ * protocol by the type of the proxy or registry the path names. A target
+ * with an escaped '/' is served only where that protocol accepts it.
  */
 #include "shim_i.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/driver.h"
+#include "upstreamfs/shim_protocol.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
@@ -418,14 +419,14 @@ static enum MHD_Result redirect_to_dir(struct shim_req *r)
 
 #define SHIM_DOC_MAX (256u << 20) /* a document read whole to be rendered */
 
-/* The driver of the proxy or registry named top, from the configuration; NULL if none. */
-static const struct driver_ops *driver_of(struct shim *s, const char *top, bool *registry)
+/* The shim protocol of the proxy or registry named top, as the engine has it loaded; NULL if none. */
+static const struct shim_protocol *protocol_of(struct shim *s, const char *top, bool *registry)
 {
     enum proxy_type type;
     *registry = false;
     if (engine_proxy_type(s->e, top, &type, NULL, registry) < 0)
         return NULL;
-    return driver_for_type(type);
+    return shim_protocol_for_type(type);
 }
 
 static enum MHD_Result bad_request(struct shim_req *r)
@@ -520,12 +521,13 @@ static int upstreams_doc(struct shim_req *r, const char *top, const char *route_
 
 /*
  * The document of a render route, read whole: the engine file at epath. In a registry whose
- * driver merges (shim_merge_local) and that has local content for it (files in the
+ * protocol merges (merge_local) and that has local content for it (files in the
  * document's directory, or the route's local_doc), the upstreams' document merged with that
  * local content; the document may then exist only locally.
  */
-static int route_doc(struct shim_req *r, const struct driver_ops *d, bool registry, const char *top,
-                     const char *epath, const struct drv_shim_route *rt, char **doc, size_t *len)
+static int route_doc(struct shim_req *r, const struct shim_protocol *d, bool registry,
+                     const char *top, const char *epath, const struct shim_protocol_route *rt,
+                     char **doc, size_t *len)
 {
     struct drv_local_file *files = NULL;
     size_t nfiles = 0, llen = 0, ulen = 0;
@@ -534,7 +536,7 @@ static int route_doc(struct shim_req *r, const struct driver_ops *d, bool regist
     int rc = 0;
     *doc = NULL;
     *len = 0;
-    if (!registry || !d->shim_merge_local)
+    if (!registry || !d->merge_local)
         return read_file_at(r, epath, doc, len, NULL);
     char *dir = strdup(epath), *slash = dir ? strrchr(dir, '/') : NULL;
     if (slash)
@@ -565,16 +567,17 @@ static int route_doc(struct shim_req *r, const struct driver_ops *d, bool regist
     if (rc == 0)
         rc = upstreams_doc(r, top, rt->path, &udoc, &ulen);
     if (rc == 0)
-        rc = d->shim_merge_local(rt->path, udoc, ulen, ldoc, llen, files, nfiles, doc, len);
+        rc = d->merge_local(rt->path, udoc, ulen, ldoc, llen, files, nfiles, doc, len);
     free(udoc);
     free(ldoc);
     engine_local_files_free(files, nfiles);
     return rc;
 }
 
-/* A document route: the route's document, rewritten by the driver for this shim. */
-static enum MHD_Result render(struct shim_req *r, const struct driver_ops *d, bool registry,
-                              const char *top, const char *epath, const struct drv_shim_route *rt)
+/* A document route: the route's document, rewritten by the protocol for this shim. */
+static enum MHD_Result render(struct shim_req *r, const struct shim_protocol *d, bool registry,
+                              const char *top, const char *epath,
+                              const struct shim_protocol_route *rt)
 {
     char *doc = NULL, *out = NULL, *base = NULL;
     size_t len = 0, olen = 0;
@@ -584,7 +587,7 @@ static enum MHD_Result render(struct shim_req *r, const struct driver_ops *d, bo
     if (rc == 0 && !(base = base_url(r, epath)))
         rc = -ENOMEM;
     if (rc == 0)
-        rc = d->shim_render(doc, len, base, rt->variant, &out, &olen, &ctype);
+        rc = d->render(doc, len, base, rt->variant, &out, &olen, &ctype);
     free(doc);
     free(base);
     if (rc < 0)
@@ -627,7 +630,7 @@ static enum MHD_Result serve_path(struct shim_req *r, const char *path, bool sla
     return shim__serve_file(r, &a, base ? base + 1 : path, NULL, NULL);
 }
 
-/* A route of a protocol with its own routes (driver shim_route); -ENOTSUP when it has none. */
+/* A route of a protocol with its own routes (shim_protocol.route); -ENOTSUP when it has none. */
 static int protocol_route(struct shim_req *r, enum MHD_Result *res)
 {
     char top[SHIM_COMPONENT_MAX + 1];
@@ -636,15 +639,15 @@ static int protocol_route(struct shim_req *r, enum MHD_Result *res)
         return -ENOTSUP;
     snprintf(top, sizeof(top), "%.*s", (int)n, r->path);
     bool registry;
-    const struct driver_ops *d = driver_of(r->s, top, &registry);
-    if (!d || !d->shim_route)
+    const struct shim_protocol *d = protocol_of(r->s, top, &registry);
+    if (!d || !d->route)
         return -ENOTSUP;
-    struct drv_shim_route *rt = calloc(1, sizeof(*rt));
+    struct shim_protocol_route *rt = calloc(1, sizeof(*rt));
     if (!rt)
         return -ENOMEM;
     const char *rest = r->path[n] ? r->path + n + 1 : "";
-    int rc = d->shim_route(rest, r->slash, r->escaped_slash,
-                           shim__header(r, MHD_HTTP_HEADER_ACCEPT), rt);
+    int rc =
+        d->route(rest, r->slash, r->escaped_slash, shim__header(r, MHD_HTTP_HEADER_ACCEPT), rt);
     if (rc == -ENOTSUP) {
         free(rt);
         return rc;

@@ -1,7 +1,8 @@
 /*
  * v2: the registry API under /v2/ (the OCI distribution spec), pull side:
  * the HTTP face of the OCI image layouts that docker and ecr proxies, and
- * docker registries, show in the engine's namespace (README.md, the mount layout):
+ * docker registries, show in the engine's namespace (README.md, the mount layout;
+ * its paths are built by include/upstreamfs/oci_layout.h):
  *
  *   KEY/<repository>/<tag>/            and  KEY/<repository>/sha256:<hex>/
  *       index.json                     one descriptor: mediaType, digest, size
@@ -74,6 +75,7 @@
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/oci.h"
+#include "upstreamfs/oci_layout.h"
 #include "upstreamfs/shim_v2.h"
 
 #include <errno.h>
@@ -449,8 +451,9 @@ static void register_blobs(struct v2_ctx *c, const char *dir)
     struct engine_attr a;
     struct engine_dirent *ents = NULL;
     size_t n = 0;
-    snprintf(c->path, sizeof(c->path), "%s/blobs/sha256", dir);
-    int rc = engine_resolve(c->r->s->e, c->path, &a);
+    int rc = oci_layout_path(dir, OCI_PART_BLOBS_SHA256, NULL, c->path, sizeof(c->path));
+    if (rc == 0)
+        rc = engine_resolve(c->r->s->e, c->path, &a);
     if (rc == 0)
         rc = engine_readdir(c->r->s->e, a.ino, &ents, &n);
     if (rc < 0)
@@ -467,8 +470,9 @@ static int find_manifest_blob(struct v2_ctx *c, const char *hex, struct engine_a
             continue;
         snprintf(c->path, sizeof(c->path), "%s/%s", c->rt->key, repos[i]);
         char tail[80];
-        snprintf(tail, sizeof(tail), "blobs/sha256/%s", hex);
-        int rc = engine_find_below(c->r->s->e, c->path, tail, a);
+        int rc = oci_layout_path(NULL, OCI_PART_BLOB, hex, tail, sizeof(tail));
+        if (rc == 0)
+            rc = engine_find_below(c->r->s->e, c->path, tail, a);
         if (rc != -ENOENT)
             return rc;
     }
@@ -495,9 +499,11 @@ static enum MHD_Result v2_manifest(struct v2_ctx *c)
         return v2_error(r, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown (bad tag)");
 
     /* The layout's index.json names the manifest. */
-    snprintf(c->dir, sizeof(c->dir), "%s/%s/%s", c->rt->key, c->repo, ref);
-    snprintf(c->path, sizeof(c->path), "%s/index.json", c->dir);
-    rc = engine_resolve(e, c->path, &a);
+    rc = oci_layout_dir(c->rt->key, c->repo, ref, c->dir, sizeof(c->dir));
+    if (rc == 0)
+        rc = oci_layout_path(c->dir, OCI_PART_INDEX_JSON, NULL, c->path, sizeof(c->path));
+    if (rc == 0)
+        rc = engine_resolve(e, c->path, &a);
     if (rc == 0 && a.kind != NODE_FILE)
         rc = -ENOENT;
     if (rc == 0)
@@ -517,8 +523,9 @@ static enum MHD_Result v2_manifest(struct v2_ctx *c)
     if (rc == 0) {
         /* Registering the referenced digests (the blob rule) is part of serving a manifest. */
         register_blobs(c, c->dir);
-        snprintf(c->path, sizeof(c->path), "%s/blobs/sha256/%s", c->dir, d.digest + 7);
-        rc = engine_resolve(e, c->path, &m);
+        rc = oci_layout_path(c->dir, OCI_PART_BLOB, d.digest + 7, c->path, sizeof(c->path));
+        if (rc == 0)
+            rc = engine_resolve(e, c->path, &m);
     } else if (by_digest) {
         /* Also when the remote fails: a manifest some layout listed was fetched (and kept). */
         snprintf(d.digest, sizeof(d.digest), "%.*s", OCI_DIGEST_LEN, ref);
@@ -621,7 +628,9 @@ static enum MHD_Result v2_blob(struct v2_ctx *c)
         return v2_error(r, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
                         "invalid digest (only sha256:<64 lower-case hex digits> is served)");
     char tail[80];
-    snprintf(tail, sizeof(tail), "blobs/sha256/%s", digest + 7);
+    if (oci_layout_path(NULL, OCI_PART_BLOB, digest + 7, tail, sizeof(tail)) < 0)
+        return v2_error(r, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
+                        "invalid digest (only sha256:<64 lower-case hex digits> is served)");
     const char *repos[] = {c->repo, c->alt};
     for (size_t i = 0; i < 2 && rc == -ENOENT; i++) {
         if (!repos[i][0])

@@ -583,7 +583,8 @@ int oci_path_parse(const char *path, bool hub, struct oci_path *out)
     /* Inside a layout: the most specific reading first. */
     size_t k = 0;
     enum oci_part part = OCI_PART_NONE;
-    if (n >= 5 && comp_is(&c[n - 3], "blobs") && comp_is(&c[n - 2], "sha256") && c[n - 1].n == 64) {
+    if (n >= 5 && comp_is(&c[n - 3], OCI_LAYOUT_BLOBS) && comp_is(&c[n - 2], OCI_LAYOUT_ALG) &&
+        c[n - 1].n == 64) {
         char hex[65];
         memcpy(hex, c[n - 1].s, 64);
         hex[64] = '\0';
@@ -593,17 +594,18 @@ int oci_path_parse(const char *path, bool hub, struct oci_path *out)
             memcpy(out->hex, hex, sizeof(hex));
         }
     }
-    if (!part && n >= 4 && comp_is(&c[n - 2], "blobs") && comp_is(&c[n - 1], "sha256")) {
+    if (!part && n >= 4 && comp_is(&c[n - 2], OCI_LAYOUT_BLOBS) &&
+        comp_is(&c[n - 1], OCI_LAYOUT_ALG)) {
         part = OCI_PART_BLOBS_SHA256;
         k = n - 3;
     }
     if (!part && n >= 3) {
         k = n - 2;
-        if (comp_is(&c[n - 1], "oci-layout"))
+        if (comp_is(&c[n - 1], OCI_LAYOUT_FILE))
             part = OCI_PART_OCI_LAYOUT;
-        else if (comp_is(&c[n - 1], "index.json"))
+        else if (comp_is(&c[n - 1], OCI_LAYOUT_INDEX))
             part = OCI_PART_INDEX_JSON;
-        else if (comp_is(&c[n - 1], "blobs"))
+        else if (comp_is(&c[n - 1], OCI_LAYOUT_BLOBS))
             part = OCI_PART_BLOBS;
     }
     if (part && repo_from(c, k, hub, out->repo) && ref_from(&c[k], out->ref)) {

@@ -1,0 +1,348 @@
+/*
+ * npm_doc: npm package documents ("packuments"), parsed and rewritten without I/O
+ * (include/upstreamfs/npm.h): package names, the tarball table with each tarball's
+ * strongest integrity hash, the rewrite the mount keeps, a registry's merge with its local
+ * document, and the render for the shim. The driver is src/drivers/npm.c.
+ *
+ * Documents are parsed with jansson; a document it cannot read (not JSON,
+ * integers beyond 64 bits) is -EIO.
+ */
+#include "upstreamfs/npm.h"
+#include "upstreamfs/accept.h"
+#include "upstreamfs/fetch.h"
+#include "upstreamfs/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define NPM_CORGI_TYPE "application/vnd.npm.install-v1+json"
+#define NPM_FILE_MAX   255
+
+/* ---- names -------------------------------------------------------------------------------- */
+
+bool npm_name_part_valid(const char *s, size_t n)
+{
+    static const char extra[] = "-._~!*'()";
+    if (n == 0 || n > NPM_NAME_MAX || s[0] == '.' || s[0] == '_' || (n == 1 && s[0] == '-'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && !strchr(extra, c))
+            return false;
+    }
+    return true;
+}
+
+bool npm_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NPM_NAME_MAX)
+        return false;
+    if (s[0] != '@')
+        return npm_name_part_valid(s, n);
+    const char *slash = strchr(s, '/');
+    return slash && npm_name_part_valid(s + 1, (size_t)(slash - s - 1)) &&
+           npm_name_part_valid(slash + 1, strlen(slash + 1));
+}
+
+/* The name without its scope: what tarball file names start with. */
+static const char *unscoped(const char *name)
+{
+    const char *slash = name[0] == '@' ? strchr(name, '/') : NULL;
+    return slash ? slash + 1 : name;
+}
+
+/* "<name>-<version>.tgz" into buf, or -EINVAL when the version cannot be part of a file name. */
+static int tarball_file(const char *name, const char *version, char *buf, size_t len)
+{
+    size_t vl = strlen(version);
+    if (vl == 0 || version[0] == '.')
+        return -EINVAL;
+    for (size_t i = 0; i < vl; i++) {
+        unsigned char c = (unsigned char)version[i];
+        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
+            return -EINVAL;
+    }
+    int n = snprintf(buf, len, "%s-%s.tgz", unscoped(name), version);
+    return n > 0 && (size_t)n < len && n <= NPM_FILE_MAX ? 0 : -EINVAL;
+}
+
+/* ---- integrity ---------------------------------------------------------------------------- */
+
+static void to_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/*
+ * The strongest hash of an SRI string ("sha512-<b64> sha1-<b64>?opt ...")
+ * as "algo:hex" into out; false when none is usable.
+ */
+static bool sri_best(const char *sri, char *out, size_t outlen)
+{
+    static const struct {
+        const char *name;
+        size_t raw;
+    } algs[] = {{"sha512", 64}, {"sha256", 32}, {"sha1", 20}}; /* strongest first */
+    int best = -1;
+    unsigned char raw[100];
+    char hex[2 * 64 + 1];
+    const char *p = sri;
+    while (*p) {
+        p += strspn(p, " \t\r\n");
+        size_t tl = strcspn(p, " \t\r\n");
+        const char *dash = memchr(p, '-', tl);
+        if (dash) {
+            size_t al = (size_t)(dash - p);
+            size_t bl = strcspn(dash + 1, "? \t\r\n");
+            for (int a = 0; a < 3; a++) {
+                if ((best >= 0 && a >= best) || strlen(algs[a].name) != al ||
+                    strncmp(p, algs[a].name, al) != 0)
+                    continue;
+                size_t want = (algs[a].raw + 2) / 3 * 4;
+                if (bl != want)
+                    break;
+                int got = EVP_DecodeBlock(raw, (const unsigned char *)dash + 1, (int)bl);
+                size_t pad = (dash[bl] == '=') + (dash[bl - 1] == '=');
+                if (got < 0 || (size_t)got - pad != algs[a].raw)
+                    break;
+                to_hex(raw, algs[a].raw, hex);
+                snprintf(out, outlen, "%s:%s", algs[a].name, hex);
+                best = a;
+                break;
+            }
+        }
+        p += tl;
+    }
+    return best >= 0;
+}
+
+/* The checksum a tarball must match, from its version's dist object; malloc'd or NULL. */
+static char *dist_expect(json_t *dist)
+{
+    char buf[200];
+    const char *integrity = json_string_value(json_object_get(dist, "integrity"));
+    if (integrity && sri_best(integrity, buf, sizeof(buf)))
+        return strdup(buf);
+    const char *shasum = json_string_value(json_object_get(dist, "shasum"));
+    if (shasum && strlen(shasum) == 40) {
+        memcpy(buf, "sha1:", 5);
+        for (size_t i = 0; i < 40; i++) {
+            if (!isxdigit((unsigned char)shasum[i]))
+                return NULL;
+            buf[5 + i] = (char)tolower((unsigned char)shasum[i]);
+        }
+        buf[45] = '\0';
+        return strdup(buf);
+    }
+    return NULL;
+}
+
+/* ---- documents ---------------------------------------------------------------------------- */
+
+static json_t *load_doc(const char *body, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr);
+    if (root && !json_is_object(root)) {
+        json_decref(root);
+        return NULL;
+    }
+    if (!root)
+        log_debug("npm: package document: %s (line %d)", jerr.text, jerr.line);
+    return root;
+}
+
+static int dump_doc(json_t *root, char **out, size_t *out_len)
+{
+    char *s = json_dumps(root, JSON_COMPACT);
+    if (!s)
+        return -ENOMEM;
+    *out = s;
+    *out_len = strlen(s);
+    return 0;
+}
+
+void npm_tarballs_clear(struct npm_tarballs *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->items[i].file);
+        free(t->items[i].url);
+        free(t->items[i].expect);
+    }
+    free(t->items);
+    memset(t, 0, sizeof(*t));
+}
+
+static bool is_http_url(const char *u)
+{
+    return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0);
+}
+
+int npm_packument_tarballs(const char *body, size_t len, const char *name, const char *doc_url,
+                           struct npm_tarballs *out)
+{
+    const char *ver;
+    json_t *v;
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+    json_t *root = load_doc(body, len);
+    if (!root)
+        return -EIO;
+    json_t *versions = json_object_get(root, "versions");
+    json_object_foreach(versions, ver, v)
+    {
+        char file[NPM_FILE_MAX + 1];
+        json_t *dist = json_object_get(v, "dist");
+        const char *tarball = json_string_value(json_object_get(dist, "tarball"));
+        if (!tarball || tarball_file(name, ver, file, sizeof(file)) < 0)
+            continue;
+        bool dup = false;
+        for (size_t i = 0; i < out->n && !dup; i++)
+            dup = strcmp(out->items[i].file, file) == 0;
+        char *url = dup ? NULL : fetch_url_resolve(doc_url, tarball);
+        if (!is_http_url(url)) {
+            free(url);
+            continue;
+        }
+        if ((out->n & (out->n - 1)) == 0) { /* grow at powers of two */
+            struct npm_tarball *ni =
+                realloc(out->items, (out->n ? out->n * 2 : 8) * sizeof(*out->items));
+            if (!ni) {
+                free(url);
+                rc = -ENOMEM;
+                break;
+            }
+            out->items = ni;
+        }
+        struct npm_tarball *t = &out->items[out->n++];
+        t->url = url;
+        t->file = strdup(file);
+        t->expect = dist_expect(dist);
+        if (!t->file) {
+            rc = -ENOMEM;
+            break;
+        }
+    }
+    json_decref(root);
+    if (rc < 0)
+        npm_tarballs_clear(out);
+    return rc;
+}
+
+int npm_packument_rewrite(const char *body, size_t len, const char *name, char **out,
+                          size_t *out_len)
+{
+    const char *ver;
+    json_t *v;
+    int rc = 0;
+    json_t *root = load_doc(body, len);
+    if (!root)
+        return -EIO;
+    json_object_foreach(json_object_get(root, "versions"), ver, v)
+    {
+        char file[NPM_FILE_MAX + 1];
+        json_t *dist = json_object_get(v, "dist");
+        if (!json_is_object(dist) || !json_object_get(dist, "tarball"))
+            continue;
+        if (tarball_file(name, ver, file, sizeof(file)) < 0) {
+            json_object_del(dist, "tarball"); /* never point a client at the remote */
+            continue;
+        }
+        char *esc = fetch_url_escape(file);
+        char *rel = esc ? malloc(strlen(esc) + 3) : NULL;
+        if (rel)
+            sprintf(rel, "-/%s", esc);
+        if (!rel || json_object_set_new(dist, "tarball", json_string(rel)) < 0)
+            rc = -ENOMEM;
+        free(esc);
+        free(rel);
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0)
+        rc = dump_doc(root, out, out_len);
+    json_decref(root);
+    return rc;
+}
+
+int npm_packument_merge(const char *up, size_t up_len, const char *local, size_t local_len,
+                        char **out, size_t *out_len)
+{
+    if (!up && !local)
+        return -ENOENT;
+    json_t *root = up ? load_doc(up, up_len) : NULL;
+    json_t *over = local ? load_doc(local, local_len) : NULL;
+    int rc = (up && !root) || (local && !over) ? -EIO : 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(rc == 0 && root ? over : NULL, key, v)
+    {
+        json_t *mine = json_object_get(root, key);
+        bool merge =
+            (!strcmp(key, "versions") || !strcmp(key, "dist-tags") || !strcmp(key, "time")) &&
+            json_is_object(v) && json_is_object(mine);
+        if (merge ? json_object_update(mine, v) < 0 : json_object_set(root, key, v) < 0)
+            rc = -ENOMEM;
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0)
+        rc = dump_doc(root ? root : over, out, out_len);
+    json_decref(root);
+    json_decref(over);
+    return rc;
+}
+
+int npm_packument_render(const char *doc, size_t len, const char *base, char **out, size_t *out_len)
+{
+    const char *ver;
+    json_t *v;
+    int rc = 0;
+    json_t *root = load_doc(doc, len);
+    if (!root)
+        return -EIO;
+    json_object_foreach(json_object_get(root, "versions"), ver, v)
+    {
+        json_t *dist = json_object_get(v, "dist");
+        const char *tarball = json_string_value(json_object_get(dist, "tarball"));
+        if (!tarball)
+            continue;
+        char *abs = fetch_url_resolve(base, tarball);
+        if (!abs) {
+            json_object_del(dist, "tarball");
+            continue;
+        }
+        if (json_object_set_new(dist, "tarball", json_string(abs)) < 0)
+            rc = -ENOMEM;
+        free(abs);
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0)
+        rc = dump_doc(root, out, out_len);
+    json_decref(root);
+    return rc;
+}
+
+bool npm_accept_abbreviated(const char *accept)
+{
+    struct accept_range r;
+    size_t tl = strlen(NPM_CORGI_TYPE);
+    /* Asked for unless its q is zero. */
+    for (const char *p = accept; accept_next(&p, &r);)
+        if (r.len == tl && strncasecmp(r.type, NPM_CORGI_TYPE, tl) == 0 && !(r.q <= 0.0))
+            return true;
+    return false;
+}
