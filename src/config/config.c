@@ -393,98 +393,110 @@ static int derive_ecr(const struct proxy *p, struct ecr_target *t, char **url,
     return *url ? 0 : -ENOMEM;
 }
 
-int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error *err)
+/* The source p resolves to: docker proxies default to dockerhub, other types take none. */
+static int resolve_source(const struct proxy *p, enum proxy_source *out, struct config_error *err)
 {
-    char q[CONFIG_QUOTE_MAX];
-    struct ecr_target ecr = {0};
-    char *url = NULL, *norm[PROXY_FIELDS_MAX] = {0};
-    enum proxy_source source = p->source;
-    int rc;
-
-    if ((rc = config_key_validate("key", p->key, err)) < 0)
-        goto out;
-    if ((rc = type_check_supported(p->type, err)) < 0)
-        goto out;
-
-    rc = -EINVAL;
+    *out = p->source;
     if (p->type == PROXY_DOCKER) {
-        if (source == SOURCE_NONE)
-            source = SOURCE_DOCKERHUB;
-    } else if (source != SOURCE_NONE) {
+        if (*out == SOURCE_NONE)
+            *out = SOURCE_DOCKERHUB;
+        return 0;
+    }
+    if (*out != SOURCE_NONE) {
         config_error_set(err, "source", "only docker proxies take --source (this is %s)",
                          config__type_names[p->type]);
-        goto out;
+        return -EINVAL;
     }
+    return 0;
+}
 
-    if (source == SOURCE_DOCKERHUB) {
-        const char *hub = upstream_defaults.dockerhub_registry;
-        if (p->url) {
-            if ((rc = config_url_normalise_dir("url", p->url, &url, err)) < 0)
-                goto out;
-            rc = -EINVAL;
-            if (strcmp(url, hub) != 0) {
-                config_error_set(err, "url",
-                                 "not used with --source dockerhub; use --source custom for "
-                                 "another registry (got %s)",
-                                 config_quote(q, sizeof(q), p->url));
-                goto out;
-            }
-        } else if (!(url = strdup(hub))) {
-            rc = -ENOMEM;
-            goto out;
-        }
-    } else if (!p->url) {
+/* A dockerhub proxy's url: the hub's, and a url given must be that one. */
+static int dockerhub_url(const struct proxy *p, char **url, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    const char *hub = upstream_defaults.dockerhub_registry;
+    int rc;
+    if (!p->url)
+        return (*url = strdup(hub)) ? 0 : -ENOMEM;
+    if ((rc = config_url_normalise_dir("url", p->url, url, err)) < 0)
+        return rc;
+    if (strcmp(*url, hub) != 0) {
+        config_error_set(err, "url",
+                         "not used with --source dockerhub; use --source custom for another "
+                         "registry (got %s)",
+                         config_quote(q, sizeof(q), p->url));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The normalised url of p into *url (malloc'd, also on failure for the caller to free), and for
+ * ecr its target into *ecr. */
+static int resolve_url(const struct proxy *p, enum proxy_source source, struct ecr_target *ecr,
+                       char **url, struct config_error *err)
+{
+    if (source == SOURCE_DOCKERHUB)
+        return dockerhub_url(p, url, err);
+    if (!p->url) {
         if (p->type == PROXY_DOCKER)
             config_error_set(err, "url", "--source custom needs --url");
         else
             config_error_set(err, "url", "%s proxies need --url", config__type_names[p->type]);
-        goto out;
-    } else if (p->type == PROXY_ECR) {
-        if ((rc = derive_ecr(p, &ecr, &url, err)) < 0)
-            goto out;
-    } else if ((rc = config_url_normalise_dir("url", p->url, &url, err)) < 0) {
-        goto out;
+        return -EINVAL;
     }
+    if (p->type == PROXY_ECR)
+        return derive_ecr(p, ecr, url, err);
+    return config_url_normalise_dir("url", p->url, url, err);
+}
 
-    if ((rc = check_auth(p, has_secret, err)) < 0)
-        goto out;
-    rc = -EINVAL;
-    if (p->type == PROXY_ECR && p->auth == AUTH_ANONYMOUS) {
-        if (!ecr.is_public) {
-            config_error_set(err, "auth",
-                             "a private ECR registry needs credentials: --auth access-key or "
-                             "aws-chain");
-            goto out;
-        }
-        if (!ecr.alias) {
-            config_error_set(err, "url",
-                             "a public ECR console URL names the account, not the registry "
-                             "alias: use %s/<alias>/<repo>, or give credentials (--auth "
-                             "access-key or aws-chain)",
-                             upstream_defaults.ecr_public_host);
-            goto out;
-        }
+/* An anonymous ecr proxy works only on a public registry named by its alias. */
+static int check_ecr_anonymous(const struct proxy *p, const struct ecr_target *ecr,
+                               struct config_error *err)
+{
+    if (p->type != PROXY_ECR || p->auth != AUTH_ANONYMOUS)
+        return 0;
+    if (!ecr->is_public) {
+        config_error_set(err, "auth",
+                         "a private ECR registry needs credentials: --auth access-key or "
+                         "aws-chain");
+        return -EINVAL;
     }
+    if (!ecr->alias) {
+        config_error_set(err, "url",
+                         "a public ECR console URL names the account, not the registry "
+                         "alias: use %s/<alias>/<repo>, or give credentials (--auth "
+                         "access-key or aws-chain)",
+                         upstream_defaults.ecr_public_host);
+        return -EINVAL;
+    }
+    return 0;
+}
 
-    /* Each field's own rules, from the table; endpoints normalise into norm[]. */
+/* Each field's own rules, from the table (endpoints normalise into norm[]), then the rules that
+ * join fields: the client pair together, the TLS files. */
+static int check_fields(const struct proxy *p, char **norm, struct config_error *err)
+{
+    int rc;
     for (size_t i = 0; i < proxy_fields_count; i++) {
         if ((rc = proxy_field_check(&proxy_fields[i], p, &norm[i], err)) < 0)
-            goto out;
+            return rc;
     }
     if (!p->client_cert != !p->client_key) {
         config_error_set(err, p->client_cert ? "client_key" : "client_cert",
                          "--client-cert and --client-key go together");
-        rc = -EINVAL;
-        goto out;
+        return -EINVAL;
     }
-    if ((rc = config__tls_check(p, err)) < 0)
-        goto out;
+    return config__tls_check(p, err);
+}
 
-    /* Everything holds: commit the normalised values. */
+/* Everything holds: moves the normalised values into p (the temporaries are left empty). */
+static void commit_normalised(struct proxy *p, enum proxy_source source, char **url, char **norm,
+                              struct ecr_target *ecr)
+{
     p->source = source;
     free(p->url);
-    p->url = url;
-    url = NULL;
+    p->url = *url;
+    *url = NULL;
     for (size_t i = 0; i < proxy_fields_count; i++) {
         if (norm[i]) {
             char **dst = (char **)((char *)p + proxy_fields[i].offset);
@@ -494,10 +506,24 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
         }
     }
     ecr_target_clear(&p->ecr);
-    p->ecr = ecr;
-    memset(&ecr, 0, sizeof(ecr));
-    rc = 0;
-out:
+    p->ecr = *ecr;
+    memset(ecr, 0, sizeof(*ecr));
+}
+
+int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error *err)
+{
+    struct ecr_target ecr = {0};
+    char *url = NULL, *norm[PROXY_FIELDS_MAX] = {0};
+    enum proxy_source source;
+    int rc;
+
+    if ((rc = config_key_validate("key", p->key, err)) == 0 &&
+        (rc = type_check_supported(p->type, err)) == 0 &&
+        (rc = resolve_source(p, &source, err)) == 0 &&
+        (rc = resolve_url(p, source, &ecr, &url, err)) == 0 &&
+        (rc = check_auth(p, has_secret, err)) == 0 &&
+        (rc = check_ecr_anonymous(p, &ecr, err)) == 0 && (rc = check_fields(p, norm, err)) == 0)
+        commit_normalised(p, source, &url, norm, &ecr);
     free(url);
     for (size_t i = 0; i < proxy_fields_count; i++)
         free(norm[i]);
