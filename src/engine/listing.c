@@ -9,6 +9,7 @@
  * each upstream's listing, the first source of a name winning.
  */
 #include "engine_i.h"
+#include "upstreamfs/strset.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -175,60 +176,20 @@ static int refresh_listing(struct engine *e, struct node *dir)
 /*
  * A directory listing being built. Registries merge several sources, where
  * the first source of a name wins (local, then upstreams in order): they set
- * dedupe, and names are checked against a hash set of the entries so far.
+ * dedupe, and names are checked against the set of the entries so far.
  * A proxy directory's names are unique already (one index row per name).
  */
 struct dirlist {
     struct engine_dirent *items;
     size_t n, cap;
     bool dedupe;
-    size_t *slots; /* hash set: index + 1 into items, 0 free */
-    size_t nslots;
+    struct strset names; /* with dedupe: the items' names */
 };
-
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
-/* Finds name's slot: the one holding it, or the free one where it goes. */
-static size_t *dl_slot(struct dirlist *l, const char *name)
-{
-    size_t i = (size_t)name_hash(name) & (l->nslots - 1);
-    while (l->slots[i] && strcmp(l->items[l->slots[i] - 1].name, name) != 0)
-        i = (i + 1) & (l->nslots - 1);
-    return &l->slots[i];
-}
-
-static int dl_rehash(struct dirlist *l, size_t nslots)
-{
-    size_t *old = l->slots, oldn = l->nslots;
-    l->slots = calloc(nslots, sizeof(*l->slots));
-    if (!l->slots) {
-        l->slots = old;
-        return -ENOMEM;
-    }
-    l->nslots = nslots;
-    for (size_t i = 0; i < oldn; i++)
-        if (old[i])
-            *dl_slot(l, l->items[old[i] - 1].name) = old[i];
-    free(old);
-    return 0;
-}
 
 static int add_dirent(struct dirlist *l, const char *name, const struct engine_attr *a)
 {
-    size_t *slot = NULL;
-    if (l->dedupe) {
-        if ((l->n + 1) * 2 > l->nslots && dl_rehash(l, l->nslots ? l->nslots * 2 : 64) < 0)
-            return -ENOMEM;
-        slot = dl_slot(l, name);
-        if (*slot)
-            return 0; /* an earlier source has the name */
-    }
+    if (l->dedupe && strset_has(&l->names, name))
+        return 0; /* an earlier source has the name */
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 32;
         struct engine_dirent *nl = realloc(l->items, cap * sizeof(*nl));
@@ -237,13 +198,14 @@ static int add_dirent(struct dirlist *l, const char *name, const struct engine_a
         l->items = nl;
         l->cap = cap;
     }
-    l->items[l->n].name = strdup(name);
-    if (!l->items[l->n].name)
+    char *copy = strdup(name);
+    if (!copy || (l->dedupe && strset_add(&l->names, copy) < 0)) {
+        free(copy);
         return -ENOMEM;
+    }
+    l->items[l->n].name = copy;
     l->items[l->n].attr = *a;
     l->n++;
-    if (slot)
-        *slot = l->n;
     return 0;
 }
 
@@ -277,6 +239,83 @@ static int list_children(struct engine *e, int64_t ino, struct dirlist *l, bool 
     return rc;
 }
 
+/*
+ * Adds an upstream's listing of a registry directory (ino) to l: each name gets the registry's
+ * own inode, resolved lazily. A name a failing earlier upstream hides is listed without an
+ * inode (ino 0: no entry for the kernel); opening it gives that failure.
+ */
+static int add_upstream_names(struct engine *e, int64_t ino, struct dirlist *l,
+                              const struct engine_dirent *ul, size_t un_n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < un_n && rc == 0; i++) {
+        struct engine_attr a;
+        int lrc = engine_lookup(e, ino, ul[i].name, &a);
+        if (lrc < 0 && lrc != -ENOENT) {
+            a = ul[i].attr;
+            a.ino = 0;
+            a.timeout = 0;
+        }
+        if (lrc == 0 || lrc != -ENOENT)
+            rc = add_dirent(l, ul[i].name, &a);
+    }
+    return rc;
+}
+
+/*
+ * A registry directory d: its local names, then each upstream's (the pinned one only, below an
+ * image layout). An upstream that fails leaves its names out; all failing and nothing local:
+ * the first failure is the listing's error.
+ */
+static int list_registry(struct engine *e, const struct node *d, struct dirlist *l)
+{
+    struct registry r;
+    int failed = 0, listed = 0;
+    l->dedupe = true;
+    int rc = list_children(e, d->ino, l, true, NULL);
+    if (rc < 0 || engine__registry(e, d->top, &r) < 0)
+        return rc;
+    char *pinned = engine__registry_pinned(e, d);
+    for (char **k = r.upstreams; k && *k && rc == 0; k++) {
+        struct node un;
+        if (pinned && strcmp(*k, pinned) != 0)
+            continue;
+        int urc = engine__resolve_node(e, *k, d->path, &un);
+        if (urc < 0) {
+            if (urc != -ENOENT && !failed)
+                failed = urc;
+            continue;
+        }
+        struct engine_dirent *ul = NULL;
+        size_t un_n = 0;
+        urc = un.kind == NODE_DIR ? engine_readdir(e, un.ino, &ul, &un_n) : -ENOTDIR;
+        if (urc < 0 && urc != -ENOTDIR && urc != -ENOENT && !failed)
+            failed = urc;
+        listed += urc == 0;
+        if (urc == 0) {
+            rc = add_upstream_names(e, d->ino, l, ul, un_n);
+            engine_dirents_free(ul, un_n);
+        }
+        node_clear(&un);
+    }
+    free(pinned);
+    config_registry_clear(&r);
+    return rc == 0 && failed && !listed && l->n == 0 ? failed : rc;
+}
+
+/* The root, or a proxy directory d kept fresh from its remote, filtered by its proxy's rules. */
+static int list_proxy(struct engine *e, struct node *d, struct dirlist *l)
+{
+    int rc = 0;
+    struct upstream *u = d->ino != INDEX_ROOT_INO ? engine__upstream(e, d->top) : NULL;
+    if (d->ino != INDEX_ROOT_INO)
+        rc = refresh_listing(e, d);
+    if (rc == 0)
+        rc = list_children(e, d->ino, l, false, u ? &u->cfg : NULL);
+    upstream_unref(u);
+    return rc;
+}
+
 int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, size_t *n)
 {
     struct node d;
@@ -286,76 +325,18 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
         return rc;
-    if (d.kind != NODE_DIR || engine__node_hidden(e, &d)) {
+    if (d.kind != NODE_DIR || engine__node_hidden(e, &d))
         rc = d.kind != NODE_DIR ? -ENOTDIR : -ENOENT;
-        node_clear(&d);
-        return rc;
-    }
-    if (ino != INDEX_ROOT_INO && engine__is_registry(e, d.top)) {
-        struct registry r;
-        dl.dedupe = true;
-        rc = list_children(e, ino, &dl, true, NULL);
-        /* An upstream that fails leaves its names out; all failing and nothing local: its error. */
-        int failed = 0, listed = 0;
-        if (rc == 0 && engine__registry(e, d.top, &r) == 0) {
-            char *pinned = engine__registry_pinned(e, &d);
-            for (char **k = r.upstreams; k && *k && rc == 0; k++) {
-                struct node un;
-                if (pinned && strcmp(*k, pinned) != 0)
-                    continue;
-                int urc = engine__resolve_node(e, *k, d.path, &un);
-                if (urc < 0) {
-                    if (urc != -ENOENT && !failed)
-                        failed = urc;
-                    continue;
-                }
-                struct engine_dirent *ul = NULL;
-                size_t un_n = 0;
-                urc = un.kind == NODE_DIR ? engine_readdir(e, un.ino, &ul, &un_n) : -ENOTDIR;
-                if (urc < 0 && urc != -ENOTDIR && urc != -ENOENT && !failed)
-                    failed = urc;
-                listed += urc == 0;
-                if (urc == 0) {
-                    for (size_t i = 0; i < un_n && rc == 0; i++) {
-                        /*
-                         * Give the registry its own inode for the name, resolved lazily. A
-                         * name a failing earlier upstream hides is listed without an inode
-                         * (ino 0: no entry for the kernel); opening it gives that failure.
-                         */
-                        struct engine_attr a;
-                        int lrc = engine_lookup(e, ino, ul[i].name, &a);
-                        if (lrc < 0 && lrc != -ENOENT) {
-                            a = ul[i].attr;
-                            a.ino = 0;
-                            a.timeout = 0;
-                        }
-                        if (lrc == 0 || lrc != -ENOENT)
-                            rc = add_dirent(&dl, ul[i].name, &a);
-                    }
-                    engine_dirents_free(ul, un_n);
-                }
-                node_clear(&un);
-            }
-            free(pinned);
-            config_registry_clear(&r);
-        }
-        if (rc == 0 && failed && !listed && dl.n == 0)
-            rc = failed;
-    } else {
-        struct upstream *u = ino != INDEX_ROOT_INO ? engine__upstream(e, d.top) : NULL;
-        if (ino != INDEX_ROOT_INO)
-            rc = refresh_listing(e, &d);
-        if (rc == 0)
-            rc = list_children(e, ino, &dl, false, u ? &u->cfg : NULL);
-        upstream_unref(u);
-    }
+    else if (ino != INDEX_ROOT_INO && engine__is_registry(e, d.top))
+        rc = list_registry(e, &d, &dl);
+    else
+        rc = list_proxy(e, &d, &dl);
     node_clear(&d);
+    strset_free(&dl.names);
     if (rc < 0) {
-        free(dl.slots);
         engine_dirents_free(dl.items, dl.n);
         return rc;
     }
-    free(dl.slots);
     *out = dl.items;
     *n = dl.n;
     return 0;

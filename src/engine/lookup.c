@@ -9,48 +9,17 @@
  * registry's names are resolved in registry.c.
  */
 #include "engine_i.h"
+#include "upstreamfs/match.h"
 #include "upstreamfs/log.h"
 
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Matches path against a glob component by component, so a directory on the way to an include
- * passes. "**" matches any number of components. */
-static bool glob_prefix_match(const char *pattern, const char *path)
-{
-    char pat[4096], pth[4096];
-    snprintf(pat, sizeof(pat), "%s", pattern);
-    snprintf(pth, sizeof(pth), "%s", path);
-    char *ps = NULL, *qs = NULL;
-    char *pc = strtok_r(pat, "/", &ps);
-    char *qc = strtok_r(pth, "/", &qs);
-    while (pc && qc) {
-        if (strcmp(pc, "**") == 0)
-            return true;
-        if (fnmatch(pc, qc, 0) != 0)
-            return false;
-        pc = strtok_r(NULL, "/", &ps);
-        qc = strtok_r(NULL, "/", &qs);
-    }
-    return qc == NULL; /* path exhausted: it is the pattern or a directory leading to it */
-}
-
 bool engine__path_allowed(const struct proxy *p, const char *path)
 {
-    if (!path[0])
-        return true;
-    for (char **x = p->exclude; x && *x; x++)
-        if (fnmatch(*x, path, 0) == 0)
-            return false;
-    if (!p->include || !p->include[0])
-        return true;
-    for (char **x = p->include; *x; x++)
-        if (fnmatch(*x, path, 0) == 0 || glob_prefix_match(*x, path))
-            return true;
-    return false;
+    return match_path_allowed(p->exclude, p->include, path);
 }
 
 bool engine__node_hidden(struct engine *e, const struct node *n)
