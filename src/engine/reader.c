@@ -285,186 +285,358 @@ static int open_generated(struct engine *e, struct upstream *u, struct node *n, 
     return open_blob(e, hex, out);
 }
 
-static int open_download(struct engine *e, struct upstream *u, struct node *n, bool have,
-                         const struct engine_wait *w, struct engine_file **out, bool *changed)
+/*
+ * The checksum n's download must match: the node's, else the driver's (which may ask the
+ * remote). *expect_s is its text (malloc'd, NULL when none), *expect its parsed form. Returns 0,
+ * the driver's failure (-EREMOTEIO or -ETIMEDOUT: the remote's), or -EIO for a checksum that
+ * does not parse.
+ */
+static int download_expectation(struct upstream *u, const struct node *n, char **expect_s,
+                                struct hash_expect *expect)
 {
-    char *expect_s = n->expect ? strdup(n->expect) : NULL;
-    struct hash_expect expect = {0};
-    struct curl_slist *hdrs = NULL;
-    struct flight *f = NULL;
-    bool started = false;
-    char key[4400], hb[600];
     int rc = 0;
-
-    if (!expect_s && u->drv->expectation) {
+    *expect_s = n->expect ? strdup(n->expect) : NULL;
+    if (n->expect && !*expect_s)
+        return -ENOMEM;
+    if (!*expect_s && u->drv->expectation) {
         struct drv_entry de = {.kind = NODE_FILE, .size = n->size, .url = n->url};
-        rc = u->drv->expectation(u, n->path, &de, &expect_s);
-        if (rc == -EREMOTEIO || rc == -ETIMEDOUT) {
-            rc = serve_stale(e, n, have, rc, out);
-            goto out;
-        }
-        if (rc < 0 && rc != -ENOENT)
-            goto out;
-        rc = 0;
+        rc = u->drv->expectation(u, n->path, &de, expect_s);
+        if (rc == -ENOENT)
+            rc = 0;
     }
-    if (expect_s && hash_expect_parse(expect_s, &expect) < 0) {
-        log_warn("%s/%s: unusable checksum \"%.80s\" from the remote", n->top, n->path, expect_s);
+    if (rc == 0 && *expect_s && hash_expect_parse(*expect_s, expect) < 0) {
+        log_warn("%s/%s: unusable checksum \"%.80s\" from the remote", n->top, n->path, *expect_s);
         rc = -EIO;
-        goto out;
     }
-    if (expect.algo == HASH_SHA256) {
-        /* Content named by digest may already be here, fetched through another path of this
-         * proxy from the same location; another proxy's copy is not this proxy's to serve. */
-        int sc = store_blob_size(&e->store, expect.hex) >= 0
-                     ? engine__scope_check(e, u, n, expect.hex, NULL)
-                     : 0;
-        if (sc < 0) {
-            rc = sc;
-            goto out;
-        }
-        if (sc == 1) {
-            struct node cur;
-            pthread_mutex_lock(&e->mu);
-            if (index_get(e->ix, n->ino, &cur) == 0) {
-                snprintf(cur.digest, sizeof(cur.digest), "%.64s", expect.hex);
-                cur.checked = engine__now();
-                index_put(e->ix, &cur);
-                node_clear(&cur);
-            }
-            pthread_mutex_unlock(&e->mu);
-            atomic_fetch_add(&e->hits, 1);
-            rc = open_blob(e, expect.hex, out);
-            goto out;
-        }
+    return rc;
+}
+
+/*
+ * Content named by a sha256 may be stored already, fetched through another path of this proxy
+ * from the same location (another proxy's copy is not this proxy's to serve: the scoping rule,
+ * by_digest.c). Then it is opened as a hit and n records its digest. Returns 0 (opened), 1 (to be
+ * downloaded) or the failure (-ENOENT: the upstream said 404).
+ */
+static int open_stored_digest(struct engine *e, struct upstream *u, const struct node *n,
+                              const struct hash_expect *expect, struct engine_file **out)
+{
+    int sc = expect->algo == HASH_SHA256 && store_blob_size(&e->store, expect->hex) >= 0
+                 ? engine__scope_check(e, u, n, expect->hex, NULL)
+                 : 0;
+    if (sc != 1)
+        return sc < 0 ? sc : 1;
+    struct node cur;
+    pthread_mutex_lock(&e->mu);
+    if (index_get(e->ix, n->ino, &cur) == 0) {
+        snprintf(cur.digest, sizeof(cur.digest), "%.64s", expect->hex);
+        cur.checked = engine__now();
+        index_put(e->ix, &cur);
+        node_clear(&cur);
     }
-    engine__flight_key(n->top, n->path, expect_s, key, sizeof(key));
-    bool retried = false;
-retry:
-    curl_slist_free_all(hdrs);
-    hdrs = NULL;
-    rc = 0;
+    pthread_mutex_unlock(&e->mu);
+    atomic_fetch_add(&e->hits, 1);
+    return open_blob(e, expect->hex, out);
+}
+
+/*
+ * A download's request headers: a conditional one when a mutable copy is stored (have), then
+ * the driver's (credentials). *remote says whether a failure is the remote's, for which a stale
+ * copy may stand in (the driver's; its -ENOENT becomes -EIO).
+ */
+static int download_headers(struct upstream *u, const struct node *n, bool have,
+                            struct curl_slist **hdrs, bool *remote)
+{
+    char hb[600];
+    int rc = 0;
+    *remote = false;
     if (have && n->is_mutable && n->etag) {
         snprintf(hb, sizeof(hb), "If-None-Match: %s", n->etag);
-        rc = fetch_header_add(&hdrs, hb);
+        rc = fetch_header_add(hdrs, hb);
     } else if (have && n->is_mutable && n->last_modified) {
         snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n->last_modified);
-        rc = fetch_header_add(&hdrs, hb);
+        rc = fetch_header_add(hdrs, hb);
     }
-    if (rc < 0)
-        goto out;
-    if (u->drv->request_headers) {
-        rc = u->drv->request_headers(u, n->url, &hdrs);
-        if (rc < 0) {
-            rc = serve_stale(e, n, have, rc == -ENOENT ? -EIO : rc, out);
-            goto out;
-        }
+    if (rc == 0 && u->drv->request_headers && (rc = u->drv->request_headers(u, n->url, hdrs)) < 0) {
+        *remote = true;
+        rc = rc == -ENOENT ? -EIO : rc;
     }
+    return rc;
+}
+
+/* The context a download of n carries to its callbacks (dl_done, dl_fail, ...); NULL on ENOMEM. */
+static struct dl_ctx *dl_ctx_new(struct engine *e, struct upstream *u, const struct node *n,
+                                 const struct hash_expect *expect)
+{
     struct dl_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx) {
+    if (ctx) {
+        ctx->e = e;
+        ctx->u = u;
+        upstream_ref(u);
+        ctx->top = strdup(n->top);
+        ctx->path = strdup(n->path);
+        ctx->url = strdup(n->url);
+        ctx->started = engine__now();
+        if (expect->algo == HASH_SHA256)
+            snprintf(ctx->expect_sha256, sizeof(ctx->expect_sha256), "%.64s", expect->hex);
+    }
+    return ctx;
+}
+
+/*
+ * Starts the download of n under the single-flight key, or joins the one running: 0 with *f
+ * (the caller releases it), or the failure; *remote says whether it is the remote's (a stale
+ * copy may stand in).
+ */
+static int download_join(struct engine *e, struct upstream *u, const struct node *n, bool have,
+                         const struct hash_expect *expect, const char *key, struct flight **f,
+                         bool *remote)
+{
+    struct curl_slist *hdrs = NULL;
+    bool started = false;
+    int rc = download_headers(u, n, have, &hdrs, remote);
+    struct dl_ctx *ctx = rc == 0 ? dl_ctx_new(e, u, n, expect) : NULL;
+    if (rc == 0 && !ctx)
         rc = -ENOMEM;
-        goto out;
+    if (ctx) {
+        struct flight_source src = {
+            .url = n->url,
+            .ep = &u->ep,
+            .headers = hdrs, /* copied by the flight */
+            .expect = *expect,
+            .expect_size =
+                u->drv->sizes_exact && expect->algo == HASH_SHA256 && n->size >= 0 ? n->size : -1,
+            .on_done = dl_done,
+            .on_fail = dl_fail,
+            .recheck = dl_recheck,
+            .on_start = dl_start,
+            .free_arg = dl_free,
+            .arg = ctx};
+        rc = flight_join(e->flights, key, &src, f, &started);
+        *remote = rc < 0;
+        if (started)
+            upstream_count_request(u, NULL, false);
+        else /* failed, or joined someone else's download: their context does the bookkeeping */
+            dl_free(ctx);
     }
-    ctx->e = e;
-    ctx->u = u;
-    upstream_ref(u);
-    ctx->top = strdup(n->top);
-    ctx->path = strdup(n->path);
-    ctx->url = strdup(n->url);
-    ctx->started = engine__now();
-    if (expect.algo == HASH_SHA256)
-        snprintf(ctx->expect_sha256, sizeof(ctx->expect_sha256), "%.64s", expect.hex);
-    struct flight_source src = {.url = n->url,
-                                .ep = &u->ep,
-                                .headers = hdrs,
-                                .expect = expect,
-                                .expect_size = u->drv->sizes_exact &&
-                                                       expect.algo == HASH_SHA256 && n->size >= 0
-                                                   ? n->size
-                                                   : -1,
-                                .on_done = dl_done,
-                                .on_fail = dl_fail,
-                                .recheck = dl_recheck,
-                                .on_start = dl_start,
-                                .free_arg = dl_free,
-                                .arg = ctx};
-    rc = flight_join(e->flights, key, &src, &f, &started);
-    if (rc < 0) {
-        dl_free(ctx);
-        rc = serve_stale(e, n, have, rc, out);
-        goto out;
+    curl_slist_free_all(hdrs);
+    return rc;
+}
+
+/* A download that answered with a body: the file streams from the flight (taken from *f). */
+static int open_streaming(struct engine *e, struct upstream *u, const struct node *n, bool have,
+                          struct flight **f, struct engine_file **out, bool *changed)
+{
+    struct engine_file *fh = engine__file_new(e);
+    if (!fh)
+        return -ENOMEM;
+    atomic_fetch_add(&e->misses, 1);
+    fh->flight = *f;
+    *f = NULL;
+    snprintf(fh->proxy, sizeof(fh->proxy), "%.63s", u->cfg.key);
+    int64_t have_b, total;
+    flight_progress(fh->flight, &have_b, &total);
+    fh->size = total >= 0 ? total : n->size;
+    *changed = have;
+    *out = fh;
+    return 0;
+}
+
+/*
+ * An HTTP error status the download got, final: 404 and 410 are remembered as absence for the
+ * negative TTL; any other is recorded with its cause and a stale copy stands in if there is one.
+ */
+static int download_http_error(struct engine *e, struct upstream *u, const struct node *n,
+                               bool have, long status, struct engine_file **out)
+{
+    int rc = -ENOENT;
+    if (status == 404 || status == 410) {
+        remember_absent(e, n, u->cfg.negative_ttl);
+    } else {
+        struct failure fl = {.cause = failure_of_status(status), .status = status};
+        if (fl.cause == FAILURE_AUTH) /* final now: dl_fail left it to this reader */
+            upstream_note_failure(u, &fl, n->url);
+        else
+            failure_note_set(u->cfg.key, &fl, n->url, true);
+        rc = serve_stale(e, n, have, failure_status_errno(status), out);
     }
-    if (!started)
-        dl_free(ctx); /* joined someone else's download; their context does the bookkeeping */
-    else
-        upstream_count_request(u, NULL, false);
-    long status = 0;
-    /*
-     * Bounded waits: with a copy past its TTL, the remote has UPSTREAM_STALE_WAIT_MS to answer,
-     * then the copy is served stale while the download goes on and stores what comes.
-     */
-    int st = flight_wait_response(f, have ? UPSTREAM_STALE_WAIT_MS : ENGINE_OPEN_TIMEOUT_MS,
-                                  w ? w->cancelled : NULL, w ? w->arg : NULL, &status, NULL);
+    return rc;
+}
+
+/* What a download's wait ended with (st, status: flight_wait_response's), as the open's result. */
+static int download_outcome(struct engine *e, struct upstream *u, struct node *n, bool have, int st,
+                            long status, struct flight **f, struct engine_file **out, bool *changed)
+{
+    int rc;
     switch (st) {
     case FLIGHT_STREAMING:
-    case FLIGHT_DONE: {
-        struct engine_file *fh = engine__file_new(e);
-        if (!fh) {
-            rc = -ENOMEM;
-            break;
-        }
-        atomic_fetch_add(&e->misses, 1);
-        fh->flight = f;
-        snprintf(fh->proxy, sizeof(fh->proxy), "%.63s", u->cfg.key);
-        f = NULL;
-        int64_t have_b, total;
-        flight_progress(fh->flight, &have_b, &total);
-        fh->size = total >= 0 ? total : n->size;
-        *changed = have;
-        *out = fh;
-        rc = 0;
+    case FLIGHT_DONE:
+        rc = open_streaming(e, u, n, have, f, out, changed);
         break;
-    }
     case FLIGHT_NOT_MODIFIED:
+        rc = have ? 0 : -EIO;
         if (have) {
             mark(e, n, false, true);
             atomic_fetch_add(&e->hits, 1);
             rc = open_blob(e, n->digest, out);
-        } else {
-            rc = -EIO;
         }
         break;
     case FLIGHT_HTTP_ERROR:
-        if (status == 404 || status == 410) {
-            remember_absent(e, n, u->cfg.negative_ttl);
-            rc = -ENOENT;
-        } else if ((status == 401 || status == 403 || status == 400) && !retried &&
-                   u->drv->auth_rejected && u->drv->auth_rejected(u, n->url, status, NULL)) {
-            /* The credential was refused before its time: once more with a fresh one. */
-            retried = true;
-            flight_release(f);
-            f = NULL;
-            goto retry;
-        } else {
-            struct failure fl = {.cause = failure_of_status(status), .status = status};
-            if (fl.cause == FAILURE_AUTH) /* final now: dl_fail left it to this reader */
-                upstream_note_failure(u, &fl, n->url);
-            else
-                failure_note_set(u->cfg.key, &fl, n->url, true);
-            rc = serve_stale(e, n, have, failure_status_errno(status), out);
-        }
+        rc = download_http_error(e, u, n, have, status, out);
         break;
     case FLIGHT_FAILED:
-        rc = serve_stale(e, n, have, download_failed(f, u->cfg.key, n->url), out);
+        rc = serve_stale(e, n, have, download_failed(*f, u->cfg.key, n->url), out);
         break;
     default: /* the wait itself ended: -ETIMEDOUT or -EINTR */
         rc = serve_stale(e, n, have, st, out);
         break;
     }
-out:
+    return rc;
+}
+
+#define DOWNLOAD_AGAIN 1 /* download_attempt: the credential was refused, try once more */
+
+/*
+ * One download of n and its outcome. With may_retry, a 401, 403 or 400 that the driver puts
+ * down to a credential refused before its time returns DOWNLOAD_AGAIN (the next attempt's
+ * headers carry a fresh one).
+ */
+static int download_attempt(struct engine *e, struct upstream *u, struct node *n, bool have,
+                            const struct hash_expect *expect, const char *key,
+                            const struct engine_wait *w, bool may_retry, struct engine_file **out,
+                            bool *changed)
+{
+    struct flight *f = NULL;
+    bool remote = false;
+    long status = 0;
+    int rc = download_join(e, u, n, have, expect, key, &f, &remote);
+    if (rc < 0 && remote) {
+        rc = serve_stale(e, n, have, rc, out);
+    } else if (rc == 0) {
+        /*
+         * Bounded waits: with a copy past its TTL, the remote has UPSTREAM_STALE_WAIT_MS to
+         * answer, then the copy is served stale while the download goes on and stores what
+         * comes.
+         */
+        int st = flight_wait_response(f, have ? UPSTREAM_STALE_WAIT_MS : ENGINE_OPEN_TIMEOUT_MS,
+                                      w ? w->cancelled : NULL, w ? w->arg : NULL, &status, NULL);
+        bool refused = st == FLIGHT_HTTP_ERROR &&
+                       (status == 401 || status == 403 || status == 400) && may_retry &&
+                       u->drv->auth_rejected && u->drv->auth_rejected(u, n->url, status, NULL);
+        rc = refused ? DOWNLOAD_AGAIN
+                     : download_outcome(e, u, n, have, st, status, &f, out, changed);
+    }
     flight_release(f);
-    curl_slist_free_all(hdrs);
+    return rc;
+}
+
+/*
+ * Opens n of proxy u from its remote: content named by a digest this proxy stored already, else
+ * a download shared through the flight table (one more attempt after a refused credential).
+ * have: a stored copy past its TTL, revalidated with a conditional request and served stale if
+ * the remote fails.
+ */
+static int open_download(struct engine *e, struct upstream *u, struct node *n, bool have,
+                         const struct engine_wait *w, struct engine_file **out, bool *changed)
+{
+    char *expect_s = NULL;
+    struct hash_expect expect = {0};
+    char key[4400];
+    int rc = download_expectation(u, n, &expect_s, &expect);
+    if (rc == -EREMOTEIO || rc == -ETIMEDOUT)
+        rc = serve_stale(e, n, have, rc, out);
+    else if (rc == 0 && (rc = open_stored_digest(e, u, n, &expect, out)) == 1) {
+        engine__flight_key(n->top, n->path, expect_s, key, sizeof(key));
+        rc = download_attempt(e, u, n, have, &expect, key, w, true, out, changed);
+        if (rc == DOWNLOAD_AGAIN)
+            rc = download_attempt(e, u, n, have, &expect, key, w, false, out, changed);
+    }
     free(expect_s);
     return rc;
+}
+
+/*
+ * n of proxy u is not fresh in the store (have: a copy past its TTL is): generated by the
+ * driver, or downloaded, or its stale copy when the remote fails. The kernel may keep the pages
+ * of what did not change, except a copy served while the proxy backs off.
+ */
+static int open_remote(struct engine *e, struct upstream *u, struct node *n, bool have,
+                       const struct engine_wait *w, struct engine_file **out, bool *keep_cache,
+                       bool *changed)
+{
+    bool may_keep = true;
+    int rc;
+    if (!n->url && u->drv->generate) {
+        /* Built from documents the driver fetches through the cache, which knows offline and
+         * back-off itself: a cached source document still makes the file when the remote can't. */
+        rc = open_generated(e, u, n, have, out, changed);
+    } else if (u->cfg.offline) {
+        rc = -ENETUNREACH;
+    } else if (upstream_backing_off(u)) {
+        rc = serve_stale(e, n, have, -EREMOTEIO, out);
+        may_keep = false;
+    } else if ((rc = upstream_credentials_check(u)) == 0) {
+        rc = n->url ? open_download(e, u, n, have, w, out, changed) : -EIO;
+    }
+    if (rc == 0 && may_keep && !*changed && (*out)->fd >= 0)
+        *keep_cache = true;
+    return rc;
+}
+
+/* Opens n of proxy u: the stored copy while fresh (or offline), else from the remote. */
+static int open_from_proxy(struct engine *e, struct upstream *u, struct node *n,
+                           const struct engine_wait *w, struct engine_file **out, bool *keep_cache,
+                           bool *changed)
+{
+    bool have = n->digest[0] && store_blob_size(&e->store, n->digest) >= 0;
+    bool fresh = have && (!n->is_mutable || engine__now() < n->checked + u->cfg.metadata_ttl);
+    int rc = -ENOENT;
+    if (fresh || (have && u->cfg.offline)) {
+        atomic_fetch_add(&e->hits, 1);
+        rc = open_blob(e, n->digest, out);
+        *keep_cache = rc == 0;
+        if (rc < 0)
+            have = false; /* it went away meanwhile */
+    }
+    return rc == 0 ? 0 : open_remote(e, u, n, have, w, out, keep_cache, changed);
+}
+
+/* A registry entry reads through the upstream that provides it: *n becomes that one's node. */
+static int follow_registry_entry(struct engine *e, struct node *n)
+{
+    struct node un;
+    char *via = strdup(n->via), *path = strdup(n->path);
+    node_clear(n);
+    int rc = via && path ? engine__resolve_node(e, via, path, &un) : -ENOMEM;
+    free(via);
+    free(path);
+    if (rc == 0 && un.kind != NODE_FILE) {
+        node_clear(&un);
+        rc = -ENOENT;
+    }
+    if (rc == 0)
+        *n = un;
+    return rc;
+}
+
+/*
+ * The registry inode shows whichever upstream provides the name now; its pages may be kept only
+ * while that is the same content as last time (reg_digest), and it records the new digest.
+ */
+static void registry_entry_opened(struct engine *e, int64_t reg_ino, const char *reg_digest,
+                                  const struct engine_file *f, bool *keep_cache)
+{
+    const char *now_digest = f->digest;
+    if (strcmp(reg_digest, now_digest) == 0)
+        return;
+    *keep_cache = false;
+    struct node rn;
+    pthread_mutex_lock(&e->mu);
+    if (index_get(e->ix, reg_ino, &rn) == 0) {
+        memcpy(rn.digest, now_digest, sizeof(rn.digest));
+        index_put(e->ix, &rn);
+        node_clear(&rn);
+    }
+    pthread_mutex_unlock(&e->mu);
 }
 
 int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
@@ -474,101 +646,31 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
     struct upstream *u = NULL;
     int64_t reg_ino = 0; /* a registry entry being read through its upstream */
     char reg_digest[65] = "";
-    int rc;
     *keep_cache = false;
     *changed = false;
     failure_note_clear();
     pthread_mutex_lock(&e->mu);
-    rc = index_get(e->ix, ino, &n);
+    int rc = index_get(e->ix, ino, &n);
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
         return rc;
     if (n.kind != NODE_FILE || engine__node_hidden(e, &n)) {
         rc = n.kind == NODE_DIR ? -EISDIR : -ENOENT;
-        goto out;
-    }
-    if (n.local) {
+    } else if (n.local) {
         *out = engine__local_open_read(e, &n, &rc);
-        goto out;
-    }
-    if (n.via) {
-        /* A registry entry reads through the upstream that provides it. */
-        struct node un;
-        reg_ino = n.ino;
-        memcpy(reg_digest, n.digest, sizeof(reg_digest));
-        char *via = strdup(n.via), *path = strdup(n.path);
-        node_clear(&n);
-        rc = via && path ? engine__resolve_node(e, via, path, &un) : -ENOMEM;
-        free(via);
-        free(path);
-        if (rc < 0)
-            return rc;
-        n = un;
-        if (n.kind != NODE_FILE) {
+    } else {
+        if (n.via) {
+            reg_ino = n.ino;
+            memcpy(reg_digest, n.digest, sizeof(reg_digest));
+            rc = follow_registry_entry(e, &n);
+        }
+        if (rc == 0 && !(u = engine__upstream(e, n.top)))
             rc = -ENOENT;
-            goto out;
-        }
+        if (u)
+            rc = engine__failed(e, u, ino, open_from_proxy(e, u, &n, w, out, keep_cache, changed));
     }
-    u = engine__upstream(e, n.top);
-    if (!u) {
-        rc = -ENOENT;
-        goto out;
-    }
-    bool have = n.digest[0] && store_blob_size(&e->store, n.digest) >= 0;
-    bool fresh = have && (!n.is_mutable || engine__now() < n.checked + u->cfg.metadata_ttl);
-    if (fresh || (have && u->cfg.offline)) {
-        atomic_fetch_add(&e->hits, 1);
-        rc = open_blob(e, n.digest, out);
-        if (rc == 0) {
-            *keep_cache = true;
-            goto out;
-        }
-        have = false;
-    }
-    if (!n.url && u->drv->generate) {
-        /* Built from documents the driver fetches through the cache, which knows offline and
-         * back-off itself: a cached source document still makes the file when the remote can't. */
-        rc = open_generated(e, u, &n, have, out, changed);
-        goto generated;
-    }
-    if (u->cfg.offline) {
-        rc = -ENETUNREACH;
-        goto out;
-    }
-    if (upstream_backing_off(u)) {
-        rc = serve_stale(e, &n, have, -EREMOTEIO, out);
-        goto out;
-    }
-    if ((rc = upstream_credentials_check(u)) < 0)
-        goto out;
-    if (n.url)
-        rc = open_download(e, u, &n, have, w, out, changed);
-    else
-        rc = -EIO;
-generated:
-    if (rc == 0 && !*changed && (*out)->fd >= 0)
-        *keep_cache = true;
-out:
-    if (u)
-        rc = engine__failed(e, u, ino, rc);
-    if (rc == 0 && reg_ino) {
-        /*
-         * The registry inode shows whichever upstream provides the name now; its
-         * pages may be kept only while that is the same content as last time.
-         */
-        const char *now_digest = (*out)->digest;
-        if (strcmp(reg_digest, now_digest) != 0) {
-            *keep_cache = false;
-            struct node rn;
-            pthread_mutex_lock(&e->mu);
-            if (index_get(e->ix, reg_ino, &rn) == 0) {
-                memcpy(rn.digest, now_digest, sizeof(rn.digest));
-                index_put(e->ix, &rn);
-                node_clear(&rn);
-            }
-            pthread_mutex_unlock(&e->mu);
-        }
-    }
+    if (rc == 0 && reg_ino)
+        registry_entry_opened(e, reg_ino, reg_digest, *out, keep_cache);
     upstream_unref(u);
     node_clear(&n);
     return rc;
