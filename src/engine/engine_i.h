@@ -216,6 +216,35 @@ char *engine__registry_pinned(struct engine *e, const struct node *dir);
 int engine__registry_lookup(struct engine *e, const struct node *parent, const char *name,
                             struct node *out);
 
+/* ---- opening files (reader.c, download.c) ---- */
+
+/* Opens a stored object as a complete file, protected from eviction while open. */
+int engine__open_blob(struct engine *e, const char *hex, struct engine_file **out);
+/* Sets n's stale flag in the index and, with checked, its last check to now. */
+void engine__mark_node(struct engine *e, const struct node *n, bool stale, bool checked);
+/*
+ * The remote failed with err: serves the stored copy (have) marked stale, counting it, or
+ * returns err (the front door's errno then comes from its cause: engine__failed).
+ */
+int engine__serve_stale(struct engine *e, const struct node *n, bool have, int err,
+                        struct engine_file **out);
+/* Records n as absent (a 404) for neg_ttl seconds. */
+void engine__remember_absent(struct engine *e, const struct node *n, int64_t neg_ttl);
+/*
+ * Opens n of proxy u from its remote (download.c): a sha256-named object this proxy stored
+ * already, else a download shared through the flight table. have: a stored copy past its TTL,
+ * revalidated with a conditional request and served stale if the remote fails. *changed: the
+ * content may differ from what the kernel cached.
+ */
+int engine__open_download(struct engine *e, struct upstream *u, struct node *n, bool have,
+                          const struct engine_wait *w, struct engine_file **out, bool *changed);
+
+/*
+ * A download that failed, as this operation's front door tells it (download.c): its own cause,
+ * never the proxy's last failure; a failed verification notes cause digest. The flight's error.
+ */
+int engine__download_failed(struct flight *fl, const char *proxy, const char *url);
+
 /* Registry local content (local.c). */
 struct engine_file *engine__local_open_read(struct engine *e, const struct node *n, int *err);
 /* Stores a written local file on close: hash, commit, point the node at it. */
