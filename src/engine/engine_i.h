@@ -192,6 +192,8 @@ void engine__bg_end(struct engine *e, int64_t ino);
 
 /* ---- lookup (lookup.c) and registry names (registry.c) ---- */
 
+/* The index's node ino into *out (caller clears), taking e->mu for the read. */
+int engine__node_get(struct engine *e, int64_t ino, struct node *out);
 /* Whether name can be a directory entry: 1 to 255 bytes, no '/', not "." or "..". */
 bool engine__name_ok(const char *name);
 /*

@@ -320,9 +320,7 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
 {
     struct node d;
     struct dirlist dl = {0};
-    pthread_mutex_lock(&e->mu);
-    int rc = index_get(e->ix, ino, &d);
-    pthread_mutex_unlock(&e->mu);
+    int rc = engine__node_get(e, ino, &d);
     if (rc < 0)
         return rc;
     if (d.kind != NODE_DIR || engine__node_hidden(e, &d))

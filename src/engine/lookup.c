@@ -17,6 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+int engine__node_get(struct engine *e, int64_t ino, struct node *out)
+{
+    pthread_mutex_lock(&e->mu);
+    int rc = index_get(e->ix, ino, out);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
 bool engine__path_allowed(const struct proxy *p, const char *path)
 {
     return match_path_allowed(p->exclude, p->include, path);
@@ -352,9 +360,7 @@ int engine_lookup(struct engine *e, int64_t parent, const char *name, struct eng
 int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out)
 {
     struct node n;
-    pthread_mutex_lock(&e->mu);
-    int rc = index_get(e->ix, ino, &n);
-    pthread_mutex_unlock(&e->mu);
+    int rc = engine__node_get(e, ino, &n);
     if (rc < 0)
         return rc;
     if (n.kind == NODE_ABSENT || engine__node_hidden(e, &n)) {

@@ -245,9 +245,7 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
     *keep_cache = false;
     *changed = false;
     failure_note_clear();
-    pthread_mutex_lock(&e->mu);
-    int rc = index_get(e->ix, ino, &n);
-    pthread_mutex_unlock(&e->mu);
+    int rc = engine__node_get(e, ino, &n);
     if (rc < 0)
         return rc;
     if (n.kind != NODE_FILE || engine__node_hidden(e, &n)) {

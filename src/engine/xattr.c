@@ -82,9 +82,7 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
         return -EOPNOTSUPP;
     if (strncmp(name, "user.upstreamfs.", 16) != 0)
         return -ENODATA;
-    pthread_mutex_lock(&e->mu);
-    int rc = index_get(e->ix, ino, &n);
-    pthread_mutex_unlock(&e->mu);
+    int rc = engine__node_get(e, ino, &n);
     if (rc < 0)
         return rc;
     if (strcmp(name, "user.upstreamfs.error") == 0 || strcmp(name, "user.upstreamfs.health") == 0) {
