@@ -200,7 +200,7 @@ check "private: a 403 DENIED (expired token) renews the token once; the read suc
 # its manifest and listing read first, so the first authorised request after the expiry is the
 # layer's GET itself.
 t_expired_403_download() {
-    local layer tokens
+    local layer tokens denied
     assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$MNT/e/test/expdl/v1/index.json")" \
         "$D_EXP" "e: expdl index.json"
     layer="$(ls -S "$MNT/e/test/expdl/v1/blobs/sha256" | head -n 1)"
@@ -208,9 +208,11 @@ t_expired_403_download() {
     regproxy_reset pe
     regproxy_control pe "expire?n=1"
     assert_sha256 "$MNT/e/test/expdl/v1/blobs/sha256/$layer" "$layer"
-    assert_eq "$(regproxy_requests pe | jq_py '[r["method"] + " " + r["path"].split("/")[-2] for r in d if r["status"] == 403]')" \
-        "['GET blobs']" "the 403 DENIED answered the layer's GET"
-    assert_eq "$(regproxy_sum pe GET "/blobs/sha256:$layer")" 2 "GETs of the layer: refused, then with a fresh token"
+    denied="$(regproxy_requests pe |
+        jq_py '[r["method"] + " " + r["path"].split("/")[-2] for r in d if r["status"] == 403]')"
+    assert_eq "$denied" "['GET blobs']" "the 403 DENIED answered the layer's GET"
+    assert_eq "$(regproxy_sum pe GET "/blobs/sha256:$layer")" 2 \
+        "GETs of the layer: refused, then with a fresh token"
     assert_eq "$(fake_ecr_count api ecr.GetAuthorizationToken)" $((tokens + 1)) \
         "token requests after a 403 DENIED to the layer's GET"
 }
