@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define HASH_HEX_MAX 129 /* sha512 hex + NUL */
 
@@ -54,5 +55,8 @@ int hash_hex_value(char c);
 
 /* True for 64 lower-case hex characters. */
 bool hash_is_sha256_hex(const char *s);
+
+/* FNV-1a (64-bit) of len bytes: for hash tables and validators, never for security. */
+uint64_t hash_fnv1a(const void *data, size_t len);
 
 #endif

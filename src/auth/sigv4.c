@@ -406,6 +406,73 @@ int sigv4_amz_date(time_t when, char *buf, size_t n)
     return 0;
 }
 
+/* Frees the n entries of a header list and the list. */
+static void chdrs_free(struct chdr *hs, size_t n)
+{
+    for (size_t i = 0; hs && i < n; i++)
+        free(hs[i].name);
+    free(hs);
+}
+
+/*
+ * The headers to sign, sorted by lower-case name (repeated names in the order given): the
+ * request's, then host, x-amz-date and, with a session token, x-amz-security-token. *out has
+ * *count entries (free with chdrs_free). 0 or -ENOMEM.
+ */
+static int collect_headers(const struct sigv4_request *req, const char *host, const char *amz_date,
+                           struct chdr **out, size_t *count)
+{
+    const char *own[3][2] = {
+        {"host", host}, {"x-amz-date", amz_date}, {"x-amz-security-token", req->session_token}};
+    size_t nh = req->n_headers + 3, n = 0;
+    struct chdr *hs = calloc(nh, sizeof(*hs));
+    int rc = hs ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nh; i++) {
+        bool given = i < req->n_headers;
+        const char *name = given ? req->headers[i].name : own[i - req->n_headers][0];
+        const char *value = given ? req->headers[i].value : own[i - req->n_headers][1];
+        if (!given && !value)
+            continue;
+        hs[n].value = value;
+        hs[n].order = n;
+        if (!(hs[n++].name = strdup(name)))
+            rc = -ENOMEM;
+        for (char *c = hs[n - 1].name; c && *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+    }
+    if (rc == 0) {
+        qsort(hs, n, sizeof(*hs), chdr_cmp);
+    } else {
+        chdrs_free(hs, n);
+        hs = NULL;
+        n = 0;
+    }
+    *out = hs;
+    *count = n;
+    return rc;
+}
+
+/* The canonical headers block into b (name:value lines, repeats joined by ',') and the signed
+ * header names into sh (';'-separated). */
+static void put_headers(struct sbuf *b, struct sbuf *sh, const struct chdr *hs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        bool repeat = i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0;
+        if (repeat) {
+            sbuf_putc(b, ',');
+        } else {
+            if (i > 0) {
+                sbuf_putc(b, '\n');
+                sbuf_putc(sh, ';');
+            }
+            sbuf_puts(b, hs[i].name);
+            sbuf_putc(b, ':');
+            sbuf_puts(sh, hs[i].name);
+        }
+        put_trimmed(b, hs[i].value);
+    }
+}
+
 /*
  * Builds the canonical request; host_out (optional) receives the Host
  * value. The caller has checked req.
@@ -415,87 +482,39 @@ static int build_canonical(const struct sigv4_request *req, const char *amz_date
 {
     struct url_parts u;
     struct sbuf b = {.max = SIGV4_CANONICAL_MAX}, sh = {.max = SIGV4_CANONICAL_MAX};
-    size_t nh = req->n_headers + 3, count = 0;
+    size_t count = 0;
     struct chdr *hs = NULL;
     char payload_hash[2 * SHA256_LEN + 1];
     int rc = url_split(req->url, &u);
     if (rc < 0)
         return rc;
-    hs = calloc(nh, sizeof(*hs));
-    if (!hs) {
-        rc = -ENOMEM;
-        goto out;
+    if ((rc = collect_headers(req, u.host, amz_date, &hs, &count)) == 0) {
+        sbuf_puts(&b, req->method);
+        sbuf_putc(&b, '\n');
+        put_canonical_uri(&b, u.path, u.path_len);
+        sbuf_putc(&b, '\n');
+        if (u.query)
+            put_canonical_query(&b, u.query, u.query_len);
+        sbuf_putc(&b, '\n');
+        put_headers(&b, &sh, hs, count);
+        sbuf_puts(&b, "\n\n");
+        if (sh.p)
+            sbuf_puts(&b, sh.p);
+        sbuf_putc(&b, '\n');
+        hash_sha256_hex(req->payload ? (const void *)req->payload : "", req->payload_len,
+                        payload_hash);
+        sbuf_puts(&b, payload_hash);
+        rc = sbuf_take(&sh, signed_out);
     }
-    for (size_t i = 0; i < req->n_headers; i++) {
-        hs[count].name = strdup(req->headers[i].name);
-        hs[count].value = req->headers[i].value;
-        hs[count].order = count;
-        if (!hs[count++].name) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        for (char *c = hs[count - 1].name; *c; c++)
-            *c = (char)tolower((unsigned char)*c);
-    }
-    const char *own[3][2] = {
-        {"host", u.host}, {"x-amz-date", amz_date}, {"x-amz-security-token", req->session_token}};
-    for (int i = 0; i < 3; i++) {
-        if (!own[i][1])
-            continue;
-        hs[count].name = strdup(own[i][0]);
-        hs[count].value = own[i][1];
-        hs[count].order = count;
-        if (!hs[count++].name) {
-            rc = -ENOMEM;
-            goto out;
-        }
-    }
-    qsort(hs, count, sizeof(*hs), chdr_cmp);
-
-    sbuf_puts(&b, req->method);
-    sbuf_putc(&b, '\n');
-    put_canonical_uri(&b, u.path, u.path_len);
-    sbuf_putc(&b, '\n');
-    if (u.query)
-        put_canonical_query(&b, u.query, u.query_len);
-    sbuf_putc(&b, '\n');
-    for (size_t i = 0; i < count; i++) {
-        bool repeat = i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0;
-        if (repeat) {
-            sbuf_putc(&b, ',');
-        } else {
-            if (i > 0) {
-                sbuf_putc(&b, '\n');
-                sbuf_putc(&sh, ';');
-            }
-            sbuf_puts(&b, hs[i].name);
-            sbuf_putc(&b, ':');
-            sbuf_puts(&sh, hs[i].name);
-        }
-        put_trimmed(&b, hs[i].value);
-    }
-    sbuf_puts(&b, "\n\n");
-    if (sh.p)
-        sbuf_puts(&b, sh.p);
-    sbuf_putc(&b, '\n');
-    hash_sha256_hex(req->payload ? (const void *)req->payload : "", req->payload_len, payload_hash);
-    sbuf_puts(&b, payload_hash);
-    if ((rc = sbuf_take(&sh, signed_out)) < 0)
-        goto out;
-    if ((rc = sbuf_take(&b, creq)) < 0) {
+    if (rc == 0 && (rc = sbuf_take(&b, creq)) < 0) {
         free(*signed_out);
         *signed_out = NULL;
-        goto out;
     }
-    if (host_out) {
+    if (rc == 0 && host_out) {
         *host_out = u.host;
         u.host = NULL;
     }
-out:
-    if (hs)
-        for (size_t i = 0; i < nh; i++)
-            free(hs[i].name);
-    free(hs);
+    chdrs_free(hs, count);
     free(b.p);
     free(sh.p);
     free(u.host);

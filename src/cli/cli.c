@@ -147,7 +147,12 @@ static int parse_level(const char *what, const char *s, enum log_level *out)
     return CLI_EXIT_USAGE;
 }
 
-int cli_main(int argc, char **argv)
+/*
+ * The global options before the command word (and those given after it, which
+ * take_trailing_globals moves out of the command's way, changing *argc). -1 to go on with the
+ * command at argv[optind], else the exit status after --help, --version or an error.
+ */
+static int parse_globals(int *argc, char **argv, const char **state_opt, const char **level_opt)
 {
     enum { OPT_STATE = 256, OPT_LOG_LEVEL };
     static const struct option opts[] = {
@@ -157,52 +162,76 @@ int cli_main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
+    int c, rc = -1;
+    opterr = 0;
+    optind = 0;
+    while (rc < 0 && (c = getopt_long(*argc, argv, "+:hV", opts, NULL)) != -1) {
+        const char **dst = c == OPT_STATE ? state_opt : level_opt;
+        if (c == 'h') {
+            usage(stdout);
+            rc = CLI_EXIT_OK;
+        } else if (c == 'V') {
+            printf("upstreamfs %s\n", UPSTREAMFS_VERSION);
+            rc = CLI_EXIT_OK;
+        } else if (c != OPT_STATE && c != OPT_LOG_LEVEL) {
+            rc = cli_bad_option("", c, argv);
+        } else if (*dst) {
+            cli_errorf("%s: given twice (--%s takes one value)",
+                       c == OPT_STATE ? "state" : "log_level",
+                       c == OPT_STATE ? "state" : "log-level");
+            rc = CLI_EXIT_USAGE;
+        } else {
+            *dst = optarg;
+        }
+    }
+    if (rc < 0 && optind < *argc &&
+        (c = take_trailing_globals(argc, argv, optind + 1, state_opt, level_opt)) != 0)
+        rc = c;
+    return rc;
+}
+
+/* The log level: --log-level, else UPSTREAMFS_LOG, else info. 0 or an exit status. */
+static int set_log_level(struct cli_globals *g, const char *level_opt)
+{
+    const char *env_level = getenv("UPSTREAMFS_LOG");
+    int rc = 0;
+    if (level_opt)
+        rc = parse_level("log_level", level_opt, &g->level);
+    else if (env_level && *env_level)
+        rc = parse_level("UPSTREAMFS_LOG", env_level, &g->level);
+    g->level_explicit = rc == 0 && (level_opt || (env_level && *env_level));
+    if (rc == 0)
+        log_set_level(g->level);
+    return rc;
+}
+
+/* Runs the command named by argv[0] (a path: the mount.fuse3 form); its exit status. */
+static int run_command(struct cli_globals *g, int argc, char **argv)
+{
+    const char *word = argv[0];
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(word, commands[i].name) == 0)
+            return commands[i].main(g, argc, argv);
+    }
+    if (looks_like_path(word))
+        return cli_mount_fstab_main(g, argc, argv);
+    char q[CONFIG_QUOTE_MAX];
+    cli_errorf("command: unknown command %s (see upstreamfs --help)",
+               config_quote(q, sizeof(q), word));
+    return CLI_EXIT_USAGE;
+}
+
+int cli_main(int argc, char **argv)
+{
     struct cli_globals g = {.level = LOG_INFO};
     const char *state_opt = NULL, *level_opt = NULL;
     char *state_dir = NULL;
-    int c, rc;
+    int rc = parse_globals(&argc, argv, &state_opt, &level_opt);
 
-    opterr = 0;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_STATE:
-        case OPT_LOG_LEVEL: {
-            const char **dst = c == OPT_STATE ? &state_opt : &level_opt;
-            if (*dst) {
-                cli_errorf("%s: given twice (--%s takes one value)",
-                           c == OPT_STATE ? "state" : "log_level",
-                           c == OPT_STATE ? "state" : "log-level");
-                return CLI_EXIT_USAGE;
-            }
-            *dst = optarg;
-            break;
-        }
-        case 'h':
-            usage(stdout);
-            return CLI_EXIT_OK;
-        case 'V':
-            printf("upstreamfs %s\n", UPSTREAMFS_VERSION);
-            return CLI_EXIT_OK;
-        default:
-            return cli_bad_option("", c, argv);
-        }
-    }
-    if (optind < argc &&
-        (rc = take_trailing_globals(&argc, argv, optind + 1, &state_opt, &level_opt)) != 0)
+    if (rc >= 0)
         return rc;
-    const char *env_level = getenv("UPSTREAMFS_LOG");
-    if (level_opt) {
-        if ((rc = parse_level("log_level", level_opt, &g.level)) != 0)
-            return rc;
-        g.level_explicit = true;
-    } else if (env_level && *env_level) {
-        if ((rc = parse_level("UPSTREAMFS_LOG", env_level, &g.level)) != 0)
-            return rc;
-        g.level_explicit = true;
-    }
-    log_set_level(g.level);
-
+    if ((rc = set_log_level(&g, level_opt)) != 0)
+        return rc;
     if (optind >= argc) {
         usage(stderr);
         return CLI_EXIT_USAGE;
@@ -217,27 +246,7 @@ int cli_main(int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
     g.state_dir = state_dir;
-
-    const char *word = argv[optind];
-    int sub_argc = argc - optind;
-    char **sub_argv = argv + optind;
-    rc = -1;
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(word, commands[i].name) == 0) {
-            rc = commands[i].main(&g, sub_argc, sub_argv);
-            break;
-        }
-    }
-    if (rc < 0) {
-        if (looks_like_path(word)) {
-            rc = cli_mount_fstab_main(&g, sub_argc, sub_argv);
-        } else {
-            char q[CONFIG_QUOTE_MAX];
-            cli_errorf("command: unknown command %s (see upstreamfs --help)",
-                       config_quote(q, sizeof(q), word));
-            rc = CLI_EXIT_USAGE;
-        }
-    }
+    rc = run_command(&g, argc - optind, argv + optind);
     free(state_dir);
     return rc;
 }

@@ -315,29 +315,20 @@ static void mount_opts_free(struct mount_opts *mo)
         free(mo->public_names[i]);
 }
 
-static int run_mount(struct mount_opts *mo)
+/*
+ * The checks made before the fork, so that what is wrong reaches the terminal: the shim's
+ * options, a stale mount in the way (detached), the mount point (its realpath into mnt, a
+ * directory, nothing mounted there), the state dir; then joins the state dir's mounts
+ * (*lock_fd) and makes the shim's admin token (token). 0, or an exit status after printing why.
+ */
+static int prepare_mount(const struct mount_opts *mo, const struct shim_opts *so, char *mnt,
+                         char *token, int *lock_fd)
 {
-    char mnt[PATH_MAX], msg[PATH_MAX + 700];
-    int pipefd[2] = {-1, -1};
-    int rc = CLI_EXIT_FAIL;
-    struct engine *e = NULL;
-    struct fuse_session *se = NULL;
-    struct shim *shim = NULL;
-    struct shim_opts so = {.listen = mo->listen,
-                           .default_name = mo->default_name,
-                           .htpasswd = mo->htpasswd,
-                           .admins = (const char *const *)mo->admins,
-                           .n_admins = mo->n_admins,
-                           .public_names = (const char *const *)mo->public_names,
-                           .n_public_names = mo->n_public_names,
-                           .cache_public = mo->cache_public};
-    char token[SHIM_ADMIN_TOKEN_HEX + 1] = "";
     struct config_error serr = {0};
-    struct fuse_args args = FUSE_ARGS_INIT(0, NULL); /* libfuse may copy it: freed at the end */
-    bool mounted = false;
-
-    /* Checked here, before the fork, so a bad listen= reaches the terminal (exit 2). */
-    if (mo->listen && shim_opts_check(&so, &serr) < 0)
+    struct state *check = NULL;
+    struct stat st;
+    char fstype[256];
+    if (mo->listen && shim_opts_check(so, &serr) < 0)
         return cli_report("mount", -EINVAL, &serr);
     if (mo->default_name && !mo->listen) {
         cli_errorf("mount: default: needs listen=HOST:PORT (it is the shim's --default)");
@@ -358,89 +349,78 @@ static int run_mount(struct mount_opts *mo)
         cli_errorf("mount: %s: %s", mo->mountpoint, strerror(errno));
         return CLI_EXIT_FAIL;
     }
-    struct stat st;
     if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
         cli_errorf("mount: %s: not a directory", mo->mountpoint);
         return CLI_EXIT_USAGE;
     }
-    char fstype[256];
     if (mounted_at(mnt, fstype, sizeof(fstype))) {
         cli_errorf("mount: %s is already mounted (%s); unmount it first (fusermount3 -u %s)", mnt,
                    fstype, mnt);
         return CLI_EXIT_FAIL;
     }
-    /* Validate the state before detaching, so errors reach the terminal. */
-    struct state *check = NULL;
     int src = state_open(mo->state_dir, &check);
     if (src < 0) {
         cli_errorf("mount: state dir %s: %s", mo->state_dir, strerror(-src));
         return CLI_EXIT_FAIL;
     }
     state_close(check);
-    int lock_fd = join_state_mounts(mo);
-    if (lock_fd < 0)
+    if ((*lock_fd = join_state_mounts(mo)) < 0)
         return CLI_EXIT_FAIL;
     /* The shim's admin token, made now so this process can print the page's address. */
     if (mo->listen && shim_admin_token(mo->state_dir, token, &serr) < 0)
         return cli_report("mount", -EIO, &serr);
+    return CLI_EXIT_OK;
+}
 
-    if (!mo->foreground) {
-        if (pipe2(pipefd, O_CLOEXEC) < 0) {
-            cli_errorf("mount: pipe: %s", strerror(errno));
-            return CLI_EXIT_FAIL;
-        }
-        pid_t pid = fork();
-        if (pid < 0) {
-            cli_errorf("mount: fork: %s", strerror(errno));
-            return CLI_EXIT_FAIL;
-        }
-        if (pid > 0) {
-            close(pipefd[1]);
-            char buf[600] = {0};
-            size_t got = 0;
-            ssize_t r;
-            while (got < sizeof(buf) - 1 &&
-                   (r = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
-                got += (size_t)r;
-            close(pipefd[0]);
-            if (got > 0 && buf[0] == '\0') {
-                print_page(mo, token);
-                return CLI_EXIT_OK;
-            }
-            cli_errorf("mount: %s", got > 0 ? buf : "the daemon exited before mounting");
-            return CLI_EXIT_FAIL;
-        }
+/*
+ * Without -f, the command returns only once the mount is live: forks; the parent waits for the
+ * child's one line on the startup pipe and returns the command's exit status (printing the web
+ * page's address when mounted). The child detaches (setsid), logs to the log file and returns -1
+ * with *report_fd its end of the pipe. Also returns an exit status if pipe or fork fail.
+ */
+static int daemonize(const struct mount_opts *mo, const char *token, int *report_fd)
+{
+    int pipefd[2];
+    char buf[600] = {0}, logp[PATH_MAX], msg[PATH_MAX + 64];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        cli_errorf("mount: pipe: %s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        cli_errorf("mount: fork: %s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    if (pid > 0) {
+        size_t got = 0;
+        ssize_t r;
+        close(pipefd[1]);
+        while (got < sizeof(buf) - 1 && (r = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+            got += (size_t)r;
         close(pipefd[0]);
-        pipefd[0] = -1;
-        setsid();
-        char logp[PATH_MAX];
-        snprintf(logp, sizeof(logp), "%s/upstreamfs.log", mo->state_dir);
-        if (log_open_file(mo->log_path ? mo->log_path : logp) < 0) {
-            snprintf(msg, sizeof(msg), "log: cannot open %s: %s",
-                     mo->log_path ? mo->log_path : logp, strerror(errno));
-            report(pipefd[1], msg);
-            _exit(CLI_EXIT_FAIL);
+        if (got > 0 && buf[0] == '\0') {
+            print_page(mo, token);
+            return CLI_EXIT_OK;
         }
+        cli_errorf("mount: %s", got > 0 ? buf : "the daemon exited before mounting");
+        return CLI_EXIT_FAIL;
     }
+    close(pipefd[0]);
+    setsid();
+    snprintf(logp, sizeof(logp), "%s/upstreamfs.log", mo->state_dir);
+    if (log_open_file(mo->log_path ? mo->log_path : logp) < 0) {
+        snprintf(msg, sizeof(msg), "log: cannot open %s: %s", mo->log_path ? mo->log_path : logp,
+                 strerror(errno));
+        report(pipefd[1], msg);
+        _exit(CLI_EXIT_FAIL);
+    }
+    *report_fd = pipefd[1];
+    return -1;
+}
 
-    /* A core file of the daemon would hold the proxies' credentials. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    int frc = fetch_global_init();
-    struct engine_opts eo = {.state_dir = mo->state_dir,
-                             .quota_bytes = mo->quota,
-                             .platforms = mo->platform,
-                             .owns_quota = true,
-                             .publish_health = true};
-    int erc = frc < 0 ? frc : engine_open(&eo, &e);
-    if (erc < 0) {
-        snprintf(msg, sizeof(msg), "engine: %s", strerror(-erc));
-        goto fail;
-    }
-    /* The shim serves this engine, so FUSE readers and HTTP clients share every download. */
-    if (mo->listen && shim_start(e, mo->state_dir, &so, &shim, &serr) < 0) {
-        snprintf(msg, sizeof(msg), "%s: %s", serr.field, serr.message);
-        goto fail;
-    }
+/* The FUSE options the daemon adds to the user's: allow_other for root, max_read, the names. */
+static void finish_fuse_opts(struct mount_opts *mo)
+{
     if (geteuid() == 0 && !mo->private_mount) {
         /* Builds running as other users must be able to read a root-made mount. */
         if (!strstr(mo->fuse_opts, "allow_other"))
@@ -456,58 +436,128 @@ static int run_mount(struct mount_opts *mo)
     }
     add_fuse_opt(mo, "fsname=upstreamfs");
     add_fuse_opt(mo, "subtype=upstreamfs");
-    char *fargv[] = {(char *)"upstreamfs", (char *)"-o", mo->fuse_opts, NULL};
-    args = (struct fuse_args)FUSE_ARGS_INIT(3, fargv);
-    se = fs_session_new(&args, e, mo->max_read);
-    if (!se) {
-        snprintf(msg, sizeof(msg), "FUSE: invalid options \"%s\"", mo->fuse_opts);
-        goto fail;
+}
+
+/* What a running mount holds, started by mount_start and stopped by mount_stop. */
+struct mount_run {
+    struct engine *e;
+    struct shim *shim;
+    struct fuse_session *se;
+    char *fargv[4];
+    struct fuse_args args; /* libfuse may copy it: freed by mount_stop */
+    bool mounted;
+};
+
+/*
+ * Opens the engine, starts the shim (listen=: it serves this engine, so FUSE readers and HTTP
+ * clients share every download) and mounts FUSE on mnt. 0, or -1 with the reason in msg.
+ */
+static int mount_start(struct mount_opts *mo, const struct shim_opts *so, const char *mnt,
+                       struct mount_run *m, char *msg, size_t n)
+{
+    struct config_error serr = {0};
+    /* A core file of the daemon would hold the proxies' credentials. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    int frc = fetch_global_init();
+    struct engine_opts eo = {.state_dir = mo->state_dir,
+                             .quota_bytes = mo->quota,
+                             .platforms = mo->platform,
+                             .owns_quota = true,
+                             .publish_health = true};
+    int erc = frc < 0 ? frc : engine_open(&eo, &m->e);
+    int rc = -1;
+    if (erc < 0) {
+        snprintf(msg, n, "engine: %s", strerror(-erc));
+    } else if (mo->listen && shim_start(m->e, mo->state_dir, so, &m->shim, &serr) < 0) {
+        snprintf(msg, n, "%s: %s", serr.field, serr.message);
+    } else {
+        finish_fuse_opts(mo);
+        m->fargv[0] = (char *)"upstreamfs";
+        m->fargv[1] = (char *)"-o";
+        m->fargv[2] = mo->fuse_opts;
+        m->args = (struct fuse_args)FUSE_ARGS_INIT(3, m->fargv);
+        m->se = fs_session_new(&m->args, m->e, mo->max_read);
+        if (!m->se)
+            snprintf(msg, n, "FUSE: invalid options \"%s\"", mo->fuse_opts);
+        else if (fuse_set_signal_handlers(m->se) < 0 || fuse_session_mount(m->se, mnt) < 0)
+            snprintf(msg, n, "%s: could not mount (is /dev/fuse available?)", mnt);
+        else
+            rc = 0;
+        m->mounted = rc == 0;
     }
-    if (fuse_set_signal_handlers(se) < 0 || fuse_session_mount(se, mnt) < 0) {
-        snprintf(msg, sizeof(msg), "%s: could not mount (is /dev/fuse available?)", mnt);
-        goto fail;
-    }
-    mounted = true;
-    log_info("mounted %s (state %s)", mnt, mo->state_dir);
-    if (mo->foreground)
-        print_page(mo, token);
-    secret_wipe(token, sizeof(token));
-    if (!mo->foreground) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-            close(devnull);
-        }
-        if (chdir("/") < 0)
-            log_warn("chdir /: %s", strerror(errno));
-        report(pipefd[1], "");
-        pipefd[1] = -1;
-    }
-    rc = fs_session_loop(se, MOUNT_THREADS) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
-    log_info("unmounting %s", mnt);
-    goto out;
-fail:
-    log_error("mount: %s", msg);
-    if (pipefd[1] >= 0)
-        report(pipefd[1], msg);
-    else
-        cli_errorf("mount: %s", msg);
-    rc = CLI_EXIT_FAIL;
-out:
-    shim_stop(shim); /* before the engine closes; ends the waits of requests in flight */
-    if (se) {
+    return rc;
+}
+
+/* Stops what mount_start started, whatever it reached. */
+static void mount_stop(struct mount_run *m)
+{
+    shim_stop(m->shim); /* before the engine closes; ends the waits of requests in flight */
+    if (m->se) {
         fs_session_end(MOUNT_INVAL_WAIT_MS); /* its threads use se: before unmount and destroy */
-        if (mounted)
-            fuse_session_unmount(se);
-        engine_on_reload(e, NULL, NULL); /* fs_session_new's invalidations end with the session */
-        fuse_remove_signal_handlers(se);
-        fuse_session_destroy(se);
+        if (m->mounted)
+            fuse_session_unmount(m->se);
+        engine_on_reload(m->e, NULL, NULL); /* fs_session_new's invalidations end with it */
+        fuse_remove_signal_handlers(m->se);
+        fuse_session_destroy(m->se);
     }
-    fuse_opt_free_args(&args);
-    engine_close(e);
+    fuse_opt_free_args(&m->args);
+    engine_close(m->e);
     fetch_global_cleanup();
+}
+
+/* Points stdin, stdout and stderr at /dev/null and leaves the mount point's directory. */
+static void detach_stdio(void)
+{
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        close(devnull);
+    }
+    if (chdir("/") < 0)
+        log_warn("chdir /: %s", strerror(errno));
+}
+
+static int run_mount(struct mount_opts *mo)
+{
+    char mnt[PATH_MAX], msg[PATH_MAX + 700];
+    char token[SHIM_ADMIN_TOKEN_HEX + 1] = "";
+    struct shim_opts so = {.listen = mo->listen,
+                           .default_name = mo->default_name,
+                           .htpasswd = mo->htpasswd,
+                           .admins = (const char *const *)mo->admins,
+                           .n_admins = mo->n_admins,
+                           .public_names = (const char *const *)mo->public_names,
+                           .n_public_names = mo->n_public_names,
+                           .cache_public = mo->cache_public};
+    struct mount_run m = {.args = FUSE_ARGS_INIT(0, NULL)};
+    int report_fd = -1, lock_fd = -1;
+    int rc = prepare_mount(mo, &so, mnt, token, &lock_fd);
+    if (rc == CLI_EXIT_OK) /* -1: this process mounts (-f, or the daemon after the fork) */
+        rc = mo->foreground ? -1 : daemonize(mo, token, &report_fd);
+    if (rc >= 0) /* a failed check, or the parent: the daemon goes on alone */
+        return rc;
+    if (mount_start(mo, &so, mnt, &m, msg, sizeof(msg)) == 0) {
+        log_info("mounted %s (state %s)", mnt, mo->state_dir);
+        if (mo->foreground)
+            print_page(mo, token);
+        secret_wipe(token, sizeof(token));
+        if (report_fd >= 0) {
+            detach_stdio();
+            report(report_fd, "");
+        }
+        rc = fs_session_loop(m.se, MOUNT_THREADS) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+        log_info("unmounting %s", mnt);
+    } else {
+        log_error("mount: %s", msg);
+        if (report_fd >= 0)
+            report(report_fd, msg);
+        else
+            cli_errorf("mount: %s", msg);
+        rc = CLI_EXIT_FAIL;
+    }
+    mount_stop(&m);
     close(lock_fd);
     return rc;
 }

@@ -81,99 +81,108 @@ static const char usage[] =
     "                       (Cache-Control public); without it they are private\n"
     "  -h, --help           show this help\n";
 
-int cli_serve_main(struct cli_globals *g, int argc, char **argv)
+enum {
+    OPT_LISTEN = 256,
+    OPT_DEFAULT,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_HTPASSWD,
+    OPT_OPEN,
+    OPT_ADMIN,
+    OPT_PUBLIC_NAME,
+    OPT_CACHE_PUBLIC
+};
+
+static const struct option opts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"default", required_argument, NULL, OPT_DEFAULT},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"htpasswd", required_argument, NULL, OPT_HTPASSWD},
+    {"open", no_argument, NULL, OPT_OPEN},
+    {"admin", required_argument, NULL, OPT_ADMIN},
+    {"public-name", required_argument, NULL, OPT_PUBLIC_NAME},
+    {"cache-public", no_argument, NULL, OPT_CACHE_PUBLIC},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Records one option of the table in so (admins and names have room for every argument). */
+static void take_serve_option(int c, struct shim_opts *so, const char **admins, const char **names)
 {
-    enum {
-        OPT_LISTEN = 256,
-        OPT_DEFAULT,
-        OPT_TLS_CERT,
-        OPT_TLS_KEY,
-        OPT_HTPASSWD,
-        OPT_OPEN,
-        OPT_ADMIN,
-        OPT_PUBLIC_NAME,
-        OPT_CACHE_PUBLIC
-    };
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"default", required_argument, NULL, OPT_DEFAULT},
-        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
-        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
-        {"htpasswd", required_argument, NULL, OPT_HTPASSWD},
-        {"open", no_argument, NULL, OPT_OPEN},
-        {"admin", required_argument, NULL, OPT_ADMIN},
-        {"public-name", required_argument, NULL, OPT_PUBLIC_NAME},
-        {"cache-public", no_argument, NULL, OPT_CACHE_PUBLIC},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct shim_opts so = {0};
-    /* At most argc of each: every value is one argument. */
-    const char **admins = calloc((size_t)argc + 1, sizeof(*admins));
-    const char **names = calloc((size_t)argc + 1, sizeof(*names));
+    switch (c) {
+    case OPT_LISTEN:
+        so->listen = optarg;
+        break;
+    case OPT_DEFAULT:
+        so->default_name = optarg;
+        break;
+    case OPT_TLS_CERT:
+        so->tls_cert = optarg;
+        break;
+    case OPT_TLS_KEY:
+        so->tls_key = optarg;
+        break;
+    case OPT_HTPASSWD:
+        so->htpasswd = optarg;
+        break;
+    case OPT_OPEN:
+        so->open = true;
+        break;
+    case OPT_ADMIN:
+        admins[so->n_admins++] = optarg;
+        break;
+    case OPT_CACHE_PUBLIC:
+        so->cache_public = true;
+        break;
+    default: /* OPT_PUBLIC_NAME */
+        names[so->n_public_names++] = optarg;
+        break;
+    }
+}
+
+/*
+ * Parses the options into so and checks them (address, exposure rule, files) before anything
+ * opens. -1 to serve, else the exit status after printing the help or what is wrong.
+ */
+static int parse_serve_args(int argc, char **argv, struct shim_opts *so, const char **admins,
+                            const char **names)
+{
+    struct config_error err = {0};
+    int c, crc, rc = -1;
+    opterr = 0;
+    optind = 0;
+    while (rc < 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            rc = CLI_EXIT_OK;
+        } else if (c < OPT_LISTEN || c > OPT_PUBLIC_NAME) {
+            rc = cli_bad_option("serve", c, argv);
+        } else {
+            take_serve_option(c, so, admins, names);
+        }
+    }
+    if (rc < 0 && optind != argc) {
+        cli_errorf("serve: takes no arguments (see upstreamfs serve --help)");
+        rc = CLI_EXIT_USAGE;
+    }
+    if (rc < 0 && (crc = shim_opts_check(so, &err)) < 0)
+        rc = cli_report("serve", crc, &err);
+    return rc;
+}
+
+/*
+ * Serves until SIGINT, SIGTERM or SIGHUP: blocks them before any thread exists (the threads
+ * inherit the mask, the main thread alone takes them in sigwait), opens the engine, starts the
+ * shim, and stops both in order. The exit status.
+ */
+static int serve(struct cli_globals *g, const struct shim_opts *so)
+{
     struct config_error err = {0};
     struct engine *e = NULL;
     struct shim *s = NULL;
     sigset_t sigs;
-    int c, rc, sig = 0;
-
-    if (!admins || !names) {
-        free(admins);
-        free(names);
-        cli_errorf("serve: out of memory");
-        return CLI_EXIT_FAIL;
-    }
-    so.admins = admins;
-    so.public_names = names;
-    opterr = 0;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_LISTEN:
-            so.listen = optarg;
-            break;
-        case OPT_DEFAULT:
-            so.default_name = optarg;
-            break;
-        case OPT_TLS_CERT:
-            so.tls_cert = optarg;
-            break;
-        case OPT_TLS_KEY:
-            so.tls_key = optarg;
-            break;
-        case OPT_HTPASSWD:
-            so.htpasswd = optarg;
-            break;
-        case OPT_OPEN:
-            so.open = true;
-            break;
-        case OPT_ADMIN:
-            admins[so.n_admins++] = optarg;
-            break;
-        case OPT_PUBLIC_NAME:
-            names[so.n_public_names++] = optarg;
-            break;
-        case OPT_CACHE_PUBLIC:
-            so.cache_public = true;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        default:
-            rc = cli_bad_option("serve", c, argv);
-            goto done;
-        }
-    }
-    if (optind != argc) {
-        cli_errorf("serve: takes no arguments (see upstreamfs serve --help)");
-        rc = CLI_EXIT_USAGE;
-        goto done;
-    }
-    if ((rc = shim_opts_check(&so, &err)) < 0) {
-        rc = cli_report("serve", rc, &err);
-        goto done;
-    }
+    int rc, sig = 0;
 
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -190,22 +199,38 @@ int cli_serve_main(struct cli_globals *g, int argc, char **argv)
         cli_errorf("serve: state dir %s: %s", config_quote(q, sizeof(q), g->state_dir),
                    strerror(-rc));
         rc = CLI_EXIT_FAIL;
-        goto out;
-    }
-    if ((rc = shim_start(e, g->state_dir, &so, &s, &err)) < 0) {
+    } else if ((rc = shim_start(e, g->state_dir, so, &s, &err)) < 0) {
         rc = cli_report("serve", rc, &err); /* -EINVAL exits 2; a failed bind 1 */
-        goto out;
+    } else {
+        shim_print_page(s, stdout);
+        while (sigwait(&sigs, &sig) != 0)
+            ;
+        log_info("serve: %s, stopping", strsignal(sig));
+        rc = CLI_EXIT_OK;
     }
-    shim_print_page(s, stdout);
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    log_info("serve: %s, stopping", strsignal(sig));
-    rc = CLI_EXIT_OK;
-out:
     shim_stop(s);
     engine_close(e);
     fetch_global_cleanup();
-done:
+    return rc;
+}
+
+int cli_serve_main(struct cli_globals *g, int argc, char **argv)
+{
+    struct shim_opts so = {0};
+    /* At most argc of each: every value is one argument. */
+    const char **admins = calloc((size_t)argc + 1, sizeof(*admins));
+    const char **names = calloc((size_t)argc + 1, sizeof(*names));
+    int rc = CLI_EXIT_FAIL;
+
+    if (!admins || !names) {
+        cli_errorf("serve: out of memory");
+    } else {
+        so.admins = admins;
+        so.public_names = names;
+        rc = parse_serve_args(argc, argv, &so, admins, names);
+        if (rc < 0)
+            rc = serve(g, &so);
+    }
     free(admins);
     free(names);
     return rc;

@@ -560,11 +560,69 @@ static void wizard_clear(struct wizard *w)
     state_close(w->st);
 }
 
+/* Asks step s's question: 0, ASK_EOF, or a negative errno. */
+static int ask_step(struct wizard *w, enum step s)
+{
+    switch (s) {
+    case S_TYPE:
+        return ask_type(w);
+    case S_KEY:
+        return ask_key(w);
+    case S_SOURCE:
+        return ask_source(w);
+    case S_URL:
+        return ask_url(w);
+    case S_AUTH:
+        return ask_auth(w);
+    case S_ACCESS:
+        return ask_access_key(w);
+    default:
+        return ask_secret(w);
+    }
+}
+
+/*
+ * Asks the questions in turn until the last is answered. After each answer the settings so far
+ * are checked: a refused answer at or before this step is asked again (with the reason), later
+ * ones wait their turn. 0, or an exit status after printing why (input ended, a failure, a rule
+ * no question can mend).
+ */
+static int ask_all(struct wizard *w, struct config_error *err)
+{
+    enum step s = S_TYPE;
+    int rc = 0;
+    while (s != S_DONE && rc == 0) {
+        rc = ask_step(w, s);
+        if (rc == ASK_EOF) {
+            say("\n");
+            cli_errorf("proxy create: cancelled: input ended before the last answer; nothing "
+                       "was created");
+            rc = CLI_EXIT_USAGE;
+        } else if (rc < 0) {
+            rc = cli_report("proxy create", rc, NULL);
+        } else {
+            /* Answers after s are asked again: an earlier answer may change what they mean. */
+            w->answered = (w->answered | (1u << s)) & ((2u << s) - 1);
+            enum step next = next_step(w, s);
+            if (check_so_far(w, err) < 0) {
+                enum step bad = step_of_field(err->field);
+                if (bad == S_DONE) {
+                    rc = cli_report("proxy create", -EINVAL, err);
+                } else if (bad <= s) {
+                    complain(err);
+                    next = bad;
+                }
+            }
+            s = next;
+        }
+    }
+    return rc;
+}
+
 int cli_proxy_wizard(struct cli_globals *g)
 {
     struct wizard w = {.g = g};
     struct config_error err = {0};
-    enum step s = S_TYPE;
     int rc;
 
     cli_quiet_logs(g);
@@ -578,58 +636,8 @@ int cli_proxy_wizard(struct cli_globals *g)
     say("Creating an upstream proxy. Each answer is checked as you go; Ctrl-D or Ctrl-C\n"
         "cancels, and nothing is written before the last answer. Other settings take their\n"
         "defaults (see \"upstreamfs proxy update --help\" to change them later).\n");
-    while (s != S_DONE) {
-        switch (s) {
-        case S_TYPE:
-            rc = ask_type(&w);
-            break;
-        case S_KEY:
-            rc = ask_key(&w);
-            break;
-        case S_SOURCE:
-            rc = ask_source(&w);
-            break;
-        case S_URL:
-            rc = ask_url(&w);
-            break;
-        case S_AUTH:
-            rc = ask_auth(&w);
-            break;
-        case S_ACCESS:
-            rc = ask_access_key(&w);
-            break;
-        default:
-            rc = ask_secret(&w);
-            break;
-        }
-        if (rc == ASK_EOF) {
-            say("\n");
-            cli_errorf("proxy create: cancelled: input ended before the last answer; nothing "
-                       "was created");
-            rc = CLI_EXIT_USAGE;
-            goto out;
-        }
-        if (rc < 0) {
-            rc = cli_report("proxy create", rc, NULL);
-            goto out;
-        }
-        /* Answers after s are asked again: an earlier answer may change what they mean. */
-        w.answered = (w.answered | (1u << s)) & ((2u << s) - 1);
-        enum step next = next_step(&w, s);
-        if (check_so_far(&w, &err) < 0) {
-            enum step bad = step_of_field(err.field);
-            if (bad == S_DONE) {
-                rc = cli_report("proxy create", -EINVAL, &err);
-                goto out;
-            }
-            if (bad <= s) {
-                complain(&err);
-                next = bad;
-            }
-        }
-        s = next;
-    }
-
+    if ((rc = ask_all(&w, &err)) != 0)
+        goto out;
     if (!w.st && (rc = cli_create_state(g, &w.st)) != 0)
         goto out;
     if ((rc = crud_proxy_commit(w.st, true, &w.p, w.secret, &err)) < 0) {

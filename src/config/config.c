@@ -222,311 +222,6 @@ int config_key_validate(const char *field, const char *key, struct config_error 
     return 0;
 }
 
-/* ---- string helpers -------------------------------------------------------------------- */
-
-int config_set_string(char **field, const char *value)
-{
-    char *copy = NULL;
-    if (value && *value) {
-        copy = strdup(value);
-        if (!copy)
-            return -ENOMEM;
-    }
-    free(*field);
-    *field = copy;
-    return 0;
-}
-
-size_t config_strv_len(char *const *v)
-{
-    size_t n = 0;
-    while (v && v[n])
-        n++;
-    return n;
-}
-
-int config_strv_push(char ***v, const char *s)
-{
-    size_t n = config_strv_len(*v);
-    char *copy = strdup(s);
-    if (!copy)
-        return -ENOMEM;
-    char **nv = realloc(*v, (n + 2) * sizeof(*nv));
-    if (!nv) {
-        free(copy);
-        return -ENOMEM;
-    }
-    nv[n] = copy;
-    nv[n + 1] = NULL;
-    *v = nv;
-    return 0;
-}
-
-void config_strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
-int config_strv_dup(char ***dst, char *const *src)
-{
-    char **v = NULL;
-    for (size_t i = 0; src && src[i]; i++) {
-        if (config_strv_push(&v, src[i]) < 0) {
-            config_strv_free(v);
-            return -ENOMEM;
-        }
-    }
-    *dst = v;
-    return 0;
-}
-
-json_t *config_strv_to_json(char *const *v)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && v && v[i]; i++) {
-        if (json_array_append_new(arr, json_string(v[i])) < 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    }
-    return arr;
-}
-
-int config_strv_from_json(const char *field, json_t *arr, char ***out, struct config_error *err)
-{
-    char **v = NULL;
-    size_t i;
-    json_t *item;
-    if (json_is_null(arr)) {
-        *out = NULL;
-        return 0;
-    }
-    if (!json_is_array(arr)) {
-        config_error_set(err, field, "must be an array of strings");
-        return -EINVAL;
-    }
-    json_array_foreach(arr, i, item)
-    {
-        if (!json_is_string(item)) {
-            config_error_set(err, field, "must be an array of strings");
-            config_strv_free(v);
-            return -EINVAL;
-        }
-        if (config_strv_push(&v, json_string_value(item)) < 0) {
-            config_strv_free(v);
-            return -ENOMEM;
-        }
-    }
-    *out = v;
-    return 0;
-}
-
-/* ---- URLs ------------------------------------------------------------------------------ */
-
-int config__url_get(CURLU *h, CURLUPart part, unsigned int flags, char **out)
-{
-    char *s = NULL;
-    *out = NULL;
-    CURLUcode uc = curl_url_get(h, part, &s, flags);
-    if (uc == CURLUE_OUT_OF_MEMORY)
-        return -ENOMEM;
-    if (uc != CURLUE_OK)
-        return uc == CURLUE_NO_SCHEME || uc == CURLUE_NO_USER || uc == CURLUE_NO_PASSWORD ||
-                       uc == CURLUE_NO_OPTIONS || uc == CURLUE_NO_HOST || uc == CURLUE_NO_PORT ||
-                       uc == CURLUE_NO_QUERY || uc == CURLUE_NO_FRAGMENT
-                   ? 0
-                   : -EINVAL;
-    /* Hand out memory the caller frees with free(), not curl_free(). */
-    *out = strdup(s);
-    curl_free(s);
-    return *out ? 0 : -ENOMEM;
-}
-
-int config__url_open(const char *field, const char *s, unsigned int flags, CURLU **out,
-                     struct config_error *err)
-{
-    char q[CONFIG_QUOTE_MAX];
-    char *part = NULL;
-    CURLU *h = NULL;
-    int rc = -EINVAL;
-
-    *out = NULL;
-    if (!s || !*s) {
-        config_error_set(err, field, "must not be empty");
-        return -EINVAL;
-    }
-    if (strlen(s) > CONFIG_URL_MAX) {
-        config_error_set(err, field, "must be at most %d characters", CONFIG_URL_MAX);
-        return -EINVAL;
-    }
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p <= 0x20 || *p >= 0x7f) {
-            config_error_set(err, field,
-                             "must not contain spaces, control or non-ASCII characters "
-                             "(percent-encode them) (got %s)",
-                             config_quote(q, sizeof(q), s));
-            return -EINVAL;
-        }
-    }
-    h = curl_url();
-    if (!h)
-        return -ENOMEM;
-    CURLUcode uc = curl_url_set(h, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME | flags);
-    if (uc == CURLUE_OUT_OF_MEMORY) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    if (uc != CURLUE_OK) {
-        if (!strstr(s, "://") && !(flags & CURLU_DEFAULT_SCHEME))
-            config_error_set(err, field, "must be an http or https URL with its scheme (got %s)",
-                             config_quote(q, sizeof(q), s));
-        else
-            config_error_set(err, field, "is not a valid URL: %s (got %s)", curl_url_strerror(uc),
-                             config_quote(q, sizeof(q), s));
-        goto out;
-    }
-    if ((rc = config__url_get(h, CURLUPART_SCHEME, 0, &part)) < 0)
-        goto out;
-    if (!part || (strcmp(part, "http") != 0 && strcmp(part, "https") != 0)) {
-        config_error_set(err, field, "scheme must be http or https (got %s)",
-                         config_quote(q, sizeof(q), s));
-        rc = -EINVAL;
-        goto out;
-    }
-    free(part);
-    part = NULL;
-    static const CURLUPart cred_parts[] = {CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_OPTIONS};
-    for (size_t i = 0; i < sizeof(cred_parts) / sizeof(cred_parts[0]); i++) {
-        if ((rc = config__url_get(h, cred_parts[i], 0, &part)) < 0)
-            goto out;
-        if (part) {
-            /* Quoting the URL here would print the password it carries. */
-            config_error_set(err, field,
-                             "must not contain a user name or password (use --access-key and "
-                             "--secret-key-file)");
-            rc = -EINVAL;
-            goto out;
-        }
-    }
-    if ((rc = config__url_get(h, CURLUPART_HOST, 0, &part)) < 0)
-        goto out;
-    if (!part || !*part) {
-        config_error_set(err, field, "has no host (got %s)", config_quote(q, sizeof(q), s));
-        rc = -EINVAL;
-        goto out;
-    }
-    *out = h;
-    h = NULL;
-    rc = 0;
-out:
-    free(part);
-    curl_url_cleanup(h);
-    return rc;
-}
-
-/*
- * Shared tail of the two normalisers: refuses query and fragment, lower-cases
- * the host, optionally makes the path a directory, and prints the URL back.
- */
-static int url_normalise(const char *field, const char *url, bool dir, char **out,
-                         struct config_error *err)
-{
-    char q[CONFIG_QUOTE_MAX];
-    CURLU *h = NULL;
-    char *part = NULL, *path = NULL, *res = NULL;
-    int rc = config__url_open(field, url, 0, &h, err);
-    if (rc < 0)
-        return rc;
-    if ((rc = config__url_get(h, CURLUPART_PORT, 0, &part)) < 0)
-        goto out;
-    if (part && strtol(part, NULL, 10) == 0) {
-        config_error_set(err, field, "port must be from 1 to 65535 (got %s)",
-                         config_quote(q, sizeof(q), url));
-        rc = -EINVAL;
-        goto out;
-    }
-    free(part);
-    part = NULL;
-    static const CURLUPart extra[] = {CURLUPART_QUERY, CURLUPART_FRAGMENT};
-    for (size_t i = 0; i < 2; i++) {
-        if ((rc = config__url_get(h, extra[i], 0, &part)) < 0)
-            goto out;
-        if (part) {
-            config_error_set(err, field, "must not have a query or fragment (got %s)",
-                             config_quote(q, sizeof(q), url));
-            rc = -EINVAL;
-            goto out;
-        }
-    }
-    if ((rc = config__url_get(h, CURLUPART_HOST, 0, &part)) < 0)
-        goto out;
-    /* The URL API decodes a percent-encoded host ("h%88"): a host must be printable ASCII. */
-    for (const unsigned char *c = (const unsigned char *)(part ? part : ""); *c; c++) {
-        if (*c <= 0x20 || *c >= 0x7f) {
-            config_error_set(err, field, "host must be printable ASCII (got %s)",
-                             config_quote(q, sizeof(q), url));
-            rc = -EINVAL;
-            goto out;
-        }
-    }
-    config__lower(part);
-    if (curl_url_set(h, CURLUPART_HOST, part, 0) != CURLUE_OK) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    if (dir) {
-        if ((rc = config__url_get(h, CURLUPART_PATH, 0, &path)) < 0)
-            goto out;
-        size_t len = path ? strlen(path) : 0;
-        if (len == 0 || path[len - 1] != '/') {
-            char *np = malloc(len + 2);
-            if (!np) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            memcpy(np, path ? path : "", len);
-            np[len] = '/';
-            np[len + 1] = '\0';
-            free(path);
-            path = np;
-            if (curl_url_set(h, CURLUPART_PATH, path, 0) != CURLUE_OK) {
-                rc = -ENOMEM;
-                goto out;
-            }
-        }
-    }
-    if ((rc = config__url_get(h, CURLUPART_URL, CURLU_NO_DEFAULT_PORT, &res)) < 0)
-        goto out;
-    if (!res || strlen(res) > CONFIG_URL_MAX) {
-        config_error_set(err, field, "must be at most %d characters", CONFIG_URL_MAX);
-        rc = -EINVAL;
-        goto out;
-    }
-    *out = res;
-    res = NULL;
-    rc = 0;
-out:
-    free(part);
-    free(path);
-    free(res);
-    curl_url_cleanup(h);
-    return rc;
-}
-
-int config_url_normalise_dir(const char *field, const char *url, char **out,
-                             struct config_error *err)
-{
-    return url_normalise(field, url, true, out, err);
-}
-
-int config_url_normalise_endpoint(const char *field, const char *url, char **out,
-                                  struct config_error *err)
-{
-    return url_normalise(field, url, false, out, err);
-}
-
 /* ---- proxies --------------------------------------------------------------------------- */
 
 void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type)
@@ -698,98 +393,110 @@ static int derive_ecr(const struct proxy *p, struct ecr_target *t, char **url,
     return *url ? 0 : -ENOMEM;
 }
 
-int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error *err)
+/* The source p resolves to: docker proxies default to dockerhub, other types take none. */
+static int resolve_source(const struct proxy *p, enum proxy_source *out, struct config_error *err)
 {
-    char q[CONFIG_QUOTE_MAX];
-    struct ecr_target ecr = {0};
-    char *url = NULL, *norm[PROXY_FIELDS_MAX] = {0};
-    enum proxy_source source = p->source;
-    int rc;
-
-    if ((rc = config_key_validate("key", p->key, err)) < 0)
-        goto out;
-    if ((rc = type_check_supported(p->type, err)) < 0)
-        goto out;
-
-    rc = -EINVAL;
+    *out = p->source;
     if (p->type == PROXY_DOCKER) {
-        if (source == SOURCE_NONE)
-            source = SOURCE_DOCKERHUB;
-    } else if (source != SOURCE_NONE) {
+        if (*out == SOURCE_NONE)
+            *out = SOURCE_DOCKERHUB;
+        return 0;
+    }
+    if (*out != SOURCE_NONE) {
         config_error_set(err, "source", "only docker proxies take --source (this is %s)",
                          config__type_names[p->type]);
-        goto out;
+        return -EINVAL;
     }
+    return 0;
+}
 
-    if (source == SOURCE_DOCKERHUB) {
-        const char *hub = upstream_defaults.dockerhub_registry;
-        if (p->url) {
-            if ((rc = config_url_normalise_dir("url", p->url, &url, err)) < 0)
-                goto out;
-            rc = -EINVAL;
-            if (strcmp(url, hub) != 0) {
-                config_error_set(err, "url",
-                                 "not used with --source dockerhub; use --source custom for "
-                                 "another registry (got %s)",
-                                 config_quote(q, sizeof(q), p->url));
-                goto out;
-            }
-        } else if (!(url = strdup(hub))) {
-            rc = -ENOMEM;
-            goto out;
-        }
-    } else if (!p->url) {
+/* A dockerhub proxy's url: the hub's, and a url given must be that one. */
+static int dockerhub_url(const struct proxy *p, char **url, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    const char *hub = upstream_defaults.dockerhub_registry;
+    int rc;
+    if (!p->url)
+        return (*url = strdup(hub)) ? 0 : -ENOMEM;
+    if ((rc = config_url_normalise_dir("url", p->url, url, err)) < 0)
+        return rc;
+    if (strcmp(*url, hub) != 0) {
+        config_error_set(err, "url",
+                         "not used with --source dockerhub; use --source custom for another "
+                         "registry (got %s)",
+                         config_quote(q, sizeof(q), p->url));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The normalised url of p into *url (malloc'd, also on failure for the caller to free), and for
+ * ecr its target into *ecr. */
+static int resolve_url(const struct proxy *p, enum proxy_source source, struct ecr_target *ecr,
+                       char **url, struct config_error *err)
+{
+    if (source == SOURCE_DOCKERHUB)
+        return dockerhub_url(p, url, err);
+    if (!p->url) {
         if (p->type == PROXY_DOCKER)
             config_error_set(err, "url", "--source custom needs --url");
         else
             config_error_set(err, "url", "%s proxies need --url", config__type_names[p->type]);
-        goto out;
-    } else if (p->type == PROXY_ECR) {
-        if ((rc = derive_ecr(p, &ecr, &url, err)) < 0)
-            goto out;
-    } else if ((rc = config_url_normalise_dir("url", p->url, &url, err)) < 0) {
-        goto out;
+        return -EINVAL;
     }
+    if (p->type == PROXY_ECR)
+        return derive_ecr(p, ecr, url, err);
+    return config_url_normalise_dir("url", p->url, url, err);
+}
 
-    if ((rc = check_auth(p, has_secret, err)) < 0)
-        goto out;
-    rc = -EINVAL;
-    if (p->type == PROXY_ECR && p->auth == AUTH_ANONYMOUS) {
-        if (!ecr.is_public) {
-            config_error_set(err, "auth",
-                             "a private ECR registry needs credentials: --auth access-key or "
-                             "aws-chain");
-            goto out;
-        }
-        if (!ecr.alias) {
-            config_error_set(err, "url",
-                             "a public ECR console URL names the account, not the registry "
-                             "alias: use %s/<alias>/<repo>, or give credentials (--auth "
-                             "access-key or aws-chain)",
-                             upstream_defaults.ecr_public_host);
-            goto out;
-        }
+/* An anonymous ecr proxy works only on a public registry named by its alias. */
+static int check_ecr_anonymous(const struct proxy *p, const struct ecr_target *ecr,
+                               struct config_error *err)
+{
+    if (p->type != PROXY_ECR || p->auth != AUTH_ANONYMOUS)
+        return 0;
+    if (!ecr->is_public) {
+        config_error_set(err, "auth",
+                         "a private ECR registry needs credentials: --auth access-key or "
+                         "aws-chain");
+        return -EINVAL;
     }
+    if (!ecr->alias) {
+        config_error_set(err, "url",
+                         "a public ECR console URL names the account, not the registry "
+                         "alias: use %s/<alias>/<repo>, or give credentials (--auth "
+                         "access-key or aws-chain)",
+                         upstream_defaults.ecr_public_host);
+        return -EINVAL;
+    }
+    return 0;
+}
 
-    /* Each field's own rules, from the table; endpoints normalise into norm[]. */
+/* Each field's own rules, from the table (endpoints normalise into norm[]), then the rules that
+ * join fields: the client pair together, the TLS files. */
+static int check_fields(const struct proxy *p, char **norm, struct config_error *err)
+{
+    int rc;
     for (size_t i = 0; i < proxy_fields_count; i++) {
         if ((rc = proxy_field_check(&proxy_fields[i], p, &norm[i], err)) < 0)
-            goto out;
+            return rc;
     }
     if (!p->client_cert != !p->client_key) {
         config_error_set(err, p->client_cert ? "client_key" : "client_cert",
                          "--client-cert and --client-key go together");
-        rc = -EINVAL;
-        goto out;
+        return -EINVAL;
     }
-    if ((rc = config__tls_check(p, err)) < 0)
-        goto out;
+    return config__tls_check(p, err);
+}
 
-    /* Everything holds: commit the normalised values. */
+/* Everything holds: moves the normalised values into p (the temporaries are left empty). */
+static void commit_normalised(struct proxy *p, enum proxy_source source, char **url, char **norm,
+                              struct ecr_target *ecr)
+{
     p->source = source;
     free(p->url);
-    p->url = url;
-    url = NULL;
+    p->url = *url;
+    *url = NULL;
     for (size_t i = 0; i < proxy_fields_count; i++) {
         if (norm[i]) {
             char **dst = (char **)((char *)p + proxy_fields[i].offset);
@@ -799,10 +506,24 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
         }
     }
     ecr_target_clear(&p->ecr);
-    p->ecr = ecr;
-    memset(&ecr, 0, sizeof(ecr));
-    rc = 0;
-out:
+    p->ecr = *ecr;
+    memset(ecr, 0, sizeof(*ecr));
+}
+
+int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error *err)
+{
+    struct ecr_target ecr = {0};
+    char *url = NULL, *norm[PROXY_FIELDS_MAX] = {0};
+    enum proxy_source source;
+    int rc;
+
+    if ((rc = config_key_validate("key", p->key, err)) == 0 &&
+        (rc = type_check_supported(p->type, err)) == 0 &&
+        (rc = resolve_source(p, &source, err)) == 0 &&
+        (rc = resolve_url(p, source, &ecr, &url, err)) == 0 &&
+        (rc = check_auth(p, has_secret, err)) == 0 &&
+        (rc = check_ecr_anonymous(p, &ecr, err)) == 0 && (rc = check_fields(p, norm, err)) == 0)
+        commit_normalised(p, source, &url, norm, &ecr);
     free(url);
     for (size_t i = 0; i < proxy_fields_count; i++)
         free(norm[i]);

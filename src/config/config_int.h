@@ -1,6 +1,6 @@
 /*
  * config_int: helpers shared by the files of the config module only
- * (config.c, config_json.c, ecr_url.c, proxy_fields.c). Not part of any public header.
+ * (config.c, config_url.c, config_json.c, ecr_url.c, proxy_fields.c). Not part of any public header.
  */
 #ifndef UPSTREAMFS_CONFIG_INT_H
 #define UPSTREAMFS_CONFIG_INT_H
@@ -36,5 +36,11 @@ int config__check_text(const char *field, const char *s, size_t max, struct conf
 /* The rules that join the TLS fields: a file or PEM, the client pair together and matching
  * (tls_pem.c). -EINVAL with err. */
 int config__tls_check(const struct proxy *p, struct config_error *err);
+
+/* The member a field row describes, in a struct proxy (proxy_fields.c, proxy_field_json.c). */
+#define SLOT(T, f, p)  ((T *)((char *)(p) + (f)->offset))
+#define CSLOT(T, f, p) ((const T *)((const char *)(p) + (f)->offset))
+/* A list slot read-only: the vector itself, not its strings, is what is const. */
+#define LSLOT(f, p) ((char **const *)((const char *)(p) + (f)->offset))
 
 #endif

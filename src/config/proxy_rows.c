@@ -2,7 +2,7 @@
  * proxy_rows: the proxies table's rows, from the field table
  * (include/upstreamfs/proxy_fields.h): the column list of every statement,
  * binding a proxy to one, reading one back, and adding the column of a row
- * that an older state dir's table lacks. configdb.c runs the statements;
+ * that an older state dir's table lacks. configdb_proxy.c runs the statements;
  * this file knows only how a struct proxy maps onto a row.
  */
 #include "proxy_rows.h"

@@ -116,9 +116,7 @@ int engine_blob_confirm(struct engine *e, int64_t ino, struct engine_attr *a)
 {
     struct node n;
     struct hash_expect ex;
-    pthread_mutex_lock(&e->mu);
-    int rc = index_get(e->ix, ino, &n);
-    pthread_mutex_unlock(&e->mu);
+    int rc = engine__node_get(e, ino, &n);
     if (rc < 0)
         return rc;
     if (n.via) { /* a registry entry: its upstream's node decides */

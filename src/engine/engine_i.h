@@ -1,8 +1,11 @@
 /*
  * engine_i.h: the engine's private state, shared by the files of src/engine/
- * (engine.c names and attributes, reader.c opening and reading, local.c
- * registry local content, evict.c quota and cache management, upstream.c
- * per-proxy runtime). Nothing outside src/engine includes it.
+ * (engine.c lifecycle, reload.c config reloads, lookup.c names and
+ * attributes, registry.c config tables and registry names, listing.c
+ * directory listings, xattr.c extended attributes, reader.c opening and
+ * reading, local.c registry local content, evict.c quota and cache
+ * management, upstream.c per-proxy runtime). Nothing outside src/engine
+ * includes it.
  *
  * Locking: e->mu guards the index connection and the open-object table. It
  * is never held across network I/O or a wait on a download. e->cfg_lock
@@ -175,6 +178,63 @@ int engine__scope_check(struct engine *e, struct upstream *u, const struct node 
 /* Background work on a directory: at most one at a time per inode; close waits for all. */
 bool engine__bg_begin(struct engine *e, int64_t ino);
 void engine__bg_end(struct engine *e, int64_t ino);
+
+/* ---- lookup (lookup.c) and registry names (registry.c) ---- */
+
+/* The index's node ino into *out (caller clears), taking e->mu for the read. */
+int engine__node_get(struct engine *e, int64_t ino, struct node *out);
+/* Whether name can be a directory entry: 1 to 255 bytes, no '/', not "." or "..". */
+bool engine__name_ok(const char *name);
+/*
+ * Records what the remote said about name below parent: de the entry, or NULL for a 404 kept
+ * until neg_until. A file whose URL or expectation changed forgets its digest. With out, the
+ * stored node is copied there (caller clears). Takes mu.
+ */
+int engine__remember(struct engine *e, const struct node *parent, const char *name,
+                     const char *path, const struct drv_entry *de, int64_t neg_until,
+                     struct node *out);
+/* Resolves one name under a known parent node into *out (caller clears): from the index, or
+ * from the remote when the index does not know it (or its absence expired). */
+int engine__lookup_node(struct engine *e, int64_t parent_ino, const char *name, struct node *out);
+/* A registry's non-local node takes what its upstream's node shows now (size, digest, ...). */
+void engine__follow_via(struct engine *e, struct node *n);
+/*
+ * The upstream a registry directory is bound to (malloc'd): the one that provided the nearest
+ * OCI image layout at or above dir; NULL when any upstream may provide a name below it.
+ */
+char *engine__registry_pinned(struct engine *e, const struct node *dir);
+/* Looks name up below a registry directory: each upstream in order, 404 moving on. */
+int engine__registry_lookup(struct engine *e, const struct node *parent, const char *name,
+                            struct node *out);
+
+/* ---- opening files (reader.c, download.c) ---- */
+
+/* Opens a stored object as a complete file, protected from eviction while open. */
+int engine__open_blob(struct engine *e, const char *hex, struct engine_file **out);
+/* Sets n's stale flag in the index and, with checked, its last check to now. */
+void engine__mark_node(struct engine *e, const struct node *n, bool stale, bool checked);
+/*
+ * The remote failed with err: serves the stored copy (have) marked stale, counting it, or
+ * returns err (the front door's errno then comes from its cause: engine__failed).
+ */
+int engine__serve_stale(struct engine *e, const struct node *n, bool have, int err,
+                        struct engine_file **out);
+/* Records n as absent (a 404) for neg_ttl seconds. */
+void engine__remember_absent(struct engine *e, const struct node *n, int64_t neg_ttl);
+/*
+ * Opens n of proxy u from its remote (download.c): a sha256-named object this proxy stored
+ * already, else a download shared through the flight table. have: a stored copy past its TTL,
+ * revalidated with a conditional request and served stale if the remote fails. *changed: the
+ * content may differ from what the kernel cached.
+ */
+int engine__open_download(struct engine *e, struct upstream *u, struct node *n, bool have,
+                          const struct engine_wait *w, struct engine_file **out, bool *changed);
+
+/*
+ * A download that failed, as this operation's front door tells it (download.c): its own cause,
+ * never the proxy's last failure; a failed verification notes cause digest. The flight's error.
+ */
+int engine__download_failed(struct flight *fl, const char *proxy, const char *url);
 
 /* Registry local content (local.c). */
 struct engine_file *engine__local_open_read(struct engine *e, const struct node *n, int *err);

@@ -23,9 +23,7 @@
 /* The parent must be a directory inside a registry. */
 static int registry_dir(struct engine *e, int64_t parent, struct node *out)
 {
-    pthread_mutex_lock(&e->mu);
-    int rc = index_get(e->ix, parent, out);
-    pthread_mutex_unlock(&e->mu);
+    int rc = engine__node_get(e, parent, out);
     if (rc < 0)
         return rc;
     if (out->kind != NODE_DIR) {
@@ -118,9 +116,7 @@ static int copy_in(struct engine_file *dst, struct engine_file *src)
 int engine_file_open_write(struct engine *e, int64_t ino, bool truncate, struct engine_file **out)
 {
     struct node n;
-    pthread_mutex_lock(&e->mu);
-    int rc = index_get(e->ix, ino, &n);
-    pthread_mutex_unlock(&e->mu);
+    int rc = engine__node_get(e, ino, &n);
     if (rc < 0)
         return rc;
     if (n.kind != NODE_FILE || !engine__is_registry(e, n.top)) {

@@ -1,5 +1,6 @@
 /*
- * shim: the HTTP daemon, its routing and its access log (see shim.h).
+ * shim: the HTTP daemon, its routing and its access log (see shim.h; how it
+ * answers is reply.c).
  *
  * libmicrohttpd runs a thread per connection (poll-based, so no FD_SETSIZE
  * limit). That model lets a handler block in an engine call (a lookup that
@@ -223,162 +224,6 @@ int shim_opts_check(const struct shim_opts *o, struct config_error *err)
     if (rc == 0)
         prep_clear(&p);
     return rc;
-}
-
-/* ---- replies -------------------------------------------------------------------------- */
-
-/*
- * Headers of every answer. Served artifacts are inert (docs/SECURITY.md):
- * every answer but the web page's own (ui.c sets a strict policy of its
- * own) gets a sandbox policy, so a proxy's .html or .svg runs no script and
- * has an opaque origin, never this server's, and nosniff keeps a browser
- * from taking a text/plain file for HTML.
- */
-void shim__common_headers(struct shim_req *r, struct MHD_Response *resp)
-{
-    /*
-     * Who may keep an answer: the routes say how long (Cache-Control max-age, no-cache,
-     * immutable); this says whether shared caches may too. An answer that says nothing
-     * (errors, the API, the page) is kept by nobody.
-     */
-    const char *cc = MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL);
-    if (!cc) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    } else if (strncmp(cc, "no-store", 8) != 0) {
-        char v[128];
-        snprintf(v, sizeof(v), "%s, %s",
-                 r->s->auth && !r->s->cache_public ? "private" : "public", cc);
-        MHD_del_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, v);
-    }
-    if (r->s->tls_cert)
-        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    if (!MHD_get_response_header(resp, "Content-Security-Policy"))
-        MHD_add_response_header(resp, "Content-Security-Policy", SHIM_CONTENT_CSP);
-}
-
-enum MHD_Result shim__reply(struct shim_req *r, unsigned status, struct MHD_Response *resp)
-{
-    if (!resp)
-        return MHD_NO;
-    shim__common_headers(r, resp);
-    enum MHD_Result ok = MHD_queue_response(r->c, status, resp);
-    MHD_destroy_response(resp);
-    if (ok == MHD_YES) {
-        r->replied = true;
-        r->status = (int)status;
-    }
-    return ok;
-}
-
-enum MHD_Result shim__reply_data(struct shim_req *r, unsigned status, const char *type,
-                                 const void *data, size_t len)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-    if (resp && type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (!r->head)
-        r->bytes += len;
-    return shim__reply(r, status, resp);
-}
-
-enum MHD_Result shim__reply_text(struct shim_req *r, unsigned status, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n > sizeof(line) - 2)
-        n = (int)sizeof(line) - 2;
-    line[n++] = '\n';
-    line[n] = '\0';
-    return shim__reply_data(r, status, "text/plain; charset=utf-8", line, (size_t)n);
-}
-
-enum MHD_Result shim__reply_method(struct shim_req *r, const char *allow)
-{
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen("method not allowed\n"), (void *)"method not allowed\n", MHD_RESPMEM_PERSISTENT);
-    if (resp) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    }
-    r->bytes += strlen("method not allowed\n");
-    return shim__reply(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-}
-
-void shim__failure_text(int rc, char *buf, size_t n)
-{
-    struct failure_note note;
-    struct failure f = {.cause = failure_cause_of_errno(rc)};
-    const char *proxy = "-";
-    if (failure_note_get(&note) && note.f.cause != FAILURE_NONE) {
-        f = note.f;
-        proxy = note.proxy[0] ? note.proxy : "-";
-    }
-    char st[24] = "-";
-    if (f.status > 0)
-        snprintf(st, sizeof(st), "%ld", f.status);
-    snprintf(buf, n, "proxy %.64s, cause %s, upstream status %s%s%.40s", proxy,
-             failure_cause_name(f.cause), st, f.code[0] ? " " : "", f.code);
-    failure_note_clear(); /* told once: a later request on this thread starts clean */
-}
-
-enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what)
-{
-    char w[300], why[200];
-    shim_http_log_escape(what && *what ? what : "/", w, sizeof(w));
-    int status = failure_http_status(rc);
-    if (status == 502 || status == 504)
-        shim__failure_text(rc, why, sizeof(why));
-    switch (status) {
-    case 404:
-        return shim__reply_text(r, MHD_HTTP_NOT_FOUND, "not found: %s", w);
-    case 414:
-        return shim__reply_text(r, MHD_HTTP_URI_TOO_LONG, "path too long: %s", w);
-    case 504:
-        return shim__reply_text(r, MHD_HTTP_GATEWAY_TIMEOUT,
-                                "gateway timeout: %s: the upstream did not answer in time and "
-                                "nothing is cached (%s)",
-                                w, why);
-    case 502:
-        return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY,
-                                "bad gateway: %s: the upstream failed and nothing good is cached "
-                                "(%s)",
-                                w, why);
-    case 507:
-        return shim__reply_text(r, MHD_HTTP_INSUFFICIENT_STORAGE,
-                                "insufficient storage: %s: the cache's disk is full", w);
-    case 429:
-    case 503:
-        return shim__reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable: %s: %s", w,
-                                strerror(rc < 0 ? -rc : rc));
-    default:
-        return shim__reply_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error: %s: %s", w,
-                                strerror(rc < 0 ? -rc : rc));
-    }
-}
-
-const char *shim__header(struct shim_req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
-}
-
-bool shim__cancelled(void *arg)
-{
-    const struct shim_waiter *w = arg;
-    if (atomic_load(&w->s->stopping))
-        return true;
-    if (w->sock < 0)
-        return false;
-    struct pollfd pfd = {.fd = w->sock, .events = POLLRDHUP};
-    /* Only a hang-up counts: a pipelined next request makes the socket readable, not gone. */
-    return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
 /* ---- small routes ----------------------------------------------------------------------- */
@@ -673,57 +518,46 @@ static int listen_socket(const struct prep *p, struct config_error *err)
     return fd;
 }
 
-int shim_start(struct engine *e, const char *state_dir, const struct shim_opts *o,
-               struct shim **out, struct config_error *err)
+/*
+ * Copies into s what it keeps of the options (names, admins, public names, the state dir and
+ * its admin token) and takes the TLS pair and the htpasswd table from p. 0, or -ENOMEM or the
+ * admin token's failure (err filled).
+ */
+static int adopt_opts(struct shim *s, const char *state_dir, const struct shim_opts *o,
+                      struct prep *p, struct config_error *err)
 {
-    struct prep p;
-    struct shim *s = NULL;
-    int fd = -1, rc;
-
-    *out = NULL;
-    if ((rc = prepare(o, &p, err)) < 0)
-        return rc;
-    if (!(s = calloc(1, sizeof(*s)))) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    s->e = e;
-    pthread_mutex_init(&s->st_mu, NULL);
-    shim_metrics_init(&s->metrics);
-    atomic_init(&s->stopping, false);
-    if ((rc = state_open(state_dir, &s->st)) < 0) {
-        config_error_set(err, "state", "cannot open the state dir: %s", strerror(-rc));
-        goto fail;
-    }
-    if (o->default_name && !(s->default_name = strdup(o->default_name))) {
-        rc = -ENOMEM;
-        goto fail;
-    }
+    int rc;
+    if (o->default_name && !(s->default_name = strdup(o->default_name)))
+        return -ENOMEM;
     if ((rc = shim_admin_token(state_dir, s->admin_token, err)) < 0)
-        goto fail;
+        return rc;
     size_t tp = strlen(state_dir) + sizeof(SHIM_ADMIN_TOKEN_FILE) + 1;
-    if (!(s->state_dir = strdup(state_dir)) || !(s->host = strdup(p.host)) ||
+    if (!(s->state_dir = strdup(state_dir)) || !(s->host = strdup(p->host)) ||
         !(s->token_path = malloc(tp)) ||
         snprintf(s->token_path, tp, "%s/%s", state_dir, SHIM_ADMIN_TOKEN_FILE) < 0 ||
         strv_copy(o->admins, o->n_admins, &s->admins, &s->n_admins) < 0 ||
-        strv_copy(o->public_names, o->n_public_names, &s->public_names, &s->n_public_names) < 0) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    s->auth = p.auth;
+        strv_copy(o->public_names, o->n_public_names, &s->public_names, &s->n_public_names) < 0)
+        return -ENOMEM;
+    s->auth = p->auth;
     s->cache_public = o->cache_public;
-    s->tls_cert = p.cert;
-    s->tls_key = p.key;
-    s->tls_key_len = p.key_len;
-    p.auth = NULL;
-    p.cert = p.key = NULL;
-    if ((fd = listen_socket(&p, err)) < 0) {
-        rc = fd;
-        goto fail;
-    }
+    s->tls_cert = p->cert;
+    s->tls_key = p->key;
+    s->tls_key_len = p->key_len;
+    p->auth = NULL;
+    p->cert = p->key = NULL;
+    return 0;
+}
+
+/*
+ * Starts libmicrohttpd on the listening socket fd (of address family family): a thread per
+ * connection, the connection caps, the escaped-target callback, TLS when s has a certificate.
+ * On success MHD owns fd. 0, or -EINVAL (TLS pair refused) or -EIO, err filled.
+ */
+static int start_daemon(struct shim *s, int fd, int family, struct config_error *err)
+{
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    if (p.addr.ss_family == AF_INET6)
+    if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->tls_cert)
         flags |= MHD_USE_TLS;
@@ -747,14 +581,45 @@ int shim_start(struct engine *e, const char *state_dir, const struct shim_opts *
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
                             MHD_OPTION_END);
-    if (!s->d) {
-        config_error_set(err, s->tls_cert ? "tls_cert" : "listen",
-                         s->tls_cert ? "cannot start the HTTPS server (do the certificate and "
-                                       "the key belong together?)"
-                                     : "cannot start the HTTP server");
-        rc = s->tls_cert ? -EINVAL : -EIO;
+    if (s->d)
+        return 0;
+    config_error_set(err, s->tls_cert ? "tls_cert" : "listen",
+                     s->tls_cert ? "cannot start the HTTPS server (do the certificate and "
+                                   "the key belong together?)"
+                                 : "cannot start the HTTP server");
+    return s->tls_cert ? -EINVAL : -EIO;
+}
+
+int shim_start(struct engine *e, const char *state_dir, const struct shim_opts *o,
+               struct shim **out, struct config_error *err)
+{
+    struct prep p;
+    struct shim *s = NULL;
+    int fd = -1, rc;
+
+    *out = NULL;
+    if ((rc = prepare(o, &p, err)) < 0)
+        return rc;
+    if (!(s = calloc(1, sizeof(*s)))) {
+        rc = -ENOMEM;
         goto fail;
     }
+    s->e = e;
+    pthread_mutex_init(&s->st_mu, NULL);
+    shim_metrics_init(&s->metrics);
+    atomic_init(&s->stopping, false);
+    if ((rc = state_open(state_dir, &s->st)) < 0) {
+        config_error_set(err, "state", "cannot open the state dir: %s", strerror(-rc));
+        goto fail;
+    }
+    if ((rc = adopt_opts(s, state_dir, o, &p, err)) < 0)
+        goto fail;
+    if ((fd = listen_socket(&p, err)) < 0) {
+        rc = fd;
+        goto fail;
+    }
+    if ((rc = start_daemon(s, fd, p.addr.ss_family, err)) < 0)
+        goto fail;
     fd = -1; /* MHD owns the socket now */
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di && di->port ? di->port : p.port;

@@ -1,6 +1,6 @@
 /*
  * shim_i.h: the shim's private state, shared by the files of src/shim/
- * (shim.c the daemon, routing and access log; files.c the path routes;
+ * (shim.c the daemon, routing and access log; reply.c the replies; files.c the path routes;
  * api.c /api/v1; v2.c the registry API). Nothing outside src/shim includes it.
  *
  * A request is one struct shim_req, created on MHD's first call for it and

@@ -31,6 +31,7 @@
 #include "ui_assets.h"
 #include "upstreamfs/config.h"
 #include "upstreamfs/defaults.h"
+#include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
 
 #include <errno.h>
@@ -264,11 +265,9 @@ out:
  */
 static enum MHD_Result send_asset(struct shim_req *r, const char *body, const char *type)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a: a validator, not a security measure */
     char etag[24];
     size_t len = strlen(body);
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)body[i]) * 1099511628211ULL;
+    uint64_t h = hash_fnv1a(body, len); /* a validator, not a security measure */
     snprintf(etag, sizeof(etag), "\"%016llx\"", (unsigned long long)h);
     const char *inm = shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
     bool fresh = inm && strstr(inm, etag);

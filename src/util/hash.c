@@ -195,3 +195,12 @@ bool hash_is_sha256_hex(const char *s)
             return false;
     return true;
 }
+
+uint64_t hash_fnv1a(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 14695981039346656037ULL; /* the FNV-1a offset basis */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}

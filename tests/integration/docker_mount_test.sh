@@ -197,7 +197,9 @@ t_platform() {
         "$D_V1" "single-platform image under a filter"
 }
 check "-o platform=linux/arm64 shows one platform" t_platform
+# and wait for its daemon to exit: until then it holds STATEDIR/mount.lock with its platforms
 fusermount3 -u "$M2" || die "unmounting $M2 failed"
+wait_until 10 _upfs_no_daemon "$M2" || die "the daemon of $M2 did not exit"
 
 # The same state dir without the filter: the layouts are built again, whole.
 t_platform_change() {

@@ -58,6 +58,7 @@ D_OTHER="$(mkimage "$OCI" other --text other --big 100000)"
 D_ROT1="$(mkimage "$OCI" rot1 --text rot1 --big 50000)"
 D_ROT2="$(mkimage "$OCI" rot2 --text rot2 --big 50000)"
 D_ROT3="$(mkimage "$OCI" rot3 --text rot3 --big 50000)"
+D_EXP="$(mkimage "$OCI" expdl --text expdl --big 120000)"
 D_ANON="$(mkimage "$OCI" anon --text anonymous --big 200000)"
 D_PUB="$(mkimage "$OCI" pub --text public --big 200000)"
 
@@ -69,6 +70,7 @@ push "oci:$OCI:other" "127.0.0.1:$REG_PORT_open/test/other:v1"
 push "oci:$OCI:rot1" "127.0.0.1:$REG_PORT_open/test/rot:v1"
 push "oci:$OCI:rot2" "127.0.0.1:$REG_PORT_open/test/rot:v2"
 push "oci:$OCI:rot3" "127.0.0.1:$REG_PORT_open/test/rot:v3"
+push "oci:$OCI:expdl" "127.0.0.1:$REG_PORT_open/test/expdl:v1"
 push "oci:$OCI:anon" "127.0.0.1:$REG_PORT_open/fakealias/anon:v1"
 push "oci:$OCI:anon" "127.0.0.1:$REG_PORT_open/fakealias/anon:v2"
 push "oci:$OCI:pub" "127.0.0.1:$REG_PORT_open/fakealias/hello:v1"
@@ -193,6 +195,29 @@ t_expired_403() {
         "$STATE/upstreamfs.log" || die "no log line for the refused token"
 }
 check "private: a 403 DENIED (expired token) renews the token once; the read succeeds" t_expired_403
+
+# The download's own retry (src/engine/download.c, download_attempt): a layer not stored yet,
+# its manifest and listing read first, so the first authorised request after the expiry is the
+# layer's GET itself.
+t_expired_403_download() {
+    local layer tokens denied
+    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$MNT/e/test/expdl/v1/index.json")" \
+        "$D_EXP" "e: expdl index.json"
+    layer="$(ls -S "$MNT/e/test/expdl/v1/blobs/sha256" | head -n 1)"
+    tokens="$(fake_ecr_count api ecr.GetAuthorizationToken)"
+    regproxy_reset pe
+    regproxy_control pe "expire?n=1"
+    assert_sha256 "$MNT/e/test/expdl/v1/blobs/sha256/$layer" "$layer"
+    denied="$(regproxy_requests pe |
+        jq_py '[r["method"] + " " + r["path"].split("/")[-2] for r in d if r["status"] == 403]')"
+    assert_eq "$denied" "['GET blobs']" "the 403 DENIED answered the layer's GET"
+    assert_eq "$(regproxy_sum pe GET "/blobs/sha256:$layer")" 2 \
+        "GETs of the layer: refused, then with a fresh token"
+    assert_eq "$(fake_ecr_count api ecr.GetAuthorizationToken)" $((tokens + 1)) \
+        "token requests after a 403 DENIED to the layer's GET"
+}
+check "private: a 403 DENIED to a download's GET renews the token; that read succeeds" \
+    t_expired_403_download
 
 t_registry_upstream() {
     assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$MNT/r/test/hello/v1/index.json")" \
