@@ -90,7 +90,7 @@ enum {
     OPT_OPEN,
     OPT_ADMIN,
     OPT_PUBLIC_NAME,
-    OPT_CACHE_PUBLIC
+    OPT_CACHE_PUBLIC /* the last: parse_serve_args takes OPT_LISTEN..OPT_CACHE_PUBLIC */
 };
 
 static const struct option opts[] = {
@@ -156,7 +156,7 @@ static int parse_serve_args(int argc, char **argv, struct shim_opts *so, const c
         if (c == 'h') {
             fputs(usage, stdout);
             rc = CLI_EXIT_OK;
-        } else if (c < OPT_LISTEN || c > OPT_PUBLIC_NAME) {
+        } else if (c < OPT_LISTEN || c > OPT_CACHE_PUBLIC) {
             rc = cli_bad_option("serve", c, argv);
         } else {
             take_serve_option(c, so, admins, names);
