@@ -340,16 +340,24 @@ static int prepare_mount(const struct mount_opts *mo, const struct shim_opts *so
                    "(they are the shim's)");
         return CLI_EXIT_USAGE;
     }
-    if (clean_stale_mount(mo->mountpoint) < 0) {
-        cli_errorf("mount: %s: a stale mount is in the way and could not be detached",
-                   mo->mountpoint);
+    /*
+     * A daemon killed just now may still answer the stale check and be gone by the stat that
+     * follows (its connection is aborted as it exits): then the check runs once more.
+     */
+    int rrc = -ENOTCONN;
+    for (int attempt = 0; attempt < 2 && rrc == -ENOTCONN; attempt++) {
+        if (clean_stale_mount(mo->mountpoint) < 0) {
+            cli_errorf("mount: %s: a stale mount is in the way and could not be detached",
+                       mo->mountpoint);
+            return CLI_EXIT_FAIL;
+        }
+        rrc = realpath(mo->mountpoint, mnt) && stat(mnt, &st) == 0 ? 0 : -errno;
+    }
+    if (rrc < 0) {
+        cli_errorf("mount: %s: %s", mo->mountpoint, strerror(-rrc));
         return CLI_EXIT_FAIL;
     }
-    if (!realpath(mo->mountpoint, mnt)) {
-        cli_errorf("mount: %s: %s", mo->mountpoint, strerror(errno));
-        return CLI_EXIT_FAIL;
-    }
-    if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    if (!S_ISDIR(st.st_mode)) {
         cli_errorf("mount: %s: not a directory", mo->mountpoint);
         return CLI_EXIT_USAGE;
     }

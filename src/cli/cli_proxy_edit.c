@@ -10,6 +10,7 @@
 #include "upstreamfs/config_crud.h"
 #include "upstreamfs/defaults.h"
 #include "upstreamfs/proxy_fields.h"
+#include "upstreamfs/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -369,7 +370,7 @@ int proxy_edit_read_secret(const struct edit_args *a, char **out, struct config_
     buf = NULL;
 out:
     if (buf) {
-        explicit_bzero(buf, cap + 1);
+        secret_wipe(buf, cap + 1);
         free(buf);
     }
     return rc;

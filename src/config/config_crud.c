@@ -4,6 +4,7 @@
  */
 #include "upstreamfs/config_crud.h"
 #include "upstreamfs/proxy_fields.h"
+#include "upstreamfs/secret.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 void crud_secret_free(char *secret)
 {
     if (secret) {
-        explicit_bzero(secret, strlen(secret));
+        secret_wipe(secret, strlen(secret));
         free(secret);
     }
 }

@@ -8,6 +8,7 @@
 #include "upstreamfs/config.h"
 #include "upstreamfs/ecr_url.h"
 #include "upstreamfs/proxy_fields.h"
+#include "upstreamfs/secret.h"
 #include "config_int.h"
 
 #include <errno.h>
@@ -144,7 +145,7 @@ int config_proxy_apply_json(struct proxy *p, json_t *obj, bool is_create, char *
     return 0;
 fail:
     if (*secret) {
-        explicit_bzero(*secret, strlen(*secret));
+        secret_wipe(*secret, strlen(*secret));
         free(*secret);
         *secret = NULL;
     }

@@ -7,6 +7,7 @@
  * whether it is set.
  */
 #include "upstreamfs/proxy_fields.h"
+#include "upstreamfs/secret.h"
 #include "config_int.h"
 
 #include <errno.h>
@@ -140,7 +141,7 @@ static int set_secret(const struct proxy_field *f, struct proxy *p, json_t *v, c
         /* config_secret_normalise names secret_key; the field is this one. */
         char **dst = SLOT(char *, f, p);
         if (*dst)
-            explicit_bzero(*dst, strlen(*dst));
+            secret_wipe(*dst, strlen(*dst));
         free(*dst);
         *dst = s;
         return 0;
@@ -148,12 +149,12 @@ static int set_secret(const struct proxy_field *f, struct proxy *p, json_t *v, c
     if (rc < 0) {
         if (err && strcmp(err->field, f->name) != 0)
             snprintf(err->field, sizeof(err->field), "%s", f->name);
-        explicit_bzero(s, len);
+        secret_wipe(s, len);
         free(s);
         return rc;
     }
     if (*secret) {
-        explicit_bzero(*secret, strlen(*secret));
+        secret_wipe(*secret, strlen(*secret));
         free(*secret);
     }
     *secret = s;
@@ -179,7 +180,7 @@ static int set_pem(const struct proxy_field *f, struct proxy_pem *m, json_t *v,
     if (!t)
         return -ENOMEM;
     if (m->text)
-        explicit_bzero(m->text, strlen(m->text));
+        secret_wipe(m->text, strlen(m->text));
     free(m->text);
     m->text = t;
     return 0;

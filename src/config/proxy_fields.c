@@ -4,6 +4,7 @@
  * prints them and the JSON object carries them.
  */
 #include "upstreamfs/proxy_fields.h"
+#include "upstreamfs/secret.h"
 #include "config_int.h"
 
 #include <errno.h>
@@ -514,7 +515,7 @@ void proxy_fields_free(struct proxy *p)
         if (f->kind == FIELD_PEM) {
             struct proxy_pem *m = SLOT(struct proxy_pem, f, p);
             if (m->text)
-                explicit_bzero(m->text, strlen(m->text));
+                secret_wipe(m->text, strlen(m->text));
             free(m->text);
             free(m->path);
             m->text = m->path = NULL;
@@ -522,7 +523,7 @@ void proxy_fields_free(struct proxy *p)
         }
         char **s = SLOT(char *, f, p);
         if (*s && f->kind == FIELD_SECRET)
-            explicit_bzero(*s, strlen(*s));
+            secret_wipe(*s, strlen(*s));
         free(*s);
         *s = NULL;
     }

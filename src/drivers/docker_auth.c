@@ -7,11 +7,12 @@
  * refused credential is dropped and the request asked once more). See docker.c for the
  * driver's design.
  */
-#include "upstreamfs/egress.h"
 #include "upstreamfs/driver.h"
+#include "upstreamfs/egress.h"
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/oci.h"
+#include "upstreamfs/secret.h"
 #include "upstreamfs/upstream.h"
 
 #include "docker_impl.h"
@@ -21,14 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdarg.h>
-
-static void wipe_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
 
 int dk_reg_base(struct upstream *u, struct dk_state *s, char **base)
 {
@@ -81,8 +74,8 @@ void dk_scope(const char *repo, char *buf, size_t n)
 
 void dk_cred_clear(struct dk_cred *c)
 {
-    wipe_free(c->token);
-    wipe_free(c->authz);
+    secret_free(c->token);
+    secret_free(c->authz);
     c->token = c->authz = NULL;
 }
 
@@ -95,7 +88,7 @@ static int add_authorization(struct curl_slist **hdrs, const char *scheme, const
         return -ENOMEM;
     snprintf(h, hl, "Authorization: %s%s", scheme, value);
     int rc = fetch_header_add(hdrs, h);
-    wipe_free(h);
+    secret_free(h);
     return rc;
 }
 
@@ -165,7 +158,7 @@ int dk_auth_add(struct upstream *u, struct dk_state *s, const char *scope, struc
     used->token = tok;
     tok = NULL;
 out:
-    wipe_free(tok);
+    secret_free(tok);
     free(realm);
     free(service);
     return rc;
@@ -395,7 +388,7 @@ int dk_manifest_fetch(struct upstream *u, struct dk_state *s, const char *scope,
 
 void dk_access_clear(struct dk_access *a)
 {
-    wipe_free(a->authorization);
+    secret_free(a->authorization);
     free(a->base);
     a->authorization = a->base = NULL;
 }

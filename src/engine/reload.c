@@ -12,6 +12,7 @@
 #include "engine_i.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/secret.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -221,7 +222,7 @@ int engine_reload(struct engine *e)
         if (!ups[i] && (ups[i] = upstream_new(e, &plist[i], secret)))
             ups[i]->secret_err = serr;
         if (secret) {
-            explicit_bzero(secret, strlen(secret));
+            secret_wipe(secret, strlen(secret));
             free(secret);
         }
         if (!ups[i])

@@ -8,6 +8,7 @@
 #include "upstreamfs/egress.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/secret.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -134,7 +135,7 @@ void upstream_unref(struct upstream *u)
         return;
     upstream_set_state(u, NULL, NULL);
     if (u->secret) {
-        explicit_bzero(u->secret, strlen(u->secret));
+        secret_wipe(u->secret, strlen(u->secret));
         free(u->secret);
     }
     egress_policy_unref(u->ep.egress);

@@ -42,7 +42,7 @@ struct engine;
 struct upstream {
     struct proxy cfg;
     char *secret;
-    /* -errno when the proxy has a secret that could not be read (src/engine/engine.c): its
+    /* -errno when the proxy has a secret that could not be read (src/engine/reload.c): its
      * requests fail with cause auth rather than going out without credentials */
     int secret_err;
     struct fetch_endpoint ep;

@@ -27,9 +27,10 @@
 #include "ui.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/failure.h"
+#include "upstreamfs/file_read.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
-#include "upstreamfs/file_read.h"
+#include "upstreamfs/secret.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,7 +65,7 @@ static void prep_clear(struct prep *p)
 {
     free(p->cert);
     if (p->key) {
-        explicit_bzero(p->key, p->key_len);
+        secret_wipe(p->key, p->key_len);
         free(p->key);
     }
     shim_htpasswd_free(p->auth);
@@ -661,7 +662,7 @@ void shim_stop(struct shim *s)
     shim_htpasswd_free(s->auth);
     free(s->tls_cert);
     if (s->tls_key) {
-        explicit_bzero(s->tls_key, s->tls_key_len);
+        secret_wipe(s->tls_key, s->tls_key_len);
         free(s->tls_key);
     }
     free(s->default_name);
@@ -670,6 +671,6 @@ void shim_stop(struct shim *s)
     free(s->host);
     strv_free(s->admins, s->n_admins);
     strv_free(s->public_names, s->n_public_names);
-    explicit_bzero(s->admin_token, sizeof(s->admin_token));
+    secret_wipe(s->admin_token, sizeof(s->admin_token));
     free(s);
 }

@@ -598,7 +598,7 @@ static enum MHD_Result v2_manifest(struct v2_ctx *c)
 /* ---- blobs -------------------------------------------------------------------------------- */
 
 /*
- * Opens the blob once before answering, so that the scoping rule (reader.c:
+ * Opens the blob once before answering, so that the scoping rule (download.c:
  * this proxy's own copy, or its upstream's answer now) decides between the
  * content and BLOB_UNKNOWN; a HEAD asks the upstream with a HEAD
  * (engine_blob_confirm). The download goes on for the GET after.
