@@ -482,13 +482,11 @@ static int url_repository(struct upstream *u, struct dk_state *s, const char *ur
                           char repo[OCI_NAME_MAX + 1], bool *manifest)
 {
     char base[DK_URL_MAX];
-    char *reg = NULL;
-    int rc = dk_reg_base(u, s, &reg);
+    int rc = dk_repo_root(u, s, base, sizeof(base), false);
     if (rc < 0)
         return rc;
-    int n = snprintf(base, sizeof(base), "%sv2/", reg);
-    free(reg);
-    if (n < 0 || (size_t)n >= sizeof(base) || strncmp(url, base, (size_t)n) != 0)
+    size_t n = strlen(base);
+    if (strncmp(url, base, n) != 0)
         return -ENOENT;
     const char *rest = url + n;
     const char *m = NULL, *b = NULL;

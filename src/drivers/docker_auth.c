@@ -45,22 +45,51 @@ int dk_reg_base(struct upstream *u, struct dk_state *s, char **base)
     return *base ? 0 : -ENOMEM;
 }
 
-int dk_reg_url(struct upstream *u, char **out, const char *fmt, ...)
+int dk_repo_root(struct upstream *u, struct dk_state *s, char *out, size_t len, bool api)
 {
-    char buf[DK_URL_MAX], *base = NULL;
-    *out = NULL;
-    int rc = dk_reg_base(u, dk_state(u), &base);
+    char *base = NULL, *origin = NULL;
+    int rc = dk_reg_base(u, s, &base);
     if (rc < 0)
         return rc;
-    int n = snprintf(buf, sizeof(buf), "%sv2/", base);
+    /*
+     * A registry URL with a path names a repository prefix, as another upstreamfs's shim
+     * serves a proxy at /v2/<key>/<repository>/... (docs/SCALE-OUT.md): the API's own root
+     * stays /v2/ at the origin, repositories go below /v2/<path>/.
+     */
+    if (!(origin = fetch_url_origin(base))) {
+        free(base);
+        return -EINVAL;
+    }
+    const char *path = base + strlen(origin);
+    path += strspn(path, "/");
+    size_t plen = strlen(path);
+    while (plen && path[plen - 1] == '/')
+        plen--;
+    int n = api || !plen ? snprintf(out, len, "%s/v2/", origin)
+                         : snprintf(out, len, "%s/v2/%.*s/", origin, (int)plen, path);
+    free(origin);
     free(base);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int dk_reg_url(struct upstream *u, char **out, const char *fmt, ...)
+{
+    char buf[DK_URL_MAX], tail[DK_URL_MAX];
+    *out = NULL;
     va_list ap;
     va_start(ap, fmt);
-    int m = n >= 0 && (size_t)n < sizeof(buf) ? vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap)
-                                              : -1;
+    int m = vsnprintf(tail, sizeof(tail), fmt, ap);
     va_end(ap);
-    if (m < 0 || (size_t)(n + m) >= sizeof(buf))
+    if (m < 0 || (size_t)m >= sizeof(tail))
         return -ENAMETOOLONG;
+    /* "" is the API's root (the /v2/ probe); anything else is below the repositories' root */
+    int rc = dk_repo_root(u, dk_state(u), buf, sizeof(buf), !tail[0]);
+    if (rc < 0)
+        return rc;
+    size_t n = strlen(buf);
+    if (n + (size_t)m >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf + n, tail, (size_t)m + 1);
     *out = strdup(buf);
     return *out ? 0 : -ENOMEM;
 }

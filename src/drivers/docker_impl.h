@@ -88,7 +88,17 @@ bool dk_is_hub(const struct upstream *u);
 /* docker_auth.c */
 /* The registry's base URL (ends with '/'): the variant's, else the proxy's url. malloc'd. */
 int dk_reg_base(struct upstream *u, struct dk_state *s, char **base);
-/* *out = <registry>/v2/<formatted>. 0, -ENAMETOOLONG, -ENOMEM or the variant's error. */
+/*
+ * The root of the registry's repository URLs in out: <origin>/v2/ for a registry URL without a
+ * path, <origin>/v2/<path>/ for one with a path (a repository prefix: another upstreamfs's
+ * /v2/<key>/, a registry's namespace); with api, always <origin>/v2/ (the API's own root).
+ * 0, -EINVAL (no origin), -ENAMETOOLONG, -ENOMEM or the variant's error.
+ */
+int dk_repo_root(struct upstream *u, struct dk_state *s, char *out, size_t len, bool api);
+/*
+ * *out = the repositories' root (dk_repo_root) + <formatted>; an empty format is the API's
+ * root, <origin>/v2/. 0, -ENAMETOOLONG, -ENOMEM or the variant's error.
+ */
 int dk_reg_url(struct upstream *u, char **out, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The token scope of pulling repo ("repository:<repo>:pull") into buf (DK_SCOPE_MAX). */

@@ -505,6 +505,32 @@ t_metrics() {
 }
 check "/metrics counts the v2 route; the access log has its lines" t_metrics
 
+# ---- an edge upstreamfs whose docker proxy is this serve's /v2/hub/ ------------------------------
+EDGE="$T/edge"
+upfs_register_mount "$EDGE"
+t_edge() {
+    local st="$STATE-edge" eport before
+    "$UPFS" --state "$st" proxy create hub --type docker --source custom --url "$S/hub" >/dev/null
+    eport="$(free_port)"
+    mkdir -p "$EDGE"
+    with_timeout 30 "$UPFS" --state "$st" mount "$EDGE" -o "listen=127.0.0.1:$eport" ||
+        die "the edge did not mount"
+    wait_until 10 port_is_open "$eport" || die "the edge's shim does not listen"
+    before="$(grep -c '"GET /v2/hub/test/hello/manifests/' "$SERVE_LOG_main" || true)"
+    # the mount: the image layout of test/hello:v1, every blob with its digest's bytes
+    [[ -f "$EDGE/hub/test/hello/v1/index.json" ]] || die "no layout of test/hello:v1 at the edge"
+    dir_verified "$EDGE/hub/test/hello/v1/blobs/sha256"
+    # the edge's own shim: skopeo pulls through edge -> parent -> registry
+    copy_from "127.0.0.1:$eport/hub/test/hello:v1" "dir:$T/e1"
+    assert_eq "$(copy_digest "$T/e1")" "$D_V1" "test/hello:v1 through the edge"
+    dir_verified "$T/e1"
+    copy_from "127.0.0.1:$eport/hub/test/multi:1.0" "oci:$T/e2:m" --all
+    dir_verified "$T/e2/blobs/sha256"
+    (($(grep -c '"GET /v2/hub/test/hello/manifests/' "$SERVE_LOG_main" || true) > before)) ||
+        die "the edge's requests did not reach the parent's /v2/hub/"
+}
+check "an edge whose docker proxy URL is a parent's /v2/hub/ route shows and pulls its images" t_edge
+
 # ---- the upstream stopped ------------------------------------------------------------------------
 regproxy_stop pa
 registry_stop a
