@@ -127,6 +127,117 @@ static bool realm_usable(const char *realm)
     return true;
 }
 
+/*
+ * Reads a challenge's auth-params at *pp (name=token or name="quoted", comma-separated) into
+ * cur when scheme is one kept, up to a token not followed by '=' (the next challenge's scheme,
+ * where *pp is left) or the end. val is scratch of TOKEN_PARAM_MAX + 1. 0, -EINVAL, -ENOMEM.
+ */
+static int parse_params(const char **pp, enum token_scheme scheme, char *val, struct params *cur)
+{
+    const char *p = *pp;
+    int rc = 0;
+    for (;;) {
+        p = skip_ows(p);
+        while (*p == ',')
+            p = skip_ows(p + 1);
+        if (!*p)
+            break;
+        size_t nl = token_len(p);
+        if (nl == 0)
+            return -EINVAL;
+        const char *q = skip_ows(p + nl);
+        if (*q != '=')
+            break; /* the next challenge's scheme */
+        const char *name = p;
+        q = skip_ows(q + 1);
+        size_t vl;
+        if (*q == '"') {
+            q = read_quoted(q, val, &vl);
+            if (!q)
+                return -EINVAL;
+        } else {
+            vl = token_len(q);
+            if (vl == 0 || vl > TOKEN_PARAM_MAX)
+                return -EINVAL;
+            memcpy(val, q, vl);
+            val[vl] = '\0';
+            q += vl;
+        }
+        if (scheme != TOKEN_SCHEME_NONE && (rc = params_set(cur, name, nl, val, vl)) < 0)
+            return rc;
+        p = skip_ows(q);
+        if (*p && *p != ',')
+            return -EINVAL;
+    }
+    *pp = p;
+    return 0;
+}
+
+/*
+ * Reads one challenge at *pp (a scheme, then a token68 or auth-params): *scheme is Bearer,
+ * Basic or NONE (another scheme, whose parameters are skipped), its parameters go to cur, and
+ * *pp is left after it. 0, -EINVAL, -ENOMEM.
+ */
+static int parse_challenge(const char **pp, char *val, struct params *cur,
+                           enum token_scheme *scheme)
+{
+    const char *p = *pp;
+    size_t sl = token_len(p);
+    if (sl == 0)
+        return -EINVAL;
+    *scheme = TOKEN_SCHEME_NONE;
+    if (sl == 6 && strncasecmp(p, "bearer", 6) == 0)
+        *scheme = TOKEN_SCHEME_BEARER;
+    else if (sl == 5 && strncasecmp(p, "basic", 5) == 0)
+        *scheme = TOKEN_SCHEME_BASIC;
+    p += sl;
+    if (*p && *p != ' ' && *p != '\t' && *p != ',')
+        return -EINVAL;
+    p = skip_ows(p);
+    /* token68 ("Basic dXNlcjpw", "Negotiate abc==") ends the challenge. */
+    const char *t = p;
+    while (is_token68_char(*t))
+        t++;
+    while (*t == '=')
+        t++;
+    if (t > p && (*skip_ows(t) == '\0' || *skip_ows(t) == ',')) {
+        *pp = skip_ows(t);
+        return 0;
+    }
+    /* auth-params until a token that is not followed by '=' */
+    *pp = p;
+    return parse_params(pp, *scheme, val, cur);
+}
+
+/*
+ * Moves the chosen challenge into out: Bearer (which needs a usable realm) over Basic.
+ * What is moved is taken out of *bearer / *basic. 0, -EINVAL, or -ENOENT for neither.
+ */
+static int challenge_take(struct params *bearer, bool have_bearer, struct params *basic,
+                          bool have_basic, struct token_challenge *out)
+{
+    if (have_bearer) {
+        if (!realm_usable(bearer->realm))
+            return -EINVAL;
+        out->scheme = TOKEN_SCHEME_BEARER;
+        out->realm = bearer->realm;
+        out->service = bearer->service;
+        out->scope = bearer->scope;
+        out->error = bearer->error;
+        memset(bearer, 0, sizeof(*bearer));
+        return 0;
+    }
+    if (have_basic) {
+        out->scheme = TOKEN_SCHEME_BASIC;
+        out->realm = basic->realm;
+        basic->realm = NULL;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/* The challenges one after the other (parse_challenge), the first of each scheme kept, then
+ * the one to use (challenge_take); the contract is in include/upstreamfs/token.h. */
 int token_challenge_parse(const char *header, struct token_challenge *out)
 {
     struct params bearer = {0}, basic = {0}, cur = {0};
@@ -145,74 +256,9 @@ int token_challenge_parse(const char *header, struct token_challenge *out)
             p++;
         if (!*p)
             break;
-        size_t sl = token_len(p);
-        if (sl == 0) {
-            rc = -EINVAL;
+        enum token_scheme scheme;
+        if ((rc = parse_challenge(&p, val, &cur, &scheme)) < 0)
             goto out;
-        }
-        enum token_scheme scheme = TOKEN_SCHEME_NONE;
-        if (sl == 6 && strncasecmp(p, "bearer", 6) == 0)
-            scheme = TOKEN_SCHEME_BEARER;
-        else if (sl == 5 && strncasecmp(p, "basic", 5) == 0)
-            scheme = TOKEN_SCHEME_BASIC;
-        p += sl;
-        if (*p && *p != ' ' && *p != '\t' && *p != ',') {
-            rc = -EINVAL;
-            goto out;
-        }
-        p = skip_ows(p);
-        /* token68 ("Basic dXNlcjpw", "Negotiate abc==") ends the challenge. */
-        const char *t = p;
-        while (is_token68_char(*t))
-            t++;
-        while (*t == '=')
-            t++;
-        if (t > p && (*skip_ows(t) == '\0' || *skip_ows(t) == ',')) {
-            p = skip_ows(t);
-        } else {
-            /* auth-params until a token that is not followed by '=' */
-            for (;;) {
-                p = skip_ows(p);
-                while (*p == ',')
-                    p = skip_ows(p + 1);
-                if (!*p)
-                    break;
-                size_t nl = token_len(p);
-                if (nl == 0) {
-                    rc = -EINVAL;
-                    goto out;
-                }
-                const char *q = skip_ows(p + nl);
-                if (*q != '=')
-                    break; /* the next challenge's scheme */
-                const char *name = p;
-                q = skip_ows(q + 1);
-                size_t vl;
-                if (*q == '"') {
-                    q = read_quoted(q, val, &vl);
-                    if (!q) {
-                        rc = -EINVAL;
-                        goto out;
-                    }
-                } else {
-                    vl = token_len(q);
-                    if (vl == 0 || vl > TOKEN_PARAM_MAX) {
-                        rc = -EINVAL;
-                        goto out;
-                    }
-                    memcpy(val, q, vl);
-                    val[vl] = '\0';
-                    q += vl;
-                }
-                if (scheme != TOKEN_SCHEME_NONE && (rc = params_set(&cur, name, nl, val, vl)) < 0)
-                    goto out;
-                p = skip_ows(q);
-                if (*p && *p != ',') {
-                    rc = -EINVAL;
-                    goto out;
-                }
-            }
-        }
         /* The first challenge of each scheme is the one used. */
         if (scheme == TOKEN_SCHEME_BEARER && !have_bearer) {
             bearer = cur;
@@ -225,24 +271,7 @@ int token_challenge_parse(const char *header, struct token_challenge *out)
         }
         memset(&cur, 0, sizeof(cur));
     }
-    if (have_bearer) {
-        if (!realm_usable(bearer.realm)) {
-            rc = -EINVAL;
-            goto out;
-        }
-        out->scheme = TOKEN_SCHEME_BEARER;
-        out->realm = bearer.realm;
-        out->service = bearer.service;
-        out->scope = bearer.scope;
-        out->error = bearer.error;
-        memset(&bearer, 0, sizeof(bearer));
-    } else if (have_basic) {
-        out->scheme = TOKEN_SCHEME_BASIC;
-        out->realm = basic.realm;
-        basic.realm = NULL;
-    } else {
-        rc = -ENOENT;
-    }
+    rc = challenge_take(&bearer, have_bearer, &basic, have_basic, out);
 out:
     params_clear(&cur);
     params_clear(&bearer);

@@ -138,17 +138,28 @@ static void print_stats(const struct engine_stats *s, int procs, json_t *out)
            (long long)s->evictions, (long long)s->stale_serves);
 }
 
-int cli_cache_main(struct cli_globals *g, int argc, char **argv)
+/* A cache command line, as cache_parse leaves it. */
+struct cache_args {
+    bool json;
+    const char *cmd;
+    char *rest[64]; /* the arguments after the command that are not options */
+    int nrest;
+};
+
+/*
+ * Parses "cache [--json] COMMAND [ARGS] [--json]" into *a: -1 to run the command, else the
+ * exit code after --help (printed) or a usage error (said).
+ */
+static int cache_parse(int argc, char **argv, struct cache_args *a)
 {
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    bool json = false;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+:jh", longopts, NULL)) != -1) {
         if (c == 'j')
-            json = true;
+            a->json = true;
         else if (c == 'h') {
             cache_usage(stdout);
             return CLI_EXIT_OK;
@@ -159,18 +170,16 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         cache_usage(stderr);
         return CLI_EXIT_USAGE;
     }
-    const char *cmd = argv[optind++];
+    const char *cmd = a->cmd = argv[optind++];
     /* Options may also follow the subcommand. */
-    char *rest[64];
-    int nrest = 0;
     for (int i = optind; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
-            json = true;
+            a->json = true;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             cache_usage(stdout);
             return CLI_EXIT_OK;
-        } else if (nrest < 64)
-            rest[nrest++] = argv[i];
+        } else if (a->nrest < 64)
+            a->rest[a->nrest++] = argv[i];
     }
     const struct cli_subcommand *sub = NULL;
     for (size_t i = 0; i < cli_cache_nsubs && !sub; i++)
@@ -183,34 +192,66 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     bool needs_path = !strncmp(cache_help[sub - cli_cache_subs], " PATH", 5);
-    if (needs_path && nrest != 1) {
+    if (needs_path && a->nrest != 1) {
         cli_errorf("cache %s: PATH: exactly one path is required", cmd);
         return CLI_EXIT_USAGE;
     }
-    if (!needs_path && nrest != 0) {
-        cli_errorf("cache %s: takes no arguments (got \"%s\")", cmd, rest[0]);
+    if (!needs_path && a->nrest != 0) {
+        cli_errorf("cache %s: takes no arguments (got \"%s\")", cmd, a->rest[0]);
         return CLI_EXIT_USAGE;
     }
-    struct engine *e;
-    if (open_engine(g, NULL, &e))
-        return CLI_EXIT_FAIL;
+    return -1;
+}
+
+/*
+ * pin, unpin or evict PATH (a->rest[0]): the number of objects into out, and printed. A
+ * partial one (*partial) is a failure that says how many failed. The exit code.
+ */
+static int cache_path_cmd(struct engine *e, const struct cache_args *a, json_t *out,
+                          bool *partial)
+{
+    const char *cmd = a->cmd;
+    int failed = 0;
+    int n = !strcmp(cmd, "evict") ? engine_evict_path(e, a->rest[0], &failed)
+                                  : engine_pin(e, a->rest[0], !strcmp(cmd, "pin"), &failed);
+    if (n < 0)
+        return path_error(cmd, a->rest[0], n);
+    json_object_set_new(out, "objects", json_integer(n));
+    if (failed > 0)
+        json_object_set_new(out, "failed", json_integer(failed));
+    if (!a->json && failed == 0)
+        printf("%s: %d object(s)\n", cmd, n);
+    if (failed == 0)
+        return CLI_EXIT_OK;
+    /* A partial pin or evict is a failure: say how much did not happen. */
+    if (!a->json)
+        printf("%s: %d object(s), %d failed\n", cmd, n, failed);
+    cli_errorf("%s: %s: %d object(s) could not be %s (see the log)", cmd, a->rest[0], failed,
+               !strcmp(cmd, "evict") ? "evicted (in use or an index error)"
+               : !strcmp(cmd, "pin") ? "pinned"
+                                     : "unpinned");
+    *partial = true;
+    return CLI_EXIT_FAIL;
+}
+
+/* Runs a->cmd on the open engine: its numbers into out (and printed without --json). */
+static int cache_run(const struct cli_globals *g, struct engine *e, const struct cache_args *a,
+                     json_t *out, bool *partial)
+{
+    const char *cmd = a->cmd;
     int rc = CLI_EXIT_OK;
-    bool partial = false;
-    json_t *out = json_object();
     if (!strcmp(cmd, "stats")) {
         struct engine_stats s;
         int procs = 0;
-        if (engine_stats(e, &s) < 0 || engine_counters_running(g->state_dir, &s, &procs) < 0) {
-            rc = CLI_EXIT_FAIL;
-        } else {
-            print_stats(&s, procs, json ? out : NULL);
-        }
+        if (engine_stats(e, &s) < 0 || engine_counters_running(g->state_dir, &s, &procs) < 0)
+            return CLI_EXIT_FAIL;
+        print_stats(&s, procs, a->json ? out : NULL);
     } else if (!strcmp(cmd, "gc")) {
         int64_t removed = 0;
         if (engine_gc(e, &removed) < 0)
             rc = CLI_EXIT_FAIL;
         json_object_set_new(out, "removed", json_integer(removed));
-        if (!json && rc == 0)
+        if (!a->json && rc == 0)
             printf("removed %lld unreferenced object(s)\n", (long long)removed);
     } else if (!strcmp(cmd, "verify")) {
         int64_t checked = 0, bad = 0;
@@ -218,39 +259,34 @@ int cli_cache_main(struct cli_globals *g, int argc, char **argv)
             rc = CLI_EXIT_FAIL;
         json_object_set_new(out, "checked", json_integer(checked));
         json_object_set_new(out, "bad", json_integer(bad));
-        if (!json)
+        if (!a->json)
             printf("verified %lld object(s): %lld bad (removed)\n", (long long)checked,
                    (long long)bad);
         if (bad > 0)
             rc = CLI_EXIT_FAIL;
     } else {
-        int failed = 0;
-        int n = !strcmp(cmd, "evict") ? engine_evict_path(e, rest[0], &failed)
-                                      : engine_pin(e, rest[0], !strcmp(cmd, "pin"), &failed);
-        if (n < 0) {
-            rc = path_error(cmd, rest[0], n);
-        } else {
-            json_object_set_new(out, "objects", json_integer(n));
-            if (failed > 0)
-                json_object_set_new(out, "failed", json_integer(failed));
-            if (!json && failed == 0)
-                printf("%s: %d object(s)\n", cmd, n);
-            if (failed > 0) {
-                /* A partial pin or evict is a failure: say how much did not happen. */
-                if (!json)
-                    printf("%s: %d object(s), %d failed\n", cmd, n, failed);
-                cli_errorf("%s: %s: %d object(s) could not be %s (see the log)", cmd, rest[0],
-                           failed, !strcmp(cmd, "evict") ? "evicted (in use or an index error)"
-                                   : !strcmp(cmd, "pin") ? "pinned"
-                                                         : "unpinned");
-                rc = CLI_EXIT_FAIL;
-                partial = true;
-            }
-        }
+        rc = cache_path_cmd(e, a, out, partial);
     }
+    return rc;
+}
+
+/* "upstreamfs cache ...": parses the command line, runs the command on the engine and
+ * prints its JSON, also after a failed verify or a partial pin or evict (the steps above). */
+int cli_cache_main(struct cli_globals *g, int argc, char **argv)
+{
+    struct cache_args a = {.json = false, .nrest = 0};
+    int rc = cache_parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    struct engine *e;
+    if (open_engine(g, NULL, &e))
+        return CLI_EXIT_FAIL;
+    bool partial = false;
+    json_t *out = json_object();
+    rc = cache_run(g, e, &a, out, &partial);
     close_engine(e);
     /* A failed verify, a partial pin or evict still report what they did. */
-    if (json && (rc == CLI_EXIT_OK || !strcmp(cmd, "verify") || partial)) {
+    if (a.json && (rc == CLI_EXIT_OK || !strcmp(a.cmd, "verify") || partial)) {
         int prc = cli_print_json(out);
         return rc != CLI_EXIT_OK ? rc : prc;
     }

@@ -147,6 +147,71 @@ static int check_layout(const char *dir, char **tag)
     return rc;
 }
 
+/*
+ * Where the OCI layout DIR lands in docker registry NAME (of type type), --as
+ * REPOSITORY[:TAG] (the tag defaults to the one the layout names): NAME/REPOSITORY/TAG in
+ * dest, once the layout checked whole. CLI_EXIT_OK, or the exit code after printing why.
+ */
+static int layout_dest(const char *name, enum proxy_type type, const char *dir, const char *as,
+                       char *dest, size_t destlen)
+{
+    char repo[1100];
+    char *tag = NULL;
+    const char *colon = strrchr(as, ':');
+    snprintf(repo, sizeof(repo), "%.*s", colon ? (int)(colon - as) : (int)strlen(as), as);
+    if (type != PROXY_DOCKER) {
+        cli_errorf("registry import: NAME: an OCI layout goes into a docker registry (%s is "
+                   "%s)",
+                   name, config_type_name(type));
+        return CLI_EXIT_USAGE;
+    }
+    if (!oci_name_valid(repo)) {
+        cli_errorf("registry import: as: \"%s\" is not a repository name (lowercase "
+                   "components separated by '/')",
+                   repo);
+        return CLI_EXIT_USAGE;
+    }
+    int rc = check_layout(dir, &tag);
+    if (rc < 0)
+        return rc == -EBADMSG ? CLI_EXIT_FAIL : CLI_EXIT_USAGE;
+    if (colon) {
+        free(tag);
+        tag = strdup(colon + 1);
+    }
+    if (!tag || !oci_tag_valid(tag)) {
+        cli_errorf("registry import: as: %s; give REPOSITORY:TAG",
+                   tag ? "the tag is not valid" : "the layout names no tag");
+        free(tag);
+        return CLI_EXIT_USAGE;
+    }
+    oci_layout_dir(name, repo, tag, dest, destlen);
+    free(tag);
+    return CLI_EXIT_OK;
+}
+
+/* Imports the tree dir at dest through the engine and says how much; the exit code. */
+static int import_tree(struct cli_globals *g, const char *dest, const char *dir)
+{
+    struct engine *e = NULL;
+    struct engine_opts eo = {.state_dir = g->state_dir};
+    int64_t files = 0, bytes = 0;
+    int rc = fetch_global_init();
+    if (rc == 0)
+        rc = engine_open(&eo, &e);
+    if (rc == 0)
+        rc = engine_import(e, dest, dir, &files, &bytes);
+    engine_close(e);
+    fetch_global_cleanup();
+    if (rc < 0) {
+        cli_errorf("registry import: %s: %s", dest, strerror(-rc));
+        return CLI_EXIT_FAIL;
+    }
+    printf("imported %lld file(s), %lld bytes into %s\n", (long long)files, (long long)bytes, dest);
+    return CLI_EXIT_OK;
+}
+
+/* "registry import": parses the options, hands a bundle to cli_bundle_import, else finds the
+ * registry, where DIR lands (a layout or a file tree) and imports it (the steps above). */
 int cli_registry_import(struct cli_globals *g, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -187,70 +252,20 @@ int cli_registry_import(struct cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     char layout_file[4200], dest[2400];
-    bool is_layout =
-        oci_layout_path(dir, OCI_PART_OCI_LAYOUT, NULL, layout_file, sizeof(layout_file)) == 0 &&
-        access(layout_file, F_OK) == 0;
     int exit_rc = CLI_EXIT_USAGE;
-    char *tag = NULL;
-    if (is_layout) {
-        char repo[1100];
-        const char *colon = strrchr(as, ':');
-        snprintf(repo, sizeof(repo), "%.*s", colon ? (int)(colon - as) : (int)strlen(as), as);
-        if (reg.type != PROXY_DOCKER) {
-            cli_errorf("registry import: NAME: an OCI layout goes into a docker registry (%s is "
-                       "%s)",
-                       name, config_type_name(reg.type));
-            goto out;
-        }
-        if (!oci_name_valid(repo)) {
-            cli_errorf("registry import: as: \"%s\" is not a repository name (lowercase "
-                       "components separated by '/')",
-                       repo);
-            goto out;
-        }
-        rc = check_layout(dir, &tag);
-        if (rc < 0) {
-            exit_rc = rc == -EBADMSG ? CLI_EXIT_FAIL : CLI_EXIT_USAGE;
-            goto out;
-        }
-        if (colon) {
-            free(tag);
-            tag = strdup(colon + 1);
-        }
-        if (!tag || !oci_tag_valid(tag)) {
-            cli_errorf("registry import: as: %s; give REPOSITORY:TAG",
-                       tag ? "the tag is not valid" : "the layout names no tag");
-            goto out;
-        }
-        oci_layout_dir(name, repo, tag, dest, sizeof(dest));
+    if (oci_layout_path(dir, OCI_PART_OCI_LAYOUT, NULL, layout_file, sizeof(layout_file)) == 0 &&
+        access(layout_file, F_OK) == 0) {
+        exit_rc = layout_dest(name, reg.type, dir, as, dest, sizeof(dest));
+    } else if (!bundle_path_ok(as)) {
+        cli_errorf("registry import: as: \"%s\" must be a relative path without . or .. "
+                   "components",
+                   as);
     } else {
-        if (!bundle_path_ok(as)) {
-            cli_errorf("registry import: as: \"%s\" must be a relative path without . or .. "
-                       "components",
-                       as);
-            goto out;
-        }
         snprintf(dest, sizeof(dest), "%s/%s", name, as);
+        exit_rc = CLI_EXIT_OK;
     }
-    struct engine *e = NULL;
-    struct engine_opts eo = {.state_dir = g->state_dir};
-    int64_t files = 0, bytes = 0;
-    rc = fetch_global_init();
-    if (rc == 0)
-        rc = engine_open(&eo, &e);
-    if (rc == 0)
-        rc = engine_import(e, dest, dir, &files, &bytes);
-    engine_close(e);
-    fetch_global_cleanup();
-    if (rc < 0) {
-        cli_errorf("registry import: %s: %s", dest, strerror(-rc));
-        exit_rc = CLI_EXIT_FAIL;
-        goto out;
-    }
-    printf("imported %lld file(s), %lld bytes into %s\n", (long long)files, (long long)bytes, dest);
-    exit_rc = CLI_EXIT_OK;
-out:
-    free(tag);
+    if (exit_rc == CLI_EXIT_OK)
+        exit_rc = import_tree(g, dest, dir);
     config_registry_clear(&reg);
     return exit_rc;
 }

@@ -220,6 +220,93 @@ static enum MHD_Result head_reply(struct shim_req *r, const struct engine_attr *
     return shim__reply(r, MHD_HTTP_OK, resp);
 }
 
+/*
+ * Opens the file's content (*f, *fd: -1 while it is still downloading, *size) and waits for
+ * small content whole, so a failed verification is a 502, not a cut. 0, or -errno with
+ * nothing left open.
+ */
+static int open_content(struct engine *e, int64_t ino, const struct engine_wait *w,
+                        struct engine_file **f, int *fd, int64_t *size, bool *changed)
+{
+    bool keep = false;
+    int rc = engine_file_open(e, ino, w, f, &keep, changed);
+    if (rc < 0)
+        return rc;
+    *fd = engine_file_fd(*f);
+    *size = engine_file_size(*f);
+    if (*fd < 0 && *size >= 0 && *size <= SHIM_WAIT_SMALL) {
+        if ((rc = engine_file_wait(*f, w)) < 0) {
+            engine_file_close(*f);
+            return rc;
+        }
+        *fd = engine_file_fd(*f);
+        *size = engine_file_size(*f);
+    }
+    return 0;
+}
+
+/* 416 for a Range outside the file's size bytes. */
+static enum MHD_Result range_not_satisfiable(struct shim_req *r, int64_t size)
+{
+    char cr[48];
+    snprintf(cr, sizeof(cr), "bytes */%lld", (long long)size);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        strlen("range not satisfiable\n"), (void *)"range not satisfiable\n",
+        MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+    }
+    r->bytes += strlen("range not satisfiable\n");
+    return shim__reply(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+}
+
+/*
+ * The response carrying len bytes of f from start (f is then the reply's): zero-copy from
+ * fd when the content is complete, streamed from the running download otherwise. 0 with
+ * *resp (NULL when MHD could not make one), or -errno with f closed.
+ */
+static int body_response(struct shim_req *r, struct engine_file *f, int fd, int64_t start,
+                         int64_t len, const struct shim_waiter *waiter,
+                         struct MHD_Response **resp)
+{
+    if (fd >= 0) {
+        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (dfd < 0) {
+            int rc = -errno;
+            engine_file_close(f);
+            return rc;
+        }
+        *resp = MHD_create_response_from_fd_at_offset64((uint64_t)len, dfd, (uint64_t)start);
+        if (!*resp)
+            close(dfd);
+        r->file = f; /* closed when the reply completes */
+        r->bytes += (uint64_t)len;
+        return 0;
+    }
+    struct stream *st = calloc(1, sizeof(*st));
+    if (!st) {
+        engine_file_close(f);
+        return -ENOMEM;
+    }
+    st->f = f;
+    st->start = start;
+    st->len = len;
+    st->counter = &r->bytes;
+    st->w = *waiter;
+    snprintf(st->what, sizeof(st->what), "%.120s", r->path);
+    *resp = MHD_create_response_from_callback(len >= 0 ? (uint64_t)len : MHD_SIZE_UNKNOWN,
+                                              SHIM_STREAM_BLOCK, stream_read, st, stream_free);
+    if (!*resp)
+        stream_free(st);
+    return 0;
+}
+
+/*
+ * Serves file a (the steps above): 304 on a matching validator, the headers alone for HEAD,
+ * else the content opened (and fetched or revalidated), whole or the requested Range (If-Range
+ * against the current ETag), with the freshness the open left and whether it was a cache hit.
+ */
 enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a, const char *name,
                                  const char *type, const char *const *extra)
 {
@@ -229,8 +316,9 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
     struct engine_file *f = NULL;
     struct MHD_Response *resp = NULL;
     char etag[128], cached[16] = "";
-    bool keep = false, changed = false;
-    int64_t start = 0, len;
+    bool changed = false;
+    int64_t start = 0, len, size = 0;
+    int fd = -1;
 
     if (!type)
         type = shim_http_content_type(name);
@@ -243,20 +331,9 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
 
     int n = engine_getxattr(e, a->ino, "user.upstreamfs.cached", cached, sizeof(cached) - 1);
     cached[n > 0 ? n : 0] = '\0';
-    int rc = engine_file_open(e, a->ino, &w, &f, &keep, &changed);
+    int rc = open_content(e, a->ino, &w, &f, &fd, &size, &changed);
     if (rc < 0)
         return shim__reply_errno(r, rc, r->path);
-    int fd = engine_file_fd(f);
-    int64_t size = engine_file_size(f);
-    if (fd < 0 && size >= 0 && size <= SHIM_WAIT_SMALL) {
-        /* Small content: wait for it whole, so a failed verification is a 502, not a cut. */
-        if ((rc = engine_file_wait(f, &w)) < 0) {
-            engine_file_close(f);
-            return shim__reply_errno(r, rc, r->path);
-        }
-        fd = engine_file_fd(f);
-        size = engine_file_size(f);
-    }
     r->cache =
         fd >= 0 && !changed && !strcmp(cached, "complete") ? SHIM_CACHE_HIT : SHIM_CACHE_MISS;
     if (changed || !etag[0])
@@ -272,52 +349,15 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
         range = NULL; /* the client's copy is another version: send the whole new one */
     int pr = shim_http_range(range, size, &start, &len);
     if (pr == -ERANGE) {
-        char cr[48];
         engine_file_close(f);
-        snprintf(cr, sizeof(cr), "bytes */%lld", (long long)size);
-        resp = MHD_create_response_from_buffer(strlen("range not satisfiable\n"),
-                                               (void *)"range not satisfiable\n",
-                                               MHD_RESPMEM_PERSISTENT);
-        if (resp) {
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-        }
-        r->bytes += strlen("range not satisfiable\n");
-        return shim__reply(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+        return range_not_satisfiable(r, size);
     }
     if (pr == 0) {
         start = 0;
         len = size;
     }
-    if (fd >= 0) {
-        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (dfd < 0) {
-            rc = -errno;
-            engine_file_close(f);
-            return shim__reply_errno(r, rc, r->path);
-        }
-        resp = MHD_create_response_from_fd_at_offset64((uint64_t)len, dfd, (uint64_t)start);
-        if (!resp)
-            close(dfd);
-        r->file = f; /* closed when the reply completes */
-        r->bytes += (uint64_t)len;
-    } else {
-        struct stream *st = calloc(1, sizeof(*st));
-        if (!st) {
-            engine_file_close(f);
-            return shim__reply_errno(r, -ENOMEM, r->path);
-        }
-        st->f = f;
-        st->start = start;
-        st->len = len;
-        st->counter = &r->bytes;
-        st->w = waiter;
-        snprintf(st->what, sizeof(st->what), "%.120s", r->path);
-        resp = MHD_create_response_from_callback(len >= 0 ? (uint64_t)len : MHD_SIZE_UNKNOWN,
-                                                 SHIM_STREAM_BLOCK, stream_read, st, stream_free);
-        if (!resp)
-            stream_free(st);
-    }
+    if ((rc = body_response(r, f, fd, start, len, &waiter, &resp)) < 0)
+        return shim__reply_errno(r, rc, r->path);
     if (!resp)
         return MHD_NO;
     add_headers(resp, type, etag, &cur, extra);

@@ -9,7 +9,8 @@
  *       blobs/sha256/<hex>             the manifest or index, every manifest, config, layer
  *
  * Every answer is an engine call on those paths; the registry protocol
- * known here is only what maps a route onto them.
+ * known here is only what maps a route onto them (the route grammar and
+ * Accept matching, pure functions, are in v2_route.c).
  *
  * GET|HEAD .../manifests/<ref>: the descriptor in <ref>/index.json names the
  *   manifest; its bytes are blobs/sha256/<hex> of the same layout, read
@@ -93,113 +94,6 @@
 #define V2_MANIFEST_MAX (4u << 20) /* a manifest or index (registries refuse bigger ones too) */
 #define V2_ACCEPT_MAX   (16u << 10)
 #define V2_PAGE_MAX     10000 /* tags/list n */
-
-int shim_v2_route_parse(const char *path, const char *default_name,
-                        bool (*is_top)(void *arg, const char *name), void *arg,
-                        struct shim_v2_route *out)
-{
-    static const char *const markers[] = {"/manifests/", "/blobs/", "/referrers/"};
-    static const enum shim_v2_kind kinds[] = {SHIM_V2_MANIFEST, SHIM_V2_BLOB, SHIM_V2_REFERRERS};
-    const char *rest, *cut = NULL, *ref = "";
-    char name[SHIM_PATH_MAX + 1];
-
-    memset(out, 0, sizeof(*out));
-    if (strncmp(path, "v2", 2) != 0 || (path[2] != '\0' && path[2] != '/'))
-        return -ENOENT;
-    if (path[2] == '\0') {
-        out->kind = SHIM_V2_BASE;
-        return 0;
-    }
-    rest = path + 3;
-    if (!strcmp(rest, "_catalog")) {
-        out->kind = SHIM_V2_CATALOG;
-        return 0;
-    }
-    size_t rl = strlen(rest), tl = strlen("/tags/list");
-    if (rl > tl && !strcmp(rest + rl - tl, "/tags/list")) {
-        out->kind = SHIM_V2_TAGS;
-        cut = rest + rl - tl;
-    } else {
-        for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
-            /* The last occurrence: a repository may itself contain "blobs" or "manifests". */
-            for (const char *m = strstr(rest, markers[i]); m; m = strstr(m + 1, markers[i])) {
-                if (!cut || m > cut) {
-                    cut = m;
-                    out->kind = kinds[i];
-                    ref = m + strlen(markers[i]);
-                }
-            }
-        }
-        if (!cut || !*ref || strchr(ref, '/') || strlen(ref) > SHIM_COMPONENT_MAX)
-            return -ENOENT;
-    }
-    size_t nl = (size_t)(cut - rest);
-    if (nl == 0 || nl > SHIM_PATH_MAX)
-        return -ENOENT;
-    memcpy(name, rest, nl);
-    name[nl] = '\0';
-    snprintf(out->reference, sizeof(out->reference), "%s", ref);
-
-    size_t kl = strcspn(name, "/");
-    bool known = false;
-    if (kl <= CONFIG_KEY_MAX && name[kl] == '/') {
-        char key[CONFIG_KEY_MAX + 1];
-        memcpy(key, name, kl);
-        key[kl] = '\0';
-        known = !is_top || is_top(arg, key);
-        if (known) {
-            snprintf(out->key, sizeof(out->key), "%s", key);
-            snprintf(out->repository, sizeof(out->repository), "%s", name + kl + 1);
-            return 0;
-        }
-    }
-    if (!default_name)
-        return -ENOENT;
-    snprintf(out->key, sizeof(out->key), "%s", default_name);
-    snprintf(out->repository, sizeof(out->repository), "%s", name);
-    return 0;
-}
-
-bool shim_v2_accepts(const char *accept, const char *media_type)
-{
-    char want[OCI_MEDIA_TYPE_MAX + 1];
-    bool any = false;
-    oci_media_type_base(media_type ? media_type : "", want, sizeof(want));
-    for (const char *p = accept; p && *p;) {
-        const char *end = p + strcspn(p, ",");
-        const char *semi = memchr(p, ';', (size_t)(end - p));
-        const char *te = semi ? semi : end;
-        while (p < te && (*p == ' ' || *p == '\t'))
-            p++;
-        while (te > p && (te[-1] == ' ' || te[-1] == '\t'))
-            te--;
-        size_t n = (size_t)(te - p);
-        bool refused = false;
-        /* q=0 (0, 0.0, 0.00, 0.000) refuses the entry. */
-        for (const char *q = semi; q && q < end; q = memchr(q + 1, ';', (size_t)(end - q - 1))) {
-            const char *v = q + 1;
-            while (v < end && (*v == ' ' || *v == '\t'))
-                v++;
-            if (end - v >= 2 && (v[0] == 'q' || v[0] == 'Q') && v[1] == '=') {
-                v += 2;
-                bool zero = v < end && *v == '0';
-                for (v += zero; zero && v < end && *v != ' ' && *v != '\t' && *v != ';'; v++)
-                    zero = *v == '.' || *v == '0';
-                refused = zero;
-            }
-        }
-        if (n > 0) {
-            any = true;
-            bool match = (n == 3 && !strncmp(p, "*/*", 3)) ||
-                         (n == 13 && !strncasecmp(p, "application/*", 13)) ||
-                         (n == strlen(want) && want[0] && !strncasecmp(p, want, n));
-            if (match && !refused)
-                return true;
-        }
-        p = *end ? end + 1 : end;
-    }
-    return !any;
-}
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
@@ -479,42 +373,35 @@ static int find_manifest_blob(struct v2_ctx *c, const char *hex, struct engine_a
     return -ENOENT;
 }
 
-static enum MHD_Result v2_manifest(struct v2_ctx *c)
+/*
+ * Finds the manifest ref names: the descriptor in its layout's index.json (*a is that file's
+ * attributes) and the blob it names (*m), or for a digest a manifest blob some layout lists.
+ * Returns 0, -errno, or -ENOENT with *several set when a tag's index lists several platforms.
+ */
+static int manifest_locate(struct v2_ctx *c, bool by_digest, struct v2_desc *d,
+                           struct engine_attr *a, struct engine_attr *m, bool *several)
 {
-    struct shim_req *r = c->r;
-    struct engine *e = r->s->e;
+    struct engine *e = c->r->s->e;
     const char *ref = c->rt->reference;
-    bool by_digest = oci_digest_valid(ref);
-    struct engine_attr a, m;
-    struct v2_desc d = {.size = -1};
-    char *doc = NULL, *body = NULL, *accept = NULL;
-    size_t len = 0, blen = 0;
-    enum MHD_Result res;
-    int rc;
-
-    if (!by_digest && strchr(ref, ':'))
-        return v2_error(r, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
-                        "invalid digest (only sha256:<64 lower-case hex digits> is served)");
-    if (!by_digest && !oci_tag_valid(ref))
-        return v2_error(r, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown (bad tag)");
+    char *doc = NULL;
+    size_t len = 0;
 
     /* The layout's index.json names the manifest. */
-    rc = oci_layout_dir(c->rt->key, c->repo, ref, c->dir, sizeof(c->dir));
+    int rc = oci_layout_dir(c->rt->key, c->repo, ref, c->dir, sizeof(c->dir));
     if (rc == 0)
         rc = oci_layout_path(c->dir, OCI_PART_INDEX_JSON, NULL, c->path, sizeof(c->path));
     if (rc == 0)
-        rc = engine_resolve(e, c->path, &a);
-    if (rc == 0 && a.kind != NODE_FILE)
+        rc = engine_resolve(e, c->path, a);
+    if (rc == 0 && a->kind != NODE_FILE)
         rc = -ENOENT;
     if (rc == 0)
-        rc = read_all(r, a.ino, V2_INDEX_MAX, &doc, &len);
+        rc = read_all(c->r, a->ino, V2_INDEX_MAX, &doc, &len);
     if (rc == 0) {
-        rc = pick_desc(doc, len, by_digest ? ref : NULL, &d);
+        rc = pick_desc(doc, len, by_digest ? ref : NULL, d);
         if (rc == -ENOENT && !by_digest) {
             free(doc);
-            return v2_error(r, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN",
-                            "manifest unknown: this tag shows several platforms' manifests "
-                            "(a platform filter hides its index)");
+            *several = true;
+            return rc;
         }
         if (rc == -EIO)
             log_warn("shim: /%s: index.json is not an OCI index", c->path);
@@ -523,25 +410,103 @@ static enum MHD_Result v2_manifest(struct v2_ctx *c)
     if (rc == 0) {
         /* Registering the referenced digests (the blob rule) is part of serving a manifest. */
         register_blobs(c, c->dir);
-        rc = oci_layout_path(c->dir, OCI_PART_BLOB, d.digest + 7, c->path, sizeof(c->path));
+        rc = oci_layout_path(c->dir, OCI_PART_BLOB, d->digest + 7, c->path, sizeof(c->path));
         if (rc == 0)
-            rc = engine_resolve(e, c->path, &m);
+            rc = engine_resolve(e, c->path, m);
     } else if (by_digest) {
         /* Also when the remote fails: a manifest some layout listed was fetched (and kept). */
-        snprintf(d.digest, sizeof(d.digest), "%.*s", OCI_DIGEST_LEN, ref);
-        if (find_manifest_blob(c, ref + 7, &m) == 0)
+        snprintf(d->digest, sizeof(d->digest), "%.*s", OCI_DIGEST_LEN, ref);
+        if (find_manifest_blob(c, ref + 7, m) == 0)
             rc = 0;
     }
-    if (rc == 0 && m.kind != NODE_FILE)
+    if (rc == 0 && m->kind != NODE_FILE)
         rc = -ENOENT;
+    return rc;
+}
+
+/*
+ * Sends the verified manifest body (blen bytes, owned and freed here) as d describes it: 404
+ * when the Accept list does not take its media type, 304 on a matching If-None-Match, else
+ * 200 with the digest, ETag and Cache-Control (a tag's freshness is its index.json's, *a).
+ */
+static enum MHD_Result manifest_reply(struct v2_ctx *c, const struct v2_desc *d, bool by_digest,
+                                      const struct engine_attr *a, bool hit, char *body,
+                                      size_t blen)
+{
+    struct shim_req *r = c->r;
+    char etag[80];
+    char *accept = merged_accept(r);
+    if (!shim_v2_accepts(accept, d->media_type)) {
+        char msg[OCI_MEDIA_TYPE_MAX + 100];
+        free(accept);
+        free(body);
+        snprintf(msg, sizeof(msg),
+                 "manifest found, but the Accept header does not include its "
+                 "media type %s",
+                 d->media_type);
+        return v2_error(r, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", msg);
+    }
+    free(accept);
+
+    snprintf(etag, sizeof(etag), "\"%s\"", d->digest);
+    const char *inm = shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    bool not_modified = inm && (strstr(inm, etag) || !strcmp(inm, "*"));
+    struct MHD_Response *resp =
+        not_modified ? MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)
+                     : MHD_create_response_from_buffer(blen, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp || not_modified)
+        free(body);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, d->media_type);
+    MHD_add_response_header(resp, DIGEST_HEADER, d->digest);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, API_VERSION_HEADER, API_VERSION);
+    MHD_add_response_header(resp, "X-Upstreamfs-Cache", hit ? "hit" : "miss");
+    /* A tag moves (fresh as long as its index.json is); a digest never does. */
+    char cc[64];
+    if (by_digest)
+        snprintf(cc, sizeof(cc), "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
+    else
+        snprintf(cc, sizeof(cc), "max-age=%lld", (long long)a->fresh_for);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
+    /* The same reference answers another media type to another Accept. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
+    r->bytes += r->head || not_modified ? 0 : blen;
+    return shim__reply(r, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
+}
+
+/* GET|HEAD .../manifests/<ref>: checks the reference, finds the manifest, reads and verifies
+ * its bytes against the digest, and replies (the steps above). */
+static enum MHD_Result v2_manifest(struct v2_ctx *c)
+{
+    struct shim_req *r = c->r;
+    const char *ref = c->rt->reference;
+    bool by_digest = oci_digest_valid(ref), several = false;
+    struct engine_attr a, m;
+    struct v2_desc d = {.size = -1};
+    char *body = NULL;
+    size_t blen = 0;
+
+    if (!by_digest && strchr(ref, ':'))
+        return v2_error(r, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
+                        "invalid digest (only sha256:<64 lower-case hex digits> is served)");
+    if (!by_digest && !oci_tag_valid(ref))
+        return v2_error(r, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown (bad tag)");
+
+    int rc = manifest_locate(c, by_digest, &d, &a, &m, &several);
+    if (several)
+        return v2_error(r, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN",
+                        "manifest unknown: this tag shows several platforms' manifests "
+                        "(a platform filter hides its index)");
     if (rc < 0)
         return v2_errno(r, rc, "MANIFEST_UNKNOWN", "manifest unknown");
 
-    bool hit = is_cached(e, m.ino);
+    bool hit = is_cached(r->s->e, m.ino);
     rc = read_all(r, m.ino, V2_MANIFEST_MAX, &body, &blen);
     if (rc < 0)
         return v2_errno(r, rc, "MANIFEST_UNKNOWN", "manifest unknown");
-    char hex[65], etag[80];
+    char hex[65];
     hash_sha256_hex(body, blen, hex);
     if (strcmp(hex, d.digest + 7) != 0) {
         free(body);
@@ -552,47 +517,7 @@ static enum MHD_Result v2_manifest(struct v2_ctx *c)
     if (!oci_media_type_is_manifest(d.media_type) && !oci_media_type_is_index(d.media_type))
         body_type(body, blen, d.media_type, sizeof(d.media_type));
     r->cache = hit ? SHIM_CACHE_HIT : SHIM_CACHE_MISS;
-
-    accept = merged_accept(r);
-    if (!shim_v2_accepts(accept, d.media_type)) {
-        char msg[OCI_MEDIA_TYPE_MAX + 100];
-        free(accept);
-        free(body);
-        snprintf(msg, sizeof(msg),
-                 "manifest found, but the Accept header does not include its "
-                 "media type %s",
-                 d.media_type);
-        return v2_error(r, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", msg);
-    }
-    free(accept);
-
-    snprintf(etag, sizeof(etag), "\"%s\"", d.digest);
-    const char *inm = shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    bool not_modified = inm && (strstr(inm, etag) || !strcmp(inm, "*"));
-    struct MHD_Response *resp =
-        not_modified ? MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)
-                     : MHD_create_response_from_buffer(blen, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp || not_modified)
-        free(body);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, d.media_type);
-    MHD_add_response_header(resp, DIGEST_HEADER, d.digest);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(resp, API_VERSION_HEADER, API_VERSION);
-    MHD_add_response_header(resp, "X-Upstreamfs-Cache", hit ? "hit" : "miss");
-    /* A tag moves (fresh as long as its index.json is); a digest never does. */
-    char cc[64];
-    if (by_digest)
-        snprintf(cc, sizeof(cc), "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
-    else
-        snprintf(cc, sizeof(cc), "max-age=%lld", (long long)a.fresh_for);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
-    /* The same reference answers another media type to another Accept. */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
-    r->bytes += r->head || not_modified ? 0 : blen;
-    res = shim__reply(r, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
-    return res;
+    return manifest_reply(c, &d, by_digest, &a, hit, body, blen);
 }
 
 /* ---- blobs -------------------------------------------------------------------------------- */
