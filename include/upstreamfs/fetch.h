@@ -82,6 +82,8 @@ struct fetch_response {
     char *location;
     char *www_authenticate; /* every challenge, lines joined with ", " (capped) */
     char *docker_digest;
+    /* RFC 9530 Repr-Digest (every line joined, capped), or NULL: hash_repr_digest_parse reads it */
+    char *repr_digest;
     char *effective_url;
     char *link; /* every Link header of the response, joined with ", " (capped), or NULL */
     char *body; /* memory mode: NUL-terminated */

@@ -45,6 +45,20 @@ void hash_sha256_hex(const void *data, size_t len, char out[65]);
  * ignored. Returns 0 or -EINVAL.
  */
 int hash_expect_parse(const char *s, struct hash_expect *out);
+/*
+ * A Repr-Digest header's value (RFC 9530: "sha-256=:<base64>:", members separated by commas):
+ * its sha-256, else its sha-512, as an expectation. 0; -ENOENT when it names neither;
+ * -EINVAL for a malformed sha-256 or sha-512 member.
+ */
+int hash_repr_digest_parse(const char *value, struct hash_expect *out);
+/* "sha-256=:<base64>:" of a sha256 given as hex, into out. 0, -EINVAL or -ENAMETOOLONG. */
+int hash_repr_digest_format(const char *sha256_hex, char *out, size_t len);
+/*
+ * Gives h, which began with no expectation and has hashed nothing yet, the expectation
+ * hash_end checks (a digest the response's headers stated). 0, -EEXIST when h has one
+ * already, -ENOMEM.
+ */
+int hash_expect_late(struct hash_ctx *h, const struct hash_expect *expect);
 /* Formats as "algo:hex" into buf. */
 void hash_expect_format(const struct hash_expect *e, char *buf, size_t len);
 

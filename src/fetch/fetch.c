@@ -150,6 +150,7 @@ static int collect_headers(struct xfer *x)
     /* Only a configured origin may name a realm that would receive credentials. */
     r->www_authenticate = x->configured ? header_join(x->h, "WWW-Authenticate") : NULL;
     r->docker_digest = header_dup(x->h, "Docker-Content-Digest");
+    r->repr_digest = header_join(x->h, "Repr-Digest");
     r->link = header_join(x->h, "Link");
     if (curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &s) == CURLE_OK && s)
         r->effective_url = strdup(s);
@@ -631,6 +632,7 @@ void fetch_response_clear(struct fetch_response *r)
     free(r->location);
     free(r->www_authenticate);
     free(r->docker_digest);
+    free(r->repr_digest);
     free(r->effective_url);
     free(r->link);
     free(r->body);

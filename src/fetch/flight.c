@@ -160,7 +160,21 @@ static int on_headers(void *arg, const struct fetch_response *r)
 {
     struct flight *f = arg;
     if (r->status >= 200 && r->status < 300) {
+        struct hash_expect stated;
+        /*
+         * Content with no digest of its own (a generic file) is checked against the digest
+         * the answer states for it (Repr-Digest, e.g. a parent upstreamfs's; docs/SCALE-OUT.md):
+         * the same end rule as a digest known before, so no reader reaches the end of bytes
+         * that do not match. A malformed statement is a failure, not an unchecked body.
+         */
+        int drc = f->expect.algo == HASH_NONE && r->repr_digest
+                      ? hash_repr_digest_parse(r->repr_digest, &stated)
+                      : -ENOENT;
+        if (drc == -EINVAL)
+            return -EBADMSG;
         pthread_mutex_lock(&f->mu);
+        if (drc == 0 && hash_expect_late(f->hash, &stated) == 0)
+            f->expect = stated;
         f->state = FLIGHT_STREAMING;
         f->status = r->status;
         f->total = r->content_length;

@@ -182,8 +182,15 @@ static void add_headers(struct MHD_Response *resp, const char *type, const char 
     char date[40], cc[64];
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-    if (etag[0])
+    char repr[80];
+    if (etag[0]) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+        /* etag is "sha256:<hex>" quoted: the same digest for clients that verify (RFC 9530) */
+        char hex[65];
+        snprintf(hex, sizeof(hex), "%.64s", etag + 8);
+        if (!strncmp(etag, "\"sha256:", 8) && hash_repr_digest_format(hex, repr, sizeof(repr)) == 0)
+            MHD_add_response_header(resp, "Repr-Digest", repr);
+    }
     if (a->mtime > 0) {
         shim_http_date((time_t)a->mtime, date, sizeof(date));
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);

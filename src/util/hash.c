@@ -138,6 +138,82 @@ static int set_hex(struct hash_expect *out, enum hash_algo a, const char *s, siz
     return 0;
 }
 
+/* base64 of exactly `bytes` bytes (padding included) at s[0..n) into out as hex; 0 or -EINVAL. */
+static int b64_digest(const char *s, size_t n, size_t bytes, char *out)
+{
+    unsigned char raw[80];
+    if (n != (bytes + 2) / 3 * 4 || n > 88)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '+' && s[i] != '/' && s[i] != '=')
+            return -EINVAL;
+    /* EVP_DecodeBlock counts '=' padding as zero bytes: at least `bytes` came out. */
+    if (EVP_DecodeBlock(raw, (const unsigned char *)s, (int)n) < (int)bytes)
+        return -EINVAL;
+    hash_hex_encode(raw, bytes, out);
+    return 0;
+}
+
+int hash_repr_digest_parse(const char *value, struct hash_expect *out)
+{
+    struct hash_expect sha512 = {0};
+    memset(out, 0, sizeof(*out));
+    for (const char *p = value ? value : ""; *p;) {
+        p += strspn(p, " \t,");
+        size_t klen = strcspn(p, "=, \t");
+        const char *v = p + klen;
+        if (*v != '=' || v[1] != ':') { /* not a byte sequence: skip the member */
+            p = v + strcspn(v, ",");
+            continue;
+        }
+        const char *b = v + 2, *end = strchr(b, ':');
+        if (!end)
+            return -EINVAL;
+        if (klen == 7 && !strncmp(p, "sha-256", 7)) {
+            if (b64_digest(b, (size_t)(end - b), 32, out->hex) < 0)
+                return -EINVAL;
+            out->algo = HASH_SHA256; /* the store's own digest: preferred */
+            return 0;
+        }
+        if (klen == 7 && !strncmp(p, "sha-512", 7) &&
+            b64_digest(b, (size_t)(end - b), 64, sha512.hex) == 0)
+            sha512.algo = HASH_SHA512;
+        p = end + 1;
+    }
+    *out = sha512;
+    return sha512.algo != HASH_NONE ? 0 : -ENOENT;
+}
+
+int hash_repr_digest_format(const char *sha256_hex, char *out, size_t len)
+{
+    unsigned char raw[32];
+    char b64[48];
+    if (!hash_is_sha256_hex(sha256_hex))
+        return -EINVAL;
+    for (size_t i = 0; i < 32; i++)
+        raw[i] = (unsigned char)(hash_hex_value(sha256_hex[2 * i]) << 4 |
+                                 hash_hex_value(sha256_hex[2 * i + 1]));
+    EVP_EncodeBlock((unsigned char *)b64, raw, 32);
+    int n = snprintf(out, len, "sha-256=:%s:", b64);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int hash_expect_late(struct hash_ctx *h, const struct hash_expect *expect)
+{
+    if (h->expect.algo != HASH_NONE)
+        return -EEXIST;
+    if (expect->algo != HASH_NONE && expect->algo != HASH_SHA256) {
+        h->other = EVP_MD_CTX_new();
+        if (!h->other || !EVP_DigestInit_ex(h->other, algo_md(expect->algo), NULL)) {
+            EVP_MD_CTX_free(h->other);
+            h->other = NULL;
+            return -ENOMEM;
+        }
+    }
+    h->expect = *expect;
+    return 0;
+}
+
 int hash_expect_parse(const char *s, struct hash_expect *out)
 {
     memset(out, 0, sizeof(*out));
@@ -146,16 +222,9 @@ int hash_expect_parse(const char *s, struct hash_expect *out)
     while (isspace((unsigned char)*s))
         s++;
     size_t n = strcspn(s, " \t\r\n");
-    if (strncmp(s, "sha512-", 7) == 0) {
-        unsigned char raw[80];
-        /* A sha512 is 64 bytes: exactly 88 base64 characters, padding included. */
-        if (n - 7 != 88)
+    if (strncmp(s, "sha512-", 7) == 0) { /* SRI: a sha512 is 88 base64 characters */
+        if (b64_digest(s + 7, n - 7, 64, out->hex) < 0)
             return -EINVAL;
-        int len = EVP_DecodeBlock(raw, (const unsigned char *)s + 7, (int)(n - 7));
-        /* EVP_DecodeBlock counts '=' padding as zero bytes; sha512 is 64 bytes. */
-        if (len < 64)
-            return -EINVAL;
-        hash_hex_encode(raw, 64, out->hex);
         out->algo = HASH_SHA512;
         return 0;
     }

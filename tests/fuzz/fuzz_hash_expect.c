@@ -1,6 +1,7 @@
 /*
  * fuzz_hash_expect: hash_expect_parse on a published checksum (Maven .sha1
- * and .sha256 sidecars, Helm digests, npm SRI strings, OCI digests).
+ * and .sha256 sidecars, Helm digests, npm SRI strings, OCI digests), and
+ * hash_repr_digest_parse on the same text as a Repr-Digest header.
  *
  * Properties: an accepted expectation names an algorithm and exactly its
  * number of lower-case hex digits; formatting it and parsing that again
@@ -43,6 +44,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int end = hash_end(h, hex);
         FUZZ_CHECK(end == 0 || end == -EBADMSG);
         FUZZ_CHECK(hash_is_sha256_hex(hex));
+    }
+    /* the same text as a Repr-Digest header's value */
+    rc = hash_repr_digest_parse(s, &e);
+    FUZZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENOENT);
+    if (rc == 0) {
+        FUZZ_CHECK(e.algo == HASH_SHA256 || e.algo == HASH_SHA512);
+        FUZZ_CHECK(strlen(e.hex) == (e.algo == HASH_SHA256 ? 64u : 128u));
+        char again[80];
+        if (e.algo == HASH_SHA256)
+            FUZZ_CHECK(hash_repr_digest_format(e.hex, again, sizeof(again)) == 0);
     }
     free(s);
     return 0;

@@ -15,6 +15,8 @@
 #   wave 2: 4 more edges with empty caches read it and a small file: right bytes; zero requests
 #     for either file reach the parents (Squid answers, the answers were fresh); what does
 #     reach a parent (the edges' listings) is only conditional and answered 304;
+#   Repr-Digest: the parent states small.bin's sha-256; an edge reads a file whose stated digest
+#     is true and refuses (EIO, cause digest, nothing kept) one whose stated digest is false;
 #   the first parent killed: 2 edges with empty caches read a file never read before through
 #     the second parent (Squid fails over), with the right bytes, the origin asked once.
 set -euo pipefail
@@ -129,6 +131,33 @@ t_failover() {
     nginx_expect_count 1 GET '^/www/sub/late\.bin$'
     assert_eq "$(parent_count p2 '/files/sub/late\.bin' 200)" 1 "late.bin through the second parent"
 }
+# ---- Repr-Digest: a parent states each file's sha256, an edge verifies it --------------------
+LIAR_PORT="$(free_port)"
+"${DIE_WITH_PARENT[@]}" "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/tier/stating_server.py" "$LIAR_PORT" &
+on_exit "kill $! 2>/dev/null || true"
+wait_for_port "$LIAR_PORT" || die "the stating server did not start"
+STATE="$ORIG_STATE-e9" upfs proxy create liar --type generic --url "http://127.0.0.1:$LIAR_PORT/" >/dev/null
+
+t_repr_digest() {
+    local want
+    # the parent states the sha256 of what it holds
+    cat "$T/e1/files/small.bin" >/dev/null
+    want="sha-256=:$(openssl dgst -sha256 -binary "$SRV/www/small.bin" | base64 -w0):"
+    assert_eq "$(curl -sI "http://127.0.0.1:$SERVE_PORT_p1/files/small.bin" | tr -d '\r' |
+        awk 'tolower($1) == "repr-digest:" { print $2 }')" "$want" "the parent's Repr-Digest of small.bin"
+    # an edge checks what an answer states: a true statement reads, a false one is EIO (digest)
+    wait_until 10 test -e "$T/e9/liar/true.bin" || die "the edge did not load the new proxy"
+    assert_sha256 "$T/e9/liar/true.bin" \
+        "$("$PYTHON" -c 'import hashlib; print(hashlib.sha256(b"true bytes\n" * 1000).hexdigest())')"
+    if cat "$T/e9/liar/lie.bin" >"$T/lie.out" 2>"$T/lie.err"; then
+        die "a file whose bytes do not match its stated Repr-Digest was read whole"
+    fi
+    assert_contains "$(cat "$T/lie.err")" "Input/output error" "the error of the false statement"
+    assert_contains "$(xattr error "$T/e9/liar/lie.bin" || true)" digest "the cause of the failure"
+    assert_eq "$(xattr cached "$T/e9/liar/lie.bin" || true)" none "what was kept of lie.bin"
+}
+check "Repr-Digest: the parent states each file's sha256; an edge refuses bytes that do not match" t_repr_digest
+
 serve_stop p1
 check "the first parent stopped: edges finish through the second" t_failover
 
