@@ -46,6 +46,7 @@ done
 upfs proxy create st --type generic --url "${UPSTREAM_URL}st/" --metadata-ttl 1 >/dev/null
 upfs proxy create mvn --type maven --url "${UPSTREAM_URL}maven/" >/dev/null
 mkdir -p "$SRV/reg"
+# a registry URL's path is a repository prefix: dk's requests go to /v2/reg/<repo>/...
 upfs proxy create dk --type docker --source custom --url "${UPSTREAM_URL}reg/" >/dev/null
 DEAD_PORT="$(free_port)"
 upfs proxy create refused --type generic --url "http://127.0.0.1:$DEAD_PORT/" >/dev/null
@@ -84,7 +85,7 @@ upstream_fault '[{"path": "^/a401/", "method": "GET", "fault": "status", "status
                  {"path": "^/e500/", "method": "GET", "fault": "status", "status": 500},
                  {"path": "^/n404/", "method": "GET", "fault": "status", "status": 404},
                  {"path": "^/hung/", "fault": "delay", "seconds": 120},
-                 {"path": "^/reg/", "fault": "status", "status": 401},
+                 {"path": "^/v2/", "fault": "status", "status": 401},
                  {"path": "^/n404/rl\\.bin$", "fault": "delay", "seconds": 0,
                   "headers": {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600"}},
                  {"path": "^/maven/.*\\.jar$", "method": "GET", "fault": "wrong_bytes", "offset": 100}]'
