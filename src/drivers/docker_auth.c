@@ -60,9 +60,12 @@ int dk_repo_root(struct upstream *u, struct dk_state *s, char *out, size_t len, 
         free(base);
         return -EINVAL;
     }
-    const char *path = base + strlen(origin);
+    /* the path of base itself (origin is normalised: its length is not base's) */
+    const char *path = strstr(base, "://");
+    path = path ? path + 3 : base;
+    path += strcspn(path, "/?#");
     path += strspn(path, "/");
-    size_t plen = strlen(path);
+    size_t plen = strcspn(path, "?#");
     while (plen && path[plen - 1] == '/')
         plen--;
     int n = api || !plen ? snprintf(out, len, "%s/v2/", origin)
