@@ -164,16 +164,17 @@ static bool not_modified_since(struct shim_req *r, const struct engine_attr *a)
     return t != (time_t)-1 && (int64_t)t >= a->mtime;
 }
 
-/*
- * How long caches may keep a file (shim__common_headers adds who may): content that
- * never changes for a year, a mutable file for what is left of its freshness.
- */
+void shim__cache_control(bool immutable, int64_t fresh_for, char *out, size_t len)
+{
+    if (immutable)
+        snprintf(out, len, "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
+    else
+        snprintf(out, len, "max-age=%lld", (long long)fresh_for);
+}
+
 static void cache_control(const struct engine_attr *a, char *out, size_t len)
 {
-    if (a->is_mutable)
-        snprintf(out, len, "max-age=%lld", (long long)a->fresh_for);
-    else
-        snprintf(out, len, "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
+    shim__cache_control(!a->is_mutable, a->fresh_for, out, len);
 }
 
 static void add_headers(struct MHD_Response *resp, const char *type, const char *etag,

@@ -115,6 +115,11 @@ void shim__failure_text(int rc, char *buf, size_t n);
 const char *shim__header(struct shim_req *r, const char *name);
 
 /*
+ * How long caches may keep an answer (shim__common_headers adds who may), into out: content
+ * that never changes for a year, else for fresh_for seconds (what is left of its freshness).
+ */
+void shim__cache_control(bool immutable, int64_t fresh_for, char *out, size_t len);
+/*
  * Serves the file at engine node a (a->kind NODE_FILE) named name: Range,
  * ETag (the content's sha256), Last-Modified, HEAD without opening, bytes
  * zero-copy from the store or streamed from a running download. type NULL

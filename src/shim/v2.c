@@ -465,10 +465,7 @@ static enum MHD_Result manifest_reply(struct v2_ctx *c, const struct v2_desc *d,
     MHD_add_response_header(resp, "X-Upstreamfs-Cache", hit ? "hit" : "miss");
     /* A tag moves (fresh as long as its index.json is); a digest never does. */
     char cc[64];
-    if (by_digest)
-        snprintf(cc, sizeof(cc), "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
-    else
-        snprintf(cc, sizeof(cc), "max-age=%lld", (long long)a->fresh_for);
+    shim__cache_control(by_digest, a->fresh_for, cc, sizeof(cc));
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
     /* The same reference answers another media type to another Accept. */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
