@@ -41,6 +41,8 @@ struct engine_opts {
     bool owns_quota;
     /* A mount or serve: writes each proxy's health to STATEDIR/health/<key>.json (health.h). */
     bool publish_health;
+    /* When a partial object's missing chunks are fetched: enum flight_fill (0: auto). */
+    int fill;
     /*
      * Test-only (tests/unit/test_driver.c): every proxy uses this driver instead of its
      * type's. NULL everywhere else.
@@ -75,6 +77,8 @@ struct engine_dirent {
 struct engine_wait {
     bool (*cancelled)(void *arg);
     void *arg;
+    /* Where the opener will read first (a shim Range): a large file's first chunk fetched. */
+    int64_t first_offset;
 };
 
 int engine_open(const struct engine_opts *opts, struct engine **out);

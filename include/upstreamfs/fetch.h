@@ -75,6 +75,8 @@ struct fetch_response {
     long ratelimit_remaining; /* Docker Hub's ratelimit-remaining (its first number), -1 absent */
     long ratelimit_limit;     /* ratelimit-limit, -1 absent */
     int64_t content_length; /* -1 unknown */
+    /* A 206's Content-Range "bytes FIRST-LAST/TOTAL"; -1 each when absent or unparsable. */
+    int64_t range_first, range_last, range_total;
     long retry_after;       /* seconds, 0 if absent */
     char *content_type;
     char *etag;
@@ -101,6 +103,7 @@ struct fetch_request {
     bool no_redirects; /* report 3xx instead of following it */
     bool realm;        /* url is the token realm the registry named: credentials go there */
     const struct curl_slist *headers;
+    const char *range; /* "FIRST-LAST" or "FIRST-": a Range request (CURLOPT_RANGE), or NULL */
     long timeout_ms; /* 0: only the low-speed deadline; FETCH_META_TIMEOUT_MS: the metadata
                         deadline, the endpoint's metadata_timeout_ms when it sets one */
     size_t max_body; /* memory mode cap; 0 means 1 MiB */

@@ -45,11 +45,22 @@ enum flight_state {
     FLIGHT_DONE,       /* committed; digest and size set */
     FLIGHT_NOT_MODIFIED,
     FLIGHT_HTTP_ERROR, /* final non-2xx status; status set */
-    FLIGHT_FAILED      /* network or verification error; err set */
+    FLIGHT_FAILED,     /* network or verification error; err set */
+    FLIGHT_PARTIAL     /* a partial object left for a later open (no reader, no fill) */
+};
+
+/* When a partial object's missing chunks are fetched in order (-o fill=). */
+enum flight_fill {
+    FLIGHT_FILL_AUTO = 0, /* once a reader reads sequentially, or waits for the whole */
+    FLIGHT_FILL_NEVER,    /* only the chunks readers ask for */
+    FLIGHT_FILL_EAGER     /* everything, from the open */
 };
 
 struct flight;
 struct flight_table;
+
+/* Files from this length on are fetched as partial objects (chunks by Range). */
+#define FLIGHT_LAZY_MIN (16LL * 1024 * 1024)
 
 /* What to download. Strings are copied by flight_join. */
 struct flight_source {
@@ -58,6 +69,14 @@ struct flight_source {
     const struct curl_slist *headers;
     struct hash_expect expect; /* HASH_NONE: only hashed */
     int64_t expect_size;       /* -1 unknown; a different length fails the flight */
+    /*
+     * The length the listing gave (<= 0 unknown). At or above FLIGHT_LAZY_MIN the object is
+     * fetched as a partial object (src/fetch/lazy.c): the open asks for one chunk by Range
+     * (the one holding first_offset), readers get the chunks they read, the fill the rest.
+     */
+    int64_t size_hint;
+    int64_t first_offset;
+    enum flight_fill fill;
     /*
      * Called in the download thread when a 2xx response starts, with its
      * Content-Length (-1 unknown), before any byte is written: the owner can
@@ -96,6 +115,12 @@ void flight_release(struct flight *f);
 
 /* Whether a flight for key is running now. */
 bool flight_table_has(struct flight_table *t, const char *key);
+
+/*
+ * The partial object of key (a flight of it running, or one kept for resumption): 0 with the
+ * bytes present and its size, or -ENOENT.
+ */
+int flight_partial(struct flight_table *t, const char *key, int64_t *present, int64_t *size);
 
 /* Number of flights running now. */
 int flight_table_active(struct flight_table *t);

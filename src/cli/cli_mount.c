@@ -11,6 +11,7 @@
 #include "upstreamfs/cli.h"
 #include "upstreamfs/engine.h"
 #include "upstreamfs/fetch.h"
+#include "upstreamfs/flight.h"
 #include "upstreamfs/fs.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
@@ -53,6 +54,7 @@ struct mount_opts {
     bool cache_public; /* cache_public: the shim's --cache-public */
     char *platform;
     int64_t quota;
+    int fill;           /* fill=auto|never|eager: enum flight_fill */
     bool private_mount; /* do not add allow_other/default_permissions as root */
     unsigned max_read;  /* max_read=N (also passed to FUSE), 0: FS_MAX_READ */
     char fuse_opts[4096];
@@ -159,6 +161,9 @@ static const char usage[] =
     "       log=PATH            log file of the daemon\n"
     "       quota=SIZE          cache size limit (bytes, or with K, M, G); default the smaller\n"
     "                           of 10G and half the free space of the state dir's filesystem\n"
+    "       fill=auto|never|eager  files of 16 MiB or more are fetched by the chunks read\n"
+    "                           (Range); the rest follows in order: auto (the default) once a\n"
+    "                           reader reads sequentially, never, or eager (from the open)\n"
     "       private             as root, do not turn on allow_other and default_permissions\n"
     "       listen=HOST:PORT    also serve the HTTP shim there, on this mount's engine\n"
     "                           (see upstreamfs serve --help; loopback addresses only)\n"
@@ -224,6 +229,16 @@ static int take_opts(struct mount_opts *mo, const char *list)
         } else if (strncmp(o, "platform=", 9) == 0) {
             free(mo->platform);
             mo->platform = strdup(o + 9);
+        } else if (strncmp(o, "fill=", 5) == 0) {
+            const char *v = o + 5;
+            mo->fill = !strcmp(v, "auto")    ? FLIGHT_FILL_AUTO
+                       : !strcmp(v, "never") ? FLIGHT_FILL_NEVER
+                       : !strcmp(v, "eager") ? FLIGHT_FILL_EAGER
+                                             : -1;
+            if (mo->fill < 0) {
+                cli_errorf("mount: fill: must be auto, never or eager (got \"%s\")", v);
+                rc = -EINVAL;
+            }
         } else if (strncmp(o, "quota=", 6) == 0) {
             long long q;
             if (proxy_field_parse_size(o + 6, &q) < 0) {
@@ -469,6 +484,7 @@ static int mount_start(struct mount_opts *mo, const struct shim_opts *so, const 
     int frc = fetch_global_init();
     struct engine_opts eo = {.state_dir = mo->state_dir,
                              .quota_bytes = mo->quota,
+                             .fill = mo->fill,
                              .platforms = mo->platform,
                              .owns_quota = true,
                              .publish_health = true};

@@ -258,8 +258,8 @@ static struct dl_ctx *dl_ctx_new(struct engine *e, struct upstream *u, const str
  * copy may stand in).
  */
 static int download_join(struct engine *e, struct upstream *u, const struct node *n, bool have,
-                         const struct hash_expect *expect, const char *key, struct flight **f,
-                         bool *remote)
+                         const struct hash_expect *expect, const char *key,
+                         const struct engine_wait *w, struct flight **f, bool *remote)
 {
     struct curl_slist *hdrs = NULL;
     bool started = false;
@@ -275,6 +275,10 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
             .expect = *expect,
             .expect_size =
                 u->drv->sizes_exact && expect->algo == HASH_SHA256 && n->size >= 0 ? n->size : -1,
+            /* No stored copy: a large file becomes a partial object (src/fetch/lazy.c). */
+            .size_hint = have ? -1 : n->size,
+            .first_offset = w ? w->first_offset : 0,
+            .fill = (enum flight_fill)e->fill,
             .on_done = dl_done,
             .on_fail = dl_fail,
             .recheck = dl_recheck,
@@ -353,6 +357,9 @@ static int download_outcome(struct engine *e, struct upstream *u, struct node *n
     case FLIGHT_HTTP_ERROR:
         rc = download_http_error(e, u, n, have, status, out);
         break;
+    case FLIGHT_PARTIAL: /* ended for want of readers as this one joined: not an answer */
+        rc = engine__serve_stale(e, n, have, -EIO, out);
+        break;
     case FLIGHT_FAILED:
         rc = engine__serve_stale(e, n, have, engine__download_failed(*f, u->cfg.key, n->url), out);
         break;
@@ -378,7 +385,7 @@ static int download_attempt(struct engine *e, struct upstream *u, struct node *n
     struct flight *f = NULL;
     bool remote = false;
     long status = 0;
-    int rc = download_join(e, u, n, have, expect, key, &f, &remote);
+    int rc = download_join(e, u, n, have, expect, key, w, &f, &remote);
     if (rc < 0 && remote) {
         rc = engine__serve_stale(e, n, have, rc, out);
     } else if (rc == 0) {

@@ -108,6 +108,7 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     e->state_dir = strdup(opts->state_dir);
     e->publish_health = opts->publish_health;
     e->driver_override = opts->driver_override;
+    e->fill = opts->fill;
     e->platforms = opts->platforms ? strdup(opts->platforms) : NULL;
     rc = state_open(opts->state_dir, &e->st);
     if (rc < 0)

@@ -59,6 +59,7 @@ struct open_obj {
 struct engine {
     char *state_dir;
     bool publish_health; /* engine_opts.publish_health */
+    int fill;            /* engine_opts.fill: enum flight_fill */
     const struct driver_ops *driver_override; /* engine_opts.driver_override (tests only) */
     struct state *st; /* the connection the index also uses, under mu */
     struct index *ix;

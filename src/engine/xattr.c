@@ -120,10 +120,17 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
             /* A download of this file under way counts as partial. */
             char key[4400];
             engine__flight_key(n.top, n.path, n.expect, key, sizeof(key));
-            if (flight_table_has(e->flights, key))
+            int64_t present = 0, size = 0;
+            if (flight_partial(e->flights, key, &present, &size) == 0 && size > 0) {
+                /* A partial object (src/fetch/lazy.c): the share of its bytes present. */
+                snprintf(val, sizeof(val), "partial %.1f%%", 100.0 * (double)present / (double)size);
+                st = NULL;
+            } else if (flight_table_has(e->flights, key)) {
                 st = "partial";
+            }
         }
-        snprintf(val, sizeof(val), "%s", st);
+        if (st)
+            snprintf(val, sizeof(val), "%s", st);
     } else if (strcmp(name, "user.upstreamfs.stale") == 0) {
         snprintf(val, sizeof(val), "%d", n.stale ? 1 : 0);
     } else {

@@ -134,6 +134,22 @@ static long header_number(CURL *h, const char *name)
     return n;
 }
 
+/* A 206's Content-Range "bytes FIRST-LAST/TOTAL" into r (each -1 when absent or malformed). */
+static void content_range(CURL *h, struct fetch_response *r)
+{
+    char *v = header_dup(h, "Content-Range");
+    long long a = -1, b = -1, t = -1;
+    int used = 0;
+    r->range_first = r->range_last = r->range_total = -1;
+    if (v && sscanf(v, "bytes %lld-%lld/%lld%n", &a, &b, &t, &used) == 3 && v[used] == '\0' &&
+        a >= 0 && b >= a && t > b) {
+        r->range_first = a;
+        r->range_last = b;
+        r->range_total = t;
+    }
+    free(v);
+}
+
 /* Collects the final response's status and headers (called once, before the body). */
 static int collect_headers(struct xfer *x)
 {
@@ -146,6 +162,7 @@ static int collect_headers(struct xfer *x)
     r->content_type = header_dup(x->h, "Content-Type");
     r->etag = header_dup(x->h, "ETag");
     r->last_modified = header_dup(x->h, "Last-Modified");
+    content_range(x->h, r);
     r->location = header_dup(x->h, "Location");
     /* Only a configured origin may name a realm that would receive credentials. */
     r->www_authenticate = x->configured ? header_join(x->h, "WWW-Authenticate") : NULL;
@@ -430,6 +447,7 @@ static void hop_setopt(CURL *h, struct xfer *x, const char *url, const char *met
     const struct fetch_endpoint *ep = req->ep;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_SHARE, share);
+    curl_easy_setopt(h, CURLOPT_RANGE, req->range); /* NULL: the whole body */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "upstreamfs/" UPSTREAMFS_VERSION);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -575,6 +593,7 @@ int fetch_perform(const struct fetch_request *req, struct fetch_response *resp)
     int rc = 0;
     memset(resp, 0, sizeof(*resp));
     resp->content_length = -1;
+    resp->range_first = resp->range_last = resp->range_total = -1;
     resp->ratelimit_remaining = resp->ratelimit_limit = -1;
     char *url = strdup(req->url), *first_origin = fetch_url_origin(req->url);
     const char *method = req->method;
@@ -638,6 +657,7 @@ void fetch_response_clear(struct fetch_response *r)
     free(r->body);
     memset(r, 0, sizeof(*r));
     r->content_length = -1;
+    r->range_first = r->range_last = r->range_total = -1;
     r->ratelimit_remaining = r->ratelimit_limit = -1;
 }
 

@@ -11,7 +11,7 @@
  * renames the file into the store. A flight leaves the table when it ends,
  * so the next open after a failure starts a fresh download.
  */
-#include "upstreamfs/flight.h"
+#include "flight_i.h"
 #include "upstreamfs/egress.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/secret.h"
@@ -27,47 +27,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Internal sentinel: the response was final and not a body we store. */
-#define FLIGHT_ESTOP (-10001)
-
-struct flight {
-    struct flight_table *t;
-    struct sf_call *call; /* its entry in t->calls: key and references (released without t) */
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    enum flight_state state;
-    long status;
-    int err;
-    int64_t written;
-    int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
-    int64_t total;
-    bool verified; /* the whole body matched its expectation: its end may be read */
-    char hex[65];
-
-    int fd;
-    char *tmp_path;
-    struct hash_ctx *hash;
-
-    char *url;
-    struct fetch_endpoint ep;
-    struct curl_slist *headers;
-    struct hash_expect expect;
-    int64_t expect_size;
-    void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
-    void (*on_fail)(void *, int, const struct fetch_response *);
-    bool (*recheck)(void *, char *);
-    void (*on_start)(void *, int64_t);
-    bool peer_busy; /* another process is downloading this key; readers keep waiting */
-    void (*free_arg)(void *);
-    void *arg;
-};
-
-struct flight_table {
-    struct store *store;
-    struct sf_group *calls; /* the flights running, by key */
-};
 
 struct flight_table *flight_table_new(struct store *store)
 {
@@ -120,9 +79,13 @@ static void flight_destroy(void *arg)
     struct flight *f = arg;
     if (f->fd >= 0)
         close(f->fd);
-    if (f->tmp_path && f->state != FLIGHT_DONE)
+    if (f->tmp_path && f->state != FLIGHT_DONE && !f->keep_tmp)
         unlink(f->tmp_path);
     free(f->tmp_path);
+    chunks_free(f->chunks);
+    free(f->etag);
+    free(f->last_modified);
+    free(f->map_path);
     hash_abort(f->hash);
     free(f->url);
     free((char *)f->ep.ca_file);
@@ -142,8 +105,13 @@ static void flight_destroy(void *arg)
 
 void flight_release(struct flight *f)
 {
-    if (f)
-        sf_release(f->call); /* the last reference destroys f (flight_destroy) */
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->users--; /* a partial object's thread ends once no one reads it (lazy.c) */
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    sf_release(f->call); /* the last reference destroys f (flight_destroy) */
 }
 
 static void set_state(struct flight *f, enum flight_state st, long status, int err)
@@ -156,7 +124,7 @@ static void set_state(struct flight *f, enum flight_state st, long status, int e
     pthread_mutex_unlock(&f->mu);
 }
 
-static int on_headers(void *arg, const struct fetch_response *r)
+int flight__on_headers(void *arg, const struct fetch_response *r)
 {
     struct flight *f = arg;
     if (r->status >= 200 && r->status < 300) {
@@ -189,7 +157,7 @@ static int on_headers(void *arg, const struct fetch_response *r)
     return FLIGHT_ESTOP;
 }
 
-static int on_data(void *arg, const void *data, size_t len)
+int flight__on_data(void *arg, const void *data, size_t len)
 {
     struct flight *f = arg;
     const char *p = data;
@@ -217,7 +185,7 @@ static int on_data(void *arg, const void *data, size_t len)
     return 0;
 }
 
-static bool should_abort(void *arg)
+bool flight__should_abort(void *arg)
 {
     struct flight *f = arg;
     return sf_group_closing(f->t->calls);
@@ -248,7 +216,7 @@ static int peer_lock(struct flight *f, bool *waited, char *path, size_t size)
         if (fd < 0)
             return -1;
         while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-            if (errno != EWOULDBLOCK || should_abort(f)) {
+            if (errno != EWOULDBLOCK || flight__should_abort(f)) {
                 close(fd);
                 return -1;
             }
@@ -265,7 +233,7 @@ static int peer_lock(struct flight *f, bool *waited, char *path, size_t size)
             held.st_ino == named.st_ino)
             return fd;
         close(fd); /* its owner removed it while we waited: the path names another lock now */
-        if (should_abort(f))
+        if (flight__should_abort(f))
             return -1;
     }
 }
@@ -307,6 +275,88 @@ static bool adopt_peer_result(struct flight *f)
     return true;
 }
 
+/* The whole body in one stream from byte 0 (no Range): 0 or the failure, as fetch_perform. */
+static int fetch_whole(struct flight *f, struct fetch_response *resp)
+{
+    struct fetch_request req = {.url = f->url,
+                                .ep = &f->ep,
+                                .headers = f->headers,
+                                .on_headers = flight__on_headers,
+                                .on_data = flight__on_data,
+                                .should_abort = flight__should_abort,
+                                .arg = f};
+    return fetch_perform(&req, resp);
+}
+
+/* The body, whole or as a partial object (lazy.c): 0 complete, LAZY_PARTIAL, or the failure. */
+static int fetch_body(struct flight *f, struct fetch_response *resp)
+{
+    if (!f->chunks)
+        return fetch_whole(f, resp);
+    int rc = lazy__run(f, resp);
+    if (rc == LAZY_WHOLE) { /* lazy__run went back to a whole body from byte 0 */
+        fetch_response_clear(resp);
+        rc = fetch_whole(f, resp);
+    }
+    return rc;
+}
+
+/* A complete body: verified, committed, announced. 0, or the failure (-EBADMSG: no match). */
+static int finish_body(struct flight *f, const struct fetch_response *resp)
+{
+    char hex[65];
+    struct hash_ctx *h = f->hash;
+    f->hash = NULL;
+    int rc = hash_end(h, hex);
+    if (rc == -EBADMSG)
+        log_error("download %s: content does not match its checksum; discarded", f->url);
+    if (rc == 0) {
+        /* The verdict: readers held at the end go on now, not after the commit. */
+        pthread_mutex_lock(&f->mu);
+        f->verified = true;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        rc = store_commit(f->t->store, f->tmp_path, hex);
+    }
+    if (rc == 0) {
+        lazy__drop(f, false); /* a partial object's map: its data is the stored object now */
+        memcpy(f->hex, hex, sizeof(hex));
+        if (f->on_done)
+            f->on_done(f->arg, hex, f->written, resp);
+        set_state(f, FLIGHT_DONE, resp->status, 0);
+    }
+    return rc;
+}
+
+/*
+ * A failed download. Readers learn of the failure first; only then is the body given back, so
+ * a read that raced with the truncation sees FLIGHT_FAILED when it re-checks (flight_read)
+ * instead of a short file. The space matters on a full disk, where the owner's eviction runs
+ * next, and a shutdown must not leave the body in tmp/. A partial object that failed on the
+ * network (or a shutdown) is kept for the next open to resume; one whose bytes did not verify,
+ * or whose file changed, is dropped.
+ */
+static void finish_failed(struct flight *f, int rc, const struct fetch_response *resp)
+{
+    /* -EBADMSG stays the flight's error: the bytes did not verify (cause digest). */
+    /* The cause is logged per proxy, once a minute (src/engine/upstream.c). */
+    log_debug("download %s failed: %s", f->url, strerror(-rc));
+    /* The cause is on record (the proxy's health, the file's error) before any reader reports it. */
+    if (rc != -ENOSPC && f->on_fail)
+        f->on_fail(f->arg, rc, resp);
+    set_state(f, FLIGHT_FAILED, resp->status, rc);
+    if (f->chunks && rc != -EBADMSG && rc != -ENOSPC) {
+        f->keep_tmp = true;
+    } else {
+        if (ftruncate(f->fd, 0) < 0)
+            log_debug("truncating %s: %s", f->tmp_path, strerror(errno));
+        unlink(f->tmp_path);
+        lazy__drop(f, true);
+    }
+    if (rc == -ENOSPC && f->on_fail) /* the owner evicts once the body is given back */
+        f->on_fail(f->arg, rc, resp);
+}
+
 static void *flight_run(void *arg)
 {
     struct flight *f = arg;
@@ -318,17 +368,19 @@ static void *flight_run(void *arg)
     memset(&resp, 0, sizeof(resp));
     if (waited && adopt_peer_result(f))
         goto out;
-    struct fetch_request req = {.url = f->url,
-                                .ep = &f->ep,
-                                .headers = f->headers,
-                                .on_headers = on_headers,
-                                .on_data = on_data,
-                                .should_abort = should_abort,
-                                .arg = f};
-    int rc = fetch_perform(&req, &resp);
+    int rc = fetch_body(f, &resp);
+    if (rc == LAZY_PARTIAL) {
+        f->keep_tmp = true;
+        set_state(f, FLIGHT_PARTIAL, resp.status, 0);
+        goto out;
+    }
     if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
         enum flight_state st = resp.status == 304 ? FLIGHT_NOT_MODIFIED : FLIGHT_HTTP_ERROR;
-        unlink(f->tmp_path); /* no body of this answer is kept */
+        if (!f->chunks || !f->chunks->present) { /* no body of this answer is kept */
+            unlink(f->tmp_path);
+            lazy__drop(f, true);
+        } else
+            f->keep_tmp = true; /* a partial object stays: the remote may answer later */
         if (f->on_fail)
             f->on_fail(f->arg, 0, &resp);
         set_state(f, st, resp.status, 0);
@@ -336,56 +388,17 @@ static void *flight_run(void *arg)
     }
     if (rc == 0 && f->expect_size >= 0 && f->written != f->expect_size)
         rc = -EBADMSG;
-    if (rc == 0) {
-        char hex[65];
-        struct hash_ctx *h = f->hash;
-        f->hash = NULL;
-        rc = hash_end(h, hex);
-        if (rc == -EBADMSG)
-            log_error("download %s: content does not match its checksum; discarded", f->url);
-        if (rc == 0) {
-            /* The verdict: readers held at the end go on now, not after the commit. */
-            pthread_mutex_lock(&f->mu);
-            f->verified = true;
-            pthread_cond_broadcast(&f->cv);
-            pthread_mutex_unlock(&f->mu);
-        }
-        if (rc == 0)
-            rc = store_commit(t->store, f->tmp_path, hex);
-        if (rc == 0) {
-            memcpy(f->hex, hex, sizeof(hex));
-            if (f->on_done)
-                f->on_done(f->arg, hex, f->written, &resp);
-            set_state(f, FLIGHT_DONE, resp.status, 0);
-            goto out;
-        }
-    }
-    /* -EBADMSG stays the flight's error: the bytes did not verify (cause digest). */
-    /* The cause is logged per proxy, once a minute (src/engine/upstream.c). */
-    log_debug("download %s failed: %s", f->url, strerror(-rc));
-    /* The cause is on record (the proxy's health, the file's error) before any reader reports it. */
-    if (rc != -ENOSPC && f->on_fail)
-        f->on_fail(f->arg, rc, &resp);
-    /*
-     * Readers learn of the failure first; only then is the body given back,
-     * so a read that raced with the truncation sees FLIGHT_FAILED when it
-     * re-checks (flight_read) instead of a short file. The space matters on
-     * a full disk, where the owner's eviction runs next, and a shutdown must
-     * not leave the body in tmp/.
-     */
-    set_state(f, FLIGHT_FAILED, resp.status, rc);
-    if (ftruncate(f->fd, 0) < 0)
-        log_debug("truncating %s: %s", f->tmp_path, strerror(errno));
-    unlink(f->tmp_path);
-    if (rc == -ENOSPC && f->on_fail) /* the owner evicts once the body is given back */
-        f->on_fail(f->arg, rc, &resp);
+    if (rc == 0)
+        rc = finish_body(f, &resp);
+    if (rc < 0)
+        finish_failed(f, rc, &resp);
 out:
     peer_unlock(lock_fd, lock_path);
     fetch_response_clear(&resp);
     /* Leave the table so the next opener starts afresh. t may be freed once this lets
      * flight_table_free see no flight running: f's own reference is dropped without it. */
     sf_finish(t->calls, f->call, f->err, 0);
-    flight_release(f);
+    sf_release(f->call); /* the thread's reference: not a user's (flight_release) */
     return NULL;
 }
 
@@ -422,6 +435,9 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->fd = -1;
     f->total = -1;
     f->wake_at = INT64_MAX;
+    f->fill_chunk = -1;
+    f->fill = src->fill;
+    f->first_offset = src->first_offset;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->url = strdup(src->url);
@@ -439,7 +455,8 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->hash = hash_begin(&f->expect);
     int rc = !f->url || !f->hash || !headers_ok ? -ENOMEM : 0;
     if (rc == 0)
-        rc = store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
+        rc = lazy__wanted(src) ? lazy__open(f, src->size_hint)
+                               : store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
     if (rc < 0) {
         flight_destroy(f); /* free_arg is not set yet: the caller keeps arg */
         return rc;
@@ -449,13 +466,37 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     return 0;
 }
 
+/*
+ * Joins the call of key as a user: a partial object's flight that is ending for want of users
+ * is not joined (its thread leaves the table at once; the next join resumes the object).
+ */
+static int join_user(struct flight_table *t, const char *key, struct flight_make *m,
+                     struct sf_call **c)
+{
+    for (int tries = 0;; tries++) {
+        int role = sf_join(t->calls, key, flight_make, m, flight_destroy, c);
+        if (role < 0)
+            return role;
+        struct flight *f = sf_data(*c);
+        pthread_mutex_lock(&f->mu);
+        bool ending = f->state == FLIGHT_PARTIAL;
+        if (!ending)
+            f->users++;
+        pthread_mutex_unlock(&f->mu);
+        if (!ending || tries >= 200)
+            return role;
+        sf_release(*c);
+        usleep(10 * 1000);
+    }
+}
+
 int flight_join(struct flight_table *t, const char *key, const struct flight_source *src,
                 struct flight **out, bool *started)
 {
     struct flight_make m = {.t = t, .src = src};
     struct sf_call *c;
     *started = false;
-    int role = sf_join(t->calls, key, flight_make, &m, flight_destroy, &c);
+    int role = join_user(t, key, &m, &c);
     if (role < 0)
         return role;
     struct flight *f = sf_data(c);
@@ -473,6 +514,7 @@ int flight_join(struct flight_table *t, const char *key, const struct flight_sou
     if (rc < 0) {
         /* Whoever joined meanwhile sees a failed flight; the caller keeps ownership of arg. */
         f->free_arg = NULL;
+        f->users--;
         set_state(f, FLIGHT_FAILED, 0, rc);
         sf_finish(t->calls, c, rc, 0);
         sf_release(c);
@@ -503,7 +545,7 @@ static long ms_until(const struct timespec *dl)
 }
 
 /* Waits on f->cv (f->mu held) for at most 100 ms, so cancellation is noticed promptly. */
-static void wait_tick(struct flight *f)
+void flight__wait_tick(struct flight *f)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -567,11 +609,11 @@ static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void 
                     void *carg)
 {
     struct timespec dl;
-    int64_t seen = f->written;
+    int64_t seen = f->written + f->activity;
     deadline_in(&dl, timeout_ms);
     while (!ready(f, rarg)) {
-        if (f->written != seen || f->peer_busy) {
-            seen = f->written;
+        if (f->written + f->activity != seen || f->peer_busy) {
+            seen = f->written + f->activity;
             deadline_in(&dl, timeout_ms);
         }
         if (ms_until(&dl) <= 0)
@@ -580,7 +622,7 @@ static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void 
             return -EINTR;
         if (want < f->wake_at)
             f->wake_at = want; /* the byte count this waiter needs */
-        wait_tick(f);
+        flight__wait_tick(f);
     }
     return 0;
 }
@@ -604,12 +646,18 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
 {
     int64_t want = (int64_t)off + (int64_t)len;
     pthread_mutex_lock(&f->mu);
-    /* Verified content of unknown length: wake when a byte past the range arrives. */
-    int64_t wake = f->expect.algo != HASH_NONE && known_end(f) <= want ? want + 1 : want;
-    int rc = wait_for(f, has_range_or_end, &want, wake, stall_ms, cancel, carg);
-    if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
-        rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
-    int64_t avail = f->written - (int64_t)off;
+    /* A partial object: the chunks the range needs, unless the read waits for the stream. */
+    int rc = f->chunks ? lazy__wait_range(f, off, (int64_t)len, stall_ms, cancel, carg)
+                       : -EINPROGRESS;
+    int64_t avail = rc == 0 ? f->total - (int64_t)off : 0;
+    if (rc == -EINPROGRESS) {
+        /* Verified content of unknown length: wake when a byte past the range arrives. */
+        int64_t wake = f->expect.algo != HASH_NONE && known_end(f) <= want ? want + 1 : want;
+        rc = wait_for(f, has_range_or_end, &want, wake, stall_ms, cancel, carg);
+        if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
+            rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
+        avail = f->written - (int64_t)off;
+    }
     pthread_mutex_unlock(&f->mu);
     if (rc < 0)
         return rc;
@@ -624,7 +672,7 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
     bool failed = f->state == FLIGHT_FAILED;
     int err = f->err;
     pthread_mutex_unlock(&f->mu);
-    if (failed && (size_t)r < n)
+    if (failed && ((size_t)r < n || f->changed))
         return err == -ENOSPC ? -ENOSPC : -EIO;
     return r;
 }
@@ -632,6 +680,10 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
 int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, void *carg)
 {
     pthread_mutex_lock(&f->mu);
+    if (stall_ms > 0) { /* whoever waits for the end wants every byte (0: only a look) */
+        f->fill_wanted = true;
+        pthread_cond_broadcast(&f->cv);
+    }
     int rc = wait_for(f, has_ended, NULL, INT64_MAX, stall_ms, cancel, carg);
     int st = rc < 0 ? rc : (int)f->state;
     pthread_mutex_unlock(&f->mu);

@@ -30,6 +30,9 @@
 #                                     die unless it is exactly N.
 #     nginx_requests                  print the access log (for debugging a failure).
 #
+# NGINX_EXTRA, when set before nginx_start, is inserted into the 127.0.0.1 server block (e.g.
+# 'location /slow/ { limit_rate 8m; }').
+#
 # Exports after nginx_start:
 #     NGINX_PORT        the port (both server blocks listen on 127.0.0.1:NGINX_PORT)
 #     NGINX_URL         http://127.0.0.1:NGINX_PORT/        (serves ROOT)
@@ -122,6 +125,7 @@ $temp_paths
         listen 127.0.0.1:$NGINX_PORT default_server;
         server_name 127.0.0.1;
         root $($q "$NGINX_ROOT");
+        ${NGINX_EXTRA:-}
 
         # readiness probe used by nginx_start; not logged
         location = /__upfs_nginx_id {

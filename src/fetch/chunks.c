@@ -1,0 +1,148 @@
+/*
+ * chunks: the present/fetching map of a partial object (see chunks.h).
+ */
+#include "upstreamfs/chunks.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct chunks *chunks_new(int64_t size, int64_t chunk)
+{
+    if (size <= 0 || chunk <= 0)
+        return NULL;
+    struct chunks *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->size = size;
+    c->chunk = chunk;
+    c->n = (size + chunk - 1) / chunk;
+    c->st = calloc((size_t)c->n, 1);
+    if (!c->st) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void chunks_free(struct chunks *c)
+{
+    if (c) {
+        free(c->st);
+        free(c);
+    }
+}
+
+void chunks_bounds(const struct chunks *c, int64_t i, int64_t *from, int64_t *to)
+{
+    *from = i * c->chunk;
+    *to = *from + c->chunk < c->size ? *from + c->chunk : c->size;
+}
+
+void chunks_set(struct chunks *c, int64_t i, enum chunk_state st)
+{
+    if (i < 0 || i >= c->n)
+        return;
+    if (c->st[i] == CHUNK_PRESENT)
+        c->present--;
+    c->st[i] = (uint8_t)st;
+    if (st == CHUNK_PRESENT)
+        c->present++;
+}
+
+int64_t chunks_present_bytes(const struct chunks *c)
+{
+    int64_t b = c->present * c->chunk;
+    if (c->st[c->n - 1] == CHUNK_PRESENT) /* the last chunk may be short */
+        b -= c->n * c->chunk - c->size;
+    return b;
+}
+
+int chunks_need(const struct chunks *c, int64_t off, int64_t len, int64_t max_run,
+                int64_t *first, int64_t *last)
+{
+    if (off >= c->size || len <= 0)
+        return 1;
+    int64_t end = off + len < c->size ? off + len : c->size;
+    int64_t a = chunks_index(c, off), b = chunks_index(c, end - 1);
+    int64_t absent = -1;
+    bool fetching = false;
+    for (int64_t i = a; i <= b; i++) {
+        if (c->st[i] == CHUNK_FETCHING)
+            fetching = true;
+        else if (c->st[i] == CHUNK_ABSENT && absent < 0)
+            absent = i;
+    }
+    if (absent < 0)
+        return fetching ? 0 : 1;
+    int64_t i = absent;
+    while (i + 1 <= b && c->st[i + 1] == CHUNK_ABSENT && i + 1 - absent < max_run)
+        i++;
+    *first = absent;
+    *last = i;
+    return -1;
+}
+
+int64_t chunks_next_missing(const struct chunks *c, int64_t i)
+{
+    while (i < c->n && c->st[i] == CHUNK_PRESENT)
+        i++;
+    return i;
+}
+
+int64_t chunks_absent_run_end(const struct chunks *c, int64_t i)
+{
+    while (i < c->n && c->st[i] == CHUNK_ABSENT)
+        i++;
+    return i;
+}
+
+char *chunks_save(const struct chunks *c)
+{
+    size_t bytes = (size_t)(c->n + 7) / 8;
+    char *out = malloc(bytes * 2 + 1);
+    if (!out)
+        return NULL;
+    for (size_t k = 0; k < bytes; k++) {
+        unsigned v = 0;
+        for (int bit = 0; bit < 8; bit++) {
+            int64_t i = (int64_t)k * 8 + bit;
+            if (i < c->n && c->st[i] == CHUNK_PRESENT)
+                v |= 1u << bit;
+        }
+        snprintf(out + 2 * k, 3, "%02x", v);
+    }
+    out[bytes * 2] = '\0';
+    return out;
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+int chunks_load(struct chunks *c, const char *hex)
+{
+    size_t bytes = (size_t)(c->n + 7) / 8;
+    if (strlen(hex) != bytes * 2)
+        return -EINVAL;
+    for (size_t k = 0; k < bytes; k++) {
+        int hi = hex_digit(hex[2 * k]), lo = hex_digit(hex[2 * k + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        unsigned v = (unsigned)(hi * 16 + lo);
+        for (int bit = 0; bit < 8; bit++) {
+            int64_t i = (int64_t)k * 8 + bit;
+            if (i >= c->n && (v >> bit & 1))
+                return -EINVAL; /* a bit past the last chunk: another object's map */
+            if (i < c->n)
+                chunks_set(c, i, v >> bit & 1 ? CHUNK_PRESENT : CHUNK_ABSENT);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,99 @@
+/*
+ * flight_i.h: a flight's state, shared by src/fetch/flight.c (the table, the
+ * whole-body stream, readers' waits) and src/fetch/lazy.c (partial objects:
+ * chunks by Range, the fill in order, resumption).
+ */
+#ifndef UPSTREAMFS_FLIGHT_I_H
+#define UPSTREAMFS_FLIGHT_I_H
+
+#include "upstreamfs/chunks.h"
+#include "upstreamfs/flight.h"
+
+#include <pthread.h>
+
+/* Internal sentinel: the response was final and not a body we store. */
+#define FLIGHT_ESTOP (-10001)
+
+struct flight {
+    struct flight_table *t;
+    struct sf_call *call; /* its entry in t->calls: key and references (released without t) */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    enum flight_state state;
+    long status;
+    int err;
+    int64_t written; /* bytes written and hashed in order from 0 (a partial object's prefix) */
+    int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
+    int64_t total;
+    int64_t activity; /* bytes written out of order: a sign of life for waiters */
+    bool verified;    /* the whole body matched its expectation: its end may be read */
+    char hex[65];
+
+    int fd;
+    char *tmp_path;
+    bool keep_tmp; /* a partial object kept for resumption: not removed */
+    struct hash_ctx *hash;
+
+    char *url;
+    struct fetch_endpoint ep;
+    struct curl_slist *headers;
+    struct hash_expect expect;
+    int64_t expect_size;
+    void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
+    void (*on_fail)(void *, int, const struct fetch_response *);
+    bool (*recheck)(void *, char *);
+    void (*on_start)(void *, int64_t);
+    bool peer_busy; /* another process is downloading this key; readers keep waiting */
+    void (*free_arg)(void *);
+    void *arg;
+
+    /* Partial objects (lazy.c); chunks NULL: the body is one stream from byte 0. */
+    struct chunks *chunks;
+    enum flight_fill fill;
+    bool fill_wanted;   /* a sequential reader, a wait for the whole, or the policy asks */
+    int64_t fill_chunk; /* the chunk the fill is writing, -1 none */
+    int64_t first_offset;
+    int users; /* openers holding a reference (flight_join .. flight_release) */
+    char *etag, *last_modified; /* the validators every ranged answer must repeat */
+    bool whole;   /* ranges not honoured: the body streams from byte 0 after all */
+    bool changed; /* a ranged answer was of another version of the file: the flight fails */
+    char *map_path;
+    int64_t map_saved_ms;
+};
+
+struct flight_table {
+    struct store *store;
+    struct sf_group *calls; /* the flights running, by key */
+};
+
+/* flight.c's whole-body stream callbacks (the body written and hashed in order from 0). */
+int flight__on_headers(void *arg, const struct fetch_response *r);
+int flight__on_data(void *arg, const void *data, size_t len);
+bool flight__should_abort(void *arg);
+void flight__wait_tick(struct flight *f);
+
+/* lazy.c: whether a flight of src becomes a partial object (large, of known size). */
+bool lazy__wanted(const struct flight_source *src);
+/* Opens (or resumes) the partial file of f's key: f->fd, f->tmp_path, f->chunks. */
+int lazy__open(struct flight *f, int64_t size);
+/*
+ * Fetches f's body as a partial object: 0 complete (hashed in order), LAZY_PARTIAL (left for
+ * a later open), LAZY_WHOLE (ranges not honoured: fetch it whole from 0), or the failure
+ * (FLIGHT_ESTOP: a final status, in resp).
+ */
+#define LAZY_PARTIAL 1
+#define LAZY_WHOLE   2
+int lazy__run(struct flight *f, struct fetch_response *resp);
+/* Removes the partial object's files (a mismatch, a changed file) or its map after a commit. */
+void lazy__drop(struct flight *f, bool data_too);
+/*
+ * A read of a partial object (f->mu held, also on return): waits until the chunks of
+ * [off, off + len) are present, fetching those the fill will not bring soon by Range. 0 when
+ * present, -EINPROGRESS when the read waits for the stream in order (flight.c's wait, a
+ * sequential reader or a body that is not partial after all), or the failure.
+ */
+int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
+                     flight_cancel_fn cancel, void *carg);
+
+#endif

@@ -1,0 +1,593 @@
+/*
+ * lazy: a flight of a large file of known size as a partial object
+ * (flight.h, FLIGHT_LAZY_MIN; the chunk map is include/upstreamfs/chunks.h).
+ *
+ * The body lives in STATEDIR/partial/<sha256 of the key>, a sparse file, and
+ * its map of present chunks in the same name + ".map" (with the validators
+ * of the answer the chunks came from), so a restart resumes it: only the
+ * missing chunks are fetched again.
+ *
+ * The flight's thread first asks for one chunk by Range (the probe: the one
+ * holding the open's first offset, else the first missing one). Its answer
+ * decides: a 206 whose Content-Range names the whole length makes the object
+ * partial; a 200 is the whole body, streamed from byte 0 as flight.c always
+ * did; a 416 falls back to that whole body with a new request; any other
+ * status is the flight's answer. Then the thread fills in order while the
+ * policy wants it (fill=eager, a sequential reader, a wait for the whole):
+ * it hashes the present prefix from the file and fetches each run of missing
+ * chunks with one Range request, yielding at the first chunk someone else
+ * fetched meanwhile. With no reader left and no fill wanted it ends, the
+ * object kept partial (FLIGHT_PARTIAL).
+ *
+ * A reader whose range is not present and not next for the fill claims the
+ * absent chunks it covers (coalesced into one request) and fetches them in
+ * its own thread; every other reader of those chunks waits for them, so each
+ * chunk is fetched once. A reader at the prefix (sequential) waits for the
+ * fill instead, with flight.c's end rule: it never reaches the end of content
+ * with an expected digest before the whole matched.
+ *
+ * Every ranged answer must be a 206 of the asked range and the same total,
+ * with the validators (ETag, else Last-Modified) of the first: otherwise the
+ * file changed under us and the flight fails with -EBADMSG (cause digest),
+ * dropping every chunk, so bytes of two versions are never mixed. The digest
+ * is computed over the file in order, once the whole is present; only a match
+ * is committed (flight.c).
+ */
+#include "flight_i.h"
+#include "upstreamfs/log.h"
+#include "upstreamfs/single_flight.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LAZY_EYIELD      (-10002) /* the fill met a chunk someone else brought */
+#define LAZY_E416        (-10003) /* the probe's range was refused */
+#define LAZY_MAX_RUN     16       /* chunks one reader's request coalesces */
+#define LAZY_MAP_SAVE_MS 200
+#define FILL_FETCH       3 /* fill_next: fetch the run at the prefix */
+
+/* One ranged request: the bytes [pos, end) of f, written as they come. */
+struct lazy_req {
+    struct flight *f;
+    int64_t pos, end;
+    bool own_thread; /* the flight's thread: bytes at the prefix are hashed on the way */
+    bool fill;       /* claims each chunk as it reaches it; yields to one already claimed */
+    bool probe;      /* the first answer: decides the object's mode */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool lazy__wanted(const struct flight_source *src)
+{
+    return src->size_hint >= FLIGHT_LAZY_MIN;
+}
+
+/* Reads the map file of f into f->chunks and the validators, if it fits size. */
+static void map_load(struct flight *f, int64_t size)
+{
+    FILE *fp = fopen(f->map_path, "re");
+    char line[8192], etag[1024] = "", lm[256] = "";
+    long long msize = -1, mchunk = -1;
+    char *map = NULL;
+    if (!fp)
+        return;
+    while (fgets(line, sizeof(line), fp)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "size ", 5))
+            msize = strtoll(line + 5, NULL, 10);
+        else if (!strncmp(line, "chunk ", 6))
+            mchunk = strtoll(line + 6, NULL, 10);
+        else if (!strncmp(line, "etag ", 5))
+            snprintf(etag, sizeof(etag), "%.1000s", line + 5);
+        else if (!strncmp(line, "last-modified ", 14))
+            snprintf(lm, sizeof(lm), "%.200s", line + 14);
+        else if (!strncmp(line, "map ", 4) && !map)
+            map = strdup(line + 4);
+    }
+    fclose(fp);
+    if (msize == size && mchunk == f->chunks->chunk && map && chunks_load(f->chunks, map) == 0 &&
+        (etag[0] || lm[0])) {
+        f->etag = etag[0] ? strdup(etag) : NULL;
+        f->last_modified = lm[0] ? strdup(lm) : NULL;
+        log_debug("resuming %s: %lld of %lld bytes present", f->url,
+                  (long long)chunks_present_bytes(f->chunks), (long long)size);
+    } else {
+        chunks_free(f->chunks);
+        f->chunks = chunks_new(size, CHUNK_SIZE_DEFAULT);
+    }
+    free(map);
+}
+
+int lazy__open(struct flight *f, int64_t size)
+{
+    char dir[4200], hex[65];
+    snprintf(dir, sizeof(dir), "%s/partial", f->t->store->dir);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    const char *key = sf_key(f->call);
+    hash_sha256_hex(key, strlen(key), hex);
+    if (asprintf(&f->tmp_path, "%s/%s", dir, hex) < 0 ||
+        asprintf(&f->map_path, "%s/%s.map", dir, hex) < 0)
+        return -ENOMEM;
+    if (!(f->chunks = chunks_new(size, CHUNK_SIZE_DEFAULT)))
+        return -ENOMEM;
+    f->fd = open(f->tmp_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f->fd < 0)
+        return -errno;
+    map_load(f, size);
+    if (!f->chunks)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Writes the map (atomically: a new file renamed over the old). f->mu not held. */
+static void map_save(struct flight *f)
+{
+    char tmp[4300];
+    pthread_mutex_lock(&f->mu);
+    char *map = f->chunks ? chunks_save(f->chunks) : NULL;
+    int64_t size = f->chunks ? f->chunks->size : 0, chunk = f->chunks ? f->chunks->chunk : 0;
+    pthread_mutex_unlock(&f->mu);
+    if (!map || (!f->etag && !f->last_modified)) { /* nothing to check a resumption against */
+        free(map);
+        return;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.new", f->map_path);
+    FILE *fp = fopen(tmp, "we");
+    if (fp) {
+        fprintf(fp, "upstreamfs-partial 1\nsize %lld\nchunk %lld\n", (long long)size,
+                (long long)chunk);
+        if (f->etag)
+            fprintf(fp, "etag %s\n", f->etag);
+        if (f->last_modified)
+            fprintf(fp, "last-modified %s\n", f->last_modified);
+        fprintf(fp, "map %s\n", map);
+        if (fclose(fp) == 0 && rename(tmp, f->map_path) == 0)
+            f->map_saved_ms = now_ms();
+        else
+            unlink(tmp);
+    }
+    free(map);
+}
+
+void lazy__drop(struct flight *f, bool data_too)
+{
+    if (f->map_path)
+        unlink(f->map_path);
+    if (data_too && f->map_path && f->tmp_path)
+        unlink(f->tmp_path);
+}
+
+/* Whether v, a validator of a later answer, is the first answer's (NULL both: equal). */
+static bool same_validator(const char *first, const char *v)
+{
+    return (!first && !v) || (first && v && strcmp(first, v) == 0);
+}
+
+/* Every chunk absent again, the validators forgotten: the file is not the one the map saw. */
+static void reset_chunks(struct flight *f)
+{
+    for (int64_t i = 0; i < f->chunks->n; i++)
+        chunks_set(f->chunks, i, CHUNK_ABSENT);
+    free(f->etag);
+    free(f->last_modified);
+    f->etag = f->last_modified = NULL;
+    if (ftruncate(f->fd, 0) < 0)
+        log_debug("truncating %s: %s", f->tmp_path, strerror(errno));
+    unlink(f->map_path);
+}
+
+/* The probe's answer (the flight's first): decides how the body comes. */
+static int probe_headers(struct lazy_req *q, const struct fetch_response *r)
+{
+    struct flight *f = q->f;
+    int64_t size = f->chunks->size;
+    if (r->status == 416)
+        return LAZY_E416;
+    if (r->status != 206 || r->range_first != q->pos || r->range_last != q->end - 1 ||
+        r->range_total != size) {
+        if (r->status >= 200 && r->status < 300) { /* Range not honoured: the whole, from 0 */
+            pthread_mutex_lock(&f->mu);
+            reset_chunks(f);
+            f->whole = true;
+            pthread_mutex_unlock(&f->mu);
+        }
+        return flight__on_headers(f, r); /* FLIGHT_ESTOP for a final status */
+    }
+    pthread_mutex_lock(&f->mu);
+    if ((f->etag || f->last_modified) &&
+        !(f->etag ? same_validator(f->etag, r->etag)
+                  : same_validator(f->last_modified, r->last_modified))) {
+        log_info("%s changed since its partial copy was fetched; starting again", f->url);
+        reset_chunks(f);
+        chunks_set(f->chunks, chunks_index(f->chunks, q->pos), CHUNK_FETCHING);
+    }
+    if (!f->etag && !f->last_modified) {
+        f->etag = r->etag ? strdup(r->etag) : NULL;
+        f->last_modified = r->last_modified ? strdup(r->last_modified) : NULL;
+    }
+    f->state = FLIGHT_STREAMING;
+    f->status = 200; /* to its readers, the body of the whole file */
+    f->total = size;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (f->on_start)
+        f->on_start(f->arg, size);
+    return 0;
+}
+
+/* The headers of a ranged answer: a 206 of exactly [pos, end) of the first answer's file. */
+static int lazy_headers(void *arg, const struct fetch_response *r)
+{
+    struct lazy_req *q = arg;
+    struct flight *f = q->f;
+    if (q->probe)
+        return probe_headers(q, r);
+    bool ok = r->status == 206 && r->range_first == q->pos && r->range_last == q->end - 1 &&
+              r->range_total == f->chunks->size &&
+              (f->etag ? same_validator(f->etag, r->etag)
+                       : same_validator(f->last_modified, r->last_modified));
+    if (ok)
+        return 0;
+    log_error("download %s: a ranged answer (status %ld) is not of the file the first one was "
+              "(Content-Range, ETag or Last-Modified differ); discarded",
+              f->url, r->status);
+    pthread_mutex_lock(&f->mu);
+    f->changed = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return -EBADMSG;
+}
+
+/* The fill reaches chunk i: claims it, or yields if someone else has it. */
+static int fill_enter(struct flight *f, int64_t i)
+{
+    int rc = 0;
+    pthread_mutex_lock(&f->mu);
+    if (f->chunks->st[i] != CHUNK_ABSENT && f->fill_chunk != i)
+        rc = LAZY_EYIELD;
+    else {
+        chunks_set(f->chunks, i, CHUNK_FETCHING);
+        f->fill_chunk = i;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* Writes len bytes at off outside the prefix (not hashed: the fill hashes them from the file). */
+static int write_at(struct flight *f, const char *p, size_t len, int64_t off)
+{
+    while (len > 0) {
+        ssize_t w = pwrite(f->fd, p, len, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        len -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+static int lazy_data(void *arg, const void *data, size_t len)
+{
+    struct lazy_req *q = arg;
+    struct flight *f = q->f;
+    const char *p = data;
+    if (f->whole) /* the probe's 200: the whole body, in order from 0 */
+        return flight__on_data(f, data, len);
+    if (q->pos + (int64_t)len > q->end)
+        return -EFBIG;
+    while (len > 0) {
+        int64_t i = chunks_index(f->chunks, q->pos), from, to;
+        chunks_bounds(f->chunks, i, &from, &to);
+        int rc = q->fill && q->pos == from ? fill_enter(f, i) : 0;
+        size_t n = (size_t)(to - q->pos) < len ? (size_t)(to - q->pos) : len;
+        if (rc == 0 && q->own_thread && q->pos == f->written)
+            rc = flight__on_data(f, p, n); /* the prefix grows: written and hashed in order */
+        else if (rc == 0 && (rc = write_at(f, p, n, q->pos)) == 0) {
+            pthread_mutex_lock(&f->mu);
+            f->activity += (int64_t)n;
+            pthread_mutex_unlock(&f->mu);
+        }
+        if (rc < 0)
+            return rc;
+        q->pos += (int64_t)n;
+        p += n;
+        len -= n;
+        if (q->pos == to) {
+            pthread_mutex_lock(&f->mu);
+            chunks_set(f->chunks, i, CHUNK_PRESENT);
+            pthread_cond_broadcast(&f->cv);
+            pthread_mutex_unlock(&f->mu);
+        }
+    }
+    if (q->own_thread && now_ms() - f->map_saved_ms >= LAZY_MAP_SAVE_MS)
+        map_save(f);
+    return 0;
+}
+
+static bool lazy_abort(void *arg)
+{
+    struct lazy_req *q = arg;
+    return flight__should_abort(q->f) || q->f->changed || q->f->state == FLIGHT_FAILED;
+}
+
+/* One ranged GET of [q->pos, q->end). 0 when it all came, else the failure. */
+static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
+{
+    char range[64];
+    snprintf(range, sizeof(range), "%lld-%lld", (long long)q->pos, (long long)q->end - 1);
+    struct fetch_request req = {.url = q->f->url,
+                                .ep = &q->f->ep,
+                                .headers = q->f->headers,
+                                .range = range,
+                                .on_headers = lazy_headers,
+                                .on_data = lazy_data,
+                                .should_abort = lazy_abort,
+                                .arg = q};
+    int rc = fetch_perform(&req, resp);
+    if (rc == 0 && !q->f->whole && q->pos != q->end)
+        rc = resp->status >= 200 && resp->status < 300 ? -EIO : FLIGHT_ESTOP;
+    return rc;
+}
+
+/* Chunks [a, b] that are still FETCHING go back to ABSENT (a request that failed). */
+static void unclaim(struct flight *f, int64_t a, int64_t b)
+{
+    for (int64_t i = a; i <= b && i < f->chunks->n; i++)
+        if (f->chunks->st[i] == CHUNK_FETCHING)
+            chunks_set(f->chunks, i, CHUNK_ABSENT);
+    pthread_cond_broadcast(&f->cv);
+}
+
+/* The probe: the chunk holding the open's first offset, else the first missing one. */
+static int probe(struct flight *f, struct fetch_response *resp)
+{
+    struct chunks *c = f->chunks;
+    int64_t i = f->first_offset > 0 && f->first_offset < c->size
+                    ? chunks_index(c, f->first_offset)
+                    : chunks_next_missing(c, 0);
+    if (i >= c->n)
+        i = c->n - 1; /* all present but not committed: the last is asked again */
+    struct lazy_req q = {.f = f, .own_thread = true, .probe = true};
+    chunks_bounds(c, i, &q.pos, &q.end);
+    pthread_mutex_lock(&f->mu);
+    chunks_set(c, i, CHUNK_FETCHING);
+    pthread_mutex_unlock(&f->mu);
+    int rc = fetch_range(&q, resp);
+    pthread_mutex_lock(&f->mu);
+    if (!f->whole)
+        unclaim(f, i, i);
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* Hashes the present chunks at the prefix from the file. 0, or an I/O error. */
+static int hash_prefix(struct flight *f)
+{
+    static __thread char buf[1 << 20];
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        int64_t i = chunks_index(f->chunks, f->written), from, to;
+        bool present = f->written < f->chunks->size && f->chunks->st[i] == CHUNK_PRESENT;
+        chunks_bounds(f->chunks, i, &from, &to);
+        pthread_mutex_unlock(&f->mu);
+        if (!present)
+            return 0;
+        while (f->written < to) {
+            size_t n = (size_t)(to - f->written) < sizeof(buf) ? (size_t)(to - f->written)
+                                                                : sizeof(buf);
+            ssize_t r = pread(f->fd, buf, n, (off_t)f->written);
+            if (r <= 0)
+                return r < 0 ? -errno : -EIO;
+            hash_update(f->hash, buf, (size_t)r);
+            pthread_mutex_lock(&f->mu);
+            f->written += r;
+            if (f->written >= f->wake_at) {
+                f->wake_at = INT64_MAX;
+                pthread_cond_broadcast(&f->cv);
+            }
+            pthread_mutex_unlock(&f->mu);
+        }
+    }
+}
+
+/*
+ * What the fill does next (f->mu held): FILL_FETCH from the prefix, 0 wait, LAZY_PARTIAL stop
+ * (no reader, no fill wanted), or a failure.
+ */
+static int fill_next(struct flight *f)
+{
+    if (f->changed)
+        return -EBADMSG;
+    if (flight__should_abort(f))
+        return -ECANCELED;
+    int64_t i = chunks_index(f->chunks, f->written);
+    if (f->chunks->st[i] != CHUNK_ABSENT)
+        return 0; /* a reader is bringing it */
+    if (f->fill == FLIGHT_FILL_EAGER || f->fill_wanted)
+        return FILL_FETCH;
+    if (f->users > 0)
+        return 0;
+    /* Decided under the lock a joiner takes: it sees the flight ending and starts anew. */
+    f->state = FLIGHT_PARTIAL;
+    pthread_cond_broadcast(&f->cv);
+    return LAZY_PARTIAL;
+}
+
+/* The fill: the prefix hashed, the missing runs fetched in order, until the whole is here. */
+static int fill(struct flight *f, struct fetch_response *resp)
+{
+    for (;;) {
+        int rc = hash_prefix(f);
+        if (rc < 0 || f->written >= f->chunks->size)
+            return rc;
+        pthread_mutex_lock(&f->mu);
+        rc = fill_next(f);
+        if (rc == 0)
+            flight__wait_tick(f);
+        int64_t run_end = chunks_absent_run_end(f->chunks, chunks_index(f->chunks, f->written));
+        pthread_mutex_unlock(&f->mu);
+        if (rc == 0 && now_ms() - f->map_saved_ms >= LAZY_MAP_SAVE_MS)
+            map_save(f); /* chunks readers brought */
+        if (rc < 0 || rc == LAZY_PARTIAL)
+            return rc;
+        if (rc == 0)
+            continue;
+        int64_t from, to;
+        chunks_bounds(f->chunks, run_end - 1, &from, &to);
+        struct lazy_req q = {.f = f, .pos = f->written, .end = to, .own_thread = true, .fill = true};
+        fetch_response_clear(resp);
+        rc = fetch_range(&q, resp);
+        pthread_mutex_lock(&f->mu);
+        if (f->fill_chunk >= 0)
+            unclaim(f, f->fill_chunk, f->fill_chunk);
+        f->fill_chunk = -1;
+        pthread_mutex_unlock(&f->mu);
+        if (rc < 0 && rc != LAZY_EYIELD)
+            return f->changed ? -EBADMSG : rc;
+    }
+}
+
+int lazy__run(struct flight *f, struct fetch_response *resp)
+{
+    int rc = probe(f, resp);
+    if (rc == LAZY_E416) { /* no ranges here: the whole body from byte 0, one stream */
+        pthread_mutex_lock(&f->mu);
+        reset_chunks(f);
+        f->whole = true;
+        pthread_mutex_unlock(&f->mu);
+        return LAZY_WHOLE;
+    }
+    if (rc < 0 || f->whole || resp->status < 200 || resp->status >= 300)
+        return rc == 0 && f->changed ? -EBADMSG : rc;
+    rc = fill(f, resp);
+    if (rc == LAZY_PARTIAL || (rc < 0 && rc != -EBADMSG && rc != -ENOSPC)) {
+        f->keep_tmp = true;
+        map_save(f);
+    }
+    if (rc == 0 && resp->status == 206)
+        resp->status = 200;
+    return rc;
+}
+
+/*
+ * Waits (f->mu held) until the chunks of [off, off + len) are present, fetching the absent
+ * ones a fill will not bring soon. 0 when they are, -EINPROGRESS when the read is one for the
+ * prefix (flight.c waits for the fill, with its end rule), or the failure.
+ */
+int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
+                     flight_cancel_fn cancel, void *carg)
+{
+    int64_t seen = -1, deadline = 0;
+    for (;;) {
+        if (f->whole || (f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE))
+            return -EINPROGRESS; /* flight.c tells what the end was */
+        if (f->changed)
+            return -EIO;
+        if (f->state == FLIGHT_DONE || f->verified)
+            return 0;
+        if (f->fill != FLIGHT_FILL_NEVER && off <= f->written + f->chunks->chunk) {
+            f->fill_wanted = true; /* a sequential reader: the fill brings it, in order */
+            pthread_cond_broadcast(&f->cv);
+            return -EINPROGRESS;
+        }
+        int64_t a, b;
+        int need = chunks_need(f->chunks, off, len, LAZY_MAX_RUN, &a, &b);
+        if (need == 1)
+            return 0;
+        if (need < 0 && !(f->fill_chunk >= 0 && a >= f->fill_chunk && a <= f->fill_chunk + 1)) {
+            for (int64_t i = a; i <= b; i++)
+                chunks_set(f->chunks, i, CHUNK_FETCHING);
+            struct lazy_req q = {.f = f};
+            int64_t to;
+            chunks_bounds(f->chunks, a, &q.pos, &to);
+            chunks_bounds(f->chunks, b, &to, &q.end);
+            struct fetch_response resp;
+            pthread_mutex_unlock(&f->mu);
+            int rc = fetch_range(&q, &resp);
+            fetch_response_clear(&resp);
+            pthread_mutex_lock(&f->mu);
+            unclaim(f, a, b);
+            if (rc < 0)
+                return rc == -ECANCELED || rc == FLIGHT_ESTOP || rc == -EBADMSG ? -EIO : rc;
+            continue;
+        }
+        if (f->written + f->activity != seen) {
+            seen = f->written + f->activity;
+            deadline = now_ms() + stall_ms;
+        }
+        if (now_ms() >= deadline)
+            return -ETIMEDOUT;
+        if (cancel && cancel(carg))
+            return -EINTR;
+        flight__wait_tick(f);
+    }
+}
+
+/* The map file's "size" and present bytes (n chunks of chunk bytes). 0, or -ENOENT. */
+static int map_peek(const char *path, int64_t *present, int64_t *size)
+{
+    struct flight probe_f;
+    memset(&probe_f, 0, sizeof(probe_f));
+    FILE *fp = fopen(path, "re");
+    char line[256];
+    long long msize = -1, mchunk = -1;
+    if (!fp)
+        return -ENOENT;
+    while (fgets(line, sizeof(line), fp) && (msize < 0 || mchunk < 0)) {
+        if (!strncmp(line, "size ", 5))
+            msize = strtoll(line + 5, NULL, 10);
+        else if (!strncmp(line, "chunk ", 6))
+            mchunk = strtoll(line + 6, NULL, 10);
+    }
+    fclose(fp);
+    struct chunks *c = chunks_new(msize, mchunk);
+    if (!c)
+        return -ENOENT;
+    probe_f.chunks = c;
+    probe_f.map_path = (char *)path;
+    probe_f.url = (char *)path;
+    map_load(&probe_f, msize);
+    *present = probe_f.chunks ? chunks_present_bytes(probe_f.chunks) : 0;
+    *size = msize;
+    chunks_free(probe_f.chunks);
+    free(probe_f.etag);
+    free(probe_f.last_modified);
+    return 0;
+}
+
+int flight_partial(struct flight_table *t, const char *key, int64_t *present, int64_t *size)
+{
+    struct sf_call *c = sf_find(t->calls, key);
+    if (c) {
+        struct flight *f = sf_data(c);
+        pthread_mutex_lock(&f->mu);
+        bool partial = f->chunks && !f->whole && f->state == FLIGHT_STREAMING;
+        if (partial) {
+            *present = chunks_present_bytes(f->chunks);
+            *size = f->chunks->size;
+        }
+        pthread_mutex_unlock(&f->mu);
+        sf_release(c);
+        if (partial)
+            return 0;
+    }
+    char path[4300], hex[65];
+    hash_sha256_hex(key, strlen(key), hex);
+    snprintf(path, sizeof(path), "%s/partial/%s.map", t->store->dir, hex);
+    return map_peek(path, present, size);
+}
