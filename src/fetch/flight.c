@@ -124,25 +124,34 @@ static void set_state(struct flight *f, enum flight_state st, long status, int e
     pthread_mutex_unlock(&f->mu);
 }
 
+/*
+ * Content with no digest of its own (a generic file) is checked against the digest the answer
+ * states for it (Repr-Digest, e.g. a parent upstreamfs's; docs/SCALE-OUT.md): the same end rule
+ * as a digest known before, so no reader reaches the end of bytes that do not match. A
+ * malformed statement is a failure (-EBADMSG), not an unchecked body. f->mu held.
+ */
+int flight__stated_digest(struct flight *f, const struct fetch_response *r)
+{
+    struct hash_expect stated;
+    int drc = f->expect.algo == HASH_NONE && r->repr_digest
+                  ? hash_repr_digest_parse(r->repr_digest, &stated)
+                  : -ENOENT;
+    if (drc == -EINVAL)
+        return -EBADMSG;
+    if (drc == 0 && hash_expect_late(f->hash, &stated) == 0)
+        f->expect = stated;
+    return 0;
+}
+
 int flight__on_headers(void *arg, const struct fetch_response *r)
 {
     struct flight *f = arg;
     if (r->status >= 200 && r->status < 300) {
-        struct hash_expect stated;
-        /*
-         * Content with no digest of its own (a generic file) is checked against the digest
-         * the answer states for it (Repr-Digest, e.g. a parent upstreamfs's; docs/SCALE-OUT.md):
-         * the same end rule as a digest known before, so no reader reaches the end of bytes
-         * that do not match. A malformed statement is a failure, not an unchecked body.
-         */
-        int drc = f->expect.algo == HASH_NONE && r->repr_digest
-                      ? hash_repr_digest_parse(r->repr_digest, &stated)
-                      : -ENOENT;
-        if (drc == -EINVAL)
-            return -EBADMSG;
         pthread_mutex_lock(&f->mu);
-        if (drc == 0 && hash_expect_late(f->hash, &stated) == 0)
-            f->expect = stated;
+        if (flight__stated_digest(f, r) < 0) {
+            pthread_mutex_unlock(&f->mu);
+            return -EBADMSG;
+        }
         f->state = FLIGHT_STREAMING;
         f->status = r->status;
         f->total = r->content_length;
@@ -435,7 +444,6 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->fd = -1;
     f->total = -1;
     f->wake_at = INT64_MAX;
-    f->fill_chunk = -1;
     f->fill = src->fill;
     f->first_offset = src->first_offset;
     pthread_mutex_init(&f->mu, NULL);

@@ -52,7 +52,6 @@ struct flight {
     struct chunks *chunks;
     enum flight_fill fill;
     bool fill_wanted;   /* a sequential reader, a wait for the whole, or the policy asks */
-    int64_t fill_chunk; /* the chunk the fill is writing, -1 none */
     int64_t first_offset;
     int users; /* openers holding a reference (flight_join .. flight_release) */
     char *etag, *last_modified; /* the validators every ranged answer must repeat */
@@ -71,6 +70,7 @@ struct flight_table {
 int flight__on_headers(void *arg, const struct fetch_response *r);
 int flight__on_data(void *arg, const void *data, size_t len);
 bool flight__should_abort(void *arg);
+int flight__stated_digest(struct flight *f, const struct fetch_response *r);
 void flight__wait_tick(struct flight *f);
 
 /* lazy.c: whether a flight of src becomes a partial object (large, of known size). */

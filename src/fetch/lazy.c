@@ -46,9 +46,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LAZY_EYIELD      (-10002) /* the fill met a chunk someone else brought */
 #define LAZY_E416        (-10003) /* the probe's range was refused */
 #define LAZY_MAX_RUN     16       /* chunks one reader's request coalesces */
+#define LAZY_FILL_RUN    32       /* chunks one request of the fill claims */
 #define LAZY_MAP_SAVE_MS 200
 #define FILL_FETCH       3 /* fill_next: fetch the run at the prefix */
 
@@ -57,7 +57,6 @@ struct lazy_req {
     struct flight *f;
     int64_t pos, end;
     bool own_thread; /* the flight's thread: bytes at the prefix are hashed on the way */
-    bool fill;       /* claims each chunk as it reaches it; yields to one already claimed */
     bool probe;      /* the first answer: decides the object's mode */
 };
 
@@ -213,6 +212,10 @@ static int probe_headers(struct lazy_req *q, const struct fetch_response *r)
         reset_chunks(f);
         chunks_set(f->chunks, chunks_index(f->chunks, q->pos), CHUNK_FETCHING);
     }
+    if (flight__stated_digest(f, r) < 0) { /* a 206 states the whole representation's */
+        pthread_mutex_unlock(&f->mu);
+        return -EBADMSG;
+    }
     if (!f->etag && !f->last_modified) {
         f->etag = r->etag ? strdup(r->etag) : NULL;
         f->last_modified = r->last_modified ? strdup(r->last_modified) : NULL;
@@ -250,21 +253,6 @@ static int lazy_headers(void *arg, const struct fetch_response *r)
     return -EBADMSG;
 }
 
-/* The fill reaches chunk i: claims it, or yields if someone else has it. */
-static int fill_enter(struct flight *f, int64_t i)
-{
-    int rc = 0;
-    pthread_mutex_lock(&f->mu);
-    if (f->chunks->st[i] != CHUNK_ABSENT && f->fill_chunk != i)
-        rc = LAZY_EYIELD;
-    else {
-        chunks_set(f->chunks, i, CHUNK_FETCHING);
-        f->fill_chunk = i;
-    }
-    pthread_mutex_unlock(&f->mu);
-    return rc;
-}
-
 /* Writes len bytes at off outside the prefix (not hashed: the fill hashes them from the file). */
 static int write_at(struct flight *f, const char *p, size_t len, int64_t off)
 {
@@ -293,7 +281,7 @@ static int lazy_data(void *arg, const void *data, size_t len)
     while (len > 0) {
         int64_t i = chunks_index(f->chunks, q->pos), from, to;
         chunks_bounds(f->chunks, i, &from, &to);
-        int rc = q->fill && q->pos == from ? fill_enter(f, i) : 0;
+        int rc = 0;
         size_t n = (size_t)(to - q->pos) < len ? (size_t)(to - q->pos) : len;
         if (rc == 0 && q->own_thread && q->pos == f->written)
             rc = flight__on_data(f, p, n); /* the prefix grows: written and hashed in order */
@@ -439,7 +427,13 @@ static int fill(struct flight *f, struct fetch_response *resp)
         rc = fill_next(f);
         if (rc == 0)
             flight__wait_tick(f);
-        int64_t run_end = chunks_absent_run_end(f->chunks, chunks_index(f->chunks, f->written));
+        /* The run of absent chunks at the prefix, claimed whole: a reader of one waits for it. */
+        int64_t first = chunks_index(f->chunks, f->written);
+        int64_t run_end = rc == FILL_FETCH ? chunks_absent_run_end(f->chunks, first) : first;
+        if (run_end > first + LAZY_FILL_RUN)
+            run_end = first + LAZY_FILL_RUN;
+        for (int64_t i = first; i < run_end; i++)
+            chunks_set(f->chunks, i, CHUNK_FETCHING);
         pthread_mutex_unlock(&f->mu);
         if (rc == 0 && now_ms() - f->map_saved_ms >= LAZY_MAP_SAVE_MS)
             map_save(f); /* chunks readers brought */
@@ -449,15 +443,13 @@ static int fill(struct flight *f, struct fetch_response *resp)
             continue;
         int64_t from, to;
         chunks_bounds(f->chunks, run_end - 1, &from, &to);
-        struct lazy_req q = {.f = f, .pos = f->written, .end = to, .own_thread = true, .fill = true};
+        struct lazy_req q = {.f = f, .pos = f->written, .end = to, .own_thread = true};
         fetch_response_clear(resp);
         rc = fetch_range(&q, resp);
         pthread_mutex_lock(&f->mu);
-        if (f->fill_chunk >= 0)
-            unclaim(f, f->fill_chunk, f->fill_chunk);
-        f->fill_chunk = -1;
+        unclaim(f, first, run_end - 1);
         pthread_mutex_unlock(&f->mu);
-        if (rc < 0 && rc != LAZY_EYIELD)
+        if (rc < 0)
             return f->changed ? -EBADMSG : rc;
     }
 }
@@ -509,7 +501,7 @@ int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
         int need = chunks_need(f->chunks, off, len, LAZY_MAX_RUN, &a, &b);
         if (need == 1)
             return 0;
-        if (need < 0 && !(f->fill_chunk >= 0 && a >= f->fill_chunk && a <= f->fill_chunk + 1)) {
+        if (need < 0) {
             for (int64_t i = a; i <= b; i++)
                 chunks_set(f->chunks, i, CHUNK_FETCHING);
             struct lazy_req q = {.f = f};

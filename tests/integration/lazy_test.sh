@@ -60,9 +60,25 @@ for line in open(sys.argv[1], "rb"):
 PY
 }
 
+# The misbehaving upstreams (lazy/origin.py): version A is served, B is the swapped-in one.
+fixture_bytes odd-a $((24 * MIB)) "$T/a.bin"
+fixture_bytes odd-b $((24 * MIB)) "$T/b.bin"
+ORIGIN_LOG="$T/origin.log"
+: >"$ORIGIN_LOG"
+"${DIE_WITH_PARENT[@]}" "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/lazy/origin.py" "$T/origin.port" \
+    "$ORIGIN_LOG" "$T/a.bin" "$T/b.bin" &
+ORIGIN_PID=$!
+on_exit kill "$ORIGIN_PID"
+wait_until 10 test -s "$T/origin.port" || die "origin.py did not start"
+ORIGIN_URL="http://127.0.0.1:$(cat "$T/origin.port")/"
+
 upfs proxy create gen --type generic --url "$NGINX_URL" >/dev/null
-upfs_mount "$MNT"
+upfs proxy create odd --type generic --url "$ORIGIN_URL" >/dev/null
+SPORT="$(free_port)"
+upfs_mount "$MNT" -o "listen=127.0.0.1:$SPORT"
+wait_for_port "$SPORT" 10 || die "the shim is not listening on $SPORT"
 G="$MNT/gen"
+O="$MNT/odd"
 
 # ---- the end of an uncached file: one chunk ------------------------------------------------
 t_tail() {
@@ -129,5 +145,93 @@ for x, y in zip(r, r[1:]):
 '
 }
 check "32 readers at 32 offsets: no byte fetched twice, right bytes" t_readers
+
+# ---- the shim: a Range of an uncached file ------------------------------------------------
+t_shim_range() {
+    local first=$((20 * MIB + 12345)) got want
+    nginx_log_reset
+    got="$(with_timeout 20 curl -sS -o "$T/shim.part" -w '%{http_code}' -r "$first-$((first + 99999))" \
+        "http://127.0.0.1:$SPORT/gen/seq.bin")" || die "curl of the shim failed"
+    assert_eq "$got" 206 "status of the shim's Range answer"
+    want="$(dd if="$W/seq.bin" iflag=skip_bytes,count_bytes skip="$first" count=100000 status=none | sha_of)"
+    assert_eq "$(sha_of <"$T/shim.part")" "$want" "sha256 of the shim's 206 body"
+    nginx_expect_count 1 GET '^/seq\.bin$'
+    nginx_ranges '^/seq\.bin$' | grep -qx "bytes=$((first / CHUNK * CHUNK))-$(((first / CHUNK + 1) * CHUNK - 1))" ||
+        die "the shim's one upstream GET is not the chunk's range: $(nginx_ranges '^/seq\.bin$')"
+}
+check "shim: a Range GET of an uncached 32 MiB file is a 206 that costs one ranged upstream GET" t_shim_range
+
+# ---- upstreams that get Range wrong --------------------------------------------------------
+t_norange() {
+    assert_eq "$(with_timeout 30 cat "$O/norange/big.bin" | sha_of)" "$(sha_of <"$T/a.bin")" \
+        "sha256 through an upstream that ignores Range"
+    assert_eq "$(grep -c '^/norange/' "$ORIGIN_LOG")" 1 "GETs of the upstream that ignores Range"
+}
+check "an upstream that ignores Range (200, whole body): right bytes, one GET" t_norange
+
+t_416() {
+    assert_eq "$(with_timeout 30 dd if="$O/r416/big.bin" bs=65536 skip=300 count=4 status=none | sha_of)" \
+        "$(dd if="$T/a.bin" bs=65536 skip=300 count=4 status=none | sha_of)" \
+        "sha256 of a read in the middle through an upstream that answers 416"
+    assert_eq "$(with_timeout 30 cat "$O/r416/big.bin" | sha_of)" "$(sha_of <"$T/a.bin")" \
+        "sha256 through an upstream that answers 416"
+    grep -q '^/r416/big.bin 416 ' "$ORIGIN_LOG" || die "no 416 in the origin's log"
+    grep -q '^/r416/big.bin 200 ' "$ORIGIN_LOG" || die "no whole GET after the 416"
+}
+check "an upstream that answers 416: falls back to the whole body, right bytes" t_416
+
+t_swap() {
+    # the probe gets version A, the read of the end version B: the flight fails, nothing mixed
+    run_capture with_timeout 30 dd if="$O/swap/big.bin" bs=65536 skip=$((24 * MIB / 65536 - 1)) count=1 status=none
+    ((RC != 0)) || die "a read across the swap succeeded"
+    assert_contains "$ERR" "Input/output error" "dd's error across the swap"
+    wait_until 10 eval '[[ "$(xattr error "$O/swap/big.bin")" == digest* ]]' ||
+        die "error xattr after the swap: '$(xattr error "$O/swap/big.bin" || true)'"
+    [[ "$(xattr cached "$O/swap/big.bin")" == none ]] || die "cached after the swap: $(xattr cached "$O/swap/big.bin")"
+    # the next open starts afresh, on one version
+    assert_eq "$(with_timeout 30 cat "$O/swap/big.bin" | sha_of)" "$(sha_of <"$T/b.bin")" \
+        "sha256 after the swap: the new version whole"
+}
+check "an upstream that swaps the file between requests: EIO with cause digest, then the new version whole" t_swap
+
+t_baddigest() {
+    run_capture with_timeout 30 cat "$O/baddigest/big.bin"
+    ((RC != 0)) || die "a file that does not match its stated digest was read to its end"
+    assert_contains "$ERR" "Input/output error" "cat's error"
+    wait_until 10 eval '[[ "$(xattr error "$O/baddigest/big.bin")" == digest* ]]' ||
+        die "error xattr: '$(xattr error "$O/baddigest/big.bin" || true)'"
+    assert_eq "$(xattr cached "$O/baddigest/big.bin")" none "cached xattr after the mismatch"
+    local key
+    key="$(printf 'url:odd/baddigest/big.bin' | sha_of)"
+    [[ ! -e "$STATE/partial/$key" && ! -e "$STATE/partial/$key.map" ]] ||
+        die "the partial object is left after the mismatch: $(ls -l "$STATE/partial/")"
+    run_capture with_timeout 30 cat "$O/baddigest/big.bin"
+    ((RC != 0)) || die "a later read succeeded"
+}
+check "a digest mismatch found at the end commits nothing, drops the chunks, later reads fail" t_baddigest
+
+# ---- kill -9 mid-fill, then resume ---------------------------------------------------------
+t_resume() {
+    local size=$((96 * MIB)) pid before after
+    nginx_log_reset
+    (cat "$G/slow/slow.bin" >/dev/null 2>&1 || true) &
+    sleep 2.5
+    pid="$(upfs_daemon_pids "$MNT")"
+    [[ -n "$pid" ]] || die "no daemon for $MNT"
+    kill -9 $pid
+    wait || true
+    fusermount3 -uz "$MNT" || true
+    sleep 1 # nginx logs the cut request once it notices
+    before="$(nginx_bytes '^/slow/slow\.bin$')"
+    ((before > 8 * MIB && before < size)) || die "before the kill the origin sent $before bytes"
+    nginx_log_reset
+    upfs_mount "$MNT" -o "listen=127.0.0.1:$SPORT"
+    assert_eq "$(with_timeout 60 cat "$G/slow/slow.bin" | sha_of)" "$(sha_of <"$W/slow/slow.bin")" \
+        "sha256 of the resumed file"
+    after="$(nginx_bytes '^/slow/slow\.bin$')"
+    log "resume: $before bytes before the kill, $after after (size $size)"
+    ((after + before <= size + 8 * MIB)) || die "after the restart the origin sent $after bytes (before: $before)"
+}
+check "kill -9 mid-fill: after a remount only the missing chunks are fetched" t_resume
 
 finish

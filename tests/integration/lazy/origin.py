@@ -8,9 +8,12 @@ Serves on 127.0.0.1 (a free port, written to PORTFILE) the bytes of FILE_A as
     /r416/big.bin     any GET with Range answers 416; without, 200 with the whole body
     /swap/big.bin     honours Range, but from the second GET on serves FILE_B (another
                       ETag and Last-Modified): the file changed between requests
+    /baddigest/big.bin  honours Range, and states (Repr-Digest) FILE_B's sha-256 for FILE_A
 HEAD answers the length and validators of what a GET would serve. LOG gets one line per GET:
 "PATH STATUS BYTES RANGE".
 """
+import base64
+import hashlib
 import http.server
 import os
 import re
@@ -19,6 +22,9 @@ import threading
 
 PORTFILE, LOG, FILE_A, FILE_B = sys.argv[1:5]
 LOCK = threading.Lock()
+PATHS = r"^/(norange|r416|swap|baddigest)/big\.bin$"
+with open(FILE_B, "rb") as fb:
+    B_DIGEST = base64.b64encode(hashlib.sha256(fb.read()).digest()).decode()
 GETS = {}
 
 
@@ -40,11 +46,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
 
+    def directory(self):
+        """The modes' directories answer an HTML page (the generic driver's lookup asks)."""
+        if not re.match(r"^/(norange|r416|swap|baddigest)/$", self.path):
+            return False
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
     def do_HEAD(self):
+        if self.directory():
+            return
         with LOCK:
             count = GETS.get(self.path, 0)
         f, etag, lm = body_of(self.path, max(count, 1))
-        if not re.match(r"^/(norange|r416|swap)/big\.bin$", self.path):
+        if not re.match(PATHS, self.path):
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -54,7 +72,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self):
-        if not re.match(r"^/(norange|r416|swap)/big\.bin$", self.path):
+        if not re.match(PATHS, self.path):
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -74,12 +92,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.note(416, 0, rng)
             return
-        if m and self.path.startswith("/swap/"):
+        if m and self.path.startswith(("/swap/", "/baddigest/")):
             first = int(m.group(1))
             last = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
             status = 206
         self.send_response(status)
         self.validators(etag, lm, last - first + 1)
+        if self.path.startswith("/baddigest/"):
+            self.send_header("Repr-Digest", "sha-256=:%s:" % B_DIGEST)
         if status == 206:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, size))
         self.end_headers()
