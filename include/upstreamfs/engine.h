@@ -243,6 +243,7 @@ struct engine_stats {
     int64_t quota_bytes;
     int64_t hits, misses, upstream_requests, evictions, stale_serves;
     int64_t upstream_bytes; /* bytes of completed downloads */
+    int64_t partial_bytes, partial_objects; /* partial objects (src/fetch/lazy.c): bytes present */
     int inflight;
 };
 int engine_stats(struct engine *e, struct engine_stats *out);

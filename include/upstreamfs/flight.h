@@ -122,6 +122,14 @@ bool flight_table_has(struct flight_table *t, const char *key);
  */
 int flight_partial(struct flight_table *t, const char *key, int64_t *present, int64_t *size);
 
+/* The partial objects kept in the store: their bytes present and how many. */
+void flight_partials(struct store *s, int64_t *bytes, int64_t *count);
+/*
+ * Removes partial objects no flight holds (in any process) and unused for min_age_s, until
+ * want bytes are freed; returns the bytes freed.
+ */
+int64_t flight_partials_evict(struct store *s, int64_t want, int min_age_s);
+
 /* Number of flights running now. */
 int flight_table_active(struct flight_table *t);
 

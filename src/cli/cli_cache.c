@@ -115,6 +115,8 @@ static void print_stats(const struct engine_stats *s, int procs, json_t *out)
              {"cache_objects", s->cache_objects},
              {"local_bytes", s->local_bytes},
              {"local_objects", s->local_objects},
+             {"partial_bytes", s->partial_bytes},
+             {"partial_objects", s->partial_objects},
              {"quota_bytes", s->quota_bytes},
              {"processes", procs},
              {"hits", s->hits},
@@ -129,11 +131,12 @@ static void print_stats(const struct engine_stats *s, int procs, json_t *out)
         return;
     }
     printf("cache: %lld bytes in %lld objects (quota %lld bytes)\n"
+           "partial objects: %lld bytes present in %lld (counted in the quota)\n"
            "local content: %lld bytes in %lld objects (never evicted)\n"
            "counters of the %d process(es) running on the state dir: %lld hits, %lld misses, "
            "%lld upstream requests (%lld bytes downloaded), %lld evictions, %lld stale serves\n",
            (long long)s->cache_bytes, (long long)s->cache_objects, (long long)s->quota_bytes,
-           (long long)s->local_bytes, (long long)s->local_objects, procs, (long long)s->hits,
+           (long long)s->partial_bytes, (long long)s->partial_objects, (long long)s->local_bytes, (long long)s->local_objects, procs, (long long)s->hits,
            (long long)s->misses, (long long)s->upstream_requests, (long long)s->upstream_bytes,
            (long long)s->evictions, (long long)s->stale_serves);
 }

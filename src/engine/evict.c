@@ -1,11 +1,13 @@
 /*
  * evict: the cache quota and cache management.
  *
- * The quota counts cached objects only; local content is outside it. When
- * an object is added and the total passes the quota, least recently used
- * objects are removed until the total is at 90 % of it (a low-water mark, so
- * eviction does not run on every insert). Pinned objects, local objects and
- * objects held open by a reader are never removed. Rows are deleted before
+ * The quota counts cached objects and the bytes present of partial objects
+ * (src/fetch/lazy.c); local content is outside it. When an object is added
+ * and the total passes the quota, partial objects unused for a minute go
+ * first, then least recently used objects, until the total is at 90 % of it
+ * (a low-water mark, so eviction does not run on every insert). Pinned
+ * objects, local objects, objects held open by a reader and partial objects
+ * being read or filled are never removed. Rows are deleted before
  * files are unlinked, so the index never points at a missing object.
  */
 #include "engine_i.h"
@@ -105,12 +107,25 @@ bool engine__obj_is_open(struct engine *e, const char *digest)
     return r;
 }
 
+#define PARTIAL_MIN_AGE_S 60
+
 int engine_evict_to(struct engine *e, int64_t target)
 {
-    int64_t bytes = 0, count = 0;
+    int64_t bytes = 0, count = 0, partial = 0, pcount = 0;
     int evicted = 0;
     struct object_info *lru = NULL;
     size_t n = 0;
+    flight_partials(&e->store, &partial, &pcount);
+    if (partial > 0) { /* cheaper to fetch again than whole objects: they go first */
+        pthread_mutex_lock(&e->mu);
+        index_object_totals(e->ix, &bytes, &count);
+        pthread_mutex_unlock(&e->mu);
+        int64_t freed = flight_partials_evict(&e->store, bytes + partial - target, PARTIAL_MIN_AGE_S);
+        if (freed > 0)
+            log_info("evicted %lld bytes of partial objects", (long long)freed);
+        partial -= freed;
+        target -= partial; /* what stays partial counts against the quota */
+    }
     pthread_mutex_lock(&e->mu);
     int rc = index_object_totals(e->ix, &bytes, &count);
     if (rc == 0 && bytes > target)
@@ -145,7 +160,9 @@ void engine__object_added(struct engine *e, const char *digest, int64_t size, bo
     index_object_touch(e->ix, digest, engine__now());
     index_object_totals(e->ix, &bytes, &count);
     pthread_mutex_unlock(&e->mu);
-    if (bytes > e->quota)
+    int64_t partial = 0, pcount = 0;
+    flight_partials(&e->store, &partial, &pcount);
+    if (bytes + partial > e->quota)
         engine_evict_to(e, e->quota / 10 * 9);
 }
 

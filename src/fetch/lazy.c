@@ -37,11 +37,13 @@
 #include "upstreamfs/log.h"
 #include "upstreamfs/single_flight.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -582,4 +584,98 @@ int flight_partial(struct flight_table *t, const char *key, int64_t *present, in
     hash_sha256_hex(key, strlen(key), hex);
     snprintf(path, sizeof(path), "%s/partial/%s.map", t->store->dir, hex);
     return map_peek(path, present, size);
+}
+
+/*
+ * Calls fn for each partial object kept in the store (its map's path, data path, present
+ * bytes, map mtime); stops when fn returns false.
+ */
+static void each_partial(struct store *s,
+                         bool (*fn)(void *, const char *, const char *, int64_t, time_t),
+                         void *arg)
+{
+    char dir[4200], map[4600], data[4600];
+    snprintf(dir, sizeof(dir), "%s/partial", s->dir);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        struct stat st;
+        int64_t present = 0, size = 0;
+        if (l != 64 + 4 || strcmp(de->d_name + 64, ".map") != 0)
+            continue;
+        snprintf(map, sizeof(map), "%s/%s", dir, de->d_name);
+        snprintf(data, sizeof(data), "%s/%.64s", dir, de->d_name);
+        if (stat(map, &st) < 0 || map_peek(map, &present, &size) < 0)
+            continue;
+        if (!fn(arg, map, data, present, st.st_mtime))
+            break;
+    }
+    if (d)
+        closedir(d);
+}
+
+struct partial_sum {
+    int64_t bytes, count;
+};
+
+static bool sum_one(void *arg, const char *map, const char *data, int64_t present, time_t mtime)
+{
+    struct partial_sum *s = arg;
+    (void)map, (void)data, (void)mtime;
+    s->bytes += present;
+    s->count++;
+    return true;
+}
+
+void flight_partials(struct store *s, int64_t *bytes, int64_t *count)
+{
+    struct partial_sum sum = {0, 0};
+    each_partial(s, sum_one, &sum);
+    *bytes = sum.bytes;
+    *count = sum.count;
+}
+
+struct partial_evict {
+    struct store *s;
+    int64_t want, freed;
+    time_t before;
+};
+
+/*
+ * Removes one partial object unless a flight (of any process) holds it: its key's lock
+ * (STATEDIR/locks/<sha256 of key>, flight.c's peer lock) is taken here first, and the files
+ * are removed while it is held, as a flight's owner does.
+ */
+static bool evict_one(void *arg, const char *map, const char *data, int64_t present, time_t mtime)
+{
+    struct partial_evict *pe = arg;
+    char lock[4600];
+    if (mtime > pe->before)
+        return true; /* used lately: a flight may have opened it without its lock yet */
+    const char *hex = strrchr(data, '/') + 1;
+    snprintf(lock, sizeof(lock), "%s/locks/%s", pe->s->dir, hex);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return true;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        unlink(map);
+        unlink(data);
+        unlink(lock);
+        pe->freed += present;
+    }
+    close(fd);
+    return pe->freed < pe->want;
+}
+
+int64_t flight_partials_evict(struct store *s, int64_t want, int min_age_s)
+{
+    struct partial_evict pe = {.s = s, .want = want, .before = time(NULL) - min_age_s};
+    char locks[4200];
+    snprintf(locks, sizeof(locks), "%s/locks", s->dir);
+    if (mkdir(locks, 0700) < 0 && errno != EEXIST)
+        return 0;
+    if (want > 0)
+        each_partial(s, evict_one, &pe);
+    return pe.freed;
 }

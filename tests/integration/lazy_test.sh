@@ -94,7 +94,10 @@ t_tail() {
     ((bytes <= 2 * CHUNK)) || die "the tail read cost $bytes bytes from the origin"
     nginx_ranges '^/big\.bin$' | grep -qx "bytes=$((SIZE - CHUNK))-$((SIZE - 1))" ||
         die "no ranged GET of the last chunk"
-    assert_contains "$(xattr cached "$G/big.bin")" partial "cached xattr after the tail read"
+    assert_eq "$(xattr cached "$G/big.bin")" "partial 0.8%" "cached xattr after the tail read (2 of 256 MiB)"
+    wait_until 5 eval '[[ "$(stats_field partial_objects)" == 1 ]]' || true
+    assert_eq "$(stats_field partial_objects)" 1 "cache stats: partial objects"
+    assert_eq "$(stats_field partial_bytes)" $((2 * CHUNK)) "cache stats: bytes present of partial objects"
 }
 check "dd of the last 64 KiB of an uncached 256 MiB file: one ranged GET, <= 2 chunks" t_tail
 
