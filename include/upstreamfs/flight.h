@@ -25,6 +25,13 @@
  * process that finds the lock taken waits for it, then asks its owner
  * (recheck) whether the object arrived meanwhile, and only downloads if not.
  *
+ * A large file of known size (FLIGHT_LAZY_MIN) is a partial object instead
+ * (src/fetch/lazy.c): the flight asks for chunks by Range, readers fetch the
+ * chunks they read (each chunk once, the single-flight guarantee being about
+ * bytes), the fill fetches the rest in order under the fill policy, and the
+ * object survives a restart. Its digest is still checked whole before the
+ * commit; a random reader may read its end unverified (docs/ARCHITECTURE.md).
+ *
  * Invariant: the table lock is never held while waiting on the network; a
  * flight's own lock is held only to update or read its counters.
  */

@@ -15,8 +15,8 @@
  * status is the flight's answer. Then the thread fills in order while the
  * policy wants it (fill=eager, a sequential reader, a wait for the whole):
  * it hashes the present prefix from the file and fetches each run of missing
- * chunks with one Range request, yielding at the first chunk someone else
- * fetched meanwhile. With no reader left and no fill wanted it ends, the
+ * chunks (at most LAZY_FILL_RUN, all claimed first, so a reader of one waits
+ * for it and no byte is asked for twice). With no reader left and no fill wanted it ends, the
  * object kept partial (FLIGHT_PARTIAL).
  *
  * A reader whose range is not present and not next for the fill claims the

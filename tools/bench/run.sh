@@ -62,10 +62,10 @@ done
 
 if ((QUICK)); then
     : "${RUNS:=1}"
-    BIG=$((32 << 20)) P8SIZE=$((8 << 20)) NFILES=200 NHUGE=1000 LAYERS=(8M 1M 4K) WRK_SECS=1 LS_REPS=2
+    BIG=$((32 << 20)) R3SIZE=$((32 << 20)) P8SIZE=$((8 << 20)) NFILES=200 NHUGE=1000 LAYERS=(8M 1M 4K) WRK_SECS=1 LS_REPS=2
 else
     : "${RUNS:=5}"
-    BIG=$((1 << 30)) P8SIZE=$((256 << 20)) NFILES=2000 NHUGE=20000 LAYERS=(256M 16M 4K) WRK_SECS=4 LS_REPS=5
+    BIG=$((1 << 30)) R3SIZE=$((256 << 20)) P8SIZE=$((256 << 20)) NFILES=2000 NHUGE=20000 LAYERS=(256M 16M 4K) WRK_SECS=4 LS_REPS=5
 fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive number" >&2; exit 2; }
 READERS=32
@@ -79,10 +79,10 @@ want() {
 want_any() { local r; for r in "$@"; do want "$r" && return 0; done; return 1; }
 
 # ---- results --------------------------------------------------------------------------------
-ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 I1 I2 I3 T1)
+ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 R1 R2 R3 I1 I2 I3 T1)
 declare -A R_LABEL=(
     [P1]=P1 [P2]=P2 [P3]=P3 [P4]=P4 [P5]=P5 [P6]=P6 [P7]=P7 [P8m]="P8 mount" [P8s]="P8 shim"
-    [P9]=P9 [P10]=P10 [P11]=P11 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1)
+    [P9]=P9 [P10]=P10 [P11]=P11 [R1]=R1 [R2]=R2 [R3]=R3 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1)
 declare -A R_MEASURE R_RATIO R_TARGET R_RESULT R_DETAIL
 ERRORS=0
 
@@ -246,7 +246,7 @@ evict() {
     upfs cache evict "files/$name" >/dev/null 2>"$W/evict.err" || { log "cache evict files/$name: $(cat "$W/evict.err")"; return 1; }
     [[ "$(cached_state "$F/$name")" == none ]] || { log "files/$name still cached after evict ($(cached_state "$F/$name"))"; return 1; }
 }
-_not_partial() { [[ "$(cached_state "$1")" != partial ]]; }
+_not_partial() { [[ "$(cached_state "$1")" != partial* ]]; }
 blob_of() {
     local d
     d="$(getfattr --only-values -n user.upstreamfs.digest "$1" 2>/dev/null)" || return 1
@@ -553,6 +553,13 @@ if want_any "${shim_rows[@]}"; then
         source "$BENCH_DIR/shim.sh"
         shim_bench || true
     fi
+fi
+
+# ---- R1 R2 R3: lazy reads of uncached files (issue 15) ------------------------------------
+if want_any R1 R2 R3; then
+    # shellcheck source=lazy.sh
+    source "$BENCH_DIR/lazy.sh"
+    lazy_bench || true
 fi
 
 # ---- T1: edges behind a parent --------------------------------------------------------------
