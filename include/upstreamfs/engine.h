@@ -43,6 +43,11 @@ struct engine_opts {
     bool publish_health;
     /* When a partial object's missing chunks are fetched: enum flight_fill (0: auto). */
     int fill;
+    /* Concurrent ranged requests of a partial object's fill, and the size from which (0: defaults). */
+    int streams;
+    int64_t streams_min;
+    /* Files of this size or more are partial objects (0: FLIGHT_LAZY_MIN; < 0: none). */
+    int64_t lazy_min;
     /*
      * Test-only (tests/unit/test_driver.c): every proxy uses this driver instead of its
      * type's. NULL everywhere else.

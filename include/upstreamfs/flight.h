@@ -68,6 +68,9 @@ struct flight_table;
 
 /* Files from this length on are fetched as partial objects (chunks by Range). */
 #define FLIGHT_LAZY_MIN (16LL * 1024 * 1024)
+#define FLIGHT_STREAMS     4
+#define FLIGHT_STREAMS_MAX 16
+#define FLIGHT_STREAMS_MIN (64LL * 1024 * 1024)
 
 /* What to download. Strings are copied by flight_join. */
 struct flight_source {
@@ -82,8 +85,15 @@ struct flight_source {
      * (the one holding first_offset), readers get the chunks they read, the fill the rest.
      */
     int64_t size_hint;
+    int64_t lazy_min; /* 0: FLIGHT_LAZY_MIN; < 0: never a partial object */
     int64_t first_offset;
     enum flight_fill fill;
+    /*
+     * The fill of a partial object of streams_min bytes or more uses up to streams concurrent
+     * ranged requests (0: FLIGHT_STREAMS, FLIGHT_STREAMS_MIN; streams 1: one sequential stream).
+     */
+    int streams;
+    int64_t streams_min;
     /*
      * Called in the download thread when a 2xx response starts, with its
      * Content-Length (-1 unknown), before any byte is written: the owner can

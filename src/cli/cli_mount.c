@@ -55,6 +55,9 @@ struct mount_opts {
     char *platform;
     int64_t quota;
     int fill;           /* fill=auto|never|eager: enum flight_fill */
+    int streams;        /* streams=N */
+    int64_t streams_min; /* streams_min=SIZE */
+    int64_t lazy_min;    /* lazy_min=SIZE; 0 given: -1 (off) */
     bool private_mount; /* do not add allow_other/default_permissions as root */
     unsigned max_read;  /* max_read=N (also passed to FUSE), 0: FS_MAX_READ */
     char fuse_opts[4096];
@@ -161,9 +164,15 @@ static const char usage[] =
     "       log=PATH            log file of the daemon\n"
     "       quota=SIZE          cache size limit (bytes, or with K, M, G); default the smaller\n"
     "                           of 10G and half the free space of the state dir's filesystem\n"
-    "       fill=auto|never|eager  files of 16 MiB or more are fetched by the chunks read\n"
-    "                           (Range); the rest follows in order: auto (the default) once a\n"
-    "                           reader reads sequentially, never, or eager (from the open)\n"
+    "       lazy_min=SIZE       files of SIZE or more (default 16M; 0: none) are fetched by\n"
+    "                           the 1 MiB chunks read (Range); edges behind a caching proxy\n"
+    "                           (Squid: it caches whole answers, not ranges) want 0\n"
+    "       fill=auto|never|eager  the rest of such a file (lazy_min) follows in order:\n"
+    "                           auto (the default) once a reader reads sequentially, never,\n"
+    "                           or eager (from the open)\n"
+    "       streams=N           the fill of a large file uses up to N (1 to 16, default 4)\n"
+    "                           concurrent ranged requests\n"
+    "       streams_min=SIZE    ... for files of SIZE or more (default 64M)\n"
     "       private             as root, do not turn on allow_other and default_permissions\n"
     "       listen=HOST:PORT    also serve the HTTP shim there, on this mount's engine\n"
     "                           (see upstreamfs serve --help; loopback addresses only)\n"
@@ -238,6 +247,36 @@ static int take_opts(struct mount_opts *mo, const char *list)
             if (mo->fill < 0) {
                 cli_errorf("mount: fill: must be auto, never or eager (got \"%s\")", v);
                 rc = -EINVAL;
+            }
+        } else if (strncmp(o, "streams=", 8) == 0) {
+            char *end;
+            long v = strtol(o + 8, &end, 10);
+            if (end == o + 8 || *end || v < 1 || v > FLIGHT_STREAMS_MAX) {
+                cli_errorf("mount: streams: must be a number from 1 to %d (got \"%s\")",
+                           FLIGHT_STREAMS_MAX, o + 8);
+                rc = -EINVAL;
+            } else {
+                mo->streams = (int)v;
+            }
+        } else if (strncmp(o, "lazy_min=", 9) == 0) {
+            long long q;
+            if (proxy_field_parse_size(o + 9, &q) < 0 || q < 0) {
+                cli_errorf("mount: lazy_min: must be a size in bytes, optionally with K, M or G "
+                           "(got \"%s\")",
+                           o + 9);
+                rc = -EINVAL;
+            } else {
+                mo->lazy_min = q == 0 ? -1 : q;
+            }
+        } else if (strncmp(o, "streams_min=", 12) == 0) {
+            long long q;
+            if (proxy_field_parse_size(o + 12, &q) < 0 || q <= 0) {
+                cli_errorf("mount: streams_min: must be a size in bytes, optionally with K, M or "
+                           "G (got \"%s\")",
+                           o + 12);
+                rc = -EINVAL;
+            } else {
+                mo->streams_min = q;
             }
         } else if (strncmp(o, "quota=", 6) == 0) {
             long long q;
@@ -485,6 +524,9 @@ static int mount_start(struct mount_opts *mo, const struct shim_opts *so, const 
     struct engine_opts eo = {.state_dir = mo->state_dir,
                              .quota_bytes = mo->quota,
                              .fill = mo->fill,
+                             .streams = mo->streams,
+                             .streams_min = mo->streams_min,
+                             .lazy_min = mo->lazy_min,
                              .platforms = mo->platform,
                              .owns_quota = true,
                              .publish_health = true};

@@ -109,6 +109,9 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
     e->publish_health = opts->publish_health;
     e->driver_override = opts->driver_override;
     e->fill = opts->fill;
+    e->streams = opts->streams;
+    e->streams_min = opts->streams_min;
+    e->lazy_min = opts->lazy_min;
     e->platforms = opts->platforms ? strdup(opts->platforms) : NULL;
     rc = state_open(opts->state_dir, &e->st);
     if (rc < 0)

@@ -60,6 +60,9 @@ struct engine {
     char *state_dir;
     bool publish_health; /* engine_opts.publish_health */
     int fill;            /* engine_opts.fill: enum flight_fill */
+    int streams;         /* engine_opts.streams */
+    int64_t streams_min; /* engine_opts.streams_min */
+    int64_t lazy_min;    /* engine_opts.lazy_min */
     const struct driver_ops *driver_override; /* engine_opts.driver_override (tests only) */
     struct state *st; /* the connection the index also uses, under mu */
     struct index *ix;

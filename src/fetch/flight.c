@@ -446,6 +446,10 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->wake_at = INT64_MAX;
     f->fill = src->fill;
     f->first_offset = src->first_offset;
+    f->streams = src->streams > 0 ? src->streams : FLIGHT_STREAMS;
+    if (f->streams > FLIGHT_STREAMS_MAX)
+        f->streams = FLIGHT_STREAMS_MAX;
+    f->streams_min = src->streams_min > 0 ? src->streams_min : FLIGHT_STREAMS_MIN;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->url = strdup(src->url);

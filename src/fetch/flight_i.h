@@ -59,6 +59,13 @@ struct flight {
     bool changed; /* a ranged answer was of another version of the file: the flight fails */
     char *map_path;
     int64_t map_saved_ms;
+    /* Parallel fill (lazy.c): helper threads fetching runs ahead of the prefix. */
+    int streams;
+    int64_t streams_min;
+    int streams_live; /* helpers running */
+    bool streams_stop;
+    pthread_t stream_th[FLIGHT_STREAMS_MAX];
+    int stream_n;
 };
 
 struct flight_table {

@@ -51,6 +51,7 @@
 #define LAZY_E416        (-10003) /* the probe's range was refused */
 #define LAZY_MAX_RUN     16       /* chunks one reader's request coalesces */
 #define LAZY_FILL_RUN    32       /* chunks one request of the fill claims */
+#define LAZY_STREAM_RUN  8        /* chunks one request of a parallel fill's helper claims */
 #define LAZY_MAP_SAVE_MS 200
 #define FILL_FETCH       3 /* fill_next: fetch the run at the prefix */
 
@@ -71,7 +72,8 @@ static int64_t now_ms(void)
 
 bool lazy__wanted(const struct flight_source *src)
 {
-    return src->size_hint >= FLIGHT_LAZY_MIN;
+    int64_t min = src->lazy_min > 0 ? src->lazy_min : FLIGHT_LAZY_MIN;
+    return src->lazy_min >= 0 && src->size_hint >= min;
 }
 
 /* Reads the map file of f into f->chunks and the validators, if it fits size. */
@@ -312,7 +314,11 @@ static int lazy_data(void *arg, const void *data, size_t len)
 static bool lazy_abort(void *arg)
 {
     struct lazy_req *q = arg;
-    return flight__should_abort(q->f) || q->f->changed || q->f->state == FLIGHT_FAILED;
+    struct flight *f = q->f;
+    pthread_mutex_lock(&f->mu);
+    bool stop = f->changed || f->state == FLIGHT_FAILED || f->streams_stop;
+    pthread_mutex_unlock(&f->mu);
+    return stop || flight__should_abort(f);
 }
 
 /* One ranged GET of [q->pos, q->end). 0 when it all came, else the failure. */
@@ -418,6 +424,80 @@ static int fill_next(struct flight *f)
     return LAZY_PARTIAL;
 }
 
+/*
+ * A helper of the parallel fill: claims the first run of absent chunks at or after the prefix
+ * (at most LAZY_STREAM_RUN) and fetches it, until none is left, the flight ends or a request
+ * fails (the flight's thread then fetches what is left itself).
+ */
+static void *stream_run(void *arg)
+{
+    struct flight *f = arg;
+    pthread_mutex_lock(&f->mu);
+    while (!f->streams_stop && !f->changed && !flight__should_abort(f)) {
+        int64_t i = chunks_index(f->chunks, f->written);
+        while (i < f->chunks->n && f->chunks->st[i] != CHUNK_ABSENT)
+            i++;
+        if (i >= f->chunks->n)
+            break;
+        int64_t end = chunks_absent_run_end(f->chunks, i), to;
+        if (end > i + LAZY_STREAM_RUN)
+            end = i + LAZY_STREAM_RUN;
+        for (int64_t k = i; k < end; k++)
+            chunks_set(f->chunks, k, CHUNK_FETCHING);
+        struct lazy_req q = {.f = f};
+        chunks_bounds(f->chunks, i, &q.pos, &to);
+        chunks_bounds(f->chunks, end - 1, &to, &q.end);
+        pthread_mutex_unlock(&f->mu);
+        struct fetch_response resp;
+        int rc = fetch_range(&q, &resp);
+        fetch_response_clear(&resp);
+        pthread_mutex_lock(&f->mu);
+        unclaim(f, i, end - 1);
+        if (rc < 0)
+            break;
+    }
+    f->streams_live--;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* Starts the helpers of a parallel fill once (f->mu held). */
+static void streams_start(struct flight *f)
+{
+    while (f->stream_n < f->streams) {
+        if (pthread_create(&f->stream_th[f->stream_n], NULL, stream_run, f) != 0)
+            break;
+        f->stream_n++;
+        f->streams_live++;
+    }
+}
+
+/* Stops and joins the helpers (f->mu not held). */
+static void streams_join(struct flight *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->streams_stop = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    for (int i = 0; i < f->stream_n; i++)
+        pthread_join(f->stream_th[i], NULL);
+    f->stream_n = 0;
+}
+
+/*
+ * Whether the fill goes in parallel now (f->mu held): a large object, helpers started (or
+ * still running). Once they all ended with chunks left, the fill's own stream takes over.
+ */
+static bool fill_parallel(struct flight *f)
+{
+    if (f->streams <= 1 || f->chunks->size < f->streams_min)
+        return false;
+    if (f->stream_n == 0)
+        streams_start(f);
+    return f->streams_live > 0;
+}
+
 /* The fill: the prefix hashed, the missing runs fetched in order, until the whole is here. */
 static int fill(struct flight *f, struct fetch_response *resp)
 {
@@ -427,6 +507,8 @@ static int fill(struct flight *f, struct fetch_response *resp)
             return rc;
         pthread_mutex_lock(&f->mu);
         rc = fill_next(f);
+        if (rc == FILL_FETCH && fill_parallel(f))
+            rc = 0; /* the helpers fetch; this thread hashes what they bring */
         if (rc == 0)
             flight__wait_tick(f);
         /* The run of absent chunks at the prefix, claimed whole: a reader of one waits for it. */
@@ -450,9 +532,10 @@ static int fill(struct flight *f, struct fetch_response *resp)
         rc = fetch_range(&q, resp);
         pthread_mutex_lock(&f->mu);
         unclaim(f, first, run_end - 1);
+        bool changed = f->changed;
         pthread_mutex_unlock(&f->mu);
         if (rc < 0)
-            return f->changed ? -EBADMSG : rc;
+            return changed ? -EBADMSG : rc;
     }
 }
 
@@ -466,9 +549,13 @@ int lazy__run(struct flight *f, struct fetch_response *resp)
         pthread_mutex_unlock(&f->mu);
         return LAZY_WHOLE;
     }
+    pthread_mutex_lock(&f->mu);
+    bool changed = f->changed;
+    pthread_mutex_unlock(&f->mu);
     if (rc < 0 || f->whole || resp->status < 200 || resp->status >= 300)
-        return rc == 0 && f->changed ? -EBADMSG : rc;
+        return rc == 0 && changed ? -EBADMSG : rc;
     rc = fill(f, resp);
+    streams_join(f);
     if (rc == LAZY_PARTIAL || (rc < 0 && rc != -EBADMSG && rc != -ENOSPC)) {
         f->keep_tmp = true;
         map_save(f);

@@ -33,7 +33,8 @@ fixture_bytes big.bin "$SIZE" "$W/big.bin"
 fixture_bytes r32.bin $((64 * MIB)) "$W/r32.bin"
 fixture_bytes seq.bin $((32 * MIB)) "$W/seq.bin"
 fixture_bytes slow.bin $((96 * MIB)) "$W/slow/slow.bin"
-NGINX_EXTRA='location /slow/ { limit_rate 16m; }'
+fixture_bytes par.bin $((64 * MIB)) "$W/slow/par.bin"
+NGINX_EXTRA='location /slow/ { limit_rate 4m; }'
 nginx_start "$W"
 
 sha_of() { sha256sum | cut -d' ' -f1; }
@@ -212,6 +213,23 @@ t_baddigest() {
     ((RC != 0)) || die "a later read succeeded"
 }
 check "a digest mismatch found at the end commits nothing, drops the chunks, later reads fail" t_baddigest
+
+# ---- parallel ranged fill ------------------------------------------------------------------
+t_streams() {
+    local size=$((64 * MIB)) t0 ms conns
+    nginx_log_reset
+    t0=$(_upfs_now_ms)
+    assert_eq "$(with_timeout 60 cat "$G/slow/par.bin" | sha_of)" "$(sha_of <"$W/slow/par.bin")" \
+        "sha256 of a 64 MiB file filled by parallel streams"
+    ms=$(($(_upfs_now_ms) - t0))
+    wait_until 5 eval '(( $(nginx_bytes "^/slow/par\.bin$") >= size ))' || true
+    assert_eq "$(nginx_bytes '^/slow/par\.bin$')" "$size" "bytes sent for par.bin (each once)"
+    # nginx's $connection: the ranged GETs came over several connections at once
+    conns="$(awk -F'\t' '$3 == "GET" && $4 == "/slow/par.bin" { print $12 }' "$NGINX_LOG" | sort -u | wc -l)"
+    log "64 MiB at 4 MB/s per connection: $ms ms over $conns connections (one stream: ~16 s)"
+    ((conns >= 4)) || die "the fill used $conns connection(s); want the probe's and 4 streams"
+}
+check "a 64 MiB file at 4 MB/s per connection is filled by 4 concurrent ranged streams" t_streams
 
 # ---- kill -9 mid-fill, then resume ---------------------------------------------------------
 t_resume() {
