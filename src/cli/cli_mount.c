@@ -203,11 +203,61 @@ static void add_fuse_opt(struct mount_opts *mo, const char *o)
     snprintf(mo->fuse_opts + n, sizeof(mo->fuse_opts) - n, "%s%s", n ? "," : "", o);
 }
 
+/* A SIZE option's value v: 1 with *q, or -EINVAL (said on stderr). */
+static int opt_size(const char *name, const char *v, long long *q)
+{
+    if (proxy_field_parse_size(v, q) == 0 && *q >= 0)
+        return 1;
+    cli_errorf("mount: %s: must be a size in bytes, optionally with K, M or G (got \"%s\")", name,
+               v);
+    return -EINVAL;
+}
+
+/*
+ * The partial-object options (src/fetch/lazy.c): fill=, streams=, lazy_min=, streams_min=.
+ * 1 when o is one of them and valid, -EINVAL when invalid, 0 when o is not one of them.
+ */
+static int take_lazy_opt(struct mount_opts *mo, const char *o)
+{
+    int rc = 1;
+    long long q;
+    if (strncmp(o, "fill=", 5) == 0) {
+        const char *v = o + 5;
+        mo->fill = !strcmp(v, "auto")    ? FLIGHT_FILL_AUTO
+                   : !strcmp(v, "never") ? FLIGHT_FILL_NEVER
+                   : !strcmp(v, "eager") ? FLIGHT_FILL_EAGER
+                                         : -1;
+        if (mo->fill < 0) {
+            cli_errorf("mount: fill: must be auto, never or eager (got \"%s\")", v);
+            rc = -EINVAL;
+        }
+    } else if (strncmp(o, "streams=", 8) == 0) {
+        char *end;
+        long v = strtol(o + 8, &end, 10);
+        if (end == o + 8 || *end || v < 1 || v > FLIGHT_STREAMS_MAX) {
+            cli_errorf("mount: streams: must be a number from 1 to %d (got \"%s\")",
+                       FLIGHT_STREAMS_MAX, o + 8);
+            rc = -EINVAL;
+        } else {
+            mo->streams = (int)v;
+        }
+    } else if (strncmp(o, "lazy_min=", 9) == 0) {
+        if ((rc = opt_size("lazy_min", o + 9, &q)) == 1)
+            mo->lazy_min = q == 0 ? -1 : q;
+    } else if (strncmp(o, "streams_min=", 12) == 0) {
+        if ((rc = opt_size("streams_min", o + 12, &q)) == 1)
+            mo->streams_min = q > 0 ? q : 1;
+    } else {
+        rc = 0;
+    }
+    return rc;
+}
+
 /* Splits -o lists: the program's own options are taken out, the rest goes to FUSE. */
 static int take_opts(struct mount_opts *mo, const char *list)
 {
     char *copy = strdup(list), *save = NULL;
-    int rc = 0;
+    int rc = 0, lr;
     if (!copy)
         return -ENOMEM;
     for (char *o = strtok_r(copy, ",", &save); o && rc == 0; o = strtok_r(NULL, ",", &save)) {
@@ -238,46 +288,8 @@ static int take_opts(struct mount_opts *mo, const char *list)
         } else if (strncmp(o, "platform=", 9) == 0) {
             free(mo->platform);
             mo->platform = strdup(o + 9);
-        } else if (strncmp(o, "fill=", 5) == 0) {
-            const char *v = o + 5;
-            mo->fill = !strcmp(v, "auto")    ? FLIGHT_FILL_AUTO
-                       : !strcmp(v, "never") ? FLIGHT_FILL_NEVER
-                       : !strcmp(v, "eager") ? FLIGHT_FILL_EAGER
-                                             : -1;
-            if (mo->fill < 0) {
-                cli_errorf("mount: fill: must be auto, never or eager (got \"%s\")", v);
-                rc = -EINVAL;
-            }
-        } else if (strncmp(o, "streams=", 8) == 0) {
-            char *end;
-            long v = strtol(o + 8, &end, 10);
-            if (end == o + 8 || *end || v < 1 || v > FLIGHT_STREAMS_MAX) {
-                cli_errorf("mount: streams: must be a number from 1 to %d (got \"%s\")",
-                           FLIGHT_STREAMS_MAX, o + 8);
-                rc = -EINVAL;
-            } else {
-                mo->streams = (int)v;
-            }
-        } else if (strncmp(o, "lazy_min=", 9) == 0) {
-            long long q;
-            if (proxy_field_parse_size(o + 9, &q) < 0 || q < 0) {
-                cli_errorf("mount: lazy_min: must be a size in bytes, optionally with K, M or G "
-                           "(got \"%s\")",
-                           o + 9);
-                rc = -EINVAL;
-            } else {
-                mo->lazy_min = q == 0 ? -1 : q;
-            }
-        } else if (strncmp(o, "streams_min=", 12) == 0) {
-            long long q;
-            if (proxy_field_parse_size(o + 12, &q) < 0 || q <= 0) {
-                cli_errorf("mount: streams_min: must be a size in bytes, optionally with K, M or "
-                           "G (got \"%s\")",
-                           o + 12);
-                rc = -EINVAL;
-            } else {
-                mo->streams_min = q;
-            }
+        } else if ((lr = take_lazy_opt(mo, o)) != 0) {
+            rc = lr < 0 ? lr : 0;
         } else if (strncmp(o, "quota=", 6) == 0) {
             long long q;
             if (proxy_field_parse_size(o + 6, &q) < 0) {

@@ -54,6 +54,7 @@ struct flight {
     bool fill_wanted;   /* a sequential reader, a wait for the whole, or the policy asks */
     int64_t first_offset;
     int users; /* openers holding a reference (flight_join .. flight_release) */
+    int64_t idle_since_ms; /* when users fell to 0 (lazy.c lingers), 0 while used */
     char *etag, *last_modified; /* the validators every ranged answer must repeat */
     bool whole;   /* ranges not honoured: the body streams from byte 0 after all */
     bool changed; /* a ranged answer was of another version of the file: the flight fails */

@@ -54,6 +54,7 @@
 #define LAZY_STREAM_RUN  8        /* chunks one request of a parallel fill's helper claims */
 #define LAZY_MAP_SAVE_MS 200
 #define FILL_FETCH       3 /* fill_next: fetch the run at the prefix */
+#define LAZY_LINGER_MS   3000 /* a flight with no reader waits this long for the next open */
 
 /* One ranged request: the bytes [pos, end) of f, written as they come. */
 struct lazy_req {
@@ -61,6 +62,7 @@ struct lazy_req {
     int64_t pos, end;
     bool own_thread; /* the flight's thread: bytes at the prefix are hashed on the way */
     bool probe;      /* the first answer: decides the object's mode */
+    bool discard;    /* a resumption's probe of one byte: only its headers matter */
 };
 
 static int64_t now_ms(void)
@@ -214,7 +216,8 @@ static int probe_headers(struct lazy_req *q, const struct fetch_response *r)
                   : same_validator(f->last_modified, r->last_modified))) {
         log_info("%s changed since its partial copy was fetched; starting again", f->url);
         reset_chunks(f);
-        chunks_set(f->chunks, chunks_index(f->chunks, q->pos), CHUNK_FETCHING);
+        if (!q->discard)
+            chunks_set(f->chunks, chunks_index(f->chunks, q->pos), CHUNK_FETCHING);
     }
     if (flight__stated_digest(f, r) < 0) { /* a 206 states the whole representation's */
         pthread_mutex_unlock(&f->mu);
@@ -280,6 +283,10 @@ static int lazy_data(void *arg, const void *data, size_t len)
     const char *p = data;
     if (f->whole) /* the probe's 200: the whole body, in order from 0 */
         return flight__on_data(f, data, len);
+    if (q->discard) {
+        q->pos += (int64_t)len;
+        return q->pos <= q->end ? 0 : -EFBIG;
+    }
     if (q->pos + (int64_t)len > q->end)
         return -EFBIG;
     while (len > 0) {
@@ -349,16 +356,23 @@ static void unclaim(struct flight *f, int64_t a, int64_t b)
     pthread_cond_broadcast(&f->cv);
 }
 
-/* The probe: the chunk holding the open's first offset, else the first missing one. */
+/*
+ * The probe: the chunk holding the open's first offset, else a resumed object's first byte
+ * (only to check its validators: the reader's chunks come next), else the first chunk.
+ */
 static int probe(struct flight *f, struct fetch_response *resp)
 {
     struct chunks *c = f->chunks;
-    int64_t i = f->first_offset > 0 && f->first_offset < c->size
-                    ? chunks_index(c, f->first_offset)
-                    : chunks_next_missing(c, 0);
+    bool hint = f->first_offset > 0 && f->first_offset < c->size;
+    int64_t i = hint ? chunks_index(c, f->first_offset) : chunks_next_missing(c, 0);
     if (i >= c->n)
         i = c->n - 1; /* all present but not committed: the last is asked again */
     struct lazy_req q = {.f = f, .own_thread = true, .probe = true};
+    if (!hint && c->present > 0 && c->st[i] != CHUNK_PRESENT) {
+        q.discard = true;
+        q.end = 1;
+        return fetch_range(&q, resp);
+    }
     chunks_bounds(c, i, &q.pos, &q.end);
     pthread_mutex_lock(&f->mu);
     chunks_set(c, i, CHUNK_FETCHING);
@@ -416,8 +430,14 @@ static int fill_next(struct flight *f)
         return 0; /* a reader is bringing it */
     if (f->fill == FLIGHT_FILL_EAGER || f->fill_wanted)
         return FILL_FETCH;
-    if (f->users > 0)
+    if (f->users > 0) {
+        f->idle_since_ms = 0;
         return 0;
+    }
+    if (!f->idle_since_ms)
+        f->idle_since_ms = now_ms();
+    if (now_ms() - f->idle_since_ms < LAZY_LINGER_MS)
+        return 0; /* a tool that opens the file once per read finds the flight still here */
     /* Decided under the lock a joiner takes: it sees the flight ending and starts anew. */
     f->state = FLIGHT_PARTIAL;
     pthread_cond_broadcast(&f->cv);

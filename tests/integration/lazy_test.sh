@@ -81,6 +81,13 @@ wait_for_port "$SPORT" 10 || die "the shim is not listening on $SPORT"
 G="$MNT/gen"
 O="$MNT/odd"
 
+t_options() {
+    expect_fail_with "fill: must be auto, never or eager" "$UPFS" --state "$STATE" mount "$T/m2" -o fill=bogus
+    expect_fail_with "streams: must be a number from 1 to 16" "$UPFS" --state "$STATE" mount "$T/m2" -o streams=0
+    expect_fail_with "lazy_min: must be a size" "$UPFS" --state "$STATE" mount "$T/m2" -o lazy_min=lots
+}
+check "mount refuses bad fill=, streams= and lazy_min= values" t_options
+
 # ---- the end of an uncached file: one chunk ------------------------------------------------
 t_tail() {
     local want got
