@@ -48,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LAZY_E416        (-10003) /* the probe's range was refused */
+#define LAZY_EWHOLE      (-10003) /* the probe's answer asks for the whole body, new request */
 #define LAZY_MAX_RUN     16       /* chunks one reader's request coalesces */
 #define LAZY_FILL_RUN    32       /* chunks one request of the fill claims */
 #define LAZY_STREAM_RUN  8        /* chunks one request of a parallel fill's helper claims */
@@ -193,23 +193,24 @@ static void reset_chunks(struct flight *f)
     unlink(f->map_path);
 }
 
-/* The probe's answer (the flight's first): decides how the body comes. */
-static int probe_headers(struct lazy_req *q, const struct fetch_response *r)
+/* The probe's answer is not a 206: a 200 is the whole body (Range not honoured), else final. */
+static int probe_whole(struct lazy_req *q, const struct fetch_response *r)
+{
+    struct flight *f = q->f;
+    if (r->status >= 200 && r->status < 300) {
+        pthread_mutex_lock(&f->mu);
+        reset_chunks(f);
+        f->whole = true;
+        pthread_mutex_unlock(&f->mu);
+    }
+    return flight__on_headers(f, r); /* FLIGHT_ESTOP for a final status */
+}
+
+/* The probe's 206 of the asked range of the listed length: the object is partial. */
+static int probe_partial(struct lazy_req *q, const struct fetch_response *r)
 {
     struct flight *f = q->f;
     int64_t size = f->chunks->size;
-    if (r->status == 416)
-        return LAZY_E416;
-    if (r->status != 206 || r->range_first != q->pos || r->range_last != q->end - 1 ||
-        r->range_total != size) {
-        if (r->status >= 200 && r->status < 300) { /* Range not honoured: the whole, from 0 */
-            pthread_mutex_lock(&f->mu);
-            reset_chunks(f);
-            f->whole = true;
-            pthread_mutex_unlock(&f->mu);
-        }
-        return flight__on_headers(f, r); /* FLIGHT_ESTOP for a final status */
-    }
     pthread_mutex_lock(&f->mu);
     if ((f->etag || f->last_modified) &&
         !(f->etag ? same_validator(f->etag, r->etag)
@@ -235,6 +236,19 @@ static int probe_headers(struct lazy_req *q, const struct fetch_response *r)
     if (f->on_start)
         f->on_start(f->arg, size);
     return 0;
+}
+
+/* The probe's answer (the flight's first): decides how the body comes. */
+static int probe_headers(struct lazy_req *q, const struct fetch_response *r)
+{
+    bool asked = r->range_first == q->pos && r->range_last == q->end - 1 &&
+                 r->range_total == q->f->chunks->size;
+    if (r->status == 206 && asked)
+        return probe_partial(q, r);
+    /* 416, or a 206 of another range or length (the listing's size is stale): the whole body */
+    if (r->status == 416 || r->status == 206)
+        return LAZY_EWHOLE;
+    return probe_whole(q, r);
 }
 
 /* The headers of a ranged answer: a 206 of exactly [pos, end) of the first answer's file. */
@@ -562,7 +576,7 @@ static int fill(struct flight *f, struct fetch_response *resp)
 int lazy__run(struct flight *f, struct fetch_response *resp)
 {
     int rc = probe(f, resp);
-    if (rc == LAZY_E416) { /* no ranges here: the whole body from byte 0, one stream */
+    if (rc == LAZY_EWHOLE) { /* no ranges here: the whole body from byte 0, one stream */
         pthread_mutex_lock(&f->mu);
         reset_chunks(f);
         f->whole = true;

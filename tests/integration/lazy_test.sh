@@ -238,6 +238,17 @@ t_streams() {
 }
 check "a 64 MiB file at 4 MB/s per connection is filled by 4 concurrent ranged streams" t_streams
 
+t_grown() {
+    # the listing (HEAD) says 24 MiB, the file has grown: the probe's 206 names another length
+    local want
+    want="$( (cat "$T/a.bin"; head -c 4096 /dev/zero | tr '\0' x) | sha_of)"
+    with_timeout 30 cat "$O/grown/big.bin" >/dev/null || die "cat of the grown file failed"
+    wait_until 10 eval '[[ "$(xattr digest "$O/grown/big.bin")" == "sha256:$want" ]]' ||
+        die "digest of the grown file: '$(xattr digest "$O/grown/big.bin" || true)', want the whole new content's"
+    grep -q '^/grown/big.bin 200 [0-9]* -$' "$ORIGIN_LOG" || die "no whole GET after the probe: $(grep grown "$ORIGIN_LOG")"
+}
+check "a file longer than its listing said: fetched whole, never a chunk taken for the file" t_grown
+
 # ---- kill -9 mid-fill, then resume ---------------------------------------------------------
 t_resume() {
     local size=$((96 * MIB)) pid before after

@@ -9,6 +9,8 @@ Serves on 127.0.0.1 (a free port, written to PORTFILE) the bytes of FILE_A as
     /swap/big.bin     honours Range, but from the second GET on serves FILE_B (another
                       ETag and Last-Modified): the file changed between requests
     /baddigest/big.bin  honours Range, and states (Repr-Digest) FILE_B's sha-256 for FILE_A
+    /grown/big.bin    HEAD says FILE_A's length, but GETs serve FILE_A and 4096 more bytes
+                      (the listing's size is stale), honouring Range
 HEAD answers the length and validators of what a GET would serve. LOG gets one line per GET:
 "PATH STATUS BYTES RANGE".
 """
@@ -22,7 +24,8 @@ import threading
 
 PORTFILE, LOG, FILE_A, FILE_B = sys.argv[1:5]
 LOCK = threading.Lock()
-PATHS = r"^/(norange|r416|swap|baddigest)/big\.bin$"
+PATHS = r"^/(norange|r416|swap|baddigest|grown)/big\.bin$"
+GROWN = b"x" * 4096
 with open(FILE_B, "rb") as fb:
     B_DIGEST = base64.b64encode(hashlib.sha256(fb.read()).digest()).decode()
 GETS = {}
@@ -48,7 +51,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def directory(self):
         """The modes' directories answer an HTML page (the generic driver's lookup asks)."""
-        if not re.match(r"^/(norange|r416|swap|baddigest)/$", self.path):
+        if not re.match(r"^/(norange|r416|swap|baddigest|grown)/$", self.path):
             return False
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -81,7 +84,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             GETS[self.path] = GETS.get(self.path, 0) + 1
             count = GETS[self.path]
         f, etag, lm = body_of(self.path, count)
-        size = os.path.getsize(f)
+        extra = GROWN if self.path.startswith("/grown/") else b""
+        size = os.path.getsize(f) + len(extra)
         rng = self.headers.get("Range", "")
         m = re.match(r"^bytes=(\d+)-(\d*)$", rng)
         first, last, status = 0, size - 1, 200
@@ -92,7 +96,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.note(416, 0, rng)
             return
-        if m and self.path.startswith(("/swap/", "/baddigest/")):
+        if m and self.path.startswith(("/swap/", "/baddigest/", "/grown/")):
             first = int(m.group(1))
             last = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
             status = 206
@@ -106,10 +110,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sent = 0
         try:
             with open(f, "rb") as fp:
+                data = fp.read() + extra if extra else None
                 fp.seek(first)
                 left = last - first + 1
                 while left > 0:
-                    b = fp.read(min(left, 1 << 20))
+                    if data is not None:
+                        b = data[first + sent:first + sent + min(left, 1 << 20)]
+                    else:
+                        b = fp.read(min(left, 1 << 20))
                     if not b:
                         break
                     self.wfile.write(b)
