@@ -17,6 +17,8 @@
 #  - a 64 MiB file at 4 MB/s per connection is filled over 4 concurrent ranged streams;
 #  - a file longer than its listing said is fetched whole (no chunk taken for the file);
 #  - mount refuses bad fill=, streams=, lazy_min= values;
+#  - the quota counts partial objects by their bytes present; one unused for a minute goes
+#    first, one used within the minute stays;
 #  - an upstream that ignores Range (200 whole), one that answers 416, both read right; one
 #    that swaps the file between requests: EIO and cause digest, never bytes of both versions;
 #  - a file whose content does not match its expected sha256 (digest found at the end): the
@@ -279,5 +281,33 @@ t_resume() {
     ((after + before <= size + 16 * MIB)) || die "after the restart the origin sent $after bytes (before: $before)"
 }
 check "kill -9 mid-fill: after a remount only the missing chunks are fetched" t_resume
+
+# ---- quota: partial objects count, and go first when unused -------------------------------
+t_evict_partial() {
+    local mnt2="$T/mnt2" key_big key_r32
+    STATE="$T/state2"
+    upfs proxy create gen --type generic --url "$NGINX_URL" >/dev/null
+    upfs_mount "$mnt2" -o quota=33M
+    with_timeout 20 dd if="$mnt2/gen/big.bin" of=/dev/null bs=65536 skip=$((SIZE / 65536 - 1)) count=1 status=none
+    with_timeout 20 dd if="$mnt2/gen/r32.bin" of=/dev/null bs=65536 skip=900 count=1 status=none
+    sleep 3.5 # the flights linger 3 s for another open, then leave the objects partial
+    key_big="$(printf 'url:gen/big.bin' | sha_of)"
+    key_r32="$(printf 'url:gen/r32.bin' | sha_of)"
+    [[ -e "$STATE/partial/$key_big.map" && -e "$STATE/partial/$key_r32.map" ]] ||
+        die "the partial objects are not kept: $(ls "$STATE/partial")"
+    assert_eq "$(stats_field partial_bytes)" $((4 * CHUNK)) "bytes present of 2 partial objects"
+    # big.bin's was last used 5 minutes ago; r32.bin's just now
+    touch -d '-5 min' "$STATE/partial/$key_big.map"
+    # a 32 MiB object: cache 32 MiB + partial 4 MiB > quota 33 MiB
+    with_timeout 30 cat "$mnt2/gen/seq.bin" >/dev/null
+    wait_until 10 test ! -e "$STATE/partial/$key_big.map" || die "the unused partial object was not evicted"
+    [[ ! -e "$STATE/partial/$key_big" ]] || die "the evicted partial object's data is left"
+    [[ -e "$STATE/partial/$key_r32.map" ]] || die "a partial object used within the minute was evicted"
+    grep -q "evicted $((2 * CHUNK)) bytes of partial objects" "$STATE/upstreamfs.log" ||
+        die "no eviction of partial objects in the log"
+    upfs_unmount "$mnt2"
+}
+upfs_register_mount "$T/mnt2"
+check "quota: partial objects count by bytes present; one unused for a minute is evicted first" t_evict_partial
 
 finish
