@@ -16,7 +16,8 @@
 #    and the origin sends only about the missing part (before + after <= size + 16 MiB);
 #  - a 64 MiB file at 4 MB/s per connection is filled over 4 concurrent ranged streams;
 #  - a file longer than its listing said is fetched whole (no chunk taken for the file);
-#  - mount refuses bad fill=, streams=, lazy_min= values;
+#  - mount refuses bad fill=, streams=, lazy_min= values; fill=never fetches only what is read
+#    (and still commits a file read whole), fill=eager fills the whole file after one read;
 #  - the quota counts partial objects by their bytes present; one unused for a minute goes
 #    first, one used within the minute stays;
 #  - an upstream that ignores Range (200 whole), one that answers 416, both read right; one
@@ -281,6 +282,45 @@ t_resume() {
     ((after + before <= size + 16 * MIB)) || die "after the restart the origin sent $after bytes (before: $before)"
 }
 check "kill -9 mid-fill: after a remount only the missing chunks are fetched" t_resume
+
+# ---- fill policy ---------------------------------------------------------------------------
+# second_mount NAME OPTS: a mount of its own state dir on the same nginx (STATE changes: call in
+# a check's subshell)
+second_mount() {
+    STATE="$T/state-$1"
+    upfs proxy create gen --type generic --url "$NGINX_URL" >/dev/null
+    upfs_mount "$T/mnt-$1" -o "$2"
+}
+t_fill_never() {
+    second_mount never fill=never
+    nginx_log_reset
+    with_timeout 20 dd if="$T/mnt-never/gen/seq.bin" of=/dev/null bs=1M count=2 status=none
+    sleep 4 # past the flight's linger: no fill ran meanwhile
+    local sent
+    sent="$(nginx_bytes '^/seq\.bin$')"
+    ((sent <= 4 * MIB)) || die "fill=never: a read of the first 2 MiB made the origin send $sent bytes"
+    [[ "$(xattr cached "$T/mnt-never/gen/seq.bin")" == partial* ]] || die "fill=never: not partial: $(xattr cached "$T/mnt-never/gen/seq.bin")"
+    # reading all of it still commits it, every chunk fetched by its reader
+    assert_eq "$(with_timeout 60 cat "$T/mnt-never/gen/seq.bin" | sha_of)" "$(sha_of <"$W/seq.bin")" "fill=never: sha256"
+    wait_until 10 eval '[[ "$(xattr cached "$T/mnt-never/gen/seq.bin")" == complete ]]' || die "fill=never: not complete after a whole read"
+    # each byte once, and the one byte that probes the resumed partial object (src/fetch/lazy.c)
+    assert_eq "$(nginx_bytes '^/seq\.bin$')" $((32 * MIB + 1)) "fill=never: bytes sent for seq.bin (each once)"
+    upfs_unmount "$T/mnt-never"
+}
+upfs_register_mount "$T/mnt-never"
+check "fill=never: a read of 2 MiB fetches about 2 MiB and nothing more; a whole read still commits" t_fill_never
+
+t_fill_eager() {
+    second_mount eager fill=eager
+    nginx_log_reset
+    with_timeout 20 dd if="$T/mnt-eager/gen/r32.bin" of=/dev/null bs=65536 skip=1000 count=1 status=none
+    wait_until 30 eval '[[ "$(xattr cached "$T/mnt-eager/gen/r32.bin")" == complete ]]' ||
+        die "fill=eager: not complete after one read: $(xattr cached "$T/mnt-eager/gen/r32.bin")"
+    assert_eq "$(nginx_bytes '^/r32\.bin$')" $((64 * MIB)) "fill=eager: bytes sent for r32.bin (each once)"
+    upfs_unmount "$T/mnt-eager"
+}
+upfs_register_mount "$T/mnt-eager"
+check "fill=eager: one random read fills the whole file in the background" t_fill_eager
 
 # ---- quota: partial objects count, and go first when unused -------------------------------
 t_evict_partial() {
