@@ -60,6 +60,7 @@ struct flight {
     bool changed; /* a ranged answer was of another version of the file: the flight fails */
     char *map_path;
     int64_t map_saved_ms;
+    bool map_dirty; /* a chunk arrived since the map was saved */
     /* Parallel fill (lazy.c): helper threads fetching runs ahead of the prefix. */
     int streams;
     int64_t streams_min;

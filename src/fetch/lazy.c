@@ -141,7 +141,8 @@ static void map_save(struct flight *f)
 {
     char tmp[4300];
     pthread_mutex_lock(&f->mu);
-    char *map = f->chunks ? chunks_save(f->chunks) : NULL;
+    char *map = f->chunks && f->map_dirty ? chunks_save(f->chunks) : NULL;
+    f->map_dirty = false;
     int64_t size = f->chunks ? f->chunks->size : 0, chunk = f->chunks ? f->chunks->chunk : 0;
     pthread_mutex_unlock(&f->mu);
     if (!map || (!f->etag && !f->last_modified)) { /* nothing to check a resumption against */
@@ -323,6 +324,7 @@ static int lazy_data(void *arg, const void *data, size_t len)
         if (q->pos == to) {
             pthread_mutex_lock(&f->mu);
             chunks_set(f->chunks, i, CHUNK_PRESENT);
+            f->map_dirty = true;
             pthread_cond_broadcast(&f->cv);
             pthread_mutex_unlock(&f->mu);
         }
@@ -399,24 +401,30 @@ static int probe(struct flight *f, struct fetch_response *resp)
     return rc;
 }
 
+#define LAZY_HASH_BUF (1 << 20)
+
 /* Hashes the present chunks at the prefix from the file. 0, or an I/O error. */
 static int hash_prefix(struct flight *f)
 {
-    static __thread char buf[1 << 20];
+    char *buf = NULL;
+    int rc = 0;
     for (;;) {
         pthread_mutex_lock(&f->mu);
         int64_t i = chunks_index(f->chunks, f->written), from, to;
         bool present = f->written < f->chunks->size && f->chunks->st[i] == CHUNK_PRESENT;
         chunks_bounds(f->chunks, i, &from, &to);
         pthread_mutex_unlock(&f->mu);
-        if (!present)
-            return 0;
-        while (f->written < to) {
-            size_t n = (size_t)(to - f->written) < sizeof(buf) ? (size_t)(to - f->written)
-                                                                : sizeof(buf);
+        if (!present || (!buf && !(buf = malloc(LAZY_HASH_BUF)))) {
+            rc = present ? -ENOMEM : 0;
+            break;
+        }
+        while (rc == 0 && f->written < to) {
+            size_t n = to - f->written < LAZY_HASH_BUF ? (size_t)(to - f->written) : LAZY_HASH_BUF;
             ssize_t r = pread(f->fd, buf, n, (off_t)f->written);
-            if (r <= 0)
-                return r < 0 ? -errno : -EIO;
+            if (r <= 0) {
+                rc = r < 0 ? -errno : -EIO;
+                break;
+            }
             hash_update(f->hash, buf, (size_t)r);
             pthread_mutex_lock(&f->mu);
             f->written += r;
@@ -426,7 +434,11 @@ static int hash_prefix(struct flight *f)
             }
             pthread_mutex_unlock(&f->mu);
         }
+        if (rc < 0)
+            break;
     }
+    free(buf);
+    return rc;
 }
 
 /*
