@@ -271,8 +271,10 @@ static bool adopt_peer_result(struct flight *f)
     memset(&none, 0, sizeof(none));
     none.status = 200;
     pthread_mutex_lock(&f->mu);
-    close(f->fd);
-    unlink(f->tmp_path);
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->tmp_path && !f->lazy_size) /* a partial object's file is not this flight's yet */
+        unlink(f->tmp_path);
     f->fd = fd;
     f->written = size;
     f->total = size;
@@ -295,6 +297,30 @@ static int fetch_whole(struct flight *f, struct fetch_response *resp)
                                 .should_abort = flight__should_abort,
                                 .arg = f};
     return fetch_perform(&req, resp);
+}
+
+/*
+ * The file the body goes to, under the key's lock: a large file's partial object (resumed if
+ * kept), else (or if that cannot be opened) a temp file. 0 or the failure.
+ */
+static int body_file(struct flight *f)
+{
+    if (!f->lazy_size)
+        return 0; /* its temp file was made with the flight */
+    pthread_mutex_lock(&f->mu);
+    int rc = lazy__open(f, f->lazy_size);
+    if (rc < 0) { /* a whole body into a temp file then */
+        if (f->fd >= 0)
+            close(f->fd);
+        f->fd = -1;
+        free(f->tmp_path);
+        free(f->map_path);
+        chunks_free(f->chunks);
+        f->tmp_path = f->map_path = NULL;
+        f->chunks = NULL;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc == 0 ? 0 : store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
 }
 
 /* The body, whole or as a partial object (lazy.c): 0 complete, LAZY_PARTIAL, or the failure. */
@@ -357,9 +383,10 @@ static void finish_failed(struct flight *f, int rc, const struct fetch_response 
     if (f->chunks && rc != -EBADMSG && rc != -ENOSPC) {
         f->keep_tmp = true;
     } else {
-        if (ftruncate(f->fd, 0) < 0)
+        if (f->fd >= 0 && ftruncate(f->fd, 0) < 0)
             log_debug("truncating %s: %s", f->tmp_path, strerror(errno));
-        unlink(f->tmp_path);
+        if (f->tmp_path)
+            unlink(f->tmp_path);
         lazy__drop(f, true);
     }
     if (rc == -ENOSPC && f->on_fail) /* the owner evicts once the body is given back */
@@ -377,7 +404,9 @@ static void *flight_run(void *arg)
     memset(&resp, 0, sizeof(resp));
     if (waited && adopt_peer_result(f))
         goto out;
-    int rc = fetch_body(f, &resp);
+    int rc = body_file(f);
+    if (rc == 0)
+        rc = fetch_body(f, &resp);
     if (rc == LAZY_PARTIAL) {
         f->keep_tmp = true;
         set_state(f, FLIGHT_PARTIAL, resp.status, 0);
@@ -466,9 +495,11 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->arg = src->arg;
     f->hash = hash_begin(&f->expect);
     int rc = !f->url || !f->hash || !headers_ok ? -ENOMEM : 0;
-    if (rc == 0)
-        rc = lazy__wanted(src) ? lazy__open(f, src->size_hint)
-                               : store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
+    /* A partial object's file is opened by the flight's thread once it holds the key's lock
+     * (body_file): another process may be writing it until then. */
+    f->lazy_size = lazy__wanted(src) ? src->size_hint : 0;
+    if (rc == 0 && !f->lazy_size)
+        rc = store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
     if (rc < 0) {
         flight_destroy(f); /* free_arg is not set yet: the caller keeps arg */
         return rc;

@@ -50,6 +50,7 @@ struct flight {
 
     /* Partial objects (lazy.c); chunks NULL: the body is one stream from byte 0. */
     struct chunks *chunks;
+    int64_t lazy_size; /* a partial object of this length is wanted (body_file opens it) */
     enum flight_fill fill;
     bool fill_wanted;   /* a sequential reader, a wait for the whole, or the policy asks */
     int64_t first_offset;

@@ -270,6 +270,7 @@ static int lazy_headers(void *arg, const struct fetch_response *r)
               f->url, r->status);
     pthread_mutex_lock(&f->mu);
     f->changed = true;
+    f->err = -EBADMSG; /* what a reader failing now reports (engine__download_failed): digest */
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     return -EBADMSG;
@@ -598,8 +599,10 @@ int lazy__run(struct flight *f, struct fetch_response *resp)
     pthread_mutex_lock(&f->mu);
     bool changed = f->changed;
     pthread_mutex_unlock(&f->mu);
+    if (changed) /* a reader's ranged answer was of another version (it may have cut the probe) */
+        return -EBADMSG;
     if (rc < 0 || f->whole || resp->status < 200 || resp->status >= 300)
-        return rc == 0 && changed ? -EBADMSG : rc;
+        return rc;
     rc = fill(f, resp);
     streams_join(f);
     if (rc == LAZY_PARTIAL || (rc < 0 && rc != -EBADMSG && rc != -ENOSPC)) {
