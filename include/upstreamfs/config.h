@@ -80,6 +80,9 @@ struct proxy {
     enum proxy_type type;
     enum proxy_source source;
     char *url; /* normalised; ends with '/'; for ecr the canonical registry URL */
+    /* More URLs of the same content, tried in order after url (normalised as url; not ecr,
+     * not docker --source dockerhub); NULL-terminated, may be NULL (src/engine/origins.c). */
+    char **mirrors;
     enum proxy_auth auth;
     char *access_key;
     bool secret_set; /* read-only: a secret file exists */
@@ -175,6 +178,7 @@ void config_error_set(struct config_error *err, const char *field, const char *f
 #define CONFIG_URL_MAX        2048 /* any URL field */
 #define CONFIG_GLOB_MAX       1024 /* one include/exclude pattern */
 #define CONFIG_GLOBS_MAX      256  /* patterns per list */
+#define CONFIG_MIRRORS_MAX    7    /* URLs after the first (url + mirrors: at most 8) */
 #define CONFIG_ACCESS_KEY_MAX 256
 #define CONFIG_UPSTREAMS_MAX  64 /* upstreams per registry */
 #define CONFIG_TTL_MAX        2147483647L
