@@ -55,6 +55,13 @@ void upstream_set_state(struct upstream *u, void *st, void (*free_fn)(void *));
 /* The remote URL of a path below the proxy root (url + escaped path). Malloc'd. */
 char *upstream_url(const struct upstream *u, const char *path);
 
+/*
+ * A registry URL's roots (docker): with api, its API root <origin>/v2/; else its repositories'
+ * root, <origin>/v2/<path>/ when base has a path (a parent upstreamfs's route), else the API
+ * root. -ENAMETOOLONG when out (len) is too small.
+ */
+int upstream_base_root(const char *base, bool api, char *out, size_t len);
+
 /* A document fetched through upstream_doc_fetch. */
 struct upstream_doc {
     char *body; /* malloc'd, NUL-terminated */

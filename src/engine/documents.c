@@ -112,15 +112,8 @@ static int doc_ask(struct upstream *u, const struct upstream_doc_req *dr,
     int rc = upstream_credentials_check(u);
     if (rc < 0)
         return rc;
-    struct failure f;
-    upstream_count_request(u, NULL, false);
     atomic_fetch_add(&u->eng->misses, 1);
-    rc = fetch_perform(&req, r);
-    upstream_outcome(u, rc, r, dr->url, false);
-    if (failure_classify(rc, r->status, (enum failure_cause)r->cause, &f) &&
-        failure_is_remote(&f) && rc != -ELOOP)
-        rc = -EREMOTEIO;
-    return rc;
+    return upstream_perform(u, &req, r); /* the proxy's URLs in order (origins.c) */
 }
 
 /* Replaces *dst with a copy of src (NULL stays NULL). */

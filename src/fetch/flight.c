@@ -41,6 +41,8 @@ struct flight {
     long status;
     int err;
     int64_t written;
+    int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
+                                     much of it came again (replay) */
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
     bool verified; /* the whole body matched its expectation: its end may be read */
@@ -57,6 +59,7 @@ struct flight {
     int64_t expect_size;
     void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
     void (*on_fail)(void *, int, const struct fetch_response *);
+    char *(*next_url)(void *, const char *, int, const struct fetch_response *);
     bool (*recheck)(void *, char *);
     void (*on_start)(void *, int64_t);
     bool peer_busy; /* another process is downloading this key; readers keep waiting */
@@ -189,11 +192,40 @@ static int on_headers(void *arg, const struct fetch_response *r)
     return FLIGHT_ESTOP;
 }
 
+/*
+ * After a restart on another URL (restart_on): the bytes it sends again over what was written
+ * must be the same (readers may have them); they are hashed, not written. Consumes them from
+ * *p and *len.
+ */
+static int replay(struct flight *f, const char **p, size_t *len)
+{
+    char buf[16384];
+    while (*len && f->replayed < f->replay_end) {
+        size_t n = *len < sizeof(buf) ? *len : sizeof(buf);
+        if ((int64_t)n > f->replay_end - f->replayed)
+            n = (size_t)(f->replay_end - f->replayed);
+        if (pread(f->fd, buf, n, (off_t)f->replayed) != (ssize_t)n || memcmp(buf, *p, n) != 0) {
+            log_error("download %s: its bytes differ from those already read; discarded",
+                      f->url);
+            return -EBADMSG;
+        }
+        hash_update(f->hash, *p, n);
+        f->replayed += (int64_t)n;
+        *p += n;
+        *len -= n;
+    }
+    return 0;
+}
+
 static int on_data(void *arg, const void *data, size_t len)
 {
     struct flight *f = arg;
     const char *p = data;
     size_t off = 0;
+    int rrc = replay(f, &p, &len);
+    if (rrc < 0 || !len)
+        return rrc;
+    data = p;
     if (f->expect_size >= 0 && f->written + (int64_t)len > f->expect_size)
         return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
     while (off < len) {
@@ -307,6 +339,34 @@ static bool adopt_peer_result(struct flight *f)
     return true;
 }
 
+/*
+ * A failed request (*rc, resp) with a next URL (src->next_url): the download starts again
+ * there from its first byte (replay checks what was written). Returns true with the state
+ * reset for it.
+ */
+static bool restart_on(struct flight *f, int *rc, struct fetch_response *resp)
+{
+    bool failed = *rc < 0 || resp->status < 200 || resp->status >= 300;
+    if (!f->next_url || !failed || *rc == -EBADMSG || *rc == -EFBIG || *rc == -ENOSPC ||
+        should_abort(f))
+        return false;
+    char *next = f->next_url(f->arg, f->url, *rc == FLIGHT_ESTOP ? 0 : *rc, resp);
+    if (!next)
+        return false;
+    log_info("download %s: failed after %lld bytes; again from %s", f->url,
+             (long long)f->written, next);
+    free(f->url);
+    f->url = next;
+    hash_abort(f->hash);
+    f->hash = hash_begin(&f->expect); /* a digest stated by the first URL still binds */
+    f->replayed = 0;
+    f->replay_end = f->written;
+    fetch_response_clear(resp);
+    memset(resp, 0, sizeof(*resp));
+    *rc = f->hash ? 0 : -ENOMEM;
+    return f->hash != NULL;
+}
+
 static void *flight_run(void *arg)
 {
     struct flight *f = arg;
@@ -326,6 +386,10 @@ static void *flight_run(void *arg)
                                 .should_abort = should_abort,
                                 .arg = f};
     int rc = fetch_perform(&req, &resp);
+    while (restart_on(f, &rc, &resp)) {
+        req.url = f->url;
+        rc = fetch_perform(&req, &resp);
+    }
     if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
         enum flight_state st = resp.status == 304 ? FLIGHT_NOT_MODIFIED : FLIGHT_HTTP_ERROR;
         unlink(f->tmp_path); /* no body of this answer is kept */
@@ -334,7 +398,8 @@ static void *flight_run(void *arg)
         set_state(f, st, resp.status, 0);
         goto out;
     }
-    if (rc == 0 && f->expect_size >= 0 && f->written != f->expect_size)
+    if (rc == 0 && ((f->expect_size >= 0 && f->written != f->expect_size) ||
+                    f->replayed < f->replay_end)) /* the next URL's body was shorter */
         rc = -EBADMSG;
     if (rc == 0) {
         char hex[65];
@@ -433,6 +498,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->expect_size = src->expect_size;
     f->on_done = src->on_done;
     f->on_fail = src->on_fail;
+    f->next_url = src->next_url;
     f->recheck = src->recheck;
     f->on_start = src->on_start;
     f->arg = src->arg;
