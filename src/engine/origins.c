@@ -7,7 +7,8 @@
  * of the proxy: the request URL's root (the base itself; for a registry also its
  * repositories' root /v2/<path>/ and its API root /v2/) is swapped for the same root of the
  * other URL. Requests go to the first URL that is not backing off. A failure that is the
- * remote's (failure_is_remote: transport, timeout, 5xx, 429) puts that URL in back-off
+ * remote's (failure_is_remote: connect, DNS, TLS, timeout, 5xx, 429; or a body cut short)
+ * puts that URL in back-off
  * (1 s, doubling to 30 s, as the proxy's own, src/engine/upstream.c) and the request goes
  * to the next one; any answer (a 404 included: it is an answer, and asking the other URLs
  * for every miss would reach the origin listed last each time) ends it there. After its
@@ -156,8 +157,19 @@ bool upstream__origins_all_off(const struct upstream *u, int64_t *retry_at)
     return true;
 }
 
-/* With mu held: URL j answered (failed false) or failed with f. */
-static void origin_note(struct upstream *u, int j, const struct failure *f, const char *url)
+/*
+ * Whether a request's outcome (rc, f: failure_classify's) sends it to the next URL: a failure of
+ * the remote (failure_is_remote), or a transfer cut before its answer was whole (cause http
+ * after a 2xx: the connection closed mid-body), but no redirect loop (the URL answers).
+ */
+static bool fails_over(int rc, const struct failure *f)
+{
+    return rc != -ELOOP && (failure_is_remote(f) || (rc < 0 && f->cause == FAILURE_HTTP));
+}
+
+/* With mu held: URL j answered (f NULL) or failed with f. True when what it shows changed. */
+static bool origin_note(struct upstream *u, int j, int rc, const struct failure *f,
+                        const char *url)
 {
     struct upstream_origin *o = &u->origins[j];
     int64_t now_s = (int64_t)time(NULL);
@@ -177,7 +189,7 @@ static void origin_note(struct upstream *u, int j, const struct failure *f, cons
         o->h.cause = f->cause;
         o->h.status = f->status;
         upstream__log_failure(u, f, url);
-        if (failure_is_remote(f)) {
+        if (fails_over(rc, f)) {
             o->offline_until_ms = clock_mono_ms() + o->backoff_ms;
             o->h.retry_at = now_s + (o->backoff_ms + 999) / 1000;
             o->h.state = HEALTH_BACKING_OFF;
@@ -191,6 +203,20 @@ static void origin_note(struct upstream *u, int j, const struct failure *f, cons
     }
     if (o->h.state != was)
         o->h.since = now_s;
+    return o->h.state != was || f; /* a failure has a new cause and retry_at to show */
+}
+
+/* origin_note under mu; a change of state is written out (STATEDIR/health, upstream_health). */
+static void origin_noted(struct upstream *u, int j, int rc, const struct failure *f,
+                         const char *url)
+{
+    pthread_mutex_lock(&u->mu);
+    bool changed = origin_note(u, j, rc, f, url);
+    pthread_mutex_unlock(&u->mu);
+    if (changed) {
+        struct health_snapshot h;
+        upstream_health(u, &h);
+    }
 }
 
 /* The URL j at or after from that is not backing off (in order), or -1. With mu held. */
@@ -244,12 +270,10 @@ int upstream__perform_in_order(struct upstream *u, struct fetch_request *r,
         struct failure f;
         bool failed = failure_classify(rc, resp->status, (enum failure_cause)resp->cause, &f);
         /* a 401/403 the driver may yet answer (a token) says the URL is alive */
-        pthread_mutex_lock(&u->mu);
-        origin_note(u, j, failed && f.cause != FAILURE_AUTH ? &f : NULL, r->url);
-        pthread_mutex_unlock(&u->mu);
+        origin_noted(u, j, rc, failed && f.cause != FAILURE_AUTH ? &f : NULL, r->url);
         free(url);
         r->url = url0;
-        if (!failed || !failure_is_remote(&f) || rc == -ELOOP)
+        if (!failed || !fails_over(rc, &f))
             break;
         from = (size_t)j + 1;
     }
@@ -275,10 +299,10 @@ char *upstream_next_url(struct upstream *u, const char *url, int rc,
     if (u->norigins < 2 || i < 0 ||
         !failure_classify(rc, resp ? resp->status : 0,
                           resp ? (enum failure_cause)resp->cause : FAILURE_NONE, &f) ||
-        !failure_is_remote(&f))
+        !fails_over(rc, &f))
         return NULL;
+    origin_noted(u, i, rc, &f, url);
     pthread_mutex_lock(&u->mu);
-    origin_note(u, i, &f, url);
     /* the next in order after i; then, from the first, one whose back-off has ended */
     j = origin_next(u, (size_t)i + 1);
     if (j < 0)
@@ -295,11 +319,8 @@ char *upstream_next_url(struct upstream *u, const char *url, int rc,
 void upstream_note_url_success(struct upstream *u, const char *url)
 {
     int k = 0, i = origin_of(u, url, &k);
-    if (i < 0 || u->norigins < 2)
-        return;
-    pthread_mutex_lock(&u->mu);
-    origin_note(u, i, NULL, url);
-    pthread_mutex_unlock(&u->mu);
+    if (i >= 0 && u->norigins > 1)
+        origin_noted(u, i, 0, NULL, url);
 }
 
 void upstream__origins_health(struct upstream *u, struct health_snapshot *h)
