@@ -139,6 +139,15 @@ t_backing_off() {
     local failures
     failures="$(url_health api 0 failures)"
     ((failures >= 2)) || die "failures of the first URL: $failures"
+    # /metrics: each URL's requests and failures
+    api_get "$S/metrics"
+    assert_eq "$HTTP_STATUS" 200 "GET /metrics"
+    local m1 m2
+    m1="$(grep -F "upstreamfs_upstream_url_failures_total{proxy=\"files\",url=\"$U1\"} " <<<"$BODY" | awk '{ print $2 }')"
+    m2="$(grep -F "upstreamfs_upstream_url_requests_total{proxy=\"files\",url=\"$U2\"} " <<<"$BODY" | awk '{ print $2 }')"
+    assert_eq "$m1" "$failures" "the first URL's failures in /metrics"
+    ((m2 >= 2)) || die "requests to the second URL in /metrics: '$m2'"
+    assert_contains "$BODY" "upstreamfs_upstream_url_healthy{proxy=\"files\",url=\"$U1\"} 0" "/metrics"
 }
 check "the first URL shows backing-off (cause connect) in proxy show and the API" t_backing_off
 
