@@ -18,8 +18,9 @@
 #   - credentials: a proxy with --auth access-key whose first URL refuses connections sends its
 #     Basic credentials to its second URL (a configured endpoint), and not to another origin its
 #     redirect names;
-#   - a docker proxy with two parents' /hub routes: with the first parent stopped, a tag's
-#     layout and blobs read through the second, each blob's sha256 its name.
+#   - a docker proxy whose URLs are two parents' /v2/files/ routes (docker-registry behind them):
+#     a tag through the first; the first killed, another tag's layout and blobs through the
+#     second, each blob's sha256 its name.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
@@ -45,7 +46,8 @@ parent_start() {
     local name="$1" addr="$2" port="${3:-}" st="$T/state-$1" pid log
     log="$T/serve-$name-$RANDOM.log"
     [[ -n "$port" ]] || port="$(free_port)"
-    [[ -e "$st" ]] || "$UPFS" --state "$st" proxy create files --type generic --url "$UPSTREAM_URL" >/dev/null
+    [[ -e "$st" ]] || "$UPFS" --state "$st" proxy create files --type "${PARENT_TYPE:-generic}" \
+        ${PARENT_TYPE:+--source custom} --url "${PARENT_ORIGIN:-$UPSTREAM_URL}" >/dev/null
     "${DIE_WITH_PARENT[@]}" "$UPFS" --state "$st" serve --listen "$addr:$port" </dev/null >"$log" 2>&1 &
     pid=$!
     on_exit "_serve_cleanup $pid"
@@ -204,5 +206,50 @@ t_credentials() {
     if grep -rq 's3cr3t-mirrors' "$STATE/upstreamfs.log" 2>/dev/null; then die "the secret is in the log"; fi
 }
 check "credentials: the second URL gets them, a redirect's other origin does not" t_credentials
+
+# ---- docker: a registry's parents, in order ------------------------------------------------
+source "$(dirname "${BASH_SOURCE[0]}")/docker/registry.sh"
+docker_need_tools
+OCI="$T/oci"
+D_V1="$(mkimage "$OCI" v1 --text one --big 300000)"
+D_V2="$(mkimage "$OCI" v2 --text two --big 200000)"
+registry_start reg open
+push "oci:$OCI:v1" "127.0.0.1:$REG_PORT_reg/test/hello:v1"
+push "oci:$OCI:v2" "127.0.0.1:$REG_PORT_reg/test/hello:v2"
+# two parents, each a docker proxy `files` of the registry, served at /v2/files/<repo>/...
+PARENT_TYPE=docker PARENT_ORIGIN="http://127.0.0.1:$REG_PORT_reg/" parent_start d1 127.0.0.2
+PARENT_TYPE=docker PARENT_ORIGIN="http://127.0.0.1:$REG_PORT_reg/" parent_start d2 127.0.0.3
+upfs proxy create hub --type docker --source custom --url "http://127.0.0.2:$P_PORT_d1/files" \
+    --url "http://127.0.0.3:$P_PORT_d2/files" >/dev/null
+
+# blobs_verified DIR: every blob of a tag's layout hashes to its name; prints how many
+blobs_verified() {
+    local f n=0
+    for f in "$1"/blobs/sha256/*; do
+        assert_sha256 "$f" "$(basename "$f")"
+        n=$((n + 1))
+    done
+    ((n >= 3)) || die "only $n blobs under $1"
+    echo "$n"
+}
+
+t_docker_parents() {
+    wait_until 10 test -d "$MNT/hub" || die "the mount did not load the docker proxy"
+    local n
+    n="$(blobs_verified "$MNT/hub/test/hello/v1")"
+    log "v1: $n blobs through the first parent"
+    grep -qE "\"GET /v2/files/test/hello/blobs/sha256:[0-9a-f]+\" route=[a-z0-9]+ status=200 " "$P_LOG_d1" ||
+        die "the first parent served no blob"
+    if grep -q '/v2/files/test/hello/' "$P_LOG_d2"; then die "the second parent was asked while the first answered"; fi
+    kill -KILL "$P_PID_d1"
+    n="$(blobs_verified "$MNT/hub/test/hello/v2")"
+    log "v2: $n blobs with the first parent gone"
+    assert_contains "$(cat "$MNT/hub/test/hello/v2/index.json")" "$D_V2" "v2's index.json"
+    grep -qE "\"GET /v2/files/test/hello/blobs/sha256:[0-9a-f]+\" route=[a-z0-9]+ status=200 " "$P_LOG_d2" ||
+        die "the second parent served no blob"
+    assert_eq "$(upfs proxy show hub --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["health"]["urls"][0]["cause"])')" \
+        connect "the first parent's cause"
+}
+check "docker: a tag through the first parent; the first killed, the next through the second" t_docker_parents
 
 finish
