@@ -120,6 +120,12 @@ static int origin_of(const struct upstream *u, const char *url, int *k)
             }
         }
     }
+    /* A registry URL without a path has one root for both: its API's own requests (the probe,
+     * _catalog: no repository name starts with '_') go to the other URL's API root. */
+    const struct upstream_origin *o = best >= 0 ? &u->origins[best] : NULL;
+    if (o && *k == 0 && o->roots[1] && !strcmp(o->roots[0], o->roots[1]) &&
+        (!url[best_len] || url[best_len] == '_'))
+        *k = 1;
     return best;
 }
 
