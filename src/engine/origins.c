@@ -174,8 +174,7 @@ static bool fails_over(int rc, const struct failure *f)
 }
 
 /* With mu held: URL j answered (f NULL) or failed with f. True when what it shows changed. */
-static bool origin_note(struct upstream *u, int j, int rc, const struct failure *f,
-                        const char *url)
+static bool origin_note(struct upstream *u, int j, int rc, const struct failure *f, const char *url)
 {
     struct upstream_origin *o = &u->origins[j];
     int64_t now_s = (int64_t)time(NULL);
@@ -235,8 +234,7 @@ static int origin_next(struct upstream *u, size_t from)
     return -1;
 }
 
-void upstream_count_request_at(struct upstream *u, const char *url, const char *method,
-                               bool head)
+void upstream_count_request_at(struct upstream *u, const char *url, const char *method, bool head)
 {
     int k = 0, i = origin_of(u, url, &k);
     if (i >= 0) {

@@ -566,8 +566,7 @@ static void cut_download_starts_again_on_the_next_url(void **state)
     snprintf(whole, sizeof(whole), "%s/whole", base);
     struct next_arg na = {.next = whole};
     struct flight_table *t = flight_table_new(&st);
-    struct flight_source src = {
-        .url = cut, .expect_size = -1, .next_url = next_once, .arg = &na};
+    struct flight_source src = {.url = cut, .expect_size = -1, .next_url = next_once, .arg = &na};
     assert_int_equal(read_flight(t, "again", &src), 0);
     assert_int_equal(na.calls, 1);
     assert_true(na.err < 0);
@@ -586,8 +585,7 @@ static void next_url_with_other_bytes_fails(void **state)
     struct next_arg na = {.next = other};
     struct flight_table *t = flight_table_new(&st);
     int before = count_blobs();
-    struct flight_source src = {
-        .url = cut, .expect_size = -1, .next_url = next_once, .arg = &na};
+    struct flight_source src = {.url = cut, .expect_size = -1, .next_url = next_once, .arg = &na};
     assert_int_equal(read_flight(t, "spliced", &src), -EIO);
     assert_int_equal(na.calls, 1);
     assert_int_equal(count_blobs(), before);

@@ -282,8 +282,8 @@ static struct upstream *with_mirrors(struct fx *f, enum proxy_type t, const char
 static void t_urls_in_order(void **state)
 {
     struct fx *f = *state;
-    struct upstream *u = with_mirrors(f, PROXY_GENERIC, "http://127.0.0.1:1/a/",
-                                      "http://127.0.0.1:2/b/", NULL);
+    struct upstream *u =
+        with_mirrors(f, PROXY_GENERIC, "http://127.0.0.1:1/a/", "http://127.0.0.1:2/b/", NULL);
     struct health_snapshot h;
     upstream_health(u, &h);
     assert_int_equal(h.n_urls, 2);
@@ -341,7 +341,8 @@ static void t_urls_in_order(void **state)
     assert_string_equal(next, "http://127.0.0.1:2/v2/lib/a/manifests/1");
     free(next);
     upstream_note_url_success(u, "http://127.0.0.1:2/v2/");
-    struct upstream *u2 = with_mirrors(f, PROXY_DOCKER, "http://127.0.0.1:2/", "http://127.0.0.1:1/hub/", NULL);
+    struct upstream *u2 =
+        with_mirrors(f, PROXY_DOCKER, "http://127.0.0.1:2/", "http://127.0.0.1:1/hub/", NULL);
     next = upstream_next_url(u2, "http://127.0.0.1:2/v2/", -ECONNREFUSED,
                              &(struct fetch_response){.cause = FAILURE_CONNECT});
     assert_string_equal(next, "http://127.0.0.1:1/v2/");

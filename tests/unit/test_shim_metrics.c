@@ -159,12 +159,17 @@ static void per_url(void **state)
     size_t len = 0;
     assert_int_equal(shim_metrics_format_proxies(m, &st, h, 1, &out, &len), 0);
     check_syntax(out);
-    assert_non_null(strstr(out, "upstreamfs_upstream_requests_total{proxy=\"files\",method=\"GET\"} 7\n"));
-    assert_non_null(strstr(out, "upstreamfs_upstream_url_requests_total{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 3\n"));
-    assert_non_null(strstr(out, "upstreamfs_upstream_url_requests_total{proxy=\"files\",url=\"http://h/a\\\"b/\"} 4\n"));
-    assert_non_null(strstr(out, "upstreamfs_upstream_url_failures_total{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 2\n"));
-    assert_non_null(strstr(out, "upstreamfs_upstream_url_healthy{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 0\n"));
-    assert_non_null(strstr(out, "upstreamfs_upstream_url_healthy{proxy=\"files\",url=\"http://h/a\\\"b/\"} 1\n"));
+    static const char *const want[] = {
+        "upstreamfs_upstream_requests_total{proxy=\"files\",method=\"GET\"} 7\n",
+        "upstreamfs_upstream_url_requests_total{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 3\n",
+        "upstreamfs_upstream_url_requests_total{proxy=\"files\",url=\"http://h/a\\\"b/\"} 4\n",
+        "upstreamfs_upstream_url_failures_total{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 2\n",
+        "upstreamfs_upstream_url_healthy{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 0\n",
+        "upstreamfs_upstream_url_healthy{proxy=\"files\",url=\"http://h/a\\\"b/\"} 1\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(out, want[i]))
+            fail_msg("no line %s", want[i]);
     free(out);
     free(h);
     free(m);
