@@ -193,7 +193,9 @@ static bool origin_note(struct upstream *u, int j, int rc, const struct failure 
         o->h.consecutive_failures++;
         o->h.cause = f->cause;
         o->h.status = f->status;
-        upstream__log_failure(u, f, url);
+        char clean[512];
+        failure_url_redact(url, clean, sizeof(clean)); /* no query in the log */
+        upstream__log_failure(u, f, clean);
         if (fails_over(rc, f)) {
             o->offline_until_ms = clock_mono_ms() + o->backoff_ms;
             o->h.retry_at = now_s + (o->backoff_ms + 999) / 1000;

@@ -13,6 +13,7 @@
  */
 #include "upstreamfs/flight.h"
 #include "upstreamfs/egress.h"
+#include "upstreamfs/failure.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/secret.h"
 #include "upstreamfs/single_flight.h"
@@ -353,8 +354,11 @@ static bool restart_on(struct flight *f, int *rc, struct fetch_response *resp)
     char *next = f->next_url(f->arg, f->url, *rc == FLIGHT_ESTOP ? 0 : *rc, resp);
     if (!next)
         return false;
-    log_info("download %s: failed after %lld bytes; again from %s", f->url,
-             (long long)f->written, next);
+    char was[512], now[512]; /* without query strings: they may carry signatures */
+    failure_url_redact(f->url, was, sizeof(was));
+    failure_url_redact(next, now, sizeof(now));
+    log_info("download %s: failed after %lld bytes; again from %s", was, (long long)f->written,
+             now);
     free(f->url);
     f->url = next;
     hash_abort(f->hash);
