@@ -43,7 +43,7 @@ struct flight {
     int err;
     int64_t written;
     int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
-                                     much of it came again (replay) */
+                                     much of it came again (replay; under mu) */
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
     bool verified; /* the whole body matched its expectation: its end may be read */
@@ -211,7 +211,9 @@ static int replay(struct flight *f, const char **p, size_t *len)
             return -EBADMSG;
         }
         hash_update(f->hash, *p, n);
+        pthread_mutex_lock(&f->mu); /* progress for readers' stall limit (wait_for) */
         f->replayed += (int64_t)n;
+        pthread_mutex_unlock(&f->mu);
         *p += n;
         *len -= n;
     }
@@ -363,8 +365,10 @@ static bool restart_on(struct flight *f, int *rc, struct fetch_response *resp)
     f->url = next;
     hash_abort(f->hash);
     f->hash = hash_begin(&f->expect); /* a digest stated by the first URL still binds */
+    pthread_mutex_lock(&f->mu);
     f->replayed = 0;
     f->replay_end = f->written;
+    pthread_mutex_unlock(&f->mu);
     fetch_response_clear(resp);
     memset(resp, 0, sizeof(*resp));
     *rc = f->hash ? 0 : -ENOMEM;
@@ -637,11 +641,11 @@ static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void 
                     void *carg)
 {
     struct timespec dl;
-    int64_t seen = f->written;
+    int64_t seen = f->written + f->replayed; /* bytes sent again after a restart are progress */
     deadline_in(&dl, timeout_ms);
     while (!ready(f, rarg)) {
-        if (f->written != seen || f->peer_busy) {
-            seen = f->written;
+        if (f->written + f->replayed != seen || f->peer_busy) {
+            seen = f->written + f->replayed;
             deadline_in(&dl, timeout_ms);
         }
         if (ms_until(&dl) <= 0)
