@@ -32,6 +32,8 @@ fixture_bytes mirrors-big "$BIG" "$SRV/big.bin"
 fixture_bytes mirrors-small 100000 "$SRV/small.bin"
 fixture_bytes mirrors-after 200000 "$SRV/after.bin"
 fixture_bytes mirrors-late 300000 "$SRV/late.bin"
+fixture_bytes mirrors-late-2 300001 "$SRV/late-2.bin"
+fixture_bytes mirrors-late-3 300002 "$SRV/late-3.bin"
 WANT_BIG="$(sha256_of "$SRV/big.bin")"
 upstream_start "$SRV" --quiet
 # ~5 s for the whole file: a read is still running when a parent is killed
@@ -126,18 +128,26 @@ t_failover() {
 }
 check --setup "the first parent killed mid-read: the reader finishes through the second" t_failover
 
+# shows_backing_off: the first URL backs off (cause connect) in proxy show, --json and the API
+shows_backing_off() {
+    [[ "$(url_health cli 0 state) $(url_health cli 0 cause)" == "backing-off connect" ]] &&
+        [[ "$(url_health api 0 state) $(url_health api 0 cause)" == "backing-off connect" ]] &&
+        [[ "$(upfs proxy show files)" == *"health.urls: $U1 backing-off: connect -"* ]]
+}
 t_backing_off() {
-    # the first URL is asked again once its back-off is over, fails, and backs off longer
+    # the first URL is asked again once its back-off is over, fails, and backs off longer; its
+    # back-off (2 s, 4 s, ...) may run out before the checks on a loaded machine: then once more
+    local f n=0
     sleep 1.2
-    assert_sha256 "$F/late.bin" "$(sha256_of "$SRV/late.bin")"
-    assert_eq "$(asked p2 /files/late\\.bin)" 1 "late.bin from the second parent"
-    assert_eq "$(url_health cli 0 state) $(url_health cli 0 cause)" "backing-off connect" \
-        "the first URL in proxy show --json"
-    assert_eq "$(url_health api 0 state) $(url_health api 0 cause)" "backing-off connect" \
-        "the first URL in /api/v1/proxies/files"
+    for f in late.bin late-2.bin late-3.bin; do
+        n=$((n + 1))
+        assert_sha256 "$F/$f" "$(sha256_of "$SRV/$f")"
+        assert_eq "$(asked p2 "/files/${f//./\\.}")" 1 "$f from the second parent"
+        if shows_backing_off; then break; fi
+        ((n < 3)) || die "the first URL does not show backing-off (cause connect): $(upfs proxy show files --json)"
+    done
     assert_eq "$(url_health api 1 state)" ok "the second URL in /api/v1/proxies/files"
     assert_eq "$(url_health api 0 url)" "$U1" "the first URL's name in the API"
-    assert_contains "$(upfs proxy show files)" "health.urls: $U1 backing-off: connect -" "proxy show"
     local failures
     failures="$(url_health api 0 failures)"
     ((failures >= 2)) || die "failures of the first URL: $failures"
@@ -155,8 +165,8 @@ check "the first URL shows backing-off (cause connect) in proxy show and the API
 
 first_url_asked() { [[ "$(url_health api 0 state)" != backing-off ]]; }
 t_comes_back() {
-    # its back-off (2 s, or 4 s) runs out; the edge then asks it first again
-    wait_until 10 first_url_asked || die "the first URL still backs off"
+    # its back-off (2 s, or up to 8 s) runs out; the edge then asks it first again
+    wait_until 40 first_url_asked || die "the first URL still backs off"
     assert_sha256 "$F/after.bin" "$(sha256_of "$SRV/after.bin")"
     assert_eq "$(asked p1 /files/after\\.bin)" 1 "after.bin from the first parent, back"
     assert_eq "$(asked p2 /files/after\\.bin)" 0 "after.bin at the second parent"
