@@ -279,6 +279,8 @@ static void print_row(const struct proxy *p, json_t *j, int wkey)
     health_word(j, health, sizeof(health));
     printf("%-*s  %-8s  %-10s  %-7s  %-22s  %s", wkey, p->key, config_type_name(p->type),
            config_auth_name(p->auth), p->offline ? "yes" : "no", health, url);
+    if (config_strv_len(p->mirrors)) /* the URLs tried after it (proxy show lists them) */
+        printf(" (+%zu more)", config_strv_len(p->mirrors));
     if (p->type == PROXY_ECR && (p->ecr.alias || p->ecr.repository))
         printf("%s%s%s", p->ecr.alias ? p->ecr.alias : "",
                p->ecr.alias && p->ecr.repository ? "/" : "",

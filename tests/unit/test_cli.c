@@ -438,6 +438,9 @@ static void test_url_repeats(void **state)
     json_decref(o);
     json_decref(want);
     run_free(&r);
+    r = run_cli((const char *[]){"upstreamfs", "proxy", "list", NULL}, envv);
+    assert_non_null(strstr(r.out, "http://127.0.0.2:81/f/ (+2 more)\n"));
+    run_free(&r);
     r = run_cli((const char *[]){"upstreamfs", "proxy", "update", "g", "--url", "http://h/f",
                                  "--url", "ftp://x/", NULL},
                 envv);
