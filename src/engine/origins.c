@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+_Static_assert(CONFIG_MIRRORS_MAX + 1 <= HEALTH_URLS_MAX, "a health snapshot holds every URL");
+
 int upstream_base_root(const char *base, bool api, char *out, size_t len)
 {
     char *origin = fetch_url_origin(base);
