@@ -28,6 +28,7 @@ struct dl_ctx {
     char *path;
     char *url;
     char *asked; /* the URL the download asks now: url's place on one of the proxy's URLs */
+    int restarts; /* on another URL after a failure: each URL twice at most */
     char expect_sha256[65]; /* content named by digest, or "" */
     int64_t started;
 };
@@ -81,6 +82,8 @@ static void dl_free(void *arg)
 static char *dl_next_url(void *arg, const char *asked, int err, const struct fetch_response *resp)
 {
     struct dl_ctx *c = arg;
+    if (++c->restarts > 2 * (int)c->u->norigins)
+        return NULL; /* URLs that keep failing in turn, each after the other's back-off */
     char *next = upstream_next_url(c->u, asked, err, resp);
     if (next) {
         free(c->asked);
