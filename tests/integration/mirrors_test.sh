@@ -7,8 +7,9 @@
 # a generic proxy `files` on one throttled origin, lib/upstream.py) and an edge mount whose proxy
 # `files` has both parents' /files/ routes as its URLs, in that order. Asserts:
 #   - the edge reads through the first parent; the first parent killed (SIGKILL) mid-read of an
-#     uncached 256 MiB file: the reader finishes with the right sha256 through the second (the
-#     download starts again there from its first byte);
+#     uncached 256 MiB file by three edges: every reader finishes with the right sha256 through
+#     the second (each download starts again there from its first byte), the origin sending the
+#     file once per parent;
 #   - the first URL then shows backing-off (cause connect) in `proxy show --json`, `proxy show`
 #     and /api/v1/proxies/files, while the edge goes on through the second;
 #   - the first parent back: after its back-off the edge uses it again (its log) and it shows ok;
@@ -77,6 +78,14 @@ upfs proxy create files --type generic --url "$U1" --url "$U2" >/dev/null
 MNT="$T/mnt"
 upfs_mount "$MNT" -o "listen=127.0.0.1:$API_PORT"
 F="$MNT/files"
+# two more edges (own state dirs and mounts), the same URLs: they read big.bin along
+ORIG_STATE="$STATE"
+for e in e2 e3; do
+    STATE="$T/state-$e"
+    upfs proxy create files --type generic --url "$U1" --url "$U2" >/dev/null
+    upfs_mount "$T/$e"
+done
+STATE="$ORIG_STATE"
 
 # url_health SRC I FIELD: FIELD of the health of URL I (0: the first) of proxy files, from
 # `proxy show --json` (SRC cli) or /api/v1/proxies/files (SRC api)
@@ -110,9 +119,13 @@ t_first_in_order() {
 check --setup "the first URL answers; a 404 is an answer (the second is not asked)" t_first_in_order
 
 t_failover() {
-    local sz=0
+    local sz=0 pids=() e
     cat "$F/big.bin" >"$T/big.out" &
-    local reader=$!
+    pids+=($!)
+    for e in e2 e3; do
+        cat "$T/$e/files/big.bin" >"$T/big-$e.out" &
+        pids+=($!)
+    done
     # mid-read: at least 48 MiB have come through the first parent
     wait_until 30 bash -c "(( \$(stat -c %s '$T/big.out' 2>/dev/null || echo 0) >= 48 << 20 ))" ||
         die "the read did not get going"
@@ -120,13 +133,19 @@ t_failover() {
     kill -KILL "$P_PID_p1"
     log "the first parent killed after $sz bytes read"
     ((sz < BIG)) || die "the read was over before the first parent was killed"
-    wait "$reader" || die "the reader of big.bin failed"
+    for e in "${pids[@]}"; do wait "$e" || die "a reader of big.bin failed"; done
     assert_sha256 "$T/big.out" "$WANT_BIG"
-    assert_eq "$(asked p2 /files/big\\.bin)" 1 "big.bin from the second parent"
+    for e in e2 e3; do
+        assert_sha256 "$T/big-$e.out" "$WANT_BIG"
+        assert_eq "$(xattr cached "$T/$e/files/big.bin")" complete "big.bin in edge $e's cache"
+    done
+    # each edge asked the second parent once; each parent asked the origin once
+    assert_eq "$(asked p2 /files/big\\.bin)" 3 "big.bin from the second parent"
+    assert_eq "$(upstream_count GET /big.bin)" 2 "origin GETs of big.bin (one per parent)"
     assert_eq "$(xattr cached "$F/big.bin")" complete "big.bin in the edge's cache"
     assert_eq "$(xattr digest "$F/big.bin")" "sha256:$WANT_BIG" "big.bin's digest"
 }
-check --setup "the first parent killed mid-read: the reader finishes through the second" t_failover
+check --setup "the first parent killed mid-read: 3 edges' readers finish through the second" t_failover
 
 # shows_backing_off: the first URL backs off (cause connect) in proxy show, --json and the API
 shows_backing_off() {
