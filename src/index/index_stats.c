@@ -45,6 +45,15 @@ int index_usage(struct index *ix, struct index_usage *u, size_t n)
         if (x)
             x->stale += sqlite3_column_int64(s, 1);
     }
+    rc = index__done(s, step);
+    if (rc < 0)
+        return rc;
+    s = index__stmt(ix, S_USE_REMOVED);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        struct index_usage *x = usage_of(u, n, (const char *)sqlite3_column_text(s, 0));
+        if (x)
+            x->removed += sqlite3_column_int64(s, 1);
+    }
     return index__done(s, step);
 }
 
