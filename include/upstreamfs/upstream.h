@@ -63,7 +63,7 @@ struct upstream_doc {
     char *content_type;     /* as the remote named it, or NULL */
     char *www_authenticate; /* on -EACCES: the remote's challenge, if any */
     char sha256[65];
-    bool changed; /* this fetch replaced a stored copy with different bytes */
+    bool changed; /* this fetch stored new bytes: a first copy, or other than the last one */
 };
 
 struct upstream_doc_req {
@@ -73,8 +73,8 @@ struct upstream_doc_req {
     const char *expect;  /* checksum the body must match ("sha256:<hex>", ...), or NULL */
     size_t max;          /* size cap; 0 means UPSTREAM_DOC_MAX */
     /* the mount directory whose files the document lists ("<name>/-"), or NULL: when a
-     * revalidation brings new bytes, its cached entries are compared with the new listing
-     * (upstream removals, src/engine/removals.c) */
+     * fetch stores new bytes (changed), the entries cached there are compared with the new
+     * listing (upstream removals, src/engine/removals.c) */
     const char *lists;
 };
 

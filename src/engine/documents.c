@@ -152,7 +152,7 @@ static int doc_store(struct upstream *u, const struct upstream_doc_req *dr, cons
     int rc = store_put_bytes(&e->store, r->body, r->body_len, hex);
     if (rc < 0)
         return rc;
-    out->changed = n->digest[0] && strcmp(n->digest, hex) != 0;
+    out->changed = !n->digest[0] || strcmp(n->digest, hex) != 0;
     engine__object_added(e, hex, (int64_t)r->body_len, false);
     set_str(&n->name, name);
     set_str(&n->top, u->cfg.key);

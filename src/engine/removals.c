@@ -2,9 +2,10 @@
  * removals: cached versions their upstream no longer lists (docs/policy.md, "Upstream
  * removals"; include/upstreamfs/removals.h).
  *
- * When a document that lists a directory's files changes at its upstream (an npm
- * packument: <name>/-; a PyPI project page: <name>), documents.c calls
- * engine__removals_check with that directory (upstream_doc_req.lists) once the new copy is
+ * When a fetch stores new bytes of a document that lists a directory's files (an npm
+ * packument: <name>/-; a PyPI project page: <name>) -- a revalidation that changed, or a
+ * first copy (the other variant of a packument may have brought the files) -- documents.c
+ * calls engine__removals_check with that directory (upstream_doc_req.lists) once the copy is
  * stored. The driver's listing of the directory, now made from the new document, is
  * compared with the entries the index holds cached there: a cached entry the listing lacks
  * is marked removed-upstream, a marked one it lists again is unmarked, in one transaction
@@ -99,7 +100,10 @@ int removals_spec_split(char *spec, char **key, char **name, char **version)
     return nl ? 0 : -EINVAL;
 }
 
-/* The cached entries of dir (node d): files with content, not local content. */
+/*
+ * The cached entries of dir (node d): files with content that never changes (a document the
+ * driver generates is mutable), not local content, not the driver's own dot names.
+ */
 static int cached_children(struct engine *e, const struct node *d, char ***names, size_t *n)
 {
     struct node *kids = NULL;
@@ -111,7 +115,8 @@ static int cached_children(struct engine *e, const struct node *d, char ***names
         return rc;
     char **out = nk ? calloc(nk, sizeof(*out)) : NULL;
     for (size_t i = 0; out && i < nk; i++)
-        if (kids[i].kind == NODE_FILE && kids[i].digest[0] && !kids[i].local)
+        if (kids[i].kind == NODE_FILE && kids[i].digest[0] && !kids[i].local &&
+            !kids[i].is_mutable && kids[i].name[0] != '.')
             if ((out[cnt] = strdup(kids[i].name)) != NULL)
                 cnt++;
     index_nodes_free(kids, nk);
