@@ -94,6 +94,17 @@ void upstream_doc_clear(struct upstream_doc *d);
 /* upstream_doc_fetch of a mutable document with no extra headers. */
 int upstream_doc_get(struct upstream *u, const char *url, char **body, size_t *len, bool *stale);
 
+/*
+ * Upstream removals (src/engine/removals.c) for versions no cached document lists (docker
+ * tags). upstream_removals_listed: l is dir's listing fresh from the upstream (tags/list);
+ * what is cached below dir and l lacks is marked removed-upstream, what l has is unmarked.
+ * upstream_removed_set: path (a tag directory) is gone at the upstream (removed: its manifest
+ * answers 404) or there again; only a cached path is marked.
+ */
+struct drv_listing;
+void upstream_removals_listed(struct upstream *u, const char *dir, const struct drv_listing *l);
+void upstream_removed_set(struct upstream *u, const char *path, bool removed);
+
 /* GET/HEAD with the proxy's endpoint and the metadata deadline; records health. */
 int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,
                      struct fetch_response *resp);

@@ -340,7 +340,9 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
     if (rc < 0)
         return rc;
     if (d.kind != NODE_DIR || engine__node_hidden(e, &d))
-        rc = d.kind != NODE_DIR ? -ENOTDIR : -ENOENT;
+        rc = d.kind != NODE_DIR                     ? -ENOTDIR
+             : engine__removed_refused(e, &d) < 0 ? -EACCES /* removed upstream: policy */
+                                                  : -ENOENT;
     else if (ino != INDEX_ROOT_INO && engine__is_registry(e, d.top))
         rc = list_registry(e, &d, &dl);
     else

@@ -101,8 +101,29 @@ int removals_spec_split(char *spec, char **key, char **name, char **version)
 }
 
 /*
+ * Whether directory node k is a version with something cached below it (a docker tag's image
+ * layout). A name with ':' is a digest ("sha256:..."): content by its own name, never a
+ * version an upstream removes.
+ */
+static bool cached_unit(struct engine *e, const struct node *k)
+{
+    char **d = NULL;
+    size_t nd = 0;
+    if (k->kind != NODE_DIR || k->local || strchr(k->name, ':'))
+        return false;
+    pthread_mutex_lock(&e->mu);
+    int rc = index_digests_under(e->ix, k->ino, &d, &nd);
+    pthread_mutex_unlock(&e->mu);
+    for (size_t i = 0; i < nd; i++)
+        free(d[i]);
+    free(d);
+    return rc == 0 && nd > 0;
+}
+
+/*
  * The cached entries of dir (node d): files with content that never changes (a document the
- * driver generates is mutable), not local content, not the driver's own dot names.
+ * driver generates is mutable), not local content, not the driver's own dot names; and
+ * directories that are one unit with content below (cached_unit).
  */
 static int cached_children(struct engine *e, const struct node *d, char ***names, size_t *n)
 {
@@ -115,8 +136,9 @@ static int cached_children(struct engine *e, const struct node *d, char ***names
         return rc;
     char **out = nk ? calloc(nk, sizeof(*out)) : NULL;
     for (size_t i = 0; out && i < nk; i++)
-        if (kids[i].kind == NODE_FILE && kids[i].digest[0] && !kids[i].local &&
-            !kids[i].is_mutable && kids[i].name[0] != '.')
+        if ((kids[i].kind == NODE_FILE && kids[i].digest[0] && !kids[i].local &&
+             !kids[i].is_mutable && kids[i].name[0] != '.') ||
+            cached_unit(e, &kids[i]))
             if ((out[cnt] = strdup(kids[i].name)) != NULL)
                 cnt++;
     index_nodes_free(kids, nk);
@@ -153,9 +175,13 @@ static int sync_marks(struct engine *e, struct upstream *u, const char *dir, cha
             rc = -ENOMEM;
         } else if (gone[i]) {
             mark[nm++] = path;
-            log_warn("%s proxy %s: %s is no longer listed upstream: marked removed-upstream%s",
-                     u->drv->type, u->cfg.key, path,
-                     config_proxy_hides_removed(&u->cfg) ? " (hidden)" : "");
+            pthread_mutex_lock(&e->mu);
+            bool was = index_removed_get(e->ix, u->cfg.key, path, NULL) == 1;
+            pthread_mutex_unlock(&e->mu);
+            if (!was)
+                log_warn("%s proxy %s: %s is no longer listed upstream: marked removed-upstream%s",
+                         u->drv->type, u->cfg.key, path,
+                         config_proxy_hides_removed(&u->cfg) ? " (hidden)" : "");
         } else {
             unmark[nu++] = path;
         }
@@ -172,29 +198,80 @@ static int sync_marks(struct engine *e, struct upstream *u, const char *dir, cha
     return rc;
 }
 
-void engine__removals_check(struct upstream *u, const char *dir)
+/* The cached entries of dir in *cached (none: 0 and nothing), or -errno. */
+static int cached_in(struct engine *e, struct upstream *u, const char *dir, char ***cached,
+                     size_t *nc)
 {
-    struct engine *e = u->eng;
     struct node d;
-    if (!u->drv->list)
-        return;
+    *cached = NULL;
+    *nc = 0;
     pthread_mutex_lock(&e->mu);
     int rc = index_find(e->ix, u->cfg.key, dir, &d);
     pthread_mutex_unlock(&e->mu);
     if (rc < 0)
-        return; /* never looked at: nothing cached there */
+        return rc == -ENOENT ? 0 : rc; /* never looked at: nothing cached there */
+    rc = cached_children(e, &d, cached, nc);
+    node_clear(&d);
+    return rc;
+}
+
+void upstream_removals_listed(struct upstream *u, const char *dir, const struct drv_listing *l)
+{
     char **cached = NULL;
     size_t nc = 0;
-    rc = cached_children(e, &d, &cached, &nc);
-    node_clear(&d);
-    if (rc < 0 || nc == 0) {
-        free_names(cached, nc);
-        return; /* no request for a directory with nothing cached */
+    int rc = cached_in(u->eng, u, dir, &cached, &nc);
+    if (rc == 0 && nc > 0)
+        rc = sync_marks(u->eng, u, dir, cached, nc, l);
+    if (rc < 0)
+        log_warn("%s proxy %s: %s: removals not checked: %s", u->drv->type, u->cfg.key, dir,
+                 strerror(-rc));
+    free_names(cached, nc);
+}
+
+void upstream_removed_set(struct upstream *u, const char *path, bool removed)
+{
+    struct engine *e = u->eng;
+    struct node n;
+    char *p = (char *)path;
+    pthread_mutex_lock(&e->mu);
+    int have = index_find(e->ix, u->cfg.key, path, &n);
+    int marked = have == 0 ? index_removed_get(e->ix, u->cfg.key, path, NULL) : 0;
+    pthread_mutex_unlock(&e->mu);
+    if (have < 0)
+        return; /* not in the index: nothing cached to mark */
+    bool cached = (n.kind == NODE_FILE && n.digest[0] && !n.local) || cached_unit(e, &n);
+    node_clear(&n);
+    int rc = 0;
+    /* Only a change is written. */
+    if (removed && cached && marked == 0) {
+        log_warn("%s proxy %s: %s is gone upstream: marked removed-upstream%s", u->drv->type,
+                 u->cfg.key, path, config_proxy_hides_removed(&u->cfg) ? " (hidden)" : "");
+        pthread_mutex_lock(&e->mu);
+        rc = index_removed_sync(e->ix, u->cfg.key, &p, 1, NULL, 0, engine__now());
+        pthread_mutex_unlock(&e->mu);
+    } else if (!removed && marked == 1) {
+        pthread_mutex_lock(&e->mu);
+        rc = index_removed_sync(e->ix, u->cfg.key, NULL, 0, &p, 1, engine__now());
+        pthread_mutex_unlock(&e->mu);
     }
+    if (rc < 0)
+        log_warn("%s proxy %s: %s: removal not recorded: %s", u->drv->type, u->cfg.key, path,
+                 strerror(-rc));
+}
+
+void engine__removals_check(struct upstream *u, const char *dir)
+{
+    char **cached = NULL;
+    size_t nc = 0;
     struct drv_listing l = {0};
-    rc = u->drv->list(u, dir, &l); /* from the document just stored */
-    if (rc == 0)
-        rc = sync_marks(e, u, dir, cached, nc, &l);
+    if (!u->drv->list)
+        return;
+    int rc = cached_in(u->eng, u, dir, &cached, &nc);
+    if (rc == 0 && nc > 0) { /* no request for a directory with nothing cached */
+        rc = u->drv->list(u, dir, &l); /* from the document just stored */
+        if (rc == 0)
+            rc = sync_marks(u->eng, u, dir, cached, nc, &l);
+    }
     if (rc < 0 && rc != -ENOENT)
         log_warn("%s proxy %s: %s: removals not checked: %s", u->drv->type, u->cfg.key, dir,
                  strerror(-rc));
@@ -215,7 +292,9 @@ static bool node_marked(struct engine *e, const struct node *n, int64_t *since)
 
 bool engine__removed_hidden(struct engine *e, const struct node *n)
 {
-    if (n->local || n->via || !n->top || !n->path || !n->path[0])
+    /* Versions are files with content (tarballs, distributions) and directories (tags). */
+    if (n->local || n->via || !n->top || !n->path || !n->path[0] ||
+        (n->kind == NODE_FILE ? !n->digest[0] : n->kind != NODE_DIR))
         return false;
     struct upstream *u = engine__upstream(e, n->top);
     bool hide = u && config_proxy_hides_removed(&u->cfg);

@@ -25,6 +25,13 @@
 #     purging what is not marked fails ("nothing marked removed-upstream matches");
 #   PyPI removal: upfs_demo-0.9.0.tar.gz, cached through pyh, is dropped from the page: marked,
 #     hidden from ls, EACCES by path, absent from the shim's page; purge deletes its blob;
+#   docker: test/hello:v1 and :v2, cached through hubk (docker, on_removed default: keep) and
+#     hubh (--on-removed hide), lose their tags at the docker-registry (the tag's directory
+#     removed from its storage): gone from tags/list, both are marked on the next listing of
+#     test/hello; hubh leaves v1 out of ls and refuses it (EACCES), hubk lists it with
+#     user.upstreamfs.removed and still serves its cached blobs; cache purge
+#     hubh/test/hello@v1 deletes hubh's tag directory; test/hello:stays, removed too, is marked
+#     when its index.json is asked for again (the manifest answers 404), without a listing;
 #   PEP 592 yanked: upfs_demo-1.0.0's wheel yanked upstream stays served: pip download
 #     upfs-demo==1.0.0 through the shim gets it (fixture sha256), the shim's HTML page carries
 #     data-yanked="broken", its JSON page and the mount's .simple.json "yanked": "broken", and the
@@ -32,6 +39,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/docker/registry.sh"
+docker_need_tools
 REGISTRY_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/npm" && pwd)/registry.py"
 BUILD_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/pypi" && pwd)/build.py"
 PIP=(/usr/bin/python3 -m pip)
@@ -60,6 +69,19 @@ REG_URL="http://127.0.0.1:$(cat "$T/reg.port")/"
 upfs proxy create npmh --type npm --url "$REG_URL" --metadata-ttl 1 >/dev/null
 upfs proxy create npmk --type npm --url "$REG_URL" --metadata-ttl 1 --on-removed keep >/dev/null
 upfs proxy create pyh --type pypi --url "$UPSTREAM_URL" --metadata-ttl 1 >/dev/null
+OCI="$T/oci"
+mkimage "$OCI" v1 --text one >/dev/null
+mkimage "$OCI" v2 --text two >/dev/null
+registry_start a open
+push "oci:$OCI:v1" "127.0.0.1:$REG_PORT_a/test/hello:v1"
+push "oci:$OCI:v2" "127.0.0.1:$REG_PORT_a/test/hello:v2"
+push "oci:$OCI:v2" "127.0.0.1:$REG_PORT_a/test/hello:stays"
+TAGS="$T/a/storage/docker/registry/v2/repositories/test/hello/_manifests/tags"
+[[ -d "$TAGS/v1" ]] || die "no tag directory $TAGS/v1 in the registry's storage"
+upfs proxy create hubk --type docker --source custom --url "http://127.0.0.1:$REG_PORT_a/" \
+    --metadata-ttl 1 >/dev/null
+upfs proxy create hubh --type docker --source custom --url "http://127.0.0.1:$REG_PORT_a/" \
+    --metadata-ttl 1 --on-removed hide >/dev/null
 SPORT="$(free_port)"
 upfs_mount "$MNT" -o "listen=127.0.0.1:$SPORT"
 wait_for_port "$SPORT" 10 || die "the shim is not listening on $SPORT"
@@ -188,6 +210,8 @@ t_pypi_removed() {
 }
 
 t_pypi_yanked() {
+    local base
+    base="$(stats_field removed_upstream)"
     "$PYTHON" "$BUILD_PY" yank "$T/repo" upfs-demo "$WHL" broken
     revalidate "$MNT/pyh/upfs-demo/.simple.json"
     wait_until 10 grep -q '"yanked": *"broken"' "$MNT/pyh/upfs-demo/.simple.json" ||
@@ -206,7 +230,49 @@ print([f.get("yanked") for f in json.load(sys.stdin)["files"] if f["filename"] =
     ((RC == 0)) || die "pip download upfs-demo==1.0.0 (yanked) failed ($RC): $ERR $OUT"
     assert_sha256 "$T/dl/$WHL" "$(psha "$WHL")"
     [[ -z "$(xattr removed "$MNT/pyh/upfs-demo/$WHL")" ]] || die "the yanked wheel is marked removed"
-    removed_is 0 || die "a yanked file counts as removed: $(stats_field removed_upstream)"
+    removed_is "$base" || die "a yanked file counts as removed: $(stats_field removed_upstream)"
+}
+
+# ---- docker: a tag gone from tags/list, a tag whose manifest answers 404 ---------------------
+t_docker() {
+    local p ls_out blob base
+    base="$(stats_field removed_upstream)"
+    for p in hubk hubh; do
+        assert_contains "$(ls "$MNT/$p/test/hello")" v1 "$p's tags"
+        cp -r "$MNT/$p/test/hello/v1" "$T/$p-v1"
+        cp -r "$MNT/$p/test/hello/v2" "$T/$p-v2"
+    done
+    blob="$(ls "$T/hubk-v1/blobs/sha256" | head -n 1)"
+    rm -rf -- "${TAGS:?}/v1" "${TAGS:?}/v2"
+    sleep 1.2
+    for p in hubk hubh; do ls "$MNT/$p/test/hello" >/dev/null; done # answered at once, re-listed
+    wait_until 10 removed_is $((base + 4)) ||
+        die "tags/list without v1 and v2: $(stats_field removed_upstream) marked, expected $((base + 4))"
+    ls_out="$(ls "$MNT/hubh/test/hello")"
+    [[ "$ls_out" != *v1* ]] || die "hubh (hide) lists the removed tag: $ls_out"
+    assert_contains "$ls_out" stays "hubh's listing keeps the tag still there"
+    expect_fail_with "Permission denied" ls "$MNT/hubh/test/hello/v1"
+    assert_contains "$(ls "$MNT/hubk/test/hello")" v1 "hubk (keep) lists the removed tag"
+    [[ "$(xattr removed "$MNT/hubk/test/hello/v1")" == removed-upstream\ * ]] ||
+        die "user.upstreamfs.removed of hubk's v1: '$(xattr removed "$MNT/hubk/test/hello/v1")'"
+    assert_sha256 "$MNT/hubk/test/hello/v1/blobs/sha256/$blob" "$blob"
+    expect_ok upfs cache purge hubh/test/hello@v1
+    assert_eq "$OUT" "purged hubh/test/hello/v1" "purge of a tag"
+    removed_is $((base + 3)) || die "after the purge of hubh's v1: $(stats_field removed_upstream) marked"
+}
+
+t_docker_404() {
+    local base
+    base="$(stats_field removed_upstream)"
+    cp -r "$MNT/hubk/test/hello/stays" "$T/hubk-stays"
+    rm -rf -- "${TAGS:?}/stays"
+    # not listed again, but its index.json is asked for past the TTL: the manifest is 404
+    sleep 1.2
+    cat "$MNT/hubk/test/hello/stays/index.json" >/dev/null 2>&1 || true
+    wait_until 10 removed_is $((base + 1)) ||
+        die "the tag whose manifest is 404: $(stats_field removed_upstream) marked, expected $((base + 1))"
+    [[ "$(xattr removed "$MNT/hubk/test/hello/stays")" == removed-upstream\ * ]] ||
+        die "user.upstreamfs.removed of hubk's stays: '$(xattr removed "$MNT/hubk/test/hello/stays")'"
 }
 
 check --setup "npm: cache a version through both proxies, unpublish it, revalidate" t_npm_setup
@@ -215,5 +281,7 @@ check "npm keep: listed, served, user.upstreamfs.removed, /metrics and cache sta
 check "npm: a version that comes back is unmarked; removed again, marked again" t_npm_comes_back
 check "cache purge deletes the marked version, its blob once nothing names it" t_npm_purge
 check "pypi: a file deleted from the page is marked, hidden, purged" t_pypi_removed
+check "docker: tags gone from tags/list are marked; hide, keep, purge" t_docker
+check "docker: a tag whose manifest answers 404 is marked" t_docker_404
 check "pypi: a yanked file stays served (pip ==), data-yanked in the pages, not marked" t_pypi_yanked
 finish
