@@ -162,7 +162,10 @@ int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, 
 int engine_file_wait(struct engine_file *f, const struct engine_wait *w);
 int engine_file_close(struct engine_file *f);
 
-/* Extended attributes (user.upstreamfs.digest|source|cached|stale). */
+/*
+ * Extended attributes (user.upstreamfs.digest|source|cached|stale, and removed:
+ * src/engine/removals.c).
+ */
 /* Every proxy's health (malloc'd array, caller frees), or one proxy's (-ENOENT: no such proxy). */
 int engine_health(struct engine *e, struct health_snapshot **out, size_t *n);
 int engine_proxy_health(struct engine *e, const char *key, struct health_snapshot *out);

@@ -267,7 +267,7 @@ void engine__removals_check(struct upstream *u, const char *dir)
     if (!u->drv->list)
         return;
     int rc = cached_in(u->eng, u, dir, &cached, &nc);
-    if (rc == 0 && nc > 0) { /* no request for a directory with nothing cached */
+    if (rc == 0 && nc > 0) {           /* no request for a directory with nothing cached */
         rc = u->drv->list(u, dir, &l); /* from the document just stored */
         if (rc == 0)
             rc = sync_marks(u->eng, u, dir, cached, nc, &l);

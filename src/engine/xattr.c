@@ -1,8 +1,9 @@
 /*
  * xattr: the user.upstreamfs.* extended attributes (engine_getxattr,
  * engine_listxattr; contracts in include/upstreamfs/engine.h): a file's
- * digest, source, cached state and staleness, any node's last failure, and
- * a proxy's or registry's health on its top directory.
+ * digest, source, cached state and staleness, any node's last failure, the
+ * removed-upstream mark of a file or tag directory (src/engine/removals.c),
+ * and a proxy's or registry's health on its top directory.
  */
 #include "engine_i.h"
 #include "upstreamfs/health.h"
