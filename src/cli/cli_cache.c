@@ -29,7 +29,8 @@ const size_t cli_cache_nsubs = sizeof(cli_cache_subs) / sizeof(cli_cache_subs[0]
 static const char *const cache_help[] = {
     "          cache size, object counts, local content, and the counters (hits,\n"
     "                 misses, upstream requests and bytes, evictions, stale serves) of the\n"
-    "                 mounts, servers and prefetches running on the state dir",
+    "                 mounts, servers and prefetches running on the state dir; the cached\n"
+    "                 versions marked removed-upstream",
     "             remove objects no path refers to, and unfinished downloads",
     "         re-hash every object; remove (and report) any that do not match",
     " PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction",
