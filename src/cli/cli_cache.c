@@ -204,7 +204,10 @@ static int cache_parse(int argc, char **argv, struct cache_args *a)
     const char *h = cache_help[sub - cli_cache_subs];
     bool needs_path = !strncmp(h, " PATH", 5) || !strncmp(h, " KEY/", 5);
     if (needs_path && a->nrest != 1) {
-        cli_errorf("cache %s: PATH: exactly one path is required", cmd);
+        if (h[1] == 'K')
+            cli_errorf("cache %s: KEY/NAME[@VERSION]: exactly one is required", cmd);
+        else
+            cli_errorf("cache %s: PATH: exactly one path is required", cmd);
         return CLI_EXIT_USAGE;
     }
     if (!needs_path && a->nrest != 0) {

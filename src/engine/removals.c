@@ -173,17 +173,22 @@ static int sync_marks(struct engine *e, struct upstream *u, const char *dir, cha
         char *path = engine__join(dir, cached[i]);
         if (!path) {
             rc = -ENOMEM;
-        } else if (gone[i]) {
+            continue;
+        }
+        pthread_mutex_lock(&e->mu);
+        bool was = index_removed_get(e->ix, u->cfg.key, path, NULL) == 1;
+        pthread_mutex_unlock(&e->mu);
+        if (gone[i]) {
             mark[nm++] = path;
-            pthread_mutex_lock(&e->mu);
-            bool was = index_removed_get(e->ix, u->cfg.key, path, NULL) == 1;
-            pthread_mutex_unlock(&e->mu);
             if (!was)
                 log_warn("%s proxy %s: %s is no longer listed upstream: marked removed-upstream%s",
                          u->drv->type, u->cfg.key, path,
                          config_proxy_hides_removed(&u->cfg) ? " (hidden)" : "");
         } else {
             unmark[nu++] = path;
+            if (was)
+                log_info("%s proxy %s: %s is listed upstream again: unmarked", u->drv->type,
+                         u->cfg.key, path);
         }
     }
     if (rc == 0) {
