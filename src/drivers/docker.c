@@ -446,11 +446,13 @@ static int dk_list(struct upstream *u, const char *dir, struct drv_listing *out)
         }
         if (p.ns_repo && maybe_repo) {
             size_t before = out->n;
-            rc = dk_list_tags(u, p.ns_name, out);
+            bool whole = false;
+            rc = dk_list_tags(u, p.ns_name, out, &whole);
             if (rc == 0) {
                 is_repo = true;
                 have = true;
-                upstream_removals_listed(u, dir, out); /* tags gone from tags/list */
+                if (whole) /* tags gone from tags/list (a capped list tells nothing) */
+                    upstream_removals_listed(u, dir, out);
             } else {
                 /* Not a repository after all: drop what a partial read added. */
                 while (out->n > before)
