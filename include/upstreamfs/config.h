@@ -47,6 +47,12 @@ enum proxy_auth { AUTH_ANONYMOUS, AUTH_ACCESS_KEY, AUTH_AWS_CHAIN };
 /* docker only: where the registry is. */
 enum proxy_source { SOURCE_NONE, SOURCE_DOCKERHUB, SOURCE_CUSTOM };
 
+/*
+ * What a cached version its upstream removed becomes (src/engine/removals.c): default is
+ * hide for npm and pypi, keep for images (config_proxy_hides_removed).
+ */
+enum proxy_on_removed { ON_REMOVED_DEFAULT, ON_REMOVED_KEEP, ON_REMOVED_HIDE };
+
 /* What an ECR url normalises to (docs/ecr.md). */
 struct ecr_target {
     bool is_public;
@@ -102,6 +108,7 @@ struct proxy {
     char **allow_host;
     bool pass_credentials; /* credentials also go to other origins an index names */
     int64_t max_size;      /* cap on a body of unknown length, bytes */
+    enum proxy_on_removed on_removed; /* a cached version its upstream removed */
     /* TLS material given as PEM text (the API's ca_pem, client_cert_pem, client_key_pem). */
     struct proxy_pem ca_pem, client_cert_pem, client_key_pem;
     struct ecr_target ecr; /* filled by validation for type ecr */
@@ -123,6 +130,9 @@ int config_source_parse(const char *s, enum proxy_source *out, struct config_err
 
 /* The key rule (syntax and reserved names; uniqueness is configdb's). */
 int config_key_validate(const char *field, const char *key, struct config_error *err);
+
+/* Whether versions the upstream removed are hidden (on_removed, or the type's default). */
+bool config_proxy_hides_removed(const struct proxy *p);
 
 /* Fills defaults (TTLs) for a new proxy of this key and type. */
 void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type);

@@ -235,6 +235,19 @@ void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type)
     proxy_fields_defaults(p);
 }
 
+const char *const config__on_removed_names[3] = {
+    [ON_REMOVED_DEFAULT] = "default",
+    [ON_REMOVED_KEEP] = "keep",
+    [ON_REMOVED_HIDE] = "hide",
+};
+
+bool config_proxy_hides_removed(const struct proxy *p)
+{
+    if (p->on_removed != ON_REMOVED_DEFAULT)
+        return p->on_removed == ON_REMOVED_HIDE;
+    return p->type == PROXY_NPM || p->type == PROXY_PYPI;
+}
+
 void config_proxy_set_auth(struct proxy *p, enum proxy_auth a)
 {
     if (a != AUTH_ACCESS_KEY) {

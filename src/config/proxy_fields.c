@@ -280,6 +280,17 @@ const struct proxy_field proxy_fields[] = {
      .min = 1,
      .max = CONFIG_MAX_SIZE_MAX,
      .help = "largest body of unknown length taken from the remote"},
+    {.name = "on_removed",
+     .cli = "on-removed",
+     .kind = FIELD_ENUM,
+     .types = ONLY(PROXY_NPM) | ONLY(PROXY_PYPI) | ONLY(PROXY_DOCKER) | ONLY(PROXY_ECR),
+     .offset = AT(on_removed),
+     NAMES(config__on_removed_names),
+     .help = "a cached version the upstream no longer lists\n"
+             "(unpublished, deleted, a vanished tag): hidden from\n"
+             "listings and refused (cause policy), or kept and\n"
+             "marked; default: hide for npm and pypi, keep for\n"
+             "docker and ecr (docs/policy.md)"},
 };
 const size_t proxy_fields_count = sizeof(proxy_fields) / sizeof(proxy_fields[0]);
 _Static_assert(sizeof(proxy_fields) / sizeof(proxy_fields[0]) <= PROXY_FIELDS_MAX,

@@ -226,6 +226,10 @@ static int engine_part(struct shim_buf *b, const struct engine_stats *st,
     if (rc == 0)
         rc = single(b, "stale_serves_total", "counter",
                     "Cached copies served because the upstream failed.", st->stale_serves);
+    if (rc == 0)
+        rc = single(b, "removed_upstream", "gauge",
+                    "Cached entries their upstream no longer lists (marked removed-upstream).",
+                    st->removed_upstream);
     return rc;
 }
 

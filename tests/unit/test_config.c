@@ -475,6 +475,7 @@ static const char *const json_members[] = {
     "client_key_pem_set",
     "connect_timeout",
     "metadata_timeout",
+    "on_removed",
 };
 
 static void test_proxy_json_shape(void **state)
