@@ -145,9 +145,9 @@ static int proxy_part(struct shim_buf *b, const struct health_snapshot *h, size_
                     "Failed requests to upstreams, by proxy and cause (docs/troubleshooting.md).");
     for (size_t i = 0; rc == 0 && i < nh; i++)
         for (int c = 1; rc == 0 && c < FAILURE_CAUSE_COUNT; c++)
-            rc = shim_buf_printf(
-                b, "upstreamfs_upstream_errors_total{proxy=\"%s\",cause=\"%s\"} %llu\n", h[i].key,
-                failure_cause_name((enum failure_cause)c), h[i].errors[c]);
+            rc = shim_buf_printf(b, "upstreamfs_upstream_errors_total{proxy=\"%s\",cause=\"%s\"} %llu\n",
+                                 h[i].key, failure_cause_name((enum failure_cause)c),
+                                 h[i].errors[c]);
     if (rc == 0)
         rc = family(b, "proxy_healthy", "gauge",
                     "1 when the proxy's last request to its upstream succeeded (health ok).");
@@ -216,7 +216,8 @@ int shim_metrics_format(const struct shim_metrics *m, const struct engine_stats 
 }
 
 int shim_metrics_format_proxies(const struct shim_metrics *m, const struct engine_stats *st,
-                                const struct health_snapshot *h, size_t nh, char **out, size_t *len)
+                                const struct health_snapshot *h, size_t nh, char **out,
+                                size_t *len)
 {
     struct shim_buf b;
     shim_buf_init(&b, PAGE_MAX);
