@@ -346,17 +346,19 @@ t_trailer() {
 check "Repr-Digest trailer: a cold parent states a streamed file's digest after it; edges check it" t_trailer
 
 # ---- Helm, Maven, npm, PyPI through parents -------------------------------------------------
+# cross KIND KEY NAME...: cross_fetch.py on the two parents' routes of proxy KEY
+cross() {
+    local kind="$1" key="$2"
+    shift 2
+    "$PYTHON" "$HERE/tier/cross_fetch.py" "$kind" "http://127.0.0.1:$SERVE_PORT_p1/$key/" \
+        "http://127.0.0.1:$SERVE_PORT_p2/$key/" "$@" >"$T/cross-$kind.log" 2>&1 ||
+        die "$kind: a file listed by the first parent, fetched from the second: $(cat "$T/cross-$kind.log")"
+}
 t_cross() {
-    local k
-    for k in "npm npm upfs-demo @upfs/util" "pypi py upfs-demo" "helm charts alpha beta" \
-        "maven mvn com/example/demo/1.0/demo-1.0.jar com/example/demo/1.0/demo-1.0.pom"; do
-        set -- $k
-        local kind="$1" key="$2"
-        shift 2
-        "$PYTHON" "$HERE/tier/cross_fetch.py" "$kind" "http://127.0.0.1:$SERVE_PORT_p1/$key/" \
-            "http://127.0.0.1:$SERVE_PORT_p2/$key/" "$@" >"$T/cross-$kind.log" ||
-            die "$kind: a file listed by the first parent, fetched from the second: $(cat "$T/cross-$kind.log")"
-    done
+    cross npm npm upfs-demo @upfs/util
+    cross pypi py upfs-demo
+    cross helm charts alpha beta
+    cross maven mvn com/example/demo/1.0/demo-1.0.jar com/example/demo/1.0/demo-1.0.pom
 }
 check "Helm, Maven, npm, PyPI: a file one parent's document names is fetched from the other" t_cross
 
