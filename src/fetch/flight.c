@@ -47,6 +47,7 @@ struct flight {
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
     bool verified; /* the whole body matched its expectation: its end may be read */
+    bool trailed;  /* no digest yet, but the answer sends one after its body (a trailer) */
     char hex[65];
 
     int fd;
@@ -179,6 +180,8 @@ static int on_headers(void *arg, const struct fetch_response *r)
         pthread_mutex_lock(&f->mu);
         if (drc == 0 && hash_expect_late(f->hash, &stated) == 0)
             f->expect = stated;
+        /* A parent streaming what it does not have yet states the digest after the body. */
+        f->trailed = f->expect.algo == HASH_NONE && r->repr_digest_trailer;
         f->state = FLIGHT_STREAMING;
         f->status = r->status;
         f->total = r->content_length;
@@ -218,6 +221,31 @@ static int replay(struct flight *f, const char **p, size_t *len)
         *len -= n;
     }
     return 0;
+}
+
+/*
+ * The digest an answer stated in a trailer (fetch.h, repr_digest), checked by hash_end as one
+ * stated before the body: only a sha-256 can be (the body was hashed with it alone). A
+ * trailer that did not come (an intermediary dropped it) leaves the body unchecked, as any
+ * generic download is; a malformed one is a failure.
+ */
+static int trailer_expect(struct flight *f, const struct fetch_response *r)
+{
+    struct hash_expect stated;
+    int drc = r->repr_digest ? hash_repr_digest_parse(r->repr_digest, &stated) : -ENOENT;
+    if (drc == -EINVAL)
+        return -EBADMSG;
+    if (drc < 0 || stated.algo != HASH_SHA256) {
+        log_debug("download %s: no sha-256 in a Repr-Digest trailer; unchecked", f->url);
+        return 0;
+    }
+    int rc = hash_expect_late(f->hash, &stated);
+    if (rc == 0) {
+        pthread_mutex_lock(&f->mu);
+        f->expect = stated;
+        pthread_mutex_unlock(&f->mu);
+    }
+    return rc == -EEXIST ? 0 : rc;
 }
 
 static int on_data(void *arg, const void *data, size_t len)
@@ -389,6 +417,7 @@ static void *flight_run(void *arg)
     struct fetch_request req = {.url = f->url,
                                 .ep = &f->ep,
                                 .headers = f->headers,
+                                .want_trailers = true,
                                 .on_headers = on_headers,
                                 .on_data = on_data,
                                 .should_abort = should_abort,
@@ -409,6 +438,8 @@ static void *flight_run(void *arg)
     if (rc == 0 && ((f->expect_size >= 0 && f->written != f->expect_size) ||
                     f->replayed < f->replay_end)) /* the next URL's body was shorter */
         rc = -EBADMSG;
+    if (rc == 0 && f->trailed)
+        rc = trailer_expect(f, &resp);
     if (rc == 0) {
         char hex[65];
         struct hash_ctx *h = f->hash;
@@ -622,7 +653,8 @@ static bool has_range_or_end(struct flight *f, const void *arg)
         return false;
     if (f->state != FLIGHT_STREAMING || f->verified) /* verified: the whole body is in */
         return true;
-    return f->written >= want && (f->expect.algo == HASH_NONE || want < known_end(f));
+    return f->written >= want &&
+           ((f->expect.algo == HASH_NONE && !f->trailed) || want < known_end(f));
 }
 
 static bool has_ended(struct flight *f, const void *arg)
@@ -679,7 +711,8 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
     int64_t want = (int64_t)off + (int64_t)len;
     pthread_mutex_lock(&f->mu);
     /* Verified content of unknown length: wake when a byte past the range arrives. */
-    int64_t wake = f->expect.algo != HASH_NONE && known_end(f) <= want ? want + 1 : want;
+    int64_t wake =
+        (f->expect.algo != HASH_NONE || f->trailed) && known_end(f) <= want ? want + 1 : want;
     int rc = wait_for(f, has_range_or_end, &want, wake, stall_ms, cancel, carg);
     if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
         rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;

@@ -15,12 +15,16 @@
 
 #define PAGE_MAX (1024 * 1024)
 
+static int family(struct shim_buf *b, const char *name, const char *type, const char *help);
+
 void shim_metrics_init(struct shim_metrics *m)
 {
     for (int r = 0; r < SHIM_ROUTE_COUNT; r++) {
         for (int s = 0; s <= SHIM_STATUS_MAX - SHIM_STATUS_MIN; s++)
             atomic_init(&m->requests[r][s], 0);
         atomic_init(&m->bytes[r], 0);
+        for (int c = 0; c < SHIM_ANSWER_COUNT; c++)
+            atomic_init(&m->answers[r][c], 0);
     }
     atomic_init(&m->hits, 0);
     atomic_init(&m->misses, 0);
@@ -40,6 +44,31 @@ void shim_metrics_request(struct shim_metrics *m, enum shim_route route, int sta
         atomic_fetch_add(&m->hits, 1);
     else if (cache == SHIM_CACHE_MISS)
         atomic_fetch_add(&m->misses, 1);
+    enum shim_answer_class c = status == 304              ? SHIM_ANSWER_NOT_MODIFIED
+                               : status >= 300            ? SHIM_ANSWER_OTHER
+                               : cache == SHIM_CACHE_HIT  ? SHIM_ANSWER_HIT
+                               : cache == SHIM_CACHE_MISS ? SHIM_ANSWER_MISS
+                                                          : SHIM_ANSWER_OTHER;
+    atomic_fetch_add(&m->answers[route][c], 1);
+}
+
+/* The answers of each route by class (enum shim_answer_class); routes never used are left out. */
+static int answers_part(struct shim_buf *b, const struct shim_metrics *m)
+{
+    static const char *const names[SHIM_ANSWER_COUNT] = {"hit", "miss", "not_modified", "other"};
+    int rc = family(b, "http_answers_total", "counter",
+                    "Requests answered by the shim, by route and class: content from the cache "
+                    "(hit), content from the upstream (miss), 304 (not_modified), anything else.");
+    for (int r = 0; rc == 0 && r < SHIM_ROUTE_COUNT; r++) {
+        unsigned long long v[SHIM_ANSWER_COUNT], sum = 0;
+        for (int c = 0; c < SHIM_ANSWER_COUNT; c++)
+            sum += v[c] = atomic_load(&m->answers[r][c]);
+        for (int c = 0; rc == 0 && sum && c < SHIM_ANSWER_COUNT; c++)
+            rc = shim_buf_printf(b,
+                                 "upstreamfs_http_answers_total{route=\"%s\",class=\"%s\"} %llu\n",
+                                 shim_http_route_name(r), names[c], v[c]);
+    }
+    return rc;
 }
 
 /* "# HELP" and "# TYPE" lines of one metric family. */
@@ -85,6 +114,8 @@ static int shim_part(struct shim_buf *b, const struct shim_metrics *m)
                              "upstreamfs_http_cache_requests_total{result=\"hit\"} %llu\n"
                              "upstreamfs_http_cache_requests_total{result=\"miss\"} %llu\n",
                              atomic_load(&m->hits), atomic_load(&m->misses));
+    if (rc == 0)
+        rc = answers_part(b, m);
     if (rc == 0)
         rc = single(b, "http_requests_in_progress", "gauge", "Requests the shim is answering now.",
                     (int64_t)atomic_load(&m->active));

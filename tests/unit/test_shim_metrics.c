@@ -175,12 +175,42 @@ static void per_url(void **state)
     free(m);
 }
 
+/* A tier's counts: answers by route and class (hit, miss, 304, anything else). */
+static void answers_by_route_and_class(void **state)
+{
+    (void)state;
+    struct shim_metrics *m = calloc(1, sizeof(*m));
+    shim_metrics_init(m);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 200, 100, SHIM_CACHE_HIT);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 206, 100, SHIM_CACHE_HIT);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 200, 100, SHIM_CACHE_MISS);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 304, 0, SHIM_CACHE_NONE);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 304, 0, SHIM_CACHE_HIT);   /* 304 whatever the cache */
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 200, 10, SHIM_CACHE_NONE); /* a document */
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 502, 10, SHIM_CACHE_MISS); /* a failed download */
+    shim_metrics_request(m, SHIM_ROUTE_V2, 304, 0, SHIM_CACHE_NONE);
+    char *p = page(m, NULL);
+    check_syntax(p);
+    assert_non_null(strstr(p, "upstreamfs_http_answers_total{route=\"path\",class=\"hit\"} 2\n"));
+    assert_non_null(strstr(p, "upstreamfs_http_answers_total{route=\"path\",class=\"miss\"} 1\n"));
+    assert_non_null(
+        strstr(p, "upstreamfs_http_answers_total{route=\"path\",class=\"not_modified\"} 2\n"));
+    assert_non_null(strstr(p, "upstreamfs_http_answers_total{route=\"path\",class=\"other\"} 2\n"));
+    assert_non_null(
+        strstr(p, "upstreamfs_http_answers_total{route=\"v2\",class=\"not_modified\"} 1\n"));
+    assert_non_null(strstr(p, "upstreamfs_http_answers_total{route=\"v2\",class=\"hit\"} 0\n"));
+    assert_null(strstr(p, "upstreamfs_http_answers_total{route=\"api\""));
+    free(p);
+    free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(empty_and_engine),
         cmocka_unit_test(requests_by_route_and_status),
         cmocka_unit_test(per_url),
+        cmocka_unit_test(answers_by_route_and_class),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
