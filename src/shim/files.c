@@ -44,6 +44,8 @@
 #include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/rendered.h"
+#include "upstreamfs/upstream.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -168,6 +170,8 @@ void shim__cache_control(bool immutable, int64_t fresh_for, char *out, size_t le
 {
     if (immutable)
         snprintf(out, len, "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
+    else if (fresh_for < 0)
+        snprintf(out, len, "no-cache");
     else
         snprintf(out, len, "max-age=%lld", (long long)fresh_for);
 }
@@ -465,7 +469,7 @@ static enum MHD_Result redirect_to_dir(struct shim_req *r)
     return shim__reply(r, MHD_HTTP_MOVED_PERMANENTLY, resp);
 }
 
-#define SHIM_DOC_MAX (256u << 20) /* a document read whole to be rendered */
+#define SHIM_DOC_MAX UPSTREAM_DOC_MAX /* the cap on a document rendered (docs/BENCHMARKS.md) */
 
 /* The shim protocol of the proxy or registry named top, as the engine has it loaded; NULL if none. */
 static const struct shim_protocol *protocol_of(struct shim *s, const char *top, bool *registry)
@@ -567,25 +571,69 @@ static int upstreams_doc(struct shim_req *r, const char *top, const char *route_
     return rc == -ENOENT ? 0 : rc;
 }
 
+/* A render route's source document, and its identity (rendered.h's key). */
+struct route_src {
+    struct engine_file *f; /* the engine file it is (open, complete), or NULL: merged */
+    char *doc;             /* its bytes once read (a merge: from the start) */
+    size_t len;
+    char sha256[65];
+};
+
+static void route_src_clear(struct route_src *src)
+{
+    engine_file_close(src->f);
+    free(src->doc);
+    memset(src, 0, sizeof(*src));
+}
+
 /*
- * The document of a render route, read whole: the engine file at epath. In a registry whose
- * protocol merges (merge_local) and that has local content for it (files in the
- * document's directory, or the route's local_doc), the upstreams' document merged with that
- * local content; the document may then exist only locally.
+ * The engine file at path as a source: opened (fetched, generated or revalidated as a read
+ * would) and complete; its identity is its content's digest, read from the store's record,
+ * so a document whose source did not change is never read here. -EFBIG past SHIM_DOC_MAX.
+ */
+static int open_source(struct shim_req *r, const char *path, struct route_src *src)
+{
+    struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
+    struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
+    struct engine_attr a;
+    bool keep = false, changed = false;
+    int rc = engine_resolve(r->s->e, path, &a);
+    if (rc == 0 && a.kind != NODE_FILE)
+        rc = -ENOENT;
+    if (rc == 0)
+        rc = engine_file_open(r->s->e, a.ino, &w, &src->f, &keep, &changed);
+    if (rc == 0)
+        rc = engine_file_wait(src->f, &w);
+    if (rc == 0 && (uint64_t)engine_file_size(src->f) > SHIM_DOC_MAX)
+        rc = -EFBIG;
+    if (rc == 0 && engine_file_digest(src->f)[0])
+        snprintf(src->sha256, sizeof(src->sha256), "%s", engine_file_digest(src->f));
+    else if (rc == 0) { /* content the store has no digest for (local content): its bytes' */
+        rc = engine_file_read_all(src->f, &w, SHIM_DOC_MAX, &src->doc, &src->len);
+        if (rc == 0)
+            hash_sha256_hex(src->doc, src->len, src->sha256);
+    }
+    return rc;
+}
+
+/*
+ * The document of a render route: the engine file at epath. In a registry whose protocol
+ * merges (merge_local) and that has local content for it (files in the document's directory,
+ * or the route's local_doc), the upstreams' document merged with that local content, read
+ * whole; the document may then exist only locally.
  */
 static int route_doc(struct shim_req *r, const struct shim_protocol *d, bool registry,
                      const char *top, const char *epath, const struct shim_protocol_route *rt,
-                     char **doc, size_t *len)
+                     struct route_src *src)
 {
     struct drv_local_file *files = NULL;
     size_t nfiles = 0, llen = 0, ulen = 0;
     char *ldoc = NULL, *udoc = NULL;
     bool local = false;
     int rc = 0;
-    *doc = NULL;
-    *len = 0;
+    memset(src, 0, sizeof(*src));
     if (!registry || !d->merge_local)
-        return read_file_at(r, epath, doc, len, NULL);
+        return open_source(r, epath, src);
     char *dir = strdup(epath), *slash = dir ? strrchr(dir, '/') : NULL;
     if (slash)
         *slash = '\0';
@@ -610,54 +658,141 @@ static int route_doc(struct shim_req *r, const struct shim_protocol *d, bool reg
     }
     if (rc == 0 && nfiles == 0 && !ldoc) {
         engine_local_files_free(files, 0);
-        return read_file_at(r, epath, doc, len, NULL);
+        return open_source(r, epath, src);
     }
     if (rc == 0)
         rc = upstreams_doc(r, top, rt->path, &udoc, &ulen);
     if (rc == 0)
-        rc = d->merge_local(rt->path, udoc, ulen, ldoc, llen, files, nfiles, doc, len);
+        rc = d->merge_local(rt->path, udoc, ulen, ldoc, llen, files, nfiles, &src->doc, &src->len);
+    if (rc == 0)
+        hash_sha256_hex(src->doc, src->len, src->sha256);
     free(udoc);
     free(ldoc);
     engine_local_files_free(files, nfiles);
     return rc;
 }
 
-/* A document route: the route's document, rewritten by the protocol for this shim. */
+/* What a render needs (rendered_make_fn's argument). */
+struct render_job {
+    struct shim_req *r;
+    const struct shim_protocol *d;
+    struct route_src *src;
+    const char *base;
+    int variant;
+};
+
+static int make_render(void *arg, char **out, size_t *len, const char **ctype)
+{
+    struct render_job *j = arg;
+    struct shim_waiter waiter = {.s = j->r->s, .sock = j->r->sock};
+    struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
+    int rc = 0;
+    if (!j->src->doc)
+        rc = engine_file_read_all(j->src->f, &w, SHIM_DOC_MAX, &j->src->doc, &j->src->len);
+    if (rc == 0)
+        rc = j->d->render(j->src->doc, j->src->len, j->base, j->variant, out, len, ctype);
+    free(j->src->doc); /* the source is not needed past the render: its memory goes first */
+    j->src->doc = NULL;
+    return rc;
+}
+
+/* A document over the cap: a 502 that says so (the cap is documented in docs/BENCHMARKS.md). */
+static enum MHD_Result too_big(struct shim_req *r)
+{
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%.200s: the document is larger than the %u MiB cap on documents",
+             r->path, (unsigned)(SHIM_DOC_MAX >> 20));
+    log_warn("shim: %s", msg);
+    return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY, msg);
+}
+
+/*
+ * The stored rendered document f (info) as the reply, like any stored file: a 304 on a matching
+ * validator (the ETag is the rendered bytes' digest, Last-Modified when they were rendered),
+ * headers alone for HEAD, else the bytes or the Range asked for, zero-copy. Rendered documents
+ * are revalidated on every use (no-cache), and vary with Accept.
+ */
+static enum MHD_Result reply_rendered(struct shim_req *r, struct engine_file *f,
+                                      const struct rendered_info *info)
+{
+    struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
+    struct engine_attr a = {
+        .kind = NODE_FILE, .size = info->size, .mtime = info->rendered, .is_mutable = true,
+        .fresh_for = -1};
+    struct MHD_Response *resp = NULL;
+    char etag[80];
+    int64_t start = 0, len = info->size;
+    snprintf(etag, sizeof(etag), "\"sha256:%s\"", info->digest);
+    r->cache = info->made ? SHIM_CACHE_MISS : SHIM_CACHE_HIT;
+    const char *const extra[] = {MHD_HTTP_HEADER_VARY, "Accept", "X-Upstreamfs-Cache",
+                                 info->made ? "miss" : "hit", NULL};
+    if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag) ||
+        not_modified_since(r, &a)) {
+        engine_file_close(f);
+        return not_modified(r, etag, &a);
+    }
+    if (r->head) {
+        engine_file_close(f);
+        return head_reply(r, &a, info->ctype, etag, extra);
+    }
+    const char *range = shim__header(r, MHD_HTTP_HEADER_RANGE);
+    const char *if_range = shim__header(r, MHD_HTTP_HEADER_IF_RANGE);
+    if (range && if_range && strcmp(if_range, etag) != 0)
+        range = NULL;
+    int pr = shim_http_range(range, info->size, &start, &len);
+    if (pr == -ERANGE) {
+        engine_file_close(f);
+        return range_not_satisfiable(r, info->size);
+    }
+    if (pr == 0) {
+        start = 0;
+        len = info->size;
+    }
+    int rc = body_response(r, f, engine_file_fd(f), start, len, &waiter, &resp);
+    if (rc < 0)
+        return shim__reply_errno(r, rc, r->path);
+    if (!resp)
+        return MHD_NO;
+    add_headers(resp, info->ctype, etag, &a, extra);
+    if (pr == 1) {
+        char cr[80];
+        snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)start,
+                 (long long)(start + len - 1), (long long)info->size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+    }
+    return shim__reply(r, pr == 1 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
+}
+
+/*
+ * A document route: the route's document, rewritten by the protocol for this shim, once per
+ * source, variant and base (include/upstreamfs/rendered.h), then served as a stored file.
+ */
 static enum MHD_Result render(struct shim_req *r, const struct shim_protocol *d, bool registry,
                               const char *top, const char *epath,
                               const struct shim_protocol_route *rt)
 {
-    char *doc = NULL, *out = NULL, *base = NULL;
-    size_t len = 0, olen = 0;
-    const char *ctype = NULL;
-    char hex[65], etag[80];
-    int rc = route_doc(r, d, registry, top, epath, rt, &doc, &len);
+    struct route_src src;
+    struct rendered_info info;
+    struct engine_file *f = NULL;
+    char *base = NULL;
+    int rc = route_doc(r, d, registry, top, epath, rt, &src);
     if (rc == 0 && !(base = base_url(r, epath)))
         rc = -ENOMEM;
-    if (rc == 0)
-        rc = d->render(doc, len, base, rt->variant, &out, &olen, &ctype);
-    free(doc);
+    if (rc == 0) {
+        /* filter_key: the fingerprint of rules that filter a document at render time; none yet */
+        struct rendered_key k = {.top = top, .path = epath, .source = src.sha256,
+                                 .variant = rt->variant, .base = base, .filter_key = ""};
+        struct render_job job = {.r = r, .d = d, .src = &src, .base = base,
+                                 .variant = rt->variant};
+        rc = engine_rendered_open(r->s->e, &k, make_render, &job, &f, &info);
+    }
+    route_src_clear(&src);
     free(base);
+    if (rc == -EFBIG)
+        return too_big(r);
     if (rc < 0)
-        return shim__reply_errno(r, rc == -EFBIG ? -EIO : rc, r->path);
-    hash_sha256_hex(out, olen, hex);
-    snprintf(etag, sizeof(etag), "\"sha256:%s\"", hex);
-    if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
-        free(out);
-        return not_modified(r, etag, NULL);
-    }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(olen, out, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(out);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    /* The same URL answers another representation to another Accept. */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    r->bytes += r->head ? 0 : olen;
-    return shim__reply(r, MHD_HTTP_OK, resp);
+        return shim__reply_errno(r, rc, r->path);
+    return reply_rendered(r, f, &info);
 }
 
 /* The engine node at path, answered as the mount shows it: a listing or the file. */

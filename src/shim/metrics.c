@@ -175,6 +175,10 @@ static int engine_part(struct shim_buf *b, const struct engine_stats *st,
     if (rc == 0)
         rc = single(b, "stale_serves_total", "counter",
                     "Cached copies served because the upstream failed.", st->stale_serves);
+    if (rc == 0)
+        rc = single(b, "renders_total", "counter",
+                    "Documents rendered for clients (each source, variant and base once).",
+                    st->renders);
     return rc;
 }
 

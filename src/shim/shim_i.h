@@ -116,7 +116,8 @@ const char *shim__header(struct shim_req *r, const char *name);
 
 /*
  * How long caches may keep an answer (shim__common_headers adds who may), into out: content
- * that never changes for a year, else for fresh_for seconds (what is left of its freshness).
+ * that never changes for a year, else for fresh_for seconds (what is left of its freshness);
+ * a negative fresh_for: revalidated on every use ("no-cache": rendered documents).
  */
 void shim__cache_control(bool immutable, int64_t fresh_for, char *out, size_t len);
 /*
