@@ -36,11 +36,11 @@ typedef int (*rendered_make_fn)(void *arg, char **out, size_t *len, const char *
 
 /* What the reply needs besides the bytes. */
 struct rendered_info {
-    char digest[65];   /* sha256 hex of the rendered bytes: the strong ETag */
-    char ctype[128];   /* the media type make named */
+    char digest[65]; /* sha256 hex of the rendered bytes: the strong ETag */
+    char ctype[128]; /* the media type make named */
     int64_t size;
-    int64_t rendered;  /* when these bytes were made (Unix seconds): Last-Modified */
-    bool made;         /* this call rendered them (false: a stored or a joined render) */
+    int64_t rendered; /* when these bytes were made (Unix seconds): Last-Modified */
+    bool made;        /* this call rendered them (false: a stored or a joined render) */
 };
 
 /*

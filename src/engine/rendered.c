@@ -56,8 +56,8 @@ static void info_from_row(const struct node *n, struct rendered_info *info)
 }
 
 /* The stored render of row name when it was made from source: 0 with *out, else -ENOENT. */
-static int stored(struct engine *e, const char *name, const char *source,
-                  struct engine_file **out, struct rendered_info *info)
+static int stored(struct engine *e, const char *name, const char *source, struct engine_file **out,
+                  struct rendered_info *info)
 {
     struct node n;
     pthread_mutex_lock(&e->mu);
@@ -76,8 +76,8 @@ static int stored(struct engine *e, const char *name, const char *source,
 }
 
 /* Records the render (hex, len bytes of ctype) of k as row name. */
-static int record(struct engine *e, const struct rendered_key *k, const char *name,
-                  const char *hex, size_t len, const char *ctype, struct rendered_info *info)
+static int record(struct engine *e, const struct rendered_key *k, const char *name, const char *hex,
+                  size_t len, const char *ctype, struct rendered_info *info)
 {
     struct node n;
     pthread_mutex_lock(&e->mu);

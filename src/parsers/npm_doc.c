@@ -241,8 +241,67 @@ int npm_packument_tarballs(const char *body, size_t len, const char *name, const
     return rc;
 }
 
-int npm_packument_rewrite(const char *body, size_t len, const char *name, char **out,
-                          size_t *out_len)
+/* The members of a version an install needs: those npm's registry keeps in its corgi form. */
+/* clang-format off */
+static const char *const corgi_version_keys[] = {
+    "name", "version", "deprecated", "dependencies", "optionalDependencies", "devDependencies",
+    "bundleDependencies", "peerDependencies", "peerDependenciesMeta", "bin", "directories",
+    "dist", "engines", "cpu", "os", "libc", "_hasShrinkwrap", "hasInstallScript", NULL};
+/* clang-format on */
+
+/* Whether a full version names an install script (what the registry's hasInstallScript says). */
+static bool has_install_script(json_t *v)
+{
+    json_t *scripts = json_object_get(v, "scripts");
+    return json_object_get(scripts, "preinstall") || json_object_get(scripts, "install") ||
+           json_object_get(scripts, "postinstall");
+}
+
+/*
+ * The abbreviated ("corgi") form of a full document root, a new object: name, modified,
+ * dist-tags and, per version, corgi_version_keys (hasInstallScript derived from the
+ * version's scripts when the document has none). A document already abbreviated comes out
+ * the same. NULL without memory.
+ */
+static json_t *abbreviate(json_t *root)
+{
+    json_t *out = json_object(), *versions = json_object();
+    const char *ver;
+    json_t *v;
+    const char *modified = json_string_value(json_object_get(root, "modified"));
+    if (!modified)
+        modified = json_string_value(json_object_get(json_object_get(root, "time"), "modified"));
+    bool ok = out && versions && json_object_set(out, "name", json_object_get(root, "name")) == 0;
+    if (ok && modified)
+        ok = json_object_set_new(out, "modified", json_string(modified)) == 0;
+    if (ok && json_object_get(root, "dist-tags"))
+        ok = json_object_set(out, "dist-tags", json_object_get(root, "dist-tags")) == 0;
+    json_object_foreach(ok ? json_object_get(root, "versions") : NULL, ver, v)
+    {
+        json_t *av = json_object();
+        ok = av && json_object_set_new(versions, ver, av) == 0;
+        for (size_t i = 0; ok && corgi_version_keys[i]; i++) {
+            json_t *m = json_object_get(v, corgi_version_keys[i]);
+            if (m)
+                ok = json_object_set(av, corgi_version_keys[i], m) == 0;
+        }
+        if (ok && !json_object_get(av, "hasInstallScript") && has_install_script(v))
+            ok = json_object_set_new(av, "hasInstallScript", json_true()) == 0;
+        if (!ok)
+            break;
+    }
+    if (ok)
+        ok = json_object_set(out, "versions", versions) == 0;
+    json_decref(versions);
+    if (!ok) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+static int rewrite(const char *body, size_t len, const char *name, bool abbreviated, char **out,
+                   size_t *out_len)
 {
     const char *ver;
     json_t *v;
@@ -250,6 +309,13 @@ int npm_packument_rewrite(const char *body, size_t len, const char *name, char *
     json_t *root = load_doc(body, len);
     if (!root)
         return -EIO;
+    if (abbreviated) {
+        json_t *a = abbreviate(root);
+        json_decref(root); /* the full document's members go as soon as nothing holds them */
+        if (!a)
+            return -ENOMEM;
+        root = a;
+    }
     json_object_foreach(json_object_get(root, "versions"), ver, v)
     {
         char file[NPM_FILE_MAX + 1];
@@ -275,6 +341,18 @@ int npm_packument_rewrite(const char *body, size_t len, const char *name, char *
         rc = dump_doc(root, out, out_len);
     json_decref(root);
     return rc;
+}
+
+int npm_packument_rewrite(const char *body, size_t len, const char *name, char **out,
+                          size_t *out_len)
+{
+    return rewrite(body, len, name, false, out, out_len);
+}
+
+int npm_packument_rewrite_abbreviated(const char *body, size_t len, const char *name, char **out,
+                                      size_t *out_len)
+{
+    return rewrite(body, len, name, true, out, out_len);
 }
 
 int npm_packument_merge(const char *up, size_t up_len, const char *local, size_t local_len,

@@ -716,9 +716,11 @@ static enum MHD_Result reply_rendered(struct shim_req *r, struct engine_file *f,
                                       const struct rendered_info *info)
 {
     struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
-    struct engine_attr a = {
-        .kind = NODE_FILE, .size = info->size, .mtime = info->rendered, .is_mutable = true,
-        .fresh_for = -1};
+    struct engine_attr a = {.kind = NODE_FILE,
+                            .size = info->size,
+                            .mtime = info->rendered,
+                            .is_mutable = true,
+                            .fresh_for = -1};
     struct MHD_Response *resp = NULL;
     char etag[80];
     int64_t start = 0, len = info->size;
@@ -780,10 +782,13 @@ static enum MHD_Result render(struct shim_req *r, const struct shim_protocol *d,
         rc = -ENOMEM;
     if (rc == 0) {
         /* filter_key: the fingerprint of rules that filter a document at render time; none yet */
-        struct rendered_key k = {.top = top, .path = epath, .source = src.sha256,
-                                 .variant = rt->variant, .base = base, .filter_key = ""};
-        struct render_job job = {.r = r, .d = d, .src = &src, .base = base,
-                                 .variant = rt->variant};
+        struct rendered_key k = {.top = top,
+                                 .path = epath,
+                                 .source = src.sha256,
+                                 .variant = rt->variant,
+                                 .base = base,
+                                 .filter_key = ""};
+        struct render_job job = {.r = r, .d = d, .src = &src, .base = base, .variant = rt->variant};
         rc = engine_rendered_open(r->s->e, &k, make_render, &job, &f, &info);
     }
     route_src_clear(&src);
