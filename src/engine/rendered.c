@@ -151,8 +151,8 @@ int engine_rendered_open(struct engine *e, const struct rendered_key *k, rendere
         int lrc = 0;
         bool done = sf_wait(c, clock_mono_ms() + RENDER_WAIT_MS, &lrc, NULL) == 0;
         sf_release(c);
-        if (done && lrc < 0)
-            return lrc; /* the same source fails the same way: not rendered again */
+        if (done && lrc == -EIO)
+            return lrc; /* a source its protocol cannot read: the same again, not rendered */
         if (stored(e, name, k->source, out, info) == 0)
             return 0;
         return render_now(e, k, name, make, arg, out, info); /* another source meanwhile */

@@ -7,6 +7,7 @@
  * compares the two.
  */
 #include "upstreamfs/json_stream.h"
+#include "upstreamfs/hash.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -25,17 +26,6 @@ static bool is_ws(unsigned char c)
 static bool is_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* The length of the valid UTF-8 sequence at p (avail bytes), or 0 (jansson's utf8_check_*). */
@@ -78,7 +68,7 @@ static int32_t u_escape(const unsigned char *p)
 {
     int32_t v = 0;
     for (int i = 2; i < 6; i++) {
-        int h = hexval(p[i]);
+        int h = hash_hex_value((char)p[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;

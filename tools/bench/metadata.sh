@@ -129,7 +129,7 @@ m_304() {
 
 # M5: npm install of a project with M_NPKG dependencies, and pip download of M_NPY projects
 m_install() {
-    local r a=() b=() npmrc="$W/meta-npmrc" home="$W/meta-home"
+    local npmrc="$W/meta-npmrc" home="$W/meta-home"
     : >"$npmrc"
     mkdir -p "$home"
     m_npm() { # m_npm REGISTRY
@@ -147,41 +147,33 @@ m_install() {
     local S="http://127.0.0.1:$M_SHIM_PORT"
     if ! command -v npm >/dev/null; then
         row_not_run M5n "npm install, $M_NPKG dependencies" "≤ 1.2" "npm is missing"
-    elif ! tmeas a m_npm "$S/npm/"; then # the warm-up fills the cache
-        row_error M5n "npm install, $M_NPKG dependencies" "≤ 1.2" "npm install through the shim failed"
     else
-        a=()
-        for ((r = 0; r < RUNS; r++)); do
-            tmeas a m_npm "$S/npm/" && tmeas b m_npm "$M_REG_URL" ||
-                { row_error M5n "npm install" "≤ 1.2" "npm install failed"; a=(); break; }
-        done
-        if ((${#a[@]})); then
-            local ms md rt
-            ms="$(median "${a[@]}")" md="$(median "${b[@]}")"
-            rt="$(ratio "$ms" "$md")"
-            row M5n "npm install, $M_NPKG dependencies, warm: shim / lab registry" "$rt" "≤ 1.2" \
-                "$(judge "$rt" le 1.2)" "shim $(fmt_s "$ms"), registry $(fmt_s "$md") (new npm cache each run)"
-        fi
+        m_versus M5n "npm install, $M_NPKG dependencies, warm: shim / lab registry" \
+            "(new npm cache each run)" m_npm "$S/npm/" "$M_REG_URL"
     fi
-    a=() b=()
     if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
         row_not_run M5p "pip download, $M_NPY projects" "≤ 1.2" "pip is missing"
-    elif ! tmeas a m_pip "$S/py/simple/"; then
-        row_error M5p "pip download, $M_NPY projects" "≤ 1.2" "pip download through the shim failed"
     else
-        a=()
-        for ((r = 0; r < RUNS; r++)); do
-            tmeas a m_pip "$S/py/simple/" && tmeas b m_pip "${NGINX_URL}meta/py/simple/" ||
-                { row_error M5p "pip download" "≤ 1.2" "pip download failed"; a=(); break; }
-        done
-        if ((${#a[@]})); then
-            local ms md rt
-            ms="$(median "${a[@]}")" md="$(median "${b[@]}")"
-            rt="$(ratio "$ms" "$md")"
-            row M5p "pip download, $M_NPY projects, warm: shim / nginx" "$rt" "≤ 1.2" \
-                "$(judge "$rt" le 1.2)" "shim $(fmt_s "$ms"), nginx $(fmt_s "$md")"
-        fi
+        m_versus M5p "pip download, $M_NPY projects, warm: shim / nginx" "" m_pip \
+            "$S/py/simple/" "${NGINX_URL}meta/py/simple/"
     fi
+}
+
+# m_versus ID MEASURE NOTE CMD SHIM_URL DIRECT_URL: CMD through the shim (once to warm its
+# cache, then RUNS times) against CMD on the direct URL, interleaved; target ≤ 1.2
+m_versus() {
+    local id="$1" measure="$2" note="$3" cmd="$4" shim="$5" direct="$6" r a=() b=()
+    tmeas a "$cmd" "$shim" || { row_error "$id" "$measure" "≤ 1.2" "$cmd through the shim failed"; return; }
+    a=()
+    for ((r = 0; r < RUNS; r++)); do
+        tmeas a "$cmd" "$shim" && tmeas b "$cmd" "$direct" ||
+            { row_error "$id" "$measure" "≤ 1.2" "$cmd failed"; return; }
+    done
+    local ms md rt
+    ms="$(median "${a[@]}")" md="$(median "${b[@]}")"
+    rt="$(ratio "$ms" "$md")"
+    row "$id" "$measure" "$rt" "≤ 1.2" "$(judge "$rt" le 1.2)" \
+        "shim $(fmt_s "$ms"), direct $(fmt_s "$md")${note:+ $note}, median of $RUNS"
 }
 
 # M6: a fresh daemon renders huge-pkg (full, then abbreviated); its peak RSS over its start

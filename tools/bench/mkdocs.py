@@ -22,34 +22,17 @@ Deterministic: the same arguments write the same bytes.
 """
 
 import base64
-import gzip
 import hashlib
-import io
 import json
 import os
 import random
 import sys
-import tarfile
-import zipfile
 
-
-def sri(data):
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-
-
-def tgz(files):
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo("package/" + name)
-            info.size = len(data)
-            info.mtime = 499162500
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return out.getvalue()
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "../../tests/integration/npm"),
+                os.path.join(HERE, "../../tests/integration/pypi")]
+from build import wheel  # noqa: E402  (the test fixtures' own package builders)
+from registry import sri, tgz  # noqa: E402
 
 
 def write(path, data):
@@ -129,32 +112,12 @@ def pypi_page(root, project, files):
     print(len(page))
 
 
-def wheel(name, version):
-    mod = name.replace("-", "_")
-    dist = "%s-%s.dist-info" % (mod, version)
-    files = {
-        mod + "/__init__.py": b"VALUE = 1\n",
-        dist + "/METADATA": ("Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)).encode(),
-        dist + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = ""
-    for f, data in files.items():
-        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record += "%s,sha256=%s,%d\n" % (f, h, len(data))
-    record += dist + "/RECORD,,\n"
-    files[dist + "/RECORD"] = record.encode()
-    raw = io.BytesIO()
-    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as z:
-        for f, data in files.items():
-            z.writestr(zipfile.ZipInfo(f, (2024, 1, 1, 0, 0, 0)), data)
-    return "%s-%s-py3-none-any.whl" % (mod, version), raw.getvalue()
-
-
 def pypi_many(root, n, reqs):
     names = []
     for i in range(n):
         name = "proj-%03d" % i
-        f, data = wheel(name, "1.0.0")
+        f = "%s-1.0.0-py3-none-any.whl" % name.replace("-", "_")
+        data, _ = wheel(name, "1.0.0", name.replace("-", "_"))
         write(os.path.join(root, "packages", f), data)
         h = hashlib.sha256(data).hexdigest()
         page = ('<!DOCTYPE html>\n<html><body>\n<a href="../../packages/%s#sha256=%s">%s</a><br/>\n'
