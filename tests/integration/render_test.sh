@@ -20,7 +20,9 @@
 #   Range on a rendered document: 206 with exactly the asked bytes;
 #   the abbreviated document (npm's install Accept) has only the install fields, is smaller than
 #     the full one, and `npm install` from it (through npm/accept_proxy.py, which asks for it in
-#     npm 11's place) installs the packages with the fixture's bytes, resolved to the shim.
+#     npm 11's place) installs the packages with the fixture's bytes, resolved to the shim;
+#   PyPI pages (tests/integration/pypi/build.py under lib/upstream.py): HTML and JSON rendered
+#     once each, with their own ETags and 304s, and again (once) when the upstream page changes.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
@@ -52,6 +54,9 @@ S="http://127.0.0.1:$SERVE_PORT_main"
 PROXY_PID=$!
 on_exit "kill $PROXY_PID 2>/dev/null; wait $PROXY_PID 2>/dev/null || true"
 wait_until 10 test -s "$T/proxy.port" || die "accept_proxy did not start: $(cat "$T/proxy.log")"
+
+"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/pypi/build.py" "$T/pyrepo" >/dev/null
+upstream_start "$T/pyrepo" --quiet
 
 renders() {
     "${CURL[@]}" "$S/metrics" | awk '$1 == "upstreamfs_renders_total" { print $2 }'
@@ -187,5 +192,38 @@ t_abbreviated() {
         "$T/p1/package-lock.json" "$S/npm/" || die "the lock file does not resolve to the shim"
 }
 check "the abbreviated document: install fields only, smaller, npm install works from it" t_abbreviated
+
+# ---- PyPI pages ----------------------------------------------------------------------------------
+t_pypi() {
+    local r0 html json
+    upfs proxy create py --type pypi --url "$UPSTREAM_URL" --metadata-ttl 1 >/dev/null
+    r0="$(renders)"
+    wait_until 10 eval '[[ "$("${CURL[@]}" -o /dev/null -w "%{http_code}" "$S/py/simple/upfs-demo/")" == 200 ]]' ||
+        die "the pypi proxy is not served"
+    http_get "$S/py/simple/upfs-demo/" -H 'Accept: text/html'
+    html="$(header_of ETag)"
+    assert_eq "$html" "$(etag_of_body)" "the HTML page's ETag is its sha256"
+    http_get "$S/py/simple/upfs-demo/" -H 'Accept: application/vnd.pypi.simple.v1+json'
+    json="$(header_of ETag)"
+    assert_ne "$json" "$html" "the JSON page has its own ETag"
+    http_get "$S/py/simple/upfs-demo/" -H 'Accept: application/vnd.pypi.simple.v1+json' \
+        -H "If-None-Match: $json"
+    assert_eq "$HTTP_STATUS" 304 "If-None-Match on the JSON page"
+    sleep 1.3
+    http_get "$S/py/simple/upfs-demo/" -H 'Accept: text/html'
+    assert_eq "$(header_of ETag)" "$html" "the HTML page after its TTL, unchanged upstream"
+    assert_eq "$(renders)" "$((r0 + 2))" "renders of two variants of an unchanged page (the first GET included)"
+    # a new file on the page (a comment alone would change nothing the page is read for)
+    sed -i 's#</body>#<a href="../../packages/upfs_demo-1.1.0.tar.gz">upfs_demo-1.1.0.tar.gz</a><br/>\n</body>#' \
+        "$T/pyrepo/simple/upfs-demo/index.html"
+    sleep 1.3
+    "${CURL[@]}" -o /dev/null -H 'Accept: text/html' "$S/py/simple/upfs-demo/" # may be the stale copy
+    wait_until 10 eval '[[ "$("${CURL[@]}" -sD - -o /dev/null -H "Accept: text/html" "$S/py/simple/upfs-demo/" | tr -d "\r" | awk -F": " "tolower(\$1) == \"etag\" { print \$2 }")" != "$html" ]]' ||
+        die "the changed page never got a new ETag"
+    assert_eq "$(renders)" "$((r0 + 3))" "renders after the page changed (HTML asked for only)"
+    http_get "$S/py/simple/upfs-demo/" -H 'Accept: text/html'
+    assert_contains "$BODY" "upfs_demo-1.1.0.tar.gz" "the new file on the rendered page"
+}
+check "PyPI pages: rendered once per variant, again once when the page changes, 304" t_pypi
 
 finish
