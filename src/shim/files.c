@@ -699,11 +699,11 @@ static int make_render(void *arg, char **out, size_t *len, const char **ctype)
 /* A document over the cap: a 502 that says so (the cap is documented in docs/BENCHMARKS.md). */
 static enum MHD_Result too_big(struct shim_req *r)
 {
-    char msg[300];
-    snprintf(msg, sizeof(msg), "%.200s: the document is larger than the %u MiB cap on documents",
-             r->path, (unsigned)(SHIM_DOC_MAX >> 20));
-    log_warn("shim: %s", msg);
-    return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY, msg);
+    unsigned mib = (unsigned)(SHIM_DOC_MAX >> 20);
+    log_warn("shim: %.200s: the document is larger than the %u MiB cap on documents", r->path, mib);
+    return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY,
+                            "%.200s: the document is larger than the %u MiB cap on documents",
+                            r->path, mib);
 }
 
 /*
