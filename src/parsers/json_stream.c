@@ -226,6 +226,12 @@ value:
         rc = check_literal(p, len, &i);
     if (rc < 0)
         return rc == -ENOMEM ? rc : -EIO;
+    /*
+     * jansson reads one byte past a number or a literal and puts it back; a NUL put back is
+     * lost (its stream buffer takes NUL for "empty"), so one NUL there is skipped, not refused.
+     */
+    if (p[i - 1] != '"' && i < len && p[i] == '\0')
+        i++;
 after:
     i = skip_ws(p, len, i);
     if (depth == 0)
@@ -256,6 +262,19 @@ key:
 }
 
 /* ---- walking checked text ----------------------------------------------------------------- */
+
+/* Whitespace in checked text: the NUL a check let pass after a scalar is skipped like a blank. */
+static bool is_blank(unsigned char c)
+{
+    return is_ws(c) || c == '\0';
+}
+
+static size_t skip_blank(const unsigned char *p, size_t n, size_t i)
+{
+    while (i < n && is_blank(p[i]))
+        i++;
+    return i;
+}
 
 static size_t skip_string(const char *p, size_t i)
 {
@@ -292,9 +311,9 @@ static size_t skip_value(const char *p, size_t n, size_t i)
 bool json_stream_member(const char *text, size_t len, size_t *pos, struct json_member *m)
 {
     const unsigned char *p = (const unsigned char *)text;
-    size_t i = skip_ws(p, len, *pos);
+    size_t i = skip_blank(p, len, *pos);
     if (p[i] == '{' || p[i] == ',')
-        i = skip_ws(p, len, i + 1);
+        i = skip_blank(p, len, i + 1);
     if (p[i] == '}') {
         *pos = i + 1;
         return false;
@@ -302,7 +321,7 @@ bool json_stream_member(const char *text, size_t len, size_t *pos, struct json_m
     m->key = i;
     i = skip_string(text, i);
     m->key_end = i;
-    i = skip_ws(p, len, skip_ws(p, len, i) + 1); /* past ':' */
+    i = skip_blank(p, len, skip_blank(p, len, i) + 1); /* past ':' */
     m->value = i;
     m->value_end = skip_value(text, len, i);
     *pos = m->value_end;
@@ -418,9 +437,9 @@ void json_out_value(struct json_out *o, const char *text, size_t start, size_t e
     while (i < end) {
         if (text[i] == '"') {
             i = skip_string(text, i);
-        } else if (is_ws((unsigned char)text[i])) {
+        } else if (is_blank((unsigned char)text[i])) {
             json_out_put(o, text + run, i - run);
-            while (i < end && is_ws((unsigned char)text[i]))
+            while (i < end && is_blank((unsigned char)text[i]))
                 i++;
             run = i;
         } else {

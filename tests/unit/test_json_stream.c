@@ -58,6 +58,31 @@ static void edge_cases(void **state)
         same(cases[i], strlen(cases[i]));
     same("{\"a\":\"x\0y\"}", 11);
     same("{\"a\":1}\0", 8);
+    /* a NUL right after a number or a literal: jansson loses it (its stream's empty mark) */
+    static const struct {
+        const char *s;
+        size_t n;
+    } nul[] = {{"{\"a\":0\0}", 8},         {"{\"a\":true\0}", 11},     {"{\"a\":-1.5e3\0}", 13},
+               {"{\"a\":\"s\"\0}", 10},     {"{\"a\":{}\0}", 9},        {"{\"a\":0 \0}", 9},
+               {"{\"a\":0\0,\"b\":1}", 14}, {"{\"a\":1\0\0}", 9},       {"{\"a\":[1\0,2\0]}", 14},
+               {"{\"a\":1e\0}", 8},         {"{\"a\":null\0 }", 12}};
+    for (size_t i = 0; i < sizeof(nul) / sizeof(nul[0]); i++)
+        same(nul[i].s, nul[i].n);
+    /* and the walkers and the copy skip it */
+    const char z[] = "{\"a\":0\0,\"b\":true\0}";
+    assert_int_equal(json_stream_check(z, sizeof(z) - 1), 0);
+    struct json_out o;
+    struct json_member m;
+    size_t pos = 0;
+    json_out_init(&o, 0);
+    while (json_stream_member(z, sizeof(z) - 1, &pos, &m))
+        json_out_value(&o, z, m.value, m.value_end);
+    char *out;
+    size_t len;
+    assert_int_equal(json_out_finish(&o, &out, &len), 0);
+    assert_int_equal(len, 5);
+    assert_memory_equal(out, "0true", 5);
+    free(out);
     /* nesting: jansson's limit counts every value, the object at the top included */
     for (size_t depth = JSON_PARSER_MAX_DEPTH - 2; depth <= JSON_PARSER_MAX_DEPTH + 1; depth++) {
         for (int scalar = 0; scalar < 2; scalar++) {
@@ -84,7 +109,7 @@ static void random_texts(void **state)
     (void)state;
     static const char *const atoms[] = {"{", "}", "[", "]", ",", ":", "\"a\"", "\"b\\n\"", "1",
                                         "-2.5e3", "true", "null", " ", "\"\\u00e9\"", "0", "01",
-                                        "\"\\uD800\"", "\"\xc3\xa9\"", "\xc3", "1e999", "\\"};
+                                        "\"\\uD800\"", "\"\xc3\xa9\"", "\xc3", "1e999", "\\", "\0"};
     char buf[512];
     srand(19);
     for (int round = 0; round < 200000; round++) {
@@ -94,6 +119,10 @@ static void random_texts(void **state)
         int parts = 1 + rand() % 12;
         for (int p = 0; p < parts && n < 400; p++) {
             const char *a = atoms[rand() % (sizeof(atoms) / sizeof(atoms[0]))];
+            if (!a[0]) { /* the "\0" atom: a NUL byte */
+                buf[n++] = '\0';
+                continue;
+            }
             memcpy(buf + n, a, strlen(a));
             n += strlen(a);
         }
