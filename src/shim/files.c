@@ -542,47 +542,25 @@ static int read_file_at(struct shim_req *r, const char *path, char **doc, size_t
 }
 
 /*
- * The document at route_path of the first of registry top's upstreams that has one (a
- * missing one moves on, any other failure ends the search, as the registry's own lookups
- * do); *doc stays NULL when none has it.
+ * A render route's source document, and its identity (rendered.h's key). A registry's merged
+ * document is identified by what it is made of (the first upstream's document and the local
+ * files of its directory, by digest) and merged only when it must be rendered.
  */
-static int upstreams_doc(struct shim_req *r, const char *top, const char *route_path, char **doc,
-                         size_t *len)
-{
-    struct registry g;
-    struct config_error err;
-    pthread_mutex_lock(&r->s->st_mu);
-    int rc = configdb_registry_get(r->s->st, top, &g, &err);
-    pthread_mutex_unlock(&r->s->st_mu);
-    if (rc < 0)
-        return rc;
-    rc = -ENOENT;
-    for (char **k = g.upstreams; k && *k && rc == -ENOENT; k++) {
-        char *path = malloc(strlen(*k) + strlen(route_path) + 2);
-        if (!path) {
-            rc = -ENOMEM;
-            break;
-        }
-        sprintf(path, "%s/%s", *k, route_path);
-        rc = read_file_at(r, path, doc, len, NULL);
-        free(path);
-    }
-    config_registry_clear(&g);
-    return rc == -ENOENT ? 0 : rc;
-}
-
-/* A render route's source document, and its identity (rendered.h's key). */
 struct route_src {
-    struct engine_file *f; /* the engine file it is (open, complete), or NULL: merged */
-    char *doc;             /* its bytes once read (a merge: from the start) */
+    struct engine_file *f; /* the engine file it is (open, complete); a merge: the upstream's */
+    char *doc;             /* its bytes once read */
     size_t len;
     char sha256[65];
+    bool merge;                   /* doc is the merge of f (or none) and files */
+    struct drv_local_file *files; /* a merge: the local files of the document's directory */
+    size_t nfiles;
 };
 
 static void route_src_clear(struct route_src *src)
 {
     engine_file_close(src->f);
     free(src->doc);
+    engine_local_files_free(src->files, src->nfiles);
     memset(src, 0, sizeof(*src));
 }
 
@@ -617,33 +595,113 @@ static int open_source(struct shim_req *r, const char *path, struct route_src *s
 }
 
 /*
- * The document of a render route: the engine file at epath. In a registry whose protocol
- * merges (merge_local) and that has local content for it (files in the document's directory,
- * or the route's local_doc), the upstreams' document merged with that local content, read
- * whole; the document may then exist only locally.
+ * The document at route_path of the first of registry top's upstreams that has one, opened as
+ * a source (a missing one moves on, any other failure ends the search, as the registry's own
+ * lookups do); src->f stays NULL when none has it.
+ */
+static int upstreams_source(struct shim_req *r, const char *top, const char *route_path,
+                            struct route_src *src)
+{
+    struct registry g;
+    struct config_error err;
+    pthread_mutex_lock(&r->s->st_mu);
+    int rc = configdb_registry_get(r->s->st, top, &g, &err);
+    pthread_mutex_unlock(&r->s->st_mu);
+    if (rc < 0)
+        return rc;
+    rc = -ENOENT;
+    for (char **k = g.upstreams; k && *k && rc == -ENOENT; k++) {
+        char *path = malloc(strlen(*k) + strlen(route_path) + 2);
+        if (!path) {
+            rc = -ENOMEM;
+            break;
+        }
+        sprintf(path, "%s/%s", *k, route_path);
+        rc = open_source(r, path, src);
+        free(path);
+        if (rc == -ENOENT) { /* an upstream without it: nothing of it kept */
+            engine_file_close(src->f);
+            src->f = NULL;
+        }
+    }
+    config_registry_clear(&g);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* A merge's identity: its upstream document's and its local files' digests (and names). */
+static void merge_identity(struct route_src *src)
+{
+    size_t total = 80, at = 0;
+    for (size_t i = 0; i < src->nfiles; i++)
+        total += strlen(src->files[i].name) + 67;
+    char *buf = malloc(total);
+    if (!buf) {
+        snprintf(src->sha256, sizeof(src->sha256), "%s", "unknown"); /* matches no row */
+        return;
+    }
+    at += (size_t)snprintf(buf, total, "merge %s\n", src->f ? src->sha256 : "-");
+    for (size_t i = 0; i < src->nfiles; i++)
+        at += (size_t)snprintf(buf + at, total - at, "%s %s\n", src->files[i].sha256,
+                               src->files[i].name);
+    hash_sha256_hex(buf, at, src->sha256);
+    free(buf);
+}
+
+/*
+ * The source of a render route: the engine file at epath. In a registry whose protocol merges
+ * (merge_local) and that has local content for it (files in the document's directory, the
+ * route's local_doc among them), the upstreams' document merged with that local content
+ * (made by merge_doc when it must be rendered); the document may then exist only locally.
  */
 static int route_doc(struct shim_req *r, const struct shim_protocol *d, bool registry,
                      const char *top, const char *epath, const struct shim_protocol_route *rt,
                      struct route_src *src)
 {
-    struct drv_local_file *files = NULL;
-    size_t nfiles = 0, llen = 0, ulen = 0;
-    char *ldoc = NULL, *udoc = NULL;
-    bool local = false;
-    int rc = 0;
     memset(src, 0, sizeof(*src));
     if (!registry || !d->merge_local)
         return open_source(r, epath, src);
     char *dir = strdup(epath), *slash = dir ? strrchr(dir, '/') : NULL;
     if (slash)
         *slash = '\0';
-    rc = dir ? engine_local_files(r->s->e, dir, &files, &nfiles) : -ENOMEM;
+    int rc = dir ? engine_local_files(r->s->e, dir, &src->files, &src->nfiles) : -ENOMEM;
     free(dir);
+    if (rc == 0 && src->nfiles == 0) {
+        engine_local_files_free(src->files, 0);
+        src->files = NULL;
+        return open_source(r, epath, src);
+    }
+    src->merge = true;
+    if (rc == 0)
+        rc = upstreams_source(r, top, rt->path, src);
+    if (rc == 0)
+        merge_identity(src);
+    return rc;
+}
+
+/*
+ * A registry's merged document into src->doc: the upstream's (read from src->f) with the local
+ * document (when it is one of the local files, and still local) and files laid over it.
+ */
+static int merge_doc(struct shim_req *r, const struct shim_protocol *d, const char *top,
+                     const struct shim_protocol_route *rt, struct route_src *src,
+                     const struct engine_wait *w)
+{
+    size_t llen = 0, ulen = 0;
+    char *ldoc = NULL, *udoc = NULL;
+    bool local = false;
+    int rc = 0;
+    if (src->doc) { /* the upstream's, read whole already (content with no digest) */
+        udoc = src->doc;
+        ulen = src->len;
+        src->doc = NULL;
+    } else if (src->f) {
+        rc = engine_file_read_all(src->f, w, SHIM_DOC_MAX, &udoc, &ulen);
+    }
     /* the local document is one of those files: looked for there, so no upstream is asked */
     const char *lname = strrchr(rt->local_doc, '/');
     lname = lname ? lname + 1 : rt->local_doc;
-    for (size_t i = 0; rc == 0 && lname[0] && i < nfiles && !ldoc; i++) {
-        if (strcmp(files[i].name, lname) != 0)
+    for (size_t i = 0; rc == 0 && lname[0] && i < src->nfiles && !ldoc; i++) {
+        if (strcmp(src->files[i].name, lname) != 0)
             continue;
         char *lpath = malloc(strlen(top) + strlen(rt->local_doc) + 2);
         if (lpath)
@@ -656,19 +714,11 @@ static int route_doc(struct shim_req *r, const struct shim_protocol *d, bool reg
             llen = 0;
         }
     }
-    if (rc == 0 && nfiles == 0 && !ldoc) {
-        engine_local_files_free(files, 0);
-        return open_source(r, epath, src);
-    }
     if (rc == 0)
-        rc = upstreams_doc(r, top, rt->path, &udoc, &ulen);
-    if (rc == 0)
-        rc = d->merge_local(rt->path, udoc, ulen, ldoc, llen, files, nfiles, &src->doc, &src->len);
-    if (rc == 0)
-        hash_sha256_hex(src->doc, src->len, src->sha256);
+        rc = d->merge_local(rt->path, udoc, ulen, ldoc, llen, src->files, src->nfiles, &src->doc,
+                            &src->len);
     free(udoc);
     free(ldoc);
-    engine_local_files_free(files, nfiles);
     return rc;
 }
 
@@ -676,9 +726,10 @@ static int route_doc(struct shim_req *r, const struct shim_protocol *d, bool reg
 struct render_job {
     struct shim_req *r;
     const struct shim_protocol *d;
+    const char *top;
+    const struct shim_protocol_route *rt;
     struct route_src *src;
     const char *base;
-    int variant;
 };
 
 static int make_render(void *arg, char **out, size_t *len, const char **ctype)
@@ -687,10 +738,12 @@ static int make_render(void *arg, char **out, size_t *len, const char **ctype)
     struct shim_waiter waiter = {.s = j->r->s, .sock = j->r->sock};
     struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
     int rc = 0;
-    if (!j->src->doc)
+    if (j->src->merge)
+        rc = merge_doc(j->r, j->d, j->top, j->rt, j->src, &w);
+    else if (!j->src->doc)
         rc = engine_file_read_all(j->src->f, &w, SHIM_DOC_MAX, &j->src->doc, &j->src->len);
     if (rc == 0)
-        rc = j->d->render(j->src->doc, j->src->len, j->base, j->variant, out, len, ctype);
+        rc = j->d->render(j->src->doc, j->src->len, j->base, j->rt->variant, out, len, ctype);
     free(j->src->doc); /* the source is not needed past the render: its memory goes first */
     j->src->doc = NULL;
     return rc;
@@ -788,7 +841,8 @@ static enum MHD_Result render(struct shim_req *r, const struct shim_protocol *d,
                                  .variant = rt->variant,
                                  .base = base,
                                  .filter_key = ""};
-        struct render_job job = {.r = r, .d = d, .src = &src, .base = base, .variant = rt->variant};
+        struct render_job job = {
+            .r = r, .d = d, .top = top, .rt = rt, .src = &src, .base = base};
         rc = engine_rendered_open(r->s->e, &k, make_render, &job, &f, &info);
     }
     route_src_clear(&src);

@@ -21,6 +21,8 @@
 #   the abbreviated document (npm's install Accept) has only the install fields, is smaller than
 #     the full one, and `npm install` from it (through npm/accept_proxy.py, which asks for it in
 #     npm 11's place) installs the packages with the fixture's bytes, resolved to the shim;
+#   an npm registry's merged document (local package.json imported with `registry import`):
+#     rendered once, and again once when the local document changes;
 #   PyPI pages (tests/integration/pypi/build.py under lib/upstream.py): HTML and JSON rendered
 #     once each, with their own ETags and 304s, and again (once) when the upstream page changes.
 set -euo pipefail
@@ -192,6 +194,35 @@ t_abbreviated() {
         "$T/p1/package-lock.json" "$S/npm/" || die "the lock file does not resolve to the shim"
 }
 check "the abbreviated document: install fields only, smaller, npm install works from it" t_abbreviated
+
+# ---- a registry's merged document ---------------------------------------------------------------
+t_merged() {
+    local r0 e1 e2
+    upfs registry create npmall --type npm --upstream npm >/dev/null
+    mkdir -p "$T/loc1"
+    printf '{"name":"upfs-demo","versions":{"9.0.0":{"name":"upfs-demo","version":"9.0.0"}}}\n' \
+        >"$T/loc1/package.json"
+    upfs registry import npmall "$T/loc1" --as upfs-demo >/dev/null
+    r0="$(renders)"
+    wait_until 10 eval '[[ "$("${CURL[@]}" -o /dev/null -w "%{http_code}" -H "Accept: application/json" "$S/npmall/upfs-demo")" == 200 ]]' ||
+        die "the registry is not served"
+    http_get "$S/npmall/upfs-demo" -H 'Accept: application/json'
+    e1="$(header_of ETag)"
+    assert_eq "$(json_field "sorted(j['versions'])")" "['1.0.0', '9.0.0']" "the merged versions"
+    http_get "$S/npmall/upfs-demo" -H 'Accept: application/json'
+    assert_eq "$(header_of ETag)" "$e1" "the merged document again"
+    assert_eq "$(renders)" "$((r0 + 1))" "renders of an unchanged merged document"
+    mkdir -p "$T/loc2"
+    printf '{"name":"upfs-demo","versions":{"9.1.0":{"name":"upfs-demo","version":"9.1.0"}}}\n' \
+        >"$T/loc2/package.json"
+    upfs registry import npmall "$T/loc2" --as upfs-demo >/dev/null
+    http_get "$S/npmall/upfs-demo" -H 'Accept: application/json'
+    e2="$(header_of ETag)"
+    assert_ne "$e2" "$e1" "the ETag once the local document changed"
+    assert_eq "$(json_field "sorted(j['versions'])")" "['1.0.0', '9.1.0']" "the new local version"
+    assert_eq "$(renders)" "$((r0 + 2))" "renders after the local document changed"
+}
+check "a registry's merged document: rendered once, again when its local content changes" t_merged
 
 # ---- PyPI pages ----------------------------------------------------------------------------------
 t_pypi() {
