@@ -31,9 +31,13 @@
  * Protocols whose client routes are not the mount's paths (npm, pypi) have
  * a shim protocol (include/upstreamfs/shim_protocol.h) whose route maps a
  * request to an engine path; when it says the answer is a document to
- * render, the document is read whole and the protocol's render rewrites it
- * for this shim's base URL (the request's scheme and Host), so every URL in
- * it points back here. The shim itself knows no protocol: it finds the
+ * render, the protocol's render rewrites the document for this shim's base
+ * URL (the request's scheme and Host), so every URL in it points back here.
+ * That happens once per source document, variant and base: the rendered
+ * bytes are stored (include/upstreamfs/rendered.h) and every request is
+ * answered from the store like a file, with the rendered bytes' digest as
+ * its ETag; the source is only opened (revalidated as a read would) to learn
+ * its digest, and read whole only when it must be rendered. The shim itself knows no protocol: it finds the
  * protocol by the type of the proxy or registry the path names. A target
  * with an escaped '/' is served only where that protocol accepts it.
  */
