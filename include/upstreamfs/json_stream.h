@@ -21,7 +21,7 @@ int json_stream_check(const char *text, size_t len);
 
 /* A member of an object being walked: its key (the token, quotes included) and its value. */
 struct json_member {
-    size_t key, key_end;   /* [key, key_end) of the key's string token */
+    size_t key, key_end; /* [key, key_end) of the key's string token */
     size_t value, value_end;
 };
 
