@@ -18,6 +18,7 @@
 #     "no-cache"; another tag is a 200; If-Modified-Since at Last-Modified is a 304, an hour
 #     before it a 200; If-None-Match that does not match wins over a matching If-Modified-Since;
 #   Range on a rendered document: 206 with exactly the asked bytes;
+#   a document over the 64 MiB cap (UPSTREAM_DOC_MAX) is a 502 whose body names the cap;
 #   the abbreviated document (npm's install Accept) has only the install fields, is smaller than
 #     the full one, and `npm install` from it (through npm/accept_proxy.py, which asks for it in
 #     npm 11's place) installs the packages with the fixture's bytes, resolved to the shim;
@@ -194,6 +195,22 @@ t_abbreviated() {
         "$T/p1/package-lock.json" "$S/npm/" || die "the lock file does not resolve to the shim"
 }
 check "the abbreviated document: install fields only, smaller, npm install works from it" t_abbreviated
+
+# ---- the size cap ------------------------------------------------------------------------------
+t_cap() {
+    "$PYTHON" - "$FIX/docs/upfs-huge.json" <<'EOF'
+import json, sys
+doc = {"name": "upfs-huge", "readme": "x" * (65 << 20), "dist-tags": {"latest": "1.0.0"},
+       "versions": {"1.0.0": {"name": "upfs-huge", "version": "1.0.0"}}}
+json.dump(doc, open(sys.argv[1], "w"))
+EOF
+    http_get "$S/npm/upfs-huge" -H 'Accept: application/json'
+    rm -f "$FIX/docs/upfs-huge.json"
+    assert_eq "$HTTP_STATUS" 502 "a document over the cap"
+    assert_contains "$BODY" "npm/upfs-huge: the document is larger than the 64 MiB cap on documents" \
+        "the answer names the cap"
+}
+check "a document over the 64 MiB cap: 502 naming the cap" t_cap
 
 # ---- a registry's merged document ---------------------------------------------------------------
 t_merged() {
