@@ -158,6 +158,9 @@ int64_t engine_file_size(struct engine_file *f);
  */
 int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, size_t max,
                     char **out, size_t *len);
+/* engine_read_all of a file already open (it stays open). */
+int engine_file_read_all(struct engine_file *f, const struct engine_wait *w, size_t max,
+                         char **out, size_t *len);
 /* Waits until the whole content is in the store (prefetch). */
 int engine_file_wait(struct engine_file *f, const struct engine_wait *w);
 int engine_file_close(struct engine_file *f);
@@ -242,6 +245,7 @@ struct engine_stats {
     int64_t quota_bytes;
     int64_t hits, misses, upstream_requests, evictions, stale_serves;
     int64_t upstream_bytes; /* bytes of completed downloads */
+    int64_t renders;        /* documents rendered for a client (src/engine/rendered.c) */
     int inflight;
     int64_t removed_upstream; /* cached entries marked removed-upstream (src/engine/removals.c) */
 };

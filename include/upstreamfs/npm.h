@@ -56,6 +56,14 @@ void npm_tarballs_clear(struct npm_tarballs *t);
  */
 int npm_packument_rewrite(const char *body, size_t len, const char *name, char **out,
                           size_t *out_len);
+/*
+ * npm_packument_rewrite of the abbreviated ("corgi") document npm installs from, made from
+ * whichever form the registry answered: top-level name, modified and dist-tags, and per version
+ * only what an install reads (name, version, deprecated, the dependency maps, bin, directories,
+ * dist, engines, cpu, os, libc, _hasShrinkwrap, hasInstallScript).
+ */
+int npm_packument_rewrite_abbreviated(const char *body, size_t len, const char *name, char **out,
+                                      size_t *out_len);
 
 /*
  * A registry's document: up (the first upstream's, in the mount's form; NULL when none has

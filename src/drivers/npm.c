@@ -240,7 +240,8 @@ static int npm_generate(struct upstream *u, const char *path, char **body, size_
     int rc = doc_get(u, p.name, abbreviated, &d, NULL);
     if (rc == 0) {
         *stale = d.stale;
-        rc = npm_packument_rewrite(d.body, d.len, p.name, body, len);
+        rc = abbreviated ? npm_packument_rewrite_abbreviated(d.body, d.len, p.name, body, len)
+                         : npm_packument_rewrite(d.body, d.len, p.name, body, len);
         if (rc == -EIO)
             log_warn("npm proxy %s: the document of %s is not valid JSON", upstream_config(u)->key,
                      p.name);

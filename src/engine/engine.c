@@ -232,6 +232,7 @@ int engine_stats(struct engine *e, struct engine_stats *out)
     out->evictions = atomic_load(&e->evictions);
     out->stale_serves = atomic_load(&e->stale_serves);
     out->upstream_bytes = atomic_load(&e->upstream_bytes);
+    out->renders = atomic_load(&e->renders);
     out->inflight = flight_table_active(e->flights);
     return rc;
 }

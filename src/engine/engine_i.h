@@ -95,6 +95,7 @@ struct engine {
     int lock_fd; /* shared flock on STATEDIR/engine.lock while open */
     atomic_llong hits, misses, upstream_requests, evictions, stale_serves;
     atomic_llong upstream_bytes; /* bytes of downloads committed to the store */
+    atomic_llong renders;        /* documents rendered for a client (rendered.c) */
     int64_t published[6];        /* the counters last written to STATEDIR/counters (counters.c) */
     bool counters_written;
     /* The last failed fetch of recently failing inodes (user.upstreamfs.error), src/engine/failed.c */

@@ -368,15 +368,11 @@ int engine_file_close(struct engine_file *f)
     return rc;
 }
 
-int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, size_t max,
-                    char **out, size_t *len)
+int engine_file_read_all(struct engine_file *f, const struct engine_wait *w, size_t max,
+                         char **out, size_t *len)
 {
-    struct engine_file *f = NULL;
-    bool keep = false, changed = false;
     char *buf = NULL;
-    int rc = engine_file_open(e, ino, w, &f, &keep, &changed);
-    if (rc == 0)
-        rc = engine_file_wait(f, w);
+    int rc = engine_file_wait(f, w);
     int64_t size = rc == 0 ? engine_file_size(f) : -1;
     if (rc == 0 && (size < 0 || (uint64_t)size > max))
         rc = -EFBIG;
@@ -389,7 +385,6 @@ int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, 
         else
             got += n;
     }
-    engine_file_close(f);
     if (rc < 0) {
         free(buf);
         return rc;
@@ -398,4 +393,16 @@ int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, 
     *out = buf;
     *len = (size_t)size;
     return 0;
+}
+
+int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, size_t max,
+                    char **out, size_t *len)
+{
+    struct engine_file *f = NULL;
+    bool keep = false, changed = false;
+    int rc = engine_file_open(e, ino, w, &f, &keep, &changed);
+    if (rc == 0)
+        rc = engine_file_read_all(f, w, max, out, len);
+    engine_file_close(f);
+    return rc;
 }

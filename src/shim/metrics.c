@@ -261,6 +261,10 @@ static int engine_part(struct shim_buf *b, const struct engine_stats *st,
         rc = single(b, "removed_upstream", "gauge",
                     "Cached entries their upstream no longer lists (marked removed-upstream).",
                     st->removed_upstream);
+    if (rc == 0)
+        rc = single(b, "renders_total", "counter",
+                    "Documents rendered for clients (each source, variant and base once).",
+                    st->renders);
     return rc;
 }
 

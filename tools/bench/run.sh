@@ -14,7 +14,8 @@
 #   --quick        small sizes, one run each: a smoke test of the whole harness (ctest bench_smoke,
 #                  under 2 minutes). Its ratios mean little; it fails only when something breaks.
 #   --runs N       runs per measurement (default 5; --quick: 1)
-#   --only LIST    only these rows (comma-separated, e.g. P1,P2,P9); setup runs as needed
+#   --only LIST    only these rows (comma-separated, e.g. P1,P2,P9 or M1,M4: the metadata
+#                  rows, tools/bench/metadata.sh); setup runs as needed
 #   --bin PATH     the upstreamfs binary (default: $UPSTREAMFS_BIN, build/upstreamfs, then PATH)
 #   --out FILE     also write the result table (markdown, with machine and date) to FILE
 #   --profile DIR  also record `perf record -e cpu-clock -g` of one cold read, one warm read and
@@ -74,15 +75,18 @@ FIRST=65536
 want() {
     local id="${1^^}"
     [[ -z "$ONLY" || "$ONLY" == *",$id,"* ]] && return 0
-    [[ "$id" == P8? && "$ONLY" == *",P8,"* ]]   # P8 means both halves
+    [[ "$id" == P8? && "$ONLY" == *",P8,"* ]] && return 0   # P8 means both halves
+    [[ "$id" == M[125]? && "$ONLY" == *",${id:0:2},"* ]]    # M1, M2, M5: both of each
 }
 want_any() { local r; for r in "$@"; do want "$r" && return 0; done; return 1; }
 
 # ---- results --------------------------------------------------------------------------------
-ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 I1 I2 I3 T1)
+ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 I1 I2 I3 T1 M1f M1a M2h M2j M3 M4 M5n M5p M6)
 declare -A R_LABEL=(
     [P1]=P1 [P2]=P2 [P3]=P3 [P4]=P4 [P5]=P5 [P6]=P6 [P7]=P7 [P8m]="P8 mount" [P8s]="P8 shim"
-    [P9]=P9 [P10]=P10 [P11]=P11 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1)
+    [P9]=P9 [P10]=P10 [P11]=P11 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1 [M1f]="M1 full"
+    [M1a]="M1 abbreviated" [M2h]="M2 HTML" [M2j]="M2 JSON" [M3]=M3 [M4]=M4 [M5n]="M5 npm"
+    [M5p]="M5 pip" [M6]=M6)
 declare -A R_MEASURE R_RATIO R_TARGET R_RESULT R_DETAIL
 ERRORS=0
 
@@ -560,6 +564,13 @@ if want T1; then
     # shellcheck source=tier.sh
     source "$BENCH_DIR/tier.sh"
     t1_bench || true
+fi
+
+# ---- M1-M6: index documents through the shim --------------------------------------------------
+if want_any M1f M1a M2h M2j M3 M4 M5n M5p M6; then
+    # shellcheck source=metadata.sh
+    source "$BENCH_DIR/metadata.sh"
+    m_bench || true
 fi
 
 # ---- table ----------------------------------------------------------------------------------

@@ -21,8 +21,9 @@
         server reads documents per request, so the next GET answers the new document (a new
         ETag). The tarball stays on disk, as unpublished tarballs stay in caches.
 
-    /usr/bin/python3 registry.py serve DIR [--port-file FILE]
-        Serves DIR on 127.0.0.1 (a kernel-chosen port, printed and written to FILE):
+    /usr/bin/python3 registry.py serve DIR [--port-file FILE] [--full-only]
+        Serves DIR on 127.0.0.1 (a kernel-chosen port, printed and written to FILE); with
+        --full-only it answers the full document whatever Accept asks (as some registries do):
           GET|HEAD /<name>, /@scope%2fname, /@scope/name   the package document: the abbreviated
               one (application/vnd.npm.install-v1+json) when Accept names that type, else the
               full one (application/json); ETag / If-None-Match -> 304
@@ -189,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, fh.read(), "application/octet-stream")
         name = path.lstrip("/")
         accept = self.headers.get("Accept", "")
-        abbreviated = CORGI in accept
+        abbreviated = CORGI in accept and not srv.full_only
         self.count("%s /%s %s" % (self.command, name, "abbreviated" if abbreviated else "full"))
         doc_file = os.path.join(srv.root, "docs", name.replace("/", "%2f") + ".json")
         if "/" in name.replace("/", "", 1) or not os.path.isfile(doc_file):
@@ -227,8 +228,9 @@ def unpublish(root, name, version):
     os.rename(doc_file + ".tmp", doc_file)
 
 
-def serve(root, port_file):
+def serve(root, port_file, full_only=False):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.full_only = full_only
     srv.daemon_threads = True
     srv.root = os.path.realpath(root)
     srv.lock = threading.Lock()
@@ -249,8 +251,9 @@ def main():
     elif len(sys.argv) == 5 and sys.argv[1] == "unpublish":
         unpublish(sys.argv[2], sys.argv[3], sys.argv[4])
     elif len(sys.argv) >= 3 and sys.argv[1] == "serve":
-        pf = sys.argv[4] if len(sys.argv) >= 5 and sys.argv[3] == "--port-file" else None
-        serve(sys.argv[2], pf)
+        args = sys.argv[3:]
+        pf = args[args.index("--port-file") + 1] if "--port-file" in args else None
+        serve(sys.argv[2], pf, "--full-only" in args)
     else:
         sys.exit(__doc__)
 
