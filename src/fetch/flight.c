@@ -4,8 +4,9 @@
  * Design, after CernVM-FS's fetcher: a table maps keys to running flights
  * (the in-process single flight of src/util/single_flight.c, whose calls
  * carry a struct flight and its references). The first joiner starts a
- * thread that streams the body into a temp file while hashing it; later
- * joiners take a reference to the same flight.
+ * thread that receives the body; its sink (src/fetch/sink.c) writes it into a
+ * temp file and hashes it on threads of its own; later joiners take a
+ * reference to the same flight.
  * Readers block on the flight's condition variable until the bytes they want
  * are written, then pread the temp file: its fd stays valid after the commit
  * renames the file into the store. A flight leaves the table when it ends,
@@ -16,6 +17,7 @@
 #include "upstreamfs/log.h"
 #include "upstreamfs/secret.h"
 #include "upstreamfs/single_flight.h"
+#include "upstreamfs/sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +42,8 @@ struct flight {
     enum flight_state state;
     long status;
     int err;
-    int64_t written;
+    int64_t written;  /* bytes in the temp file (the sink's writer moves it) */
+    int64_t received; /* bytes handed to the sink: the download thread's */
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
     bool verified; /* the whole body matched its expectation: its end may be read */
@@ -48,7 +51,8 @@ struct flight {
 
     int fd;
     char *tmp_path;
-    struct hash_ctx *hash;
+    struct hash_ctx *hash; /* until the response starts; then the sink's */
+    struct sink *sink;     /* the download thread's, from a 2xx response's headers to its end */
 
     char *url;
     struct fetch_endpoint ep;
@@ -123,6 +127,7 @@ static void flight_destroy(void *arg)
     if (f->tmp_path && f->state != FLIGHT_DONE)
         unlink(f->tmp_path);
     free(f->tmp_path);
+    sink_abort(f->sink);
     hash_abort(f->hash);
     free(f->url);
     free((char *)f->ep.ca_file);
@@ -156,6 +161,8 @@ static void set_state(struct flight *f, enum flight_state st, long status, int e
     pthread_mutex_unlock(&f->mu);
 }
 
+static void on_written(void *arg, int64_t written);
+
 static int on_headers(void *arg, const struct fetch_response *r)
 {
     struct flight *f = arg;
@@ -184,42 +191,50 @@ static int on_headers(void *arg, const struct fetch_response *r)
             return -EBADMSG;
         if (f->on_start)
             f->on_start(f->arg, r->content_length);
-        return 0;
+        if (f->sink)
+            return -EPROTO; /* one body per flight */
+        f->sink = sink_new(f->fd, f->hash, on_written, f);
+        f->hash = NULL; /* the sink's now, also when it could not be made */
+        return f->sink ? 0 : -ENOMEM;
     }
     return FLIGHT_ESTOP;
 }
 
-static int on_data(void *arg, const void *data, size_t len)
+/* The sink's writer: the bytes up to written are in the temp file. */
+static void on_written(void *arg, int64_t written)
 {
     struct flight *f = arg;
-    const char *p = data;
-    size_t off = 0;
-    if (f->expect_size >= 0 && f->written + (int64_t)len > f->expect_size)
-        return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
-    while (off < len) {
-        ssize_t w = pwrite(f->fd, p + off, len - off, (off_t)(f->written + (int64_t)off));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        off += (size_t)w;
-    }
-    hash_update(f->hash, data, len);
     pthread_mutex_lock(&f->mu);
-    f->written += (int64_t)len;
+    f->written = written;
     /* Wake readers only once the bytes one of them waits for are here (set_state always does). */
     if (f->written >= f->wake_at) {
         f->wake_at = INT64_MAX;
         pthread_cond_broadcast(&f->cv);
     }
     pthread_mutex_unlock(&f->mu);
-    return 0;
+}
+
+static int on_data(void *arg, const void *data, size_t len)
+{
+    struct flight *f = arg;
+    if (f->expect_size >= 0 && f->received + (int64_t)len > f->expect_size)
+        return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
+    if (!f->sink)
+        return -EPROTO;
+    f->received += (int64_t)len;
+    return sink_write(f->sink, data, len);
 }
 
 static bool should_abort(void *arg)
 {
     struct flight *f = arg;
+    /*
+     * libcurl calls this after each receive (and at least once a second when none comes):
+     * what arrived goes to the file, so readers see it, once it is worth a write (a quarter
+     * of a buffer) or has waited 10 ms. A write error surfaces at the next sink call.
+     */
+    if (f->sink)
+        (void)sink_flush(f->sink, SINK_BUF_SIZE / 4, 10);
     return sf_group_closing(f->t->calls);
 }
 
@@ -327,6 +342,8 @@ static void *flight_run(void *arg)
                                 .arg = f};
     int rc = fetch_perform(&req, &resp);
     if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
+        sink_abort(f->sink);
+        f->sink = NULL;
         enum flight_state st = resp.status == 304 ? FLIGHT_NOT_MODIFIED : FLIGHT_HTTP_ERROR;
         unlink(f->tmp_path); /* no body of this answer is kept */
         if (f->on_fail)
@@ -334,13 +351,14 @@ static void *flight_run(void *arg)
         set_state(f, st, resp.status, 0);
         goto out;
     }
-    if (rc == 0 && f->expect_size >= 0 && f->written != f->expect_size)
+    if (rc == 0 && f->expect_size >= 0 && f->received != f->expect_size)
         rc = -EBADMSG;
     if (rc == 0) {
         char hex[65];
-        struct hash_ctx *h = f->hash;
-        f->hash = NULL;
-        rc = hash_end(h, hex);
+        struct sink *sk = f->sink;
+        f->sink = NULL;
+        /* The rest written, the hash caught up: -EBADMSG, a write error (-ENOSPC) or 0. */
+        rc = sk ? sink_finish(sk, hex) : -EPROTO;
         if (rc == -EBADMSG)
             log_error("download %s: content does not match its checksum; discarded", f->url);
         if (rc == 0) {
@@ -360,6 +378,9 @@ static void *flight_run(void *arg)
             goto out;
         }
     }
+    /* No write may follow the truncation below: the sink's threads end first. */
+    sink_abort(f->sink);
+    f->sink = NULL;
     /* -EBADMSG stays the flight's error: the bytes did not verify (cause digest). */
     /* The cause is logged per proxy, once a minute (src/engine/upstream.c). */
     log_debug("download %s failed: %s", f->url, strerror(-rc));
