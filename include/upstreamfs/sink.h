@@ -25,6 +25,7 @@
 
 #define SINK_BUF_SIZE (1u << 20)
 #define SINK_BUFS 4
+#define SINK_RESERVE_AHEAD (64 << 20)
 
 struct sink;
 
@@ -38,8 +39,15 @@ typedef void (*sink_written_fn)(void *arg, int64_t written);
 /*
  * A sink writing to fd from offset 0 (fd stays the caller's) and hashing into hash, which
  * it takes over (hash_end or hash_abort). NULL on allocation failure (hash is then freed).
+ * length (-1: unknown) is the announced size of the body: the writer reserves disk space
+ * for it ahead of its writes (fallocate, keeping the file's size; SINK_RESERVE_AHEAD at a
+ * time, so an announced size never holds more disk than that beyond the bytes that came), and
+ * the writes skip the file system's per-block allocation. Where that fails (a full disk, a
+ * file system without it) the writes go on as they would have, and a full disk is the error
+ * of the write that meets it.
  */
-struct sink *sink_new(int fd, struct hash_ctx *hash, sink_written_fn on_written, void *arg);
+struct sink *sink_new(int fd, int64_t length, struct hash_ctx *hash, sink_written_fn on_written,
+                      void *arg);
 
 /* The receiving thread: appends len bytes. 0, or the error of a failed write. */
 int sink_write(struct sink *s, const void *data, size_t len);

@@ -193,7 +193,7 @@ static int on_headers(void *arg, const struct fetch_response *r)
             f->on_start(f->arg, r->content_length);
         if (f->sink)
             return -EPROTO; /* one body per flight */
-        f->sink = sink_new(f->fd, f->hash, on_written, f);
+        f->sink = sink_new(f->fd, r->content_length, f->hash, on_written, f);
         f->hash = NULL; /* the sink's now, also when it could not be made */
         return f->sink ? 0 : -ENOMEM;
     }

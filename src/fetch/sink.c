@@ -22,6 +22,7 @@
 #include "upstreamfs/clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -48,6 +49,8 @@ struct sink {
 
     /* the writer's (the receiver's while not threaded) */
     int64_t written;
+    int64_t length;   /* announced, -1 unknown */
+    int64_t reserved; /* disk reserved up to here (fallocate) */
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* writer, hasher: produced moved, or stop */
@@ -61,7 +64,8 @@ struct sink {
     struct sink_buf bufs[SINK_BUFS];
 };
 
-struct sink *sink_new(int fd, struct hash_ctx *hash, sink_written_fn on_written, void *arg)
+struct sink *sink_new(int fd, int64_t length, struct hash_ctx *hash, sink_written_fn on_written,
+                      void *arg)
 {
     struct sink *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -76,6 +80,7 @@ struct sink *sink_new(int fd, struct hash_ctx *hash, sink_written_fn on_written,
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->free_cv, NULL);
     atomic_init(&s->err, 0);
+    s->length = length;
     return s;
 }
 
@@ -85,12 +90,29 @@ static void set_err(struct sink *s, int err)
     atomic_compare_exchange_strong(&s->err, &none, err);
 }
 
+/*
+ * Reserves the disk for the announced body SINK_RESERVE_AHEAD at a time, ahead of the write
+ * ending at end. Only worth it past one buffer; a failure changes nothing but the writes' cost.
+ */
+static void reserve(struct sink *s, int64_t end)
+{
+    if (s->length < (int64_t)SINK_BUF_SIZE || end <= s->reserved || s->reserved >= s->length)
+        return;
+    int64_t n = s->length - s->reserved < SINK_RESERVE_AHEAD ? s->length - s->reserved
+                                                              : SINK_RESERVE_AHEAD;
+    if (n < end - s->reserved)
+        n = end - s->reserved;
+    (void)fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)s->reserved, (off_t)n);
+    s->reserved += n;
+}
+
 /* Writes b at its offset; on success reports the new end. */
 static void write_buf(struct sink *s, const struct sink_buf *b)
 {
     size_t done = 0;
     if (atomic_load(&s->err))
         return; /* nothing after a failed write: the written bytes stay a prefix */
+    reserve(s, b->off + (int64_t)b->len);
     while (done < b->len) {
         ssize_t w = pwrite(s->fd, b->data + done, b->len - done, (off_t)(b->off + (int64_t)done));
         if (w < 0 && errno == EINTR)
