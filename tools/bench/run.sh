@@ -347,7 +347,7 @@ if want_any "${cold_rows[@]}"; then
         if ((do_rclone)); then
             rclone_up || { HAVE_RCLONE=0; do_rclone=0; continue; }
             drop_caches
-            rpid="$(_rclone_pids | head -n 1)"
+            rpid="$(_rclone_pids | head -n 1 || true)"
             c0="$(proc_cpu_ms "$rpid")"
             tmeas T_RCOLD read_file "$RMNT/big.bin" || { do_rclone=0; continue; }
             RCPU+=($(($(proc_cpu_ms "$rpid") - c0)))
