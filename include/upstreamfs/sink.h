@@ -5,11 +5,11 @@
  * libcurl hands a body over in pieces of at most CURL_MAX_WRITE_SIZE (16 KiB) whatever the
  * receive buffer; writing and hashing each piece on the receiving thread made that one thread
  * the whole cold path (pwrite, sha256 and recv one after the other). The sink copies pieces into
- * large buffers (SINK_BUF_SIZE) on the receiving thread; a full (or flushed) buffer goes to a
- * writer thread, which pwrites it in one call and reports the new end (on_written: readers may
- * read up to it), and to a hasher thread, which hashes the same buffer; the buffer is filled
- * again once both are done with it. Bodies that fit in one buffer never start the threads:
- * sink_finish writes and hashes them on the caller's thread.
+ * large buffers (SINK_BUF_SIZE) on the receiving thread; a full buffer, or what one receive
+ * brought (sink_flush), goes to a writer thread, which pwrites it in one call and reports the
+ * new end (on_written: readers may read up to it), and to a hasher thread, which hashes the
+ * same buffer; the buffer is filled again once both are done with it. A body shorter than one
+ * buffer never starts the threads: its flushes write and hash on the receiving thread.
  *
  * Errors: the first failed write (-ENOSPC, -EIO, ...) is kept; every later sink_write,
  * sink_flush and sink_finish returns it, and nothing more is written. The offsets written are
@@ -53,10 +53,11 @@ struct sink *sink_new(int fd, int64_t length, struct hash_ctx *hash, sink_writte
 int sink_write(struct sink *s, const void *data, size_t len);
 
 /*
- * The receiving thread: hands what is buffered to the writer now, when it is at least
- * min_bytes or has waited at least max_age_ms (0, 0: whatever there is). 0 or the write error.
+ * The receiving thread: hands what is buffered to the writer now (call it after each receive:
+ * the bytes a reader may be waiting for go to the file without waiting for more to come).
+ * 0 or the write error.
  */
-int sink_flush(struct sink *s, size_t min_bytes, long max_age_ms);
+int sink_flush(struct sink *s);
 
 /*
  * Writes the rest, waits for the writer and the hasher, stops the threads and frees s. Returns

@@ -229,12 +229,13 @@ static bool should_abort(void *arg)
 {
     struct flight *f = arg;
     /*
-     * libcurl calls this after each receive (and at least once a second when none comes):
-     * what arrived goes to the file, so readers see it, once it is worth a write (a quarter
-     * of a buffer) or has waited 10 ms. A write error surfaces at the next sink call.
+     * libcurl calls this after each receive has been handed over (and at least once a second
+     * when none comes): what it brought goes to the file now, so a reader waiting for it (or
+     * arriving later) never waits for the next receive. A write error surfaces at the next
+     * sink call.
      */
     if (f->sink)
-        (void)sink_flush(f->sink, SINK_BUF_SIZE / 4, 10);
+        (void)sink_flush(f->sink);
     return sf_group_closing(f->t->calls);
 }
 

@@ -4,7 +4,7 @@
  *
  * Threads and what each owns:
  *   - the receiving thread (the caller of sink_write / sink_flush / sink_finish / sink_abort):
- *     the buffer being filled (bufs[produced % SINK_BUFS]), next_off, pending_since, threaded.
+ *     the buffer being filled (bufs[produced % SINK_BUFS]), next_off, threaded.
  *     It publishes a buffer by incrementing `produced` under mu.
  *   - the writer thread: pwrites published buffers in order, owns `written` and calls
  *     on_written; increments `wrote` under mu when done with a buffer.
@@ -19,7 +19,6 @@
  * hashes each flushed buffer itself (`threaded` false), so small bodies cost no thread start.
  */
 #include "upstreamfs/sink.h"
-#include "upstreamfs/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +43,6 @@ struct sink {
 
     /* the receiving thread's */
     int64_t next_off; /* offset of the buffer being filled */
-    int64_t pending_since; /* clock_mono_ms of its first byte */
     bool threaded;
 
     /* the writer's (the receiver's while not threaded) */
@@ -223,10 +221,8 @@ int sink_write(struct sink *s, const void *data, size_t len)
         struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
         if (!b->data && !(b->data = malloc(SINK_BUF_SIZE)))
             return -ENOMEM;
-        if (b->len == 0) {
+        if (b->len == 0)
             b->off = s->next_off;
-            s->pending_since = clock_mono_ms();
-        }
         size_t n = SINK_BUF_SIZE - b->len < len ? SINK_BUF_SIZE - b->len : len;
         memcpy(b->data + b->len, p, n);
         b->len += n;
@@ -237,15 +233,13 @@ int sink_write(struct sink *s, const void *data, size_t len)
     return err;
 }
 
-int sink_flush(struct sink *s, size_t min_bytes, long max_age_ms)
+int sink_flush(struct sink *s)
 {
     const struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
     int err = atomic_load(&s->err);
     if (err)
         return err;
-    if (b->len == 0 || (b->len < min_bytes && clock_mono_ms() - s->pending_since < max_age_ms))
-        return 0;
-    return submit(s);
+    return b->len > 0 ? submit(s) : 0;
 }
 
 /* Ends the threads (after they caught up, or at once when aborting); returns the write error. */
@@ -276,7 +270,7 @@ static void sink_free(struct sink *s)
 
 int sink_finish(struct sink *s, char hex[65])
 {
-    int rc = sink_flush(s, 0, 0);
+    int rc = sink_flush(s);
     int err = stop_threads(s, rc < 0);
     struct hash_ctx *h = s->hash;
     sink_free(s);
