@@ -39,6 +39,9 @@ typedef void (*sink_written_fn)(void *arg, int64_t written);
 /*
  * A sink writing to fd from offset 0 (fd stays the caller's) and hashing into hash, which
  * it takes over (hash_end or hash_abort). NULL on allocation failure (hash is then freed).
+ * The first `present` bytes of the body are in the file already (a download started again
+ * after a part of it was written): they are hashed, not written, and on_written reports only
+ * ends past them.
  * length (-1: unknown) is the announced size of the body: the writer reserves disk space
  * for it ahead of its writes (fallocate, keeping the file's size; SINK_RESERVE_AHEAD at a
  * time, so an announced size never holds more disk than that beyond the bytes that came), and
@@ -46,8 +49,8 @@ typedef void (*sink_written_fn)(void *arg, int64_t written);
  * file system without it) the writes go on as they would have, and a full disk is the error
  * of the write that meets it.
  */
-struct sink *sink_new(int fd, int64_t length, struct hash_ctx *hash, sink_written_fn on_written,
-                      void *arg);
+struct sink *sink_new(int fd, int64_t present, int64_t length, struct hash_ctx *hash,
+                      sink_written_fn on_written, void *arg);
 
 /* The receiving thread: appends len bytes. 0, or the error of a failed write. */
 int sink_write(struct sink *s, const void *data, size_t len);

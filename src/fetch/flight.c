@@ -14,6 +14,7 @@
  */
 #include "upstreamfs/flight.h"
 #include "upstreamfs/egress.h"
+#include "upstreamfs/failure.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/secret.h"
 #include "upstreamfs/single_flight.h"
@@ -43,7 +44,9 @@ struct flight {
     long status;
     int err;
     int64_t written;  /* bytes in the temp file (the sink's writer moves it) */
-    int64_t received; /* bytes handed to the sink: the download thread's */
+    int64_t received; /* bytes of this response handed to the sink: the download thread's */
+    int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
+                                     much of it came again (replay; under mu) */
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
     bool verified; /* the whole body matched its expectation: its end may be read */
@@ -61,6 +64,7 @@ struct flight {
     int64_t expect_size;
     void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
     void (*on_fail)(void *, int, const struct fetch_response *);
+    char *(*next_url)(void *, const char *, int, const struct fetch_response *);
     bool (*recheck)(void *, char *);
     void (*on_start)(void *, int64_t);
     bool peer_busy; /* another process is downloading this key; readers keep waiting */
@@ -193,7 +197,8 @@ static int on_headers(void *arg, const struct fetch_response *r)
             f->on_start(f->arg, r->content_length);
         if (f->sink)
             return -EPROTO; /* one body per flight */
-        f->sink = sink_new(f->fd, r->content_length, f->hash, on_written, f);
+        /* After a restart the bytes up to replay_end are in the file: hashed, not written again. */
+        f->sink = sink_new(f->fd, f->replay_end, r->content_length, f->hash, on_written, f);
         f->hash = NULL; /* the sink's now, also when it could not be made */
         return f->sink ? 0 : -ENOMEM;
     }
@@ -214,6 +219,34 @@ static void on_written(void *arg, int64_t written)
     pthread_mutex_unlock(&f->mu);
 }
 
+/*
+ * After a restart on another URL (restart_on): the bytes it sends again over what was written
+ * must be the same (readers may have them). Checks the part of the len bytes at f->received
+ * that lies below replay_end; the sink hashes them and does not write them again.
+ */
+static int replay(struct flight *f, const char *p, size_t len)
+{
+    char buf[16384];
+    int64_t at = f->received;
+    while (len && at < f->replay_end) {
+        size_t n = len < sizeof(buf) ? len : sizeof(buf);
+        if ((int64_t)n > f->replay_end - at)
+            n = (size_t)(f->replay_end - at);
+        if (pread(f->fd, buf, n, (off_t)at) != (ssize_t)n || memcmp(buf, p, n) != 0) {
+            log_error("download %s: its bytes differ from those already read; discarded",
+                      f->url);
+            return -EBADMSG;
+        }
+        at += (int64_t)n;
+        pthread_mutex_lock(&f->mu); /* progress for readers' stall limit (wait_for) */
+        f->replayed = at;
+        pthread_mutex_unlock(&f->mu);
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
 static int on_data(void *arg, const void *data, size_t len)
 {
     struct flight *f = arg;
@@ -221,6 +254,9 @@ static int on_data(void *arg, const void *data, size_t len)
         return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
     if (!f->sink)
         return -EPROTO;
+    int rc = replay(f, data, len);
+    if (rc < 0)
+        return rc;
     f->received += (int64_t)len;
     return sink_write(f->sink, data, len);
 }
@@ -323,6 +359,42 @@ static bool adopt_peer_result(struct flight *f)
     return true;
 }
 
+/*
+ * A failed request (*rc, resp) with a next URL (src->next_url): the download starts again
+ * there from its first byte (replay checks what was written). Returns true with the state
+ * reset for it.
+ */
+static bool restart_on(struct flight *f, int *rc, struct fetch_response *resp)
+{
+    bool failed = *rc < 0 || resp->status < 200 || resp->status >= 300;
+    if (!f->next_url || !failed || *rc == -EBADMSG || *rc == -EFBIG || *rc == -ENOSPC ||
+        should_abort(f))
+        return false;
+    char *next = f->next_url(f->arg, f->url, *rc == FLIGHT_ESTOP ? 0 : *rc, resp);
+    if (!next)
+        return false;
+    sink_abort(f->sink); /* its writer ends: what is written stays, the rest comes again */
+    f->sink = NULL;
+    char was[512], now[512]; /* without query strings: they may carry signatures */
+    failure_url_redact(f->url, was, sizeof(was));
+    failure_url_redact(next, now, sizeof(now));
+    log_info("download %s: failed after %lld bytes; again from %s", was, (long long)f->written,
+             now);
+    free(f->url);
+    f->url = next;
+    f->received = 0;
+    hash_abort(f->hash);
+    f->hash = hash_begin(&f->expect); /* a digest stated by the first URL still binds */
+    pthread_mutex_lock(&f->mu);
+    f->replayed = 0;
+    f->replay_end = f->written;
+    pthread_mutex_unlock(&f->mu);
+    fetch_response_clear(resp);
+    memset(resp, 0, sizeof(*resp));
+    *rc = f->hash ? 0 : -ENOMEM;
+    return f->hash != NULL;
+}
+
 static void *flight_run(void *arg)
 {
     struct flight *f = arg;
@@ -342,6 +414,10 @@ static void *flight_run(void *arg)
                                 .should_abort = should_abort,
                                 .arg = f};
     int rc = fetch_perform(&req, &resp);
+    while (restart_on(f, &rc, &resp)) {
+        req.url = f->url;
+        rc = fetch_perform(&req, &resp);
+    }
     if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
         sink_abort(f->sink);
         f->sink = NULL;
@@ -352,7 +428,8 @@ static void *flight_run(void *arg)
         set_state(f, st, resp.status, 0);
         goto out;
     }
-    if (rc == 0 && f->expect_size >= 0 && f->received != f->expect_size)
+    if (rc == 0 && ((f->expect_size >= 0 && f->received != f->expect_size) ||
+                    f->replayed < f->replay_end)) /* the next URL's body was shorter */
         rc = -EBADMSG;
     if (rc == 0) {
         char hex[65];
@@ -455,6 +532,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->expect_size = src->expect_size;
     f->on_done = src->on_done;
     f->on_fail = src->on_fail;
+    f->next_url = src->next_url;
     f->recheck = src->recheck;
     f->on_start = src->on_start;
     f->arg = src->arg;
@@ -589,11 +667,11 @@ static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void 
                     void *carg)
 {
     struct timespec dl;
-    int64_t seen = f->written;
+    int64_t seen = f->written + f->replayed; /* bytes sent again after a restart are progress */
     deadline_in(&dl, timeout_ms);
     while (!ready(f, rarg)) {
-        if (f->written != seen || f->peer_busy) {
-            seen = f->written;
+        if (f->written + f->replayed != seen || f->peer_busy) {
+            seen = f->written + f->replayed;
             deadline_in(&dl, timeout_ms);
         }
         if (ms_until(&dl) <= 0)

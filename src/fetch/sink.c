@@ -47,6 +47,7 @@ struct sink {
 
     /* the writer's (the receiver's while not threaded) */
     int64_t written;
+    int64_t present;  /* the body's bytes in the file before it began: not written again */
     int64_t length;   /* announced, -1 unknown */
     int64_t reserved; /* disk reserved up to here (fallocate) */
 
@@ -62,8 +63,8 @@ struct sink {
     struct sink_buf bufs[SINK_BUFS];
 };
 
-struct sink *sink_new(int fd, int64_t length, struct hash_ctx *hash, sink_written_fn on_written,
-                      void *arg)
+struct sink *sink_new(int fd, int64_t present, int64_t length, struct hash_ctx *hash,
+                      sink_written_fn on_written, void *arg)
 {
     struct sink *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -79,6 +80,7 @@ struct sink *sink_new(int fd, int64_t length, struct hash_ctx *hash, sink_writte
     pthread_cond_init(&s->free_cv, NULL);
     atomic_init(&s->err, 0);
     s->length = length;
+    s->present = s->written = s->reserved = present > 0 ? present : 0;
     return s;
 }
 
@@ -104,13 +106,14 @@ static void reserve(struct sink *s, int64_t end)
     s->reserved += n;
 }
 
-/* Writes b at its offset; on success reports the new end. */
+/* Writes b at its offset, less what was present; on success reports the new end. */
 static void write_buf(struct sink *s, const struct sink_buf *b)
 {
-    size_t done = 0;
-    if (atomic_load(&s->err))
+    int64_t end = b->off + (int64_t)b->len;
+    size_t done = b->off < s->present ? (size_t)(s->present - b->off) : 0;
+    if (atomic_load(&s->err) || end <= s->present)
         return; /* nothing after a failed write: the written bytes stay a prefix */
-    reserve(s, b->off + (int64_t)b->len);
+    reserve(s, end);
     while (done < b->len) {
         ssize_t w = pwrite(s->fd, b->data + done, b->len - done, (off_t)(b->off + (int64_t)done));
         if (w < 0 && errno == EINTR)
@@ -121,7 +124,7 @@ static void write_buf(struct sink *s, const struct sink_buf *b)
         }
         done += (size_t)w;
     }
-    s->written = b->off + (int64_t)b->len;
+    s->written = end;
     if (s->on_written)
         s->on_written(s->arg, s->written);
 }

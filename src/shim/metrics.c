@@ -108,6 +108,57 @@ static int proxy_requests(struct shim_buf *b, const struct health_snapshot *h, s
     return rc;
 }
 
+/* A URL as a label value: '"', '\\' and control bytes escaped (the exposition format's rule). */
+static void label_value(const char *in, char *out, size_t n)
+{
+    size_t o = 0;
+    for (; *in && o + 5 < n; in++) {
+        if (*in == '"' || *in == '\\')
+            out[o++] = '\\', out[o++] = *in;
+        else if ((unsigned char)*in < 0x20)
+            o += (size_t)snprintf(out + o, n - o, "%%%02X", (unsigned char)*in);
+        else
+            out[o++] = *in;
+    }
+    out[o] = '\0';
+}
+
+/*
+ * Each of a proxy's URLs (url, then mirrors; src/engine/origins.c): its requests, its failures
+ * and whether it answers. Families of their own: a url label on the per-proxy families would
+ * count every request twice in a sum by proxy.
+ */
+static int url_part(struct shim_buf *b, const struct health_snapshot *h, size_t nh)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"upstream_url_requests_total", "counter", "Requests to each of a proxy's URLs."},
+        {"upstream_url_failures_total", "counter",
+         "Failed requests to each of a proxy's URLs (a failure of the remote sends the request "
+         "to the next URL)."},
+        {"upstream_url_healthy", "gauge",
+         "1 when the URL's last request succeeded; 0 while it fails or backs off."},
+    };
+    int rc = 0;
+    char url[3 * sizeof(h->urls[0].url)];
+    for (size_t f = 0; rc == 0 && f < sizeof(fam) / sizeof(fam[0]); f++) {
+        rc = family(b, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; rc == 0 && i < nh; i++) {
+            for (int k = 0; rc == 0 && k < h[i].n_urls && k < HEALTH_URLS_MAX; k++) {
+                const struct health_url *x = &h[i].urls[k];
+                unsigned long long v = f == 0   ? x->requests
+                                       : f == 1 ? x->failures
+                                                : (x->state == HEALTH_OK ? 1 : 0);
+                label_value(x->url, url, sizeof(url));
+                rc = shim_buf_printf(b, "upstreamfs_%s{proxy=\"%s\",url=\"%s\"} %llu\n",
+                                     fam[f].name, h[i].key, url, v);
+            }
+        }
+    }
+    return rc;
+}
+
 static int proxy_part(struct shim_buf *b, const struct health_snapshot *h, size_t nh)
 {
     int rc = family(b, "upstream_errors_total", "counter",
@@ -130,7 +181,7 @@ static int proxy_part(struct shim_buf *b, const struct health_snapshot *h, size_
         if (h[i].ratelimit_remaining >= 0)
             rc = shim_buf_printf(b, "upstreamfs_upstream_ratelimit_remaining{proxy=\"%s\"} %ld\n",
                                  h[i].key, h[i].ratelimit_remaining);
-    return rc;
+    return rc == 0 ? url_part(b, h, nh) : rc;
 }
 
 static int engine_part(struct shim_buf *b, const struct engine_stats *st,
@@ -175,6 +226,10 @@ static int engine_part(struct shim_buf *b, const struct engine_stats *st,
     if (rc == 0)
         rc = single(b, "stale_serves_total", "counter",
                     "Cached copies served because the upstream failed.", st->stale_serves);
+    if (rc == 0)
+        rc = single(b, "removed_upstream", "gauge",
+                    "Cached entries their upstream no longer lists (marked removed-upstream).",
+                    st->removed_upstream);
     return rc;
 }
 

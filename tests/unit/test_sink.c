@@ -2,7 +2,8 @@
  * test_sink: a body handed to a sink in pieces of any size lands in its file byte for byte and
  * is hashed in order (the sha256 of the pieces as sent; a wrong expectation is -EBADMSG), for
  * a body that stays on the caller's thread (under one buffer) and one that goes through the
- * writer and hasher threads; on_written reports increasing ends of bytes that are in the file;
+ * writer and hasher threads; the part of a body already in the file (a restarted download) is
+ * hashed, not written again; on_written reports increasing ends of bytes that are in the file;
  * a write that fails (ENOSPC on /dev/full, EFBIG past RLIMIT_FSIZE in the middle of a threaded
  * body) is the error of sink_write / sink_finish, and nothing past it is reported written;
  * sink_abort stops a running sink.
@@ -96,7 +97,7 @@ static void check_body(size_t size)
     struct hash_expect e = {.algo = HASH_SHA256};
     hash_sha256_hex(body, size, want);
     memcpy(e.hex, want, sizeof(want));
-    struct sink *s = sink_new(fd, (int64_t)size, hash_begin(&e), on_written, &w);
+    struct sink *s = sink_new(fd, 0, (int64_t)size, hash_begin(&e), on_written, &w);
     assert_non_null(s);
     assert_int_equal(send_body(s, body, size), 0);
     assert_int_equal(sink_finish(s, hex), 0);
@@ -125,6 +126,34 @@ static void large_body_through_the_threads(void **state)
     check_body(2 * SINK_BUF_SIZE); /* ends on a buffer's end */
 }
 
+/* A body started again after a part was written: that part is hashed, not written again. */
+static void present_part_is_hashed_not_written(void **state)
+{
+    (void)state;
+    size_t size = 3 * SINK_BUF_SIZE + 777, present = SINK_BUF_SIZE + 4242;
+    unsigned char *body = random_body(size), *back = malloc(size);
+    unsigned char *zeros = calloc(1, present);
+    char path[64], hex[65], want[65];
+    int fd = tmp_file(path);
+    assert_int_equal(pwrite(fd, zeros, present, 0), (ssize_t)present); /* "written before" */
+    struct seen w = {.fd = fd, .increasing = true, .last = (int64_t)present};
+    hash_sha256_hex(body, size, want);
+    struct sink *s = sink_new(fd, (int64_t)present, (int64_t)size, hash_begin(NULL), on_written, &w);
+    assert_non_null(s);
+    assert_int_equal(send_body(s, body, size), 0);
+    assert_int_equal(sink_finish(s, hex), 0);
+    assert_string_equal(hex, want);               /* the whole body, present part included */
+    assert_true(w.increasing);                    /* every report past `present` */
+    assert_int_equal(w.last, (int64_t)size);
+    assert_int_equal(pread(fd, back, size, 0), (ssize_t)size);
+    assert_memory_equal(back, zeros, present);    /* not written again */
+    assert_memory_equal(back + present, body + present, size - present);
+    close(fd);
+    free(body);
+    free(back);
+    free(zeros);
+}
+
 static void wrong_expectation_is_ebadmsg(void **state)
 {
     (void)state;
@@ -135,7 +164,7 @@ static void wrong_expectation_is_ebadmsg(void **state)
     struct seen w = {.fd = fd};
     struct hash_expect e = {.algo = HASH_SHA256};
     memset(e.hex, 'a', 64);
-    struct sink *s = sink_new(fd, -1, hash_begin(&e), on_written, &w);
+    struct sink *s = sink_new(fd, 0, -1, hash_begin(&e), on_written, &w);
     assert_non_null(s);
     assert_int_equal(send_body(s, body, size), 0);
     assert_int_equal(sink_finish(s, hex), -EBADMSG);
@@ -154,7 +183,7 @@ static void full_disk_is_enospc(void **state)
         int fd = open("/dev/full", O_WRONLY);
         assert_true(fd >= 0);
         struct seen w = {.fd = -1};
-        struct sink *s = sink_new(fd, (int64_t)sizes[i], hash_begin(NULL), on_written, &w);
+        struct sink *s = sink_new(fd, 0, (int64_t)sizes[i], hash_begin(NULL), on_written, &w);
         assert_non_null(s);
         int rc = send_body(s, body, sizes[i]);
         /* The first write fails: at a flush or a full buffer, or at the end, in sink_finish. */
@@ -182,7 +211,7 @@ static void failed_write_in_the_middle_stops_everything(void **state)
     int fd = tmp_file(path);
     struct seen w = {.fd = fd, .body = body, .in_file = true, .increasing = true};
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    struct sink *s = sink_new(fd, -1, hash_begin(NULL), on_written, &w);
+    struct sink *s = sink_new(fd, 0, -1, hash_begin(NULL), on_written, &w);
     assert_non_null(s);
     int rc = send_body(s, body, size);
     if (rc == 0)
@@ -210,7 +239,7 @@ static void abort_stops_a_running_sink(void **state)
     char path[64];
     int fd = tmp_file(path);
     struct seen w = {.fd = fd, .body = body, .in_file = true, .increasing = true};
-    struct sink *s = sink_new(fd, (int64_t)size, hash_begin(NULL), on_written, &w);
+    struct sink *s = sink_new(fd, 0, (int64_t)size, hash_begin(NULL), on_written, &w);
     assert_non_null(s);
     assert_int_equal(send_body(s, body, size / 2 + 100), 0);
     sink_abort(s);
@@ -226,6 +255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(small_body_on_the_callers_thread),
         cmocka_unit_test(large_body_through_the_threads),
+        cmocka_unit_test(present_part_is_hashed_not_written),
         cmocka_unit_test(wrong_expectation_is_ebadmsg),
         cmocka_unit_test(full_disk_is_enospc),
         cmocka_unit_test(failed_write_in_the_middle_stops_everything),
