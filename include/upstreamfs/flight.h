@@ -2,7 +2,7 @@
  * flight: single-flight downloads into the store, readable while they run.
  *
  * A flight downloads one object (one key) into a temp file in its own
- * thread. Every opener of the same key while it runs joins the same flight,
+ * thread (its sink writes and hashes the body: include/upstreamfs/sink.h). Every opener of the same key while it runs joins the same flight,
  * so N concurrent readers cause one upstream request. Readers read the temp
  * file as bytes arrive: flight_read waits only until the range it wants is
  * written (or the download ends), never for the whole object.

@@ -455,7 +455,9 @@ static void hop_setopt(CURL *h, struct xfer *x, const char *url, const char *met
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-    if (req->on_data) /* streamed bodies: fewer, larger pieces (each is written and hashed) */
+    /* Streamed bodies: fewer, larger receives. libcurl 7.88 still hands them to on_body in
+     * pieces of CURL_MAX_WRITE_SIZE (16 KiB); src/fetch/sink.c gathers those for the disk. */
+    if (req->on_data)
         curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 1024L * 1024L);
     if (req->should_abort) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);

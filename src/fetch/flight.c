@@ -4,8 +4,9 @@
  * Design, after CernVM-FS's fetcher: a table maps keys to running flights
  * (the in-process single flight of src/util/single_flight.c, whose calls
  * carry a struct flight and its references). The first joiner starts a
- * thread that streams the body into a temp file while hashing it; later
- * joiners take a reference to the same flight.
+ * thread that receives the body; its sink (src/fetch/sink.c) writes it into a
+ * temp file and hashes it on threads of its own; later joiners take a
+ * reference to the same flight.
  * Readers block on the flight's condition variable until the bytes they want
  * are written, then pread the temp file: its fd stays valid after the commit
  * renames the file into the store. A flight leaves the table when it ends,
@@ -17,6 +18,7 @@
 #include "upstreamfs/log.h"
 #include "upstreamfs/secret.h"
 #include "upstreamfs/single_flight.h"
+#include "upstreamfs/sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +43,8 @@ struct flight {
     enum flight_state state;
     long status;
     int err;
-    int64_t written;
+    int64_t written;  /* bytes in the temp file (the sink's writer moves it) */
+    int64_t received; /* bytes of this response handed to the sink: the download thread's */
     int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
                                      much of it came again (replay; under mu) */
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
@@ -52,7 +55,8 @@ struct flight {
 
     int fd;
     char *tmp_path;
-    struct hash_ctx *hash;
+    struct hash_ctx *hash; /* until the response starts; then the sink's */
+    struct sink *sink;     /* the download thread's, from a 2xx response's headers to its end */
 
     char *url;
     struct fetch_endpoint ep;
@@ -128,6 +132,7 @@ static void flight_destroy(void *arg)
     if (f->tmp_path && f->state != FLIGHT_DONE)
         unlink(f->tmp_path);
     free(f->tmp_path);
+    sink_abort(f->sink);
     hash_abort(f->hash);
     free(f->url);
     free((char *)f->ep.ca_file);
@@ -161,6 +166,8 @@ static void set_state(struct flight *f, enum flight_state st, long status, int e
     pthread_mutex_unlock(&f->mu);
 }
 
+static void on_written(void *arg, int64_t written);
+
 static int on_headers(void *arg, const struct fetch_response *r)
 {
     struct flight *f = arg;
@@ -191,34 +198,54 @@ static int on_headers(void *arg, const struct fetch_response *r)
             return -EBADMSG;
         if (f->on_start)
             f->on_start(f->arg, r->content_length);
-        return 0;
+        if (f->sink)
+            return -EPROTO; /* one body per flight */
+        /* After a restart the bytes up to replay_end are in the file: hashed, not written again. */
+        f->sink = sink_new(f->fd, f->replay_end, r->content_length, f->hash, on_written, f);
+        f->hash = NULL; /* the sink's now, also when it could not be made */
+        return f->sink ? 0 : -ENOMEM;
     }
     return FLIGHT_ESTOP;
 }
 
+/* The sink's writer: the bytes up to written are in the temp file. */
+static void on_written(void *arg, int64_t written)
+{
+    struct flight *f = arg;
+    pthread_mutex_lock(&f->mu);
+    f->written = written;
+    /* Wake readers only once the bytes one of them waits for are here (set_state always does). */
+    if (f->written >= f->wake_at) {
+        f->wake_at = INT64_MAX;
+        pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 /*
  * After a restart on another URL (restart_on): the bytes it sends again over what was written
- * must be the same (readers may have them); they are hashed, not written. Consumes them from
- * *p and *len.
+ * must be the same (readers may have them). Checks the part of the len bytes at f->received
+ * that lies below replay_end; the sink hashes them and does not write them again.
  */
-static int replay(struct flight *f, const char **p, size_t *len)
+static int replay(struct flight *f, const char *p, size_t len)
 {
     char buf[16384];
-    while (*len && f->replayed < f->replay_end) {
-        size_t n = *len < sizeof(buf) ? *len : sizeof(buf);
-        if ((int64_t)n > f->replay_end - f->replayed)
-            n = (size_t)(f->replay_end - f->replayed);
-        if (pread(f->fd, buf, n, (off_t)f->replayed) != (ssize_t)n || memcmp(buf, *p, n) != 0) {
+    int64_t at = f->received;
+    while (len && at < f->replay_end) {
+        size_t n = len < sizeof(buf) ? len : sizeof(buf);
+        if ((int64_t)n > f->replay_end - at)
+            n = (size_t)(f->replay_end - at);
+        if (pread(f->fd, buf, n, (off_t)at) != (ssize_t)n || memcmp(buf, p, n) != 0) {
             log_error("download %s: its bytes differ from those already read; discarded",
                       f->url);
             return -EBADMSG;
         }
-        hash_update(f->hash, *p, n);
+        at += (int64_t)n;
         pthread_mutex_lock(&f->mu); /* progress for readers' stall limit (wait_for) */
-        f->replayed += (int64_t)n;
+        f->replayed = at;
         pthread_mutex_unlock(&f->mu);
-        *p += n;
-        *len -= n;
+        p += n;
+        len -= n;
     }
     return 0;
 }
@@ -251,38 +278,28 @@ static int trailer_expect(struct flight *f, const struct fetch_response *r)
 static int on_data(void *arg, const void *data, size_t len)
 {
     struct flight *f = arg;
-    const char *p = data;
-    size_t off = 0;
-    int rrc = replay(f, &p, &len);
-    if (rrc < 0 || !len)
-        return rrc;
-    data = p;
-    if (f->expect_size >= 0 && f->written + (int64_t)len > f->expect_size)
+    if (f->expect_size >= 0 && f->received + (int64_t)len > f->expect_size)
         return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
-    while (off < len) {
-        ssize_t w = pwrite(f->fd, p + off, len - off, (off_t)(f->written + (int64_t)off));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        off += (size_t)w;
-    }
-    hash_update(f->hash, data, len);
-    pthread_mutex_lock(&f->mu);
-    f->written += (int64_t)len;
-    /* Wake readers only once the bytes one of them waits for are here (set_state always does). */
-    if (f->written >= f->wake_at) {
-        f->wake_at = INT64_MAX;
-        pthread_cond_broadcast(&f->cv);
-    }
-    pthread_mutex_unlock(&f->mu);
-    return 0;
+    if (!f->sink)
+        return -EPROTO;
+    int rc = replay(f, data, len);
+    if (rc < 0)
+        return rc;
+    f->received += (int64_t)len;
+    return sink_write(f->sink, data, len);
 }
 
 static bool should_abort(void *arg)
 {
     struct flight *f = arg;
+    /*
+     * libcurl calls this after each receive has been handed over (and at least once a second
+     * when none comes): what it brought goes to the file now, so a reader waiting for it (or
+     * arriving later) never waits for the next receive. A write error surfaces at the next
+     * sink call.
+     */
+    if (f->sink)
+        (void)sink_flush(f->sink);
     return sf_group_closing(f->t->calls);
 }
 
@@ -384,6 +401,8 @@ static bool restart_on(struct flight *f, int *rc, struct fetch_response *resp)
     char *next = f->next_url(f->arg, f->url, *rc == FLIGHT_ESTOP ? 0 : *rc, resp);
     if (!next)
         return false;
+    sink_abort(f->sink); /* its writer ends: what is written stays, the rest comes again */
+    f->sink = NULL;
     char was[512], now[512]; /* without query strings: they may carry signatures */
     failure_url_redact(f->url, was, sizeof(was));
     failure_url_redact(next, now, sizeof(now));
@@ -391,6 +410,7 @@ static bool restart_on(struct flight *f, int *rc, struct fetch_response *resp)
              now);
     free(f->url);
     f->url = next;
+    f->received = 0;
     hash_abort(f->hash);
     f->hash = hash_begin(&f->expect); /* a digest stated by the first URL still binds */
     pthread_mutex_lock(&f->mu);
@@ -428,6 +448,8 @@ static void *flight_run(void *arg)
         rc = fetch_perform(&req, &resp);
     }
     if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
+        sink_abort(f->sink);
+        f->sink = NULL;
         enum flight_state st = resp.status == 304 ? FLIGHT_NOT_MODIFIED : FLIGHT_HTTP_ERROR;
         unlink(f->tmp_path); /* no body of this answer is kept */
         if (f->on_fail)
@@ -435,16 +457,17 @@ static void *flight_run(void *arg)
         set_state(f, st, resp.status, 0);
         goto out;
     }
-    if (rc == 0 && ((f->expect_size >= 0 && f->written != f->expect_size) ||
+    if (rc == 0 && ((f->expect_size >= 0 && f->received != f->expect_size) ||
                     f->replayed < f->replay_end)) /* the next URL's body was shorter */
         rc = -EBADMSG;
     if (rc == 0 && f->trailed)
         rc = trailer_expect(f, &resp);
     if (rc == 0) {
         char hex[65];
-        struct hash_ctx *h = f->hash;
-        f->hash = NULL;
-        rc = hash_end(h, hex);
+        struct sink *sk = f->sink;
+        f->sink = NULL;
+        /* The rest written, the hash caught up: -EBADMSG, a write error (-ENOSPC) or 0. */
+        rc = sk ? sink_finish(sk, hex) : -EPROTO;
         if (rc == -EBADMSG)
             log_error("download %s: content does not match its checksum; discarded", f->url);
         if (rc == 0) {
@@ -464,6 +487,9 @@ static void *flight_run(void *arg)
             goto out;
         }
     }
+    /* No write may follow the truncation below: the sink's threads end first. */
+    sink_abort(f->sink);
+    f->sink = NULL;
     /* -EBADMSG stays the flight's error: the bytes did not verify (cause digest). */
     /* The cause is logged per proxy, once a minute (src/engine/upstream.c). */
     log_debug("download %s failed: %s", f->url, strerror(-rc));

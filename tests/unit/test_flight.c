@@ -1,7 +1,8 @@
 /*
  * test_flight: single-flight downloads against an in-process HTTP server
  * (libmicrohttpd on 127.0.0.1): many joiners make one request; a reader gets
- * the first bytes while the rest is still held back by the server; a body
+ * the first bytes while the rest is still held back by the server, also when
+ * it asks only after they came; a body
  * that does not match its expected digest fails every reader and leaves
  * nothing in the store; a read reaching the end of a body with an expected
  * digest waits for the verdict; a 404 is reported as such; a flight's lock
@@ -29,6 +30,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BODY_SIZE (1 << 20)
@@ -252,6 +254,47 @@ static void first_bytes_before_the_rest(void **state)
     open_gate(true);
     assert_int_equal(flight_wait_done(f, 10000, NULL, NULL), FLIGHT_DONE);
     assert_string_equal(flight_digest(f), body_hex);
+    flight_release(f);
+    flight_table_free(t);
+    store_remove(&st, body_hex);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Bytes that came before a pause reach a reader who asks only after they came, at once: the
+ * download does not keep them buffered until more arrive (src/fetch/sink.c flushes what each
+ * receive brought; libcurl's next call, with the server silent, is a second later).
+ */
+static void bytes_before_a_pause_reach_a_late_reader(void **state)
+{
+    (void)state;
+    char url[128];
+    unsigned char buf[FIRST_PART];
+    snprintf(url, sizeof(url), "%s/blob", base);
+    struct flight_table *t = flight_table_new(&st);
+    open_gate(false);
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = url, .expect_size = -1};
+    assert_int_equal(flight_join(t, "late", &src, &f, &started), 0);
+    long status;
+    int err;
+    assert_int_equal(flight_wait_response(f, 5000, NULL, NULL, &status, &err), FLIGHT_STREAMING);
+    usleep(100 * 1000); /* the first 64 KiB came; the server holds the rest */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(flight_read(f, buf, sizeof(buf), 0, 5000, NULL, NULL), FIRST_PART);
+    long ms = ms_since(&t0);
+    assert_true(ms < 500);
+    assert_memory_equal(buf, body, FIRST_PART);
+    open_gate(true);
+    assert_int_equal(flight_wait_done(f, 10000, NULL, NULL), FLIGHT_DONE);
     flight_release(f);
     flight_table_free(t);
     store_remove(&st, body_hex);
@@ -597,6 +640,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_request_for_many_readers),
         cmocka_unit_test(first_bytes_before_the_rest),
+        cmocka_unit_test(bytes_before_a_pause_reach_a_late_reader),
         cmocka_unit_test(wrong_digest_fails_and_stores_nothing),
         cmocka_unit_test(end_waits_for_the_verdict),
         cmocka_unit_test(not_found_is_reported),
