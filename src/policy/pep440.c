@@ -217,6 +217,12 @@ bool pep440_version_valid(const char *v)
     return parse(v, &x);
 }
 
+/* A pre-release in PEP 440's sense: a, b, rc or a dev release. */
+static bool is_pre(const struct pv *v)
+{
+    return v->pre_kind >= 0 || v->dev != PV_NONE;
+}
+
 /* "==1.2.*": the release prefix 1.2 (epoch too). */
 static bool prefix_match(const char *prefix, const struct pv *v)
 {
@@ -282,7 +288,7 @@ static int spec_one(const char *s, size_t n, const struct pv *v)
         return c >= 0 && pre.epoch == v->epoch && rel_cmp(&pre, v, pre.nrel) == 0;
     }
     case 6: /* <V: not a pre-release of V itself unless V is one */
-        return c < 0 && !(w.pre_kind < 0 && v->pre_kind >= 0 && rel_cmp(v, &w, PV_PARTS) == 0 &&
+        return c < 0 && !(!is_pre(&w) && is_pre(v) && rel_cmp(v, &w, PV_PARTS) == 0 &&
                           v->epoch == w.epoch);
     case 7: /* >V: not a post-release of V unless V is one */
         return c > 0 && !(w.post == PV_NONE && v->post != PV_NONE && v->pre_kind < 0 &&
@@ -323,11 +329,36 @@ static int spec_walk(const char *spec, const char *raw, const struct pv *v)
     return all;
 }
 
+/* A text that is no version: only "===" specifiers (arbitrary equality) can match it. */
+static int raw_only(const char *spec, const char *version)
+{
+    if (spec_walk(spec, NULL, NULL) < 0)
+        return -EINVAL;
+    for (const char *s = spec;;) {
+        size_t n = strcspn(s, ",");
+        const char *t = s + strspn(s, " \t");
+        if (strncmp(t, "===", 3) != 0)
+            return 0;
+        t += 3;
+        t += strspn(t, " \t");
+        size_t l = n - (size_t)(t - s);
+        while (l && isspace((unsigned char)t[l - 1]))
+            l--;
+        if (strlen(version) != l || strncasecmp(version, t, l) != 0)
+            return 0;
+        if (!s[n])
+            return 1;
+        s += n + 1;
+    }
+}
+
 int pep440_satisfies(const char *spec, const char *version)
 {
     struct pv v;
-    if (!parse(version, &v))
+    if (strlen(version) > POLICY_VERSION_MAX)
         return -EINVAL;
+    if (!parse(version, &v))
+        return raw_only(spec, version);
     return spec_walk(spec, version, &v);
 }
 

@@ -199,7 +199,7 @@ int semver_compare(const char *a, const char *b, int *err)
 static struct sv bump(const struct sv_partial *pv, int at)
 {
     struct sv u = {{0, 0, 0}, "0"};
-    for (int i = 0; i < at; i++)
+    for (int i = 0; i <= at; i++)
         u.v[i] = pv->v.v[i];
     u.v[at]++;
     return u;
