@@ -474,6 +474,11 @@ static const char *const json_members[] = {
     "client_key_pem_set",
     "connect_timeout",
     "metadata_timeout",
+    "min_age",
+    "min_age_unknown",
+    "min_age_exempt",
+    "allow",
+    "deny",
 };
 
 static void test_proxy_json_shape(void **state)
