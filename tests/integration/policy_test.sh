@@ -26,6 +26,9 @@
 #   pip download upfs-fresh through the shim gets the 1.0.0 wheel (its sha256); upfs-inhouse
 #     (exempt) 1.1.0; ls of the project lists 1.0.0 only; the 1.1.0 wheel is refused (403 and
 #     EACCES) with no request for it; upfs-evil fails and its page is never asked for;
+#   Maven --deny 'com.example:demo:1.*' and Helm --deny 'alpha@<1': the denied artifact and chart
+#     fail with EACCES and the upstream saw no request for them (nor the jar's checksum); another
+#     version or chart still reads;
 #   the proxies' settings: proxy show --json has min_age 604800, the exempt and deny lists; a
 #     rule in the wrong syntax for the type is refused with its message.
 set -euo pipefail
@@ -41,7 +44,9 @@ MNT="$T/mnt"
 FIX="$T/fix"
 "$PYTHON" "$REGISTRY_PY" build "$FIX"
 "$PYTHON" "$BUILD_PY" "$T/repo"
+fixtures_maven "$T/repo/maven"
 upstream_start "$T/repo" --quiet
+fixtures_helm "$T/repo/helm" "$T/repo/other" "${UPSTREAM_URL}other" # read from disk per request
 
 REG_PID=""
 "${DIE_WITH_PARENT[@]}" "$PYTHON" "$REGISTRY_PY" serve "$FIX" --port-file "$T/reg.port" \
@@ -69,6 +74,9 @@ upfs proxy create npm --type npm --url "$REG_URL" --min-age 7d --min-age-exempt 
     --deny upfs-evil >/dev/null
 upfs proxy create py --type pypi --url "$UPSTREAM_URL" --min-age 7d --min-age-exempt upfs-inhouse \
     --deny upfs-evil >/dev/null
+upfs proxy create mvn --type maven --url "${UPSTREAM_URL}maven/" --deny 'com.example:demo:1.*' \
+    >/dev/null
+upfs proxy create charts --type helm --url "${UPSTREAM_URL}helm/" --deny 'alpha@<1' >/dev/null
 SPORT="$(free_port)"
 upfs_mount "$MNT" -o "listen=127.0.0.1:$SPORT"
 wait_for_port "$SPORT" 10 || die "mount -o listen=127.0.0.1:$SPORT: the shim is not listening"
@@ -204,5 +212,18 @@ t_pip_denied() {
     assert_eq "$(up_paths_with upfs-evil)$(up_paths_with upfs_evil)" 00 "requests for upfs-evil"
 }
 check "a denied PyPI name never reaches the upstream" t_pip_denied
+
+# ---- Maven and Helm ----------------------------------------------------------------------------
+t_maven_helm() {
+    expect_eacces cat "$MNT/mvn/com/example/demo/1.0/demo-1.0.jar"
+    assert_contains "$(cat "$STATE/upstreamfs.log")" \
+        "maven proxy mvn: com.example:demo@1.0 refused by --deny com.example:demo:1.*" "the log"
+    assert_eq "$(up_paths_with /maven/com/example/demo/1.0/demo-1.0.jar)" 0 \
+        "requests for the denied jar and its checksums"
+    expect_eacces cat "$MNT/charts/charts/alpha-0.1.0.tgz"
+    assert_eq "$(up_paths_with alpha-0.1.0.tgz)" 0 "requests for the denied chart"
+    expect_ok cat "$MNT/charts/charts/beta-1.2.3.tgz"
+}
+check "Maven and Helm: a denied version is refused before any request; others read" t_maven_helm
 
 finish
