@@ -99,7 +99,7 @@ static bool partial(const char **p, struct sv_partial *out)
         if (*s == 'x' || *s == 'X' || *s == '*') {
             s++;
             /* later parts may be wildcards too: 1.x.x */
-            for (int j = i + 1; j < 3 && *s == '.' && strchr("xX*", s[1]); j++)
+            for (int j = i + 1; j < 3 && *s == '.' && s[1] && strchr("xX*", s[1]); j++)
                 s += 2;
             *p = s;
             return true;

@@ -29,8 +29,8 @@ bool policy_pypi_file_version(const char *file, char *version, size_t vlen)
     static const char *const sdist[] = {".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz",
                                         ".tar"};
     size_t n = strlen(file);
-    if (n > 512)
-        return false;
+    if (n > 512 || strchr(file, '/'))
+        return false; /* a file name, not a path */
     if (ends_with(file, n, ".metadata"))
         n -= strlen(".metadata");
     if (ends_with(file, n, ".whl") || ends_with(file, n, ".egg")) {
