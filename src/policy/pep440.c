@@ -256,8 +256,8 @@ static int spec_one(const char *s, size_t n, const struct pv *v)
         return -EINVAL;
     memcpy(buf, s, n);
     buf[n] = '\0';
-    if (op == 0) /* ===: the text itself */
-        return v ? 0 : 1; /* checked by the caller on the raw text */
+    if (op == 0) /* ===: compared as text by spec_walk (arbitrary) */
+        return -EINVAL;
     bool star = n >= 2 && buf[n - 1] == '*' && buf[n - 2] == '.';
     if (star && op != 1 && op != 2)
         return -EINVAL;
@@ -297,30 +297,45 @@ static int spec_one(const char *s, size_t n, const struct pv *v)
     return -EINVAL;
 }
 
+/* An "===" specifier (arbitrary equality, on the text): 1 when raw is its text, 0 when not
+ * (or raw is NULL), -1 when the specifier is another operator, -EINVAL when it has no text. */
+static int arbitrary(const char *s, size_t n, const char *raw)
+{
+    const char *t = s + strspn(s, " \t");
+    if ((size_t)(t - s) + 3 > n || strncmp(t, "===", 3) != 0)
+        return -1;
+    t += 3;
+    t += strspn(t, " \t");
+    size_t l = n > (size_t)(t - s) ? n - (size_t)(t - s) : 0;
+    while (l && isspace((unsigned char)t[l - 1]))
+        l--;
+    if (l == 0)
+        return -EINVAL;
+    return raw && strlen(raw) == l && strncasecmp(raw, t, l) == 0;
+}
+
+/*
+ * The specifiers of spec, comma-AND: raw NULL only checks their syntax (1 or -EINVAL); else
+ * whether the version raw (v: its parse, NULL when it is no version) satisfies all of them.
+ */
 static int spec_walk(const char *spec, const char *raw, const struct pv *v)
 {
     if (strlen(spec) > POLICY_RANGE_MAX)
         return -EINVAL;
     int all = 1;
-    const char *s = spec;
-    for (;;) {
+    for (const char *s = spec;;) {
         size_t n = strcspn(s, ",");
-        int r = spec_one(s, n, v);
-        if (r < 0)
-            return r;
-        if (v && r == 0 && !(strncmp(s + strspn(s, " \t"), "===", 3) == 0 && raw)) {
+        int a = arbitrary(s, n, raw);
+        if (a == -EINVAL)
+            return a;
+        if (a == 0 && raw)
             all = 0;
-        } else if (v && raw) {
-            const char *t = s + strspn(s, " \t");
-            if (strncmp(t, "===", 3) == 0) {
-                t += 3;
-                t += strspn(t, " \t");
-                size_t l = n - (size_t)(t - s);
-                while (l && isspace((unsigned char)t[l - 1]))
-                    l--;
-                if (strlen(raw) != l || strncasecmp(raw, t, l) != 0)
-                    all = 0;
-            }
+        if (a < 0) {
+            int r = spec_one(s, n, v);
+            if (r < 0)
+                return r;
+            if (raw && (!v || r == 0))
+                all = 0; /* a text that is no version matches "===" only */
         }
         if (!s[n])
             break;
@@ -329,37 +344,12 @@ static int spec_walk(const char *spec, const char *raw, const struct pv *v)
     return all;
 }
 
-/* A text that is no version: only "===" specifiers (arbitrary equality) can match it. */
-static int raw_only(const char *spec, const char *version)
-{
-    if (spec_walk(spec, NULL, NULL) < 0)
-        return -EINVAL;
-    for (const char *s = spec;;) {
-        size_t n = strcspn(s, ",");
-        const char *t = s + strspn(s, " \t");
-        if (strncmp(t, "===", 3) != 0)
-            return 0;
-        t += 3;
-        t += strspn(t, " \t");
-        size_t l = n - (size_t)(t - s);
-        while (l && isspace((unsigned char)t[l - 1]))
-            l--;
-        if (strlen(version) != l || strncasecmp(version, t, l) != 0)
-            return 0;
-        if (!s[n])
-            return 1;
-        s += n + 1;
-    }
-}
-
 int pep440_satisfies(const char *spec, const char *version)
 {
     struct pv v;
     if (strlen(version) > POLICY_VERSION_MAX)
         return -EINVAL;
-    if (!parse(version, &v))
-        return raw_only(spec, version);
-    return spec_walk(spec, version, &v);
+    return spec_walk(spec, version, parse(version, &v) ? &v : NULL);
 }
 
 bool pep440_spec_valid(const char *spec)

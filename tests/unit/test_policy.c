@@ -103,6 +103,10 @@ static void pep440_specifiers(void **state)
     assert_false(pep440_spec_valid("=>1"));
     assert_true(pep440_spec_valid("==1.*, !=1.2.3"));
     assert_false(pep440_version_valid("one"));
+    assert_false(pep440_spec_valid("==="));
+    assert_int_equal(pep440_satisfies(">=1", "banana"), 0);   /* no version: only === matches */
+    assert_int_equal(pep440_satisfies("===banana", "Banana"), 1);
+    assert_int_equal(pep440_satisfies("=>1", "banana"), -EINVAL);
 }
 
 static void rules_per_ecosystem(void **state)
