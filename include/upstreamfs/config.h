@@ -103,11 +103,12 @@ struct proxy {
     bool pass_credentials; /* credentials also go to other origins an index names */
     int64_t max_size;      /* cap on a body of unknown length, bytes */
     /* Package policy (include/upstreamfs/policy.h, docs/policy.md). */
-    long min_age;                 /* seconds: versions published less long ago are hidden */
-    enum proxy_min_age_unknown min_age_unknown; /* a version without a publish time */
-    char **min_age_exempt;        /* name globs the cooldown does not hold back */
-    char **allow;                 /* NAME[@RANGE]: with any, only what one matches is served */
-    char **deny;                  /* NAME[@RANGE]: never served (wins over allow) */
+    long min_age;          /* seconds: versions published less long ago are hidden */
+    char **min_age_exempt; /* name globs the cooldown does not hold back */
+    char **allow;          /* NAME[@RANGE]: with any, only what one matches is served */
+    char **deny;           /* NAME[@RANGE]: never served (wins over allow) */
+    /* Whether a version the upstream gives no publish time is old enough. */
+    enum proxy_min_age_unknown min_age_unknown;
     /* TLS material given as PEM text (the API's ca_pem, client_cert_pem, client_key_pem). */
     struct proxy_pem ca_pem, client_cert_pem, client_key_pem;
     struct ecr_target ecr; /* filled by validation for type ecr */

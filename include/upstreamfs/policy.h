@@ -124,8 +124,7 @@ bool policy_pypi_file_version(const char *file, char *version, size_t vlen);
  * package (version) is refused by the rules; *rule as policy_name_verdict's. Directories on
  * the way to an allowed package pass.
  */
-enum policy_verdict policy_path_verdict(const struct proxy *p, const char *path,
-                                        const char **rule);
+enum policy_verdict policy_path_verdict(const struct proxy *p, const char *path, const char **rule);
 
 /* ---- documents (src/policy/filter.c) -------------------------------------------------------- */
 

@@ -43,7 +43,7 @@ static const char *const min_age_unknown_names[] = {"deny", "allow"};
 /* A package rule's own syntax is checked against the proxy's type in config_proxy_validate
  * (src/policy/rules.c, policy_config_check); here only what every rule needs. */
 #define POLICY_TYPES                                                                               \
-    (ONLY(PROXY_NPM) | ONLY(PROXY_PYPI) | ONLY(PROXY_MAVEN) | ONLY(PROXY_HELM) |                    \
+    (ONLY(PROXY_NPM) | ONLY(PROXY_PYPI) | ONLY(PROXY_MAVEN) | ONLY(PROXY_HELM) |                   \
      ONLY(PROXY_DOCKER) | ONLY(PROXY_ECR))
 
 const struct proxy_field proxy_fields[] = {

@@ -100,14 +100,14 @@ static int file_policy(const struct index_use *x, const json_t *index, int64_t n
     {
         const char *name = json_string_value(json_object_get(f, "filename"));
         size_t n = name ? strlen(name) : 0;
-        if (!name || strncmp(x->file, name, n) != 0 || (x->file[n] && strcmp(x->file + n, ".metadata")))
+        if (!name || strncmp(x->file, name, n) != 0 ||
+            (x->file[n] && strcmp(x->file + n, ".metadata")))
             continue;
         char version[POLICY_VERSION_MAX + 1];
         bool has = policy_pypi_file_version(name, version, sizeof(version));
-        int64_t published =
-            policy_parse_time(json_string_value(json_object_get(f, "upload-time")));
-        enum policy_verdict v = policy_version_verdict(x->cfg, x->name, has ? version : NULL,
-                                                       published, now, NULL);
+        int64_t published = policy_parse_time(json_string_value(json_object_get(f, "upload-time")));
+        enum policy_verdict v =
+            policy_version_verdict(x->cfg, x->name, has ? version : NULL, published, now, NULL);
         return v == POLICY_PASS ? 0 : policy_refuse(x->cfg, x->name, has ? version : NULL, v, NULL);
     }
     return 0;

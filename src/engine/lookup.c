@@ -214,8 +214,8 @@ static int name_policy(struct engine *e, const struct node *dir, const char *nam
         char pkg[POLICY_NAME_MAX + 1], ver[POLICY_VERSION_MAX + 1];
         bool known = policy_subject(u->cfg.type, path, pkg, sizeof(pkg), ver, sizeof(ver));
         failure_note_clear();
-        rc = policy_refuse(&u->cfg, known ? pkg : path, known && ver[0] ? ver : NULL,
-                           POLICY_DENIED, rule);
+        rc = policy_refuse(&u->cfg, known ? pkg : path, known && ver[0] ? ver : NULL, POLICY_DENIED,
+                           rule);
         rc = engine__failed(e, u, dir->ino, rc);
     }
     free(path);

@@ -233,8 +233,8 @@ int npm_packument_tarballs(const char *body, size_t len, const char *name, const
         t->file = strdup(file);
         t->expect = dist_expect(dist);
         t->version = strdup(ver);
-        t->published =
-            policy_parse_time(json_string_value(json_object_get(json_object_get(root, "time"), ver)));
+        t->published = policy_parse_time(
+            json_string_value(json_object_get(json_object_get(root, "time"), ver)));
         if (!t->file || !t->version) {
             rc = -ENOMEM;
             break;

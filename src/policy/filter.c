@@ -172,8 +172,8 @@ void policy_fingerprint(const struct proxy *p, int64_t next_visible, char *buf, 
         return;
     /* the settings, then the time the visible set next changes by waiting */
     char text[16384];
-    size_t w = (size_t)snprintf(text, sizeof(text), "min_age=%ld unknown=%d next=%lld",
-                                p->min_age, (int)p->min_age_unknown, (long long)next_visible);
+    size_t w = (size_t)snprintf(text, sizeof(text), "min_age=%ld unknown=%d next=%lld", p->min_age,
+                                (int)p->min_age_unknown, (long long)next_visible);
     char *const *lists[] = {p->min_age_exempt, p->allow, p->deny};
     for (int l = 0; l < 3; l++)
         for (char *const *r = lists[l]; r && *r && w < sizeof(text); r++)

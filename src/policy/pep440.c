@@ -22,7 +22,7 @@ struct pv {
     int64_t epoch;
     int64_t rel[PV_PARTS];
     int nrel;
-    int pre_kind; /* 0 a, 1 b, 2 rc; -1 none */
+    int pre_kind;           /* 0 a, 1 b, 2 rc; -1 none */
     int64_t pre, post, dev; /* PV_NONE: none */
     char local[PV_LOCAL];
 };
@@ -179,10 +179,10 @@ static int pv_cmp_public(const struct pv *a, const struct pv *b)
     if ((c = rel_cmp(a, b, a->nrel > b->nrel ? a->nrel : b->nrel)))
         return c;
     /* a dev release of a release with neither pre nor post sorts before its pre-releases */
-    int64_t ak = a->pre_kind >= 0                      ? a->pre_kind * 1000000000000000LL + a->pre
+    int64_t ak = a->pre_kind >= 0 ? a->pre_kind * 1000000000000000LL + a->pre
                  : a->post == PV_NONE && a->dev != PV_NONE ? PV_NONE
                                                            : INT64_MAX;
-    int64_t bk = b->pre_kind >= 0                      ? b->pre_kind * 1000000000000000LL + b->pre
+    int64_t bk = b->pre_kind >= 0 ? b->pre_kind * 1000000000000000LL + b->pre
                  : b->post == PV_NONE && b->dev != PV_NONE ? PV_NONE
                                                            : INT64_MAX;
     if ((c = cmp64(ak, bk)))
@@ -288,8 +288,8 @@ static int spec_one(const char *s, size_t n, const struct pv *v)
         return c >= 0 && pre.epoch == v->epoch && rel_cmp(&pre, v, pre.nrel) == 0;
     }
     case 6: /* <V: not a pre-release of V itself unless V is one */
-        return c < 0 && !(!is_pre(&w) && is_pre(v) && rel_cmp(v, &w, PV_PARTS) == 0 &&
-                          v->epoch == w.epoch);
+        return c < 0 &&
+               !(!is_pre(&w) && is_pre(v) && rel_cmp(v, &w, PV_PARTS) == 0 && v->epoch == w.epoch);
     case 7: /* >V: not a post-release of V unless V is one */
         return c > 0 && !(w.post == PV_NONE && v->post != PV_NONE && v->pre_kind < 0 &&
                           rel_cmp(v, &w, PV_PARTS) == 0 && v->epoch == w.epoch);

@@ -322,8 +322,7 @@ static bool image_rule_matches(const char *rule, const char *path, bool on_way)
     return fnmatch(pat, path, FNM_PATHNAME) == 0;
 }
 
-enum policy_verdict policy_path_verdict(const struct proxy *p, const char *path,
-                                        const char **rule)
+enum policy_verdict policy_path_verdict(const struct proxy *p, const char *path, const char **rule)
 {
     char name[POLICY_NAME_MAX + 1], version[POLICY_VERSION_MAX + 1];
     if (rule)
@@ -356,15 +355,18 @@ int policy_refuse(const struct proxy *p, const char *name, const char *version,
     struct failure f = {.cause = FAILURE_POLICY};
     if (why == POLICY_YOUNG)
         log_info("%s proxy %s: %s%s%s refused: published less than %lds ago (--min-age)",
-                 config_type_name(p->type), p->key, name, version ? "@" : "", version ? version : "",
-                 p->min_age);
+                 config_type_name(p->type), p->key, name, version ? "@" : "",
+                 version ? version : "", p->min_age);
     else if (rule)
         log_info("%s proxy %s: %s%s%s refused by --deny %s", config_type_name(p->type), p->key,
                  name, version ? "@" : "", version ? version : "", rule);
     else
         log_info("%s proxy %s: %s%s%s refused: no --allow rule matches", config_type_name(p->type),
                  p->key, name, version ? "@" : "", version ? version : "");
-    snprintf(f.code, sizeof(f.code), "%s", why == POLICY_YOUNG ? "min-age" : rule ? "deny" : "allow");
+    snprintf(f.code, sizeof(f.code), "%s",
+             why == POLICY_YOUNG ? "min-age"
+             : rule              ? "deny"
+                                 : "allow");
     failure_note_set(p->key, &f, NULL, true);
     return -EACCES;
 }

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SV_PRE_MAX  128
-#define SV_NUM_MAX  999999999999ULL
-#define SV_CMP_MAX  32 /* comparators in one set */
+#define SV_PRE_MAX 128
+#define SV_NUM_MAX 999999999999ULL
+#define SV_CMP_MAX 32 /* comparators in one set */
 
 struct sv {
     uint64_t v[3];

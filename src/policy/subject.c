@@ -26,8 +26,7 @@ static bool put(char *dst, size_t len, const char *s, size_t n)
 
 bool policy_pypi_file_version(const char *file, char *version, size_t vlen)
 {
-    static const char *const sdist[] = {".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz",
-                                        ".tar"};
+    static const char *const sdist[] = {".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar"};
     size_t n = strlen(file);
     if (n > 512 || strchr(file, '/'))
         return false; /* a file name, not a path */
@@ -86,7 +85,8 @@ static bool pypi_subject(const char *path, char *name, size_t nlen, char *versio
     if (n == 0 || !put(name, nlen, path, n))
         return false;
     const char *file = path[n] ? path + n + 1 : "";
-    if (*file && *file != '.' && !strchr(file, '/') && !policy_pypi_file_version(file, version, vlen))
+    if (*file && *file != '.' && !strchr(file, '/') &&
+        !policy_pypi_file_version(file, version, vlen))
         version[0] = '\0';
     return true;
 }

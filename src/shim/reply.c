@@ -130,8 +130,10 @@ enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what)
         /* a package rule of the proxy (src/policy/rules.c, policy_refuse), not a failure of
          * the upstream: 403 */
         shim__failure_text(rc, why, sizeof(why));
-        return shim__reply_text(r, MHD_HTTP_FORBIDDEN, "forbidden: %s: refused by the proxy's "
-                                "policy (%s)", w, why);
+        return shim__reply_text(r, MHD_HTTP_FORBIDDEN,
+                                "forbidden: %s: refused by the proxy's "
+                                "policy (%s)",
+                                w, why);
     }
     if (status == 502 || status == 504)
         shim__failure_text(rc, why, sizeof(why));

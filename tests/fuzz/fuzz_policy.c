@@ -55,8 +55,8 @@ static void subjects(const char *path)
 {
     char name[POLICY_NAME_MAX + 1], version[POLICY_VERSION_MAX + 1];
     for (int t = 0; t < PROXY_TYPE_COUNT; t++) {
-        bool ok = policy_subject((enum proxy_type)t, path, name, sizeof(name), version,
-                                 sizeof(version));
+        bool ok =
+            policy_subject((enum proxy_type)t, path, name, sizeof(name), version, sizeof(version));
         FUZZ_CHECK(strlen(name) <= POLICY_NAME_MAX && strlen(version) <= POLICY_VERSION_MAX);
         FUZZ_CHECK(ok || (!name[0] && !version[0]));
         FUZZ_CHECK(!strchr(version, '/'));

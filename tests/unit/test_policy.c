@@ -27,23 +27,52 @@ static void semver_ranges(void **state)
         const char *range, *version;
         int want;
     } cases[] = {
-        {"^1.2.3", "1.2.3", 1},        {"^1.2.3", "1.9.0", 1},         {"^1.2.3", "2.0.0", 0},
-        {"^1.2.3", "1.2.2", 0},        {"^0.2.3", "0.2.9", 1},         {"^0.2.3", "0.3.0", 0},
-        {"^0.0.3", "0.0.3", 1},        {"^0.0.3", "0.0.4", 0},         {"^0.0", "0.0.9", 1},
-        {"^0.0", "0.1.0", 0},          {"^1.x", "1.5.0", 1},           {"^1.x", "2.0.0", 0},
-        {"~1.2.3", "1.2.9", 1},        {"~1.2.3", "1.3.0", 0},         {"~1", "1.9.9", 1},
-        {"~1", "2.0.0", 0},            {"~>1.2", "1.2.5", 1},          {">=1.2.0 <1.4.0", "1.3.0", 1},
-        {">=1.2.0 <1.4.0", "1.4.0", 0}, {">1.2", "1.2.9", 0},          {">1.2", "1.3.0", 1},
-        {"<=1.2", "1.2.9", 1},         {"<=1.2", "1.3.0", 0},          {"<1.2", "1.1.9", 1},
-        {"<1.2", "1.2.0", 0},          {"1.2.x", "1.2.7", 1},          {"1.2.x", "1.3.0", 0},
-        {"*", "9.9.9", 1},             {"", "0.0.1", 1},               {"1.2.3 - 2.3", "2.3.9", 1},
-        {"1.2.3 - 2.3", "2.4.0", 0},   {"1.2 - 2.3.4", "1.2.0", 1},    {"1.2 - 2.3.4", "2.3.5", 0},
-        {"3.3.6", "3.3.6", 1},         {"3.3.6", "3.3.7", 0},          {"=3.3.6", "3.3.6", 1},
-        {"1.x || >=2.5.0", "2.6.0", 1}, {"1.x || >=2.5.0", "2.1.0", 0}, {"v1.2.3", "1.2.3", 1},
+        {"^1.2.3", "1.2.3", 1},
+        {"^1.2.3", "1.9.0", 1},
+        {"^1.2.3", "2.0.0", 0},
+        {"^1.2.3", "1.2.2", 0},
+        {"^0.2.3", "0.2.9", 1},
+        {"^0.2.3", "0.3.0", 0},
+        {"^0.0.3", "0.0.3", 1},
+        {"^0.0.3", "0.0.4", 0},
+        {"^0.0", "0.0.9", 1},
+        {"^0.0", "0.1.0", 0},
+        {"^1.x", "1.5.0", 1},
+        {"^1.x", "2.0.0", 0},
+        {"~1.2.3", "1.2.9", 1},
+        {"~1.2.3", "1.3.0", 0},
+        {"~1", "1.9.9", 1},
+        {"~1", "2.0.0", 0},
+        {"~>1.2", "1.2.5", 1},
+        {">=1.2.0 <1.4.0", "1.3.0", 1},
+        {">=1.2.0 <1.4.0", "1.4.0", 0},
+        {">1.2", "1.2.9", 0},
+        {">1.2", "1.3.0", 1},
+        {"<=1.2", "1.2.9", 1},
+        {"<=1.2", "1.3.0", 0},
+        {"<1.2", "1.1.9", 1},
+        {"<1.2", "1.2.0", 0},
+        {"1.2.x", "1.2.7", 1},
+        {"1.2.x", "1.3.0", 0},
+        {"*", "9.9.9", 1},
+        {"", "0.0.1", 1},
+        {"1.2.3 - 2.3", "2.3.9", 1},
+        {"1.2.3 - 2.3", "2.4.0", 0},
+        {"1.2 - 2.3.4", "1.2.0", 1},
+        {"1.2 - 2.3.4", "2.3.5", 0},
+        {"3.3.6", "3.3.6", 1},
+        {"3.3.6", "3.3.7", 0},
+        {"=3.3.6", "3.3.6", 1},
+        {"1.x || >=2.5.0", "2.6.0", 1},
+        {"1.x || >=2.5.0", "2.1.0", 0},
+        {"v1.2.3", "1.2.3", 1},
         /* prereleases: only where a comparator of the same tuple names one */
-        {"^1.2.3", "1.3.0-beta.1", 0}, {">=1.2.3-alpha.1", "1.2.3-alpha.7", 1},
-        {">=1.2.3-alpha.1", "1.2.4-alpha.1", 0}, {">=1.0.0-rc.1 <2", "1.0.0-rc.2", 1},
-        {">*", "1.0.0", 0},            {"<*", "1.0.0", 0},
+        {"^1.2.3", "1.3.0-beta.1", 0},
+        {">=1.2.3-alpha.1", "1.2.3-alpha.7", 1},
+        {">=1.2.3-alpha.1", "1.2.4-alpha.1", 0},
+        {">=1.0.0-rc.1 <2", "1.0.0-rc.2", 1},
+        {">*", "1.0.0", 0},
+        {"<*", "1.0.0", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int got = semver_satisfies(cases[i].range, cases[i].version);
@@ -74,15 +103,15 @@ static void pep440_specifiers(void **state)
         const char *spec, *version;
         int want;
     } cases[] = {
-        {"==1.0", "1.0.0", 1},         {"==1.0", "1.0.1", 0},        {"!=1.0", "1.0.1", 1},
-        {">=2,<3", "2.31.0", 1},       {">=2,<3", "3.0", 0},         {">=2, <3", "1.9", 0},
-        {"~=2.2", "2.9", 1},           {"~=2.2", "3.0", 0},          {"~=1.4.5", "1.4.9", 1},
-        {"~=1.4.5", "1.5.0", 0},       {"==1.2.*", "1.2.7", 1},      {"==1.2.*", "1.3", 0},
-        {"!=1.2.*", "1.3", 1},         {"<2.0", "2.0rc1", 0},        {"<2.0", "1.9", 1},
-        {">1.0", "1.0.post1", 0},      {">1.0", "1.1", 1},           {"<=1.0", "1.0", 1},
-        {"===1.0-foo", "1.0-FOO", 1},  {"===1.0", "1.0.0", 0},       {">=1.0a1", "1.0b2", 1},
-        {"==1.0", "1.0+local.7", 1},   {"==2!1.0", "1.0", 0},        {">=1.0.dev0", "1.0a1", 1},
-        {"<1.0", "1.0.dev3", 0},       {"==1.0.post2", "1.0-2", 1},  {"==1.0rc1", "1.0-c1", 1},
+        {"==1.0", "1.0.0", 1},        {"==1.0", "1.0.1", 0},       {"!=1.0", "1.0.1", 1},
+        {">=2,<3", "2.31.0", 1},      {">=2,<3", "3.0", 0},        {">=2, <3", "1.9", 0},
+        {"~=2.2", "2.9", 1},          {"~=2.2", "3.0", 0},         {"~=1.4.5", "1.4.9", 1},
+        {"~=1.4.5", "1.5.0", 0},      {"==1.2.*", "1.2.7", 1},     {"==1.2.*", "1.3", 0},
+        {"!=1.2.*", "1.3", 1},        {"<2.0", "2.0rc1", 0},       {"<2.0", "1.9", 1},
+        {">1.0", "1.0.post1", 0},     {">1.0", "1.1", 1},          {"<=1.0", "1.0", 1},
+        {"===1.0-foo", "1.0-FOO", 1}, {"===1.0", "1.0.0", 0},      {">=1.0a1", "1.0b2", 1},
+        {"==1.0", "1.0+local.7", 1},  {"==2!1.0", "1.0", 0},       {">=1.0.dev0", "1.0a1", 1},
+        {"<1.0", "1.0.dev3", 0},      {"==1.0.post2", "1.0-2", 1}, {"==1.0rc1", "1.0-c1", 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int got = pep440_satisfies(cases[i].spec, cases[i].version);
@@ -104,7 +133,7 @@ static void pep440_specifiers(void **state)
     assert_true(pep440_spec_valid("==1.*, !=1.2.3"));
     assert_false(pep440_version_valid("one"));
     assert_false(pep440_spec_valid("==="));
-    assert_int_equal(pep440_satisfies(">=1", "banana"), 0);   /* no version: only === matches */
+    assert_int_equal(pep440_satisfies(">=1", "banana"), 0); /* no version: only === matches */
     assert_int_equal(pep440_satisfies("===banana", "Banana"), 1);
     assert_int_equal(pep440_satisfies("=>1", "banana"), -EINVAL);
 }
@@ -128,7 +157,8 @@ static void rules_per_ecosystem(void **state)
     assert_int_equal(policy_rule_check(POLICY_ECO_NPM, "x\n", msg, sizeof(msg)), -EINVAL);
 
     assert_true(policy_rule_matches(POLICY_ECO_NPM, "event-stream@3.3.6", "event-stream", "3.3.6"));
-    assert_false(policy_rule_matches(POLICY_ECO_NPM, "event-stream@3.3.6", "event-stream", "3.3.5"));
+    assert_false(
+        policy_rule_matches(POLICY_ECO_NPM, "event-stream@3.3.6", "event-stream", "3.3.5"));
     assert_false(policy_rule_matches(POLICY_ECO_NPM, "event-stream@3.3.6", "event-stream", NULL));
     assert_true(policy_rule_matches(POLICY_ECO_NPM, "@myorg/*", "@myorg/util", NULL));
     assert_false(policy_rule_matches(POLICY_ECO_NPM, "@myorg/*", "@other/util", NULL));
@@ -136,10 +166,10 @@ static void rules_per_ecosystem(void **state)
     assert_true(policy_rule_matches(POLICY_ECO_PYPI, "Foo_Bar@<2", "foo-bar", "1.5"));
     assert_false(policy_rule_matches(POLICY_ECO_PYPI, "Foo_Bar@<2", "foo-bar", "2.0"));
     assert_true(policy_rule_matches(POLICY_ECO_PYPI, "foo-bar@1.0", "foo-bar", "1.0.0"));
-    assert_true(policy_rule_matches(POLICY_ECO_MAVEN, "org.example:lib:1.*", "org.example:lib",
-                                    "1.4"));
-    assert_false(policy_rule_matches(POLICY_ECO_MAVEN, "org.example:lib:1.*", "org.example:lib",
-                                     "2.0"));
+    assert_true(
+        policy_rule_matches(POLICY_ECO_MAVEN, "org.example:lib:1.*", "org.example:lib", "1.4"));
+    assert_false(
+        policy_rule_matches(POLICY_ECO_MAVEN, "org.example:lib:1.*", "org.example:lib", "2.0"));
     assert_true(policy_rule_matches(POLICY_ECO_HELM, "nginx@>=15", "nginx", "15.1.0"));
 }
 
@@ -199,7 +229,8 @@ static void subjects(void **state)
 {
     (void)state;
     char n[POLICY_NAME_MAX + 1], v[POLICY_VERSION_MAX + 1];
-    assert_true(policy_subject(PROXY_NPM, "@upfs/util/-/util-1.1.0.tgz", n, sizeof(n), v, sizeof(v)));
+    assert_true(
+        policy_subject(PROXY_NPM, "@upfs/util/-/util-1.1.0.tgz", n, sizeof(n), v, sizeof(v)));
     assert_string_equal(n, "@upfs/util");
     assert_string_equal(v, "1.1.0");
     assert_true(policy_subject(PROXY_NPM, "left-pad/package.json", n, sizeof(n), v, sizeof(v)));
@@ -210,7 +241,8 @@ static void subjects(void **state)
                                sizeof(n), v, sizeof(v)));
     assert_string_equal(n, "foo-bar");
     assert_string_equal(v, "1.2.3");
-    assert_true(policy_subject(PROXY_PYPI, "foo-bar/foo-bar-0.9.tar.gz", n, sizeof(n), v, sizeof(v)));
+    assert_true(
+        policy_subject(PROXY_PYPI, "foo-bar/foo-bar-0.9.tar.gz", n, sizeof(n), v, sizeof(v)));
     assert_string_equal(v, "0.9");
     assert_true(policy_subject(PROXY_PYPI, "foo-bar/.simple.json", n, sizeof(n), v, sizeof(v)));
     assert_string_equal(v, "");
@@ -274,11 +306,11 @@ static void npm_documents(void **state)
     assert_int_equal(policy_parse_time("yesterday"), -1);
     time_t t = (time_t)(now - DAY);
     strftime(young, sizeof(young), "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&t));
-    json_t *doc = json_pack("{s:{s:s,s:s,s:s}, s:{s:{},s:{},s:{},s:{}}, s:{s:s,s:s,s:s,s:s}}",
-                            "dist-tags", "latest", "1.1.0", "next", "2.0.0-beta.1", "gone",
-                            "0.0.1-x", "versions", "1.0.0", "1.1.0", "2.0.0-beta.1", "0.9.0",
-                            "time", "1.0.0", old, "1.1.0", young, "2.0.0-beta.1", young, "modified",
-                            young);
+    json_t *doc =
+        json_pack("{s:{s:s,s:s,s:s}, s:{s:{},s:{},s:{},s:{}}, s:{s:s,s:s,s:s,s:s}}", "dist-tags",
+                  "latest", "1.1.0", "next", "2.0.0-beta.1", "gone", "0.0.1-x", "versions", "1.0.0",
+                  "1.1.0", "2.0.0-beta.1", "0.9.0", "time", "1.0.0", old, "1.1.0", young,
+                  "2.0.0-beta.1", young, "modified", young);
     assert_non_null(doc);
     struct policy_filtered f;
     assert_int_equal(policy_npm_filter(&p, "x", doc, now, &f), 0);
@@ -315,11 +347,11 @@ static void pypi_documents(void **state)
     p.min_age = 7 * DAY;
     p.deny = strv("demo@==0.5", NULL);
     int64_t now = 1800000000;
-    json_t *index = json_pack(
-        "{s:s, s:[{s:s,s:s}, {s:s,s:s}, {s:s}, {s:s,s:s}]}", "name", "demo", "files", "filename",
-        "demo-1.0.tar.gz", "upload-time", "2020-01-01T00:00:00Z", "filename",
-        "demo-2.0-py3-none-any.whl", "upload-time", "2099-01-01T00:00:00Z", "filename",
-        "demo-1.5.tar.gz", "filename", "demo-0.5.tar.gz", "upload-time", "2020-01-01T00:00:00Z");
+    json_t *index = json_pack("{s:s, s:[{s:s,s:s}, {s:s,s:s}, {s:s}, {s:s,s:s}]}", "name", "demo",
+                              "files", "filename", "demo-1.0.tar.gz", "upload-time",
+                              "2020-01-01T00:00:00Z", "filename", "demo-2.0-py3-none-any.whl",
+                              "upload-time", "2099-01-01T00:00:00Z", "filename", "demo-1.5.tar.gz",
+                              "filename", "demo-0.5.tar.gz", "upload-time", "2020-01-01T00:00:00Z");
     json_t *out = NULL;
     struct policy_filtered f;
     assert_int_equal(policy_pypi_filter(&p, "demo", index, now, &out, &f), 0);
@@ -343,10 +375,14 @@ static void pypi_documents(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(semver_ranges),  cmocka_unit_test(pep440_specifiers),
-        cmocka_unit_test(rules_per_ecosystem), cmocka_unit_test(verdicts),
-        cmocka_unit_test(subjects),       cmocka_unit_test(path_verdicts),
-        cmocka_unit_test(npm_documents),  cmocka_unit_test(pypi_documents),
+        cmocka_unit_test(semver_ranges),
+        cmocka_unit_test(pep440_specifiers),
+        cmocka_unit_test(rules_per_ecosystem),
+        cmocka_unit_test(verdicts),
+        cmocka_unit_test(subjects),
+        cmocka_unit_test(path_verdicts),
+        cmocka_unit_test(npm_documents),
+        cmocka_unit_test(pypi_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
