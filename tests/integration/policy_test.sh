@@ -10,14 +10,16 @@
 #   lib/upstream.py over tests/integration/pypi/build.py's tree: JSON pages (PEP 691) with
 #     PEP 700 upload times: upfs-fresh and upfs-inhouse 1.0.0 (2024-01-01) and 1.1.0 (a day
 #     ago); upfs-evil 1.0.0.
-# Proxies: npm "npm" --min-age 7d --min-age-exempt '@upfs/*' --deny upfs-evil, and a pypi
-# proxy "py" --min-age 7d --min-age-exempt upfs-inhouse --deny upfs-evil.
+# Proxies: npm "npm" --min-age 7d --min-age-exempt '@upfs/*' --deny upfs-evil (and a registry
+# "npmall" over it), and a pypi proxy "py" --min-age 7d --min-age-exempt upfs-inhouse --deny
+# upfs-evil.
 #
 # Asserts:
 #   npm install upfs-fresh through the shim installs 1.0.0 (the newest old-enough version);
 #     @upfs/fresh (exempt) installs 1.1.0; the document the shim serves, for the abbreviated
 #     Accept too, lists only 1.0.0 in versions and time, dist-tags.latest 1.0.0; the upstream
-#     was asked only for full documents (the times are in them);
+#     was asked only for full documents (the times are in them); a registry over the proxy
+#     serves the same document and refuses the same tarball and name;
 #   the hidden tarball is refused before any request: the shim answers 403 naming cause policy,
 #     the mount's cat fails with EACCES and user.upstreamfs.error names policy; ls of
 #     upfs-fresh/-/ lists 1.0.0 only; the upstream saw no request for the 1.1.0 tarball;
@@ -74,6 +76,7 @@ upfs proxy create npm --type npm --url "$REG_URL" --min-age 7d --min-age-exempt 
     --deny upfs-evil >/dev/null
 upfs proxy create py --type pypi --url "$UPSTREAM_URL" --min-age 7d --min-age-exempt upfs-inhouse \
     --deny upfs-evil >/dev/null
+upfs registry create npmall --type npm --upstream npm >/dev/null
 upfs proxy create mvn --type maven --url "${UPSTREAM_URL}maven/" --deny 'com.example:demo:1.*' \
     >/dev/null
 upfs proxy create charts --type helm --url "${UPSTREAM_URL}helm/" --deny 'alpha@<1' >/dev/null
@@ -144,6 +147,15 @@ t_npm_document() {
     http_get "$S/npm/@upfs%2ffresh" -H 'Accept: application/json'
     assert_eq "$(json_field 'sorted(j["versions"])')" "['1.0.0', '1.1.0']" "versions of the exempt"
     assert_eq "$(json_field 'j["dist-tags"]["latest"]')" 1.1.0 "dist-tags.latest of the exempt"
+    # a registry over the proxy shows what the proxy shows
+    http_get "$S/npmall/upfs-fresh" -H 'Accept: application/json'
+    assert_eq "$HTTP_STATUS" 200 "GET /npmall/upfs-fresh"
+    assert_eq "$(json_field 'sorted(j["versions"])')" "['1.0.0']" "versions through the registry"
+    assert_eq "$(json_field 'j["dist-tags"]["latest"]')" 1.0.0 "dist-tags.latest through the registry"
+    http_get "$S/npmall/upfs-fresh/-/upfs-fresh-1.1.0.tgz"
+    assert_eq "$HTTP_STATUS" 403 "GET of the hidden tarball through the registry"
+    http_get "$S/npmall/upfs-evil" -H 'Accept: application/json'
+    assert_eq "$HTTP_STATUS" 403 "GET of a denied name through the registry"
 }
 check "the npm document lists only the old-enough versions, dist-tags moved back" t_npm_document
 
