@@ -29,8 +29,8 @@
 #     (exempt) 1.1.0; ls of the project lists 1.0.0 only; the 1.1.0 wheel is refused (403 and
 #     EACCES) with no request for it; upfs-evil fails and its page is never asked for;
 #   Maven --deny 'com.example:demo:1.*' and Helm --deny 'alpha@<1': the denied artifact and chart
-#     fail with EACCES and the upstream saw no request for them (nor the jar's checksum); another
-#     version or chart still reads;
+#     fail with EACCES and the upstream saw no request for them (nor the jar's checksum); the
+#     chart's version is left out of index.yaml; another chart still reads;
 #   the proxies' settings: proxy show --json has min_age 604800, the exempt and deny lists; a
 #     rule in the wrong syntax for the type is refused with its message.
 set -euo pipefail
@@ -233,6 +233,10 @@ t_maven_helm() {
     assert_eq "$(up_paths_with /maven/com/example/demo/1.0/demo-1.0.jar)" 0 \
         "requests for the denied jar and its checksums"
     expect_eacces cat "$MNT/charts/charts/alpha-0.1.0.tgz"
+    local idx
+    idx="$(cat "$MNT/charts/index.yaml")"
+    [[ "$idx" != *alpha-0.1.0* ]] || die "index.yaml still lists the denied alpha 0.1.0: $idx"
+    assert_contains "$idx" "charts/beta-1.2.3.tgz" "index.yaml keeps the other charts"
     assert_eq "$(up_paths_with alpha-0.1.0.tgz)" 0 "requests for the denied chart"
     expect_ok cat "$MNT/charts/charts/beta-1.2.3.tgz"
 }

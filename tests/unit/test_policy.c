@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "upstreamfs/config.h"
+#include "upstreamfs/helm.h"
 #include "upstreamfs/policy.h"
 
 #include <errno.h>
@@ -372,6 +373,66 @@ static void pypi_documents(void **state)
     config_proxy_clear(&p);
 }
 
+static bool hide_by_rules(void *arg, const char *name, const char *version)
+{
+    return policy_name_verdict(arg, name, version, NULL) == POLICY_DENIED;
+}
+
+static void helm_index(void **state)
+{
+    (void)state;
+    static const char idx[] = "apiVersion: v1\n"
+                              "entries:\n"
+                              "  nginx:\n"
+                              "  - name: nginx\n"
+                              "    version: 15.0.0\n"
+                              "    urls: [https://cdn/nginx-15.0.0.tgz]\n"
+                              "  - name: nginx\n"
+                              "    version: 14.1.0\n"
+                              "    urls: [https://cdn/nginx-14.1.0.tgz]\n"
+                              "  alpha:\n"
+                              "  - name: alpha\n"
+                              "    version: 0.1.0\n"
+                              "    urls: [alpha-0.1.0.tgz]\n"
+                              "generated: 2026-01-01T00:00:00Z\n";
+    struct proxy p;
+    init(&p, PROXY_HELM);
+    p.deny = strv("nginx@>=15", "alpha");
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        helm_rewrite_index_filtered(idx, strlen(idx), "http://r/", hide_by_rules, &p, &out, &len),
+        0);
+    assert_null(strstr(out, "15.0.0"));
+    assert_non_null(strstr(out, "charts/nginx-14.1.0.tgz"));
+    assert_null(strstr(out, "alpha-0.1.0"));
+    assert_non_null(strstr(out, "alpha:"));     /* an empty list: the chart, no versions */
+    assert_non_null(strstr(out, "generated:")); /* the rest passes through */
+    struct helm_charts c;
+    assert_int_equal(helm_index_charts(out, len, "http://r/", &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.charts[0].version, "14.1.0");
+    helm_charts_clear(&c);
+    free(out);
+    /* an anchor inside a hidden version: nothing is left out (an alias could name it) */
+    static const char anchored[] = "entries:\n"
+                                   "  nginx:\n"
+                                   "  - name: nginx\n"
+                                   "    version: 15.0.0\n"
+                                   "    description: &d shared\n"
+                                   "    urls: [nginx-15.0.0.tgz]\n"
+                                   "  - name: nginx\n"
+                                   "    version: 14.1.0\n"
+                                   "    description: *d\n"
+                                   "    urls: [nginx-14.1.0.tgz]\n";
+    assert_int_equal(helm_rewrite_index_filtered(anchored, strlen(anchored), "http://r/",
+                                                 hide_by_rules, &p, &out, &len),
+                     0);
+    assert_non_null(strstr(out, "charts/nginx-15.0.0.tgz"));
+    free(out);
+    config_proxy_clear(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +444,7 @@ int main(void)
         cmocka_unit_test(path_verdicts),
         cmocka_unit_test(npm_documents),
         cmocka_unit_test(pypi_documents),
+        cmocka_unit_test(helm_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
