@@ -160,8 +160,8 @@ struct walk {
     const char *repo_url;
     struct helm_charts *t;
     bool emit;
-    int skip;          /* emitting: the depth of a hidden version's mapping being left out */
-    bool lost_anchor;  /* an anchor was defined inside a left-out version */
+    int skip;         /* emitting: the depth of a hidden version's mapping being left out */
+    bool lost_anchor; /* an anchor was defined inside a left-out version */
 };
 
 /* A mapping or sequence starts (is_key: it stands where a key was wanted). */
