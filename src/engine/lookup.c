@@ -31,6 +31,12 @@ bool engine__path_allowed(const struct proxy *p, const char *path)
     return match_path_allowed(p->exclude, p->include, path);
 }
 
+bool engine__path_listed(const struct proxy *p, const char *path)
+{
+    return engine__path_allowed(p, path) &&
+           policy_path_verdict(p, path, NULL) != POLICY_DENIED; /* refused by name: not listed */
+}
+
 bool engine__node_hidden(struct engine *e, const struct node *n)
 {
     if (n->local || !n->path || !n->path[0] || !n->top[0])

@@ -10,8 +10,8 @@
 #     manifest;
 #   a denied tag (test/hello/v2s2) fails with EACCES (Permission denied), user.upstreamfs.error
 #     names policy, the log names the rule, and the registry was never asked for its manifest;
-#   a repository no --allow matches (other/thing) fails with EACCES and costs the registry
-#     nothing;
+#   a repository no --allow matches (other/thing) is not listed in the proxy's directory (the
+#     catalog), fails with EACCES and costs the registry nothing;
 #   the shim's /v2 API answers 403 (cause policy) for the denied tag's manifest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
@@ -59,6 +59,10 @@ t_denied_tag() {
 check "a denied tag is refused with cause policy, never asked for" t_denied_tag
 
 t_not_allowed() {
+    local top
+    top="$(ls "$H")"
+    assert_contains "$top" "test" "ls of the proxy (the catalog)"
+    [[ "$top" != *other* ]] || die "ls of the proxy lists a namespace no --allow matches: $top"
     expect_fail_with "Permission denied" ls "$H/other/thing"
     assert_eq "$(regproxy_sum pa '(GET|HEAD)' '/other/')" 0 "requests for other/thing"
 }
