@@ -99,6 +99,8 @@ enum policy_verdict policy_version_verdict(const struct proxy *p, const char *na
 
 /* Whether p has any package rule or cooldown (the drivers' fast path). */
 bool policy_active(const struct proxy *p);
+/* Whether a and b have the same package rules and cooldown. */
+bool policy_same(const struct proxy *a, const struct proxy *b);
 
 /* Checks every rule of p against its type (config_proxy_validate): -EINVAL with err. */
 int policy_config_check(const struct proxy *p, struct config_error *err);

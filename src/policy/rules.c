@@ -192,6 +192,21 @@ bool policy_active(const struct proxy *p)
     return (p->deny && p->deny[0]) || (p->allow && p->allow[0]) || p->min_age > 0;
 }
 
+static bool strv_same(char *const *a, char *const *b)
+{
+    for (; a && *a && b && *b; a++, b++)
+        if (strcmp(*a, *b) != 0)
+            return false;
+    return !(a && *a) && !(b && *b);
+}
+
+bool policy_same(const struct proxy *a, const struct proxy *b)
+{
+    return a->min_age == b->min_age && a->min_age_unknown == b->min_age_unknown &&
+           strv_same(a->min_age_exempt, b->min_age_exempt) && strv_same(a->allow, b->allow) &&
+           strv_same(a->deny, b->deny);
+}
+
 enum policy_verdict policy_name_verdict(const struct proxy *p, const char *name,
                                         const char *version, const char **rule)
 {

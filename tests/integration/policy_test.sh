@@ -31,6 +31,8 @@
 #   Maven --deny 'com.example:demo:1.*' and Helm --deny 'alpha@<1': the denied artifact and chart
 #     fail with EACCES and the upstream saw no request for them (nor the jar's checksum); the
 #     chart's version is left out of index.yaml; another chart still reads;
+#   proxy update npm --min-age 0 while mounted: the document lists 1.1.0 within seconds (it is
+#     made again, although its --metadata-ttl has not run out); the deny rule still holds;
 #   the proxies' settings: proxy show --json has min_age 604800, the exempt and deny lists; a
 #     rule in the wrong syntax for the type is refused with its message.
 set -euo pipefail
@@ -241,5 +243,20 @@ t_maven_helm() {
     expect_ok cat "$MNT/charts/charts/beta-1.2.3.tgz"
 }
 check "Maven and Helm: a denied version is refused before any request; others read" t_maven_helm
+
+# ---- a change of the rules ---------------------------------------------------------------------
+versions_now() { # versions_now: the versions /npm/upfs-fresh lists now
+    http_get "$S/npm/upfs-fresh" -H 'Accept: application/json'
+    json_field 'sorted(j["versions"])'
+}
+fresh_listed() { [[ "$(versions_now)" == "['1.0.0', '1.1.0']" ]]; }
+t_rules_change() {
+    assert_eq "$(versions_now)" "['1.0.0']" "versions before the change"
+    upfs proxy update npm --min-age 0 >/dev/null
+    # the document made under the old rules is made again (its --metadata-ttl is 600 s)
+    wait_until 10 fresh_listed || die "after --min-age 0 the document still lists $(versions_now)"
+    expect_eacces ls "$MNT/npm/upfs-evil" # --deny stays
+}
+check "proxy update --min-age 0: the running mount's document lists the new version at once" t_rules_change
 
 finish

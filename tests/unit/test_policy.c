@@ -223,6 +223,17 @@ static void verdicts(void **state)
                      POLICY_PASS);
     p.min_age_unknown = MIN_AGE_UNKNOWN_ALLOW;
     assert_int_equal(policy_version_verdict(&p, "x", "1.1.0", -1, now, &at), POLICY_PASS);
+    /* policy_same: what a reload compares */
+    struct proxy q;
+    assert_int_equal(config_proxy_copy(&q, &p), 0);
+    assert_true(policy_same(&p, &q));
+    assert_int_equal(config_strv_push(&q.min_age_exempt, "other"), 0);
+    assert_false(policy_same(&p, &q));
+    config_proxy_clear(&q);
+    assert_int_equal(config_proxy_copy(&q, &p), 0);
+    q.min_age = 0;
+    assert_false(policy_same(&p, &q));
+    config_proxy_clear(&q);
     config_proxy_clear(&p);
 }
 
