@@ -283,8 +283,8 @@ const struct proxy_field proxy_fields[] = {
      .types = ONLY(PROXY_NPM) | ONLY(PROXY_PYPI),
      .offset = AT(min_age),
      .max = 3650L * 86400,
-     .help = "hide versions published less than DURATION ago (7d, 12h,\n"
-             "3600; JSON: seconds); 0 turns the cooldown off"},
+     .help = "hide versions published less than DURATION ago\n"
+             "(7d, 12h, 3600; JSON: seconds; 0: off)"},
     {.name = "min_age_unknown",
      .cli = "min-age-unknown",
      .kind = FIELD_ENUM,
@@ -302,7 +302,7 @@ const struct proxy_field proxy_fields[] = {
      .offset = AT(min_age_exempt),
      .max = 256,
      .item_max = CONFIG_GLOB_MAX,
-     .help = "package names the cooldown does not hold back ('@myorg/*')"},
+     .help = "package names the cooldown does not hold back\n('@myorg/*')"},
     {.name = "allow",
      .db = "allow_json",
      .cli = "allow",
@@ -314,7 +314,7 @@ const struct proxy_field proxy_fields[] = {
      .item_max = CONFIG_GLOB_MAX,
      .help = "serve only packages a rule matches: NAME[@RANGE] (npm,\n"
              "helm: semver; pypi: PEP 440), maven GROUP:ARTIFACT[:VERSION],\n"
-             "images REPO[:TAG]; globs in names"},
+             "images REPO[:TAG]; globs in names;\nsee docs/policy.md"},
     {.name = "deny",
      .db = "deny_json",
      .cli = "deny",
@@ -324,7 +324,7 @@ const struct proxy_field proxy_fields[] = {
      .offset = AT(deny),
      .max = 256,
      .item_max = CONFIG_GLOB_MAX,
-     .help = "never serve what RULE matches (as --allow; wins over it)"},
+     .help = "never serve what RULE matches (as --allow;\nwins over it)"},
 };
 const size_t proxy_fields_count = sizeof(proxy_fields) / sizeof(proxy_fields[0]);
 _Static_assert(sizeof(proxy_fields) / sizeof(proxy_fields[0]) <= PROXY_FIELDS_MAX,
