@@ -77,6 +77,13 @@ struct flight_source {
     bool (*recheck)(void *arg, char hex[65]);
     /* Called for every other outcome (status or error), same thread. */
     void (*on_fail)(void *arg, int err, const struct fetch_response *resp);
+    /*
+     * A request that failed (err, or a status that is no 2xx in resp): the URL to start the
+     * download again on (malloc'd; the same content, from its first byte), or NULL to end it.
+     * The bytes readers may have read already must come again the same, else the flight fails
+     * (-EBADMSG): a file is never made of two URLs' bytes. May be NULL.
+     */
+    char *(*next_url)(void *arg, const char *url, int err, const struct fetch_response *resp);
     void (*free_arg)(void *arg);
     void *arg;
 };

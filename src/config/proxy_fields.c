@@ -82,7 +82,21 @@ const struct proxy_field proxy_fields[] = {
              "{ecr_public}/ALIAS[/REPO] or the AWS console URL\n"
              "https://{region}.{ecr_console}/ecr/repositories/\n"
              "{private|public}/{account}/REPO?region={region};\n"
-             "pypi takes the repository root (simple/ is appended)"},
+             "pypi takes the repository root (simple/ is appended).\n"
+             "Repeatable: more URLs of the same content (parents, then\n"
+             "the origin), tried in order; one that fails (connect,\n"
+             "timeout, 5xx, 429) backs off and the next is asked; a 404\n"
+             "is an answer. --url on update replaces the whole list\n"
+             "(JSON: url is the first, mirrors the others; not ecr)"},
+    /* The URLs after the first: the CLI repeats --url (cli_proxy_edit.c), JSON has mirrors. */
+    {.name = "mirrors",
+     .db = "mirrors_json",
+     .flags = FIELD_DESTINATION,
+     .kind = FIELD_LIST,
+     .types = FIELD_TYPES_ALL, /* not ecr: config_proxy_validate says why */
+     .offset = AT(mirrors),
+     .max = CONFIG_MIRRORS_MAX,
+     .item_max = CONFIG_URL_MAX},
     {.name = "auth",
      .cli = "auth",
      .kind = FIELD_ENUM,
@@ -274,6 +288,17 @@ const struct proxy_field proxy_fields[] = {
      .min = 1,
      .max = CONFIG_MAX_SIZE_MAX,
      .help = "largest body of unknown length taken from the remote"},
+    {.name = "on_removed",
+     .cli = "on-removed",
+     .kind = FIELD_ENUM,
+     .types = ONLY(PROXY_NPM) | ONLY(PROXY_PYPI) | ONLY(PROXY_DOCKER) | ONLY(PROXY_ECR),
+     .offset = AT(on_removed),
+     NAMES(config__on_removed_names),
+     .help = "a cached version the upstream no longer lists\n"
+             "(unpublished, deleted, a vanished tag): hidden from\n"
+             "listings and refused (cause policy), or kept and\n"
+             "marked; default: hide for npm and pypi, keep for\n"
+             "docker and ecr (docs/policy.md)"},
     /* ---- package policy (docs/policy.md) ---- */
     {.name = "min_age",
      .cli = "min-age",

@@ -131,7 +131,9 @@ static int doc_get(struct upstream *u, const char *name, bool abbreviated, struc
     sprintf(key, "%s%s", url, abbreviated ? "#abbreviated" : "");
     struct curl_slist *h = NULL;
     int rc = fetch_header_add(&h, abbreviated ? NPM_ACCEPT_ABBREVIATED : NPM_ACCEPT_FULL);
-    struct upstream_doc_req req = {.url = key, .headers = h};
+    char tarballs[NPM_NAME_MAX + 8]; /* the directory its versions' tarballs are in */
+    snprintf(tarballs, sizeof(tarballs), "%s/-", name);
+    struct upstream_doc_req req = {.url = key, .headers = h, .lists = tarballs};
     if (rc == 0)
         rc = upstream_doc_fetch(u, &req, d);
     curl_slist_free_all(h);

@@ -147,7 +147,7 @@ static int with_index(struct upstream *u, const char *name, const char *file, bo
     sprintf(page, "%ssimple/%s/", upstream_config(u)->url, name);
     struct curl_slist *h = NULL;
     int rc = fetch_header_add(&h, PYPI_ACCEPT_UPSTREAM);
-    struct upstream_doc_req req = {.url = page, .headers = h};
+    struct upstream_doc_req req = {.url = page, .headers = h, .lists = name}; /* its files */
     if (rc == 0)
         rc = upstream_doc_fetch(u, &req, &d);
     curl_slist_free_all(h);

@@ -222,6 +222,8 @@ int engine_stats(struct engine *e, struct engine_stats *out)
     int rc = index_object_totals(e->ix, &out->cache_bytes, &out->cache_objects);
     if (rc == 0)
         rc = index_local_totals(e->ix, &out->local_bytes, &out->local_objects);
+    if (rc == 0)
+        rc = index_removed_count(e->ix, &out->removed_upstream);
     pthread_mutex_unlock(&e->mu);
     out->quota_bytes = e->quota;
     out->hits = atomic_load(&e->hits);

@@ -161,6 +161,23 @@ bool engine__path_listed(const struct proxy *p, const char *path);
 /* Whether the rules of the proxy that provides n (a proxy's or a registry's node) hide it. */
 bool engine__node_hidden(struct engine *e, const struct node *n);
 
+/* Evicts one object unless it is not cached or local content: 1 evicted, 0 skipped, or -errno. */
+int engine__evict_object(struct engine *e, const char *digest);
+
+/*
+ * Upstream removals (removals.c). engine__removals_check: the document that lists dir changed
+ * at u's upstream; marks and unmarks dir's cached entries. engine__removed_hidden: n is marked
+ * and its proxy hides such entries; engine__removed_refused: then the lookup's -EACCES with
+ * cause policy, else 0. engine__removed_names: the names below dir that listings leave out
+ * (each and the array malloc'd).
+ */
+void engine__removals_check(struct upstream *u, const char *dir);
+bool engine__removed_hidden(struct engine *e, const struct node *n);
+int engine__removed_refused(struct engine *e, const struct node *n);
+int engine__removed_names(struct engine *e, const struct node *dir, char ***names, size_t *n);
+/* user.upstreamfs.removed of ino: "removed-upstream <RFC 3339 time>", or -ENODATA. */
+int engine__removed_xattr(struct engine *e, int64_t ino, char *buf, size_t len);
+
 /*
  * The single-flight key of a download: content named by a sha256 is shared
  * by the paths of one proxy that name it (never across proxies: the scoping

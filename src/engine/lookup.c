@@ -55,7 +55,7 @@ bool engine__node_hidden(struct engine *e, const struct node *n)
         hidden = !engine__path_allowed(&u->cfg, prefix);
     }
     upstream_unref(u);
-    return hidden;
+    return hidden || engine__removed_hidden(e, n);
 }
 
 void engine__attr_from_node(struct engine *e, const struct node *n, struct engine_attr *a)
@@ -272,9 +272,13 @@ int engine__lookup_node(struct engine *e, int64_t parent_ino, const char *name, 
             return rc;
         }
         if (c.kind != NODE_ABSENT && !sizeless) {
-            *out = c;
+            rc = engine__removed_refused(e, &c); /* removed upstream, hidden: policy */
+            if (rc < 0)
+                node_clear(&c);
+            else
+                *out = c;
             node_clear(&p);
-            return 0;
+            return rc;
         }
         if (sizeless) {
             rc = proxy_lookup(e, &p, name, out);
@@ -407,8 +411,9 @@ int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out)
     if (rc < 0)
         return rc;
     if (n.kind == NODE_ABSENT || engine__node_hidden(e, &n)) {
+        rc = n.kind != NODE_ABSENT && engine__removed_refused(e, &n) < 0 ? -EACCES : -ENOENT;
         node_clear(&n);
-        return -ENOENT;
+        return rc;
     }
     engine__follow_via(e, &n);
     engine__attr_from_node(e, &n, out);

@@ -253,6 +253,8 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
         return rc;
     if (n.kind != NODE_FILE || engine__node_hidden(e, &n)) {
         rc = n.kind == NODE_DIR ? -EISDIR : -ENOENT;
+        if (n.kind == NODE_FILE && engine__removed_refused(e, &n) < 0)
+            rc = -EACCES; /* removed upstream and hidden: cause policy, as a lookup's */
     } else if (n.local) {
         *out = engine__local_open_read(e, &n, &rc);
     } else {

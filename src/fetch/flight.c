@@ -13,6 +13,7 @@
  */
 #include "upstreamfs/flight.h"
 #include "upstreamfs/egress.h"
+#include "upstreamfs/failure.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/secret.h"
 #include "upstreamfs/single_flight.h"
@@ -41,9 +42,12 @@ struct flight {
     long status;
     int err;
     int64_t written;
+    int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
+                                     much of it came again (replay; under mu) */
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
     bool verified; /* the whole body matched its expectation: its end may be read */
+    bool trailed;  /* no digest yet, but the answer sends one after its body (a trailer) */
     char hex[65];
 
     int fd;
@@ -57,6 +61,7 @@ struct flight {
     int64_t expect_size;
     void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
     void (*on_fail)(void *, int, const struct fetch_response *);
+    char *(*next_url)(void *, const char *, int, const struct fetch_response *);
     bool (*recheck)(void *, char *);
     void (*on_start)(void *, int64_t);
     bool peer_busy; /* another process is downloading this key; readers keep waiting */
@@ -175,6 +180,8 @@ static int on_headers(void *arg, const struct fetch_response *r)
         pthread_mutex_lock(&f->mu);
         if (drc == 0 && hash_expect_late(f->hash, &stated) == 0)
             f->expect = stated;
+        /* A parent streaming what it does not have yet states the digest after the body. */
+        f->trailed = f->expect.algo == HASH_NONE && r->repr_digest_trailer;
         f->state = FLIGHT_STREAMING;
         f->status = r->status;
         f->total = r->content_length;
@@ -189,11 +196,67 @@ static int on_headers(void *arg, const struct fetch_response *r)
     return FLIGHT_ESTOP;
 }
 
+/*
+ * After a restart on another URL (restart_on): the bytes it sends again over what was written
+ * must be the same (readers may have them); they are hashed, not written. Consumes them from
+ * *p and *len.
+ */
+static int replay(struct flight *f, const char **p, size_t *len)
+{
+    char buf[16384];
+    while (*len && f->replayed < f->replay_end) {
+        size_t n = *len < sizeof(buf) ? *len : sizeof(buf);
+        if ((int64_t)n > f->replay_end - f->replayed)
+            n = (size_t)(f->replay_end - f->replayed);
+        if (pread(f->fd, buf, n, (off_t)f->replayed) != (ssize_t)n || memcmp(buf, *p, n) != 0) {
+            log_error("download %s: its bytes differ from those already read; discarded",
+                      f->url);
+            return -EBADMSG;
+        }
+        hash_update(f->hash, *p, n);
+        pthread_mutex_lock(&f->mu); /* progress for readers' stall limit (wait_for) */
+        f->replayed += (int64_t)n;
+        pthread_mutex_unlock(&f->mu);
+        *p += n;
+        *len -= n;
+    }
+    return 0;
+}
+
+/*
+ * The digest an answer stated in a trailer (fetch.h, repr_digest), checked by hash_end as one
+ * stated before the body: only a sha-256 can be (the body was hashed with it alone). A
+ * trailer that did not come (an intermediary dropped it) leaves the body unchecked, as any
+ * generic download is; a malformed one is a failure.
+ */
+static int trailer_expect(struct flight *f, const struct fetch_response *r)
+{
+    struct hash_expect stated;
+    int drc = r->repr_digest ? hash_repr_digest_parse(r->repr_digest, &stated) : -ENOENT;
+    if (drc == -EINVAL)
+        return -EBADMSG;
+    if (drc < 0 || stated.algo != HASH_SHA256) {
+        log_debug("download %s: no sha-256 in a Repr-Digest trailer; unchecked", f->url);
+        return 0;
+    }
+    int rc = hash_expect_late(f->hash, &stated);
+    if (rc == 0) {
+        pthread_mutex_lock(&f->mu);
+        f->expect = stated;
+        pthread_mutex_unlock(&f->mu);
+    }
+    return rc == -EEXIST ? 0 : rc;
+}
+
 static int on_data(void *arg, const void *data, size_t len)
 {
     struct flight *f = arg;
     const char *p = data;
     size_t off = 0;
+    int rrc = replay(f, &p, &len);
+    if (rrc < 0 || !len)
+        return rrc;
+    data = p;
     if (f->expect_size >= 0 && f->written + (int64_t)len > f->expect_size)
         return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
     while (off < len) {
@@ -307,6 +370,39 @@ static bool adopt_peer_result(struct flight *f)
     return true;
 }
 
+/*
+ * A failed request (*rc, resp) with a next URL (src->next_url): the download starts again
+ * there from its first byte (replay checks what was written). Returns true with the state
+ * reset for it.
+ */
+static bool restart_on(struct flight *f, int *rc, struct fetch_response *resp)
+{
+    bool failed = *rc < 0 || resp->status < 200 || resp->status >= 300;
+    if (!f->next_url || !failed || *rc == -EBADMSG || *rc == -EFBIG || *rc == -ENOSPC ||
+        should_abort(f))
+        return false;
+    char *next = f->next_url(f->arg, f->url, *rc == FLIGHT_ESTOP ? 0 : *rc, resp);
+    if (!next)
+        return false;
+    char was[512], now[512]; /* without query strings: they may carry signatures */
+    failure_url_redact(f->url, was, sizeof(was));
+    failure_url_redact(next, now, sizeof(now));
+    log_info("download %s: failed after %lld bytes; again from %s", was, (long long)f->written,
+             now);
+    free(f->url);
+    f->url = next;
+    hash_abort(f->hash);
+    f->hash = hash_begin(&f->expect); /* a digest stated by the first URL still binds */
+    pthread_mutex_lock(&f->mu);
+    f->replayed = 0;
+    f->replay_end = f->written;
+    pthread_mutex_unlock(&f->mu);
+    fetch_response_clear(resp);
+    memset(resp, 0, sizeof(*resp));
+    *rc = f->hash ? 0 : -ENOMEM;
+    return f->hash != NULL;
+}
+
 static void *flight_run(void *arg)
 {
     struct flight *f = arg;
@@ -321,11 +417,16 @@ static void *flight_run(void *arg)
     struct fetch_request req = {.url = f->url,
                                 .ep = &f->ep,
                                 .headers = f->headers,
+                                .want_trailers = true,
                                 .on_headers = on_headers,
                                 .on_data = on_data,
                                 .should_abort = should_abort,
                                 .arg = f};
     int rc = fetch_perform(&req, &resp);
+    while (restart_on(f, &rc, &resp)) {
+        req.url = f->url;
+        rc = fetch_perform(&req, &resp);
+    }
     if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
         enum flight_state st = resp.status == 304 ? FLIGHT_NOT_MODIFIED : FLIGHT_HTTP_ERROR;
         unlink(f->tmp_path); /* no body of this answer is kept */
@@ -334,8 +435,11 @@ static void *flight_run(void *arg)
         set_state(f, st, resp.status, 0);
         goto out;
     }
-    if (rc == 0 && f->expect_size >= 0 && f->written != f->expect_size)
+    if (rc == 0 && ((f->expect_size >= 0 && f->written != f->expect_size) ||
+                    f->replayed < f->replay_end)) /* the next URL's body was shorter */
         rc = -EBADMSG;
+    if (rc == 0 && f->trailed)
+        rc = trailer_expect(f, &resp);
     if (rc == 0) {
         char hex[65];
         struct hash_ctx *h = f->hash;
@@ -433,6 +537,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->expect_size = src->expect_size;
     f->on_done = src->on_done;
     f->on_fail = src->on_fail;
+    f->next_url = src->next_url;
     f->recheck = src->recheck;
     f->on_start = src->on_start;
     f->arg = src->arg;
@@ -548,7 +653,8 @@ static bool has_range_or_end(struct flight *f, const void *arg)
         return false;
     if (f->state != FLIGHT_STREAMING || f->verified) /* verified: the whole body is in */
         return true;
-    return f->written >= want && (f->expect.algo == HASH_NONE || want < known_end(f));
+    return f->written >= want &&
+           ((f->expect.algo == HASH_NONE && !f->trailed) || want < known_end(f));
 }
 
 static bool has_ended(struct flight *f, const void *arg)
@@ -567,11 +673,11 @@ static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void 
                     void *carg)
 {
     struct timespec dl;
-    int64_t seen = f->written;
+    int64_t seen = f->written + f->replayed; /* bytes sent again after a restart are progress */
     deadline_in(&dl, timeout_ms);
     while (!ready(f, rarg)) {
-        if (f->written != seen || f->peer_busy) {
-            seen = f->written;
+        if (f->written + f->replayed != seen || f->peer_busy) {
+            seen = f->written + f->replayed;
             deadline_in(&dl, timeout_ms);
         }
         if (ms_until(&dl) <= 0)
@@ -605,7 +711,8 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
     int64_t want = (int64_t)off + (int64_t)len;
     pthread_mutex_lock(&f->mu);
     /* Verified content of unknown length: wake when a byte past the range arrives. */
-    int64_t wake = f->expect.algo != HASH_NONE && known_end(f) <= want ? want + 1 : want;
+    int64_t wake =
+        (f->expect.algo != HASH_NONE || f->trailed) && known_end(f) <= want ? want + 1 : want;
     int rc = wait_for(f, has_range_or_end, &want, wake, stall_ms, cancel, carg);
     if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
         rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;

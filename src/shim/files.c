@@ -62,7 +62,34 @@ struct stream {
     uint64_t *counter; /* the request's byte count (only touched while the request lives) */
     struct shim_waiter w;
     char what[128];
+    /* Repr-Digest trailer (stream_trailer): the reply, and the file's engine and inode. */
+    struct MHD_Response *resp;
+    struct engine *e;
+    int64_t ino;
 };
+
+static void etag_of(struct engine *e, int64_t ino, char *etag, size_t len);
+
+/*
+ * The end of a reply whose headers promised a Repr-Digest trailer (a file streamed while its
+ * digest was unknown, to a client that accepts trailers): once the download is complete, its
+ * sha256 as a footer of the chunked reply. -errno when it failed: the reply is cut instead.
+ */
+static int stream_trailer(struct stream *st, const struct engine_wait *w)
+{
+    char etag[128], hex[65], repr[80];
+    int rc = engine_file_wait(st->f, w);
+    if (rc < 0)
+        return rc;
+    etag_of(st->e, st->ino, etag, sizeof(etag));
+    if (strncmp(etag, "\"sha256:", 8) != 0)
+        return 0; /* the engine knows no digest: the client's copy stays unchecked */
+    snprintf(hex, sizeof(hex), "%.64s", etag + 8);
+    if (hash_repr_digest_format(hex, repr, sizeof(repr)) == 0 &&
+        MHD_add_response_footer(st->resp, "Repr-Digest", repr) != MHD_YES)
+        return -ENOMEM;
+    return 0;
+}
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -93,6 +120,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     if (n == 0) {
+        if (st->len < 0 && st->resp && (n = stream_trailer(st, &w)) < 0) {
+            log_warn("shim: %s: the download failed after %llu bytes: %s", st->what,
+                     (unsigned long long)pos, strerror((int)-n));
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
         if (st->len < 0)
             return MHD_CONTENT_READER_END_OF_STREAM;
         log_warn("shim: %s: content ended after %llu of %lld bytes", st->what,
@@ -253,6 +285,20 @@ static int open_content(struct engine *e, int64_t ino, const struct engine_wait 
     return 0;
 }
 
+/* The request's TE names "trailers" (RFC 9110 10.1.4): its client reads a Repr-Digest trailer. */
+static bool accepts_trailers(struct shim_req *r)
+{
+    const char *te = shim__header(r, "TE");
+    for (const char *p = te; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,;");
+        if (n == 8 && strncasecmp(p, "trailers", 8) == 0)
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
 /* 416 for a Range outside the file's size bytes. */
 static enum MHD_Result range_not_satisfiable(struct shim_req *r, int64_t size)
 {
@@ -275,7 +321,7 @@ static enum MHD_Result range_not_satisfiable(struct shim_req *r, int64_t size)
  * *resp (NULL when MHD could not make one), or -errno with f closed.
  */
 static int body_response(struct shim_req *r, struct engine_file *f, int fd, int64_t start,
-                         int64_t len, const struct shim_waiter *waiter,
+                         int64_t len, const struct shim_waiter *waiter, int64_t trailer_ino,
                          struct MHD_Response **resp)
 {
     if (fd >= 0) {
@@ -303,10 +349,18 @@ static int body_response(struct shim_req *r, struct engine_file *f, int fd, int6
     st->counter = &r->bytes;
     st->w = *waiter;
     snprintf(st->what, sizeof(st->what), "%.120s", r->path);
-    *resp = MHD_create_response_from_callback(len >= 0 ? (uint64_t)len : MHD_SIZE_UNKNOWN,
+    if (trailer_ino > 0) /* chunked, so that a trailer can follow the body */
+        st->len = -1;
+    *resp = MHD_create_response_from_callback(st->len >= 0 ? (uint64_t)len : MHD_SIZE_UNKNOWN,
                                               SHIM_STREAM_BLOCK, stream_read, st, stream_free);
-    if (!*resp)
+    if (!*resp) {
         stream_free(st);
+    } else if (trailer_ino > 0) {
+        st->resp = *resp;
+        st->e = r->s->e;
+        st->ino = trailer_ino;
+        MHD_add_response_header(*resp, "Trailer", "Repr-Digest");
+    }
     return 0;
 }
 
@@ -364,7 +418,9 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
         start = 0;
         len = size;
     }
-    if ((rc = body_response(r, f, fd, start, len, &waiter, &resp)) < 0)
+    /* A whole file streamed before its digest is known: the digest follows as a trailer. */
+    int64_t trailer_ino = fd < 0 && pr == 0 && !etag[0] && accepts_trailers(r) ? a->ino : 0;
+    if ((rc = body_response(r, f, fd, start, len, &waiter, trailer_ino, &resp)) < 0)
         return shim__reply_errno(r, rc, r->path);
     if (!resp)
         return MHD_NO;

@@ -18,6 +18,12 @@
         upfs-local 1.0.0      a package no upstream has
         @upfs/util 2.0.0      a newer version of an upstream package (latest)
 
+    /usr/bin/python3 registry.py unpublish DIR NAME VERSION
+        Removes VERSION from NAME's document in DIR (versions, time; dist-tags that named it move
+        to the newest version left), as "npm unpublish NAME@VERSION" does at a registry; the
+        server reads documents per request, so the next GET answers the new document (a new
+        ETag). The tarball stays on disk, as unpublished tarballs stay in caches.
+
     /usr/bin/python3 registry.py serve DIR [--port-file FILE]
         Serves DIR on 127.0.0.1 (a kernel-chosen port, printed and written to FILE):
           GET|HEAD /<name>, /@scope%2fname, /@scope/name   the package document: the abbreviated
@@ -212,6 +218,26 @@ class Handler(BaseHTTPRequestHandler):
                           [("ETag", etag)])
 
 
+def unpublish(root, name, version):
+    doc_file = os.path.join(root, "docs", name.replace("/", "%2f") + ".json")
+    with open(doc_file) as f:
+        doc = json.load(f)
+    if version not in doc["versions"]:
+        sys.exit("unpublish: %s has no version %s" % (name, version))
+    del doc["versions"][version]
+    doc["time"].pop(version, None)
+    left = sorted(doc["versions"], key=lambda v: [int(x) for x in v.split(".")])
+    for tag, v in list(doc["dist-tags"].items()):
+        if v == version:
+            if left:
+                doc["dist-tags"][tag] = left[-1]
+            else:
+                del doc["dist-tags"][tag]
+    with open(doc_file + ".tmp", "w") as f:
+        json.dump(doc, f, indent=2)
+    os.rename(doc_file + ".tmp", doc_file)
+
+
 def serve(root, port_file):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
@@ -231,6 +257,8 @@ def serve(root, port_file):
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "build":
         build(sys.argv[2])
+    elif len(sys.argv) == 5 and sys.argv[1] == "unpublish":
+        unpublish(sys.argv[2], sys.argv[3], sys.argv[4])
     elif len(sys.argv) >= 3 and sys.argv[1] == "serve":
         pf = sys.argv[4] if len(sys.argv) >= 5 and sys.argv[3] == "--port-file" else None
         serve(sys.argv[2], pf)

@@ -2,6 +2,10 @@
 """tests/integration/pypi/build.py -- a static PyPI simple repository for the tests (stdlib only).
 
     /usr/bin/python3 build.py DIR
+    /usr/bin/python3 build.py remove DIR PROJECT FILE     drops FILE's link from PROJECT's page
+                                                          (a file deleted at the index)
+    /usr/bin/python3 build.py yank DIR PROJECT FILE REASON  marks FILE's link yanked
+                                                          (PEP 592: data-yanked="REASON")
 
 Writes a tree that any static server (upstream.py, nginx) serves as a PEP 503 repository:
 
@@ -30,6 +34,7 @@ Local (DIR/../local/):
 import base64
 import gzip
 import hashlib
+import html
 import io
 import json
 import os
@@ -169,5 +174,31 @@ def main():
         json.dump(expect, f, indent=2)
 
 
+def edit_page(root, project, fname, yank_reason=None):
+    """Removes (or, with a reason, marks yanked) the link of fname on project's page."""
+    path = os.path.join(root, "simple", project, "index.html")
+    with open(path, "rb") as f:
+        lines = f.read().decode().split("\n")
+    out, found = [], False
+    for line in lines:
+        if ">%s</a>" % fname in line:
+            found = True
+            if yank_reason is None:
+                continue
+            line = line.replace(">%s</a>" % fname,
+                                ' data-yanked="%s">%s</a>' % (html.escape(yank_reason), fname), 1)
+        out.append(line)
+    if not found:
+        sys.exit("%s: no link of %s" % (path, fname))
+    with open(path + ".tmp", "wb") as f:
+        f.write("\n".join(out).encode())
+    os.rename(path + ".tmp", path)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "remove":
+        edit_page(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif len(sys.argv) == 6 and sys.argv[1] == "yank":
+        edit_page(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+    else:
+        main()
