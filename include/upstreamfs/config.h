@@ -42,6 +42,9 @@ enum proxy_type {
     PROXY_TYPE_COUNT
 };
 
+/* --min-age-unknown: whether a version whose upstream gives no publish time is old enough. */
+enum proxy_min_age_unknown { MIN_AGE_UNKNOWN_DENY, MIN_AGE_UNKNOWN_ALLOW };
+
 enum proxy_auth { AUTH_ANONYMOUS, AUTH_ACCESS_KEY, AUTH_AWS_CHAIN };
 
 /* docker only: where the registry is. */
@@ -109,6 +112,13 @@ struct proxy {
     bool pass_credentials; /* credentials also go to other origins an index names */
     int64_t max_size;      /* cap on a body of unknown length, bytes */
     enum proxy_on_removed on_removed; /* a cached version its upstream removed */
+    /* Package policy (include/upstreamfs/policy.h, docs/policy.md). */
+    long min_age;          /* seconds: versions published less long ago are hidden */
+    char **min_age_exempt; /* name globs the cooldown does not hold back */
+    char **allow;          /* NAME[@RANGE]: with any, only what one matches is served */
+    char **deny;           /* NAME[@RANGE]: never served (wins over allow) */
+    /* Whether a version the upstream gives no publish time is old enough. */
+    enum proxy_min_age_unknown min_age_unknown;
     /* TLS material given as PEM text (the API's ca_pem, client_cert_pem, client_key_pem). */
     struct proxy_pem ca_pem, client_cert_pem, client_key_pem;
     struct ecr_target ecr; /* filled by validation for type ecr */

@@ -13,14 +13,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define NPM_NAME_MAX 214 /* the registry's limit on a whole package name */
 
 /* One tarball a package document names. */
 struct npm_tarball {
-    char *file;   /* "<name>-<version>.tgz" */
-    char *url;    /* absolute http(s) URL on the upstream */
-    char *expect; /* "sha512:<hex>", "sha256:<hex>" or "sha1:<hex>", or NULL */
+    char *file;        /* "<name>-<version>.tgz" */
+    char *url;         /* absolute http(s) URL on the upstream */
+    char *expect;      /* "sha512:<hex>", "sha256:<hex>" or "sha1:<hex>", or NULL */
+    char *version;     /* the version it is the tarball of */
+    int64_t published; /* Unix time from the document's "time" object, -1 when not given */
 };
 
 struct npm_tarballs {

@@ -18,6 +18,7 @@
 #include "upstreamfs/config.h"
 #include "upstreamfs/defaults.h"
 #include "upstreamfs/ecr_url.h"
+#include "upstreamfs/policy.h"
 #include "config_int.h"
 #include "upstreamfs/proxy_fields.h"
 
@@ -538,6 +539,8 @@ static int check_fields(const struct proxy *p, char **norm, struct config_error 
         if ((rc = proxy_field_check(&proxy_fields[i], p, &norm[i], err)) < 0)
             return rc;
     }
+    if ((rc = policy_config_check(p, err)) < 0) /* each rule in its type's syntax */
+        return rc;
     if (!p->client_cert != !p->client_key) {
         config_error_set(err, p->client_cert ? "client_key" : "client_cert",
                          "--client-cert and --client-key go together");

@@ -157,6 +157,8 @@ void engine__ensure_room(struct engine *e, int64_t length);
 
 /* Whether include/exclude let this path through (directories leading to an include pass). */
 bool engine__path_allowed(const struct proxy *p, const char *path);
+/* Whether a listing shows this path: the path rules and the package rules (policy.h) pass it. */
+bool engine__path_listed(const struct proxy *p, const char *path);
 /* Whether the rules of the proxy that provides n (a proxy's or a registry's node) hide it. */
 bool engine__node_hidden(struct engine *e, const struct node *n);
 

@@ -65,7 +65,7 @@ static int merge_listing(struct engine *e, struct upstream *u, struct node *dir)
             struct node c;
             char *path = engine__join(dir->path, l.items[i].name);
             if (!path || !engine__name_ok(l.items[i].name) ||
-                !engine__path_allowed(&u->cfg, path)) {
+                !engine__path_listed(&u->cfg, path)) {
                 free(path);
                 continue;
             }
@@ -225,7 +225,7 @@ static int list_children(struct engine *e, int64_t ino, struct dirlist *l, bool 
         return rc;
     for (size_t i = 0; i < nk && rc == 0; i++) {
         if ((local_only && !kids[i].local) ||
-            (rules && !engine__path_allowed(rules, kids[i].path)) ||
+            (rules && !engine__path_listed(rules, kids[i].path)) ||
             (skip && strset_has(skip, kids[i].name)))
             continue;
         struct engine_attr a;

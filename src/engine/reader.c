@@ -185,6 +185,9 @@ static int open_from_proxy(struct engine *e, struct upstream *u, struct node *n,
 {
     bool have = n->digest[0] && store_blob_size(&e->store, n->digest) >= 0;
     bool fresh = have && (!n->is_mutable || engine__now() < n->checked + u->cfg.metadata_ttl);
+    /* a document generated before the proxy's package policy changed shows the old one */
+    if (fresh && !n->url && u->drv->generate && n->checked <= u->policy_since)
+        fresh = false;
     int rc = -ENOENT;
     if (fresh || (have && u->cfg.offline)) {
         atomic_fetch_add(&e->hits, 1);

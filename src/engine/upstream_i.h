@@ -58,6 +58,9 @@ struct upstream {
     struct fetch_endpoint ep;
     const struct driver_ops *drv;
     struct engine *eng;
+    /* when its package policy (include/upstreamfs/policy.h) took its present form, 0: none
+     * since the mount started; documents generated before are made again (reader.c) */
+    int64_t policy_since;
     /* the driver's private state slot (include/upstreamfs/upstream.h), under state_mu */
     pthread_mutex_t state_mu;
     void *drv_state;

@@ -12,6 +12,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/json_stream.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -181,6 +182,7 @@ void npm_tarballs_clear(struct npm_tarballs *t)
         free(t->items[i].file);
         free(t->items[i].url);
         free(t->items[i].expect);
+        free(t->items[i].version);
     }
     free(t->items);
     memset(t, 0, sizeof(*t));
@@ -231,7 +233,10 @@ int npm_packument_tarballs(const char *body, size_t len, const char *name, const
         t->url = url;
         t->file = strdup(file);
         t->expect = dist_expect(dist);
-        if (!t->file) {
+        t->version = strdup(ver);
+        t->published = policy_parse_time(
+            json_string_value(json_object_get(json_object_get(root, "time"), ver)));
+        if (!t->file || !t->version) {
             rc = -ENOMEM;
             break;
         }

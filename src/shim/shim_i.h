@@ -111,6 +111,8 @@ enum MHD_Result shim__reply_method(struct shim_req *r, const char *allow);
 enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what);
 /* "proxy KEY, cause CAUSE, upstream status N|-" of the failure behind rc (failure.h's note). */
 void shim__failure_text(int rc, char *buf, size_t n);
+/* Whether rc is a refusal by a proxy's package rules or cooldown (docs/policy.md): a 403. */
+bool shim__policy_refused(int rc);
 /* A header of the request, or NULL. */
 const char *shim__header(struct shim_req *r, const char *name);
 

@@ -95,7 +95,7 @@ assert_eq "$(json '[p["key"] for p in d]')" "['central', 'charts', 'ghcr', 'hub'
 ok proxy show charts --json
 assert_eq "$(json 'd["url"]')" "https://charts.example.com/stable/" "url normalised as a directory"
 assert_eq "$(json 'd["source"]')" "None" "helm has no source"
-assert_eq "$(json 'sorted(d)')" "['access_key', 'allow_host', 'auth', 'aws_endpoint', 'ca_file', 'ca_pem_set', 'client_cert', 'client_cert_pem_set', 'client_key', 'client_key_pem_set', 'connect_timeout', 'exclude', 'health', 'http_proxy', 'include', 'key', 'max_size', 'metadata_timeout', 'metadata_ttl', 'mirrors', 'negative_ttl', 'offline', 'on_removed', 'pass_credentials', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
+assert_eq "$(json 'sorted(d)')" "['access_key', 'allow', 'allow_host', 'auth', 'aws_endpoint', 'ca_file', 'ca_pem_set', 'client_cert', 'client_cert_pem_set', 'client_key', 'client_key_pem_set', 'connect_timeout', 'deny', 'exclude', 'health', 'http_proxy', 'include', 'key', 'max_size', 'metadata_timeout', 'metadata_ttl', 'min_age', 'min_age_exempt', 'min_age_unknown', 'mirrors', 'negative_ttl', 'offline', 'on_removed', 'pass_credentials', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
 assert_eq "$(json '(d["allow_host"], d["pass_credentials"], d["max_size"])')" "([], False, 10737418240)" \
     "egress defaults"
 ok proxy update charts --allow-host Mirror.LAN --allow-host '*.corp' --pass-credentials --max-size 64M

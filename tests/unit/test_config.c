@@ -476,6 +476,11 @@ static const char *const json_members[] = {
     "connect_timeout",
     "metadata_timeout",
     "on_removed",
+    "min_age",
+    "min_age_unknown",
+    "min_age_exempt",
+    "allow",
+    "deny",
 };
 
 static void test_proxy_json_shape(void **state)

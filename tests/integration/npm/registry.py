@@ -10,6 +10,9 @@
         upfs-demo 1.0.0       depends on @upfs/util ^1.0.0 (the scoped dependency)
         @upfs/util 1.0.0, 1.1.0
         upfs-bad 1.0.0        its document's integrity and shasum are those of other bytes
+        upfs-fresh, @upfs/fresh 1.0.0 (published 2024-01-01) and 1.1.0 (published one day before
+                              the document is served: "time" says {RECENT}, filled in then)
+        upfs-evil 1.0.0       a package a test denies (it must never be asked for)
         and, never served, DIR/local/: package documents and tarballs a test copies into a
         registry's local content (tarball URLs relative, as the mount shows them):
         upfs-local 1.0.0      a package no upstream has
@@ -43,6 +46,7 @@ import os
 import sys
 import tarfile
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -78,6 +82,9 @@ def build(root):
         "@upfs/util": {"1.0.0": {}, "1.1.0": {}},
         "upfs-demo": {"1.0.0": {"dependencies": {"@upfs/util": "^1.0.0"}}},
         "upfs-bad": {"1.0.0": {}},
+        "upfs-fresh": {"1.0.0": {}, "1.1.0": {"_recent": True}},
+        "@upfs/fresh": {"1.0.0": {}, "1.1.0": {"_recent": True}},
+        "upfs-evil": {"1.0.0": {}},
     }
     expect = {"tarballs": {}, "index_js": {}}
     for name, versions in packages.items():
@@ -86,6 +93,8 @@ def build(root):
                "readme": "# " + name + "\nA fixture of the upstreamfs tests.\n",
                "maintainers": [{"name": "upfs"}], "time": {}, "versions": {}}
         for ver, extra in versions.items():
+            extra = dict(extra)
+            recent = extra.pop("_recent", False)
             if name == "upfs-demo":
                 js = b"module.exports = 'demo ' + require('@upfs/util');\n"
             else:
@@ -104,7 +113,7 @@ def build(root):
             dist = {"tarball": "{BASE}/" + path, "shasum": hashlib.sha1(declared).hexdigest(),
                     "integrity": sri(declared)}
             doc["versions"][ver] = {**manifest, "_id": name + "@" + ver, "dist": dist}
-            doc["time"][ver] = "2024-01-01T00:00:00.000Z"
+            doc["time"][ver] = "{RECENT}" if recent else "2024-01-01T00:00:00.000Z"
             expect["tarballs"][path] = {"sha256": hashlib.sha256(data).hexdigest(),
                                         "integrity": sri(data), "size": len(data)}
             expect["index_js"][name + "@" + ver] = hashlib.sha256(js).hexdigest()
@@ -197,6 +206,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, b'{"error":"not found"}', "application/json")
         with open(doc_file) as fh:
             text = fh.read().replace("{BASE}", "http://127.0.0.1:%d" % srv.server_address[1])
+        recent = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 86400))
+        text = text.replace("{RECENT}", recent)
         doc = json.loads(text)
         if abbreviated:
             doc = abbreviate(doc)

@@ -23,6 +23,9 @@ Projects:
     Upfs_Sdist   upfs_sdist-1.0.0.tar.gz, a setuptools sdist (pip prepares its metadata, so it
                  needs --no-build-isolation and setuptools); its page is at simple/upfs-sdist/
     upfs-bad     upfs_bad-1.0.0-py3-none-any.whl whose page names the sha256 of other bytes
+    upfs-fresh, upfs-inhouse, upfs-evil   JSON pages (PEP 691, simple/<project>/index.json) with
+                 PEP 700 upload times: <m>-1.0.0-py3-none-any.whl uploaded 2024-01-01 and (not
+                 upfs-evil) <m>-1.1.0-py3-none-any.whl uploaded one day before the build
 Local (DIR/../local/):
     upfs_local-1.0.0-py3-none-any.whl   a project no upstream has
     upfs_demo-2.0.0-py3-none-any.whl    a newer upfs-demo than the upstream's
@@ -37,6 +40,7 @@ import json
 import os
 import sys
 import tarfile
+import time
 import zipfile
 
 MTIME = (2024, 1, 1, 0, 0, 0)
@@ -134,6 +138,23 @@ def main():
     bname = "upfs_bad-1.0.0-py3-none-any.whl"
     put(bname, bad)
     put_page("upfs-bad", [(bname, hashlib.sha256(bad + b"other bytes").hexdigest(), "")])
+
+    recent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
+    for project, versions in (("upfs-fresh", ("1.0.0", "1.1.0")),
+                              ("upfs-inhouse", ("1.0.0", "1.1.0")), ("upfs-evil", ("1.0.0",))):
+        module = project.replace("-", "_")
+        files = []
+        for v in versions:
+            data, _ = wheel(project, v, module)
+            fname = "%s-%s-py3-none-any.whl" % (module, v)
+            files.append({"filename": fname, "url": "../../packages/" + fname,
+                          "hashes": {"sha256": put(fname, data)}, "size": len(data),
+                          "upload-time": "2024-01-01T00:00:00.000000Z" if v == "1.0.0" else recent})
+        d = os.path.join(root, "simple", project)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "index.json"), "w") as f:
+            json.dump({"meta": {"api-version": "1.1"}, "name": project, "files": files,
+                       "versions": list(versions)}, f, indent=1)
 
     local = os.path.join(os.path.dirname(os.path.abspath(root)), "local")
     os.makedirs(local, exist_ok=True)
