@@ -42,10 +42,19 @@ enum proxy_type {
     PROXY_TYPE_COUNT
 };
 
+/* --min-age-unknown: whether a version whose upstream gives no publish time is old enough. */
+enum proxy_min_age_unknown { MIN_AGE_UNKNOWN_DENY, MIN_AGE_UNKNOWN_ALLOW };
+
 enum proxy_auth { AUTH_ANONYMOUS, AUTH_ACCESS_KEY, AUTH_AWS_CHAIN };
 
 /* docker only: where the registry is. */
 enum proxy_source { SOURCE_NONE, SOURCE_DOCKERHUB, SOURCE_CUSTOM };
+
+/*
+ * What a cached version its upstream removed becomes (src/engine/removals.c): default is
+ * hide for npm and pypi, keep for images (config_proxy_hides_removed).
+ */
+enum proxy_on_removed { ON_REMOVED_DEFAULT, ON_REMOVED_KEEP, ON_REMOVED_HIDE };
 
 /* What an ECR url normalises to (docs/ecr.md). */
 struct ecr_target {
@@ -80,6 +89,9 @@ struct proxy {
     enum proxy_type type;
     enum proxy_source source;
     char *url; /* normalised; ends with '/'; for ecr the canonical registry URL */
+    /* More URLs of the same content, tried in order after url (normalised as url; not ecr,
+     * not docker --source dockerhub); NULL-terminated, may be NULL (src/engine/origins.c). */
+    char **mirrors;
     enum proxy_auth auth;
     char *access_key;
     bool secret_set; /* read-only: a secret file exists */
@@ -99,6 +111,14 @@ struct proxy {
     char **allow_host;
     bool pass_credentials; /* credentials also go to other origins an index names */
     int64_t max_size;      /* cap on a body of unknown length, bytes */
+    enum proxy_on_removed on_removed; /* a cached version its upstream removed */
+    /* Package policy (include/upstreamfs/policy.h, docs/policy.md). */
+    long min_age;          /* seconds: versions published less long ago are hidden */
+    char **min_age_exempt; /* name globs the cooldown does not hold back */
+    char **allow;          /* NAME[@RANGE]: with any, only what one matches is served */
+    char **deny;           /* NAME[@RANGE]: never served (wins over allow) */
+    /* Whether a version the upstream gives no publish time is old enough. */
+    enum proxy_min_age_unknown min_age_unknown;
     /* TLS material given as PEM text (the API's ca_pem, client_cert_pem, client_key_pem). */
     struct proxy_pem ca_pem, client_cert_pem, client_key_pem;
     struct ecr_target ecr; /* filled by validation for type ecr */
@@ -120,6 +140,9 @@ int config_source_parse(const char *s, enum proxy_source *out, struct config_err
 
 /* The key rule (syntax and reserved names; uniqueness is configdb's). */
 int config_key_validate(const char *field, const char *key, struct config_error *err);
+
+/* Whether versions the upstream removed are hidden (on_removed, or the type's default). */
+bool config_proxy_hides_removed(const struct proxy *p);
 
 /* Fills defaults (TTLs) for a new proxy of this key and type. */
 void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type);
@@ -175,6 +198,7 @@ void config_error_set(struct config_error *err, const char *field, const char *f
 #define CONFIG_URL_MAX        2048 /* any URL field */
 #define CONFIG_GLOB_MAX       1024 /* one include/exclude pattern */
 #define CONFIG_GLOBS_MAX      256  /* patterns per list */
+#define CONFIG_MIRRORS_MAX    7    /* URLs after the first (url + mirrors: at most 8) */
 #define CONFIG_ACCESS_KEY_MAX 256
 #define CONFIG_UPSTREAMS_MAX  64 /* upstreams per registry */
 #define CONFIG_TTL_MAX        2147483647L

@@ -167,11 +167,17 @@ int64_t engine_file_size(struct engine_file *f);
  */
 int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, size_t max,
                     char **out, size_t *len);
+/* engine_read_all of a file already open (it stays open). */
+int engine_file_read_all(struct engine_file *f, const struct engine_wait *w, size_t max,
+                         char **out, size_t *len);
 /* Waits until the whole content is in the store (prefetch). */
 int engine_file_wait(struct engine_file *f, const struct engine_wait *w);
 int engine_file_close(struct engine_file *f);
 
-/* Extended attributes (user.upstreamfs.digest|source|cached|stale). */
+/*
+ * Extended attributes (user.upstreamfs.digest|source|cached|stale, and removed:
+ * src/engine/removals.c).
+ */
 /* Every proxy's health (malloc'd array, caller frees), or one proxy's (-ENOENT: no such proxy). */
 int engine_health(struct engine *e, struct health_snapshot **out, size_t *n);
 int engine_proxy_health(struct engine *e, const char *key, struct health_snapshot *out);
@@ -249,7 +255,9 @@ struct engine_stats {
     int64_t hits, misses, upstream_requests, evictions, stale_serves;
     int64_t upstream_bytes; /* bytes of completed downloads */
     int64_t partial_bytes, partial_objects; /* partial objects (src/fetch/lazy.c): bytes present */
+    int64_t renders;        /* documents rendered for a client (src/engine/rendered.c) */
     int inflight;
+    int64_t removed_upstream; /* cached entries marked removed-upstream (src/engine/removals.c) */
 };
 int engine_stats(struct engine *e, struct engine_stats *out);
 /*
@@ -268,6 +276,14 @@ int engine_counters_running(const char *state_dir, struct engine_stats *sum, int
  */
 int engine_pin(struct engine *e, const char *path, bool pin, int *failed);
 int engine_evict_path(struct engine *e, const char *path, int *failed);
+/*
+ * "cache purge KEY/NAME[@VERSION]" (src/engine/removals.c): deletes for good the entries
+ * marked removed-upstream that spec names (removals_spec_matches), their nodes and the
+ * objects no other node names. Returns the count, with their mount paths in *paths (free
+ * each and the array); *failed: objects or entries that could not be removed. -EINVAL for a
+ * malformed spec, -ENODATA when no marked entry matches.
+ */
+int engine_purge(struct engine *e, const char *spec, char ***paths, size_t *n, int *failed);
 /* Evicts LRU objects until the cache is under target bytes; returns the count. */
 int engine_evict_to(struct engine *e, int64_t target);
 /* Re-hashes every object; counts bad ones (removed) into *bad. */

@@ -84,8 +84,13 @@ struct fetch_response {
     char *location;
     char *www_authenticate; /* every challenge, lines joined with ", " (capped) */
     char *docker_digest;
-    /* RFC 9530 Repr-Digest (every line joined, capped), or NULL: hash_repr_digest_parse reads it */
+    /*
+     * RFC 9530 Repr-Digest (every line joined, capped), or NULL: hash_repr_digest_parse reads
+     * it. With want_trailers, a Repr-Digest the answer sent as a trailer (after a chunked body)
+     * is put here once the transfer ends, when its headers had none.
+     */
     char *repr_digest;
+    bool repr_digest_trailer; /* the headers announce a Repr-Digest trailer (Trailer: ...) */
     char *effective_url;
     char *link; /* every Link header of the response, joined with ", " (capped), or NULL */
     char *body; /* memory mode: NUL-terminated */
@@ -102,6 +107,7 @@ struct fetch_request {
     bool head;
     bool no_redirects; /* report 3xx instead of following it */
     bool realm;        /* url is the token realm the registry named: credentials go there */
+    bool want_trailers; /* a GET that accepts trailers (TE: trailers): see repr_digest */
     const struct curl_slist *headers;
     const char *range; /* "FIRST-LAST" or "FIRST-": a Range request (CURLOPT_RANGE), or NULL */
     long timeout_ms; /* 0: only the low-speed deadline; FETCH_META_TIMEOUT_MS: the metadata

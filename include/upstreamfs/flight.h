@@ -2,7 +2,7 @@
  * flight: single-flight downloads into the store, readable while they run.
  *
  * A flight downloads one object (one key) into a temp file in its own
- * thread. Every opener of the same key while it runs joins the same flight,
+ * thread (its sink writes and hashes the body: include/upstreamfs/sink.h). Every opener of the same key while it runs joins the same flight,
  * so N concurrent readers cause one upstream request. Readers read the temp
  * file as bytes arrive: flight_read waits only until the range it wants is
  * written (or the download ends), never for the whole object.
@@ -113,6 +113,13 @@ struct flight_source {
     bool (*recheck)(void *arg, char hex[65]);
     /* Called for every other outcome (status or error), same thread. */
     void (*on_fail)(void *arg, int err, const struct fetch_response *resp);
+    /*
+     * A request that failed (err, or a status that is no 2xx in resp): the URL to start the
+     * download again on (malloc'd; the same content, from its first byte), or NULL to end it.
+     * The bytes readers may have read already must come again the same, else the flight fails
+     * (-EBADMSG): a file is never made of two URLs' bytes. May be NULL.
+     */
+    char *(*next_url)(void *arg, const char *url, int err, const struct fetch_response *resp);
     void (*free_arg)(void *arg);
     void *arg;
 };

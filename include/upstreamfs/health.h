@@ -23,6 +23,24 @@ enum health_state {
     HEALTH_OFFLINE      /* the proxy is configured offline */
 };
 
+/*
+ * One of a proxy's URLs (its url, then its mirrors; src/engine/origins.c): how it has been
+ * answering. With one URL it is the proxy's own state.
+ */
+struct health_url {
+    char url[512]; /* without credentials or query */
+    enum health_state state;
+    enum failure_cause cause; /* of its last failure */
+    long status;
+    int64_t since;
+    int64_t last_success;
+    int64_t retry_at; /* while backing off */
+    int consecutive_failures;
+    unsigned long long requests, failures;
+};
+
+#define HEALTH_URLS_MAX 8 /* url + CONFIG_MIRRORS_MAX mirrors */
+
 /* A copy of one proxy's health at one moment. Times are Unix seconds, 0 for never. */
 struct health_snapshot {
     char key[72];
@@ -40,6 +58,8 @@ struct health_snapshot {
     long ratelimit_limit;
     unsigned long long errors[FAILURE_CAUSE_COUNT]; /* failures by cause */
     unsigned long long requests_get, requests_head, requests_other;
+    int n_urls; /* the proxy's URLs, in the order they are tried */
+    struct health_url urls[HEALTH_URLS_MAX];
 };
 
 /* "ok", "stale", "failing", "backing-off", "offline". */
@@ -52,7 +72,9 @@ void health_describe(const struct health_snapshot *h, char *buf, size_t n);
  * The snapshot as the object the CLI's --json, /api/v1/proxies and the page
  * show: {state, cause, status, code, url, since, last_success,
  * consecutive_failures, retry_at, ratelimit_remaining, ratelimit_limit,
- * errors}; times RFC 3339 UTC, unknown values null.
+ * errors, urls}; times RFC 3339 UTC, unknown values null. urls lists each URL
+ * in order: {url, state, cause, status, since, last_success, retry_at,
+ * consecutive_failures, requests, failures}.
  */
 json_t *health_object(const struct health_snapshot *h);
 

@@ -5,6 +5,7 @@
 #ifndef UPSTREAMFS_HELM_H
 #define UPSTREAMFS_HELM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define HELM_INDEX_OUT_MAX (128u << 20) /* a rewritten index.yaml */
@@ -14,6 +15,8 @@ struct helm_chart {
     char *file;   /* <name>-<version>.tgz, or NULL when the version cannot be served */
     char *url;    /* absolute upstream URL */
     char *digest; /* hex sha256 or NULL */
+    char *name, *version; /* as the index says them, or NULL */
+    bool hidden;          /* left out of the rewritten index (helm_rewrite_index_filtered) */
 };
 
 struct helm_charts {
@@ -36,5 +39,16 @@ void helm_charts_clear(struct helm_charts *c);
  */
 int helm_rewrite_index(const char *body, size_t len, const char *repo_url, char **out,
                        size_t *out_len);
+
+/*
+ * The same, leaving out every chart version hide(arg, name, version) is true for (a proxy's
+ * package rules, include/upstreamfs/policy.h); a chart whose versions are all hidden keeps an
+ * empty list. hide NULL: helm_rewrite_index. An index whose hidden part defines a YAML anchor
+ * is rewritten without leaving anything out (an alias elsewhere could name it): the chart
+ * files stay refused by the engine all the same.
+ */
+int helm_rewrite_index_filtered(const char *body, size_t len, const char *repo_url,
+                                bool (*hide)(void *arg, const char *name, const char *version),
+                                void *arg, char **out, size_t *out_len);
 
 #endif

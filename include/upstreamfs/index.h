@@ -127,6 +127,7 @@ struct index_usage {
     const char *top;
     int64_t objects, bytes, local_objects, local_bytes; /* distinct objects its files name */
     int64_t stale;                                      /* nodes last served stale */
+    int64_t removed; /* entries marked removed-upstream (index_removed.c) */
 };
 int index_usage(struct index *ix, struct index_usage *u, size_t n);
 /* The largest cached (non-local) objects, with the mount path of the oldest file naming each. */
@@ -140,6 +141,23 @@ int index_largest(struct index *ix, size_t max, struct index_artifact **out, siz
 void index_largest_free(struct index_artifact *list, size_t n);
 /* Pinned cached objects. */
 int index_pinned_count(struct index *ix, int64_t *count);
+
+/*
+ * Upstream removals (index_removed.c): cached entries (top, path) their upstream's document no
+ * longer lists, since a Unix time. index_removed_sync marks and unmarks in one transaction.
+ */
+struct index_removed {
+    char *top, *path;
+    int64_t since;
+};
+int index_removed_sync(struct index *ix, const char *top, char *const *mark, size_t n_mark,
+                       char *const *unmark, size_t n_unmark, int64_t now);
+/* 1 when marked (*since set when not NULL), 0 when not, or -errno. */
+int index_removed_get(struct index *ix, const char *top, const char *path, int64_t *since);
+/* Every mark of top (NULL: of every top), by top and path. */
+int index_removed_list(struct index *ix, const char *top, struct index_removed **out, size_t *n);
+void index_removed_free(struct index_removed *list, size_t n);
+int index_removed_count(struct index *ix, int64_t *count);
 
 /* Blob and file scoping (index_scope.c): the location at the upstream an object URL names. */
 void index_scope_repo(const char *url, char *buf, size_t len);

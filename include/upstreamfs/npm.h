@@ -13,14 +13,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define NPM_NAME_MAX 214 /* the registry's limit on a whole package name */
 
 /* One tarball a package document names. */
 struct npm_tarball {
-    char *file;   /* "<name>-<version>.tgz" */
-    char *url;    /* absolute http(s) URL on the upstream */
-    char *expect; /* "sha512:<hex>", "sha256:<hex>" or "sha1:<hex>", or NULL */
+    char *file;        /* "<name>-<version>.tgz" */
+    char *url;         /* absolute http(s) URL on the upstream */
+    char *expect;      /* "sha512:<hex>", "sha256:<hex>" or "sha1:<hex>", or NULL */
+    char *version;     /* the version it is the tarball of */
+    int64_t published; /* Unix time from the document's "time" object, -1 when not given */
 };
 
 struct npm_tarballs {
@@ -56,6 +59,14 @@ void npm_tarballs_clear(struct npm_tarballs *t);
  */
 int npm_packument_rewrite(const char *body, size_t len, const char *name, char **out,
                           size_t *out_len);
+/*
+ * npm_packument_rewrite of the abbreviated ("corgi") document npm installs from, made from
+ * whichever form the registry answered: top-level name, modified and dist-tags, and per version
+ * only what an install reads (name, version, deprecated, the dependency maps, bin, directories,
+ * dist, engines, cpu, os, libc, _hasShrinkwrap, hasInstallScript).
+ */
+int npm_packument_rewrite_abbreviated(const char *body, size_t len, const char *name, char **out,
+                                      size_t *out_len);
 
 /*
  * A registry's document: up (the first upstream's, in the mount's form; NULL when none has

@@ -54,6 +54,7 @@ enum {
     FIELD_UPDATE_HELP = 1 << 3, /* --no-NAME is documented as an update option */
     FIELD_DESTINATION = 1 << 4, /* where the proxy connects: a stored secret must be given again */
     FIELD_LOCAL = 1 << 5,       /* a local file name: the CLI takes it, the HTTP API refuses it */
+    FIELD_DURATION = 1 << 6,    /* a SECONDS row that also takes "12h", "7d" (parse_seconds) */
 };
 
 /* Proxy types as a bit set (FIELD_TYPES_ALL: every type). */
@@ -144,6 +145,8 @@ int proxy_fields_copy(struct proxy *dst, const struct proxy *src);
 /* A deadline "500ms", "5s", "1m" or "750" (milliseconds) into *out (ms); -EINVAL otherwise. */
 int proxy_field_parse_millis(const char *s, long long *out);
 int proxy_field_parse_size(const char *s, long long *out);
+/* A duration "90", "90s", "15m", "12h", "7d" or "2w" into *out (seconds); -EINVAL otherwise. */
+int proxy_field_parse_seconds(const char *s, long long *out);
 
 /* Joins the parseable names of an enum row with sep into buf (for help and messages). */
 const char *proxy_field_enum_list(const char *const *names, int n, const char *sep, char *buf,

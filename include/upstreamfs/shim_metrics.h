@@ -26,10 +26,24 @@
 
 enum shim_cache_result { SHIM_CACHE_NONE, SHIM_CACHE_HIT, SHIM_CACHE_MISS };
 
+/*
+ * What a request was answered with, for a tier's counts (docs/SCALE-OUT.md): content from the
+ * cache (hit), content streamed from the upstream (miss), 304 Not Modified, or anything else
+ * (documents, listings, redirects, errors).
+ */
+enum shim_answer_class {
+    SHIM_ANSWER_HIT,
+    SHIM_ANSWER_MISS,
+    SHIM_ANSWER_NOT_MODIFIED,
+    SHIM_ANSWER_OTHER,
+    SHIM_ANSWER_COUNT
+};
+
 struct shim_metrics {
     atomic_ullong requests[SHIM_ROUTE_COUNT][SHIM_STATUS_MAX - SHIM_STATUS_MIN + 1];
     atomic_ullong bytes[SHIM_ROUTE_COUNT];
     atomic_ullong hits, misses;
+    atomic_ullong answers[SHIM_ROUTE_COUNT][SHIM_ANSWER_COUNT];
     atomic_llong active; /* requests being answered now */
 };
 

@@ -50,6 +50,8 @@ struct shim_protocol {
      * (scheme://host/<key-or-registry>/<path, escaped>), against which the relative URLs the
      * driver stored in doc resolve, so every URL in the reply points back at the shim. Sets
      * a malloc'd *out, *out_len and a static *ctype. -EIO for a document it cannot read.
+     * The shim calls it once per source document, variant and base and serves the stored
+     * result from then on (src/shim/render.c), so it must depend on nothing else.
      */
     int (*render)(const char *doc, size_t len, const char *base, int variant, char **out,
                   size_t *out_len, const char **ctype);

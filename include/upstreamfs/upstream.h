@@ -55,6 +55,13 @@ void upstream_set_state(struct upstream *u, void *st, void (*free_fn)(void *));
 /* The remote URL of a path below the proxy root (url + escaped path). Malloc'd. */
 char *upstream_url(const struct upstream *u, const char *path);
 
+/*
+ * A registry URL's roots (docker): with api, its API root <origin>/v2/; else its repositories'
+ * root, <origin>/v2/<path>/ when base has a path (a parent upstreamfs's route), else the API
+ * root. -ENAMETOOLONG when out (len) is too small.
+ */
+int upstream_base_root(const char *base, bool api, char *out, size_t len);
+
 /* A document fetched through upstream_doc_fetch. */
 struct upstream_doc {
     char *body; /* malloc'd, NUL-terminated */
@@ -63,6 +70,7 @@ struct upstream_doc {
     char *content_type;     /* as the remote named it, or NULL */
     char *www_authenticate; /* on -EACCES: the remote's challenge, if any */
     char sha256[65];
+    bool changed; /* this fetch stored new bytes: a first copy, or other than the last one */
 };
 
 struct upstream_doc_req {
@@ -71,6 +79,10 @@ struct upstream_doc_req {
     bool immutable;      /* digest-addressed: once stored, never asked again */
     const char *expect;  /* checksum the body must match ("sha256:<hex>", ...), or NULL */
     size_t max;          /* size cap; 0 means UPSTREAM_DOC_MAX */
+    /* the mount directory whose files the document lists ("<name>/-"), or NULL: when a
+     * fetch stores new bytes (changed), the entries cached there are compared with the new
+     * listing (upstream removals, src/engine/removals.c) */
+    const char *lists;
 };
 
 /*
@@ -88,6 +100,17 @@ void upstream_doc_clear(struct upstream_doc *d);
 
 /* upstream_doc_fetch of a mutable document with no extra headers. */
 int upstream_doc_get(struct upstream *u, const char *url, char **body, size_t *len, bool *stale);
+
+/*
+ * Upstream removals (src/engine/removals.c) for versions no cached document lists (docker
+ * tags). upstream_removals_listed: l is dir's listing fresh from the upstream (tags/list);
+ * what is cached below dir and l lacks is marked removed-upstream, what l has is unmarked.
+ * upstream_removed_set: path (a tag directory) is gone at the upstream (removed: its manifest
+ * answers 404) or there again; only a cached path is marked.
+ */
+struct drv_listing;
+void upstream_removals_listed(struct upstream *u, const char *dir, const struct drv_listing *l);
+void upstream_removed_set(struct upstream *u, const char *path, bool removed);
 
 /* GET/HEAD with the proxy's endpoint and the metadata deadline; records health. */
 int upstream_request(struct upstream *u, const char *url, bool head, size_t max_body,

@@ -1,5 +1,5 @@
 /*
- * cli_cache: "upstreamfs cache stats|gc|verify|pin PATH|unpin PATH|evict PATH [--json]"
+ * cli_cache: "upstreamfs cache stats|gc|verify|pin PATH|unpin PATH|evict PATH|purge SPEC [--json]"
  * and "upstreamfs prefetch PATH...". Both open the engine on the state dir
  * directly; a running mount shares the same index and store (SQLite WAL,
  * content-addressed files), so they can run beside it.
@@ -23,17 +23,23 @@
 const struct cli_subcommand cli_cache_subs[] = {
     {"stats", NULL}, {"gc", NULL},    {"verify", NULL},
     {"pin", NULL},   {"unpin", NULL}, {"evict", NULL},
+    {"purge", NULL},
 };
 const size_t cli_cache_nsubs = sizeof(cli_cache_subs) / sizeof(cli_cache_subs[0]);
 static const char *const cache_help[] = {
     "          cache size, object counts, local content, and the counters (hits,\n"
     "                 misses, upstream requests and bytes, evictions, stale serves) of the\n"
-    "                 mounts, servers and prefetches running on the state dir",
+    "                 mounts, servers and prefetches running on the state dir; the cached\n"
+    "                 versions marked removed-upstream",
     "             remove objects no path refers to, and unfinished downloads",
     "         re-hash every object; remove (and report) any that do not match",
     " PATH       keep everything cached under PATH (as in the mount: KEY/...) from eviction",
     " PATH     let it be evicted again",
     " PATH     remove what is cached under PATH now (local content is never evicted)",
+    " KEY/NAME[@VERSION]\n"
+    "                 delete for good what is marked removed-upstream of NAME (every\n"
+    "                 version without @VERSION): files, index entries, stored objects\n"
+    "                 (docs/policy.md, \"Upstream removals\")",
 };
 /* After the list: what pin, unpin and evict say when part of their work failed. */
 static const char cache_help_tail[] =
@@ -124,7 +130,8 @@ static void print_stats(const struct engine_stats *s, int procs, json_t *out)
              {"upstream_requests", s->upstream_requests},
              {"upstream_bytes", s->upstream_bytes},
              {"evictions", s->evictions},
-             {"stale_serves", s->stale_serves}};
+             {"stale_serves", s->stale_serves},
+             {"removed_upstream", s->removed_upstream}};
     if (out) {
         for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
             json_object_set_new(out, f[i].name, json_integer(f[i].v));
@@ -139,6 +146,9 @@ static void print_stats(const struct engine_stats *s, int procs, json_t *out)
            (long long)s->partial_bytes, (long long)s->partial_objects, (long long)s->local_bytes, (long long)s->local_objects, procs, (long long)s->hits,
            (long long)s->misses, (long long)s->upstream_requests, (long long)s->upstream_bytes,
            (long long)s->evictions, (long long)s->stale_serves);
+    printf("removed upstream: %lld cached entr%s no longer listed by their upstream "
+           "(cache purge deletes them)\n",
+           (long long)s->removed_upstream, s->removed_upstream == 1 ? "y" : "ies");
 }
 
 /* A cache command line, as cache_parse leaves it. */
@@ -194,9 +204,13 @@ static int cache_parse(int argc, char **argv, struct cache_args *a)
                    cache_words(words, sizeof(words)));
         return CLI_EXIT_USAGE;
     }
-    bool needs_path = !strncmp(cache_help[sub - cli_cache_subs], " PATH", 5);
+    const char *h = cache_help[sub - cli_cache_subs];
+    bool needs_path = !strncmp(h, " PATH", 5) || !strncmp(h, " KEY/", 5);
     if (needs_path && a->nrest != 1) {
-        cli_errorf("cache %s: PATH: exactly one path is required", cmd);
+        if (h[1] == 'K')
+            cli_errorf("cache %s: KEY/NAME[@VERSION]: exactly one is required", cmd);
+        else
+            cli_errorf("cache %s: PATH: exactly one path is required", cmd);
         return CLI_EXIT_USAGE;
     }
     if (!needs_path && a->nrest != 0) {
@@ -237,6 +251,40 @@ static int cache_path_cmd(struct engine *e, const struct cache_args *a, json_t *
     return CLI_EXIT_FAIL;
 }
 
+/* purge KEY/NAME[@VERSION]: the entries deleted into out (and printed). The exit code. */
+static int cache_purge(struct engine *e, const struct cache_args *a, json_t *out, bool *partial)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    int failed = 0;
+    int rc = engine_purge(e, a->rest[0], &paths, &n, &failed);
+    if (rc == -EINVAL) {
+        cli_errorf("purge: %s: expected KEY/NAME[@VERSION]", a->rest[0]);
+        return CLI_EXIT_USAGE;
+    }
+    if (rc == -ENODATA) {
+        cli_errorf("purge: %s: nothing marked removed-upstream matches", a->rest[0]);
+        return CLI_EXIT_FAIL;
+    }
+    if (rc < 0)
+        return path_error("purge", a->rest[0], rc);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(list, json_string(paths[i]));
+        if (!a->json)
+            printf("purged %s\n", paths[i]);
+        free(paths[i]);
+    }
+    free(paths);
+    json_object_set_new(out, "purged", list);
+    json_object_set_new(out, "failed", json_integer(failed));
+    if (failed == 0)
+        return CLI_EXIT_OK;
+    cli_errorf("purge: %s: %d object(s) could not be removed (see the log)", a->rest[0], failed);
+    *partial = true;
+    return CLI_EXIT_FAIL;
+}
+
 /* Runs a->cmd on the open engine: its numbers into out (and printed without --json). */
 static int cache_run(const struct cli_globals *g, struct engine *e, const struct cache_args *a,
                      json_t *out, bool *partial)
@@ -267,6 +315,8 @@ static int cache_run(const struct cli_globals *g, struct engine *e, const struct
                    (long long)bad);
         if (bad > 0)
             rc = CLI_EXIT_FAIL;
+    } else if (!strcmp(cmd, "purge")) {
+        rc = cache_purge(e, a, out, partial);
     } else {
         rc = cache_path_cmd(e, a, out, partial);
     }

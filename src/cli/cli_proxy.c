@@ -249,10 +249,9 @@ static json_t *proxy_with_health(const struct cli_globals *g, const struct proxy
     return j;
 }
 
-/* The health column: "ok", "failing: http 500", "backing-off: connect -", ..., "unknown". */
-static void health_word(json_t *j, char *buf, size_t n)
+/* A health object (the proxy's, or one of its urls) as "ok", "failing: http 500", ... */
+static void health_word_of(json_t *h, char *buf, size_t n)
 {
-    json_t *h = json_object_get(j, "health");
     const char *state = json_string_value(json_object_get(h, "state"));
     const char *cause = json_string_value(json_object_get(h, "cause"));
     json_t *status = json_object_get(h, "status");
@@ -266,6 +265,12 @@ static void health_word(json_t *j, char *buf, size_t n)
         snprintf(buf, n, "%s: %s -", state, cause);
 }
 
+/* The health column: "ok", "failing: http 500", "backing-off: connect -", ..., "unknown". */
+static void health_word(json_t *j, char *buf, size_t n)
+{
+    health_word_of(json_object_get(j, "health"), buf, n);
+}
+
 /* What "list" shows as the URL: for ecr the scope the proxy serves, as a user would write it. */
 static void print_row(const struct proxy *p, json_t *j, int wkey)
 {
@@ -274,6 +279,8 @@ static void print_row(const struct proxy *p, json_t *j, int wkey)
     health_word(j, health, sizeof(health));
     printf("%-*s  %-8s  %-10s  %-7s  %-22s  %s", wkey, p->key, config_type_name(p->type),
            config_auth_name(p->auth), p->offline ? "yes" : "no", health, url);
+    if (config_strv_len(p->mirrors)) /* the URLs tried after it (proxy show lists them) */
+        printf(" (+%zu more)", config_strv_len(p->mirrors));
     if (p->type == PROXY_ECR && (p->ecr.alias || p->ecr.repository))
         printf("%s%s%s", p->ecr.alias ? p->ecr.alias : "",
                p->ecr.alias && p->ecr.repository ? "/" : "",
@@ -345,7 +352,16 @@ static void show_json(const char *prefix, json_t *obj)
             if (!json_array_size(v))
                 printf("%s%s: -\n", prefix, name);
             json_array_foreach(v, i, item)
-                printf("%s%s: %s\n", prefix, name, json_string_value(item));
+            {
+                char word[96];
+                /* an object (health.urls): "URL STATE[: CAUSE STATUS]" */
+                if (json_is_object(item))
+                    health_word_of(item, word, sizeof(word));
+                printf("%s%s: %s%s%s\n", prefix, name,
+                       json_is_object(item) ? json_string_value(json_object_get(item, "url"))
+                                            : json_string_value(item),
+                       json_is_object(item) ? " " : "", json_is_object(item) ? word : "");
+            }
         } else if (json_is_string(v)) {
             printf("%s%s: %s\n", prefix, name, json_string_value(v));
         } else if (json_is_integer(v)) {

@@ -219,6 +219,22 @@ static json_t *pem_from_file(const struct proxy_field *f, const char *file,
     return v;
 }
 
+/*
+ * --url repeats: the first is url, the others the mirrors list, in order. Giving --url sets the
+ * proxy's whole list (one --url on update drops the mirrors).
+ */
+static int take_url(struct edit_args *a, size_t row, const char *arg)
+{
+    if (!a->given[row]++)
+        return json_object_set_new(a->fields, proxy_fields[row].name, json_string(arg)) < 0 ||
+                       json_object_set_new(a->fields, "mirrors", json_array()) < 0
+                   ? -ENOMEM
+                   : 0;
+    return json_array_append_new(json_object_get(a->fields, "mirrors"), json_string(arg)) < 0
+               ? -ENOMEM
+               : 0;
+}
+
 /* Records option (row f, what) with value arg in a; -EINVAL (err) for a repeated single value. */
 static int take_option(struct edit_args *a, size_t row, int what, const char *arg,
                        struct config_error *err)
@@ -233,6 +249,8 @@ static int take_option(struct edit_args *a, size_t row, int what, const char *ar
         a->type = arg;
         return 0;
     }
+    if (f->kind == FIELD_URL)
+        return take_url(a, row, arg);
     if (f->kind != FIELD_LIST && a->given[row]++) {
         if (f->kind == FIELD_BOOL &&
             json_is_true(json_object_get(a->fields, f->name)) == (what == OPT_UNSET))

@@ -58,6 +58,8 @@ static const char usage[] =
     "digest-addressed and released files a year (immutable), mutable documents what\n"
     "is left of their freshness, listings and rendered documents until revalidated\n"
     "(ETag, Last-Modified; conditional requests are answered 304), errors not at all.\n"
+    "A file whose sha256 is known carries it in Repr-Digest; one streamed before it is\n"
+    "known carries it in a trailer to clients that send \"TE: trailers\" (edges do).\n"
     "\n"
     "Options:\n"
     "  --listen HOST:PORT   address to serve; default " SHIM_DEFAULT_LISTEN " ([ADDR]:PORT\n"

@@ -18,6 +18,7 @@
 #include "upstreamfs/config.h"
 #include "upstreamfs/defaults.h"
 #include "upstreamfs/ecr_url.h"
+#include "upstreamfs/policy.h"
 #include "config_int.h"
 #include "upstreamfs/proxy_fields.h"
 
@@ -235,6 +236,19 @@ void config_proxy_init(struct proxy *p, const char *key, enum proxy_type type)
     proxy_fields_defaults(p);
 }
 
+const char *const config__on_removed_names[3] = {
+    [ON_REMOVED_DEFAULT] = "default",
+    [ON_REMOVED_KEEP] = "keep",
+    [ON_REMOVED_HIDE] = "hide",
+};
+
+bool config_proxy_hides_removed(const struct proxy *p)
+{
+    if (p->on_removed != ON_REMOVED_DEFAULT)
+        return p->on_removed == ON_REMOVED_HIDE;
+    return p->type == PROXY_NPM || p->type == PROXY_PYPI;
+}
+
 void config_proxy_set_auth(struct proxy *p, enum proxy_auth a)
 {
     if (a != AUTH_ACCESS_KEY) {
@@ -249,6 +263,8 @@ void config_proxy_set_source(struct proxy *p, enum proxy_source s)
     if (s != p->source) {
         free(p->url);
         p->url = NULL;
+        config_strv_free(p->mirrors); /* the URLs go together */
+        p->mirrors = NULL;
         ecr_target_clear(&p->ecr);
     }
     p->source = s;
@@ -449,6 +465,48 @@ static int resolve_url(const struct proxy *p, enum proxy_source source, struct e
     return config_url_normalise_dir("url", p->url, url, err);
 }
 
+/*
+ * The mirrors of p normalised into *out (NULL when none; malloc'd, also on failure for the
+ * caller to free): each as the url is (config_url_normalise_dir), none twice nor the url itself.
+ * A docker proxy with --source dockerhub has the hub's one URL: parents take --source custom.
+ */
+static int resolve_mirrors(const struct proxy *p, enum proxy_source source, const char *url,
+                           char ***out, struct config_error *err)
+{
+    char q[CONFIG_QUOTE_MAX];
+    size_t n = config_strv_len(p->mirrors);
+    *out = NULL;
+    if (n && p->type == PROXY_ECR) {
+        config_error_set(err, "mirrors",
+                         "an ecr proxy has one registry; the edge of one is a docker proxy whose "
+                         "URLs are its parents");
+        return -EINVAL;
+    }
+    if (n && source == SOURCE_DOCKERHUB) {
+        config_error_set(err, "mirrors",
+                         "--source dockerhub has one URL; list several with --source custom");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *m = NULL;
+        int rc = config_url_normalise_dir("mirrors", p->mirrors[i], &m, err);
+        if (rc == 0 && (rc = config_strv_push(out, m)) < 0)
+            rc = -ENOMEM;
+        free(m);
+        if (rc < 0)
+            return rc;
+        bool twice = strcmp((*out)[i], url) == 0;
+        for (size_t j = 0; j < i && !twice; j++)
+            twice = strcmp((*out)[i], (*out)[j]) == 0;
+        if (twice) {
+            config_error_set(err, "mirrors", "%s is listed twice",
+                             config_quote(q, sizeof(q), (*out)[i]));
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* An anonymous ecr proxy works only on a public registry named by its alias. */
 static int check_ecr_anonymous(const struct proxy *p, const struct ecr_target *ecr,
                                struct config_error *err)
@@ -481,6 +539,8 @@ static int check_fields(const struct proxy *p, char **norm, struct config_error 
         if ((rc = proxy_field_check(&proxy_fields[i], p, &norm[i], err)) < 0)
             return rc;
     }
+    if ((rc = policy_config_check(p, err)) < 0) /* each rule in its type's syntax */
+        return rc;
     if (!p->client_cert != !p->client_key) {
         config_error_set(err, p->client_cert ? "client_key" : "client_cert",
                          "--client-cert and --client-key go together");
@@ -491,12 +551,15 @@ static int check_fields(const struct proxy *p, char **norm, struct config_error 
 
 /* Everything holds: moves the normalised values into p (the temporaries are left empty). */
 static void commit_normalised(struct proxy *p, enum proxy_source source, char **url, char **norm,
-                              struct ecr_target *ecr)
+                              char ***mirrors, struct ecr_target *ecr)
 {
     p->source = source;
     free(p->url);
     p->url = *url;
     *url = NULL;
+    config_strv_free(p->mirrors);
+    p->mirrors = *mirrors;
+    *mirrors = NULL;
     for (size_t i = 0; i < proxy_fields_count; i++) {
         if (norm[i]) {
             char **dst = (char **)((char *)p + proxy_fields[i].offset);
@@ -513,7 +576,7 @@ static void commit_normalised(struct proxy *p, enum proxy_source source, char **
 int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error *err)
 {
     struct ecr_target ecr = {0};
-    char *url = NULL, *norm[PROXY_FIELDS_MAX] = {0};
+    char *url = NULL, *norm[PROXY_FIELDS_MAX] = {0}, **mirrors = NULL;
     enum proxy_source source;
     int rc;
 
@@ -522,9 +585,11 @@ int config_proxy_validate(struct proxy *p, bool has_secret, struct config_error 
         (rc = resolve_source(p, &source, err)) == 0 &&
         (rc = resolve_url(p, source, &ecr, &url, err)) == 0 &&
         (rc = check_auth(p, has_secret, err)) == 0 &&
-        (rc = check_ecr_anonymous(p, &ecr, err)) == 0 && (rc = check_fields(p, norm, err)) == 0)
-        commit_normalised(p, source, &url, norm, &ecr);
+        (rc = check_ecr_anonymous(p, &ecr, err)) == 0 && (rc = check_fields(p, norm, err)) == 0 &&
+        (rc = resolve_mirrors(p, source, url, &mirrors, err)) == 0)
+        commit_normalised(p, source, &url, norm, &mirrors, &ecr);
     free(url);
+    config_strv_free(mirrors);
     for (size_t i = 0; i < proxy_fields_count; i++)
         free(norm[i]);
     ecr_target_clear(&ecr);

@@ -24,7 +24,7 @@ void crud_secret_free(char *secret)
 /*
  * A secret never silently follows a new destination: when a proxy with a
  * stored secret gets a change to where it connects (a FIELD_DESTINATION row:
- * url, source, http_proxy, aws_endpoint, the TLS settings), the same change
+ * url, mirrors, source, http_proxy, aws_endpoint, the TLS settings), the same change
  * must give the secret again or leave the access-key auth (configdb then
  * drops the secret). old is the stored proxy, p the validated result.
  */

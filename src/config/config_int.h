@@ -29,6 +29,7 @@ void config__lower(char *s);
 extern const char *const config__type_names[PROXY_TYPE_COUNT];
 extern const char *const config__auth_names[3];
 extern const char *const config__source_names[3];
+extern const char *const config__on_removed_names[3];
 
 /* Non-empty, at most max bytes, no control characters, valid UTF-8; -EINVAL with err. */
 int config__check_text(const char *field, const char *s, size_t max, struct config_error *err);

@@ -97,12 +97,20 @@ static int set_number(const struct proxy_field *f, json_t *v, long long *out,
     else if (f->kind == FIELD_MILLIS && json_is_string(v) &&
              proxy_field_parse_millis(json_string_value(v), &n) < 0)
         n = -1;
+    else if (f->kind == FIELD_SECONDS && (f->flags & FIELD_DURATION) && json_is_string(v) &&
+             proxy_field_parse_seconds(json_string_value(v), &n) < 0)
+        n = -1;
     if (n < f->min || n > f->max) {
         if (f->kind == FIELD_MILLIS)
             config_error_set(err, f->name,
                              "must be a duration from %lldms to %llds, as 500ms or 5s (a bare "
                              "number is milliseconds) (got %s)",
                              f->min, f->max / 1000, got(q, sizeof(q), v));
+        else if (f->kind == FIELD_SECONDS && (f->flags & FIELD_DURATION))
+            config_error_set(err, f->name,
+                             "must be a whole number of seconds from %lld to %lld, or a "
+                             "duration as 90s, 15m, 12h, 7d or 2w (got %s)",
+                             f->min, f->max, got(q, sizeof(q), v));
         else if (f->kind == FIELD_SECONDS)
             config_error_set(err, f->name,
                              "must be a whole number of seconds from %lld to %lld (got %s)", f->min,

@@ -38,6 +38,14 @@ static int check_host_pattern(const char *field, char *h, struct config_error *e
     return 0;
 }
 
+static const char *const min_age_unknown_names[] = {"deny", "allow"};
+
+/* A package rule's own syntax is checked against the proxy's type in config_proxy_validate
+ * (src/policy/rules.c, policy_config_check); here only what every rule needs. */
+#define POLICY_TYPES                                                                               \
+    (ONLY(PROXY_NPM) | ONLY(PROXY_PYPI) | ONLY(PROXY_MAVEN) | ONLY(PROXY_HELM) |                   \
+     ONLY(PROXY_DOCKER) | ONLY(PROXY_ECR))
+
 const struct proxy_field proxy_fields[] = {
     {.name = "key",
      .kind = FIELD_STRING,
@@ -74,7 +82,21 @@ const struct proxy_field proxy_fields[] = {
              "{ecr_public}/ALIAS[/REPO] or the AWS console URL\n"
              "https://{region}.{ecr_console}/ecr/repositories/\n"
              "{private|public}/{account}/REPO?region={region};\n"
-             "pypi takes the repository root (simple/ is appended)"},
+             "pypi takes the repository root (simple/ is appended).\n"
+             "Repeatable: more URLs of the same content (parents, then\n"
+             "the origin), tried in order; one that fails (connect,\n"
+             "timeout, 5xx, 429) backs off and the next is asked; a 404\n"
+             "is an answer. --url on update replaces the whole list\n"
+             "(JSON: url is the first, mirrors the others; not ecr)"},
+    /* The URLs after the first: the CLI repeats --url (cli_proxy_edit.c), JSON has mirrors. */
+    {.name = "mirrors",
+     .db = "mirrors_json",
+     .flags = FIELD_DESTINATION,
+     .kind = FIELD_LIST,
+     .types = FIELD_TYPES_ALL, /* not ecr: config_proxy_validate says why */
+     .offset = AT(mirrors),
+     .max = CONFIG_MIRRORS_MAX,
+     .item_max = CONFIG_URL_MAX},
     {.name = "auth",
      .cli = "auth",
      .kind = FIELD_ENUM,
@@ -266,6 +288,68 @@ const struct proxy_field proxy_fields[] = {
      .min = 1,
      .max = CONFIG_MAX_SIZE_MAX,
      .help = "largest body of unknown length taken from the remote"},
+    {.name = "on_removed",
+     .cli = "on-removed",
+     .kind = FIELD_ENUM,
+     .types = ONLY(PROXY_NPM) | ONLY(PROXY_PYPI) | ONLY(PROXY_DOCKER) | ONLY(PROXY_ECR),
+     .offset = AT(on_removed),
+     NAMES(config__on_removed_names),
+     .help = "a cached version the upstream no longer lists\n"
+             "(unpublished, deleted, a vanished tag): hidden from\n"
+             "listings and refused (cause policy), or kept and\n"
+             "marked; default: hide for npm and pypi, keep for\n"
+             "docker and ecr (docs/policy.md)"},
+    /* ---- package policy (docs/policy.md) ---- */
+    {.name = "min_age",
+     .cli = "min-age",
+     .metavar = "DURATION",
+     .kind = FIELD_SECONDS,
+     .flags = FIELD_DURATION,
+     .types = ONLY(PROXY_NPM) | ONLY(PROXY_PYPI),
+     .offset = AT(min_age),
+     .max = 3650L * 86400,
+     .help = "hide versions published less than DURATION ago\n"
+             "(7d, 12h, 3600; JSON: seconds; 0: off)"},
+    {.name = "min_age_unknown",
+     .cli = "min-age-unknown",
+     .kind = FIELD_ENUM,
+     .types = ONLY(PROXY_NPM) | ONLY(PROXY_PYPI),
+     .offset = AT(min_age_unknown),
+     NAMES(min_age_unknown_names),
+     .help = "a version the upstream gives no publish time: deny\n"
+             "(default: treated as new) or allow"},
+    {.name = "min_age_exempt",
+     .db = "min_age_exempt_json",
+     .cli = "min-age-exempt",
+     .metavar = "GLOB",
+     .kind = FIELD_LIST,
+     .types = ONLY(PROXY_NPM) | ONLY(PROXY_PYPI),
+     .offset = AT(min_age_exempt),
+     .max = 256,
+     .item_max = CONFIG_GLOB_MAX,
+     .help = "package names the cooldown does not hold back\n('@myorg/*')"},
+    {.name = "allow",
+     .db = "allow_json",
+     .cli = "allow",
+     .metavar = "RULE",
+     .kind = FIELD_LIST,
+     .types = POLICY_TYPES,
+     .offset = AT(allow),
+     .max = 256,
+     .item_max = CONFIG_GLOB_MAX,
+     .help = "serve only packages a rule matches: NAME[@RANGE] (npm,\n"
+             "helm: semver; pypi: PEP 440), maven GROUP:ARTIFACT[:VERSION],\n"
+             "images REPO[:TAG]; globs in names;\nsee docs/policy.md"},
+    {.name = "deny",
+     .db = "deny_json",
+     .cli = "deny",
+     .metavar = "RULE",
+     .kind = FIELD_LIST,
+     .types = POLICY_TYPES,
+     .offset = AT(deny),
+     .max = 256,
+     .item_max = CONFIG_GLOB_MAX,
+     .help = "never serve what RULE matches (as --allow;\nwins over it)"},
 };
 const size_t proxy_fields_count = sizeof(proxy_fields) / sizeof(proxy_fields[0]);
 _Static_assert(sizeof(proxy_fields) / sizeof(proxy_fields[0]) <= PROXY_FIELDS_MAX,
@@ -572,6 +656,27 @@ int proxy_field_parse_millis(const char *s, long long *out)
         mul = 1000;
     else if (!strcmp(end, "m"))
         mul = 60000;
+    if (errno || !mul || v > (unsigned long long)LLONG_MAX / mul)
+        return -EINVAL;
+    *out = (long long)(v * mul);
+    return 0;
+}
+
+int proxy_field_parse_seconds(const char *s, long long *out)
+{
+    static const struct {
+        char unit;
+        unsigned long long mul;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned long long mul = *end ? 0 : 1;
+    for (size_t i = 0; *end && !end[1] && i < sizeof(units) / sizeof(units[0]); i++)
+        if (*end == units[i].unit)
+            mul = units[i].mul;
     if (errno || !mul || v > (unsigned long long)LLONG_MAX / mul)
         return -EINVAL;
     *out = (long long)(v * mul);

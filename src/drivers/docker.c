@@ -225,6 +225,21 @@ static int name_prefix(struct upstream *u, struct dk_state *s, char *buf)
     return 0;
 }
 
+void dk_tag_gone(struct upstream *u, const char *repo, const char *ref, bool gone)
+{
+    struct dk_state *s = dk_state(u);
+    char prefix[OCI_NAME_MAX + 1], path[OCI_NAME_MAX + OCI_REF_MAX + 2];
+    if (!s || name_prefix(u, s, prefix) < 0)
+        return;
+    size_t pl = strlen(prefix);
+    if (strncmp(repo, prefix, pl) != 0)
+        return;
+    /* The mount path of the tag directory: the repository without the variant's namespace. */
+    int n = snprintf(path, sizeof(path), "%s/%s", repo + pl, ref);
+    if (n > 0 && (size_t)n < sizeof(path))
+        upstream_removed_set(u, path, gone);
+}
+
 /*
  * The readings of a mount path, in the registry's names: those outside a
  * scoped proxy's repository are dropped (no request), the variant's
@@ -431,10 +446,13 @@ static int dk_list(struct upstream *u, const char *dir, struct drv_listing *out)
         }
         if (p.ns_repo && maybe_repo) {
             size_t before = out->n;
-            rc = dk_list_tags(u, p.ns_name, out);
+            bool whole = false;
+            rc = dk_list_tags(u, p.ns_name, out, &whole);
             if (rc == 0) {
                 is_repo = true;
                 have = true;
+                if (whole) /* tags gone from tags/list (a capped list tells nothing) */
+                    upstream_removals_listed(u, dir, out);
             } else {
                 /* Not a repository after all: drop what a partial read added. */
                 while (out->n > before)

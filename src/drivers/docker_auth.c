@@ -47,7 +47,7 @@ int dk_reg_base(struct upstream *u, struct dk_state *s, char **base)
 
 int dk_repo_root(struct upstream *u, struct dk_state *s, char *out, size_t len, bool api)
 {
-    char *base = NULL, *origin = NULL;
+    char *base = NULL;
     int rc = dk_reg_base(u, s, &base);
     if (rc < 0)
         return rc;
@@ -56,23 +56,9 @@ int dk_repo_root(struct upstream *u, struct dk_state *s, char *out, size_t len, 
      * serves a proxy at /v2/<key>/<repository>/... (docs/SCALE-OUT.md): the API's own root
      * stays /v2/ at the origin, repositories go below /v2/<path>/.
      */
-    if (!(origin = fetch_url_origin(base))) {
-        free(base);
-        return -EINVAL;
-    }
-    /* the path of base itself (origin is normalised: its length is not base's) */
-    const char *path = strstr(base, "://");
-    path = path ? path + 3 : base;
-    path += strcspn(path, "/?#");
-    path += strspn(path, "/");
-    size_t plen = strcspn(path, "?#");
-    while (plen && path[plen - 1] == '/')
-        plen--;
-    int n = api || !plen ? snprintf(out, len, "%s/v2/", origin)
-                         : snprintf(out, len, "%s/v2/%.*s/", origin, (int)plen, path);
-    free(origin);
+    rc = upstream_base_root(base, api, out, len);
     free(base);
-    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+    return rc;
 }
 
 int dk_reg_url(struct upstream *u, char **out, const char *fmt, ...)

@@ -51,10 +51,12 @@ static char *next_page(struct upstream *u, const char *link, const char *url)
 
 /*
  * Reads every page of a paginated list (tags/list, _catalog), calling add
- * for each string of the array named key. Returns 0 or -errno.
+ * for each string of the array named key. Returns 0 or -errno; *whole (when
+ * not NULL): the list ended, rather than stopping at DK_PAGES_MAX or
+ * DK_LIST_ENTRIES_MAX.
  */
 static int read_pages(struct upstream *u, const char *scope, const char *first, const char *key,
-                      int (*add)(void *arg, const char *s), void *arg)
+                      int (*add)(void *arg, const char *s), void *arg, bool *whole)
 {
     char *url = strdup(first);
     size_t total = 0;
@@ -89,6 +91,8 @@ static int read_pages(struct upstream *u, const char *scope, const char *first, 
         free(url);
         url = next;
     }
+    if (whole)
+        *whole = rc == 0 && !url && total < DK_LIST_ENTRIES_MAX;
     free(url);
     return rc;
 }
@@ -99,7 +103,7 @@ static int add_tag(void *arg, const char *tag)
     return oci_tag_valid(tag) ? drv_listing_add(arg, tag, &e) : 0;
 }
 
-int dk_list_tags(struct upstream *u, const char *repo, struct drv_listing *out)
+int dk_list_tags(struct upstream *u, const char *repo, struct drv_listing *out, bool *whole)
 {
     char scope[DK_SCOPE_MAX];
     char *url = NULL;
@@ -107,7 +111,7 @@ int dk_list_tags(struct upstream *u, const char *repo, struct drv_listing *out)
     if (rc < 0)
         return rc;
     dk_scope(repo, scope, sizeof(scope));
-    rc = read_pages(u, scope, url, "tags", add_tag, out);
+    rc = read_pages(u, scope, url, "tags", add_tag, out, whole);
     free(url);
     return rc;
 }
@@ -160,7 +164,7 @@ static void catalog_refresh(struct upstream *u, struct dk_state *s)
     char *url = NULL;
     int rc = dk_reg_url(u, &url, "_catalog");
     if (rc == 0)
-        rc = read_pages(u, "registry:catalog:*", url, "repositories", strv_add, &sv);
+        rc = read_pages(u, "registry:catalog:*", url, "repositories", strv_add, &sv, NULL);
     free(url);
     if (rc == 0 && sv.n > 1)
         qsort(sv.v, sv.n, sizeof(*sv.v), cmp_str);

@@ -167,7 +167,11 @@ int dk_make_index_json(struct upstream *u, const char *repo, const char *ref, ch
 /* docker_catalog.c */
 void dk_catalog_free(char **cat, size_t n);
 /* The tags of repo, as directories (tags/list, every page). */
-int dk_list_tags(struct upstream *u, const char *repo, struct drv_listing *out);
+/* A repository's tags into out; *whole (may be NULL): every tag, not a capped part. */
+int dk_list_tags(struct upstream *u, const char *repo, struct drv_listing *out, bool *whole);
+/* repo:ref was asked for: gone (404) or there; marks or unmarks its cached tag directory
+ * removed-upstream (upstream_removed_set). */
+void dk_tag_gone(struct upstream *u, const char *repo, const char *ref, bool gone);
 /*
  * What the catalog says about a directory path: whether it may be a namespace or
  * repository (true when there is no catalog), and whether it is exactly a repository.

@@ -218,6 +218,8 @@ static int resolve(struct upstream *u, const char *repo, const char *ref, struct
         upstream_state_lock(u);
         tag_put(s, repo, ref, &v);
         upstream_state_unlock(u);
+        if (!have || cached.absent != v.absent)
+            dk_tag_gone(u, repo, ref, v.absent); /* a tag that vanished, or came back */
         if (rc == 0)
             resolved_from(out, &v, false);
         return rc;

@@ -18,6 +18,7 @@
 #include "upstreamfs/helm.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 #include "upstreamfs/upstream.h"
 
 #include <errno.h>
@@ -158,6 +159,12 @@ static int helm_list(struct upstream *u, const char *dir, struct drv_listing *ou
     return with_charts(u, charts_list, out);
 }
 
+/* A chart version the proxy's package rules refuse is left out of the index (docs/policy.md). */
+static bool chart_hidden(void *arg, const char *name, const char *version)
+{
+    return policy_name_verdict(arg, name, version, NULL) == POLICY_DENIED;
+}
+
 static int helm_generate(struct upstream *u, const char *path, char **body, size_t *len,
                          bool *stale)
 {
@@ -170,7 +177,8 @@ static int helm_generate(struct upstream *u, const char *path, char **body, size
     int rc = upstream_doc_get(u, url, &raw, &rlen, stale);
     if (rc < 0)
         return rc;
-    rc = helm_rewrite_index(raw, rlen, upstream_config(u)->url, body, len);
+    rc = helm_rewrite_index_filtered(raw, rlen, upstream_config(u)->url, chart_hidden,
+                                     (void *)upstream_config(u), body, len);
     free(raw);
     return rc;
 }

@@ -40,6 +40,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 #include "upstreamfs/shim_protocol.h"
 #include "upstreamfs/upstream.h"
 
@@ -49,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define NPM_FULL_DOC        "package.json"
 #define NPM_ABBREVIATED_DOC ".abbreviated.json"
@@ -115,6 +117,9 @@ static int doc_get(struct upstream *u, const char *name, bool abbreviated, struc
                    char **url_out)
 {
     memset(d, 0, sizeof(*d));
+    /* The publish times are in the full document only: a cooldown reads it for both. */
+    if (abbreviated && policy_cooldown_applies(upstream_config(u), name))
+        abbreviated = false;
     char *url = doc_url(u, name);
     if (!url)
         return -ENOMEM;
@@ -126,7 +131,9 @@ static int doc_get(struct upstream *u, const char *name, bool abbreviated, struc
     sprintf(key, "%s%s", url, abbreviated ? "#abbreviated" : "");
     struct curl_slist *h = NULL;
     int rc = fetch_header_add(&h, abbreviated ? NPM_ACCEPT_ABBREVIATED : NPM_ACCEPT_FULL);
-    struct upstream_doc_req req = {.url = key, .headers = h};
+    char tarballs[NPM_NAME_MAX + 8]; /* the directory its versions' tarballs are in */
+    snprintf(tarballs, sizeof(tarballs), "%s/-", name);
+    struct upstream_doc_req req = {.url = key, .headers = h, .lists = tarballs};
     if (rc == 0)
         rc = upstream_doc_fetch(u, &req, d);
     curl_slist_free_all(h);
@@ -138,12 +145,31 @@ static int doc_get(struct upstream *u, const char *name, bool abbreviated, struc
     return rc;
 }
 
-/* Copies the tarball named file into out, or (file NULL) every tarball into all. */
-static int table_search(const struct npm_tarballs *t, const char *file, struct drv_entry *out,
-                        struct drv_listing *all)
+/* What a tarball search looks for, under the proxy's policy (include/upstreamfs/policy.h). */
+struct tarball_search {
+    const struct proxy *cfg;
+    const char *name, *file;
+    struct drv_entry *out;
+    struct drv_listing *all;
+};
+
+/* Copies the tarball named q->file into q->out, or (file NULL) every visible one into q->all;
+ * a version the policy hides is left out of listings and refused by name. */
+static int table_search(const struct npm_tarballs *t, const struct tarball_search *q)
 {
+    const char *file = q->file;
+    struct drv_entry *out = q->out;
+    struct drv_listing *all = q->all;
+    int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < t->n; i++) {
         const struct npm_tarball *tb = &t->items[i];
+        enum policy_verdict v = POLICY_PASS;
+        if (policy_active(q->cfg) && (all || strcmp(tb->file, file) == 0))
+            v = policy_version_verdict(q->cfg, q->name, tb->version, tb->published, now, NULL);
+        if (v != POLICY_PASS && all)
+            continue;
+        if (v != POLICY_PASS)
+            return policy_refuse(q->cfg, q->name, tb->version, v, NULL);
         if (all) {
             struct drv_entry e = {
                 .kind = NODE_FILE, .size = -1, .url = tb->url, .expect = tb->expect};
@@ -197,16 +223,9 @@ static int tarballs_parse(void *arg, void **parsed)
     return 0;
 }
 
-struct tarball_search {
-    const char *file;
-    struct drv_entry *out;
-    struct drv_listing *all;
-};
-
 static int tarballs_search(void *parsed, void *arg)
 {
-    const struct tarball_search *q = arg;
-    return table_search(parsed, q->file, q->out, q->all);
+    return table_search(parsed, arg);
 }
 
 static int find_tarball(struct upstream *u, const char *name, const char *file,
@@ -217,12 +236,46 @@ static int find_tarball(struct upstream *u, const char *name, const char *file,
     int rc = doc_get(u, name, true, &d, &url);
     if (rc == 0) {
         struct tarballs_src src = {.u = u, .d = &d, .name = name, .url = url};
-        struct tarball_search q = {.file = file, .out = out, .all = all};
+        struct tarball_search q = {
+            .cfg = upstream_config(u), .name = name, .file = file, .out = out, .all = all};
         rc = drv_doc_memo_use(u, name, d.sha256, tarballs_parse, &src, tarballs_free,
                               tarballs_search, &q);
     }
     free(url);
     upstream_doc_clear(&d);
+    return rc;
+}
+
+/*
+ * The document with the versions the proxy's policy hides left out (policy_npm_filter), into
+ * *out (NULL when the proxy has no policy: the document as it came). -EIO: not JSON.
+ */
+static int policy_doc(struct upstream *u, const char *name, const struct upstream_doc *d,
+                      char **out, size_t *out_len)
+{
+    const struct proxy *cfg = upstream_config(u);
+    *out = NULL;
+    if (!policy_active(cfg))
+        return 0;
+    json_error_t jerr;
+    json_t *root = json_loadb(d->body, d->len, 0, &jerr);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return -EIO;
+    }
+    struct policy_filtered f;
+    int rc = policy_npm_filter(cfg, name, root, (int64_t)time(NULL), &f);
+    if (rc == 0 && f.hidden)
+        log_debug("npm proxy %s: %zu versions of %s hidden by the policy", cfg->key, f.hidden,
+                  name);
+    char *s = rc == 0 ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (rc == 0 && !s)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        *out = s;
+        *out_len = strlen(s);
+    }
     return rc;
 }
 
@@ -238,7 +291,15 @@ static int npm_generate(struct upstream *u, const char *path, char **body, size_
     int rc = doc_get(u, p.name, abbreviated, &d, NULL);
     if (rc == 0) {
         *stale = d.stale;
-        rc = npm_packument_rewrite(d.body, d.len, p.name, body, len);
+        char *shown = NULL;
+        size_t shown_len = 0;
+        rc = policy_doc(u, p.name, &d, &shown, &shown_len);
+        const char *src = shown ? shown : d.body;
+        size_t src_len = shown ? shown_len : d.len;
+        if (rc == 0)
+            rc = abbreviated ? npm_packument_rewrite_abbreviated(src, src_len, p.name, body, len)
+                             : npm_packument_rewrite(src, src_len, p.name, body, len);
+        free(shown);
         if (rc == -EIO)
             log_warn("npm proxy %s: the document of %s is not valid JSON", upstream_config(u)->key,
                      p.name);

@@ -36,6 +36,7 @@
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 #include "upstreamfs/shim_protocol.h"
 #include "upstreamfs/upstream.h"
 
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define PYPI_DOC "simple.json" /* after the leading '.' */
 #define PYPI_ACCEPT_UPSTREAM                                                                       \
@@ -84,12 +86,49 @@ static void index_free(void *p)
 struct index_use {
     int (*fn)(const json_t *index, void *arg);
     void *arg;
+    const struct proxy *cfg;
+    const char *name;
+    const char *file; /* the file looked up, or NULL */
 };
 
+/* A file of the page (or the distribution of a ".metadata") the policy hides: refused. */
+static int file_policy(const struct index_use *x, const json_t *index, int64_t now)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(index, "files"), i, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "filename"));
+        size_t n = name ? strlen(name) : 0;
+        if (!name || strncmp(x->file, name, n) != 0 ||
+            (x->file[n] && strcmp(x->file + n, ".metadata")))
+            continue;
+        char version[POLICY_VERSION_MAX + 1];
+        bool has = policy_pypi_file_version(name, version, sizeof(version));
+        int64_t published = policy_parse_time(json_string_value(json_object_get(f, "upload-time")));
+        enum policy_verdict v =
+            policy_version_verdict(x->cfg, x->name, has ? version : NULL, published, now, NULL);
+        return v == POLICY_PASS ? 0 : policy_refuse(x->cfg, x->name, has ? version : NULL, v, NULL);
+    }
+    return 0;
+}
+
+/* Runs fn on the page as the proxy's policy shows it (policy_pypi_filter). */
 static int index_use(void *parsed, void *arg)
 {
     const struct index_use *x = arg;
-    return x->fn(parsed, x->arg);
+    if (!policy_active(x->cfg))
+        return x->fn(parsed, x->arg);
+    int64_t now = (int64_t)time(NULL);
+    int rc = x->file ? file_policy(x, parsed, now) : 0;
+    json_t *shown = NULL;
+    struct policy_filtered f;
+    if (rc == 0)
+        rc = policy_pypi_filter(x->cfg, x->name, parsed, now, &shown, &f);
+    if (rc == 0)
+        rc = x->fn(shown, x->arg);
+    json_decref(shown);
+    return rc;
 }
 
 /*
@@ -97,7 +136,7 @@ static int index_use(void *parsed, void *arg)
  * canonical form, under the state lock (fn copies what it needs). *stale, when not NULL,
  * says the page is a stale copy.
  */
-static int with_index(struct upstream *u, const char *name, bool *stale,
+static int with_index(struct upstream *u, const char *name, const char *file, bool *stale,
                       int (*fn)(const json_t *index, void *arg), void *arg)
 {
     struct upstream_doc d;
@@ -108,7 +147,7 @@ static int with_index(struct upstream *u, const char *name, bool *stale,
     sprintf(page, "%ssimple/%s/", upstream_config(u)->url, name);
     struct curl_slist *h = NULL;
     int rc = fetch_header_add(&h, PYPI_ACCEPT_UPSTREAM);
-    struct upstream_doc_req req = {.url = page, .headers = h};
+    struct upstream_doc_req req = {.url = page, .headers = h, .lists = name}; /* its files */
     if (rc == 0)
         rc = upstream_doc_fetch(u, &req, &d);
     curl_slist_free_all(h);
@@ -116,7 +155,8 @@ static int with_index(struct upstream *u, const char *name, bool *stale,
         *stale = d.stale;
     if (rc == 0) {
         struct index_src src = {.u = u, .d = &d, .page = page, .name = name};
-        struct index_use use = {.fn = fn, .arg = arg};
+        struct index_use use = {
+            .fn = fn, .arg = arg, .cfg = upstream_config(u), .name = name, .file = file};
         rc = drv_doc_memo_use(u, name, d.sha256, index_parse, &src, index_free, index_use, &use);
     }
     upstream_doc_clear(&d);
@@ -192,7 +232,7 @@ static int pypi_generate(struct upstream *u, const char *path, char **body, size
     struct emit_arg a = {0};
     if (project_split(path, name, &rest) < 0 || !is_doc(rest))
         return -ENOENT;
-    int rc = with_index(u, name, stale, emit_fn, &a);
+    int rc = with_index(u, name, NULL, stale, emit_fn, &a);
     if (rc == 0) {
         *body = a.body;
         *len = a.len;
@@ -207,7 +247,7 @@ static int pypi_lookup(struct upstream *u, const char *path, struct drv_entry *o
     if (project_split(path, name, &rest) < 0 || strchr(rest, '/'))
         return -ENOENT;
     if (!rest[0]) {
-        int rc = with_index(u, name, NULL, exists_fn, NULL);
+        int rc = with_index(u, name, NULL, NULL, exists_fn, NULL);
         if (rc == 0)
             out->kind = NODE_DIR;
         return rc;
@@ -216,7 +256,7 @@ static int pypi_lookup(struct upstream *u, const char *path, struct drv_entry *o
         return drv_entry_generated(u, path, "application/vnd.pypi.simple.v1+json", out);
     }
     struct file_arg a = {.file = rest};
-    int rc = with_index(u, name, NULL, find_fn, &a);
+    int rc = with_index(u, name, rest, NULL, find_fn, &a);
     if (rc < 0)
         return rc;
     out->kind = NODE_FILE;
@@ -234,7 +274,7 @@ static int pypi_list(struct upstream *u, const char *dir, struct drv_listing *ou
     const char *rest;
     if (!dir[0] || project_split(dir, name, &rest) < 0 || rest[0])
         return -ENOTSUP; /* the list of every project is not worth its size */
-    return with_index(u, name, NULL, list_fn, out);
+    return with_index(u, name, NULL, NULL, list_fn, out);
 }
 
 static int pypi_shim_route(const char *path, bool slash, bool escaped_slash, const char *accept,

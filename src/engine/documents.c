@@ -112,15 +112,8 @@ static int doc_ask(struct upstream *u, const struct upstream_doc_req *dr,
     int rc = upstream_credentials_check(u);
     if (rc < 0)
         return rc;
-    struct failure f;
-    upstream_count_request(u, NULL, false);
     atomic_fetch_add(&u->eng->misses, 1);
-    rc = fetch_perform(&req, r);
-    upstream_outcome(u, rc, r, dr->url, false);
-    if (failure_classify(rc, r->status, (enum failure_cause)r->cause, &f) &&
-        failure_is_remote(&f) && rc != -ELOOP)
-        rc = -EREMOTEIO;
-    return rc;
+    return upstream_perform(u, &req, r); /* the proxy's URLs in order (origins.c) */
 }
 
 /* Replaces *dst with a copy of src (NULL stays NULL). */
@@ -152,6 +145,7 @@ static int doc_store(struct upstream *u, const struct upstream_doc_req *dr, cons
     int rc = store_put_bytes(&e->store, r->body, r->body_len, hex);
     if (rc < 0)
         return rc;
+    out->changed = !n->digest[0] || strcmp(n->digest, hex) != 0;
     engine__object_added(e, hex, (int64_t)r->body_len, false);
     set_str(&n->name, name);
     set_str(&n->top, u->cfg.key);
@@ -296,7 +290,7 @@ struct doc_bg {
     struct upstream *u;
     struct sf_call *c; /* the document's flight, which this thread leads */
     struct upstream_doc_req dr;
-    char *url, *expect;
+    char *url, *expect, *lists;
     struct curl_slist *headers;
 };
 
@@ -305,7 +299,15 @@ static void doc_bg_free(struct doc_bg *b)
     curl_slist_free_all(b->headers);
     free(b->url);
     free(b->expect);
+    free(b->lists);
     free(b);
+}
+
+/* A fetch that brought new bytes of a document listing a directory: the removals check. */
+static void doc_changed(struct upstream *u, const struct upstream_doc_req *dr, int rc, bool changed)
+{
+    if (rc == 0 && changed && dr->lists)
+        engine__removals_check(u, dr->lists);
 }
 
 static void *doc_bg_main(void *arg)
@@ -314,11 +316,12 @@ static void *doc_bg_main(void *arg)
     struct engine *e = b->u->eng;
     struct upstream_doc d;
     int rc = doc_fetch(b->u, &b->dr, sf_key(b->c), NULL, &d);
-    bool stale = rc == 0 && d.stale;
+    bool stale = rc == 0 && d.stale, changed = rc == 0 && d.changed;
     upstream_doc_clear(&d);
     int64_t key = -(int64_t)(intptr_t)b->c; /* a background job key no inode has */
     sf_finish(e->docs, b->c, rc, stale ? DOC_STALE : 0); /* before bg_end: e->docs is alive */
     sf_release(b->c);
+    doc_changed(b->u, &b->dr, rc, changed);
     upstream_unref(b->u);
     doc_bg_free(b);
     engine__bg_end(e, key);
@@ -335,7 +338,8 @@ static bool doc_bg_start(struct upstream *u, const struct upstream_doc_req *dr, 
         return false;
     b->url = strdup(dr->url);
     b->expect = dr->expect ? strdup(dr->expect) : NULL;
-    bool ok = b->url && (!dr->expect || b->expect);
+    b->lists = dr->lists ? strdup(dr->lists) : NULL;
+    bool ok = b->url && (!dr->expect || b->expect) && (!dr->lists || b->lists);
     for (const struct curl_slist *h = dr->headers; ok && h; h = h->next) {
         struct curl_slist *nl = curl_slist_append(b->headers, h->data);
         ok = nl != NULL;
@@ -345,6 +349,7 @@ static bool doc_bg_start(struct upstream *u, const struct upstream_doc_req *dr, 
     b->dr = *dr;
     b->dr.url = b->url;
     b->dr.expect = b->expect;
+    b->dr.lists = b->lists;
     b->dr.headers = b->headers;
     b->u = u;
     b->c = c;
@@ -429,6 +434,7 @@ int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
     int rc = doc_fetch(u, dr, name, NULL, out); /* the whole deadline */
     sf_finish(e->docs, c, rc, rc == 0 && out->stale ? DOC_STALE : 0);
     sf_release(c);
+    doc_changed(u, dr, rc, rc == 0 && out->changed); /* after the flight: it reads the doc */
     return rc;
 }
 

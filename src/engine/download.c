@@ -27,6 +27,8 @@ struct dl_ctx {
     char *top;
     char *path;
     char *url;
+    char *asked; /* the URL the download asks now: url's place on one of the proxy's URLs */
+    int restarts; /* on another URL after a failure: each URL twice at most */
     char expect_sha256[65]; /* content named by digest, or "" */
     int64_t started;
 };
@@ -72,7 +74,22 @@ static void dl_free(void *arg)
     free(c->top);
     free(c->path);
     free(c->url);
+    free(c->asked);
     free(c);
+}
+
+/* The download of asked failed (flight.h): the same file on the proxy's next URL, or NULL. */
+static char *dl_next_url(void *arg, const char *asked, int err, const struct fetch_response *resp)
+{
+    struct dl_ctx *c = arg;
+    if (++c->restarts > 2 * (int)c->u->norigins)
+        return NULL; /* URLs that keep failing in turn, each after the other's back-off */
+    char *next = upstream_next_url(c->u, asked, err, resp);
+    if (next) {
+        free(c->asked);
+        c->asked = strdup(next);
+    }
+    return next;
 }
 
 static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch_response *resp)
@@ -80,6 +97,8 @@ static void dl_done(void *arg, const char *hex, int64_t size, const struct fetch
     struct dl_ctx *c = arg;
     struct engine *e = c->e;
     struct node n;
+    if (c->asked)
+        upstream_note_url_success(c->u, c->asked);
     upstream_note_success(c->u);
     engine__path_failed(e, c->top, c->path, NULL);
     atomic_fetch_add(&e->upstream_bytes, size);
@@ -245,6 +264,7 @@ static struct dl_ctx *dl_ctx_new(struct engine *e, struct upstream *u, const str
         ctx->top = strdup(n->top);
         ctx->path = strdup(n->path);
         ctx->url = strdup(n->url);
+        ctx->asked = upstream_pick_url(u, n->url); /* the first of its URLs not backing off */
         ctx->started = engine__now();
         if (expect->algo == HASH_SHA256)
             snprintf(ctx->expect_sha256, sizeof(ctx->expect_sha256), "%.64s", expect->hex);
@@ -265,11 +285,11 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
     bool started = false;
     int rc = download_headers(u, n, have, &hdrs, remote);
     struct dl_ctx *ctx = rc == 0 ? dl_ctx_new(e, u, n, expect) : NULL;
-    if (rc == 0 && !ctx)
+    if (rc == 0 && (!ctx || !ctx->asked))
         rc = -ENOMEM;
-    if (ctx) {
+    if (rc == 0) {
         struct flight_source src = {
-            .url = n->url,
+            .url = ctx->asked,
             .ep = &u->ep,
             .headers = hdrs, /* copied by the flight */
             .expect = *expect,
@@ -284,6 +304,7 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
             .lazy_min = e->lazy_min,
             .on_done = dl_done,
             .on_fail = dl_fail,
+            .next_url = dl_next_url,
             .recheck = dl_recheck,
             .on_start = dl_start,
             .free_arg = dl_free,
@@ -291,9 +312,11 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
         rc = flight_join(e->flights, key, &src, f, &started);
         *remote = rc < 0;
         if (started)
-            upstream_count_request(u, NULL, false);
+            upstream_count_request_at(u, ctx->asked, NULL, false);
         else /* failed, or joined someone else's download: their context does the bookkeeping */
             dl_free(ctx);
+    } else if (ctx) {
+        dl_free(ctx);
     }
     curl_slist_free_all(hdrs);
     return rc;

@@ -226,6 +226,8 @@ int engine_stats(struct engine *e, struct engine_stats *out)
     int rc = index_object_totals(e->ix, &out->cache_bytes, &out->cache_objects);
     if (rc == 0)
         rc = index_local_totals(e->ix, &out->local_bytes, &out->local_objects);
+    if (rc == 0)
+        rc = index_removed_count(e->ix, &out->removed_upstream);
     pthread_mutex_unlock(&e->mu);
     out->quota_bytes = e->quota;
     out->hits = atomic_load(&e->hits);
@@ -234,6 +236,7 @@ int engine_stats(struct engine *e, struct engine_stats *out)
     out->evictions = atomic_load(&e->evictions);
     out->stale_serves = atomic_load(&e->stale_serves);
     out->upstream_bytes = atomic_load(&e->upstream_bytes);
+    out->renders = atomic_load(&e->renders);
     out->inflight = flight_table_active(e->flights);
     flight_partials(&e->store, &out->partial_bytes, &out->partial_objects);
     return rc;

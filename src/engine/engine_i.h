@@ -99,6 +99,7 @@ struct engine {
     int lock_fd; /* shared flock on STATEDIR/engine.lock while open */
     atomic_llong hits, misses, upstream_requests, evictions, stale_serves;
     atomic_llong upstream_bytes; /* bytes of downloads committed to the store */
+    atomic_llong renders;        /* documents rendered for a client (rendered.c) */
     int64_t published[6];        /* the counters last written to STATEDIR/counters (counters.c) */
     bool counters_written;
     /* The last failed fetch of recently failing inodes (user.upstreamfs.error), src/engine/failed.c */
@@ -160,8 +161,27 @@ void engine__ensure_room(struct engine *e, int64_t length);
 
 /* Whether include/exclude let this path through (directories leading to an include pass). */
 bool engine__path_allowed(const struct proxy *p, const char *path);
+/* Whether a listing shows this path: the path rules and the package rules (policy.h) pass it. */
+bool engine__path_listed(const struct proxy *p, const char *path);
 /* Whether the rules of the proxy that provides n (a proxy's or a registry's node) hide it. */
 bool engine__node_hidden(struct engine *e, const struct node *n);
+
+/* Evicts one object unless it is not cached or local content: 1 evicted, 0 skipped, or -errno. */
+int engine__evict_object(struct engine *e, const char *digest);
+
+/*
+ * Upstream removals (removals.c). engine__removals_check: the document that lists dir changed
+ * at u's upstream; marks and unmarks dir's cached entries. engine__removed_hidden: n is marked
+ * and its proxy hides such entries; engine__removed_refused: then the lookup's -EACCES with
+ * cause policy, else 0. engine__removed_names: the names below dir that listings leave out
+ * (each and the array malloc'd).
+ */
+void engine__removals_check(struct upstream *u, const char *dir);
+bool engine__removed_hidden(struct engine *e, const struct node *n);
+int engine__removed_refused(struct engine *e, const struct node *n);
+int engine__removed_names(struct engine *e, const struct node *dir, char ***names, size_t *n);
+/* user.upstreamfs.removed of ino: "removed-upstream <RFC 3339 time>", or -ENODATA. */
+int engine__removed_xattr(struct engine *e, int64_t ino, char *buf, size_t len);
 
 /*
  * The single-flight key of a download: content named by a sha256 is shared

@@ -218,8 +218,8 @@ int engine_pin(struct engine *e, const char *path, bool pin, int *failed)
     return rc < 0 ? rc : done;
 }
 
-/* Evicts one object unless it is not cached or local content: 1 evicted, 0 skipped, or -errno. */
-static int evict_one(struct engine *e, const char *digest)
+/* Evicts one object unless it is not cached or local content (engine_i.h). */
+int engine__evict_object(struct engine *e, const char *digest)
 {
     struct object_info o;
     pthread_mutex_lock(&e->mu);
@@ -243,7 +243,7 @@ int engine_evict_path(struct engine *e, const char *path, int *failed)
     int rc = digests_under(e, path, &d, &n);
     int done = 0, bad = 0, first = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        int r = evict_one(e, d[i]);
+        int r = engine__evict_object(e, d[i]);
         if (r > 0)
             done++;
         else if (r < 0)

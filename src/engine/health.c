@@ -48,6 +48,25 @@ static json_t *time_or_null(int64_t t)
     return json_string(buf);
 }
 
+/* The proxy's URLs in order, each with its own state (health.h). */
+static json_t *urls_array(const struct health_snapshot *h)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < h->n_urls && i < HEALTH_URLS_MAX; i++) {
+        const struct health_url *x = &h->urls[i];
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:i, s:I, s:I}", "url", x->url,
+                         "state", health_state_name(x->state), "cause",
+                         x->cause ? json_string(failure_cause_name(x->cause)) : json_null(),
+                         "status", x->status > 0 ? json_integer(x->status) : json_null(), "since",
+                         time_or_null(x->since), "last_success", time_or_null(x->last_success),
+                         "retry_at", time_or_null(x->retry_at), "consecutive_failures",
+                         x->consecutive_failures, "requests", (json_int_t)x->requests,
+                         "failures", (json_int_t)x->failures));
+    }
+    return a ? a : json_array();
+}
+
 json_t *health_object(const struct health_snapshot *h)
 {
     json_t *errors = json_object();
@@ -56,7 +75,7 @@ json_t *health_object(const struct health_snapshot *h)
             json_object_set_new(errors, failure_cause_name((enum failure_cause)c),
                                 json_integer((json_int_t)h->errors[c]));
     return json_pack(
-        "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o}", "state",
+        "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o}", "state",
         health_state_name(h->state), "cause",
         h->cause ? json_string(failure_cause_name(h->cause)) : json_null(), "status",
         h->status > 0 ? json_integer(h->status) : json_null(), "code",
@@ -66,7 +85,7 @@ json_t *health_object(const struct health_snapshot *h)
         h->consecutive_failures, "retry_at", time_or_null(h->retry_at), "ratelimit_remaining",
         h->ratelimit_remaining >= 0 ? json_integer(h->ratelimit_remaining) : json_null(),
         "ratelimit_limit", h->ratelimit_limit >= 0 ? json_integer(h->ratelimit_limit) : json_null(),
-        "errors", errors ? errors : json_object());
+        "errors", errors ? errors : json_object(), "urls", urls_array(h));
 }
 
 char *health_json(const struct health_snapshot *h)

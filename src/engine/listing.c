@@ -65,7 +65,7 @@ static int merge_listing(struct engine *e, struct upstream *u, struct node *dir)
             struct node c;
             char *path = engine__join(dir->path, l.items[i].name);
             if (!path || !engine__name_ok(l.items[i].name) ||
-                !engine__path_allowed(&u->cfg, path)) {
+                !engine__path_listed(&u->cfg, path)) {
                 free(path);
                 continue;
             }
@@ -209,9 +209,12 @@ static int add_dirent(struct dirlist *l, const char *name, const struct engine_a
     return 0;
 }
 
-/* Adds ino's children; rules, when not NULL, are the proxy's include/exclude. */
+/*
+ * Adds ino's children; rules, when not NULL, are the proxy's include/exclude; skip, when not
+ * NULL, the names left out (removed upstream: src/engine/removals.c).
+ */
 static int list_children(struct engine *e, int64_t ino, struct dirlist *l, bool local_only,
-                         const struct proxy *rules)
+                         const struct proxy *rules, const struct strset *skip)
 {
     struct node *kids = NULL;
     size_t nk = 0;
@@ -221,7 +224,9 @@ static int list_children(struct engine *e, int64_t ino, struct dirlist *l, bool 
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < nk && rc == 0; i++) {
-        if ((local_only && !kids[i].local) || (rules && !engine__path_allowed(rules, kids[i].path)))
+        if ((local_only && !kids[i].local) ||
+            (rules && !engine__path_listed(rules, kids[i].path)) ||
+            (skip && strset_has(skip, kids[i].name)))
             continue;
         struct engine_attr a;
         if (kids[i].kind == NODE_FILE && kids[i].size < 0 && !kids[i].local && !kids[i].via) {
@@ -272,7 +277,7 @@ static int list_registry(struct engine *e, const struct node *d, struct dirlist 
     struct registry r;
     int failed = 0, listed = 0;
     l->dedupe = true;
-    int rc = list_children(e, d->ino, l, true, NULL);
+    int rc = list_children(e, d->ino, l, true, NULL, NULL);
     if (rc < 0 || engine__registry(e, d->top, &r) < 0)
         return rc;
     char *pinned = engine__registry_pinned(e, d);
@@ -307,11 +312,22 @@ static int list_registry(struct engine *e, const struct node *d, struct dirlist 
 static int list_proxy(struct engine *e, struct node *d, struct dirlist *l)
 {
     int rc = 0;
+    struct strset removed = {0};
+    char **gone = NULL;
+    size_t ngone = 0;
     struct upstream *u = d->ino != INDEX_ROOT_INO ? engine__upstream(e, d->top) : NULL;
     if (d->ino != INDEX_ROOT_INO)
         rc = refresh_listing(e, d);
+    if (rc == 0 && u)
+        rc = engine__removed_names(e, d, &gone, &ngone);
+    for (size_t i = 0; rc == 0 && i < ngone; i++)
+        rc = strset_add(&removed, gone[i]) < 0 ? -ENOMEM : 0;
     if (rc == 0)
-        rc = list_children(e, d->ino, l, false, u ? &u->cfg : NULL);
+        rc = list_children(e, d->ino, l, false, u ? &u->cfg : NULL, &removed);
+    strset_free(&removed);
+    for (size_t i = 0; i < ngone; i++)
+        free(gone[i]);
+    free(gone);
     upstream_unref(u);
     return rc;
 }
@@ -324,7 +340,9 @@ int engine_readdir(struct engine *e, int64_t ino, struct engine_dirent **out, si
     if (rc < 0)
         return rc;
     if (d.kind != NODE_DIR || engine__node_hidden(e, &d))
-        rc = d.kind != NODE_DIR ? -ENOTDIR : -ENOENT;
+        rc = d.kind != NODE_DIR                     ? -ENOTDIR
+             : engine__removed_refused(e, &d) < 0 ? -EACCES /* removed upstream: policy */
+                                                  : -ENOENT;
     else if (ino != INDEX_ROOT_INO && engine__is_registry(e, d.top))
         rc = list_registry(e, &d, &dl);
     else

@@ -11,6 +11,7 @@
 #include "engine_i.h"
 #include "upstreamfs/match.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +29,12 @@ int engine__node_get(struct engine *e, int64_t ino, struct node *out)
 bool engine__path_allowed(const struct proxy *p, const char *path)
 {
     return match_path_allowed(p->exclude, p->include, path);
+}
+
+bool engine__path_listed(const struct proxy *p, const char *path)
+{
+    return engine__path_allowed(p, path) &&
+           policy_path_verdict(p, path, NULL) != POLICY_DENIED; /* refused by name: not listed */
 }
 
 bool engine__node_hidden(struct engine *e, const struct node *n)
@@ -48,7 +55,7 @@ bool engine__node_hidden(struct engine *e, const struct node *n)
         hidden = !engine__path_allowed(&u->cfg, prefix);
     }
     upstream_unref(u);
-    return hidden;
+    return hidden || engine__removed_hidden(e, n);
 }
 
 void engine__attr_from_node(struct engine *e, const struct node *n, struct engine_attr *a)
@@ -195,6 +202,33 @@ static bool name_allowed(struct engine *e, const struct node *dir, const char *n
     return ok;
 }
 
+/*
+ * The package rules (include/upstreamfs/policy.h) for a name below dir, before the index or
+ * the remote is asked: 0, or -EACCES with cause policy (recorded on dir, as a failed lookup
+ * is). A registry's names follow the rules of the upstream that provides them (registry.c
+ * resolves them through it).
+ */
+static int name_policy(struct engine *e, const struct node *dir, const char *name)
+{
+    if (dir->local || engine__is_registry(e, dir->top))
+        return 0;
+    struct upstream *u = engine__upstream(e, dir->top);
+    char *path = u && policy_active(&u->cfg) ? engine__join(dir->path, name) : NULL;
+    const char *rule = NULL;
+    int rc = 0;
+    if (path && policy_path_verdict(&u->cfg, path, &rule) == POLICY_DENIED) {
+        char pkg[POLICY_NAME_MAX + 1], ver[POLICY_VERSION_MAX + 1];
+        bool known = policy_subject(u->cfg.type, path, pkg, sizeof(pkg), ver, sizeof(ver));
+        failure_note_clear();
+        rc = policy_refuse(&u->cfg, known ? pkg : path, known && ver[0] ? ver : NULL, POLICY_DENIED,
+                           rule);
+        rc = engine__failed(e, u, dir->ino, rc);
+    }
+    free(path);
+    upstream_unref(u);
+    return rc;
+}
+
 /* Resolves one name under a known parent node into *out. */
 int engine__lookup_node(struct engine *e, int64_t parent_ino, const char *name, struct node *out)
 {
@@ -217,6 +251,12 @@ int engine__lookup_node(struct engine *e, int64_t parent_ino, const char *name, 
         node_clear(&p);
         return -ENOENT;
     }
+    if (parent_ino != INDEX_ROOT_INO && (rc = name_policy(e, &p, name)) < 0) {
+        if (crc == 0)
+            node_clear(&c);
+        node_clear(&p);
+        return rc;
+    }
     if (crc == 0) {
         /* A file known only from a listing has no size yet: ask the remote, so ls -l is true. */
         bool sizeless = c.kind == NODE_FILE && c.size < 0 && !c.local && !c.via;
@@ -232,9 +272,13 @@ int engine__lookup_node(struct engine *e, int64_t parent_ino, const char *name, 
             return rc;
         }
         if (c.kind != NODE_ABSENT && !sizeless) {
-            *out = c;
+            rc = engine__removed_refused(e, &c); /* removed upstream, hidden: policy */
+            if (rc < 0)
+                node_clear(&c);
+            else
+                *out = c;
             node_clear(&p);
-            return 0;
+            return rc;
         }
         if (sizeless) {
             rc = proxy_lookup(e, &p, name, out);
@@ -367,8 +411,9 @@ int engine_getattr(struct engine *e, int64_t ino, struct engine_attr *out)
     if (rc < 0)
         return rc;
     if (n.kind == NODE_ABSENT || engine__node_hidden(e, &n)) {
+        rc = n.kind != NODE_ABSENT && engine__removed_refused(e, &n) < 0 ? -EACCES : -ENOENT;
         node_clear(&n);
-        return -ENOENT;
+        return rc;
     }
     engine__follow_via(e, &n);
     engine__attr_from_node(e, &n, out);

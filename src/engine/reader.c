@@ -185,6 +185,9 @@ static int open_from_proxy(struct engine *e, struct upstream *u, struct node *n,
 {
     bool have = n->digest[0] && store_blob_size(&e->store, n->digest) >= 0;
     bool fresh = have && (!n->is_mutable || engine__now() < n->checked + u->cfg.metadata_ttl);
+    /* a document generated before the proxy's package policy changed shows the old one */
+    if (fresh && !n->url && u->drv->generate && n->checked <= u->policy_since)
+        fresh = false;
     int rc = -ENOENT;
     if (fresh || (have && u->cfg.offline)) {
         atomic_fetch_add(&e->hits, 1);
@@ -250,6 +253,8 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
         return rc;
     if (n.kind != NODE_FILE || engine__node_hidden(e, &n)) {
         rc = n.kind == NODE_DIR ? -EISDIR : -ENOENT;
+        if (n.kind == NODE_FILE && engine__removed_refused(e, &n) < 0)
+            rc = -EACCES; /* removed upstream and hidden: cause policy, as a lookup's */
     } else if (n.local) {
         *out = engine__local_open_read(e, &n, &rc);
     } else {
@@ -366,15 +371,11 @@ int engine_file_close(struct engine_file *f)
     return rc;
 }
 
-int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, size_t max,
-                    char **out, size_t *len)
+int engine_file_read_all(struct engine_file *f, const struct engine_wait *w, size_t max,
+                         char **out, size_t *len)
 {
-    struct engine_file *f = NULL;
-    bool keep = false, changed = false;
     char *buf = NULL;
-    int rc = engine_file_open(e, ino, w, &f, &keep, &changed);
-    if (rc == 0)
-        rc = engine_file_wait(f, w);
+    int rc = engine_file_wait(f, w);
     int64_t size = rc == 0 ? engine_file_size(f) : -1;
     if (rc == 0 && (size < 0 || (uint64_t)size > max))
         rc = -EFBIG;
@@ -387,7 +388,6 @@ int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, 
         else
             got += n;
     }
-    engine_file_close(f);
     if (rc < 0) {
         free(buf);
         return rc;
@@ -396,4 +396,16 @@ int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, 
     *out = buf;
     *len = (size_t)size;
     return 0;
+}
+
+int engine_read_all(struct engine *e, int64_t ino, const struct engine_wait *w, size_t max,
+                    char **out, size_t *len)
+{
+    struct engine_file *f = NULL;
+    bool keep = false, changed = false;
+    int rc = engine_file_open(e, ino, w, &f, &keep, &changed);
+    if (rc == 0)
+        rc = engine_file_read_all(f, w, max, out, len);
+    engine_file_close(f);
+    return rc;
 }

@@ -12,6 +12,7 @@
 #include "engine_i.h"
 #include "upstreamfs/configdb.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 #include "upstreamfs/secret.h"
 
 #include <errno.h>
@@ -122,6 +123,18 @@ static struct upstream **upstreams_snapshot(struct engine *e, size_t *n)
 }
 
 /*
+ * When proxy p's package policy took its form: the running upstream's time when the policy
+ * is the same, now when it changed (or is set at the start), 0 for none since the start.
+ */
+static int64_t policy_since(struct upstream **cur, size_t n, const struct proxy *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cur[i]->cfg.key, p->key) == 0)
+            return policy_same(&cur[i]->cfg, p) ? cur[i]->policy_since : engine__now();
+    return policy_active(p) ? engine__now() : 0;
+}
+
+/*
  * The running upstream of a proxy whose config and secret did not change,
  * referenced, or NULL. Keeping it across a reload that changed something
  * else keeps its health and its driver's caches (registry tokens, tag
@@ -219,8 +232,10 @@ int engine_reload(struct engine *e)
         bool want = plist[i].secret_set || plist[i].auth == AUTH_ACCESS_KEY;
         int serr = want ? secret_read(e, plist[i].key, &secret) : 0;
         ups[i] = serr ? NULL : upstream_unchanged(cur, ncur, &plist[i], secret);
-        if (!ups[i] && (ups[i] = upstream_new(e, &plist[i], secret)))
+        if (!ups[i] && (ups[i] = upstream_new(e, &plist[i], secret))) {
             ups[i]->secret_err = serr;
+            ups[i]->policy_since = policy_since(cur, ncur, &plist[i]);
+        }
         if (secret) {
             secret_wipe(secret, strlen(secret));
             free(secret);

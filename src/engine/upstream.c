@@ -47,7 +47,9 @@ struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const
     /* The proxy's URL is its configured origin: credentials go there, and the address rule
      * is for the hosts its remote names (src/fetch/egress.c). */
     u->ep.egress = egress_policy_new(u->cfg.allow_host, u->cfg.pass_credentials);
-    if (!u->ep.egress || (u->cfg.url && egress_policy_trust(u->ep.egress, u->cfg.url) < 0)) {
+    if (!u->ep.egress || (u->cfg.url && egress_policy_trust(u->ep.egress, u->cfg.url) < 0) ||
+        upstream__origins_init(u) < 0) {
+        upstream__origins_free(u);
         egress_policy_unref(u->ep.egress);
         config_proxy_clear(&u->cfg);
         free(u->secret);
@@ -138,6 +140,7 @@ void upstream_unref(struct upstream *u)
         secret_wipe(u->secret, strlen(u->secret));
         free(u->secret);
     }
+    upstream__origins_free(u);
     egress_policy_unref(u->ep.egress);
     config_proxy_clear(&u->cfg);
     free(u->health_file);
@@ -150,7 +153,7 @@ void upstream_unref(struct upstream *u)
 bool upstream_backing_off(struct upstream *u)
 {
     pthread_mutex_lock(&u->mu);
-    bool off = u->offline_until_ms > clock_mono_ms();
+    bool off = u->offline_until_ms > clock_mono_ms() || upstream__origins_all_off(u, NULL);
     pthread_mutex_unlock(&u->mu);
     return off;
 }
@@ -160,7 +163,7 @@ static enum health_state state_of(struct upstream *u)
 {
     if (u->cfg.offline)
         return HEALTH_OFFLINE;
-    if (u->offline_until_ms > clock_mono_ms())
+    if (u->offline_until_ms > clock_mono_ms() || upstream__origins_all_off(u, NULL))
         return HEALTH_BACKING_OFF;
     if (u->failing)
         return u->stale_served ? HEALTH_STALE : HEALTH_FAILING;
@@ -210,7 +213,7 @@ void upstream_note_success(struct upstream *u)
 }
 
 /* With mu held: one warning per proxy and cause a minute, with what was suppressed meanwhile. */
-static void log_failure(struct upstream *u, const struct failure *f, const char *url)
+void upstream__log_failure(struct upstream *u, const struct failure *f, const char *url)
 {
     int64_t now = clock_mono_ms();
     unsigned c = (unsigned)f->cause;
@@ -245,7 +248,7 @@ void upstream_note_failure(struct upstream *u, const struct failure *f, const ch
     u->health.consecutive_failures++;
     if ((unsigned)f->cause < FAILURE_CAUSE_COUNT)
         u->health.errors[f->cause]++;
-    log_failure(u, f, clean);
+    upstream__log_failure(u, f, clean);
     if (failure_is_remote(f)) {
         u->failures++;
         if (u->failures >= UPSTREAM_FAILS_BEFORE_OFFLINE) {
@@ -334,11 +337,15 @@ bool upstream_last_failure(struct upstream *u, struct failure *out)
 
 void upstream_health(struct upstream *u, struct health_snapshot *out)
 {
+    int64_t urls_retry_at;
     pthread_mutex_lock(&u->mu);
     set_state(u);
     if (u->health.state != HEALTH_BACKING_OFF)
         u->health.retry_at = 0;
+    else if (upstream__origins_all_off(u, &urls_retry_at) && urls_retry_at > u->health.retry_at)
+        u->health.retry_at = urls_retry_at;
     *out = u->health;
+    upstream__origins_health(u, out);
     pthread_mutex_unlock(&u->mu);
     snprintf(out->key, sizeof(out->key), "%s", u->cfg.key);
     if (u->eng && u->eng->state_dir && u->eng->publish_health) {
@@ -426,8 +433,10 @@ int upstream_perform(struct upstream *u, const struct fetch_request *req,
     struct fetch_request r = *req;
     if (!r.ep)
         r.ep = &u->ep;
-    upstream_count_request(u, r.method, r.head);
-    int rc = fetch_perform(&r, resp);
+    bool asked;
+    int rc = upstream__perform_in_order(u, &r, resp, &asked);
+    if (!asked)
+        return rc;
     struct failure f;
     upstream_outcome(u, rc, resp, r.url, false);
     if (failure_classify(rc, resp->status, (enum failure_cause)resp->cause, &f) &&

@@ -39,6 +39,16 @@
 
 struct engine;
 
+/* One of the proxy's URLs (src/engine/origins.c); its state under the proxy's mu. */
+struct upstream_origin {
+    char *base;     /* the configured URL */
+    char *roots[2]; /* what its request URLs start with: base (a registry: its repositories'
+                       root), and a registry's API root (else NULL) */
+    int backoff_ms;
+    int64_t offline_until_ms;
+    struct health_url h;
+};
+
 struct upstream {
     struct proxy cfg;
     char *secret;
@@ -48,6 +58,9 @@ struct upstream {
     struct fetch_endpoint ep;
     const struct driver_ops *drv;
     struct engine *eng;
+    /* when its package policy (include/upstreamfs/policy.h) took its present form, 0: none
+     * since the mount started; documents generated before are made again (reader.c) */
+    int64_t policy_since;
     /* the driver's private state slot (include/upstreamfs/upstream.h), under state_mu */
     pthread_mutex_t state_mu;
     void *drv_state;
@@ -67,6 +80,8 @@ struct upstream {
     pthread_mutex_t health_file_mu; /* health_file: the JSON last written */
     char *health_file;
     bool retired; /* under health_file_mu: a reload replaced it; it writes no more */
+    struct upstream_origin *origins; /* url, then the mirrors; fixed after upstream_new */
+    size_t norigins;
 };
 
 struct upstream *upstream_new(struct engine *eng, const struct proxy *cfg, const char *secret);
@@ -122,5 +137,37 @@ bool upstream_last_failure(struct upstream *u, struct failure *out);
 void upstream_hold(struct upstream *u, long seconds);
 /* Applies a response's Retry-After when its status asks for one. */
 void upstream_note_response(struct upstream *u, const struct fetch_response *r);
+
+/* The rate-limited warning of a failure (one per proxy and cause a minute); mu held. */
+void upstream__log_failure(struct upstream *u, const struct failure *f, const char *url);
+
+/* ---- the proxy's URLs in order (src/engine/origins.c) ---- */
+int upstream__origins_init(struct upstream *u);
+void upstream__origins_free(struct upstream *u);
+/* With mu held: the proxy has several URLs and each is backing off (*retry_at: the soonest). */
+bool upstream__origins_all_off(const struct upstream *u, int64_t *retry_at);
+/*
+ * r to the first of the proxy's URLs that is not backing off, on to the next after a failure
+ * of the remote (each URL's outcome recorded); counts the requests. rc and resp are the last
+ * attempt's; *asked is false when no URL could be asked (every one backing off).
+ */
+int upstream__perform_in_order(struct upstream *u, struct fetch_request *r,
+                               struct fetch_response *resp, bool *asked);
+/* With mu held: each URL's health into h (with one URL, the proxy's own). */
+void upstream__origins_health(struct upstream *u, struct health_snapshot *h);
+/* url at the first of the proxy's URLs not backing off (malloc'd; url itself when it is). */
+char *upstream_pick_url(struct upstream *u, const char *url);
+/*
+ * A download of url ended with rc/resp: when that is a failure of the remote and the proxy
+ * has another URL not backing off, records it on url's URL and gives the same place on the
+ * next one (malloc'd, its request counted); else NULL.
+ */
+char *upstream_next_url(struct upstream *u, const char *url, int rc,
+                        const struct fetch_response *resp);
+/* upstream_count_request, also counted for the proxy's URL that url is below. */
+void upstream_count_request_at(struct upstream *u, const char *url, const char *method,
+                               bool head);
+/* A download from url succeeded: its URL answers. */
+void upstream_note_url_success(struct upstream *u, const char *url);
 
 #endif

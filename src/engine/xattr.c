@@ -1,8 +1,9 @@
 /*
  * xattr: the user.upstreamfs.* extended attributes (engine_getxattr,
  * engine_listxattr; contracts in include/upstreamfs/engine.h): a file's
- * digest, source, cached state and staleness, any node's last failure, and
- * a proxy's or registry's health on its top directory.
+ * digest, source, cached state and staleness, any node's last failure, the
+ * removed-upstream mark of a file or tag directory (src/engine/removals.c),
+ * and a proxy's or registry's health on its top directory.
  */
 #include "engine_i.h"
 #include "upstreamfs/health.h"
@@ -85,6 +86,11 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
     int rc = engine__node_get(e, ino, &n);
     if (rc < 0)
         return rc;
+    if (strcmp(name, "user.upstreamfs.removed") == 0) {
+        rc = engine__removed_xattr(e, n.ino, val, sizeof(val));
+        node_clear(&n);
+        return rc < 0 ? rc : xattr_copy(val, strlen(val), buf, len);
+    }
     if (strcmp(name, "user.upstreamfs.error") == 0 || strcmp(name, "user.upstreamfs.health") == 0) {
         rc = failure_xattr(e, &n, name, val, sizeof(val));
         node_clear(&n);
@@ -145,8 +151,9 @@ int engine_listxattr(struct engine *e, int64_t ino, char *buf, size_t len)
     /* Only names that can be read: the digest once known, error and health where they apply. */
     static const char *const names[] = {"user.upstreamfs.digest", "user.upstreamfs.source",
                                         "user.upstreamfs.cached", "user.upstreamfs.stale",
-                                        "user.upstreamfs.error",  "user.upstreamfs.health"};
-    char list[256];
+                                        "user.upstreamfs.error",  "user.upstreamfs.health",
+                                        "user.upstreamfs.removed"};
+    char list[300];
     size_t n = 0;
     struct engine_attr a;
     int rc = engine_getattr(e, ino, &a);

@@ -168,6 +168,9 @@ static int collect_headers(struct xfer *x)
     r->www_authenticate = x->configured ? header_join(x->h, "WWW-Authenticate") : NULL;
     r->docker_digest = header_dup(x->h, "Docker-Content-Digest");
     r->repr_digest = header_join(x->h, "Repr-Digest");
+    char *trailer = header_join(x->h, "Trailer");
+    r->repr_digest_trailer = trailer && strcasestr(trailer, "repr-digest") != NULL;
+    free(trailer);
     r->link = header_join(x->h, "Link");
     if (curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &s) == CURLE_OK && s)
         r->effective_url = strdup(s);
@@ -437,6 +440,11 @@ static int hop_headers(const struct fetch_request *req, const char *method, bool
             rc = fetch_header_add(hdrs, l->data);
     if (rc == 0 && method) /* No "Expect: 100-continue" round trip for the small bodies this sends. */
         rc = fetch_header_add(hdrs, "Expect:");
+    /* TE is hop-by-hop: the Connection option says so to any intermediary (RFC 9110 7.6.1). */
+    if (rc == 0 && req->want_trailers && !method && !req->head)
+        rc = fetch_header_add(hdrs, "TE: trailers");
+    if (rc == 0 && req->want_trailers && !method && !req->head)
+        rc = fetch_header_add(hdrs, "Connection: TE");
     return rc;
 }
 
@@ -465,7 +473,9 @@ static void hop_setopt(CURL *h, struct xfer *x, const char *url, const char *met
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-    if (req->on_data) /* streamed bodies: fewer, larger pieces (each is written and hashed) */
+    /* Streamed bodies: fewer, larger receives. libcurl 7.88 still hands them to on_body in
+     * pieces of CURL_MAX_WRITE_SIZE (16 KiB); src/fetch/sink.c gathers those for the disk. */
+    if (req->on_data)
         curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 1024L * 1024L);
     if (req->should_abort) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -565,6 +575,11 @@ static int perform_hop(const struct fetch_request *req, struct fetch_response *r
         rc = -EPERM;
     } else if (c == CURLE_OK && !x.headers_done) {
         rc = collect_headers(&x);
+    } else if (c == CURLE_OK && req->want_trailers && !resp->repr_digest) {
+        struct curl_header *t = NULL;
+        if (curl_easy_header(h, "Repr-Digest", 0, CURLH_TRAILER, -1, &t) == CURLHE_OK && t &&
+            strlen(t->value) < FETCH_HEADER_LIST_MAX)
+            resp->repr_digest = strdup(t->value);
     } else if (c != CURLE_OK) {
         long os_errno = 0;
         curl_off_t lookup = 0;

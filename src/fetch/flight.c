@@ -4,8 +4,10 @@
  * Design, after CernVM-FS's fetcher: a table maps keys to running flights
  * (the in-process single flight of src/util/single_flight.c, whose calls
  * carry a struct flight and its references). The first joiner starts a
- * thread that streams the body into a temp file while hashing it; later
- * joiners take a reference to the same flight.
+ * thread that receives the body; its sink (src/fetch/sink.c) writes it into a
+ * temp file and hashes it on threads of its own; later joiners take a
+ * reference to the same flight. A large file is a partial object instead,
+ * fetched by chunk (src/fetch/lazy.c).
  * Readers block on the flight's condition variable until the bytes they want
  * are written, then pread the temp file: its fd stays valid after the commit
  * renames the file into the store. A flight leaves the table when it ends,
@@ -13,9 +15,11 @@
  */
 #include "flight_i.h"
 #include "upstreamfs/egress.h"
+#include "upstreamfs/failure.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/secret.h"
 #include "upstreamfs/single_flight.h"
+#include "upstreamfs/sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +90,7 @@ static void flight_destroy(void *arg)
     free(f->etag);
     free(f->last_modified);
     free(f->map_path);
+    sink_abort(f->sink);
     hash_abort(f->hash);
     free(f->url);
     free((char *)f->ep.ca_file);
@@ -143,6 +148,8 @@ int flight__stated_digest(struct flight *f, const struct fetch_response *r)
     return 0;
 }
 
+static void on_written(void *arg, int64_t written);
+
 int flight__on_headers(void *arg, const struct fetch_response *r)
 {
     struct flight *f = arg;
@@ -152,6 +159,8 @@ int flight__on_headers(void *arg, const struct fetch_response *r)
             pthread_mutex_unlock(&f->mu);
             return -EBADMSG;
         }
+        /* A parent streaming what it does not have yet states the digest after the body. */
+        f->trailed = f->expect.algo == HASH_NONE && r->repr_digest_trailer;
         f->state = FLIGHT_STREAMING;
         f->status = r->status;
         f->total = r->content_length;
@@ -161,14 +170,83 @@ int flight__on_headers(void *arg, const struct fetch_response *r)
             return -EBADMSG;
         if (f->on_start)
             f->on_start(f->arg, r->content_length);
-        return 0;
+        if (f->sink)
+            return -EPROTO; /* one body per flight */
+        /* After a restart the bytes up to replay_end are in the file: hashed, not written again. */
+        f->sink = sink_new(f->fd, f->replay_end, r->content_length, f->hash, on_written, f);
+        f->hash = NULL; /* the sink's now, also when it could not be made */
+        return f->sink ? 0 : -ENOMEM;
     }
     return FLIGHT_ESTOP;
 }
 
-int flight__on_data(void *arg, const void *data, size_t len)
+/* The sink's writer: the bytes up to written are in the temp file. */
+static void on_written(void *arg, int64_t written)
 {
     struct flight *f = arg;
+    pthread_mutex_lock(&f->mu);
+    f->written = written;
+    /* Wake readers only once the bytes one of them waits for are here (set_state always does). */
+    if (f->written >= f->wake_at) {
+        f->wake_at = INT64_MAX;
+        pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * After a restart on another URL (restart_on): the bytes it sends again over what was written
+ * must be the same (readers may have them). Checks the part of the len bytes at f->received
+ * that lies below replay_end; the sink hashes them and does not write them again.
+ */
+static int replay(struct flight *f, const char *p, size_t len)
+{
+    char buf[16384];
+    int64_t at = f->received;
+    while (len && at < f->replay_end) {
+        size_t n = len < sizeof(buf) ? len : sizeof(buf);
+        if ((int64_t)n > f->replay_end - at)
+            n = (size_t)(f->replay_end - at);
+        if (pread(f->fd, buf, n, (off_t)at) != (ssize_t)n || memcmp(buf, p, n) != 0) {
+            log_error("download %s: its bytes differ from those already read; discarded",
+                      f->url);
+            return -EBADMSG;
+        }
+        at += (int64_t)n;
+        pthread_mutex_lock(&f->mu); /* progress for readers' stall limit (wait_for) */
+        f->replayed = at;
+        pthread_mutex_unlock(&f->mu);
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/*
+ * The digest an answer stated in a trailer (fetch.h, repr_digest), against the body's sha256
+ * (hex): only a sha-256 can be checked (the body was hashed with it alone). A trailer that did
+ * not come (an intermediary dropped it) leaves the body unchecked, as any generic download is;
+ * a malformed or false one is a failure (-EBADMSG).
+ */
+static int trailer_check(struct flight *f, const struct fetch_response *r, const char *hex)
+{
+    struct hash_expect stated;
+    int drc = r->repr_digest ? hash_repr_digest_parse(r->repr_digest, &stated) : -ENOENT;
+    if (drc == -EINVAL)
+        return -EBADMSG;
+    if (drc < 0 || stated.algo != HASH_SHA256) {
+        log_debug("download %s: no sha-256 in a Repr-Digest trailer; unchecked", f->url);
+        return 0;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->expect = stated;
+    pthread_mutex_unlock(&f->mu);
+    return strcmp(hex, stated.hex) == 0 ? 0 : -EBADMSG;
+}
+
+/* A partial object's prefix (lazy.c): written and hashed in order on the receiving thread. */
+static int write_prefix(struct flight *f, const void *data, size_t len)
+{
     const char *p = data;
     size_t off = 0;
     if (f->expect_size >= 0 && f->written + (int64_t)len > f->expect_size)
@@ -194,9 +272,31 @@ int flight__on_data(void *arg, const void *data, size_t len)
     return 0;
 }
 
+int flight__on_data(void *arg, const void *data, size_t len)
+{
+    struct flight *f = arg;
+    if (!f->sink)
+        return write_prefix(f, data, len);
+    if (f->expect_size >= 0 && f->received + (int64_t)len > f->expect_size)
+        return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
+    int rc = replay(f, data, len);
+    if (rc < 0)
+        return rc;
+    f->received += (int64_t)len;
+    return sink_write(f->sink, data, len);
+}
+
 bool flight__should_abort(void *arg)
 {
     struct flight *f = arg;
+    /*
+     * libcurl calls this after each receive has been handed over (and at least once a second
+     * when none comes): what it brought goes to the file now, so a reader waiting for it (or
+     * arriving later) never waits for the next receive. A write error surfaces at the next
+     * sink call.
+     */
+    if (f->sink)
+        (void)sink_flush(f->sink);
     return sf_group_closing(f->t->calls);
 }
 
@@ -286,17 +386,62 @@ static bool adopt_peer_result(struct flight *f)
     return true;
 }
 
-/* The whole body in one stream from byte 0 (no Range): 0 or the failure, as fetch_perform. */
+/*
+ * A failed request (*rc, resp) with a next URL (src->next_url): the download starts again
+ * there from its first byte (replay checks what was written). Returns true with the state
+ * reset for it.
+ */
+static bool restart_on(struct flight *f, int *rc, struct fetch_response *resp)
+{
+    bool failed = *rc < 0 || resp->status < 200 || resp->status >= 300;
+    if (!f->next_url || !failed || *rc == -EBADMSG || *rc == -EFBIG || *rc == -ENOSPC ||
+        flight__should_abort(f))
+        return false;
+    char *next = f->next_url(f->arg, f->url, *rc == FLIGHT_ESTOP ? 0 : *rc, resp);
+    if (!next)
+        return false;
+    sink_abort(f->sink); /* its writer ends: what is written stays, the rest comes again */
+    f->sink = NULL;
+    char was[512], now[512]; /* without query strings: they may carry signatures */
+    failure_url_redact(f->url, was, sizeof(was));
+    failure_url_redact(next, now, sizeof(now));
+    log_info("download %s: failed after %lld bytes; again from %s", was, (long long)f->written,
+             now);
+    free(f->url);
+    f->url = next;
+    f->received = 0;
+    hash_abort(f->hash);
+    f->hash = hash_begin(&f->expect); /* a digest stated by the first URL still binds */
+    pthread_mutex_lock(&f->mu);
+    f->replayed = 0;
+    f->replay_end = f->written;
+    pthread_mutex_unlock(&f->mu);
+    fetch_response_clear(resp);
+    memset(resp, 0, sizeof(*resp));
+    *rc = f->hash ? 0 : -ENOMEM;
+    return f->hash != NULL;
+}
+
+/*
+ * The whole body in one stream from byte 0 (no Range), on the next URL from its first byte
+ * after a failure of the remote: 0 or the failure, as fetch_perform.
+ */
 static int fetch_whole(struct flight *f, struct fetch_response *resp)
 {
     struct fetch_request req = {.url = f->url,
                                 .ep = &f->ep,
                                 .headers = f->headers,
+                                .want_trailers = true,
                                 .on_headers = flight__on_headers,
                                 .on_data = flight__on_data,
                                 .should_abort = flight__should_abort,
                                 .arg = f};
-    return fetch_perform(&req, resp);
+    int rc = fetch_perform(&req, resp);
+    while (restart_on(f, &rc, resp)) {
+        req.url = f->url;
+        rc = fetch_perform(&req, resp);
+    }
+    return rc;
 }
 
 /*
@@ -340,9 +485,18 @@ static int fetch_body(struct flight *f, struct fetch_response *resp)
 static int finish_body(struct flight *f, const struct fetch_response *resp)
 {
     char hex[65];
-    struct hash_ctx *h = f->hash;
-    f->hash = NULL;
-    int rc = hash_end(h, hex);
+    int rc;
+    if (f->sink) { /* a whole body: the rest written, the hash caught up (or a write error) */
+        struct sink *sk = f->sink;
+        f->sink = NULL;
+        rc = sink_finish(sk, hex);
+    } else { /* a partial object's prefix, hashed in order as it grew */
+        struct hash_ctx *h = f->hash;
+        f->hash = NULL;
+        rc = hash_end(h, hex);
+    }
+    if (rc == 0 && f->trailed)
+        rc = trailer_check(f, resp, hex);
     if (rc == -EBADMSG)
         log_error("download %s: content does not match its checksum; discarded", f->url);
     if (rc == 0) {
@@ -373,6 +527,9 @@ static int finish_body(struct flight *f, const struct fetch_response *resp)
  */
 static void finish_failed(struct flight *f, int rc, const struct fetch_response *resp)
 {
+    /* No write may follow the truncation below: the sink's threads end first. */
+    sink_abort(f->sink);
+    f->sink = NULL;
     /* -EBADMSG stays the flight's error: the bytes did not verify (cause digest). */
     /* The cause is logged per proxy, once a minute (src/engine/upstream.c). */
     log_debug("download %s failed: %s", f->url, strerror(-rc));
@@ -413,6 +570,8 @@ static void *flight_run(void *arg)
         goto out;
     }
     if (rc == FLIGHT_ESTOP || (rc == 0 && (resp.status < 200 || resp.status >= 300))) {
+        sink_abort(f->sink);
+        f->sink = NULL;
         enum flight_state st = resp.status == 304 ? FLIGHT_NOT_MODIFIED : FLIGHT_HTTP_ERROR;
         if (!f->chunks || !f->chunks->present) { /* no body of this answer is kept */
             unlink(f->tmp_path);
@@ -424,7 +583,10 @@ static void *flight_run(void *arg)
         set_state(f, st, resp.status, 0);
         goto out;
     }
-    if (rc == 0 && f->expect_size >= 0 && f->written != f->expect_size)
+    /* The body's length: what the sink was handed, or the partial object's hashed prefix. */
+    int64_t got = f->sink ? f->received : f->written;
+    if (rc == 0 && ((f->expect_size >= 0 && got != f->expect_size) ||
+                    f->replayed < f->replay_end)) /* the next URL's body was shorter */
         rc = -EBADMSG;
     if (rc == 0)
         rc = finish_body(f, &resp);
@@ -492,6 +654,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->on_fail = src->on_fail;
     f->recheck = src->recheck;
     f->on_start = src->on_start;
+    f->next_url = src->next_url;
     f->arg = src->arg;
     f->hash = hash_begin(&f->expect);
     int rc = !f->url || !f->hash || !headers_ok ? -ENOMEM : 0;
@@ -633,7 +796,8 @@ static bool has_range_or_end(struct flight *f, const void *arg)
         return false;
     if (f->state != FLIGHT_STREAMING || f->verified) /* verified: the whole body is in */
         return true;
-    return f->written >= want && (f->expect.algo == HASH_NONE || want < known_end(f));
+    return f->written >= want &&
+           ((f->expect.algo == HASH_NONE && !f->trailed) || want < known_end(f));
 }
 
 static bool has_ended(struct flight *f, const void *arg)
@@ -652,11 +816,12 @@ static int wait_for(struct flight *f, bool (*ready)(struct flight *, const void 
                     void *carg)
 {
     struct timespec dl;
-    int64_t seen = f->written + f->activity;
+    /* bytes written out of order or sent again after a restart are progress too */
+    int64_t seen = f->written + f->activity + f->replayed;
     deadline_in(&dl, timeout_ms);
     while (!ready(f, rarg)) {
-        if (f->written + f->activity != seen || f->peer_busy) {
-            seen = f->written + f->activity;
+        if (f->written + f->activity + f->replayed != seen || f->peer_busy) {
+            seen = f->written + f->activity + f->replayed;
             deadline_in(&dl, timeout_ms);
         }
         if (ms_until(&dl) <= 0)
@@ -695,7 +860,8 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
     int64_t avail = rc == 0 ? f->total - (int64_t)off : 0;
     if (rc == -EINPROGRESS) {
         /* Verified content of unknown length: wake when a byte past the range arrives. */
-        int64_t wake = f->expect.algo != HASH_NONE && known_end(f) <= want ? want + 1 : want;
+        int64_t wake =
+            (f->expect.algo != HASH_NONE || f->trailed) && known_end(f) <= want ? want + 1 : want;
         rc = wait_for(f, has_range_or_end, &want, wake, stall_ms, cancel, carg);
         if (rc == 0 && f->state != FLIGHT_STREAMING && f->state != FLIGHT_DONE)
             rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;

@@ -23,17 +23,23 @@ struct flight {
     enum flight_state state;
     long status;
     int err;
-    int64_t written; /* bytes written and hashed in order from 0 (a partial object's prefix) */
+    int64_t written;  /* bytes in the file in order from 0 (the sink's writer moves it; a partial
+                         object's prefix: written and hashed) */
+    int64_t received; /* bytes of this response handed to the sink: the download thread's */
+    int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
+                                     much of it came again (replay; under mu) */
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
     int64_t total;
     int64_t activity; /* bytes written out of order: a sign of life for waiters */
     bool verified;    /* the whole body matched its expectation: its end may be read */
+    bool trailed;     /* no digest yet, but the answer sends one after its body (a trailer) */
     char hex[65];
 
     int fd;
     char *tmp_path;
     bool keep_tmp; /* a partial object kept for resumption: not removed */
-    struct hash_ctx *hash;
+    struct hash_ctx *hash; /* until a whole body starts; then the sink's */
+    struct sink *sink;     /* a whole body's, from a 2xx response's headers to its end */
 
     char *url;
     struct fetch_endpoint ep;
@@ -42,6 +48,7 @@ struct flight {
     int64_t expect_size;
     void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
     void (*on_fail)(void *, int, const struct fetch_response *);
+    char *(*next_url)(void *, const char *, int, const struct fetch_response *);
     bool (*recheck)(void *, char *);
     void (*on_start)(void *, int64_t);
     bool peer_busy; /* another process is downloading this key; readers keep waiting */

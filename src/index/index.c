@@ -117,6 +117,14 @@ static const char *const sqls[S_COUNT] = {
                   "o.digest AND n.kind = 2 ORDER BY n.ino LIMIT 1) FROM object o WHERE o.local = "
                   "0 ORDER BY o.size DESC, o.digest LIMIT ?1",
     [S_PINNED] = "SELECT COUNT(*) FROM object WHERE pinned != 0 AND local = 0",
+    /* Cached entries their upstream no longer lists (index_removed.c). */
+    [S_RM_MARK] = "INSERT OR IGNORE INTO removed_upstream(top, path, since) VALUES (?1, ?2, ?3)",
+    [S_RM_UNMARK] = "DELETE FROM removed_upstream WHERE top = ?1 AND path = ?2",
+    [S_RM_GET] = "SELECT since FROM removed_upstream WHERE top = ?1 AND path = ?2",
+    [S_RM_LIST] = "SELECT top, path, since FROM removed_upstream WHERE ?1 IS NULL OR top = ?1 "
+                  "ORDER BY top, path",
+    [S_RM_COUNT] = "SELECT COUNT(*) FROM removed_upstream",
+    [S_USE_REMOVED] = "SELECT top, COUNT(*) FROM removed_upstream GROUP BY top",
 };
 
 int index_open(sqlite3 *db, struct index **out)

@@ -44,6 +44,13 @@ enum index_stmt {
     S_USE_STALE,
     S_LARGEST,
     S_PINNED,
+    /* upstream removals (index_removed.c) */
+    S_RM_MARK,
+    S_RM_UNMARK,
+    S_RM_GET,
+    S_RM_LIST,
+    S_RM_COUNT,
+    S_USE_REMOVED,
     S_COUNT
 };
 

@@ -1,13 +1,15 @@
 /*
  * index_stats: read-only reports over the cache tables for the web page's
  * cache view (shim/ui_api.c): per top-level name, the distinct objects its
- * files point at and how many of its nodes were last served stale; the
+ * files point at, how many of its nodes were last served stale and how many
+ * entries are marked removed-upstream; the
  * largest cached objects with one mount path each; the pinned count.
  */
 #include "index_i.h"
 #include "upstreamfs/state.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,20 @@ static struct index_usage *usage_of(struct index_usage *u, size_t n, const char 
         if (!strcmp(u[i].top, top))
             return &u[i];
     return NULL;
+}
+
+/* Adds the (top, count) rows of statement which to the int64_t member at off of each top's use. */
+static int count_per_top(struct index *ix, enum index_stmt which, struct index_usage *u, size_t n,
+                         size_t off)
+{
+    sqlite3_stmt *s = index__stmt(ix, which);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        struct index_usage *x = usage_of(u, n, (const char *)sqlite3_column_text(s, 0));
+        if (x)
+            *(int64_t *)((char *)x + off) += sqlite3_column_int64(s, 1);
+    }
+    return index__done(s, step);
 }
 
 int index_usage(struct index *ix, struct index_usage *u, size_t n)
@@ -37,15 +53,11 @@ int index_usage(struct index *ix, struct index_usage *u, size_t n)
         }
     }
     int rc = index__done(s, step);
-    if (rc < 0)
-        return rc;
-    s = index__stmt(ix, S_USE_STALE);
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        struct index_usage *x = usage_of(u, n, (const char *)sqlite3_column_text(s, 0));
-        if (x)
-            x->stale += sqlite3_column_int64(s, 1);
-    }
-    return index__done(s, step);
+    if (rc == 0)
+        rc = count_per_top(ix, S_USE_STALE, u, n, offsetof(struct index_usage, stale));
+    if (rc == 0)
+        rc = count_per_top(ix, S_USE_REMOVED, u, n, offsetof(struct index_usage, removed));
+    return rc;
 }
 
 int index_largest(struct index *ix, size_t max, struct index_artifact **out, size_t *n)

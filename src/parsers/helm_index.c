@@ -49,6 +49,8 @@ void helm_charts_clear(struct helm_charts *t)
         free(t->charts[i].file);
         free(t->charts[i].url);
         free(t->charts[i].digest);
+        free(t->charts[i].name);
+        free(t->charts[i].version);
     }
     free(t->charts);
     memset(t, 0, sizeof(*t));
@@ -80,6 +82,9 @@ static int table_add(struct helm_charts *t, const struct version_fields *v, cons
     t->charts = nc;
     struct helm_chart *c = &t->charts[t->n++];
     memset(c, 0, sizeof(*c));
+    if ((v->name && !(c->name = strdup(v->name))) ||
+        (v->version && !(c->version = strdup(v->version))))
+        return -ENOMEM;
     if (!v->name || !v->version || !v->url0)
         return 0; /* incomplete entries are passed through but not served */
     char file[600];
@@ -155,6 +160,8 @@ struct walk {
     const char *repo_url;
     struct helm_charts *t;
     bool emit;
+    int skip;         /* emitting: the depth of a hidden version's mapping being left out */
+    bool lost_anchor; /* an anchor was defined inside a left-out version */
 };
 
 /* A mapping or sequence starts (is_key: it stands where a key was wanted). */
@@ -310,8 +317,24 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
             rc = -EIO;
             break;
         }
+        int before = w->depth;
         rc = on_event(w, &ev, &done, &replaced, &rep);
-        if (out && rc == 0) {
+        /* a hidden version's mapping, from its start to its end, is not emitted */
+        if (out && rc == 0 && !w->skip && w->depth == 4 && before == 3 && w->entries &&
+            w->st[4].is_map && w->version && w->version <= t->n && t->charts[w->version - 1].hidden)
+            w->skip = 4;
+        bool skipped = w->skip && (w->depth >= w->skip || before >= w->skip);
+        if (skipped && ((ev.type == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
+                        (ev.type == YAML_MAPPING_START_EVENT && ev.data.mapping_start.anchor) ||
+                        (ev.type == YAML_SEQUENCE_START_EVENT && ev.data.sequence_start.anchor)))
+            w->lost_anchor = true;
+        if (w->skip && w->depth < w->skip)
+            w->skip = 0;
+        if (skipped) {
+            yaml_event_delete(&ev);
+            if (replaced)
+                yaml_event_delete(&rep);
+        } else if (out && rc == 0) {
             if (replaced)
                 yaml_event_delete(&ev);
             if (!yaml_emitter_emit(&emitter, replaced ? &rep : &ev))
@@ -329,18 +352,32 @@ static int helm_walk(const char *body, size_t len, const char *repo_url, struct 
     yaml_parser_delete(&parser);
     fields_clear(&w->v);
     anchors_clear(&w->anchors);
+    if (rc == 0 && w->lost_anchor)
+        rc = -EAGAIN;
     free(w);
     return rc;
 }
 
-int helm_rewrite_index(const char *raw, size_t rlen, const char *repo_url, char **body, size_t *len)
+int helm_rewrite_index_filtered(const char *raw, size_t rlen, const char *repo_url,
+                                bool (*hide)(void *arg, const char *name, const char *version),
+                                void *arg, char **body, size_t *len)
 {
     struct helm_charts tmp = {0};
     struct outbuf o = {.max = HELM_INDEX_OUT_MAX};
     /* Pass 1 learns each version's file name (version may follow urls); pass 2 emits. */
     int rc = helm_walk(raw, rlen, repo_url, &tmp, NULL);
+    for (size_t i = 0; rc == 0 && hide && i < tmp.n; i++)
+        tmp.charts[i].hidden = tmp.charts[i].name && tmp.charts[i].version &&
+                               hide(arg, tmp.charts[i].name, tmp.charts[i].version);
     if (rc == 0)
         rc = helm_walk(raw, rlen, repo_url, &tmp, &o);
+    if (rc == -EAGAIN) { /* an anchor in a hidden part: everything, as it is */
+        for (size_t i = 0; i < tmp.n; i++)
+            tmp.charts[i].hidden = false;
+        free(o.data);
+        o = (struct outbuf){.max = HELM_INDEX_OUT_MAX};
+        rc = helm_walk(raw, rlen, repo_url, &tmp, &o);
+    }
     helm_charts_clear(&tmp);
     if (rc < 0) {
         free(o.data);
@@ -349,6 +386,11 @@ int helm_rewrite_index(const char *raw, size_t rlen, const char *repo_url, char 
     *body = o.data ? o.data : strdup("");
     *len = o.len;
     return *body ? 0 : -ENOMEM;
+}
+
+int helm_rewrite_index(const char *raw, size_t rlen, const char *repo_url, char **body, size_t *len)
+{
+    return helm_rewrite_index_filtered(raw, rlen, repo_url, NULL, NULL, body, len);
 }
 
 int helm_index_charts(const char *body, size_t len, const char *repo_url, struct helm_charts *out)

@@ -10,7 +10,9 @@
 #include "upstreamfs/npm.h"
 #include "upstreamfs/accept.h"
 #include "upstreamfs/fetch.h"
+#include "upstreamfs/json_stream.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -180,6 +182,7 @@ void npm_tarballs_clear(struct npm_tarballs *t)
         free(t->items[i].file);
         free(t->items[i].url);
         free(t->items[i].expect);
+        free(t->items[i].version);
     }
     free(t->items);
     memset(t, 0, sizeof(*t));
@@ -230,7 +233,10 @@ int npm_packument_tarballs(const char *body, size_t len, const char *name, const
         t->url = url;
         t->file = strdup(file);
         t->expect = dist_expect(dist);
-        if (!t->file) {
+        t->version = strdup(ver);
+        t->published = policy_parse_time(
+            json_string_value(json_object_get(json_object_get(root, "time"), ver)));
+        if (!t->file || !t->version) {
             rc = -ENOMEM;
             break;
         }
@@ -241,40 +247,248 @@ int npm_packument_tarballs(const char *body, size_t len, const char *name, const
     return rc;
 }
 
+/* ---- rewrites without a tree (include/upstreamfs/json_stream.h) ------------------------ */
+
+/* The members of a version an install needs: those npm's registry keeps in its corgi form. */
+/* clang-format off */
+static const char *const corgi_version_keys[] = {
+    "name", "version", "deprecated", "dependencies", "optionalDependencies", "devDependencies",
+    "bundleDependencies", "peerDependencies", "peerDependenciesMeta", "bin", "directories",
+    "dist", "engines", "cpu", "os", "libc", "_hasShrinkwrap", "hasInstallScript", NULL};
+/* clang-format on */
+
+/* One rewrite of a checked document: what it writes, and how tarball URLs change. */
+struct rw {
+    const char *text;
+    size_t len;
+    const char *name; /* the mount's rewrite: tarballs become "-/<name>-<version>.tgz" */
+    const char *base; /* the shim's render: tarball URLs resolved against base */
+    bool abbreviated;
+    struct json_out o;
+};
+
+static bool key_in(const struct rw *w, const struct json_member *m, const char *const *keys)
+{
+    for (size_t i = 0; keys[i]; i++)
+        if (json_stream_key_is(w->text, m->key, m->key_end, keys[i]))
+            return true;
+    return false;
+}
+
+/* Writes the member's key (after a ',' unless it is the first) and the ':'. */
+static void put_key(struct rw *w, const struct json_member *m, bool *first)
+{
+    if (!*first)
+        json_out_put(&w->o, ",", 1);
+    *first = false;
+    json_out_put(&w->o, w->text + m->key, m->key_end - m->key);
+    json_out_put(&w->o, ":", 1);
+}
+
+/* The member's value copied as it is. */
+static void put_member(struct rw *w, const struct json_member *m, bool *first)
+{
+    put_key(w, m, first);
+    json_out_value(&w->o, w->text, m->value, m->value_end);
+}
+
+/*
+ * A version's "tarball" member: the mount's relative name for version ver (NULL: a version no
+ * file name can hold: left out), or the URL resolved against base (a string only; left out
+ * when it does not resolve).
+ */
+static void put_tarball(struct rw *w, const struct json_member *m, const char *ver, bool *first)
+{
+    if (w->name) {
+        char file[NPM_FILE_MAX + 1];
+        if (!ver || tarball_file(w->name, ver, file, sizeof(file)) < 0)
+            return; /* never point a client at the remote */
+        char *esc = fetch_url_escape(file);
+        char *rel = esc ? malloc(strlen(esc) + 3) : NULL;
+        if (rel) {
+            sprintf(rel, "-/%s", esc);
+            put_key(w, m, first);
+            json_out_string(&w->o, rel);
+        } else {
+            w->o.err = -ENOMEM;
+        }
+        free(esc);
+        free(rel);
+        return;
+    }
+    if (w->text[m->value] != '"') {
+        put_member(w, m, first);
+        return;
+    }
+    size_t cap = m->value_end - m->value;
+    char *url = malloc(cap);
+    char *abs = url && json_stream_string(w->text, m->value, m->value_end, url, cap) == 0
+                    ? fetch_url_resolve(w->base, url)
+                    : NULL;
+    if (!url)
+        w->o.err = -ENOMEM;
+    if (abs) {
+        put_key(w, m, first);
+        json_out_string(&w->o, abs);
+    }
+    free(url);
+    free(abs);
+}
+
+static void put_dist(struct rw *w, const struct json_member *dm, const char *ver)
+{
+    struct json_member m;
+    size_t pos = dm->value;
+    bool first = true;
+    json_out_put(&w->o, "{", 1);
+    while (json_stream_member(w->text, w->len, &pos, &m)) {
+        if (json_stream_key_is(w->text, m.key, m.key_end, "tarball"))
+            put_tarball(w, &m, ver, &first);
+        else
+            put_member(w, &m, &first);
+    }
+    json_out_put(&w->o, "}", 1);
+}
+
+/* Whether a version's scripts (an object) name an install script. */
+static bool install_script(const struct rw *w, const struct json_member *sm)
+{
+    static const char *const hooks[] = {"preinstall", "install", "postinstall", NULL};
+    struct json_member m;
+    size_t pos = sm->value;
+    while (w->text[sm->value] == '{' && json_stream_member(w->text, w->len, &pos, &m))
+        if (key_in(w, &m, hooks))
+            return true;
+    return false;
+}
+
+/* One version (its member vm of "versions"): dist's tarball rewritten; abbreviated: the corgi. */
+static void put_version(struct rw *w, const struct json_member *vm)
+{
+    char ver[NPM_FILE_MAX + 1];
+    bool has_ver = json_stream_string(w->text, vm->key, vm->key_end, ver, sizeof(ver)) == 0;
+    if (w->text[vm->value] != '{') {
+        if (w->abbreviated)
+            json_out_put(&w->o, "{}", 2);
+        else
+            json_out_value(&w->o, w->text, vm->value, vm->value_end);
+        return;
+    }
+    struct json_member m;
+    size_t pos = vm->value;
+    bool first = true, has_flag = false, scripts = false;
+    json_out_put(&w->o, "{", 1);
+    while (json_stream_member(w->text, w->len, &pos, &m)) {
+        if (w->abbreviated && json_stream_key_is(w->text, m.key, m.key_end, "scripts"))
+            scripts = scripts || install_script(w, &m);
+        if (w->abbreviated && !key_in(w, &m, corgi_version_keys))
+            continue;
+        has_flag = has_flag || json_stream_key_is(w->text, m.key, m.key_end, "hasInstallScript");
+        if (w->text[m.value] == '{' && json_stream_key_is(w->text, m.key, m.key_end, "dist")) {
+            put_key(w, &m, &first);
+            put_dist(w, &m, has_ver ? ver : NULL);
+        } else {
+            put_member(w, &m, &first);
+        }
+    }
+    if (w->abbreviated && !has_flag && scripts)
+        json_out_puts(&w->o, first ? "\"hasInstallScript\":true" : ",\"hasInstallScript\":true");
+    json_out_put(&w->o, "}", 1);
+}
+
+static void put_versions(struct rw *w, const struct json_member *vs)
+{
+    struct json_member m;
+    size_t pos = vs->value;
+    bool first = true;
+    json_out_put(&w->o, "{", 1);
+    while (json_stream_member(w->text, w->len, &pos, &m)) {
+        put_key(w, &m, &first);
+        put_version(w, &m);
+    }
+    json_out_put(&w->o, "}", 1);
+}
+
+/*
+ * Abbreviated: the "modified" the document lacks at its top, from time.modified (a string), as
+ * npm's registry writes it; *has_versions says whether it has any "versions" member.
+ */
+static void put_modified(struct rw *w, bool *first, bool *has_versions)
+{
+    struct json_member m, t, found = {0};
+    size_t pos = 0, tpos;
+    bool have = false, own = false;
+    *has_versions = false;
+    while (json_stream_member(w->text, w->len, &pos, &m)) {
+        bool str = w->text[m.value] == '"';
+        *has_versions = *has_versions || json_stream_key_is(w->text, m.key, m.key_end, "versions");
+        own = own || (str && json_stream_key_is(w->text, m.key, m.key_end, "modified"));
+        if (w->text[m.value] != '{' || !json_stream_key_is(w->text, m.key, m.key_end, "time"))
+            continue;
+        for (tpos = m.value; json_stream_member(w->text, w->len, &tpos, &t);) {
+            if (w->text[t.value] == '"' && json_stream_key_is(w->text, t.key, t.key_end, "modified")) {
+                found = t;
+                have = true;
+            }
+        }
+    }
+    if (have && !own) {
+        json_out_puts(&w->o, "\"modified\":");
+        json_out_put(&w->o, w->text + found.value, found.value_end - found.value);
+        *first = false;
+    }
+}
+
+/* The rewrite of w's document (checked), into *out. */
+static int rw_run(struct rw *w, char **out, size_t *out_len)
+{
+    static const char *const corgi_top[] = {"name", "modified", "dist-tags", "versions", NULL};
+    struct json_member m;
+    size_t pos = 0;
+    bool first = true, has_versions = true;
+    int rc = json_stream_check(w->text, w->len);
+    if (rc < 0)
+        return rc;
+    /* the output is about the input's size (a render adds the base to every tarball) */
+    json_out_init(&w->o, w->abbreviated ? w->len / 2 : w->len + w->len / 8);
+    json_out_put(&w->o, "{", 1);
+    if (w->abbreviated)
+        put_modified(w, &first, &has_versions);
+    while (json_stream_member(w->text, w->len, &pos, &m)) {
+        bool versions = json_stream_key_is(w->text, m.key, m.key_end, "versions");
+        if (w->abbreviated &&
+            (!key_in(w, &m, corgi_top) ||
+             (json_stream_key_is(w->text, m.key, m.key_end, "modified") &&
+              w->text[m.value] != '"')))
+            continue;
+        if (versions && w->text[m.value] == '{') {
+            put_key(w, &m, &first);
+            put_versions(w, &m);
+        } else if (versions && w->abbreviated) {
+            put_key(w, &m, &first);
+            json_out_put(&w->o, "{}", 2);
+        } else {
+            put_member(w, &m, &first);
+        }
+    }
+    if (!has_versions)
+        json_out_puts(&w->o, first ? "\"versions\":{}" : ",\"versions\":{}");
+    json_out_put(&w->o, "}", 1);
+    return json_out_finish(&w->o, out, out_len);
+}
+
 int npm_packument_rewrite(const char *body, size_t len, const char *name, char **out,
                           size_t *out_len)
 {
-    const char *ver;
-    json_t *v;
-    int rc = 0;
-    json_t *root = load_doc(body, len);
-    if (!root)
-        return -EIO;
-    json_object_foreach(json_object_get(root, "versions"), ver, v)
-    {
-        char file[NPM_FILE_MAX + 1];
-        json_t *dist = json_object_get(v, "dist");
-        if (!json_is_object(dist) || !json_object_get(dist, "tarball"))
-            continue;
-        if (tarball_file(name, ver, file, sizeof(file)) < 0) {
-            json_object_del(dist, "tarball"); /* never point a client at the remote */
-            continue;
-        }
-        char *esc = fetch_url_escape(file);
-        char *rel = esc ? malloc(strlen(esc) + 3) : NULL;
-        if (rel)
-            sprintf(rel, "-/%s", esc);
-        if (!rel || json_object_set_new(dist, "tarball", json_string(rel)) < 0)
-            rc = -ENOMEM;
-        free(esc);
-        free(rel);
-        if (rc < 0)
-            break;
-    }
-    if (rc == 0)
-        rc = dump_doc(root, out, out_len);
-    json_decref(root);
-    return rc;
+    struct rw w = {.text = body, .len = len, .name = name};
+    return rw_run(&w, out, out_len);
+}
+
+int npm_packument_rewrite_abbreviated(const char *body, size_t len, const char *name, char **out,
+                                      size_t *out_len)
+{
+    struct rw w = {.text = body, .len = len, .name = name, .abbreviated = true};
+    return rw_run(&w, out, out_len);
 }
 
 int npm_packument_merge(const char *up, size_t up_len, const char *local, size_t local_len,
@@ -307,33 +521,8 @@ int npm_packument_merge(const char *up, size_t up_len, const char *local, size_t
 
 int npm_packument_render(const char *doc, size_t len, const char *base, char **out, size_t *out_len)
 {
-    const char *ver;
-    json_t *v;
-    int rc = 0;
-    json_t *root = load_doc(doc, len);
-    if (!root)
-        return -EIO;
-    json_object_foreach(json_object_get(root, "versions"), ver, v)
-    {
-        json_t *dist = json_object_get(v, "dist");
-        const char *tarball = json_string_value(json_object_get(dist, "tarball"));
-        if (!tarball)
-            continue;
-        char *abs = fetch_url_resolve(base, tarball);
-        if (!abs) {
-            json_object_del(dist, "tarball");
-            continue;
-        }
-        if (json_object_set_new(dist, "tarball", json_string(abs)) < 0)
-            rc = -ENOMEM;
-        free(abs);
-        if (rc < 0)
-            break;
-    }
-    if (rc == 0)
-        rc = dump_doc(root, out, out_len);
-    json_decref(root);
-    return rc;
+    struct rw w = {.text = doc, .len = len, .base = base};
+    return rw_run(&w, out, out_len);
 }
 
 bool npm_accept_abbreviated(const char *accept)

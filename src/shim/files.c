@@ -31,21 +31,24 @@
  * Protocols whose client routes are not the mount's paths (npm, pypi) have
  * a shim protocol (include/upstreamfs/shim_protocol.h) whose route maps a
  * request to an engine path; when it says the answer is a document to
- * render, the document is read whole and the protocol's render rewrites it
- * for this shim's base URL (the request's scheme and Host), so every URL in
- * it points back here. The shim itself knows no protocol: it finds the
+ * render, the protocol's render rewrites the document for this shim's base
+ * URL (the request's scheme and Host), so every URL in it points back here.
+ * That happens once per source document, variant and base: the rendered
+ * bytes are stored (include/upstreamfs/rendered.h) and every request is
+ * answered from the store like a file, with the rendered bytes' digest as
+ * its ETag; the source is only opened (revalidated as a read would) to learn
+ * its digest, and read whole only when it must be rendered. The shim itself knows no protocol: it finds the
  * protocol by the type of the proxy or registry the path names. A target
  * with an escaped '/' is served only where that protocol accepts it.
  */
 #include "shim_i.h"
-#include "upstreamfs/configdb.h"
-#include "upstreamfs/driver.h"
 #include "upstreamfs/shim_protocol.h"
 #include "upstreamfs/hash.h"
 #include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/rendered.h"
+#include "upstreamfs/upstream.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -62,7 +65,34 @@ struct stream {
     uint64_t *counter; /* the request's byte count (only touched while the request lives) */
     struct shim_waiter w;
     char what[128];
+    /* Repr-Digest trailer (stream_trailer): the reply, and the file's engine and inode. */
+    struct MHD_Response *resp;
+    struct engine *e;
+    int64_t ino;
 };
+
+static void etag_of(struct engine *e, int64_t ino, char *etag, size_t len);
+
+/*
+ * The end of a reply whose headers promised a Repr-Digest trailer (a file streamed while its
+ * digest was unknown, to a client that accepts trailers): once the download is complete, its
+ * sha256 as a footer of the chunked reply. -errno when it failed: the reply is cut instead.
+ */
+static int stream_trailer(struct stream *st, const struct engine_wait *w)
+{
+    char etag[128], hex[65], repr[80];
+    int rc = engine_file_wait(st->f, w);
+    if (rc < 0)
+        return rc;
+    etag_of(st->e, st->ino, etag, sizeof(etag));
+    if (strncmp(etag, "\"sha256:", 8) != 0)
+        return 0; /* the engine knows no digest: the client's copy stays unchecked */
+    snprintf(hex, sizeof(hex), "%.64s", etag + 8);
+    if (hash_repr_digest_format(hex, repr, sizeof(repr)) == 0 &&
+        MHD_add_response_footer(st->resp, "Repr-Digest", repr) != MHD_YES)
+        return -ENOMEM;
+    return 0;
+}
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -93,6 +123,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     if (n == 0) {
+        if (st->len < 0 && st->resp && (n = stream_trailer(st, &w)) < 0) {
+            log_warn("shim: %s: the download failed after %llu bytes: %s", st->what,
+                     (unsigned long long)pos, strerror((int)-n));
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
         if (st->len < 0)
             return MHD_CONTENT_READER_END_OF_STREAM;
         log_warn("shim: %s: content ended after %llu of %lld bytes", st->what,
@@ -168,6 +203,8 @@ void shim__cache_control(bool immutable, int64_t fresh_for, char *out, size_t le
 {
     if (immutable)
         snprintf(out, len, "max-age=%d, immutable", SHIM_IMMUTABLE_MAX_AGE);
+    else if (fresh_for < 0)
+        snprintf(out, len, "no-cache");
     else
         snprintf(out, len, "max-age=%lld", (long long)fresh_for);
 }
@@ -253,6 +290,20 @@ static int open_content(struct engine *e, int64_t ino, const struct engine_wait 
     return 0;
 }
 
+/* The request's TE names "trailers" (RFC 9110 10.1.4): its client reads a Repr-Digest trailer. */
+static bool accepts_trailers(struct shim_req *r)
+{
+    const char *te = shim__header(r, "TE");
+    for (const char *p = te; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,;");
+        if (n == 8 && strncasecmp(p, "trailers", 8) == 0)
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
 /* 416 for a Range outside the file's size bytes. */
 static enum MHD_Result range_not_satisfiable(struct shim_req *r, int64_t size)
 {
@@ -275,7 +326,7 @@ static enum MHD_Result range_not_satisfiable(struct shim_req *r, int64_t size)
  * *resp (NULL when MHD could not make one), or -errno with f closed.
  */
 static int body_response(struct shim_req *r, struct engine_file *f, int fd, int64_t start,
-                         int64_t len, const struct shim_waiter *waiter,
+                         int64_t len, const struct shim_waiter *waiter, int64_t trailer_ino,
                          struct MHD_Response **resp)
 {
     if (fd >= 0) {
@@ -303,10 +354,18 @@ static int body_response(struct shim_req *r, struct engine_file *f, int fd, int6
     st->counter = &r->bytes;
     st->w = *waiter;
     snprintf(st->what, sizeof(st->what), "%.120s", r->path);
-    *resp = MHD_create_response_from_callback(len >= 0 ? (uint64_t)len : MHD_SIZE_UNKNOWN,
+    if (trailer_ino > 0) /* chunked, so that a trailer can follow the body */
+        st->len = -1;
+    *resp = MHD_create_response_from_callback(st->len >= 0 ? (uint64_t)len : MHD_SIZE_UNKNOWN,
                                               SHIM_STREAM_BLOCK, stream_read, st, stream_free);
-    if (!*resp)
+    if (!*resp) {
         stream_free(st);
+    } else if (trailer_ino > 0) {
+        st->resp = *resp;
+        st->e = r->s->e;
+        st->ino = trailer_ino;
+        MHD_add_response_header(*resp, "Trailer", "Repr-Digest");
+    }
     return 0;
 }
 
@@ -367,7 +426,9 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
         start = 0;
         len = size;
     }
-    if ((rc = body_response(r, f, fd, start, len, &waiter, &resp)) < 0)
+    /* A whole file streamed before its digest is known: the digest follows as a trailer. */
+    int64_t trailer_ino = fd < 0 && pr == 0 && !etag[0] && accepts_trailers(r) ? a->ino : 0;
+    if ((rc = body_response(r, f, fd, start, len, &waiter, trailer_ino, &resp)) < 0)
         return shim__reply_errno(r, rc, r->path);
     if (!resp)
         return MHD_NO;
@@ -468,7 +529,6 @@ static enum MHD_Result redirect_to_dir(struct shim_req *r)
     return shim__reply(r, MHD_HTTP_MOVED_PERMANENTLY, resp);
 }
 
-#define SHIM_DOC_MAX (256u << 20) /* a document read whole to be rendered */
 
 /* The shim protocol of the proxy or registry named top, as the engine has it loaded; NULL if none. */
 static const struct shim_protocol *protocol_of(struct shim *s, const char *top, bool *registry)
@@ -486,181 +546,91 @@ static enum MHD_Result bad_request(struct shim_req *r)
                             "bad request path: escaped '/' where this proxy's protocol has none");
 }
 
-/* Reads a whole engine file into memory (capped); the wait ends when the client goes. */
-static int read_whole(struct shim_req *r, const struct engine_attr *a, char **out, size_t *len)
+/* A document over the cap: a 502 that says so (the cap is documented in docs/BENCHMARKS.md). */
+static enum MHD_Result too_big(struct shim_req *r)
+{
+    unsigned mib = (unsigned)(SHIM_DOC_MAX >> 20);
+    log_warn("shim: %.200s: the document is larger than the %u MiB cap on documents", r->path, mib);
+    return shim__reply_text(r, MHD_HTTP_BAD_GATEWAY,
+                            "%.200s: the document is larger than the %u MiB cap on documents",
+                            r->path, mib);
+}
+
+/*
+ * The stored rendered document f (info) as the reply, like any stored file: a 304 on a matching
+ * validator (the ETag is the rendered bytes' digest, Last-Modified when they were rendered),
+ * headers alone for HEAD, else the bytes or the Range asked for, zero-copy. Rendered documents
+ * are revalidated on every use (no-cache), and vary with Accept.
+ */
+static enum MHD_Result reply_rendered(struct shim_req *r, struct engine_file *f,
+                                      const struct rendered_info *info)
 {
     struct shim_waiter waiter = {.s = r->s, .sock = r->sock};
-    struct engine_wait w = {.cancelled = shim__cancelled, .arg = &waiter};
-    return engine_read_all(r->s->e, a->ino, &w, SHIM_DOC_MAX, out, len);
-}
-
-/*
- * The absolute URL this shim serves the engine path epath at: the request's
- * scheme and Host (when it is a plain host[:port]), then the path with each
- * byte but unreserved ones, '/' and '@' percent-encoded.
- */
-static char *base_url(struct shim_req *r, const char *epath)
-{
-    char host[300];
-    const char *h = shim__header(r, MHD_HTTP_HEADER_HOST);
-    bool ok = h && *h && strlen(h) < sizeof(host);
-    for (const char *p = h; ok && *p; p++)
-        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-             strchr(".-:[]_", *p);
-    if (ok)
-        snprintf(host, sizeof(host), "%s", h);
-    else
-        snprintf(host, sizeof(host), "localhost:%u", r->s->port);
-    struct shim_buf b;
-    shim_buf_init(&b, strlen(epath) * 3 + sizeof(host) + 16);
-    int rc = shim_buf_printf(&b, "%s://%s/", r->s->tls_cert ? "https" : "http", host);
-    for (const unsigned char *p = (const unsigned char *)epath; rc == 0 && *p; p++) {
-        if (isalnum(*p) || strchr("-._~/@", *p))
-            rc = shim_buf_append(&b, p, 1);
-        else
-            rc = shim_buf_printf(&b, "%%%02X", *p);
+    struct engine_attr a = {.kind = NODE_FILE,
+                            .size = info->size,
+                            .mtime = info->rendered,
+                            .is_mutable = true,
+                            .fresh_for = -1};
+    struct MHD_Response *resp = NULL;
+    char etag[80];
+    int64_t start = 0, len = info->size;
+    snprintf(etag, sizeof(etag), "\"sha256:%s\"", info->digest);
+    r->cache = info->made ? SHIM_CACHE_MISS : SHIM_CACHE_HIT;
+    const char *const extra[] = {MHD_HTTP_HEADER_VARY, "Accept", "X-Upstreamfs-Cache",
+                                 info->made ? "miss" : "hit", NULL};
+    if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag) ||
+        not_modified_since(r, &a)) {
+        engine_file_close(f);
+        return not_modified(r, etag, &a);
     }
-    if (rc < 0) {
-        shim_buf_free(&b);
-        return NULL;
+    if (r->head) {
+        engine_file_close(f);
+        return head_reply(r, &a, info->ctype, etag, extra);
     }
-    return shim_buf_steal(&b, NULL);
-}
-
-/* The engine file at path, read whole: -ENOENT when it is no file. *writable: local content. */
-static int read_file_at(struct shim_req *r, const char *path, char **doc, size_t *len,
-                        bool *writable)
-{
-    struct engine_attr a;
-    int rc = engine_resolve(r->s->e, path, &a);
-    if (rc == 0 && a.kind != NODE_FILE)
-        rc = -ENOENT;
-    if (rc == 0 && writable)
-        *writable = a.writable;
-    return rc == 0 ? read_whole(r, &a, doc, len) : rc;
-}
-
-/*
- * The document at route_path of the first of registry top's upstreams that has one (a
- * missing one moves on, any other failure ends the search, as the registry's own lookups
- * do); *doc stays NULL when none has it.
- */
-static int upstreams_doc(struct shim_req *r, const char *top, const char *route_path, char **doc,
-                         size_t *len)
-{
-    struct registry g;
-    struct config_error err;
-    pthread_mutex_lock(&r->s->st_mu);
-    int rc = configdb_registry_get(r->s->st, top, &g, &err);
-    pthread_mutex_unlock(&r->s->st_mu);
+    const char *range = shim__header(r, MHD_HTTP_HEADER_RANGE);
+    const char *if_range = shim__header(r, MHD_HTTP_HEADER_IF_RANGE);
+    if (range && if_range && strcmp(if_range, etag) != 0)
+        range = NULL;
+    int pr = shim_http_range(range, info->size, &start, &len);
+    if (pr == -ERANGE) {
+        engine_file_close(f);
+        return range_not_satisfiable(r, info->size);
+    }
+    if (pr == 0) {
+        start = 0;
+        len = info->size;
+    }
+    int rc = body_response(r, f, engine_file_fd(f), start, len, &waiter, 0, &resp);
     if (rc < 0)
-        return rc;
-    rc = -ENOENT;
-    for (char **k = g.upstreams; k && *k && rc == -ENOENT; k++) {
-        char *path = malloc(strlen(*k) + strlen(route_path) + 2);
-        if (!path) {
-            rc = -ENOMEM;
-            break;
-        }
-        sprintf(path, "%s/%s", *k, route_path);
-        rc = read_file_at(r, path, doc, len, NULL);
-        free(path);
+        return shim__reply_errno(r, rc, r->path);
+    if (!resp)
+        return MHD_NO;
+    add_headers(resp, info->ctype, etag, &a, extra);
+    if (pr == 1) {
+        char cr[80];
+        snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)start,
+                 (long long)(start + len - 1), (long long)info->size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
     }
-    config_registry_clear(&g);
-    return rc == -ENOENT ? 0 : rc;
+    return shim__reply(r, pr == 1 ? MHD_HTTP_PARTIAL_CONTENT : MHD_HTTP_OK, resp);
 }
 
 /*
- * The document of a render route, read whole: the engine file at epath. In a registry whose
- * protocol merges (merge_local) and that has local content for it (files in the
- * document's directory, or the route's local_doc), the upstreams' document merged with that
- * local content; the document may then exist only locally.
+ * A document route: the route's document, rewritten by the protocol for this shim, once per
+ * source, variant and base (src/shim/render.c), then served as a stored file.
  */
-static int route_doc(struct shim_req *r, const struct shim_protocol *d, bool registry,
-                     const char *top, const char *epath, const struct shim_protocol_route *rt,
-                     char **doc, size_t *len)
-{
-    struct drv_local_file *files = NULL;
-    size_t nfiles = 0, llen = 0, ulen = 0;
-    char *ldoc = NULL, *udoc = NULL;
-    bool local = false;
-    int rc = 0;
-    *doc = NULL;
-    *len = 0;
-    if (!registry || !d->merge_local)
-        return read_file_at(r, epath, doc, len, NULL);
-    char *dir = strdup(epath), *slash = dir ? strrchr(dir, '/') : NULL;
-    if (slash)
-        *slash = '\0';
-    rc = dir ? engine_local_files(r->s->e, dir, &files, &nfiles) : -ENOMEM;
-    free(dir);
-    /* the local document is one of those files: looked for there, so no upstream is asked */
-    const char *lname = strrchr(rt->local_doc, '/');
-    lname = lname ? lname + 1 : rt->local_doc;
-    for (size_t i = 0; rc == 0 && lname[0] && i < nfiles && !ldoc; i++) {
-        if (strcmp(files[i].name, lname) != 0)
-            continue;
-        char *lpath = malloc(strlen(top) + strlen(rt->local_doc) + 2);
-        if (lpath)
-            sprintf(lpath, "%s/%s", top, rt->local_doc);
-        rc = lpath ? read_file_at(r, lpath, &ldoc, &llen, &local) : -ENOMEM;
-        free(lpath);
-        if (rc == 0 && !local) { /* replaced meanwhile by an upstream's: none of our own */
-            free(ldoc);
-            ldoc = NULL;
-            llen = 0;
-        }
-    }
-    if (rc == 0 && nfiles == 0 && !ldoc) {
-        engine_local_files_free(files, 0);
-        return read_file_at(r, epath, doc, len, NULL);
-    }
-    if (rc == 0)
-        rc = upstreams_doc(r, top, rt->path, &udoc, &ulen);
-    if (rc == 0)
-        rc = d->merge_local(rt->path, udoc, ulen, ldoc, llen, files, nfiles, doc, len);
-    free(udoc);
-    free(ldoc);
-    engine_local_files_free(files, nfiles);
-    return rc;
-}
-
-/* A document route: the route's document, rewritten by the protocol for this shim. */
 static enum MHD_Result render(struct shim_req *r, const struct shim_protocol *d, bool registry,
                               const char *top, const char *epath,
                               const struct shim_protocol_route *rt)
 {
-    char *doc = NULL, *out = NULL, *base = NULL;
-    size_t len = 0, olen = 0;
-    const char *ctype = NULL;
-    char hex[65], etag[80];
-    int rc = route_doc(r, d, registry, top, epath, rt, &doc, &len);
-    if (rc == 0 && !(base = base_url(r, epath)))
-        rc = -ENOMEM;
-    if (rc == 0)
-        rc = d->render(doc, len, base, rt->variant, &out, &olen, &ctype);
-    free(doc);
-    free(base);
+    struct rendered_info info;
+    struct engine_file *f = NULL;
+    int rc = shim__rendered_open(r, d, registry, top, epath, rt, &f, &info);
+    if (rc == -EFBIG)
+        return too_big(r);
     if (rc < 0)
-        return shim__reply_errno(r, rc == -EFBIG ? -EIO : rc, r->path);
-    hash_sha256_hex(out, olen, hex);
-    snprintf(etag, sizeof(etag), "\"sha256:%s\"", hex);
-    if (none_match(shim__header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
-        free(out);
-        return not_modified(r, etag, NULL);
-    }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(olen, out, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(out);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-    /* The same URL answers another representation to another Accept. */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    r->bytes += r->head ? 0 : olen;
-    return shim__reply(r, MHD_HTTP_OK, resp);
+        return shim__reply_errno(r, rc, r->path);
+    return reply_rendered(r, f, &info);
 }
 
 /* The engine node at path, answered as the mount shows it: a listing or the file. */

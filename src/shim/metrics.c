@@ -15,12 +15,16 @@
 
 #define PAGE_MAX (1024 * 1024)
 
+static int family(struct shim_buf *b, const char *name, const char *type, const char *help);
+
 void shim_metrics_init(struct shim_metrics *m)
 {
     for (int r = 0; r < SHIM_ROUTE_COUNT; r++) {
         for (int s = 0; s <= SHIM_STATUS_MAX - SHIM_STATUS_MIN; s++)
             atomic_init(&m->requests[r][s], 0);
         atomic_init(&m->bytes[r], 0);
+        for (int c = 0; c < SHIM_ANSWER_COUNT; c++)
+            atomic_init(&m->answers[r][c], 0);
     }
     atomic_init(&m->hits, 0);
     atomic_init(&m->misses, 0);
@@ -40,6 +44,31 @@ void shim_metrics_request(struct shim_metrics *m, enum shim_route route, int sta
         atomic_fetch_add(&m->hits, 1);
     else if (cache == SHIM_CACHE_MISS)
         atomic_fetch_add(&m->misses, 1);
+    enum shim_answer_class c = status == 304              ? SHIM_ANSWER_NOT_MODIFIED
+                               : status >= 300            ? SHIM_ANSWER_OTHER
+                               : cache == SHIM_CACHE_HIT  ? SHIM_ANSWER_HIT
+                               : cache == SHIM_CACHE_MISS ? SHIM_ANSWER_MISS
+                                                          : SHIM_ANSWER_OTHER;
+    atomic_fetch_add(&m->answers[route][c], 1);
+}
+
+/* The answers of each route by class (enum shim_answer_class); routes never used are left out. */
+static int answers_part(struct shim_buf *b, const struct shim_metrics *m)
+{
+    static const char *const names[SHIM_ANSWER_COUNT] = {"hit", "miss", "not_modified", "other"};
+    int rc = family(b, "http_answers_total", "counter",
+                    "Requests answered by the shim, by route and class: content from the cache "
+                    "(hit), content from the upstream (miss), 304 (not_modified), anything else.");
+    for (int r = 0; rc == 0 && r < SHIM_ROUTE_COUNT; r++) {
+        unsigned long long v[SHIM_ANSWER_COUNT], sum = 0;
+        for (int c = 0; c < SHIM_ANSWER_COUNT; c++)
+            sum += v[c] = atomic_load(&m->answers[r][c]);
+        for (int c = 0; rc == 0 && sum && c < SHIM_ANSWER_COUNT; c++)
+            rc = shim_buf_printf(b,
+                                 "upstreamfs_http_answers_total{route=\"%s\",class=\"%s\"} %llu\n",
+                                 shim_http_route_name(r), names[c], v[c]);
+    }
+    return rc;
 }
 
 /* "# HELP" and "# TYPE" lines of one metric family. */
@@ -86,6 +115,8 @@ static int shim_part(struct shim_buf *b, const struct shim_metrics *m)
                              "upstreamfs_http_cache_requests_total{result=\"miss\"} %llu\n",
                              atomic_load(&m->hits), atomic_load(&m->misses));
     if (rc == 0)
+        rc = answers_part(b, m);
+    if (rc == 0)
         rc = single(b, "http_requests_in_progress", "gauge", "Requests the shim is answering now.",
                     (int64_t)atomic_load(&m->active));
     return rc;
@@ -104,6 +135,57 @@ static int proxy_requests(struct shim_buf *b, const struct health_snapshot *h, s
                                  "upstreamfs_upstream_requests_total{proxy=\"%s\",method=\"%s\"} "
                                  "%llu\n",
                                  h[i].key, methods[k], v[k]);
+    }
+    return rc;
+}
+
+/* A URL as a label value: '"', '\\' and control bytes escaped (the exposition format's rule). */
+static void label_value(const char *in, char *out, size_t n)
+{
+    size_t o = 0;
+    for (; *in && o + 5 < n; in++) {
+        if (*in == '"' || *in == '\\')
+            out[o++] = '\\', out[o++] = *in;
+        else if ((unsigned char)*in < 0x20)
+            o += (size_t)snprintf(out + o, n - o, "%%%02X", (unsigned char)*in);
+        else
+            out[o++] = *in;
+    }
+    out[o] = '\0';
+}
+
+/*
+ * Each of a proxy's URLs (url, then mirrors; src/engine/origins.c): its requests, its failures
+ * and whether it answers. Families of their own: a url label on the per-proxy families would
+ * count every request twice in a sum by proxy.
+ */
+static int url_part(struct shim_buf *b, const struct health_snapshot *h, size_t nh)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"upstream_url_requests_total", "counter", "Requests to each of a proxy's URLs."},
+        {"upstream_url_failures_total", "counter",
+         "Failed requests to each of a proxy's URLs (a failure of the remote sends the request "
+         "to the next URL)."},
+        {"upstream_url_healthy", "gauge",
+         "1 when the URL's last request succeeded; 0 while it fails or backs off."},
+    };
+    int rc = 0;
+    char url[3 * sizeof(h->urls[0].url)];
+    for (size_t f = 0; rc == 0 && f < sizeof(fam) / sizeof(fam[0]); f++) {
+        rc = family(b, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; rc == 0 && i < nh; i++) {
+            for (int k = 0; rc == 0 && k < h[i].n_urls && k < HEALTH_URLS_MAX; k++) {
+                const struct health_url *x = &h[i].urls[k];
+                unsigned long long v = f == 0   ? x->requests
+                                       : f == 1 ? x->failures
+                                                : (x->state == HEALTH_OK ? 1 : 0);
+                label_value(x->url, url, sizeof(url));
+                rc = shim_buf_printf(b, "upstreamfs_%s{proxy=\"%s\",url=\"%s\"} %llu\n",
+                                     fam[f].name, h[i].key, url, v);
+            }
+        }
     }
     return rc;
 }
@@ -130,7 +212,7 @@ static int proxy_part(struct shim_buf *b, const struct health_snapshot *h, size_
         if (h[i].ratelimit_remaining >= 0)
             rc = shim_buf_printf(b, "upstreamfs_upstream_ratelimit_remaining{proxy=\"%s\"} %ld\n",
                                  h[i].key, h[i].ratelimit_remaining);
-    return rc;
+    return rc == 0 ? url_part(b, h, nh) : rc;
 }
 
 static int engine_part(struct shim_buf *b, const struct engine_stats *st,
@@ -175,6 +257,14 @@ static int engine_part(struct shim_buf *b, const struct engine_stats *st,
     if (rc == 0)
         rc = single(b, "stale_serves_total", "counter",
                     "Cached copies served because the upstream failed.", st->stale_serves);
+    if (rc == 0)
+        rc = single(b, "removed_upstream", "gauge",
+                    "Cached entries their upstream no longer lists (marked removed-upstream).",
+                    st->removed_upstream);
+    if (rc == 0)
+        rc = single(b, "renders_total", "counter",
+                    "Documents rendered for clients (each source, variant and base once).",
+                    st->renders);
     return rc;
 }
 

@@ -118,11 +118,25 @@ void shim__failure_text(int rc, char *buf, size_t n)
     failure_note_clear(); /* told once: a later request on this thread starts clean */
 }
 
+bool shim__policy_refused(int rc)
+{
+    struct failure_note note;
+    /* the codes policy_refuse (src/policy/rules.c) notes: not a failure of the upstream */
+    return rc == -EACCES && failure_note_get(&note) && note.f.cause == FAILURE_POLICY &&
+           (!strcmp(note.f.code, "deny") || !strcmp(note.f.code, "allow") ||
+            !strcmp(note.f.code, "min-age"));
+}
+
 enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what)
 {
     char w[300], why[200];
     shim_http_log_escape(what && *what ? what : "/", w, sizeof(w));
     int status = failure_http_status(rc);
+    if (shim__policy_refused(rc)) {
+        shim__failure_text(rc, why, sizeof(why));
+        return shim__reply_text(r, MHD_HTTP_FORBIDDEN,
+                                "forbidden: %s: refused by the proxy's policy (%s)", w, why);
+    }
     if (status == 502 || status == 504)
         shim__failure_text(rc, why, sizeof(why));
     switch (status) {

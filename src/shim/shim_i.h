@@ -111,12 +111,31 @@ enum MHD_Result shim__reply_method(struct shim_req *r, const char *allow);
 enum MHD_Result shim__reply_errno(struct shim_req *r, int rc, const char *what);
 /* "proxy KEY, cause CAUSE, upstream status N|-" of the failure behind rc (failure.h's note). */
 void shim__failure_text(int rc, char *buf, size_t n);
+/* Whether rc is a refusal by a proxy's package rules or cooldown (docs/policy.md): a 403. */
+bool shim__policy_refused(int rc);
 /* A header of the request, or NULL. */
 const char *shim__header(struct shim_req *r, const char *name);
 
+/* The cap on a document a render route reads whole (docs/npm-pypi.md). */
+#define SHIM_DOC_MAX UPSTREAM_DOC_MAX
+
+struct shim_protocol;
+struct shim_protocol_route;
+struct rendered_info;
+/*
+ * The rendered document of a render route (src/shim/render.c): route rt of protocol d below
+ * proxy or registry top (registry: a registry), engine path epath, rendered for this
+ * request's base URL once per source, variant and base. 0 with *f (stored, complete content)
+ * and *info; -EFBIG past SHIM_DOC_MAX; other -errno.
+ */
+int shim__rendered_open(struct shim_req *r, const struct shim_protocol *d, bool registry,
+                        const char *top, const char *epath, const struct shim_protocol_route *rt,
+                        struct engine_file **f, struct rendered_info *info);
+
 /*
  * How long caches may keep an answer (shim__common_headers adds who may), into out: content
- * that never changes for a year, else for fresh_for seconds (what is left of its freshness).
+ * that never changes for a year, else for fresh_for seconds (what is left of its freshness);
+ * a negative fresh_for: revalidated on every use ("no-cache": rendered documents).
  */
 void shim__cache_control(bool immutable, int64_t fresh_for, char *out, size_t len);
 /*

@@ -7,7 +7,8 @@
  * index's reports (src/index/index_stats.c) on the shim's state connection,
  * under st_mu like api.c's reads, and only reads:
  * per name, the distinct objects its files point at and whether any of its
- * files was last served stale; overall, the largest cached objects with one
+ * files was last served stale, and how many of its cached entries are marked
+ * removed-upstream (src/engine/removals.c); overall, the largest cached objects with one
  * mount path each (the one pin and evict take). Counters (hits, misses, ...)
  * are the serving engine's, since its start. A proxy's state is its health
  * in the engine (include/upstreamfs/health.h, the words of
@@ -112,10 +113,11 @@ static const char *registry_state(const struct registry *g, const struct proxy *
 static json_t *use_json(const struct index_usage *u, const char *kind, const char *type,
                         const char *state)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name", u->top, "kind", kind,
-                     "type", type, "state", state, "objects", (json_int_t)u->objects, "bytes",
-                     (json_int_t)u->bytes, "local_objects", (json_int_t)u->local_objects,
-                     "local_bytes", (json_int_t)u->local_bytes, "stale", (json_int_t)u->stale);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name", u->top, "kind",
+                     kind, "type", type, "state", state, "objects", (json_int_t)u->objects,
+                     "bytes", (json_int_t)u->bytes, "local_objects", (json_int_t)u->local_objects,
+                     "local_bytes", (json_int_t)u->local_bytes, "stale", (json_int_t)u->stale,
+                     "removed_upstream", (json_int_t)u->removed);
 }
 
 static enum MHD_Result cache_report(struct shim_req *r)
@@ -179,7 +181,7 @@ static enum MHD_Result cache_report(struct shim_req *r)
     int64_t looked = es.hits + es.misses;
     out = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:i, s:O, "
-        "s:O}",
+        "s:O, s:I}",
         "cache_bytes", (json_int_t)es.cache_bytes, "cache_objects", (json_int_t)es.cache_objects,
         "pinned_objects", (json_int_t)pinned, "local_bytes", (json_int_t)es.local_bytes,
         "local_objects", (json_int_t)es.local_objects, "quota_bytes", (json_int_t)es.quota_bytes,
@@ -187,7 +189,8 @@ static enum MHD_Result cache_report(struct shim_req *r)
         looked ? json_real((double)es.hits / (double)looked) : json_null(), "upstream_requests",
         (json_int_t)es.upstream_requests, "upstream_bytes", (json_int_t)es.upstream_bytes,
         "evictions", (json_int_t)es.evictions, "stale_serves", (json_int_t)es.stale_serves,
-        "inflight", es.inflight, "names", names, "artifacts", arts);
+        "inflight", es.inflight, "names", names, "artifacts", arts, "removed_upstream",
+        (json_int_t)es.removed_upstream);
     ok = shim__api_json(r, MHD_HTTP_OK, out);
 out:
     json_decref(arts);

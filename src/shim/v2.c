@@ -62,7 +62,8 @@
  * Errors are the registry's JSON ({"errors":[{"code","message","detail"}]})
  * with the API version header: 404 NAME_UNKNOWN, MANIFEST_UNKNOWN,
  * BLOB_UNKNOWN; 400 NAME_INVALID, DIGEST_INVALID, PAGINATION_NUMBER_INVALID;
- * 401 UNAUTHORIZED (shim.c, with --htpasswd); 403 DENIED; 405 UNSUPPORTED
+ * 401 UNAUTHORIZED (shim.c, with --htpasswd); 403 DENIED (also a package rule's refusal,
+ * docs/policy.md); 405 UNSUPPORTED
  * for every write (a pull-through cache takes none); 404 UNSUPPORTED for a
  * key of another type and for _catalog; 429 TOOMANYREQUESTS; 502/503/504
  * UNAVAILABLE when the upstream fails and nothing is cached (the engine
@@ -128,6 +129,11 @@ static enum MHD_Result v2_errno(struct shim_req *r, int rc, const char *unknown,
 {
     char msg[300], why[200];
     int status = failure_http_status(rc);
+    if (shim__policy_refused(rc)) {
+        shim__failure_text(rc, why, sizeof(why));
+        snprintf(msg, sizeof(msg), "refused by the proxy's policy (%s)", why);
+        return v2_error(r, MHD_HTTP_FORBIDDEN, "DENIED", msg);
+    }
     if (status == 502 || status == 504) {
         shim__failure_text(rc, why, sizeof(why));
         snprintf(msg, sizeof(msg), "%s and nothing good is cached (%s)",

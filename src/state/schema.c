@@ -160,6 +160,17 @@ const char *const state_migrations[] = {
     "CREATE TRIGGER object_scope_gone AFTER DELETE ON object BEGIN"
     "  DELETE FROM object_scope WHERE digest = OLD.digest;"
     "END;",
+    /*
+     * 6 -> 7: cached entries (a tarball, a file, a tag) that a revalidated document of their
+     * upstream no longer lists (src/index/index_removed.c, src/engine/removals.c). A mark
+     * goes with its node.
+     */
+    "CREATE TABLE removed_upstream ("
+    "  top TEXT NOT NULL, path TEXT NOT NULL, since INTEGER NOT NULL,"
+    "  PRIMARY KEY (top, path)) WITHOUT ROWID;"
+    "CREATE TRIGGER removed_upstream_gone AFTER DELETE ON node BEGIN"
+    "  DELETE FROM removed_upstream WHERE top = OLD.top AND path = OLD.path;"
+    "END;",
 };
 
 const int state_migration_count = (int)(sizeof(state_migrations) / sizeof(state_migrations[0]));

@@ -1,7 +1,8 @@
 /*
  * fuzz_npm: an npm registry package document ("packument", full or
  * abbreviated) through everything the driver and the shim do with it:
- * npm_packument_tarballs, npm_packument_rewrite, npm_packument_render, and
+ * npm_packument_tarballs (jansson), npm_packument_rewrite, its abbreviated form and
+ * npm_packument_render (src/parsers/json_stream.c: both must read the same documents), and
  * npm_packument_merge (the input as a registry's own document laid over its
  * rewrite); the first input byte picks the package name (plain or scoped),
  * the rest is the document. The same bytes also go through npm_name_valid and
@@ -132,6 +133,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_rendered(out, out_len);
         check_merge(doc, doc_len, (const char *)data, size);
     }
+    /* The abbreviated form: read alike, and it serves every file the full form serves. */
+    char *ab = NULL;
+    size_t ab_len = 0;
+    struct npm_tarballs abt = {0};
+    int arc = npm_packument_rewrite_abbreviated((const char *)data, size, name, &ab, &ab_len);
+    FUZZ_CHECK(arc == 0 || arc == -EIO || arc == -ENOMEM);
+    FUZZ_CHECK((arc == -EIO) == (wrc == -EIO));
+    if (arc == 0 && wrc == 0) {
+        FUZZ_CHECK(npm_packument_tarballs(ab, ab_len, name, doc_url, &abt) == 0);
+        for (size_t i = 0; i < after.n; i++)
+            FUZZ_CHECK(has_file(&abt, after.items[i].file));
+    }
+    free(ab);
+    npm_tarballs_clear(&abt);
     free(out);
     free(doc);
     npm_tarballs_clear(&before);

@@ -95,7 +95,7 @@ assert_eq "$(json '[p["key"] for p in d]')" "['central', 'charts', 'ghcr', 'hub'
 ok proxy show charts --json
 assert_eq "$(json 'd["url"]')" "https://charts.example.com/stable/" "url normalised as a directory"
 assert_eq "$(json 'd["source"]')" "None" "helm has no source"
-assert_eq "$(json 'sorted(d)')" "['access_key', 'allow_host', 'auth', 'aws_endpoint', 'ca_file', 'ca_pem_set', 'client_cert', 'client_cert_pem_set', 'client_key', 'client_key_pem_set', 'connect_timeout', 'exclude', 'health', 'http_proxy', 'include', 'key', 'max_size', 'metadata_timeout', 'metadata_ttl', 'negative_ttl', 'offline', 'pass_credentials', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
+assert_eq "$(json 'sorted(d)')" "['access_key', 'allow', 'allow_host', 'auth', 'aws_endpoint', 'ca_file', 'ca_pem_set', 'client_cert', 'client_cert_pem_set', 'client_key', 'client_key_pem_set', 'connect_timeout', 'deny', 'exclude', 'health', 'http_proxy', 'include', 'key', 'max_size', 'metadata_timeout', 'metadata_ttl', 'min_age', 'min_age_exempt', 'min_age_unknown', 'mirrors', 'negative_ttl', 'offline', 'on_removed', 'pass_credentials', 'secret_set', 'source', 'type', 'url']" "proxy JSON fields"
 assert_eq "$(json '(d["allow_host"], d["pass_credentials"], d["max_size"])')" "([], False, 10737418240)" \
     "egress defaults"
 ok proxy update charts --allow-host Mirror.LAN --allow-host '*.corp' --pass-credentials --max-size 64M
@@ -430,8 +430,9 @@ fi
 
 # ---- rough edges (issue 13, item 5) ----------------------------------------------------------
 log "rough edges: single values, nothing to change, global options after the command, help lists"
-fails 2 'upstreamfs: url: given twice (--url takes one value)' \
-    proxy create twice --type generic --url https://a.example/ --url https://b.example/
+# --url repeats (the mirrors, docs/SCALE-OUT.md); the same URL twice is refused
+fails 2 'upstreamfs: mirrors: "https://a.example/" is listed twice' \
+    proxy create twice --type generic --url https://a.example/ --url https://A.example:443
 fails 2 'upstreamfs: metadata_ttl: given twice (--metadata-ttl takes one value)' \
     proxy update central --metadata-ttl 1 --metadata-ttl 2
 fails 2 'upstreamfs: offline: given twice (--offline takes one value)' proxy update central --offline --offline
@@ -456,8 +457,8 @@ ok registry create --help
 for t in docker helm maven npm pypi generic; do assert_contains "$OUT" "$t" "registry create --help lists $t"; done
 ok --help
 for c in set-upstreams import; do assert_contains "$OUT" "$c" "--help lists $c"; done
-assert_contains "$OUT" "cache      stats, gc, verify, pin, unpin, evict: " "--help lists the cache's commands"
-fails 2 'upstreamfs: cache: unknown command "nope" (stats, gc, verify, pin, unpin, evict)' cache nope
+assert_contains "$OUT" "cache      stats, gc, verify, pin, unpin, evict, purge: " "--help lists the cache's commands"
+fails 2 'upstreamfs: cache: unknown command "nope" (stats, gc, verify, pin, unpin, evict, purge)' cache nope
 # the README names every type and command those tables have (it cannot be generated from them)
 "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/readme_lists.py" "$BIN" \
     "$(dirname "${BASH_SOURCE[0]}")/../../README.md" >"$LOGDIR/readme.out" ||

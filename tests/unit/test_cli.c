@@ -413,6 +413,56 @@ static void test_cli_and_api_agree(void **state)
     free(root);
 }
 
+/* --url repeats: the first is url, the others mirrors in order; one --url on update drops them. */
+static void test_url_repeats(void **state)
+{
+    (void)state;
+    char *root = tmp_dir(), *env = NULL;
+    assert_true(asprintf(&env, "UPSTREAMFS_STATE=%s", root) > 0);
+    const char *const envv[] = {env, NULL};
+    struct run r = run_cli((const char *[]){"upstreamfs", "proxy", "create", "g", "--type",
+                                            "generic", "--url", "http://127.0.0.2:81/f",
+                                            "--url", "http://127.0.0.3:81/f", "--url",
+                                            "http://origin.example/f", NULL},
+                           envv);
+    assert_int_equal(r.code, 0);
+    run_free(&r);
+    r = run_cli((const char *[]){"upstreamfs", "proxy", "show", "g", "--json", NULL}, envv);
+    assert_int_equal(r.code, 0);
+    json_t *o = json_loads(r.out, 0, NULL), *want = json_pack(
+                                                 "[s, s]", "http://127.0.0.3:81/f/",
+                                                 "http://origin.example/f/");
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "url")), "http://127.0.0.2:81/f/");
+    assert_true(json_equal(json_object_get(o, "mirrors"), want));
+    json_decref(o);
+    json_decref(want);
+    run_free(&r);
+    r = run_cli((const char *[]){"upstreamfs", "proxy", "list", NULL}, envv);
+    assert_non_null(strstr(r.out, "http://127.0.0.2:81/f/ (+2 more)\n"));
+    run_free(&r);
+    r = run_cli((const char *[]){"upstreamfs", "proxy", "update", "g", "--url", "http://h/f",
+                                 "--url", "ftp://x/", NULL},
+                envv);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "upstreamfs: mirrors: "));
+    run_free(&r);
+    r = run_cli((const char *[]){"upstreamfs", "proxy", "update", "g", "--url", "http://h/f", NULL},
+                envv);
+    assert_int_equal(r.code, 0);
+    run_free(&r);
+    r = run_cli((const char *[]){"upstreamfs", "proxy", "show", "g", "--json", NULL}, envv);
+    o = json_loads(r.out, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "url")), "http://h/f/");
+    assert_int_equal(json_array_size(json_object_get(o, "mirrors")), 0);
+    json_decref(o);
+    run_free(&r);
+    free(env);
+    rm_rf(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_version_and_usage_errors),
         cmocka_unit_test(test_state_dir_choice),
         cmocka_unit_test(test_cli_and_api_agree),
+        cmocka_unit_test(test_url_repeats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -453,6 +453,7 @@ static const char *const json_members[] = {
     "type",
     "source",
     "url",
+    "mirrors",
     "auth",
     "access_key",
     "secret_set",
@@ -474,6 +475,12 @@ static const char *const json_members[] = {
     "client_key_pem_set",
     "connect_timeout",
     "metadata_timeout",
+    "on_removed",
+    "min_age",
+    "min_age_unknown",
+    "min_age_exempt",
+    "allow",
+    "deny",
 };
 
 static void test_proxy_json_shape(void **state)
@@ -642,6 +649,93 @@ static void test_proxy_egress_fields(void **state)
         assert_int_equal(config_strv_push(&p.allow_host, bad[i]), 0);
         expect_err(config_proxy_validate(&p, false, &err), &err, "allow_host", "not a host name");
     }
+    config_proxy_clear(&p);
+}
+
+/* mirrors: the URLs after url, normalised as url is, in order; JSON in and out; its refusals. */
+static void test_proxy_mirrors(void **state)
+{
+    struct proxy p;
+    struct config_error err = {0};
+    char *secret = NULL;
+    (void)state;
+    config_proxy_init(&p, "g", PROXY_GENERIC);
+    json_t *o = json_pack("{s:s, s:[s, s]}", "url", "http://127.0.0.2:81/files", "mirrors",
+                          "HTTP://127.0.0.3:80/files", "https://origin.example:443/a/b");
+    assert_int_equal(config_proxy_apply_json(&p, o, false, &secret, &err), 0);
+    json_decref(o);
+    assert_int_equal(config_proxy_validate(&p, false, &err), 0);
+    assert_string_equal(p.url, "http://127.0.0.2:81/files/");
+    assert_int_equal(config_strv_len(p.mirrors), 2);
+    assert_string_equal(p.mirrors[0], "http://127.0.0.3/files/");
+    assert_string_equal(p.mirrors[1], "https://origin.example/a/b/");
+    json_t *j = config_proxy_to_json(&p);
+    json_t *want = json_pack("[s, s]", "http://127.0.0.3/files/", "https://origin.example/a/b/");
+    assert_true(json_equal(json_object_get(j, "mirrors"), want));
+    assert_string_equal(json_string_value(json_object_get(j, "url")),
+                        "http://127.0.0.2:81/files/");
+    json_decref(want);
+    /* the JSON read back gives the same proxy */
+    struct proxy q;
+    config_proxy_init(&q, "g", PROXY_GENERIC);
+    assert_int_equal(config_proxy_apply_json(&q, j, false, &secret, &err), 0);
+    assert_int_equal(config_proxy_validate(&q, false, &err), 0);
+    assert_string_equal(q.mirrors[1], "https://origin.example/a/b/");
+    config_proxy_clear(&q);
+    json_decref(j);
+    struct proxy c;
+    assert_int_equal(config_proxy_copy(&c, &p), 0);
+    assert_string_equal(c.mirrors[0], "http://127.0.0.3/files/");
+    config_proxy_clear(&c);
+
+    static const struct {
+        const char *mirror, *needle;
+    } bad[] = {
+        {"ftp://m/", "http"},
+        {"http://u:pw@m/", "user name or password"},
+        {"http://127.0.0.2:81/files/", "\"http://127.0.0.2:81/files/\" is listed twice"},
+        {"http://m/?q=1", "query"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        config_strv_free(p.mirrors);
+        p.mirrors = NULL;
+        assert_int_equal(config_strv_push(&p.mirrors, bad[i].mirror), 0);
+        expect_err(config_proxy_validate(&p, false, &err), &err, "mirrors", bad[i].needle);
+    }
+    config_strv_free(p.mirrors);
+    p.mirrors = NULL;
+    assert_int_equal(config_strv_push(&p.mirrors, "http://m/"), 0);
+    assert_int_equal(config_strv_push(&p.mirrors, "http://M:80"), 0);
+    expect_err(config_proxy_validate(&p, false, &err), &err, "mirrors",
+               "\"http://m/\" is listed twice");
+    for (int i = 0; i < CONFIG_MIRRORS_MAX; i++) {
+        char u[32];
+        snprintf(u, sizeof(u), "http://m%d/", i);
+        assert_int_equal(config_strv_push(&p.mirrors, u), 0);
+    }
+    expect_err(config_proxy_validate(&p, false, &err), &err, "mirrors", "at most 7 entries");
+    o = json_pack("{s:s}", "mirrors", "http://m/");
+    expect_err(config_proxy_apply_json(&p, o, false, &secret, &err), &err, "mirrors",
+               "array of strings");
+    json_decref(o);
+    config_proxy_clear(&p);
+
+    /* Docker Hub has one URL; ECR one registry: neither takes mirrors. */
+    config_proxy_init(&p, "d", PROXY_DOCKER);
+    assert_int_equal(config_strv_push(&p.mirrors, "http://parent/hub"), 0);
+    expect_err(config_proxy_validate(&p, false, &err), &err, "mirrors", "--source custom");
+    p.source = SOURCE_CUSTOM;
+    assert_int_equal(config_proxy_set_url(&p, "http://127.0.0.2:5000/hub"), 0);
+    assert_int_equal(config_proxy_validate(&p, false, &err), 0);
+    assert_string_equal(p.mirrors[0], "http://parent/hub/");
+    config_proxy_set_source(&p, SOURCE_DOCKERHUB); /* a new source drops both URLs */
+    assert_null(p.url);
+    assert_null(p.mirrors);
+    config_proxy_clear(&p);
+    config_proxy_init(&p, "e", PROXY_ECR);
+    assert_int_equal(config_proxy_set_url(&p, "public.ecr.aws/docker/library/alpine"), 0);
+    assert_int_equal(config_strv_push(&p.mirrors, "http://parent/hub"), 0);
+    expect_err(config_proxy_validate(&p, false, &err), &err, "mirrors", "docker proxy");
     config_proxy_clear(&p);
 }
 
@@ -963,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_fields_type_errors),
         cmocka_unit_test(test_fields_kinds),
         cmocka_unit_test(test_proxy_egress_fields),
+        cmocka_unit_test(test_proxy_mirrors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -507,6 +507,55 @@ static void test_egress_columns_added(void **state)
     configdb_proxy_list_free(list, n);
 }
 
+/* The policy fields are stored and read back; a state dir made before them (no columns) loads
+ * with their defaults, configdb adding the columns. */
+static void test_policy_columns(void **state)
+{
+    struct fixture *f = *state;
+    struct config_error err = {0};
+    struct proxy p, got;
+    config_proxy_init(&p, "js", PROXY_NPM);
+    assert_int_equal(config_proxy_set_url(&p, "https://n/"), 0);
+    p.min_age = 7 * 86400;
+    p.min_age_unknown = MIN_AGE_UNKNOWN_ALLOW;
+    assert_int_equal(config_strv_push(&p.min_age_exempt, "@myorg/*"), 0);
+    assert_int_equal(config_strv_push(&p.deny, "event-stream@3.3.6"), 0);
+    assert_int_equal(config_strv_push(&p.allow, "lodash@^4"), 0);
+    assert_int_equal(configdb_proxy_create(f->st, &p, NULL, &err), 0);
+    config_proxy_clear(&p);
+    assert_int_equal(configdb_proxy_get(f->st, "js", &got, &err), 0);
+    assert_int_equal(got.min_age, 7 * 86400);
+    assert_int_equal(got.min_age_unknown, MIN_AGE_UNKNOWN_ALLOW);
+    assert_string_equal(got.min_age_exempt[0], "@myorg/*");
+    assert_string_equal(got.deny[0], "event-stream@3.3.6");
+    assert_string_equal(got.allow[0], "lodash@^4");
+    config_proxy_clear(&got);
+    /* a rule in another type's syntax is refused with its form */
+    config_proxy_init(&p, "py", PROXY_PYPI);
+    assert_int_equal(config_proxy_set_url(&p, "https://p/"), 0);
+    assert_int_equal(config_strv_push(&p.deny, "requests@=>2"), 0);
+    assert_int_equal(configdb_proxy_create(f->st, &p, NULL, &err), -EINVAL);
+    assert_string_equal(err.field, "deny");
+    config_proxy_clear(&p);
+
+    const char *cols[] = {"min_age", "min_age_unknown", "min_age_exempt_json", "allow_json",
+                          "deny_json"};
+    for (size_t i = 0; i < 5; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "ALTER TABLE proxies DROP COLUMN %s", cols[i]);
+        assert_int_equal(sqlite3_exec(f->st->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    struct proxy *list = NULL;
+    size_t n = 0;
+    assert_int_equal(configdb_proxy_list(f->st, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].min_age, 0);
+    assert_int_equal(list[0].min_age_unknown, MIN_AGE_UNKNOWN_DENY);
+    assert_null(list[0].deny);
+    assert_null(list[0].allow);
+    configdb_proxy_list_free(list, n);
+}
+
 /* The CRUD path refuses a new destination for a stored secret unless the secret comes again. */
 static void test_destination_needs_secret(void **state)
 {
@@ -799,6 +848,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fields_db_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_column_added, setup, teardown),
         cmocka_unit_test_setup_teardown(test_egress_columns_added, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destination_needs_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),

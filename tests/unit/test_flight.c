@@ -1,7 +1,8 @@
 /*
  * test_flight: single-flight downloads against an in-process HTTP server
  * (libmicrohttpd on 127.0.0.1): many joiners make one request; a reader gets
- * the first bytes while the rest is still held back by the server; a body
+ * the first bytes while the rest is still held back by the server, also when
+ * it asks only after they came; a body
  * that does not match its expected digest fails every reader and leaves
  * nothing in the store; a read reaching the end of a body with an expected
  * digest waits for the verdict; a 404 is reported as such; a flight's lock
@@ -29,6 +30,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BODY_SIZE (1 << 20)
@@ -77,6 +79,27 @@ static ssize_t chunked_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* /cut: the first FIRST_PART bytes of a BODY_SIZE answer, then the connection drops. */
+static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    if (pos >= FIRST_PART)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = FIRST_PART - pos < max ? FIRST_PART - pos : max;
+    memcpy(buf, body + pos, n);
+    return (ssize_t)n;
+}
+
+/* /whole: the body at once; /other: the same with one byte of the first part changed. */
+static ssize_t whole_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    size_t n = BODY_SIZE - pos < max ? BODY_SIZE - pos : max;
+    memcpy(buf, body + pos, n);
+    if (cls && pos <= 100 && pos + n > 100)
+        buf[100 - pos] ^= 0x5a;
+    return (ssize_t)n;
+}
+
 static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const char *method)
 {
     (void)method;
@@ -85,6 +108,11 @@ static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const 
     unsigned status = 200;
     if (strcmp(url, "/blob") == 0) {
         r = MHD_create_response_from_callback(BODY_SIZE, 32 * 1024, reader, NULL, NULL);
+    } else if (strcmp(url, "/cut") == 0) {
+        r = MHD_create_response_from_callback(BODY_SIZE, 32 * 1024, cut_reader, NULL, NULL);
+    } else if (strcmp(url, "/whole") == 0 || strcmp(url, "/other") == 0) {
+        r = MHD_create_response_from_callback(BODY_SIZE, 32 * 1024, whole_reader,
+                                              url[1] == 'o' ? (void *)url : NULL, NULL);
     } else if (strcmp(url, "/chunked") == 0) {
         r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, chunked_reader, NULL,
                                               NULL);
@@ -226,6 +254,47 @@ static void first_bytes_before_the_rest(void **state)
     open_gate(true);
     assert_int_equal(flight_wait_done(f, 10000, NULL, NULL), FLIGHT_DONE);
     assert_string_equal(flight_digest(f), body_hex);
+    flight_release(f);
+    flight_table_free(t);
+    store_remove(&st, body_hex);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Bytes that came before a pause reach a reader who asks only after they came, at once: the
+ * download does not keep them buffered until more arrive (src/fetch/sink.c flushes what each
+ * receive brought; libcurl's next call, with the server silent, is a second later).
+ */
+static void bytes_before_a_pause_reach_a_late_reader(void **state)
+{
+    (void)state;
+    char url[128];
+    unsigned char buf[FIRST_PART];
+    snprintf(url, sizeof(url), "%s/blob", base);
+    struct flight_table *t = flight_table_new(&st);
+    open_gate(false);
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = url, .expect_size = -1};
+    assert_int_equal(flight_join(t, "late", &src, &f, &started), 0);
+    long status;
+    int err;
+    assert_int_equal(flight_wait_response(f, 5000, NULL, NULL, &status, &err), FLIGHT_STREAMING);
+    usleep(100 * 1000); /* the first 64 KiB came; the server holds the rest */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(flight_read(f, buf, sizeof(buf), 0, 5000, NULL, NULL), FIRST_PART);
+    long ms = ms_since(&t0);
+    assert_true(ms < 500);
+    assert_memory_equal(buf, body, FIRST_PART);
+    open_gate(true);
+    assert_int_equal(flight_wait_done(f, 10000, NULL, NULL), FLIGHT_DONE);
     flight_release(f);
     flight_table_free(t);
     store_remove(&st, body_hex);
@@ -489,11 +558,89 @@ static void waiter_relocks_a_replaced_lock_file(void **state)
     store_remove(&st, body_hex);
 }
 
+/* The next URL a cut download starts again on (flight_source.next_url): once, then none. */
+struct next_arg {
+    const char *next;
+    int calls, err;
+};
+
+static char *next_once(void *arg, const char *url, int err, const struct fetch_response *resp)
+{
+    struct next_arg *a = arg;
+    (void)url;
+    (void)resp;
+    a->err = err;
+    return a->calls++ ? NULL : strdup(a->next);
+}
+
+/* Reads a flight of src to its end or failure: 0 when the bytes are the body, else the error. */
+static int read_flight(struct flight_table *t, const char *key, struct flight_source *src)
+{
+    struct flight *f;
+    bool started;
+    static unsigned char buf[BODY_SIZE];
+    int rc = flight_join(t, key, src, &f, &started);
+    off_t off = 0;
+    while (rc == 0) {
+        ssize_t n = flight_read(f, buf + off, 65536, off, 10000, NULL, NULL);
+        if (n <= 0) {
+            rc = n < 0 ? (int)n : off == BODY_SIZE && !memcmp(buf, body, BODY_SIZE) ? 1 : -EBADMSG;
+            break;
+        }
+        off += n;
+    }
+    if (rc == 1) {
+        rc = 0;
+        assert_int_equal(flight_wait_done(f, 10000, NULL, NULL), FLIGHT_DONE);
+    }
+    flight_release(f);
+    return rc;
+}
+
+/*
+ * A download cut mid-body starts again on the next URL from its first byte: a reader that had
+ * the first part reads on to the end, and the stored object is the body.
+ */
+static void cut_download_starts_again_on_the_next_url(void **state)
+{
+    (void)state;
+    char cut[128], whole[128];
+    snprintf(cut, sizeof(cut), "%s/cut", base);
+    snprintf(whole, sizeof(whole), "%s/whole", base);
+    struct next_arg na = {.next = whole};
+    struct flight_table *t = flight_table_new(&st);
+    struct flight_source src = {.url = cut, .expect_size = -1, .next_url = next_once, .arg = &na};
+    assert_int_equal(read_flight(t, "again", &src), 0);
+    assert_int_equal(na.calls, 1);
+    assert_true(na.err < 0);
+    assert_int_equal(store_blob_size(&st, body_hex), BODY_SIZE);
+    flight_table_free(t);
+    store_remove(&st, body_hex);
+}
+
+/* The next URL sends other bytes over what readers may have read: the download fails. */
+static void next_url_with_other_bytes_fails(void **state)
+{
+    (void)state;
+    char cut[128], other[128];
+    snprintf(cut, sizeof(cut), "%s/cut", base);
+    snprintf(other, sizeof(other), "%s/other", base);
+    struct next_arg na = {.next = other};
+    struct flight_table *t = flight_table_new(&st);
+    int before = count_blobs();
+    struct flight_source src = {.url = cut, .expect_size = -1, .next_url = next_once, .arg = &na};
+    assert_int_equal(read_flight(t, "spliced", &src), -EIO);
+    assert_int_equal(na.calls, 1);
+    assert_int_equal(count_blobs(), before);
+    flight_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_request_for_many_readers),
         cmocka_unit_test(first_bytes_before_the_rest),
+        cmocka_unit_test(bytes_before_a_pause_reach_a_late_reader),
         cmocka_unit_test(wrong_digest_fails_and_stores_nothing),
         cmocka_unit_test(end_waits_for_the_verdict),
         cmocka_unit_test(not_found_is_reported),
@@ -501,6 +648,8 @@ int main(void)
         cmocka_unit_test(ended_flight_is_not_running),
         cmocka_unit_test(lock_files_go_with_their_flights),
         cmocka_unit_test(waiter_relocks_a_replaced_lock_file),
+        cmocka_unit_test(cut_download_starts_again_on_the_next_url),
+        cmocka_unit_test(next_url_with_other_bytes_fails),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -259,6 +259,98 @@ static void t_file_read(void **state)
     assert_int_equal(access(path, F_OK), -1);
 }
 
+/* A proxy of type t with url and mirrors m1, m2 (NULL: fewer), on f's engine. */
+static struct upstream *with_mirrors(struct fx *f, enum proxy_type t, const char *url,
+                                     const char *m1, const char *m2)
+{
+    struct proxy p;
+    char *mirrors[] = {(char *)m1, (char *)m2, NULL};
+    memset(&p, 0, sizeof(p));
+    config_proxy_init(&p, "hub", t);
+    p.url = (char *)url;
+    p.mirrors = mirrors;
+    struct upstream *u = upstream_new(f->e, &p, NULL);
+    assert_non_null(u);
+    return u;
+}
+
+/*
+ * Several URLs (src/engine/origins.c): a request goes on to the next URL after a failure of the
+ * remote, each failing URL backs off on its own, the proxy only when all do; a URL is moved to
+ * another by its root (a registry's repositories' and API roots too).
+ */
+static void t_urls_in_order(void **state)
+{
+    struct fx *f = *state;
+    struct upstream *u =
+        with_mirrors(f, PROXY_GENERIC, "http://127.0.0.1:1/a/", "http://127.0.0.1:2/b/", NULL);
+    struct health_snapshot h;
+    upstream_health(u, &h);
+    assert_int_equal(h.n_urls, 2);
+    assert_string_equal(h.urls[1].url, "http://127.0.0.1:2/b/");
+    assert_int_equal(h.urls[0].state, HEALTH_OK);
+
+    /* both refuse: the request was asked of each, in order; both back off, so does the proxy */
+    struct fetch_response r;
+    assert_int_equal(upstream_request(u, "http://127.0.0.1:1/a/x/y.bin", false, 0, &r), -EREMOTEIO);
+    fetch_response_clear(&r);
+    upstream_health(u, &h);
+    assert_int_equal(h.urls[0].state, HEALTH_BACKING_OFF);
+    assert_int_equal(h.urls[1].state, HEALTH_BACKING_OFF);
+    assert_int_equal(h.urls[0].cause, FAILURE_CONNECT);
+    assert_int_equal(h.urls[0].requests, 1);
+    assert_int_equal(h.urls[1].failures, 1);
+    assert_int_equal(h.requests_get, 2);
+    assert_true(upstream_backing_off(u));
+    assert_int_equal(h.state, HEALTH_BACKING_OFF);
+    assert_true(h.retry_at >= (int64_t)time(NULL));
+    assert_int_equal(log_lines(f, "http://127.0.0.1:2/b/ backs off"), 1);
+    /* the JSON lists each URL with its state */
+    json_t *o = health_object(&h);
+    json_t *urls = json_object_get(o, "urls");
+    assert_int_equal(json_array_size(urls), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(urls, 1), "state")),
+                        "backing-off");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(urls, 0), "cause")),
+                        "connect");
+    json_decref(o);
+
+    /* a download's next URL: the same place on the second; a 404 is an answer (none) */
+    struct fetch_response cut = {.status = 200, .cause = FAILURE_HTTP};
+    char *next = upstream_next_url(u, "http://127.0.0.1:1/a/x/y.bin", -EIO, &cut);
+    assert_null(next); /* the second backs off too */
+    upstream_note_url_success(u, "http://127.0.0.1:2/b/q");
+    next = upstream_next_url(u, "http://127.0.0.1:1/a/x/y.bin", -EIO, &cut);
+    assert_non_null(next);
+    assert_string_equal(next, "http://127.0.0.1:2/b/x/y.bin");
+    free(next);
+    struct fetch_response absent = {.status = 404};
+    assert_null(upstream_next_url(u, "http://127.0.0.1:1/a/x/y.bin", 0, &absent));
+    next = upstream_pick_url(u, "http://127.0.0.1:1/a/z");
+    assert_string_equal(next, "http://127.0.0.1:2/b/z"); /* the first still backs off */
+    free(next);
+    next = upstream_pick_url(u, "http://elsewhere.example/a/z");
+    assert_string_equal(next, "http://elsewhere.example/a/z"); /* not below a URL of the proxy */
+    free(next);
+    upstream_unref(u);
+
+    /* a registry: its repositories' root and its API root move to the other URL's */
+    u = with_mirrors(f, PROXY_DOCKER, "http://127.0.0.1:1/hub/", "http://127.0.0.1:2/", NULL);
+    next = upstream_next_url(u, "http://127.0.0.1:1/v2/hub/lib/a/manifests/1", -ECONNREFUSED,
+                             &(struct fetch_response){.cause = FAILURE_CONNECT});
+    assert_string_equal(next, "http://127.0.0.1:2/v2/lib/a/manifests/1");
+    free(next);
+    upstream_note_url_success(u, "http://127.0.0.1:2/v2/");
+    struct upstream *u2 =
+        with_mirrors(f, PROXY_DOCKER, "http://127.0.0.1:2/", "http://127.0.0.1:1/hub/", NULL);
+    next = upstream_next_url(u2, "http://127.0.0.1:2/v2/", -ECONNREFUSED,
+                             &(struct fetch_response){.cause = FAILURE_CONNECT});
+    assert_string_equal(next, "http://127.0.0.1:1/v2/");
+    free(next);
+    upstream_unref(u2);
+    upstream_unref(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +359,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_backoff_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(t_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(t_file_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_urls_in_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -148,6 +148,50 @@ static void rewrite_for_mount(void **state)
     free(out);
 }
 
+/* The abbreviated document keeps only what an install reads, and is much smaller. */
+static void abbreviated_for_install(void **state)
+{
+    (void)state;
+    const char full[] =
+        "{\"name\":\"x\",\"readme\":\"long text\",\"time\":{\"modified\":\"2024-05-01T00:00:00Z\"},"
+        "\"dist-tags\":{\"latest\":\"1.0.0\"},\"maintainers\":[{\"name\":\"m\"}],"
+        "\"versions\":{\"1.0.0\":{\"name\":\"x\",\"version\":\"1.0.0\",\"description\":\"d\","
+        "\"scripts\":{\"postinstall\":\"node i.js\",\"test\":\"t\"},\"readme\":\"r\","
+        "\"dependencies\":{\"y\":\"^1\"},\"peerDependenciesMeta\":{\"z\":{\"optional\":true}},"
+        "\"bin\":{\"x\":\"b.js\"},\"engines\":{\"node\":\">=18\"},\"os\":[\"linux\"],"
+        "\"deprecated\":\"old\",\"_npmUser\":{\"name\":\"u\"},"
+        "\"dist\":{\"tarball\":\"http://r/x/-/x-1.0.0.tgz\",\"integrity\":\"sha512-AA==\"}}}}";
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(npm_packument_rewrite_abbreviated(full, strlen(full), "x", &out, &len), 0);
+    json_error_t jerr;
+    json_t *root = json_loads(out, 0, &jerr);
+    assert_non_null(root);
+    assert_int_equal(json_object_size(root), 4); /* name, modified, dist-tags, versions */
+    assert_string_equal(json_string_value(json_object_get(root, "modified")),
+                        "2024-05-01T00:00:00Z");
+    json_t *v = json_object_get(json_object_get(root, "versions"), "1.0.0");
+    const char *kept[] = {"name", "version", "dependencies", "peerDependenciesMeta", "bin",
+                          "engines", "os", "deprecated", "dist", "hasInstallScript"};
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        assert_non_null(json_object_get(v, kept[i]));
+    assert_int_equal(json_object_size(v), sizeof(kept) / sizeof(kept[0]));
+    assert_true(json_is_true(json_object_get(v, "hasInstallScript")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(v, "dist"), "tarball")),
+        "-/x-1.0.0.tgz");
+    assert_true(len < strlen(full) * 3 / 4);
+    /* Already abbreviated: the same document again. */
+    char *again = NULL;
+    size_t alen = 0;
+    assert_int_equal(npm_packument_rewrite_abbreviated(out, len, "x", &again, &alen), 0);
+    assert_int_equal(alen, len);
+    assert_memory_equal(again, out, len);
+    free(again);
+    json_decref(root);
+    free(out);
+}
+
 static void render_for_shim(void **state)
 {
     (void)state;
@@ -285,6 +329,7 @@ int main(void)
         cmocka_unit_test(names),
         cmocka_unit_test(tarball_table),
         cmocka_unit_test(rewrite_for_mount),
+        cmocka_unit_test(abbreviated_for_install),
         cmocka_unit_test(render_for_shim),
         cmocka_unit_test(hostile_json),
         cmocka_unit_test(merge_registry_document),

@@ -136,11 +136,81 @@ static void requests_by_route_and_status(void **state)
     free(m);
 }
 
+/* A proxy's URLs: requests, failures and health per URL, in families of their own. */
+static void per_url(void **state)
+{
+    (void)state;
+    struct shim_metrics *m = calloc(1, sizeof(*m));
+    struct health_snapshot *h = calloc(1, sizeof(*h));
+    assert_non_null(m);
+    assert_non_null(h);
+    shim_metrics_init(m);
+    snprintf(h->key, sizeof(h->key), "files");
+    h->requests_get = 7;
+    h->n_urls = 2;
+    snprintf(h->urls[0].url, sizeof(h->urls[0].url), "http://127.0.0.2:81/files/");
+    h->urls[0].state = HEALTH_BACKING_OFF;
+    h->urls[0].requests = 3;
+    h->urls[0].failures = 2;
+    snprintf(h->urls[1].url, sizeof(h->urls[1].url), "http://h/a\"b/");
+    h->urls[1].requests = 4;
+    struct engine_stats st = {.upstream_requests = 7};
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(shim_metrics_format_proxies(m, &st, h, 1, &out, &len), 0);
+    check_syntax(out);
+    static const char *const want[] = {
+        "upstreamfs_upstream_requests_total{proxy=\"files\",method=\"GET\"} 7\n",
+        "upstreamfs_upstream_url_requests_total{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 3\n",
+        "upstreamfs_upstream_url_requests_total{proxy=\"files\",url=\"http://h/a\\\"b/\"} 4\n",
+        "upstreamfs_upstream_url_failures_total{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 2\n",
+        "upstreamfs_upstream_url_healthy{proxy=\"files\",url=\"http://127.0.0.2:81/files/\"} 0\n",
+        "upstreamfs_upstream_url_healthy{proxy=\"files\",url=\"http://h/a\\\"b/\"} 1\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(out, want[i]))
+            fail_msg("no line %s", want[i]);
+    free(out);
+    free(h);
+    free(m);
+}
+
+/* A tier's counts: answers by route and class (hit, miss, 304, anything else). */
+static void answers_by_route_and_class(void **state)
+{
+    (void)state;
+    struct shim_metrics *m = calloc(1, sizeof(*m));
+    shim_metrics_init(m);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 200, 100, SHIM_CACHE_HIT);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 206, 100, SHIM_CACHE_HIT);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 200, 100, SHIM_CACHE_MISS);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 304, 0, SHIM_CACHE_NONE);
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 304, 0, SHIM_CACHE_HIT);   /* 304 whatever the cache */
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 200, 10, SHIM_CACHE_NONE); /* a document */
+    shim_metrics_request(m, SHIM_ROUTE_PATH, 502, 10, SHIM_CACHE_MISS); /* a failed download */
+    shim_metrics_request(m, SHIM_ROUTE_V2, 304, 0, SHIM_CACHE_NONE);
+    char *p = page(m, NULL);
+    check_syntax(p);
+    assert_non_null(strstr(p, "upstreamfs_http_answers_total{route=\"path\",class=\"hit\"} 2\n"));
+    assert_non_null(strstr(p, "upstreamfs_http_answers_total{route=\"path\",class=\"miss\"} 1\n"));
+    assert_non_null(
+        strstr(p, "upstreamfs_http_answers_total{route=\"path\",class=\"not_modified\"} 2\n"));
+    assert_non_null(strstr(p, "upstreamfs_http_answers_total{route=\"path\",class=\"other\"} 2\n"));
+    assert_non_null(
+        strstr(p, "upstreamfs_http_answers_total{route=\"v2\",class=\"not_modified\"} 1\n"));
+    assert_non_null(strstr(p, "upstreamfs_http_answers_total{route=\"v2\",class=\"hit\"} 0\n"));
+    assert_null(strstr(p, "upstreamfs_http_answers_total{route=\"api\""));
+    free(p);
+    free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(empty_and_engine),
         cmocka_unit_test(requests_by_route_and_status),
+        cmocka_unit_test(per_url),
+        cmocka_unit_test(answers_by_route_and_class),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

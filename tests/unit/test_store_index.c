@@ -264,6 +264,8 @@ static void index_totals_migration(void **state)
                                   "DROP TRIGGER object_totals_i; DROP TRIGGER object_totals_u;"
                                   "DROP TRIGGER object_totals_d; DROP TABLE object_totals;"
                                   "DROP TRIGGER object_scope_gone; DROP TABLE object_scope;"
+                                  "DROP TRIGGER removed_upstream_gone;"
+                                  "DROP TABLE removed_upstream;"
                                   "INSERT INTO object(digest, size, local) VALUES"
                                   " ('aa', 10, 0), ('bb', 20, 0), ('cc', 5, 1);"
                                   "PRAGMA user_version = 3;",
@@ -342,6 +344,56 @@ static void index_full_is_enospc(void **state)
     state_close(st);
 }
 
+/*
+ * Marks of versions removed upstream (index_removed.c): marked and unmarked in one sync, read
+ * back, counted per top in the cache report, and gone with their node (the trigger).
+ */
+static void index_removed_marks(void **state)
+{
+    (void)state;
+    struct state *st;
+    struct index *ix;
+    assert_int_equal(state_open(dir, &st), 0);
+    assert_int_equal(index_open(st->db, &ix), 0);
+    struct node top = mk(INDEX_ROOT_INO, "js", "js", "", NODE_DIR);
+    assert_int_equal(index_put(ix, &top), 0);
+    struct node d = mk(top.ino, "-", "js", "-", NODE_DIR);
+    assert_int_equal(index_put(ix, &d), 0);
+    struct node f1 = mk(d.ino, "a-1.tgz", "js", "-/a-1.tgz", NODE_FILE);
+    struct node f2 = mk(d.ino, "a-2.tgz", "js", "-/a-2.tgz", NODE_FILE);
+    assert_int_equal(index_put(ix, &f1), 0);
+    assert_int_equal(index_put(ix, &f2), 0);
+
+    char *both[] = {"-/a-1.tgz", "-/a-2.tgz"}, *one[] = {"-/a-1.tgz"}, *two[] = {"-/a-2.tgz"};
+    assert_int_equal(index_removed_sync(ix, "js", both, 2, NULL, 0, 1000), 0);
+    /* marked again later: the first time stays */
+    assert_int_equal(index_removed_sync(ix, "js", one, 1, two, 1, 2000), 0);
+    int64_t since = 0, count = -1;
+    assert_int_equal(index_removed_get(ix, "js", "-/a-1.tgz", &since), 1);
+    assert_int_equal(since, 1000);
+    assert_int_equal(index_removed_get(ix, "js", "-/a-2.tgz", NULL), 0); /* unmarked: it is back */
+    assert_int_equal(index_removed_get(ix, "other", "-/a-1.tgz", NULL), 0);
+    assert_int_equal(index_removed_count(ix, &count), 0);
+    assert_int_equal(count, 1);
+    struct index_removed *list = NULL;
+    size_t n = 0;
+    assert_int_equal(index_removed_list(ix, "js", &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].path, "-/a-1.tgz");
+    index_removed_free(list, n);
+    struct index_usage u = {.top = "js"};
+    assert_int_equal(index_usage(ix, &u, 1), 0);
+    assert_int_equal(u.removed, 1);
+
+    /* The node goes (purge, a proxy deleted): its mark with it. */
+    assert_int_equal(index_remove(ix, d.ino), 0);
+    assert_int_equal(index_removed_get(ix, "js", "-/a-1.tgz", NULL), 0);
+    assert_int_equal(index_removed_count(ix, &count), 0);
+    assert_int_equal(count, 0);
+    index_close(ix);
+    state_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(index_totals_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(index_inodes_not_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(index_full_is_enospc, setup, teardown),
+        cmocka_unit_test_setup_teardown(index_removed_marks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

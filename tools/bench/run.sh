@@ -14,7 +14,8 @@
 #   --quick        small sizes, one run each: a smoke test of the whole harness (ctest bench_smoke,
 #                  under 2 minutes). Its ratios mean little; it fails only when something breaks.
 #   --runs N       runs per measurement (default 5; --quick: 1)
-#   --only LIST    only these rows (comma-separated, e.g. P1,P2,P9); setup runs as needed
+#   --only LIST    only these rows (comma-separated, e.g. P1,P2,P9 or M1,M4: the metadata
+#                  rows, tools/bench/metadata.sh); setup runs as needed
 #   --bin PATH     the upstreamfs binary (default: $UPSTREAMFS_BIN, build/upstreamfs, then PATH)
 #   --out FILE     also write the result table (markdown, with machine and date) to FILE
 #   --profile DIR  also record `perf record -e cpu-clock -g` of one cold read, one warm read and
@@ -74,15 +75,18 @@ FIRST=65536
 want() {
     local id="${1^^}"
     [[ -z "$ONLY" || "$ONLY" == *",$id,"* ]] && return 0
-    [[ "$id" == P8? && "$ONLY" == *",P8,"* ]]   # P8 means both halves
+    [[ "$id" == P8? && "$ONLY" == *",P8,"* ]] && return 0   # P8 means both halves
+    [[ "$id" == M[125]? && "$ONLY" == *",${id:0:2},"* ]]    # M1, M2, M5: both of each
 }
 want_any() { local r; for r in "$@"; do want "$r" && return 0; done; return 1; }
 
 # ---- results --------------------------------------------------------------------------------
-ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 R1 R2 R3 I1 I2 I3 T1)
+ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 R1 R2 R3 I1 I2 I3 T1 M1f M1a M2h M2j M3 M4 M5n M5p M6)
 declare -A R_LABEL=(
     [P1]=P1 [P2]=P2 [P3]=P3 [P4]=P4 [P5]=P5 [P6]=P6 [P7]=P7 [P8m]="P8 mount" [P8s]="P8 shim"
-    [P9]=P9 [P10]=P10 [P11]=P11 [R1]=R1 [R2]=R2 [R3]=R3 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1)
+    [P9]=P9 [P10]=P10 [P11]=P11 [R1]=R1 [R2]=R2 [R3]=R3 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1
+    [M1f]="M1 full" [M1a]="M1 abbreviated" [M2h]="M2 HTML" [M2j]="M2 JSON" [M3]=M3 [M4]=M4
+    [M5n]="M5 npm" [M5p]="M5 pip" [M6]=M6)
 declare -A R_MEASURE R_RATIO R_TARGET R_RESULT R_DETAIL
 ERRORS=0
 
@@ -254,8 +258,22 @@ blob_of() {
     printf '%s/blobs/sha256/%s/%s\n' "$STATE" "${d:0:2}" "$d"
 }
 hwm_reset() { echo 5 >"/proc/$DPID/clear_refs"; }
-# CPU time (user + system, all threads, dead ones included) the daemon has used, in ms
-cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1000 / hz }' "/proc/$DPID/stat"; }
+HZ="$(getconf CLK_TCK)"
+# proc_cpu_ms PID: user + system CPU time of PID (all threads, dead ones included) in ms; 0 when unknown
+proc_cpu_ms() {
+    local -a f
+    [[ "$1" =~ ^[0-9]+$ ]] && read -r -a f 2>/dev/null <"/proc/$1/stat" || { echo 0; return; }
+    echo $(((f[13] + f[14]) * 1000 / HZ))
+}
+cpu_ms() { proc_cpu_ms "$DPID"; }
+# CPU time of this shell's children that have ended (a curl run by tmeas), in ms
+children_cpu_ms() {
+    local -a f
+    read -r -a f <"/proc/$$/stat"
+    echo $(((f[15] + f[16]) * 1000 / HZ))
+}
+# per_gib MS BYTES -> "1.234 s" of CPU per GiB
+per_gib() { awk -v m="$1" -v b="$2" 'BEGIN { printf "%.2f s", m / 1000 * 1073741824 / b }'; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$DPID/status"; }
 read_file() { dd if="$1" of=/dev/null bs=1M status=none; }
 # Warm reads never reach the daemon (page cache, keep_cache), and on a shared 2-core machine
@@ -300,7 +318,7 @@ rclone_down() {
 
 # ---- P2 P3 P5 P10 i2: cold reads ------------------------------------------------------------
 M_BIG="$(human "$BIG")"
-T_CURL=() T_CURLNULL=() T_COLD=() T_FIRST=() T_RCOLD=() HWM=() DCPU=()
+T_CURL=() T_CURLNULL=() T_COLD=() T_FIRST=() T_RCOLD=() HWM=() DCPU=() CCPU=() RCPU=()
 cold_rows=(P2 P3 P5 P10 I2)
 if want_any "${cold_rows[@]}"; then
     do_rclone=0
@@ -309,7 +327,9 @@ if want_any "${cold_rows[@]}"; then
     for ((run = 1; run <= RUNS; run++)); do
         # curl of the same URL, saved on the same file system as the cache (what the mount does)
         rm -f "$W/curl.out"; drop_caches
+        c0="$(children_cpu_ms)"
         tmeas T_CURL curl --noproxy '*' -sf -o "$W/curl.out" "${NGINX_URL}big.bin" || break
+        CCPU+=($(($(children_cpu_ms) - c0)))
         rm -f "$W/curl.out"
         drop_caches
         tmeas T_CURLNULL curl --noproxy '*' -sf -o /dev/null "${NGINX_URL}big.bin" || break
@@ -331,7 +351,10 @@ if want_any "${cold_rows[@]}"; then
         if ((do_rclone)); then
             rclone_up || { HAVE_RCLONE=0; do_rclone=0; continue; }
             drop_caches
+            rpid="$(_rclone_pids | head -n 1 || true)"
+            c0="$(proc_cpu_ms "$rpid")"
             tmeas T_RCOLD read_file "$RMNT/big.bin" || { do_rclone=0; continue; }
+            RCPU+=($(($(proc_cpu_ms "$rpid") - c0)))
         fi
     done
     # the cached copy is what the mount returned: check it once, outside the clock
@@ -347,8 +370,15 @@ if want_any "${cold_rows[@]}"; then
     else
         mc="$(median "${T_COLD[@]}")" mcurl="$(median "${T_CURL[@]}")" mfirst="$(median "${T_FIRST[@]}")"
         r="$(ratio "$mcurl" "$mc")"
-        want P2 && row P2 "cold read of $M_BIG (first open), mount / curl -o file, same nginx" "$r" "≥ 0.8" \
-            "$(judge "$r" ge 0.8)" "mount $(fmt_s "$mc") ($(rate "$BIG" "$mc")), curl $(fmt_s "$mcurl") ($(rate "$BIG" "$mcurl")); daemon CPU per cold read $(fmt_s $(($(median "${DCPU[@]}") * 1000))); runs mount [$(list_s "${T_COLD[@]}")] curl [$(list_s "${T_CURL[@]}")]"
+        # CPU per GiB (medians): the daemon's for a cold read, curl's for -o file, rclone's (P5)
+        cpu_d="$(per_gib "$(median "${DCPU[@]}")" "$BIG")" cpu_c="$(per_gib "$(median "${CCPU[@]}")" "$BIG")"
+        r_rc="-" cpu_r="-"
+        if ((${#T_RCOLD[@]} == RUNS)); then
+            r_rc="$(ratio "$(median "${T_RCOLD[@]}")" "$mc")" cpu_r="$(per_gib "$(median "${RCPU[@]}")" "$BIG")"
+        fi
+        side="mount / curl -o file $r, mount / rclone $r_rc; CPU per GiB: daemon $cpu_d, curl -o file $cpu_c, rclone $cpu_r"
+        want P2 && row P2 "cold read of $M_BIG (first open), mount / curl -o file, same nginx" "$r" "≥ 1.0" \
+            "$(judge "$r" ge 1.0)" "mount $(fmt_s "$mc") ($(rate "$BIG" "$mc")), curl $(fmt_s "$mcurl") ($(rate "$BIG" "$mcurl")); $side; daemon CPU per cold read [$(list_s $(printf '%s000\n' "${DCPU[@]}"))]; runs mount [$(list_s "${T_COLD[@]}")] curl [$(list_s "${T_CURL[@]}")]"
         r="$(ratio "$mfirst" "$mc")"
         want P3 && row P3 "first 64 KiB of an uncached $M_BIG file / whole file cold (time)" "$r" "≤ 0.05" \
             "$(judge "$r" le 0.05)" "first 64 KiB $(fmt_ms "$mfirst"), whole $(fmt_s "$mc"); runs [$(list_s "${T_FIRST[@]}")]"
@@ -365,7 +395,7 @@ if want_any "${cold_rows[@]}"; then
                 mr="$(median "${T_RCOLD[@]}")"
                 r="$(ratio "$mr" "$mc")"
                 row P5 "cold read of $M_BIG, mount / rclone mount (http, --vfs-cache-mode full)" "$r" "≥ 2" \
-                    "$(judge "$r" ge 2)" "mount $(fmt_s "$mc"), rclone $(fmt_s "$mr") ($(rate "$BIG" "$mr")); rclone runs [$(list_s "${T_RCOLD[@]}")]"
+                    "$(judge "$r" ge 2)" "mount $(fmt_s "$mc"), rclone $(fmt_s "$mr") ($(rate "$BIG" "$mr")); $side; rclone runs [$(list_s "${T_RCOLD[@]}")]"
             elif ((!HAVE_RCLONE)); then
                 row_not_run P5 "cold read, mount / rclone mount" "≥ 2" "rclone unavailable (package rclone; see $W/rclone.log)"
             else
@@ -569,6 +599,13 @@ if want T1; then
     # shellcheck source=tier.sh
     source "$BENCH_DIR/tier.sh"
     t1_bench || true
+fi
+
+# ---- M1-M6: index documents through the shim --------------------------------------------------
+if want_any M1f M1a M2h M2j M3 M4 M5n M5p M6; then
+    # shellcheck source=metadata.sh
+    source "$BENCH_DIR/metadata.sh"
+    m_bench || true
 fi
 
 # ---- table ----------------------------------------------------------------------------------

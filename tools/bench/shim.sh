@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tools/bench/shim.sh -- the HTTP shim rows of tools/bench/run.sh (P6, P7, P8 shim, P11).
-# Sourced by run.sh after its setup; uses its helpers (row, tmeas, median, ...) and variables
+# Sourced by run.sh after its setup; uses its helpers (row, tmeas, median, proc_cpu_ms, ...) and variables
 # (W, UPFS, RUNS, LAYERS, WRK_SECS, READERS, HAVE_WRK, BENCH_DIR).
 #
 # Servers, all on 127.0.0.1 and stopped on exit:
@@ -112,12 +112,6 @@ shim_stop() {
     wait "$SHIM_PID" 2>/dev/null || true
     SHIM_PID=""
     if [[ -n "$SSTATE" ]]; then rm -rf -- "$SSTATE"; SSTATE=""; fi
-}
-
-# proc_cpu_ms PID: user + system CPU time of PID (all threads) in ms; 0 when unknown
-proc_cpu_ms() {
-    [[ "$1" =~ ^[0-9]+$ && -r "/proc/$1/stat" ]] || { echo 0; return; }
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
 }
 
 shim_url() { printf 'http://127.0.0.1:%s/v2/%sbench/img/%s' "$SHIM_PORT" "$SHIM_PREFIX" "$1"; }

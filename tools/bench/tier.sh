@@ -7,17 +7,21 @@
 #   origin   a second nginx on the fixture tree whose every connection is throttled
 #            (limit_rate T1_RATE): the network, not the shared CPU, is the limit
 #   parent   `upstreamfs serve` (its own state dir), a generic proxy "files" on the origin
-#   edges    8 `upstreamfs mount`s (each its own state dir), a generic proxy "files" whose URL
-#            is the parent's /files/
-# For N in 1 2 4 8, each run evicts t1.bin everywhere, then N edges read it at once (wall time
+#   edges    T1_EDGES `upstreamfs mount`s (each its own state dir), a generic proxy "files"
+#            whose URL is the parent's /files/
+# For N in 1 2 4 8 16 (--quick: 1 2 4 8), each run evicts t1.bin everywhere, then N edges read it at once (wall time
 # until the last has all its bytes, each reader hashing what it reads, every copy's sha256
 # checked) and, side by side, N curls fetch it from the origin at once, hashed the same way. The ratio is hierarchy / curls at N = 8 (target ≤ 1.0: no
 # slower); the origin's bytes per run are read from its access log (target: the file's size
 # once, whatever N; the curls cost N times that).
 # shellcheck disable=SC2154  # W, UPFS, RUNS and the rest are run.sh's
 
-T1_NS=(1 2 4 8)
-if ((QUICK)); then T1_SIZE=$((8 << 20)) T1_RATE=16m; else T1_SIZE=$((64 << 20)) T1_RATE=32m; fi
+if ((QUICK)); then
+    T1_NS=(1 2 4 8) T1_SIZE=$((8 << 20)) T1_RATE=16m
+else
+    T1_NS=(1 2 4 8 16) T1_SIZE=$((64 << 20)) T1_RATE=32m
+fi
+T1_EDGES="${T1_NS[-1]}"
 
 t1_setup() {
     local n
@@ -59,7 +63,7 @@ EOF
     T1_PPID=$!
     on_exit "kill -TERM $T1_PPID 2>/dev/null; wait $T1_PPID 2>/dev/null || true"
     wait_for_port "$T1_PPORT" 10 || { log "T1: the parent did not start"; return 1; }
-    for n in 1 2 3 4 5 6 7 8; do
+    for ((n = 1; n <= T1_EDGES; n++)); do
         "$UPFS" --state "$W/t1-e$n" proxy create files --type generic \
             --url "http://127.0.0.1:$T1_PPORT/files/" >/dev/null
         mkdir -p "$W/t1-m$n"
@@ -74,10 +78,10 @@ t1_origin_bytes() { awk '$1 == "/t1.bin" { s += $3 } END { print s + 0 }' "$W/t1
 
 t1_evict() {
     local n s
-    for s in "$T1_P" "$W"/t1-e?; do
+    for s in "$T1_P" "$W"/t1-e[0-9]*; do
         "$UPFS" --state "$s" cache evict files/t1.bin >/dev/null 2>&1 || true
     done
-    for n in 1 2 3 4 5 6 7 8; do
+    for ((n = 1; n <= T1_EDGES; n++)); do
         [[ "$(getfattr --only-values -n user.upstreamfs.cached "$W/t1-m$n/files/t1.bin" 2>/dev/null)" == none ]] ||
             { log "T1: edge $n still has t1.bin"; return 1; }
     done

@@ -17,7 +17,7 @@ Serving DIR:
   * ETag ("<mtime hex>-<size hex>", like nginx) and Last-Modified; If-None-Match /
     If-Modified-Since -> 304.
   * A directory without a trailing slash -> 301 to "path/"; with a slash -> its index.html if
-    present, else an nginx-style autoindex HTML page.
+    present, else its index.json (application/json), else an nginx-style autoindex HTML page.
   * Paths are percent-decoded; anything that escapes DIR (.., symlinks out) -> 404; NUL -> 400.
 
 Counting: every request except /_control/ ones is counted as "METHOD /decoded/path" (no query
@@ -348,6 +348,8 @@ class Handler(BaseHTTPRequestHandler):
                 hdrs["Location"] = loc
                 return self.send_small(301, "moved to %s\n" % loc, ctype="text/html", headers=hdrs)
             idx = os.path.join(fs, "index.html")
+            if not os.path.isfile(idx):
+                idx = os.path.join(fs, "index.json")  # a JSON page (PyPI's PEP 691 API)
             if os.path.isfile(idx):
                 fs = idx
             else:

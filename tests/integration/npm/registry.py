@@ -10,13 +10,23 @@
         upfs-demo 1.0.0       depends on @upfs/util ^1.0.0 (the scoped dependency)
         @upfs/util 1.0.0, 1.1.0
         upfs-bad 1.0.0        its document's integrity and shasum are those of other bytes
+        upfs-fresh, @upfs/fresh 1.0.0 (published 2024-01-01) and 1.1.0 (published one day before
+                              the document is served: "time" says {RECENT}, filled in then)
+        upfs-evil 1.0.0       a package a test denies (it must never be asked for)
         and, never served, DIR/local/: package documents and tarballs a test copies into a
         registry's local content (tarball URLs relative, as the mount shows them):
         upfs-local 1.0.0      a package no upstream has
         @upfs/util 2.0.0      a newer version of an upstream package (latest)
 
-    /usr/bin/python3 registry.py serve DIR [--port-file FILE]
-        Serves DIR on 127.0.0.1 (a kernel-chosen port, printed and written to FILE):
+    /usr/bin/python3 registry.py unpublish DIR NAME VERSION
+        Removes VERSION from NAME's document in DIR (versions, time; dist-tags that named it move
+        to the newest version left), as "npm unpublish NAME@VERSION" does at a registry; the
+        server reads documents per request, so the next GET answers the new document (a new
+        ETag). The tarball stays on disk, as unpublished tarballs stay in caches.
+
+    /usr/bin/python3 registry.py serve DIR [--port-file FILE] [--full-only]
+        Serves DIR on 127.0.0.1 (a kernel-chosen port, printed and written to FILE); with
+        --full-only it answers the full document whatever Accept asks (as some registries do):
           GET|HEAD /<name>, /@scope%2fname, /@scope/name   the package document: the abbreviated
               one (application/vnd.npm.install-v1+json) when Accept names that type, else the
               full one (application/json); ETag / If-None-Match -> 304
@@ -36,6 +46,7 @@ import os
 import sys
 import tarfile
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -71,6 +82,9 @@ def build(root):
         "@upfs/util": {"1.0.0": {}, "1.1.0": {}},
         "upfs-demo": {"1.0.0": {"dependencies": {"@upfs/util": "^1.0.0"}}},
         "upfs-bad": {"1.0.0": {}},
+        "upfs-fresh": {"1.0.0": {}, "1.1.0": {"_recent": True}},
+        "@upfs/fresh": {"1.0.0": {}, "1.1.0": {"_recent": True}},
+        "upfs-evil": {"1.0.0": {}},
     }
     expect = {"tarballs": {}, "index_js": {}}
     for name, versions in packages.items():
@@ -79,6 +93,8 @@ def build(root):
                "readme": "# " + name + "\nA fixture of the upstreamfs tests.\n",
                "maintainers": [{"name": "upfs"}], "time": {}, "versions": {}}
         for ver, extra in versions.items():
+            extra = dict(extra)
+            recent = extra.pop("_recent", False)
             if name == "upfs-demo":
                 js = b"module.exports = 'demo ' + require('@upfs/util');\n"
             else:
@@ -97,7 +113,7 @@ def build(root):
             dist = {"tarball": "{BASE}/" + path, "shasum": hashlib.sha1(declared).hexdigest(),
                     "integrity": sri(declared)}
             doc["versions"][ver] = {**manifest, "_id": name + "@" + ver, "dist": dist}
-            doc["time"][ver] = "2024-01-01T00:00:00.000Z"
+            doc["time"][ver] = "{RECENT}" if recent else "2024-01-01T00:00:00.000Z"
             expect["tarballs"][path] = {"sha256": hashlib.sha256(data).hexdigest(),
                                         "integrity": sri(data), "size": len(data)}
             expect["index_js"][name + "@" + ver] = hashlib.sha256(js).hexdigest()
@@ -183,13 +199,15 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, fh.read(), "application/octet-stream")
         name = path.lstrip("/")
         accept = self.headers.get("Accept", "")
-        abbreviated = CORGI in accept
+        abbreviated = CORGI in accept and not srv.full_only
         self.count("%s /%s %s" % (self.command, name, "abbreviated" if abbreviated else "full"))
         doc_file = os.path.join(srv.root, "docs", name.replace("/", "%2f") + ".json")
         if "/" in name.replace("/", "", 1) or not os.path.isfile(doc_file):
             return self.reply(404, b'{"error":"not found"}', "application/json")
         with open(doc_file) as fh:
             text = fh.read().replace("{BASE}", "http://127.0.0.1:%d" % srv.server_address[1])
+        recent = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 86400))
+        text = text.replace("{RECENT}", recent)
         doc = json.loads(text)
         if abbreviated:
             doc = abbreviate(doc)
@@ -201,8 +219,29 @@ class Handler(BaseHTTPRequestHandler):
                           [("ETag", etag)])
 
 
-def serve(root, port_file):
+def unpublish(root, name, version):
+    doc_file = os.path.join(root, "docs", name.replace("/", "%2f") + ".json")
+    with open(doc_file) as f:
+        doc = json.load(f)
+    if version not in doc["versions"]:
+        sys.exit("unpublish: %s has no version %s" % (name, version))
+    del doc["versions"][version]
+    doc["time"].pop(version, None)
+    left = sorted(doc["versions"], key=lambda v: [int(x) for x in v.split(".")])
+    for tag, v in list(doc["dist-tags"].items()):
+        if v == version:
+            if left:
+                doc["dist-tags"][tag] = left[-1]
+            else:
+                del doc["dist-tags"][tag]
+    with open(doc_file + ".tmp", "w") as f:
+        json.dump(doc, f, indent=2)
+    os.rename(doc_file + ".tmp", doc_file)
+
+
+def serve(root, port_file, full_only=False):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.full_only = full_only
     srv.daemon_threads = True
     srv.root = os.path.realpath(root)
     srv.lock = threading.Lock()
@@ -220,9 +259,12 @@ def serve(root, port_file):
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "build":
         build(sys.argv[2])
+    elif len(sys.argv) == 5 and sys.argv[1] == "unpublish":
+        unpublish(sys.argv[2], sys.argv[3], sys.argv[4])
     elif len(sys.argv) >= 3 and sys.argv[1] == "serve":
-        pf = sys.argv[4] if len(sys.argv) >= 5 and sys.argv[3] == "--port-file" else None
-        serve(sys.argv[2], pf)
+        args = sys.argv[3:]
+        pf = args[args.index("--port-file") + 1] if "--port-file" in args else None
+        serve(sys.argv[2], pf, "--full-only" in args)
     else:
         sys.exit(__doc__)
 

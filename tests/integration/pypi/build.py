@@ -2,6 +2,10 @@
 """tests/integration/pypi/build.py -- a static PyPI simple repository for the tests (stdlib only).
 
     /usr/bin/python3 build.py DIR
+    /usr/bin/python3 build.py remove DIR PROJECT FILE     drops FILE's link from PROJECT's page
+                                                          (a file deleted at the index)
+    /usr/bin/python3 build.py yank DIR PROJECT FILE REASON  marks FILE's link yanked
+                                                          (PEP 592: data-yanked="REASON")
 
 Writes a tree that any static server (upstream.py, nginx) serves as a PEP 503 repository:
 
@@ -19,6 +23,9 @@ Projects:
     Upfs_Sdist   upfs_sdist-1.0.0.tar.gz, a setuptools sdist (pip prepares its metadata, so it
                  needs --no-build-isolation and setuptools); its page is at simple/upfs-sdist/
     upfs-bad     upfs_bad-1.0.0-py3-none-any.whl whose page names the sha256 of other bytes
+    upfs-fresh, upfs-inhouse, upfs-evil   JSON pages (PEP 691, simple/<project>/index.json) with
+                 PEP 700 upload times: <m>-1.0.0-py3-none-any.whl uploaded 2024-01-01 and (not
+                 upfs-evil) <m>-1.1.0-py3-none-any.whl uploaded one day before the build
 Local (DIR/../local/):
     upfs_local-1.0.0-py3-none-any.whl   a project no upstream has
     upfs_demo-2.0.0-py3-none-any.whl    a newer upfs-demo than the upstream's
@@ -27,11 +34,13 @@ Local (DIR/../local/):
 import base64
 import gzip
 import hashlib
+import html
 import io
 import json
 import os
 import sys
 import tarfile
+import time
 import zipfile
 
 MTIME = (2024, 1, 1, 0, 0, 0)
@@ -130,6 +139,23 @@ def main():
     put(bname, bad)
     put_page("upfs-bad", [(bname, hashlib.sha256(bad + b"other bytes").hexdigest(), "")])
 
+    recent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
+    for project, versions in (("upfs-fresh", ("1.0.0", "1.1.0")),
+                              ("upfs-inhouse", ("1.0.0", "1.1.0")), ("upfs-evil", ("1.0.0",))):
+        module = project.replace("-", "_")
+        files = []
+        for v in versions:
+            data, _ = wheel(project, v, module)
+            fname = "%s-%s-py3-none-any.whl" % (module, v)
+            files.append({"filename": fname, "url": "../../packages/" + fname,
+                          "hashes": {"sha256": put(fname, data)}, "size": len(data),
+                          "upload-time": "2024-01-01T00:00:00.000000Z" if v == "1.0.0" else recent})
+        d = os.path.join(root, "simple", project)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "index.json"), "w") as f:
+            json.dump({"meta": {"api-version": "1.1"}, "name": project, "files": files,
+                       "versions": list(versions)}, f, indent=1)
+
     local = os.path.join(os.path.dirname(os.path.abspath(root)), "local")
     os.makedirs(local, exist_ok=True)
     for name, version, module in (("upfs-local", "1.0.0", "upfs_local"),
@@ -148,5 +174,31 @@ def main():
         json.dump(expect, f, indent=2)
 
 
+def edit_page(root, project, fname, yank_reason=None):
+    """Removes (or, with a reason, marks yanked) the link of fname on project's page."""
+    path = os.path.join(root, "simple", project, "index.html")
+    with open(path, "rb") as f:
+        lines = f.read().decode().split("\n")
+    out, found = [], False
+    for line in lines:
+        if ">%s</a>" % fname in line:
+            found = True
+            if yank_reason is None:
+                continue
+            line = line.replace(">%s</a>" % fname,
+                                ' data-yanked="%s">%s</a>' % (html.escape(yank_reason), fname), 1)
+        out.append(line)
+    if not found:
+        sys.exit("%s: no link of %s" % (path, fname))
+    with open(path + ".tmp", "wb") as f:
+        f.write("\n".join(out).encode())
+    os.rename(path + ".tmp", path)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "remove":
+        edit_page(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif len(sys.argv) == 6 and sys.argv[1] == "yank":
+        edit_page(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+    else:
+        main()
