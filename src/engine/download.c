@@ -301,7 +301,12 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
             .fill = (enum flight_fill)e->fill,
             .streams = e->streams,
             .streams_min = e->streams_min,
-            .lazy_min = e->lazy_min,
+            /*
+             * A proxy with several URLs streams whole bodies: a download that fails starts
+             * again on the next URL from its first byte, which a partial object's chunks from
+             * two URLs could not (they would mix two servers' bytes; docs/SCALE-OUT.md).
+             */
+            .lazy_min = u->cfg.mirrors && u->cfg.mirrors[0] ? -1 : e->lazy_min,
             .on_done = dl_done,
             .on_fail = dl_fail,
             .next_url = dl_next_url,

@@ -15,7 +15,7 @@
 #     sha256; the origin sends each byte of the file once (the parents fetch it by ranged GETs, src/fetch/lazy.c); the parents
 #     together are asked for it once; 8 edges pull the same uncached image with skopeo through
 #     their own shims: every digest checked, each blob sent once by the docker-registry origin
-#     (one GET, its size in bytes) and asked once of the parents;
+#     (its size in bytes; by ranged GETs from 16 MiB on) and asked once of the parents;
 #   wave 2: 8 more edges with empty caches read the files and pull the image: right bytes;
 #     zero requests for a file or a blob reach the parents (Squid answers, the answers were
 #     fresh); what does reach a parent is only conditional and answered 304;
@@ -195,15 +195,17 @@ t_images1() {
         p1="$(parent_count p1 "/v2/hub/test/app/blobs/$d" 200)"
         p2="$(parent_count p2 "/v2/hub/test/app/blobs/$d" 200)"
         # Squid asks a second parent only when the first failed to answer it: each parent
-        # asks the origin at most once, and the 32 MiB layer goes through one stream
-        ((p1 <= 1 && p2 <= 1 && n == p1 + p2)) ||
-            die "blob $d: $n GETs at the origin, $p1 at the first parent, $p2 at the second"
-        ((b == n * size)) || die "blob $d: the origin sent $b bytes in $n GETs of $size"
+        # fetches a blob at most once. A parent fetches a blob of 16 MiB or more as a partial
+        # object, by ranged GETs (src/fetch/lazy.c): single flight is about bytes, so the
+        # origin's bytes are counted, each byte once per parent that asked
+        ((p1 <= 1 && p2 <= 1 && p1 + p2 >= 1)) ||
+            die "blob $d: $p1 answers at the first parent, $p2 at the second"
+        ((b == (p1 + p2) * size)) ||
+            die "blob $d: the origin sent $b bytes in $n GETs of $size for $((p1 + p2)) parents"
         if [[ "$d" == "sha256:$layer" ]]; then
-            assert_eq "$n" 1 "GETs of the 32 MiB layer at the origin"
             assert_eq "$b" "$size" "bytes the origin sent for the 32 MiB layer"
         fi
-        ((n == 1)) || log "blob $d ($size bytes): asked of both parents (Squid failed over)"
+        ((p1 + p2 == 1)) || log "blob $d ($size bytes): asked of both parents (Squid failed over)"
         blobs=$((blobs + 1))
     done < <(origin_blobs)
     assert_eq "$blobs" "$(find "$T/img-1" -regextype egrep -regex '.*/[0-9a-f]{64}' | wc -l)" \
@@ -230,11 +232,12 @@ t_wave2() {
         "requests for the image's blobs at the parents after wave 2"
     nginx_expect_count 1 GET '^/www/small\.bin$'
     # what still reaches a parent is a revalidation, answered 304 -- or an edge's look at the
-    # registry's catalog, which a parent does not serve below a repository prefix (404)
+    # registry's catalog, which a parent does not serve below a repository prefix (404), or
+    # Squid's own probe of a cache peer (/squid-internal-dynamic/netdb, 404)
     { tail -n +"$((l1 + 1))" "$SERVE_LOG_p1"; tail -n +"$((l2 + 1))" "$SERVE_LOG_p2"; } |
         grep -E '" route=[a-z0-9]+ status=' >"$T/wave2.log" || true
     log "wave 2: $(wc -l <"$T/wave2.log") requests reached the parents, $(grep -c ' status=304 ' "$T/wave2.log" || true) of them 304"
-    if grep -vE ' status=304 |"GET /v2/hub/_catalog" route=v2 status=404 ' "$T/wave2.log" >"$T/wave2-other.log"; then
+    if grep -vE ' status=304 |"GET /v2/hub/_catalog" route=v2 status=404 |"GET /squid-internal-[a-z/-]+" route=path status=404 ' "$T/wave2.log" >"$T/wave2-other.log"; then
         die "requests of wave 2 at the parents that were not 304s: $(head -5 "$T/wave2-other.log")"
     fi
 }
