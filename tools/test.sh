@@ -35,7 +35,7 @@ stage build tools/build.sh -DUPSTREAMFS_TESTS=ON || exit 1
 if [[ "${TEST_QUICK:-0}" != 1 ]]; then
     stage fuzz tools/fuzz.sh "${FUZZ_SECONDS:-30}"
     SANITIZE_JOBS=2 stage asan tools/sanitize.sh asan -L "unit|integration" -LE bench
-    stage tsan tools/sanitize.sh tsan -R "test_flight|test_state|test_configdb|test_token|test_ecr_auth"
+    stage tsan tools/sanitize.sh tsan -R "test_flight|test_sink|test_chunks|test_state|test_configdb|test_token|test_ecr_auth"
 fi
 if ((${#failed[@]})); then
     echo "== stages that failed: ${failed[*]}"
