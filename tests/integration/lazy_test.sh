@@ -23,6 +23,8 @@
 #    first, one used within the minute stays;
 #  - an upstream that ignores Range (200 whole), one that answers 416, both read right; one
 #    that swaps the file between requests: EIO and cause digest, never bytes of both versions;
+#  - a listed large file whose GET answers 404: the open succeeds (its probe waits for the
+#    first read), the read fails with EIO after one GET, of the read's chunk;
 #  - a file whose content does not match its expected sha256 (digest found at the end): the
 #    reader gets EIO, nothing is committed, the partial object is gone;
 #  - the shim: a Range GET of an uncached file answers 206 with the right bytes and costs one
@@ -232,6 +234,18 @@ t_baddigest() {
     ((RC != 0)) || die "a later read succeeded"
 }
 check "a digest mismatch found at the end commits nothing, drops the chunks, later reads fail" t_baddigest
+
+t_gone() {
+    # the open returns before the remote answers (its probe waits for the first read): the 404
+    # fails the read
+    run_capture with_timeout 30 dd if="$O/gone/big.bin" of=/dev/null bs=65536 skip=100 count=1 status=none
+    ((RC != 0)) || die "a read of a file the remote answers 404 for succeeded"
+    assert_contains "$ERR" "Input/output error" "dd's error"
+    assert_eq "$(grep -c '^/gone/big.bin 404 ' "$ORIGIN_LOG")" 1 "GETs of the file (the probe, of the read's chunk)"
+    grep -q "^/gone/big.bin 404 0 bytes=$((100 * 65536 / CHUNK * CHUNK))-" "$ORIGIN_LOG" ||
+        die "the probe did not ask for the read's chunk: $(grep gone "$ORIGIN_LOG")"
+}
+check "a listed large file the remote answers 404 for: the read fails with EIO, one GET" t_gone
 
 # ---- parallel ranged fill ------------------------------------------------------------------
 t_streams() {
