@@ -82,7 +82,11 @@ struct engine_dirent {
 struct engine_wait {
     bool (*cancelled)(void *arg);
     void *arg;
-    /* Where the opener will read first (a shim Range): a large file's first chunk fetched. */
+    /*
+     * Where the opener will read first (a shim Range): a large file's first chunk fetched.
+     * -1: not known before the first read (a FUSE open); an uncached large file's open then
+     * returns before the remote answers, and the first read's chunk is the one asked for.
+     */
     int64_t first_offset;
 };
 

@@ -86,6 +86,11 @@ struct flight_source {
      */
     int64_t size_hint;
     int64_t lazy_min; /* 0: FLIGHT_LAZY_MIN; < 0: never a partial object */
+    /*
+     * < 0: told by the first read (flight_read). A partial object's first request then waits
+     * for it (at most 50 ms, src/fetch/lazy.c), and flight_wait_response returns
+     * FLIGHT_CONNECTING at once meanwhile: the opener returns and reads.
+     */
     int64_t first_offset;
     enum flight_fill fill;
     /*
@@ -161,7 +166,9 @@ int flight_table_active(struct flight_table *t);
 typedef bool (*flight_cancel_fn)(void *arg);
 
 /*
- * Waits until the response status is known (or the flight ended). Returns the
+ * Waits until the response status is known (or the flight ended), or returns
+ * FLIGHT_CONNECTING while the flight's first request waits for the first read
+ * (flight_source.first_offset < 0). Returns the
  * state; *status gets the HTTP status, *err the error of a failed flight
  * (-EBADMSG: the bytes did not match the expected digest or size).
  * Gives up with -ETIMEDOUT after timeout_ms, -EINTR if cancel says so.

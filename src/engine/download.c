@@ -285,6 +285,7 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
     bool started = false;
     int rc = download_headers(u, n, have, &hdrs, remote);
     struct dl_ctx *ctx = rc == 0 ? dl_ctx_new(e, u, n, expect) : NULL;
+    int64_t first = w && (w->first_offset >= 0 || !u->drv->auth_rejected) ? w->first_offset : 0;
     if (rc == 0 && (!ctx || !ctx->asked))
         rc = -ENOMEM;
     if (rc == 0) {
@@ -297,7 +298,12 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
                 u->drv->sizes_exact && expect->algo == HASH_SHA256 && n->size >= 0 ? n->size : -1,
             /* No stored copy: a large file becomes a partial object (src/fetch/lazy.c). */
             .size_hint = have ? -1 : n->size,
-            .first_offset = w ? w->first_offset : 0,
+            /*
+             * A FUSE open's (< 0: its first read tells) lets the flight wait for that read, so
+             * the open returns before any answer; a driver that may refuse a credential before
+             * its time keeps the wait at open, where a refusal is retried (download_attempt).
+             */
+            .first_offset = first,
             .fill = (enum flight_fill)e->fill,
             .streams = e->streams,
             .streams_min = e->streams_min,
@@ -373,6 +379,7 @@ static int download_outcome(struct engine *e, struct upstream *u, struct node *n
 {
     int rc;
     switch (st) {
+    case FLIGHT_CONNECTING: /* its first request waits for this opener's first read */
     case FLIGHT_STREAMING:
     case FLIGHT_DONE:
         rc = open_streaming(e, u, n, have, f, out, changed);

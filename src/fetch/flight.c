@@ -636,7 +636,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->total = -1;
     f->wake_at = INT64_MAX;
     f->fill = src->fill;
-    f->first_offset = src->first_offset;
+    f->first_offset = src->first_offset > 0 ? src->first_offset : 0;
     f->streams = src->streams > 0 ? src->streams : FLIGHT_STREAMS;
     if (f->streams > FLIGHT_STREAMS_MAX)
         f->streams = FLIGHT_STREAMS_MAX;
@@ -661,6 +661,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     /* A partial object's file is opened by the flight's thread once it holds the key's lock
      * (body_file): another process may be writing it until then. */
     f->lazy_size = lazy__wanted(src) ? src->size_hint : 0;
+    f->await_read = f->lazy_size && src->first_offset < 0; /* lazy.c's probe waits for it */
     if (rc == 0 && !f->lazy_size)
         rc = store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
     if (rc < 0) {
@@ -770,6 +771,12 @@ static bool has_response(struct flight *f, const void *arg)
     return f->state != FLIGHT_CONNECTING;
 }
 
+/* An opener's: the answer, or a flight whose first request waits for the first read. */
+static bool has_response_or_awaits_read(struct flight *f, const void *arg)
+{
+    return f->await_read || has_response(f, arg);
+}
+
 /*
  * Where the body ends, as far as is known while it streams: the announced
  * length, else the expected size, else only that it is not before the last
@@ -839,7 +846,7 @@ int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn can
                          long *status, int *err)
 {
     pthread_mutex_lock(&f->mu);
-    int rc = wait_for(f, has_response, NULL, INT64_MAX, timeout_ms, cancel, carg);
+    int rc = wait_for(f, has_response_or_awaits_read, NULL, INT64_MAX, timeout_ms, cancel, carg);
     int st = rc < 0 ? rc : (int)f->state;
     if (rc == 0 && status)
         *status = f->status;
@@ -854,9 +861,20 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
 {
     int64_t want = (int64_t)off + (int64_t)len;
     pthread_mutex_lock(&f->mu);
+    if (f->await_read) { /* the first read: the probe asks for its chunk (lazy.c) */
+        f->first_offset = (int64_t)off;
+        f->await_read = false;
+        pthread_cond_broadcast(&f->cv);
+    }
+    /* The answer first: whether the body is a partial object decides how this read waits. */
+    int rc = wait_for(f, has_response, NULL, INT64_MAX, stall_ms, cancel, carg);
+    if (rc < 0) {
+        pthread_mutex_unlock(&f->mu);
+        return rc;
+    }
     /* A partial object: the chunks the range needs, unless the read waits for the stream. */
-    int rc = f->chunks ? lazy__wait_range(f, off, (int64_t)len, stall_ms, cancel, carg)
-                       : -EINPROGRESS;
+    rc = f->chunks ? lazy__wait_range(f, off, (int64_t)len, stall_ms, cancel, carg)
+                   : -EINPROGRESS;
     int64_t avail = rc == 0 ? f->total - (int64_t)off : 0;
     if (rc == -EINPROGRESS) {
         /* Verified content of unknown length: wake when a byte past the range arrives. */

@@ -61,6 +61,7 @@ struct flight {
     enum flight_fill fill;
     bool fill_wanted;   /* a sequential reader, a wait for the whole, or the policy asks */
     int64_t first_offset;
+    bool await_read; /* the opener's first read will tell first_offset (lazy.c's probe waits) */
     int users; /* openers holding a reference (flight_join .. flight_release) */
     int64_t idle_since_ms; /* when users fell to 0 (lazy.c lingers), 0 while used */
     char *etag, *last_modified; /* the validators every ranged answer must repeat */

@@ -8,7 +8,8 @@
  * missing chunks are fetched again.
  *
  * The flight's thread first asks for one chunk by Range (the probe: the one
- * holding the open's first offset, else the first missing one). Its answer
+ * holding the open's first offset, else the first missing one; a FUSE open's
+ * first offset is its first read's, which the probe waits for, briefly). Its answer
  * decides: a 206 whose Content-Range names the whole length makes the object
  * partial; a 200 is the whole body, streamed from byte 0 as flight.c always
  * did; a 416 falls back to that whole body with a new request; any other
@@ -55,6 +56,7 @@
 #define LAZY_MAP_SAVE_MS 200
 #define FILL_FETCH       3 /* fill_next: fetch the run at the prefix */
 #define LAZY_LINGER_MS   3000 /* a flight with no reader waits this long for the next open */
+#define LAZY_PROBE_WAIT  50 /* the probe waits this long for an opener's first read */
 
 /* One ranged request: the bytes [pos, end) of f, written as they come. */
 struct lazy_req {
@@ -374,18 +376,45 @@ static void unclaim(struct flight *f, int64_t a, int64_t b)
 }
 
 /*
- * The probe: the chunk holding the open's first offset, else a resumed object's first byte
- * (only to check its validators: the reader's chunks come next), else the first chunk.
+ * An open that does not know where its reader starts (a FUSE open, flight.h first_offset < 0)
+ * lets the probe wait for the first read's offset (flight_read sets it), at most
+ * LAZY_PROBE_WAIT: a read of the end then costs one ranged GET, not the first chunk's too.
+ */
+static void await_first_read(struct flight *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int64_t until = now_ms() + LAZY_PROBE_WAIT;
+    while (f->await_read) {
+        int64_t left = until - now_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)left * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+    }
+    f->await_read = false; /* openers from now on wait for the answer */
+    pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * The probe: the chunk holding the first read's offset when it is missing, else a resumed
+ * object's first byte (only to check its validators: the reader's chunks come next), else the
+ * first missing chunk.
  */
 static int probe(struct flight *f, struct fetch_response *resp)
 {
     struct chunks *c = f->chunks;
-    bool hint = f->first_offset > 0 && f->first_offset < c->size;
-    int64_t i = hint ? chunks_index(c, f->first_offset) : chunks_next_missing(c, 0);
+    await_first_read(f);
+    int64_t r = f->first_offset < c->size ? chunks_index(c, f->first_offset) : c->n;
+    bool at_read = r < c->n && c->st[r] != CHUNK_PRESENT;
+    int64_t i = at_read ? r : chunks_next_missing(c, 0);
     if (i >= c->n)
         i = c->n - 1; /* all present but not committed: the last is asked again */
     struct lazy_req q = {.f = f, .own_thread = true, .probe = true};
-    if (!hint && c->present > 0 && c->st[i] != CHUNK_PRESENT) {
+    if (!at_read && c->present > 0 && c->st[i] != CHUNK_PRESENT) {
         q.discard = true;
         q.end = 1;
         return fetch_range(&q, resp);

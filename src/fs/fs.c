@@ -380,7 +380,8 @@ static bool taint_take(fuse_ino_t ino)
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct engine_file *f = NULL;
-    struct engine_wait w = {.cancelled = req_cancelled, .arg = req};
+    /* where the reader starts is told by its first read (engine.h) */
+    struct engine_wait w = {.cancelled = req_cancelled, .arg = req, .first_offset = -1};
     bool keep = false, changed = false;
     int rc;
     if ((fi->flags & O_ACCMODE) != O_RDONLY) {

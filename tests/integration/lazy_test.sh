@@ -5,9 +5,10 @@
 #
 # A generic proxy over nginx (access log: method, status, body_bytes_sent, Range) and over
 # tests/integration/lazy/origin.py (upstreams that get Range wrong). Asserts:
-#  - dd of the last 64 KiB of an uncached 256 MiB file: the open's probe (one chunk) and one
-#    ranged GET of the last chunk, <= 2 MiB from the origin, the bytes' sha256 right, the file
-#    `partial` in user.upstreamfs.cached with the share present, counted by `cache stats`;
+#  - dd of the last 64 KiB of an uncached 256 MiB file: exactly one ranged GET, of the last
+#    chunk (the open's probe waits for the first read's offset), <= 1 chunk + 64 KiB from the
+#    origin, the bytes' sha256 right, the file `partial` in user.upstreamfs.cached with the
+#    share present, counted by `cache stats`;
 #  - a later sequential read completes it: every byte fetched once (sum of body_bytes_sent
 #    == the size), the sha256 right, the object committed (digest xattr, `complete`);
 #  - 32 readers at 32 offsets of an uncached file: no byte fetched twice (ranges disjoint,
@@ -22,6 +23,8 @@
 #    first, one used within the minute stays;
 #  - an upstream that ignores Range (200 whole), one that answers 416, both read right; one
 #    that swaps the file between requests: EIO and cause digest, never bytes of both versions;
+#  - a listed large file whose GET answers 404: the open succeeds (its probe waits for the
+#    first read), the read fails with EIO after one GET, of the read's chunk;
 #  - a file whose content does not match its expected sha256 (digest found at the end): the
 #    reader gets EIO, nothing is committed, the partial object is gone;
 #  - the shim: a Range GET of an uncached file answers 206 with the right bytes and costs one
@@ -104,17 +107,17 @@ t_tail() {
     gets="$(nginx_count GET '^/big\.bin$')"
     bytes="$(nginx_bytes '^/big\.bin$')"
     log "tail read: $gets GETs, $bytes bytes: $(nginx_ranges '^/big\.bin$' | tr '\n' ' ')"
-    ((gets <= 2)) || die "the tail read made $gets GETs (want the probe and one ranged GET)"
-    ((bytes <= 2 * CHUNK)) || die "the tail read cost $bytes bytes from the origin"
+    assert_eq "$gets" 1 "GETs of the tail read (one ranged GET, no probe of the first chunk)"
+    ((bytes <= CHUNK + 65536)) || die "the tail read cost $bytes bytes from the origin"
     nginx_ranges '^/big\.bin$' | grep -qx "bytes=$((SIZE - CHUNK))-$((SIZE - 1))" ||
-        die "no ranged GET of the last chunk"
-    assert_eq "$(xattr cached "$G/big.bin")" "partial 0.8%" "cached xattr after the tail read (2 of 256 MiB)"
+        die "the one GET is not of the last chunk"
+    assert_eq "$(xattr cached "$G/big.bin")" "partial 0.4%" "cached xattr after the tail read (1 of 256 MiB)"
     # the map on disk follows within 200 ms (src/fetch/lazy.c)
-    wait_until 5 eval '[[ "$(stats_field partial_bytes)" == $((2 * CHUNK)) ]]' || true
+    wait_until 5 eval '[[ "$(stats_field partial_bytes)" == $CHUNK ]]' || true
     assert_eq "$(stats_field partial_objects)" 1 "cache stats: partial objects"
-    assert_eq "$(stats_field partial_bytes)" $((2 * CHUNK)) "cache stats: bytes present of partial objects"
+    assert_eq "$(stats_field partial_bytes)" $CHUNK "cache stats: bytes present of partial objects"
 }
-check "dd of the last 64 KiB of an uncached 256 MiB file: one ranged GET, <= 2 chunks" t_tail
+check "dd of the last 64 KiB of an uncached 256 MiB file: one ranged GET, <= 1 chunk + 64 KiB" t_tail
 
 t_complete() {
     local got
@@ -199,10 +202,14 @@ t_416() {
 check "an upstream that answers 416: falls back to the whole body, right bytes" t_416
 
 t_swap() {
-    # the probe gets version A, the read of the end version B: the flight fails, nothing mixed
-    run_capture with_timeout 30 dd if="$O/swap/big.bin" bs=65536 skip=$((24 * MIB / 65536 - 1)) count=1 status=none
+    # one open: the read of the end (the probe) gets version A, the read of the middle version
+    # B: the flight fails, nothing mixed
+    run_capture with_timeout 30 "$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.pread(fd, 65536, int(sys.argv[2]) - 65536)
+os.pread(fd, 65536, 100 * 65536)' "$O/swap/big.bin" $((24 * MIB))
     ((RC != 0)) || die "a read across the swap succeeded"
-    assert_contains "$ERR" "Input/output error" "dd's error across the swap"
+    assert_contains "$ERR" "Input/output error" "the reader's error across the swap"
     wait_until 10 eval '[[ "$(xattr error "$O/swap/big.bin")" == digest* ]]' ||
         die "error xattr after the swap: '$(xattr error "$O/swap/big.bin" || true)'"
     [[ "$(xattr cached "$O/swap/big.bin")" == none ]] || die "cached after the swap: $(xattr cached "$O/swap/big.bin")"
@@ -227,6 +234,18 @@ t_baddigest() {
     ((RC != 0)) || die "a later read succeeded"
 }
 check "a digest mismatch found at the end commits nothing, drops the chunks, later reads fail" t_baddigest
+
+t_gone() {
+    # the open returns before the remote answers (its probe waits for the first read): the 404
+    # fails the read
+    run_capture with_timeout 30 dd if="$O/gone/big.bin" of=/dev/null bs=65536 skip=100 count=1 status=none
+    ((RC != 0)) || die "a read of a file the remote answers 404 for succeeded"
+    assert_contains "$ERR" "Input/output error" "dd's error"
+    assert_eq "$(grep -c '^/gone/big.bin 404 ' "$ORIGIN_LOG")" 1 "GETs of the file (the probe, of the read's chunk)"
+    grep -q "^/gone/big.bin 404 0 bytes=$((100 * 65536 / CHUNK * CHUNK))-" "$ORIGIN_LOG" ||
+        die "the probe did not ask for the read's chunk: $(grep gone "$ORIGIN_LOG")"
+}
+check "a listed large file the remote answers 404 for: the read fails with EIO, one GET" t_gone
 
 # ---- parallel ranged fill ------------------------------------------------------------------
 t_streams() {
@@ -336,15 +355,15 @@ t_evict_partial() {
     key_r32="$(printf 'url:gen/r32.bin' | sha_of)"
     [[ -e "$STATE/partial/$key_big.map" && -e "$STATE/partial/$key_r32.map" ]] ||
         die "the partial objects are not kept: $(ls "$STATE/partial")"
-    assert_eq "$(stats_field partial_bytes)" $((4 * CHUNK)) "bytes present of 2 partial objects"
+    assert_eq "$(stats_field partial_bytes)" $((2 * CHUNK)) "bytes present of 2 partial objects"
     # big.bin's was last used 5 minutes ago; r32.bin's just now
     touch -d '-5 min' "$STATE/partial/$key_big.map"
-    # a 32 MiB object: cache 32 MiB + partial 4 MiB > quota 33 MiB
+    # a 32 MiB object: cache 32 MiB + partial 2 MiB > quota 33 MiB
     with_timeout 30 cat "$mnt2/gen/seq.bin" >/dev/null
     wait_until 10 test ! -e "$STATE/partial/$key_big.map" || die "the unused partial object was not evicted"
     [[ ! -e "$STATE/partial/$key_big" ]] || die "the evicted partial object's data is left"
     [[ -e "$STATE/partial/$key_r32.map" ]] || die "a partial object used within the minute was evicted"
-    grep -q "evicted $((2 * CHUNK)) bytes of partial objects" "$STATE/upstreamfs.log" ||
+    grep -q "evicted $CHUNK bytes of partial objects" "$STATE/upstreamfs.log" ||
         die "no eviction of partial objects in the log"
     upfs_unmount "$mnt2"
 }

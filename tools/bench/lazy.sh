@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# tools/bench/lazy.sh -- the lazy-read rows of tools/bench/run.sh (R1, R2, R3; issue 15).
+# tools/bench/lazy.sh -- the lazy-read rows of tools/bench/run.sh (R1, R2, R3, P13; issue 15).
 # Sourced by run.sh after its setup; uses its helpers (row, tmeas, median, evict, drop_caches,
 # rclone_up, ...) and variables (W, WWW, F, STATE, RMNT, BIG, RUNS, HAVE_RCLONE).
 #
@@ -85,4 +85,39 @@ lazy_bench() {
     want R2 && lazy_row R2 r_scatter big.bin "16 reads of 4 KiB at scattered offsets of an uncached $(human "$BIG") file" ""
     want R3 && lazy_row R3 r_unzip big.zip "unzip -l of an uncached $(human "$R3SIZE") zip" ""
     return 0
+}
+
+# P13: a cold sequential read of a file under /slow/, where nginx limits every connection to
+# P13RATE (limit_rate), through the mount with its default streams vs one `curl -o file`: the
+# parallel ranged fill (src/fetch/lazy.c) against a single stream. At least 3 runs (RUNS in a
+# full run); each evicts the file and drops the page cache before either side.
+limited_bench() {
+    local file=slow/p13.bin run runs=$((RUNS < 3 ? 3 : RUNS)) ok=1 mu mc r conns
+    local -a TU=() TC=() BU=() CN=()
+    local m_p13="cold read of a $(human "$P13SIZE") file, nginx limit_rate $P13RATE per connection: curl -o file / mount (time)"
+    ((QUICK)) && runs=$RUNS # the smoke test: one run
+    ls -l "$F/slow" >/dev/null 2>&1 || { row_error P13 "$m_p13" "≥ 2" "files/slow is not listed"; return 0; }
+    for ((run = 1; run <= runs; run++)); do
+        lazy_forget "$file" || { ok=0; break; }
+        drop_caches
+        tmeas TC curl --noproxy '*' -sf -o "$W/p13.out" "${NGINX_URL}$file" || { ok=0; break; }
+        rm -f "$W/p13.out"
+        drop_caches
+        nginx_log_reset
+        tmeas TU read_file "$F/$file" || { ok=0; break; }
+        wait_complete "$F/$file" || { ok=0; break; }
+        BU+=("$(nginx_sent "/$file")")
+        conns="$(awk -F'\t' -v p="/$file" '$3 == "GET" && $4 == p { print $12 }' "$NGINX_LOG" | sort -u | wc -l)"
+        CN+=("$conns")
+    done
+    if ((!ok)); then
+        row_error P13 "$m_p13" "≥ 2" "runs failed ($run of $runs); see the log above"
+        return 0
+    fi
+    [[ "$(sha256_of "$(blob_of "$F/$file")")" == "$(sha256_of "$WWW/$file")" ]] ||
+        { row_error P13 "$m_p13" "≥ 2" "the cached copy's sha256 is wrong"; return 0; }
+    mu="$(median "${TU[@]}")" mc="$(median "${TC[@]}")"
+    r="$(ratio "$mc" "$mu")"
+    row P13 "$m_p13" "$r" "≥ 2" "$(judge "$r" ge 2)" \
+        "mount $(fmt_s "$mu") ($(rate "$P13SIZE" "$mu")), curl $(fmt_s "$mc") ($(rate "$P13SIZE" "$mc")); upstream bytes per run [${BU[*]}] over connections [${CN[*]}]; runs mount [$(list_s "${TU[@]}")] curl [$(list_s "${TC[@]}")]"
 }

@@ -63,10 +63,10 @@ done
 
 if ((QUICK)); then
     : "${RUNS:=1}"
-    BIG=$((32 << 20)) R3SIZE=$((32 << 20)) P8SIZE=$((8 << 20)) NFILES=200 NHUGE=1000 LAYERS=(8M 1M 4K) WRK_SECS=1 LS_REPS=2
+    BIG=$((32 << 20)) R3SIZE=$((32 << 20)) P13SIZE=$((64 << 20)) P8SIZE=$((8 << 20)) NFILES=200 NHUGE=1000 LAYERS=(8M 1M 4K) WRK_SECS=1 LS_REPS=2
 else
     : "${RUNS:=5}"
-    BIG=$((1 << 30)) R3SIZE=$((256 << 20)) P8SIZE=$((256 << 20)) NFILES=2000 NHUGE=20000 LAYERS=(256M 16M 4K) WRK_SECS=4 LS_REPS=5
+    BIG=$((1 << 30)) R3SIZE=$((256 << 20)) P13SIZE=$((256 << 20)) P8SIZE=$((256 << 20)) NFILES=2000 NHUGE=20000 LAYERS=(256M 16M 4K) WRK_SECS=4 LS_REPS=5
 fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive number" >&2; exit 2; }
 READERS=32
@@ -81,10 +81,10 @@ want() {
 want_any() { local r; for r in "$@"; do want "$r" && return 0; done; return 1; }
 
 # ---- results --------------------------------------------------------------------------------
-ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 R1 R2 R3 I1 I2 I3 T1 M1f M1a M2h M2j M3 M4 M5n M5p M6)
+ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 P13 R1 R2 R3 I1 I2 I3 T1 M1f M1a M2h M2j M3 M4 M5n M5p M6)
 declare -A R_LABEL=(
     [P1]=P1 [P2]=P2 [P3]=P3 [P4]=P4 [P5]=P5 [P6]=P6 [P7]=P7 [P8m]="P8 mount" [P8s]="P8 shim"
-    [P9]=P9 [P10]=P10 [P11]=P11 [R1]=R1 [R2]=R2 [R3]=R3 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1
+    [P9]=P9 [P10]=P10 [P11]=P11 [P13]=P13 [R1]=R1 [R2]=R2 [R3]=R3 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1
     [M1f]="M1 full" [M1a]="M1 abbreviated" [M2h]="M2 HTML" [M2j]="M2 JSON" [M3]=M3 [M4]=M4
     [M5n]="M5 npm" [M5p]="M5 pip" [M6]=M6)
 declare -A R_MEASURE R_RATIO R_TARGET R_RESULT R_DETAIL
@@ -213,8 +213,13 @@ if want I3; then
     mkdir -p "$WWW/huge"
     (cd "$WWW/huge" && for ((i = 0; i < NHUGE; i++)); do : >"h$i"; done)
 fi
+if want P13; then # a file under /slow/, where nginx limits every connection's rate (lazy.sh)
+    mkdir -p "$WWW/slow"
+    fixture_bytes p13.bin "$P13SIZE" "$WWW/slow/p13.bin"
+fi
 BIG_SHA="$(sha256_of "$WWW/big.bin")"
 P8_SHA="$(sha256_of "$WWW/p8.bin")"
+NGINX_EXTRA="location /slow/ { limit_rate ${P13RATE:=8m}; }"
 nginx_start "$WWW"
 
 STATE="$W/state"
@@ -566,13 +571,13 @@ fi
 shim_rows=(P6 P7 P8s P11)
 m_p6="shim: warm GET of a ${LAYERS[0]}iB blob / docker-registry pull-through (throughput)"
 m_p7="skopeo copy of a 3-layer image through the shim, cold / directly from the upstream (time)"
-m_p8s="$READERS concurrent clients of one blob (shim): upstream GETs"
+m_p8s="$READERS concurrent clients of one blob (shim): upstream bytes / blob size"
 m_p11="cached manifest GET, wrk -c64: shim / docker-registry pull-through (requests/s)"
 shim_not_run() {
     local why="$1"
     want P6 && row_not_run P6 "$m_p6" "≥ 1.0" "$why"
     want P7 && row_not_run P7 "$m_p7" "≤ 1.2" "$why"
-    want P8s && row_not_run P8s "$m_p8s" "1" "$why"
+    want P8s && row_not_run P8s "$m_p8s" "≤ 1" "$why"
     want P11 && row_not_run P11 "$m_p11" "≥ 1.0" "$why"
     return 0
 }
@@ -587,11 +592,12 @@ if want_any "${shim_rows[@]}"; then
     fi
 fi
 
-# ---- R1 R2 R3: lazy reads of uncached files (issue 15) ------------------------------------
-if want_any R1 R2 R3; then
+# ---- R1 R2 R3 P13: lazy reads of uncached files, a rate-limited upstream (issue 15) --------
+if want_any R1 R2 R3 P13; then
     # shellcheck source=lazy.sh
     source "$BENCH_DIR/lazy.sh"
     lazy_bench || true
+    want P13 && { limited_bench || true; }
 fi
 
 # ---- T1: edges behind a parent --------------------------------------------------------------

@@ -11,6 +11,7 @@ Serves on 127.0.0.1 (a free port, written to PORTFILE) the bytes of FILE_A as
     /baddigest/big.bin  honours Range, and states (Repr-Digest) FILE_B's sha-256 for FILE_A
     /grown/big.bin    HEAD says FILE_A's length, but GETs serve FILE_A and 4096 more bytes
                       (the listing's size is stale), honouring Range
+    /gone/big.bin     HEAD says FILE_A's length, every GET answers 404 (removed since listed)
 HEAD answers the length and validators of what a GET would serve. LOG gets one line per GET:
 "PATH STATUS BYTES RANGE".
 """
@@ -24,7 +25,7 @@ import threading
 
 PORTFILE, LOG, FILE_A, FILE_B = sys.argv[1:5]
 LOCK = threading.Lock()
-PATHS = r"^/(norange|r416|swap|baddigest|grown)/big\.bin$"
+PATHS = r"^/(norange|r416|swap|baddigest|grown|gone)/big\.bin$"
 GROWN = b"x" * 4096
 with open(FILE_B, "rb") as fb:
     B_DIGEST = base64.b64encode(hashlib.sha256(fb.read()).digest()).decode()
@@ -51,7 +52,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def directory(self):
         """The modes' directories answer an HTML page (the generic driver's lookup asks)."""
-        if not re.match(r"^/(norange|r416|swap|baddigest|grown)/$", self.path):
+        if not re.match(r"^/(norange|r416|swap|baddigest|grown|gone)/$", self.path):
             return False
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -75,6 +76,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self):
+        if self.path.startswith("/gone/"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.note(404, 0, self.headers.get("Range", ""))
+            return
         if not re.match(PATHS, self.path):
             self.send_response(404)
             self.send_header("Content-Length", "0")
