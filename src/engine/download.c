@@ -30,6 +30,7 @@ struct dl_ctx {
     char *asked; /* the URL the download asks now: url's place on one of the proxy's URLs */
     int restarts; /* on another URL after a failure: each URL twice at most */
     char expect_sha256[65]; /* content named by digest, or "" */
+    bool deferred; /* the open returned before the answer (its probe waits for the first read) */
     int64_t started;
 };
 
@@ -148,6 +149,13 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
     struct failure f = {.cause = FAILURE_DIGEST, .status = resp->status};
     if (err == -EBADMSG) /* the answer came and did not verify: the remote is alive */
         upstream_note_failure(c->u, &f, c->url);
+    else if (c->deferred && err == 0 && (resp->status == 404 || resp->status == 410)) {
+        /* The open had returned: a file its listing names is gone, and the read fails (EIO)
+         * with this cause, where an open would have said ENOENT. */
+        f.cause = FAILURE_HTTP;
+        log_info("%s/%s: the remote answered %ld for a listed file", c->top, c->path,
+                 resp->status);
+    }
     /* 401/403: the reader retries with a fresh credential first, and records it if final. */
     else if (!upstream_outcome(c->u, err, resp, c->url, false) ||
              !failure_classify(err, resp->status, (enum failure_cause)resp->cause, &f))
@@ -288,6 +296,8 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
     int64_t first = w && (w->first_offset >= 0 || !u->drv->auth_rejected) ? w->first_offset : 0;
     if (rc == 0 && (!ctx || !ctx->asked))
         rc = -ENOMEM;
+    if (ctx)
+        ctx->deferred = first < 0;
     if (rc == 0) {
         struct flight_source src = {
             .url = ctx->asked,

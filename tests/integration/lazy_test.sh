@@ -241,6 +241,7 @@ t_gone() {
     run_capture with_timeout 30 dd if="$O/gone/big.bin" of=/dev/null bs=65536 skip=100 count=1 status=none
     ((RC != 0)) || die "a read of a file the remote answers 404 for succeeded"
     assert_contains "$ERR" "Input/output error" "dd's error"
+    assert_contains "$(xattr error "$O/gone/big.bin" || true)" "404" "the cause of the failed read"
     assert_eq "$(grep -c '^/gone/big.bin 404 ' "$ORIGIN_LOG")" 1 "GETs of the file (the probe, of the read's chunk)"
     grep -q "^/gone/big.bin 404 0 bytes=$((100 * 65536 / CHUNK * CHUNK))-" "$ORIGIN_LOG" ||
         die "the probe did not ask for the read's chunk: $(grep gone "$ORIGIN_LOG")"
