@@ -98,6 +98,13 @@ struct driver_ops {
      * only a download of the proxy's own copy confirms content by digest.
      */
     int (*confirm)(struct upstream *u, const char *url, int64_t *size);
+    /*
+     * The proxy's cooldown for a file the index already knows (cached, or known before the
+     * rule was set): 0, or policy_refuse's -EACCES when the publish time in the package's
+     * document (the cached one while fresh: no request) holds its version back
+     * (src/engine/reader.c). May be NULL.
+     */
+    int (*cooldown)(struct upstream *u, const char *path);
 };
 
 void drv_entry_clear(struct drv_entry *e);

@@ -341,6 +341,18 @@ static int npm_lookup(struct upstream *u, const char *path, struct drv_entry *ou
     return rc;
 }
 
+static int npm_cooldown(struct upstream *u, const char *path)
+{
+    struct pkg_path p;
+    if (pkg_split(path, &p) < 0 || p.scope_only || strncmp(p.rest, "-/", 2) != 0 ||
+        strchr(p.rest + 2, '/'))
+        return 0;
+    struct drv_entry de = {0};
+    int rc = find_tarball(u, p.name, p.rest + 2, &de, NULL); /* the table_search verdict */
+    drv_entry_clear(&de);
+    return rc;
+}
+
 static int npm_list(struct upstream *u, const char *dir, struct drv_listing *out)
 {
     struct pkg_path p;
@@ -407,6 +419,7 @@ const struct driver_ops driver_npm = {
     .lookup = npm_lookup,
     .list = npm_list,
     .generate = npm_generate,
+    .cooldown = npm_cooldown,
 };
 
 const struct shim_protocol shim_protocol_npm = {

@@ -320,11 +320,21 @@ static int pypi_shim_merge_local(const char *route_path, const char *doc, size_t
     return pypi_index_merge_local(doc, len, name, files, n, out, out_len);
 }
 
+static int pypi_cooldown(struct upstream *u, const char *path)
+{
+    char name[PYPI_NAME_MAX + 1];
+    const char *rest;
+    if (project_split(path, name, &rest) < 0 || !rest[0] || strchr(rest, '/') || is_doc(rest))
+        return 0;
+    return with_index(u, name, rest, NULL, exists_fn, NULL); /* file_policy's verdict */
+}
+
 const struct driver_ops driver_pypi = {
     .type = "pypi",
     .lookup = pypi_lookup,
     .list = pypi_list,
     .generate = pypi_generate,
+    .cooldown = pypi_cooldown,
 };
 
 const struct shim_protocol shim_protocol_pypi = {

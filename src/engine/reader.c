@@ -11,6 +11,7 @@
  */
 #include "engine_i.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -178,11 +179,32 @@ static int open_remote(struct engine *e, struct upstream *u, struct node *n, boo
     return rc;
 }
 
+/*
+ * The cooldown holds for what the index already knows too (a version cached, or listed, before
+ * the rule was set or --min-age grew), so a lockfile cannot reach around it: the driver decides
+ * from the package's document (the cached one while fresh). 0 or -EACCES with cause policy;
+ * any other failure of that check leaves the file to the usual path.
+ */
+static int cooldown_gate(struct upstream *u, const struct node *n)
+{
+    char pkg[POLICY_NAME_MAX + 1], ver[POLICY_VERSION_MAX + 1];
+    if (!u->drv->cooldown || !n->url ||
+        !policy_subject(u->cfg.type, n->path, pkg, sizeof(pkg), ver, sizeof(ver)) ||
+        !policy_cooldown_applies(&u->cfg, pkg))
+        return 0;
+    int rc = u->drv->cooldown(u, n->path);
+    struct failure_note note;
+    return rc == -EACCES && failure_note_get(&note) && note.f.cause == FAILURE_POLICY ? rc : 0;
+}
+
 /* Opens n of proxy u: the stored copy while fresh (or offline), else from the remote. */
 static int open_from_proxy(struct engine *e, struct upstream *u, struct node *n,
                            const struct engine_wait *w, struct engine_file **out, bool *keep_cache,
                            bool *changed)
 {
+    int refused = cooldown_gate(u, n);
+    if (refused < 0)
+        return refused;
     bool have = n->digest[0] && store_blob_size(&e->store, n->digest) >= 0;
     bool fresh = have && (!n->is_mutable || engine__now() < n->checked + u->cfg.metadata_ttl);
     /* a document generated before the proxy's package policy changed shows the old one */

@@ -259,4 +259,39 @@ t_rules_change() {
 }
 check "proxy update --min-age 0: the running mount's document lists the new version at once" t_rules_change
 
+# ---- what the cache already holds --------------------------------------------------------------
+tgz_refused() { ! cat "$MNT/npm/upfs-fresh/-/upfs-fresh-1.1.0.tgz" >/dev/null 2>&1; }
+whl_served() { cat "$MNT/py/upfs-fresh/upfs_fresh-1.1.0-py3-none-any.whl" >/dev/null 2>&1; }
+whl_refused() { ! cat "$MNT/py/upfs-fresh/upfs_fresh-1.1.0-py3-none-any.whl" >/dev/null 2>&1; }
+t_cached_refused() {
+    local tgz="$MNT/npm/upfs-fresh/-/upfs-fresh-1.1.0.tgz" whl=upfs_fresh-1.1.0-py3-none-any.whl
+    # cached with no cooldown (npm's was set to 0 above; py's now)
+    upfs proxy update py --min-age 0 >/dev/null
+    wait_until 10 whl_served || die "the 1.1.0 wheel is refused under --min-age 0"
+    expect_ok cat "$tgz"
+    local docs tgz_reqs whl_reqs
+    tgz_reqs="$(reg_targets_with upfs-fresh-1.1.0)" # its HEAD (the size) and GET
+    whl_reqs="$(up_paths_with "$whl")"
+    ((tgz_reqs > 0 && whl_reqs > 0)) || die "the 1.1.0 files were not fetched: $tgz_reqs $whl_reqs"
+    docs="$(reg_count "GET /upfs-fresh full")"
+    upfs proxy update npm --min-age 7d >/dev/null
+    upfs proxy update py --min-age 7d >/dev/null
+    wait_until 10 tgz_refused || die "the cached 1.1.0 tarball is still served under --min-age 7d"
+    wait_until 10 whl_refused || die "the cached 1.1.0 wheel is still served under --min-age 7d"
+    expect_eacces cat "$tgz"
+    expect_eacces cat "$MNT/py/upfs-fresh/$whl"
+    http_get "$S/npm/upfs-fresh/-/upfs-fresh-1.1.0.tgz"
+    assert_eq "$HTTP_STATUS" 403 "GET of the cached hidden tarball"
+    assert_contains "$BODY" "cause policy" "the shim's error body"
+    http_get "$S/py/upfs-fresh/$whl"
+    assert_eq "$HTTP_STATUS" 403 "GET of the cached hidden wheel"
+    assert_contains "$BODY" "cause policy" "the shim's error body"
+    expect_ok cat "$MNT/npm/upfs-fresh/-/upfs-fresh-1.0.0.tgz"
+    # the refusal read the cached documents: no request for the files nor the (fresh) packument
+    assert_eq "$(reg_targets_with upfs-fresh-1.1.0)" "$tgz_reqs" "requests for the 1.1.0 tarball"
+    assert_eq "$(up_paths_with "$whl")" "$whl_reqs" "requests for the 1.1.0 wheel"
+    assert_eq "$(reg_count "GET /upfs-fresh full")" "$docs" "requests for the packument"
+}
+check "a version cached before --min-age was set is refused from the cache, no upstream request" t_cached_refused
+
 finish
