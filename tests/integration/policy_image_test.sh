@@ -12,7 +12,8 @@
 #     names policy, the log names the rule, and the registry was never asked for its manifest;
 #   a repository no --allow matches (other/thing) is not listed in the proxy's directory (the
 #     catalog), fails with EACCES and costs the registry nothing;
-#   the shim's /v2 API answers 403 (cause policy) for the denied tag's manifest.
+#   the shim's /v2 API answers 403 (cause policy) for the denied tag's manifest;
+#   the tag lists leave the denied tag out: ls of test/hello and the shim's tags/list name v1 only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/docker/registry.sh"
@@ -57,6 +58,15 @@ t_denied_tag() {
     assert_eq "$(regproxy_sum pa '(GET|HEAD)' '/v2s2$')" 0 "requests for the denied tag"
 }
 check "a denied tag is refused with cause policy, never asked for" t_denied_tag
+
+t_tag_lists() {
+    assert_eq "$(ls "$H/test/hello")" v1 "ls of test/hello (its tags)"
+    http_get "http://127.0.0.1:$SPORT/v2/hub/test/hello/tags/list"
+    assert_eq "$HTTP_STATUS" 200 "GET /v2/hub/test/hello/tags/list"
+    assert_eq "$(json_field 'j["tags"]')" "['v1']" "the shim's tags/list"
+    assert_eq "$(regproxy_sum pa '(GET|HEAD)' '/v2s2$')" 0 "requests for the denied tag"
+}
+check "the tag lists (the mount's tag directories, the shim's tags/list) leave a denied tag out" t_tag_lists
 
 t_not_allowed() {
     local top
