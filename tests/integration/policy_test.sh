@@ -30,7 +30,9 @@
 #     EACCES) with no request for it; upfs-evil fails and its page is never asked for;
 #   Maven --deny 'com.example:demo:1.*' and Helm --deny 'alpha@<1': the denied artifact and chart
 #     fail with EACCES and the upstream saw no request for them (nor the jar's checksum); the
-#     chart's version is left out of index.yaml; another chart still reads;
+#     chart's version is left out of index.yaml; another chart still reads; demo's
+#     maven-metadata.xml leaves 1.0 out (no release left; latest 2.0-SNAPSHOT) and its .sha1 and
+#     .md5 are of the document served; a document with nothing denied is the upstream's bytes;
 #   proxy update npm --min-age 0 while mounted: the document lists 1.1.0 within seconds (it is
 #     made again, although its --metadata-ttl has not run out); the deny rule still holds;
 #   the proxies' settings: proxy show --json has min_age 604800, the exempt and deny lists; a
@@ -243,6 +245,23 @@ t_maven_helm() {
     expect_ok cat "$MNT/charts/charts/beta-1.2.3.tgz"
 }
 check "Maven and Helm: a denied version is refused before any request; others read" t_maven_helm
+
+t_maven_metadata() {
+    local md="$MNT/mvn/com/example/demo/maven-metadata.xml" xml
+    xml="$(cat "$md")"
+    [[ "$xml" != *"<version>1.0</version>"* ]] || die "maven-metadata.xml still lists 1.0: $xml"
+    [[ "$xml" != *"<release>"* ]] || die "maven-metadata.xml names a release (1.0 is denied): $xml"
+    assert_contains "$xml" "<version>2.0-SNAPSHOT</version>" "the versions left"
+    assert_contains "$xml" "<latest>2.0-SNAPSHOT</latest>" "latest"
+    # its checksum files are of the document served
+    assert_eq "$(cat "$md.sha1")" "$(sha1sum <"$md" | cut -d' ' -f1)" "maven-metadata.xml.sha1"
+    assert_eq "$(cat "$md.md5")" "$(md5sum <"$md" | cut -d' ' -f1)" "maven-metadata.xml.md5"
+    # a document with nothing denied is the upstream's, byte for byte
+    assert_eq "$(sha256sum <"$MNT/mvn/com/example/bad/maven-metadata.xml" | cut -d' ' -f1)" \
+        "$(sha256sum <"$T/repo/maven/com/example/bad/maven-metadata.xml" | cut -d' ' -f1)" \
+        "bad/maven-metadata.xml"
+}
+check "maven-metadata.xml leaves out the versions the rules refuse (latest, release, checksums follow)" t_maven_metadata
 
 # ---- a change of the rules ---------------------------------------------------------------------
 versions_now() { # versions_now: the versions /npm/upfs-fresh lists now
