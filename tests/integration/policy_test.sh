@@ -97,7 +97,7 @@ npm_in() { # npm_in DIR ARGS...: npm in a new project DIR against the shim's /np
     mkdir -p "$dir"
     printf '{"name":"proj","version":"1.0.0","private":true}\n' >"$dir/package.json"
     run_capture with_timeout 180 env -i PATH="$PATH" HOME="$T/home" \
-        npm --prefix "$dir" --registry "$S/npm/" --cache "$dir.cache" \
+        npm --prefix "$dir" --registry "$S/${NPM_ROUTE:-npm}/" --cache "$dir.cache" \
         --userconfig "$T/npmrc" --no-update-notifier --no-audit --no-fund --loglevel warn "$@"
 }
 installed_version() { # installed_version DIR PACKAGE
@@ -109,7 +109,7 @@ pip_download() { # pip_download DEST ARGS...: pip download through the shim's /p
     shift
     run_capture with_timeout 180 env -i PATH=/usr/bin:/bin HOME="$T/home" \
         "${PIP[@]}" download --isolated --disable-pip-version-check --no-cache-dir --no-input \
-        --index-url "$S/py/simple/" --no-deps -d "$dest" "$@"
+        --index-url "$S/${PY_ROUTE:-py}/simple/" --no-deps -d "$dest" "$@"
 }
 # expect_eacces CMD...: the command fails with "Permission denied"
 expect_eacces() { expect_fail_with "Permission denied" "$@"; }
@@ -312,5 +312,45 @@ t_cached_refused() {
     assert_eq "$(reg_count "GET /upfs-fresh full")" "$docs" "requests for the packument"
 }
 check "a version cached before --min-age was set is refused from the cache, no upstream request" t_cached_refused
+
+# ---- a registry's own policy -------------------------------------------------------------------
+cool_listed() { # cool_listed: the registry npmcool is served (the mount has reloaded)
+    http_get "$S/npmcool/upfs-fresh" -H 'Accept: application/json'
+    [[ "$HTTP_STATUS" == 200 ]]
+}
+t_registry_policy() {
+    upfs proxy create npmraw --type npm --url "$REG_URL" >/dev/null
+    upfs registry create npmcool --type npm --upstream npmraw --min-age 7d >/dev/null
+    upfs proxy create pyraw --type pypi --url "$UPSTREAM_URL" >/dev/null
+    upfs registry create pycool --type pypi --upstream pyraw >/dev/null
+    upfs registry update pycool --min-age 7d >/dev/null
+    assert_eq "$("$PYTHON" -c 'import json,sys; j=json.loads(sys.argv[1]); print(j["min_age"], j["min_age_unknown"], j["deny"])' "$(upfs registry show npmcool --json)")" \
+        "604800 deny []" "registry show --json"
+    wait_until 10 cool_listed || die "the registry npmcool is not served: $HTTP_STATUS $BODY"
+    assert_eq "$(json_field 'sorted(j["versions"])')" "['1.0.0']" "versions through the registry"
+    assert_eq "$(json_field 'j["dist-tags"]["latest"]')" 1.0.0 "dist-tags.latest through the registry"
+    local before
+    before="$(reg_targets_with upfs-fresh-1.1.0)"
+    NPM_ROUTE=npmcool npm_in "$T/n5" install upfs-fresh
+    ((RC == 0)) || die "npm install upfs-fresh through the registry failed ($RC): $ERR"
+    assert_eq "$(installed_version "$T/n5" upfs-fresh)" 1.0.0 "upfs-fresh installed through the registry"
+    NPM_ROUTE=npmraw npm_in "$T/n6" install upfs-fresh
+    ((RC == 0)) || die "npm install upfs-fresh through the proxy failed ($RC): $ERR"
+    assert_eq "$(installed_version "$T/n6" upfs-fresh)" 1.1.0 "upfs-fresh installed through the proxy"
+    # the tarball the proxy has now is refused through the registry, from the cache
+    before="$(reg_targets_with upfs-fresh-1.1.0)"
+    http_get "$S/npmcool/upfs-fresh/-/upfs-fresh-1.1.0.tgz"
+    assert_eq "$HTTP_STATUS" 403 "GET of the hidden tarball through the registry"
+    assert_contains "$BODY" "cause policy" "the shim's error body"
+    expect_eacces cat "$MNT/npmcool/upfs-fresh/-/upfs-fresh-1.1.0.tgz"
+    assert_eq "$(reg_targets_with upfs-fresh-1.1.0)" "$before" "requests for the hidden tarball"
+    PY_ROUTE=pycool pip_download "$T/d5" upfs-fresh
+    ((RC == 0)) || die "pip download through the registry failed ($RC): $ERR $OUT"
+    assert_eq "$(ls "$T/d5")" upfs_fresh-1.0.0-py3-none-any.whl "pip's download through the registry"
+    PY_ROUTE=pyraw pip_download "$T/d6" upfs-fresh
+    ((RC == 0)) || die "pip download through the proxy failed ($RC): $ERR $OUT"
+    assert_eq "$(ls "$T/d6")" upfs_fresh-1.1.0-py3-none-any.whl "pip's download through the proxy"
+}
+check "a registry's --min-age holds back what its upstream without a cooldown serves" t_registry_policy
 
 finish
