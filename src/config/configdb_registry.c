@@ -35,7 +35,7 @@ static bool policy_column(struct state *st)
     if (!have &&
         sqlite3_exec(st->db, "ALTER TABLE registries ADD COLUMN policy_json TEXT", NULL, NULL,
                      NULL) == SQLITE_OK) {
-        log_info("configdb: added column policy_json to registries");
+        log_debug("configdb: added column policy_json to registries");
         have = true;
     }
     return have;
