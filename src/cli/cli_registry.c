@@ -370,6 +370,22 @@ out:
     return rc;
 }
 
+/* The registry's package policy as "member: value" lines (nothing when none is set). */
+static void print_policy(const struct registry *r)
+{
+    json_t *o = config_registry_policy_json(r), *v;
+    const char *m;
+    json_object_foreach(o, m, v)
+    {
+        char *s = json_is_array(v) && json_array_size(v) == 0
+                      ? NULL
+                      : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        printf("%s: %s\n", m, s ? s : "-");
+        free(s);
+    }
+    json_decref(o);
+}
+
 static int cmd_show(struct cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "registry show";
@@ -393,6 +409,7 @@ static int cmd_show(struct cli_globals *g, int argc, char **argv)
     } else {
         printf("name: %s\ntype: %s\nupstreams: ", r.name, config_type_name(r.type));
         print_upstreams(r.upstreams);
+        print_policy(&r);
         rc = CLI_EXIT_OK;
     }
     config_registry_clear(&r);
