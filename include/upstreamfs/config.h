@@ -128,6 +128,13 @@ struct registry {
     char name[CONFIG_KEY_MAX + 1];
     enum proxy_type type;
     char **upstreams; /* ordered proxy keys, NULL-terminated; may be NULL */
+    /*
+     * The package rules and cooldown the registry applies to what its upstreams serve, on top
+     * of each upstream's own (docs/policy.md): the rows config_registry_policy_row names, held
+     * in a proxy of the registry's name and type so src/policy reads them as a proxy's. NULL:
+     * none set.
+     */
+    struct proxy *policy;
 };
 
 const char *config_type_name(enum proxy_type t);
@@ -161,6 +168,12 @@ bool config_registry_accepts(enum proxy_type rt, enum proxy_type pt);
 /* One schema for --json and /api (docs/ARCHITECTURE.md, "Configuration model"). Never contains a secret. */
 json_t *config_proxy_to_json(const struct proxy *p);
 json_t *config_registry_to_json(const struct registry *r);
+/* Whether member is one of the proxy settings a registry takes too (its package policy). */
+bool config_registry_policy_row(const char *member);
+/* The registry's policy members as stored (a new object; NULL when none is set). */
+json_t *config_registry_policy_json(const struct registry *r);
+/* Sets the policy members of obj (others ignored) on r, whose name and type are set. */
+int config_registry_policy_apply(struct registry *r, json_t *obj, struct config_error *err);
 
 /*
  * Applies the fields of a JSON object (API create/PUT) onto p. Unknown fields

@@ -73,7 +73,8 @@ int crud_registry_prepare(struct state *st, const char *name, json_t *fields, st
                           bool *has_upstreams, struct config_error *err);
 int crud_registry_create(struct state *st, json_t *fields, struct registry *out,
                          struct config_error *err);
-/* Only "upstreams" changes a registry; *changed says whether anything was written. */
+/* "upstreams" and the policy members change a registry; *changed says whether anything was
+ * written. */
 int crud_registry_update(struct state *st, const char *name, json_t *fields, struct registry *out,
                          bool *changed, struct config_error *err);
 int crud_registry_delete(struct state *st, const char *name, struct config_error *err);

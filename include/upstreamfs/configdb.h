@@ -46,6 +46,9 @@ int configdb_registry_create(struct state *st, struct registry *r, struct config
 int configdb_registry_set_upstreams(struct state *st, const char *name, char **upstreams,
                                     struct config_error *err);
 int configdb_registry_delete(struct state *st, const char *name, struct config_error *err);
+/* Stores r's package policy (r->policy; NULL: none), validated first. */
+int configdb_registry_set_policy(struct state *st, const struct registry *r,
+                                 struct config_error *err);
 int configdb_registry_get(struct state *st, const char *name, struct registry *out,
                           struct config_error *err);
 int configdb_registry_list(struct state *st, struct registry **out, size_t *n);

@@ -24,6 +24,7 @@
 struct curl_slist;
 
 struct upstream;
+struct proxy;
 
 struct drv_entry {
     char *name;   /* listings only */
@@ -98,6 +99,19 @@ struct driver_ops {
      * only a download of the proxy's own copy confirms content by digest.
      */
     int (*confirm)(struct upstream *u, const char *url, int64_t *size);
+    /*
+     * The cooldown of policy (the proxy's, or a registry's over it) for a file the index
+     * already knows (cached, or known before the rule was set): 0, or policy_refuse's -EACCES
+     * when the publish time in the package's document (the cached one while fresh: no
+     * request) holds its version back (src/engine/reader.c). May be NULL.
+     */
+    int (*cooldown)(struct upstream *u, const struct proxy *policy, const char *path);
+    /*
+     * generate, with the versions a further policy (a registry's over this proxy) refuses
+     * left out too: both must let a version through. May be NULL.
+     */
+    int (*generate_as)(struct upstream *u, const struct proxy *also, const char *path,
+                       char **body, size_t *len, bool *stale);
 };
 
 void drv_entry_clear(struct drv_entry *e);

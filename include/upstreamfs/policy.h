@@ -13,7 +13,9 @@
  * The parsing and matching here is pure (no I/O, every input capped): rules.c, subject.c,
  * semver.c, pep440.c. What a driver hides in its documents is src/policy/filter.c; the
  * engine refuses a path whose name and version the path itself tells before any upstream
- * request (src/engine/lookup.c, policy_path_verdict).
+ * request (src/engine/lookup.c, policy_path_verdict), and a cached file the cooldown holds back
+ * (src/engine/reader.c). A registry's policy (struct registry.policy) is a struct proxy of the
+ * registry's name and type, read by the same functions, applied after the upstream's.
  */
 #ifndef UPSTREAMFS_POLICY_H
 #define UPSTREAMFS_POLICY_H

@@ -18,10 +18,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_TYPE = 256, OPT_UPSTREAM, OPT_JSON, OPT_FORCE };
+enum { OPT_TYPE = 256, OPT_UPSTREAM, OPT_JSON, OPT_FORCE, OPT_POLICY };
+
+/* The package policy options (docs/policy.md): their JSON members, by OPT_POLICY + i. */
+static const char *const policy_members[] = {"min_age", "min_age_unknown", "min_age_exempt",
+                                             "allow", "deny"};
+#define POLICY_OPTIONS                                                                             \
+    "  --min-age DURATION          hide npm/PyPI versions published less long ago (7d, 0: off)\n" \
+    "  --min-age-unknown allow|deny  a version without a publish time (default deny)\n"        \
+    "  --min-age-exempt GLOB       names the cooldown does not hold back (repeatable)\n"       \
+    "  --allow RULE, --deny RULE   package rules, NAME[@RANGE] in the type's syntax\n"         \
+    "                              (repeatable; each replaces the list it names)\n"            \
+    "These apply to what the upstreams serve, in addition to each upstream's own rules;\n"     \
+    "not to the registry's local content.\n"
 
 static const char usage_top[] =
-    "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]...\n"
+    "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]... [POLICY]\n"
+    "       upstreamfs registry update NAME POLICY...\n"
     "       upstreamfs registry set-upstreams NAME [KEY]...\n"
     "       upstreamfs registry list [--json]\n"
     "       upstreamfs registry show NAME [--json]\n"
@@ -36,7 +49,7 @@ static const char usage_top[] =
     "and shares one name space with the proxies.\n";
 
 static const char usage_create[] =
-    "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]...\n"
+    "Usage: upstreamfs registry create NAME --type TYPE [--upstream KEY]... [POLICY]\n"
     "\n"
     "Creates a registry. Each --upstream names a proxy, in resolution order; a proxy\n"
     "may appear once.\n"
@@ -44,7 +57,13 @@ static const char usage_create[] =
     "Options:\n"
     "  --type TYPE       %s\n"
     "  --upstream KEY    an upstream proxy (repeatable; order kept)\n"
-    "  -h, --help        show this help\n";
+    "  -h, --help        show this help\n"
+    "POLICY (docs/policy.md):\n" POLICY_OPTIONS;
+
+static const char usage_update[] = "Usage: upstreamfs registry update NAME POLICY...\n"
+                                   "\n"
+                                   "Changes the registry's package policy (docs/policy.md):\n"
+                                   POLICY_OPTIONS;
 
 /* The registry types, from the type table: those a registry of their own type accepts. */
 static const char *registry_types(char *buf, size_t n)
@@ -93,9 +112,14 @@ static const char usage_delete[] =
  * help, an exit status on error, else 0 with positionals at argv[optind..].
  */
 static int parse_args(const char *cmd, const char *usage, int argc, char **argv, const char **type,
-                      char ***upstreams, bool *json, bool *force)
+                      char ***upstreams, bool *json, bool *force, json_t *policy)
 {
     static const struct option opts[] = {
+        {"min-age", required_argument, NULL, OPT_POLICY},
+        {"min-age-unknown", required_argument, NULL, OPT_POLICY + 1},
+        {"min-age-exempt", required_argument, NULL, OPT_POLICY + 2},
+        {"allow", required_argument, NULL, OPT_POLICY + 3},
+        {"deny", required_argument, NULL, OPT_POLICY + 4},
         {"type", required_argument, NULL, OPT_TYPE},
         {"upstream", required_argument, NULL, OPT_UPSTREAM},
         {"json", no_argument, NULL, OPT_JSON},
@@ -128,6 +152,17 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             *json = true;
         } else if (c == OPT_FORCE && force) {
             *force = true;
+        } else if (c >= OPT_POLICY && c < OPT_POLICY + 5 && policy) {
+            /* as the API's body: the field checks the value (config_registry_policy_apply) */
+            const char *m = policy_members[c - OPT_POLICY];
+            json_t *list = json_object_get(policy, m);
+            int rc = c < OPT_POLICY + 2 ? json_object_set_new(policy, m, json_string(optarg))
+                     : list             ? json_array_append_new(list, json_string(optarg))
+                                        : json_object_set_new(policy, m, json_pack("[s]", optarg));
+            if (rc < 0) {
+                cli_errorf("%s: %s", cmd, strerror(ENOMEM));
+                return CLI_EXIT_FAIL;
+            }
         } else {
             return cli_bad_option(cmd, c, argv);
         }
@@ -161,7 +196,9 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     const char *type = NULL, *name;
     bool has_ups;
     json_t *fields = NULL;
-    int rc = parse_args(cmd, usage_create, argc, argv, &type, &ups, NULL, NULL);
+    json_t *policy = json_object();
+    int rc = policy ? parse_args(cmd, usage_create, argc, argv, &type, &ups, NULL, NULL, policy)
+                    : CLI_EXIT_FAIL;
 
     if (rc != 0 || (rc = name_arg(cmd, argc, argv, 1, &name)) != 0)
         goto out;
@@ -172,7 +209,8 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     }
     /* The API's body, prepared before the state dir is created, then created by config_crud. */
     if (!(fields = json_pack("{s:s, s:s, s:o}", "name", name, "type", type, "upstreams",
-                             config_strv_to_json(ups)))) {
+                             config_strv_to_json(ups))) ||
+        json_object_update(fields, policy) < 0) {
         rc = cli_report(cmd, -ENOMEM, NULL);
         goto out;
     }
@@ -192,7 +230,43 @@ static int cmd_create(struct cli_globals *g, int argc, char **argv)
     rc = CLI_EXIT_OK;
 out:
     json_decref(fields);
+    json_decref(policy);
     config_strv_free(ups);
+    config_registry_clear(&r);
+    state_close(st);
+    return rc < 0 ? CLI_EXIT_OK : rc;
+}
+
+static int cmd_update(struct cli_globals *g, int argc, char **argv)
+{
+    const char *cmd = "registry update";
+    struct config_error err = {0};
+    struct registry r = {0};
+    struct state *st = NULL;
+    const char *name;
+    bool changed = false;
+    json_t *policy = json_object();
+    int rc = policy ? parse_args(cmd, usage_update, argc, argv, NULL, NULL, NULL, NULL, policy)
+                    : CLI_EXIT_FAIL;
+    if (rc != 0 || (rc = name_arg(cmd, argc, argv, 1, &name)) != 0)
+        goto out;
+    if (json_object_size(policy) == 0) {
+        cli_errorf("%s: nothing to change: give at least one option (see upstreamfs %s --help)",
+                   cmd, cmd);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    cli_quiet_logs(g);
+    if ((rc = cli_open_state(g, &st)) != 0)
+        goto out;
+    if ((rc = crud_registry_update(st, name, policy, &r, &changed, &err)) < 0) {
+        rc = cli_report(cmd, rc, &err);
+        goto out;
+    }
+    printf("updated registry %s (%s)\n", r.name, config_type_name(r.type));
+    rc = CLI_EXIT_OK;
+out:
+    json_decref(policy);
     config_registry_clear(&r);
     state_close(st);
     return rc < 0 ? CLI_EXIT_OK : rc;
@@ -216,7 +290,7 @@ static int cmd_set_upstreams(struct cli_globals *g, int argc, char **argv)
     json_t *fields = NULL;
     char **ups = NULL;
     const char *name;
-    int rc = parse_args(cmd, usage_set, argc, argv, NULL, NULL, NULL, NULL);
+    int rc = parse_args(cmd, usage_set, argc, argv, NULL, NULL, NULL, NULL, NULL);
 
     if (rc != 0 || (rc = name_arg(cmd, argc, argv, -1, &name)) != 0)
         goto out;
@@ -262,7 +336,7 @@ static int cmd_list(struct cli_globals *g, int argc, char **argv)
     struct registry *list = NULL;
     size_t n = 0;
     bool json = false;
-    int rc = parse_args(cmd, usage_list, argc, argv, NULL, NULL, &json, NULL);
+    int rc = parse_args(cmd, usage_list, argc, argv, NULL, NULL, &json, NULL, NULL);
 
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -296,6 +370,22 @@ out:
     return rc;
 }
 
+/* The registry's package policy as "member: value" lines (nothing when none is set). */
+static void print_policy(const struct registry *r)
+{
+    json_t *o = config_registry_policy_json(r), *v;
+    const char *m;
+    json_object_foreach(o, m, v)
+    {
+        char *s = json_is_array(v) && json_array_size(v) == 0
+                      ? NULL
+                      : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        printf("%s: %s\n", m, s ? s : "-");
+        free(s);
+    }
+    json_decref(o);
+}
+
 static int cmd_show(struct cli_globals *g, int argc, char **argv)
 {
     const char *cmd = "registry show";
@@ -304,7 +394,7 @@ static int cmd_show(struct cli_globals *g, int argc, char **argv)
     struct registry r = {0};
     const char *name;
     bool json = false;
-    int rc = parse_args(cmd, usage_show, argc, argv, NULL, NULL, &json, NULL);
+    int rc = parse_args(cmd, usage_show, argc, argv, NULL, NULL, &json, NULL, NULL);
 
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -319,6 +409,7 @@ static int cmd_show(struct cli_globals *g, int argc, char **argv)
     } else {
         printf("name: %s\ntype: %s\nupstreams: ", r.name, config_type_name(r.type));
         print_upstreams(r.upstreams);
+        print_policy(&r);
         rc = CLI_EXIT_OK;
     }
     config_registry_clear(&r);
@@ -333,7 +424,7 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
     struct state *st = NULL;
     const char *name;
     bool force = false;
-    int rc = parse_args(cmd, usage_delete, argc, argv, NULL, NULL, NULL, &force);
+    int rc = parse_args(cmd, usage_delete, argc, argv, NULL, NULL, NULL, &force, NULL);
 
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -370,7 +461,7 @@ static int cmd_delete(struct cli_globals *g, int argc, char **argv)
 }
 
 const struct cli_subcommand cli_registry_subs[] = {
-    {"create", cmd_create}, {"set-upstreams", cmd_set_upstreams},
+    {"create", cmd_create}, {"update", cmd_update}, {"set-upstreams", cmd_set_upstreams},
     {"list", cmd_list},     {"show", cmd_show},
     {"delete", cmd_delete}, {"import", cli_registry_import},
 };

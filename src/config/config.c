@@ -657,7 +657,14 @@ int config_registry_validate(const struct registry *r, struct config_error *err)
             }
         }
     }
-    return 0;
+    for (size_t i = 0; r->policy && i < proxy_fields_count; i++) {
+        char *norm = NULL;
+        if (config_registry_policy_row(proxy_fields[i].name) &&
+            (rc = proxy_field_check(&proxy_fields[i], r->policy, &norm, err)) < 0)
+            return rc;
+        free(norm);
+    }
+    return r->policy ? policy_config_check(r->policy, err) : 0;
 }
 
 void config_registry_clear(struct registry *r)
@@ -665,6 +672,8 @@ void config_registry_clear(struct registry *r)
     if (!r)
         return;
     config_strv_free(r->upstreams);
+    config_proxy_clear(r->policy);
+    free(r->policy);
     memset(r, 0, sizeof(*r));
 }
 

@@ -184,8 +184,17 @@ int crud_registry_update(struct state *st, const char *name, json_t *fields, str
                          bool *changed, struct config_error *err)
 {
     int rc = crud_registry_prepare(st, name, fields, out, changed, err);
+    bool policy = false;
+    const char *member;
+    json_t *v;
+    json_object_foreach(fields, member, v)
+        policy = policy || config_registry_policy_row(member);
     if (rc == 0 && *changed)
         rc = configdb_registry_set_upstreams(st, out->name, out->upstreams, err);
+    if (rc == 0 && policy) {
+        rc = configdb_registry_set_policy(st, out, err);
+        *changed = rc == 0;
+    }
     return rc;
 }
 

@@ -49,10 +49,74 @@ json_t *config_proxy_to_json(const struct proxy *p)
     return o;
 }
 
+/* The proxy settings a registry takes too: its package rules and cooldown (docs/policy.md). */
+static const char *const registry_policy_rows[] = {"min_age", "min_age_unknown", "min_age_exempt",
+                                                   "allow", "deny"};
+
+bool config_registry_policy_row(const char *member)
+{
+    for (size_t i = 0; i < sizeof(registry_policy_rows) / sizeof(registry_policy_rows[0]); i++)
+        if (!strcmp(member, registry_policy_rows[i]))
+            return true;
+    return false;
+}
+
+/* The policy rows of p (a registry's type) that apply to it, into o. */
+static int policy_members(json_t *o, const struct proxy *p)
+{
+    for (size_t i = 0; i < sizeof(registry_policy_rows) / sizeof(registry_policy_rows[0]); i++) {
+        const struct proxy_field *f = proxy_field_find(registry_policy_rows[i]);
+        if (f && proxy_field_applies(f, p->type) &&
+            json_object_set_new(o, f->name, proxy_field_get_json(f, p)) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+json_t *config_registry_policy_json(const struct registry *r)
+{
+    json_t *o = r->policy ? json_object() : NULL;
+    if (o && policy_members(o, r->policy) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int config_registry_policy_apply(struct registry *r, json_t *obj, struct config_error *err)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        if (!config_registry_policy_row(name))
+            continue;
+        if (!r->policy) {
+            if (!(r->policy = calloc(1, sizeof(*r->policy))))
+                return -ENOMEM;
+            config_proxy_init(r->policy, r->name, r->type);
+        }
+        int rc = proxy_field_set_json(proxy_field_find(name), r->policy, v, NULL, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 json_t *config_registry_to_json(const struct registry *r)
 {
-    return json_pack("{s:s, s:s, s:o}", "name", r->name, "type", config_type_name(r->type),
-                     "upstreams", config_strv_to_json(r->upstreams));
+    json_t *o = json_pack("{s:s, s:s, s:o}", "name", r->name, "type", config_type_name(r->type),
+                          "upstreams", config_strv_to_json(r->upstreams));
+    struct proxy none;
+    if (!r->policy)
+        config_proxy_init(&none, r->name, r->type); /* the defaults: no rules */
+    if (o && policy_members(o, r->policy ? r->policy : &none) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    if (!r->policy)
+        config_proxy_clear(&none);
+    return o;
 }
 
 /* The "key" and "type" members: required on create, unchangeable on update. */
@@ -198,6 +262,8 @@ int config_registry_apply_json(struct registry *g, json_t *obj, bool is_create, 
             config_strv_free(g->upstreams);
             g->upstreams = ups;
             *has_upstreams = true;
+        } else if (config_registry_policy_row(name)) {
+            continue; /* once name and type are known, below */
         } else {
             config_error_set(err, name, "unknown field %s", config_quote(q, sizeof(q), name));
             return -EINVAL;
@@ -211,5 +277,5 @@ int config_registry_apply_json(struct registry *g, json_t *obj, bool is_create, 
         config_error_set(err, "type", "must be given as a string");
         return -EINVAL;
     }
-    return 0;
+    return config_registry_policy_apply(g, obj, err);
 }

@@ -18,6 +18,54 @@
 
 /* ---- registries ------------------------------------------------------------------------ */
 
+/*
+ * Whether registries has the column policy_json (the registry's package policy as the JSON
+ * members of config_registry_policy_json, NULL: none), added here to a state dir made before it
+ * (as src/config/proxy_rows.c adds proxies' columns): false only when it cannot be added.
+ */
+static bool policy_column(struct state *st)
+{
+    sqlite3_stmt *s = NULL;
+    bool have = false;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT 1 FROM pragma_table_info('registries') WHERE name = 'policy_json'",
+                           -1, &s, NULL) == SQLITE_OK)
+        have = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    if (!have &&
+        sqlite3_exec(st->db, "ALTER TABLE registries ADD COLUMN policy_json TEXT", NULL, NULL,
+                     NULL) == SQLITE_OK) {
+        log_debug("configdb: added column policy_json to registries");
+        have = true;
+    }
+    return have;
+}
+
+/* Binds r's policy (NULL: none) at parameter i. */
+static int bind_policy(sqlite3_stmt *s, int i, const struct registry *r)
+{
+    json_t *o = config_registry_policy_json(r);
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (r->policy && !text)
+        return -ENOMEM;
+    int rc = configdb__bind_text(s, i, text);
+    free(text);
+    return rc;
+}
+
+/* Reads a stored policy onto r (name and type set): a text that does not read is -EIO. */
+static int read_policy(struct registry *r, const char *text)
+{
+    struct config_error err = {0};
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    int rc = !text ? 0 : !json_is_object(o) ? -EIO : config_registry_policy_apply(r, o, &err);
+    json_decref(o);
+    if (rc < 0)
+        log_error("configdb: the policy of registry %s does not read: %s", r->name, err.message);
+    return rc;
+}
+
 static int registry_not_found(const char *name, struct config_error *err)
 {
     char q[CONFIG_QUOTE_MAX];
@@ -84,10 +132,20 @@ int configdb_registry_create(struct state *st, struct registry *r, struct config
     if ((rc = configdb_name_free(st, "name", r->name, err)) < 0 ||
         (rc = check_upstreams(st, r->type, r->upstreams, err)) < 0)
         goto fail;
-    if ((rc = configdb__prepare(st, "INSERT INTO registries (name, type) VALUES (?1, ?2)", &s)) < 0)
+    if (r->policy && !policy_column(st)) {
+        rc = -EIO;
+        goto fail;
+    }
+    if ((rc = configdb__prepare(st,
+                                r->policy ? "INSERT INTO registries (name, type, policy_json) "
+                                            "VALUES (?1, ?2, ?3)"
+                                          : "INSERT INTO registries (name, type) VALUES (?1, ?2)",
+                                &s)) < 0)
         goto fail;
     sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, config_type_name(r->type), -1, SQLITE_STATIC);
+    if (r->policy && (rc = bind_policy(s, 3, r)) < 0)
+        goto fail;
     if ((rc = configdb__step_done(st, s)) < 0 || (rc = insert_upstreams(st, r->name, r->upstreams)) < 0 ||
         (rc = state_commit(st->db)) < 0)
         goto fail;
@@ -143,6 +201,27 @@ out:
     return rc;
 }
 
+int configdb_registry_set_policy(struct state *st, const struct registry *r,
+                                 struct config_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+    if ((rc = config_registry_validate(r, err)) < 0)
+        return rc;
+    if (!policy_column(st))
+        return -EIO;
+    if ((rc = configdb__prepare(st, "UPDATE registries SET policy_json = ?2 WHERE name = ?1", &s)) <
+        0)
+        return rc;
+    sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+    if ((rc = bind_policy(s, 2, r)) == 0 && (rc = configdb__step_done(st, s)) == 0)
+        rc = sqlite3_changes(st->db) == 1 ? 0 : registry_not_found(r->name, err);
+    sqlite3_finalize(s);
+    if (rc == 0)
+        log_info("config: registry %s (%s) policy set", r->name, config_type_name(r->type));
+    return rc;
+}
+
 int configdb_registry_delete(struct state *st, const char *name, struct config_error *err)
 {
     sqlite3_stmt *s = NULL;
@@ -186,9 +265,13 @@ static int registry_read(struct state *st, const char *name, struct registry **o
     struct registry *list = NULL;
     size_t len = 0;
     int rc = configdb__prepare(st,
-                     "SELECT r.name, r.type, u.proxy FROM registries r "
-                     "LEFT JOIN registry_upstreams u ON u.registry = r.name "
-                     "WHERE ?1 IS NULL OR r.name = ?1 ORDER BY r.name, u.position",
+                     policy_column(st)
+                         ? "SELECT r.name, r.type, u.proxy, r.policy_json FROM registries r "
+                           "LEFT JOIN registry_upstreams u ON u.registry = r.name "
+                           "WHERE ?1 IS NULL OR r.name = ?1 ORDER BY r.name, u.position"
+                         : "SELECT r.name, r.type, u.proxy, NULL FROM registries r "
+                           "LEFT JOIN registry_upstreams u ON u.registry = r.name "
+                           "WHERE ?1 IS NULL OR r.name = ?1 ORDER BY r.name, u.position",
                      &s);
     *out = NULL;
     *n = 0;
@@ -217,6 +300,8 @@ static int registry_read(struct state *st, const char *name, struct registry **o
                 rc = -EIO;
                 goto fail;
             }
+            if ((rc = read_policy(&list[len - 1], (const char *)sqlite3_column_text(s, 3))) < 0)
+                goto fail;
         }
         if (proxy && config_strv_push(&list[len - 1].upstreams, proxy) < 0) {
             rc = -ENOMEM;

@@ -112,6 +112,9 @@ static char *doc_url(const struct upstream *u, const char *name)
     return url;
 }
 
+static int doc_variant(struct upstream *u, const char *name, bool abbreviated,
+                       struct upstream_doc *d, char **url_out);
+
 /* One variant of a package's document, through the document cache. *url is its real URL. */
 static int doc_get(struct upstream *u, const char *name, bool abbreviated, struct upstream_doc *d,
                    char **url_out)
@@ -120,6 +123,14 @@ static int doc_get(struct upstream *u, const char *name, bool abbreviated, struc
     /* The publish times are in the full document only: a cooldown reads it for both. */
     if (abbreviated && policy_cooldown_applies(upstream_config(u), name))
         abbreviated = false;
+    return doc_variant(u, name, abbreviated, d, url_out);
+}
+
+/* doc_get of the variant asked for as it is. */
+static int doc_variant(struct upstream *u, const char *name, bool abbreviated,
+                       struct upstream_doc *d, char **url_out)
+{
+    memset(d, 0, sizeof(*d));
     char *url = doc_url(u, name);
     if (!url)
         return -ENOMEM;
@@ -228,16 +239,21 @@ static int tarballs_search(void *parsed, void *arg)
     return table_search(parsed, arg);
 }
 
-static int find_tarball(struct upstream *u, const char *name, const char *file,
-                        struct drv_entry *out, struct drv_listing *all)
+/* find_tarball under policy (NULL: the proxy's). */
+static int find_tarball_as(struct upstream *u, const struct proxy *policy, const char *name,
+                           const char *file, struct drv_entry *out, struct drv_listing *all)
 {
     struct upstream_doc d;
     char *url = NULL;
-    int rc = doc_get(u, name, true, &d, &url);
+    if (!policy)
+        policy = upstream_config(u);
+    /* a registry's cooldown over the proxy reads the times too (the full document) */
+    bool full = policy_cooldown_applies(policy, name) || policy_cooldown_applies(upstream_config(u), name);
+    int rc = doc_variant(u, name, !full, &d, &url);
     if (rc == 0) {
         struct tarballs_src src = {.u = u, .d = &d, .name = name, .url = url};
         struct tarball_search q = {
-            .cfg = upstream_config(u), .name = name, .file = file, .out = out, .all = all};
+            .cfg = policy, .name = name, .file = file, .out = out, .all = all};
         rc = drv_doc_memo_use(u, name, d.sha256, tarballs_parse, &src, tarballs_free,
                               tarballs_search, &q);
     }
@@ -246,16 +262,23 @@ static int find_tarball(struct upstream *u, const char *name, const char *file,
     return rc;
 }
 
+static int find_tarball(struct upstream *u, const char *name, const char *file,
+                        struct drv_entry *out, struct drv_listing *all)
+{
+    return find_tarball_as(u, NULL, name, file, out, all);
+}
+
 /*
- * The document with the versions the proxy's policy hides left out (policy_npm_filter), into
- * *out (NULL when the proxy has no policy: the document as it came). -EIO: not JSON.
+ * The document with the versions the proxy's policy (and also's, a registry's over it: NULL
+ * none) hides left out (policy_npm_filter), into *out (NULL when there is no policy: the
+ * document as it came). -EIO: not JSON.
  */
-static int policy_doc(struct upstream *u, const char *name, const struct upstream_doc *d,
-                      char **out, size_t *out_len)
+static int policy_doc(struct upstream *u, const struct proxy *also, const char *name,
+                      const struct upstream_doc *d, char **out, size_t *out_len)
 {
     const struct proxy *cfg = upstream_config(u);
     *out = NULL;
-    if (!policy_active(cfg))
+    if (!policy_active(cfg) && !(also && policy_active(also)))
         return 0;
     json_error_t jerr;
     json_t *root = json_loadb(d->body, d->len, 0, &jerr);
@@ -265,6 +288,9 @@ static int policy_doc(struct upstream *u, const char *name, const struct upstrea
     }
     struct policy_filtered f;
     int rc = policy_npm_filter(cfg, name, root, (int64_t)time(NULL), &f);
+    size_t hidden = f.hidden;
+    if (rc == 0 && also && (rc = policy_npm_filter(also, name, root, (int64_t)time(NULL), &f)) == 0)
+        f.hidden += hidden;
     if (rc == 0 && f.hidden)
         log_debug("npm proxy %s: %zu versions of %s hidden by the policy", cfg->key, f.hidden,
                   name);
@@ -279,7 +305,8 @@ static int policy_doc(struct upstream *u, const char *name, const struct upstrea
     return rc;
 }
 
-static int npm_generate(struct upstream *u, const char *path, char **body, size_t *len, bool *stale)
+static int npm_generate_as(struct upstream *u, const struct proxy *also, const char *path,
+                           char **body, size_t *len, bool *stale)
 {
     struct pkg_path p;
     struct upstream_doc d;
@@ -288,12 +315,14 @@ static int npm_generate(struct upstream *u, const char *path, char **body, size_
     bool abbreviated = strcmp(p.rest, NPM_ABBREVIATED_DOC) == 0;
     if (!abbreviated && strcmp(p.rest, NPM_FULL_DOC) != 0)
         return -ENOENT;
-    int rc = doc_get(u, p.name, abbreviated, &d, NULL);
+    /* a registry's cooldown over the proxy reads the times too */
+    int rc = doc_get(u, p.name, abbreviated && !(also && policy_cooldown_applies(also, p.name)), &d,
+                     NULL);
     if (rc == 0) {
         *stale = d.stale;
         char *shown = NULL;
         size_t shown_len = 0;
-        rc = policy_doc(u, p.name, &d, &shown, &shown_len);
+        rc = policy_doc(u, also, p.name, &d, &shown, &shown_len);
         const char *src = shown ? shown : d.body;
         size_t src_len = shown ? shown_len : d.len;
         if (rc == 0)
@@ -306,6 +335,11 @@ static int npm_generate(struct upstream *u, const char *path, char **body, size_
     }
     upstream_doc_clear(&d);
     return rc;
+}
+
+static int npm_generate(struct upstream *u, const char *path, char **body, size_t *len, bool *stale)
+{
+    return npm_generate_as(u, NULL, path, body, len, stale);
 }
 
 static int npm_lookup(struct upstream *u, const char *path, struct drv_entry *out)
@@ -338,6 +372,18 @@ static int npm_lookup(struct upstream *u, const char *path, struct drv_entry *ou
     int rc = find_tarball(u, p.name, p.rest + 2, out, NULL);
     if (rc == 0)
         drv_entry_size_from_head(u, out); /* the document has no tarball sizes */
+    return rc;
+}
+
+static int npm_cooldown(struct upstream *u, const struct proxy *policy, const char *path)
+{
+    struct pkg_path p;
+    if (pkg_split(path, &p) < 0 || p.scope_only || strncmp(p.rest, "-/", 2) != 0 ||
+        strchr(p.rest + 2, '/'))
+        return 0;
+    struct drv_entry de = {0};
+    int rc = find_tarball_as(u, policy, p.name, p.rest + 2, &de, NULL); /* table_search's verdict */
+    drv_entry_clear(&de);
     return rc;
 }
 
@@ -407,6 +453,8 @@ const struct driver_ops driver_npm = {
     .lookup = npm_lookup,
     .list = npm_list,
     .generate = npm_generate,
+    .cooldown = npm_cooldown,
+    .generate_as = npm_generate_as,
 };
 
 const struct shim_protocol shim_protocol_npm = {

@@ -87,12 +87,14 @@ struct index_use {
     int (*fn)(const json_t *index, void *arg);
     void *arg;
     const struct proxy *cfg;
+    const struct proxy *also; /* a registry's policy over the proxy, or NULL */
     const char *name;
     const char *file; /* the file looked up, or NULL */
 };
 
-/* A file of the page (or the distribution of a ".metadata") the policy hides: refused. */
-static int file_policy(const struct index_use *x, const json_t *index, int64_t now)
+/* A file of the page (or the distribution of a ".metadata") policy cfg hides: refused. */
+static int file_policy(const struct index_use *x, const struct proxy *cfg, const json_t *index,
+                       int64_t now)
 {
     size_t i;
     json_t *f;
@@ -107,8 +109,8 @@ static int file_policy(const struct index_use *x, const json_t *index, int64_t n
         bool has = policy_pypi_file_version(name, version, sizeof(version));
         int64_t published = policy_parse_time(json_string_value(json_object_get(f, "upload-time")));
         enum policy_verdict v =
-            policy_version_verdict(x->cfg, x->name, has ? version : NULL, published, now, NULL);
-        return v == POLICY_PASS ? 0 : policy_refuse(x->cfg, x->name, has ? version : NULL, v, NULL);
+            policy_version_verdict(cfg, x->name, has ? version : NULL, published, now, NULL);
+        return v == POLICY_PASS ? 0 : policy_refuse(cfg, x->name, has ? version : NULL, v, NULL);
     }
     return 0;
 }
@@ -117,16 +119,21 @@ static int file_policy(const struct index_use *x, const json_t *index, int64_t n
 static int index_use(void *parsed, void *arg)
 {
     const struct index_use *x = arg;
-    if (!policy_active(x->cfg))
+    if (!policy_active(x->cfg) && !(x->also && policy_active(x->also)))
         return x->fn(parsed, x->arg);
     int64_t now = (int64_t)time(NULL);
-    int rc = x->file ? file_policy(x, parsed, now) : 0;
-    json_t *shown = NULL;
+    int rc = x->file ? file_policy(x, x->cfg, parsed, now) : 0;
+    if (rc == 0 && x->file && x->also)
+        rc = file_policy(x, x->also, parsed, now);
+    json_t *shown = NULL, *both = NULL;
     struct policy_filtered f;
     if (rc == 0)
         rc = policy_pypi_filter(x->cfg, x->name, parsed, now, &shown, &f);
+    if (rc == 0 && x->also)
+        rc = policy_pypi_filter(x->also, x->name, shown, now, &both, &f);
     if (rc == 0)
-        rc = x->fn(shown, x->arg);
+        rc = x->fn(both ? both : shown, x->arg);
+    json_decref(both);
     json_decref(shown);
     return rc;
 }
@@ -136,8 +143,9 @@ static int index_use(void *parsed, void *arg)
  * canonical form, under the state lock (fn copies what it needs). *stale, when not NULL,
  * says the page is a stale copy.
  */
-static int with_index(struct upstream *u, const char *name, const char *file, bool *stale,
-                      int (*fn)(const json_t *index, void *arg), void *arg)
+static int with_index_as(struct upstream *u, const struct proxy *also, const char *name,
+                         const char *file, bool *stale, int (*fn)(const json_t *index, void *arg),
+                         void *arg)
 {
     struct upstream_doc d;
     memset(&d, 0, sizeof(d));
@@ -155,13 +163,23 @@ static int with_index(struct upstream *u, const char *name, const char *file, bo
         *stale = d.stale;
     if (rc == 0) {
         struct index_src src = {.u = u, .d = &d, .page = page, .name = name};
-        struct index_use use = {
-            .fn = fn, .arg = arg, .cfg = upstream_config(u), .name = name, .file = file};
+        struct index_use use = {.fn = fn,
+                                .arg = arg,
+                                .cfg = upstream_config(u),
+                                .also = also,
+                                .name = name,
+                                .file = file};
         rc = drv_doc_memo_use(u, name, d.sha256, index_parse, &src, index_free, index_use, &use);
     }
     upstream_doc_clear(&d);
     free(page);
     return rc;
+}
+
+static int with_index(struct upstream *u, const char *name, const char *file, bool *stale,
+                      int (*fn)(const json_t *index, void *arg), void *arg)
+{
+    return with_index_as(u, NULL, name, file, stale, fn, arg);
 }
 
 static int exists_fn(const json_t *index, void *arg)
@@ -224,20 +242,26 @@ static bool is_doc(const char *rest)
     return rest[0] == '.' && !strcmp(rest + 1, PYPI_DOC);
 }
 
-static int pypi_generate(struct upstream *u, const char *path, char **body, size_t *len,
-                         bool *stale)
+static int pypi_generate_as(struct upstream *u, const struct proxy *also, const char *path,
+                            char **body, size_t *len, bool *stale)
 {
     char name[PYPI_NAME_MAX + 1];
     const char *rest;
     struct emit_arg a = {0};
     if (project_split(path, name, &rest) < 0 || !is_doc(rest))
         return -ENOENT;
-    int rc = with_index(u, name, NULL, stale, emit_fn, &a);
+    int rc = with_index_as(u, also, name, NULL, stale, emit_fn, &a);
     if (rc == 0) {
         *body = a.body;
         *len = a.len;
     }
     return rc;
+}
+
+static int pypi_generate(struct upstream *u, const char *path, char **body, size_t *len,
+                         bool *stale)
+{
+    return pypi_generate_as(u, NULL, path, body, len, stale);
 }
 
 static int pypi_lookup(struct upstream *u, const char *path, struct drv_entry *out)
@@ -320,11 +344,24 @@ static int pypi_shim_merge_local(const char *route_path, const char *doc, size_t
     return pypi_index_merge_local(doc, len, name, files, n, out, out_len);
 }
 
+static int pypi_cooldown(struct upstream *u, const struct proxy *policy, const char *path)
+{
+    char name[PYPI_NAME_MAX + 1];
+    const char *rest;
+    if (project_split(path, name, &rest) < 0 || !rest[0] || strchr(rest, '/') || is_doc(rest))
+        return 0;
+    /* file_policy's verdict: the proxy's, and a registry's over it */
+    return with_index_as(u, policy == upstream_config(u) ? NULL : policy, name, rest, NULL,
+                         exists_fn, NULL);
+}
+
 const struct driver_ops driver_pypi = {
     .type = "pypi",
     .lookup = pypi_lookup,
     .list = pypi_list,
     .generate = pypi_generate,
+    .cooldown = pypi_cooldown,
+    .generate_as = pypi_generate_as,
 };
 
 const struct shim_protocol shim_protocol_pypi = {

@@ -137,6 +137,9 @@ void engine__counters_unpublish(struct engine *e);
 struct upstream *engine__upstream(struct engine *e, const char *key);
 /* Copy of a registry's config (caller clears), or -ENOENT. */
 int engine__registry(struct engine *e, const char *name, struct registry *out);
+/* A copy of registry name's package policy (config.h, struct registry) into *out, cleared
+ * with config_proxy_clear; false when it has none. */
+bool engine__registry_policy(struct engine *e, const char *name, struct proxy *out);
 bool engine__is_registry(struct engine *e, const char *name);
 
 void engine__attr_from_node(struct engine *e, const struct node *n, struct engine_attr *a);

@@ -255,7 +255,12 @@ static int add_upstream_names(struct engine *e, int64_t ino, struct dirlist *l,
     int rc = 0;
     for (size_t i = 0; i < un_n && rc == 0; i++) {
         struct engine_attr a;
+        struct failure_note note;
+        failure_note_clear();
         int lrc = engine_lookup(e, ino, ul[i].name, &a);
+        /* refused by the registry's package rules (lookup.c, name_policy): not listed */
+        if (lrc == -EACCES && failure_note_get(&note) && note.f.cause == FAILURE_POLICY)
+            continue;
         if (lrc < 0 && lrc != -ENOENT) {
             a = ul[i].attr;
             a.ino = 0;

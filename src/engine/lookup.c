@@ -206,26 +206,33 @@ static bool name_allowed(struct engine *e, const struct node *dir, const char *n
  * The package rules (include/upstreamfs/policy.h) for a name below dir, before the index or
  * the remote is asked: 0, or -EACCES with cause policy (recorded on dir, as a failed lookup
  * is). A registry's names follow the rules of the upstream that provides them (registry.c
- * resolves them through it).
+ * resolves them through it) and the registry's own, except its local content (local: the name
+ * is that).
  */
-static int name_policy(struct engine *e, const struct node *dir, const char *name)
+static int name_policy(struct engine *e, const struct node *dir, const char *name, bool local)
 {
-    if (dir->local || engine__is_registry(e, dir->top))
+    struct proxy rp;
+    bool reg = engine__is_registry(e, dir->top);
+    if (dir->local || local || (reg && !engine__registry_policy(e, dir->top, &rp)))
         return 0;
-    struct upstream *u = engine__upstream(e, dir->top);
-    char *path = u && policy_active(&u->cfg) ? engine__join(dir->path, name) : NULL;
+    struct upstream *u = reg ? NULL : engine__upstream(e, dir->top);
+    const struct proxy *p = reg ? &rp : u ? &u->cfg : NULL;
+    char *path = p && policy_active(p) ? engine__join(dir->path, name) : NULL;
     const char *rule = NULL;
     int rc = 0;
-    if (path && policy_path_verdict(&u->cfg, path, &rule) == POLICY_DENIED) {
+    if (path && policy_path_verdict(p, path, &rule) == POLICY_DENIED) {
         char pkg[POLICY_NAME_MAX + 1], ver[POLICY_VERSION_MAX + 1];
-        bool known = policy_subject(u->cfg.type, path, pkg, sizeof(pkg), ver, sizeof(ver));
+        bool known = policy_subject(p->type, path, pkg, sizeof(pkg), ver, sizeof(ver));
         failure_note_clear();
-        rc = policy_refuse(&u->cfg, known ? pkg : path, known && ver[0] ? ver : NULL, POLICY_DENIED,
+        rc = policy_refuse(p, known ? pkg : path, known && ver[0] ? ver : NULL, POLICY_DENIED,
                            rule);
-        rc = engine__failed(e, u, dir->ino, rc);
+        if (u)
+            rc = engine__failed(e, u, dir->ino, rc);
     }
     free(path);
     upstream_unref(u);
+    if (reg)
+        config_proxy_clear(&rp);
     return rc;
 }
 
@@ -251,7 +258,7 @@ int engine__lookup_node(struct engine *e, int64_t parent_ino, const char *name, 
         node_clear(&p);
         return -ENOENT;
     }
-    if (parent_ino != INDEX_ROOT_INO && (rc = name_policy(e, &p, name)) < 0) {
+    if (parent_ino != INDEX_ROOT_INO && (rc = name_policy(e, &p, name, crc == 0 && c.local)) < 0) {
         if (crc == 0)
             node_clear(&c);
         node_clear(&p);

@@ -11,6 +11,7 @@
  */
 #include "engine_i.h"
 #include "upstreamfs/log.h"
+#include "upstreamfs/policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -178,11 +179,32 @@ static int open_remote(struct engine *e, struct upstream *u, struct node *n, boo
     return rc;
 }
 
+/*
+ * The cooldown holds for what the index already knows too (a version cached, or listed, before
+ * the rule was set or --min-age grew), so a lockfile cannot reach around it: the driver decides
+ * from the package's document (the cached one while fresh). 0 or -EACCES with cause policy;
+ * any other failure of that check leaves the file to the usual path.
+ */
+static int cooldown_gate(struct upstream *u, const struct proxy *policy, const struct node *n)
+{
+    char pkg[POLICY_NAME_MAX + 1], ver[POLICY_VERSION_MAX + 1];
+    if (!u->drv->cooldown || !n->url ||
+        !policy_subject(u->cfg.type, n->path, pkg, sizeof(pkg), ver, sizeof(ver)) ||
+        !policy_cooldown_applies(policy, pkg))
+        return 0;
+    int rc = u->drv->cooldown(u, policy, n->path);
+    struct failure_note note;
+    return rc == -EACCES && failure_note_get(&note) && note.f.cause == FAILURE_POLICY ? rc : 0;
+}
+
 /* Opens n of proxy u: the stored copy while fresh (or offline), else from the remote. */
 static int open_from_proxy(struct engine *e, struct upstream *u, struct node *n,
                            const struct engine_wait *w, struct engine_file **out, bool *keep_cache,
                            bool *changed)
 {
+    int refused = cooldown_gate(u, &u->cfg, n);
+    if (refused < 0)
+        return refused;
     bool have = n->digest[0] && store_blob_size(&e->store, n->digest) >= 0;
     bool fresh = have && (!n->is_mutable || engine__now() < n->checked + u->cfg.metadata_ttl);
     /* a document generated before the proxy's package policy changed shows the old one */
@@ -238,13 +260,43 @@ static void registry_entry_opened(struct engine *e, int64_t reg_ino, const char 
     pthread_mutex_unlock(&e->mu);
 }
 
+/*
+ * A registry's package policy over the upstream that provides n (docs/policy.md): a known file
+ * the cooldown holds back is refused; a document is made with what that policy refuses left
+ * out too (1: *out is that document). 0: read n as the upstream shows it.
+ */
+static int registry_policy_open(struct engine *e, struct upstream *u, const struct proxy *rp,
+                                const struct node *n, struct engine_file **out)
+{
+    struct failure_note note;
+    int refused = n->url ? cooldown_gate(u, rp, n) : 0;
+    /* the registry's refusal, noted under its name: recorded on the node as engine__failed
+     * records the upstream's */
+    if (refused < 0 && failure_note_get(&note))
+        failure_note_set(u->cfg.key, &note.f, "", true);
+    if (n->url || refused < 0)
+        return refused;
+    if (!u->drv->generate_as)
+        return 0;
+    char *body = NULL, hex[65];
+    size_t len = 0;
+    bool stale = false;
+    int rc = u->drv->generate_as(u, rp, n->path, &body, &len, &stale);
+    if (rc == 0 && (rc = store_put_bytes(&e->store, body, len, hex)) == 0) {
+        engine__object_added(e, hex, (int64_t)len, false);
+        rc = engine__open_blob(e, hex, out);
+    }
+    free(body);
+    return rc < 0 ? rc : 1;
+}
+
 int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
                      struct engine_file **out, bool *keep_cache, bool *changed)
 {
     struct node n;
     struct upstream *u = NULL;
     int64_t reg_ino = 0; /* a registry entry being read through its upstream */
-    char reg_digest[65] = "";
+    char reg_digest[65] = "", reg_top[CONFIG_KEY_MAX + 1] = "";
     *keep_cache = false;
     *changed = false;
     failure_note_clear();
@@ -259,14 +311,22 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
         *out = engine__local_open_read(e, &n, &rc);
     } else {
         if (n.via) {
+            snprintf(reg_top, sizeof(reg_top), "%s", n.top);
             reg_ino = n.ino;
             memcpy(reg_digest, n.digest, sizeof(reg_digest));
             rc = follow_registry_entry(e, &n);
         }
         if (rc == 0 && !(u = engine__upstream(e, n.top)))
             rc = -ENOENT;
-        if (u)
+        struct proxy rp;
+        if (u && reg_ino && engine__registry_policy(e, reg_top, &rp)) {
+            rc = engine__failed(e, u, ino, registry_policy_open(e, u, &rp, &n, out));
+            config_proxy_clear(&rp);
+        }
+        if (u && rc == 0)
             rc = engine__failed(e, u, ino, open_from_proxy(e, u, &n, w, out, keep_cache, changed));
+        else if (rc == 1)
+            rc = 0;
     }
     if (rc == 0 && reg_ino)
         registry_entry_opened(e, reg_ino, reg_digest, *out, keep_cache);

@@ -10,6 +10,7 @@
  * image layout found in one upstream stays bound to it (pinned).
  */
 #include "engine_i.h"
+#include "upstreamfs/policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -53,6 +54,18 @@ int engine__registry(struct engine *e, const char *name, struct registry *out)
     }
     pthread_rwlock_unlock(&e->cfg_lock);
     return rc;
+}
+
+bool engine__registry_policy(struct engine *e, const char *name, struct proxy *out)
+{
+    bool found = false;
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    for (size_t i = 0; i < e->n_regs && !found; i++)
+        if (strcmp(e->regs[i].name, name) == 0 && e->regs[i].policy &&
+            policy_active(e->regs[i].policy))
+            found = config_proxy_copy(out, e->regs[i].policy) == 0;
+    pthread_rwlock_unlock(&e->cfg_lock);
+    return found;
 }
 
 bool engine__is_registry(struct engine *e, const char *name)

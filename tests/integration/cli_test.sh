@@ -361,7 +361,8 @@ log "registries"
 ok registry create all --type docker --upstream pubecr --upstream hub --upstream team
 assert_eq "$OUT" "created registry all (docker)" "registry create output"
 ok registry show all --json
-assert_eq "$(json 'd')" "{'name': 'all', 'type': 'docker', 'upstreams': ['pubecr', 'hub', 'team']}" "registry object"
+assert_eq "$(json 'd')" "{'name': 'all', 'type': 'docker', 'upstreams': ['pubecr', 'hub', 'team'], 'allow': [], 'deny': []}" \
+    "registry object (with the package rules a docker registry takes, none set)"
 ok registry create helmrepo --type helm --upstream charts
 ok registry create empty-reg --type generic
 ok registry list --json

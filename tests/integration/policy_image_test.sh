@@ -12,7 +12,10 @@
 #     names policy, the log names the rule, and the registry was never asked for its manifest;
 #   a repository no --allow matches (other/thing) is not listed in the proxy's directory (the
 #     catalog), fails with EACCES and costs the registry nothing;
-#   the shim's /v2 API answers 403 (cause policy) for the denied tag's manifest.
+#   the shim's /v2 API answers 403 (cause policy) for the denied tag's manifest;
+#   the tag lists leave the denied tag out: ls of test/hello and the shim's tags/list name v1 only;
+#   a docker registry over the proxy with --deny 'test/hello:v1' lists no tag of test/hello (ls,
+#   tags/list) and refuses v1 with EACCES, while the proxy still lists v1.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/docker/registry.sh"
@@ -57,6 +60,27 @@ t_denied_tag() {
     assert_eq "$(regproxy_sum pa '(GET|HEAD)' '/v2s2$')" 0 "requests for the denied tag"
 }
 check "a denied tag is refused with cause policy, never asked for" t_denied_tag
+
+t_tag_lists() {
+    assert_eq "$(ls "$H/test/hello")" v1 "ls of test/hello (its tags)"
+    http_get "http://127.0.0.1:$SPORT/v2/hub/test/hello/tags/list"
+    assert_eq "$HTTP_STATUS" 200 "GET /v2/hub/test/hello/tags/list"
+    assert_eq "$(json_field 'j["tags"]')" "['v1']" "the shim's tags/list"
+    assert_eq "$(regproxy_sum pa '(GET|HEAD)' '/v2s2$')" 0 "requests for the denied tag"
+}
+check "the tag lists (the mount's tag directories, the shim's tags/list) leave a denied tag out" t_tag_lists
+
+hubsafe_up() { [[ -d "$MNT/hubsafe/test" ]]; }
+t_registry_rules() {
+    upfs registry create hubsafe --type docker --upstream hub --deny 'test/hello:v1' >/dev/null
+    wait_until 10 hubsafe_up || die "the registry hubsafe is not in the mount"
+    assert_eq "$(ls "$MNT/hubsafe/test/hello")" "" "ls of hubsafe/test/hello (v1 denied by the registry)"
+    http_get "http://127.0.0.1:$SPORT/v2/hubsafe/test/hello/tags/list"
+    assert_eq "$(json_field 'j.get("tags") or []')" "[]" "the registry's tags/list"
+    expect_fail_with "Permission denied" cat "$MNT/hubsafe/test/hello/v1/index.json"
+    assert_eq "$(ls "$H/test/hello")" v1 "the proxy's own tag list"
+}
+check "a registry's --deny holds for what its upstream serves (tag lists and reads)" t_registry_rules
 
 t_not_allowed() {
     local top

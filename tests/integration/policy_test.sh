@@ -30,7 +30,9 @@
 #     EACCES) with no request for it; upfs-evil fails and its page is never asked for;
 #   Maven --deny 'com.example:demo:1.*' and Helm --deny 'alpha@<1': the denied artifact and chart
 #     fail with EACCES and the upstream saw no request for them (nor the jar's checksum); the
-#     chart's version is left out of index.yaml; another chart still reads;
+#     chart's version is left out of index.yaml; another chart still reads; demo's
+#     maven-metadata.xml leaves 1.0 out (no release left; latest 2.0-SNAPSHOT) and its .sha1 and
+#     .md5 are of the document served; a document with nothing denied is the upstream's bytes;
 #   proxy update npm --min-age 0 while mounted: the document lists 1.1.0 within seconds (it is
 #     made again, although its --metadata-ttl has not run out); the deny rule still holds;
 #   the proxies' settings: proxy show --json has min_age 604800, the exempt and deny lists; a
@@ -95,7 +97,7 @@ npm_in() { # npm_in DIR ARGS...: npm in a new project DIR against the shim's /np
     mkdir -p "$dir"
     printf '{"name":"proj","version":"1.0.0","private":true}\n' >"$dir/package.json"
     run_capture with_timeout 180 env -i PATH="$PATH" HOME="$T/home" \
-        npm --prefix "$dir" --registry "$S/npm/" --cache "$dir.cache" \
+        npm --prefix "$dir" --registry "$S/${NPM_ROUTE:-npm}/" --cache "$dir.cache" \
         --userconfig "$T/npmrc" --no-update-notifier --no-audit --no-fund --loglevel warn "$@"
 }
 installed_version() { # installed_version DIR PACKAGE
@@ -107,7 +109,7 @@ pip_download() { # pip_download DEST ARGS...: pip download through the shim's /p
     shift
     run_capture with_timeout 180 env -i PATH=/usr/bin:/bin HOME="$T/home" \
         "${PIP[@]}" download --isolated --disable-pip-version-check --no-cache-dir --no-input \
-        --index-url "$S/py/simple/" --no-deps -d "$dest" "$@"
+        --index-url "$S/${PY_ROUTE:-py}/simple/" --no-deps -d "$dest" "$@"
 }
 # expect_eacces CMD...: the command fails with "Permission denied"
 expect_eacces() { expect_fail_with "Permission denied" "$@"; }
@@ -244,6 +246,23 @@ t_maven_helm() {
 }
 check "Maven and Helm: a denied version is refused before any request; others read" t_maven_helm
 
+t_maven_metadata() {
+    local md="$MNT/mvn/com/example/demo/maven-metadata.xml" xml
+    xml="$(cat "$md")"
+    [[ "$xml" != *"<version>1.0</version>"* ]] || die "maven-metadata.xml still lists 1.0: $xml"
+    [[ "$xml" != *"<release>"* ]] || die "maven-metadata.xml names a release (1.0 is denied): $xml"
+    assert_contains "$xml" "<version>2.0-SNAPSHOT</version>" "the versions left"
+    assert_contains "$xml" "<latest>2.0-SNAPSHOT</latest>" "latest"
+    # its checksum files are of the document served
+    assert_eq "$(cat "$md.sha1")" "$(sha1sum <"$md" | cut -d' ' -f1)" "maven-metadata.xml.sha1"
+    assert_eq "$(cat "$md.md5")" "$(md5sum <"$md" | cut -d' ' -f1)" "maven-metadata.xml.md5"
+    # a document with nothing denied is the upstream's, byte for byte
+    assert_eq "$(sha256sum <"$MNT/mvn/com/example/bad/maven-metadata.xml" | cut -d' ' -f1)" \
+        "$(sha256sum <"$T/repo/maven/com/example/bad/maven-metadata.xml" | cut -d' ' -f1)" \
+        "bad/maven-metadata.xml"
+}
+check "maven-metadata.xml leaves out the versions the rules refuse (latest, release, checksums follow)" t_maven_metadata
+
 # ---- a change of the rules ---------------------------------------------------------------------
 versions_now() { # versions_now: the versions /npm/upfs-fresh lists now
     http_get "$S/npm/upfs-fresh" -H 'Accept: application/json'
@@ -258,5 +277,80 @@ t_rules_change() {
     expect_eacces ls "$MNT/npm/upfs-evil" # --deny stays
 }
 check "proxy update --min-age 0: the running mount's document lists the new version at once" t_rules_change
+
+# ---- what the cache already holds --------------------------------------------------------------
+tgz_refused() { ! cat "$MNT/npm/upfs-fresh/-/upfs-fresh-1.1.0.tgz" >/dev/null 2>&1; }
+whl_served() { cat "$MNT/py/upfs-fresh/upfs_fresh-1.1.0-py3-none-any.whl" >/dev/null 2>&1; }
+whl_refused() { ! cat "$MNT/py/upfs-fresh/upfs_fresh-1.1.0-py3-none-any.whl" >/dev/null 2>&1; }
+t_cached_refused() {
+    local tgz="$MNT/npm/upfs-fresh/-/upfs-fresh-1.1.0.tgz" whl=upfs_fresh-1.1.0-py3-none-any.whl
+    # cached with no cooldown (npm's was set to 0 above; py's now)
+    upfs proxy update py --min-age 0 >/dev/null
+    wait_until 10 whl_served || die "the 1.1.0 wheel is refused under --min-age 0"
+    expect_ok cat "$tgz"
+    local docs tgz_reqs whl_reqs
+    tgz_reqs="$(reg_targets_with upfs-fresh-1.1.0)" # its HEAD (the size) and GET
+    whl_reqs="$(up_paths_with "$whl")"
+    ((tgz_reqs > 0 && whl_reqs > 0)) || die "the 1.1.0 files were not fetched: $tgz_reqs $whl_reqs"
+    docs="$(reg_count "GET /upfs-fresh full")"
+    upfs proxy update npm --min-age 7d >/dev/null
+    upfs proxy update py --min-age 7d >/dev/null
+    wait_until 10 tgz_refused || die "the cached 1.1.0 tarball is still served under --min-age 7d"
+    wait_until 10 whl_refused || die "the cached 1.1.0 wheel is still served under --min-age 7d"
+    expect_eacces cat "$tgz"
+    expect_eacces cat "$MNT/py/upfs-fresh/$whl"
+    http_get "$S/npm/upfs-fresh/-/upfs-fresh-1.1.0.tgz"
+    assert_eq "$HTTP_STATUS" 403 "GET of the cached hidden tarball"
+    assert_contains "$BODY" "cause policy" "the shim's error body"
+    http_get "$S/py/upfs-fresh/$whl"
+    assert_eq "$HTTP_STATUS" 403 "GET of the cached hidden wheel"
+    assert_contains "$BODY" "cause policy" "the shim's error body"
+    expect_ok cat "$MNT/npm/upfs-fresh/-/upfs-fresh-1.0.0.tgz"
+    # the refusal read the cached documents: no request for the files nor the (fresh) packument
+    assert_eq "$(reg_targets_with upfs-fresh-1.1.0)" "$tgz_reqs" "requests for the 1.1.0 tarball"
+    assert_eq "$(up_paths_with "$whl")" "$whl_reqs" "requests for the 1.1.0 wheel"
+    assert_eq "$(reg_count "GET /upfs-fresh full")" "$docs" "requests for the packument"
+}
+check "a version cached before --min-age was set is refused from the cache, no upstream request" t_cached_refused
+
+# ---- a registry's own policy -------------------------------------------------------------------
+cool_listed() { # cool_listed: the registry npmcool is served (the mount has reloaded)
+    http_get "$S/npmcool/upfs-fresh" -H 'Accept: application/json'
+    [[ "$HTTP_STATUS" == 200 ]]
+}
+t_registry_policy() {
+    upfs proxy create npmraw --type npm --url "$REG_URL" >/dev/null
+    upfs registry create npmcool --type npm --upstream npmraw --min-age 7d >/dev/null
+    upfs proxy create pyraw --type pypi --url "$UPSTREAM_URL" >/dev/null
+    upfs registry create pycool --type pypi --upstream pyraw >/dev/null
+    upfs registry update pycool --min-age 7d >/dev/null
+    assert_eq "$("$PYTHON" -c 'import json,sys; j=json.loads(sys.argv[1]); print(j["min_age"], j["min_age_unknown"], j["deny"])' "$(upfs registry show npmcool --json)")" \
+        "604800 deny []" "registry show --json"
+    wait_until 10 cool_listed || die "the registry npmcool is not served: $HTTP_STATUS $BODY"
+    assert_eq "$(json_field 'sorted(j["versions"])')" "['1.0.0']" "versions through the registry"
+    assert_eq "$(json_field 'j["dist-tags"]["latest"]')" 1.0.0 "dist-tags.latest through the registry"
+    local before
+    before="$(reg_targets_with upfs-fresh-1.1.0)"
+    NPM_ROUTE=npmcool npm_in "$T/n5" install upfs-fresh
+    ((RC == 0)) || die "npm install upfs-fresh through the registry failed ($RC): $ERR"
+    assert_eq "$(installed_version "$T/n5" upfs-fresh)" 1.0.0 "upfs-fresh installed through the registry"
+    NPM_ROUTE=npmraw npm_in "$T/n6" install upfs-fresh
+    ((RC == 0)) || die "npm install upfs-fresh through the proxy failed ($RC): $ERR"
+    assert_eq "$(installed_version "$T/n6" upfs-fresh)" 1.1.0 "upfs-fresh installed through the proxy"
+    # the tarball the proxy has now is refused through the registry, from the cache
+    before="$(reg_targets_with upfs-fresh-1.1.0)"
+    http_get "$S/npmcool/upfs-fresh/-/upfs-fresh-1.1.0.tgz"
+    assert_eq "$HTTP_STATUS" 403 "GET of the hidden tarball through the registry"
+    assert_contains "$BODY" "cause policy" "the shim's error body"
+    expect_eacces cat "$MNT/npmcool/upfs-fresh/-/upfs-fresh-1.1.0.tgz"
+    assert_eq "$(reg_targets_with upfs-fresh-1.1.0)" "$before" "requests for the hidden tarball"
+    PY_ROUTE=pycool pip_download "$T/d5" upfs-fresh
+    ((RC == 0)) || die "pip download through the registry failed ($RC): $ERR $OUT"
+    assert_eq "$(ls "$T/d5")" upfs_fresh-1.0.0-py3-none-any.whl "pip's download through the registry"
+    PY_ROUTE=pyraw pip_download "$T/d6" upfs-fresh
+    ((RC == 0)) || die "pip download through the proxy failed ($RC): $ERR $OUT"
+    assert_eq "$(ls "$T/d6")" upfs_fresh-1.1.0-py3-none-any.whl "pip's download through the proxy"
+}
+check "a registry's --min-age holds back what its upstream without a cooldown serves" t_registry_policy
 
 finish

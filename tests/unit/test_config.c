@@ -12,6 +12,7 @@
 
 #include "upstreamfs/config.h"
 #include "upstreamfs/defaults.h"
+#include "upstreamfs/policy.h"
 #include "upstreamfs/proxy_fields.h"
 
 #include <errno.h>
@@ -989,8 +990,42 @@ static void test_registry_rules(void **state)
     assert_int_equal(json_array_size(u), 2);
     assert_string_equal(json_string_value(json_array_get(u, 0)), "hub");
     assert_string_equal(json_string_value(json_array_get(u, 1)), "ecr1");
-    assert_int_equal(json_object_size(j), 3);
+    /* the package rules a docker registry takes (docs/policy.md), none set */
+    assert_int_equal(json_array_size(json_object_get(j, "allow")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "deny")), 0);
+    assert_null(json_object_get(j, "min_age"));
+    assert_int_equal(json_object_size(j), 5);
     json_decref(j);
+}
+
+/* A registry's package policy (docs/policy.md): the proxies' rows, checked for its type. */
+static void test_registry_policy(void **state)
+{
+    (void)state;
+    struct config_error err = {0};
+    struct registry r = {.name = "safe", .type = PROXY_NPM};
+    json_t *in = json_pack("{s:s, s:[s]}", "min_age", "7d", "deny", "evil@1");
+    assert_int_equal(config_registry_policy_apply(&r, in, &err), 0);
+    assert_int_equal(config_registry_validate(&r, &err), 0);
+    assert_non_null(r.policy);
+    assert_true(policy_cooldown_applies(r.policy, "left-pad"));
+    json_t *j = config_registry_to_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "min_age")), 604800);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "deny"), 0)), "evil@1");
+    json_decref(j);
+    json_decref(in);
+    /* a rule in the wrong syntax, and a cooldown on a type without publish times */
+    in = json_pack("{s:[s]}", "deny", "x@>>1");
+    assert_int_equal(config_registry_policy_apply(&r, in, &err), 0);
+    expect_err(config_registry_validate(&r, &err), &err, "deny", "is not NAME[@RANGE]");
+    json_decref(in);
+    config_registry_clear(&r);
+    struct registry d = {.name = "hub", .type = PROXY_DOCKER};
+    in = json_pack("{s:i}", "min_age", 60);
+    assert_int_equal(config_registry_policy_apply(&d, in, &err), 0);
+    expect_err(config_registry_validate(&d, &err), &err, "min_age", "only npm and pypi");
+    json_decref(in);
+    config_registry_clear(&d);
 }
 
 static void test_quote_and_defaults(void **state)
@@ -1052,6 +1087,7 @@ int main(void)
         cmocka_unit_test(test_proxy_apply_json),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_registry_rules),
+        cmocka_unit_test(test_registry_policy),
         cmocka_unit_test(test_quote_and_defaults),
         cmocka_unit_test(test_fields_json_round_trip),
         cmocka_unit_test(test_fields_type_errors),
