@@ -3,8 +3,9 @@
 #
 #     bash tests/integration/tier_test.sh build/upstreamfs
 #
-# The topology of docs/SCALE-OUT.md ("nodes + Squid + parents"), all on loopback, each node
-# with its own state dir and mount: origins (nginx: a file tree, a PyPI tree, a Maven
+# The topology of docs/SCALE-OUT.md ("nodes + Squid + parents"), each tier on its own loopback
+# address (origins and edges 127.0.0.1, parents 127.0.0.2 and 127.0.0.3, Squid 127.0.0.4), each
+# node with its own state dir and mount: origins (nginx: a file tree, a PyPI tree, a Maven
 # repository, a Helm repository; tests/integration/npm/registry.py; a docker-registry holding
 # one image); two parents (`upstreamfs serve`, each its own state dir, a proxy of each type on
 # the origins); Squid (Debian's, docs/squid.conf's settings: an accelerator with both parents as
@@ -84,7 +85,7 @@ for p in p1 p2; do
     upfs proxy create py --type pypi --url "${NGINX_URL}pypi/" >/dev/null
     upfs proxy create mvn --type maven --url "${NGINX_URL}maven/" >/dev/null
     upfs proxy create charts --type helm --url "${NGINX_URL}helm/" --allow-host localhost >/dev/null
-    serve_start "$p"
+    SERVE_ADDR="127.0.0.$((${p#p} + 1))" serve_start "$p" # parents on 127.0.0.2 and .3
 done
 STATE="$ORIG_STATE"
 
@@ -103,7 +104,9 @@ SQ="$(mktemp -d /tmp/upfs-squid.XXXXXX)"
 chmod 755 "$SQ"
 mkdir -p "$SQ/cache"
 SQ_PORT="$(free_port)"
+SQ_ADDR=127.0.0.4 # each tier on its own loopback address: origins .1, parents .2 and .3
 sed -e "s|@PORT@|$SQ_PORT|g" -e "s|@DIR@|$SQ|g" \
+    -e "s|@ADDR@|$SQ_ADDR|g" -e "s|@H1@|$SERVE_ADDR_p1|g" -e "s|@H2@|$SERVE_ADDR_p2|g" \
     -e "s|@P1@|$SERVE_PORT_p1|g" -e "s|@P2@|$SERVE_PORT_p2|g" \
     "$HERE/tier/squid.conf.in" >"$SQ/squid.conf"
 chown -R proxy:proxy "$SQ"
@@ -112,9 +115,9 @@ squid -z -N -f "$SQ/squid.conf" >"$SQ/init.log" 2>&1 || { cat "$SQ/init.log" >&2
 "${DIE_WITH_PARENT[@]}" squid -N -f "$SQ/squid.conf" >"$SQ/squid.out" 2>&1 &
 SQ_PID=$!
 on_exit "kill -TERM $SQ_PID 2>/dev/null; wait $SQ_PID 2>/dev/null || true"
-wait_for_port "$SQ_PORT" || { cat "$SQ/squid.out" "$SQ/cache.log" >&2 2>/dev/null; die "squid did not start"; }
-SQ_URL="http://127.0.0.1:$SQ_PORT"
-log "squid on 127.0.0.1:$SQ_PORT, parents on $SERVE_PORT_p1 and $SERVE_PORT_p2"
+wait_for_port "$SQ_PORT" 10 "$SQ_ADDR" || { cat "$SQ/squid.out" "$SQ/cache.log" >&2 2>/dev/null; die "squid did not start"; }
+SQ_URL="http://$SQ_ADDR:$SQ_PORT"
+log "squid on $SQ_ADDR:$SQ_PORT, parents on $SERVE_ADDR_p1:$SERVE_PORT_p1 and $SERVE_ADDR_p2:$SERVE_PORT_p2"
 
 # ---- edges ----------------------------------------------------------------------------------
 # edge N: a state dir and a mount with its own shim (EPORT_N); proxies `files` and `hub` read
@@ -248,9 +251,9 @@ metric() {
     curl -sf "$1/metrics" | awk -v k="$2{$3}" '$1 == k { v = $2 } END { print v + 0 }'
 }
 t_metrics() {
-    local p port log route class want total=0 n
+    local p port addr log route class want total=0 n
     for p in p1 p2; do
-        port="SERVE_PORT_$p" log="SERVE_LOG_$p"
+        port="SERVE_PORT_$p" addr="SERVE_ADDR_$p" log="SERVE_LOG_$p"
         for route in path v2; do
             for class in hit miss not_modified; do
                 case "$class" in
@@ -258,7 +261,7 @@ t_metrics() {
                 miss) want="$(grep -cE " route=$route status=2[0-9][0-9] .* cache=miss " "${!log}" || true)" ;;
                 not_modified) want="$(grep -cE " route=$route status=304 " "${!log}" || true)" ;;
                 esac
-                assert_eq "$(metric "http://127.0.0.1:${!port}" upstreamfs_http_answers_total \
+                assert_eq "$(metric "http://${!addr}:${!port}" upstreamfs_http_answers_total \
                     "route=\"$route\",class=\"$class\"")" "${want:-0}" "$p's /metrics: $route answers, $class"
             done
         done
@@ -272,7 +275,7 @@ t_metrics() {
                 upstreamfs_upstream_requests_total "proxy=\"hub\",method=\"$p\"")))
         done
     done
-    assert_eq "$total" "$(grep -cE ' (GET|HEAD) http://127\.0\.0\.1:[0-9]+/(files|hub|v2)/' "$SQ/access.log" || true)" \
+    assert_eq "$total" "$(grep -cE " (GET|HEAD) http://${SQ_ADDR//./\\.}:[0-9]+/(files|hub|v2)/" "$SQ/access.log" || true)" \
         "the edges' upstream requests (their /metrics) against Squid's access log"
 }
 check "/metrics: each parent's answers by class and the edges' upstream requests match the logs" t_metrics
@@ -290,7 +293,7 @@ wait_for_port "$LIAR_PORT" || die "the stating server did not start"
 # edge 17 also reads a stating server, the first parent directly, and every type through Squid
 STATE="$ORIG_STATE-e17"
 upfs proxy create liar --type generic --url "http://127.0.0.1:$LIAR_PORT/" >/dev/null
-upfs proxy create direct --type generic --url "http://127.0.0.1:$SERVE_PORT_p1/files/" >/dev/null
+upfs proxy create direct --type generic --url "http://$SERVE_ADDR_p1:$SERVE_PORT_p1/files/" >/dev/null
 upfs proxy create npm --type npm --url "$SQ_URL/npm/" >/dev/null
 upfs proxy create py --type pypi --url "$SQ_URL/py/" >/dev/null
 upfs proxy create mvn --type maven --url "$SQ_URL/mvn/" >/dev/null
@@ -306,7 +309,7 @@ t_repr_digest() {
     # the parent states the sha256 of what it holds
     cat "$T/e1/files/small.bin" >/dev/null
     want="sha-256=:$(openssl dgst -sha256 -binary "$SRV/www/small.bin" | base64 -w0):"
-    assert_eq "$(curl -sI "http://127.0.0.1:$SERVE_PORT_p1/files/small.bin" | tr -d '\r' |
+    assert_eq "$(curl -sI "http://$SERVE_ADDR_p1:$SERVE_PORT_p1/files/small.bin" | tr -d '\r' |
         awk 'tolower($1) == "repr-digest:" { print $2 }')" "$want" "the parent's Repr-Digest of small.bin"
     # an edge checks what an answer states: a true statement reads, a false one is EIO (digest)
     assert_sha256 "$T/e17/liar/true.bin" "$(sha_of_repeat $'true bytes\n' 1000)"
@@ -324,7 +327,7 @@ t_trailer() {
     # a cold parent streams cold.bin (8 MB, not awaited whole) and states its digest after it
     want="sha-256=:$(openssl dgst -sha256 -binary "$SRV/www/cold.bin" | base64 -w0):"
     curl -sf -H 'TE: trailers' -H 'Connection: TE' -D "$T/cold.hdr" -o "$T/cold.out" \
-        "http://127.0.0.1:$SERVE_PORT_p1/files/cold.bin" || die "GET cold.bin from the parent failed"
+        "http://$SERVE_ADDR_p1:$SERVE_PORT_p1/files/cold.bin" || die "GET cold.bin from the parent failed"
     assert_sha256 "$T/cold.out" "$(sha256_of "$SRV/www/cold.bin")"
     tr -d '\r' <"$T/cold.hdr" >"$T/cold.h"
     assert_eq "$(awk 'tolower($1) == "trailer:" { print $2 }' "$T/cold.h")" Repr-Digest \
@@ -332,7 +335,7 @@ t_trailer() {
     assert_eq "$(awk 'tolower($1) == "repr-digest:" { print $2 }' "$T/cold.h")" "$want" \
         "the parent's Repr-Digest trailer of cold.bin"
     # without TE: trailers, the same cold answer keeps its Content-Length (no trailer)
-    curl -sf -D "$T/cold2.hdr" -o "$T/cold2.out" "http://127.0.0.1:$SERVE_PORT_p1/files/cold2.bin" ||
+    curl -sf -D "$T/cold2.hdr" -o "$T/cold2.out" "http://$SERVE_ADDR_p1:$SERVE_PORT_p1/files/cold2.bin" ||
         die "GET cold2.bin from the parent failed"
     assert_contains "$(tr -d '\r' <"$T/cold2.hdr")" "Content-Length: 8000000" "a cold answer without TE"
     # an edge on the parent: a cold large file read whole, checked against the trailer
@@ -356,8 +359,8 @@ check "Repr-Digest trailer: a cold parent states a streamed file's digest after 
 cross() {
     local kind="$1" key="$2"
     shift 2
-    "$PYTHON" "$HERE/tier/cross_fetch.py" "$kind" "http://127.0.0.1:$SERVE_PORT_p1/$key/" \
-        "http://127.0.0.1:$SERVE_PORT_p2/$key/" "$@" >"$T/cross-$kind.log" 2>&1 ||
+    "$PYTHON" "$HERE/tier/cross_fetch.py" "$kind" "http://$SERVE_ADDR_p1:$SERVE_PORT_p1/$key/" \
+        "http://$SERVE_ADDR_p2:$SERVE_PORT_p2/$key/" "$@" >"$T/cross-$kind.log" 2>&1 ||
         die "$kind: a file listed by the first parent, fetched from the second: $(cat "$T/cross-$kind.log")"
 }
 t_cross() {

@@ -285,14 +285,16 @@ else
 fi
 
 # ---- waiting -------------------------------------------------------------------------------
+# port_is_open PORT [ADDR]: something listens on ADDR (default 127.0.0.1):PORT
 port_is_open() {
-    local port="$1"
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+    local port="$1" addr="${2:-127.0.0.1}"
+    (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null
 }
 
+# wait_for_port PORT [SECS [ADDR]]
 wait_for_port() {
-    local port="$1" secs="${2:-10}"
-    wait_until "$secs" port_is_open "$port" || { log "port $port not open after ${secs}s"; return 1; }
+    local port="$1" secs="${2:-10}" addr="${3:-127.0.0.1}"
+    wait_until "$secs" port_is_open "$port" "$addr" || { log "port $addr:$port not open after ${secs}s"; return 1; }
 }
 
 _upfs_port_closed() { ! port_is_open "$1"; }

@@ -5,9 +5,10 @@
 #     source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
 #
 # Provides:
-#     serve_start NAME [ARGS...]   start "upstreamfs --state $STATE serve --listen 127.0.0.1:PORT
+#     serve_start NAME [ARGS...]   start "upstreamfs --state $STATE serve --listen ADDR:PORT
 #                                  ARGS..." in the background on a free port (retried on a port
-#                                  race); sets SERVE_PORT_<NAME>, SERVE_PID_<NAME> and
+#                                  race; ADDR is $SERVE_ADDR, default 127.0.0.1); sets
+#                                  SERVE_ADDR_<NAME>, SERVE_PORT_<NAME>, SERVE_PID_<NAME> and
 #                                  SERVE_LOG_<NAME> ($T/serve-NAME.log, the access log); stopped
 #                                  (SIGTERM, then waited for) on exit
 #     files_server_start DIR       serve DIR over HTTP on 127.0.0.1 (python3 -m http.server) on a
@@ -29,15 +30,15 @@
 _SHIM_COMMON_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 serve_start() {
-    local name="$1" port pid log attempt
+    local name="$1" port pid log attempt addr="${SERVE_ADDR:-127.0.0.1}"
     shift
     log="$T/serve-$name.log"
     for attempt in 1 2 3 4 5; do
         port="$(free_port)"
-        "${DIE_WITH_PARENT[@]}" "$UPFS" --state "$STATE" serve --listen "127.0.0.1:$port" "$@" \
+        "${DIE_WITH_PARENT[@]}" "$UPFS" --state "$STATE" serve --listen "$addr:$port" "$@" \
             </dev/null >"$log" 2>&1 &
         pid=$!
-        if wait_until 10 port_is_open "$port"; then
+        if wait_until 10 port_is_open "$port" "$addr"; then
             break
         fi
         if pid_alive "$pid"; then
@@ -53,6 +54,7 @@ serve_start() {
     done
     [[ -n "$pid" ]] || die "serve $name: no free port"
     printf -v "SERVE_PORT_$name" '%s' "$port"
+    printf -v "SERVE_ADDR_$name" '%s' "$addr"
     printf -v "SERVE_PID_$name" '%s' "$pid"
     printf -v "SERVE_LOG_$name" '%s' "$log"
     on_exit "_serve_cleanup $pid"
