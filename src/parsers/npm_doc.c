@@ -207,40 +207,6 @@ struct tb_build {
     size_t nslots; /* a power of two, at least twice the versions */
 };
 
-/* The last member named key of the object at obj (its '{'), or false. */
-static bool member_last(const char *text, size_t len, size_t obj, const char *key,
-                        struct json_member *out)
-{
-    struct json_member m;
-    size_t pos = obj;
-    bool found = false;
-    if (text[obj] != '{')
-        return false;
-    while (json_stream_member(text, len, &pos, &m)) {
-        if (json_stream_key_is(text, m.key, m.key_end, key)) {
-            *out = m;
-            found = true;
-        }
-    }
-    return found;
-}
-
-/* The string value of m decoded (malloc'd), or NULL (not a string, or no memory: *err). */
-static char *member_string(const char *text, const struct json_member *m, int *err)
-{
-    if (text[m->value] != '"')
-        return NULL;
-    size_t cap = m->value_end - m->value;
-    char *s = malloc(cap);
-    if (!s)
-        *err = -ENOMEM;
-    else if (json_stream_string(text, m->value, m->value_end, s, cap) < 0) {
-        free(s);
-        s = NULL;
-    }
-    return s;
-}
-
 /* The slot of file in the hash: the one holding it, or the empty one where it would go. */
 static size_t *tb_slot(struct tb_build *b, const char *file)
 {
@@ -252,18 +218,17 @@ static size_t *tb_slot(struct tb_build *b, const char *file)
             return &b->slots[i];
 }
 
-/* The strings of a version's dist object at dm: tarball URL resolved, and the expectation. */
+/* The strings of a version's dist object at dist: tarball URL resolved, and the expectation. */
 static int tb_dist(struct tb_build *b, size_t dist, char **url, char **expect)
 {
+    static const char *const keys[] = {"tarball", "integrity", "shasum"};
     struct json_member m;
     int err = 0;
-    char *tarball = NULL, *integrity = NULL, *shasum = NULL;
-    if (member_last(b->text, b->len, dist, "tarball", &m))
-        tarball = member_string(b->text, &m, &err);
-    if (member_last(b->text, b->len, dist, "integrity", &m))
-        integrity = member_string(b->text, &m, &err);
-    if (member_last(b->text, b->len, dist, "shasum", &m))
-        shasum = member_string(b->text, &m, &err);
+    char *v[3] = {NULL, NULL, NULL};
+    for (size_t i = 0; i < 3 && !err; i++)
+        if (json_stream_find(b->text, b->len, dist, keys[i], &m))
+            err = json_stream_dup(b->text, m.value, m.value_end, &v[i]);
+    char *tarball = v[0], *integrity = v[1], *shasum = v[2];
     *url = tarball && !err ? fetch_url_resolve(b->doc_url, tarball) : NULL;
     if (!is_http_url(*url)) {
         free(*url);
@@ -284,7 +249,7 @@ static int tb_version(struct tb_build *b, const struct json_member *vm)
     char *url = NULL, *expect = NULL;
     if (json_stream_string(b->text, vm->key, vm->key_end, ver, sizeof(ver)) < 0 ||
         tarball_file(b->name, ver, file, sizeof(file)) < 0 ||
-        !member_last(b->text, b->len, vm->value, "dist", &dm) || b->text[dm.value] != '{')
+        !json_stream_find(b->text, b->len, vm->value, "dist", &dm) || b->text[dm.value] != '{')
         return 0;
     int rc = tb_dist(b, dm.value, &url, &expect);
     if (rc < 0 || !url) {
@@ -342,7 +307,7 @@ int npm_packument_tarballs(const char *body, size_t len, const char *name, const
         return -EIO;
     }
     struct tb_build b = {.text = body, .len = len, .name = name, .doc_url = doc_url, .out = out};
-    if (!member_last(body, len, 0, "versions", &vs) || body[vs.value] != '{')
+    if (!json_stream_find(body, len, 0, "versions", &vs) || body[vs.value] != '{')
         return 0;
     size_t n = 0, pos = vs.value;
     while (json_stream_member(body, len, &pos, &m))
@@ -356,7 +321,7 @@ int npm_packument_tarballs(const char *body, size_t len, const char *name, const
     int rc = b.slots && out->items ? 0 : -ENOMEM;
     for (pos = vs.value; rc == 0 && json_stream_member(body, len, &pos, &m);)
         rc = tb_version(&b, &m);
-    if (rc == 0 && out->n && member_last(body, len, 0, "time", &tm) && body[tm.value] == '{')
+    if (rc == 0 && out->n && json_stream_find(body, len, 0, "time", &tm) && body[tm.value] == '{')
         rc = tb_times(&b, tm.value);
     free(b.slots);
     if (rc < 0)
