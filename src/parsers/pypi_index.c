@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <libxml/HTMLparser.h>
+#include <libxml/parserInternals.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,28 +230,18 @@ static int parse_json(const char *body, size_t len, const char *page_url, json_t
     return rc;
 }
 
-/* The next node in document order, descending only into elements; NULL at the end. */
-static xmlNode *next_node(xmlNode *n)
+static bool is_element(const xmlChar *name, const char *want)
 {
-    if (n->type == XML_ELEMENT_NODE && n->children)
-        return n->children;
-    while (n && !n->next) {
-        n = n->parent;
-        if (n && n->type != XML_ELEMENT_NODE)
-            return NULL; /* back at the document */
-    }
-    return n ? n->next : NULL;
+    return name && !strcasecmp((const char *)name, want);
 }
 
-static bool is_element(const xmlNode *n, const char *name)
+/* An attribute's value among a start tag's (name, value) pairs: "" for one without a value. */
+static const char *attr(const xmlChar **atts, const char *name)
 {
-    return n->type == XML_ELEMENT_NODE && n->name && !strcasecmp((const char *)n->name, name);
-}
-
-/* An attribute's value (malloc'd by libxml2; xmlFree it) or NULL. */
-static char *attr(xmlNode *n, const char *name)
-{
-    return (char *)xmlGetProp(n, (const xmlChar *)name);
+    for (size_t i = 0; atts && atts[i]; i += 2)
+        if (!strcmp((const char *)atts[i], name))
+            return atts[i + 1] ? (const char *)atts[i + 1] : "";
+    return NULL;
 }
 
 /*
@@ -290,10 +281,10 @@ static json_t *core_metadata_attr(const char *v)
     return h;
 }
 
-/* One anchor of an HTML page. */
-static int html_link(xmlNode *a, const char *base, json_t *files, json_t *seen)
+/* One anchor of an HTML page, from its start tag's attributes. */
+static int html_link(const xmlChar **atts, const char *base, json_t *files, json_t *seen)
 {
-    char *href = attr(a, "href");
+    const char *href = attr(atts, "href");
     char *abs = href ? resolve_link(base, href) : NULL;
     char *name = abs ? url_filename(abs) : NULL;
     json_t *o = file_new(name, abs);
@@ -303,28 +294,82 @@ static int html_link(xmlNode *a, const char *base, json_t *files, json_t *seen)
         const char *eq = frag ? strchr(frag, '=') : NULL;
         if (eq)
             hash_add(json_object_get(o, "hashes"), frag + 1, (size_t)(eq - frag - 1), eq + 1);
-        char *v = attr(a, "data-requires-python");
+        const char *v = attr(atts, "data-requires-python");
         if (v)
             set_text(o, "requires-python", v);
-        xmlFree(v);
-        if ((v = attr(a, "data-yanked")) != NULL) {
+        if ((v = attr(atts, "data-yanked")) != NULL) {
             if (!v[0] || !set_text(o, "yanked", v))
                 json_object_set_new(o, "yanked", json_true());
         }
-        xmlFree(v);
-        v = attr(a, "data-core-metadata");
+        v = attr(atts, "data-core-metadata");
         if (!v)
-            v = attr(a, "data-dist-info-metadata");
+            v = attr(atts, "data-dist-info-metadata");
         json_t *cm = v ? core_metadata_attr(v) : NULL;
         if (cm)
             json_object_set_new(o, "core-metadata", cm);
-        xmlFree(v);
         rc = files_add(files, seen, o);
     }
     free(name);
     free(abs);
-    xmlFree(href);
     return rc;
+}
+
+/*
+ * An HTML page read by libxml2's SAX interface: the start tags of <a> and <base> as the parser
+ * meets them, no tree. Links resolve against the first <base> with a usable href, wherever it
+ * is (as a browser's and pip's do): one met after links were read starts the page again.
+ */
+struct html_read {
+    const char *page_url;
+    char *base;        /* the <base href>, resolved, once met */
+    bool base_final;   /* the second reading: base is known */
+    bool restart;      /* a <base> came after links: read again */
+    size_t links;      /* anchors read so far */
+    json_t *files, *seen;
+    int rc;
+};
+
+static void html_start(void *ctx, const xmlChar *name, const xmlChar **atts)
+{
+    xmlParserCtxtPtr c = ctx;
+    struct html_read *h = c->_private;
+    if (h->rc < 0 || h->restart)
+        return;
+    if (!h->base_final && !h->base && is_element(name, "base")) {
+        const char *href = attr(atts, "href");
+        h->base = href ? resolve_link(h->page_url, href) : NULL;
+        if (h->base && h->links) {
+            h->restart = true;
+            xmlStopParser(c);
+        }
+    } else if (is_element(name, "a")) {
+        h->links++;
+        h->rc = html_link(atts, h->base ? h->base : h->page_url, h->files, h->seen);
+        if (h->rc < 0)
+            xmlStopParser(c);
+    }
+}
+
+/* One reading of the page by the SAX handler above. */
+static int html_pass(const char *body, size_t len, struct html_read *h)
+{
+    htmlParserCtxtPtr c = htmlCreateMemoryParserCtxt(body, (int)len);
+    xmlCharEncodingHandlerPtr utf8 = xmlFindCharEncodingHandler("UTF-8");
+    if (!c)
+        return -ENOMEM;
+    memset(c->sax, 0, sizeof(*c->sax));
+    c->sax->startElement = html_start;
+    c->sax->initialized = 1;
+    c->_private = h;
+    htmlCtxtUseOptions(c, HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+                              HTML_PARSE_RECOVER | HTML_PARSE_NOBLANKS);
+    if (utf8)
+        xmlSwitchToEncoding(c, utf8);
+    htmlParseDocument(c);
+    if (c->myDoc)
+        xmlFreeDoc(c->myDoc);
+    htmlFreeParserCtxt(c);
+    return h->rc;
 }
 
 static int parse_html(const char *body, size_t len, const char *page_url, json_t *files,
@@ -332,27 +377,18 @@ static int parse_html(const char *body, size_t len, const char *page_url, json_t
 {
     if (len > (size_t)INT32_MAX)
         return -EFBIG;
-    htmlDocPtr doc = htmlReadMemory(body, (int)len, page_url, "UTF-8",
-                                    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
-                                        HTML_PARSE_RECOVER | HTML_PARSE_NOBLANKS);
-    if (!doc)
-        return len ? -EIO : 0;
-    int rc = 0;
-    char *base = NULL;
-    xmlNode *first = doc->children;
-    /* Links resolve against <base href> when the page has one, as a browser's (and pip's) do. */
-    for (xmlNode *n = first; n && !base; n = next_node(n)) {
-        if (is_element(n, "base")) {
-            char *href = attr(n, "href");
-            base = href ? resolve_link(page_url, href) : NULL;
-            xmlFree(href);
-        }
+    if (!len)
+        return 0;
+    struct html_read h = {.page_url = page_url, .files = files, .seen = seen};
+    int rc = html_pass(body, len, &h);
+    if (rc == 0 && h.restart) {
+        json_array_clear(files);
+        json_object_clear(seen);
+        h.restart = false;
+        h.base_final = true;
+        rc = html_pass(body, len, &h);
     }
-    for (xmlNode *n = first; n && rc == 0; n = next_node(n))
-        if (is_element(n, "a"))
-            rc = html_link(n, base ? base : page_url, files, seen);
-    free(base);
-    xmlFreeDoc(doc);
+    free(h.base);
     return rc;
 }
 
