@@ -10,6 +10,7 @@
 #include "upstreamfs/pypi.h"
 #include "upstreamfs/driver.h"
 #include "upstreamfs/fetch.h"
+#include "upstreamfs/json_stream.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -178,55 +179,67 @@ static int files_add(json_t *files, json_t *seen, json_t *f)
     return json_array_append_new(files, f) < 0 ? -ENOMEM : 0;
 }
 
+/* One file of a JSON page (a value of its "files", parsed alone) into the canonical form. */
+static int json_file(const json_t *f, const char *page_url, json_t *files, json_t *seen)
+{
+    const char *href = json_string_value(json_object_get(f, "url"));
+    char *abs = href ? resolve_link(page_url, href) : NULL;
+    json_t *o = file_new(json_string_value(json_object_get(f, "filename")), abs);
+    free(abs);
+    if (!o)
+        return 0;
+    json_object_set_new(o, "hashes", hashes_clean(json_object_get(f, "hashes")));
+    set_text(o, "requires-python", json_string_value(json_object_get(f, "requires-python")));
+    json_t *y = json_object_get(f, "yanked");
+    if (json_is_true(y) || (json_is_string(y) && !json_string_length(y)))
+        json_object_set_new(o, "yanked", json_true());
+    else if (json_is_string(y))
+        set_text(o, "yanked", json_string_value(y));
+    json_t *cm = json_object_get(f, "core-metadata");
+    if (!cm)
+        cm = json_object_get(f, "dist-info-metadata");
+    if (json_is_true(cm))
+        json_object_set_new(o, "core-metadata", json_true());
+    else if (json_is_object(cm))
+        json_object_set_new(o, "core-metadata", hashes_clean(cm));
+    json_t *size = json_object_get(f, "size");
+    if (json_is_integer(size) && json_integer_value(size) >= 0)
+        json_object_set_new(o, "size", json_integer(json_integer_value(size)));
+    set_text(o, "upload-time", json_string_value(json_object_get(f, "upload-time")));
+    return files_add(files, seen, o);
+}
+
+/*
+ * A JSON page, read in place (include/upstreamfs/json_stream.h) as jansson would read it: the
+ * page is checked whole, then each of its files is parsed alone, so no tree of the whole page
+ * is ever built.
+ */
 static int parse_json(const char *body, size_t len, const char *page_url, json_t *files,
                       json_t *seen)
 {
+    struct json_member meta, ver, list;
     json_error_t jerr;
-    size_t i;
-    json_t *f;
+    char *v = NULL;
+    if (json_stream_check(body, len) < 0 || !json_stream_find(body, len, 0, "files", &list) ||
+        body[list.value] != '[')
+        return -EIO;
+    if (json_stream_find(body, len, 0, "meta", &meta) &&
+        json_stream_find(body, len, meta.value, "api-version", &ver) &&
+        json_stream_dup(body, ver.value, ver.value_end, &v) < 0)
+        return -ENOMEM;
+    bool major_ok = !v || strtol(v, NULL, 10) == 1;
+    free(v);
+    if (!major_ok)
+        return -EIO;
+    size_t pos = list.value, start, end;
     int rc = 0;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return -EIO;
-    }
-    const char *ver =
-        json_string_value(json_object_get(json_object_get(root, "meta"), "api-version"));
-    json_t *list = json_object_get(root, "files");
-    if ((ver && strtol(ver, NULL, 10) != 1) || !json_is_array(list)) {
-        json_decref(root);
-        return -EIO;
-    }
-    json_array_foreach(list, i, f)
-    {
-        const char *href = json_string_value(json_object_get(f, "url"));
-        char *abs = href ? resolve_link(page_url, href) : NULL;
-        json_t *o = file_new(json_string_value(json_object_get(f, "filename")), abs);
-        free(abs);
-        if (!o)
+    while (rc == 0 && json_stream_element(body, len, &pos, &start, &end)) {
+        if (body[start] != '{')
             continue;
-        json_object_set_new(o, "hashes", hashes_clean(json_object_get(f, "hashes")));
-        set_text(o, "requires-python", json_string_value(json_object_get(f, "requires-python")));
-        json_t *y = json_object_get(f, "yanked");
-        if (json_is_true(y) || (json_is_string(y) && !json_string_length(y)))
-            json_object_set_new(o, "yanked", json_true());
-        else if (json_is_string(y))
-            set_text(o, "yanked", json_string_value(y));
-        json_t *cm = json_object_get(f, "core-metadata");
-        if (!cm)
-            cm = json_object_get(f, "dist-info-metadata");
-        if (json_is_true(cm))
-            json_object_set_new(o, "core-metadata", json_true());
-        else if (json_is_object(cm))
-            json_object_set_new(o, "core-metadata", hashes_clean(cm));
-        json_t *size = json_object_get(f, "size");
-        if (json_is_integer(size) && json_integer_value(size) >= 0)
-            json_object_set_new(o, "size", json_integer(json_integer_value(size)));
-        set_text(o, "upload-time", json_string_value(json_object_get(f, "upload-time")));
-        if ((rc = files_add(files, seen, o)) < 0)
-            break;
+        json_t *f = json_loadb(body + start, end - start, 0, &jerr);
+        rc = f ? json_file(f, page_url, files, seen) : -ENOMEM;
+        json_decref(f);
     }
-    json_decref(root);
     return rc;
 }
 
@@ -512,30 +525,62 @@ int pypi_index_find(const json_t *index, const char *file, char **url, char **ex
     return rc < 0 ? rc : -ENOENT;
 }
 
+/* v in jansson's compact form appended to o. */
+static void out_dump(struct json_out *o, const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s)
+        o->err = -ENOMEM;
+    else
+        json_out_puts(o, s);
+    free(s);
+}
+
+/*
+ * The canonical form written as json_dumps(JSON_COMPACT) would write it with each url relative,
+ * one file at a time: no copy of the tree.
+ */
 int pypi_index_emit(const json_t *index, char **out, size_t *out_len)
 {
-    size_t i;
-    json_t *f;
-    int rc = 0;
-    json_t *doc = json_deep_copy(index);
-    if (!doc)
-        return -ENOMEM;
-    json_array_foreach(json_object_get(doc, "files"), i, f)
+    struct json_out o;
+    const char *k;
+    json_t *v;
+    bool first = true;
+    json_out_init(&o, 4096);
+    json_out_put(&o, "{", 1);
+    json_object_foreach((json_t *)index, k, v)
     {
-        char *esc = fetch_url_escape(json_string_value(json_object_get(f, "filename")));
-        if (!esc || json_object_set_new(f, "url", json_string(esc)) < 0)
-            rc = -ENOMEM;
-        free(esc);
-        if (rc < 0)
-            break;
+        json_t *key = json_string(k);
+        json_out_puts(&o, first ? "" : ",");
+        first = false;
+        out_dump(&o, key);
+        json_decref(key);
+        json_out_put(&o, ":", 1);
+        if (strcmp(k, "files") != 0 || !json_is_array(v)) {
+            out_dump(&o, v);
+            continue;
+        }
+        size_t i;
+        json_t *f;
+        json_out_put(&o, "[", 1);
+        json_array_foreach(v, i, f)
+        {
+            char *esc = fetch_url_escape(json_string_value(json_object_get(f, "filename")));
+            json_t *copy = esc ? json_copy(f) : NULL;
+            if (!copy || json_object_set_new(copy, "url", json_string(esc)) < 0)
+                o.err = -ENOMEM;
+            json_out_puts(&o, i ? "," : "");
+            if (!o.err)
+                out_dump(&o, copy);
+            json_decref(copy);
+            free(esc);
+            if (o.err)
+                break;
+        }
+        json_out_put(&o, "]", 1);
     }
-    char *s = rc == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!s)
-        return -ENOMEM;
-    *out = s;
-    *out_len = strlen(s);
-    return 0;
+    json_out_put(&o, "}", 1);
+    return json_out_finish(&o, out, out_len);
 }
 
 static bool ends_with(const char *s, const char *suffix)
