@@ -4,8 +4,9 @@
  * strongest integrity hash, the rewrite the mount keeps, a registry's merge with its local
  * document, and the render for the shim. The driver is src/drivers/npm.c.
  *
- * Documents are parsed with jansson; a document it cannot read (not JSON,
- * integers beyond 64 bits) is -EIO.
+ * The tarball table and the rewrites read the text in place (src/parsers/json_stream.c, no
+ * tree); the registry merge parses with jansson. A document jansson cannot read (not JSON,
+ * integers beyond 64 bits) is -EIO either way.
  */
 #include "upstreamfs/npm.h"
 #include "upstreamfs/accept.h"

@@ -4,7 +4,9 @@
  * forms, a file's URL and checksum, the document the mount keeps, and a registry's merge
  * with its local files. File names are checked (no '/', no control byte, no leading '.'),
  * so a hostile page cannot name a path outside its project's directory, nor one of the
- * driver's own dot names. Rendering for the shim: src/parsers/pypi_render.c; the driver:
+ * driver's own dot names. Pages are read without a tree of the page: HTML through libxml2's
+ * SAX interface, JSON checked whole and each file parsed alone (json_stream.h); only the
+ * canonical form is a tree. Rendering for the shim: src/parsers/pypi_render.c; the driver:
  * src/drivers/pypi.c.
  */
 #include "upstreamfs/pypi.h"
