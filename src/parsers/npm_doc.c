@@ -131,7 +131,7 @@ static bool sri_best(const char *sri, char *out, size_t outlen)
     return best >= 0;
 }
 
-/* The checksum a tarball must match, from its dist's integrity or shasum (NULL: none); malloc'd or NULL. */
+/* The checksum a tarball must match, from its dist's integrity or shasum; malloc'd or NULL. */
 static char *dist_expect(const char *integrity, const char *shasum)
 {
     char buf[200];

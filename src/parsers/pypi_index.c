@@ -336,10 +336,10 @@ static int html_link(const xmlChar **atts, const char *base, json_t *files, json
  */
 struct html_read {
     const char *page_url;
-    char *base;        /* the <base href>, resolved, once met */
-    bool base_final;   /* the second reading: base is known */
-    bool restart;      /* a <base> came after links: read again */
-    size_t links;      /* anchors read so far */
+    char *base;      /* the <base href>, resolved, once met */
+    bool base_final; /* the second reading: base is known */
+    bool restart;    /* a <base> came after links: read again */
+    size_t links;    /* anchors read so far */
     json_t *files, *seen;
     int rc;
 };

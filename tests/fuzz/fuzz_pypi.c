@@ -4,8 +4,8 @@
  * pypi_index_parse, pypi_index_find, pypi_index_emit, pypi_index_render
  * in each variant, and pypi_index_merge_local (a registry's local files laid
  * over the page). The first input byte picks the Content-Type; the rest is
- * the page, and also a stored document rendered as it is (read in place). The same bytes also go through pypi_normalise and
- * pypi_accept_variant as strings.
+ * the page, and also a stored document rendered as it is (read in place). The same bytes also go
+ * through pypi_normalise and pypi_accept_variant as strings.
  *
  * Properties: the canonical form lists unique file names usable as one file
  * name, each with an absolute http(s) URL and lower-case hex hashes, and

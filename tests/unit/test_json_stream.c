@@ -271,8 +271,8 @@ static void elements_find_dup(void **state)
     assert_string_equal(str, "t\xc3\xa9\n");
     free(str);
     assert_false(json_stream_find(doc, n, 0, "none", &m));
-    assert_false(json_stream_find(doc, n, empty, "k", &m));  /* an empty object */
-    assert_false(json_stream_find(doc, n, pos, "b", &m));    /* no object at pos */
+    assert_false(json_stream_find(doc, n, empty, "k", &m)); /* an empty object */
+    assert_false(json_stream_find(doc, n, pos, "b", &m));   /* no object at pos */
     assert_true(json_stream_find(doc, n, 0, "a", &m));
     assert_int_equal(json_stream_dup(doc, m.value, m.value_end, &str), 0); /* no string */
     assert_null(str);

@@ -216,15 +216,15 @@ static void abbreviated_for_install(void **state)
     assert_string_equal(json_string_value(json_object_get(root, "modified")),
                         "2024-05-01T00:00:00Z");
     json_t *v = json_object_get(json_object_get(root, "versions"), "1.0.0");
-    const char *kept[] = {"name", "version", "dependencies", "peerDependenciesMeta", "bin",
-                          "engines", "os", "deprecated", "dist", "hasInstallScript"};
+    const char *kept[] = {"name", "version",         "dependencies", "peerDependenciesMeta",
+                          "bin",  "engines",         "os",           "deprecated",
+                          "dist", "hasInstallScript"};
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
         assert_non_null(json_object_get(v, kept[i]));
     assert_int_equal(json_object_size(v), sizeof(kept) / sizeof(kept[0]));
     assert_true(json_is_true(json_object_get(v, "hasInstallScript")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(v, "dist"), "tarball")),
-        "-/x-1.0.0.tgz");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "dist"), "tarball")),
+                        "-/x-1.0.0.tgz");
     assert_true(len < strlen(full) * 3 / 4);
     /* Already abbreviated: the same document again. */
     char *again = NULL;

@@ -319,10 +319,36 @@ static void mount_document_and_render(void **state)
 static void same_bytes_as_before(void **state)
 {
     (void)state;
-    static const char page[] = "<html><head><base href=\"http://files.example/x/\"></head><body><a href=\"a-1.0.tar.gz#md5=0123456789ABCDEF0123456789abcdef\" data-yanked=\"\">a</a><a href=\"a-1.1.tar.gz#sha512=aa\" data-yanked=\"broken &amp; &lt;bad&gt;\" data-requires-python=\"&gt;=3.8\">a</a><a href=\"a%20b-1.2.whl#sha256=bb\" data-core-metadata=\"true\">x</a><a href=\"a-1.3.whl\" data-dist-info-metadata=\"sha1=cc\">x</a><a href=\"ftp://no/a-1.4.whl\">x</a></body></html>";
-    static const char want_doc[] = "{\"meta\":{\"api-version\":\"1.0\"},\"name\":\"demo\",\"files\":[{\"filename\":\"a-1.0.tar.gz\",\"url\":\"a-1.0.tar.gz\",\"hashes\":{\"md5\":\"0123456789abcdef0123456789abcdef\"},\"yanked\":true},{\"filename\":\"a-1.1.tar.gz\",\"url\":\"a-1.1.tar.gz\",\"hashes\":{\"sha512\":\"aa\"},\"requires-python\":\">=3.8\",\"yanked\":\"broken & <bad>\"},{\"filename\":\"a b-1.2.whl\",\"url\":\"a%20b-1.2.whl\",\"hashes\":{\"sha256\":\"bb\"},\"core-metadata\":true},{\"filename\":\"a-1.3.whl\",\"url\":\"a-1.3.whl\",\"hashes\":{},\"core-metadata\":{\"sha1\":\"cc\"}}]}";
-    static const char want_json[] = "{\"meta\":{\"api-version\":\"1.0\"},\"name\":\"demo\",\"files\":[{\"filename\":\"a-1.0.tar.gz\",\"url\":\"http://s:5/py/demo/a-1.0.tar.gz\",\"hashes\":{\"md5\":\"0123456789abcdef0123456789abcdef\"},\"yanked\":true},{\"filename\":\"a-1.1.tar.gz\",\"url\":\"http://s:5/py/demo/a-1.1.tar.gz\",\"hashes\":{\"sha512\":\"aa\"},\"requires-python\":\">=3.8\",\"yanked\":\"broken & <bad>\"},{\"filename\":\"a b-1.2.whl\",\"url\":\"http://s:5/py/demo/a%20b-1.2.whl\",\"hashes\":{\"sha256\":\"bb\"},\"core-metadata\":true},{\"filename\":\"a-1.3.whl\",\"url\":\"http://s:5/py/demo/a-1.3.whl\",\"hashes\":{},\"core-metadata\":{\"sha1\":\"cc\"}}]}";
-    static const char want_html[] = "<!DOCTYPE html>\n"
+    static const char page[] =
+        "<html><head><base href=\"http://files.example/x/\"></head><body><a "
+        "href=\"a-1.0.tar.gz#md5=0123456789ABCDEF0123456789abcdef\" data-yanked=\"\">a</a><a "
+        "href=\"a-1.1.tar.gz#sha512=aa\" data-yanked=\"broken &amp; &lt;bad&gt;\" "
+        "data-requires-python=\"&gt;=3.8\">a</a><a href=\"a%20b-1.2.whl#sha256=bb\" "
+        "data-core-metadata=\"true\">x</a><a href=\"a-1.3.whl\" "
+        "data-dist-info-metadata=\"sha1=cc\">x</a><a "
+        "href=\"ftp://no/a-1.4.whl\">x</a></body></html>";
+    static const char want_doc[] =
+        "{\"meta\":{\"api-version\":\"1.0\"},\"name\":\"demo\",\"files\":[{\"filename\":\"a-1.0."
+        "tar.gz\",\"url\":\"a-1.0.tar.gz\",\"hashes\":{\"md5\":"
+        "\"0123456789abcdef0123456789abcdef\"},\"yanked\":true},{\"filename\":\"a-1.1.tar.gz\","
+        "\"url\":\"a-1.1.tar.gz\",\"hashes\":{\"sha512\":\"aa\"},\"requires-python\":\">=3.8\","
+        "\"yanked\":\"broken & <bad>\"},{\"filename\":\"a "
+        "b-1.2.whl\",\"url\":\"a%20b-1.2.whl\",\"hashes\":{\"sha256\":\"bb\"},\"core-metadata\":"
+        "true},{\"filename\":\"a-1.3.whl\",\"url\":\"a-1.3.whl\",\"hashes\":{},\"core-metadata\":{"
+        "\"sha1\":\"cc\"}}]}";
+    static const char want_json[] =
+        "{\"meta\":{\"api-version\":\"1.0\"},\"name\":\"demo\",\"files\":[{\"filename\":\"a-1.0."
+        "tar.gz\",\"url\":\"http://s:5/py/demo/"
+        "a-1.0.tar.gz\",\"hashes\":{\"md5\":\"0123456789abcdef0123456789abcdef\"},\"yanked\":true},"
+        "{\"filename\":\"a-1.1.tar.gz\",\"url\":\"http://s:5/py/demo/"
+        "a-1.1.tar.gz\",\"hashes\":{\"sha512\":\"aa\"},\"requires-python\":\">=3.8\",\"yanked\":"
+        "\"broken & <bad>\"},{\"filename\":\"a "
+        "b-1.2.whl\",\"url\":\"http://s:5/py/demo/"
+        "a%20b-1.2.whl\",\"hashes\":{\"sha256\":\"bb\"},\"core-metadata\":true},{\"filename\":\"a-"
+        "1.3.whl\",\"url\":\"http://s:5/py/demo/"
+        "a-1.3.whl\",\"hashes\":{},\"core-metadata\":{\"sha1\":\"cc\"}}]}";
+    static const char want_html[] =
+        "<!DOCTYPE html>\n"
         "<html>\n"
         "<head>\n"
         "<meta name=\"pypi:repository-version\" content=\"1.0\">\n"
@@ -330,10 +356,14 @@ static void same_bytes_as_before(void **state)
         "</head>\n"
         "<body>\n"
         "<h1>Links for demo</h1>\n"
-        "<a href=\"http://s:5/py/demo/a-1.0.tar.gz#md5=0123456789abcdef0123456789abcdef\" data-yanked>a-1.0.tar.gz</a><br>\n"
-        "<a href=\"http://s:5/py/demo/a-1.1.tar.gz#sha512=aa\" data-requires-python=\"&gt;=3.8\" data-yanked=\"broken &amp; &lt;bad&gt;\">a-1.1.tar.gz</a><br>\n"
-        "<a href=\"http://s:5/py/demo/a%20b-1.2.whl#sha256=bb\" data-core-metadata=\"true\" data-dist-info-metadata=\"true\">a b-1.2.whl</a><br>\n"
-        "<a href=\"http://s:5/py/demo/a-1.3.whl\" data-core-metadata=\"sha1=cc\" data-dist-info-metadata=\"sha1=cc\">a-1.3.whl</a><br>\n"
+        "<a href=\"http://s:5/py/demo/a-1.0.tar.gz#md5=0123456789abcdef0123456789abcdef\" "
+        "data-yanked>a-1.0.tar.gz</a><br>\n"
+        "<a href=\"http://s:5/py/demo/a-1.1.tar.gz#sha512=aa\" data-requires-python=\"&gt;=3.8\" "
+        "data-yanked=\"broken &amp; &lt;bad&gt;\">a-1.1.tar.gz</a><br>\n"
+        "<a href=\"http://s:5/py/demo/a%20b-1.2.whl#sha256=bb\" data-core-metadata=\"true\" "
+        "data-dist-info-metadata=\"true\">a b-1.2.whl</a><br>\n"
+        "<a href=\"http://s:5/py/demo/a-1.3.whl\" data-core-metadata=\"sha1=cc\" "
+        "data-dist-info-metadata=\"sha1=cc\">a-1.3.whl</a><br>\n"
         "</body>\n"
         "</html>\n"
         "";
