@@ -32,6 +32,23 @@ struct json_member {
  */
 bool json_stream_member(const char *text, size_t len, size_t *pos, struct json_member *m);
 
+/*
+ * Walks the elements of the array whose '[' is at *pos (checked text), as json_stream_member
+ * walks an object: each call sets [*start, *end) to the next element and returns true, or
+ * returns false at the end (with *pos past the ']').
+ */
+bool json_stream_element(const char *text, size_t len, size_t *pos, size_t *start, size_t *end);
+
+/*
+ * The member named key of the object at obj (checked text; false when obj is no object or has
+ * none): the last one when the key repeats, the one jansson keeps.
+ */
+bool json_stream_find(const char *text, size_t len, size_t obj, const char *key,
+                      struct json_member *out);
+
+/* The string value [start, end) decoded into a malloc'd *out (NULL: not a string); -ENOMEM. */
+int json_stream_dup(const char *text, size_t start, size_t end, char **out);
+
 /* Whether the string token [start, end) decodes to exactly s. */
 bool json_stream_key_is(const char *text, size_t start, size_t end, const char *s);
 

@@ -328,6 +328,55 @@ bool json_stream_member(const char *text, size_t len, size_t *pos, struct json_m
     return true;
 }
 
+bool json_stream_element(const char *text, size_t len, size_t *pos, size_t *start, size_t *end)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t i = skip_blank(p, len, *pos);
+    if (p[i] == '[' || p[i] == ',')
+        i = skip_blank(p, len, i + 1);
+    if (p[i] == ']') {
+        *pos = i + 1;
+        return false;
+    }
+    *start = i;
+    *end = skip_value(text, len, i);
+    *pos = *end;
+    return true;
+}
+
+bool json_stream_find(const char *text, size_t len, size_t obj, const char *key,
+                      struct json_member *out)
+{
+    struct json_member m;
+    size_t pos = obj;
+    bool found = false;
+    if (text[obj] != '{')
+        return false;
+    while (json_stream_member(text, len, &pos, &m)) {
+        if (json_stream_key_is(text, m.key, m.key_end, key)) {
+            *out = m;
+            found = true;
+        }
+    }
+    return found;
+}
+
+int json_stream_dup(const char *text, size_t start, size_t end, char **out)
+{
+    *out = NULL;
+    if (text[start] != '"')
+        return 0;
+    size_t cap = end - start; /* a decoded string is shorter than its token */
+    char *s = malloc(cap);
+    if (!s)
+        return -ENOMEM;
+    if (json_stream_string(text, start, end, s, cap) < 0)
+        free(s);
+    else
+        *out = s;
+    return 0;
+}
+
 /* Appends code point v as UTF-8 to out (room checked by the caller). */
 static size_t put_utf8(int32_t v, char *out)
 {

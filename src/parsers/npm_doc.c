@@ -4,8 +4,9 @@
  * strongest integrity hash, the rewrite the mount keeps, a registry's merge with its local
  * document, and the render for the shim. The driver is src/drivers/npm.c.
  *
- * Documents are parsed with jansson; a document it cannot read (not JSON,
- * integers beyond 64 bits) is -EIO.
+ * The tarball table and the rewrites read the text in place (src/parsers/json_stream.c, no
+ * tree); the registry merge parses with jansson. A document jansson cannot read (not JSON,
+ * integers beyond 64 bits) is -EIO either way.
  */
 #include "upstreamfs/npm.h"
 #include "upstreamfs/accept.h"
@@ -130,14 +131,12 @@ static bool sri_best(const char *sri, char *out, size_t outlen)
     return best >= 0;
 }
 
-/* The checksum a tarball must match, from its version's dist object; malloc'd or NULL. */
-static char *dist_expect(json_t *dist)
+/* The checksum a tarball must match, from its dist's integrity or shasum; malloc'd or NULL. */
+static char *dist_expect(const char *integrity, const char *shasum)
 {
     char buf[200];
-    const char *integrity = json_string_value(json_object_get(dist, "integrity"));
     if (integrity && sri_best(integrity, buf, sizeof(buf)))
         return strdup(buf);
-    const char *shasum = json_string_value(json_object_get(dist, "shasum"));
     if (shasum && strlen(shasum) == 40) {
         memcpy(buf, "sha1:", 5);
         for (size_t i = 0; i < 40; i++) {
@@ -193,55 +192,139 @@ static bool is_http_url(const char *u)
     return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0);
 }
 
+/*
+ * The tarball table is read from the text in place (json_stream.h), as jansson would read it:
+ * of repeated members the last one counts ("versions", "time", a version's "dist", its
+ * "tarball"); a repeated version keeps its first place and its last usable tarball. Files are
+ * found by a hash of their names (open addressing over item indexes + 1), so a table of many
+ * thousand versions is built in linear time.
+ */
+struct tb_build {
+    const char *text;
+    size_t len;
+    const char *name, *doc_url;
+    struct npm_tarballs *out;
+    size_t *slots; /* item index + 1, 0: empty */
+    size_t nslots; /* a power of two, at least twice the versions */
+};
+
+/* The slot of file in the hash: the one holding it, or the empty one where it would go. */
+static size_t *tb_slot(struct tb_build *b, const char *file)
+{
+    size_t h = 14695981039346656037u;
+    for (const char *p = file; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    for (size_t i = h & (b->nslots - 1);; i = (i + 1) & (b->nslots - 1))
+        if (!b->slots[i] || strcmp(b->out->items[b->slots[i] - 1].file, file) == 0)
+            return &b->slots[i];
+}
+
+/* The strings of a version's dist object at dist: tarball URL resolved, and the expectation. */
+static int tb_dist(struct tb_build *b, size_t dist, char **url, char **expect)
+{
+    static const char *const keys[] = {"tarball", "integrity", "shasum"};
+    struct json_member m;
+    int err = 0;
+    char *v[3] = {NULL, NULL, NULL};
+    for (size_t i = 0; i < 3 && !err; i++)
+        if (json_stream_find(b->text, b->len, dist, keys[i], &m))
+            err = json_stream_dup(b->text, m.value, m.value_end, &v[i]);
+    char *tarball = v[0], *integrity = v[1], *shasum = v[2];
+    *url = tarball && !err ? fetch_url_resolve(b->doc_url, tarball) : NULL;
+    if (!is_http_url(*url)) {
+        free(*url);
+        *url = NULL;
+    }
+    *expect = *url ? dist_expect(integrity, shasum) : NULL;
+    free(tarball);
+    free(integrity);
+    free(shasum);
+    return err;
+}
+
+/* One member vm of "versions": its tarball added (or, a repeated version, replaced). */
+static int tb_version(struct tb_build *b, const struct json_member *vm)
+{
+    char ver[NPM_FILE_MAX + 1], file[NPM_FILE_MAX + 1];
+    struct json_member dm;
+    char *url = NULL, *expect = NULL;
+    if (json_stream_string(b->text, vm->key, vm->key_end, ver, sizeof(ver)) < 0 ||
+        tarball_file(b->name, ver, file, sizeof(file)) < 0 ||
+        !json_stream_find(b->text, b->len, vm->value, "dist", &dm) || b->text[dm.value] != '{')
+        return 0;
+    int rc = tb_dist(b, dm.value, &url, &expect);
+    if (rc < 0 || !url) {
+        free(url);
+        free(expect);
+        return rc;
+    }
+    struct npm_tarballs *out = b->out;
+    size_t *slot = tb_slot(b, file);
+    if (*slot) { /* a repeated version: its last usable member */
+        struct npm_tarball *t = &out->items[*slot - 1];
+        free(t->url);
+        free(t->expect);
+        t->url = url;
+        t->expect = expect;
+        return 0;
+    }
+    struct npm_tarball *t = &out->items[out->n];
+    *t = (struct npm_tarball){.url = url, .expect = expect, .published = -1};
+    t->file = strdup(file);
+    t->version = strdup(ver);
+    *slot = ++out->n;
+    return t->file && t->version ? 0 : -ENOMEM;
+}
+
+/* The publish times of the table's versions, from the object at obj ("time"). */
+static int tb_times(struct tb_build *b, size_t obj)
+{
+    struct json_member m;
+    size_t pos = obj;
+    char ver[NPM_FILE_MAX + 1], file[NPM_FILE_MAX + 1], when[80];
+    while (json_stream_member(b->text, b->len, &pos, &m)) {
+        if (json_stream_string(b->text, m.key, m.key_end, ver, sizeof(ver)) < 0 ||
+            tarball_file(b->name, ver, file, sizeof(file)) < 0)
+            continue;
+        size_t *slot = tb_slot(b, file);
+        if (!*slot)
+            continue;
+        int64_t at = -1; /* the last member counts, whatever its value */
+        if (b->text[m.value] == '"' &&
+            json_stream_string(b->text, m.value, m.value_end, when, sizeof(when)) == 0)
+            at = policy_parse_time(when);
+        b->out->items[*slot - 1].published = at;
+    }
+    return 0;
+}
+
 int npm_packument_tarballs(const char *body, size_t len, const char *name, const char *doc_url,
                            struct npm_tarballs *out)
 {
-    const char *ver;
-    json_t *v;
-    int rc = 0;
+    struct json_member vs, tm, m;
     memset(out, 0, sizeof(*out));
-    json_t *root = load_doc(body, len);
-    if (!root)
+    if (json_stream_check(body, len) < 0) {
+        log_debug("npm: package document %s: not a JSON object", name);
         return -EIO;
-    json_t *versions = json_object_get(root, "versions");
-    json_object_foreach(versions, ver, v)
-    {
-        char file[NPM_FILE_MAX + 1];
-        json_t *dist = json_object_get(v, "dist");
-        const char *tarball = json_string_value(json_object_get(dist, "tarball"));
-        if (!tarball || tarball_file(name, ver, file, sizeof(file)) < 0)
-            continue;
-        bool dup = false;
-        for (size_t i = 0; i < out->n && !dup; i++)
-            dup = strcmp(out->items[i].file, file) == 0;
-        char *url = dup ? NULL : fetch_url_resolve(doc_url, tarball);
-        if (!is_http_url(url)) {
-            free(url);
-            continue;
-        }
-        if ((out->n & (out->n - 1)) == 0) { /* grow at powers of two */
-            struct npm_tarball *ni =
-                realloc(out->items, (out->n ? out->n * 2 : 8) * sizeof(*out->items));
-            if (!ni) {
-                free(url);
-                rc = -ENOMEM;
-                break;
-            }
-            out->items = ni;
-        }
-        struct npm_tarball *t = &out->items[out->n++];
-        t->url = url;
-        t->file = strdup(file);
-        t->expect = dist_expect(dist);
-        t->version = strdup(ver);
-        t->published = policy_parse_time(
-            json_string_value(json_object_get(json_object_get(root, "time"), ver)));
-        if (!t->file || !t->version) {
-            rc = -ENOMEM;
-            break;
-        }
     }
-    json_decref(root);
+    struct tb_build b = {.text = body, .len = len, .name = name, .doc_url = doc_url, .out = out};
+    if (!json_stream_find(body, len, 0, "versions", &vs) || body[vs.value] != '{')
+        return 0;
+    size_t n = 0, pos = vs.value;
+    while (json_stream_member(body, len, &pos, &m))
+        n++;
+    if (n == 0)
+        return 0;
+    for (b.nslots = 16; b.nslots < 2 * n; b.nslots *= 2)
+        ;
+    b.slots = calloc(b.nslots, sizeof(*b.slots));
+    out->items = calloc(n, sizeof(*out->items));
+    int rc = b.slots && out->items ? 0 : -ENOMEM;
+    for (pos = vs.value; rc == 0 && json_stream_member(body, len, &pos, &m);)
+        rc = tb_version(&b, &m);
+    if (rc == 0 && out->n && json_stream_find(body, len, 0, "time", &tm) && body[tm.value] == '{')
+        rc = tb_times(&b, tm.value);
+    free(b.slots);
     if (rc < 0)
         npm_tarballs_clear(out);
     return rc;

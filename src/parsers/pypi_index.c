@@ -4,17 +4,21 @@
  * forms, a file's URL and checksum, the document the mount keeps, and a registry's merge
  * with its local files. File names are checked (no '/', no control byte, no leading '.'),
  * so a hostile page cannot name a path outside its project's directory, nor one of the
- * driver's own dot names. Rendering for the shim: src/parsers/pypi_render.c; the driver:
+ * driver's own dot names. Pages are read without a tree of the page: HTML through libxml2's
+ * SAX interface, JSON checked whole and each file parsed alone (json_stream.h); only the
+ * canonical form is a tree. Rendering for the shim: src/parsers/pypi_render.c; the driver:
  * src/drivers/pypi.c.
  */
 #include "upstreamfs/pypi.h"
 #include "upstreamfs/driver.h"
 #include "upstreamfs/fetch.h"
+#include "upstreamfs/json_stream.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <libxml/HTMLparser.h>
+#include <libxml/parserInternals.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,80 +181,82 @@ static int files_add(json_t *files, json_t *seen, json_t *f)
     return json_array_append_new(files, f) < 0 ? -ENOMEM : 0;
 }
 
+/* One file of a JSON page (a value of its "files", parsed alone) into the canonical form. */
+static int json_file(const json_t *f, const char *page_url, json_t *files, json_t *seen)
+{
+    const char *href = json_string_value(json_object_get(f, "url"));
+    char *abs = href ? resolve_link(page_url, href) : NULL;
+    json_t *o = file_new(json_string_value(json_object_get(f, "filename")), abs);
+    free(abs);
+    if (!o)
+        return 0;
+    json_object_set_new(o, "hashes", hashes_clean(json_object_get(f, "hashes")));
+    set_text(o, "requires-python", json_string_value(json_object_get(f, "requires-python")));
+    json_t *y = json_object_get(f, "yanked");
+    if (json_is_true(y) || (json_is_string(y) && !json_string_length(y)))
+        json_object_set_new(o, "yanked", json_true());
+    else if (json_is_string(y))
+        set_text(o, "yanked", json_string_value(y));
+    json_t *cm = json_object_get(f, "core-metadata");
+    if (!cm)
+        cm = json_object_get(f, "dist-info-metadata");
+    if (json_is_true(cm))
+        json_object_set_new(o, "core-metadata", json_true());
+    else if (json_is_object(cm))
+        json_object_set_new(o, "core-metadata", hashes_clean(cm));
+    json_t *size = json_object_get(f, "size");
+    if (json_is_integer(size) && json_integer_value(size) >= 0)
+        json_object_set_new(o, "size", json_integer(json_integer_value(size)));
+    set_text(o, "upload-time", json_string_value(json_object_get(f, "upload-time")));
+    return files_add(files, seen, o);
+}
+
+/*
+ * A JSON page, read in place (include/upstreamfs/json_stream.h) as jansson would read it: the
+ * page is checked whole, then each of its files is parsed alone, so no tree of the whole page
+ * is ever built.
+ */
 static int parse_json(const char *body, size_t len, const char *page_url, json_t *files,
                       json_t *seen)
 {
+    struct json_member meta, ver, list;
     json_error_t jerr;
-    size_t i;
-    json_t *f;
+    char *v = NULL;
+    if (json_stream_check(body, len) < 0 || !json_stream_find(body, len, 0, "files", &list) ||
+        body[list.value] != '[')
+        return -EIO;
+    if (json_stream_find(body, len, 0, "meta", &meta) &&
+        json_stream_find(body, len, meta.value, "api-version", &ver) &&
+        json_stream_dup(body, ver.value, ver.value_end, &v) < 0)
+        return -ENOMEM;
+    bool major_ok = !v || strtol(v, NULL, 10) == 1;
+    free(v);
+    if (!major_ok)
+        return -EIO;
+    size_t pos = list.value, start, end;
     int rc = 0;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return -EIO;
-    }
-    const char *ver =
-        json_string_value(json_object_get(json_object_get(root, "meta"), "api-version"));
-    json_t *list = json_object_get(root, "files");
-    if ((ver && strtol(ver, NULL, 10) != 1) || !json_is_array(list)) {
-        json_decref(root);
-        return -EIO;
-    }
-    json_array_foreach(list, i, f)
-    {
-        const char *href = json_string_value(json_object_get(f, "url"));
-        char *abs = href ? resolve_link(page_url, href) : NULL;
-        json_t *o = file_new(json_string_value(json_object_get(f, "filename")), abs);
-        free(abs);
-        if (!o)
+    while (rc == 0 && json_stream_element(body, len, &pos, &start, &end)) {
+        if (body[start] != '{')
             continue;
-        json_object_set_new(o, "hashes", hashes_clean(json_object_get(f, "hashes")));
-        set_text(o, "requires-python", json_string_value(json_object_get(f, "requires-python")));
-        json_t *y = json_object_get(f, "yanked");
-        if (json_is_true(y) || (json_is_string(y) && !json_string_length(y)))
-            json_object_set_new(o, "yanked", json_true());
-        else if (json_is_string(y))
-            set_text(o, "yanked", json_string_value(y));
-        json_t *cm = json_object_get(f, "core-metadata");
-        if (!cm)
-            cm = json_object_get(f, "dist-info-metadata");
-        if (json_is_true(cm))
-            json_object_set_new(o, "core-metadata", json_true());
-        else if (json_is_object(cm))
-            json_object_set_new(o, "core-metadata", hashes_clean(cm));
-        json_t *size = json_object_get(f, "size");
-        if (json_is_integer(size) && json_integer_value(size) >= 0)
-            json_object_set_new(o, "size", json_integer(json_integer_value(size)));
-        set_text(o, "upload-time", json_string_value(json_object_get(f, "upload-time")));
-        if ((rc = files_add(files, seen, o)) < 0)
-            break;
+        json_t *f = json_loadb(body + start, end - start, 0, &jerr);
+        rc = f ? json_file(f, page_url, files, seen) : -ENOMEM;
+        json_decref(f);
     }
-    json_decref(root);
     return rc;
 }
 
-/* The next node in document order, descending only into elements; NULL at the end. */
-static xmlNode *next_node(xmlNode *n)
+static bool is_element(const xmlChar *name, const char *want)
 {
-    if (n->type == XML_ELEMENT_NODE && n->children)
-        return n->children;
-    while (n && !n->next) {
-        n = n->parent;
-        if (n && n->type != XML_ELEMENT_NODE)
-            return NULL; /* back at the document */
-    }
-    return n ? n->next : NULL;
+    return name && !strcasecmp((const char *)name, want);
 }
 
-static bool is_element(const xmlNode *n, const char *name)
+/* An attribute's value among a start tag's (name, value) pairs: "" for one without a value. */
+static const char *attr(const xmlChar **atts, const char *name)
 {
-    return n->type == XML_ELEMENT_NODE && n->name && !strcasecmp((const char *)n->name, name);
-}
-
-/* An attribute's value (malloc'd by libxml2; xmlFree it) or NULL. */
-static char *attr(xmlNode *n, const char *name)
-{
-    return (char *)xmlGetProp(n, (const xmlChar *)name);
+    for (size_t i = 0; atts && atts[i]; i += 2)
+        if (!strcmp((const char *)atts[i], name))
+            return atts[i + 1] ? (const char *)atts[i + 1] : "";
+    return NULL;
 }
 
 /*
@@ -290,10 +296,10 @@ static json_t *core_metadata_attr(const char *v)
     return h;
 }
 
-/* One anchor of an HTML page. */
-static int html_link(xmlNode *a, const char *base, json_t *files, json_t *seen)
+/* One anchor of an HTML page, from its start tag's attributes. */
+static int html_link(const xmlChar **atts, const char *base, json_t *files, json_t *seen)
 {
-    char *href = attr(a, "href");
+    const char *href = attr(atts, "href");
     char *abs = href ? resolve_link(base, href) : NULL;
     char *name = abs ? url_filename(abs) : NULL;
     json_t *o = file_new(name, abs);
@@ -303,28 +309,82 @@ static int html_link(xmlNode *a, const char *base, json_t *files, json_t *seen)
         const char *eq = frag ? strchr(frag, '=') : NULL;
         if (eq)
             hash_add(json_object_get(o, "hashes"), frag + 1, (size_t)(eq - frag - 1), eq + 1);
-        char *v = attr(a, "data-requires-python");
+        const char *v = attr(atts, "data-requires-python");
         if (v)
             set_text(o, "requires-python", v);
-        xmlFree(v);
-        if ((v = attr(a, "data-yanked")) != NULL) {
+        if ((v = attr(atts, "data-yanked")) != NULL) {
             if (!v[0] || !set_text(o, "yanked", v))
                 json_object_set_new(o, "yanked", json_true());
         }
-        xmlFree(v);
-        v = attr(a, "data-core-metadata");
+        v = attr(atts, "data-core-metadata");
         if (!v)
-            v = attr(a, "data-dist-info-metadata");
+            v = attr(atts, "data-dist-info-metadata");
         json_t *cm = v ? core_metadata_attr(v) : NULL;
         if (cm)
             json_object_set_new(o, "core-metadata", cm);
-        xmlFree(v);
         rc = files_add(files, seen, o);
     }
     free(name);
     free(abs);
-    xmlFree(href);
     return rc;
+}
+
+/*
+ * An HTML page read by libxml2's SAX interface: the start tags of <a> and <base> as the parser
+ * meets them, no tree. Links resolve against the first <base> with a usable href, wherever it
+ * is (as a browser's and pip's do): one met after links were read starts the page again.
+ */
+struct html_read {
+    const char *page_url;
+    char *base;      /* the <base href>, resolved, once met */
+    bool base_final; /* the second reading: base is known */
+    bool restart;    /* a <base> came after links: read again */
+    size_t links;    /* anchors read so far */
+    json_t *files, *seen;
+    int rc;
+};
+
+static void html_start(void *ctx, const xmlChar *name, const xmlChar **atts)
+{
+    xmlParserCtxtPtr c = ctx;
+    struct html_read *h = c->_private;
+    if (h->rc < 0 || h->restart)
+        return;
+    if (!h->base_final && !h->base && is_element(name, "base")) {
+        const char *href = attr(atts, "href");
+        h->base = href ? resolve_link(h->page_url, href) : NULL;
+        if (h->base && h->links) {
+            h->restart = true;
+            xmlStopParser(c);
+        }
+    } else if (is_element(name, "a")) {
+        h->links++;
+        h->rc = html_link(atts, h->base ? h->base : h->page_url, h->files, h->seen);
+        if (h->rc < 0)
+            xmlStopParser(c);
+    }
+}
+
+/* One reading of the page by the SAX handler above. */
+static int html_pass(const char *body, size_t len, struct html_read *h)
+{
+    htmlParserCtxtPtr c = htmlCreateMemoryParserCtxt(body, (int)len);
+    xmlCharEncodingHandlerPtr utf8 = xmlFindCharEncodingHandler("UTF-8");
+    if (!c)
+        return -ENOMEM;
+    memset(c->sax, 0, sizeof(*c->sax));
+    c->sax->startElement = html_start;
+    c->sax->initialized = 1;
+    c->_private = h;
+    htmlCtxtUseOptions(c, HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+                              HTML_PARSE_RECOVER | HTML_PARSE_NOBLANKS);
+    if (utf8)
+        xmlSwitchToEncoding(c, utf8);
+    htmlParseDocument(c);
+    if (c->myDoc)
+        xmlFreeDoc(c->myDoc);
+    htmlFreeParserCtxt(c);
+    return h->rc;
 }
 
 static int parse_html(const char *body, size_t len, const char *page_url, json_t *files,
@@ -332,27 +392,18 @@ static int parse_html(const char *body, size_t len, const char *page_url, json_t
 {
     if (len > (size_t)INT32_MAX)
         return -EFBIG;
-    htmlDocPtr doc = htmlReadMemory(body, (int)len, page_url, "UTF-8",
-                                    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
-                                        HTML_PARSE_RECOVER | HTML_PARSE_NOBLANKS);
-    if (!doc)
-        return len ? -EIO : 0;
-    int rc = 0;
-    char *base = NULL;
-    xmlNode *first = doc->children;
-    /* Links resolve against <base href> when the page has one, as a browser's (and pip's) do. */
-    for (xmlNode *n = first; n && !base; n = next_node(n)) {
-        if (is_element(n, "base")) {
-            char *href = attr(n, "href");
-            base = href ? resolve_link(page_url, href) : NULL;
-            xmlFree(href);
-        }
+    if (!len)
+        return 0;
+    struct html_read h = {.page_url = page_url, .files = files, .seen = seen};
+    int rc = html_pass(body, len, &h);
+    if (rc == 0 && h.restart) {
+        json_array_clear(files);
+        json_object_clear(seen);
+        h.restart = false;
+        h.base_final = true;
+        rc = html_pass(body, len, &h);
     }
-    for (xmlNode *n = first; n && rc == 0; n = next_node(n))
-        if (is_element(n, "a"))
-            rc = html_link(n, base ? base : page_url, files, seen);
-    free(base);
-    xmlFreeDoc(doc);
+    free(h.base);
     return rc;
 }
 
@@ -476,30 +527,62 @@ int pypi_index_find(const json_t *index, const char *file, char **url, char **ex
     return rc < 0 ? rc : -ENOENT;
 }
 
+/* v in jansson's compact form appended to o. */
+static void out_dump(struct json_out *o, const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s)
+        o->err = -ENOMEM;
+    else
+        json_out_puts(o, s);
+    free(s);
+}
+
+/*
+ * The canonical form written as json_dumps(JSON_COMPACT) would write it with each url relative,
+ * one file at a time: no copy of the tree.
+ */
 int pypi_index_emit(const json_t *index, char **out, size_t *out_len)
 {
-    size_t i;
-    json_t *f;
-    int rc = 0;
-    json_t *doc = json_deep_copy(index);
-    if (!doc)
-        return -ENOMEM;
-    json_array_foreach(json_object_get(doc, "files"), i, f)
+    struct json_out o;
+    const char *k;
+    json_t *v;
+    bool first = true;
+    json_out_init(&o, 4096);
+    json_out_put(&o, "{", 1);
+    json_object_foreach((json_t *)index, k, v)
     {
-        char *esc = fetch_url_escape(json_string_value(json_object_get(f, "filename")));
-        if (!esc || json_object_set_new(f, "url", json_string(esc)) < 0)
-            rc = -ENOMEM;
-        free(esc);
-        if (rc < 0)
-            break;
+        json_t *key = json_string(k);
+        json_out_puts(&o, first ? "" : ",");
+        first = false;
+        out_dump(&o, key);
+        json_decref(key);
+        json_out_put(&o, ":", 1);
+        if (strcmp(k, "files") != 0 || !json_is_array(v)) {
+            out_dump(&o, v);
+            continue;
+        }
+        size_t i;
+        json_t *f;
+        json_out_put(&o, "[", 1);
+        json_array_foreach(v, i, f)
+        {
+            char *esc = fetch_url_escape(json_string_value(json_object_get(f, "filename")));
+            json_t *copy = esc ? json_copy(f) : NULL;
+            if (!copy || json_object_set_new(copy, "url", json_string(esc)) < 0)
+                o.err = -ENOMEM;
+            json_out_puts(&o, i ? "," : "");
+            if (!o.err)
+                out_dump(&o, copy);
+            json_decref(copy);
+            free(esc);
+            if (o.err)
+                break;
+        }
+        json_out_put(&o, "]", 1);
     }
-    char *s = rc == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!s)
-        return -ENOMEM;
-    *out = s;
-    *out_len = strlen(s);
-    return 0;
+    json_out_put(&o, "}", 1);
+    return json_out_finish(&o, out, out_len);
 }
 
 static bool ends_with(const char *s, const char *suffix)

@@ -6,6 +6,7 @@
 #include "upstreamfs/pypi.h"
 #include "upstreamfs/accept.h"
 #include "upstreamfs/fetch.h"
+#include "upstreamfs/json_stream.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -82,50 +83,84 @@ static void ob_attr(struct obuf *b, const char *name, const char *value)
     ob_puts(b, "\"");
 }
 
-/* "<alg>=<hex>" of the strongest hash (sha256 first, as PEP 503 recommends) into buf. */
-static bool hash_fragment(const json_t *hashes, char *buf, size_t len)
+/*
+ * The document is read in place (include/upstreamfs/json_stream.h): the render holds the
+ * document and its output, no tree. Documents are the ones src/parsers/pypi_index.c writes
+ * (jansson's compact form), whose members are copied byte for byte; of a repeated key the last
+ * one counts, as jansson reads it.
+ */
+struct page {
+    const char *text;
+    size_t len;
+};
+
+/* The string member key of the object at obj decoded (malloc'd *out, NULL: none); -ENOMEM. */
+static int page_string(const struct page *pg, size_t obj, const char *key, char **out)
 {
-    const char *k;
-    json_t *v;
-    const char *sha = json_string_value(json_object_get(hashes, "sha256"));
-    if (sha) {
-        snprintf(buf, len, "sha256=%s", sha);
+    struct json_member m;
+    *out = NULL;
+    return json_stream_find(pg->text, pg->len, obj, key, &m)
+               ? json_stream_dup(pg->text, m.value, m.value_end, out)
+               : 0;
+}
+
+/* "<alg>=<hex>" of the strongest hash of the object at obj (sha256 first, as PEP 503 says). */
+static bool hash_fragment(const struct page *pg, size_t obj, char *buf, size_t len)
+{
+    struct json_member m;
+    char alg[64], hex[PYPI_HASH_HEX + 1];
+    if (json_stream_find(pg->text, pg->len, obj, "sha256", &m) && pg->text[m.value] == '"' &&
+        json_stream_string(pg->text, m.value, m.value_end, hex, sizeof(hex)) == 0) {
+        snprintf(buf, len, "sha256=%s", hex);
         return true;
     }
-    json_object_foreach((json_t *)hashes, k, v)
-    {
-        if (json_is_string(v)) {
-            snprintf(buf, len, "%s=%s", k, json_string_value(v));
+    size_t pos = obj;
+    while (pg->text[obj] == '{' && json_stream_member(pg->text, pg->len, &pos, &m)) {
+        if (pg->text[m.value] == '"' &&
+            json_stream_string(pg->text, m.key, m.key_end, alg, sizeof(alg)) == 0 &&
+            json_stream_string(pg->text, m.value, m.value_end, hex, sizeof(hex)) == 0) {
+            snprintf(buf, len, "%s=%s", alg, hex);
             return true;
         }
     }
     return false;
 }
 
-/* One <a> of a PEP 503 page. */
-static void html_file(struct obuf *b, const json_t *f, const char *url)
+/* The first byte of the value of member key of the object at obj ('\0' when there is none). */
+static char page_kind(const struct page *pg, size_t obj, const char *key, struct json_member *m)
 {
-    char frag[PYPI_HASH_HEX + 20];
-    const char *name = json_string_value(json_object_get(f, "filename"));
+    return json_stream_find(pg->text, pg->len, obj, key, m) ? pg->text[m->value] : '\0';
+}
+
+/* One <a> of a PEP 503 page, for the file object at f. */
+static int html_file(struct obuf *b, const struct page *pg, size_t f, const char *name,
+                     const char *url)
+{
+    char frag[PYPI_HASH_HEX + 80];
+    struct json_member m;
+    char *s = NULL;
     ob_puts(b, "<a href=\"");
     ob_escaped(b, url);
-    if (hash_fragment(json_object_get(f, "hashes"), frag, sizeof(frag))) {
+    if (page_kind(pg, f, "hashes", &m) == '{' && hash_fragment(pg, m.value, frag, sizeof(frag))) {
         ob_puts(b, "#");
         ob_escaped(b, frag);
     }
     ob_puts(b, "\"");
-    const char *rp = json_string_value(json_object_get(f, "requires-python"));
-    if (rp)
-        ob_attr(b, "data-requires-python", rp);
-    json_t *y = json_object_get(f, "yanked");
-    if (json_is_string(y))
-        ob_attr(b, "data-yanked", json_string_value(y));
-    else if (json_is_true(y))
+    int rc = page_string(pg, f, "requires-python", &s);
+    if (s)
+        ob_attr(b, "data-requires-python", s);
+    free(s);
+    s = NULL;
+    char y = page_kind(pg, f, "yanked", &m);
+    if (rc == 0 && y == '"' && (rc = json_stream_dup(pg->text, m.value, m.value_end, &s)) == 0 && s)
+        ob_attr(b, "data-yanked", s);
+    else if (y == 't')
         ob_puts(b, " data-yanked");
-    json_t *cm = json_object_get(f, "core-metadata");
-    if (json_is_true(cm) || json_is_object(cm)) {
+    free(s);
+    char cm = page_kind(pg, f, "core-metadata", &m);
+    if (cm == 't' || cm == '{') {
         const char *v = "true";
-        if (json_is_object(cm) && hash_fragment(cm, frag, sizeof(frag)))
+        if (cm == '{' && hash_fragment(pg, m.value, frag, sizeof(frag)))
             v = frag;
         /*
          * PEP 714: JSON carries only "core-metadata" (pip 22.3 to 23.1 fail on the old key
@@ -137,58 +172,131 @@ static void html_file(struct obuf *b, const json_t *f, const char *url)
     ob_puts(b, ">");
     ob_escaped(b, name);
     ob_puts(b, "</a><br>\n");
+    return rc;
+}
+
+/* A file object at f of the JSON answer: its "url" member(s) replaced by url. */
+static void json_file(struct json_out *o, const struct page *pg, size_t f, const char *url)
+{
+    struct json_member m;
+    size_t pos = f;
+    bool first = true;
+    json_out_put(o, "{", 1);
+    while (json_stream_member(pg->text, pg->len, &pos, &m)) {
+        json_out_puts(o, first ? "" : ",");
+        first = false;
+        json_out_value(o, pg->text, m.key, m.key_end);
+        json_out_put(o, ":", 1);
+        if (json_stream_key_is(pg->text, m.key, m.key_end, "url"))
+            json_out_string(o, url);
+        else
+            json_out_value(o, pg->text, m.value, m.value_end);
+    }
+    json_out_put(o, "}", 1);
+}
+
+/*
+ * Each file of the array at files: the HTML <a> into b, or (o set up) the JSON object into o;
+ * a file with no usable name or URL is left out of HTML and kept as it is in JSON.
+ */
+static int render_files(const struct page *pg, size_t files, const char *base, struct obuf *b,
+                        struct json_out *o)
+{
+    size_t pos = files, f, f_end;
+    bool first = true;
+    int rc = 0;
+    if (o)
+        json_out_put(o, "[", 1);
+    while (rc == 0 && !b->err && json_stream_element(pg->text, pg->len, &pos, &f, &f_end)) {
+        char *url = NULL, *name = NULL, *abs = NULL;
+        if (pg->text[f] == '{') {
+            rc = page_string(pg, f, "url", &url);
+            if (rc == 0)
+                rc = page_string(pg, f, "filename", &name);
+            abs = url && name ? fetch_url_resolve(base, url) : NULL;
+        }
+        if (rc == 0 && o) {
+            json_out_puts(o, first ? "" : ",");
+            if (abs)
+                json_file(o, pg, f, abs);
+            else
+                json_out_value(o, pg->text, f, f_end);
+        } else if (rc == 0 && abs) {
+            rc = html_file(b, pg, f, name, abs);
+        }
+        first = false;
+        free(url);
+        free(name);
+        free(abs);
+    }
+    if (o)
+        json_out_put(o, "]", 1);
+    return rc < 0 ? rc : b->err;
+}
+
+/* The JSON answer: the document with its files' URLs absolute, every other member as it is. */
+static int render_json(const struct page *pg, const struct json_member *files, const char *base,
+                       char **out, size_t *out_len)
+{
+    struct json_out o;
+    struct obuf none = {0};
+    struct json_member m;
+    size_t pos = 0;
+    bool first = true;
+    int rc = 0;
+    json_out_init(&o, pg->len + pg->len / 4);
+    json_out_put(&o, "{", 1);
+    while (rc == 0 && json_stream_member(pg->text, pg->len, &pos, &m)) {
+        bool is_files = json_stream_key_is(pg->text, m.key, m.key_end, "files");
+        if (is_files && m.key != files->key)
+            continue; /* a repeated "files": the last one counts */
+        json_out_puts(&o, first ? "" : ",");
+        first = false;
+        json_out_value(&o, pg->text, m.key, m.key_end);
+        json_out_put(&o, ":", 1);
+        if (is_files)
+            rc = render_files(pg, m.value, base, &none, &o);
+        else
+            json_out_value(&o, pg->text, m.value, m.value_end);
+    }
+    json_out_put(&o, "}", 1);
+    if (rc == 0 && o.len > PYPI_RENDER_MAX)
+        rc = -EFBIG;
+    if (rc < 0) {
+        free(o.buf);
+        return rc;
+    }
+    return json_out_finish(&o, out, out_len);
 }
 
 int pypi_index_render(const char *doc, size_t len, const char *base, enum pypi_variant v,
                       char **out, size_t *out_len, const char **ctype)
 {
-    json_error_t jerr;
-    size_t i;
-    json_t *f;
+    struct page pg = {.text = doc, .len = len};
+    struct json_member files, nm;
     struct obuf b = {0};
-    int rc = 0;
-    json_t *root = json_loadb(doc, len, 0, &jerr);
-    json_t *files = json_object_get(root, "files");
-    const char *name = json_string_value(json_object_get(root, "name"));
-    if (!json_is_object(root) || !json_is_array(files) || !name) {
-        json_decref(root);
+    char *name = NULL;
+    if (json_stream_check(doc, len) < 0 || !json_stream_find(doc, len, 0, "files", &files) ||
+        doc[files.value] != '[' || !json_stream_find(doc, len, 0, "name", &nm) ||
+        doc[nm.value] != '"')
         return -EIO;
-    }
-    if (v != PYPI_JSON) {
+    int rc;
+    if (v == PYPI_JSON) {
+        rc = render_json(&pg, &files, base, &b.data, &b.len);
+    } else if ((rc = json_stream_dup(doc, nm.value, nm.value_end, &name)) == 0 && name) {
         ob_puts(&b, "<!DOCTYPE html>\n<html>\n<head>\n"
                     "<meta name=\"pypi:repository-version\" content=\"1.0\">\n<title>Links for ");
         ob_escaped(&b, name);
         ob_puts(&b, "</title>\n</head>\n<body>\n<h1>Links for ");
         ob_escaped(&b, name);
         ob_puts(&b, "</h1>\n");
-    }
-    json_array_foreach(files, i, f)
-    {
-        const char *url = json_string_value(json_object_get(f, "url"));
-        char *abs = url ? fetch_url_resolve(base, url) : NULL;
-        if (!abs || !json_string_value(json_object_get(f, "filename"))) {
-            free(abs);
-            continue;
-        }
-        if (v == PYPI_JSON && json_object_set_new(f, "url", json_string(abs)) < 0)
-            rc = -ENOMEM;
-        else if (v != PYPI_JSON)
-            html_file(&b, f, abs);
-        free(abs);
-        if (rc < 0 || b.err)
-            break;
-    }
-    if (v == PYPI_JSON) {
-        char *s = rc == 0 ? json_dumps(root, JSON_COMPACT) : NULL;
-        b.data = s;
-        b.len = s ? strlen(s) : 0;
-        if (!s && rc == 0)
-            rc = -ENOMEM;
-    } else {
+        rc = render_files(&pg, files.value, base, &b, NULL);
         ob_puts(&b, "</body>\n</html>\n");
         rc = rc < 0 ? rc : b.err;
+    } else if (rc == 0) {
+        rc = -EIO; /* a name that does not decode */
     }
-    json_decref(root);
+    free(name);
     if (rc < 0) {
         free(b.data);
         return rc;

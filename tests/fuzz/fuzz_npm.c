@@ -1,8 +1,8 @@
 /*
  * fuzz_npm: an npm registry package document ("packument", full or
  * abbreviated) through everything the driver and the shim do with it:
- * npm_packument_tarballs (jansson), npm_packument_rewrite, its abbreviated form and
- * npm_packument_render (src/parsers/json_stream.c: both must read the same documents), and
+ * npm_packument_tarballs, npm_packument_rewrite, its abbreviated form and
+ * npm_packument_render (all read in place: src/parsers/json_stream.c), and
  * npm_packument_merge (the input as a registry's own document laid over its
  * rewrite); the first input byte picks the package name (plain or scoped),
  * the rest is the document. The same bytes also go through npm_name_valid and

@@ -4,8 +4,8 @@
  * pypi_index_parse, pypi_index_find, pypi_index_emit, pypi_index_render
  * in each variant, and pypi_index_merge_local (a registry's local files laid
  * over the page). The first input byte picks the Content-Type; the rest is
- * the page. The same bytes also go through pypi_normalise and
- * pypi_accept_variant as strings.
+ * the page, and also a stored document rendered as it is (read in place). The same bytes also go
+ * through pypi_normalise and pypi_accept_variant as strings.
  *
  * Properties: the canonical form lists unique file names usable as one file
  * name, each with an absolute http(s) URL and lower-case hex hashes, and
@@ -152,6 +152,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_merge(doc, doc_len);
         free(doc);
         json_decref(index);
+    }
+
+    /* The input as a stored document (read in place): rendered or refused, never read past. */
+    for (int v = PYPI_JSON; v <= PYPI_HTML; v++) {
+        char *page = NULL;
+        size_t page_len = 0;
+        const char *ctype = NULL;
+        int rrc = pypi_index_render((const char *)data, size, base, (enum pypi_variant)v, &page,
+                                    &page_len, &ctype);
+        FUZZ_CHECK(rrc == 0 || rrc == -EIO || rrc == -ENOMEM || rrc == -EFBIG);
+        FUZZ_CHECK(rrc < 0 || (page && page_len == strlen(page)));
+        free(page);
     }
 
     char *s = fuzz_cstr(data, size);

@@ -241,12 +241,50 @@ static void walk_and_write(void **state)
     free(out);
 }
 
+/* Array elements, a member by key (the last of a repeated one, as jansson keeps) and a string. */
+static void elements_find_dup(void **state)
+{
+    (void)state;
+    static const char doc[] =
+        "{\"k\":1, \"a\" : [ 1 , \"x,]\" ,{\"b\":[2]},[] ,null ], \"k\":\"t\\u00e9\\n\",\"o\":{}}";
+    size_t n = sizeof(doc) - 1;
+    assert_int_equal(json_stream_check(doc, n), 0);
+    struct json_member m;
+    assert_true(json_stream_find(doc, n, 0, "a", &m));
+    static const char *const want[] = {"1", "\"x,]\"", "{\"b\":[2]}", "[]", "null"};
+    size_t pos = m.value, s, e, i = 0;
+    while (json_stream_element(doc, n, &pos, &s, &e)) {
+        assert_true(i < 5);
+        assert_int_equal(e - s, strlen(want[i]));
+        assert_memory_equal(doc + s, want[i], e - s);
+        i++;
+    }
+    assert_int_equal(i, 5);
+    assert_int_equal(doc[pos - 1], ']');
+    pos = m.value;
+    assert_true(json_stream_find(doc, n, 0, "o", &m));
+    size_t empty = m.value;
+    assert_false(json_stream_element("[]", 2, &(size_t){0}, &s, &e));
+    assert_true(json_stream_find(doc, n, 0, "k", &m)); /* the last "k" */
+    char *str = NULL;
+    assert_int_equal(json_stream_dup(doc, m.value, m.value_end, &str), 0);
+    assert_string_equal(str, "t\xc3\xa9\n");
+    free(str);
+    assert_false(json_stream_find(doc, n, 0, "none", &m));
+    assert_false(json_stream_find(doc, n, empty, "k", &m)); /* an empty object */
+    assert_false(json_stream_find(doc, n, pos, "b", &m));   /* no object at pos */
+    assert_true(json_stream_find(doc, n, 0, "a", &m));
+    assert_int_equal(json_stream_dup(doc, m.value, m.value_end, &str), 0); /* no string */
+    assert_null(str);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(edge_cases),
         cmocka_unit_test(random_texts),
         cmocka_unit_test(walk_and_write),
+        cmocka_unit_test(elements_find_dup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,6 +117,51 @@ static void tarball_table(void **state)
     npm_tarballs_clear(&t);
 }
 
+/* The table is read as jansson reads the document: of repeated members the last one counts. */
+static void tarball_table_repeats_and_times(void **state)
+{
+    (void)state;
+    struct npm_tarballs t;
+    static const char doc[] =
+        "{\"versions\":{\"9.0.0\":{\"dist\":{\"tarball\":\"http://r/old.tgz\"}}},"
+        "\"versions\":{\"1.0.0\":{\"dist\":{\"tarball\":\"http://r/a.tgz\"}},"
+        "\"2.0.0\":{\"dist\":{\"tarball\":\"http://r/b.tgz\"},"
+        "\"dist\":{\"tarball\":\"http://r/c.tgz\",\"tarball\":\"http://r/d.tgz\"}},"
+        "\"1.0.0\":{\"dist\":{\"tarball\":\"http://r/e.tgz\"}}},"
+        "\"time\":{\"1.0.0\":\"2020-01-01T00:00:00Z\",\"2.0.0\":\"2021-01-01T00:00:00.000Z\"},"
+        "\"time\":{\"2.0.0\":\"2022-01-01T00:00:00.000Z\",\"2.0.0\":1}}";
+    assert_int_equal(npm_packument_tarballs(doc, strlen(doc), "x", "http://r/x", &t), 0);
+    assert_int_equal(t.n, 2);
+    assert_string_equal(t.items[0].file, "x-1.0.0.tgz"); /* its first place, its last value */
+    assert_string_equal(t.items[0].url, "http://r/e.tgz");
+    assert_int_equal(t.items[0].published, -1); /* the last "time" has no 1.0.0 */
+    assert_string_equal(t.items[1].file, "x-2.0.0.tgz");
+    assert_string_equal(t.items[1].url, "http://r/d.tgz");
+    assert_int_equal(t.items[1].published, -1); /* the last 2.0.0 is no string */
+    npm_tarballs_clear(&t);
+
+    /* Many versions: each once, in order, with its time (the table is built in linear time). */
+    size_t n = 20000, cap = n * 120 + 64, o = 0;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    o += (size_t)snprintf(big + o, cap - o, "{\"versions\":{");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(big + o, cap - o,
+                              "%s\"1.%zu.0\":{\"dist\":{\"tarball\":\"/x/-/x-1.%zu.0.tgz\"}}",
+                              i ? "," : "", i, i);
+    o += (size_t)snprintf(big + o, cap - o, "},\"time\":{\"1.7.0\":\"1970-01-02T00:00:00Z\"}}");
+    assert_int_equal(npm_packument_tarballs(big, o, "x", "http://r/x", &t), 0);
+    assert_int_equal(t.n, n);
+    for (size_t i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "http://r/x/-/x-1.%zu.0.tgz", i);
+        assert_string_equal(t.items[i].url, want);
+        assert_int_equal(t.items[i].published, i == 7 ? 86400 : -1);
+    }
+    npm_tarballs_clear(&t);
+    free(big);
+}
+
 static void rewrite_for_mount(void **state)
 {
     (void)state;
@@ -171,15 +216,15 @@ static void abbreviated_for_install(void **state)
     assert_string_equal(json_string_value(json_object_get(root, "modified")),
                         "2024-05-01T00:00:00Z");
     json_t *v = json_object_get(json_object_get(root, "versions"), "1.0.0");
-    const char *kept[] = {"name", "version", "dependencies", "peerDependenciesMeta", "bin",
-                          "engines", "os", "deprecated", "dist", "hasInstallScript"};
+    const char *kept[] = {"name", "version",         "dependencies", "peerDependenciesMeta",
+                          "bin",  "engines",         "os",           "deprecated",
+                          "dist", "hasInstallScript"};
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
         assert_non_null(json_object_get(v, kept[i]));
     assert_int_equal(json_object_size(v), sizeof(kept) / sizeof(kept[0]));
     assert_true(json_is_true(json_object_get(v, "hasInstallScript")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(v, "dist"), "tarball")),
-        "-/x-1.0.0.tgz");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "dist"), "tarball")),
+                        "-/x-1.0.0.tgz");
     assert_true(len < strlen(full) * 3 / 4);
     /* Already abbreviated: the same document again. */
     char *again = NULL;
@@ -328,6 +373,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names),
         cmocka_unit_test(tarball_table),
+        cmocka_unit_test(tarball_table_repeats_and_times),
         cmocka_unit_test(rewrite_for_mount),
         cmocka_unit_test(abbreviated_for_install),
         cmocka_unit_test(render_for_shim),

@@ -311,6 +311,101 @@ static void mount_document_and_render(void **state)
             pypi_index_render(bad[i], strlen(bad[i]), base, PYPI_HTML, &out, &len, &ctype), -EIO);
 }
 
+/*
+ * The bytes of the mount's document and of both answers, as the tree-based code wrote them
+ * before the page was read through SAX and rendered in place (src/parsers/pypi_index.c,
+ * pypi_render.c): they must not change.
+ */
+static void same_bytes_as_before(void **state)
+{
+    (void)state;
+    static const char page[] =
+        "<html><head><base href=\"http://files.example/x/\"></head><body><a "
+        "href=\"a-1.0.tar.gz#md5=0123456789ABCDEF0123456789abcdef\" data-yanked=\"\">a</a><a "
+        "href=\"a-1.1.tar.gz#sha512=aa\" data-yanked=\"broken &amp; &lt;bad&gt;\" "
+        "data-requires-python=\"&gt;=3.8\">a</a><a href=\"a%20b-1.2.whl#sha256=bb\" "
+        "data-core-metadata=\"true\">x</a><a href=\"a-1.3.whl\" "
+        "data-dist-info-metadata=\"sha1=cc\">x</a><a "
+        "href=\"ftp://no/a-1.4.whl\">x</a></body></html>";
+    static const char want_doc[] =
+        "{\"meta\":{\"api-version\":\"1.0\"},\"name\":\"demo\",\"files\":[{\"filename\":\"a-1.0."
+        "tar.gz\",\"url\":\"a-1.0.tar.gz\",\"hashes\":{\"md5\":"
+        "\"0123456789abcdef0123456789abcdef\"},\"yanked\":true},{\"filename\":\"a-1.1.tar.gz\","
+        "\"url\":\"a-1.1.tar.gz\",\"hashes\":{\"sha512\":\"aa\"},\"requires-python\":\">=3.8\","
+        "\"yanked\":\"broken & <bad>\"},{\"filename\":\"a "
+        "b-1.2.whl\",\"url\":\"a%20b-1.2.whl\",\"hashes\":{\"sha256\":\"bb\"},\"core-metadata\":"
+        "true},{\"filename\":\"a-1.3.whl\",\"url\":\"a-1.3.whl\",\"hashes\":{},\"core-metadata\":{"
+        "\"sha1\":\"cc\"}}]}";
+    static const char want_json[] =
+        "{\"meta\":{\"api-version\":\"1.0\"},\"name\":\"demo\",\"files\":[{\"filename\":\"a-1.0."
+        "tar.gz\",\"url\":\"http://s:5/py/demo/"
+        "a-1.0.tar.gz\",\"hashes\":{\"md5\":\"0123456789abcdef0123456789abcdef\"},\"yanked\":true},"
+        "{\"filename\":\"a-1.1.tar.gz\",\"url\":\"http://s:5/py/demo/"
+        "a-1.1.tar.gz\",\"hashes\":{\"sha512\":\"aa\"},\"requires-python\":\">=3.8\",\"yanked\":"
+        "\"broken & <bad>\"},{\"filename\":\"a "
+        "b-1.2.whl\",\"url\":\"http://s:5/py/demo/"
+        "a%20b-1.2.whl\",\"hashes\":{\"sha256\":\"bb\"},\"core-metadata\":true},{\"filename\":\"a-"
+        "1.3.whl\",\"url\":\"http://s:5/py/demo/"
+        "a-1.3.whl\",\"hashes\":{},\"core-metadata\":{\"sha1\":\"cc\"}}]}";
+    static const char want_html[] =
+        "<!DOCTYPE html>\n"
+        "<html>\n"
+        "<head>\n"
+        "<meta name=\"pypi:repository-version\" content=\"1.0\">\n"
+        "<title>Links for demo</title>\n"
+        "</head>\n"
+        "<body>\n"
+        "<h1>Links for demo</h1>\n"
+        "<a href=\"http://s:5/py/demo/a-1.0.tar.gz#md5=0123456789abcdef0123456789abcdef\" "
+        "data-yanked>a-1.0.tar.gz</a><br>\n"
+        "<a href=\"http://s:5/py/demo/a-1.1.tar.gz#sha512=aa\" data-requires-python=\"&gt;=3.8\" "
+        "data-yanked=\"broken &amp; &lt;bad&gt;\">a-1.1.tar.gz</a><br>\n"
+        "<a href=\"http://s:5/py/demo/a%20b-1.2.whl#sha256=bb\" data-core-metadata=\"true\" "
+        "data-dist-info-metadata=\"true\">a b-1.2.whl</a><br>\n"
+        "<a href=\"http://s:5/py/demo/a-1.3.whl\" data-core-metadata=\"sha1=cc\" "
+        "data-dist-info-metadata=\"sha1=cc\">a-1.3.whl</a><br>\n"
+        "</body>\n"
+        "</html>\n"
+        "";
+    json_t *ix = NULL;
+    char *doc = NULL, *out = NULL;
+    size_t dl = 0, len = 0;
+    const char *ctype = NULL;
+    assert_int_equal(pypi_index_parse(page, strlen(page), "text/html",
+                                      "http://up.example/simple/demo/", "demo", &ix),
+                     0);
+    assert_int_equal(pypi_index_emit(ix, &doc, &dl), 0);
+    json_decref(ix);
+    assert_string_equal(doc, want_doc);
+    const char *base = "http://s:5/py/demo/.simple.json";
+    assert_int_equal(pypi_index_render(doc, dl, base, PYPI_JSON, &out, &len, &ctype), 0);
+    assert_string_equal(out, want_json);
+    assert_int_equal(len, strlen(want_json));
+    free(out);
+    assert_int_equal(pypi_index_render(doc, dl, base, PYPI_HTML, &out, &len, &ctype), 0);
+    assert_string_equal(out, want_html);
+    free(out);
+    free(doc);
+    /* the rendered JSON answer read back as a page: the same document */
+    assert_int_equal(pypi_index_parse(want_json, strlen(want_json),
+                                      "application/vnd.pypi.simple.v1+json", base, "demo", &ix),
+                     0);
+    assert_int_equal(pypi_index_emit(ix, &doc, &dl), 0);
+    json_decref(ix);
+    assert_string_equal(doc, want_doc);
+    free(doc);
+    /* a <base> after the first links: every link resolves against it, read again */
+    static const char late[] = "<a href=\"x-1.whl\">x</a><base href=\"http://f.example/d/\">"
+                               "<a href=\"y-1.whl\">y</a>";
+    assert_int_equal(pypi_index_parse(late, strlen(late), "text/html",
+                                      "http://up.example/simple/demo/", "demo", &ix),
+                     0);
+    assert_int_equal(json_array_size(json_object_get(ix, "files")), 2);
+    assert_string_equal(str(file_named(ix, "x-1.whl"), "url"), "http://f.example/d/x-1.whl");
+    assert_string_equal(str(file_named(ix, "y-1.whl"), "url"), "http://f.example/d/y-1.whl");
+    json_decref(ix);
+}
+
 static void accept_negotiation(void **state)
 {
     (void)state;
@@ -398,6 +493,7 @@ int main(void)
         cmocka_unit_test(json_page),
         cmocka_unit_test(hostile_html),
         cmocka_unit_test(mount_document_and_render),
+        cmocka_unit_test(same_bytes_as_before),
         cmocka_unit_test(merge_local_files),
         cmocka_unit_test(accept_negotiation),
     };

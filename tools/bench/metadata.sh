@@ -8,7 +8,8 @@
 #   npm   big-pkg, a packument of 6,000 versions (~4.6 MB), huge-pkg (M6: ~50 MiB), and
 #         pkg-000 ... pkg-099 with real tarballs (M5), served by tests/integration/npm/registry.py
 #         (the lab registry: it answers the abbreviated form to npm's Accept)
-#   pypi  big-proj, a simple page of 6,000 files (~1.5 MB), and proj-000 ... proj-049 with one
+#   pypi  big-proj, a simple page of 6,000 files (~1.5 MB), huge-proj (M6h, M6j: 60,000 files,
+#         ~16 MB), and proj-000 ... proj-049 with one
 #         wheel each (M5), a static tree under nginx
 #   helm  index.yaml of 6,000 chart versions (~2.9 MB) under nginx
 # The shim is `upstreamfs serve` on its own state dir with proxies npm, py and charts of those.
@@ -16,8 +17,8 @@
 # HTTP times are curl's own time_total (no process start), the two sides interleaved.
 # shellcheck disable=SC2154  # W, UPFS, RUNS and the rest are run.sh's
 
-if ((QUICK)); then M_VERSIONS=600 M_FILES=600 M_CHARTS=600 M_HUGE=6000 M_NPKG=10 M_NPY=5
-else M_VERSIONS=6000 M_FILES=6000 M_CHARTS=6000 M_HUGE=66000 M_NPKG=100 M_NPY=50; fi
+if ((QUICK)); then M_VERSIONS=600 M_FILES=600 M_CHARTS=600 M_HUGE=6000 M_HUGEPY=6000 M_NPKG=10 M_NPY=5
+else M_VERSIONS=6000 M_FILES=6000 M_CHARTS=6000 M_HUGE=66000 M_HUGEPY=60000 M_NPKG=100 M_NPY=50; fi
 M_CORGI="Accept: application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 M_PIP_JSON="Accept: application/vnd.pypi.simple.v1+json"
 M_REG_PID="" M_SHIM_PID="" M_SHIM_PORT="" M_REG_URL=""
@@ -56,6 +57,7 @@ m_setup() {
         "$PYTHON" "$gen" npm "$W/meta-npm" huge-pkg "$M_HUGE" >"$W/meta-huge.size" &&
         "$PYTHON" "$gen" npm-many "$W/meta-npm" "$M_NPKG" "$W/meta-proj" &&
         "$PYTHON" "$gen" pypi "$M/py" big-proj "$M_FILES" >/dev/null &&
+        "$PYTHON" "$gen" pypi "$M/py" huge-proj "$M_HUGEPY" >"$W/meta-hugepy.size" &&
         "$PYTHON" "$gen" pypi-many "$M/py" "$M_NPY" "$W/meta-reqs.txt" &&
         "$PYTHON" "$gen" helm "$M/charts" "$M_CHARTS" >/dev/null || { log "mkdocs.py failed"; return 1; }
     rm -f "$W/meta-reg.port"
@@ -176,27 +178,89 @@ m_versus() {
         "shim $(fmt_s "$ms"), direct $(fmt_s "$md")${note:+ $note}, median of $RUNS"
 }
 
-# M6: a fresh daemon renders huge-pkg (full, then abbreviated); its peak RSS over its start
-m_memory() {
-    local st="$W/meta-state-m6" size base peak grow x
-    size="$(cat "$W/meta-huge.size")"
+# m_hwm PID: the peak RSS (VmHWM) of PID in KiB
+m_hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# m_rss_row ID MEASURE BASE PEAK SIZE DETAIL: the growth of a fresh daemon's peak RSS over SIZE
+m_rss_row() {
+    local x
+    x="$(awk -v g="$((($4 - $3) * 1024))" -v s="$5" 'BEGIN { printf "%.2f", g / s }')"
+    row "$1" "$2" "${x}×" "≤ 3×" "$(judge "$x" le 3)" \
+        "VmHWM $(($3 / 1024)) MiB at start, $(($4 / 1024)) MiB after, document $5 bytes${6:+; $6}"
+}
+
+# m_rss_serve ID MEASURE SIZE TYPE URL PATH ACCEPT...: a fresh `serve` (its own state, one proxy
+# "m6" of TYPE on URL) answers PATH once per ACCEPT header, cold; its peak RSS over SIZE
+m_rss_serve() {
+    local id="$1" measure="$2" size="$3" type="$4" url="$5" path="$6" st="$W/meta-state-m6" base peak
+    local sizes="" a i=0
+    shift 6
+    rm -rf -- "$st"
     mkdir -p "$st"
-    "$UPFS" --state "$st" proxy create npm --type npm --url "$M_REG_URL" >/dev/null || return
+    "$UPFS" --state "$st" proxy create m6 --type "$type" --url "$url" >/dev/null || return
     local keep_pid="$M_SHIM_PID" keep_port="$M_SHIM_PORT"
-    m_serve "$st" || { row_error M6 "peak RSS rendering a 50 MiB packument" "≤ 3×" "serve failed"; return; }
-    base="$(awk '/^VmHWM:/ { print $2 }' "/proc/$M_SHIM_PID/status")"
-    m_get "http://127.0.0.1:$M_SHIM_PORT/npm/huge-pkg" "$W/meta-huge.full" "Accept: application/json" &&
-        m_get "http://127.0.0.1:$M_SHIM_PORT/npm/huge-pkg" "$W/meta-huge.abbr" "$M_CORGI" ||
-        { row_error M6 "peak RSS rendering a 50 MiB packument" "≤ 3×" "GET failed"; }
-    peak="$(awk '/^VmHWM:/ { print $2 }' "/proc/$M_SHIM_PID/status")"
+    m_serve "$st" || { row_error "$id" "$measure" "≤ 3×" "serve failed"; return; }
+    base="$(m_hwm "$M_SHIM_PID")"
+    for a in "$@"; do
+        i=$((i + 1))
+        m_get "http://127.0.0.1:$M_SHIM_PORT/m6/$path" "$W/meta-m6.$i" "$a" ||
+            { row_error "$id" "$measure" "≤ 3×" "GET failed"; break; }
+        sizes+="${sizes:+, }$(stat -c %s "$W/meta-m6.$i")"
+    done
+    peak="$(m_hwm "$M_SHIM_PID")"
     kill "$M_SHIM_PID" 2>/dev/null || true
     wait "$M_SHIM_PID" 2>/dev/null || true
     M_SHIM_PID="$keep_pid" M_SHIM_PORT="$keep_port"
     rm -rf -- "$st"
-    grow=$(((peak - base) * 1024))
-    x="$(awk -v g="$grow" -v s="$size" 'BEGIN { printf "%.2f", g / s }')"
-    row M6 "peak RSS rendering a $(human "$size") packument (full and abbreviated, cold)" "${x}×" "≤ 3×" \
-        "$(judge "$x" le 3)" "VmHWM $((base / 1024)) MiB at start, $((peak / 1024)) MiB after; abbreviated $(stat -c %s "$W/meta-huge.abbr" 2>/dev/null) bytes"
+    [[ "${R_RESULT[$id]:-}" == ERROR ]] || m_rss_row "$id" "$measure" "$base" "$peak" "$size" "answers $sizes bytes"
+}
+
+# M6t: a fresh mount lists huge-pkg's tarballs (the directory -/: the table of its abbreviated
+# document). The table and the listing are made before the first entry comes back; the reader
+# stops after 30 s: the kernel then looks up each entry it was given, and each lookup reads the
+# whole document again (src/drivers/npm.c find_tarball: minutes for a few hundred entries)
+m_rss_mount() {
+    local id=M6t st="$W/meta-state-m6" mnt="$W/meta-mnt" size pid base peak n
+    local measure="peak RSS listing the tarballs of a packument in the mount (<pkg>/-/, cold)"
+    rm -rf -- "$st"
+    mkdir -p "$st" "$mnt"
+    curl -s -o "$W/meta-huge.corgi" -H "$M_CORGI" "${M_REG_URL}huge-pkg" || return
+    size="$(stat -c %s "$W/meta-huge.corgi")"
+    "$UPFS" --state "$st" proxy create m6 --type npm --url "$M_REG_URL" >/dev/null || return
+    "${DIE_WITH_PARENT[@]}" "$UPFS" --state "$st" mount "$mnt" -f >>"$W/meta-mount.log" 2>&1 &
+    pid=$!
+    wait_until 15 grep -qF " $mnt " /proc/self/mounts || { row_error "$id" "$measure" "≤ 3×" "mount failed"; return; }
+    base="$(m_hwm "$pid")"
+    "$PYTHON" -c 'import os, sys; print(next(os.scandir(sys.argv[1])).name)' \
+        "$mnt/m6/huge-pkg/-/" >"$W/meta-m6t.out" 2>/dev/null &
+    local reader=$!
+    wait_until 30 test -s "$W/meta-m6t.out" || true
+    peak="$(m_hwm "$pid")"
+    kill -9 "$pid" 2>/dev/null || true # a throwaway, maybe busy with those lookups
+    fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    wait "$reader" 2>/dev/null || true # its FUSE request fails once the daemon is gone
+    n="$(cat "$W/meta-m6t.out")"
+    rm -rf -- "$st"
+    m_rss_row "$id" "$measure" "$base" "$peak" "$size" "the abbreviated document; first entry ${n:-not back within 30 s}"
+}
+
+# M6: fresh daemons render a huge packument (full, then abbreviated) and a huge PyPI page (its
+# HTML source, and its JSON form as the shim answers it; each rendered as JSON and HTML)
+m_memory() {
+    local S="http://127.0.0.1:$M_SHIM_PORT" size
+    want M6 && m_rss_serve M6 "peak RSS rendering a $(human "$(cat "$W/meta-huge.size")") packument (full and abbreviated, cold)" \
+        "$(cat "$W/meta-huge.size")" npm "$M_REG_URL" huge-pkg "Accept: application/json" "$M_CORGI"
+    size="$(cat "$W/meta-hugepy.size")"
+    want M6h && m_rss_serve M6h "peak RSS rendering a $(human "$size") PyPI page of $M_HUGEPY files, HTML source (JSON and HTML answers, cold)" \
+        "$size" pypi "${NGINX_URL}meta/py/" simple/huge-proj/ "$M_PIP_JSON" "Accept: text/html"
+    if want M6j; then
+        m_get "$S/py/simple/huge-proj/" "$W/meta-hugepy.json" "$M_PIP_JSON" || { row_error M6j "PyPI JSON page" "≤ 3×" "GET failed"; return; }
+        size="$(stat -c %s "$W/meta-hugepy.json")"
+        m_rss_serve M6j "peak RSS rendering a $(human "$size") PyPI page of $M_HUGEPY files, JSON source (JSON and HTML answers, cold)" \
+            "$size" pypi "$S/py/" simple/huge-proj/ "$M_PIP_JSON" "Accept: text/html"
+    fi
+    want M6t && m_rss_mount
 }
 
 m_bench() {
@@ -209,6 +273,6 @@ m_bench() {
     want M3 && m_pair M3 "Helm index.yaml, $M_CHARTS charts: nginx / shim" "$S/charts/index.yaml" helm.yaml ""
     want M4 && m_304
     want_any M5n M5p && m_install
-    want M6 && m_memory
+    want_any M6 M6h M6j M6t && m_memory
     m_stop
 }

@@ -76,17 +76,18 @@ want() {
     local id="${1^^}"
     [[ -z "$ONLY" || "$ONLY" == *",$id,"* ]] && return 0
     [[ "$id" == P8? && "$ONLY" == *",P8,"* ]] && return 0   # P8 means both halves
-    [[ "$id" == M[125]? && "$ONLY" == *",${id:0:2},"* ]]    # M1, M2, M5: both of each
+    [[ "$id" == M[1256]? && "$ONLY" == *",${id:0:2},"* ]]   # M1, M2, M5, M6: all of each
 }
 want_any() { local r; for r in "$@"; do want "$r" && return 0; done; return 1; }
 
 # ---- results --------------------------------------------------------------------------------
-ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 P13 R1 R2 R3 I1 I2 I3 T1 M1f M1a M2h M2j M3 M4 M5n M5p M6)
+ORDER=(P1 P2 P3 P4 P5 P6 P7 P8m P8s P9 P10 P11 P13 R1 R2 R3 I1 I2 I3 T1 M1f M1a M2h M2j M3 M4 M5n M5p M6 M6h M6j M6t)
 declare -A R_LABEL=(
     [P1]=P1 [P2]=P2 [P3]=P3 [P4]=P4 [P5]=P5 [P6]=P6 [P7]=P7 [P8m]="P8 mount" [P8s]="P8 shim"
     [P9]=P9 [P10]=P10 [P11]=P11 [P13]=P13 [R1]=R1 [R2]=R2 [R3]=R3 [I1]=i1 [I2]=i2 [I3]=i3 [T1]=T1
     [M1f]="M1 full" [M1a]="M1 abbreviated" [M2h]="M2 HTML" [M2j]="M2 JSON" [M3]=M3 [M4]=M4
-    [M5n]="M5 npm" [M5p]="M5 pip" [M6]=M6)
+    [M5n]="M5 npm" [M5p]="M5 pip" [M6]=M6 [M6h]="M6 PyPI HTML" [M6j]="M6 PyPI JSON"
+    [M6t]="M6 npm tarballs")
 declare -A R_MEASURE R_RATIO R_TARGET R_RESULT R_DETAIL
 ERRORS=0
 
@@ -608,7 +609,7 @@ if want T1; then
 fi
 
 # ---- M1-M6: index documents through the shim --------------------------------------------------
-if want_any M1f M1a M2h M2j M3 M4 M5n M5p M6; then
+if want_any M1f M1a M2h M2j M3 M4 M5n M5p M6 M6h M6j M6t; then
     # shellcheck source=metadata.sh
     source "$BENCH_DIR/metadata.sh"
     m_bench || true
