@@ -146,6 +146,13 @@ void flight_release(struct flight *f);
 bool flight_table_has(struct flight_table *t, const char *key);
 
 /*
+ * A flight of key whose whole body is in but whose commit has not recorded it yet (readers may
+ * have reached its end already): waits, at most timeout_ms, until the flight has ended, so
+ * what the index says of the file (its digest, cached state) is what its readers read.
+ */
+void flight_table_settle(struct flight_table *t, const char *key, long timeout_ms);
+
+/*
  * The partial object of key (a flight of it running, or one kept for resumption): 0 with the
  * bytes present and its size, or -ENOENT.
  */

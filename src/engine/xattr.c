@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How long a question about a file's content waits for a finished download's commit. */
+#define XATTR_SETTLE_MS 5000
+
 /* An xattr value (or list) of vl bytes into buf (len 0: its size only). */
 static int xattr_copy(const char *val, size_t vl, char *buf, size_t len)
 {
@@ -108,6 +111,22 @@ int engine_getxattr(struct engine *e, int64_t ino, const char *name, char *buf, 
         if (rc == 0) {
             node_clear(&n);
             n = un;
+        }
+    }
+    bool about_content = strcmp(name, "user.upstreamfs.digest") == 0 ||
+                         strcmp(name, "user.upstreamfs.cached") == 0;
+    if (about_content && !n.digest[0] && n.url && !n.local) {
+        /* A reader may have reached the end of a download whose commit is under way. */
+        char key[4400];
+        engine__flight_key(n.top, n.path, n.expect, key, sizeof(key));
+        flight_table_settle(e->flights, key, XATTR_SETTLE_MS);
+        struct node again;
+        pthread_mutex_lock(&e->mu);
+        rc = index_find(e->ix, n.top, n.path, &again);
+        pthread_mutex_unlock(&e->mu);
+        if (rc == 0) {
+            node_clear(&n);
+            n = again;
         }
     }
     rc = 0;

@@ -764,6 +764,23 @@ void flight__wait_tick(struct flight *f)
     pthread_cond_timedwait(&f->cv, &f->mu, &ts);
 }
 
+void flight_table_settle(struct flight_table *t, const char *key, long timeout_ms)
+{
+    struct sf_call *c = sf_find(t->calls, key);
+    if (!c)
+        return;
+    struct flight *f = sf_data(c);
+    struct timespec dl;
+    deadline_in(&dl, timeout_ms);
+    pthread_mutex_lock(&f->mu);
+    /* the whole body is in (verified, or of its announced length): the commit is under way */
+    while (f->state == FLIGHT_STREAMING &&
+           (f->verified || (f->total >= 0 && f->written >= f->total)) && ms_until(&dl) > 0)
+        flight__wait_tick(f);
+    pthread_mutex_unlock(&f->mu);
+    sf_release(c);
+}
+
 /* Conditions a waiter waits for (f->mu held). */
 static bool has_response(struct flight *f, const void *arg)
 {

@@ -259,6 +259,47 @@ static void first_bytes_before_the_rest(void **state)
     store_remove(&st, body_hex);
 }
 
+/* on_done of settle_waits_for_the_commit: a slow commit (the index's write, on a busy disk). */
+static atomic_int commits_done;
+static void slow_done(void *arg, const char *hex, int64_t size, const struct fetch_response *r)
+{
+    (void)arg, (void)hex, (void)size, (void)r;
+    usleep(400 * 1000);
+    atomic_store(&commits_done, 1);
+}
+
+/*
+ * A reader can reach the end of a body with no expected digest before its commit has recorded
+ * it; flight_table_settle (what user.upstreamfs.digest and .cached ask, src/engine/xattr.c)
+ * waits for that commit, so the answer is what the reader read.
+ */
+static void settle_waits_for_the_commit(void **state)
+{
+    (void)state;
+    char url[128];
+    static unsigned char buf[BODY_SIZE];
+    snprintf(url, sizeof(url), "%s/blob", base);
+    struct flight_table *t = flight_table_new(&st);
+    open_gate(true);
+    atomic_store(&commits_done, 0);
+    struct flight *f;
+    bool started;
+    struct flight_source src = {.url = url, .expect_size = -1, .on_done = slow_done};
+    assert_int_equal(flight_join(t, "settle", &src, &f, &started), 0);
+    size_t got = 0;
+    ssize_t r;
+    while ((r = flight_read(f, buf + got, BODY_SIZE - got, (off_t)got, 5000, NULL, NULL)) > 0)
+        got += (size_t)r;
+    assert_int_equal(got, BODY_SIZE);
+    assert_int_equal(atomic_load(&commits_done), 0); /* the reader is at the end before it */
+    flight_table_settle(t, "settle", 5000);
+    assert_int_equal(atomic_load(&commits_done), 1);
+    assert_int_equal(flight_wait_done(f, 10000, NULL, NULL), FLIGHT_DONE);
+    flight_release(f);
+    flight_table_free(t);
+    store_remove(&st, body_hex);
+}
+
 static long ms_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -640,6 +681,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_request_for_many_readers),
         cmocka_unit_test(first_bytes_before_the_rest),
+        cmocka_unit_test(settle_waits_for_the_commit),
         cmocka_unit_test(bytes_before_a_pause_reach_a_late_reader),
         cmocka_unit_test(wrong_digest_fails_and_stores_nothing),
         cmocka_unit_test(end_waits_for_the_verdict),
