@@ -2,7 +2,7 @@
 # test.sh: runs every test on a fresh Debian bookworm machine, as root.
 #
 # Stages, each with a timing line: install (Debian packages), build, fuzz (every libFuzzer
-# target for FUZZ_SECONDS, default 30, from its seed corpus), sanitizers (unit and integration
+# target for FUZZ_SECONDS, default 20, from its seed corpus), sanitizers (unit and integration
 # tests under ASan+UBSan, the concurrency tests under TSan), then one ctest run of the main
 # build: unit, integration and the benchmark smoke test (labels unit, integration, bench),
 # ending with ctest's summary. Integration tests start and stop their own servers on 127.0.0.1
@@ -33,7 +33,7 @@ install_all() {
 stage install install_all || exit 1
 stage build tools/build.sh -DUPSTREAMFS_TESTS=ON || exit 1
 if [[ "${TEST_QUICK:-0}" != 1 ]]; then
-    stage fuzz tools/fuzz.sh "${FUZZ_SECONDS:-30}"
+    stage fuzz tools/fuzz.sh "${FUZZ_SECONDS:-20}"
     SANITIZE_JOBS=2 stage asan tools/sanitize.sh asan -L "unit|integration" -LE bench
     stage tsan tools/sanitize.sh tsan -R "test_flight|test_sink|test_chunks|test_state|test_configdb|test_token|test_ecr_auth"
 fi
