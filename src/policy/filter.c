@@ -97,9 +97,9 @@ int policy_npm_filter(const struct proxy *p, const char *name, json_t *doc, int6
         if (verdict == POLICY_PASS)
             continue;
         note_hidden(out, verdict, at);
-        json_object_del(versions, ver);
-        if (json_is_object(times))
+        if (json_is_object(times)) /* first: ver is the key versions owns, freed with it */
             json_object_del(times, ver);
+        json_object_del(versions, ver);
     }
     json_t *tags = json_object_get(doc, "dist-tags");
     const char *tag;

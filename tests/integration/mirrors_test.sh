@@ -298,8 +298,11 @@ t_docker_parents() {
     assert_contains "$(cat "$MNT/hub/test/hello/v2/index.json")" "$D_V2" "v2's index.json"
     grep -qE "\"GET /v2/files/test/hello/blobs/sha256:[0-9a-f]+\" route=[a-z0-9]+ status=200 " "$P_LOG_d2" ||
         die "the second parent served no blob"
-    assert_eq "$(upfs proxy show hub --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["health"]["urls"][0]["cause"])')" \
-        connect "the first parent's cause"
+    # killed before the request: refused (connect); killed while it answered: a body cut short
+    # (http after a 2xx, src/engine/origins.c) -- either is the first URL's failure
+    assert_contains "connect http" "$(upfs proxy show hub --json |
+        "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["health"]["urls"][0]["cause"] or "none")')" \
+        "the first parent's cause"
 }
 check "docker: a tag through the first parent; the first killed, the next through the second" t_docker_parents
 
