@@ -34,31 +34,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
 command -v npm >/dev/null || die "npm is missing (tools/deps.sh --test installs it)"
 command -v node >/dev/null || die "node is missing (tools/deps.sh --test installs nodejs)"
-REGISTRY_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/npm" && pwd)/registry.py"
+source "$(dirname "${BASH_SOURCE[0]}")/npm/lab.sh"
 
 FIX="$T/fix"
 MNT="$T/mnt"
 "$PYTHON" "$REGISTRY_PY" build "$FIX"
 
 # ---- the fixture registry ----------------------------------------------------------------------
-REG_PID=""
-registry_start() {
-    rm -f "$T/reg.port"
-    "${DIE_WITH_PARENT[@]}" "$PYTHON" "$REGISTRY_PY" serve "$FIX" --port-file "$T/reg.port" \
-        >/dev/null 2>"$T/reg.log" &
-    REG_PID=$!
-    wait_until 10 test -s "$T/reg.port" || die "the fixture registry did not start: $(cat "$T/reg.log")"
-    REG_PORT="$(cat "$T/reg.port")"
-    REG_URL="http://127.0.0.1:$REG_PORT/"
-}
-registry_stop() {
-    [[ -n "$REG_PID" ]] || return 0
-    kill -TERM "$REG_PID" 2>/dev/null || true
-    wait "$REG_PID" 2>/dev/null || true
-    REG_PID=""
-}
-on_exit registry_stop
-registry_start
+npm_lab_start "$FIX"
 
 # reg_count KEY: the fixture's count of KEY ("GET /upfs-demo abbreviated", "GET /x/-/x-1.tgz")
 reg_count() {
@@ -289,7 +272,7 @@ t_offline() {
         http_get "$S/npm/upfs-demo" -H "Accept: $accept"
         assert_eq "$HTTP_STATUS" 200 "GET /npm/upfs-demo ($accept)"
     done
-    registry_stop
+    npm_lab_stop
     upfs proxy update npm --metadata-ttl 1 >/dev/null
     sleep 3 # the engine picks the change up within 2 s; the documents are now past their TTL
     npm_in "$T/p4" "$S/npm/" install upfs-demo

@@ -41,7 +41,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
 command -v npm >/dev/null || die "npm is missing (tools/deps.sh --test installs it)"
-REGISTRY_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/npm" && pwd)/registry.py"
+source "$(dirname "${BASH_SOURCE[0]}")/npm/lab.sh"
 BUILD_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/pypi" && pwd)/build.py"
 PIP=(/usr/bin/python3 -m pip)
 "${PIP[@]}" --version >/dev/null 2>&1 || die "Debian's pip is missing (tools/deps.sh --test installs python3-pip)"
@@ -54,14 +54,7 @@ fixtures_maven "$T/repo/maven"
 upstream_start "$T/repo" --quiet
 fixtures_helm "$T/repo/helm" "$T/repo/other" "${UPSTREAM_URL}other" # read from disk per request
 
-REG_PID=""
-"${DIE_WITH_PARENT[@]}" "$PYTHON" "$REGISTRY_PY" serve "$FIX" --port-file "$T/reg.port" \
-    >/dev/null 2>"$T/reg.log" &
-REG_PID=$!
-registry_stop() { kill -TERM "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
-on_exit registry_stop
-wait_until 10 test -s "$T/reg.port" || die "the fixture registry did not start: $(cat "$T/reg.log")"
-REG_URL="http://127.0.0.1:$(cat "$T/reg.port")/"
+npm_lab_start "$FIX"
 
 reg_count() { # reg_count KEY: the npm fixture's count of KEY ("GET /upfs-fresh full")
     "${CURL[@]}" "${REG_URL}_control/counts" |

@@ -41,7 +41,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/docker/registry.sh"
 docker_need_tools
-REGISTRY_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/npm" && pwd)/registry.py"
+source "$(dirname "${BASH_SOURCE[0]}")/npm/lab.sh"
 BUILD_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/pypi" && pwd)/build.py"
 PIP=(/usr/bin/python3 -m pip)
 "${PIP[@]}" --version >/dev/null 2>&1 || die "Debian's pip is missing (tools/deps.sh --test installs python3-pip)"
@@ -52,19 +52,7 @@ FIX="$T/fix"
 "$PYTHON" "$BUILD_PY" "$T/repo"
 upstream_start "$T/repo" --quiet
 
-REG_PID=""
-rm -f "$T/reg.port"
-"${DIE_WITH_PARENT[@]}" "$PYTHON" "$REGISTRY_PY" serve "$FIX" --port-file "$T/reg.port" \
-    >/dev/null 2>"$T/reg.log" &
-REG_PID=$!
-registry_stop() {
-    [[ -n "$REG_PID" ]] || return 0
-    kill -TERM "$REG_PID" 2>/dev/null || true
-    wait "$REG_PID" 2>/dev/null || true
-}
-on_exit registry_stop
-wait_until 10 test -s "$T/reg.port" || die "the fixture registry did not start: $(cat "$T/reg.log")"
-REG_URL="http://127.0.0.1:$(cat "$T/reg.port")/"
+npm_lab_start "$FIX"
 
 upfs proxy create npmh --type npm --url "$REG_URL" --metadata-ttl 1 >/dev/null
 upfs proxy create npmk --type npm --url "$REG_URL" --metadata-ttl 1 --on-removed keep >/dev/null
