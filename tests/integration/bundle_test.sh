@@ -28,24 +28,12 @@ PIP=(/usr/bin/python3 -m pip)
 "${PIP[@]}" --version >/dev/null 2>&1 || die "Debian's pip is missing (tools/deps.sh --test installs python3-pip)"
 /usr/bin/python3 -c 'import setuptools, wheel' 2>/dev/null ||
     die "setuptools and wheel are missing (tools/deps.sh --test installs python3-setuptools python3-wheel)"
-REGISTRY_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/npm" && pwd)/registry.py"
+source "$(dirname "${BASH_SOURCE[0]}")/npm/lab.sh"
 BUILD_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/pypi" && pwd)/build.py"
 
 # ---- upstreams ---------------------------------------------------------------------------------
 "$PYTHON" "$REGISTRY_PY" build "$T/npmfix"
-REG_PID=""
-npmreg_stop() {
-    [[ -n "$REG_PID" ]] || return 0
-    kill -TERM "$REG_PID" 2>/dev/null || true
-    wait "$REG_PID" 2>/dev/null || true
-    REG_PID=""
-}
-on_exit npmreg_stop
-"${DIE_WITH_PARENT[@]}" "$PYTHON" "$REGISTRY_PY" serve "$T/npmfix" --port-file "$T/reg.port" \
-    >/dev/null 2>"$T/reg.log" &
-REG_PID=$!
-wait_until 10 test -s "$T/reg.port" || die "the fixture registry did not start: $(cat "$T/reg.log")"
-REG_URL="http://127.0.0.1:$(cat "$T/reg.port")/"
+npm_lab_start "$T/npmfix"
 reg_count() {
     "${CURL[@]}" "${REG_URL}_control/counts" |
         "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], 0))' "$1"
@@ -271,7 +259,7 @@ EOF2
 check "export without --from: everything cached below the key, nothing fetched" t_export_cached
 
 upfs_unmount "$MNT_A"
-npmreg_stop
+npm_lab_stop
 upstream_stop
 registry_stop a
 

@@ -30,17 +30,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
 command -v npm >/dev/null || die "npm is missing (tools/deps.sh --test installs it)"
-REGISTRY_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/npm" && pwd)/registry.py"
+source "$(dirname "${BASH_SOURCE[0]}")/npm/lab.sh"
 CORGI='application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*'
 
 FIX="$T/fix"
 "$PYTHON" "$REGISTRY_PY" build "$FIX"
-"${DIE_WITH_PARENT[@]}" "$PYTHON" "$REGISTRY_PY" serve "$FIX" --port-file "$T/reg.port" \
-    --full-only >/dev/null 2>"$T/reg.log" &
-REG_PID=$!
-on_exit "kill $REG_PID 2>/dev/null; wait $REG_PID 2>/dev/null || true"
-wait_until 10 test -s "$T/reg.port" || die "the fixture registry did not start: $(cat "$T/reg.log")"
-REG_URL="http://127.0.0.1:$(cat "$T/reg.port")/"
+npm_lab_start "$FIX" --full-only
 reg_count() {
     "${CURL[@]}" "${REG_URL}_control/counts" |
         "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], 0))' "$1"
