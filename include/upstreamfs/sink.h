@@ -11,6 +11,11 @@
  * same buffer; the buffer is filled again once both are done with it. A body shorter than one
  * buffer never starts the threads: its flushes write and hash on the receiving thread.
  *
+ * A ranged sink (sink_new_ranged) has no hash and no hasher: the ranged requests of a partial
+ * object (src/fetch/lazy.c) write their bytes through one, at the offsets sink_seek gives, and
+ * the object's prefix is hashed in order by the flight's thread. One sink serves the requests
+ * of one receiving thread one after the other, so its buffers and writer are made once.
+ *
  * Errors: the first failed write (-ENOSPC, -EIO, ...) is kept; every later sink_write,
  * sink_flush and sink_finish returns it, and nothing more is written. The offsets written are
  * always a contiguous prefix of the body: on_written never reports bytes past a failed write.
@@ -30,9 +35,10 @@
 struct sink;
 
 /*
- * Called on the thread that wrote them (the writer, or sink_finish's caller) each time bytes
- * up to `written` (a count from the start of the body) are in the file. Never called with a
- * sink lock held, never concurrently with itself, with increasing values.
+ * Called on the thread that wrote them (the writer, or the receiving thread while the sink has
+ * no threads) each time the bytes up to the offset `written` are in the file (for sink_new, a
+ * count from the start of the body). Never called with a sink lock held, never concurrently
+ * with itself, with increasing values between two sink_seek.
  */
 typedef void (*sink_written_fn)(void *arg, int64_t written);
 
@@ -51,6 +57,25 @@ typedef void (*sink_written_fn)(void *arg, int64_t written);
  */
 struct sink *sink_new(int fd, int64_t present, int64_t length, struct hash_ctx *hash,
                       sink_written_fn on_written, void *arg);
+
+/*
+ * A sink without a hash writing to fd at the offsets sink_seek sets (0 until the first). NULL
+ * on allocation failure. sink_finish returns 0 or the write error (hex untouched).
+ */
+struct sink *sink_new_ranged(int fd, sink_written_fn on_written, void *arg);
+
+/*
+ * The receiving thread: the next bytes go at off, length (-1: unknown) of them to come (the
+ * disk is reserved for them as for sink_new's length). Waits until what came before is
+ * written (sink_sync). 0 or the write error.
+ */
+int sink_seek(struct sink *s, int64_t off, int64_t length);
+
+/*
+ * The receiving thread: hands what is buffered on and waits until the writer (and hasher)
+ * have caught up: every byte given is in the file, or the error says why not.
+ */
+int sink_sync(struct sink *s);
 
 /* The receiving thread: appends len bytes. 0, or the error of a failed write. */
 int sink_write(struct sink *s, const void *data, size_t len);

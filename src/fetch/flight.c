@@ -244,39 +244,11 @@ static int trailer_check(struct flight *f, const struct fetch_response *r, const
     return strcmp(hex, stated.hex) == 0 ? 0 : -EBADMSG;
 }
 
-/* A partial object's prefix (lazy.c): written and hashed in order on the receiving thread. */
-static int write_prefix(struct flight *f, const void *data, size_t len)
-{
-    const char *p = data;
-    size_t off = 0;
-    if (f->expect_size >= 0 && f->written + (int64_t)len > f->expect_size)
-        return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
-    while (off < len) {
-        ssize_t w = pwrite(f->fd, p + off, len - off, (off_t)(f->written + (int64_t)off));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        off += (size_t)w;
-    }
-    hash_update(f->hash, data, len);
-    pthread_mutex_lock(&f->mu);
-    f->written += (int64_t)len;
-    /* Wake readers only once the bytes one of them waits for are here (set_state always does). */
-    if (f->written >= f->wake_at) {
-        f->wake_at = INT64_MAX;
-        pthread_cond_broadcast(&f->cv);
-    }
-    pthread_mutex_unlock(&f->mu);
-    return 0;
-}
-
 int flight__on_data(void *arg, const void *data, size_t len)
 {
     struct flight *f = arg;
     if (!f->sink)
-        return write_prefix(f, data, len);
+        return -EPROTO; /* a body before its headers */
     if (f->expect_size >= 0 && f->received + (int64_t)len > f->expect_size)
         return -EFBIG; /* longer than the index or manifest said: cut, nothing is kept */
     int rc = replay(f, data, len);

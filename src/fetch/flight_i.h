@@ -24,7 +24,7 @@ struct flight {
     long status;
     int err;
     int64_t written;  /* bytes in the file in order from 0 (the sink's writer moves it; a partial
-                         object's prefix: written and hashed) */
+                         object's prefix: written and hashed, moved by lazy.c's hash_prefix) */
     int64_t received; /* bytes of this response handed to the sink: the download thread's */
     int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
                                      much of it came again (replay; under mu) */
@@ -70,11 +70,13 @@ struct flight {
     char *map_path;
     int64_t map_saved_ms;
     bool map_dirty; /* a chunk arrived since the map was saved */
-    /* Parallel fill (lazy.c): helper threads fetching runs ahead of the prefix. */
+    /* The fill's streams (lazy.c): helper threads fetching runs from the prefix on. */
     int streams;
     int64_t streams_min;
     int streams_live; /* helpers running */
     bool streams_stop;
+    int stream_err;                  /* the first failure of a stream, and its answer */
+    struct fetch_response stream_resp;
     pthread_t stream_th[FLIGHT_STREAMS_MAX];
     int stream_n;
 };

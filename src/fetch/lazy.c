@@ -13,12 +13,15 @@
  * decides: a 206 whose Content-Range names the whole length makes the object
  * partial; a 200 is the whole body, streamed from byte 0 as flight.c always
  * did; a 416 falls back to that whole body with a new request; any other
- * status is the flight's answer. Then the thread fills in order while the
+ * status is the flight's answer. Then the object fills in order while the
  * policy wants it (fill=eager, a sequential reader, a wait for the whole):
- * it hashes the present prefix from the file and fetches each run of missing
- * chunks (at most LAZY_FILL_RUN, all claimed first, so a reader of one waits
- * for it and no byte is asked for twice). With no reader left and no fill wanted it ends, the
- * object kept partial (FLIGHT_PARTIAL).
+ * streams (helper threads: one, or `streams` from `streams_min` on) fetch the
+ * runs of missing chunks from the prefix on (each run claimed first, so a
+ * reader of one waits for it and no byte is asked for twice), and the flight's
+ * thread hashes the present prefix in order from the file (page cache) as its
+ * chunks arrive, moving `written`: receiving (a stream), writing (its sink's
+ * writer) and hashing never share a thread. With no reader left and no fill
+ * wanted it ends, the object kept partial (FLIGHT_PARTIAL).
  *
  * A reader whose range is not present and not next for the fill claims the
  * absent chunks it covers (coalesced into one request) and fetches them in
@@ -37,6 +40,7 @@
 #include "flight_i.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/single_flight.h"
+#include "upstreamfs/sink.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,20 +55,27 @@
 
 #define LAZY_EWHOLE      (-10003) /* the probe's answer asks for the whole body, new request */
 #define LAZY_MAX_RUN     16       /* chunks one reader's request coalesces */
-#define LAZY_FILL_RUN    32       /* chunks one request of the fill claims */
+#define LAZY_FILL_RUN    32       /* chunks one request of the fill's only stream claims */
 #define LAZY_STREAM_RUN  8        /* chunks one request of a parallel fill's helper claims */
 #define LAZY_MAP_SAVE_MS 200
 #define FILL_FETCH       3 /* fill_next: fetch the run at the prefix */
 #define LAZY_LINGER_MS   3000 /* a flight with no reader waits this long for the next open */
 #define LAZY_PROBE_WAIT  50 /* the probe waits this long for an opener's first read */
 
-/* One ranged request: the bytes [pos, end) of f, written as they come. */
+/*
+ * One ranged request: the bytes [pos, end) of f, written as they come through a ranged sink
+ * (include/upstreamfs/sink.h): copied into large buffers on the receiving thread, written by
+ * the sink's writer, whose reports (lazy_written) mark the chunks present. A helper of the
+ * parallel fill keeps one lazy_req and its sink for all its requests.
+ */
 struct lazy_req {
     struct flight *f;
-    int64_t pos, end;
-    bool own_thread; /* the flight's thread: bytes at the prefix are hashed on the way */
-    bool probe;      /* the first answer: decides the object's mode */
-    bool discard;    /* a resumption's probe of one byte: only its headers matter */
+    int64_t pos, end;  /* the receiving thread's */
+    struct sink *sink; /* a helper's own, else made for the request (fetch_range) */
+    int64_t wrote_to;  /* the writer's: the request's bytes are in the file up to here */
+    int64_t mark;      /* the writer's: the chunk starting here is the next to mark present */
+    bool probe;        /* the first answer: decides the object's mode */
+    bool discard;      /* a resumption's probe of one byte: only its headers matter */
 };
 
 static int64_t now_ms(void)
@@ -278,27 +289,38 @@ static int lazy_headers(void *arg, const struct fetch_response *r)
     return -EBADMSG;
 }
 
-/* Writes len bytes at off outside the prefix (not hashed: the fill hashes them from the file). */
-static int write_at(struct flight *f, const char *p, size_t len, int64_t off)
+/*
+ * The sink's writer: a request's bytes are in the file up to `written`. The chunks they cover
+ * whole are present now (not hashed: the fill hashes the prefix from the file, in order).
+ */
+static void lazy_written(void *arg, int64_t written)
 {
-    while (len > 0) {
-        ssize_t w = pwrite(f->fd, p, len, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        len -= (size_t)w;
-        off += w;
+    struct lazy_req *q = arg;
+    struct flight *f = q->f;
+    bool marked = false;
+    pthread_mutex_lock(&f->mu);
+    f->activity += written - q->wrote_to; /* a sign of life for waiters */
+    q->wrote_to = written;
+    while (q->mark < f->chunks->size) {
+        int64_t i = chunks_index(f->chunks, q->mark), from, to;
+        chunks_bounds(f->chunks, i, &from, &to);
+        if (to > written)
+            break;
+        chunks_set(f->chunks, i, CHUNK_PRESENT);
+        q->mark = to;
+        marked = true;
     }
-    return 0;
+    if (marked) {
+        f->map_dirty = true;
+        pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->mu);
 }
 
 static int lazy_data(void *arg, const void *data, size_t len)
 {
     struct lazy_req *q = arg;
     struct flight *f = q->f;
-    const char *p = data;
     if (f->whole) /* the probe's 200: the whole body, in order from 0 */
         return flight__on_data(f, data, len);
     if (q->discard) {
@@ -307,50 +329,42 @@ static int lazy_data(void *arg, const void *data, size_t len)
     }
     if (q->pos + (int64_t)len > q->end)
         return -EFBIG;
-    while (len > 0) {
-        int64_t i = chunks_index(f->chunks, q->pos), from, to;
-        chunks_bounds(f->chunks, i, &from, &to);
-        int rc = 0;
-        size_t n = (size_t)(to - q->pos) < len ? (size_t)(to - q->pos) : len;
-        if (rc == 0 && q->own_thread && q->pos == f->written)
-            rc = flight__on_data(f, p, n); /* the prefix grows: written and hashed in order */
-        else if (rc == 0 && (rc = write_at(f, p, n, q->pos)) == 0) {
-            pthread_mutex_lock(&f->mu);
-            f->activity += (int64_t)n;
-            pthread_mutex_unlock(&f->mu);
-        }
-        if (rc < 0)
-            return rc;
-        q->pos += (int64_t)n;
-        p += n;
-        len -= n;
-        if (q->pos == to) {
-            pthread_mutex_lock(&f->mu);
-            chunks_set(f->chunks, i, CHUNK_PRESENT);
-            f->map_dirty = true;
-            pthread_cond_broadcast(&f->cv);
-            pthread_mutex_unlock(&f->mu);
-        }
-    }
-    if (q->own_thread && now_ms() - f->map_saved_ms >= LAZY_MAP_SAVE_MS)
-        map_save(f);
-    return 0;
+    q->pos += (int64_t)len;
+    return sink_write(q->sink, data, len);
 }
 
 static bool lazy_abort(void *arg)
 {
     struct lazy_req *q = arg;
     struct flight *f = q->f;
+    /* libcurl's progress callback follows every receive: what it brought goes to the file now,
+     * so a reader of those chunks never waits for the next receive (a write error surfaces at
+     * the next sink call) */
+    if (q->sink && !q->discard && !f->whole)
+        (void)sink_flush(q->sink);
     pthread_mutex_lock(&f->mu);
     bool stop = f->changed || f->state == FLIGHT_FAILED || f->streams_stop;
     pthread_mutex_unlock(&f->mu);
     return stop || flight__should_abort(f);
 }
 
-/* One ranged GET of [q->pos, q->end). 0 when it all came, else the failure. */
+/*
+ * One ranged GET of [q->pos, q->end), its bytes written (and their chunks marked) before it
+ * returns. 0 when it all came, else the failure (a write error first: -ENOSPC).
+ */
 static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
 {
     char range[64];
+    bool own_sink = !q->sink && !q->discard;
+    memset(resp, 0, sizeof(*resp));
+    if (own_sink && !(q->sink = sink_new_ranged(q->f->fd, lazy_written, q)))
+        return -ENOMEM;
+    int wrc = q->discard ? 0 : sink_seek(q->sink, q->pos, q->end - q->pos);
+    if (wrc < 0) {
+        sink_abort(own_sink ? q->sink : NULL);
+        return wrc;
+    }
+    q->wrote_to = q->mark = q->pos; /* the writer waits (sink_seek): these are its now */
     snprintf(range, sizeof(range), "%lld-%lld", (long long)q->pos, (long long)q->end - 1);
     struct fetch_request req = {.url = q->f->url,
                                 .ep = &q->f->ep,
@@ -361,6 +375,14 @@ static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
                                 .should_abort = lazy_abort,
                                 .arg = q};
     int rc = fetch_perform(&req, resp);
+    if (!q->discard) { /* what came is in the file now, or the write's error says why not */
+        char hex[65];
+        wrc = own_sink ? sink_finish(q->sink, hex) : sink_sync(q->sink);
+        if (own_sink)
+            q->sink = NULL;
+    }
+    if (wrc < 0)
+        return wrc;
     if (rc == 0 && !q->f->whole && q->pos != q->end)
         rc = resp->status >= 200 && resp->status < 300 ? -EIO : FLIGHT_ESTOP;
     return rc;
@@ -413,7 +435,7 @@ static int probe(struct flight *f, struct fetch_response *resp)
     int64_t i = at_read ? r : chunks_next_missing(c, 0);
     if (i >= c->n)
         i = c->n - 1; /* all present but not committed: the last is asked again */
-    struct lazy_req q = {.f = f, .own_thread = true, .probe = true};
+    struct lazy_req q = {.f = f, .probe = true};
     if (!at_read && c->present > 0 && c->st[i] != CHUNK_PRESENT) {
         q.discard = true;
         q.end = 1;
@@ -501,14 +523,19 @@ static int fill_next(struct flight *f)
 }
 
 /*
- * A helper of the parallel fill: claims the first run of absent chunks at or after the prefix
- * (at most LAZY_STREAM_RUN) and fetches it, until none is left, the flight ends or a request
- * fails (the flight's thread then fetches what is left itself).
+ * A stream of the fill (a helper thread; one, or f->streams for a large object): claims the
+ * first run of absent chunks at or after the prefix (at most LAZY_FILL_RUN alone,
+ * LAZY_STREAM_RUN among several) and fetches it through its own ranged sink, until none is
+ * left, the flight ends or a request fails (its failure is kept for the fill: stream_err).
+ * Receiving is this thread's, writing the sink's writer's, hashing the flight's thread's.
  */
 static void *stream_run(void *arg)
 {
     struct flight *f = arg;
+    struct lazy_req q = {.f = f};
+    q.sink = sink_new_ranged(f->fd, lazy_written, &q); /* NULL: one per request (fetch_range) */
     pthread_mutex_lock(&f->mu);
+    int64_t run = f->stream_n > 1 ? LAZY_STREAM_RUN : LAZY_FILL_RUN;
     while (!f->streams_stop && !f->changed && !flight__should_abort(f)) {
         int64_t i = chunks_index(f->chunks, f->written);
         while (i < f->chunks->n && f->chunks->st[i] != CHUNK_ABSENT)
@@ -516,40 +543,36 @@ static void *stream_run(void *arg)
         if (i >= f->chunks->n)
             break;
         int64_t end = chunks_absent_run_end(f->chunks, i), to;
-        if (end > i + LAZY_STREAM_RUN)
-            end = i + LAZY_STREAM_RUN;
+        if (end > i + run)
+            end = i + run;
         for (int64_t k = i; k < end; k++)
             chunks_set(f->chunks, k, CHUNK_FETCHING);
-        struct lazy_req q = {.f = f};
         chunks_bounds(f->chunks, i, &q.pos, &to);
         chunks_bounds(f->chunks, end - 1, &to, &q.end);
         pthread_mutex_unlock(&f->mu);
         struct fetch_response resp;
         int rc = fetch_range(&q, &resp);
-        fetch_response_clear(&resp);
         pthread_mutex_lock(&f->mu);
         unclaim(f, i, end - 1);
+        if (rc < 0 && !f->stream_err) { /* the first failure, with its answer: the fill's */
+            f->stream_err = rc;
+            f->stream_resp = resp;
+            break;
+        }
+        fetch_response_clear(&resp);
         if (rc < 0)
             break;
     }
+    pthread_mutex_unlock(&f->mu);
+    sink_abort(q.sink); /* every request synced it: nothing is left unwritten */
+    pthread_mutex_lock(&f->mu);
     f->streams_live--;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     return NULL;
 }
 
-/* Starts the helpers of a parallel fill once (f->mu held). */
-static void streams_start(struct flight *f)
-{
-    while (f->stream_n < f->streams) {
-        if (pthread_create(&f->stream_th[f->stream_n], NULL, stream_run, f) != 0)
-            break;
-        f->stream_n++;
-        f->streams_live++;
-    }
-}
-
-/* Stops and joins the helpers (f->mu not held). */
+/* Stops and joins the streams (f->mu not held). */
 static void streams_join(struct flight *f)
 {
     pthread_mutex_lock(&f->mu);
@@ -559,22 +582,42 @@ static void streams_join(struct flight *f)
     for (int i = 0; i < f->stream_n; i++)
         pthread_join(f->stream_th[i], NULL);
     f->stream_n = 0;
+    fetch_response_clear(&f->stream_resp);
 }
 
 /*
- * Whether the fill goes in parallel now (f->mu held): a large object, helpers started (or
- * still running). Once they all ended with chunks left, the fill's own stream takes over.
+ * The fill fetches (f->mu held): the streams run (started here when none does: several for an
+ * object of streams_min or more). 0 while they do, or the failure that ended them, its
+ * answer moved into resp. A full disk ends the fill at once.
  */
-static bool fill_parallel(struct flight *f)
+static int fill_streams(struct flight *f, struct fetch_response *resp)
 {
-    if (f->streams <= 1 || f->chunks->size < f->streams_min)
-        return false;
-    if (f->stream_n == 0)
-        streams_start(f);
-    return f->streams_live > 0;
+    int err = f->stream_err;
+    if (err < 0 && (f->streams_live == 0 || err == -ENOSPC)) {
+        fetch_response_clear(resp);
+        *resp = f->stream_resp;
+        memset(&f->stream_resp, 0, sizeof(f->stream_resp));
+        return err;
+    }
+    if (f->streams_live > 0)
+        return 0;
+    for (int i = 0; i < f->stream_n; i++) /* ended with nothing left to claim then */
+        pthread_join(f->stream_th[i], NULL);
+    f->stream_n = 0;
+    int n = f->streams > 1 && f->chunks->size >= f->streams_min ? f->streams : 1;
+    while (f->stream_n < n) {
+        if (pthread_create(&f->stream_th[f->stream_n], NULL, stream_run, f) != 0)
+            break;
+        f->stream_n++;
+        f->streams_live++;
+    }
+    return f->stream_n > 0 ? 0 : -EAGAIN;
 }
 
-/* The fill: the prefix hashed, the missing runs fetched in order, until the whole is here. */
+/*
+ * The fill: the streams fetch the missing runs from the prefix on, and this thread hashes the
+ * prefix in order as its chunks arrive, until the whole is here.
+ */
 static int fill(struct flight *f, struct fetch_response *resp)
 {
     for (;;) {
@@ -583,35 +626,15 @@ static int fill(struct flight *f, struct fetch_response *resp)
             return rc;
         pthread_mutex_lock(&f->mu);
         rc = fill_next(f);
-        if (rc == FILL_FETCH && fill_parallel(f))
-            rc = 0; /* the helpers fetch; this thread hashes what they bring */
+        if (rc == FILL_FETCH || (rc == 0 && f->stream_err == -ENOSPC))
+            rc = fill_streams(f, resp);
         if (rc == 0)
             flight__wait_tick(f);
-        /* The run of absent chunks at the prefix, claimed whole: a reader of one waits for it. */
-        int64_t first = chunks_index(f->chunks, f->written);
-        int64_t run_end = rc == FILL_FETCH ? chunks_absent_run_end(f->chunks, first) : first;
-        if (run_end > first + LAZY_FILL_RUN)
-            run_end = first + LAZY_FILL_RUN;
-        for (int64_t i = first; i < run_end; i++)
-            chunks_set(f->chunks, i, CHUNK_FETCHING);
         pthread_mutex_unlock(&f->mu);
         if (rc == 0 && now_ms() - f->map_saved_ms >= LAZY_MAP_SAVE_MS)
-            map_save(f); /* chunks readers brought */
-        if (rc < 0 || rc == LAZY_PARTIAL)
+            map_save(f);
+        if (rc != 0)
             return rc;
-        if (rc == 0)
-            continue;
-        int64_t from, to;
-        chunks_bounds(f->chunks, run_end - 1, &from, &to);
-        struct lazy_req q = {.f = f, .pos = f->written, .end = to, .own_thread = true};
-        fetch_response_clear(resp);
-        rc = fetch_range(&q, resp);
-        pthread_mutex_lock(&f->mu);
-        unclaim(f, first, run_end - 1);
-        bool changed = f->changed;
-        pthread_mutex_unlock(&f->mu);
-        if (rc < 0)
-            return changed ? -EBADMSG : rc;
     }
 }
 

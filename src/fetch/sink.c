@@ -8,15 +8,18 @@
  *     It publishes a buffer by incrementing `produced` under mu.
  *   - the writer thread: pwrites published buffers in order, owns `written` and calls
  *     on_written; increments `wrote` under mu when done with a buffer.
- *   - the hasher thread: hash_update of published buffers in order, owns `hash` until it is
- *     joined; increments `hashed` under mu.
+ *   - the hasher thread (none when the sink has no hash): hash_update of published buffers in
+ *     order, owns `hash` until it is joined; increments `hashed` under mu.
  *   A buffer's bytes, length and offset are set by the receiving thread before `produced`
  *   moves past it and read by the workers only after they saw that under mu; the receiver
  *   fills it again only after both `wrote` and `hashed` moved past it (seen under mu).
  *   `produced`, `wrote`, `hashed` and `stop` are under mu; `err` is atomic (the receiver
  *   checks it on every piece without the lock).
- * Until the body reaches SINK_BUF_SIZE there are no threads: the receiving thread writes and
- * hashes each flushed buffer itself (`threaded` false), so small bodies cost no thread start.
+ * Until SINK_BUF_SIZE bytes went through the sink, and more are to come, there are no threads:
+ * the receiving thread writes and hashes each flushed buffer itself (`threaded` false), so small
+ * bodies (a reader's one chunk) cost no thread start.
+ * sink_seek moves the offset of the next bytes once the workers caught up (sink_sync), so the
+ * fields the writer reads (length, reserved) change only while it waits under mu.
  */
 #include "upstreamfs/sink.h"
 
@@ -44,12 +47,13 @@ struct sink {
 
     /* the receiving thread's */
     int64_t next_off; /* offset of the buffer being filled */
+    int64_t fed;      /* bytes handed over (submitted) since the sink began */
     bool threaded;
 
     /* the writer's (the receiver's while not threaded) */
     int64_t written;
     int64_t present;  /* the body's bytes in the file before it began: not written again */
-    int64_t length;   /* announced, -1 unknown */
+    int64_t length;   /* where the bytes announced end (an offset in the file), -1 unknown */
     int64_t reserved; /* disk reserved up to here (fallocate) */
 
     pthread_mutex_t mu;
@@ -83,6 +87,11 @@ struct sink *sink_new(int fd, int64_t present, int64_t length, struct hash_ctx *
     s->length = length;
     s->present = s->written = s->reserved = present > 0 ? present : 0;
     return s;
+}
+
+struct sink *sink_new_ranged(int fd, sink_written_fn on_written, void *arg)
+{
+    return sink_new(fd, 0, -1, NULL, on_written, arg);
 }
 
 static void set_err(struct sink *s, int err)
@@ -169,7 +178,7 @@ static bool start_threads(struct sink *s)
 {
     if (pthread_create(&s->writer_th, NULL, writer_main, s) != 0)
         return false;
-    if (pthread_create(&s->hasher_th, NULL, hasher_main, s) != 0) {
+    if (s->hash && pthread_create(&s->hasher_th, NULL, hasher_main, s) != 0) {
         pthread_mutex_lock(&s->mu);
         s->abort = true;
         pthread_cond_broadcast(&s->work_cv);
@@ -181,9 +190,11 @@ static bool start_threads(struct sink *s)
     return true;
 }
 
-static uint64_t min_u64(uint64_t a, uint64_t b)
+/* Buffers the workers are not done with yet (mu held); without a hash, the writer's alone. */
+static uint64_t busy(const struct sink *s)
 {
-    return a < b ? a : b;
+    uint64_t done = s->hash && s->hashed < s->wrote ? s->hashed : s->wrote;
+    return s->produced - done;
 }
 
 /* Hands the buffer being filled (non-empty) on and makes the next one ready. 0 or the error. */
@@ -191,11 +202,13 @@ static int submit(struct sink *s)
 {
     struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
     int64_t end = b->off + (int64_t)b->len;
-    if (!s->threaded && end >= (int64_t)SINK_BUF_SIZE)
+    s->fed += (int64_t)b->len;
+    if (!s->threaded && s->fed >= (int64_t)SINK_BUF_SIZE && (s->length < 0 || end < s->length))
         s->threaded = start_threads(s); /* a large body: stays inline when threads fail */
     if (!s->threaded) {
         write_buf(s, b);
-        hash_update(s->hash, b->data, b->len);
+        if (s->hash)
+            hash_update(s->hash, b->data, b->len);
         b->len = 0;
         b->off = end;
         s->next_off = end;
@@ -204,7 +217,7 @@ static int submit(struct sink *s)
     pthread_mutex_lock(&s->mu);
     s->produced++;
     pthread_cond_broadcast(&s->work_cv);
-    while (s->produced - min_u64(s->wrote, s->hashed) >= SINK_BUFS && !atomic_load(&s->err))
+    while (busy(s) >= SINK_BUFS && !atomic_load(&s->err))
         pthread_cond_wait(&s->free_cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
     int err = atomic_load(&s->err);
@@ -252,6 +265,33 @@ int sink_flush(struct sink *s)
     return b->len > 0 ? submit(s) : 0;
 }
 
+int sink_sync(struct sink *s)
+{
+    int rc = sink_flush(s);
+    if (rc < 0 || !s->threaded)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    /* after a failed write the writer still moves past every buffer (without writing it) */
+    while (busy(s) > 0)
+        pthread_cond_wait(&s->free_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    return atomic_load(&s->err);
+}
+
+int sink_seek(struct sink *s, int64_t off, int64_t length)
+{
+    int rc = sink_sync(s);
+    if (rc < 0)
+        return rc;
+    /* The workers wait for `produced` to move (under mu): these are theirs to read after. */
+    pthread_mutex_lock(&s->mu);
+    s->next_off = s->reserved = off;
+    s->bufs[s->produced % SINK_BUFS].off = off;
+    s->length = length >= 0 ? off + length : -1;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
 /* Ends the threads (after they caught up, or at once when aborting); returns the write error. */
 static int stop_threads(struct sink *s, bool abort)
 {
@@ -262,7 +302,8 @@ static int stop_threads(struct sink *s, bool abort)
         pthread_cond_broadcast(&s->work_cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->writer_th, NULL);
-        pthread_join(s->hasher_th, NULL);
+        if (s->hash)
+            pthread_join(s->hasher_th, NULL);
         s->threaded = false;
     }
     return atomic_load(&s->err);
@@ -287,7 +328,7 @@ int sink_finish(struct sink *s, char hex[65])
     sink_free(s);
     if (rc == 0)
         rc = err;
-    if (rc < 0) {
+    if (rc < 0 || !h) {
         hash_abort(h);
         return rc;
     }
