@@ -286,7 +286,6 @@ int sink_seek(struct sink *s, int64_t off, int64_t length)
     /* The workers wait for `produced` to move (under mu): these are theirs to read after. */
     pthread_mutex_lock(&s->mu);
     s->next_off = s->reserved = off;
-    s->bufs[s->produced % SINK_BUFS].off = off;
     s->length = length >= 0 ? off + length : -1;
     pthread_mutex_unlock(&s->mu);
     return 0;

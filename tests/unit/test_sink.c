@@ -6,7 +6,8 @@
  * hashed, not written again; on_written reports increasing ends of bytes that are in the file;
  * a write that fails (ENOSPC on /dev/full, EFBIG past RLIMIT_FSIZE in the middle of a threaded
  * body) is the error of sink_write / sink_finish, and nothing past it is reported written;
- * sink_abort stops a running sink.
+ * sink_abort stops a running sink; a ranged sink (no hash) writes runs at the offsets
+ * sink_seek gives, each in the file whole once sink_sync returns, and keeps a write error.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -250,6 +251,86 @@ static void abort_stops_a_running_sink(void **state)
     free(body);
 }
 
+/*
+ * A ranged sink (a partial object's stream): runs of a body written at the offsets sink_seek
+ * gives, one after the other through one sink, without a hash; every report is an offset
+ * inside the run being written, and once sink_sync returns the run is in the file whole.
+ */
+struct ranged_seen {
+    int fd;
+    const unsigned char *body;
+    int64_t from, last; /* the run being written: its start, the last end reported */
+    bool in_run, in_file;
+};
+
+static void on_ranged(void *arg, int64_t written)
+{
+    struct ranged_seen *w = arg;
+    unsigned char buf[4096];
+    if (written <= w->last || written <= w->from)
+        w->in_run = false;
+    w->last = written;
+    int64_t off = written - (int64_t)sizeof(buf) > w->from ? written - (int64_t)sizeof(buf)
+                                                           : w->from;
+    ssize_t n = pread(w->fd, buf, (size_t)(written - off), off);
+    if (n != written - off || memcmp(buf, w->body + off, (size_t)n) != 0)
+        w->in_file = false;
+}
+
+static void ranged_runs_at_their_offsets(void **state)
+{
+    (void)state;
+    size_t size = 12 * SINK_BUF_SIZE;
+    /* runs out of order, small (one piece, stays on the caller's thread) and large (threads) */
+    static const size_t runs[][2] = {{8 * SINK_BUF_SIZE, 4 * SINK_BUF_SIZE},
+                                     {0, SINK_BUF_SIZE},
+                                     {SINK_BUF_SIZE, 5 * SINK_BUF_SIZE + 17},
+                                     {6 * SINK_BUF_SIZE + 17, 2 * SINK_BUF_SIZE - 17}};
+    unsigned char *body = random_body(size), *back = malloc(size);
+    char path[64], hex[65] = "untouched";
+    int fd = tmp_file(path);
+    struct ranged_seen w = {.fd = fd, .body = body, .in_run = true, .in_file = true};
+    struct sink *s = sink_new_ranged(fd, on_ranged, &w);
+    assert_non_null(s);
+    for (unsigned i = 0; i < 4; i++) {
+        size_t off = runs[i][0], len = runs[i][1];
+        assert_int_equal(sink_seek(s, (int64_t)off, (int64_t)len), 0);
+        w.from = w.last = (int64_t)off; /* the writer is idle after sink_seek */
+        assert_int_equal(send_body(s, body + off, len), 0);
+        assert_int_equal(sink_sync(s), 0);
+        assert_int_equal(w.last, (int64_t)(off + len)); /* the whole run is reported written */
+        assert_int_equal(pread(fd, back + off, len, (off_t)off), (ssize_t)len);
+        assert_memory_equal(back + off, body + off, len);
+    }
+    assert_int_equal(sink_finish(s, hex), 0);
+    assert_string_equal(hex, "untouched"); /* no hash */
+    assert_true(w.in_run);
+    assert_true(w.in_file);
+    close(fd);
+    free(body);
+    free(back);
+}
+
+static void ranged_full_disk_is_enospc_at_sync(void **state)
+{
+    (void)state;
+    size_t size = 3 * SINK_BUF_SIZE;
+    unsigned char *body = random_body(size);
+    int fd = open("/dev/full", O_WRONLY);
+    assert_true(fd >= 0);
+    struct ranged_seen w = {.fd = -1, .body = body};
+    struct sink *s = sink_new_ranged(fd, NULL, &w);
+    assert_non_null(s);
+    assert_int_equal(sink_seek(s, 5 * SINK_BUF_SIZE, (int64_t)size), 0);
+    int rc = send_body(s, body, size);
+    assert_true(rc == 0 || rc == -ENOSPC);
+    assert_int_equal(sink_sync(s), -ENOSPC);
+    assert_int_equal(sink_seek(s, 0, 10), -ENOSPC); /* kept: the next run fails too */
+    sink_abort(s);
+    close(fd);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +341,8 @@ int main(void)
         cmocka_unit_test(full_disk_is_enospc),
         cmocka_unit_test(failed_write_in_the_middle_stops_everything),
         cmocka_unit_test(abort_stops_a_running_sink),
+        cmocka_unit_test(ranged_runs_at_their_offsets),
+        cmocka_unit_test(ranged_full_disk_is_enospc_at_sync),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
