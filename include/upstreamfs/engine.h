@@ -154,6 +154,13 @@ int engine_file_open(struct engine *e, int64_t ino, const struct engine_wait *w,
                      struct engine_file **out, bool *keep_cache, bool *changed);
 ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off,
                          const struct engine_wait *w);
+/*
+ * A read of a download in progress, for a reply by splice: waits as engine_file_read and
+ * returns how many bytes at off may be read now, unread, from *fd (valid until
+ * engine_file_close). -EAGAIN when the file is not a download in progress.
+ */
+ssize_t engine_file_read_fd(struct engine_file *f, size_t len, off_t off,
+                            const struct engine_wait *w, int *fd);
 /* An fd with the complete content, or -EAGAIN while it is still arriving. */
 int engine_file_fd(struct engine_file *f);
 /*

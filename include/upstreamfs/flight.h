@@ -189,9 +189,14 @@ int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn can
  * body (or past it) waits for the verdict. Returns bytes read (0 at the end),
  * -EIO after a failure (a digest mismatch included), -ETIMEDOUT if no byte
  * arrived for stall_ms, -EINTR if cancelled.
+ * buf NULL: waits the same way and returns how many bytes at off may be read now (at most
+ * len), unread: the caller splices them from flight_fd (a page the failure gives back on the
+ * way fails that reply rather than passing on other bytes).
  */
 ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long stall_ms,
                     flight_cancel_fn cancel, void *carg);
+/* The file the body is written to (valid while the flight is held). */
+int flight_fd(struct flight *f);
 
 /* Waits for the end of the flight; returns its final state. */
 int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, void *carg);

@@ -351,6 +351,19 @@ ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off
     return r;
 }
 
+ssize_t engine_file_read_fd(struct engine_file *f, size_t len, off_t off,
+                            const struct engine_wait *w, int *fd)
+{
+    if (f->fd >= 0 || !f->flight)
+        return -EAGAIN;
+    ssize_t r = flight_read(f->flight, NULL, len, off, ENGINE_STALL_MS,
+                            w ? w->cancelled : NULL, w ? w->arg : NULL);
+    if (r == -EIO)
+        engine__download_failed(f->flight, f->proxy, NULL); /* the errno stays EIO */
+    *fd = flight_fd(f->flight);
+    return r;
+}
+
 /* Switches a finished download over to the stored object, so eviction sees it open. */
 static void settle(struct engine_file *f)
 {

@@ -880,6 +880,8 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
     if (avail <= 0)
         return 0;
     size_t n = (size_t)avail < len ? (size_t)avail : len;
+    if (!buf)
+        return (ssize_t)n; /* the caller splices them from the file */
     ssize_t r = pread(f->fd, buf, n, off);
     if (r < 0)
         return -errno;
@@ -904,6 +906,14 @@ int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, v
     int st = rc < 0 ? rc : (int)f->state;
     pthread_mutex_unlock(&f->mu);
     return st;
+}
+
+int flight_fd(struct flight *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int fd = f->fd;
+    pthread_mutex_unlock(&f->mu);
+    return fd;
 }
 
 const char *flight_digest(const struct flight *f)

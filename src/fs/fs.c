@@ -8,9 +8,9 @@
  * inode is invalidated from a separate thread (libfuse's notify calls must
  * not run inside a handler that holds kernel locks). Reads of stored content
  * are spliced from the cache file (SPLICE_WRITE with max_read at most
- * FS_MAX_READ, so every reply fits libfuse's pipe); reads of a download in
- * progress, and all reads where splicing is off, go through a reused
- * per-thread buffer and fuse_reply_buf. Never fd-backed fuse_reply_data
+ * FS_MAX_READ, so every reply fits libfuse's pipe), and so are the bytes of a
+ * download in progress once written (engine_file_read_fd); reads where splicing
+ * is off go through a reused per-thread buffer and fuse_reply_buf. Never fd-backed fuse_reply_data
  * without splice: on libfuse 3.14 that path is an order of magnitude slower.
  */
 #include "upstreamfs/fs.h"
@@ -452,12 +452,13 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct engine_wait w = {.cancelled = req_cancelled, .arg = req};
     int64_t fsize;
     int fd = fs_splice ? engine_file_blob(f, &fsize) : -EAGAIN;
-    if (fd >= 0) {
-        /* page-cache pages of the cache file go to the kernel through a pipe, no copy here */
-        if (off >= fsize) {
-            fuse_reply_buf(req, NULL, 0);
-            return;
-        }
+    ssize_t n = -EAGAIN; /* -EAGAIN: not answered yet */
+    if (fd < 0 && fs_splice) { /* a download in progress: what is written is spliced as well */
+        n = engine_file_read_fd(f, size, off, &w, &fd);
+        fsize = off + (n > 0 ? n : 0);
+    }
+    if (fd >= 0 && (n == -EAGAIN || n > 0) && off < fsize) {
+        /* page-cache pages of the file go to the kernel through a pipe, no copy here */
         if ((int64_t)size > fsize - off)
             size = (size_t)(fsize - off);
         struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
@@ -467,14 +468,16 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_data(req, &bv, 0); /* it replies with the error itself when reading fails */
         return;
     }
-    char *read_buf = thread_read_buf();
-    if (!read_buf) {
-        fuse_reply_err(req, ENOMEM);
-        return;
+    char *read_buf = NULL;
+    if (n == -EAGAIN) {
+        if (!(read_buf = thread_read_buf())) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        if (size > FS_READ_BUF)
+            size = FS_READ_BUF;
+        n = engine_file_read(f, read_buf, size, off, &w);
     }
-    if (size > FS_READ_BUF)
-        size = FS_READ_BUF;
-    ssize_t n = engine_file_read(f, read_buf, size, off, &w);
     if (n < 0 && n != -EINTR)
         taint_add(req, ino); /* before the reader learns of it: its next open must not see pages */
     if (n < 0)

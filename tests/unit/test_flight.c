@@ -8,6 +8,9 @@
  * digest waits for the verdict; a 404 is reported as such; a flight's lock
  * file (STATEDIR/locks) is gone when it ends, and a flight that waited on a
  * lock file its owner removed takes the lock of the file now at that path.
+ * A partial object (ranged GETs, /ranged) read in order is filled by one or several streams
+ * and committed with the right digest; a digest mismatch commits nothing; a write that fails
+ * mid-fill (EFBIG past RLIMIT_FSIZE) fails the flight with that error as its cause.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,11 +26,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <time.h>
@@ -46,6 +51,11 @@ static struct MHD_Daemon *httpd;
 static char base[64];
 static char dir[64];
 static struct store st;
+
+/* /ranged: a larger body, served by Range (206, Content-Range, an ETag) */
+#define BIG_SIZE ((24 << 20) + 12345)
+static unsigned char *big;
+static char big_hex[65];
 
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -100,13 +110,33 @@ static ssize_t whole_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* /ranged's answer: 206 of the asked range "bytes=A-B" of big, else 200 of the whole. */
+static struct MHD_Response *ranged(struct MHD_Connection *c, unsigned *status)
+{
+    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
+    long long a = 0, b = BIG_SIZE - 1;
+    if (range && (sscanf(range, "bytes=%lld-%lld", &a, &b) != 2 || a < 0 || b < a ||
+                  b >= BIG_SIZE))
+        return NULL;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer((size_t)(b - a + 1), big + a, MHD_RESPMEM_PERSISTENT);
+    char cr[96];
+    snprintf(cr, sizeof(cr), "bytes %lld-%lld/%d", a, b, BIG_SIZE);
+    if (range)
+        MHD_add_response_header(r, "Content-Range", cr);
+    MHD_add_response_header(r, "ETag", "\"v1\"");
+    *status = range ? 206 : 200;
+    return r;
+}
+
 static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const char *method)
 {
     (void)method;
     atomic_fetch_add(&requests, 1);
-    struct MHD_Response *r;
+    struct MHD_Response *r = NULL;
     unsigned status = 200;
-    if (strcmp(url, "/blob") == 0) {
+    if (strcmp(url, "/ranged") == 0 && (r = ranged(c, &status))) {
+    } else if (strcmp(url, "/blob") == 0) {
         r = MHD_create_response_from_callback(BODY_SIZE, 32 * 1024, reader, NULL, NULL);
     } else if (strcmp(url, "/cut") == 0) {
         r = MHD_create_response_from_callback(BODY_SIZE, 32 * 1024, cut_reader, NULL, NULL);
@@ -153,6 +183,11 @@ static int setup(void **state)
     for (size_t i = 0; i < BODY_SIZE; i++)
         body[i] = (unsigned char)((i * 2654435761u) >> 13);
     hash_sha256_hex(body, BODY_SIZE, body_hex);
+    if (!(big = malloc(BIG_SIZE)))
+        return -1;
+    for (size_t i = 0; i < BIG_SIZE; i++)
+        big[i] = (unsigned char)((i * 2246822519u) >> 11);
+    hash_sha256_hex(big, BIG_SIZE, big_hex);
     snprintf(dir, sizeof(dir), "/tmp/upfs-test-flight.XXXXXX");
     if (!mkdtemp(dir) || store_init(&st, dir) < 0 || fetch_global_init() < 0)
         return -1;
@@ -165,6 +200,7 @@ static int teardown(void **state)
     (void)state;
     open_gate(true);
     MHD_stop_daemon(httpd);
+    free(big);
     fetch_global_cleanup();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -676,6 +712,109 @@ static void next_url_with_other_bytes_fails(void **state)
     flight_table_free(t);
 }
 
+/*
+ * Reads a partial object of /ranged in order (64 KiB reads): 0 when every byte is big's, else
+ * the read's error. The flight's state at its end and its error go to *state and *err.
+ */
+static int read_partial(struct flight_table *t, const char *key, int streams, const char *hex,
+                        int *state, int *err)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/ranged", base);
+    struct flight_source src = {.url = url,
+                                .expect_size = -1,
+                                .size_hint = BIG_SIZE,
+                                .lazy_min = 1 << 20,
+                                .first_offset = 0,
+                                .streams = streams,
+                                .streams_min = 1 << 20};
+    src.expect.algo = HASH_SHA256;
+    memcpy(src.expect.hex, hex, 65);
+    struct flight *f;
+    bool started;
+    int rc = flight_join(t, key, &src, &f, &started);
+    unsigned char *buf = malloc(65536);
+    off_t off = 0;
+    while (rc == 0) {
+        ssize_t n = flight_read(f, buf, 65536, off, 10000, NULL, NULL);
+        if (n <= 0) {
+            rc = n < 0 ? (int)n : off == BIG_SIZE ? 0 : -EBADMSG;
+            break;
+        }
+        if (memcmp(buf, big + off, (size_t)n) != 0)
+            rc = -EBADMSG;
+        off += n;
+    }
+    free(buf);
+    *state = flight_wait_done(f, 10000, NULL, NULL);
+    long status;
+    flight_wait_response(f, 1000, NULL, NULL, &status, err);
+    flight_release(f);
+    return rc;
+}
+
+/*
+ * A partial object read in order: its streams (4 in parallel, or 1) fetch it in ranged GETs,
+ * each byte once; the prefix is hashed in order and the object committed with its digest.
+ */
+static void partial_object_filled_by_streams(void **state)
+{
+    (void)state;
+    static const int streams[] = {4, 1};
+    for (unsigned i = 0; i < 2; i++) {
+        struct flight_table *t = flight_table_new(&st);
+        int before = count_blobs(), fstate, err;
+        atomic_store(&requests, 0);
+        assert_int_equal(read_partial(t, i ? "ranged1" : "ranged4", streams[i], big_hex, &fstate,
+                                      &err),
+                         0);
+        assert_int_equal(fstate, FLIGHT_DONE);
+        assert_int_equal(store_blob_size(&st, big_hex), BIG_SIZE);
+        assert_int_equal(count_blobs(), before + 1);
+        /* the probe's chunk, then runs of 8 chunks (4 streams) or 32 (one): 25 chunks */
+        assert_int_equal(atomic_load(&requests), i ? 2 : 1 + 3);
+        flight_table_free(t);
+        store_remove(&st, big_hex);
+    }
+}
+
+/* A partial object whose bytes do not match: the end is never read, nothing is committed. */
+static void partial_object_mismatch_commits_nothing(void **state)
+{
+    (void)state;
+    char wrong[65];
+    memset(wrong, 'b', 64);
+    wrong[64] = '\0';
+    struct flight_table *t = flight_table_new(&st);
+    int before = count_blobs(), fstate, err;
+    assert_int_equal(read_partial(t, "rangedbad", 4, wrong, &fstate, &err), -EIO);
+    assert_int_equal(fstate, FLIGHT_FAILED);
+    assert_int_equal(err, -EBADMSG);
+    assert_int_equal(count_blobs(), before);
+    flight_table_free(t);
+}
+
+/* A write that fails mid-fill (the file size limit: EFBIG) fails the flight with that error. */
+static void partial_object_write_error_is_the_cause(void **state)
+{
+    (void)state;
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim.rlim_cur = 10 << 20;
+    lim.rlim_max = old.rlim_max;
+    signal(SIGXFSZ, SIG_IGN);
+    struct flight_table *t = flight_table_new(&st);
+    int before = count_blobs(), fstate, err;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = read_partial(t, "rangedfull", 4, big_hex, &fstate, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(rc, -EIO);
+    assert_int_equal(fstate, FLIGHT_FAILED);
+    assert_int_equal(err, -EFBIG);
+    assert_int_equal(count_blobs(), before);
+    flight_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -692,6 +831,9 @@ int main(void)
         cmocka_unit_test(waiter_relocks_a_replaced_lock_file),
         cmocka_unit_test(cut_download_starts_again_on_the_next_url),
         cmocka_unit_test(next_url_with_other_bytes_fails),
+        cmocka_unit_test(partial_object_filled_by_streams),
+        cmocka_unit_test(partial_object_mismatch_commits_nothing),
+        cmocka_unit_test(partial_object_write_error_is_the_cause),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
