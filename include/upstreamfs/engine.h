@@ -156,11 +156,14 @@ ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off
                          const struct engine_wait *w);
 /*
  * A read of a download in progress, for a reply by splice: waits as engine_file_read and
- * returns how many bytes at off may be read now, unread, from *fd (valid until
- * engine_file_close). -EAGAIN when the file is not a download in progress.
+ * returns how many bytes at off may be read now, unread, from *fd. When more than 0, *held
+ * keeps the download (its fd open, its file not given back) until engine_read_fd_done(*held),
+ * called once the reply is sent, when f may be closed already (a FUSE release can follow the
+ * reply at once). -EAGAIN when the file is not a download in progress.
  */
 ssize_t engine_file_read_fd(struct engine_file *f, size_t len, off_t off,
-                            const struct engine_wait *w, int *fd);
+                            const struct engine_wait *w, int *fd, void **held);
+void engine_read_fd_done(void *held);
 /* An fd with the complete content, or -EAGAIN while it is still arriving. */
 int engine_file_fd(struct engine_file *f);
 /*

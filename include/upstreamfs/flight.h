@@ -190,13 +190,16 @@ int flight_wait_response(struct flight *f, long timeout_ms, flight_cancel_fn can
  * -EIO after a failure (a digest mismatch included), -ETIMEDOUT if no byte
  * arrived for stall_ms, -EINTR if cancelled.
  * buf NULL: waits the same way and returns how many bytes at off may be read now (at most
- * len), unread: the caller splices them from flight_fd (a page the failure gives back on the
- * way fails that reply rather than passing on other bytes).
+ * len), unread: the caller splices them from flight_fd and then calls flight_splice_done
+ * (when it returned more than 0), which also drops the reference this took (the caller's own
+ * may be gone by then); a failed flight gives its file back only after that.
  */
 ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long stall_ms,
                     flight_cancel_fn cancel, void *carg);
 /* The file the body is written to (valid while the flight is held). */
 int flight_fd(struct flight *f);
+/* The reply of a flight_read without a buffer has been sent: f may be destroyed now. */
+void flight_splice_done(struct flight *f);
 
 /* Waits for the end of the flight; returns its final state. */
 int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, void *carg);

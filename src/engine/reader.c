@@ -352,7 +352,7 @@ ssize_t engine_file_read(struct engine_file *f, void *buf, size_t len, off_t off
 }
 
 ssize_t engine_file_read_fd(struct engine_file *f, size_t len, off_t off,
-                            const struct engine_wait *w, int *fd)
+                            const struct engine_wait *w, int *fd, void **held)
 {
     if (f->fd >= 0 || !f->flight)
         return -EAGAIN;
@@ -361,7 +361,17 @@ ssize_t engine_file_read_fd(struct engine_file *f, size_t len, off_t off,
     if (r == -EIO)
         engine__download_failed(f->flight, f->proxy, NULL); /* the errno stays EIO */
     *fd = flight_fd(f->flight);
+    *held = f->flight;
+    if (r > 0 && *fd < 0) {
+        flight_splice_done(f->flight);
+        return -EIO;
+    }
     return r;
+}
+
+void engine_read_fd_done(void *held)
+{
+    flight_splice_done(held);
 }
 
 /* Switches a finished download over to the stored object, so eviction sees it open. */

@@ -509,6 +509,12 @@ static void finish_failed(struct flight *f, int rc, const struct fetch_response 
     if (rc != -ENOSPC && f->on_fail)
         f->on_fail(f->arg, rc, resp);
     set_state(f, FLIGHT_FAILED, resp->status, rc);
+    /* Replies spliced from the file take its pages as they are: they go out before the
+     * truncation (no new one starts: the flight has failed). */
+    pthread_mutex_lock(&f->mu);
+    while (f->splicing > 0)
+        pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
     if (f->chunks && rc != -EBADMSG && rc != -ENOSPC) {
         f->keep_tmp = true;
     } else {
@@ -874,7 +880,12 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
             rc = f->state == FLIGHT_FAILED && f->err == -ENOSPC ? -ENOSPC : -EIO;
         avail = f->written - (int64_t)off;
     }
+    bool splice = !buf && rc == 0 && avail > 0;
+    if (splice)
+        f->splicing++; /* its reply is spliced from the file: not truncated until it is sent */
     pthread_mutex_unlock(&f->mu);
+    if (splice) /* and f stays until then, though the reader's file be released first */
+        sf_ref(f->call);
     if (rc < 0)
         return rc;
     if (avail <= 0)
@@ -906,6 +917,15 @@ int flight_wait_done(struct flight *f, long stall_ms, flight_cancel_fn cancel, v
     int st = rc < 0 ? rc : (int)f->state;
     pthread_mutex_unlock(&f->mu);
     return st;
+}
+
+void flight_splice_done(struct flight *f)
+{
+    pthread_mutex_lock(&f->mu);
+    if (--f->splicing == 0)
+        pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    sf_release(f->call); /* flight_read's reference */
 }
 
 int flight_fd(struct flight *f)

@@ -29,6 +29,7 @@ struct flight {
     int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
                                      much of it came again (replay; under mu) */
     int64_t wake_at; /* smallest byte count a reader waits for; INT64_MAX: none */
+    int splicing;    /* replies being spliced from fd (flight_read without a buffer) */
     int64_t total;
     int64_t activity; /* bytes written out of order: a sign of life for waiters */
     bool verified;    /* the whole body matched its expectation: its end may be read */

@@ -453,8 +453,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     int64_t fsize;
     int fd = fs_splice ? engine_file_blob(f, &fsize) : -EAGAIN;
     ssize_t n = -EAGAIN; /* -EAGAIN: not answered yet */
+    void *held = NULL;
     if (fd < 0 && fs_splice) { /* a download in progress: what is written is spliced as well */
-        n = engine_file_read_fd(f, size, off, &w, &fd);
+        n = engine_file_read_fd(f, size, off, &w, &fd, &held);
         fsize = off + (n > 0 ? n : 0);
     }
     if (fd >= 0 && (n == -EAGAIN || n > 0) && off < fsize) {
@@ -466,6 +467,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         bv.buf[0].fd = fd;
         bv.buf[0].pos = off;
         fuse_reply_data(req, &bv, 0); /* it replies with the error itself when reading fails */
+        if (n > 0) /* a download's: it may end now (f may be released as soon as we replied) */
+            engine_read_fd_done(held);
         return;
     }
     char *read_buf = NULL;
