@@ -260,6 +260,7 @@ struct engine_stats {
     int64_t upstream_bytes; /* bytes of completed downloads */
     int64_t partial_bytes, partial_objects; /* partial objects (src/fetch/lazy.c): bytes present */
     int64_t renders;        /* documents rendered for a client (src/engine/rendered.c) */
+    int64_t doc_reads;      /* stored documents read whole into memory (src/engine/documents.c) */
     int inflight;
     int64_t removed_upstream; /* cached entries marked removed-upstream (src/engine/removals.c) */
 };

@@ -156,21 +156,19 @@ static int with_index_as(struct upstream *u, const struct proxy *also, const cha
     struct curl_slist *h = NULL;
     int rc = fetch_header_add(&h, PYPI_ACCEPT_UPSTREAM);
     struct upstream_doc_req req = {.url = page, .headers = h, .lists = name}; /* its files */
+    struct index_src src = {.u = u, .d = &d, .page = page, .name = name};
+    struct index_use use = {.fn = fn,
+                            .arg = arg,
+                            .cfg = upstream_config(u),
+                            .also = also,
+                            .name = name,
+                            .file = file};
+    /* the page's bytes are read only when they changed: the form parsed is kept */
     if (rc == 0)
-        rc = upstream_doc_fetch(u, &req, &d);
+        rc = drv_doc_use(u, &req, &d, name, index_parse, &src, index_free, index_use, &use);
     curl_slist_free_all(h);
-    if (rc == 0 && stale)
+    if (stale && d.sha256[0])
         *stale = d.stale;
-    if (rc == 0) {
-        struct index_src src = {.u = u, .d = &d, .page = page, .name = name};
-        struct index_use use = {.fn = fn,
-                                .arg = arg,
-                                .cfg = upstream_config(u),
-                                .also = also,
-                                .name = name,
-                                .file = file};
-        rc = drv_doc_memo_use(u, name, d.sha256, index_parse, &src, index_free, index_use, &use);
-    }
     upstream_doc_clear(&d);
     free(page);
     return rc;

@@ -237,6 +237,7 @@ int engine_stats(struct engine *e, struct engine_stats *out)
     out->stale_serves = atomic_load(&e->stale_serves);
     out->upstream_bytes = atomic_load(&e->upstream_bytes);
     out->renders = atomic_load(&e->renders);
+    out->doc_reads = atomic_load(&e->doc_reads);
     out->inflight = flight_table_active(e->flights);
     flight_partials(&e->store, &out->partial_bytes, &out->partial_objects);
     return rc;
