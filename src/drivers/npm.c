@@ -181,34 +181,35 @@ struct tarball_search {
  * a version the policy hides is left out of listings and refused by name. */
 static int table_search(const struct npm_tarballs *t, const struct tarball_search *q)
 {
-    const char *file = q->file;
-    struct drv_entry *out = q->out;
-    struct drv_listing *all = q->all;
     int64_t now = (int64_t)time(NULL);
-    for (size_t i = 0; i < t->n; i++) {
-        const struct npm_tarball *tb = &t->items[i];
-        enum policy_verdict v = POLICY_PASS;
-        if (policy_active(q->cfg) && (all || strcmp(tb->file, file) == 0))
-            v = policy_version_verdict(q->cfg, q->name, tb->version, tb->published, now, NULL);
-        if (v != POLICY_PASS && all)
-            continue;
+    if (!q->all) { /* one of many thousand looked up in a listing: by its hash */
+        const struct npm_tarball *tb = npm_tarballs_find(t, q->file);
+        if (!tb)
+            return -ENOENT;
+        enum policy_verdict v =
+            policy_active(q->cfg)
+                ? policy_version_verdict(q->cfg, q->name, tb->version, tb->published, now, NULL)
+                : POLICY_PASS;
         if (v != POLICY_PASS)
             return policy_refuse(q->cfg, q->name, tb->version, v, NULL);
-        if (all) {
-            struct drv_entry e = {
-                .kind = NODE_FILE, .size = -1, .url = tb->url, .expect = tb->expect};
-            int rc = drv_listing_add(all, tb->file, &e);
-            if (rc < 0)
-                return rc;
-        } else if (strcmp(tb->file, file) == 0) {
-            out->kind = NODE_FILE;
-            out->size = -1;
-            out->url = strdup(tb->url);
-            out->expect = tb->expect ? strdup(tb->expect) : NULL;
-            return out->url && (out->expect || !tb->expect) ? 0 : -ENOMEM;
-        }
+        q->out->kind = NODE_FILE;
+        q->out->size = -1;
+        q->out->url = strdup(tb->url);
+        q->out->expect = tb->expect ? strdup(tb->expect) : NULL;
+        return q->out->url && (q->out->expect || !tb->expect) ? 0 : -ENOMEM;
     }
-    return all ? 0 : -ENOENT;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct npm_tarball *tb = &t->items[i];
+        if (policy_active(q->cfg) &&
+            policy_version_verdict(q->cfg, q->name, tb->version, tb->published, now, NULL) !=
+                POLICY_PASS)
+            continue;
+        struct drv_entry e = {.kind = NODE_FILE, .size = -1, .url = tb->url, .expect = tb->expect};
+        int rc = drv_listing_add(q->all, tb->file, &e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 /*
