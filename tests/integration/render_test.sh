@@ -56,9 +56,7 @@ wait_until 10 test -s "$T/proxy.port" || die "accept_proxy did not start: $(cat 
 "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/pypi/build.py" "$T/pyrepo" >/dev/null
 upstream_start "$T/pyrepo" --quiet
 
-renders() {
-    "${CURL[@]}" "$S/metrics" | awk '$1 == "upstreamfs_renders_total" { print $2 }'
-}
+renders() { metric_of "$S/metrics" renders_total; }
 etag_of_body() { printf '"sha256:%s"' "$(sha256_of "$T/body")"; }
 
 # ---- render once, serve many -------------------------------------------------------------------
