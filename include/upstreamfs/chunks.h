@@ -16,7 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CHUNK_SIZE_DEFAULT (1024 * 1024)
+/*
+ * The unit of the map: what a cold read at a scattered offset fetches at least (a 4 KiB read
+ * costs one ranged GET of 128 KiB). Requests of sequential readers and of the fill span many
+ * units (src/fetch/lazy.c), so a small unit costs them no requests.
+ */
+#define CHUNK_SIZE_DEFAULT (128 * 1024)
 
 enum chunk_state { CHUNK_ABSENT = 0, CHUNK_FETCHING = 1, CHUNK_PRESENT = 2 };
 
@@ -51,6 +56,15 @@ int64_t chunks_present_bytes(const struct chunks *c);
  */
 int chunks_need(const struct chunks *c, int64_t off, int64_t len, int64_t max_run,
                 int64_t *first, int64_t *last);
+
+/*
+ * How far a reader's request for the absent run [first, last] reaches ahead: a reader that
+ * came through the chunks just before first (present or being fetched) reads on, so the run
+ * grows over the absent chunks after last until it is as long as those behind it (doubling
+ * as the reader goes on), at most max_run chunks. A read at a scattered offset (an absent
+ * chunk before it) gets its own run only. Returns the new last.
+ */
+int64_t chunks_grow(const struct chunks *c, int64_t first, int64_t last, int64_t max_run);
 
 /* The first chunk at or after i that is not present, or c->n. */
 int64_t chunks_next_missing(const struct chunks *c, int64_t i);

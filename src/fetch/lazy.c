@@ -23,7 +23,9 @@
  * A reader whose range is not present and not next for the fill claims the
  * absent chunks it covers (coalesced into one request) and fetches them in
  * its own thread; every other reader of those chunks waits for them, so each
- * chunk is fetched once. A reader at the prefix (sequential) waits for the
+ * chunk is fetched once. Chunks are small (128 KiB, chunks.h), so a read at a
+ * scattered offset costs little; a reader that reads on past chunks already
+ * here asks for a run that grows ahead of it (chunks_grow, up to LAZY_GROW_MAX). A reader at the prefix (sequential) waits for the
  * fill instead, with flight.c's end rule: it never reaches the end of content
  * with an expected digest before the whole matched.
  *
@@ -50,9 +52,12 @@
 #include <unistd.h>
 
 #define LAZY_EWHOLE      (-10003) /* the probe's answer asks for the whole body, new request */
-#define LAZY_MAX_RUN     16       /* chunks one reader's request coalesces */
-#define LAZY_FILL_RUN    32       /* chunks one request of the fill claims */
-#define LAZY_STREAM_RUN  8        /* chunks one request of a parallel fill's helper claims */
+/* Request sizes in bytes (whole chunks, at least one): chunks are small (chunks.h), requests not. */
+#define LAZY_READ_MAX    (16LL << 20) /* one reader's request coalesces the chunks its read covers */
+#define LAZY_GROW_MAX    (1LL << 20)  /* a reader that reads on asks for up to this much ahead */
+#define LAZY_SEQ_AHEAD   (1LL << 20)  /* a read this close past the prefix waits for the fill */
+#define LAZY_FILL_RUN    (32LL << 20) /* one request of the fill claims */
+#define LAZY_STREAM_RUN  (8LL << 20)  /* one request of a parallel fill's helper claims */
 #define LAZY_MAP_SAVE_MS 200
 #define FILL_FETCH       3 /* fill_next: fetch the run at the prefix */
 #define LAZY_LINGER_MS   3000 /* a flight with no reader waits this long for the next open */
@@ -66,6 +71,12 @@ struct lazy_req {
     bool probe;      /* the first answer: decides the object's mode */
     bool discard;    /* a resumption's probe of one byte: only its headers matter */
 };
+
+/* The chunks of c that bytes spans (at least one). */
+static int64_t run_of(const struct chunks *c, int64_t bytes)
+{
+    return bytes / c->chunk > 0 ? bytes / c->chunk : 1;
+}
 
 static int64_t now_ms(void)
 {
@@ -516,8 +527,8 @@ static void *stream_run(void *arg)
         if (i >= f->chunks->n)
             break;
         int64_t end = chunks_absent_run_end(f->chunks, i), to;
-        if (end > i + LAZY_STREAM_RUN)
-            end = i + LAZY_STREAM_RUN;
+        if (end > i + run_of(f->chunks, LAZY_STREAM_RUN))
+            end = i + run_of(f->chunks, LAZY_STREAM_RUN);
         for (int64_t k = i; k < end; k++)
             chunks_set(f->chunks, k, CHUNK_FETCHING);
         struct lazy_req q = {.f = f};
@@ -590,8 +601,8 @@ static int fill(struct flight *f, struct fetch_response *resp)
         /* The run of absent chunks at the prefix, claimed whole: a reader of one waits for it. */
         int64_t first = chunks_index(f->chunks, f->written);
         int64_t run_end = rc == FILL_FETCH ? chunks_absent_run_end(f->chunks, first) : first;
-        if (run_end > first + LAZY_FILL_RUN)
-            run_end = first + LAZY_FILL_RUN;
+        if (run_end > first + run_of(f->chunks, LAZY_FILL_RUN))
+            run_end = first + run_of(f->chunks, LAZY_FILL_RUN);
         for (int64_t i = first; i < run_end; i++)
             chunks_set(f->chunks, i, CHUNK_FETCHING);
         pthread_mutex_unlock(&f->mu);
@@ -659,16 +670,18 @@ int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
             return -EIO;
         if (f->state == FLIGHT_DONE || f->verified)
             return 0;
-        if (f->fill != FLIGHT_FILL_NEVER && off <= f->written + f->chunks->chunk) {
+        if (f->fill != FLIGHT_FILL_NEVER && off <= f->written + LAZY_SEQ_AHEAD) {
             f->fill_wanted = true; /* a sequential reader: the fill brings it, in order */
             pthread_cond_broadcast(&f->cv);
             return -EINPROGRESS;
         }
         int64_t a, b;
-        int need = chunks_need(f->chunks, off, len, LAZY_MAX_RUN, &a, &b);
+        int need = chunks_need(f->chunks, off, len, run_of(f->chunks, LAZY_READ_MAX), &a, &b);
         if (need == 1)
             return 0;
         if (need < 0) {
+            /* a scattered read gets its chunks; one that reads on, a growing run ahead */
+            b = chunks_grow(f->chunks, a, b, run_of(f->chunks, LAZY_GROW_MAX));
             for (int64_t i = a; i <= b; i++)
                 chunks_set(f->chunks, i, CHUNK_FETCHING);
             struct lazy_req q = {.f = f};

@@ -1,7 +1,8 @@
 /*
  * test_chunks: the chunk map of a partial object (src/fetch/chunks.c): bounds of a short last
  * chunk, present bytes, what a read needs (present, wait for a fetch, or the absent run to
- * fetch, coalesced and capped), the fill's next missing chunk and absent run, and the saved
+ * fetch, coalesced and capped), how far a reader that reads on asks ahead (doubling, capped; a
+ * scattered read not at all), the fill's next missing chunk and absent run, and the saved
  * bitmap's round trip (a map of another size refused).
  */
 #include <setjmp.h>
@@ -73,6 +74,37 @@ static void need(void **state)
     chunks_free(c);
 }
 
+static void grow(void **state)
+{
+    (void)state;
+    struct chunks *c = chunks_new(40 * C, C);
+    /* a scattered read (chunk 9 absent): only its own chunk */
+    assert_int_equal(chunks_grow(c, 10, 10, 8), 10);
+    /* reading on past chunk 10 (present), then 11 (being fetched): runs of 1, 2, 4, 8 */
+    chunks_set(c, 10, CHUNK_PRESENT);
+    assert_int_equal(chunks_grow(c, 11, 11, 8), 11);
+    chunks_set(c, 11, CHUNK_FETCHING);
+    assert_int_equal(chunks_grow(c, 12, 12, 8), 13);
+    for (int64_t i = 12; i <= 13; i++)
+        chunks_set(c, i, CHUNK_PRESENT);
+    assert_int_equal(chunks_grow(c, 14, 14, 8), 17);
+    for (int64_t i = 14; i <= 17; i++)
+        chunks_set(c, i, CHUNK_PRESENT);
+    assert_int_equal(chunks_grow(c, 18, 18, 8), 25);
+    for (int64_t i = 18; i <= 25; i++)
+        chunks_set(c, i, CHUNK_PRESENT);
+    /* capped at max_run; never shorter than the read's own run */
+    assert_int_equal(chunks_grow(c, 26, 26, 8), 33);
+    assert_int_equal(chunks_grow(c, 26, 35, 8), 35);
+    /* it stops at a chunk that is not absent, and at the end */
+    chunks_set(c, 29, CHUNK_FETCHING);
+    assert_int_equal(chunks_grow(c, 26, 26, 8), 28);
+    for (int64_t i = 26; i <= 37; i++)
+        chunks_set(c, i, CHUNK_PRESENT);
+    assert_int_equal(chunks_grow(c, 38, 38, 8), 39);
+    chunks_free(c);
+}
+
 static void fill_order(void **state)
 {
     (void)state;
@@ -117,6 +149,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bounds_and_bytes),
         cmocka_unit_test(need),
+        cmocka_unit_test(grow),
         cmocka_unit_test(fill_order),
         cmocka_unit_test(save_load),
     };
