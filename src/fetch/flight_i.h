@@ -50,6 +50,8 @@ struct flight {
     void (*on_fail)(void *, int, const struct fetch_response *);
     char *(*next_url)(void *, const char *, int, const struct fetch_response *);
     bool (*recheck)(void *, char *);
+    bool (*reauth)(void *, long, struct curl_slist **);
+    bool reauthed; /* the first answer refused the credential and reauth was asked (once) */
     void (*on_start)(void *, int64_t);
     bool peer_busy; /* another process is downloading this key; readers keep waiting */
     void (*free_arg)(void *);
@@ -61,6 +63,7 @@ struct flight {
     enum flight_fill fill;
     bool fill_wanted;   /* a sequential reader, a wait for the whole, or the policy asks */
     int64_t first_offset;
+    int64_t first_len; /* the first read's length (0: one byte), told with first_offset */
     bool await_read; /* the opener's first read will tell first_offset (lazy.c's probe waits) */
     int users; /* openers holding a reference (flight_join .. flight_release) */
     int64_t idle_since_ms; /* when users fell to 0 (lazy.c lingers), 0 while used */

@@ -25,9 +25,9 @@
  * its own thread; every other reader of those chunks waits for them, so each
  * chunk is fetched once. Chunks are small (128 KiB, chunks.h), so a read at a
  * scattered offset costs little; a reader that reads on past chunks already
- * here asks for a run that grows ahead of it (chunks_grow, up to LAZY_GROW_MAX). A reader at the prefix (sequential) waits for the
- * fill instead, with flight.c's end rule: it never reaches the end of content
- * with an expected digest before the whole matched.
+ * here asks for a run that grows ahead of it (chunks_grow, up to LAZY_GROW_MAX). A reader at the
+ * prefix (sequential) waits for the fill instead, with flight.c's end rule: it never reaches the
+ * end of content with an expected digest before the whole matched.
  *
  * Every ranged answer must be a 206 of the asked range and the same total,
  * with the validators (ETag, else Last-Modified) of the first: otherwise the
@@ -52,7 +52,7 @@
 #include <unistd.h>
 
 #define LAZY_EWHOLE      (-10003) /* the probe's answer asks for the whole body, new request */
-/* Request sizes in bytes (whole chunks, at least one): chunks are small (chunks.h), requests not. */
+/* Request sizes in bytes (whole chunks, at least one): small chunks (chunks.h), not requests. */
 #define LAZY_READ_MAX    (16LL << 20) /* one reader's request coalesces the chunks its read covers */
 #define LAZY_GROW_MAX    (1LL << 20)  /* a reader that reads on asks for up to this much ahead */
 #define LAZY_SEQ_AHEAD   (1LL << 20)  /* a read this close past the prefix waits for the fill */
@@ -231,8 +231,9 @@ static int probe_partial(struct lazy_req *q, const struct fetch_response *r)
                   : same_validator(f->last_modified, r->last_modified))) {
         log_info("%s changed since its partial copy was fetched; starting again", f->url);
         reset_chunks(f);
-        if (!q->discard)
-            chunks_set(f->chunks, chunks_index(f->chunks, q->pos), CHUNK_FETCHING);
+        for (int64_t i = chunks_index(f->chunks, q->pos);
+             !q->discard && i * f->chunks->chunk < q->end; i++)
+            chunks_set(f->chunks, i, CHUNK_FETCHING);
     }
     if (flight__stated_digest(f, r) < 0) { /* a 206 states the whole representation's */
         pthread_mutex_unlock(&f->mu);
@@ -411,9 +412,9 @@ static void await_first_read(struct flight *f)
 }
 
 /*
- * The probe: the chunk holding the first read's offset when it is missing, else a resumed
- * object's first byte (only to check its validators: the reader's chunks come next), else the
- * first missing chunk.
+ * The probe: the chunks of the first read when the one at its offset is missing (the absent
+ * run from there, as a reader's request), else a resumed object's first byte (only to check
+ * its validators: the reader's chunks come next), else the first missing chunk.
  */
 static int probe(struct flight *f, struct fetch_response *resp)
 {
@@ -430,14 +431,22 @@ static int probe(struct flight *f, struct fetch_response *resp)
         q.end = 1;
         return fetch_range(&q, resp);
     }
+    int64_t j = i, from;
+    if (at_read) { /* a read across a chunk's end: the next ones too, in the same request */
+        int64_t a, b, len = f->first_len > 0 ? f->first_len : 1;
+        if (chunks_need(c, f->first_offset, len, run_of(c, LAZY_READ_MAX), &a, &b) < 0 && a == i)
+            j = b;
+    }
     chunks_bounds(c, i, &q.pos, &q.end);
+    chunks_bounds(c, j, &from, &q.end);
     pthread_mutex_lock(&f->mu);
-    chunks_set(c, i, CHUNK_FETCHING);
+    for (int64_t k = i; k <= j; k++)
+        chunks_set(c, k, CHUNK_FETCHING);
     pthread_mutex_unlock(&f->mu);
     int rc = fetch_range(&q, resp);
     pthread_mutex_lock(&f->mu);
     if (!f->whole)
-        unclaim(f, i, i);
+        unclaim(f, i, j);
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
