@@ -59,10 +59,9 @@ int chunks_need(const struct chunks *c, int64_t off, int64_t len, int64_t max_ru
 
 /*
  * How far a reader's request for the absent run [first, last] reaches ahead: a reader that
- * came through the chunks just before first (present or being fetched) reads on, so the run
- * grows over the absent chunks after last until it is as long as those behind it (doubling
- * as the reader goes on), at most max_run chunks. A read at a scattered offset (an absent
- * chunk before it) gets its own run only. Returns the new last.
+ * came through the chunk just before first (present or being fetched) reads on, so the run
+ * takes the absent chunks after last up to max_run chunks in all; a read at a scattered offset
+ * (the chunk before it absent) gets its own run only. Returns the new last.
  */
 int64_t chunks_grow(const struct chunks *c, int64_t first, int64_t last, int64_t max_run);
 

@@ -92,6 +92,7 @@ struct flight_source {
      * FLIGHT_CONNECTING at once meanwhile: the opener returns and reads.
      */
     int64_t first_offset;
+    int64_t first_len; /* with first_offset >= 0: how much the opener reads there (0: unknown) */
     enum flight_fill fill;
     /*
      * The fill of a partial object of streams_min bytes or more uses up to streams concurrent

@@ -347,6 +347,7 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
              * ranged GET too.
              */
             .first_offset = first,
+            .first_len = w && first >= 0 ? w->first_len : 0,
             .fill = (enum flight_fill)e->fill,
             .streams = e->streams,
             .streams_min = e->streams_min,

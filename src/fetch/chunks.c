@@ -86,11 +86,9 @@ int chunks_need(const struct chunks *c, int64_t off, int64_t len, int64_t max_ru
 
 int64_t chunks_grow(const struct chunks *c, int64_t first, int64_t last, int64_t max_run)
 {
-    int64_t behind = 0;
-    while (behind < max_run && first - behind - 1 >= 0 && c->st[first - behind - 1] != CHUNK_ABSENT)
-        behind++;
-    int64_t want = first + (behind < max_run ? behind : max_run) - 1; /* the run's last */
-    while (last < want && last + 1 < c->n && c->st[last + 1] == CHUNK_ABSENT)
+    if (first == 0 || c->st[first - 1] == CHUNK_ABSENT)
+        return last; /* a read at a scattered offset */
+    while (last + 1 < first + max_run && last + 1 < c->n && c->st[last + 1] == CHUNK_ABSENT)
         last++;
     return last;
 }

@@ -671,6 +671,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->wake_at = INT64_MAX;
     f->fill = src->fill;
     f->first_offset = src->first_offset > 0 ? src->first_offset : 0;
+    f->first_len = src->first_offset >= 0 && src->first_len > 0 ? src->first_len : 0;
     f->streams = src->streams > 0 ? src->streams : FLIGHT_STREAMS;
     if (f->streams > FLIGHT_STREAMS_MAX)
         f->streams = FLIGHT_STREAMS_MAX;

@@ -25,9 +25,10 @@
  * its own thread; every other reader of those chunks waits for them, so each
  * chunk is fetched once. Chunks are small (128 KiB, chunks.h), so a read at a
  * scattered offset costs little; a reader that reads on past chunks already
- * here asks for a run that grows ahead of it (chunks_grow, up to LAZY_GROW_MAX). A reader at the
- * prefix (sequential) waits for the fill instead, with flight.c's end rule: it never reaches the
- * end of content with an expected digest before the whole matched.
+ * here asks for up to LAZY_GROW_MAX ahead of it (chunks_grow). A reader at the
+ * prefix (sequential) waits for the fill instead, with flight.c's end rule: it
+ * never reaches the end of content with an expected digest before the whole
+ * matched.
  *
  * Every ranged answer must be a 206 of the asked range and the same total,
  * with the validators (ETag, else Last-Modified) of the first: otherwise the
@@ -54,7 +55,7 @@
 #define LAZY_EWHOLE      (-10003) /* the probe's answer asks for the whole body, new request */
 /* Request sizes in bytes (whole chunks, at least one): small chunks (chunks.h), not requests. */
 #define LAZY_READ_MAX    (16LL << 20) /* one reader's request coalesces the chunks its read covers */
-#define LAZY_GROW_MAX    (1LL << 20)  /* a reader that reads on asks for up to this much ahead */
+#define LAZY_GROW_MAX    (1LL << 20)  /* a reader that reads on asks for this much at once */
 #define LAZY_SEQ_AHEAD   (1LL << 20)  /* a read this close past the prefix waits for the fill */
 #define LAZY_FILL_RUN    (32LL << 20) /* one request of the fill claims */
 #define LAZY_STREAM_RUN  (8LL << 20)  /* one request of a parallel fill's helper claims */
@@ -689,7 +690,7 @@ int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
         if (need == 1)
             return 0;
         if (need < 0) {
-            /* a scattered read gets its chunks; one that reads on, a growing run ahead */
+            /* a scattered read gets its chunks; one that reads on, a run ahead of it too */
             b = chunks_grow(f->chunks, a, b, run_of(f->chunks, LAZY_GROW_MAX));
             for (int64_t i = a; i <= b; i++)
                 chunks_set(f->chunks, i, CHUNK_FETCHING);

@@ -30,7 +30,7 @@
 #  - a file whose content does not match its expected sha256 (digest found at the end): the
 #    reader gets EIO, nothing is committed, the partial object is gone;
 #  - the shim: a Range GET of an uncached file answers 206 with the right bytes and costs one
-#    ranged upstream GET.
+#    ranged upstream GET, also when the range spans several chunks.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 
@@ -44,6 +44,7 @@ fixture_bytes big.bin "$SIZE" "$W/big.bin"
 fixture_bytes r32.bin $((64 * MIB)) "$W/r32.bin"
 fixture_bytes seq.bin $((32 * MIB)) "$W/seq.bin"
 fixture_bytes scatter.bin $((64 * MIB)) "$W/scatter.bin"
+fixture_bytes wide.bin $((24 * MIB)) "$W/wide.bin"
 fixture_bytes slow.bin $((96 * MIB)) "$W/slow/slow.bin"
 fixture_bytes par.bin $((64 * MIB)) "$W/slow/par.bin"
 NGINX_EXTRA='location /slow/ { limit_rate 4m; }'
@@ -203,6 +204,22 @@ t_shim_range() {
         die "the shim's one upstream GET is not the chunk's range: $(nginx_ranges '^/seq\.bin$')"
 }
 check "shim: a Range GET of an uncached 32 MiB file is a 206 that costs one ranged upstream GET" t_shim_range
+
+# A Range across several chunks of an uncached file: the probe asks for all of them
+# (engine_wait.first_len).
+t_shim_range_wide() {
+    local first=$((5 * MIB + 777)) n=300000 got want
+    nginx_log_reset
+    got="$(with_timeout 20 curl -sS -o "$T/shim.wide" -w '%{http_code}' -r "$first-$((first + n - 1))" \
+        "http://127.0.0.1:$SPORT/gen/wide.bin")" || die "curl of the shim failed"
+    assert_eq "$got" 206 "status of the shim's Range answer"
+    want="$(dd if="$W/wide.bin" iflag=skip_bytes,count_bytes skip="$first" count=$n status=none | sha_of)"
+    assert_eq "$(sha_of <"$T/shim.wide")" "$want" "sha256 of the shim's 206 body"
+    nginx_expect_count 1 GET '^/wide\.bin$'
+    nginx_ranges '^/wide\.bin$' | grep -qx "bytes=$((first / CHUNK * CHUNK))-$(((first + n - 1) / CHUNK * CHUNK + CHUNK - 1))" ||
+        die "the shim's one upstream GET is not the range's chunks: $(nginx_ranges '^/wide\.bin$')"
+}
+check "shim: a Range of 300,000 bytes (3 chunks) of an uncached file costs one ranged upstream GET" t_shim_range_wide
 
 # ---- upstreams that get Range wrong --------------------------------------------------------
 t_norange() {

@@ -1,8 +1,8 @@
 /*
  * test_chunks: the chunk map of a partial object (src/fetch/chunks.c): bounds of a short last
  * chunk, present bytes, what a read needs (present, wait for a fetch, or the absent run to
- * fetch, coalesced and capped), how far a reader that reads on asks ahead (doubling, capped; a
- * scattered read not at all), the fill's next missing chunk and absent run, and the saved
+ * fetch, coalesced and capped), how far a reader that reads on asks ahead (capped; a scattered
+ * read not at all), the fill's next missing chunk and absent run, and the saved
  * bitmap's round trip (a map of another size refused).
  */
 #include <setjmp.h>
@@ -78,30 +78,21 @@ static void grow(void **state)
 {
     (void)state;
     struct chunks *c = chunks_new(40 * C, C);
-    /* a scattered read (chunk 9 absent): only its own chunk */
+    /* a scattered read (chunk 9 absent), and one at the start: only its own chunks */
     assert_int_equal(chunks_grow(c, 10, 10, 8), 10);
-    /* reading on past chunk 10 (present), then 11 (being fetched): runs of 1, 2, 4, 8 */
+    assert_int_equal(chunks_grow(c, 0, 1, 8), 1);
+    /* reading on past chunk 10 (present) or 11 (being fetched): max_run chunks in all */
     chunks_set(c, 10, CHUNK_PRESENT);
-    assert_int_equal(chunks_grow(c, 11, 11, 8), 11);
+    assert_int_equal(chunks_grow(c, 11, 11, 8), 18);
     chunks_set(c, 11, CHUNK_FETCHING);
-    assert_int_equal(chunks_grow(c, 12, 12, 8), 13);
-    for (int64_t i = 12; i <= 13; i++)
-        chunks_set(c, i, CHUNK_PRESENT);
-    assert_int_equal(chunks_grow(c, 14, 14, 8), 17);
-    for (int64_t i = 14; i <= 17; i++)
-        chunks_set(c, i, CHUNK_PRESENT);
-    assert_int_equal(chunks_grow(c, 18, 18, 8), 25);
-    for (int64_t i = 18; i <= 25; i++)
-        chunks_set(c, i, CHUNK_PRESENT);
-    /* capped at max_run; never shorter than the read's own run */
-    assert_int_equal(chunks_grow(c, 26, 26, 8), 33);
-    assert_int_equal(chunks_grow(c, 26, 35, 8), 35);
+    assert_int_equal(chunks_grow(c, 12, 12, 8), 19);
+    /* never shorter than the read's own run */
+    assert_int_equal(chunks_grow(c, 12, 25, 8), 25);
     /* it stops at a chunk that is not absent, and at the end */
-    chunks_set(c, 29, CHUNK_FETCHING);
-    assert_int_equal(chunks_grow(c, 26, 26, 8), 28);
-    for (int64_t i = 26; i <= 37; i++)
-        chunks_set(c, i, CHUNK_PRESENT);
-    assert_int_equal(chunks_grow(c, 38, 38, 8), 39);
+    chunks_set(c, 15, CHUNK_FETCHING);
+    assert_int_equal(chunks_grow(c, 12, 12, 8), 14);
+    chunks_set(c, 35, CHUNK_PRESENT);
+    assert_int_equal(chunks_grow(c, 36, 36, 8), 39);
     chunks_free(c);
 }
 
