@@ -48,9 +48,8 @@ const char index_schema_sql[] =
 #define NODE_COLS                                                                                  \
     "ino, parent, name, top, path, kind, size, mtime, digest, expect, url, mutable, etag, "        \
     "last_modified, checked, neg_until, listed, stale, local, via, ctype"
-#define OBJECT_COLS "digest, size, atime, pinned, local"
-#define PARTIAL_COLS                                                                               \
-    "key, name, url, size, chunk, etag, last_modified, present, updated"
+#define OBJECT_COLS  "digest, size, atime, pinned, local"
+#define PARTIAL_COLS "key, name, url, size, chunk, etag, last_modified, present, updated"
 
 _Static_assert(NODE_ABSENT == 0 && NODE_FILE == 2, "the SQL below names kinds by number");
 

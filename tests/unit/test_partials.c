@@ -52,8 +52,11 @@ static int teardown(void **state)
 /* A row of key for an object of size bytes in 1 MiB chunks, the first `present` chunks in. */
 static struct index_partial row(const char *key, int64_t size, int64_t present, int64_t updated)
 {
-    struct index_partial p = {.name = "url:gen/x.bin", .url = "http://127.0.0.1/x.bin",
-                              .size = size, .chunk = MIB, .etag = "\"e1\"",
+    struct index_partial p = {.name = "url:gen/x.bin",
+                              .url = "http://127.0.0.1/x.bin",
+                              .size = size,
+                              .chunk = MIB,
+                              .etag = "\"e1\"",
                               .updated = updated};
     snprintf(p.key, sizeof(p.key), "%s", key);
     p.map_len = (size_t)((size + MIB - 1) / MIB + 7) / 8;
