@@ -273,10 +273,32 @@ static void html_start(void *ctx, const xmlChar *name, const xmlChar **atts)
     }
 }
 
+/*
+ * A parser of the page in place: what htmlCreateMemoryParserCtxt makes, but on a static buffer,
+ * so the page is not copied first (the UTF-8 conversion below is its one copy).
+ */
+static htmlParserCtxtPtr html_parser(const char *body, size_t len)
+{
+    htmlParserCtxtPtr c = htmlNewParserCtxt();
+    xmlParserInputBufferPtr buf =
+        c ? xmlParserInputBufferCreateStatic(body, (int)len, XML_CHAR_ENCODING_NONE) : NULL;
+    xmlParserInputPtr in = buf ? xmlNewIOInputStream(c, buf, XML_CHAR_ENCODING_NONE) : NULL;
+    if (!in || inputPush(c, in) < 0) {
+        if (in)
+            xmlFreeInputStream(in);
+        else if (buf)
+            xmlFreeParserInputBuffer(buf);
+        if (c)
+            htmlFreeParserCtxt(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* One reading of the page by the SAX handler above. */
 static int html_pass(const char *body, size_t len, struct html_read *h)
 {
-    htmlParserCtxtPtr c = htmlCreateMemoryParserCtxt(body, (int)len);
+    htmlParserCtxtPtr c = html_parser(body, len);
     xmlCharEncodingHandlerPtr utf8 = xmlFindCharEncodingHandler("UTF-8");
     if (!c)
         return -ENOMEM;
