@@ -261,6 +261,14 @@ void pypi_form_hashes_begin(struct pypi_index *ix)
     ix->hashes_at = ix->len;
 }
 
+/* The hashes a list names by a code (0x80 | index) when their hex has its usual length. */
+static const struct {
+    const char *name;
+    size_t hex;
+} known_algs[] = {{"sha256", 64}, {"sha512", 128}, {"sha1", 40},
+                  {"md5", 32},    {"sha384", 96},  {"sha224", 56}};
+#define N_KNOWN (sizeof(known_algs) / sizeof(known_algs[0]))
+
 bool pypi_form_hash_add(struct pypi_index *ix, const char *alg, size_t alg_len, const char *value)
 {
     size_t n = value ? strlen(value) : 0;
@@ -277,10 +285,19 @@ bool pypi_form_hash_add(struct pypi_index *ix, const char *alg, size_t alg_len, 
         int v = hex_value((char)tolower((unsigned char)value[i]));
         packed[i / 2] |= (unsigned char)(i % 2 ? v : v << 4);
     }
-    unsigned char al = (unsigned char)alg_len, hl = (unsigned char)n;
-    put(ix, &al, 1);
-    put(ix, alg, alg_len);
-    put(ix, &hl, 1);
+    size_t k = 0;
+    while (k < N_KNOWN && (strlen(known_algs[k].name) != alg_len ||
+                           memcmp(known_algs[k].name, alg, alg_len) != 0 || known_algs[k].hex != n))
+        k++;
+    unsigned char code = (unsigned char)(0x80 | k), al = (unsigned char)alg_len,
+                  hl = (unsigned char)n;
+    if (k < N_KNOWN) {
+        put(ix, &code, 1);
+    } else {
+        put(ix, &al, 1);
+        put(ix, alg, alg_len);
+        put(ix, &hl, 1);
+    }
     put(ix, packed, (n + 1) / 2);
     return !ix->err;
 }
@@ -304,34 +321,38 @@ static bool hash_next(const struct pypi_index *ix, uint32_t *at, struct hash_ent
 {
     static const char digits[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)ix->buf + *at;
-    size_t al = p[0];
-    if (!al)
+    size_t al, hl, head;
+    if (!p[0])
         return false;
-    memcpy(h->alg, p + 1, al);
-    h->alg[al] = '\0';
-    size_t hl = p[1 + al];
-    const unsigned char *nib = p + 2 + al;
+    if (p[0] & 0x80) { /* a known hash at its usual length */
+        snprintf(h->alg, sizeof(h->alg), "%s", known_algs[p[0] & 0x7f].name);
+        hl = known_algs[p[0] & 0x7f].hex;
+        head = 1;
+    } else {
+        al = p[0];
+        memcpy(h->alg, p + 1, al);
+        h->alg[al] = '\0';
+        hl = p[1 + al];
+        head = 2 + al;
+    }
+    const unsigned char *nib = p + head;
     for (size_t i = 0; i < hl; i++)
         h->hex[i] = digits[i % 2 ? nib[i / 2] & 15 : nib[i / 2] >> 4];
     h->hex[hl] = '\0';
-    *at += (uint32_t)(2 + al + (hl + 1) / 2);
+    *at += (uint32_t)(head + (hl + 1) / 2);
     return true;
 }
 
 /* The strongest usable hash of a list as "algo:hex" into out; "" when none. */
 static void best_hash(const struct pypi_index *ix, uint32_t list, char *out, size_t len)
 {
-    static const struct {
-        const char *name;
-        size_t hex;
-    } algs[] = {{"sha256", 64}, {"sha512", 128}, {"sha1", 40}};
     struct hash_entry h;
     out[0] = '\0';
-    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+    for (size_t i = 0; i < 3; i++) { /* sha256, sha512, sha1: the ones known_algs lists first */
         for (uint32_t at = list; hash_next(ix, &at, &h);) {
-            if (strcmp(h.alg, algs[i].name) != 0)
+            if (strcmp(h.alg, known_algs[i].name) != 0)
                 continue;
-            if (strlen(h.hex) != algs[i].hex)
+            if (strlen(h.hex) != known_algs[i].hex)
                 break;
             snprintf(out, len, "%s:%s", h.alg, h.hex);
             return;

@@ -4,8 +4,9 @@
  * (src/parsers/pypi_form.c). Internal to src/parsers.
  *
  * A file's strings are offsets into the index's one buffer (NUL-terminated there); a hash list
- * is a run of (name length, name, hex length, the hex as packed nibbles) ended by a 0 byte, so
- * a sha256 costs 32 bytes, not a 64-byte string and an object.
+ * is a run of hashes ended by a 0 byte, each the code of a known one (sha256, ...: 0x80 | its
+ * index in src/parsers/pypi_form.c) or its name length, name and hex length, then the hex as
+ * packed nibbles: a sha256 costs 33 bytes, not a 64-byte string and an object.
  */
 #ifndef UPSTREAMFS_PYPI_FORM_H
 #define UPSTREAMFS_PYPI_FORM_H
