@@ -122,8 +122,8 @@ static int file_policy(const struct index_use *x, const struct proxy *cfg,
     if (i < 0)
         return 0;
     char version[POLICY_VERSION_MAX + 1];
-    bool has = policy_pypi_file_version(pypi_index_filename(index, (size_t)i), version,
-                                        sizeof(version));
+    bool has =
+        policy_pypi_file_version(pypi_index_filename(index, (size_t)i), version, sizeof(version));
     int64_t published = policy_parse_time(pypi_index_upload_time(index, (size_t)i));
     enum policy_verdict v =
         policy_version_verdict(cfg, x->name, has ? version : NULL, published, now, NULL);
@@ -166,8 +166,7 @@ static int index_use(void *parsed, void *arg)
  */
 static int with_index_as(struct upstream *u, const struct proxy *also, const char *name,
                          const char *file, bool *stale,
-                         int (*fn)(const struct pypi_index *index, void *arg),
-                         void *arg)
+                         int (*fn)(const struct pypi_index *index, void *arg), void *arg)
 {
     struct upstream_doc d;
     memset(&d, 0, sizeof(d));

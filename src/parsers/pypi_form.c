@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PYPI_TEXT_MAX 1024            /* requires-python, yanked reasons, upload times */
-#define PYPI_HASH_HEX 128             /* sha512's hex */
+#define PYPI_TEXT_MAX 1024             /* requires-python, yanked reasons, upload times */
+#define PYPI_HASH_HEX 128              /* sha512's hex */
 #define PYPI_BUF_MAX  (UINT32_MAX - 2) /* offsets below the sentinels */
 
 struct pypi_index {
@@ -237,7 +237,8 @@ bool pypi_form_text(struct pypi_index *ix, enum pypi_text t, const char *s)
     size_t n = s ? strlen(s) : 0;
     if (!f || !s || n > PYPI_TEXT_MAX || !json_stream_utf8(s, n))
         return false;
-    uint32_t at = t == PYPI_REQUIRES_PYTHON ? put_shared(ix, &ix->last_rp, s, n) : put_str(ix, s, n);
+    uint32_t at =
+        t == PYPI_REQUIRES_PYTHON ? put_shared(ix, &ix->last_rp, s, n) : put_str(ix, s, n);
     if (at == PYPI_NONE)
         return false;
     if (t == PYPI_REQUIRES_PYTHON)
@@ -466,20 +467,19 @@ static bool has_metadata(const struct pypi_index *ix, const struct pypi_file *f)
 }
 
 /* Calls fn for file f (metadata: its core-metadata file). */
-static int call_one(const struct pypi_index *ix, const struct pypi_file *f, bool metadata,
-                    struct scratch *sc,
-                    int (*fn)(void *arg, const char *file, const char *url, const char *expect,
-                              int64_t size),
-                    void *arg)
+static int
+call_one(const struct pypi_index *ix, const struct pypi_file *f, bool metadata, struct scratch *sc,
+         int (*fn)(void *arg, const char *file, const char *url, const char *expect, int64_t size),
+         void *arg)
 {
     char expect[200], file[300];
     const char *url = file_url(ix, f, metadata ? ".metadata" : "", sc);
     if (!url)
         return -ENOMEM;
     snprintf(file, sizeof(file), "%s%s", str_at(ix, f->filename), metadata ? ".metadata" : "");
-    uint32_t list = !metadata                          ? f->hashes
+    uint32_t list = !metadata                       ? f->hashes
                     : f->core_metadata == PYPI_TRUE ? PYPI_EMPTY_HASHES
-                                                       : f->core_metadata;
+                                                    : f->core_metadata;
     best_hash(ix, list, expect, sizeof(expect));
     return fn(arg, file, url, expect[0] ? expect : NULL, metadata ? -1 : f->size);
 }
@@ -548,7 +548,8 @@ int pypi_index_find(const struct pypi_index *ix, const char *file, char **url, c
     return 0;
 }
 
-/* ---- the document ----------------------------------------------------------------------------- */
+/* ---- the document -----------------------------------------------------------------------------
+ */
 
 static void emit_hashes(struct json_out *o, const struct pypi_index *ix, uint32_t list)
 {
@@ -612,8 +613,7 @@ static void emit_file(struct json_out *o, const struct pypi_index *ix, const str
     json_out_put(o, "}", 1);
 }
 
-int pypi_index_emit(const struct pypi_index *ix, bool absolute_urls, char **out,
-                    size_t *out_len)
+int pypi_index_emit(const struct pypi_index *ix, bool absolute_urls, char **out, size_t *out_len)
 {
     struct json_out o;
     struct scratch sc = {0};

@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PYPI_NONE UINT32_MAX       /* an offset: the member is absent */
-#define PYPI_TRUE (UINT32_MAX - 1) /* an offset: the member is true (yanked, core-metadata) */
-#define PYPI_EMPTY_HASHES 0        /* the offset of an empty hash list */
+#define PYPI_NONE         UINT32_MAX       /* an offset: the member is absent */
+#define PYPI_TRUE         (UINT32_MAX - 1) /* an offset: the member is true (yanked, core-metadata) */
+#define PYPI_EMPTY_HASHES 0                /* the offset of an empty hash list */
 
 struct pypi_file {
     int64_t size;             /* -1: none */

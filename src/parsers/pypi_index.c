@@ -25,7 +25,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 /* ---- names -------------------------------------------------------------------------------- */
 
 int pypi_normalise(const char *name, char *out, size_t outlen)

@@ -132,8 +132,8 @@ int policy_pypi_filter(const struct proxy *p, const char *name, struct pypi_inde
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         char version[POLICY_VERSION_MAX + 1];
-        bool has = policy_pypi_file_version(pypi_index_filename(index, i), version,
-                                            sizeof(version));
+        bool has =
+            policy_pypi_file_version(pypi_index_filename(index, i), version, sizeof(version));
         int64_t at = INT64_MAX;
         int64_t published = policy_parse_time(pypi_index_upload_time(index, i));
         enum policy_verdict v =

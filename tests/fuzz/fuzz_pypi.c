@@ -9,10 +9,10 @@
  *
  * Properties: the canonical form lists unique file names usable as one file
  * name, each with an absolute http(s) URL and lower-case hex hashes, and
- * pypi_index_find and pypi_index_lookup (its table of names) find each; every variant renders, every file URL a
- * client sees is on the shim's own origin, and a rendered page parses back
- * to the same files (what pip reads from the shim is what the remote
- * listed); a merged page renders and lists the local files first.
+ * pypi_index_find and pypi_index_lookup (its table of names) find each; every variant renders,
+ * every file URL a client sees is on the shim's own origin, and a rendered page parses back to the
+ * same files (what pip reads from the shim is what the remote listed); a merged page renders and
+ * lists the local files first.
  */
 #include "fuzz.h"
 

@@ -239,7 +239,8 @@ static void walk_and_write(void **state)
     assert_string_equal(dec, nasty);
     assert_int_equal(json_stream_string(out, 5, len - 1, dec, 4), -ENAMETOOLONG);
     free(out);
-    /* ... written as jansson writes them, byte for byte (the PyPI document: src/parsers/pypi_form.c) */
+    /* ... written as jansson writes them, byte for byte (the PyPI document:
+     * src/parsers/pypi_form.c) */
     char every[40];
     for (int c = 1; c < 32; c++)
         every[c - 1] = (char)c;

@@ -368,8 +368,8 @@ static void pypi_documents(void **state)
         "{\"filename\":\"demo-0.5.tar.gz\",\"url\":\"http://x/d\","
         "\"upload-time\":\"2020-01-01T00:00:00Z\"}]}";
     struct pypi_index *index = NULL, *out = NULL;
-    assert_int_equal(pypi_index_parse(page, strlen(page), "application/json", "http://x/simple/demo/",
-                                      "demo", &index),
+    assert_int_equal(pypi_index_parse(page, strlen(page), "application/json",
+                                      "http://x/simple/demo/", "demo", &index),
                      0);
     struct policy_filtered f;
     assert_int_equal(policy_pypi_filter(&p, "demo", index, now, &out, &f), 0);

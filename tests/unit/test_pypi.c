@@ -121,7 +121,7 @@ static void html_page(void **state)
     (void)state;
     json_t *ix = NULL;
     assert_int_equal(parse_tree(page_html, strlen(page_html), "text/html; charset=utf-8",
-                                      "http://up.example/root/simple/demo-pkg/", "demo-pkg", &ix),
+                                "http://up.example/root/simple/demo-pkg/", "demo-pkg", &ix),
                      0);
     assert_string_equal(str(ix, "name"), "demo-pkg");
     assert_int_equal(json_array_size(json_object_get(ix, "files")), 4);
@@ -157,8 +157,8 @@ static void html_page(void **state)
     /* <base href> moves every relative link. */
     const char based[] = "<html><head><base href=\"https://cdn.example/files/\"></head>"
                          "<body><a href=\"x-1.0.tar.gz\">x-1.0.tar.gz</a></body></html>";
-    assert_int_equal(
-        parse_tree(based, strlen(based), "text/html", "http://up/simple/x/", "x", &ix), 0);
+    assert_int_equal(parse_tree(based, strlen(based), "text/html", "http://up/simple/x/", "x", &ix),
+                     0);
     assert_string_equal(str(file_named(ix, "x-1.0.tar.gz"), "url"),
                         "https://cdn.example/files/x-1.0.tar.gz");
     json_decref(ix);
@@ -210,7 +210,8 @@ static void json_page(void **state)
     assert_int_equal(size, 1234);
     free(url);
     free(expect);
-    assert_int_equal(pypi_index_find(form, "demo_pkg-1.0.tar.gz.metadata", &url, &expect, &size), 0);
+    assert_int_equal(pypi_index_find(form, "demo_pkg-1.0.tar.gz.metadata", &url, &expect, &size),
+                     0);
     assert_string_equal(url, "https://up/p/demo_pkg-1.0.tar.gz.metadata");
     assert_string_equal(expect, "sha256:" H2);
     assert_int_equal(size, -1);
@@ -227,8 +228,7 @@ static void json_page(void **state)
 
     /* Without a content type, a body that starts with '{' is JSON. */
     assert_int_equal(
-        parse_tree(page, strlen(page), NULL, "https://up/simple/demo-pkg/", "demo-pkg", &ix),
-        0);
+        parse_tree(page, strlen(page), NULL, "https://up/simple/demo-pkg/", "demo-pkg", &ix), 0);
     assert_int_equal(json_array_size(json_object_get(ix, "files")), 2);
     json_decref(ix);
 
@@ -240,9 +240,9 @@ static void json_page(void **state)
                          "{",
                          "{\"files\":[]}x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(parse_tree(bad[i], strlen(bad[i]), "application/json",
-                                    "http://up/simple/x/", "x", &ix),
-                         -EIO);
+        assert_int_equal(
+            parse_tree(bad[i], strlen(bad[i]), "application/json", "http://up/simple/x/", "x", &ix),
+            -EIO);
 }
 
 static void hostile_html(void **state)
@@ -430,9 +430,9 @@ static void same_bytes_as_before(void **state)
     /* a <base> after the first links: every link resolves against it, read again */
     static const char late[] = "<a href=\"x-1.whl\">x</a><base href=\"http://f.example/d/\">"
                                "<a href=\"y-1.whl\">y</a>";
-    assert_int_equal(
-        parse_tree(late, strlen(late), "text/html", "http://up.example/simple/demo/", "demo", &tree),
-        0);
+    assert_int_equal(parse_tree(late, strlen(late), "text/html", "http://up.example/simple/demo/",
+                                "demo", &tree),
+                     0);
     assert_int_equal(json_array_size(json_object_get(tree, "files")), 2);
     assert_string_equal(str(file_named(tree, "x-1.whl"), "url"), "http://f.example/d/x-1.whl");
     assert_string_equal(str(file_named(tree, "y-1.whl"), "url"), "http://f.example/d/y-1.whl");
@@ -544,9 +544,9 @@ static void large_page(void **state)
     len += (size_t)snprintf(page + len, cap - len, "</body></html>\n");
     struct mallinfo2 before = mallinfo2();
     struct pypi_index *ix = NULL;
-    assert_int_equal(pypi_index_parse(page, len, "text/html", "http://up/simple/huge-proj/",
-                                      "huge-proj", &ix),
-                     0);
+    assert_int_equal(
+        pypi_index_parse(page, len, "text/html", "http://up/simple/huge-proj/", "huge-proj", &ix),
+        0);
     struct mallinfo2 after = mallinfo2();
     assert_int_equal(pypi_index_count(ix), FILES);
     size_t held = pypi_index_bytes(ix);
