@@ -2,8 +2,9 @@
  * chunks: which fixed, aligned chunks of a partial object are present
  * (src/fetch/chunks.c). A flight of a large file of known size keeps one
  * (src/fetch/lazy.c): readers fetch the chunks they need by Range, the fill
- * fetches the rest in order, and the map is saved next to the partial file
- * so a restart resumes instead of starting again.
+ * fetches the rest in order, and the map is saved in the index (its table
+ * partial: src/index/index_partial.c) so a restart resumes instead of
+ * starting again.
  *
  * Each chunk is ABSENT, FETCHING (one request is bringing it: every other
  * reader waits, so each chunk is fetched once) or PRESENT. The last chunk
@@ -71,10 +72,10 @@ int64_t chunks_next_missing(const struct chunks *c, int64_t i);
 int64_t chunks_absent_run_end(const struct chunks *c, int64_t i);
 
 /*
- * The present chunks as text (hex of a bitmap, chunk 0 in the first byte's low bit);
- * malloc'd. chunks_load sets them from such text: -EINVAL if it does not fit this map.
+ * The present chunks as a bitmap (chunk i in bit i % 8 of byte i / 8), *len bytes; malloc'd.
+ * chunks_load sets them from such a bitmap: -EINVAL if it does not fit this map.
  */
-char *chunks_save(const struct chunks *c);
-int chunks_load(struct chunks *c, const char *hex);
+uint8_t *chunks_save(const struct chunks *c, size_t *len);
+int chunks_load(struct chunks *c, const uint8_t *map, size_t len);
 
 #endif

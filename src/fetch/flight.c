@@ -89,7 +89,6 @@ static void flight_destroy(void *arg)
     chunks_free(f->chunks);
     free(f->etag);
     free(f->last_modified);
-    free(f->map_path);
     sink_abort(f->sink);
     hash_abort(f->hash);
     free(f->url);
@@ -452,19 +451,7 @@ static int body_file(struct flight *f)
 {
     if (!f->lazy_size)
         return 0; /* its temp file was made with the flight */
-    pthread_mutex_lock(&f->mu);
-    int rc = lazy__open(f, f->lazy_size);
-    if (rc < 0) { /* a whole body into a temp file then */
-        if (f->fd >= 0)
-            close(f->fd);
-        f->fd = -1;
-        free(f->tmp_path);
-        free(f->map_path);
-        chunks_free(f->chunks);
-        f->tmp_path = f->map_path = NULL;
-        f->chunks = NULL;
-    }
-    pthread_mutex_unlock(&f->mu);
+    int rc = lazy__open(f, f->lazy_size); /* without f->mu: it reads the index */
     return rc == 0 ? 0 : store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
 }
 

@@ -15,20 +15,22 @@
 #    chunk (not 1 MiB);
 #  - 32 readers at 32 offsets of an uncached file: no byte fetched twice (ranges disjoint,
 #    bytes sent <= size + one chunk per request), each reader's bytes right;
-#  - kill -9 of the daemon mid-fill (a slow location), then a remount: the read completes,
-#    and the origin sends only about the missing part (before + after <= size + 16 MiB);
+#  - kill -9 of the daemon mid-fill (a slow location): the chunk map is the partial object's
+#    row in the index (size, bytes present), no .map file; after a remount the read completes,
+#    the origin sends only about the missing part (before + after <= size + 16 MiB) and the
+#    row is gone with the commit;
 #  - a 64 MiB file at 4 MB/s per connection is filled over 4 concurrent ranged streams;
 #  - a file longer than its listing said is fetched whole (no chunk taken for the file);
 #  - mount refuses bad fill=, streams=, lazy_min= values; fill=never fetches only what is read
 #    (and still commits a file read whole), fill=eager fills the whole file after one read;
-#  - the quota counts partial objects by their bytes present; one unused for a minute goes
-#    first, one used within the minute stays;
+#  - the quota counts partial objects by their bytes present (their rows in the index); one
+#    unused for a minute goes first, row and data file, one used within the minute stays;
 #  - an upstream that ignores Range (200 whole), one that answers 416, both read right; one
 #    that swaps the file between requests: EIO and cause digest, never bytes of both versions;
 #  - a listed large file whose GET answers 404: the open succeeds (its probe waits for the
 #    first read), the read fails with EIO after one GET, of the read's chunk;
 #  - a file whose content does not match its expected sha256 (digest found at the end): the
-#    reader gets EIO, nothing is committed, the partial object is gone;
+#    reader gets EIO, nothing is committed, the partial object is gone (file and row);
 #  - the shim: a Range GET of an uncached file answers 206 with the right bytes and costs one
 #    ranged upstream GET, also when the range spans several chunks.
 set -euo pipefail
@@ -51,6 +53,10 @@ NGINX_EXTRA='location /slow/ { limit_rate 4m; }'
 nginx_start "$W"
 
 sha_of() { sha256sum | cut -d' ' -f1; }
+# The index's row of the partial object of flight key $1: "size<TAB>present", or nothing.
+partial_row() {
+    index_sql "SELECT size, present FROM partial WHERE key = '$(printf '%s' "$1" | sha_of)'"
+}
 # Sum of body_bytes_sent of GETs whose path matches $1.
 nginx_bytes() {
     "$PYTHON" - "$NGINX_LOG" "$1" <<'PY'
@@ -116,7 +122,7 @@ t_tail() {
     nginx_ranges '^/big\.bin$' | grep -qx "bytes=$((SIZE - CHUNK))-$((SIZE - 1))" ||
         die "the one GET is not of the last chunk"
     assert_eq "$(xattr cached "$G/big.bin")" "partial 0.0%" "cached xattr after the tail read (128 KiB of 256 MiB)"
-    # the map on disk follows within 200 ms (src/fetch/lazy.c)
+    # the map in the index follows within 200 ms (src/fetch/lazy.c)
     wait_until 5 eval '[[ "$(stats_field partial_bytes)" == $CHUNK ]]' || true
     assert_eq "$(stats_field partial_objects)" 1 "cache stats: partial objects"
     assert_eq "$(stats_field partial_bytes)" $CHUNK "cache stats: bytes present of partial objects"
@@ -267,8 +273,9 @@ t_baddigest() {
     assert_eq "$(xattr cached "$O/baddigest/big.bin")" none "cached xattr after the mismatch"
     local key
     key="$(printf 'url:odd/baddigest/big.bin' | sha_of)"
-    [[ ! -e "$STATE/partial/$key" && ! -e "$STATE/partial/$key.map" ]] ||
+    [[ ! -e "$STATE/partial/$key" ]] ||
         die "the partial object is left after the mismatch: $(ls -l "$STATE/partial/")"
+    assert_eq "$(partial_row url:odd/baddigest/big.bin)" "" "the partial object's row after the mismatch"
     run_capture with_timeout 30 cat "$O/baddigest/big.bin"
     ((RC != 0)) || die "a later read succeeded"
 }
@@ -330,6 +337,15 @@ t_resume() {
     before="$(nginx_bytes '^/slow/slow\.bin$')"
     # (4 streams at 4 MB/s each for 2.5 s: about 40 MB)
     ((before > 20 * MIB && before < size)) || die "before the kill the origin sent $before bytes"
+    # the chunk map is kept in the index (no sidecar file): the size and some bytes present
+    local rsize present
+    IFS=$'\t' read -r rsize present <<<"$(partial_row url:gen/slow/slow.bin)"
+    log "resume: the index's row says $present of ${rsize:-?} bytes present"
+    assert_eq "$rsize" "$size" "size in the partial object's row after the kill"
+    # (what was sent less the socket buffers' and the last 200 ms' bytes, as below)
+    ((present > 0 && present <= before && present + 16 * MIB >= before)) ||
+        die "the row says $present bytes present (sent: $before)"
+    [[ -z "$(find "$STATE/partial" -name '*.map')" ]] || die "a .map file in $STATE/partial: $(ls "$STATE/partial")"
     nginx_log_reset
     upfs_mount "$MNT" -o "listen=127.0.0.1:$SPORT"
     assert_eq "$(with_timeout 60 cat "$G/slow/slow.bin" | sha_of)" "$(sha_of <"$W/slow/slow.bin")" \
@@ -340,6 +356,8 @@ t_resume() {
     # the chunks of the last 200 ms (the map's save interval). Without resumption after would be
     # the whole size, and after + before > size + 20 MiB.
     ((after + before <= size + 16 * MIB)) || die "after the restart the origin sent $after bytes (before: $before)"
+    wait_until 10 eval '[[ -z "$(partial_row url:gen/slow/slow.bin)" ]]' ||
+        die "the row is left after the commit: $(partial_row url:gen/slow/slow.bin)"
 }
 check "kill -9 mid-fill: after a remount only the missing chunks are fetched" t_resume
 
@@ -393,16 +411,19 @@ t_evict_partial() {
     sleep 3.5 # the flights linger 3 s for another open, then leave the objects partial
     key_big="$(printf 'url:gen/big.bin' | sha_of)"
     key_r32="$(printf 'url:gen/r32.bin' | sha_of)"
-    [[ -e "$STATE/partial/$key_big.map" && -e "$STATE/partial/$key_r32.map" ]] ||
+    [[ -e "$STATE/partial/$key_big" && -e "$STATE/partial/$key_r32" ]] ||
         die "the partial objects are not kept: $(ls "$STATE/partial")"
+    [[ -n "$(partial_row url:gen/big.bin)" && -n "$(partial_row url:gen/r32.bin)" ]] ||
+        die "the partial objects have no rows: $(index_sql 'SELECT key, present FROM partial')"
     assert_eq "$(stats_field partial_bytes)" $((2 * CHUNK)) "bytes present of 2 partial objects"
     # big.bin's was last used 5 minutes ago; r32.bin's just now
-    touch -d '-5 min' "$STATE/partial/$key_big.map"
+    index_sql "UPDATE partial SET updated = updated - 300 WHERE key = '$key_big'"
     # a 32 MiB object: cache 32 MiB + partial 2 chunks (32,768 + 256 KiB) > quota 32,900 KiB
     with_timeout 30 cat "$mnt2/gen/seq.bin" >/dev/null
-    wait_until 10 test ! -e "$STATE/partial/$key_big.map" || die "the unused partial object was not evicted"
+    wait_until 10 eval '[[ -z "$(partial_row url:gen/big.bin)" ]]' || die "the unused partial object was not evicted"
     [[ ! -e "$STATE/partial/$key_big" ]] || die "the evicted partial object's data is left"
-    [[ -e "$STATE/partial/$key_r32.map" ]] || die "a partial object used within the minute was evicted"
+    [[ -n "$(partial_row url:gen/r32.bin)" && -e "$STATE/partial/$key_r32" ]] ||
+        die "a partial object used within the minute was evicted"
     grep -q "evicted $CHUNK bytes of partial objects" "$STATE/upstreamfs.log" ||
         die "no eviction of partial objects in the log"
     upfs_unmount "$mnt2"
