@@ -197,34 +197,27 @@ for x, y in zip(r, r[1:]):
 check "32 readers at 32 offsets: no byte fetched twice, right bytes" t_readers
 
 # ---- the shim: a Range of an uncached file ------------------------------------------------
-t_shim_range() {
-    local first=$((20 * MIB + 12345)) got want
+# shim_range_one_get FILE FIRST N: a shim Range of N bytes at FIRST of the uncached FILE is a 206
+# with the right bytes, for one upstream GET of the chunks the range covers.
+shim_range_one_get() {
+    local file="$1" first="$2" n="$3" got want re
+    re="^/${file//./\\.}\$"
     nginx_log_reset
-    got="$(with_timeout 20 curl -sS -o "$T/shim.part" -w '%{http_code}' -r "$first-$((first + 99999))" \
-        "http://127.0.0.1:$SPORT/gen/seq.bin")" || die "curl of the shim failed"
+    got="$(with_timeout 20 curl -sS -o "$T/shim.part" -w '%{http_code}' -r "$first-$((first + n - 1))" \
+        "http://127.0.0.1:$SPORT/gen/$file")" || die "curl of the shim failed"
     assert_eq "$got" 206 "status of the shim's Range answer"
-    want="$(dd if="$W/seq.bin" iflag=skip_bytes,count_bytes skip="$first" count=100000 status=none | sha_of)"
+    want="$(dd if="$W/$file" iflag=skip_bytes,count_bytes skip="$first" count="$n" status=none | sha_of)"
     assert_eq "$(sha_of <"$T/shim.part")" "$want" "sha256 of the shim's 206 body"
-    nginx_expect_count 1 GET '^/seq\.bin$'
-    nginx_ranges '^/seq\.bin$' | grep -qx "bytes=$((first / CHUNK * CHUNK))-$(((first / CHUNK + 1) * CHUNK - 1))" ||
-        die "the shim's one upstream GET is not the chunk's range: $(nginx_ranges '^/seq\.bin$')"
+    nginx_expect_count 1 GET "$re"
+    nginx_ranges "$re" | grep -qx "bytes=$((first / CHUNK * CHUNK))-$(((first + n - 1) / CHUNK * CHUNK + CHUNK - 1))" ||
+        die "the shim's one upstream GET is not the range's chunks: $(nginx_ranges "$re")"
 }
+t_shim_range() { shim_range_one_get seq.bin $((20 * MIB + 12345)) 100000; }
 check "shim: a Range GET of an uncached 32 MiB file is a 206 that costs one ranged upstream GET" t_shim_range
 
-# A Range across several chunks of an uncached file: the probe asks for all of them
+# A Range across several chunks (3) of an uncached file: the probe asks for all of them
 # (engine_wait.first_len).
-t_shim_range_wide() {
-    local first=$((5 * MIB + 777)) n=300000 got want
-    nginx_log_reset
-    got="$(with_timeout 20 curl -sS -o "$T/shim.wide" -w '%{http_code}' -r "$first-$((first + n - 1))" \
-        "http://127.0.0.1:$SPORT/gen/wide.bin")" || die "curl of the shim failed"
-    assert_eq "$got" 206 "status of the shim's Range answer"
-    want="$(dd if="$W/wide.bin" iflag=skip_bytes,count_bytes skip="$first" count=$n status=none | sha_of)"
-    assert_eq "$(sha_of <"$T/shim.wide")" "$want" "sha256 of the shim's 206 body"
-    nginx_expect_count 1 GET '^/wide\.bin$'
-    nginx_ranges '^/wide\.bin$' | grep -qx "bytes=$((first / CHUNK * CHUNK))-$(((first + n - 1) / CHUNK * CHUNK + CHUNK - 1))" ||
-        die "the shim's one upstream GET is not the range's chunks: $(nginx_ranges '^/wide\.bin$')"
-}
+t_shim_range_wide() { shim_range_one_get wide.bin $((5 * MIB + 777)) 300000; }
 check "shim: a Range of 300,000 bytes (3 chunks) of an uncached file costs one ranged upstream GET" t_shim_range_wide
 
 # ---- upstreams that get Range wrong --------------------------------------------------------
