@@ -88,6 +88,7 @@ struct engine_wait {
      * returns before the remote answers, and the first read's chunk is the one asked for.
      */
     int64_t first_offset;
+    int64_t first_len; /* and how much it reads from there (0: unknown), asked in one request */
 };
 
 int engine_open(const struct engine_opts *opts, struct engine **out);
