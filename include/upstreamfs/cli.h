@@ -71,6 +71,8 @@ int cli_dispatch(struct cli_globals *g, const char *cmd, const struct cli_subcom
 
 /* Prints "upstreamfs: " and the formatted message as one line on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An update given no option: says so and returns CLI_EXIT_USAGE. */
+int cli_nothing_to_change(const char *cmd);
 
 /*
  * Reports getopt_long's '?' or ':' for command cmd (e.g. "proxy create", or

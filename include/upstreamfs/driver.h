@@ -24,6 +24,8 @@
 struct curl_slist;
 
 struct upstream;
+struct upstream_doc;
+struct upstream_doc_req;
 struct proxy;
 
 struct drv_entry {
@@ -145,6 +147,21 @@ int drv_doc_memo_use(struct upstream *u, const char *key, const char *sha256,
                      int (*parse)(void *parse_arg, void **parsed), void *parse_arg,
                      void (*free_fn)(void *), int (*use)(void *parsed, void *use_arg),
                      void *use_arg);
+
+/*
+ * upstream_doc_fetch of req into *d and drv_doc_memo_use of its parsed form under key, without
+ * reading the document's bytes while its stored copy stands and its form is kept: the cache
+ * answers with the document's sha256 only (upstream_doc_req.no_body), and the bytes are read
+ * into d->body (upstream_doc_body; fetched again when they were evicted meanwhile) just before
+ * parse, which reads them through its parse_arg (d->body is NULL when parse does not run).
+ * Callers that miss the kept form together wait for one parse (single flight per key and
+ * sha256; a parse error is theirs too). The caller clears *d (upstream_doc_clear) whatever
+ * the result; d->stale says the document is a stale copy. Returns upstream_doc_fetch's or
+ * parse's error, or use's result.
+ */
+int drv_doc_use(struct upstream *u, const struct upstream_doc_req *req, struct upstream_doc *d,
+                const char *key, int (*parse)(void *parse_arg, void **parsed), void *parse_arg,
+                void (*free_fn)(void *), int (*use)(void *parsed, void *use_arg), void *use_arg);
 
 const struct driver_ops *driver_for_type(int proxy_type);
 

@@ -88,6 +88,7 @@ struct engine_wait {
      * returns before the remote answers, and the first read's chunk is the one asked for.
      */
     int64_t first_offset;
+    int64_t first_len; /* and how much it reads from there (0: unknown), asked in one request */
 };
 
 int engine_open(const struct engine_opts *opts, struct engine **out);
@@ -270,6 +271,7 @@ struct engine_stats {
     int64_t upstream_bytes; /* bytes of completed downloads */
     int64_t partial_bytes, partial_objects; /* partial objects (src/fetch/lazy.c): bytes present */
     int64_t renders;        /* documents rendered for a client (src/engine/rendered.c) */
+    int64_t doc_reads;      /* stored documents read whole into memory (src/engine/documents.c) */
     int inflight;
     int64_t removed_upstream; /* cached entries marked removed-upstream (src/engine/removals.c) */
 };

@@ -42,6 +42,7 @@
 #include "upstreamfs/hash.h"
 #include "upstreamfs/store.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -65,6 +66,7 @@ enum flight_fill {
 
 struct flight;
 struct flight_table;
+struct index;
 
 /* Files from this length on are fetched as partial objects (chunks by Range). */
 #define FLIGHT_LAZY_MIN (16LL * 1024 * 1024)
@@ -92,6 +94,7 @@ struct flight_source {
      * FLIGHT_CONNECTING at once meanwhile: the opener returns and reads.
      */
     int64_t first_offset;
+    int64_t first_len; /* with first_offset >= 0: how much the opener reads there (0: unknown) */
     enum flight_fill fill;
     /*
      * The fill of a partial object of streams_min bytes or more uses up to streams concurrent
@@ -116,6 +119,14 @@ struct flight_source {
      * returns true and fills hex if the object is in the store now. May be NULL.
      */
     bool (*recheck)(void *arg, char hex[65]);
+    /*
+     * The first answer refused the credential (401, 403 or 400, no byte of a body yet):
+     * returns true with fresh request headers in *headers (the flight's from then on) to ask
+     * once more, in the download thread, or false to let the status stand. Here, not in the
+     * opener, because an open may return before the first answer (first_offset < 0). May be
+     * NULL.
+     */
+    bool (*reauth)(void *arg, long status, struct curl_slist **headers);
     /* Called for every other outcome (status or error), same thread. */
     void (*on_fail)(void *arg, int err, const struct fetch_response *resp);
     /*
@@ -130,6 +141,12 @@ struct flight_source {
 };
 
 struct flight_table *flight_table_new(struct store *store);
+/*
+ * Keeps partial objects' maps in ix (its table partial, include/upstreamfs/index.h), whose
+ * connection mu serialises (taken with no flight's lock held; a leaf under it). Without it
+ * partial objects are not resumed nor counted. Call before the first flight_join.
+ */
+void flight_table_set_index(struct flight_table *t, struct index *ix, pthread_mutex_t *mu);
 /* Cancels running flights and waits for their threads. */
 void flight_table_free(struct flight_table *t);
 
@@ -158,13 +175,20 @@ void flight_table_settle(struct flight_table *t, const char *key, long timeout_m
  */
 int flight_partial(struct flight_table *t, const char *key, int64_t *present, int64_t *size);
 
-/* The partial objects kept in the store: their bytes present and how many. */
-void flight_partials(struct store *s, int64_t *bytes, int64_t *count);
+/* The partial objects kept (the index's rows): their bytes present and how many. */
+void flight_partials(struct flight_table *t, int64_t *bytes, int64_t *count);
 /*
- * Removes partial objects no flight holds (in any process) and unused for min_age_s, until
- * want bytes are freed; returns the bytes freed.
+ * Removes partial objects no flight holds (in any process) and unused for min_age_s, oldest
+ * first, until want bytes are freed; returns the bytes freed. A data file without a row of
+ * that age (a crash between the two) goes too, and a row whose file is gone.
  */
-int64_t flight_partials_evict(struct store *s, int64_t want, int min_age_s);
+int64_t flight_partials_evict(struct flight_table *t, int64_t want, int min_age_s);
+/*
+ * At an engine's start, alone on the state dir: imports the map files of an older version
+ * (partial/<key>.map) into the index, drops rows without a data file and data files without
+ * a row. Returns how many files or rows it removed.
+ */
+int flight_partials_tidy(struct flight_table *t);
 
 /* Number of flights running now. */
 int flight_table_active(struct flight_table *t);

@@ -159,6 +159,36 @@ int index_removed_list(struct index *ix, const char *top, struct index_removed *
 void index_removed_free(struct index_removed *list, size_t n);
 int index_removed_count(struct index *ix, int64_t *count);
 
+/*
+ * Partial objects (index_partial.c; src/fetch/lazy.c keeps them): a large file fetched by
+ * chunk, its bytes in STATEDIR/partial/<key>, its map of present chunks here so a restart
+ * resumes it. key is the sha256 hex of the flight key, name the flight key itself, url where
+ * the bytes come from (without its query: no signature is stored). map holds bit i of byte
+ * i / 8 for chunk i (src/fetch/chunks.c); present is the bytes present; updated the Unix time
+ * of the last save (eviction takes the oldest first).
+ */
+struct index_partial {
+    char key[65];
+    char *name, *url;
+    int64_t size, chunk;
+    char *etag, *last_modified; /* the validators of the answers the chunks came from */
+    uint8_t *map;               /* NULL in a list */
+    size_t map_len;
+    int64_t present, updated;
+};
+/* Inserts or replaces the row of p->key. */
+int index_partial_save(struct index *ix, const struct index_partial *p);
+/* The row of key, map included (free with index_partial_clear); -ENOENT when none. */
+int index_partial_get(struct index *ix, const char *key, struct index_partial *out);
+void index_partial_clear(struct index_partial *p);
+int index_partial_delete(struct index *ix, const char *key);
+/* Bytes present of every partial object and how many there are: one SUM over the table. */
+int index_partial_totals(struct index *ix, int64_t *bytes, int64_t *count);
+/* The rows saved at or before Unix time before, oldest first, at most max, without maps. */
+int index_partial_list(struct index *ix, int64_t before, size_t max, struct index_partial **out,
+                       size_t *n);
+void index_partial_list_free(struct index_partial *list, size_t n);
+
 /* Blob and file scoping (index_scope.c): the location at the upstream an object URL names. */
 void index_scope_repo(const char *url, char *buf, size_t len);
 /* Records that proxy top downloaded and verified digest itself from repo. */

@@ -19,6 +19,9 @@
  */
 int json_stream_check(const char *text, size_t len);
 
+/* Whether s (n bytes) is UTF-8 as jansson takes it for a string (json_string). */
+bool json_stream_utf8(const char *s, size_t n);
+
 /* A member of an object being walked: its key (the token, quotes included) and its value. */
 struct json_member {
     size_t key, key_end; /* [key, key_end) of the key's string token */
@@ -71,7 +74,7 @@ void json_out_put(struct json_out *o, const char *s, size_t n);
 void json_out_puts(struct json_out *o, const char *s);
 /* The value [start, end) of a checked text, with the whitespace outside its strings left out. */
 void json_out_value(struct json_out *o, const char *text, size_t start, size_t end);
-/* s as a JSON string token. */
+/* s as a JSON string token, escaped as jansson's json_dumps escapes it. */
 void json_out_string(struct json_out *o, const char *s);
 /* Hands the buffer (NUL-terminated) to *out, *len: 0, or the first error (buffer freed). */
 int json_out_finish(struct json_out *o, char **out, size_t *len);

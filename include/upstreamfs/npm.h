@@ -29,6 +29,8 @@ struct npm_tarball {
 struct npm_tarballs {
     struct npm_tarball *items;
     size_t n;
+    size_t *slots; /* the files' hash (npm_tarballs_find): item index + 1, 0 empty */
+    size_t nslots; /* 0 or a power of two, at least twice n */
 };
 
 /*
@@ -50,6 +52,8 @@ bool npm_name_part_valid(const char *s, size_t n);
 int npm_packument_tarballs(const char *body, size_t len, const char *name, const char *doc_url,
                            struct npm_tarballs *out);
 void npm_tarballs_clear(struct npm_tarballs *t);
+/* The tarball of t named file, or NULL; by a hash of the names, whatever the table's size. */
+const struct npm_tarball *npm_tarballs_find(const struct npm_tarballs *t, const char *file);
 
 /*
  * The document as the mount shows it: every version's dist.tarball is

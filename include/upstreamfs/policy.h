@@ -154,11 +154,12 @@ int policy_npm_filter(const struct proxy *p, const char *name, json_t *doc, int6
 
 /*
  * The same for a PyPI project page in the canonical form (include/upstreamfs/pypi.h): a new
- * reference with the files of hidden versions left out (*out; the same object, referenced,
- * when nothing is hidden).
+ * reference with the files of hidden versions left out (*out, freed with pypi_index_free: a
+ * subset sharing index's strings; index itself, referenced, when nothing is hidden).
  */
-int policy_pypi_filter(const struct proxy *p, const char *name, json_t *index, int64_t now,
-                       json_t **out, struct policy_filtered *f);
+struct pypi_index;
+int policy_pypi_filter(const struct proxy *p, const char *name, struct pypi_index *index,
+                       int64_t now, struct pypi_index **out, struct policy_filtered *f);
 
 /*
  * A short fingerprint of what decides a rendered document's visible set: the policy settings

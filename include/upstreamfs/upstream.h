@@ -83,6 +83,10 @@ struct upstream_doc_req {
      * fetch stores new bytes (changed), the entries cached there are compared with the new
      * listing (upstream removals, src/engine/removals.c) */
     const char *lists;
+    /* a stored copy served as it is (fresh, a 304, stale) comes without its bytes: body
+     * NULL, len and sha256 set; for a caller that keeps what it made of them, keyed by
+     * sha256 (drv_doc_use), which reads them with upstream_doc_body only when it must */
+    bool no_body;
 };
 
 /*
@@ -97,6 +101,12 @@ struct upstream_doc_req {
 int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *req,
                        struct upstream_doc *out);
 void upstream_doc_clear(struct upstream_doc *d);
+/*
+ * The bytes of a document answered without them (upstream_doc_req.no_body): the stored
+ * object d->sha256 into d->body (0 at once when d has its body). -ENOENT: it is no longer
+ * stored (evicted meanwhile: fetch the document again).
+ */
+int upstream_doc_body(struct upstream *u, struct upstream_doc *d);
 
 /* upstream_doc_fetch of a mutable document with no extra headers. */
 int upstream_doc_get(struct upstream *u, const char *url, char **body, size_t *len, bool *stale);

@@ -165,7 +165,7 @@ static const char usage[] =
     "       quota=SIZE          cache size limit (bytes, or with K, M, G); default the smaller\n"
     "                           of 10G and half the free space of the state dir's filesystem\n"
     "       lazy_min=SIZE       files of SIZE or more (default 16M; 0: none) are fetched by\n"
-    "                           the 1 MiB chunks read (Range); edges behind a caching proxy\n"
+    "                           the 128 KiB chunks read (Range); edges behind a caching proxy\n"
     "                           (Squid: it caches whole answers, not ranges) want 0\n"
     "       fill=auto|never|eager  the rest of such a file (lazy_min) follows in order:\n"
     "                           auto (the default) once a reader reads sequentially, never,\n"

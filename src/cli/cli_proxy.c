@@ -190,9 +190,7 @@ static int cmd_update(struct cli_globals *g, int argc, char **argv)
         goto out;
     }
     if (json_object_size(a.fields) == 0 && !a.secret_file && !a.secret_stdin) {
-        cli_errorf("%s: nothing to change: give at least one option (see upstreamfs %s --help)",
-                   cmd, cmd);
-        rc = CLI_EXIT_USAGE;
+        rc = cli_nothing_to_change(cmd);
         goto out;
     }
     cli_quiet_logs(g);

@@ -251,9 +251,7 @@ static int cmd_update(struct cli_globals *g, int argc, char **argv)
     if (rc != 0 || (rc = name_arg(cmd, argc, argv, 1, &name)) != 0)
         goto out;
     if (json_object_size(policy) == 0) {
-        cli_errorf("%s: nothing to change: give at least one option (see upstreamfs %s --help)",
-                   cmd, cmd);
-        rc = CLI_EXIT_USAGE;
+        rc = cli_nothing_to_change(cmd);
         goto out;
     }
     cli_quiet_logs(g);

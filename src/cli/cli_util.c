@@ -27,6 +27,13 @@ void cli_errorf(const char *fmt, ...)
     fprintf(stderr, "upstreamfs: %s\n", line);
 }
 
+int cli_nothing_to_change(const char *cmd)
+{
+    cli_errorf("%s: nothing to change: give at least one option (see upstreamfs %s --help)", cmd,
+               cmd);
+    return CLI_EXIT_USAGE;
+}
+
 int cli_bad_option(const char *cmd, int c, char **argv)
 {
     char q[CONFIG_QUOTE_MAX];

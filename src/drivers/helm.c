@@ -10,8 +10,8 @@
  * The upstream index is a mutable document (TTL, conditional revalidation,
  * stale-if-error through upstream_doc_get). It is parsed and re-emitted by
  * src/parsers/helm_index.c, so everything but the URLs passes through unchanged.
- * The parsed chart table of the current index is kept (drv_doc_memo_use), keyed by the
- * index's sha256.
+ * The parsed chart table of the current index is kept (drv_doc_use), keyed by the
+ * index's sha256: a lookup of a chart reads the index's bytes only when it changed.
  */
 #include "upstreamfs/driver.h"
 #include "upstreamfs/fetch.h"
@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What the upstream index is parsed from (drv_doc_memo_use). */
+/* What the upstream index is parsed from (drv_doc_use). */
 struct charts_src {
     const char *repo_url;
     const struct upstream_doc *d;
@@ -55,20 +55,17 @@ static int charts_parse(void *arg, void **parsed)
 }
 
 /*
- * Runs use on the chart table of the current index (struct helm_charts, parsed only when
- * the index changed: drv_doc_memo_use), under the state lock.
+ * Runs use on the chart table of the current index (struct helm_charts, read and parsed only
+ * when the index changed: drv_doc_use), under the state lock.
  */
 static int with_charts(struct upstream *u, int (*use)(void *charts, void *arg), void *arg)
 {
     char url[4200];
-    struct upstream_doc d;
+    struct upstream_doc d = {0};
     snprintf(url, sizeof(url), "%sindex.yaml", upstream_config(u)->url);
     struct upstream_doc_req req = {.url = url};
-    int rc = upstream_doc_fetch(u, &req, &d);
-    if (rc == 0) {
-        struct charts_src src = {.repo_url = upstream_config(u)->url, .d = &d};
-        rc = drv_doc_memo_use(u, "index.yaml", d.sha256, charts_parse, &src, charts_free, use, arg);
-    }
+    struct charts_src src = {.repo_url = upstream_config(u)->url, .d = &d};
+    int rc = drv_doc_use(u, &req, &d, "index.yaml", charts_parse, &src, charts_free, use, arg);
     upstream_doc_clear(&d);
     return rc;
 }

@@ -33,7 +33,8 @@
  * Documents are parsed by src/parsers/npm_doc.c from the copy the shared
  * document cache (upstream_doc_fetch) holds; a document it cannot read (not
  * JSON, integers beyond 64 bits) is -EIO. The tarball table of the last
- * document parsed is kept (drv_doc_memo_use), keyed by package and sha256.
+ * document parsed is kept (drv_doc_use), keyed by package and sha256: a lookup
+ * of a tarball reads the document's bytes only when they changed.
  */
 #include "upstreamfs/npm.h"
 #include "upstreamfs/driver.h"
@@ -112,47 +113,59 @@ static char *doc_url(const struct upstream *u, const char *name)
     return url;
 }
 
-static int doc_variant(struct upstream *u, const char *name, bool abbreviated,
-                       struct upstream_doc *d, char **url_out);
+/* The document cache's request for one variant of a package's document (doc_req_clear). */
+struct doc_req {
+    struct upstream_doc_req req;
+    char *url; /* its real URL */
+    char *key; /* url, with "#abbreviated" for that variant: the cache's key */
+    struct curl_slist *headers;
+    char tarballs[NPM_NAME_MAX + 8]; /* the directory its versions' tarballs are in */
+};
 
-/* One variant of a package's document, through the document cache. *url is its real URL. */
-static int doc_get(struct upstream *u, const char *name, bool abbreviated, struct upstream_doc *d,
-                   char **url_out)
+static void doc_req_clear(struct doc_req *r)
 {
+    curl_slist_free_all(r->headers);
+    free(r->key);
+    free(r->url);
+    memset(r, 0, sizeof(*r));
+}
+
+/* The request for the variant asked for as it is. */
+static int doc_req_make(struct upstream *u, const char *name, bool abbreviated, struct doc_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->url = doc_url(u, name);
+    r->key = r->url ? malloc(strlen(r->url) + sizeof("#abbreviated")) : NULL;
+    if (!r->key) {
+        doc_req_clear(r);
+        return -ENOMEM;
+    }
+    sprintf(r->key, "%s%s", r->url, abbreviated ? "#abbreviated" : "");
+    int rc = fetch_header_add(&r->headers, abbreviated ? NPM_ACCEPT_ABBREVIATED : NPM_ACCEPT_FULL);
+    snprintf(r->tarballs, sizeof(r->tarballs), "%s/-", name);
+    r->req = (struct upstream_doc_req){.url = r->key, .headers = r->headers, .lists = r->tarballs};
+    if (rc < 0)
+        doc_req_clear(r);
+    return rc;
+}
+
+/*
+ * One variant of a package's document, through the document cache (no_body: its identity
+ * only, upstream_doc_req.no_body).
+ */
+static int doc_get(struct upstream *u, const char *name, bool abbreviated, bool no_body,
+                   struct upstream_doc *d)
+{
+    struct doc_req r;
     memset(d, 0, sizeof(*d));
     /* The publish times are in the full document only: a cooldown reads it for both. */
     if (abbreviated && policy_cooldown_applies(upstream_config(u), name))
         abbreviated = false;
-    return doc_variant(u, name, abbreviated, d, url_out);
-}
-
-/* doc_get of the variant asked for as it is. */
-static int doc_variant(struct upstream *u, const char *name, bool abbreviated,
-                       struct upstream_doc *d, char **url_out)
-{
-    memset(d, 0, sizeof(*d));
-    char *url = doc_url(u, name);
-    if (!url)
-        return -ENOMEM;
-    char *key = malloc(strlen(url) + sizeof("#abbreviated"));
-    if (!key) {
-        free(url);
-        return -ENOMEM;
-    }
-    sprintf(key, "%s%s", url, abbreviated ? "#abbreviated" : "");
-    struct curl_slist *h = NULL;
-    int rc = fetch_header_add(&h, abbreviated ? NPM_ACCEPT_ABBREVIATED : NPM_ACCEPT_FULL);
-    char tarballs[NPM_NAME_MAX + 8]; /* the directory its versions' tarballs are in */
-    snprintf(tarballs, sizeof(tarballs), "%s/-", name);
-    struct upstream_doc_req req = {.url = key, .headers = h, .lists = tarballs};
+    int rc = doc_req_make(u, name, abbreviated, &r);
+    r.req.no_body = no_body;
     if (rc == 0)
-        rc = upstream_doc_fetch(u, &req, d);
-    curl_slist_free_all(h);
-    free(key);
-    if (rc == 0 && url_out)
-        *url_out = url;
-    else
-        free(url);
+        rc = upstream_doc_fetch(u, &r.req, d);
+    doc_req_clear(&r);
     return rc;
 }
 
@@ -168,41 +181,42 @@ struct tarball_search {
  * a version the policy hides is left out of listings and refused by name. */
 static int table_search(const struct npm_tarballs *t, const struct tarball_search *q)
 {
-    const char *file = q->file;
-    struct drv_entry *out = q->out;
-    struct drv_listing *all = q->all;
     int64_t now = (int64_t)time(NULL);
-    for (size_t i = 0; i < t->n; i++) {
-        const struct npm_tarball *tb = &t->items[i];
-        enum policy_verdict v = POLICY_PASS;
-        if (policy_active(q->cfg) && (all || strcmp(tb->file, file) == 0))
-            v = policy_version_verdict(q->cfg, q->name, tb->version, tb->published, now, NULL);
-        if (v != POLICY_PASS && all)
-            continue;
+    if (!q->all) { /* one of many thousand looked up in a listing: by its hash */
+        const struct npm_tarball *tb = npm_tarballs_find(t, q->file);
+        if (!tb)
+            return -ENOENT;
+        enum policy_verdict v =
+            policy_active(q->cfg)
+                ? policy_version_verdict(q->cfg, q->name, tb->version, tb->published, now, NULL)
+                : POLICY_PASS;
         if (v != POLICY_PASS)
             return policy_refuse(q->cfg, q->name, tb->version, v, NULL);
-        if (all) {
-            struct drv_entry e = {
-                .kind = NODE_FILE, .size = -1, .url = tb->url, .expect = tb->expect};
-            int rc = drv_listing_add(all, tb->file, &e);
-            if (rc < 0)
-                return rc;
-        } else if (strcmp(tb->file, file) == 0) {
-            out->kind = NODE_FILE;
-            out->size = -1;
-            out->url = strdup(tb->url);
-            out->expect = tb->expect ? strdup(tb->expect) : NULL;
-            return out->url && (out->expect || !tb->expect) ? 0 : -ENOMEM;
-        }
+        q->out->kind = NODE_FILE;
+        q->out->size = -1;
+        q->out->url = strdup(tb->url);
+        q->out->expect = tb->expect ? strdup(tb->expect) : NULL;
+        return q->out->url && (q->out->expect || !tb->expect) ? 0 : -ENOMEM;
     }
-    return all ? 0 : -ENOENT;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct npm_tarball *tb = &t->items[i];
+        if (policy_active(q->cfg) &&
+            policy_version_verdict(q->cfg, q->name, tb->version, tb->published, now, NULL) !=
+                POLICY_PASS)
+            continue;
+        struct drv_entry e = {.kind = NODE_FILE, .size = -1, .url = tb->url, .expect = tb->expect};
+        int rc = drv_listing_add(q->all, tb->file, &e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 /*
  * Looks up a tarball of package name (file) or lists them all (file NULL,
  * into all), from the abbreviated document's table.
  */
-/* What the abbreviated document of a package is parsed from (drv_doc_memo_use). */
+/* What the abbreviated document of a package is parsed from (drv_doc_use). */
 struct tarballs_src {
     struct upstream *u;
     const struct upstream_doc *d;
@@ -239,25 +253,29 @@ static int tarballs_search(void *parsed, void *arg)
     return table_search(parsed, arg);
 }
 
-/* find_tarball under policy (NULL: the proxy's). */
+/*
+ * find_tarball under policy (NULL: the proxy's). While the document is fresh and its table
+ * kept, the document's bytes are not read (drv_doc_use): a directory listing's lookups of
+ * each of its tarballs cost the table's search only.
+ */
 static int find_tarball_as(struct upstream *u, const struct proxy *policy, const char *name,
                            const char *file, struct drv_entry *out, struct drv_listing *all)
 {
-    struct upstream_doc d;
-    char *url = NULL;
+    struct upstream_doc d = {0};
+    struct doc_req r;
     if (!policy)
         policy = upstream_config(u);
     /* a registry's cooldown over the proxy reads the times too (the full document) */
     bool full = policy_cooldown_applies(policy, name) || policy_cooldown_applies(upstream_config(u), name);
-    int rc = doc_variant(u, name, !full, &d, &url);
+    int rc = doc_req_make(u, name, !full, &r);
     if (rc == 0) {
-        struct tarballs_src src = {.u = u, .d = &d, .name = name, .url = url};
+        struct tarballs_src src = {.u = u, .d = &d, .name = name, .url = r.url};
         struct tarball_search q = {
             .cfg = policy, .name = name, .file = file, .out = out, .all = all};
-        rc = drv_doc_memo_use(u, name, d.sha256, tarballs_parse, &src, tarballs_free,
-                              tarballs_search, &q);
+        rc = drv_doc_use(u, &r.req, &d, name, tarballs_parse, &src, tarballs_free,
+                         tarballs_search, &q);
     }
-    free(url);
+    doc_req_clear(&r);
     upstream_doc_clear(&d);
     return rc;
 }
@@ -316,8 +334,8 @@ static int npm_generate_as(struct upstream *u, const struct proxy *also, const c
     if (!abbreviated && strcmp(p.rest, NPM_FULL_DOC) != 0)
         return -ENOENT;
     /* a registry's cooldown over the proxy reads the times too */
-    int rc = doc_get(u, p.name, abbreviated && !(also && policy_cooldown_applies(also, p.name)), &d,
-                     NULL);
+    int rc = doc_get(u, p.name, abbreviated && !(also && policy_cooldown_applies(also, p.name)),
+                     false, &d);
     if (rc == 0) {
         *stale = d.stale;
         char *shown = NULL;
@@ -354,7 +372,7 @@ static int npm_lookup(struct upstream *u, const char *path, struct drv_entry *ou
     }
     if (!p.rest[0]) {
         /* A package exists when the registry has its (abbreviated) document. */
-        int rc = doc_get(u, p.name, true, &d, NULL);
+        int rc = doc_get(u, p.name, true, true, &d); /* its bytes are not needed */
         upstream_doc_clear(&d);
         if (rc == 0)
             out->kind = NODE_DIR;

@@ -59,16 +59,20 @@
 /* What a project's page is parsed from (drv_doc_memo_use). */
 struct index_src {
     struct upstream *u;
-    const struct upstream_doc *d;
+    struct upstream_doc *d;
     const char *page, *name;
 };
 
 static int index_parse(void *arg, void **parsed)
 {
     const struct index_src *src = arg;
-    json_t *index = NULL;
+    struct pypi_index *index = NULL;
     int rc = pypi_index_parse(src->d->body, src->d->len, src->d->content_type, src->page, src->name,
                               &index);
+    /* the page is not needed past its parse: not held beside what the form is used for */
+    free(src->d->body);
+    src->d->body = NULL;
+    src->d->len = 0;
     if (rc < 0) {
         log_warn("pypi proxy %s: the index page of %s cannot be read (%s)",
                  upstream_config(src->u)->key, src->name, strerror(-rc));
@@ -80,11 +84,11 @@ static int index_parse(void *arg, void **parsed)
 
 static void index_free(void *p)
 {
-    json_decref(p);
+    pypi_index_free(p);
 }
 
 struct index_use {
-    int (*fn)(const json_t *index, void *arg);
+    int (*fn)(const struct pypi_index *index, void *arg);
     void *arg;
     const struct proxy *cfg;
     const struct proxy *also; /* a registry's policy over the proxy, or NULL */
@@ -92,49 +96,66 @@ struct index_use {
     const char *file; /* the file looked up, or NULL */
 };
 
-/* A file of the page (or the distribution of a ".metadata") policy cfg hides: refused. */
-static int file_policy(const struct index_use *x, const struct proxy *cfg, const json_t *index,
-                       int64_t now)
+/*
+ * The file of the page x->file is (or the distribution of a ".metadata"), the first of the
+ * two in the page's order; -1 when there is none.
+ */
+static ptrdiff_t file_of(const struct index_use *x, const struct pypi_index *index)
 {
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(index, "files"), i, f)
-    {
-        const char *name = json_string_value(json_object_get(f, "filename"));
-        size_t n = name ? strlen(name) : 0;
-        if (!name || strncmp(x->file, name, n) != 0 ||
-            (x->file[n] && strcmp(x->file + n, ".metadata")))
-            continue;
-        char version[POLICY_VERSION_MAX + 1];
-        bool has = policy_pypi_file_version(name, version, sizeof(version));
-        int64_t published = policy_parse_time(json_string_value(json_object_get(f, "upload-time")));
-        enum policy_verdict v =
-            policy_version_verdict(cfg, x->name, has ? version : NULL, published, now, NULL);
-        return v == POLICY_PASS ? 0 : policy_refuse(cfg, x->name, has ? version : NULL, v, NULL);
+    static const char suffix[] = ".metadata";
+    size_t n = strlen(x->file), k = sizeof(suffix) - 1;
+    ptrdiff_t i = pypi_index_lookup(index, x->file), d = -1;
+    if (n > k && n - k <= PYPI_NAME_MAX && strcmp(x->file + n - k, suffix) == 0) {
+        char dist[PYPI_NAME_MAX + 1];
+        memcpy(dist, x->file, n - k);
+        dist[n - k] = '\0';
+        d = pypi_index_lookup(index, dist);
     }
-    return 0;
+    return i < 0 || (d >= 0 && d < i) ? d : i;
 }
 
-/* Runs fn on the page as the proxy's policy shows it (policy_pypi_filter). */
+/* A file of the page (or the distribution of a ".metadata") policy cfg hides: refused. */
+static int file_policy(const struct index_use *x, const struct proxy *cfg,
+                       const struct pypi_index *index, int64_t now)
+{
+    ptrdiff_t i = file_of(x, index);
+    if (i < 0)
+        return 0;
+    char version[POLICY_VERSION_MAX + 1];
+    bool has =
+        policy_pypi_file_version(pypi_index_filename(index, (size_t)i), version, sizeof(version));
+    int64_t published = policy_parse_time(pypi_index_upload_time(index, (size_t)i));
+    enum policy_verdict v =
+        policy_version_verdict(cfg, x->name, has ? version : NULL, published, now, NULL);
+    return v == POLICY_PASS ? 0 : policy_refuse(cfg, x->name, has ? version : NULL, v, NULL);
+}
+
+/*
+ * Runs fn on the page as the proxy's policy shows it (policy_pypi_filter). A file looked up is
+ * refused when hidden (file_policy), else it is what the filtered page would show: fn runs on
+ * the page, found in its table, without filtering every other file first.
+ */
 static int index_use(void *parsed, void *arg)
 {
     const struct index_use *x = arg;
     if (!policy_active(x->cfg) && !(x->also && policy_active(x->also)))
         return x->fn(parsed, x->arg);
     int64_t now = (int64_t)time(NULL);
-    int rc = x->file ? file_policy(x, x->cfg, parsed, now) : 0;
-    if (rc == 0 && x->file && x->also)
-        rc = file_policy(x, x->also, parsed, now);
-    json_t *shown = NULL, *both = NULL;
+    if (x->file) {
+        int rc = file_policy(x, x->cfg, parsed, now);
+        if (rc == 0 && x->also)
+            rc = file_policy(x, x->also, parsed, now);
+        return rc == 0 ? x->fn(parsed, x->arg) : rc;
+    }
+    struct pypi_index *shown = NULL, *both = NULL;
     struct policy_filtered f;
-    if (rc == 0)
-        rc = policy_pypi_filter(x->cfg, x->name, parsed, now, &shown, &f);
+    int rc = policy_pypi_filter(x->cfg, x->name, parsed, now, &shown, &f);
     if (rc == 0 && x->also)
         rc = policy_pypi_filter(x->also, x->name, shown, now, &both, &f);
     if (rc == 0)
         rc = x->fn(both ? both : shown, x->arg);
-    json_decref(both);
-    json_decref(shown);
+    pypi_index_free(both);
+    pypi_index_free(shown);
     return rc;
 }
 
@@ -144,8 +165,8 @@ static int index_use(void *parsed, void *arg)
  * says the page is a stale copy.
  */
 static int with_index_as(struct upstream *u, const struct proxy *also, const char *name,
-                         const char *file, bool *stale, int (*fn)(const json_t *index, void *arg),
-                         void *arg)
+                         const char *file, bool *stale,
+                         int (*fn)(const struct pypi_index *index, void *arg), void *arg)
 {
     struct upstream_doc d;
     memset(&d, 0, sizeof(d));
@@ -156,33 +177,31 @@ static int with_index_as(struct upstream *u, const struct proxy *also, const cha
     struct curl_slist *h = NULL;
     int rc = fetch_header_add(&h, PYPI_ACCEPT_UPSTREAM);
     struct upstream_doc_req req = {.url = page, .headers = h, .lists = name}; /* its files */
+    struct index_src src = {.u = u, .d = &d, .page = page, .name = name};
+    struct index_use use = {.fn = fn,
+                            .arg = arg,
+                            .cfg = upstream_config(u),
+                            .also = also,
+                            .name = name,
+                            .file = file};
+    /* the page's bytes are read only when they changed: the form parsed is kept */
     if (rc == 0)
-        rc = upstream_doc_fetch(u, &req, &d);
+        rc = drv_doc_use(u, &req, &d, name, index_parse, &src, index_free, index_use, &use);
     curl_slist_free_all(h);
-    if (rc == 0 && stale)
+    if (stale && d.sha256[0])
         *stale = d.stale;
-    if (rc == 0) {
-        struct index_src src = {.u = u, .d = &d, .page = page, .name = name};
-        struct index_use use = {.fn = fn,
-                                .arg = arg,
-                                .cfg = upstream_config(u),
-                                .also = also,
-                                .name = name,
-                                .file = file};
-        rc = drv_doc_memo_use(u, name, d.sha256, index_parse, &src, index_free, index_use, &use);
-    }
     upstream_doc_clear(&d);
     free(page);
     return rc;
 }
 
 static int with_index(struct upstream *u, const char *name, const char *file, bool *stale,
-                      int (*fn)(const json_t *index, void *arg), void *arg)
+                      int (*fn)(const struct pypi_index *index, void *arg), void *arg)
 {
     return with_index_as(u, NULL, name, file, stale, fn, arg);
 }
 
-static int exists_fn(const json_t *index, void *arg)
+static int exists_fn(const struct pypi_index *index, void *arg)
 {
     (void)index, (void)arg;
     return 0;
@@ -193,10 +212,10 @@ struct emit_arg {
     size_t len;
 };
 
-static int emit_fn(const json_t *index, void *arg)
+static int emit_fn(const struct pypi_index *index, void *arg)
 {
     struct emit_arg *a = arg;
-    return pypi_index_emit(index, &a->body, &a->len);
+    return pypi_index_emit(index, false, &a->body, &a->len);
 }
 
 /* What find_fn learns of one file. */
@@ -206,7 +225,7 @@ struct file_arg {
     int64_t size;
 };
 
-static int find_fn(const json_t *index, void *arg)
+static int find_fn(const struct pypi_index *index, void *arg)
 {
     struct file_arg *a = arg;
     return pypi_index_find(index, a->file, &a->url, &a->expect, &a->size);
@@ -220,7 +239,7 @@ static int list_one(void *arg, const char *file, const char *url, const char *ex
     return drv_listing_add(arg, file, &e);
 }
 
-static int list_fn(const json_t *index, void *arg)
+static int list_fn(const struct pypi_index *index, void *arg)
 {
     return pypi_index_each(index, list_one, arg);
 }

@@ -44,6 +44,7 @@ static int read_object(struct engine *e, const char *hex, char **body, size_t *l
     b[sz] = '\0';
     *body = b;
     *len = (size_t)sz;
+    atomic_fetch_add(&e->doc_reads, 1);
     return 0;
 }
 
@@ -55,10 +56,14 @@ void upstream_doc_clear(struct upstream_doc *d)
     memset(d, 0, sizeof(*d));
 }
 
-/* Serves the stored copy of a document row. */
-static int doc_from_store(struct engine *e, const struct node *n, struct upstream_doc *out)
+/* Serves the stored copy of a document row; no_body: without reading its bytes (-ENOENT gone). */
+static int doc_from_store(struct engine *e, const struct node *n, bool no_body,
+                          struct upstream_doc *out)
 {
-    int rc = read_object(e, n->digest, &out->body, &out->len);
+    int64_t sz = no_body ? store_blob_size(&e->store, n->digest) : 0;
+    int rc = no_body ? (sz < 0 ? -ENOENT : 0) : read_object(e, n->digest, &out->body, &out->len);
+    if (no_body && rc == 0)
+        out->len = (size_t)sz;
     if (rc == 0) {
         snprintf(out->sha256, sizeof(out->sha256), "%s", n->digest);
         out->content_type = n->ctype ? strdup(n->ctype) : NULL;
@@ -186,7 +191,7 @@ static int doc_answer(struct upstream *u, const struct upstream_doc_req *dr, con
 {
     struct engine *e = u->eng;
     if (rc == 0 && r->status == 304 && have) {
-        rc = doc_from_store(e, n, out);
+        rc = doc_from_store(e, n, dr->no_body, out);
         if (rc == 0) {
             n->checked = now;
             n->stale = false;
@@ -203,7 +208,7 @@ static int doc_answer(struct upstream *u, const struct upstream_doc_req *dr, con
             out->www_authenticate = r->www_authenticate ? strdup(r->www_authenticate) : NULL;
         rc = failure_status_errno(r->status);
     }
-    if (rc == -EREMOTEIO && have && doc_from_store(e, n, out) == 0) {
+    if (rc == -EREMOTEIO && have && doc_from_store(e, n, dr->no_body, out) == 0) {
         /* stale-if-error: the last good copy beats no answer. */
         out->stale = true;
         atomic_fetch_add(&e->stale_serves, 1);
@@ -237,7 +242,7 @@ static int doc_fetch(struct upstream *u, const struct upstream_doc_req *dr, cons
     bool joined = leader && leader->rc == 0;
     if (have &&
         (joined || dr->immutable || u->cfg.offline || now < n.checked + u->cfg.metadata_ttl)) {
-        if (doc_from_store(e, &n, out) == 0) {
+        if (doc_from_store(e, &n, dr->no_body, out) == 0) {
             out->stale = joined && leader->stale;
             atomic_fetch_add(out->stale ? &e->stale_serves : &e->hits, 1);
             node_clear(&n);
@@ -436,6 +441,13 @@ int upstream_doc_fetch(struct upstream *u, const struct upstream_doc_req *dr,
     sf_release(c);
     doc_changed(u, dr, rc, rc == 0 && out->changed); /* after the flight: it reads the doc */
     return rc;
+}
+
+int upstream_doc_body(struct upstream *u, struct upstream_doc *d)
+{
+    if (d->body)
+        return 0;
+    return read_object(u->eng, d->sha256, &d->body, &d->len);
 }
 
 int upstream_doc_get(struct upstream *u, const char *url, char **body, size_t *len, bool *stale)

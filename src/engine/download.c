@@ -31,6 +31,7 @@ struct dl_ctx {
     int restarts; /* on another URL after a failure: each URL twice at most */
     char expect_sha256[65]; /* content named by digest, or "" */
     bool deferred; /* the open returned before the answer (its probe waits for the first read) */
+    char *cond;    /* the conditional request header (revalidating a stored copy), or NULL */
     int64_t started;
 };
 
@@ -76,6 +77,7 @@ static void dl_free(void *arg)
     free(c->path);
     free(c->url);
     free(c->asked);
+    free(c->cond);
     free(c);
 }
 
@@ -156,7 +158,8 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
         log_info("%s/%s: the remote answered %ld for a listed file", c->top, c->path,
                  resp->status);
     }
-    /* 401/403: the reader retries with a fresh credential first, and records it if final. */
+    /* 401/403: the flight asked again with a fresh credential (dl_reauth) if the driver could
+     * give one; an opener still waiting records the refusal (download_http_error). */
     else if (!upstream_outcome(c->u, err, resp, c->url, false) ||
              !failure_classify(err, resp->status, (enum failure_cause)resp->cause, &f))
         return;
@@ -240,24 +243,48 @@ static int open_stored_digest(struct engine *e, struct upstream *u, const struct
  * the driver's (credentials). *remote says whether a failure is the remote's, for which a stale
  * copy may stand in (the driver's; its -ENOENT becomes -EIO).
  */
-static int download_headers(struct upstream *u, const struct node *n, bool have,
+/* The conditional header of a download revalidating a stored copy of n (malloc'd), or NULL. */
+static char *download_cond(const struct node *n, bool have)
+{
+    char *h = NULL;
+    int rc = 0;
+    if (have && n->is_mutable && n->etag)
+        rc = asprintf(&h, "If-None-Match: %s", n->etag);
+    else if (have && n->is_mutable && n->last_modified)
+        rc = asprintf(&h, "If-Modified-Since: %s", n->last_modified);
+    return rc < 0 ? NULL : h;
+}
+
+/* The headers of a download of url: cond (may be NULL) and the driver's (its credential). */
+static int download_headers(struct upstream *u, const char *url, const char *cond,
                             struct curl_slist **hdrs, bool *remote)
 {
-    char hb[600];
     int rc = 0;
     *remote = false;
-    if (have && n->is_mutable && n->etag) {
-        snprintf(hb, sizeof(hb), "If-None-Match: %s", n->etag);
-        rc = fetch_header_add(hdrs, hb);
-    } else if (have && n->is_mutable && n->last_modified) {
-        snprintf(hb, sizeof(hb), "If-Modified-Since: %s", n->last_modified);
-        rc = fetch_header_add(hdrs, hb);
-    }
-    if (rc == 0 && u->drv->request_headers && (rc = u->drv->request_headers(u, n->url, hdrs)) < 0) {
+    if (cond)
+        rc = fetch_header_add(hdrs, cond);
+    if (rc == 0 && u->drv->request_headers && (rc = u->drv->request_headers(u, url, hdrs)) < 0) {
         *remote = true;
         rc = rc == -ENOENT ? -EIO : rc;
     }
     return rc;
+}
+
+/*
+ * The first answer refused the credential (flight.h, reauth): when the driver puts it down to
+ * a credential refused before its time (it forgets it), the headers with a fresh one, to ask
+ * once more. Here for every download, also one whose open has returned already.
+ */
+static bool dl_reauth(void *arg, long status, struct curl_slist **headers)
+{
+    struct dl_ctx *c = arg;
+    struct upstream *u = c->u;
+    bool remote;
+    if (!u->drv->auth_rejected || !u->drv->auth_rejected(u, c->url, status, NULL) ||
+        download_headers(u, c->url, c->cond, headers, &remote) < 0)
+        return false;
+    upstream_count_request_at(u, c->asked, NULL, false);
+    return true;
 }
 
 /* The context a download of n carries to its callbacks (dl_done, dl_fail, ...); NULL on ENOMEM. */
@@ -291,13 +318,18 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
 {
     struct curl_slist *hdrs = NULL;
     bool started = false;
-    int rc = download_headers(u, n, have, &hdrs, remote);
+    char *cond = download_cond(n, have);
+    int rc = download_headers(u, n->url, cond, &hdrs, remote);
     struct dl_ctx *ctx = rc == 0 ? dl_ctx_new(e, u, n, expect) : NULL;
-    int64_t first = w && (w->first_offset >= 0 || !u->drv->auth_rejected) ? w->first_offset : 0;
+    int64_t first = w ? w->first_offset : 0;
     if (rc == 0 && (!ctx || !ctx->asked))
         rc = -ENOMEM;
-    if (ctx)
+    if (ctx) {
         ctx->deferred = first < 0;
+        ctx->cond = cond;
+        cond = NULL;
+    }
+    free(cond);
     if (rc == 0) {
         struct flight_source src = {
             .url = ctx->asked,
@@ -310,10 +342,12 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
             .size_hint = have ? -1 : n->size,
             /*
              * A FUSE open's (< 0: its first read tells) lets the flight wait for that read, so
-             * the open returns before any answer; a driver that may refuse a credential before
-             * its time keeps the wait at open, where a refusal is retried (download_attempt).
+             * the open returns before any answer; a credential refused before its time is
+             * asked again by the flight itself (dl_reauth), so a docker blob's tail read is one
+             * ranged GET too.
              */
             .first_offset = first,
+            .first_len = w && first >= 0 ? w->first_len : 0,
             .fill = (enum flight_fill)e->fill,
             .streams = e->streams,
             .streams_min = e->streams_min,
@@ -327,6 +361,7 @@ static int download_join(struct engine *e, struct upstream *u, const struct node
             .on_fail = dl_fail,
             .next_url = dl_next_url,
             .recheck = dl_recheck,
+            .reauth = u->drv->auth_rejected ? dl_reauth : NULL,
             .on_start = dl_start,
             .free_arg = dl_free,
             .arg = ctx};
@@ -418,17 +453,10 @@ static int download_outcome(struct engine *e, struct upstream *u, struct node *n
     return rc;
 }
 
-#define DOWNLOAD_AGAIN 1 /* download_attempt: the credential was refused, try once more */
-
-/*
- * One download of n and its outcome. With may_retry, a 401, 403 or 400 that the driver puts
- * down to a credential refused before its time returns DOWNLOAD_AGAIN (the next attempt's
- * headers carry a fresh one).
- */
+/* One download of n and its outcome (a refused credential is asked again: dl_reauth). */
 static int download_attempt(struct engine *e, struct upstream *u, struct node *n, bool have,
                             const struct hash_expect *expect, const char *key,
-                            const struct engine_wait *w, bool may_retry, struct engine_file **out,
-                            bool *changed)
+                            const struct engine_wait *w, struct engine_file **out, bool *changed)
 {
     struct flight *f = NULL;
     bool remote = false;
@@ -444,11 +472,7 @@ static int download_attempt(struct engine *e, struct upstream *u, struct node *n
          */
         int st = flight_wait_response(f, have ? UPSTREAM_STALE_WAIT_MS : ENGINE_OPEN_TIMEOUT_MS,
                                       w ? w->cancelled : NULL, w ? w->arg : NULL, &status, NULL);
-        bool refused = st == FLIGHT_HTTP_ERROR &&
-                       (status == 401 || status == 403 || status == 400) && may_retry &&
-                       u->drv->auth_rejected && u->drv->auth_rejected(u, n->url, status, NULL);
-        rc = refused ? DOWNLOAD_AGAIN
-                     : download_outcome(e, u, n, have, st, status, &f, out, changed);
+        rc = download_outcome(e, u, n, have, st, status, &f, out, changed);
     }
     flight_release(f);
     return rc;
@@ -456,7 +480,8 @@ static int download_attempt(struct engine *e, struct upstream *u, struct node *n
 
 /*
  * Opens n of proxy u from its remote: content named by a digest this proxy stored already, else
- * a download shared through the flight table (one more attempt after a refused credential).
+ * a download shared through the flight table (its flight asks once more after a refused
+ * credential: dl_reauth).
  * have: a stored copy past its TTL, revalidated with a conditional request and served stale if
  * the remote fails.
  */
@@ -471,9 +496,7 @@ int engine__open_download(struct engine *e, struct upstream *u, struct node *n, 
         rc = engine__serve_stale(e, n, have, rc, out);
     else if (rc == 0 && (rc = open_stored_digest(e, u, n, &expect, out)) == 1) {
         engine__flight_key(n->top, n->path, expect_s, key, sizeof(key));
-        rc = download_attempt(e, u, n, have, &expect, key, w, true, out, changed);
-        if (rc == DOWNLOAD_AGAIN)
-            rc = download_attempt(e, u, n, have, &expect, key, w, false, out, changed);
+        rc = download_attempt(e, u, n, have, &expect, key, w, out, changed);
     }
     free(expect_s);
     return rc;

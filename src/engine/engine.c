@@ -126,6 +126,13 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
      * Every engine on this state dir holds a shared lock; only one that finds
      * itself alone may clear tmp/, where another's downloads could be running.
      */
+    e->flights = flight_table_new(&e->store);
+    e->docs = sf_group_new();
+    if (!e->flights || !e->docs) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    flight_table_set_index(e->flights, e->ix, &e->mu); /* partial objects' chunk maps */
     char lockp[4200];
     snprintf(lockp, sizeof(lockp), "%s/engine.lock", opts->state_dir);
     e->lock_fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -133,15 +140,13 @@ int engine_open(const struct engine_opts *opts, struct engine **out)
         int cleaned = store_clean_tmp(&e->store);
         if (cleaned > 0)
             log_info("removed %d unfinished download(s) left in tmp/", cleaned);
+        cleaned = flight_partials_tidy(e->flights);
+        if (cleaned > 0)
+            log_info("removed %d partial object file(s) or chunk map(s) without the other",
+                     cleaned);
     }
     if (e->lock_fd >= 0)
         flock(e->lock_fd, LOCK_SH);
-    e->flights = flight_table_new(&e->store);
-    e->docs = sf_group_new();
-    if (!e->flights || !e->docs) {
-        rc = -ENOMEM;
-        goto fail;
-    }
     e->quota = opts->quota_bytes > 0 ? opts->quota_bytes : engine__default_quota(opts->state_dir);
     char qbuf[32];
     if (opts->owns_quota) {
@@ -237,7 +242,8 @@ int engine_stats(struct engine *e, struct engine_stats *out)
     out->stale_serves = atomic_load(&e->stale_serves);
     out->upstream_bytes = atomic_load(&e->upstream_bytes);
     out->renders = atomic_load(&e->renders);
+    out->doc_reads = atomic_load(&e->doc_reads);
     out->inflight = flight_table_active(e->flights);
-    flight_partials(&e->store, &out->partial_bytes, &out->partial_objects);
+    flight_partials(e->flights, &out->partial_bytes, &out->partial_objects);
     return rc;
 }

@@ -100,6 +100,7 @@ struct engine {
     atomic_llong hits, misses, upstream_requests, evictions, stale_serves;
     atomic_llong upstream_bytes; /* bytes of downloads committed to the store */
     atomic_llong renders;        /* documents rendered for a client (rendered.c) */
+    atomic_llong doc_reads;      /* stored documents read whole into memory (documents.c) */
     int64_t published[6];        /* the counters last written to STATEDIR/counters (counters.c) */
     bool counters_written;
     /* The last failed fetch of recently failing inodes (user.upstreamfs.error), src/engine/failed.c */

@@ -115,12 +115,12 @@ int engine_evict_to(struct engine *e, int64_t target)
     int evicted = 0;
     struct object_info *lru = NULL;
     size_t n = 0;
-    flight_partials(&e->store, &partial, &pcount);
+    flight_partials(e->flights, &partial, &pcount);
     if (partial > 0) { /* cheaper to fetch again than whole objects: they go first */
         pthread_mutex_lock(&e->mu);
         index_object_totals(e->ix, &bytes, &count);
         pthread_mutex_unlock(&e->mu);
-        int64_t freed = flight_partials_evict(&e->store, bytes + partial - target, PARTIAL_MIN_AGE_S);
+        int64_t freed = flight_partials_evict(e->flights, bytes + partial - target, PARTIAL_MIN_AGE_S);
         if (freed > 0)
             log_info("evicted %lld bytes of partial objects", (long long)freed);
         partial -= freed;
@@ -161,7 +161,7 @@ void engine__object_added(struct engine *e, const char *digest, int64_t size, bo
     index_object_totals(e->ix, &bytes, &count);
     pthread_mutex_unlock(&e->mu);
     int64_t partial = 0, pcount = 0;
-    flight_partials(&e->store, &partial, &pcount);
+    flight_partials(e->flights, &partial, &pcount);
     if (bytes + partial > e->quota)
         engine_evict_to(e, e->quota / 10 * 9);
 }

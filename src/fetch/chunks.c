@@ -4,7 +4,6 @@
 #include "upstreamfs/chunks.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +83,15 @@ int chunks_need(const struct chunks *c, int64_t off, int64_t len, int64_t max_ru
     return -1;
 }
 
+int64_t chunks_grow(const struct chunks *c, int64_t first, int64_t last, int64_t max_run)
+{
+    if (first == 0 || c->st[first - 1] == CHUNK_ABSENT)
+        return last; /* a read at a scattered offset */
+    while (last + 1 < first + max_run && last + 1 < c->n && c->st[last + 1] == CHUNK_ABSENT)
+        last++;
+    return last;
+}
+
 int64_t chunks_next_missing(const struct chunks *c, int64_t i)
 {
     while (i < c->n && c->st[i] == CHUNK_PRESENT)
@@ -98,51 +106,27 @@ int64_t chunks_absent_run_end(const struct chunks *c, int64_t i)
     return i;
 }
 
-char *chunks_save(const struct chunks *c)
+uint8_t *chunks_save(const struct chunks *c, size_t *len)
 {
     size_t bytes = (size_t)(c->n + 7) / 8;
-    char *out = malloc(bytes * 2 + 1);
+    uint8_t *out = calloc(bytes, 1);
     if (!out)
         return NULL;
-    for (size_t k = 0; k < bytes; k++) {
-        unsigned v = 0;
-        for (int bit = 0; bit < 8; bit++) {
-            int64_t i = (int64_t)k * 8 + bit;
-            if (i < c->n && c->st[i] == CHUNK_PRESENT)
-                v |= 1u << bit;
-        }
-        snprintf(out + 2 * k, 3, "%02x", v);
-    }
-    out[bytes * 2] = '\0';
+    for (int64_t i = 0; i < c->n; i++)
+        if (c->st[i] == CHUNK_PRESENT)
+            out[i / 8] |= (uint8_t)(1u << (i % 8));
+    *len = bytes;
     return out;
 }
 
-static int hex_digit(char ch)
+int chunks_load(struct chunks *c, const uint8_t *map, size_t len)
 {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
-int chunks_load(struct chunks *c, const char *hex)
-{
-    size_t bytes = (size_t)(c->n + 7) / 8;
-    if (strlen(hex) != bytes * 2)
+    if (len != (size_t)(c->n + 7) / 8)
         return -EINVAL;
-    for (size_t k = 0; k < bytes; k++) {
-        int hi = hex_digit(hex[2 * k]), lo = hex_digit(hex[2 * k + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        unsigned v = (unsigned)(hi * 16 + lo);
-        for (int bit = 0; bit < 8; bit++) {
-            int64_t i = (int64_t)k * 8 + bit;
-            if (i >= c->n && (v >> bit & 1))
-                return -EINVAL; /* a bit past the last chunk: another object's map */
-            if (i < c->n)
-                chunks_set(c, i, v >> bit & 1 ? CHUNK_PRESENT : CHUNK_ABSENT);
-        }
-    }
+    for (int64_t i = c->n; i < (int64_t)len * 8; i++)
+        if (map[i / 8] >> (i % 8) & 1)
+            return -EINVAL; /* a bit past the last chunk: another object's map */
+    for (int64_t i = 0; i < c->n; i++)
+        chunks_set(c, i, map[i / 8] >> (i % 8) & 1 ? CHUNK_PRESENT : CHUNK_ABSENT);
     return 0;
 }

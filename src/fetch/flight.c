@@ -89,7 +89,6 @@ static void flight_destroy(void *arg)
     chunks_free(f->chunks);
     free(f->etag);
     free(f->last_modified);
-    free(f->map_path);
     sink_abort(f->sink);
     hash_abort(f->hash);
     free(f->url);
@@ -424,24 +423,12 @@ static int body_file(struct flight *f)
 {
     if (!f->lazy_size)
         return 0; /* its temp file was made with the flight */
-    pthread_mutex_lock(&f->mu);
-    int rc = lazy__open(f, f->lazy_size);
-    if (rc < 0) { /* a whole body into a temp file then */
-        if (f->fd >= 0)
-            close(f->fd);
-        f->fd = -1;
-        free(f->tmp_path);
-        free(f->map_path);
-        chunks_free(f->chunks);
-        f->tmp_path = f->map_path = NULL;
-        f->chunks = NULL;
-    }
-    pthread_mutex_unlock(&f->mu);
+    int rc = lazy__open(f, f->lazy_size); /* without f->mu: it reads the index */
     return rc == 0 ? 0 : store_tmp_create(f->t->store, &f->fd, &f->tmp_path);
 }
 
 /* The body, whole or as a partial object (lazy.c): 0 complete, LAZY_PARTIAL, or the failure. */
-static int fetch_body(struct flight *f, struct fetch_response *resp)
+static int fetch_body_once(struct flight *f, struct fetch_response *resp)
 {
     if (!f->chunks)
         return fetch_whole(f, resp);
@@ -449,6 +436,40 @@ static int fetch_body(struct flight *f, struct fetch_response *resp)
     if (rc == LAZY_WHOLE) { /* lazy__run went back to a whole body from byte 0 */
         fetch_response_clear(resp);
         rc = fetch_whole(f, resp);
+    }
+    return rc;
+}
+
+/*
+ * The first answer refused the credential (src->reauth): true with the owner's fresh headers
+ * in place, once per flight, to ask again. Nothing of that answer's body was kept.
+ */
+static bool reauthed(struct flight *f, int rc, const struct fetch_response *resp)
+{
+    long st = resp->status;
+    if (!f->reauth || f->reauthed || (rc != 0 && rc != FLIGHT_ESTOP) ||
+        (st != 401 && st != 403 && st != 400) || flight__should_abort(f))
+        return false;
+    f->reauthed = true;
+    pthread_mutex_lock(&f->mu);
+    bool answered = f->state != FLIGHT_CONNECTING;
+    pthread_mutex_unlock(&f->mu);
+    struct curl_slist *h = NULL;
+    if (answered || !f->reauth(f->arg, st, &h)) {
+        curl_slist_free_all(h);
+        return false;
+    }
+    curl_slist_free_all(f->headers);
+    f->headers = h;
+    return true;
+}
+
+static int fetch_body(struct flight *f, struct fetch_response *resp)
+{
+    int rc = fetch_body_once(f, resp);
+    if (reauthed(f, rc, resp)) {
+        fetch_response_clear(resp);
+        rc = fetch_body_once(f, resp);
     }
     return rc;
 }
@@ -615,6 +636,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->wake_at = INT64_MAX;
     f->fill = src->fill;
     f->first_offset = src->first_offset > 0 ? src->first_offset : 0;
+    f->first_len = src->first_offset >= 0 && src->first_len > 0 ? src->first_len : 0;
     f->streams = src->streams > 0 ? src->streams : FLIGHT_STREAMS;
     if (f->streams > FLIGHT_STREAMS_MAX)
         f->streams = FLIGHT_STREAMS_MAX;
@@ -631,6 +653,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     f->on_done = src->on_done;
     f->on_fail = src->on_fail;
     f->recheck = src->recheck;
+    f->reauth = src->reauth;
     f->on_start = src->on_start;
     f->next_url = src->next_url;
     f->arg = src->arg;
@@ -858,6 +881,7 @@ ssize_t flight_read(struct flight *f, void *buf, size_t len, off_t off, long sta
     pthread_mutex_lock(&f->mu);
     if (f->await_read) { /* the first read: the probe asks for its chunk (lazy.c) */
         f->first_offset = (int64_t)off;
+        f->first_len = (int64_t)len;
         f->await_read = false;
         pthread_cond_broadcast(&f->cv);
     }

@@ -51,6 +51,8 @@ struct flight {
     void (*on_fail)(void *, int, const struct fetch_response *);
     char *(*next_url)(void *, const char *, int, const struct fetch_response *);
     bool (*recheck)(void *, char *);
+    bool (*reauth)(void *, long, struct curl_slist **);
+    bool reauthed; /* the first answer refused the credential and reauth was asked (once) */
     void (*on_start)(void *, int64_t);
     bool peer_busy; /* another process is downloading this key; readers keep waiting */
     void (*free_arg)(void *);
@@ -62,13 +64,14 @@ struct flight {
     enum flight_fill fill;
     bool fill_wanted;   /* a sequential reader, a wait for the whole, or the policy asks */
     int64_t first_offset;
+    int64_t first_len; /* the first read's length (0: one byte), told with first_offset */
     bool await_read; /* the opener's first read will tell first_offset (lazy.c's probe waits) */
     int users; /* openers holding a reference (flight_join .. flight_release) */
     int64_t idle_since_ms; /* when users fell to 0 (lazy.c lingers), 0 while used */
     char *etag, *last_modified; /* the validators every ranged answer must repeat */
     bool whole;   /* ranges not honoured: the body streams from byte 0 after all */
     bool changed; /* a ranged answer was of another version of the file: the flight fails */
-    char *map_path;
+    char part_key[65]; /* sha256 hex of the key: STATEDIR/partial/<it>, its index row's key */
     int64_t map_saved_ms;
     bool map_dirty; /* a chunk arrived since the map was saved */
     /* The fill's streams (lazy.c): helper threads fetching runs from the prefix on. */
@@ -85,6 +88,9 @@ struct flight {
 struct flight_table {
     struct store *store;
     struct sf_group *calls; /* the flights running, by key */
+    /* Where partial objects' maps are kept (flight_table_set_index); NULL: nowhere. */
+    struct index *ix;
+    pthread_mutex_t *ix_mu;
 };
 
 /* flight.c's whole-body stream callbacks (the body written and hashed in order from 0). */
@@ -96,7 +102,10 @@ void flight__wait_tick(struct flight *f);
 
 /* lazy.c: whether a flight of src becomes a partial object (large, of known size). */
 bool lazy__wanted(const struct flight_source *src);
-/* Opens (or resumes) the partial file of f's key: f->fd, f->tmp_path, f->chunks. */
+/*
+ * Opens (or resumes, from the index's row) the partial file of f's key: sets f->fd,
+ * f->tmp_path, f->chunks under f->mu, which the caller does not hold; nothing on failure.
+ */
 int lazy__open(struct flight *f, int64_t size);
 /*
  * Fetches f's body as a partial object: 0 complete (hashed in order), LAZY_PARTIAL (left for
@@ -106,8 +115,11 @@ int lazy__open(struct flight *f, int64_t size);
 #define LAZY_PARTIAL 1
 #define LAZY_WHOLE   2
 int lazy__run(struct flight *f, struct fetch_response *resp);
-/* Removes the partial object's files (a mismatch, a changed file) or its map after a commit. */
+/* Removes the partial object's row, and its file (a mismatch, a changed file) unless committed. */
 void lazy__drop(struct flight *f, bool data_too);
+/* partial.c: takes t's index lock; false (nothing taken) when t keeps no index. */
+bool partial__lock(struct flight_table *t);
+void partial__unlock(struct flight_table *t);
 /*
  * A read of a partial object (f->mu held, also on return): waits until the chunks of
  * [off, off + len) are present, fetching those the fill will not bring soon by Range. 0 when

@@ -3,13 +3,16 @@
  * (flight.h, FLIGHT_LAZY_MIN; the chunk map is include/upstreamfs/chunks.h).
  *
  * The body lives in STATEDIR/partial/<sha256 of the key>, a sparse file, and
- * its map of present chunks in the same name + ".map" (with the validators
- * of the answer the chunks came from), so a restart resumes it: only the
- * missing chunks are fetched again.
+ * its map of present chunks in the index's row of that name (with the
+ * validators of the answer the chunks came from; include/upstreamfs/index.h,
+ * index_partial), saved at most every LAZY_MAP_SAVE_MS and when the flight
+ * ends, so a restart resumes it: only the missing chunks are fetched again.
+ * The listing, quota and eviction of the objects kept are src/fetch/partial.c.
  *
- * The flight's thread first asks for one chunk by Range (the probe: the one
- * holding the open's first offset, else the first missing one; a FUSE open's
- * first offset is its first read's, which the probe waits for, briefly). Its answer
+ * The flight's thread first asks for the chunks of one read by Range (the
+ * probe: those the open's first read covers, else the first missing one; a FUSE
+ * open's first read is told by the read itself, which the probe waits for,
+ * briefly). Its answer
  * decides: a 206 whose Content-Range names the whole length makes the object
  * partial; a 200 is the whole body, streamed from byte 0 as flight.c always
  * did; a 416 falls back to that whole body with a new request; any other
@@ -26,9 +29,12 @@
  * A reader whose range is not present and not next for the fill claims the
  * absent chunks it covers (coalesced into one request) and fetches them in
  * its own thread; every other reader of those chunks waits for them, so each
- * chunk is fetched once. A reader at the prefix (sequential) waits for the
- * fill instead, with flight.c's end rule: it never reaches the end of content
- * with an expected digest before the whole matched.
+ * chunk is fetched once. Chunks are small (128 KiB, chunks.h), so a read at a
+ * scattered offset costs little; a reader that reads on past chunks already
+ * here asks for up to LAZY_GROW_MAX ahead of it (chunks_grow). A reader at the
+ * prefix (sequential) waits for the fill instead, with flight.c's end rule: it
+ * never reaches the end of content with an expected digest before the whole
+ * matched.
  *
  * Every ranged answer must be a 206 of the asked range and the same total,
  * with the validators (ETag, else Last-Modified) of the first: otherwise the
@@ -38,25 +44,28 @@
  * is committed (flight.c).
  */
 #include "flight_i.h"
+#include "upstreamfs/failure.h"
+#include "upstreamfs/index.h"
 #include "upstreamfs/log.h"
 #include "upstreamfs/single_flight.h"
 #include "upstreamfs/sink.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LAZY_EWHOLE      (-10003) /* the probe's answer asks for the whole body, new request */
-#define LAZY_MAX_RUN     16       /* chunks one reader's request coalesces */
-#define LAZY_FILL_RUN    32       /* chunks one request of the fill's only stream claims */
-#define LAZY_STREAM_RUN  8        /* chunks one request of a parallel fill's helper claims */
+/* Request sizes in bytes (whole chunks, at least one): small chunks (chunks.h), not requests. */
+#define LAZY_READ_MAX    (16LL << 20) /* one reader's request coalesces the chunks its read covers */
+#define LAZY_GROW_MAX    (1LL << 20)  /* a reader that reads on asks for this much at once */
+#define LAZY_SEQ_AHEAD   (1LL << 20)  /* a read this close past the prefix waits for the fill */
+#define LAZY_FILL_RUN    (32LL << 20) /* one request of the fill claims */
+#define LAZY_STREAM_RUN  (8LL << 20)  /* one request of a parallel fill's helper claims */
 #define LAZY_MAP_SAVE_MS 200
 #define FILL_FETCH       3 /* fill_next: fetch the run at the prefix */
 #define LAZY_LINGER_MS   3000 /* a flight with no reader waits this long for the next open */
@@ -78,6 +87,12 @@ struct lazy_req {
     bool discard;      /* a resumption's probe of one byte: only its headers matter */
 };
 
+/* The chunks of c that bytes spans (at least one). */
+static int64_t run_of(const struct chunks *c, int64_t bytes)
+{
+    return bytes / c->chunk > 0 ? bytes / c->chunk : 1;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -91,100 +106,120 @@ bool lazy__wanted(const struct flight_source *src)
     return src->lazy_min >= 0 && src->size_hint >= min;
 }
 
-/* Reads the map file of f into f->chunks and the validators, if it fits size. */
-static void map_load(struct flight *f, int64_t size)
+/*
+ * The chunks of key's row in the index (and its validators), if it fits size and has a
+ * validator to check a resumption against; else all absent. NULL on ENOMEM.
+ */
+static struct chunks *map_load(struct flight *f, const char *key, int64_t size, char **etag,
+                               char **last_modified)
 {
-    FILE *fp = fopen(f->map_path, "re");
-    char line[8192], etag[1024] = "", lm[256] = "";
-    long long msize = -1, mchunk = -1;
-    char *map = NULL;
-    if (!fp)
-        return;
-    while (fgets(line, sizeof(line), fp)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (!strncmp(line, "size ", 5))
-            msize = strtoll(line + 5, NULL, 10);
-        else if (!strncmp(line, "chunk ", 6))
-            mchunk = strtoll(line + 6, NULL, 10);
-        else if (!strncmp(line, "etag ", 5))
-            snprintf(etag, sizeof(etag), "%.1000s", line + 5);
-        else if (!strncmp(line, "last-modified ", 14))
-            snprintf(lm, sizeof(lm), "%.200s", line + 14);
-        else if (!strncmp(line, "map ", 4) && !map)
-            map = strdup(line + 4);
-    }
-    fclose(fp);
-    if (msize == size && mchunk == f->chunks->chunk && map && chunks_load(f->chunks, map) == 0 &&
-        (etag[0] || lm[0])) {
-        f->etag = etag[0] ? strdup(etag) : NULL;
-        f->last_modified = lm[0] ? strdup(lm) : NULL;
+    struct index_partial p;
+    struct chunks *c = chunks_new(size, CHUNK_SIZE_DEFAULT);
+    if (!c || !partial__lock(f->t))
+        return c;
+    int rc = index_partial_get(f->t->ix, key, &p);
+    partial__unlock(f->t);
+    if (rc < 0)
+        return c;
+    if (p.size == size && p.chunk == c->chunk && (p.etag || p.last_modified) &&
+        chunks_load(c, p.map, p.map_len) == 0) {
+        *etag = p.etag;
+        *last_modified = p.last_modified;
+        p.etag = p.last_modified = NULL;
         log_debug("resuming %s: %lld of %lld bytes present", f->url,
-                  (long long)chunks_present_bytes(f->chunks), (long long)size);
-    } else {
-        chunks_free(f->chunks);
-        f->chunks = chunks_new(size, CHUNK_SIZE_DEFAULT);
+                  (long long)chunks_present_bytes(c), (long long)size);
+    } else { /* another object's map: chunks_load may have set some */
+        chunks_free(c);
+        c = chunks_new(size, CHUNK_SIZE_DEFAULT);
     }
-    free(map);
+    index_partial_clear(&p);
+    return c;
 }
 
 int lazy__open(struct flight *f, int64_t size)
 {
-    char dir[4200], hex[65];
+    char dir[4200], key[65], *path = NULL, *etag = NULL, *lm = NULL;
     snprintf(dir, sizeof(dir), "%s/partial", f->t->store->dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return -errno;
-    const char *key = sf_key(f->call);
-    hash_sha256_hex(key, strlen(key), hex);
-    if (asprintf(&f->tmp_path, "%s/%s", dir, hex) < 0 ||
-        asprintf(&f->map_path, "%s/%s.map", dir, hex) < 0)
+    const char *name = sf_key(f->call);
+    hash_sha256_hex(name, strlen(name), key);
+    if (asprintf(&path, "%s/%s", dir, key) < 0)
         return -ENOMEM;
-    if (!(f->chunks = chunks_new(size, CHUNK_SIZE_DEFAULT)))
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = -errno;
+        free(path);
+        return rc;
+    }
+    struct chunks *c = map_load(f, key, size, &etag, &lm);
+    if (!c) {
+        close(fd);
+        free(path);
         return -ENOMEM;
-    f->fd = open(f->tmp_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (f->fd < 0)
-        return -errno;
-    map_load(f, size);
-    if (!f->chunks)
-        return -ENOMEM;
+    }
+    pthread_mutex_lock(&f->mu); /* readers look at the chunks from now on */
+    memcpy(f->part_key, key, sizeof(key));
+    f->tmp_path = path;
+    f->fd = fd;
+    f->chunks = c;
+    f->etag = etag;
+    f->last_modified = lm;
+    pthread_mutex_unlock(&f->mu);
     return 0;
 }
 
-/* Writes the map (atomically: a new file renamed over the old). f->mu not held. */
+/*
+ * Saves f's map in the index (one UPSERT under the index's lock, taken without f->mu). Only
+ * the flight's own thread saves or forgets a map, so the two never race.
+ */
 static void map_save(struct flight *f)
 {
-    char tmp[4300];
+    struct index_partial p = {.etag = f->etag, .last_modified = f->last_modified};
     pthread_mutex_lock(&f->mu);
-    char *map = f->chunks && f->map_dirty ? chunks_save(f->chunks) : NULL;
+    p.map = f->chunks && f->map_dirty ? chunks_save(f->chunks, &p.map_len) : NULL;
     f->map_dirty = false;
-    int64_t size = f->chunks ? f->chunks->size : 0, chunk = f->chunks ? f->chunks->chunk : 0;
+    if (p.map) {
+        p.size = f->chunks->size;
+        p.chunk = f->chunks->chunk;
+        p.present = chunks_present_bytes(f->chunks);
+    }
     pthread_mutex_unlock(&f->mu);
-    if (!map || (!f->etag && !f->last_modified)) { /* nothing to check a resumption against */
-        free(map);
+    if (!p.map || (!f->etag && !f->last_modified)) { /* nothing to check a resumption against */
+        free(p.map);
         return;
     }
-    snprintf(tmp, sizeof(tmp), "%s.new", f->map_path);
-    FILE *fp = fopen(tmp, "we");
-    if (fp) {
-        fprintf(fp, "upstreamfs-partial 1\nsize %lld\nchunk %lld\n", (long long)size,
-                (long long)chunk);
-        if (f->etag)
-            fprintf(fp, "etag %s\n", f->etag);
-        if (f->last_modified)
-            fprintf(fp, "last-modified %s\n", f->last_modified);
-        fprintf(fp, "map %s\n", map);
-        if (fclose(fp) == 0 && rename(tmp, f->map_path) == 0)
-            f->map_saved_ms = now_ms();
-        else
-            unlink(tmp);
+    char url[1024];
+    failure_url_redact(f->url, url, sizeof(url)); /* a query may carry a signature */
+    memcpy(p.key, f->part_key, sizeof(p.key));
+    p.name = (char *)sf_key(f->call);
+    p.url = url;
+    p.updated = (int64_t)time(NULL);
+    if (partial__lock(f->t)) {
+        int rc = index_partial_save(f->t->ix, &p);
+        partial__unlock(f->t);
+        if (rc < 0)
+            log_debug("saving the chunk map of %s: %s", url, strerror(-rc));
     }
-    free(map);
+    f->map_saved_ms = now_ms();
+    free(p.map);
+}
+
+/* Deletes f's row (f->mu not held): the chunks it lists are not to be resumed. */
+static void map_forget(struct flight *f)
+{
+    if (!f->part_key[0] || !partial__lock(f->t))
+        return;
+    int rc = index_partial_delete(f->t->ix, f->part_key);
+    partial__unlock(f->t);
+    if (rc < 0)
+        log_debug("dropping the chunk map of %s: %s", f->url, strerror(-rc));
 }
 
 void lazy__drop(struct flight *f, bool data_too)
 {
-    if (f->map_path)
-        unlink(f->map_path);
-    if (data_too && f->map_path && f->tmp_path)
+    map_forget(f);
+    if (data_too && f->part_key[0] && f->tmp_path)
         unlink(f->tmp_path);
 }
 
@@ -194,7 +229,10 @@ static bool same_validator(const char *first, const char *v)
     return (!first && !v) || (first && v && strcmp(first, v) == 0);
 }
 
-/* Every chunk absent again, the validators forgotten: the file is not the one the map saw. */
+/*
+ * Every chunk absent again, the validators forgotten: the file is not the one the map saw
+ * (f->mu held; the caller has forgotten the map first: map_forget).
+ */
 static void reset_chunks(struct flight *f)
 {
     for (int64_t i = 0; i < f->chunks->n; i++)
@@ -204,7 +242,6 @@ static void reset_chunks(struct flight *f)
     f->etag = f->last_modified = NULL;
     if (ftruncate(f->fd, 0) < 0)
         log_debug("truncating %s: %s", f->tmp_path, strerror(errno));
-    unlink(f->map_path);
 }
 
 /* The probe's answer is not a 206: a 200 is the whole body (Range not honoured), else final. */
@@ -212,6 +249,7 @@ static int probe_whole(struct lazy_req *q, const struct fetch_response *r)
 {
     struct flight *f = q->f;
     if (r->status >= 200 && r->status < 300) {
+        map_forget(f);
         pthread_mutex_lock(&f->mu);
         reset_chunks(f);
         f->whole = true;
@@ -225,14 +263,19 @@ static int probe_partial(struct lazy_req *q, const struct fetch_response *r)
 {
     struct flight *f = q->f;
     int64_t size = f->chunks->size;
+    /* The validators change only here, in the flight's thread: read without f->mu. */
+    bool changed = (f->etag || f->last_modified) &&
+                   !(f->etag ? same_validator(f->etag, r->etag)
+                             : same_validator(f->last_modified, r->last_modified));
+    if (changed)
+        map_forget(f);
     pthread_mutex_lock(&f->mu);
-    if ((f->etag || f->last_modified) &&
-        !(f->etag ? same_validator(f->etag, r->etag)
-                  : same_validator(f->last_modified, r->last_modified))) {
+    if (changed) {
         log_info("%s changed since its partial copy was fetched; starting again", f->url);
         reset_chunks(f);
-        if (!q->discard)
-            chunks_set(f->chunks, chunks_index(f->chunks, q->pos), CHUNK_FETCHING);
+        for (int64_t i = chunks_index(f->chunks, q->pos);
+             !q->discard && i * f->chunks->chunk < q->end; i++)
+            chunks_set(f->chunks, i, CHUNK_FETCHING);
     }
     if (flight__stated_digest(f, r) < 0) { /* a 206 states the whole representation's */
         pthread_mutex_unlock(&f->mu);
@@ -422,9 +465,9 @@ static void await_first_read(struct flight *f)
 }
 
 /*
- * The probe: the chunk holding the first read's offset when it is missing, else a resumed
- * object's first byte (only to check its validators: the reader's chunks come next), else the
- * first missing chunk.
+ * The probe: the chunks of the first read when the one at its offset is missing (the absent
+ * run from there, as a reader's request), else a resumed object's first byte (only to check
+ * its validators: the reader's chunks come next), else the first missing chunk.
  */
 static int probe(struct flight *f, struct fetch_response *resp)
 {
@@ -441,14 +484,22 @@ static int probe(struct flight *f, struct fetch_response *resp)
         q.end = 1;
         return fetch_range(&q, resp);
     }
+    int64_t j = i, from;
+    if (at_read) { /* a read across a chunk's end: the next ones too, in the same request */
+        int64_t a, b, len = f->first_len > 0 ? f->first_len : 1;
+        if (chunks_need(c, f->first_offset, len, run_of(c, LAZY_READ_MAX), &a, &b) < 0 && a == i)
+            j = b;
+    }
     chunks_bounds(c, i, &q.pos, &q.end);
+    chunks_bounds(c, j, &from, &q.end);
     pthread_mutex_lock(&f->mu);
-    chunks_set(c, i, CHUNK_FETCHING);
+    for (int64_t k = i; k <= j; k++)
+        chunks_set(c, k, CHUNK_FETCHING);
     pthread_mutex_unlock(&f->mu);
     int rc = fetch_range(&q, resp);
     pthread_mutex_lock(&f->mu);
     if (!f->whole)
-        unclaim(f, i, i);
+        unclaim(f, i, j);
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
@@ -465,6 +516,10 @@ static int hash_prefix(struct flight *f)
         int64_t i = chunks_index(f->chunks, f->written), from, to;
         bool present = f->written < f->chunks->size && f->chunks->st[i] == CHUNK_PRESENT;
         chunks_bounds(f->chunks, i, &from, &to);
+        /* the present chunks after it, up to a buffer's worth: one pread, not one per chunk */
+        while (present && ++i < f->chunks->n && f->chunks->st[i] == CHUNK_PRESENT &&
+               to - f->written < LAZY_HASH_BUF)
+            chunks_bounds(f->chunks, i, &from, &to);
         pthread_mutex_unlock(&f->mu);
         if (!present || (!buf && !(buf = malloc(LAZY_HASH_BUF)))) {
             rc = present ? -ENOMEM : 0;
@@ -543,8 +598,8 @@ static void *stream_run(void *arg)
         if (i >= f->chunks->n)
             break;
         int64_t end = chunks_absent_run_end(f->chunks, i), to;
-        if (end > i + run)
-            end = i + run;
+        if (end > i + run_of(f->chunks, run))
+            end = i + run_of(f->chunks, run);
         for (int64_t k = i; k < end; k++)
             chunks_set(f->chunks, k, CHUNK_FETCHING);
         chunks_bounds(f->chunks, i, &q.pos, &to);
@@ -642,6 +697,7 @@ int lazy__run(struct flight *f, struct fetch_response *resp)
 {
     int rc = probe(f, resp);
     if (rc == LAZY_EWHOLE) { /* no ranges here: the whole body from byte 0, one stream */
+        map_forget(f);
         pthread_mutex_lock(&f->mu);
         reset_chunks(f);
         f->whole = true;
@@ -682,16 +738,18 @@ int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
             return -EIO;
         if (f->state == FLIGHT_DONE || f->verified)
             return 0;
-        if (f->fill != FLIGHT_FILL_NEVER && off <= f->written + f->chunks->chunk) {
+        if (f->fill != FLIGHT_FILL_NEVER && off <= f->written + LAZY_SEQ_AHEAD) {
             f->fill_wanted = true; /* a sequential reader: the fill brings it, in order */
             pthread_cond_broadcast(&f->cv);
             return -EINPROGRESS;
         }
         int64_t a, b;
-        int need = chunks_need(f->chunks, off, len, LAZY_MAX_RUN, &a, &b);
+        int need = chunks_need(f->chunks, off, len, run_of(f->chunks, LAZY_READ_MAX), &a, &b);
         if (need == 1)
             return 0;
         if (need < 0) {
+            /* a scattered read gets its chunks; one that reads on, a run ahead of it too */
+            b = chunks_grow(f->chunks, a, b, run_of(f->chunks, LAZY_GROW_MAX));
             for (int64_t i = a; i <= b; i++)
                 chunks_set(f->chunks, i, CHUNK_FETCHING);
             struct lazy_req q = {.f = f};
@@ -718,152 +776,4 @@ int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
             return -EINTR;
         flight__wait_tick(f);
     }
-}
-
-/* The map file's "size" and present bytes (n chunks of chunk bytes). 0, or -ENOENT. */
-static int map_peek(const char *path, int64_t *present, int64_t *size)
-{
-    struct flight probe_f;
-    memset(&probe_f, 0, sizeof(probe_f));
-    FILE *fp = fopen(path, "re");
-    char line[256];
-    long long msize = -1, mchunk = -1;
-    if (!fp)
-        return -ENOENT;
-    while (fgets(line, sizeof(line), fp) && (msize < 0 || mchunk < 0)) {
-        if (!strncmp(line, "size ", 5))
-            msize = strtoll(line + 5, NULL, 10);
-        else if (!strncmp(line, "chunk ", 6))
-            mchunk = strtoll(line + 6, NULL, 10);
-    }
-    fclose(fp);
-    struct chunks *c = chunks_new(msize, mchunk);
-    if (!c)
-        return -ENOENT;
-    probe_f.chunks = c;
-    probe_f.map_path = (char *)path;
-    probe_f.url = (char *)path;
-    map_load(&probe_f, msize);
-    *present = probe_f.chunks ? chunks_present_bytes(probe_f.chunks) : 0;
-    *size = msize;
-    chunks_free(probe_f.chunks);
-    free(probe_f.etag);
-    free(probe_f.last_modified);
-    return 0;
-}
-
-int flight_partial(struct flight_table *t, const char *key, int64_t *present, int64_t *size)
-{
-    struct sf_call *c = sf_find(t->calls, key);
-    if (c) {
-        struct flight *f = sf_data(c);
-        pthread_mutex_lock(&f->mu);
-        bool partial = f->chunks && !f->whole && f->state == FLIGHT_STREAMING;
-        if (partial) {
-            *present = chunks_present_bytes(f->chunks);
-            *size = f->chunks->size;
-        }
-        pthread_mutex_unlock(&f->mu);
-        sf_release(c);
-        if (partial)
-            return 0;
-    }
-    char path[4300], hex[65];
-    hash_sha256_hex(key, strlen(key), hex);
-    snprintf(path, sizeof(path), "%s/partial/%s.map", t->store->dir, hex);
-    return map_peek(path, present, size);
-}
-
-/*
- * Calls fn for each partial object kept in the store (its map's path, data path, present
- * bytes, map mtime); stops when fn returns false.
- */
-static void each_partial(struct store *s,
-                         bool (*fn)(void *, const char *, const char *, int64_t, time_t),
-                         void *arg)
-{
-    char dir[4200], map[4600], data[4600];
-    snprintf(dir, sizeof(dir), "%s/partial", s->dir);
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        struct stat st;
-        int64_t present = 0, size = 0;
-        if (l != 64 + 4 || strcmp(de->d_name + 64, ".map") != 0)
-            continue;
-        snprintf(map, sizeof(map), "%s/%s", dir, de->d_name);
-        snprintf(data, sizeof(data), "%s/%.64s", dir, de->d_name);
-        if (stat(map, &st) < 0 || map_peek(map, &present, &size) < 0)
-            continue;
-        if (!fn(arg, map, data, present, st.st_mtime))
-            break;
-    }
-    if (d)
-        closedir(d);
-}
-
-struct partial_sum {
-    int64_t bytes, count;
-};
-
-static bool sum_one(void *arg, const char *map, const char *data, int64_t present, time_t mtime)
-{
-    struct partial_sum *s = arg;
-    (void)map, (void)data, (void)mtime;
-    s->bytes += present;
-    s->count++;
-    return true;
-}
-
-void flight_partials(struct store *s, int64_t *bytes, int64_t *count)
-{
-    struct partial_sum sum = {0, 0};
-    each_partial(s, sum_one, &sum);
-    *bytes = sum.bytes;
-    *count = sum.count;
-}
-
-struct partial_evict {
-    struct store *s;
-    int64_t want, freed;
-    time_t before;
-};
-
-/*
- * Removes one partial object unless a flight (of any process) holds it: its key's lock
- * (STATEDIR/locks/<sha256 of key>, flight.c's peer lock) is taken here first, and the files
- * are removed while it is held, as a flight's owner does.
- */
-static bool evict_one(void *arg, const char *map, const char *data, int64_t present, time_t mtime)
-{
-    struct partial_evict *pe = arg;
-    char lock[4600];
-    if (mtime > pe->before)
-        return true; /* used lately: a flight may have opened it without its lock yet */
-    const char *hex = strrchr(data, '/') + 1;
-    snprintf(lock, sizeof(lock), "%s/locks/%s", pe->s->dir, hex);
-    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return true;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-        unlink(map);
-        unlink(data);
-        unlink(lock);
-        pe->freed += present;
-    }
-    close(fd);
-    return pe->freed < pe->want;
-}
-
-int64_t flight_partials_evict(struct store *s, int64_t want, int min_age_s)
-{
-    struct partial_evict pe = {.s = s, .want = want, .before = time(NULL) - min_age_s};
-    char locks[4200];
-    snprintf(locks, sizeof(locks), "%s/locks", s->dir);
-    if (mkdir(locks, 0700) < 0 && errno != EEXIST)
-        return 0;
-    if (want > 0)
-        each_partial(s, evict_one, &pe);
-    return pe.freed;
 }

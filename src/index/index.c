@@ -48,7 +48,8 @@ const char index_schema_sql[] =
 #define NODE_COLS                                                                                  \
     "ino, parent, name, top, path, kind, size, mtime, digest, expect, url, mutable, etag, "        \
     "last_modified, checked, neg_until, listed, stale, local, via, ctype"
-#define OBJECT_COLS "digest, size, atime, pinned, local"
+#define OBJECT_COLS  "digest, size, atime, pinned, local"
+#define PARTIAL_COLS "key, name, url, size, chunk, etag, last_modified, present, updated"
 
 _Static_assert(NODE_ABSENT == 0 && NODE_FILE == 2, "the SQL below names kinds by number");
 
@@ -125,6 +126,16 @@ static const char *const sqls[S_COUNT] = {
                   "ORDER BY top, path",
     [S_RM_COUNT] = "SELECT COUNT(*) FROM removed_upstream",
     [S_USE_REMOVED] = "SELECT top, COUNT(*) FROM removed_upstream GROUP BY top",
+    /* Partial objects' chunk maps (index_partial.c). */
+    [S_PART_SAVE] = "INSERT INTO partial(key, name, url, size, chunk, etag, last_modified, map, "
+                    "present, updated) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT(key) "
+                    "DO UPDATE SET name=?2, url=?3, size=?4, chunk=?5, etag=?6, "
+                    "last_modified=?7, map=?8, present=?9, updated=?10",
+    [S_PART_GET] = "SELECT " PARTIAL_COLS ", map FROM partial WHERE key = ?1",
+    [S_PART_DELETE] = "DELETE FROM partial WHERE key = ?1",
+    [S_PART_TOTALS] = "SELECT COALESCE(SUM(present), 0), COUNT(*) FROM partial",
+    [S_PART_LIST] = "SELECT " PARTIAL_COLS " FROM partial WHERE updated <= ?1 ORDER BY updated, "
+                    "key LIMIT ?2",
 };
 
 int index_open(sqlite3 *db, struct index **out)

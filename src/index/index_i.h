@@ -1,6 +1,6 @@
 /*
  * index_i.h: what the index's files share (index.c, index_objects.c,
- * index_stats.c): the one connection and its statements, whose SQL is the
+ * index_stats.c, index_partial.c...): the one connection and its statements, whose SQL is the
  * table in index.c, prepared once at index_open and kept until index_close.
  */
 #ifndef UPSTREAMFS_INDEX_I_H
@@ -51,6 +51,12 @@ enum index_stmt {
     S_RM_LIST,
     S_RM_COUNT,
     S_USE_REMOVED,
+    /* partial objects (index_partial.c) */
+    S_PART_SAVE,
+    S_PART_GET,
+    S_PART_DELETE,
+    S_PART_TOTALS,
+    S_PART_LIST,
     S_COUNT
 };
 

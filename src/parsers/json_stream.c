@@ -63,6 +63,15 @@ static size_t utf8_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+bool json_stream_utf8(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0, u; i < n; i += u)
+        if (!p[i] || (u = utf8_len(p + i, n - i)) == 0)
+            return false;
+    return true;
+}
+
 /* The code unit of the \uXXXX escape at p (6 bytes available, checked hex), or -1. */
 static int32_t u_escape(const unsigned char *p)
 {
@@ -507,18 +516,12 @@ void json_out_string(struct json_out *o, const char *s)
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         json_out_put(o, run, (size_t)(s - run));
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            json_out_put(o, esc, 2);
-        } else {
-            static const char hex[] = "0123456789abcdef";
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            json_out_put(o, esc, 6);
-        }
+        /* as jansson's dump writes them: a short escape where there is one, else \u00XX */
+        static const char shorts[] = "\"\\\b\f\n\r\t", letters[] = "\"\\bfnrt";
+        static const char hex[] = "0123456789ABCDEF";
+        const char *sh = strchr(shorts, c);
+        char esc[6] = {'\\', sh ? letters[sh - shorts] : 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        json_out_put(o, esc, sh ? 2 : 6);
         run = s + 1;
     }
     json_out_put(o, run, (size_t)(s - run));

@@ -184,6 +184,7 @@ void npm_tarballs_clear(struct npm_tarballs *t)
         free(t->items[i].version);
     }
     free(t->items);
+    free(t->slots);
     memset(t, 0, sizeof(*t));
 }
 
@@ -196,27 +197,31 @@ static bool is_http_url(const char *u)
  * The tarball table is read from the text in place (json_stream.h), as jansson would read it:
  * of repeated members the last one counts ("versions", "time", a version's "dist", its
  * "tarball"); a repeated version keeps its first place and its last usable tarball. Files are
- * found by a hash of their names (open addressing over item indexes + 1), so a table of many
- * thousand versions is built in linear time.
+ * found by a hash of their names (open addressing over item indexes + 1, kept in the table for
+ * npm_tarballs_find), so a table of many thousand versions is built in linear time.
  */
 struct tb_build {
     const char *text;
     size_t len;
     const char *name, *doc_url;
     struct npm_tarballs *out;
-    size_t *slots; /* item index + 1, 0: empty */
-    size_t nslots; /* a power of two, at least twice the versions */
 };
 
-/* The slot of file in the hash: the one holding it, or the empty one where it would go. */
-static size_t *tb_slot(struct tb_build *b, const char *file)
+/* The slot of file in t's hash: the one holding it, or the empty one where it would go. */
+static size_t *tb_slot(const struct npm_tarballs *t, const char *file)
 {
     size_t h = 14695981039346656037u;
     for (const char *p = file; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211u;
-    for (size_t i = h & (b->nslots - 1);; i = (i + 1) & (b->nslots - 1))
-        if (!b->slots[i] || strcmp(b->out->items[b->slots[i] - 1].file, file) == 0)
-            return &b->slots[i];
+    for (size_t i = h & (t->nslots - 1);; i = (i + 1) & (t->nslots - 1))
+        if (!t->slots[i] || strcmp(t->items[t->slots[i] - 1].file, file) == 0)
+            return &t->slots[i];
+}
+
+const struct npm_tarball *npm_tarballs_find(const struct npm_tarballs *t, const char *file)
+{
+    size_t *slot = t->nslots ? tb_slot(t, file) : NULL;
+    return slot && *slot ? &t->items[*slot - 1] : NULL;
 }
 
 /* The strings of a version's dist object at dist: tarball URL resolved, and the expectation. */
@@ -259,7 +264,7 @@ static int tb_version(struct tb_build *b, const struct json_member *vm)
         return rc;
     }
     struct npm_tarballs *out = b->out;
-    size_t *slot = tb_slot(b, file);
+    size_t *slot = tb_slot(out, file);
     if (*slot) { /* a repeated version: its last usable member */
         struct npm_tarball *t = &out->items[*slot - 1];
         free(t->url);
@@ -286,7 +291,7 @@ static int tb_times(struct tb_build *b, size_t obj)
         if (json_stream_string(b->text, m.key, m.key_end, ver, sizeof(ver)) < 0 ||
             tarball_file(b->name, ver, file, sizeof(file)) < 0)
             continue;
-        size_t *slot = tb_slot(b, file);
+        size_t *slot = tb_slot(b->out, file);
         if (!*slot)
             continue;
         int64_t at = -1; /* the last member counts, whatever its value */
@@ -315,16 +320,15 @@ int npm_packument_tarballs(const char *body, size_t len, const char *name, const
         n++;
     if (n == 0)
         return 0;
-    for (b.nslots = 16; b.nslots < 2 * n; b.nslots *= 2)
+    for (out->nslots = 16; out->nslots < 2 * n; out->nslots *= 2)
         ;
-    b.slots = calloc(b.nslots, sizeof(*b.slots));
+    out->slots = calloc(out->nslots, sizeof(*out->slots));
     out->items = calloc(n, sizeof(*out->items));
-    int rc = b.slots && out->items ? 0 : -ENOMEM;
+    int rc = out->slots && out->items ? 0 : -ENOMEM;
     for (pos = vs.value; rc == 0 && json_stream_member(body, len, &pos, &m);)
         rc = tb_version(&b, &m);
     if (rc == 0 && out->n && json_stream_find(body, len, 0, "time", &tm) && body[tm.value] == '{')
         rc = tb_times(&b, tm.value);
-    free(b.slots);
     if (rc < 0)
         npm_tarballs_clear(out);
     return rc;

@@ -284,6 +284,10 @@ int pypi_index_render(const char *doc, size_t len, const char *base, enum pypi_v
     if (v == PYPI_JSON) {
         rc = render_json(&pg, &files, base, &b.data, &b.len);
     } else if ((rc = json_stream_dup(doc, nm.value, nm.value_end, &name)) == 0 && name) {
+        /* about what the page takes (each file's URL absolute): grown without a copy */
+        b.cap = len + len / 2 + 4096;
+        if (b.cap > PYPI_RENDER_MAX || !(b.data = malloc(b.cap)))
+            b.cap = 0;
         ob_puts(&b, "<!DOCTYPE html>\n<html>\n<head>\n"
                     "<meta name=\"pypi:repository-version\" content=\"1.0\">\n<title>Links for ");
         ob_escaped(&b, name);

@@ -7,6 +7,7 @@
  */
 #include "upstreamfs/policy.h"
 #include "upstreamfs/hash.h"
+#include "upstreamfs/pypi.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -120,47 +121,34 @@ int policy_npm_filter(const struct proxy *p, const char *name, json_t *doc, int6
     return 0;
 }
 
-int policy_pypi_filter(const struct proxy *p, const char *name, json_t *index, int64_t now,
-                       json_t **out, struct policy_filtered *f)
+int policy_pypi_filter(const struct proxy *p, const char *name, struct pypi_index *index,
+                       int64_t now, struct pypi_index **out, struct policy_filtered *f)
 {
     f->hidden = 0;
     f->next_visible = INT64_MAX;
-    json_t *files = json_object_get(index, "files");
-    json_t *kept = json_array();
-    if (!kept)
+    size_t n = pypi_index_count(index);
+    bool *keep = malloc(n ? n : 1);
+    if (!keep)
         return -ENOMEM;
-    size_t i;
-    json_t *x;
-    json_array_foreach(files, i, x)
-    {
+    for (size_t i = 0; i < n; i++) {
         char version[POLICY_VERSION_MAX + 1];
-        const char *file = json_string_value(json_object_get(x, "filename"));
-        bool has = file && policy_pypi_file_version(file, version, sizeof(version));
+        bool has =
+            policy_pypi_file_version(pypi_index_filename(index, i), version, sizeof(version));
         int64_t at = INT64_MAX;
-        int64_t published = policy_parse_time(json_string_value(json_object_get(x, "upload-time")));
+        int64_t published = policy_parse_time(pypi_index_upload_time(index, i));
         enum policy_verdict v =
             policy_version_verdict(p, name, has ? version : NULL, published, now, &at);
-        if (v != POLICY_PASS) {
+        keep[i] = v == POLICY_PASS;
+        if (!keep[i])
             note_hidden(f, v, at);
-            continue;
-        }
-        if (json_array_append(kept, x) < 0) {
-            json_decref(kept);
-            return -ENOMEM;
-        }
     }
-    if (f->hidden == 0) {
-        json_decref(kept);
-        *out = json_incref(index);
-        return 0;
-    }
-    json_t *copy = json_copy(index);
-    if (!copy || json_object_set_new(copy, "files", kept) < 0) {
-        json_decref(copy);
-        return -ENOMEM;
-    }
-    *out = copy;
-    return 0;
+    int rc = 0;
+    if (f->hidden == 0)
+        *out = pypi_index_ref(index);
+    else
+        rc = pypi_index_subset(index, keep, out);
+    free(keep);
+    return rc;
 }
 
 void policy_fingerprint(const struct proxy *p, int64_t next_visible, char *buf, size_t n)

@@ -398,9 +398,11 @@ enum MHD_Result shim__serve_file(struct shim_req *r, const struct engine_attr *a
 
     int n = engine_getxattr(e, a->ino, "user.upstreamfs.cached", cached, sizeof(cached) - 1);
     cached[n > 0 ? n : 0] = '\0';
-    /* A large uncached file's first chunk is the one the Range asks for (src/fetch/lazy.c). */
-    if (shim_http_range(shim__header(r, MHD_HTTP_HEADER_RANGE), a->size, &start, &len) == 1)
+    /* A large uncached file's first chunks are those the Range asks for (src/fetch/lazy.c). */
+    if (shim_http_range(shim__header(r, MHD_HTTP_HEADER_RANGE), a->size, &start, &len) == 1) {
         w.first_offset = start;
+        w.first_len = len;
+    }
     int rc = open_content(e, a->ino, &w, &f, &fd, &size, &changed);
     if (rc < 0)
         return shim__reply_errno(r, rc, r->path);

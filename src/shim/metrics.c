@@ -265,6 +265,11 @@ static int engine_part(struct shim_buf *b, const struct engine_stats *st,
         rc = single(b, "renders_total", "counter",
                     "Documents rendered for clients (each source, variant and base once).",
                     st->renders);
+    if (rc == 0)
+        rc = single(b, "document_reads_total", "counter",
+                    "Stored documents (index pages, manifests, metadata) read whole from the "
+                    "cache into memory.",
+                    st->doc_reads);
     return rc;
 }
 

@@ -171,6 +171,19 @@ const char *const state_migrations[] = {
     "CREATE TRIGGER removed_upstream_gone AFTER DELETE ON node BEGIN"
     "  DELETE FROM removed_upstream WHERE top = OLD.top AND path = OLD.path;"
     "END;",
+    /*
+     * 7 -> 8: partial objects (src/index/index_partial.c, src/fetch/lazy.c): per flight key
+     * (key: the sha256 hex that names STATEDIR/partial/<key>), the map of present chunks
+     * (bit i of byte i / 8: chunk i) with the validators its chunks came with, so a restart
+     * resumes it. Before, the map was a sidecar file partial/<key>.map (imported once at a
+     * start: src/fetch/partial.c).
+     */
+    "CREATE TABLE partial ("
+    "  key TEXT PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL,"
+    "  size INTEGER NOT NULL CHECK (size > 0), chunk INTEGER NOT NULL CHECK (chunk > 0),"
+    "  etag TEXT, last_modified TEXT, map BLOB NOT NULL,"
+    "  present INTEGER NOT NULL CHECK (present >= 0), updated INTEGER NOT NULL);"
+    "CREATE INDEX partial_updated ON partial(updated);",
 };
 
 const int state_migration_count = (int)(sizeof(state_migrations) / sizeof(state_migrations[0]));

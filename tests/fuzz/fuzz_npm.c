@@ -49,6 +49,7 @@ static void check_tarballs(const struct npm_tarballs *t, const char *name)
         }
         for (size_t j = 0; j < i; j++)
             FUZZ_CHECK(strcmp(t->items[j].file, b->file) != 0);
+        FUZZ_CHECK(npm_tarballs_find(t, b->file) == b);
     }
 }
 

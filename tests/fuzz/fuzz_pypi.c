@@ -9,10 +9,10 @@
  *
  * Properties: the canonical form lists unique file names usable as one file
  * name, each with an absolute http(s) URL and lower-case hex hashes, and
- * pypi_index_find finds each; every variant renders, every file URL a
- * client sees is on the shim's own origin, and a rendered page parses back
- * to the same files (what pip reads from the shim is what the remote
- * listed); a merged page renders and lists the local files first.
+ * pypi_index_find and pypi_index_lookup (its table of names) find each; every variant renders,
+ * every file URL a client sees is on the shim's own origin, and a rendered page parses back to the
+ * same files (what pip reads from the shim is what the remote listed); a merged page renders and
+ * lists the local files first.
  */
 #include "fuzz.h"
 
@@ -29,8 +29,22 @@ static const char page_url[] = "https://pypi.example.org/simple/requests/";
 static const char base[] = "http://127.0.0.1:5000/pypi/requests/";
 static const char shim_origin[] = "http://127.0.0.1:5000/";
 
-static size_t check_index(const json_t *index, bool on_shim)
+/* The canonical form as jansson reads its document with absolute URLs. */
+static json_t *tree_of(const struct pypi_index *index)
 {
+    char *doc = NULL;
+    size_t len = 0;
+    json_error_t jerr;
+    FUZZ_CHECK(pypi_index_emit(index, true, &doc, &len) == 0);
+    json_t *t = json_loadb(doc, len, 0, &jerr);
+    FUZZ_CHECK(t != NULL);
+    free(doc);
+    return t;
+}
+
+static size_t check_index(const struct pypi_index *form, bool on_shim)
+{
+    json_t *index = tree_of(form);
     json_t *files = json_object_get(index, "files");
     FUZZ_CHECK(json_is_array(files));
     size_t i;
@@ -59,19 +73,26 @@ static size_t check_index(const json_t *index, bool on_shim)
                        fn) != 0);
         char *furl = NULL, *expect = NULL;
         int64_t size = 0;
-        FUZZ_CHECK(pypi_index_find(index, fn, &furl, &expect, &size) == 0);
+        FUZZ_CHECK(pypi_index_find(form, fn, &furl, &expect, &size) == 0);
+        FUZZ_CHECK(pypi_index_lookup(form, fn) == (ptrdiff_t)i);
         free(furl);
         free(expect);
     }
-    return json_array_size(files);
+    size_t n = json_array_size(files);
+    FUZZ_CHECK(n == pypi_index_count(form));
+    json_decref(index);
+    return n;
 }
 
 /* The rendered page, read back as the shim's client reads it, lists the same files. */
-static void check_round_trip(const json_t *index, const char *page, size_t len, const char *ctype)
+static void check_round_trip(const struct pypi_index *form, const char *page, size_t len,
+                             const char *ctype)
 {
-    json_t *back = NULL;
-    int rc = pypi_index_parse(page, len, ctype, base, "requests", &back);
+    struct pypi_index *back_form = NULL;
+    int rc = pypi_index_parse(page, len, ctype, base, "requests", &back_form);
     FUZZ_CHECK(rc == 0);
+    check_index(back_form, true);
+    json_t *index = tree_of(form), *back = tree_of(back_form);
     json_t *a = json_object_get(index, "files"), *b = json_object_get(back, "files");
     if (json_array_size(a) != json_array_size(b))
         fprintf(stderr, "%s page lists %zu files, the index %zu:\n%.*s\n", ctype,
@@ -84,8 +105,9 @@ static void check_round_trip(const json_t *index, const char *page, size_t len, 
             fprintf(stderr, "file %zu: %s became %s\n", i, x, y);
         FUZZ_CHECK(strcmp(x, y) == 0);
     }
-    check_index(back, true);
+    json_decref(index);
     json_decref(back);
+    pypi_index_free(back_form);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -127,14 +149,14 @@ static void check_merge(const char *doc, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *ct = ctypes[fuzz_take_byte(&data, &size) % (sizeof(ctypes) / sizeof(ctypes[0]))];
-    json_t *index = NULL;
+    struct pypi_index *index = NULL;
     int rc = pypi_index_parse((const char *)data, size, ct, page_url, "requests", &index);
     FUZZ_CHECK(rc == 0 || rc == -EIO || rc == -EFBIG || rc == -ENOMEM);
     if (rc == 0) {
         check_index(index, false);
         char *doc = NULL;
         size_t doc_len = 0;
-        FUZZ_CHECK(pypi_index_emit(index, &doc, &doc_len) == 0);
+        FUZZ_CHECK(pypi_index_emit(index, false, &doc, &doc_len) == 0);
         static const enum pypi_variant variants[] = {PYPI_JSON, PYPI_HTML, PYPI_TEXT_HTML};
         for (size_t v = 0; v < 3; v++) {
             char *page = NULL;
@@ -151,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         check_merge(doc, doc_len);
         free(doc);
-        json_decref(index);
+        pypi_index_free(index);
     }
 
     /* The input as a stored document (read in place): rendered or refused, never read past. */

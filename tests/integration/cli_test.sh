@@ -446,6 +446,8 @@ ok proxy show central --json
 assert_eq "$(json '(d["include"], d["exclude"])')" "(['x/*', 'y/*'], ['a', 'b'])" "repeatable lists"
 fails 2 'upstreamfs: proxy update: nothing to change: give at least one option (see upstreamfs proxy update --help)' \
     proxy update central
+fails 2 'upstreamfs: registry update: nothing to change: give at least one option (see upstreamfs registry update --help)' \
+    registry update all
 # --state and --log-level after the command mean what they mean before it
 "$BIN" proxy list --json --state "$STATE" >"$LOGDIR/after.out" 2>"$LOGDIR/after.err" ||
     die "proxy list --state after the command failed: $(cat "$LOGDIR/after.err")"

@@ -13,6 +13,8 @@
 #   - every blob file's sha256 equals its name (OCI, Docker and index images);
 #   - skopeo copy oci:MNT/hub/<repo>/<tag> succeeds (one image, Docker types, --all of an index);
 #   - 16 concurrent readers of one uncached layer cause exactly one blob GET;
+#   - with -o lazy_min=1M (own state dir), a read of the last 64 KiB of the uncached 8 MB layer
+#     is one blob GET, with Range, of the chunks it covers (no GET of its first chunk first);
 #   - a registry over the proxy serves the same layout;
 #   - hostile names fail without a request; unknown tags and namespaces are ENOENT;
 #   - -o platform=linux/arm64 (own state dir) shows that platform only; the same state dir
@@ -138,6 +140,35 @@ t_concurrent() {
         "blob GETs for 16 concurrent readers"
 }
 check "16 concurrent readers of one uncached layer: one blob GET" t_concurrent
+
+# A tail read of an uncached layer large enough to be a partial object (here lazy_min=1M; 16 MiB
+# by default): one ranged blob GET of the chunks the read covers (include/upstreamfs/chunks.h),
+# no GET of the layer's first chunk before it (the open's probe waits for the read's offset, src/fetch/lazy.c).
+t_tail_one_get() {
+    local layer size got want reqs chunk=$((128 * 1024)) m="$T/mnt-lazy"
+    layer="$(blob_json "$D_BIG" | jq_py 'd["layers"][1]["digest"]')"
+    layer="${layer#sha256:}"
+    size="$(stat -c %s "$OCI/blobs/sha256/$layer")"
+    ((size > 2 * chunk)) || die "the big layer is only $size bytes"
+    STATE="$T/state-lazy" # this check's subshell only
+    upfs proxy create hub --type docker --source custom --url "http://127.0.0.1:$PROXY_PORT_pa/" >/dev/null
+    upfs_mount "$m" -o lazy_min=1M
+    ls -l "$m/hub/test/big/1/blobs/sha256" >/dev/null
+    regproxy_reset pa
+    want="$(tail -c 65536 "$OCI/blobs/sha256/$layer" | sha256sum | cut -d' ' -f1)"
+    got="$(with_timeout 20 dd if="$m/hub/test/big/1/blobs/sha256/$layer" bs=65536 count=1 \
+        iflag=skip_bytes skip=$((size - 65536)) status=none | sha256sum | cut -d' ' -f1)"
+    assert_eq "$got" "$want" "sha256 of the layer's last 64 KiB"
+    reqs="$(regproxy_requests pa | jq_py '" ".join("%s:%s" % (r["range"] or "-", r["status"]) for r in d if r["method"] == "GET" and r["path"].endswith("/blobs/sha256:'"$layer"'"))')"
+    log "tail read of a $size-byte layer: blob GETs [$reqs]"
+    assert_eq "$reqs" "bytes=$(((size - 65536) / chunk * chunk))-$((size - 1)):206" \
+        "blob GETs of a tail read: one, ranged, of the chunks the read covers"
+    got="$(xattr cached "$m/hub/test/big/1/blobs/sha256/$layer")"
+    [[ "$got" == partial* ]] || die "cached xattr after the tail read: $got"
+    upfs_unmount "$m"
+}
+upfs_register_mount "$T/mnt-lazy"
+check "a tail read of an uncached layer (a partial object): one ranged blob GET" t_tail_one_get
 
 t_registry() {
     upfs registry create reg --type docker --upstream hub >/dev/null

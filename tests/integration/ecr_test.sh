@@ -15,7 +15,8 @@
 #   - a console URL scopes a proxy to its repository: the root shows the way to it, it reads,
 #     and another repository is ENOENT without a single request (registry or API);
 #   - a 403 DENIED "token has expired" (ECR's answer to a token that died early) to a manifest
-#     and to a blob download renews the token once each, and the reads succeed;
+#     and to a blob download renews the token once each, and the reads succeed; also to the
+#     first ranged GET of a partial object (lazy_min=256K, own mount): refused, then one 206;
 #   - tokens that expire after 5 s are replaced (2+ token requests) while reads go on, and no
 #     read fails;
 #   - a wrong secret: EIO within a few seconds, a log line naming InvalidSignatureException,
@@ -59,6 +60,7 @@ D_ROT1="$(mkimage "$OCI" rot1 --text rot1 --big 50000)"
 D_ROT2="$(mkimage "$OCI" rot2 --text rot2 --big 50000)"
 D_ROT3="$(mkimage "$OCI" rot3 --text rot3 --big 50000)"
 D_EXP="$(mkimage "$OCI" expdl --text expdl --big 120000)"
+D_EXPBIG="$(mkimage "$OCI" expbig --text expbig --big 1500000)"
 D_ANON="$(mkimage "$OCI" anon --text anonymous --big 200000)"
 D_PUB="$(mkimage "$OCI" pub --text public --big 200000)"
 
@@ -71,6 +73,7 @@ push "oci:$OCI:rot1" "127.0.0.1:$REG_PORT_open/test/rot:v1"
 push "oci:$OCI:rot2" "127.0.0.1:$REG_PORT_open/test/rot:v2"
 push "oci:$OCI:rot3" "127.0.0.1:$REG_PORT_open/test/rot:v3"
 push "oci:$OCI:expdl" "127.0.0.1:$REG_PORT_open/test/expdl:v1"
+push "oci:$OCI:expbig" "127.0.0.1:$REG_PORT_open/test/expbig:v1"
 push "oci:$OCI:anon" "127.0.0.1:$REG_PORT_open/fakealias/anon:v1"
 push "oci:$OCI:anon" "127.0.0.1:$REG_PORT_open/fakealias/anon:v2"
 push "oci:$OCI:pub" "127.0.0.1:$REG_PORT_open/fakealias/hello:v1"
@@ -218,6 +221,40 @@ t_expired_403_download() {
 }
 check "private: a 403 DENIED to a download's GET renews the token; that read succeeds" \
     t_expired_403_download
+
+# The same for a layer that is a partial object (a mount of its own with lazy_min=256K): its
+# open returns before the answer, so the flight itself asks again (src/engine/download.c,
+# dl_reauth), with the same Range: a tail read is then the refused GET and one ranged GET. (The
+# layer is 1.5 MB: a read within 1 MiB of the start would wait for the fill, src/fetch/lazy.c.)
+t_expired_403_partial() {
+    local m="$T/mnt-lazy" dir layer size tokens reqs want got r chunk=$((128 * 1024))
+    STATE="$T/state-lazy" # this check's subshell only
+    mk e "$SECRET" --url "$ACCOUNT.dkr.ecr.$REGION.amazonaws.com" --auth access-key \
+        --access-key "$AKID" --aws-endpoint "$API"
+    upfs_mount "$m" -o lazy_min=256K
+    dir="$m/e/test/expbig/v1"
+    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$dir/index.json")" "$D_EXPBIG" \
+        "e: expbig index.json"
+    layer="$(ls -S "$dir/blobs/sha256" | head -n 1)"
+    size="$(stat -c %s "$dir/blobs/sha256/$layer")"
+    ((size > 2 * chunk)) || die "the layer is only $size bytes"
+    tokens="$(fake_ecr_count api ecr.GetAuthorizationToken)"
+    regproxy_reset pe
+    regproxy_control pe "expire?n=1"
+    want="$(tail -c 65536 "$OCI/blobs/sha256/$layer" | sha256sum | cut -d' ' -f1)"
+    got="$(with_timeout 20 dd if="$dir/blobs/sha256/$layer" bs=65536 count=1 iflag=skip_bytes \
+        skip=$((size - 65536)) status=none | sha256sum | cut -d' ' -f1)"
+    assert_eq "$got" "$want" "sha256 of the layer's last 64 KiB after a 403 DENIED"
+    reqs="$(regproxy_requests pe | jq_py '" ".join("%s:%s" % (r["range"] or "-", r["status"]) for r in d if r["method"] == "GET" and r["path"].endswith("'"$layer"'"))')"
+    r="bytes=$(((size - 65536) / chunk * chunk))-$((size - 1))"
+    assert_eq "$reqs" "$r:403 $r:206" "GETs of the layer's tail: refused, then with a fresh token"
+    assert_eq "$(fake_ecr_count api ecr.GetAuthorizationToken)" $((tokens + 1)) \
+        "token requests after a 403 DENIED to a partial object's GET"
+    upfs_unmount "$m"
+}
+upfs_register_mount "$T/mnt-lazy"
+check "private: a 403 DENIED to a partial object's first GET (open returned): renewed, one ranged GET" \
+    t_expired_403_partial
 
 t_registry_upstream() {
     assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$MNT/r/test/hello/v1/index.json")" \

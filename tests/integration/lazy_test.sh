@@ -11,24 +11,28 @@
 #    share present, counted by `cache stats`;
 #  - a later sequential read completes it: every byte fetched once (sum of body_bytes_sent
 #    == the size), the sha256 right, the object committed (digest xattr, `complete`);
+#  - 16 scattered 4 KiB reads (a dd each) of an uncached file: one GET each, of one 128 KiB
+#    chunk (not 1 MiB);
 #  - 32 readers at 32 offsets of an uncached file: no byte fetched twice (ranges disjoint,
 #    bytes sent <= size + one chunk per request), each reader's bytes right;
-#  - kill -9 of the daemon mid-fill (a slow location), then a remount: the read completes,
-#    and the origin sends only about the missing part (before + after <= size + 16 MiB);
+#  - kill -9 of the daemon mid-fill (a slow location): the chunk map is the partial object's
+#    row in the index (size, bytes present), no .map file; after a remount the read completes,
+#    the origin sends only about the missing part (before + after <= size + 16 MiB) and the
+#    row is gone with the commit;
 #  - a 64 MiB file at 4 MB/s per connection is filled over 4 concurrent ranged streams;
 #  - a file longer than its listing said is fetched whole (no chunk taken for the file);
 #  - mount refuses bad fill=, streams=, lazy_min= values; fill=never fetches only what is read
 #    (and still commits a file read whole), fill=eager fills the whole file after one read;
-#  - the quota counts partial objects by their bytes present; one unused for a minute goes
-#    first, one used within the minute stays;
+#  - the quota counts partial objects by their bytes present (their rows in the index); one
+#    unused for a minute goes first, row and data file, one used within the minute stays;
 #  - an upstream that ignores Range (200 whole), one that answers 416, both read right; one
 #    that swaps the file between requests: EIO and cause digest, never bytes of both versions;
 #  - a listed large file whose GET answers 404: the open succeeds (its probe waits for the
 #    first read), the read fails with EIO after one GET, of the read's chunk;
 #  - a file whose content does not match its expected sha256 (digest found at the end): the
-#    reader gets EIO, nothing is committed, the partial object is gone;
+#    reader gets EIO, nothing is committed, the partial object is gone (file and row);
 #  - the shim: a Range GET of an uncached file answers 206 with the right bytes and costs one
-#    ranged upstream GET.
+#    ranged upstream GET, also when the range spans several chunks.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 
@@ -36,17 +40,23 @@ W="$T/www"
 MNT="$T/mnt"
 MIB=$((1024 * 1024))
 SIZE=$((256 * MIB))
-CHUNK=$MIB
+CHUNK=$((128 * 1024)) # the chunk map's unit (include/upstreamfs/chunks.h)
 mkdir -p "$W/slow"
 fixture_bytes big.bin "$SIZE" "$W/big.bin"
 fixture_bytes r32.bin $((64 * MIB)) "$W/r32.bin"
 fixture_bytes seq.bin $((32 * MIB)) "$W/seq.bin"
+fixture_bytes scatter.bin $((64 * MIB)) "$W/scatter.bin"
+fixture_bytes wide.bin $((24 * MIB)) "$W/wide.bin"
 fixture_bytes slow.bin $((96 * MIB)) "$W/slow/slow.bin"
 fixture_bytes par.bin $((64 * MIB)) "$W/slow/par.bin"
 NGINX_EXTRA='location /slow/ { limit_rate 4m; }'
 nginx_start "$W"
 
 sha_of() { sha256sum | cut -d' ' -f1; }
+# The index's row of the partial object of flight key $1: "size<TAB>present", or nothing.
+partial_row() {
+    index_sql "SELECT size, present FROM partial WHERE key = '$(printf '%s' "$1" | sha_of)'"
+}
 # Sum of body_bytes_sent of GETs whose path matches $1.
 nginx_bytes() {
     "$PYTHON" - "$NGINX_LOG" "$1" <<'PY'
@@ -111,8 +121,8 @@ t_tail() {
     ((bytes <= CHUNK + 65536)) || die "the tail read cost $bytes bytes from the origin"
     nginx_ranges '^/big\.bin$' | grep -qx "bytes=$((SIZE - CHUNK))-$((SIZE - 1))" ||
         die "the one GET is not of the last chunk"
-    assert_eq "$(xattr cached "$G/big.bin")" "partial 0.4%" "cached xattr after the tail read (1 of 256 MiB)"
-    # the map on disk follows within 200 ms (src/fetch/lazy.c)
+    assert_eq "$(xattr cached "$G/big.bin")" "partial 0.0%" "cached xattr after the tail read (128 KiB of 256 MiB)"
+    # the map in the index follows within 200 ms (src/fetch/lazy.c)
     wait_until 5 eval '[[ "$(stats_field partial_bytes)" == $CHUNK ]]' || true
     assert_eq "$(stats_field partial_objects)" 1 "cache stats: partial objects"
     assert_eq "$(stats_field partial_bytes)" $CHUNK "cache stats: bytes present of partial objects"
@@ -130,6 +140,25 @@ t_complete() {
     assert_eq "$bytes" "$SIZE" "bytes the origin sent for big.bin (each byte once)"
 }
 check "a sequential read completes it: each byte fetched once, committed" t_complete
+
+# ---- scattered small reads: one chunk each --------------------------------------------------
+# R2's pattern (tools/bench/lazy.sh): 16 processes, each one `dd` of 4 KiB at i/17 of the file.
+t_scatter() {
+    local i skip size=$((64 * MIB)) blocks=$((64 * MIB / 4096)) gets bytes
+    nginx_log_reset
+    for i in $(seq 1 16); do
+        skip=$((blocks * i / 17 + i * 7))
+        assert_eq "$(with_timeout 20 dd if="$G/scatter.bin" bs=4096 skip=$skip count=1 status=none | sha_of)" \
+            "$(dd if="$W/scatter.bin" bs=4096 skip=$skip count=1 status=none | sha_of)" "read $i's bytes"
+    done
+    gets="$(nginx_count GET '^/scatter\.bin$')"
+    bytes="$(nginx_bytes '^/scatter\.bin$')"
+    log "16 scattered reads: $gets GETs, $bytes bytes: $(nginx_ranges '^/scatter\.bin$' | tr '\n' ' ')"
+    assert_eq "$gets" 16 "GETs of 16 scattered 4 KiB reads (one each, the open's probe is the first)"
+    ((bytes <= 16 * CHUNK)) || die "16 scattered 4 KiB reads cost $bytes bytes from the origin (> 16 x $CHUNK)"
+    [[ "$(xattr cached "$G/scatter.bin")" == partial* ]] || die "not partial: $(xattr cached "$G/scatter.bin")"
+}
+check "16 scattered 4 KiB reads of an uncached 64 MiB file: one GET of one 128 KiB chunk each" t_scatter
 
 # ---- 32 readers at 32 offsets --------------------------------------------------------------
 t_readers() {
@@ -168,19 +197,28 @@ for x, y in zip(r, r[1:]):
 check "32 readers at 32 offsets: no byte fetched twice, right bytes" t_readers
 
 # ---- the shim: a Range of an uncached file ------------------------------------------------
-t_shim_range() {
-    local first=$((20 * MIB + 12345)) got want
+# shim_range_one_get FILE FIRST N: a shim Range of N bytes at FIRST of the uncached FILE is a 206
+# with the right bytes, for one upstream GET of the chunks the range covers.
+shim_range_one_get() {
+    local file="$1" first="$2" n="$3" got want re
+    re="^/${file//./\\.}\$"
     nginx_log_reset
-    got="$(with_timeout 20 curl -sS -o "$T/shim.part" -w '%{http_code}' -r "$first-$((first + 99999))" \
-        "http://127.0.0.1:$SPORT/gen/seq.bin")" || die "curl of the shim failed"
+    got="$(with_timeout 20 curl -sS -o "$T/shim.part" -w '%{http_code}' -r "$first-$((first + n - 1))" \
+        "http://127.0.0.1:$SPORT/gen/$file")" || die "curl of the shim failed"
     assert_eq "$got" 206 "status of the shim's Range answer"
-    want="$(dd if="$W/seq.bin" iflag=skip_bytes,count_bytes skip="$first" count=100000 status=none | sha_of)"
+    want="$(dd if="$W/$file" iflag=skip_bytes,count_bytes skip="$first" count="$n" status=none | sha_of)"
     assert_eq "$(sha_of <"$T/shim.part")" "$want" "sha256 of the shim's 206 body"
-    nginx_expect_count 1 GET '^/seq\.bin$'
-    nginx_ranges '^/seq\.bin$' | grep -qx "bytes=$((first / CHUNK * CHUNK))-$(((first / CHUNK + 1) * CHUNK - 1))" ||
-        die "the shim's one upstream GET is not the chunk's range: $(nginx_ranges '^/seq\.bin$')"
+    nginx_expect_count 1 GET "$re"
+    nginx_ranges "$re" | grep -qx "bytes=$((first / CHUNK * CHUNK))-$(((first + n - 1) / CHUNK * CHUNK + CHUNK - 1))" ||
+        die "the shim's one upstream GET is not the range's chunks: $(nginx_ranges "$re")"
 }
+t_shim_range() { shim_range_one_get seq.bin $((20 * MIB + 12345)) 100000; }
 check "shim: a Range GET of an uncached 32 MiB file is a 206 that costs one ranged upstream GET" t_shim_range
+
+# A Range across several chunks (3) of an uncached file: the probe asks for all of them
+# (engine_wait.first_len).
+t_shim_range_wide() { shim_range_one_get wide.bin $((5 * MIB + 777)) 300000; }
+check "shim: a Range of 300,000 bytes (3 chunks) of an uncached file costs one ranged upstream GET" t_shim_range_wide
 
 # ---- upstreams that get Range wrong --------------------------------------------------------
 t_norange() {
@@ -228,8 +266,9 @@ t_baddigest() {
     assert_eq "$(xattr cached "$O/baddigest/big.bin")" none "cached xattr after the mismatch"
     local key
     key="$(printf 'url:odd/baddigest/big.bin' | sha_of)"
-    [[ ! -e "$STATE/partial/$key" && ! -e "$STATE/partial/$key.map" ]] ||
+    [[ ! -e "$STATE/partial/$key" ]] ||
         die "the partial object is left after the mismatch: $(ls -l "$STATE/partial/")"
+    assert_eq "$(partial_row url:odd/baddigest/big.bin)" "" "the partial object's row after the mismatch"
     run_capture with_timeout 30 cat "$O/baddigest/big.bin"
     ((RC != 0)) || die "a later read succeeded"
 }
@@ -291,6 +330,15 @@ t_resume() {
     before="$(nginx_bytes '^/slow/slow\.bin$')"
     # (4 streams at 4 MB/s each for 2.5 s: about 40 MB)
     ((before > 20 * MIB && before < size)) || die "before the kill the origin sent $before bytes"
+    # the chunk map is kept in the index (no sidecar file): the size and some bytes present
+    local rsize present
+    IFS=$'\t' read -r rsize present <<<"$(partial_row url:gen/slow/slow.bin)"
+    log "resume: the index's row says $present of ${rsize:-?} bytes present"
+    assert_eq "$rsize" "$size" "size in the partial object's row after the kill"
+    # (what was sent less the socket buffers' and the last 200 ms' bytes, as below)
+    ((present > 0 && present <= before && present + 16 * MIB >= before)) ||
+        die "the row says $present bytes present (sent: $before)"
+    [[ -z "$(find "$STATE/partial" -name '*.map')" ]] || die "a .map file in $STATE/partial: $(ls "$STATE/partial")"
     nginx_log_reset
     upfs_mount "$MNT" -o "listen=127.0.0.1:$SPORT"
     assert_eq "$(with_timeout 60 cat "$G/slow/slow.bin" | sha_of)" "$(sha_of <"$W/slow/slow.bin")" \
@@ -301,6 +349,8 @@ t_resume() {
     # the chunks of the last 200 ms (the map's save interval). Without resumption after would be
     # the whole size, and after + before > size + 20 MiB.
     ((after + before <= size + 16 * MIB)) || die "after the restart the origin sent $after bytes (before: $before)"
+    wait_until 10 eval '[[ -z "$(partial_row url:gen/slow/slow.bin)" ]]' ||
+        die "the row is left after the commit: $(partial_row url:gen/slow/slow.bin)"
 }
 check "kill -9 mid-fill: after a remount only the missing chunks are fetched" t_resume
 
@@ -348,22 +398,25 @@ t_evict_partial() {
     local mnt2="$T/mnt2" key_big key_r32
     STATE="$T/state2"
     upfs proxy create gen --type generic --url "$NGINX_URL" >/dev/null
-    upfs_mount "$mnt2" -o quota=33M
+    upfs_mount "$mnt2" -o quota=32900K
     with_timeout 20 dd if="$mnt2/gen/big.bin" of=/dev/null bs=65536 skip=$((SIZE / 65536 - 1)) count=1 status=none
     with_timeout 20 dd if="$mnt2/gen/r32.bin" of=/dev/null bs=65536 skip=900 count=1 status=none
     sleep 3.5 # the flights linger 3 s for another open, then leave the objects partial
     key_big="$(printf 'url:gen/big.bin' | sha_of)"
     key_r32="$(printf 'url:gen/r32.bin' | sha_of)"
-    [[ -e "$STATE/partial/$key_big.map" && -e "$STATE/partial/$key_r32.map" ]] ||
+    [[ -e "$STATE/partial/$key_big" && -e "$STATE/partial/$key_r32" ]] ||
         die "the partial objects are not kept: $(ls "$STATE/partial")"
+    [[ -n "$(partial_row url:gen/big.bin)" && -n "$(partial_row url:gen/r32.bin)" ]] ||
+        die "the partial objects have no rows: $(index_sql 'SELECT key, present FROM partial')"
     assert_eq "$(stats_field partial_bytes)" $((2 * CHUNK)) "bytes present of 2 partial objects"
     # big.bin's was last used 5 minutes ago; r32.bin's just now
-    touch -d '-5 min' "$STATE/partial/$key_big.map"
-    # a 32 MiB object: cache 32 MiB + partial 2 MiB > quota 33 MiB
+    index_sql "UPDATE partial SET updated = updated - 300 WHERE key = '$key_big'"
+    # a 32 MiB object: cache 32 MiB + partial 2 chunks (32,768 + 256 KiB) > quota 32,900 KiB
     with_timeout 30 cat "$mnt2/gen/seq.bin" >/dev/null
-    wait_until 10 test ! -e "$STATE/partial/$key_big.map" || die "the unused partial object was not evicted"
+    wait_until 10 eval '[[ -z "$(partial_row url:gen/big.bin)" ]]' || die "the unused partial object was not evicted"
     [[ ! -e "$STATE/partial/$key_big" ]] || die "the evicted partial object's data is left"
-    [[ -e "$STATE/partial/$key_r32.map" ]] || die "a partial object used within the minute was evicted"
+    [[ -n "$(partial_row url:gen/r32.bin)" && -e "$STATE/partial/$key_r32" ]] ||
+        die "a partial object used within the minute was evicted"
     grep -q "evicted $CHUNK bytes of partial objects" "$STATE/upstreamfs.log" ||
         die "no eviction of partial objects in the log"
     upfs_unmount "$mnt2"

@@ -65,7 +65,7 @@ byte_asks() {
     "$PYTHON" -c '
 import json, sys
 path, size = sys.argv[1], int(sys.argv[2])
-cover = [0] * ((size + 65535) // 65536)  # per 64 KiB: ranges are whole chunks of 1 MiB or the file
+cover = [0] * ((size + 65535) // 65536)  # per 64 KiB: ranges are whole chunks of 128 KiB or the file
 for r in json.load(sys.stdin):
     if r.get("method") != "GET" or r.get("path") != path:
         continue

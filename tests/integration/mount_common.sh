@@ -22,6 +22,8 @@
 #     expect_fail_with MSG CMD...   CMD must fail and its stderr must contain MSG
 #     expect_ok CMD...          CMD must succeed (stderr shown on failure)
 #     stats_field NAME          field NAME of `cache stats --json`
+#     index_sql SQL             rows of SQL on STATE/index.db, one a line, fields tab-separated
+#                               (Python's sqlite3, waiting for the daemon's locks; committed)
 #     check [--setup] DESC CMD...   soft assertion: run CMD (a function using die/assert_*) in a
 #                               subshell with set -e; on failure record DESC and go on. Named
 #                               by CMD and its words: CHECKS=REGEX runs only the matching ones
@@ -157,6 +159,14 @@ expect_ok() {
 
 stats_field() {
     upfs cache stats --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+index_sql() {
+    "$PYTHON" -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=30)
+for r in c.execute(sys.argv[2]).fetchall():
+    print("\t".join(map(str, r)))
+c.commit()' "$STATE/index.db" "$1"
 }
 
 check() {

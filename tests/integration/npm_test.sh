@@ -24,6 +24,10 @@
 #   the mount: MNT/npm/upfs-demo/{package.json,-/upfs-demo-1.0.0.tgz}, MNT/npm/@upfs/util/...,
 #     package.json's tarballs relative ("-/<name>-<version>.tgz"), true sizes, the tarball's
 #     sha256, its user.upstreamfs.digest;
+#   ls -l of the tarballs of a package of 2,000 versions (upfs-many) lists them all and reads
+#     the document from the store once (/metrics upstreamfs_document_reads_total: the parse of
+#     its table, not one read per tarball looked up), fetched from the registry once; a second
+#     ls -l reads it no more;
 #   npm install through the registry /npmall/ resolves to /npmall/ and fetches nothing new;
 #   upfs-bad: npm install fails, the shim answers 502 for the tarball, and it is not cached (a
 #     second request reaches the upstream again; no blob with its bytes; cached=none);
@@ -193,6 +197,29 @@ EOF
     [[ ! -e "$MNT/npm/no-such-package" ]] || die "an unknown package exists in the mount"
 }
 check "mount layout: package.json (relative tarballs), -/<file>.tgz, @scope/<name>/" t_mount
+
+# ---- a package of many versions -----------------------------------------------------------------
+t_many() {
+    # the registry reads its documents per request: a new one is served as soon as it is written
+    "$PYTHON" - "$FIX/docs/upfs-many.json" <<'EOF'
+import json, sys
+vs = ["1.%d.%d" % (i // 100, i % 100) for i in range(2000)]
+doc = {"_id": "upfs-many", "name": "upfs-many", "dist-tags": {"latest": vs[-1]}, "versions": {
+    v: {"name": "upfs-many", "version": v, "dist": {
+        "tarball": "{BASE}/upfs-many/-/upfs-many-%s.tgz" % v,
+        "integrity": "sha512-" + "A" * 86 + "==", "shasum": "0" * 40}} for v in vs}}
+json.dump(doc, open(sys.argv[1], "w"))
+EOF
+    local tgz=' upfs-many-1\.[0-9]*\.[0-9]*\.tgz$'
+    # fetched once (the answer's bytes are kept in memory), read from the store once to parse
+    # its table; each lookup of a tarball then uses the table the document's sha256 names
+    assert_eq "$(ls_reads "$S/metrics" "$MNT/npm/upfs-many/-" "$tgz")" "2000 1" \
+        "tarballs listed by ls -l, documents read from the store meanwhile"
+    assert_eq "$(reg_count 'GET /upfs-many abbreviated')" 1 "abbreviated documents of upfs-many fetched"
+    assert_eq "$(ls_reads "$S/metrics" "$MNT/npm/upfs-many/-" "$tgz")" "2000 0" \
+        "tarballs listed by a second ls -l, documents read from the store meanwhile"
+}
+check "ls -l of 2,000 tarballs reads the package's document once" t_many
 
 # ---- through a registry ------------------------------------------------------------------------
 t_registry() {

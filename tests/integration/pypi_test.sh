@@ -26,6 +26,9 @@
 #     projects;
 #   the mount: MNT/py/upfs-demo/ lists the distributions with true sizes, each readable with the
 #     fixture's sha256; non-normalised names are absent;
+#   ls -l of a project of 500 files (upfs-many, an HTML page without sizes) lists them all,
+#     fetches the page once and reads it from the store never (/metrics
+#     upstreamfs_document_reads_total), not once per file looked up;
 #   pip through the registry /pyall/simple/ succeeds and fetches nothing new;
 #   files copied into the registry's local content are on its pages, first: pip downloads a
 #     project only the local content has, and a newer local version of an upstream project;
@@ -172,6 +175,24 @@ assert f["url"] == sys.argv[2], f["url"]  # relative: the file beside it
 EOF
 }
 check "mount layout: MNT/py/<normalized-name>/<file>, true sizes, readable" t_mount
+
+# ---- a project of many files -------------------------------------------------------------------
+t_many() {
+    # a PEP 503 page without sizes: the listing looks each file up (and asks its size)
+    "$PYTHON" - "$T/repo/simple/upfs-many" <<'EOF'
+import os, sys
+os.makedirs(sys.argv[1], exist_ok=True)
+links = "".join('<a href="../../packages/upfs_many-1.%d.0.tar.gz#sha256=%s">upfs_many-1.%d.0.tar.gz</a>\n'
+                % (i, "%064x" % i, i) for i in range(500))
+open(os.path.join(sys.argv[1], "index.html"), "w").write("<!DOCTYPE html><html><body>\n" + links + "</body></html>\n")
+EOF
+    # fetched once and parsed from the answer's bytes; every lookup of a file uses the form kept
+    # for the page's sha256: nothing is read from the store (one read per lookup before)
+    assert_eq "$(ls_reads "$S/metrics" "$MNT/py/upfs-many" ' upfs_many-1\.[0-9]*\.0\.tar\.gz$')" \
+        "500 0" "files listed by ls -l, documents read from the store meanwhile"
+    assert_eq "$(upstream_count GET /simple/upfs-many/)" 1 "GETs of the page"
+}
+check "ls -l of a project's 500 files: its page fetched once, no stored copy read" t_many
 
 # ---- through a registry ------------------------------------------------------------------------
 t_registry() {

@@ -25,7 +25,8 @@
 #   an npm registry's merged document (local package.json imported with `registry import`):
 #     rendered once, and again once when the local document changes;
 #   PyPI pages (tests/integration/pypi/build.py under lib/upstream.py): HTML and JSON rendered
-#     once each, with their own ETags and 304s, and again (once) when the upstream page changes.
+#     once each, with their own ETags and 304s, and again (once) when the upstream page changes;
+#     a page over the 64 MiB cap is a 502 whose body names the cap.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/mount_common.sh" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/shim/shim_common.sh"
@@ -56,9 +57,7 @@ wait_until 10 test -s "$T/proxy.port" || die "accept_proxy did not start: $(cat 
 "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/pypi/build.py" "$T/pyrepo" >/dev/null
 upstream_start "$T/pyrepo" --quiet
 
-renders() {
-    "${CURL[@]}" "$S/metrics" | awk '$1 == "upstreamfs_renders_total" { print $2 }'
-}
+renders() { metric_of "$S/metrics" renders_total; }
 etag_of_body() { printf '"sha256:%s"' "$(sha256_of "$T/body")"; }
 
 # ---- render once, serve many -------------------------------------------------------------------
@@ -268,5 +267,27 @@ t_pypi() {
     assert_contains "$BODY" "upfs_demo-1.1.0.tar.gz" "the new file on the rendered page"
 }
 check "PyPI pages: rendered once per variant, again once when the page changes, 304" t_pypi
+
+t_pypi_cap() {
+    mkdir -p "$T/pyrepo/simple/upfs-huge"
+    "$PYTHON" - "$T/pyrepo/simple/upfs-huge/index.html" <<'EOF2'
+import sys
+row = '<a href="../../packages/upfs_huge-%d.tar.gz">upfs_huge-%d.tar.gz</a><br/>\n'
+with open(sys.argv[1], "w") as f:
+    f.write("<html><body>\n")
+    n = 0
+    while n < (65 << 20):
+        line = "".join(row % (i, i) for i in range(n // 70, n // 70 + 1000))
+        f.write(line)
+        n += len(line)
+    f.write("</body></html>\n")
+EOF2
+    http_get "$S/py/simple/upfs-huge/" -H 'Accept: text/html'
+    rm -rf "$T/pyrepo/simple/upfs-huge"
+    assert_eq "$HTTP_STATUS" 502 "a PyPI page over the cap"
+    assert_contains "$BODY" "the document is larger than the 64 MiB cap on documents" \
+        "the answer names the cap"
+}
+check "a PyPI page over the 64 MiB cap: 502 naming the cap" t_pypi_cap
 
 finish

@@ -1,7 +1,8 @@
 /*
  * test_chunks: the chunk map of a partial object (src/fetch/chunks.c): bounds of a short last
  * chunk, present bytes, what a read needs (present, wait for a fetch, or the absent run to
- * fetch, coalesced and capped), the fill's next missing chunk and absent run, and the saved
+ * fetch, coalesced and capped), how far a reader that reads on asks ahead (capped; a scattered
+ * read not at all), the fill's next missing chunk and absent run, and the saved
  * bitmap's round trip (a map of another size refused).
  */
 #include <setjmp.h>
@@ -73,6 +74,28 @@ static void need(void **state)
     chunks_free(c);
 }
 
+static void grow(void **state)
+{
+    (void)state;
+    struct chunks *c = chunks_new(40 * C, C);
+    /* a scattered read (chunk 9 absent), and one at the start: only its own chunks */
+    assert_int_equal(chunks_grow(c, 10, 10, 8), 10);
+    assert_int_equal(chunks_grow(c, 0, 1, 8), 1);
+    /* reading on past chunk 10 (present) or 11 (being fetched): max_run chunks in all */
+    chunks_set(c, 10, CHUNK_PRESENT);
+    assert_int_equal(chunks_grow(c, 11, 11, 8), 18);
+    chunks_set(c, 11, CHUNK_FETCHING);
+    assert_int_equal(chunks_grow(c, 12, 12, 8), 19);
+    /* never shorter than the read's own run */
+    assert_int_equal(chunks_grow(c, 12, 25, 8), 25);
+    /* it stops at a chunk that is not absent, and at the end */
+    chunks_set(c, 15, CHUNK_FETCHING);
+    assert_int_equal(chunks_grow(c, 12, 12, 8), 14);
+    chunks_set(c, 35, CHUNK_PRESENT);
+    assert_int_equal(chunks_grow(c, 36, 36, 8), 39);
+    chunks_free(c);
+}
+
 static void fill_order(void **state)
 {
     (void)state;
@@ -97,17 +120,21 @@ static void save_load(void **state)
     chunks_set(c, 9, CHUNK_PRESENT);
     chunks_set(c, 10, CHUNK_PRESENT);
     chunks_set(c, 3, CHUNK_FETCHING); /* not present: not saved */
-    char *hex = chunks_save(c);
-    assert_string_equal(hex, "0106");
-    assert_int_equal(chunks_load(d, hex), 0);
+    size_t len = 0;
+    uint8_t *map = chunks_save(c, &len);
+    assert_non_null(map);
+    assert_int_equal(len, 2);
+    assert_int_equal(map[0], 0x01);
+    assert_int_equal(map[1], 0x06);
+    assert_int_equal(chunks_load(d, map, len), 0);
     assert_int_equal(chunks_present_bytes(d), 3 * C);
     assert_int_equal(d->st[9], CHUNK_PRESENT);
     assert_int_equal(d->st[3], CHUNK_ABSENT);
-    /* another object's maps: a different length, a bit past the last chunk, not hex */
-    assert_int_equal(chunks_load(d, "01"), -EINVAL);
-    assert_int_equal(chunks_load(d, "0108"), -EINVAL);
-    assert_int_equal(chunks_load(d, "01zz"), -EINVAL);
-    free(hex);
+    /* another object's maps: a different length, a bit past the last chunk */
+    const uint8_t short_map[] = {0x01}, past_end[] = {0x01, 0x08};
+    assert_int_equal(chunks_load(d, short_map, sizeof(short_map)), -EINVAL);
+    assert_int_equal(chunks_load(d, past_end, sizeof(past_end)), -EINVAL);
+    free(map);
     chunks_free(c);
     chunks_free(d);
 }
@@ -117,6 +144,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bounds_and_bytes),
         cmocka_unit_test(need),
+        cmocka_unit_test(grow),
         cmocka_unit_test(fill_order),
         cmocka_unit_test(save_load),
     };

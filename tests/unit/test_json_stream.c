@@ -239,6 +239,25 @@ static void walk_and_write(void **state)
     assert_string_equal(dec, nasty);
     assert_int_equal(json_stream_string(out, 5, len - 1, dec, 4), -ENAMETOOLONG);
     free(out);
+    /* ... written as jansson writes them, byte for byte (the PyPI document:
+     * src/parsers/pypi_form.c) */
+    char every[40];
+    for (int c = 1; c < 32; c++)
+        every[c - 1] = (char)c;
+    strcpy(every + 31, "\"\\/\x7f\xc3\xa9");
+    json_out_init(&o, 0);
+    json_out_string(&o, every);
+    assert_int_equal(json_out_finish(&o, &out, &len), 0);
+    json_t *js = json_string(every);
+    char *want = json_dumps(js, JSON_ENCODE_ANY);
+    assert_string_equal(out, want);
+    free(want);
+    json_decref(js);
+    free(out);
+    assert_true(json_stream_utf8("a\xc3\xa9", 3));
+    assert_false(json_stream_utf8("a\xc3", 2));
+    assert_false(json_stream_utf8("\xed\xa0\x80", 3)); /* a surrogate */
+    assert_false(json_stream_utf8("a\0b", 3));
 }
 
 /* Array elements, a member by key (the last of a repeated one, as jansson keeps) and a string. */

@@ -52,11 +52,16 @@ static const char packument[] =
     "\"6.0.0\":\"not an object\""
     "}}";
 
+/* npm_tarballs_find, checked against a scan of the table. */
 static const struct npm_tarball *find(const struct npm_tarballs *t, const char *file)
 {
+    const struct npm_tarball *found = npm_tarballs_find(t, file);
     for (size_t i = 0; i < t->n; i++)
-        if (!strcmp(t->items[i].file, file))
-            return &t->items[i];
+        if (!strcmp(t->items[i].file, file)) {
+            assert_ptr_equal(found, &t->items[i]);
+            return found;
+        }
+    assert_null(found);
     return NULL;
 }
 
@@ -140,7 +145,8 @@ static void tarball_table_repeats_and_times(void **state)
     assert_int_equal(t.items[1].published, -1); /* the last 2.0.0 is no string */
     npm_tarballs_clear(&t);
 
-    /* Many versions: each once, in order, with its time (the table is built in linear time). */
+    /* Many versions: each once, in order, with its time (the table is built in linear time),
+     * each found by its name. */
     size_t n = 20000, cap = n * 120 + 64, o = 0;
     char *big = malloc(cap);
     assert_non_null(big);
@@ -157,8 +163,12 @@ static void tarball_table_repeats_and_times(void **state)
         snprintf(want, sizeof(want), "http://r/x/-/x-1.%zu.0.tgz", i);
         assert_string_equal(t.items[i].url, want);
         assert_int_equal(t.items[i].published, i == 7 ? 86400 : -1);
+        snprintf(want, sizeof(want), "x-1.%zu.0.tgz", i); /* each found by its name's hash */
+        assert_ptr_equal(npm_tarballs_find(&t, want), &t.items[i]);
     }
+    assert_null(npm_tarballs_find(&t, "x-1.20000.0.tgz"));
     npm_tarballs_clear(&t);
+    assert_null(npm_tarballs_find(&t, "x-1.0.0.tgz")); /* an empty table */
     free(big);
 }
 

@@ -12,6 +12,7 @@
 #include "upstreamfs/config.h"
 #include "upstreamfs/helm.h"
 #include "upstreamfs/policy.h"
+#include "upstreamfs/pypi.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -359,28 +360,34 @@ static void pypi_documents(void **state)
     p.min_age = 7 * DAY;
     p.deny = strv("demo@==0.5", NULL);
     int64_t now = 1800000000;
-    json_t *index = json_pack("{s:s, s:[{s:s,s:s}, {s:s,s:s}, {s:s}, {s:s,s:s}]}", "name", "demo",
-                              "files", "filename", "demo-1.0.tar.gz", "upload-time",
-                              "2020-01-01T00:00:00Z", "filename", "demo-2.0-py3-none-any.whl",
-                              "upload-time", "2099-01-01T00:00:00Z", "filename", "demo-1.5.tar.gz",
-                              "filename", "demo-0.5.tar.gz", "upload-time", "2020-01-01T00:00:00Z");
-    json_t *out = NULL;
+    static const char page[] =
+        "{\"files\":[{\"filename\":\"demo-1.0.tar.gz\",\"url\":\"http://x/a\","
+        "\"upload-time\":\"2020-01-01T00:00:00Z\"},{\"filename\":\"demo-2.0-py3-none-any.whl\","
+        "\"url\":\"http://x/b\",\"upload-time\":\"2099-01-01T00:00:00Z\"},"
+        "{\"filename\":\"demo-1.5.tar.gz\",\"url\":\"http://x/c\"},"
+        "{\"filename\":\"demo-0.5.tar.gz\",\"url\":\"http://x/d\","
+        "\"upload-time\":\"2020-01-01T00:00:00Z\"}]}";
+    struct pypi_index *index = NULL, *out = NULL;
+    assert_int_equal(pypi_index_parse(page, strlen(page), "application/json",
+                                      "http://x/simple/demo/", "demo", &index),
+                     0);
     struct policy_filtered f;
     assert_int_equal(policy_pypi_filter(&p, "demo", index, now, &out, &f), 0);
     assert_int_equal(f.hidden, 3);
-    json_t *files = json_object_get(out, "files");
-    assert_int_equal(json_array_size(files), 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(files, 0), "filename")),
-                        "demo-1.0.tar.gz");
-    assert_int_equal(json_array_size(json_object_get(index, "files")), 4); /* untouched */
-    json_decref(out);
+    assert_int_equal(pypi_index_count(out), 1);
+    assert_string_equal(pypi_index_filename(out, 0), "demo-1.0.tar.gz");
+    assert_int_equal(pypi_index_count(index), 4); /* untouched */
+    /* the subset finds its own files only */
+    assert_int_equal(pypi_index_lookup(out, "demo-1.0.tar.gz"), 0);
+    assert_int_equal(pypi_index_lookup(out, "demo-0.5.tar.gz"), -1);
+    pypi_index_free(out);
     p.min_age = 0;
     free(p.deny[0]);
     p.deny[0] = NULL;
     assert_int_equal(policy_pypi_filter(&p, "demo", index, now, &out, &f), 0);
     assert_ptr_equal(out, index);
-    json_decref(out);
-    json_decref(index);
+    pypi_index_free(out);
+    pypi_index_free(index);
     config_proxy_clear(&p);
 }
 

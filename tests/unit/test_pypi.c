@@ -13,13 +13,16 @@
 #include <cmocka.h>
 
 #include "upstreamfs/driver.h"
+#include "upstreamfs/hash.h"
 #include "upstreamfs/pypi.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define H1 "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
 #define H2 "486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7"
@@ -63,6 +66,32 @@ static const char *str(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
+/* The canonical form as a tree to check: its document with absolute URLs, read by jansson. */
+static json_t *tree_of(const struct pypi_index *ix)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    json_error_t jerr;
+    assert_int_equal(pypi_index_emit(ix, true, &doc, &len), 0);
+    json_t *t = json_loadb(doc, len, 0, &jerr);
+    assert_non_null(t);
+    free(doc);
+    return t;
+}
+
+/* pypi_index_parse, the result as tree_of makes it. */
+static int parse_tree(const char *body, size_t len, const char *ctype, const char *page_url,
+                      const char *name, json_t **out)
+{
+    struct pypi_index *ix = NULL;
+    int rc = pypi_index_parse(body, len, ctype, page_url, name, &ix);
+    if (rc == 0) {
+        *out = tree_of(ix);
+        pypi_index_free(ix);
+    }
+    return rc;
+}
+
 static void normalise(void **state)
 {
     (void)state;
@@ -91,8 +120,8 @@ static void html_page(void **state)
 {
     (void)state;
     json_t *ix = NULL;
-    assert_int_equal(pypi_index_parse(page_html, strlen(page_html), "text/html; charset=utf-8",
-                                      "http://up.example/root/simple/demo-pkg/", "demo-pkg", &ix),
+    assert_int_equal(parse_tree(page_html, strlen(page_html), "text/html; charset=utf-8",
+                                "http://up.example/root/simple/demo-pkg/", "demo-pkg", &ix),
                      0);
     assert_string_equal(str(ix, "name"), "demo-pkg");
     assert_int_equal(json_array_size(json_object_get(ix, "files")), 4);
@@ -128,8 +157,8 @@ static void html_page(void **state)
     /* <base href> moves every relative link. */
     const char based[] = "<html><head><base href=\"https://cdn.example/files/\"></head>"
                          "<body><a href=\"x-1.0.tar.gz\">x-1.0.tar.gz</a></body></html>";
-    assert_int_equal(
-        pypi_index_parse(based, strlen(based), "text/html", "http://up/simple/x/", "x", &ix), 0);
+    assert_int_equal(parse_tree(based, strlen(based), "text/html", "http://up/simple/x/", "x", &ix),
+                     0);
     assert_string_equal(str(file_named(ix, "x-1.0.tar.gz"), "url"),
                         "https://cdn.example/files/x-1.0.tar.gz");
     json_decref(ix);
@@ -155,9 +184,11 @@ static void json_page(void **state)
         "\"hashes\":[],\"yanked\":false,\"size\":-5,\"core-metadata\":false}"
         "]}";
     json_t *ix = NULL;
+    struct pypi_index *form = NULL;
     assert_int_equal(pypi_index_parse(page, strlen(page), "application/vnd.pypi.simple.v1+json",
-                                      "https://up/simple/demo-pkg/", "demo-pkg", &ix),
+                                      "https://up/simple/demo-pkg/", "demo-pkg", &form),
                      0);
+    ix = tree_of(form);
     assert_int_equal(json_array_size(json_object_get(ix, "files")), 2);
     json_t *f = file_named(ix, "demo_pkg-1.0.tar.gz");
     assert_string_equal(str(f, "url"), "https://up/p/demo_pkg-1.0.tar.gz");
@@ -173,30 +204,31 @@ static void json_page(void **state)
 
     char *url = NULL, *expect = NULL;
     int64_t size = 0;
-    assert_int_equal(pypi_index_find(ix, "demo_pkg-1.0.tar.gz", &url, &expect, &size), 0);
+    assert_int_equal(pypi_index_find(form, "demo_pkg-1.0.tar.gz", &url, &expect, &size), 0);
     assert_string_equal(url, "https://up/p/demo_pkg-1.0.tar.gz");
     assert_string_equal(expect, "sha256:" H1);
     assert_int_equal(size, 1234);
     free(url);
     free(expect);
-    assert_int_equal(pypi_index_find(ix, "demo_pkg-1.0.tar.gz.metadata", &url, &expect, &size), 0);
+    assert_int_equal(pypi_index_find(form, "demo_pkg-1.0.tar.gz.metadata", &url, &expect, &size),
+                     0);
     assert_string_equal(url, "https://up/p/demo_pkg-1.0.tar.gz.metadata");
     assert_string_equal(expect, "sha256:" H2);
     assert_int_equal(size, -1);
     free(url);
     free(expect);
-    assert_int_equal(pypi_index_find(ix, "demo_pkg-4.0.tar.gz", &url, &expect, &size), 0);
+    assert_int_equal(pypi_index_find(form, "demo_pkg-4.0.tar.gz", &url, &expect, &size), 0);
     assert_null(expect);
     free(url);
-    assert_int_equal(pypi_index_find(ix, "demo_pkg-4.0.tar.gz.metadata", &url, &expect, &size),
+    assert_int_equal(pypi_index_find(form, "demo_pkg-4.0.tar.gz.metadata", &url, &expect, &size),
                      -ENOENT);
-    assert_int_equal(pypi_index_find(ix, "../evil.tar.gz", &url, &expect, &size), -ENOENT);
+    assert_int_equal(pypi_index_find(form, "../evil.tar.gz", &url, &expect, &size), -ENOENT);
     json_decref(ix);
+    pypi_index_free(form);
 
     /* Without a content type, a body that starts with '{' is JSON. */
     assert_int_equal(
-        pypi_index_parse(page, strlen(page), NULL, "https://up/simple/demo-pkg/", "demo-pkg", &ix),
-        0);
+        parse_tree(page, strlen(page), NULL, "https://up/simple/demo-pkg/", "demo-pkg", &ix), 0);
     assert_int_equal(json_array_size(json_object_get(ix, "files")), 2);
     json_decref(ix);
 
@@ -208,9 +240,9 @@ static void json_page(void **state)
                          "{",
                          "{\"files\":[]}x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(pypi_index_parse(bad[i], strlen(bad[i]), "application/json",
-                                          "http://up/simple/x/", "x", &ix),
-                         -EIO);
+        assert_int_equal(
+            parse_tree(bad[i], strlen(bad[i]), "application/json", "http://up/simple/x/", "x", &ix),
+            -EIO);
 }
 
 static void hostile_html(void **state)
@@ -227,7 +259,7 @@ static void hostile_html(void **state)
                           "<a href=\"x\0y.tar.gz\">"};
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
         size_t len = i == 2 ? 4 : i == 6 ? 22 : strlen(junk[i]);
-        int rc = pypi_index_parse(junk[i], len, "text/html", "http://up/simple/x/", "x", &ix);
+        int rc = parse_tree(junk[i], len, "text/html", "http://up/simple/x/", "x", &ix);
         assert_true(rc == 0 || rc == -EIO);
         if (rc == 0) {
             size_t k;
@@ -249,7 +281,7 @@ static void hostile_html(void **state)
         o += 5;
     }
     o += (size_t)sprintf(deep + o, "<a href=\"deep-1.0.tar.gz\">deep</a>");
-    int rc = pypi_index_parse(deep, o, "text/html", "http://up/simple/deep/", "deep", &ix);
+    int rc = parse_tree(deep, o, "text/html", "http://up/simple/deep/", "deep", &ix);
     assert_true(rc == 0 || rc == -EIO);
     if (rc == 0)
         json_decref(ix);
@@ -259,15 +291,15 @@ static void hostile_html(void **state)
 static void mount_document_and_render(void **state)
 {
     (void)state;
-    json_t *ix = NULL;
+    struct pypi_index *ix = NULL;
     char *doc = NULL, *out = NULL;
     size_t dl = 0, len = 0;
     const char *ctype = NULL;
     assert_int_equal(pypi_index_parse(page_html, strlen(page_html), "text/html",
                                       "http://up.example/root/simple/demo-pkg/", "demo-pkg", &ix),
                      0);
-    assert_int_equal(pypi_index_emit(ix, &doc, &dl), 0);
-    json_decref(ix);
+    assert_int_equal(pypi_index_emit(ix, false, &doc, &dl), 0);
+    pypi_index_free(ix);
     /* The mount's document: relative URLs only; core metadata under its PEP 714 name only. */
     assert_null(strstr(doc, "up.example"));
     assert_null(strstr(doc, "files.example"));
@@ -367,15 +399,16 @@ static void same_bytes_as_before(void **state)
         "</body>\n"
         "</html>\n"
         "";
-    json_t *ix = NULL;
+    struct pypi_index *ix = NULL;
+    json_t *tree = NULL;
     char *doc = NULL, *out = NULL;
     size_t dl = 0, len = 0;
     const char *ctype = NULL;
     assert_int_equal(pypi_index_parse(page, strlen(page), "text/html",
                                       "http://up.example/simple/demo/", "demo", &ix),
                      0);
-    assert_int_equal(pypi_index_emit(ix, &doc, &dl), 0);
-    json_decref(ix);
+    assert_int_equal(pypi_index_emit(ix, false, &doc, &dl), 0);
+    pypi_index_free(ix);
     assert_string_equal(doc, want_doc);
     const char *base = "http://s:5/py/demo/.simple.json";
     assert_int_equal(pypi_index_render(doc, dl, base, PYPI_JSON, &out, &len, &ctype), 0);
@@ -390,20 +423,20 @@ static void same_bytes_as_before(void **state)
     assert_int_equal(pypi_index_parse(want_json, strlen(want_json),
                                       "application/vnd.pypi.simple.v1+json", base, "demo", &ix),
                      0);
-    assert_int_equal(pypi_index_emit(ix, &doc, &dl), 0);
-    json_decref(ix);
+    assert_int_equal(pypi_index_emit(ix, false, &doc, &dl), 0);
+    pypi_index_free(ix);
     assert_string_equal(doc, want_doc);
     free(doc);
     /* a <base> after the first links: every link resolves against it, read again */
     static const char late[] = "<a href=\"x-1.whl\">x</a><base href=\"http://f.example/d/\">"
                                "<a href=\"y-1.whl\">y</a>";
-    assert_int_equal(pypi_index_parse(late, strlen(late), "text/html",
-                                      "http://up.example/simple/demo/", "demo", &ix),
+    assert_int_equal(parse_tree(late, strlen(late), "text/html", "http://up.example/simple/demo/",
+                                "demo", &tree),
                      0);
-    assert_int_equal(json_array_size(json_object_get(ix, "files")), 2);
-    assert_string_equal(str(file_named(ix, "x-1.whl"), "url"), "http://f.example/d/x-1.whl");
-    assert_string_equal(str(file_named(ix, "y-1.whl"), "url"), "http://f.example/d/y-1.whl");
-    json_decref(ix);
+    assert_int_equal(json_array_size(json_object_get(tree, "files")), 2);
+    assert_string_equal(str(file_named(tree, "x-1.whl"), "url"), "http://f.example/d/x-1.whl");
+    assert_string_equal(str(file_named(tree, "y-1.whl"), "url"), "http://f.example/d/y-1.whl");
+    json_decref(tree);
 }
 
 static void accept_negotiation(void **state)
@@ -456,13 +489,13 @@ static void merge_local_files(void **state)
     free(out);
     /* with the upstream's document: local first, its own .metadata, a same-named upstream dropped
      */
-    json_t *idx = NULL;
+    struct pypi_index *idx = NULL;
     assert_int_equal(pypi_index_parse(page_html, strlen(page_html), "text/html",
                                       "https://pypi.example/simple/demo-pkg/", "demo-pkg", &idx),
                      0);
-    assert_int_equal(pypi_index_emit(idx, &up, &ulen), 0);
-    size_t nup = json_array_size(json_object_get(idx, "files"));
-    json_decref(idx);
+    assert_int_equal(pypi_index_emit(idx, false, &up, &ulen), 0);
+    size_t nup = pypi_index_count(idx);
+    pypi_index_free(idx);
     assert_int_equal(pypi_index_merge_local(up, ulen, "demo-pkg", files, 4, &out, &len), 0);
     d = json_loadb(out, len, 0, &jerr);
     json_t *fl = json_object_get(d, "files");
@@ -485,6 +518,74 @@ static void merge_local_files(void **state)
     free(up);
 }
 
+/*
+ * A page of 60,000 files (tools/bench/mkdocs.py's): its canonical form takes at most 3/5 of the
+ * page (the jansson tree it replaced took about 6 times the page), and every file and its core
+ * metadata is found by name in bounded time (a hash lookup: a walk of the page per lookup,
+ * as `ls -l` of the project makes one per entry, took minutes).
+ */
+static void large_page(void **state)
+{
+    (void)state;
+    enum { FILES = 60000 };
+    size_t cap = (size_t)FILES * 330 + 256, len = 0;
+    char *page = malloc(cap), name[80], hex[65];
+    assert_non_null(page);
+    len += (size_t)snprintf(page, cap, "<html><body>\n");
+    for (int i = 0; i < FILES; i++) {
+        snprintf(name, sizeof(name), "huge_proj-%d.%d.%d-py3-none-any.whl", i / 300, (i / 10) % 30,
+                 i % 10);
+        hash_sha256_hex(name, strlen(name), hex);
+        len += (size_t)snprintf(page + len, cap - len,
+                                "<a href=\"../../packages/%s#sha256=%s\" data-requires-python="
+                                "\"&gt;=3.8\" data-dist-info-metadata=\"sha256=%s\">%s</a><br/>\n",
+                                name, hex, hex, name);
+    }
+    len += (size_t)snprintf(page + len, cap - len, "</body></html>\n");
+    struct mallinfo2 before = mallinfo2();
+    struct pypi_index *ix = NULL;
+    assert_int_equal(
+        pypi_index_parse(page, len, "text/html", "http://up/simple/huge-proj/", "huge-proj", &ix),
+        0);
+    struct mallinfo2 after = mallinfo2();
+    assert_int_equal(pypi_index_count(ix), FILES);
+    size_t held = pypi_index_bytes(ix);
+    size_t allocated = (after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd);
+    print_message("page %zu bytes, its form %zu (malloc: %zu more in use)\n", len, held, allocated);
+    assert_true(held <= len * 3 / 5);
+    if (after.uordblks + after.hblkhd) /* glibc's malloc (not a sanitizer's) */
+        assert_true(allocated <= len * 3 / 5);
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = FILES - 1; i >= 0; i--) {
+        char file[100], want[200], *url = NULL, *expect = NULL;
+        int64_t size = 0;
+        snprintf(name, sizeof(name), "huge_proj-%d.%d.%d-py3-none-any.whl", i / 300, (i / 10) % 30,
+                 i % 10);
+        hash_sha256_hex(name, strlen(name), hex);
+        for (int meta = 0; meta < 2; meta++) {
+            snprintf(file, sizeof(file), "%s%s", name, meta ? ".metadata" : "");
+            assert_int_equal(pypi_index_find(ix, file, &url, &expect, &size), 0);
+            snprintf(want, sizeof(want), "http://up/packages/%s", file);
+            assert_string_equal(url, want);
+            snprintf(want, sizeof(want), "sha256:%s", hex);
+            assert_string_equal(expect, want);
+            assert_int_equal(size, -1);
+            free(url);
+            free(expect);
+        }
+        assert_int_equal(pypi_index_lookup(ix, name), i);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("%d lookups in %.3f s\n", 2 * FILES, secs);
+    assert_true(secs < 10.0);
+    assert_int_equal(pypi_index_lookup(ix, "huge_proj-9.9.9.tar.gz"), -1);
+    pypi_index_free(ix);
+    free(page);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +597,7 @@ int main(void)
         cmocka_unit_test(same_bytes_as_before),
         cmocka_unit_test(merge_local_files),
         cmocka_unit_test(accept_negotiation),
+        cmocka_unit_test(large_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

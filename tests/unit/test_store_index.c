@@ -265,7 +265,7 @@ static void index_totals_migration(void **state)
                                   "DROP TRIGGER object_totals_d; DROP TABLE object_totals;"
                                   "DROP TRIGGER object_scope_gone; DROP TABLE object_scope;"
                                   "DROP TRIGGER removed_upstream_gone;"
-                                  "DROP TABLE removed_upstream;"
+                                  "DROP TABLE removed_upstream; DROP TABLE partial;"
                                   "INSERT INTO object(digest, size, local) VALUES"
                                   " ('aa', 10, 0), ('bb', 20, 0), ('cc', 5, 1);"
                                   "PRAGMA user_version = 3;",

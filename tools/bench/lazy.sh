@@ -19,6 +19,10 @@ lazy_forget() {
     wait_until 30 _flight_idle "$F/$name" || true
     sleep 3.5 # a flight with no reader lingers 3 s (src/fetch/lazy.c); its files go after it
     is_complete "$F/$name" && { evict "$name" || return 1; }
+    # the chunk maps (the index's rows) first, then the data files, as the eviction does
+    /usr/bin/python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=30); c.execute("DELETE FROM partial"); c.commit()' \
+        "$STATE/index.db"
     rm -f -- "$STATE"/partial/*
     [[ "$(cached_state "$F/$name")" == none ]] || { log "files/$name still cached: $(cached_state "$F/$name")"; return 1; }
 }

@@ -16,7 +16,8 @@ it; its request log shows whether an Authorization header followed the redirect 
 
 Control API (JSON; never counted):
   GET  /_control/counts    -> {"GET /v2/...": 2, ...}
-  GET  /_control/requests  -> [{"method", "path", "auth": "bearer"|"basic"|"", "status", "time"}]
+  GET  /_control/requests  -> [{"method", "path", "auth": "bearer"|"basic"|"", "status", "time",
+                               "range": the Range header or ""}]
   POST /_control/reset     -> zero the counts and the log
   POST /_control/down      -> answer every request with 503 until /_control/up
   POST /_control/ratelimit?seconds=N
@@ -115,7 +116,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         auth = (self.headers.get("Authorization") or "").split(" ")[0].lower()
         entry = {"method": self.command, "path": path, "auth": auth, "status": status,
-                 "time": time.time()}
+                 "time": time.time(), "range": self.headers.get("Range") or ""}
         with State.lock:
             State.log.append(entry)
         return entry

@@ -26,6 +26,12 @@
 #     header_of NAME               the value of response header NAME from the last http_* call
 #     json_field EXPR              evaluate EXPR (Python, the parsed BODY is `j`) and print it
 #     json_eq A B                  status 0 when the JSON texts A and B are equal as values
+#     metric_of URL NAME           the value of the unlabelled metric upstreamfs_NAME in the
+#                                  /metrics page at URL
+#     ls_reads URL DIR PATTERN     ls -l DIR (a stat of each entry, as ls -l does); prints the
+#                                  number of its lines matching PATTERN (grep) and the number of
+#                                  documents the daemon read from its store meanwhile
+#                                  (document_reads_total in the /metrics page at URL)
 
 _SHIM_COMMON_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -136,4 +142,17 @@ json_field() {
 
 json_eq() {
     "$PYTHON" -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1]) == json.loads(sys.argv[2]) else 1)' "$1" "$2"
+}
+
+metric_of() {
+    "${CURL[@]}" "$1" | awk -v m="upstreamfs_$2" '$1 == m { print $2 }'
+}
+
+ls_reads() {
+    local before after
+    before="$(metric_of "$1" document_reads_total)"
+    [[ -n "$before" ]] || die "$1 has no upstreamfs_document_reads_total"
+    ls -l "$2" >"$T/ls-reads"
+    after="$(metric_of "$1" document_reads_total)"
+    echo "$(grep -c "$3" "$T/ls-reads") $((after - before))"
 }
