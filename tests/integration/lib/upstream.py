@@ -435,7 +435,8 @@ class Handler(BaseHTTPRequestHandler):
         sent = 0
         t0 = time.monotonic()
         while True:
-            if stall_at is not None and sent >= min(stall_at, limit):
+            # a body sent whole is never held: its client may reuse the connection at once
+            if stall_at is not None and sent >= min(stall_at, limit) and sent < length:
                 self.wfile.flush()
                 time.sleep(plan.stall[1])
                 stall_at = None
