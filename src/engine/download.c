@@ -159,8 +159,10 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
                  resp->status);
     }
     /* 401/403: the flight asked again with a fresh credential (dl_reauth) if the driver could
-     * give one; an opener still waiting records the refusal (download_http_error). */
-    else if (!upstream_outcome(c->u, err, resp, c->url, false) ||
+     * give one; an opener still waiting records the refusal (download_http_error), else (the
+     * open had returned, or a later ranged request of a partial object was refused: err < 0)
+     * it is final here. */
+    else if (!upstream_outcome(c->u, err, resp, c->url, err < 0 || c->deferred) ||
              !failure_classify(err, resp->status, (enum failure_cause)resp->cause, &f))
         return;
     engine__path_failed(c->e, c->top, c->path, &f); /* a read may fail after its open */
