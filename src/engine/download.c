@@ -273,9 +273,10 @@ static int download_headers(struct upstream *u, const char *url, const char *con
 }
 
 /*
- * The first answer refused the credential (flight.h, reauth): when the driver puts it down to
- * a credential refused before its time (it forgets it), the headers with a fresh one, to ask
- * once more. Here for every download, also one whose open has returned already.
+ * The first answer, or a later ranged request of a partial object, refused the credential
+ * (flight.h, reauth): when the driver puts it down to a credential refused before its time (it
+ * forgets it), the headers with a fresh one, to ask once more. Here for every download, also
+ * one whose open has returned already.
  */
 static bool dl_reauth(void *arg, long status, struct curl_slist **headers)
 {
