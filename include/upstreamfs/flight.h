@@ -120,11 +120,12 @@ struct flight_source {
      */
     bool (*recheck)(void *arg, char hex[65]);
     /*
-     * The first answer refused the credential (401, 403 or 400, no byte of a body yet):
-     * returns true with fresh request headers in *headers (the flight's from then on) to ask
-     * once more, in the download thread, or false to let the status stand. Here, not in the
-     * opener, because an open may return before the first answer (first_offset < 0). May be
-     * NULL.
+     * The first answer refused the credential (401, 403 or 400, no byte of a body yet), or a
+     * later ranged request of a partial object was (once for every request refused at the same
+     * time, src/fetch/lazy.c): returns true with fresh request headers in *headers (the
+     * flight's from then on) to ask once more, in the download thread or a ranged request's,
+     * or false to let the status stand. Here, not in the opener, because an open may return
+     * before the first answer (first_offset < 0). May be NULL.
      */
     bool (*reauth)(void *arg, long status, struct curl_slist **headers);
     /* Called for every other outcome (status or error), same thread. */

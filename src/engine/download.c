@@ -159,8 +159,10 @@ static void dl_fail(void *arg, int err, const struct fetch_response *resp)
                  resp->status);
     }
     /* 401/403: the flight asked again with a fresh credential (dl_reauth) if the driver could
-     * give one; an opener still waiting records the refusal (download_http_error). */
-    else if (!upstream_outcome(c->u, err, resp, c->url, false) ||
+     * give one; an opener still waiting records the refusal (download_http_error), else (the
+     * open had returned, or a later ranged request of a partial object was refused: err < 0)
+     * it is final here. */
+    else if (!upstream_outcome(c->u, err, resp, c->url, err < 0 || c->deferred) ||
              !failure_classify(err, resp->status, (enum failure_cause)resp->cause, &f))
         return;
     engine__path_failed(c->e, c->top, c->path, &f); /* a read may fail after its open */
@@ -271,9 +273,10 @@ static int download_headers(struct upstream *u, const char *url, const char *con
 }
 
 /*
- * The first answer refused the credential (flight.h, reauth): when the driver puts it down to
- * a credential refused before its time (it forgets it), the headers with a fresh one, to ask
- * once more. Here for every download, also one whose open has returned already.
+ * The first answer, or a later ranged request of a partial object, refused the credential
+ * (flight.h, reauth): when the driver puts it down to a credential refused before its time (it
+ * forgets it), the headers with a fresh one, to ask once more. Here for every download, also
+ * one whose open has returned already.
  */
 static bool dl_reauth(void *arg, long status, struct curl_slist **headers)
 {

@@ -459,9 +459,30 @@ static bool reauthed(struct flight *f, int rc, const struct fetch_response *resp
         curl_slist_free_all(h);
         return false;
     }
-    curl_slist_free_all(f->headers);
-    f->headers = h;
+    pthread_mutex_lock(&f->mu);
+    h = flight__headers_swap(f, h);
+    pthread_mutex_unlock(&f->mu);
+    curl_slist_free_all(h);
     return true;
+}
+
+int flight__headers_copy(const struct curl_slist *src, struct curl_slist **out)
+{
+    for (const struct curl_slist *h = src; h; h = h->next)
+        if (fetch_header_add(out, h->data) < 0) {
+            curl_slist_free_all(*out);
+            *out = NULL;
+            return -ENOMEM;
+        }
+    return 0;
+}
+
+struct curl_slist *flight__headers_swap(struct flight *f, struct curl_slist *h)
+{
+    struct curl_slist *old = f->headers;
+    f->headers = h;
+    f->headers_gen++;
+    return old;
 }
 
 static int fetch_body(struct flight *f, struct fetch_response *resp)
@@ -645,9 +666,7 @@ static int flight_make(void *arg, struct sf_call *c, void **data)
     pthread_cond_init(&f->cv, NULL);
     f->url = strdup(src->url);
     copy_endpoint(f, src->ep);
-    bool headers_ok = true;
-    for (const struct curl_slist *h = src->headers; h && headers_ok; h = h->next)
-        headers_ok = fetch_header_add(&f->headers, h->data) == 0;
+    bool headers_ok = flight__headers_copy(src->headers, &f->headers) == 0;
     f->expect = src->expect;
     f->expect_size = src->expect_size;
     f->on_done = src->on_done;

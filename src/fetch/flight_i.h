@@ -44,7 +44,10 @@ struct flight {
 
     char *url;
     struct fetch_endpoint ep;
-    struct curl_slist *headers;
+    struct curl_slist *headers; /* swapped under mu (flight__headers_swap); a request sends a copy */
+    unsigned headers_gen;       /* bumped by every swap: a fresh credential (under mu) */
+    bool reauthing;     /* a ranged request's refusal is being answered by reauth (lazy.c) */
+    bool reauth_failed; /* reauth gave no fresh credential: later refusals stand */
     struct hash_expect expect;
     int64_t expect_size;
     void (*on_done)(void *, const char *, int64_t, const struct fetch_response *);
@@ -79,7 +82,7 @@ struct flight {
     int64_t streams_min;
     int streams_live; /* helpers running */
     bool streams_stop;
-    int stream_err;                  /* the first failure of a stream, and its answer */
+    int stream_err; /* the first failure of a ranged request (stream or reader), its answer */
     struct fetch_response stream_resp;
     pthread_t stream_th[FLIGHT_STREAMS_MAX];
     int stream_n;
@@ -99,6 +102,10 @@ int flight__on_data(void *arg, const void *data, size_t len);
 bool flight__should_abort(void *arg);
 int flight__stated_digest(struct flight *f, const struct fetch_response *r);
 void flight__wait_tick(struct flight *f);
+/* A copy of src into *out (NULL at first): 0, or -ENOMEM with *out freed. */
+int flight__headers_copy(const struct curl_slist *src, struct curl_slist **out);
+/* f->mu held: h becomes f's request headers (a new generation); returns the old list to free. */
+struct curl_slist *flight__headers_swap(struct flight *f, struct curl_slist *h);
 
 /* lazy.c: whether a flight of src becomes a partial object (large, of known size). */
 bool lazy__wanted(const struct flight_source *src);

@@ -36,12 +36,23 @@
  * never reaches the end of content with an expected digest before the whole
  * matched.
  *
- * Every ranged answer must be a 206 of the asked range and the same total,
- * with the validators (ETag, else Last-Modified) of the first: otherwise the
- * file changed under us and the flight fails with -EBADMSG (cause digest),
- * dropping every chunk, so bytes of two versions are never mixed. The digest
- * is computed over the file in order, once the whole is present; only a match
- * is committed (flight.c).
+ * A 206 after the probe must be of the asked range and the same total, with
+ * the validators (ETag, else Last-Modified) of the first: otherwise the file
+ * changed under us and the flight fails with -EBADMSG (cause digest),
+ * dropping every chunk, so bytes of two versions are never mixed. Any other
+ * answer says nothing of the file (fetch_range): a refused credential (401,
+ * 403, 400) is refreshed by the flight's reauth (the one its first request
+ * uses, flight.h), once per wave of refusals however many streams were
+ * refused (a generation of the shared headers, which each request copies),
+ * and the request asked once more; a status or transport failure is named by
+ * the failure policy (include/upstreamfs/failure.h: auth, http 503, connect,
+ * ...), and the first failure of any ranged request, a stream's or a
+ * reader's, fails the flight with that cause (range_failed), its chunks kept
+ * for the next open to resume. The policy retries a request only on another
+ * URL of the proxy, which a partial object never has (src/engine/download.c,
+ * lazy_min), so a failed range is not asked again in this flight. The digest
+ * is computed over the file in order, once the whole is present; only a
+ * match is committed (flight.c).
  */
 #include "flight_i.h"
 #include "upstreamfs/failure.h"
@@ -308,22 +319,28 @@ static int probe_headers(struct lazy_req *q, const struct fetch_response *r)
     return probe_whole(q, r);
 }
 
-/* The headers of a ranged answer: a 206 of exactly [pos, end) of the first answer's file. */
+/*
+ * The headers of a ranged answer: a 206 of exactly [pos, end) of the first answer's file. A 206
+ * of another range, total or validators means the file changed (-EBADMSG, cause digest); any
+ * other status is no sign of that: FLIGHT_ESTOP, and fetch_range names its failure.
+ */
 static int lazy_headers(void *arg, const struct fetch_response *r)
 {
     struct lazy_req *q = arg;
     struct flight *f = q->f;
     if (q->probe)
         return probe_headers(q, r);
-    bool ok = r->status == 206 && r->range_first == q->pos && r->range_last == q->end - 1 &&
+    if (r->status != 206)
+        return FLIGHT_ESTOP;
+    bool ok = r->range_first == q->pos && r->range_last == q->end - 1 &&
               r->range_total == f->chunks->size &&
               (f->etag ? same_validator(f->etag, r->etag)
                        : same_validator(f->last_modified, r->last_modified));
     if (ok)
         return 0;
-    log_error("download %s: a ranged answer (status %ld) is not of the file the first one was "
+    log_error("download %s: a ranged answer is not of the file the first one was "
               "(Content-Range, ETag or Last-Modified differ); discarded",
-              f->url, r->status);
+              f->url);
     pthread_mutex_lock(&f->mu);
     f->changed = true;
     f->err = -EBADMSG; /* what a reader failing now reports (engine__download_failed): digest */
@@ -392,10 +409,11 @@ static bool lazy_abort(void *arg)
 }
 
 /*
- * One ranged GET of [q->pos, q->end), its bytes written (and their chunks marked) before it
- * returns. 0 when it all came, else the failure (a write error first: -ENOSPC).
+ * One ranged GET of [q->pos, q->end) with headers, its bytes written (and their chunks marked)
+ * before it returns. 0 when it all came, else the failure (a write error first: -ENOSPC).
  */
-static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
+static int fetch_range_once(struct lazy_req *q, const struct curl_slist *headers,
+                            struct fetch_response *resp)
 {
     char range[64];
     bool own_sink = !q->sink && !q->discard;
@@ -411,7 +429,7 @@ static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
     snprintf(range, sizeof(range), "%lld-%lld", (long long)q->pos, (long long)q->end - 1);
     struct fetch_request req = {.url = q->f->url,
                                 .ep = &q->f->ep,
-                                .headers = q->f->headers,
+                                .headers = headers,
                                 .range = range,
                                 .on_headers = lazy_headers,
                                 .on_data = lazy_data,
@@ -426,9 +444,104 @@ static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
     }
     if (wrc < 0)
         return wrc;
-    if (rc == 0 && !q->f->whole && q->pos != q->end)
+    if (rc == 0 && !q->f->whole && q->pos != q->end) {
         rc = resp->status >= 200 && resp->status < 300 ? -EIO : FLIGHT_ESTOP;
+        if (rc == -EIO)
+            resp->cause = FAILURE_HTTP; /* a short body: the remote's side of the transfer */
+    }
     return rc;
+}
+
+/* A copy of f's request headers (a request sends its own: a refresh swaps them) and their
+ * generation. 0 or -ENOMEM. */
+static int headers_take(struct flight *f, struct curl_slist **h, unsigned *gen)
+{
+    pthread_mutex_lock(&f->mu);
+    *h = NULL;
+    *gen = f->headers_gen;
+    int rc = flight__headers_copy(f->headers, h);
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/*
+ * A ranged request sent with the headers of generation gen was refused (status 401, 403 or
+ * 400): true when it may ask once more, with the headers now current. One credential refresh
+ * per wave of refusals: the first request refused asks the flight's reauth (flight.h, the same
+ * the first request uses) while the others wait, and a request sent before the last refresh
+ * asks again with its result. A refresh that failed is not asked for again.
+ */
+static bool reauth_wave(struct flight *f, unsigned gen, long status)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->reauthing)
+        pthread_cond_wait(&f->cv, &f->mu);
+    bool again = f->headers_gen != gen;
+    bool ask = !again && f->reauth && !f->reauth_failed;
+    f->reauthing = ask;
+    pthread_mutex_unlock(&f->mu);
+    if (!ask)
+        return again;
+    struct curl_slist *h = NULL;
+    bool ok = !flight__should_abort(f) && f->reauth(f->arg, status, &h);
+    pthread_mutex_lock(&f->mu);
+    if (ok)
+        h = flight__headers_swap(f, h);
+    f->reauth_failed = !ok;
+    f->reauthing = false;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    curl_slist_free_all(h);
+    return ok;
+}
+
+/*
+ * One ranged GET of [q->pos, q->end) (fetch_range_once): a refused credential is refreshed
+ * (reauth_wave) and the request asked once more. A later request's failure is named by the
+ * failure policy (include/upstreamfs/failure.h): a status other than 206 becomes its errno and
+ * cause in resp->cause (401/403 auth, 5xx/429 http, EREMOTEIO; any other, 2xx and 404
+ * included, http and EIO), never digest. The probe's answer is flight.c's to judge.
+ */
+static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
+{
+    struct curl_slist *h;
+    unsigned gen;
+    if (headers_take(q->f, &h, &gen) < 0)
+        return -ENOMEM;
+    int rc = fetch_range_once(q, h, resp);
+    long st = resp->status;
+    if (!q->probe && rc == FLIGHT_ESTOP && (st == 401 || st == 403 || st == 400) &&
+        reauth_wave(q->f, gen, st)) {
+        curl_slist_free_all(h);
+        fetch_response_clear(resp);
+        rc = headers_take(q->f, &h, &gen) < 0 ? -ENOMEM : fetch_range_once(q, h, resp);
+    }
+    curl_slist_free_all(h);
+    if (q->probe || rc != FLIGHT_ESTOP)
+        return rc;
+    resp->cause = failure_of_status(resp->status);
+    rc = failure_status_errno(resp->status);
+    if (resp->cause == FAILURE_NONE) {
+        resp->cause = FAILURE_HTTP; /* the answer, not the file: it is listed, and was here */
+        rc = -EIO;
+    }
+    return rc;
+}
+
+/*
+ * A ranged request of a stream or a reader failed (f->mu held): the first failure, with its
+ * answer (moved from resp), is the flight's, which ends with it (fill_next). Our own ends
+ * (-ECANCELED) are no failure of the remote.
+ */
+static void range_failed(struct flight *f, int rc, struct fetch_response *resp)
+{
+    if (rc < 0 && rc != -ECANCELED && !f->stream_err) {
+        f->stream_err = rc;
+        f->stream_resp = *resp;
+        memset(resp, 0, sizeof(*resp));
+        pthread_cond_broadcast(&f->cv);
+    }
+    fetch_response_clear(resp);
 }
 
 /* Chunks [a, b] that are still FETCHING go back to ABSENT (a request that failed). */
@@ -550,12 +663,18 @@ static int hash_prefix(struct flight *f)
 
 /*
  * What the fill does next (f->mu held): FILL_FETCH from the prefix, 0 wait, LAZY_PARTIAL stop
- * (no reader, no fill wanted), or a failure.
+ * (no reader, no fill wanted), or a failure (a ranged request's: its answer moved into resp).
  */
-static int fill_next(struct flight *f)
+static int fill_next(struct flight *f, struct fetch_response *resp)
 {
     if (f->changed)
         return -EBADMSG;
+    if (f->stream_err < 0) { /* a ranged request failed: its answer is the flight's */
+        fetch_response_clear(resp);
+        *resp = f->stream_resp;
+        memset(&f->stream_resp, 0, sizeof(f->stream_resp));
+        return f->stream_err;
+    }
     if (flight__should_abort(f))
         return -ECANCELED;
     int64_t i = chunks_index(f->chunks, f->written);
@@ -609,12 +728,7 @@ static void *stream_run(void *arg)
         int rc = fetch_range(&q, &resp);
         pthread_mutex_lock(&f->mu);
         unclaim(f, i, end - 1);
-        if (rc < 0 && !f->stream_err) { /* the first failure, with its answer: the fill's */
-            f->stream_err = rc;
-            f->stream_resp = resp;
-            break;
-        }
-        fetch_response_clear(&resp);
+        range_failed(f, rc, &resp);
         if (rc < 0)
             break;
     }
@@ -642,18 +756,10 @@ static void streams_join(struct flight *f)
 
 /*
  * The fill fetches (f->mu held): the streams run (started here when none does: several for an
- * object of streams_min or more). 0 while they do, or the failure that ended them, its
- * answer moved into resp. A full disk ends the fill at once.
+ * object of streams_min or more). 0 while they do; a failure of one ends the fill (fill_next).
  */
-static int fill_streams(struct flight *f, struct fetch_response *resp)
+static int fill_streams(struct flight *f)
 {
-    int err = f->stream_err;
-    if (err < 0 && (f->streams_live == 0 || err == -ENOSPC)) {
-        fetch_response_clear(resp);
-        *resp = f->stream_resp;
-        memset(&f->stream_resp, 0, sizeof(f->stream_resp));
-        return err;
-    }
     if (f->streams_live > 0)
         return 0;
     for (int i = 0; i < f->stream_n; i++) /* ended with nothing left to claim then */
@@ -680,9 +786,9 @@ static int fill(struct flight *f, struct fetch_response *resp)
         if (rc < 0 || f->written >= f->chunks->size)
             return rc;
         pthread_mutex_lock(&f->mu);
-        rc = fill_next(f);
-        if (rc == FILL_FETCH || (rc == 0 && f->stream_err == -ENOSPC))
-            rc = fill_streams(f, resp);
+        rc = fill_next(f, resp);
+        if (rc == FILL_FETCH)
+            rc = fill_streams(f);
         if (rc == 0)
             flight__wait_tick(f);
         pthread_mutex_unlock(&f->mu);
@@ -736,6 +842,8 @@ int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
             return -EINPROGRESS; /* flight.c tells what the end was */
         if (f->changed)
             return -EIO;
+        if (f->stream_err < 0) /* a ranged request failed: the flight is ending with it */
+            return f->stream_err == -ENOSPC ? -ENOSPC : -EIO;
         if (f->state == FLIGHT_DONE || f->verified)
             return 0;
         if (f->fill != FLIGHT_FILL_NEVER && off <= f->written + LAZY_SEQ_AHEAD) {
@@ -759,11 +867,13 @@ int lazy__wait_range(struct flight *f, int64_t off, int64_t len, long stall_ms,
             struct fetch_response resp;
             pthread_mutex_unlock(&f->mu);
             int rc = fetch_range(&q, &resp);
-            fetch_response_clear(&resp);
             pthread_mutex_lock(&f->mu);
             unclaim(f, a, b);
-            if (rc < 0)
-                return rc == -ECANCELED || rc == FLIGHT_ESTOP || rc == -EBADMSG ? -EIO : rc;
+            if (rc != -EBADMSG) /* a changed file is the flight's already */
+                range_failed(f, rc, &resp);
+            fetch_response_clear(&resp);
+            if (rc < 0) /* the flight fails with its cause: the reader, as flight_read's */
+                return rc == -ENOSPC ? rc : -EIO;
             continue;
         }
         if (f->written + f->activity != seen) {

@@ -17,6 +17,10 @@
 #   - a 403 DENIED "token has expired" (ECR's answer to a token that died early) to a manifest
 #     and to a blob download renews the token once each, and the reads succeed; also to the
 #     first ranged GET of a partial object (lazy_min=256K, own mount): refused, then one 206;
+#   - a token that dies mid-fill of a 20 MB layer read by 4 streams (lazy_min=1M, own mount):
+#     the streams' GETs refused (each once), one token request for them all, the read's sha256 right,
+#     the 206s' bytes <= the layer's size + one request's worth (8 MiB); refused again after
+#     the renewal: EIO, cause auth in the file's error xattr and the proxy's health (not digest);
 #   - tokens that expire after 5 s are replaced (2+ token requests) while reads go on, and no
 #     read fails;
 #   - a wrong secret: EIO within a few seconds, a log line naming InvalidSignatureException,
@@ -61,6 +65,8 @@ D_ROT2="$(mkimage "$OCI" rot2 --text rot2 --big 50000)"
 D_ROT3="$(mkimage "$OCI" rot3 --text rot3 --big 50000)"
 D_EXP="$(mkimage "$OCI" expdl --text expdl --big 120000)"
 D_EXPBIG="$(mkimage "$OCI" expbig --text expbig --big 1500000)"
+D_EXPFILL="$(mkimage "$OCI" expfill --text expfill --big 20000000)"
+D_EXPFAIL="$(mkimage "$OCI" expfail --text expfail --big 3000000)"
 D_ANON="$(mkimage "$OCI" anon --text anonymous --big 200000)"
 D_PUB="$(mkimage "$OCI" pub --text public --big 200000)"
 
@@ -74,6 +80,8 @@ push "oci:$OCI:rot2" "127.0.0.1:$REG_PORT_open/test/rot:v2"
 push "oci:$OCI:rot3" "127.0.0.1:$REG_PORT_open/test/rot:v3"
 push "oci:$OCI:expdl" "127.0.0.1:$REG_PORT_open/test/expdl:v1"
 push "oci:$OCI:expbig" "127.0.0.1:$REG_PORT_open/test/expbig:v1"
+push "oci:$OCI:expfill" "127.0.0.1:$REG_PORT_open/test/expfill:v1"
+push "oci:$OCI:expfail" "127.0.0.1:$REG_PORT_open/test/expfail:v1"
 push "oci:$OCI:anon" "127.0.0.1:$REG_PORT_open/fakealias/anon:v1"
 push "oci:$OCI:anon" "127.0.0.1:$REG_PORT_open/fakealias/anon:v2"
 push "oci:$OCI:pub" "127.0.0.1:$REG_PORT_open/fakealias/hello:v1"
@@ -255,6 +263,74 @@ t_expired_403_partial() {
 upfs_register_mount "$T/mnt-lazy"
 check "private: a 403 DENIED to a partial object's first GET (open returned): renewed, one ranged GET" \
     t_expired_403_partial
+
+# A token that dies while a partial object fills (src/fetch/lazy.c, fetch_range): the probe's
+# GET passes, then every stream's first GET is refused (regproxy expire after=1, once: a GET
+# asked again passes). One renewal serves all the streams refused at once (reauth_wave).
+t_expired_mid_fill() {
+    local m="$T/mnt-fill" dir layer size tokens denied bytes
+    STATE="$T/state-fill" # this check's subshell only
+    mk e "$SECRET" --url "$ACCOUNT.dkr.ecr.$REGION.amazonaws.com" --auth access-key \
+        --access-key "$AKID" --aws-endpoint "$API"
+    upfs_mount "$m" -o lazy_min=1M,streams=4,streams_min=1M
+    dir="$m/e/test/expfill/v1"
+    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$dir/index.json")" "$D_EXPFILL" \
+        "e: expfill index.json"
+    layer="$(ls -S "$dir/blobs/sha256" | head -n 1)"
+    size="$(stat -c %s "$dir/blobs/sha256/$layer")"
+    ((size > 16 * 1024 * 1024)) || die "the layer is only $size bytes"
+    tokens="$(fake_ecr_count api ecr.GetAuthorizationToken)"
+    regproxy_reset pe
+    regproxy_control pe "expire?n=3&after=1&once=1"
+    assert_sha256 "$dir/blobs/sha256/$layer" "$layer"
+    regproxy_control pe up
+    denied="$(regproxy_requests pe | jq_py 'len([r for r in d if r["status"] == 403])')"
+    log "GETs of a $size-byte layer: $(regproxy_requests pe | jq_py '" ".join("%s:%s" % (r["range"] or "-", r["status"]) for r in d if r["path"].endswith("'"$layer"'"))')"
+    # each stream's first GET is refused, unless it came after the renewal's first retry
+    ((denied >= 2 && denied <= 3)) || die "$denied GETs refused: expected the 3 streams' (2 at least)"
+    assert_eq "$(fake_ecr_count api ecr.GetAuthorizationToken)" $((tokens + 1)) \
+        "token requests after $denied streams were refused at once (one renewal)"
+    bytes="$(regproxy_requests pe | jq_py 'sum(int(r["range"].split("-")[1]) - int(r["range"][6:].split("-")[0]) + 1 for r in d if r["status"] == 206 and r["path"].endswith("'"$layer"'"))')"
+    ((bytes >= size && bytes <= size + 8 * 1024 * 1024)) ||
+        die "the 206 answers carried $bytes bytes of a $size-byte layer"
+    upfs_unmount "$m"
+}
+upfs_register_mount "$T/mnt-fill"
+check "private: a token that dies mid-fill: one renewal for every stream, the layer reads whole" \
+    t_expired_mid_fill
+
+# Refused again with the renewed token: the flight fails with cause auth, recorded on the proxy
+# (src/engine/download.c, dl_fail: the open had returned), never digest.
+t_expired_mid_fill_refused() {
+    local m="$T/mnt-fail" dir layer tokens
+    STATE="$T/state-fail" # this check's subshell only
+    mk e "$SECRET" --url "$ACCOUNT.dkr.ecr.$REGION.amazonaws.com" --auth access-key \
+        --access-key "$AKID" --aws-endpoint "$API"
+    upfs_mount "$m" -o lazy_min=1M
+    dir="$m/e/test/expfail/v1"
+    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$dir/index.json")" "$D_EXPFAIL" \
+        "e: expfail index.json"
+    layer="$(ls -S "$dir/blobs/sha256" | head -n 1)"
+    tokens="$(fake_ecr_count api ecr.GetAuthorizationToken)"
+    regproxy_reset pe
+    regproxy_control pe "expire?n=1000&after=1"
+    run_capture with_timeout 30 cat "$dir/blobs/sha256/$layer"
+    regproxy_control pe up
+    ((RC != 0)) || die "a read refused after the renewal succeeded"
+    assert_contains "$ERR" "Input/output error" "cat's error"
+    log "GETs of the layer: $(regproxy_requests pe | jq_py '" ".join("%s:%s" % (r["range"] or "-", r["status"]) for r in d if r["path"].endswith("'"$layer"'"))')"
+    assert_eq "$(regproxy_requests pe | jq_py '" ".join(str(r["status"]) for r in d if r["path"].endswith("'"$layer"'"))')" \
+        "206 403 403" "GETs of the layer: the probe's, the fill's refused, asked once more"
+    assert_eq "$(fake_ecr_count api ecr.GetAuthorizationToken)" $((tokens + 1)) "token requests"
+    wait_until 10 eval '[[ "$(xattr error "$dir/blobs/sha256/$layer")" == "auth 403 "* ]]' ||
+        die "error xattr: '$(xattr error "$dir/blobs/sha256/$layer" || true)'"
+    wait_until 10 eval '[[ "$(jq_py "d[\"cause\"]" <"$STATE/health/e.json")" == auth ]]' ||
+        die "the proxy's health: $(cat "$STATE/health/e.json" || true)"
+    upfs_unmount "$m"
+}
+upfs_register_mount "$T/mnt-fail"
+check "private: refused again after the renewal mid-fill: EIO, cause auth on the file and the proxy" \
+    t_expired_mid_fill_refused
 
 t_registry_upstream() {
     assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$MNT/r/test/hello/v1/index.json")" \

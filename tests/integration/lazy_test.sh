@@ -29,6 +29,8 @@
 #    that swaps the file between requests: EIO and cause digest, never bytes of both versions;
 #  - a listed large file whose GET answers 404: the open succeeds (its probe waits for the
 #    first read), the read fails with EIO after one GET, of the read's chunk;
+#  - a 503 to the fill's ranged GET (after the probe's 206): EIO with cause `http 503` (the
+#    failure policy's, never digest), not asked again; the next read completes the file;
 #  - a file whose content does not match its expected sha256 (digest found at the end): the
 #    reader gets EIO, nothing is committed, the partial object is gone (file and row);
 #  - the shim: a Range GET of an uncached file answers 206 with the right bytes and costs one
@@ -286,6 +288,23 @@ t_gone() {
         die "the probe did not ask for the read's chunk: $(grep gone "$ORIGIN_LOG")"
 }
 check "a listed large file the remote answers 404 for: the read fails with EIO, one GET" t_gone
+
+t_busy() {
+    # the probe's GET is a 206; the fill's (the second GET) a 503: the failure policy names it
+    # http 503 and, the proxy having one URL, asks no more (include/upstreamfs/failure.h) -- a
+    # 503 says nothing of the file, so never digest; the chunks are kept and the next read
+    # completes the file
+    run_capture with_timeout 30 cat "$O/busy/big.bin"
+    ((RC != 0)) || die "a read across a 503 succeeded"
+    assert_contains "$ERR" "Input/output error" "cat's error across the 503"
+    wait_until 10 eval '[[ "$(xattr error "$O/busy/big.bin")" == "http 503 "* ]]' ||
+        die "error xattr after a 503 to a ranged GET: '$(xattr error "$O/busy/big.bin" || true)'"
+    assert_eq "$(grep '^/busy/big.bin ' "$ORIGIN_LOG" | cut -d' ' -f2 | tr '\n' ' ')" "206 503 " \
+        "GETs of the file: the probe's, then the 503 (not asked again)"
+    assert_eq "$(with_timeout 30 cat "$O/busy/big.bin" | sha_of)" "$(sha_of <"$T/a.bin")" \
+        "sha256 of the file read after the 503"
+}
+check "a 503 to a later ranged GET: EIO with cause http 503 (not digest), then the file whole" t_busy
 
 # ---- parallel ranged fill ------------------------------------------------------------------
 t_streams() {

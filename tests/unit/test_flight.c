@@ -10,13 +10,16 @@
  * lock file its owner removed takes the lock of the file now at that path.
  * A partial object (ranged GETs, /ranged) read in order is filled by one or several streams
  * and committed with the right digest; a digest mismatch commits nothing; a write that fails
- * mid-fill (EFBIG past RLIMIT_FSIZE) fails the flight with that error as its cause.
+ * mid-fill (EFBIG past RLIMIT_FSIZE) fails the flight with that error as its cause; a token
+ * that dies after the probe is renewed once for all the streams refused (or, refused, fails the
+ * flight with cause auth), and a 503 to a later ranged GET fails it with cause http 503.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "upstreamfs/failure.h"
 #include "upstreamfs/fetch.h"
 #include "upstreamfs/flight.h"
 #include "upstreamfs/hash.h"
@@ -129,13 +132,40 @@ static struct MHD_Response *ranged(struct MHD_Connection *c, unsigned *status)
     return r;
 }
 
+static atomic_int refused; /* /authed's 401s */
+
+/*
+ * /authed: /ranged for "Authorization: Bearer new"; "Bearer old" only for a GET from byte 0
+ * (the probe's): the token dies after the first request, whenever the others come.
+ * /busy: /ranged for a GET from byte 0, else 503.
+ */
+static bool later_refused(struct MHD_Connection *c, const char *url, unsigned *status)
+{
+    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    bool first = range && strncmp(range, "bytes=0-", 8) == 0;
+    if (strcmp(url, "/busy") == 0 && !first) {
+        *status = 503;
+        return true;
+    }
+    if (strcmp(url, "/authed") != 0 || (auth && strcmp(auth, "Bearer new") == 0) ||
+        (first && auth && strcmp(auth, "Bearer old") == 0))
+        return false;
+    atomic_fetch_add(&refused, 1);
+    *status = 401;
+    return true;
+}
+
 static enum MHD_Result handler(struct MHD_Connection *c, const char *url, const char *method)
 {
     (void)method;
     atomic_fetch_add(&requests, 1);
     struct MHD_Response *r = NULL;
     unsigned status = 200;
-    if (strcmp(url, "/ranged") == 0 && (r = ranged(c, &status))) {
+    bool later = !strcmp(url, "/authed") || !strcmp(url, "/busy");
+    if (later && later_refused(c, url, &status)) {
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else if ((later || strcmp(url, "/ranged") == 0) && (r = ranged(c, &status))) {
     } else if (strcmp(url, "/blob") == 0) {
         r = MHD_create_response_from_callback(BODY_SIZE, 32 * 1024, reader, NULL, NULL);
     } else if (strcmp(url, "/cut") == 0) {
@@ -716,23 +746,12 @@ static void next_url_with_other_bytes_fails(void **state)
  * Reads a partial object of /ranged in order (64 KiB reads): 0 when every byte is big's, else
  * the read's error. The flight's state at its end and its error go to *state and *err.
  */
-static int read_partial(struct flight_table *t, const char *key, int streams, const char *hex,
-                        int *state, int *err)
+static int read_partial_of(struct flight_table *t, const char *key,
+                           const struct flight_source *src, int *state, int *err)
 {
-    char url[128];
-    snprintf(url, sizeof(url), "%s/ranged", base);
-    struct flight_source src = {.url = url,
-                                .expect_size = -1,
-                                .size_hint = BIG_SIZE,
-                                .lazy_min = 1 << 20,
-                                .first_offset = 0,
-                                .streams = streams,
-                                .streams_min = 1 << 20};
-    src.expect.algo = HASH_SHA256;
-    memcpy(src.expect.hex, hex, 65);
     struct flight *f;
     bool started;
-    int rc = flight_join(t, key, &src, &f, &started);
+    int rc = flight_join(t, key, src, &f, &started);
     unsigned char *buf = malloc(65536);
     off_t off = 0;
     while (rc == 0) {
@@ -751,6 +770,31 @@ static int read_partial(struct flight_table *t, const char *key, int streams, co
     flight_wait_response(f, 1000, NULL, NULL, &status, err);
     flight_release(f);
     return rc;
+}
+
+/* The source of a partial object of big at path (4 streams from 1 MiB on) into src. */
+static void partial_source(struct flight_source *src, char *url, size_t len, const char *path,
+                           int streams, const char *hex)
+{
+    snprintf(url, len, "%s%s", base, path);
+    *src = (struct flight_source){.url = url,
+                                  .expect_size = -1,
+                                  .size_hint = BIG_SIZE,
+                                  .lazy_min = 1 << 20,
+                                  .first_offset = 0,
+                                  .streams = streams,
+                                  .streams_min = 1 << 20};
+    src->expect.algo = HASH_SHA256;
+    memcpy(src->expect.hex, hex, 65);
+}
+
+static int read_partial(struct flight_table *t, const char *key, int streams, const char *hex,
+                        int *state, int *err)
+{
+    char url[128];
+    struct flight_source src;
+    partial_source(&src, url, sizeof(url), "/ranged", streams, hex);
+    return read_partial_of(t, key, &src, state, err);
 }
 
 /*
@@ -815,6 +859,96 @@ static void partial_object_write_error_is_the_cause(void **state)
     flight_table_free(t);
 }
 
+/* What a flight's owner was told: its reauth calls, and its failure (err, status, cause). */
+struct owner {
+    atomic_int reauths;
+    bool renew; /* reauth gives "Bearer new" (else it refuses) */
+    int err;
+    long status;
+    int cause;
+};
+
+static bool owner_reauth(void *arg, long status, struct curl_slist **headers)
+{
+    struct owner *o = arg;
+    atomic_fetch_add(&o->reauths, 1);
+    usleep(200 * 1000); /* the other streams' refusals come meanwhile */
+    return status == 401 && o->renew && fetch_header_add(headers, "Authorization: Bearer new") == 0;
+}
+
+static void owner_fail(void *arg, int err, const struct fetch_response *resp)
+{
+    struct owner *o = arg;
+    o->err = err;
+    o->status = resp ? resp->status : 0;
+    o->cause = resp ? resp->cause : 0;
+}
+
+/*
+ * A token that dies after the probe: the streams' GETs are refused (401), one reauth renews it
+ * for all of them and the object is read whole and committed. Renewal refused: the flight fails
+ * with -EACCES, cause auth (not digest), reauth asked once however many streams were refused.
+ */
+static void partial_object_refused_renews_once(void **state)
+{
+    (void)state;
+    for (int renew = 1; renew >= 0; renew--) {
+        char url[128];
+        struct flight_source src;
+        struct owner o = {.renew = renew};
+        struct curl_slist *h = NULL;
+        assert_int_equal(fetch_header_add(&h, "Authorization: Bearer old"), 0);
+        partial_source(&src, url, sizeof(url), "/authed", 4, big_hex);
+        src.headers = h;
+        src.reauth = owner_reauth;
+        src.on_fail = owner_fail;
+        src.arg = &o;
+        struct flight_table *t = flight_table_new(&st);
+        int fstate, err;
+        atomic_store(&refused, 0);
+        int rc = read_partial_of(t, renew ? "authed" : "authed-no", &src, &fstate, &err);
+        curl_slist_free_all(h);
+        assert_true(atomic_load(&refused) >= 2); /* several streams refused at once */
+        assert_int_equal(atomic_load(&o.reauths), 1);
+        if (renew) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(fstate, FLIGHT_DONE);
+            assert_int_equal(store_blob_size(&st, big_hex), BIG_SIZE);
+            store_remove(&st, big_hex);
+        } else {
+            assert_int_equal(rc, -EIO);
+            assert_int_equal(fstate, FLIGHT_FAILED);
+            assert_int_equal(err, -EACCES);
+            assert_int_equal(o.err, -EACCES);
+            assert_int_equal(o.status, 401);
+            assert_int_equal(o.cause, FAILURE_AUTH);
+        }
+        flight_table_free(t);
+    }
+}
+
+/* A 503 to a ranged GET after the probe: the flight fails with its cause (http 503), not digest. */
+static void partial_object_503_is_the_cause(void **state)
+{
+    (void)state;
+    char url[128];
+    struct flight_source src;
+    struct owner o = {0};
+    partial_source(&src, url, sizeof(url), "/busy", 1, big_hex);
+    src.on_fail = owner_fail;
+    src.arg = &o;
+    struct flight_table *t = flight_table_new(&st);
+    int before = count_blobs(), fstate, err;
+    assert_int_equal(read_partial_of(t, "busy", &src, &fstate, &err), -EIO);
+    assert_int_equal(fstate, FLIGHT_FAILED);
+    assert_int_equal(err, -EREMOTEIO);
+    assert_int_equal(o.err, -EREMOTEIO);
+    assert_int_equal(o.status, 503);
+    assert_int_equal(o.cause, FAILURE_HTTP);
+    assert_int_equal(count_blobs(), before);
+    flight_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -834,6 +968,8 @@ int main(void)
         cmocka_unit_test(partial_object_filled_by_streams),
         cmocka_unit_test(partial_object_mismatch_commits_nothing),
         cmocka_unit_test(partial_object_write_error_is_the_cause),
+        cmocka_unit_test(partial_object_refused_renews_once),
+        cmocka_unit_test(partial_object_503_is_the_cause),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,10 +23,14 @@ Control API (JSON; never counted):
   POST /_control/ratelimit?seconds=N
                            -> answer every manifest request with 429 and "Retry-After: N" (and
                               Docker Hub's body text) until /_control/up
-  POST /_control/expire?n=N
+  POST /_control/expire?n=N[&after=K][&once=1]
                            -> answer the next N requests that carry an Authorization header
                               with 403 DENIED "Your authorization token has expired", as ECR
-                              does (counted, and logged with status 403)
+                              does (counted, and logged with status 403); with after=K, the
+                              next K such requests pass first (a token that dies mid-download);
+                              with once=1, a request like one refused (method, path, Range) is
+                              its retry with a renewed token: it passes, and so does every
+                              request after it (the token died once)
   POST /_control/pad?bytes=N
                            -> answer every blob GET (status 200) with its bytes and N more, without
                               a Content-Length (the body ends when the connection closes), as a
@@ -56,6 +60,9 @@ class State:
     down = False
     ratelimit = 0
     expire = 0
+    expire_after = 0
+    expire_once = False
+    expired_seen = set()
     pad = 0
     backend = None
     redirect = None
@@ -99,6 +106,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if path == "/_control/expire":
                 q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 State.expire = int(q.get("n", ["1"])[0])
+                State.expire_after = int(q.get("after", ["0"])[0])
+                State.expire_once = q.get("once", ["0"])[0] == "1"
+                State.expired_seen = set()
                 return self._json(200, {"ok": True})
             if path == "/_control/pad":
                 q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
@@ -149,8 +159,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._refuse(503, b'{"errors":[{"code":"UNAVAILABLE","message":"down for the test"}]}')
         with State.lock:
             expired = State.expire > 0 and bool(self.headers.get("Authorization"))
+            asked = (self.command, self.path, self.headers.get("Range") or "")
+            if expired and State.expire_after > 0:
+                State.expire_after -= 1
+                expired = False
+            elif expired and State.expire_once and asked in State.expired_seen:
+                expired = False
+                State.expire = 0  # the token was renewed: no request fails from now on
             if expired:
                 State.expire -= 1
+                State.expired_seen.add(asked)
         if expired:
             return self._refuse(403, b'{"errors":[{"code":"DENIED","message":"Your authorization '
                                      b'token has expired. Reauthenticate and try again."}]}')

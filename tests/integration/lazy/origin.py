@@ -12,6 +12,7 @@ Serves on 127.0.0.1 (a free port, written to PORTFILE) the bytes of FILE_A as
     /grown/big.bin    HEAD says FILE_A's length, but GETs serve FILE_A and 4096 more bytes
                       (the listing's size is stale), honouring Range
     /gone/big.bin     HEAD says FILE_A's length, every GET answers 404 (removed since listed)
+    /busy/big.bin     honours Range, but its second GET answers 503 (once; no Retry-After)
 HEAD answers the length and validators of what a GET would serve. LOG gets one line per GET:
 "PATH STATUS BYTES RANGE".
 """
@@ -25,7 +26,7 @@ import threading
 
 PORTFILE, LOG, FILE_A, FILE_B = sys.argv[1:5]
 LOCK = threading.Lock()
-PATHS = r"^/(norange|r416|swap|baddigest|grown|gone)/big\.bin$"
+PATHS = r"^/(norange|r416|swap|baddigest|grown|gone|busy)/big\.bin$"
 GROWN = b"x" * 4096
 with open(FILE_B, "rb") as fb:
     B_DIGEST = base64.b64encode(hashlib.sha256(fb.read()).digest()).decode()
@@ -52,7 +53,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def directory(self):
         """The modes' directories answer an HTML page (the generic driver's lookup asks)."""
-        if not re.match(r"^/(norange|r416|swap|baddigest|grown|gone)/$", self.path):
+        if not re.match(r"^/(norange|r416|swap|baddigest|grown|gone|busy)/$", self.path):
             return False
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -91,6 +92,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             GETS[self.path] = GETS.get(self.path, 0) + 1
             count = GETS[self.path]
         f, etag, lm = body_of(self.path, count)
+        if self.path.startswith("/busy/") and count == 2:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.note(503, 0, self.headers.get("Range", ""))
+            return
         extra = GROWN if self.path.startswith("/grown/") else b""
         size = os.path.getsize(f) + len(extra)
         rng = self.headers.get("Range", "")
@@ -103,7 +110,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.note(416, 0, rng)
             return
-        if m and self.path.startswith(("/swap/", "/baddigest/", "/grown/")):
+        if m and self.path.startswith(("/swap/", "/baddigest/", "/grown/", "/busy/")):
             first = int(m.group(1))
             last = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
             status = 206
