@@ -4,7 +4,7 @@
  *
  * Threads and what each owns:
  *   - the receiving thread (the caller of sink_write / sink_flush / sink_finish / sink_abort):
- *     the buffer being filled (bufs[produced % SINK_BUFS]), next_off, threaded.
+ *     the buffer being filled (bufs[produced % nbufs]), next_off, threaded.
  *     It publishes a buffer by incrementing `produced` under mu.
  *   - the writer thread: pwrites published buffers in order, owns `written` and calls
  *     on_written; increments `wrote` under mu when done with a buffer.
@@ -65,6 +65,7 @@ struct sink {
     atomic_int err;
     pthread_t writer_th, hasher_th;
 
+    unsigned nbufs; /* SINK_BUFS, or SINK_RANGED_BUFS for a ranged sink */
     struct sink_buf bufs[SINK_BUFS];
 };
 
@@ -86,12 +87,16 @@ struct sink *sink_new(int fd, int64_t present, int64_t length, struct hash_ctx *
     atomic_init(&s->err, 0);
     s->length = length;
     s->present = s->written = s->reserved = present > 0 ? present : 0;
+    s->nbufs = SINK_BUFS;
     return s;
 }
 
 struct sink *sink_new_ranged(int fd, sink_written_fn on_written, void *arg)
 {
-    return sink_new(fd, 0, -1, NULL, on_written, arg);
+    struct sink *s = sink_new(fd, 0, -1, NULL, on_written, arg);
+    if (s)
+        s->nbufs = SINK_RANGED_BUFS;
+    return s;
 }
 
 static void set_err(struct sink *s, int err)
@@ -120,7 +125,7 @@ static void reserve(struct sink *s, int64_t end)
 static void write_buf(struct sink *s, const struct sink_buf *b)
 {
     int64_t end = b->off + (int64_t)b->len;
-    size_t done = b->off < s->present ? (size_t)(s->present - b->off) : 0;
+    size_t skip = b->off < s->present ? (size_t)(s->present - b->off) : 0, done = skip;
     if (atomic_load(&s->err) || end <= s->present)
         return; /* nothing after a failed write: the written bytes stay a prefix */
     reserve(s, end);
@@ -136,7 +141,7 @@ static void write_buf(struct sink *s, const struct sink_buf *b)
     }
     s->written = end;
     if (s->on_written)
-        s->on_written(s->arg, s->written);
+        s->on_written(s->arg, s->written, b->data + skip, b->len - skip);
 }
 
 /* The body of the writer (hashing false) and hasher (true) threads. */
@@ -149,7 +154,7 @@ static void work(struct sink *s, bool hashing)
             pthread_cond_wait(&s->work_cv, &s->mu);
         if (s->abort || *done == s->produced)
             break;
-        const struct sink_buf *b = &s->bufs[*done % SINK_BUFS];
+        const struct sink_buf *b = &s->bufs[*done % s->nbufs];
         pthread_mutex_unlock(&s->mu);
         if (hashing)
             hash_update(s->hash, b->data, b->len);
@@ -200,7 +205,7 @@ static uint64_t busy(const struct sink *s)
 /* Hands the buffer being filled (non-empty) on and makes the next one ready. 0 or the error. */
 static int submit(struct sink *s)
 {
-    struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
+    struct sink_buf *b = &s->bufs[s->produced % s->nbufs];
     int64_t end = b->off + (int64_t)b->len;
     s->fed += (int64_t)b->len;
     if (!s->threaded && s->fed >= (int64_t)SINK_BUF_SIZE && (s->length < 0 || end < s->length))
@@ -217,14 +222,14 @@ static int submit(struct sink *s)
     pthread_mutex_lock(&s->mu);
     s->produced++;
     pthread_cond_broadcast(&s->work_cv);
-    while (busy(s) >= SINK_BUFS && !atomic_load(&s->err))
+    while (busy(s) >= s->nbufs && !atomic_load(&s->err))
         pthread_cond_wait(&s->free_cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
     int err = atomic_load(&s->err);
     if (err)
         return err; /* the next buffer may still be the workers': leave it */
     s->next_off = end;
-    b = &s->bufs[s->produced % SINK_BUFS];
+    b = &s->bufs[s->produced % s->nbufs];
     b->len = 0;
     b->off = end;
     return 0;
@@ -235,7 +240,7 @@ int sink_write(struct sink *s, const void *data, size_t len)
     const char *p = data;
     int err = atomic_load(&s->err);
     while (len > 0 && err == 0) {
-        struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
+        struct sink_buf *b = &s->bufs[s->produced % s->nbufs];
         if (!b->data) {
             /* Mapped, not malloc'd: given back whole at the end, never left in a thread's arena. */
             void *m = mmap(NULL, SINK_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -258,7 +263,7 @@ int sink_write(struct sink *s, const void *data, size_t len)
 
 int sink_flush(struct sink *s)
 {
-    const struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
+    const struct sink_buf *b = &s->bufs[s->produced % s->nbufs];
     int err = atomic_load(&s->err);
     if (err)
         return err;
@@ -310,7 +315,7 @@ static int stop_threads(struct sink *s, bool abort)
 
 static void sink_free(struct sink *s)
 {
-    for (int i = 0; i < SINK_BUFS; i++)
+    for (unsigned i = 0; i < s->nbufs; i++)
         if (s->bufs[i].data)
             munmap(s->bufs[i].data, SINK_BUF_SIZE);
     pthread_mutex_destroy(&s->mu);
