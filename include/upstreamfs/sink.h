@@ -13,7 +13,8 @@
  *
  * A ranged sink (sink_new_ranged) has no hash and no hasher: the ranged requests of a partial
  * object (src/fetch/lazy.c) write their bytes through one, at the offsets sink_seek gives, and
- * the object's prefix is hashed in order by the flight's thread. One sink serves the requests
+ * the object's prefix is hashed in order by its owner (from the buffers on_written hands over
+ * when they are the prefix's next bytes, else from the file). One sink serves the requests
  * of one receiving thread one after the other, so its buffers and writer are made once.
  *
  * Errors: the first failed write (-ENOSPC, -EIO, ...) is kept; every later sink_write,

@@ -27,7 +27,8 @@
  * stream's ahead of the prefix, a resumed object's) are hashed by the flight's
  * thread from the file (page cache) once the prefix reaches them (hash_prefix).
  * One hashes at a time (hash_busy), and only bytes in the file. Receiving (a
- * stream) never shares a thread with writing and hashing. With no reader left
+ * stream) shares a thread with writing and hashing only for its sink's first
+ * buffer (sink.h: no threads for small bodies). With no reader left
  * and no fill wanted it ends, the object kept partial (FLIGHT_PARTIAL).
  *
  * A reader whose range is not present and not next for the fill claims the
@@ -85,6 +86,7 @@ struct lazy_req {
     struct flight *f;
     int64_t pos, end;  /* the receiving thread's */
     struct sink *sink; /* a helper's own, else made for the request (fetch_range) */
+    int64_t start;     /* the writer's: where the request's bytes begin */
     int64_t wrote_to;  /* the writer's: the request's bytes are in the file up to here */
     int64_t mark;      /* the writer's: the chunk starting here is the next to mark present */
     bool probe;        /* the first answer: decides the object's mode */
@@ -337,12 +339,17 @@ static int lazy_headers(void *arg, const struct fetch_response *r)
 }
 
 /*
- * Whether the bytes [from, to) just written are the next of the prefix and nobody hashes it
- * now (f->mu held): then the caller hashes them, hash_busy until prefix_done.
+ * Whether the prefix, hashed up to `at`, can go on from there with the bytes [from, to) that
+ * q's writer just wrote (f->mu held): `at` lies in what q's request wrote before them, less than
+ * a chunk back (the bytes between, in the file, are read back; whole chunks before are the
+ * fill's), and nobody hashes now. Then the caller hashes [at, to), hash_busy until
+ * prefix_hashed.
  */
-static bool prefix_claim(struct flight *f, int64_t from, int64_t to)
+static bool prefix_claim(struct flight *f, const struct lazy_req *q, int64_t from, int64_t to)
 {
-    if (f->whole || f->hash_sealed || f->hash_busy || f->written != from || to <= from)
+    int64_t at = f->written;
+    if (f->whole || f->hash_sealed || f->hash_busy || at < q->start || at > from ||
+        from - at >= f->chunks->chunk || to <= from)
         return false;
     f->hash_busy = true;
     f->hash_to = to;
@@ -360,11 +367,52 @@ static void prefix_hashed(struct flight *f, int64_t to, bool end)
     pthread_cond_broadcast(&f->cv); /* readers, the fill, a writer waiting to hash its bytes */
 }
 
+/* Hashes [pos, end) of f's file into f->hash (a claim's). 0, or the I/O error. */
+static int hash_file(struct flight *f, char *buf, size_t cap, int64_t pos, int64_t end)
+{
+    while (pos < end) {
+        size_t n = end - pos < (int64_t)cap ? (size_t)(end - pos) : cap;
+        ssize_t r = pread(f->fd, buf, n, (off_t)pos);
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        hash_update(f->hash, buf, (size_t)r);
+        pos += r;
+        pthread_mutex_lock(&f->mu);
+        f->hash_reread += r;
+        prefix_hashed(f, pos, false);
+        pthread_mutex_unlock(&f->mu);
+    }
+    return 0;
+}
+
+/*
+ * q's writer hashes [at, to), the last len bytes of it in data (f->mu not held, the claim
+ * made): what lies before data from the file, then data. On an I/O error the claim ends
+ * where the prefix got; the fill meets the error again (hash_prefix).
+ */
+static void hash_written(struct flight *f, int64_t at, int64_t to, const void *data, size_t len)
+{
+    int64_t from = to - (int64_t)len;
+    char *gap = at < from ? malloc((size_t)(from - at)) : NULL;
+    bool ok = at == from || (gap && hash_file(f, gap, (size_t)(from - at), at, from) == 0);
+    free(gap);
+    if (ok)
+        hash_update(f->hash, data, len);
+    pthread_mutex_lock(&f->mu);
+    if (ok) {
+        prefix_hashed(f, to, true);
+    } else {
+        f->hash_busy = false;
+        pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 /*
  * The sink's writer: a request's bytes are in the file up to `written`, the last len of them
- * in data. The chunks they cover whole are present now. When they are the next bytes of the
- * prefix they are hashed here, from the buffer (the prefix waiting for them, hashed by another,
- * is waited for); else the fill hashes them from the file once the prefix reaches them
+ * in data. The chunks they cover whole are present now. When the prefix has reached what this
+ * request wrote they are hashed here, from the buffer (the prefix being hashed up to there by
+ * another is waited for); else the fill hashes them from the file once the prefix reaches them
  * (hash_prefix). Only bytes in the file, in order, are hashed.
  */
 static void lazy_written(void *arg, int64_t written, const void *data, size_t len)
@@ -374,10 +422,12 @@ static void lazy_written(void *arg, int64_t written, const void *data, size_t le
     int64_t from = written - (int64_t)len;
     bool marked = false;
     pthread_mutex_lock(&f->mu);
-    while (f->hash_busy && f->hash_to == from && !f->hash_sealed)
+    while (f->hash_busy && !f->hash_sealed && f->hash_to >= q->start && f->hash_to <= from &&
+           from - f->hash_to < f->chunks->chunk)
         pthread_cond_wait(&f->cv, &f->mu);
     /* claimed before the chunks are marked: the fill never reads these back from the file */
-    bool hashing = prefix_claim(f, from, written);
+    int64_t at = f->written;
+    bool hashing = prefix_claim(f, q, from, written);
     f->activity += written - q->wrote_to; /* a sign of life for waiters */
     q->wrote_to = written;
     while (q->mark < f->chunks->size) {
@@ -394,12 +444,8 @@ static void lazy_written(void *arg, int64_t written, const void *data, size_t le
         pthread_cond_broadcast(&f->cv);
     }
     pthread_mutex_unlock(&f->mu);
-    if (!hashing)
-        return;
-    hash_update(f->hash, data, len);
-    pthread_mutex_lock(&f->mu);
-    prefix_hashed(f, written, true);
-    pthread_mutex_unlock(&f->mu);
+    if (hashing)
+        hash_written(f, at, written, data, len);
 }
 
 static int lazy_data(void *arg, const void *data, size_t len)
@@ -449,7 +495,7 @@ static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
         sink_abort(own_sink ? q->sink : NULL);
         return wrc;
     }
-    q->wrote_to = q->mark = q->pos; /* the writer waits (sink_seek): these are its now */
+    q->start = q->wrote_to = q->mark = q->pos; /* the writer waits (sink_seek): its now */
     snprintf(range, sizeof(range), "%lld-%lld", (long long)q->pos, (long long)q->end - 1);
     struct fetch_request req = {.url = q->f->url,
                                 .ep = &q->f->ep,
@@ -558,7 +604,8 @@ static int64_t prefix_run(struct flight *f)
     if (f->hash_busy || f->written >= f->chunks->size || f->chunks->st[i] != CHUNK_PRESENT)
         return f->written;
     chunks_bounds(f->chunks, i, &from, &to);
-    while (++i < f->chunks->n && f->chunks->st[i] == CHUNK_PRESENT && to - f->written < LAZY_HASH_BUF)
+    while (++i < f->chunks->n && f->chunks->st[i] == CHUNK_PRESENT &&
+           to - f->written < LAZY_HASH_BUF)
         chunks_bounds(f->chunks, i, &from, &to);
     return to;
 }
@@ -572,36 +619,25 @@ static int hash_prefix(struct flight *f)
 {
     char *buf = NULL;
     int rc = 0;
-    for (;;) {
+    while (rc == 0) {
         pthread_mutex_lock(&f->mu);
         int64_t pos = f->written, to = prefix_run(f);
-        bool claimed = to > pos && prefix_claim(f, pos, to);
+        bool claimed = to > pos;
+        if (claimed) {
+            f->hash_busy = true;
+            f->hash_to = to;
+        }
         pthread_mutex_unlock(&f->mu);
         if (!claimed)
             break;
         if (!buf && !(buf = malloc(LAZY_HASH_BUF)))
             rc = -ENOMEM;
-        while (rc == 0 && pos < to) {
-            size_t n = to - pos < LAZY_HASH_BUF ? (size_t)(to - pos) : LAZY_HASH_BUF;
-            ssize_t r = pread(f->fd, buf, n, (off_t)pos);
-            if (r <= 0) {
-                rc = r < 0 ? -errno : -EIO;
-                break;
-            }
-            hash_update(f->hash, buf, (size_t)r);
-            pos += r;
-            pthread_mutex_lock(&f->mu);
-            f->hash_reread += r;
-            prefix_hashed(f, pos, pos >= to);
-            pthread_mutex_unlock(&f->mu);
-        }
-        if (rc < 0) {
-            pthread_mutex_lock(&f->mu);
-            f->hash_busy = false;
-            pthread_cond_broadcast(&f->cv);
-            pthread_mutex_unlock(&f->mu);
-            break;
-        }
+        if (rc == 0)
+            rc = hash_file(f, buf, LAZY_HASH_BUF, pos, to);
+        pthread_mutex_lock(&f->mu);
+        f->hash_busy = false;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
     }
     free(buf);
     return rc;
