@@ -356,15 +356,22 @@ static bool prefix_claim(struct flight *f, const struct lazy_req *q, int64_t fro
     return true;
 }
 
-/* The prefix is hashed up to `to` (f->mu held); `end`: the claim is over. */
+/*
+ * The prefix is hashed up to `to` (f->mu held); `end`: the claim is over (the fill, a writer
+ * waiting to hash its bytes are woken). Readers are woken once the bytes one waits for are in.
+ */
 static void prefix_hashed(struct flight *f, int64_t to, bool end)
 {
+    bool wake = end;
     f->written = to;
     if (end)
         f->hash_busy = false;
-    if (f->written >= f->wake_at)
+    if (f->written >= f->wake_at) {
         f->wake_at = INT64_MAX;
-    pthread_cond_broadcast(&f->cv); /* readers, the fill, a writer waiting to hash its bytes */
+        wake = true;
+    }
+    if (wake)
+        pthread_cond_broadcast(&f->cv);
 }
 
 /* Hashes [pos, end) of f's file into f->hash (a claim's). 0, or the I/O error. */
