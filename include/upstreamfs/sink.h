@@ -13,8 +13,7 @@
  *
  * A ranged sink (sink_new_ranged) has no hash and no hasher: the ranged requests of a partial
  * object (src/fetch/lazy.c) write their bytes through one, at the offsets sink_seek gives, and
- * the object's prefix is hashed in order by its owner (from the buffers on_written hands over
- * when they are the prefix's next bytes, else from the file). One sink serves the requests
+ * the object's prefix is hashed in order by the flight's thread. One sink serves the requests
  * of one receiving thread one after the other, so its buffers and writer are made once.
  *
  * Errors: the first failed write (-ENOSPC, -EIO, ...) is kept; every later sink_write,
@@ -45,12 +44,9 @@ struct sink;
  * Called on the thread that wrote them (the writer, or the receiving thread while the sink has
  * no threads) each time the bytes up to the offset `written` are in the file (for sink_new, a
  * count from the start of the body). Never called with a sink lock held, never concurrently
- * with itself, with increasing values between two sink_seek. data and len are the bytes just
- * written, ending at `written` (the sink's buffer: valid during the call only, not to be
- * changed); a ranged sink's owner hashes them there when they are the next of its prefix
- * (src/fetch/lazy.c), which holds the buffer for as long as that takes.
+ * with itself, with increasing values between two sink_seek.
  */
-typedef void (*sink_written_fn)(void *arg, int64_t written, const void *data, size_t len);
+typedef void (*sink_written_fn)(void *arg, int64_t written);
 
 /*
  * A sink writing to fd from offset 0 (fd stays the caller's) and hashing into hash, which

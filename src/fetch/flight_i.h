@@ -24,7 +24,7 @@ struct flight {
     long status;
     int err;
     int64_t written;  /* bytes in the file in order from 0 (the sink's writer moves it; a partial
-                         object's prefix: written and hashed, moved by whoever hashes it, lazy.c) */
+                         object's prefix: written and hashed, moved by lazy.c's hash_prefix) */
     int64_t received; /* bytes of this response handed to the sink: the download thread's */
     int64_t replay_end, replayed; /* after a restart on another URL: written then, and how
                                      much of it came again (replay; under mu) */
@@ -72,11 +72,6 @@ struct flight {
     bool whole;   /* ranges not honoured: the body streams from byte 0 after all */
     bool changed; /* a ranged answer was of another version of the file: the flight fails */
     char part_key[65]; /* sha256 hex of the key: STATEDIR/partial/<it>, its index row's key */
-    /* Hashing the prefix (lazy.c): one hasher at a time, the flight's thread or a sink's writer. */
-    bool hash_busy;      /* someone hashes the prefix from `written` up to hash_to */
-    int64_t hash_to;
-    bool hash_sealed;    /* the fill ended: no writer hashes any more */
-    int64_t hash_reread; /* bytes of the prefix hashed from the file, not from a buffer */
     int64_t map_saved_ms;
     bool map_dirty; /* a chunk arrived since the map was saved */
     /* The fill's streams (lazy.c): helper threads fetching runs from the prefix on. */

@@ -20,16 +20,11 @@
  * policy wants it (fill=eager, a sequential reader, a wait for the whole):
  * streams (helper threads: one, or `streams` from `streams_min` on) fetch the
  * runs of missing chunks from the prefix on (each run claimed first, so a
- * reader of one waits for it and no byte is asked for twice), and the prefix is
- * hashed in order as it grows, moving `written`: a sink's buffer that is the
- * next bytes of the prefix once written is hashed by that sink's writer, from
- * the buffer (lazy_written); chunks that arrived out of order (a reader's, a
- * stream's ahead of the prefix, a resumed object's) are hashed by the flight's
- * thread from the file (page cache) once the prefix reaches them (hash_prefix).
- * One hashes at a time (hash_busy), and only bytes in the file. Receiving (a
- * stream) shares a thread with writing and hashing only for its sink's first
- * buffer (sink.h: no threads for small bodies). With no reader left
- * and no fill wanted it ends, the object kept partial (FLIGHT_PARTIAL).
+ * reader of one waits for it and no byte is asked for twice), and the flight's
+ * thread hashes the present prefix in order from the file (page cache) as its
+ * chunks arrive, moving `written`: receiving (a stream), writing (its sink's
+ * writer) and hashing never share a thread. With no reader left and no fill
+ * wanted it ends, the object kept partial (FLIGHT_PARTIAL).
  *
  * A reader whose range is not present and not next for the fill claims the
  * absent chunks it covers (coalesced into one request) and fetches them in
@@ -86,7 +81,6 @@ struct lazy_req {
     struct flight *f;
     int64_t pos, end;  /* the receiving thread's */
     struct sink *sink; /* a helper's own, else made for the request (fetch_range) */
-    int64_t start;     /* the writer's: where the request's bytes begin */
     int64_t wrote_to;  /* the writer's: the request's bytes are in the file up to here */
     int64_t mark;      /* the writer's: the chunk starting here is the next to mark present */
     bool probe;        /* the first answer: decides the object's mode */
@@ -339,107 +333,20 @@ static int lazy_headers(void *arg, const struct fetch_response *r)
 }
 
 /*
- * Whether the prefix, hashed up to `at`, can go on from there with the bytes [from, to) that
- * q's writer just wrote (f->mu held): `at` lies in what q's request wrote before them, less than
- * a chunk back (the bytes between, in the file, are read back; whole chunks before are the
- * fill's), and nobody hashes now. Then the caller hashes [at, to), hash_busy until
- * prefix_hashed.
+ * The sink's writer: a request's bytes are in the file up to `written`. The chunks they cover
+ * whole are present now (not hashed: the fill hashes the prefix from the file, in order).
  */
-static bool prefix_claim(struct flight *f, const struct lazy_req *q, int64_t from, int64_t to)
-{
-    int64_t at = f->written;
-    if (f->whole || f->hash_sealed || f->hash_busy || at < q->start || at > from ||
-        from - at >= f->chunks->chunk || to <= from)
-        return false;
-    f->hash_busy = true;
-    f->hash_to = to;
-    return true;
-}
-
-/*
- * The prefix is hashed up to `to` (f->mu held); `end`: the claim is over (the fill, a writer
- * waiting to hash its bytes are woken). Readers are woken once the bytes one waits for are in.
- */
-static void prefix_hashed(struct flight *f, int64_t to, bool end)
-{
-    bool wake = end;
-    f->written = to;
-    if (end)
-        f->hash_busy = false;
-    if (f->written >= f->wake_at) {
-        f->wake_at = INT64_MAX;
-        wake = true;
-    }
-    if (wake)
-        pthread_cond_broadcast(&f->cv);
-}
-
-/* Hashes [pos, end) of f's file into f->hash (a claim's). 0, or the I/O error. */
-static int hash_file(struct flight *f, char *buf, size_t cap, int64_t pos, int64_t end)
-{
-    while (pos < end) {
-        size_t n = end - pos < (int64_t)cap ? (size_t)(end - pos) : cap;
-        ssize_t r = pread(f->fd, buf, n, (off_t)pos);
-        if (r <= 0)
-            return r < 0 ? -errno : -EIO;
-        hash_update(f->hash, buf, (size_t)r);
-        pos += r;
-        pthread_mutex_lock(&f->mu);
-        f->hash_reread += r;
-        prefix_hashed(f, pos, false);
-        pthread_mutex_unlock(&f->mu);
-    }
-    return 0;
-}
-
-/*
- * q's writer hashes [at, to), the last len bytes of it in data (f->mu not held, the claim
- * made): what lies before data from the file, then data. On an I/O error the claim ends
- * where the prefix got; the fill meets the error again (hash_prefix).
- */
-static void hash_written(struct flight *f, int64_t at, int64_t to, const void *data, size_t len)
-{
-    int64_t from = to - (int64_t)len;
-    char *gap = at < from ? malloc((size_t)(from - at)) : NULL;
-    bool ok = at == from || (gap && hash_file(f, gap, (size_t)(from - at), at, from) == 0);
-    free(gap);
-    if (ok)
-        hash_update(f->hash, data, len);
-    pthread_mutex_lock(&f->mu);
-    if (ok) {
-        prefix_hashed(f, to, true);
-    } else {
-        f->hash_busy = false;
-        pthread_cond_broadcast(&f->cv);
-    }
-    pthread_mutex_unlock(&f->mu);
-}
-
-/*
- * The sink's writer: a request's bytes are in the file up to `written`, the last len of them
- * in data. The chunks they cover whole are present now. When the prefix has reached what this
- * request wrote they are hashed here, from the buffer (the prefix being hashed up to there by
- * another is waited for); else the fill hashes them from the file once the prefix reaches them
- * (hash_prefix). Only bytes in the file, in order, are hashed.
- */
-static void lazy_written(void *arg, int64_t written, const void *data, size_t len)
+static void lazy_written(void *arg, int64_t written)
 {
     struct lazy_req *q = arg;
     struct flight *f = q->f;
-    int64_t from = written - (int64_t)len;
     bool marked = false;
     pthread_mutex_lock(&f->mu);
-    while (f->hash_busy && !f->hash_sealed && f->hash_to >= q->start && f->hash_to <= from &&
-           from - f->hash_to < f->chunks->chunk)
-        pthread_cond_wait(&f->cv, &f->mu);
-    /* claimed before the chunks are marked: the fill never reads these back from the file */
-    int64_t at = f->written;
-    bool hashing = prefix_claim(f, q, from, written);
     f->activity += written - q->wrote_to; /* a sign of life for waiters */
     q->wrote_to = written;
     while (q->mark < f->chunks->size) {
-        int64_t i = chunks_index(f->chunks, q->mark), start, to;
-        chunks_bounds(f->chunks, i, &start, &to);
+        int64_t i = chunks_index(f->chunks, q->mark), from, to;
+        chunks_bounds(f->chunks, i, &from, &to);
         if (to > written)
             break;
         chunks_set(f->chunks, i, CHUNK_PRESENT);
@@ -451,8 +358,6 @@ static void lazy_written(void *arg, int64_t written, const void *data, size_t le
         pthread_cond_broadcast(&f->cv);
     }
     pthread_mutex_unlock(&f->mu);
-    if (hashing)
-        hash_written(f, at, written, data, len);
 }
 
 static int lazy_data(void *arg, const void *data, size_t len)
@@ -502,7 +407,7 @@ static int fetch_range(struct lazy_req *q, struct fetch_response *resp)
         sink_abort(own_sink ? q->sink : NULL);
         return wrc;
     }
-    q->start = q->wrote_to = q->mark = q->pos; /* the writer waits (sink_seek): its now */
+    q->wrote_to = q->mark = q->pos; /* the writer waits (sink_seek): these are its now */
     snprintf(range, sizeof(range), "%lld-%lld", (long long)q->pos, (long long)q->end - 1);
     struct fetch_request req = {.url = q->f->url,
                                 .ep = &q->f->ep,
@@ -601,50 +506,43 @@ static int probe(struct flight *f, struct fetch_response *resp)
 
 #define LAZY_HASH_BUF (1 << 20)
 
-/*
- * Where the run of present chunks at the prefix ends, at most LAZY_HASH_BUF past it (one
- * pread, not one per chunk); f->written when there is none or another hashes now (f->mu held).
- */
-static int64_t prefix_run(struct flight *f)
-{
-    int64_t i = chunks_index(f->chunks, f->written), from, to;
-    if (f->hash_busy || f->written >= f->chunks->size || f->chunks->st[i] != CHUNK_PRESENT)
-        return f->written;
-    chunks_bounds(f->chunks, i, &from, &to);
-    while (++i < f->chunks->n && f->chunks->st[i] == CHUNK_PRESENT &&
-           to - f->written < LAZY_HASH_BUF)
-        chunks_bounds(f->chunks, i, &from, &to);
-    return to;
-}
-
-/*
- * Hashes the present chunks at the prefix from the file: those that were not the next of the
- * prefix when written (a reader's, a stream's ahead of it, a resumed object's). 0, or an I/O
- * error.
- */
+/* Hashes the present chunks at the prefix from the file. 0, or an I/O error. */
 static int hash_prefix(struct flight *f)
 {
     char *buf = NULL;
     int rc = 0;
-    while (rc == 0) {
+    for (;;) {
         pthread_mutex_lock(&f->mu);
-        int64_t pos = f->written, to = prefix_run(f);
-        bool claimed = to > pos;
-        if (claimed) {
-            f->hash_busy = true;
-            f->hash_to = to;
-        }
+        int64_t i = chunks_index(f->chunks, f->written), from, to;
+        bool present = f->written < f->chunks->size && f->chunks->st[i] == CHUNK_PRESENT;
+        chunks_bounds(f->chunks, i, &from, &to);
+        /* the present chunks after it, up to a buffer's worth: one pread, not one per chunk */
+        while (present && ++i < f->chunks->n && f->chunks->st[i] == CHUNK_PRESENT &&
+               to - f->written < LAZY_HASH_BUF)
+            chunks_bounds(f->chunks, i, &from, &to);
         pthread_mutex_unlock(&f->mu);
-        if (!claimed)
+        if (!present || (!buf && !(buf = malloc(LAZY_HASH_BUF)))) {
+            rc = present ? -ENOMEM : 0;
             break;
-        if (!buf && !(buf = malloc(LAZY_HASH_BUF)))
-            rc = -ENOMEM;
-        if (rc == 0)
-            rc = hash_file(f, buf, LAZY_HASH_BUF, pos, to);
-        pthread_mutex_lock(&f->mu);
-        f->hash_busy = false;
-        pthread_cond_broadcast(&f->cv);
-        pthread_mutex_unlock(&f->mu);
+        }
+        while (rc == 0 && f->written < to) {
+            size_t n = to - f->written < LAZY_HASH_BUF ? (size_t)(to - f->written) : LAZY_HASH_BUF;
+            ssize_t r = pread(f->fd, buf, n, (off_t)f->written);
+            if (r <= 0) {
+                rc = r < 0 ? -errno : -EIO;
+                break;
+            }
+            hash_update(f->hash, buf, (size_t)r);
+            pthread_mutex_lock(&f->mu);
+            f->written += r;
+            if (f->written >= f->wake_at) {
+                f->wake_at = INT64_MAX;
+                pthread_cond_broadcast(&f->cv);
+            }
+            pthread_mutex_unlock(&f->mu);
+        }
+        if (rc < 0)
+            break;
     }
     free(buf);
     return rc;
@@ -684,7 +582,7 @@ static int fill_next(struct flight *f)
  * first run of absent chunks at or after the prefix (at most LAZY_FILL_RUN alone,
  * LAZY_STREAM_RUN among several) and fetches it through its own ranged sink, until none is
  * left, the flight ends or a request fails (its failure is kept for the fill: stream_err).
- * Receiving is this thread's; writing (and hashing, at the prefix) the sink's writer's.
+ * Receiving is this thread's, writing the sink's writer's, hashing the flight's thread's.
  */
 static void *stream_run(void *arg)
 {
@@ -779,15 +677,13 @@ static int fill(struct flight *f, struct fetch_response *resp)
 {
     for (;;) {
         int rc = hash_prefix(f);
-        pthread_mutex_lock(&f->mu);
-        if (rc < 0 || f->written >= f->chunks->size) {
-            pthread_mutex_unlock(&f->mu);
+        if (rc < 0 || f->written >= f->chunks->size)
             return rc;
-        }
+        pthread_mutex_lock(&f->mu);
         rc = fill_next(f);
         if (rc == FILL_FETCH || (rc == 0 && f->stream_err == -ENOSPC))
             rc = fill_streams(f, resp);
-        if (rc == 0 && prefix_run(f) == f->written) /* else chunks came since hash_prefix */
+        if (rc == 0)
             flight__wait_tick(f);
         pthread_mutex_unlock(&f->mu);
         if (rc == 0 && now_ms() - f->map_saved_ms >= LAZY_MAP_SAVE_MS)
@@ -797,23 +693,7 @@ static int fill(struct flight *f, struct fetch_response *resp)
     }
 }
 
-/*
- * The fill ended: no writer hashes the prefix from now on, and the one hashing now is waited
- * for (f->hash is the flight's again: finish_body ends it, a failure frees it).
- */
-static void prefix_seal(struct flight *f)
-{
-    pthread_mutex_lock(&f->mu);
-    f->hash_sealed = true;
-    while (f->hash_busy)
-        pthread_cond_wait(&f->cv, &f->mu);
-    pthread_cond_broadcast(&f->cv); /* writers waiting to hash: they do not now */
-    log_debug("partial %s: prefix of %lld bytes hashed, %lld of them read back from the file",
-              f->part_key, (long long)f->written, (long long)f->hash_reread);
-    pthread_mutex_unlock(&f->mu);
-}
-
-static int run(struct flight *f, struct fetch_response *resp)
+int lazy__run(struct flight *f, struct fetch_response *resp)
 {
     int rc = probe(f, resp);
     if (rc == LAZY_EWHOLE) { /* no ranges here: the whole body from byte 0, one stream */
@@ -839,16 +719,6 @@ static int run(struct flight *f, struct fetch_response *resp)
     }
     if (rc == 0 && resp->status == 206)
         resp->status = 200;
-    return rc;
-}
-
-int lazy__run(struct flight *f, struct fetch_response *resp)
-{
-    pthread_mutex_lock(&f->mu);
-    f->hash_sealed = false; /* a second run (reauth) hashes anew */
-    pthread_mutex_unlock(&f->mu);
-    int rc = run(f, resp);
-    prefix_seal(f);
     return rc;
 }
 

@@ -125,7 +125,7 @@ static void reserve(struct sink *s, int64_t end)
 static void write_buf(struct sink *s, const struct sink_buf *b)
 {
     int64_t end = b->off + (int64_t)b->len;
-    size_t skip = b->off < s->present ? (size_t)(s->present - b->off) : 0, done = skip;
+    size_t done = b->off < s->present ? (size_t)(s->present - b->off) : 0;
     if (atomic_load(&s->err) || end <= s->present)
         return; /* nothing after a failed write: the written bytes stay a prefix */
     reserve(s, end);
@@ -141,7 +141,7 @@ static void write_buf(struct sink *s, const struct sink_buf *b)
     }
     s->written = end;
     if (s->on_written)
-        s->on_written(s->arg, s->written, b->data + skip, b->len - skip);
+        s->on_written(s->arg, s->written);
 }
 
 /* The body of the writer (hashing false) and hasher (true) threads. */

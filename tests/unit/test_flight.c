@@ -9,9 +9,7 @@
  * file (STATEDIR/locks) is gone when it ends, and a flight that waited on a
  * lock file its owner removed takes the lock of the file now at that path.
  * A partial object (ranged GETs, /ranged) read in order is filled by one or several streams
- * and committed with the right digest, its prefix hashed from the streams' buffers where they
- * were its next bytes and from the file only for chunks that came out of order (a read in the
- * middle first); a digest mismatch commits nothing; a write that fails
+ * and committed with the right digest; a digest mismatch commits nothing; a write that fails
  * mid-fill (EFBIG past RLIMIT_FSIZE) fails the flight with that error as its cause.
  */
 #include <setjmp.h>
@@ -715,26 +713,11 @@ static void next_url_with_other_bytes_fails(void **state)
 }
 
 /*
- * The bytes pread by the flights' threads (not the test's, whose flight_read preads what it
- * reads): the prefix hash reading the partial file back (--wrap=pread, tests/CMakeLists.txt).
+ * Reads a partial object of /ranged in order (64 KiB reads): 0 when every byte is big's, else
+ * the read's error. The flight's state at its end and its error go to *state and *err.
  */
-static atomic_llong bg_pread;
-ssize_t __real_pread(int fd, void *buf, size_t n, off_t off);
-ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off)
-{
-    ssize_t r = __real_pread(fd, buf, n, off);
-    if (r > 0 && gettid() != getpid())
-        atomic_fetch_add(&bg_pread, r);
-    return r;
-}
-
-/*
- * Reads a partial object of /ranged in order (64 KiB reads) after a first read at `first`: 0
- * when every byte is big's, else the read's error. The flight's state at its end and its error
- * go to *state and *err.
- */
-static int read_partial_from(struct flight_table *t, const char *key, int streams,
-                             const char *hex, int64_t first, int *state, int *err)
+static int read_partial(struct flight_table *t, const char *key, int streams, const char *hex,
+                        int *state, int *err)
 {
     char url[128];
     snprintf(url, sizeof(url), "%s/ranged", base);
@@ -742,7 +725,7 @@ static int read_partial_from(struct flight_table *t, const char *key, int stream
                                 .expect_size = -1,
                                 .size_hint = BIG_SIZE,
                                 .lazy_min = 1 << 20,
-                                .first_offset = first,
+                                .first_offset = 0,
                                 .streams = streams,
                                 .streams_min = 1 << 20};
     src.expect.algo = HASH_SHA256;
@@ -752,11 +735,6 @@ static int read_partial_from(struct flight_table *t, const char *key, int stream
     int rc = flight_join(t, key, &src, &f, &started);
     unsigned char *buf = malloc(65536);
     off_t off = 0;
-    if (rc == 0 && first > 0) {
-        ssize_t n = flight_read(f, buf, 65536, first, 10000, NULL, NULL);
-        if (n != 65536 || memcmp(buf, big + first, 65536) != 0)
-            rc = n < 0 ? (int)n : -EBADMSG;
-    }
     while (rc == 0) {
         ssize_t n = flight_read(f, buf, 65536, off, 10000, NULL, NULL);
         if (n <= 0) {
@@ -773,12 +751,6 @@ static int read_partial_from(struct flight_table *t, const char *key, int stream
     flight_wait_response(f, 1000, NULL, NULL, &status, err);
     flight_release(f);
     return rc;
-}
-
-static int read_partial(struct flight_table *t, const char *key, int streams, const char *hex,
-                        int *state, int *err)
-{
-    return read_partial_from(t, key, streams, hex, 0, state, err);
 }
 
 /*
@@ -801,35 +773,6 @@ static void partial_object_filled_by_streams(void **state)
         assert_int_equal(count_blobs(), before + 1);
         /* the probe's chunk, then runs of 8 chunks (4 streams) or 32 (one): 25 chunks */
         assert_int_equal(atomic_load(&requests), i ? 2 : 1 + 3);
-        flight_table_free(t);
-        store_remove(&st, big_hex);
-    }
-}
-
-/*
- * The prefix is hashed from the sinks' buffers when they are its next bytes: one stream filling
- * in order reads nothing back from the file. Chunks that came out of order (a first read in the
- * middle) are hashed from the file once the prefix reaches them, the rest still from buffers.
- */
-static void partial_object_hashed_from_the_buffers(void **state)
-{
-    (void)state;
-    static const int64_t firsts[] = {0, BIG_SIZE / 2};
-    for (unsigned i = 0; i < 2; i++) {
-        struct flight_table *t = flight_table_new(&st);
-        int fstate, err;
-        atomic_store(&bg_pread, 0);
-        assert_int_equal(read_partial_from(t, i ? "inbufs2" : "inbufs1", 1, big_hex, firsts[i],
-                                           &fstate, &err),
-                         0);
-        assert_int_equal(fstate, FLIGHT_DONE);
-        assert_int_equal(store_blob_size(&st, big_hex), BIG_SIZE);
-        long long reread = atomic_load(&bg_pread);
-        if (i == 0) {
-            assert_int_equal(reread, 0);
-        } else { /* at least the middle chunk, at most the half from it on */
-            assert_in_range(reread, 128 << 10, BIG_SIZE - firsts[i] + (128 << 10));
-        }
         flight_table_free(t);
         store_remove(&st, big_hex);
     }
@@ -889,7 +832,6 @@ int main(void)
         cmocka_unit_test(cut_download_starts_again_on_the_next_url),
         cmocka_unit_test(next_url_with_other_bytes_fails),
         cmocka_unit_test(partial_object_filled_by_streams),
-        cmocka_unit_test(partial_object_hashed_from_the_buffers),
         cmocka_unit_test(partial_object_mismatch_commits_nothing),
         cmocka_unit_test(partial_object_write_error_is_the_cause),
     };
