@@ -4,7 +4,7 @@
  *
  * Threads and what each owns:
  *   - the receiving thread (the caller of sink_write / sink_flush / sink_finish / sink_abort):
- *     the buffer being filled (bufs[produced % nbufs]), next_off, threaded.
+ *     the buffer being filled (bufs[produced % SINK_BUFS]), next_off, threaded.
  *     It publishes a buffer by incrementing `produced` under mu.
  *   - the writer thread: pwrites published buffers in order, owns `written` and calls
  *     on_written; increments `wrote` under mu when done with a buffer.
@@ -65,7 +65,7 @@ struct sink {
     atomic_int err;
     pthread_t writer_th, hasher_th;
 
-    unsigned nbufs; /* SINK_BUFS, or SINK_RANGED_BUFS for a ranged sink */
+    size_t bufsize; /* SINK_BUF_SIZE, or SINK_RANGED_BUF_SIZE for a ranged sink */
     struct sink_buf bufs[SINK_BUFS];
 };
 
@@ -87,7 +87,7 @@ struct sink *sink_new(int fd, int64_t present, int64_t length, struct hash_ctx *
     atomic_init(&s->err, 0);
     s->length = length;
     s->present = s->written = s->reserved = present > 0 ? present : 0;
-    s->nbufs = SINK_BUFS;
+    s->bufsize = SINK_BUF_SIZE;
     return s;
 }
 
@@ -95,7 +95,7 @@ struct sink *sink_new_ranged(int fd, sink_written_fn on_written, void *arg)
 {
     struct sink *s = sink_new(fd, 0, -1, NULL, on_written, arg);
     if (s)
-        s->nbufs = SINK_RANGED_BUFS;
+        s->bufsize = SINK_RANGED_BUF_SIZE;
     return s;
 }
 
@@ -154,7 +154,7 @@ static void work(struct sink *s, bool hashing)
             pthread_cond_wait(&s->work_cv, &s->mu);
         if (s->abort || *done == s->produced)
             break;
-        const struct sink_buf *b = &s->bufs[*done % s->nbufs];
+        const struct sink_buf *b = &s->bufs[*done % SINK_BUFS];
         pthread_mutex_unlock(&s->mu);
         if (hashing)
             hash_update(s->hash, b->data, b->len);
@@ -205,7 +205,7 @@ static uint64_t busy(const struct sink *s)
 /* Hands the buffer being filled (non-empty) on and makes the next one ready. 0 or the error. */
 static int submit(struct sink *s)
 {
-    struct sink_buf *b = &s->bufs[s->produced % s->nbufs];
+    struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
     int64_t end = b->off + (int64_t)b->len;
     s->fed += (int64_t)b->len;
     if (!s->threaded && s->fed >= (int64_t)SINK_BUF_SIZE && (s->length < 0 || end < s->length))
@@ -222,14 +222,14 @@ static int submit(struct sink *s)
     pthread_mutex_lock(&s->mu);
     s->produced++;
     pthread_cond_broadcast(&s->work_cv);
-    while (busy(s) >= s->nbufs && !atomic_load(&s->err))
+    while (busy(s) >= SINK_BUFS && !atomic_load(&s->err))
         pthread_cond_wait(&s->free_cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
     int err = atomic_load(&s->err);
     if (err)
         return err; /* the next buffer may still be the workers': leave it */
     s->next_off = end;
-    b = &s->bufs[s->produced % s->nbufs];
+    b = &s->bufs[s->produced % SINK_BUFS];
     b->len = 0;
     b->off = end;
     return 0;
@@ -240,10 +240,10 @@ int sink_write(struct sink *s, const void *data, size_t len)
     const char *p = data;
     int err = atomic_load(&s->err);
     while (len > 0 && err == 0) {
-        struct sink_buf *b = &s->bufs[s->produced % s->nbufs];
+        struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
         if (!b->data) {
             /* Mapped, not malloc'd: given back whole at the end, never left in a thread's arena. */
-            void *m = mmap(NULL, SINK_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+            void *m = mmap(NULL, s->bufsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                            -1, 0);
             if (m == MAP_FAILED)
                 return -ENOMEM;
@@ -251,19 +251,19 @@ int sink_write(struct sink *s, const void *data, size_t len)
         }
         if (b->len == 0)
             b->off = s->next_off;
-        size_t n = SINK_BUF_SIZE - b->len < len ? SINK_BUF_SIZE - b->len : len;
+        size_t n = s->bufsize - b->len < len ? s->bufsize - b->len : len;
         memcpy(b->data + b->len, p, n);
         b->len += n;
         p += n;
         len -= n;
-        err = b->len == SINK_BUF_SIZE ? submit(s) : atomic_load(&s->err);
+        err = b->len == s->bufsize ? submit(s) : atomic_load(&s->err);
     }
     return err;
 }
 
 int sink_flush(struct sink *s)
 {
-    const struct sink_buf *b = &s->bufs[s->produced % s->nbufs];
+    const struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
     int err = atomic_load(&s->err);
     if (err)
         return err;
@@ -315,9 +315,9 @@ static int stop_threads(struct sink *s, bool abort)
 
 static void sink_free(struct sink *s)
 {
-    for (unsigned i = 0; i < s->nbufs; i++)
+    for (int i = 0; i < SINK_BUFS; i++)
         if (s->bufs[i].data)
-            munmap(s->bufs[i].data, SINK_BUF_SIZE);
+            munmap(s->bufs[i].data, s->bufsize);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->free_cv);
