@@ -65,6 +65,7 @@ struct sink {
     atomic_int err;
     pthread_t writer_th, hasher_th;
 
+    size_t bufsize; /* SINK_BUF_SIZE, or SINK_RANGED_BUF_SIZE for a ranged sink */
     struct sink_buf bufs[SINK_BUFS];
 };
 
@@ -86,12 +87,16 @@ struct sink *sink_new(int fd, int64_t present, int64_t length, struct hash_ctx *
     atomic_init(&s->err, 0);
     s->length = length;
     s->present = s->written = s->reserved = present > 0 ? present : 0;
+    s->bufsize = SINK_BUF_SIZE;
     return s;
 }
 
 struct sink *sink_new_ranged(int fd, sink_written_fn on_written, void *arg)
 {
-    return sink_new(fd, 0, -1, NULL, on_written, arg);
+    struct sink *s = sink_new(fd, 0, -1, NULL, on_written, arg);
+    if (s)
+        s->bufsize = SINK_RANGED_BUF_SIZE;
+    return s;
 }
 
 static void set_err(struct sink *s, int err)
@@ -238,7 +243,7 @@ int sink_write(struct sink *s, const void *data, size_t len)
         struct sink_buf *b = &s->bufs[s->produced % SINK_BUFS];
         if (!b->data) {
             /* Mapped, not malloc'd: given back whole at the end, never left in a thread's arena. */
-            void *m = mmap(NULL, SINK_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+            void *m = mmap(NULL, s->bufsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                            -1, 0);
             if (m == MAP_FAILED)
                 return -ENOMEM;
@@ -246,12 +251,12 @@ int sink_write(struct sink *s, const void *data, size_t len)
         }
         if (b->len == 0)
             b->off = s->next_off;
-        size_t n = SINK_BUF_SIZE - b->len < len ? SINK_BUF_SIZE - b->len : len;
+        size_t n = s->bufsize - b->len < len ? s->bufsize - b->len : len;
         memcpy(b->data + b->len, p, n);
         b->len += n;
         p += n;
         len -= n;
-        err = b->len == SINK_BUF_SIZE ? submit(s) : atomic_load(&s->err);
+        err = b->len == s->bufsize ? submit(s) : atomic_load(&s->err);
     }
     return err;
 }
@@ -312,7 +317,7 @@ static void sink_free(struct sink *s)
 {
     for (int i = 0; i < SINK_BUFS; i++)
         if (s->bufs[i].data)
-            munmap(s->bufs[i].data, SINK_BUF_SIZE);
+            munmap(s->bufs[i].data, s->bufsize);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->free_cv);
