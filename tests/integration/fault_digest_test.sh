@@ -225,7 +225,7 @@ good_reads() {
     for k in "$@"; do
         case "$k" in
         cat | dd) reader "$k" "$MNT/$(rel "$ty" "$n")" "$o" || die "$ty $n: $k of the true bytes failed: $(cat "$o.err")" ;;
-        curl) reader curl "$(url "$S" "$ty" "$n")" "$o" || die "$ty $n: curl of the true bytes failed: $(cat "$o.err")" ;;
+        curl) reader curl "$(url "$S" "$ty" "$n")" "$o" || die "$ty $n: curl of the true bytes failed: $(cat "$o.err") $(head -c 300 "$o"); the daemon's last log lines: $(tail -n 8 "$STATE/upstreamfs.log" | tr '\n' '|')" ;;
         curl2) reader curl "$(url "$S2" "$ty" "$n")" "$o" || die "$ty $n: curl (serve) of the true bytes failed: $(cat "$o.err")" ;;
         reg) reader cat "$MNT/$(reg_rel "$ty" "$n")" "$o" || die "$ty $n: cat through the registry of the true bytes failed: $(cat "$o.err")" ;;
         regcurl) reader curl "$(url "$S" "$ty" "$n" reg)" "$o" || die "$ty $n: curl through the registry of the true bytes failed: $(cat "$o.err")" ;;
