@@ -230,20 +230,26 @@ t_expired_403_download() {
 check "private: a 403 DENIED to a download's GET renews the token; that read succeeds" \
     t_expired_403_download
 
+# lazy_layer NAME IMAGE DIGEST OPTS: in this check's subshell, a state of its own ($T/state-NAME)
+# with proxy e, mounted on $T/mnt-NAME with -o OPTS; sets dir to test/IMAGE/v1 there (its
+# index.json checked against DIGEST) and layer to its largest blob's name
+lazy_layer() {
+    STATE="$T/state-$1" # this check's subshell only
+    mk e "$SECRET" --url "$ACCOUNT.dkr.ecr.$REGION.amazonaws.com" --auth access-key \
+        --access-key "$AKID" --aws-endpoint "$API"
+    upfs_mount "$T/mnt-$1" -o "$4"
+    dir="$T/mnt-$1/e/test/$2/v1"
+    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$dir/index.json")" "$3" "e: $2 index.json"
+    layer="$(ls -S "$dir/blobs/sha256" | head -n 1)"
+}
+
 # The same for a layer that is a partial object (a mount of its own with lazy_min=256K): its
 # open returns before the answer, so the flight itself asks again (src/engine/download.c,
 # dl_reauth), with the same Range: a tail read is then the refused GET and one ranged GET. (The
 # layer is 1.5 MB: a read within 1 MiB of the start would wait for the fill, src/fetch/lazy.c.)
 t_expired_403_partial() {
     local m="$T/mnt-lazy" dir layer size tokens reqs want got r chunk=$((128 * 1024))
-    STATE="$T/state-lazy" # this check's subshell only
-    mk e "$SECRET" --url "$ACCOUNT.dkr.ecr.$REGION.amazonaws.com" --auth access-key \
-        --access-key "$AKID" --aws-endpoint "$API"
-    upfs_mount "$m" -o lazy_min=256K
-    dir="$m/e/test/expbig/v1"
-    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$dir/index.json")" "$D_EXPBIG" \
-        "e: expbig index.json"
-    layer="$(ls -S "$dir/blobs/sha256" | head -n 1)"
+    lazy_layer lazy expbig "$D_EXPBIG" lazy_min=256K
     size="$(stat -c %s "$dir/blobs/sha256/$layer")"
     ((size > 2 * chunk)) || die "the layer is only $size bytes"
     tokens="$(fake_ecr_count api ecr.GetAuthorizationToken)"
@@ -269,14 +275,7 @@ check "private: a 403 DENIED to a partial object's first GET (open returned): re
 # asked again passes). One renewal serves all the streams refused at once (reauth_wave).
 t_expired_mid_fill() {
     local m="$T/mnt-fill" dir layer size tokens denied bytes
-    STATE="$T/state-fill" # this check's subshell only
-    mk e "$SECRET" --url "$ACCOUNT.dkr.ecr.$REGION.amazonaws.com" --auth access-key \
-        --access-key "$AKID" --aws-endpoint "$API"
-    upfs_mount "$m" -o lazy_min=1M,streams=4,streams_min=1M
-    dir="$m/e/test/expfill/v1"
-    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$dir/index.json")" "$D_EXPFILL" \
-        "e: expfill index.json"
-    layer="$(ls -S "$dir/blobs/sha256" | head -n 1)"
+    lazy_layer fill expfill "$D_EXPFILL" lazy_min=1M,streams=4,streams_min=1M
     size="$(stat -c %s "$dir/blobs/sha256/$layer")"
     ((size > 16 * 1024 * 1024)) || die "the layer is only $size bytes"
     tokens="$(fake_ecr_count api ecr.GetAuthorizationToken)"
@@ -303,14 +302,7 @@ check "private: a token that dies mid-fill: one renewal for every stream, the la
 # (src/engine/download.c, dl_fail: the open had returned), never digest.
 t_expired_mid_fill_refused() {
     local m="$T/mnt-fail" dir layer tokens
-    STATE="$T/state-fail" # this check's subshell only
-    mk e "$SECRET" --url "$ACCOUNT.dkr.ecr.$REGION.amazonaws.com" --auth access-key \
-        --access-key "$AKID" --aws-endpoint "$API"
-    upfs_mount "$m" -o lazy_min=1M
-    dir="$m/e/test/expfail/v1"
-    assert_eq "$(jq_py 'd["manifests"][0]["digest"]' <"$dir/index.json")" "$D_EXPFAIL" \
-        "e: expfail index.json"
-    layer="$(ls -S "$dir/blobs/sha256" | head -n 1)"
+    lazy_layer fail expfail "$D_EXPFAIL" lazy_min=1M
     tokens="$(fake_ecr_count api ecr.GetAuthorizationToken)"
     regproxy_reset pe
     regproxy_control pe "expire?n=1000&after=1"
